@@ -1,0 +1,140 @@
+import { callPeer } from '../node/control-client.js';
+import { PeerDaemon } from '../node/peer-daemon.js';
+import { createLogger, LogPolicy } from '../runtime/log.js';
+import { P2psipError, UsageError } from '../runtime/errors.js';
+import { simulate } from '../sim/simulation.js';
+import { parseAddress } from '../wire/address.js';
+import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
+import { formatRoute, formatStatus } from './format.js';
+
+/*
+ * The p2psip command: a thin shell over node/ and sim/. Each command parses its flags, calls one
+ * function, and prints human text or, with --json, one JSON object. Exit codes: 0 ok, 1 failure,
+ * 2 usage.
+ */
+const USAGE = `usage: p2psip <command> [options]
+
+  start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
+           [--bind HOST] [--advertise HOST] [--overlay NAME] [--verbose]
+  status   --data DIR [--json]
+  route    NAME --data DIR [--json]
+  simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
+           [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] --json
+`;
+
+const DEFAULT_OVERLAY = 'open.p2psip.lab';
+const DEFAULT_OVERLAY_PORT = 6084;
+
+type Print = (text: string) => void;
+
+export async function main(argv: readonly string[], out: Print = (t) => process.stdout.write(`${t}\n`)): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'start':
+        return await startCommand(parseArgs(rest, ['open', 'verbose', 'json']));
+      case 'status':
+        return await statusCommand(parseArgs(rest, ['json']), out);
+      case 'route':
+        return await routeCommand(parseArgs(rest, ['json']), out);
+      case 'simulate':
+        return simulateCommand(parseArgs(rest, ['json']), out);
+      case undefined:
+      case 'help':
+      case '--help':
+        out(USAGE);
+        return command ? 0 : 2;
+      default:
+        throw new UsageError(`unknown command ${command}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`p2psip: ${error.message}\n${USAGE}`);
+      return 2;
+    }
+    const e = error as Error;
+    process.stderr.write(`p2psip: ${e instanceof P2psipError ? `${e.name}: ` : ''}${e.message}\n`);
+    return 1;
+  }
+}
+
+async function startCommand(args: ParsedArgs): Promise<number> {
+  checkKnownFlags(args, ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json']);
+  const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
+  const log = createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
+  const bootstrap = (stringFlag(args, 'bootstrap') ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((a) => {
+      try {
+        return parseAddress(a, DEFAULT_OVERLAY_PORT);
+      } catch (error) {
+        throw new UsageError(`--bootstrap: ${(error as Error).message}`);
+      }
+    });
+  const daemon = await PeerDaemon.start({
+    dataDir: requiredFlag(args, 'data'),
+    overlayPort: numberFlag(args, 'overlay-port', DEFAULT_OVERLAY_PORT, 0, 65535),
+    bindHost: stringFlag(args, 'bind', '0.0.0.0')!,
+    advertiseHost: stringFlag(args, 'advertise'),
+    bootstrap,
+    open: args.flags.has('open'),
+    overlayName: stringFlag(args, 'overlay', DEFAULT_OVERLAY)!,
+    log,
+  });
+  const status = daemon.status();
+  process.stdout.write(`p2psip peer ${status.nodeId} on ${status.address} (overlay ${status.overlay})\n`);
+  if (status.warning) process.stdout.write(`WARNING: ${status.warning}\n`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      // RFC 6940 s10.8: leave gracefully so neighbours need not wait for failure detection.
+      daemon.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+async function statusCommand(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json']);
+  const status = (await callPeer(requiredFlag(args, 'data'), { op: 'status' })) as Record<string, unknown>;
+  out(args.flags.has('json') ? JSON.stringify(status) : formatStatus(status));
+  return 0;
+}
+
+async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json']);
+  const name = args.positional[0];
+  if (!name) throw new UsageError('route needs a NAME');
+  const trace = (await callPeer(requiredFlag(args, 'data'), { op: 'route', name })) as Record<string, unknown>;
+  out(args.flags.has('json') ? JSON.stringify(trace) : formatRoute(trace));
+  return 0;
+}
+
+function simulateCommand(args: ParsedArgs, out: Print): number {
+  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json']);
+  const crypto = stringFlag(args, 'crypto', 'simulated');
+  if (crypto !== 'simulated' && crypto !== 'ed25519') throw new UsageError('--crypto is simulated or ed25519');
+  const report = simulate({
+    nodes: numberFlag(args, 'nodes', 100, 1, 100_000),
+    seed: numberFlag(args, 'seed', 1, 0, 0xffffffff),
+    churnPerHour: numberFlag(args, 'churn', 0, 0, 3600),
+    lookups: numberFlag(args, 'lookups', 0, 0, 10_000_000),
+    failFraction: numberFlag(args, 'fail', 0, 0, 0.99),
+    durationSeconds: args.flags.has('duration') ? numberFlag(args, 'duration', 300, 0, 86_400) : undefined,
+    lossRate: numberFlag(args, 'loss', 0, 0, 0.5),
+    crypto,
+  });
+  out(args.flags.has('json') ? JSON.stringify(report) : formatSimulation(report));
+  return report.ringCorrect ? 0 : 1;
+}
+
+function formatSimulation(report: object): string {
+  return Object.entries(report)
+    .map(([k, v]) => `${k.padEnd(26)} ${v}`)
+    .join('\n');
+}

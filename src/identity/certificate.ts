@@ -1,0 +1,142 @@
+import { P2psipError } from '../runtime/errors.js';
+import { decodeCbor, encodeCbor } from '../wire/cbor.js';
+import { DecodeError } from '../wire/decode-error.js';
+import { type Id, idToBytes, readId } from '../wire/id.js';
+import { readArray, readBytes, readList, readText, readUint } from '../wire/schema.js';
+import { type KeyPair, PUBLIC_KEY_BYTES, publicKeyObject, SIGNATURE_BYTES, signBytes, verifyBytes } from './keys.js';
+import { nodeIdFromPublicKey } from './ids.js';
+import type { KeyObject } from 'node:crypto';
+
+/*
+ * A certificate is a COSE_Sign1 structure (RFC 9052 s4.2) whose payload is a CWT-style claims
+ * map (RFC 8392) binding a user name, assigned Node-IDs, a public key, an overlay and a validity
+ * period. Integer map keys keep it compact; private claims use keys below -65536 as RFC 8392
+ * s4 allows. In open mode the subject signs its own certificate ("self-issued"); the enrollment
+ * issue adds certificates issued by an overlay's enrollment authority.
+ *
+ *   certificate = [protected: bstr .cbor {1: -8}, unprotected: {}, payload: bstr .cbor claims,
+ *                  signature: bstr .size 64]
+ *   claims = {1: issuer, 2: subject, 4: expires, 5: not-before, 8: {1: {1: 1, -1: 6, -2: key}},
+ *             -65537: overlay, -65538: [+ node-id]}
+ */
+export const SELF_ISSUER = 'self';
+const COSE_ALG_EDDSA = -8;
+const CLAIM_ISSUER = 1;
+const CLAIM_SUBJECT = 2;
+const CLAIM_EXPIRES = 4;
+const CLAIM_NOT_BEFORE = 5;
+const CLAIM_CONFIRMATION = 8;
+const CLAIM_OVERLAY = -65537;
+const CLAIM_NODE_IDS = -65538;
+const MAX_NODE_IDS = 8;
+
+export interface CertificateClaims {
+  readonly issuer: string;
+  readonly subject: string;
+  readonly nodeIds: readonly Id[];
+  readonly publicKey: Uint8Array;
+  readonly overlay: string;
+  /** Seconds since the Unix epoch. */
+  readonly notBefore: number;
+  readonly expires: number;
+}
+
+export interface Certificate {
+  readonly claims: CertificateClaims;
+  /** The encoded certificate, exactly as signed and sent. */
+  readonly bytes: Uint8Array;
+  readonly publicKey: KeyObject;
+}
+
+export class CertificateError extends P2psipError {
+  override readonly name = 'CertificateError';
+}
+
+const PROTECTED_HEADER = encodeCbor(new Map([[1, COSE_ALG_EDDSA]]));
+
+function claimsMap(c: CertificateClaims): Map<number, unknown> {
+  // Keys in RFC 8949 s4.2.1 order (by encoded bytes) so the encoding is deterministic.
+  return new Map<number, unknown>([
+    [CLAIM_ISSUER, c.issuer],
+    [CLAIM_SUBJECT, c.subject],
+    [CLAIM_EXPIRES, c.expires],
+    [CLAIM_NOT_BEFORE, c.notBefore],
+    [CLAIM_CONFIRMATION, new Map([[1, new Map<number, unknown>([[1, 1], [-1, 6], [-2, c.publicKey]])]])],
+    [CLAIM_OVERLAY, c.overlay],
+    [CLAIM_NODE_IDS, c.nodeIds.map(idToBytes)],
+  ]);
+}
+
+/** COSE Sig_structure for Sign1 (RFC 9052 s4.4). */
+function sigStructure(payload: Uint8Array): Uint8Array {
+  return encodeCbor(['Signature1', PROTECTED_HEADER, new Uint8Array(0), payload]);
+}
+
+export function issueCertificate(claims: CertificateClaims, issuerKeys: KeyPair): Certificate {
+  const payload = encodeCbor(claimsMap(claims));
+  const signature = signBytes(issuerKeys, sigStructure(payload));
+  const bytes = encodeCbor([PROTECTED_HEADER, new Map(), payload, signature]);
+  return { claims, bytes, publicKey: publicKeyObject(claims.publicKey) };
+}
+
+/** Open mode: the node vouches for itself; its Node-ID is derived from its key. */
+export function selfIssueCertificate(keys: KeyPair, subject: string, overlay: string, nowSeconds: number, lifetimeSeconds: number): Certificate {
+  return issueCertificate(
+    {
+      issuer: SELF_ISSUER,
+      subject,
+      nodeIds: [nodeIdFromPublicKey(keys.publicKey)],
+      publicKey: keys.publicKey,
+      overlay,
+      notBefore: nowSeconds - 60,
+      expires: nowSeconds + lifetimeSeconds,
+    },
+    keys,
+  );
+}
+
+interface ParsedCertificate {
+  readonly claims: CertificateClaims;
+  readonly payload: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+export function parseCertificate(bytes: Uint8Array): ParsedCertificate {
+  const path = '$.certificate';
+  const [protectedHeader, unprotected, payload, signature] = readArray(decodeCbor(bytes, 4096, path), path, 4, 4);
+  const header = readBytes(protectedHeader, `${path}.protected`, 1, 32);
+  if (Buffer.compare(header, PROTECTED_HEADER) !== 0) throw new DecodeError(`${path}.protected`, 'only EdDSA is accepted');
+  if (!(unprotected instanceof Map)) throw new DecodeError(`${path}.unprotected`, 'expected a map');
+  const payloadBytes = readBytes(payload, `${path}.payload`, 1, 2048);
+  const claimsValue = decodeCbor(payloadBytes, 2048, `${path}.claims`);
+  if (!(claimsValue instanceof Map)) throw new DecodeError(`${path}.claims`, 'expected a map');
+  const get = (key: number): unknown => {
+    if (!claimsValue.has(key)) throw new DecodeError(`${path}.claims[${key}]`, 'missing claim');
+    return claimsValue.get(key);
+  };
+  const confirmation = get(CLAIM_CONFIRMATION);
+  const coseKey = confirmation instanceof Map ? confirmation.get(1) : undefined;
+  if (!(coseKey instanceof Map) || coseKey.get(1) !== 1 || coseKey.get(-1) !== 6) {
+    throw new DecodeError(`${path}.claims.cnf`, 'expected an Ed25519 OKP key');
+  }
+  return {
+    claims: {
+      issuer: readText(get(CLAIM_ISSUER), `${path}.claims.iss`, 256),
+      subject: readText(get(CLAIM_SUBJECT), `${path}.claims.sub`, 256),
+      expires: readUint(get(CLAIM_EXPIRES), `${path}.claims.exp`),
+      notBefore: readUint(get(CLAIM_NOT_BEFORE), `${path}.claims.nbf`),
+      publicKey: readBytes(coseKey.get(-2), `${path}.claims.cnf.x`, PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+      overlay: readText(get(CLAIM_OVERLAY), `${path}.claims.overlay`, 256),
+      nodeIds: readList(get(CLAIM_NODE_IDS), `${path}.claims.nodeIds`, MAX_NODE_IDS, readId, 1),
+    },
+    payload: payloadBytes,
+    signature: readBytes(signature, `${path}.signature`, SIGNATURE_BYTES, SIGNATURE_BYTES),
+  };
+}
+
+/** Checks the issuer's signature on a parsed certificate. */
+export function certificateSignatureValid(parsed: ParsedCertificate, issuerKey: KeyObject): boolean {
+  return verifyBytes(issuerKey, sigStructure(parsed.payload), parsed.signature);
+}
+
+export { type ParsedCertificate };

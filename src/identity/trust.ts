@@ -1,0 +1,58 @@
+import { type Id } from '../wire/id.js';
+import { type Certificate, CertificateError, certificateSignatureValid, parseCertificate, SELF_ISSUER } from './certificate.js';
+import { nodeIdFromPublicKey } from './ids.js';
+import { publicKeyObject } from './keys.js';
+
+/**
+ * Decides which certificates to believe. Open mode accepts self-issued certificates whose
+ * Node-ID is the hash of their key; the enrollment issue adds authority-issued ones.
+ * Verified certificates are cached by their bytes, so a busy neighbour costs one check.
+ */
+export interface TrustPolicy {
+  readonly mode: 'open' | 'authority';
+  readonly overlay: string;
+  /** Returns the certificate if it is believable at `nowSeconds`, or throws CertificateError. */
+  accept(bytes: Uint8Array, nowSeconds: number): Certificate;
+}
+
+const CACHE_LIMIT = 4096;
+
+export class OpenTrustPolicy implements TrustPolicy {
+  readonly mode = 'open' as const;
+  private readonly cache = new Map<string, Certificate>();
+
+  constructor(readonly overlay: string) {}
+
+  accept(bytes: Uint8Array, nowSeconds: number): Certificate {
+    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    let cert = this.cache.get(key);
+    if (!cert) {
+      cert = this.verify(bytes);
+      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(key, cert);
+    }
+    const { claims } = cert;
+    if (nowSeconds < claims.notBefore || nowSeconds > claims.expires) {
+      throw new CertificateError(`certificate of ${claims.subject} is not valid now`);
+    }
+    return cert;
+  }
+
+  private verify(bytes: Uint8Array): Certificate {
+    const parsed = parseCertificate(bytes);
+    const { claims } = parsed;
+    if (claims.overlay !== this.overlay) throw new CertificateError(`certificate is for overlay ${claims.overlay}`);
+    if (claims.issuer !== SELF_ISSUER) throw new CertificateError('open overlays accept only self-issued certificates');
+    const derived = nodeIdFromPublicKey(claims.publicKey);
+    if (claims.nodeIds.length !== 1 || claims.nodeIds[0] !== derived) {
+      throw new CertificateError('a self-issued Node-ID must be the hash of its key');
+    }
+    const publicKey = publicKeyObject(claims.publicKey);
+    if (!certificateSignatureValid(parsed, publicKey)) throw new CertificateError('certificate signature does not verify');
+    return { claims, bytes, publicKey };
+  }
+}
+
+export function certificateHolds(cert: Certificate, nodeId: Id): boolean {
+  return cert.claims.nodeIds.includes(nodeId);
+}

@@ -1,0 +1,47 @@
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
+import { isIP } from 'node:net';
+import type { Logger } from '../runtime/log.js';
+import type { Address } from '../wire/address.js';
+import type { Link } from './link.js';
+
+/** A Link over a real UDP socket, through dgram-as-promised. */
+export class UdpLink implements Link {
+  private handler: (from: Address, datagram: Uint8Array) => void = () => {};
+  private closed = false;
+
+  private constructor(
+    private readonly socket: SocketAsPromised,
+    readonly localAddress: Address,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(bind: Address, log: Logger): Promise<UdpLink> {
+    const type = isIP(bind.host) === 6 ? 'udp6' : 'udp4';
+    let link: UdpLink | undefined;
+    const socket = DgramAsPromised.createSocket({ type, reuseAddr: false }, (msg, rinfo) => {
+      link?.handler({ host: rinfo.address, port: rinfo.port }, msg);
+    });
+    const bound = await socket.bind(bind.port, bind.host);
+    link = new UdpLink(socket, { host: bound.address, port: bound.port }, log);
+    // A datagram to a vanished host raises ICMP errors on some systems; they are not fatal.
+    socket.socket.on('error', (error) => log.debug('socket-error', { error }));
+    return link;
+  }
+
+  send(to: Address, datagram: Uint8Array): void {
+    if (this.closed) return;
+    this.socket.send(datagram, to.port, to.host).catch((error: Error) => {
+      this.log.debug('send-failed', { to: `${to.host}:${to.port}`, error });
+    });
+  }
+
+  onDatagram(handler: (from: Address, datagram: Uint8Array) => void): void {
+    this.handler = handler;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.socket.close();
+  }
+}

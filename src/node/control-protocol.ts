@@ -1,0 +1,15 @@
+import path from 'node:path';
+
+/*
+ * The local control socket: DIR/control.sock, one JSON request per line and one JSON answer
+ * per line. Only processes that can open DIR (the peer's owner) can talk to it.
+ */
+export const CONTROL_SOCKET = 'control.sock';
+
+export function controlSocketPath(dir: string): string {
+  return path.resolve(dir, CONTROL_SOCKET);
+}
+
+export type ControlRequest = { op: 'status' } | { op: 'route'; name: string } | { op: 'stop' };
+
+export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string };

@@ -1,0 +1,59 @@
+import { existsSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../runtime/log.js';
+import { type ControlAnswer, type ControlRequest, controlSocketPath } from './control-protocol.js';
+
+const MAX_LINE = 64 * 1024;
+
+/** Serves the control socket; `handle` answers one request. */
+export class ControlServer {
+  private server: Server | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly handle: (request: ControlRequest) => Promise<unknown>,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(): Promise<void> {
+    const file = controlSocketPath(this.dir);
+    if (existsSync(file)) unlinkSync(file); // left by a crashed run; the data lock is the pid file
+    this.server = createServer((socket) => this.serve(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(file, () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    const file = controlSocketPath(this.dir);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (existsSync(file)) unlinkSync(file);
+  }
+
+  private serve(socket: Socket): void {
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > MAX_LINE) return socket.destroy();
+      const newline = buffer.indexOf('\n');
+      if (newline < 0) return;
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      void this.answer(line).then((answer) => socket.end(`${JSON.stringify(answer)}\n`));
+    });
+  }
+
+  private async answer(line: string): Promise<ControlAnswer> {
+    try {
+      const request = JSON.parse(line) as ControlRequest;
+      return { ok: true, result: await this.handle(request) };
+    } catch (error) {
+      const e = error as Error;
+      this.log.debug('control-error', { error: e });
+      return { ok: false, error: e.message, name: e.name ?? 'Error' };
+    }
+  }
+}

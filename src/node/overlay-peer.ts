@@ -1,0 +1,129 @@
+import type { NodeIdentity } from '../identity/identity.js';
+import { overlayHash } from '../identity/ids.js';
+import type { TrustPolicy } from '../identity/trust.js';
+import type { SignatureSuite } from '../identity/signature-suite.js';
+import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
+import type { Link } from '../link/link.js';
+import { serveAttach } from '../overlay/attach-service.js';
+import { serveDiagnostics } from '../overlay/diagnostics.js';
+import { DEFAULT_ROUTER_OPTIONS, OverlayRouter } from '../overlay/router.js';
+import { ChordTopology, DEFAULT_CHORD_OPTIONS } from '../overlay/topology/chord/chord-topology.js';
+import { clockwise } from '../overlay/topology/chord/ring.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/log.js';
+import type { Random } from '../runtime/random.js';
+import type { Address } from '../wire/address.js';
+import { idToHex } from '../wire/id.js';
+
+/**
+ * One overlay node assembled from its parts. The same assembly runs on a device (UdpLink,
+ * SystemClock) and in the simulator (SimLink, VirtualClock): only the injected parts differ.
+ */
+export interface OverlayTuning {
+  readonly successors?: number;
+  readonly stabilizeIntervalMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly transport?: Partial<TransportOptions>;
+  /** Only the simulator may pass `simulatedSuite`. */
+  readonly suite?: SignatureSuite;
+}
+
+export interface OverlayPeerDeps {
+  readonly identity: NodeIdentity;
+  readonly trust: TrustPolicy;
+  readonly link: Link;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: Logger;
+  readonly overlayName: string;
+  /** The address others should use; defaults to the link's local address. */
+  readonly advertisedAddress?: Address;
+  readonly tuning?: OverlayTuning;
+}
+
+export class OverlayPeer {
+  readonly router: OverlayRouter;
+  readonly topology: ChordTopology;
+  readonly transport: HopTransport;
+  private readonly advertised: Address;
+
+  constructor(private readonly deps: OverlayPeerDeps) {
+    const tuning = deps.tuning ?? {};
+    this.advertised = deps.advertisedAddress ?? deps.link.localAddress;
+    this.transport = new HopTransport(
+      deps.link,
+      deps.clock,
+      deps.identity.nodeId,
+      () => deps.random.u32() & 0x3fffffff,
+      deps.log.child('link'),
+      { ...DEFAULT_TRANSPORT_OPTIONS, ...tuning.transport },
+    );
+    this.topology = new ChordTopology({
+      ...DEFAULT_CHORD_OPTIONS,
+      successors: tuning.successors ?? DEFAULT_CHORD_OPTIONS.successors,
+      stabilizeIntervalMs: tuning.stabilizeIntervalMs ?? DEFAULT_CHORD_OPTIONS.stabilizeIntervalMs,
+      advertisedAddress: () => this.advertised,
+    });
+    this.router = new OverlayRouter(deps.identity, deps.trust, this.transport, deps.clock, deps.random, this.topology, deps.log.child('overlay'), {
+      ...DEFAULT_ROUTER_OPTIONS,
+      requestTimeoutMs: tuning.requestTimeoutMs ?? DEFAULT_ROUTER_OPTIONS.requestTimeoutMs,
+      suite: tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite,
+      overlayName: deps.overlayName,
+      overlayId: overlayHash(deps.overlayName),
+    });
+    serveAttach(this.router, () => this.advertised);
+    serveDiagnostics(this.router, {
+      numResources: () => 0,
+      responsibleShare: () => this.responsibleShare(),
+      successorIds: () => this.topology.successorIds(),
+    });
+  }
+
+  get nodeId(): bigint {
+    return this.deps.identity.nodeId;
+  }
+
+  get address(): Address {
+    return this.advertised;
+  }
+
+  start(bootstrap: readonly Address[]): void {
+    this.topology.start(bootstrap);
+  }
+
+  /** Graceful: tell the neighbours, then close the link. */
+  leave(): Promise<void> {
+    return new Promise((resolve) => {
+      this.topology.leave(() => {
+        this.router.abortAll('node stopped');
+        this.transport.stop().then(resolve, resolve);
+      });
+    });
+  }
+
+  /** Abrupt: as if the power went (the simulator's failures). */
+  halt(): void {
+    this.topology.halt();
+    this.router.abortAll('node halted');
+    void this.transport.stop();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      nodeId: idToHex(this.nodeId),
+      overlay: this.deps.overlayName,
+      mode: this.deps.trust.mode,
+      address: `${this.advertised.host}:${this.advertised.port}`,
+      uptimeSeconds: this.router.uptimeSeconds(),
+      ...this.topology.status(),
+      router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
+      transport: { ...this.transport.counters, ...this.transport.stats() },
+    };
+  }
+
+  private responsibleShare(): number {
+    const pred = this.topology.predecessorIds()[0];
+    if (pred === undefined) return 0xffffffff;
+    return Number(clockwise(pred, this.nodeId) >> 96n);
+  }
+}

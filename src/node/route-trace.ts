@@ -1,0 +1,65 @@
+import { resourceId } from '../identity/ids.js';
+import { nextPeerFor } from '../overlay/diagnostics.js';
+import type { OverlayRouter } from '../overlay/router.js';
+import { addressKey } from '../wire/address.js';
+import { type Id, idToHex } from '../wire/id.js';
+import { nodeDestination, resourceDestination } from '../wire/message.js';
+import { MessageCode } from '../wire/message-codes.js';
+import type { Contact } from '../wire/messages/contact.js';
+import { pingReq } from '../wire/messages/ping.js';
+import { routeQueryAns, routeQueryReq } from '../wire/messages/route-query.js';
+
+/*
+ * `p2psip route NAME`: walks the path a message to NAME takes, asking each hop in turn with a
+ * RouteQuery where it would send it (RFC 6940 s6.4.2.4), then confirms with a routed Ping
+ * that the recursive route reaches the same responsible peer.
+ */
+export interface RouteTrace {
+  name: string;
+  resourceId: string;
+  path: { id: string; address: string }[];
+  responsible: string;
+  hops: number;
+  ping: { responder: string; hops: number; rttMs: number } | { error: string };
+}
+
+const MAX_STEPS = 64;
+
+function request(router: OverlayRouter, destination: Id, code: number, body: Uint8Array, resource: boolean) {
+  return new Promise<{ body: Uint8Array; responder: Id; hops: number }>((resolve, reject) => {
+    router.request([resource ? resourceDestination(destination) : nodeDestination(destination)], code, body, (error, response) =>
+      error || !response ? reject(error) : resolve(response),
+    );
+  });
+}
+
+export async function traceRoute(router: OverlayRouter, name: string): Promise<RouteTrace> {
+  const target = resourceId(name);
+  const destination = resourceDestination(target);
+  const path: Contact[] = [{ id: router.nodeId, address: router.transport.localAddress }];
+  let next = nextPeerFor(router, destination);
+  for (let step = 0; next && step < MAX_STEPS; step++) {
+    path.push(next);
+    router.connections.learn(next.id, next.address);
+    const answer = await request(router, next.id, MessageCode.RouteQueryReq, routeQueryReq.encode({ sendUpdate: false, destination }), false);
+    const nextPeer: Contact | null = routeQueryAns.decode(answer.body).nextPeer;
+    if (nextPeer && path.some((c) => c.id === nextPeer.id)) break; // a loop: stop and show it
+    next = nextPeer;
+  }
+  const started = router.clock.now();
+  let ping: RouteTrace['ping'];
+  try {
+    const answer = await request(router, target, MessageCode.PingReq, pingReq.encode({}), true);
+    ping = { responder: idToHex(answer.responder), hops: answer.hops, rttMs: Math.round(router.clock.now() - started) };
+  } catch (error) {
+    ping = { error: (error as Error).message };
+  }
+  return {
+    name,
+    resourceId: idToHex(target),
+    path: path.map((c) => ({ id: idToHex(c.id), address: addressKey(c.address) })),
+    responsible: idToHex(path[path.length - 1].id),
+    hops: path.length - 1,
+    ping,
+  };
+}

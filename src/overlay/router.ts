@@ -1,0 +1,432 @@
+import type { Certificate } from '../identity/certificate.js';
+import type { NodeIdentity } from '../identity/identity.js';
+import { openPayload, sealPayload } from '../identity/message-signing.js';
+import type { TrustPolicy } from '../identity/trust.js';
+import { ed25519Suite, type SignatureSuite } from '../identity/signature-suite.js';
+import type { HopTransport } from '../link/hop-transport.js';
+import type { Clock, TimerHandle } from '../runtime/clock.js';
+import { P2psipError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/log.js';
+import type { Random } from '../runtime/random.js';
+import { type Address, addressKey } from '../wire/address.js';
+import { DecodeError } from '../wire/decode-error.js';
+import type { Id } from '../wire/id.js';
+import { type Destination, DestinationKind, DEFAULT_TTL, nodeDestination, type ForwardingHeader, type OverlayMessage } from '../wire/message.js';
+import { answerCodeFor, ErrorCode, isRequestCode, MessageCode } from '../wire/message-codes.js';
+import { errorAns } from '../wire/messages/error.js';
+import { ConnectionTable } from './connection-table.js';
+import { OverlayError } from './overlay-error.js';
+import { RecentTransactions } from './recent-transactions.js';
+import type { Topology } from './topology/topology.js';
+
+/*
+ * Message routing (RFC 6940 s6.2, s6.3): recursive forwarding by destination list with a via
+ * list, TTL and loop protection, symmetric responses along the reversed via list, and the
+ * end-to-end transactions of this node's own requests. Signatures are checked at the node a
+ * message is for, before any handler runs; forwarders pass payloads on untouched.
+ */
+
+export interface RouterOptions {
+  readonly overlayName: string;
+  readonly overlayId: number;
+  readonly requestTimeoutMs: number;
+  readonly initialTtl: number;
+  /** Next hops tried, one after another, when a hop does not acknowledge. */
+  readonly maxForwardAttempts: number;
+  readonly suite: SignatureSuite;
+}
+
+export const DEFAULT_ROUTER_OPTIONS = { requestTimeoutMs: 15_000, initialTtl: DEFAULT_TTL, maxForwardAttempts: 3, suite: ed25519Suite };
+
+export interface IncomingRequest {
+  readonly code: number;
+  readonly body: Uint8Array;
+  /** The verified originator. */
+  readonly origin: Id;
+  readonly certificate: Certificate;
+  /** Where the previous hop sent it from (the origin itself when via is empty). */
+  readonly previousHop: { readonly id: Id; readonly address: Address } | undefined;
+  readonly via: readonly Id[];
+  respond(body: Uint8Array): void;
+  fail(code: number, info: string): void;
+}
+
+export interface Response {
+  readonly code: number;
+  readonly body: Uint8Array;
+  readonly responder: Id;
+  readonly certificate: Certificate;
+  /** Links the response crossed to get back here (equal to the request's, routes being symmetric). */
+  readonly hops: number;
+}
+
+export type ResponseCallback = (error: P2psipError | undefined, response?: Response) => void;
+export type RequestHandler = (request: IncomingRequest) => void;
+
+export interface RequestOptions {
+  /** Send the first hop here instead of asking the topology (bootstrap, direct neighbours). */
+  readonly firstHop?: Address;
+  readonly timeoutMs?: number;
+}
+
+export interface RouterCounters {
+  requestsSent: number;
+  responsesReceived: number;
+  requestsHandled: number;
+  forwarded: number;
+  forwardRetries: number;
+  timeouts: number;
+  rejectedSignatures: number;
+  rejectedMalformed: number;
+  replays: number;
+  ttlExceeded: number;
+  loops: number;
+  wrongOverlay: number;
+  undeliverable: number;
+}
+
+interface Pending {
+  readonly code: number;
+  readonly callback: ResponseCallback;
+  readonly timer: TimerHandle;
+}
+
+export class OverlayRouter {
+  readonly connections = new ConnectionTable();
+  readonly counters: RouterCounters = {
+    requestsSent: 0,
+    responsesReceived: 0,
+    requestsHandled: 0,
+    forwarded: 0,
+    forwardRetries: 0,
+    timeouts: 0,
+    rejectedSignatures: 0,
+    rejectedMalformed: 0,
+    replays: 0,
+    ttlExceeded: 0,
+    loops: 0,
+    wrongOverlay: 0,
+    undeliverable: 0,
+  };
+  private readonly handlers = new Map<number, RequestHandler>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly recent: RecentTransactions;
+  private readonly startedAt: number;
+
+  constructor(
+    readonly identity: NodeIdentity,
+    private readonly trust: TrustPolicy,
+    readonly transport: HopTransport,
+    readonly clock: Clock,
+    readonly random: Random,
+    readonly topology: Topology,
+    readonly log: Logger,
+    readonly options: RouterOptions,
+  ) {
+    this.recent = new RecentTransactions(clock);
+    this.startedAt = clock.now();
+    transport.onMessage((from, sender, message) => this.receive(from, sender, message));
+    transport.onLinkFailure((address) => this.linkFailed(address));
+    topology.attach(this);
+  }
+
+  get nodeId(): Id {
+    return this.identity.nodeId;
+  }
+
+  uptimeSeconds(): number {
+    return Math.floor((this.clock.now() - this.startedAt) / 1000);
+  }
+
+  handle(code: number, handler: RequestHandler): void {
+    this.handlers.set(code, handler);
+  }
+
+  /** Sends a request; the callback runs exactly once, with the answer or an error. */
+  request(destinations: readonly Destination[], code: number, body: Uint8Array, callback: ResponseCallback, options: RequestOptions = {}): void {
+    const transactionId = this.random.bytes(8);
+    const key = txKey(transactionId);
+    const timer = this.clock.setTimer(options.timeoutMs ?? this.options.requestTimeoutMs, () => {
+      if (!this.pending.delete(key)) return;
+      this.counters.timeouts++;
+      callback(new OverlayError(ErrorCode.RequestTimeout, `no answer to ${code} within the transaction timeout`));
+    });
+    this.pending.set(key, { code, callback, timer });
+    this.counters.requestsSent++;
+    const header: ForwardingHeader = {
+      overlay: this.options.overlayId,
+      ttl: this.options.initialTtl,
+      fragment: { offset: 0, total: 0 },
+      via: [],
+      destinations,
+      transactionId,
+      code,
+    };
+    const payload = sealPayload(this.options.suite, this.identity, header, body);
+    const message = { header: { ...header, fragment: { offset: 0, total: payload.length } }, payload };
+    if (options.firstHop) {
+      this.sendTo(options.firstHop, message, (ok) => {
+        if (!ok) this.finish(key, new OverlayError(ErrorCode.RequestTimeout, `first hop ${addressKey(options.firstHop!)} did not answer`));
+      });
+      return;
+    }
+    this.route(message, undefined);
+  }
+
+  /** Cancels every pending transaction (the node is stopping). */
+  abortAll(reason: string): void {
+    for (const [key] of [...this.pending]) this.finish(key, new OverlayError(ErrorCode.RequestTimeout, reason));
+  }
+
+  pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private receive(from: Address, hopSender: Id, message: OverlayMessage): void {
+    this.connections.learn(hopSender, from);
+    if (message.header.overlay !== this.options.overlayId) {
+      this.counters.wrongOverlay++;
+      return;
+    }
+    this.route(message, { id: hopSender, address: from });
+  }
+
+  /**
+   * Delivers a message here or passes it on. `from` is undefined for this node's own messages.
+   * RFC 6940 s6.2.2: a Node-ID at the top of the list that is ours is removed and the next
+   * one examined; otherwise the message goes toward the first destination.
+   */
+  private route(message: OverlayMessage, from: { id: Id; address: Address } | undefined): void {
+    let header = message.header;
+    while (header.destinations.length > 1 && isNode(header.destinations[0], this.nodeId)) {
+      header = { ...header, destinations: header.destinations.slice(1) };
+    }
+    const target = header.destinations[0];
+    if (isNode(target, this.nodeId)) {
+      this.deliver({ header, payload: message.payload }, from);
+      return;
+    }
+    // A request aimed at its own sender's Node-ID (a joining peer's Attach, RFC 6940 s10.6)
+    // is for the peer responsible for that ID, not for the sender: never hand it straight back.
+    const aimedAtSender = from !== undefined && (target.id === from.id || header.via.includes(target.id));
+    const direct = target.kind === DestinationKind.Node && !aimedAtSender ? this.connections.lookup(target.id) : undefined;
+    if (!direct && this.topology.isResponsible(target.id)) {
+      this.deliver({ header, payload: message.payload }, from);
+      return;
+    }
+    this.forward({ header, payload: message.payload }, from, direct);
+  }
+
+  private forward(message: OverlayMessage, from: { id: Id; address: Address } | undefined, direct: Address | undefined): void {
+    let header = message.header;
+    if (from) {
+      if (header.ttl <= 1) {
+        this.counters.ttlExceeded++;
+        this.answerError(message, from, ErrorCode.TtlExceeded, 'TTL exceeded');
+        return;
+      }
+      if (header.via.includes(this.nodeId) || header.via.length >= 127) {
+        this.counters.loops++;
+        this.answerError(message, from, ErrorCode.TtlExceeded, 'routing loop');
+        return;
+      }
+      header = { ...header, ttl: header.ttl - 1, via: [...header.via, from.id] };
+      this.counters.forwarded++;
+    }
+    const next = { header, payload: message.payload };
+    const target = header.destinations[0].id;
+    const candidates: Address[] = direct ? [direct] : this.topology.nextHops(target).map((c) => c.address);
+    const tryHop = (i: number): void => {
+      if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
+        this.counters.undeliverable++;
+        if (from) this.answerError(message, from, ErrorCode.RequestTimeout, 'no next hop answered');
+        else this.failLocal(message.header.transactionId, 'no next hop answered');
+        return;
+      }
+      if (i > 0) this.counters.forwardRetries++;
+      this.sendTo(candidates[i], next, (ok) => {
+        if (ok) return;
+        // The transport already reported the dead link; try the next best hop.
+        if (direct) {
+          this.counters.undeliverable++;
+          return;
+        }
+        const retry = this.topology.nextHops(target).map((c) => c.address);
+        candidates.splice(i + 1, candidates.length, ...retry.filter((a) => !candidates.slice(0, i + 1).some((b) => sameAddress(a, b))));
+        tryHop(i + 1);
+      });
+    };
+    tryHop(0);
+  }
+
+  private deliver(message: OverlayMessage, from: { id: Id; address: Address } | undefined): void {
+    const { header } = message;
+    const path = from ? [...header.via, from.id] : [...header.via];
+    if (isRequestCode(header.code)) this.deliverRequest(message, path, from);
+    else this.deliverResponse(message, path);
+  }
+
+  private deliverRequest(message: OverlayMessage, path: Id[], from: { id: Id; address: Address } | undefined): void {
+    const { header } = message;
+    const origin = path[0] ?? this.nodeId;
+    const replayKey = `${origin}/${txKey(header.transactionId)}`;
+    const cached = this.recent.lookup(replayKey);
+    if (cached !== undefined) {
+      this.counters.replays++;
+      if (cached && from) this.sendTo(from.address, cached, () => {});
+      return;
+    }
+    let opened;
+    try {
+      opened = openPayload(this.options.suite, this.trust, header, message.payload, origin, this.nowSeconds());
+    } catch (error) {
+      this.rejected(error, header);
+      return;
+    }
+    this.recent.remember(replayKey, null);
+    const handler = this.handlers.get(header.code);
+    let answered = false;
+    const reply = (code: number, body: Uint8Array): void => {
+      if (answered) return;
+      answered = true;
+      const response = this.buildResponse(header, path, code, body);
+      this.recent.remember(replayKey, response);
+      if (path.length === 0) this.route(response, undefined);
+      else this.sendTo(from!.address, response, () => {});
+    };
+    const request: IncomingRequest = {
+      code: header.code,
+      body: opened.body,
+      origin,
+      certificate: opened.certificate,
+      previousHop: from,
+      via: header.via,
+      respond: (body) => reply(answerCodeFor(header.code), body),
+      fail: (code, info) => reply(MessageCode.Error, errorAns.encode({ code, info })),
+    };
+    this.counters.requestsHandled++;
+    if (!handler) {
+      request.fail(ErrorCode.InvalidMessage, `no handler for message code ${header.code}`);
+      return;
+    }
+    try {
+      handler(request);
+    } catch (error) {
+      if (error instanceof OverlayError) request.fail(error.code, error.info);
+      else if (error instanceof DecodeError) request.fail(ErrorCode.InvalidMessage, error.message);
+      else {
+        this.log.error('handler-fault', { code: header.code, error });
+        request.fail(ErrorCode.InvalidMessage, 'internal error');
+      }
+    }
+  }
+
+  private deliverResponse(message: OverlayMessage, path: Id[]): void {
+    const { header } = message;
+    const key = txKey(header.transactionId);
+    const pending = this.pending.get(key);
+    if (!pending) return; // late, duplicate, or not ours: nothing to do
+    let opened;
+    try {
+      opened = openPayload(this.options.suite, this.trust, header, message.payload, path[0], this.nowSeconds());
+    } catch (error) {
+      this.rejected(error, header);
+      return;
+    }
+    this.counters.responsesReceived++;
+    if (header.code === MessageCode.Error) {
+      let error: OverlayError;
+      try {
+        const ans = errorAns.decode(opened.body);
+        error = new OverlayError(ans.code, ans.info);
+      } catch {
+        error = new OverlayError(ErrorCode.InvalidMessage, 'unreadable error response');
+      }
+      this.finish(key, error);
+      return;
+    }
+    if (header.code !== answerCodeFor(pending.code)) {
+      this.finish(key, new OverlayError(ErrorCode.InvalidMessage, `answer code ${header.code} does not match request ${pending.code}`));
+      return;
+    }
+    this.finish(key, undefined, {
+      code: header.code,
+      body: opened.body,
+      responder: path[0] ?? this.nodeId,
+      certificate: opened.certificate,
+      hops: path.length,
+    });
+  }
+
+  private finish(key: string, error: P2psipError | undefined, response?: Response): void {
+    const pending = this.pending.get(key);
+    if (!pending) return;
+    this.pending.delete(key);
+    this.clock.clearTimer(pending.timer);
+    try {
+      pending.callback(error, response);
+    } catch (fault) {
+      this.log.error('callback-fault', { error: fault });
+    }
+  }
+
+  private failLocal(transactionId: Uint8Array, info: string): void {
+    this.finish(txKey(transactionId), new OverlayError(ErrorCode.RequestTimeout, info));
+  }
+
+  /** RFC 6940 s6.3.2.2: a response's destination list is the request's via list reversed. */
+  private buildResponse(request: ForwardingHeader, path: Id[], code: number, body: Uint8Array): OverlayMessage {
+    const header: ForwardingHeader = {
+      overlay: this.options.overlayId,
+      ttl: this.options.initialTtl,
+      fragment: { offset: 0, total: 0 },
+      via: [],
+      destinations: path.length ? [...path].reverse().map(nodeDestination) : [nodeDestination(this.nodeId)],
+      transactionId: request.transactionId,
+      code,
+    };
+    const payload = sealPayload(this.options.suite, this.identity, header, body);
+    return { header: { ...header, fragment: { offset: 0, total: payload.length } }, payload };
+  }
+
+  private answerError(message: OverlayMessage, from: { id: Id; address: Address }, code: number, info: string): void {
+    if (!isRequestCode(message.header.code)) return;
+    const path = [...message.header.via, from.id];
+    const response = this.buildResponse(message.header, path, MessageCode.Error, errorAns.encode({ code, info }));
+    this.sendTo(from.address, response, () => {});
+  }
+
+  private rejected(error: unknown, header: ForwardingHeader): void {
+    if (error instanceof DecodeError) this.counters.rejectedMalformed++;
+    else this.counters.rejectedSignatures++;
+    this.log.debug('message-rejected', { code: header.code, error });
+  }
+
+  private sendTo(address: Address, message: OverlayMessage, done: (ok: boolean) => void): void {
+    this.transport.send(address, message, done);
+  }
+
+  /** The transport gave up on a link: whoever was there has failed. */
+  private linkFailed(address: Address): void {
+    for (const id of this.connections.idsAt(address)) {
+      this.connections.forget(id);
+      this.topology.neighborFailed(id);
+    }
+  }
+
+  nowSeconds(): number {
+    return Math.floor(this.clock.wallTime() / 1000);
+  }
+}
+
+function isNode(d: Destination, id: Id): boolean {
+  return d.kind === DestinationKind.Node && d.id === id;
+}
+
+function txKey(transactionId: Uint8Array): string {
+  return Buffer.from(transactionId.buffer, transactionId.byteOffset, transactionId.byteLength).toString('hex');
+}
+
+function sameAddress(a: Address, b: Address): boolean {
+  return a.host === b.host && a.port === b.port;
+}

@@ -1,0 +1,350 @@
+import type { TimerHandle } from '../../../runtime/clock.js';
+import { randomInt } from '../../../runtime/random.js';
+import { type Address, addressKey } from '../../../wire/address.js';
+import { type Id, idShort, idToHex } from '../../../wire/id.js';
+import { nodeDestination, resourceDestination } from '../../../wire/message.js';
+import { ErrorCode, MessageCode } from '../../../wire/message-codes.js';
+import { OverlayError } from '../../overlay-error.js';
+import { attachAns, attachReq } from '../../../wire/messages/attach.js';
+import { type ChordView, ChordUpdateType } from '../../../wire/messages/chord-view.js';
+import type { Contact } from '../../../wire/messages/contact.js';
+import { joinAns, joinReq } from '../../../wire/messages/join.js';
+import { leaveAns, leaveReq } from '../../../wire/messages/leave.js';
+import { updateAns, updateReq } from '../../../wire/messages/update.js';
+import { hostCandidates } from '../../attach-service.js';
+import type { OverlayRouter } from '../../router.js';
+import type { Topology } from '../topology.js';
+import { FingerTable } from './finger-table.js';
+import { JoinMachine } from './join-machine.js';
+import { NeighborTable } from './neighbor-table.js';
+import { betweenOpen, betweenRightClosed, clockwise } from './ring.js';
+
+/*
+ * CHORD-RELOAD (RFC 6940 s10): join through an admitting peer, neighbour tables kept fresh by
+ * periodic Updates, fingers found with routed Attaches, failures detected by the hop transport,
+ * graceful Leave, and greedy recursive routing over fingers and neighbours.
+ */
+
+export interface ChordOptions {
+  readonly successors: number;
+  readonly stabilizeIntervalMs: number;
+  /** How long a failed or departed peer is not re-learnt from others' stale tables. */
+  readonly failedMemoryMs: number;
+  readonly joinRetryMaxMs: number;
+  /** Our own reachable address, advertised in views. */
+  readonly advertisedAddress: () => Address;
+}
+
+export const DEFAULT_CHORD_OPTIONS = {
+  successors: 5,
+  stabilizeIntervalMs: 10_000,
+  failedMemoryMs: 60_000,
+  joinRetryMaxMs: 30_000,
+};
+
+export interface ChordCounters {
+  joins: number;
+  updatesSent: number;
+  updatesReceived: number;
+  fingerLookups: number;
+  neighborFailures: number;
+  leavesReceived: number;
+}
+
+export class ChordTopology implements Topology {
+  readonly name = 'CHORD-RELOAD';
+  readonly counters: ChordCounters = { joins: 0, updatesSent: 0, updatesReceived: 0, fingerLookups: 0, neighborFailures: 0, leavesReceived: 0 };
+  private router!: OverlayRouter;
+  private table!: NeighborTable;
+  private fingers!: FingerTable;
+  private readonly failed = new Map<Id, number>();
+  private readonly join = new JoinMachine();
+  private stabilizeTimer: TimerHandle | undefined;
+  private bootstrap: readonly Address[] = [];
+
+  constructor(private readonly options: ChordOptions) {}
+
+  get joined(): boolean {
+    return this.join.state === 'joined';
+  }
+
+  attach(router: OverlayRouter): void {
+    this.router = router;
+    this.table = new NeighborTable(router.nodeId, this.options.successors);
+    this.fingers = new FingerTable(router.nodeId);
+    router.handle(MessageCode.JoinReq, (req) => {
+      const { joiningPeerId } = joinReq.decode(req.body);
+      if (joiningPeerId !== req.origin || !req.previousHop) throw new OverlayError(ErrorCode.Forbidden, 'a Join must come from the joining peer');
+      // RFC 6940 s10.6: the admitting peer takes the joining peer as its predecessor.
+      this.learn([{ id: joiningPeerId, address: req.previousHop.address }], true);
+      this.counters.joins++;
+      req.respond(joinAns.encode({ view: this.view(ChordUpdateType.Full) }));
+    });
+    router.handle(MessageCode.UpdateReq, (req) => {
+      const { view } = updateReq.decode(req.body);
+      this.counters.updatesReceived++;
+      if (req.previousHop && req.via.length === 0) this.merge({ id: req.origin, address: req.previousHop.address }, view);
+      req.respond(updateAns.encode({ view: this.view(ChordUpdateType.Full) }));
+    });
+    router.handle(MessageCode.LeaveReq, (req) => {
+      const { leavingPeerId, view } = leaveReq.decode(req.body);
+      if (leavingPeerId !== req.origin) throw new OverlayError(ErrorCode.Forbidden, 'a Leave must come from the leaving peer');
+      this.counters.leavesReceived++;
+      this.forget(leavingPeerId);
+      this.learn([...view.successors, ...view.predecessors], false);
+      req.respond(leaveAns.encode({}));
+    });
+  }
+
+  start(bootstrap: readonly Address[]): void {
+    this.bootstrap = bootstrap.filter((a) => addressKey(a) !== addressKey(this.options.advertisedAddress()));
+    if (this.bootstrap.length === 0) {
+      this.join.transition('joined');
+      this.scheduleStabilize();
+      return;
+    }
+    this.join.transition('seeking');
+    this.seekAdmittingPeer(0);
+  }
+
+  leave(done: () => void): void {
+    const neighbors = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
+    const unique = [...new Map(neighbors.map((c) => [c.id, c])).values()];
+    this.halt();
+    if (unique.length === 0) return done();
+    let outstanding = unique.length;
+    const body = leaveReq.encode({ leavingPeerId: this.router.nodeId, view: this.view(ChordUpdateType.Full) });
+    for (const neighbor of unique) {
+      this.router.request([nodeDestination(neighbor.id)], MessageCode.LeaveReq, body, () => {
+        if (--outstanding === 0) done();
+      }, { timeoutMs: 3000 });
+    }
+  }
+
+  halt(): void {
+    this.router.clock.clearTimer(this.stabilizeTimer);
+    this.stabilizeTimer = undefined;
+    if (this.join.state !== 'left') this.join.transition('left');
+  }
+
+  isResponsible(id: Id): boolean {
+    if (!this.joined) return false;
+    const pred = this.table.predecessor;
+    if (!pred) return this.table.successors.length === 0;
+    return betweenRightClosed(id, pred.id, this.router.nodeId);
+  }
+
+  nextHops(id: Id): Contact[] {
+    const self = this.router.nodeId;
+    const successor = this.table.successor;
+    if (!successor) return [];
+    // RFC 6940 s10.3: if the ID lies between us and our successor, the successor is responsible.
+    if (betweenRightClosed(id, self, successor.id)) return [...this.table.successors];
+    const known = new Map<Id, Contact>();
+    for (const c of [...this.fingers.contacts(), ...this.table.all()]) known.set(c.id, c);
+    const preceding = [...known.values()]
+      .filter((c) => betweenOpen(c.id, self, id))
+      .sort((a, b) => (clockwise(a.id, id) < clockwise(b.id, id) ? -1 : 1));
+    return preceding.length ? preceding.slice(0, 4) : [successor];
+  }
+
+  neighborFailed(id: Id): void {
+    if (id === this.router.nodeId) return;
+    this.counters.neighborFailures++;
+    this.forget(id);
+    if (this.joined && this.table.successors.length === 0) this.recoverSuccessor();
+  }
+
+  neighbors(): Contact[] {
+    return this.table.all();
+  }
+
+  successorIds(): Id[] {
+    return this.table.successors.map((c) => c.id);
+  }
+
+  predecessorIds(): Id[] {
+    return this.table.predecessors.map((c) => c.id);
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      topology: this.name,
+      state: this.join.state,
+      successors: this.table.successors.map(describe),
+      predecessors: this.table.predecessors.map(describe),
+      fingers: this.fingers.entries().map(([k, c]) => ({ k, ...describe(c) })),
+      counters: { ...this.counters },
+    };
+  }
+
+  // --- joining (RFC 6940 s10.6) ---
+
+  /** Step 1: an Attach routed to our own Node-ID reaches the admitting peer. */
+  private seekAdmittingPeer(attempt: number): void {
+    if (this.join.state !== 'seeking') return;
+    const firstHop = this.bootstrap[attempt % this.bootstrap.length];
+    const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
+    this.router.request([nodeDestination(this.router.nodeId)], MessageCode.AttachReq, body, (error, response) => {
+      if (this.join.state !== 'seeking') return;
+      if (error || !response) return this.retryJoin(attempt, `attach failed: ${error?.message}`);
+      const admitting = this.contactFrom(response.responder, attachAns.decode(response.body).candidates);
+      if (!admitting) return this.retryJoin(attempt, 'admitting peer gave no address');
+      this.join.transition('joining');
+      this.sendJoin(admitting, attempt);
+    }, { firstHop });
+  }
+
+  /** Step 2: Join to the admitting peer; its answer fills our neighbour table. */
+  private sendJoin(admitting: Contact, attempt: number): void {
+    this.router.connections.learn(admitting.id, admitting.address);
+    const body = joinReq.encode({ joiningPeerId: this.router.nodeId });
+    this.router.request([nodeDestination(admitting.id)], MessageCode.JoinReq, body, (error, response) => {
+      if (this.join.state !== 'joining') return;
+      if (error || !response) {
+        this.join.transition('seeking');
+        return this.retryJoin(attempt, `join failed: ${error?.message}`);
+      }
+      const { view } = joinAns.decode(response.body);
+      this.table.consider([admitting]);
+      this.learn([...view.successors, ...view.predecessors], false);
+      this.join.transition('joined');
+      this.router.log.info('joined', { admitting: idShort(admitting.id) });
+      // Step 3: tell our new neighbours at once rather than at the next stabilisation.
+      this.stabilize();
+    }, { firstHop: admitting.address });
+  }
+
+  private retryJoin(attempt: number, reason: string): void {
+    const delay = Math.min(this.options.joinRetryMaxMs, 1000 * 2 ** Math.min(attempt, 10));
+    this.router.log.info('join-retry', { reason, delayMs: delay });
+    this.router.clock.setTimer(delay + randomInt(this.router.random, 500), () => this.seekAdmittingPeer(attempt + 1));
+  }
+
+  /** All successors failed at once: fall back on the nearest live peer we know, or rejoin. */
+  private recoverSuccessor(): void {
+    this.table.consider(this.fingers.contacts());
+    if (this.table.successors.length > 0) return;
+    if (this.bootstrap.length > 0) {
+      this.router.log.warn('partitioned-rejoining');
+      this.join.transition('seeking');
+      this.seekAdmittingPeer(0);
+    }
+  }
+
+  // --- stabilisation (RFC 6940 s10.7) ---
+
+  private scheduleStabilize(): void {
+    const interval = this.options.stabilizeIntervalMs;
+    const jitter = randomInt(this.router.random, Math.max(1, Math.floor(interval / 5))) - interval / 10;
+    this.stabilizeTimer = this.router.clock.setTimer(interval + jitter, () => {
+      this.stabilize();
+    });
+  }
+
+  private stabilize(): void {
+    this.router.clock.clearTimer(this.stabilizeTimer);
+    if (this.join.state === 'left') return;
+    this.expireFailed();
+    if (this.joined) {
+      const targets = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
+      for (const target of new Map(targets.map((c) => [c.id, c])).values()) this.sendUpdate(target);
+      this.refreshFinger();
+    }
+    this.scheduleStabilize();
+  }
+
+  private sendUpdate(target: Contact): void {
+    this.counters.updatesSent++;
+    this.router.connections.learn(target.id, target.address);
+    const body = updateReq.encode({ view: this.view(ChordUpdateType.Full) });
+    this.router.request([nodeDestination(target.id)], MessageCode.UpdateReq, body, (error, response) => {
+      if (error || !response) return; // a dead link is reported by the transport
+      this.merge(target, updateAns.decode(response.body).view);
+    });
+  }
+
+  private refreshFinger(): void {
+    const next = this.fingers.nextToRefresh(this.table.successors);
+    if (!next) return;
+    this.counters.fingerLookups++;
+    const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
+    this.router.request([resourceDestination(next.target)], MessageCode.AttachReq, body, (error, response) => {
+      if (error || !response) return;
+      const contact = this.contactFrom(response.responder, attachAns.decode(response.body).candidates);
+      if (!contact || this.failed.has(contact.id)) return;
+      this.router.connections.learn(contact.id, contact.address);
+      this.fingers.set(next.k, contact);
+    });
+  }
+
+  // --- neighbour table upkeep ---
+
+  /** Folds a neighbour's view into ours, trusting it most for the side it is on. */
+  private merge(from: Contact, view: ChordView): void {
+    this.failed.delete(from.id);
+    this.learn([from], true);
+    const successors = view.successors.filter((c) => this.acceptable(c));
+    const predecessors = view.predecessors.filter((c) => this.acceptable(c));
+    if (this.table.successor?.id === from.id) this.table.adoptSuccessorView(from, successors, predecessors);
+    else if (this.table.predecessor?.id === from.id) this.table.adoptPredecessorView(from, successors, predecessors);
+    else this.table.consider([...successors, ...predecessors]);
+    this.publishNeighbors();
+  }
+
+  private learn(contacts: readonly Contact[], verified: boolean): void {
+    const fresh = verified ? contacts : contacts.filter((c) => this.acceptable(c));
+    if (verified) for (const c of fresh) this.failed.delete(c.id);
+    this.table.consider(fresh);
+    this.publishNeighbors();
+  }
+
+  private acceptable(c: Contact): boolean {
+    return c.id !== this.router.nodeId && !this.failed.has(c.id);
+  }
+
+  private forget(id: Id): void {
+    this.failed.set(id, this.router.clock.now());
+    this.table.remove(id);
+    this.fingers.remove(id);
+    this.router.connections.forget(id);
+    this.publishNeighbors();
+  }
+
+  private expireFailed(): void {
+    const cutoff = this.router.clock.now() - this.options.failedMemoryMs;
+    for (const [id, at] of this.failed) if (at < cutoff) this.failed.delete(id);
+  }
+
+  /**
+   * Neighbours' addresses go to the connection table. The first successor and predecessor are
+   * watched by the transport's keepalives (Updates usually keep those links busy anyway); the
+   * rest of each list is refreshed through those two neighbours' views.
+   */
+  private publishNeighbors(): void {
+    for (const c of this.table.all()) this.router.connections.learn(c.id, c.address);
+    const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
+    this.router.transport.setWatched(watched.map((c) => c.address));
+  }
+
+  private view(type: ChordUpdateType): ChordView {
+    return {
+      uptimeSeconds: this.router.uptimeSeconds(),
+      type,
+      predecessors: this.table.predecessors,
+      successors: this.table.successors,
+    };
+  }
+
+  private candidates() {
+    return hostCandidates(this.options.advertisedAddress());
+  }
+
+  private contactFrom(id: Id, candidates: readonly { address: Address }[]): Contact | undefined {
+    return candidates.length ? { id, address: candidates[0].address } : undefined;
+  }
+}
+
+function describe(c: Contact): { id: string; address: string } {
+  return { id: idToHex(c.id), address: addressKey(c.address) };
+}

@@ -1,0 +1,29 @@
+import type { Id } from '../../wire/id.js';
+import type { Contact } from '../../wire/messages/contact.js';
+import type { OverlayRouter } from '../router.js';
+
+/**
+ * The topology plugin interface (RFC 6940 s10 describes CHORD-RELOAD as one such plugin).
+ * The overlay asks it who is responsible for an ID and where to send a message next; it keeps
+ * its own neighbour state with the messages it registers on the router.
+ */
+export interface Topology {
+  readonly name: string;
+  /** True once the node is part of the overlay and may route and store. */
+  readonly joined: boolean;
+  attach(router: OverlayRouter): void;
+  /** Joins through the bootstrap contacts (none: start a new overlay). */
+  start(bootstrap: readonly import('../../wire/address.js').Address[]): void;
+  /** Leaves gracefully; calls `done` when the neighbours were told (or gave up). */
+  leave(done: () => void): void;
+  /** Stops timers without telling anyone (a crash, in the simulator). */
+  halt(): void;
+  isResponsible(id: Id): boolean;
+  /** Candidate next hops toward `id`, best first; empty when this node is responsible. */
+  nextHops(id: Id): Contact[];
+  /** A neighbour stopped answering. */
+  neighborFailed(id: Id): void;
+  /** Addresses whose links should be kept alive. */
+  neighbors(): Contact[];
+  status(): Record<string, unknown>;
+}

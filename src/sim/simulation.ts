@@ -1,0 +1,273 @@
+import { createOpenIdentity } from '../identity/open-identity.js';
+import { OpenTrustPolicy } from '../identity/trust.js';
+import { ed25519Suite, simulatedSuite } from '../identity/signature-suite.js';
+import { OverlayPeer, type OverlayTuning } from '../node/overlay-peer.js';
+import { silentLogger } from '../runtime/log.js';
+import { randomExponential, randomInt, SeededRandom } from '../runtime/random.js';
+import { type Id, ID_BYTES, idFromBytes } from '../wire/id.js';
+import { resourceDestination } from '../wire/message.js';
+import { MessageCode } from '../wire/message-codes.js';
+import { pingReq } from '../wire/messages/ping.js';
+import { RingOracle } from './ring-oracle.js';
+import { SimNetwork } from './sim-network.js';
+import { VirtualClock } from './virtual-clock.js';
+
+/*
+ * `p2psip simulate`: the real overlay code (OverlayPeer and everything under it) on a simulated
+ * network with virtual time. Every random choice comes from one seed, so a run replays exactly.
+ */
+
+export interface SimulationOptions {
+  readonly nodes: number;
+  readonly seed: number;
+  /** Failures per node per hour, each replaced at once by a newcomer (mean session 1/churn h). */
+  readonly churnPerHour?: number;
+  readonly lookups?: number;
+  /** Fraction of nodes that fail at the same instant once the ring has formed. */
+  readonly failFraction?: number;
+  readonly lossRate?: number;
+  /** Virtual seconds of churn and lookups after the ring forms. */
+  readonly durationSeconds?: number;
+  readonly joinSpacingMs?: number;
+  readonly maxConvergeSeconds?: number;
+  readonly tuning?: OverlayTuning;
+  readonly overlayName?: string;
+  /** Message signatures: real Ed25519, or the simulator's cheap keyed hash (the default at scale). */
+  readonly crypto?: 'ed25519' | 'simulated';
+}
+
+export interface SimulationReport {
+  nodes: number;
+  seed: number;
+  crypto: string;
+  liveNodes: number;
+  ringCorrect: boolean;
+  /** Live nodes whose first successor is wrong at the end. */
+  ringErrors: number;
+  convergedAtSeconds: number | null;
+  failed: number;
+  recoveredAfterSeconds: number | null;
+  churnEvents: number;
+  lookups: number;
+  lookupSuccess: number;
+  lookupsFailed: number;
+  lookupsWrongResponder: number;
+  hopsMean: number;
+  hopsP99: number;
+  halfLog2N: number;
+  messagesPerNodePerMinute: number;
+  lossRate: number;
+  simSeconds: number;
+  wallSeconds: number;
+  eventsRun: number;
+}
+
+interface SimNode {
+  readonly peer: OverlayPeer;
+  alive: boolean;
+}
+
+const CHECK_INTERVAL_MS = 5_000;
+
+export class Simulation {
+  readonly clock = new VirtualClock();
+  readonly random: SeededRandom;
+  readonly network: SimNetwork;
+  readonly nodes: SimNode[] = [];
+  private readonly trust: OpenTrustPolicy;
+  private readonly overlayName: string;
+  private readonly oracle = new RingOracle();
+
+  constructor(private readonly options: SimulationOptions) {
+    this.random = new SeededRandom(options.seed);
+    this.network = new SimNetwork(this.clock, this.random.fork(), options.lossRate ?? 0);
+    this.overlayName = options.overlayName ?? 'sim.p2psip';
+    // One verification cache for all simulated nodes: certificate checks are pure functions
+    // of the bytes, and a per-node cache would cost thousands of copies of the same results.
+    this.trust = new OpenTrustPolicy(this.overlayName);
+  }
+
+  /** Creates and starts a node that joins through a bootstrap (none for the first). */
+  addNode(bootstrap: SimNode | undefined): SimNode {
+    const link = this.network.addHost();
+    const nowSeconds = Math.floor(this.clock.wallTime() / 1000);
+    const identity = createOpenIdentity(this.random.bytes(32), `sim-${this.nodes.length}`, this.overlayName, nowSeconds);
+    const peer = new OverlayPeer({
+      identity,
+      trust: this.trust,
+      link,
+      clock: this.clock,
+      random: this.random.fork(),
+      log: silentLogger,
+      overlayName: this.overlayName,
+      tuning: { ...this.options.tuning, suite: this.options.crypto === 'ed25519' ? ed25519Suite : simulatedSuite },
+    });
+    const node: SimNode = { peer, alive: true };
+    this.nodes.push(node);
+    this.oracle.add(peer.nodeId, node);
+    peer.start(bootstrap ? [bootstrap.peer.address] : []);
+    return node;
+  }
+
+  fail(node: SimNode): void {
+    if (!node.alive) return;
+    node.alive = false;
+    this.oracle.remove(node.peer.nodeId);
+    node.peer.halt();
+  }
+
+  live(): SimNode[] {
+    return this.nodes.filter((n) => n.alive);
+  }
+
+  randomLive(): SimNode {
+    const live = this.oracle.liveNodes() as SimNode[];
+    return live[randomInt(this.random, live.length)];
+  }
+
+  /** Live nodes whose first successor is not the true next live node on the ring. */
+  ringErrors(): number {
+    let errors = 0;
+    for (const node of this.oracle.liveNodes() as SimNode[]) {
+      const expected = this.oracle.successorOf(node.peer.nodeId + 1n);
+      const actual = node.peer.topology.successorIds()[0];
+      if (!node.peer.topology.joined || (this.oracle.size > 1 && actual !== expected)) errors++;
+    }
+    return errors;
+  }
+
+  /** Runs until the ring is correct or the deadline passes; returns the virtual time it took. */
+  runUntilCorrect(maxMs: number): number | null {
+    const start = this.clock.now();
+    for (let t = start; t <= start + maxMs; t += CHECK_INTERVAL_MS) {
+      this.clock.runUntil(t);
+      if (this.ringErrors() === 0) return this.clock.now() - start;
+    }
+    return null;
+  }
+
+  run(): SimulationReport {
+    const wallStart = performance.now();
+    const o = this.options;
+    const spacing = o.joinSpacingMs ?? 50;
+    const first = this.addNode(undefined);
+    for (let i = 1; i < o.nodes; i++) {
+      this.clock.schedule(i * spacing, () => this.addNode(first));
+    }
+    this.clock.runUntil((o.nodes - 1) * spacing);
+    const convergedIn = this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
+    const convergedAtSeconds = convergedIn === null ? null : this.clock.now() / 1000;
+
+    let failed = 0;
+    let recoveredAfterSeconds: number | null = null;
+    if (o.failFraction && o.failFraction > 0) {
+      const victims = this.pick(Math.floor(o.nodes * o.failFraction));
+      for (const v of victims) this.fail(v);
+      failed = victims.length;
+      const took = this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
+      recoveredAfterSeconds = took === null ? null : took / 1000;
+    }
+
+    const measureFrom = this.clock.now();
+    const sentBefore = this.datagramsSent();
+    const duration = (o.durationSeconds ?? (o.lookups || o.churnPerHour ? 300 : 0)) * 1000;
+    const churnEvents = this.scheduleChurn(measureFrom, duration);
+    const lookups = this.scheduleLookups(measureFrom, duration, o.lookups ?? 0);
+    this.clock.runUntil(measureFrom + duration + 20_000);
+    const minutes = Math.max(1e-9, (this.clock.now() - measureFrom) / 60_000);
+    const perNodePerMinute = (this.datagramsSent() - sentBefore) / this.oracle.size / minutes;
+
+    const hops = lookups.hops.sort((a, b) => a - b);
+    const errors = this.ringErrors();
+    return {
+      nodes: o.nodes,
+      seed: o.seed,
+      crypto: o.crypto ?? 'simulated',
+      liveNodes: this.oracle.size,
+      ringCorrect: errors === 0,
+      ringErrors: errors,
+      convergedAtSeconds,
+      failed,
+      recoveredAfterSeconds,
+      churnEvents: churnEvents.count,
+      lookups: lookups.issued,
+      lookupSuccess: lookups.issued ? lookups.succeeded / lookups.issued : 1,
+      lookupsFailed: lookups.failed,
+      lookupsWrongResponder: lookups.wrong,
+      hopsMean: hops.length ? hops.reduce((a, b) => a + b, 0) / hops.length : 0,
+      hopsP99: hops.length ? hops[Math.min(hops.length - 1, Math.floor(hops.length * 0.99))] : 0,
+      halfLog2N: Math.log2(o.nodes) / 2,
+      messagesPerNodePerMinute: round(perNodePerMinute),
+      lossRate: o.lossRate ?? 0,
+      simSeconds: round(this.clock.now() / 1000),
+      wallSeconds: round((performance.now() - wallStart) / 1000),
+      eventsRun: this.clock.eventsRun,
+    };
+  }
+
+  private pick(count: number): SimNode[] {
+    const live = [...(this.oracle.liveNodes() as SimNode[])];
+    const out: SimNode[] = [];
+    for (let i = 0; i < count && live.length > 0; i++) out.push(live.splice(randomInt(this.random, live.length), 1)[0]);
+    return out;
+  }
+
+  private scheduleChurn(from: number, duration: number): { count: number } {
+    const result = { count: 0 };
+    const rate = this.options.churnPerHour ?? 0;
+    if (rate <= 0 || duration <= 0) return result;
+    // Poisson arrivals: the whole overlay sees nodes * rate failures an hour.
+    const meanGapMs = 3_600_000 / (rate * this.options.nodes);
+    let at = from + randomExponential(this.random, meanGapMs);
+    while (at < from + duration) {
+      this.clock.schedule(at - this.clock.now(), () => {
+        this.fail(this.randomLive());
+        this.addNode(this.randomLive());
+        result.count++;
+      });
+      at += randomExponential(this.random, meanGapMs);
+    }
+    return result;
+  }
+
+  private scheduleLookups(from: number, duration: number, count: number) {
+    const stats = { issued: 0, succeeded: 0, failed: 0, wrong: 0, hops: [] as number[] };
+    const spread = Math.max(duration, 1);
+    for (let i = 0; i < count; i++) {
+      const at = from + (spread * i) / Math.max(1, count);
+      this.clock.schedule(at - this.clock.now(), () => {
+        const origin = this.randomLive();
+        if (!origin.peer.topology.joined) return;
+        const key: Id = idFromBytes(this.random.bytes(ID_BYTES));
+        stats.issued++;
+        const expectedAtStart = this.oracle.successorOf(key);
+        origin.peer.router.request([resourceDestination(key)], MessageCode.PingReq, pingReq.encode({}), (error, response) => {
+          if (error || !response) {
+            stats.failed++;
+            return;
+          }
+          const expectedNow = this.oracle.successorOf(key);
+          if (response.responder !== expectedAtStart && response.responder !== expectedNow) {
+            stats.wrong++;
+            return;
+          }
+          stats.succeeded++;
+          stats.hops.push(response.hops);
+        });
+      });
+    }
+    return stats;
+  }
+
+  private datagramsSent(): number {
+    return this.network.datagrams;
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+export function simulate(options: SimulationOptions): SimulationReport {
+  return new Simulation(options).run();
+}
