@@ -97,6 +97,8 @@ export class HopTransport {
     stunDatagrams: 0,
   };
   private readonly peers = new Map<string, PeerLink>();
+  /** Next sequence number of links forgotten lately (bounded, oldest dropped first). */
+  private readonly lastSeq = new Map<string, number>();
   private readonly reassembler: Reassembler;
   private messageHandler: (from: Address, sender: Id, message: OverlayMessage) => void = () => {};
   private stunHandler: (from: Address, datagram: Uint8Array) => void = () => {};
@@ -306,7 +308,7 @@ export class HopTransport {
       groups.add(out.group);
     }
     peer.unacked.clear();
-    this.peers.delete(peer.key);
+    this.forgetPeer(peer);
     this.log.debug('link-failed', { to: peer.key });
     for (const group of groups) {
       if (group.finished) continue;
@@ -324,7 +326,9 @@ export class HopTransport {
       peer = {
         key,
         address,
-        nextSeq: this.seqBase(),
+        // Continue the numbering if we talked to this address before, so a receiver never
+        // mistakes new frames for duplicates of ones it saw before we gave up on the link.
+        nextSeq: this.lastSeq.get(key) ?? this.seqBase(),
         unacked: new Map(),
         window: new ReceiveWindow(),
         srtt: undefined,
@@ -337,6 +341,13 @@ export class HopTransport {
       this.peers.set(key, peer);
     }
     return peer;
+  }
+
+  private forgetPeer(peer: PeerLink): void {
+    this.peers.delete(peer.key);
+    this.lastSeq.delete(peer.key);
+    this.lastSeq.set(peer.key, peer.nextSeq);
+    if (this.lastSeq.size > 4096) this.lastSeq.delete(this.lastSeq.keys().next().value as string);
   }
 
   private takeSeq(peer: PeerLink): number {
@@ -364,7 +375,7 @@ export class HopTransport {
           this.transmitNew(peer, seq, encodeFrame({ type: FrameType.Keepalive, seq, sender: this.localId }), group);
         }
       } else if (peer.unacked.size === 0 && now - Math.max(peer.lastHeardAt, peer.lastSentAt) > this.options.idleLinkExpiryMs) {
-        this.peers.delete(peer.key);
+        this.forgetPeer(peer);
       }
     }
   }

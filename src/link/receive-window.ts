@@ -1,13 +1,14 @@
 /*
- * Duplicate suppression for one link: the highest sequence number seen and a bitmask of the
- * 32 before it. A jump far backwards or forwards means the sender restarted; start afresh.
+ * Duplicate suppression for one link: the highest sequence number seen and a bitmap of the
+ * 1024 before it, wide enough for a burst of fragments whose first ones are retransmitted
+ * last. A jump far backwards or forwards means the sender restarted; start afresh.
  */
+const WINDOW = 1024;
 const RESTART_GAP = 1 << 20;
 
 export class ReceiveWindow {
   highest = -1;
-  /** Bit i set: frame (highest - 1 - i) was received. */
-  mask = 0;
+  private readonly seen = new Uint8Array(WINDOW / 8);
 
   /** True if `seq` is new (and records it), false if it is a duplicate. */
   accept(seq: number): boolean {
@@ -15,21 +16,44 @@ export class ReceiveWindow {
     const ahead = seq - this.highest;
     if (ahead > RESTART_GAP || ahead < -RESTART_GAP) return this.restart(seq);
     if (ahead > 0) {
-      this.mask = ahead > 32 ? 0 : ahead === 32 ? (1 << 31) >>> 0 : ((this.mask << ahead) | (1 << (ahead - 1))) >>> 0;
+      if (ahead >= WINDOW) this.seen.fill(0);
+      else for (let s = this.highest + 1; s < seq; s++) this.clear(s);
+      this.set(seq);
       this.highest = seq;
       return true;
     }
-    if (ahead === 0) return false;
-    const bit = -ahead - 1;
-    if (bit >= 32) return false; // too old to tell: it was almost certainly delivered already
-    if (this.mask & (1 << bit)) return false;
-    this.mask = (this.mask | (1 << bit)) >>> 0;
+    if (ahead <= -WINDOW) return false; // too old to tell: it was almost certainly delivered already
+    if (this.has(seq)) return false;
+    this.set(seq);
     return true;
   }
 
+  /** Bit i set: frame (highest - 1 - i) was received; carried in acks (RFC 6940 s5.6.3.1). */
+  get mask(): number {
+    let mask = 0;
+    for (let i = 0; i < 32; i++) if (this.highest - 1 - i >= 0 && this.has(this.highest - 1 - i)) mask |= 1 << i;
+    return mask >>> 0;
+  }
+
   private restart(seq: number): boolean {
+    this.seen.fill(0);
     this.highest = seq;
-    this.mask = 0;
+    this.set(seq);
     return true;
+  }
+
+  private has(seq: number): boolean {
+    const i = seq % WINDOW;
+    return (this.seen[i >> 3] & (1 << (i & 7))) !== 0;
+  }
+
+  private set(seq: number): void {
+    const i = seq % WINDOW;
+    this.seen[i >> 3] |= 1 << (i & 7);
+  }
+
+  private clear(seq: number): void {
+    const i = seq % WINDOW;
+    this.seen[i >> 3] &= ~(1 << (i & 7));
   }
 }

@@ -67,10 +67,13 @@ export interface RequestOptions {
   /** Send the first hop here instead of asking the topology (bootstrap, direct neighbours). */
   readonly firstHop?: Address;
   readonly timeoutMs?: number;
+  /** Tries in all, each with its own timeout (default 1). */
+  readonly attempts?: number;
 }
 
 export interface RouterCounters {
   requestsSent: number;
+  retries: number;
   responsesReceived: number;
   requestsHandled: number;
   forwarded: number;
@@ -95,6 +98,7 @@ export class OverlayRouter {
   readonly connections = new ConnectionTable();
   readonly counters: RouterCounters = {
     requestsSent: 0,
+    retries: 0,
     responsesReceived: 0,
     requestsHandled: 0,
     forwarded: 0,
@@ -142,8 +146,25 @@ export class OverlayRouter {
     this.handlers.set(code, handler);
   }
 
-  /** Sends a request; the callback runs exactly once, with the answer or an error. */
+  /**
+   * Sends a request; the callback runs exactly once, with the answer or an error. With
+   * `attempts` > 1, a request that timed out or found no next hop is sent again under a new
+   * transaction ID: by then the dead hop is out of the tables and the retry takes another path.
+   */
   request(destinations: readonly Destination[], code: number, body: Uint8Array, callback: ResponseCallback, options: RequestOptions = {}): void {
+    const attempts = options.attempts ?? 1;
+    this.requestOnce(destinations, code, body, options, (error, response) => {
+      const retriable = error instanceof OverlayError && error.code === ErrorCode.RequestTimeout;
+      if (retriable && attempts > 1) {
+        this.counters.retries++;
+        this.request(destinations, code, body, callback, { ...options, attempts: attempts - 1 });
+        return;
+      }
+      callback(error, response);
+    });
+  }
+
+  private requestOnce(destinations: readonly Destination[], code: number, body: Uint8Array, options: RequestOptions, callback: ResponseCallback): void {
     const transactionId = this.random.bytes(8);
     const key = txKey(transactionId);
     const timer = this.clock.setTimer(options.timeoutMs ?? this.options.requestTimeoutMs, () => {

@@ -68,6 +68,8 @@ interface SimNode {
 }
 
 const CHECK_INTERVAL_MS = 5_000;
+/** How an application looks a name up: two tries of 8 s, as a SIP usage would before giving up. */
+const LOOKUP_POLICY = { attempts: 2, timeoutMs: 8_000 };
 
 export class Simulation {
   readonly clock = new VirtualClock();
@@ -241,7 +243,8 @@ export class Simulation {
         const key: Id = idFromBytes(this.random.bytes(ID_BYTES));
         stats.issued++;
         const expectedAtStart = this.oracle.successorOf(key);
-        origin.peer.router.request([resourceDestination(key)], MessageCode.PingReq, pingReq.encode({}), (error, response) => {
+        const body = pingReq.encode({});
+        origin.peer.router.request([resourceDestination(key)], MessageCode.PingReq, body, (error, response) => {
           if (error || !response) {
             stats.failed++;
             return;
@@ -253,7 +256,7 @@ export class Simulation {
           }
           stats.succeeded++;
           stats.hops.push(response.hops);
-        });
+        }, LOOKUP_POLICY);
       });
     }
     return stats;

@@ -1,0 +1,85 @@
+import { sealPayload } from '../../src/identity/message-signing.js';
+import { ed25519Suite } from '../../src/identity/signature-suite.js';
+import { overlayHash } from '../../src/identity/ids.js';
+import { encodeFrame, FrameType } from '../../src/wire/frame.js';
+import { type Destination, DestinationKind } from '../../src/wire/message.js';
+import { MessageCode } from '../../src/wire/message-codes.js';
+import { attachAns, attachReq, CandidateType } from '../../src/wire/messages/attach.js';
+import type { BodyCodec } from '../../src/wire/messages/body-codec.js';
+import { ChordUpdateType } from '../../src/wire/messages/chord-view.js';
+import { errorAns } from '../../src/wire/messages/error.js';
+import { joinAns, joinReq } from '../../src/wire/messages/join.js';
+import { leaveAns, leaveReq } from '../../src/wire/messages/leave.js';
+import { pingAns, pingReq } from '../../src/wire/messages/ping.js';
+import { probeAns, probeReq, ProbeType } from '../../src/wire/messages/probe.js';
+import { routeQueryAns, routeQueryReq } from '../../src/wire/messages/route-query.js';
+import { updateAns, updateReq } from '../../src/wire/messages/update.js';
+import { TEST_OVERLAY, testIdentity } from '../helpers/fixtures.js';
+
+/*
+ * The values behind docs/vectors/protocol.json. Everything is fixed (IDs, addresses, keys from
+ * fixed seeds; Ed25519 signatures are deterministic), so the hex never changes unless the
+ * encoding does, and a change of encoding shows up as a failing vector.
+ */
+const A = 0x0123456789abcdef0123456789abcdefn;
+const B = 0xfedcba9876543210fedcba9876543210n;
+const C = 0x00000000000000000000000000000001n;
+const contactA = { id: A, address: { host: '198.18.0.1', port: 6084 } };
+const contactB = { id: B, address: { host: '2001:db8::1', port: 6084 } };
+const view = { uptimeSeconds: 3600, type: ChordUpdateType.Full, predecessors: [contactA], successors: [contactB] };
+
+export interface BodyVector<T> {
+  readonly codec: BodyCodec<T>;
+  readonly value: T;
+}
+
+function body<T>(codec: BodyCodec<T>, value: T): BodyVector<unknown> {
+  return { codec, value } as BodyVector<unknown>;
+}
+
+export const bodyVectors: Record<string, BodyVector<unknown>> = {
+  'join-req': body(joinReq, { joiningPeerId: A }),
+  'join-ans': body(joinAns, { view }),
+  'update-req': body(updateReq, { view }),
+  'update-ans': body(updateAns, { view: { ...view, type: ChordUpdateType.Neighbors, predecessors: [] } }),
+  'leave-req': body(leaveReq, { leavingPeerId: B, view }),
+  'leave-ans': body(leaveAns, {}),
+  'route-query-req': body(routeQueryReq, { sendUpdate: false, destination: { kind: DestinationKind.Resource, id: C } }),
+  'route-query-ans': body(routeQueryAns, { nextPeer: contactB }),
+  'route-query-ans-responsible': body(routeQueryAns, { nextPeer: null }),
+  'probe-req': body(probeReq, { requested: [ProbeType.ResponsibleSet, ProbeType.Uptime] }),
+  'probe-ans': body(probeAns, { responsibleSet: 0x01000000, uptimeSeconds: 86400 }),
+  'ping-req': body(pingReq, {}),
+  'ping-ans': body(pingAns, { responseId: 0x1122334455667788n, time: 1767225600000n }),
+  'attach-req': body(attachReq, {
+    candidates: [{ type: CandidateType.Host, address: contactA.address, priority: 2130706431 }],
+    sendUpdate: true,
+  }),
+  'attach-ans': body(attachAns, { candidates: [{ type: CandidateType.Host, address: contactB.address, priority: 2130706431 }] }),
+  'error-ans': body(errorAns, { code: 10, info: 'TTL exceeded' }),
+};
+
+const identity = testIdentity(1);
+const destinations: Destination[] = [{ kind: DestinationKind.Resource, id: C }];
+const header = {
+  overlay: overlayHash(TEST_OVERLAY),
+  ttl: 99,
+  via: [A],
+  destinations,
+  transactionId: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
+  code: MessageCode.PingReq,
+};
+const payload = sealPayload(ed25519Suite, identity, header, pingReq.encode({}));
+
+/** Whole datagrams: a signed Ping request in a data frame, an ack, a keepalive. */
+export const frameVectors: Record<string, Uint8Array> = {
+  'data-frame-ping': encodeFrame({
+    type: FrameType.Data,
+    seq: 7,
+    sender: B,
+    message: { header: { ...header, fragment: { offset: 0, total: payload.length } }, payload },
+  }),
+  'ack-frame': encodeFrame({ type: FrameType.Ack, seq: 7, received: 0b101 }),
+  'keepalive-frame': encodeFrame({ type: FrameType.Keepalive, seq: 8, sender: B }),
+  'certificate-self-issued': identity.certificate.bytes,
+};
