@@ -127,6 +127,11 @@ export class Simulation {
     return live[randomInt(this.random, live.length)];
   }
 
+  /** The live node that should answer for `id`. */
+  trueResponsible(id: Id): Id | undefined {
+    return this.oracle.successorOf(id);
+  }
+
   /** Live nodes whose first successor is not the true next live node on the ring. */
   ringErrors(): number {
     let errors = 0;

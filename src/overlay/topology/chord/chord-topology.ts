@@ -210,8 +210,10 @@ export class ChordTopology implements Topology {
       this.learn([...view.successors, ...view.predecessors], false);
       this.join.transition('joined');
       this.router.log.info('joined', { admitting: idShort(admitting.id) });
-      // Step 3: tell our new neighbours at once rather than at the next stabilisation.
+      // Step 3: tell our new neighbours at once rather than at the next stabilisation,
+      // then fill the finger table (RFC 6940 s10.6: the joining peer populates its fingers).
       this.stabilize();
+      this.populateFingers();
     }, { firstHop: admitting.address });
   }
 
@@ -264,9 +266,21 @@ export class ChordTopology implements Topology {
     });
   }
 
+  /** Looks up every finger the successor list does not cover, spread over a second. */
+  private populateFingers(): void {
+    this.fingers.uncovered(this.table.successors).forEach((finger, i) => {
+      this.router.clock.setTimer(20 + i * 50, () => {
+        if (this.joined) this.lookUpFinger(finger);
+      });
+    });
+  }
+
   private refreshFinger(): void {
     const next = this.fingers.nextToRefresh(this.table.successors);
-    if (!next) return;
+    if (next) this.lookUpFinger(next);
+  }
+
+  private lookUpFinger(next: { k: number; target: Id }): void {
     this.counters.fingerLookups++;
     const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
     this.router.request([resourceDestination(next.target)], MessageCode.AttachReq, body, (error, response) => {

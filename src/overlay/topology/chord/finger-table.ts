@@ -40,6 +40,17 @@ export class FingerTable {
     return [...this.fingers].sort((a, b) => a[0] - b[0]);
   }
 
+  /** Every finger the successor list does not answer, once each (for a newly joined peer). */
+  uncovered(successors: readonly Contact[]): { k: number; target: Id }[] {
+    const last = successors[successors.length - 1];
+    const out: { k: number; target: Id }[] = [];
+    for (let k = 1; k <= FINGER_COUNT; k++) {
+      const target = fingerTarget(this.self, k);
+      if (!last || !betweenRightClosed(target, this.self, last.id)) out.push({ k, target });
+    }
+    return out;
+  }
+
   /**
    * The next finger that needs a lookup, round robin, skipping those the successor list already
    * answers (they are set from it directly). Returns undefined when every finger is covered.
