@@ -35,6 +35,8 @@ export interface ChordOptions {
   readonly advertisedAddress: () => Address;
 }
 
+const ANNOUNCE_HOLDOFF_MS = 1000;
+
 export const DEFAULT_CHORD_OPTIONS = {
   successors: 5,
   stabilizeIntervalMs: 10_000,
@@ -61,6 +63,9 @@ export class ChordTopology implements Topology {
   private readonly join = new JoinMachine();
   private stabilizeTimer: TimerHandle | undefined;
   private bootstrap: readonly Address[] = [];
+  /** First successor and predecessor as last published, and when each was last told of us. */
+  private announced = new Set<Id>();
+  private readonly lastAnnounce = new Map<Id, number>();
 
   constructor(private readonly options: ChordOptions) {}
 
@@ -91,7 +96,9 @@ export class ChordTopology implements Topology {
       if (leavingPeerId !== req.origin) throw new OverlayError(ErrorCode.Forbidden, 'a Leave must come from the leaving peer');
       this.counters.leavesReceived++;
       this.forget(leavingPeerId);
-      this.learn([...view.successors, ...view.predecessors], false);
+      // Only the leaver's own first neighbours: it checked those every stabilisation, while
+      // deeper entries of its lists may be stale (RFC 6940 s10.8 hands over the same pair).
+      this.learn([view.successors[0], view.predecessors[0]].filter((c): c is Contact => !!c), false);
       req.respond(leaveAns.encode({}));
     });
   }
@@ -328,6 +335,7 @@ export class ChordTopology implements Topology {
   private expireFailed(): void {
     const cutoff = this.router.clock.now() - this.options.failedMemoryMs;
     for (const [id, at] of this.failed) if (at < cutoff) this.failed.delete(id);
+    for (const [id, at] of this.lastAnnounce) if (at < cutoff) this.lastAnnounce.delete(id);
   }
 
   /**
@@ -339,6 +347,17 @@ export class ChordTopology implements Topology {
     for (const c of this.table.all()) this.router.connections.learn(c.id, c.address);
     const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
     this.router.transport.setWatched(watched.map((c) => c.address));
+    // A new first successor or predecessor is told at once (Chord's notify), which also
+    // checks that it is alive instead of trusting a second-hand report until the next tick.
+    if (!this.joined) return;
+    for (const c of watched) {
+      if (this.announced.has(c.id)) continue;
+      const last = this.lastAnnounce.get(c.id) ?? -Infinity;
+      if (this.router.clock.now() - last < ANNOUNCE_HOLDOFF_MS) continue;
+      this.lastAnnounce.set(c.id, this.router.clock.now());
+      this.sendUpdate(c);
+    }
+    this.announced = new Set(watched.map((c) => c.id));
   }
 
   private view(type: ChordUpdateType): ChordView {
