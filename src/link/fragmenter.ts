@@ -9,6 +9,7 @@ import { encodeCbor } from '../wire/cbor.js';
 /** Encoded size of the frame around a message, besides its payload bytes. */
 const FRAME_OVERHEAD = 40;
 
+/** Splits a message whose frame would not fit one datagram into pieces that each do. */
 export function fragmentMessage(message: OverlayMessage, datagramBudget: number): OverlayMessage[] {
   const total = message.payload.length;
   const headerBytes = encodeCbor(encodeMessage({ header: message.header, payload: new Uint8Array(0) })).length;

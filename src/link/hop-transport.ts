@@ -99,6 +99,7 @@ export class HopTransport {
   private readonly peers = new Map<string, PeerLink>();
   /** Next sequence number of links forgotten lately (bounded, oldest dropped first). */
   private readonly lastSeq = new Map<string, number>();
+  private watched: string[] = [];
   private readonly reassembler: Reassembler;
   private messageHandler: (from: Address, sender: Id, message: OverlayMessage) => void = () => {};
   private stunHandler: (from: Address, datagram: Uint8Array) => void = () => {};
@@ -141,20 +142,28 @@ export class HopTransport {
       done?.(false);
       return;
     }
+    const peer = this.peerFor(to);
+    const whole = { header: { ...message.header, fragment: { offset: 0, total: message.payload.length } }, payload: message.payload };
+    const seq = this.takeSeq(peer);
+    const bytes = encodeFrame({ type: FrameType.Data, seq, sender: this.localId, message: whole });
+    if (bytes.length <= this.options.datagramBudget) {
+      this.transmitNew(peer, seq, bytes, { remaining: 1, finished: false, done });
+      return;
+    }
+    // RFC 6940 s6.7: too large for one datagram, so fragments, each with its own sequence number.
     let pieces: OverlayMessage[];
     try {
-      pieces = fragmentMessage(message, this.options.datagramBudget);
+      pieces = fragmentMessage(whole, this.options.datagramBudget);
     } catch (error) {
       this.log.warn('unsendable-message', { error });
       done?.(false);
       return;
     }
-    const peer = this.peerFor(to);
     const group: DeliveryGroup = { remaining: pieces.length, finished: false, done };
-    for (const piece of pieces) {
-      const seq = this.takeSeq(peer);
-      this.transmitNew(peer, seq, encodeFrame({ type: FrameType.Data, seq, sender: this.localId, message: piece }), group);
-    }
+    pieces.forEach((piece, i) => {
+      const pieceSeq = i === 0 ? seq : this.takeSeq(peer);
+      this.transmitNew(peer, pieceSeq, encodeFrame({ type: FrameType.Data, seq: pieceSeq, sender: this.localId, message: piece }), group);
+    });
   }
 
   /** Sends a datagram outside the reliability layer (STUN answers). */
@@ -165,13 +174,15 @@ export class HopTransport {
   }
 
   /** Keepalives hold links to watched addresses open and detect their failure when idle. */
-  setWatched(addresses: Iterable<Address>): void {
-    const keys = new Set<string>();
-    for (const address of addresses) {
-      keys.add(addressKey(address));
-      this.peerFor(address).watched = true;
+  setWatched(addresses: readonly Address[]): void {
+    const keys = addresses.map(addressKey);
+    if (keys.length === this.watched.length && keys.every((k, i) => k === this.watched[i])) return;
+    for (const key of this.watched) {
+      const peer = this.peers.get(key);
+      if (peer) peer.watched = false;
     }
-    for (const peer of this.peers.values()) if (!keys.has(peer.key)) peer.watched = false;
+    for (const address of addresses) this.peerFor(address).watched = true;
+    this.watched = keys;
   }
 
   /** Smoothed round-trip time to an address, if measured. */

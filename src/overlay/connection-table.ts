@@ -12,6 +12,8 @@ export class ConnectionTable {
   constructor(private readonly capacity = 2048) {}
 
   learn(id: Id, address: Address): void {
+    const known = this.entries.get(id);
+    if (known === address || (known && known.host === address.host && known.port === address.port)) return;
     this.entries.delete(id);
     this.entries.set(id, address);
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as Id);

@@ -43,9 +43,10 @@ export class SimNetwork {
       this.lost++;
       return;
     }
+    const target = this.hosts.get(addressKey(to));
     const delay = this.latency.oneWay(addressKey(from), addressKey(to));
     this.clock.schedule(delay, () => {
-      this.hosts.get(addressKey(to))?.receive(from, datagram);
+      if (target && this.hosts.get(addressKey(to)) === target) target.receive(from, datagram);
     });
   }
 }

@@ -8,8 +8,16 @@ export interface Address {
   readonly port: number;
 }
 
+const keys = new WeakMap<Address, string>();
+
+/** "host:port" ("[v6]:port"), cached per address object: it keys the hot per-link maps. */
 export function addressKey(address: Address): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  let key = keys.get(address);
+  if (key === undefined) {
+    key = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+    keys.set(address, key);
+  }
+  return key;
 }
 
 export function parseAddress(text: string, defaultPort?: number): Address {
