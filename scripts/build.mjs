@@ -1,22 +1,29 @@
-// Builds dist/p2psip.js: one minified CommonJS bundle for Node 18 and later.
+// Builds the bundle for a target: node scripts/build.mjs [--target NAME] (default node18).
+// targets/NAME/build.json gives the esbuild settings on top of the shared ones, the output
+// file and the size budget; the build fails when the bundle outgrows its budget.
 import { build } from 'esbuild';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { baseOptions } from './esbuild-options.mjs';
 
-const BUDGET_BYTES = 300 * 1024;
-mkdirSync('dist', { recursive: true });
+const args = process.argv.slice(2);
+const targetIndex = args.indexOf('--target');
+const target = targetIndex >= 0 ? args[targetIndex + 1] : 'node18';
+const settings = JSON.parse(readFileSync(path.join('targets', target, 'build.json'), 'utf8'));
+mkdirSync(path.dirname(settings.output), { recursive: true });
 const result = await build({
   ...baseOptions,
+  ...settings.esbuild,
   entryPoints: ['src/cli/entry.ts'],
-  outfile: 'dist/p2psip.js',
-  minify: true,
+  outfile: settings.output,
   metafile: true,
   banner: { js: '#!/usr/bin/env node' },
 });
-writeFileSync('dist/meta.json', JSON.stringify(result.metafile));
-const size = statSync('dist/p2psip.js').size;
-console.log(`dist/p2psip.js ${(size / 1024).toFixed(1)} KB (budget ${BUDGET_BYTES / 1024} KB)`);
-if (size > BUDGET_BYTES) {
-  console.error('bundle over budget: inspect dist/meta.json');
+writeFileSync(`${settings.output}.meta.json`, JSON.stringify(result.metafile));
+chmodSync(settings.output, 0o755);
+const size = statSync(settings.output).size;
+console.log(`${settings.output} ${(size / 1024).toFixed(1)} KB (target ${target}, budget ${settings.budgetBytes / 1024} KB)`);
+if (size > settings.budgetBytes) {
+  console.error(`bundle over budget: inspect ${settings.output}.meta.json`);
   process.exit(1);
 }

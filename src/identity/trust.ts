@@ -15,20 +15,22 @@ export interface TrustPolicy {
   accept(bytes: Uint8Array, nowSeconds: number): Certificate;
 }
 
-const CACHE_LIMIT = 4096;
-
 export class OpenTrustPolicy implements TrustPolicy {
   readonly mode = 'open' as const;
   private readonly cache = new Map<string, Certificate>();
 
-  constructor(readonly overlay: string) {}
+  /** `cacheLimit`: certificates remembered; a device talks to a few hundred peers at most. */
+  constructor(
+    readonly overlay: string,
+    private readonly cacheLimit = 1024,
+  ) {}
 
   accept(bytes: Uint8Array, nowSeconds: number): Certificate {
     const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
     let cert = this.cache.get(key);
     if (!cert) {
       cert = this.verify(bytes);
-      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+      if (this.cache.size >= this.cacheLimit) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, cert);
     }
     const { claims } = cert;

@@ -48,6 +48,8 @@ export interface SimulationReport {
   failed: number;
   recoveredAfterSeconds: number | null;
   churnEvents: number;
+  /** After churn stops, how long until the ring was correct again. */
+  settledAfterChurnSeconds: number | null;
   lookups: number;
   lookupSuccess: number;
   lookupsFailed: number;
@@ -86,7 +88,7 @@ export class Simulation {
     this.overlayName = options.overlayName ?? 'sim.p2psip';
     // One verification cache for all simulated nodes: certificate checks are pure functions
     // of the bytes, and a per-node cache would cost thousands of copies of the same results.
-    this.trust = new OpenTrustPolicy(this.overlayName);
+    this.trust = new OpenTrustPolicy(this.overlayName, 4 * options.nodes + 1024);
   }
 
   /** Creates and starts a node that joins through a bootstrap (none for the first). */
@@ -185,6 +187,8 @@ export class Simulation {
     const perNodePerMinute = (this.datagramsSent() - sentBefore) / this.oracle.size / minutes;
 
     const hops = lookups.hops.sort((a, b) => a - b);
+    // Churn leaves the newest joiners mid-way; the ring must settle once it stops.
+    const settled = churnEvents.count > 0 ? this.runUntilCorrect(120_000) : null;
     const errors = this.ringErrors();
     return {
       nodes: o.nodes,
@@ -197,6 +201,7 @@ export class Simulation {
       failed,
       recoveredAfterSeconds,
       churnEvents: churnEvents.count,
+      settledAfterChurnSeconds: settled === null ? null : settled / 1000,
       lookups: lookups.issued,
       lookupSuccess: lookups.issued ? lookups.succeeded / lookups.issued : 1,
       lookupsFailed: lookups.failed,

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkKnownFlags, numberFlag, parseArgs, requiredFlag } from '../../../src/cli/args.js';
+import { UsageError } from '../../../src/runtime/errors.js';
+import { parseAddress } from '../../../src/wire/address.js';
+
+test('flags, boolean flags and positional words are parsed; unknown or malformed ones are usage errors', () => {
+  const args = parseArgs(['route', 'alice', '--data', '/tmp/x', '--json', '--seed=5'], ['json']);
+  assert.deepEqual(args.positional, ['route', 'alice']);
+  assert.equal(requiredFlag(args, 'data'), '/tmp/x');
+  assert.equal(args.flags.get('json'), true);
+  assert.equal(numberFlag(args, 'seed', 1), 5);
+  assert.throws(() => checkKnownFlags(args, ['data']), UsageError);
+  assert.throws(() => requiredFlag(parseArgs([], []), 'data'), UsageError);
+  assert.throws(() => numberFlag(parseArgs(['--nodes', 'many'], []), 'nodes', 1), UsageError);
+  assert.throws(() => parseArgs(['--data'], []), UsageError);
+});
+
+test('bootstrap addresses parse for IPv4, IPv6 and a default port', () => {
+  assert.deepEqual(parseAddress('127.0.0.1:7001'), { host: '127.0.0.1', port: 7001 });
+  assert.deepEqual(parseAddress('[::1]:7001'), { host: '::1', port: 7001 });
+  assert.deepEqual(parseAddress('198.18.0.5', 6084), { host: '198.18.0.5', port: 6084 });
+  assert.throws(() => parseAddress('example.org:1'), RangeError);
+  assert.throws(() => parseAddress('127.0.0.1:99999'), RangeError);
+});
