@@ -29,7 +29,7 @@ export class OpenTrustPolicy implements TrustPolicy {
     const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
     let cert = this.cache.get(key);
     if (!cert) {
-      cert = this.verify(bytes);
+      cert = this.verify(new Uint8Array(bytes)); // own copy: `bytes` may view a whole datagram
       if (this.cache.size >= this.cacheLimit) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, cert);
     }

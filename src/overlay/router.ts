@@ -403,7 +403,8 @@ export class OverlayRouter {
       fragment: { offset: 0, total: 0 },
       via: [],
       destinations: path.length ? [...path].reverse().map(nodeDestination) : [nodeDestination(this.nodeId)],
-      transactionId: request.transactionId,
+      // A copy: the request's ID is a view into its datagram, which a cached answer would pin.
+      transactionId: new Uint8Array(request.transactionId),
       code,
     };
     const payload = sealPayload(this.options.suite, this.identity, header, body);

@@ -21,8 +21,12 @@ const decoder = new Decoder({
   structuredClone: false,
 });
 
+/**
+ * cbor-x hands back a view into its large reusable output buffer; keeping such a view (a cached
+ * response, a certificate) would pin the whole buffer. A copy of a few hundred bytes costs less.
+ */
 export function encodeCbor(value: unknown): Uint8Array {
-  return encoder.encode(value);
+  return new Uint8Array(encoder.encode(value));
 }
 
 /** Decodes exactly one CBOR item that fills `bytes`; anything else is a DecodeError. */
