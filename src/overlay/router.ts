@@ -17,6 +17,7 @@ import { errorAns } from '../wire/messages/error.js';
 import { ConnectionTable } from './connection-table.js';
 import { OverlayError } from './overlay-error.js';
 import { RecentTransactions } from './recent-transactions.js';
+import { ReturnPaths } from './return-paths.js';
 import type { Topology } from './topology/topology.js';
 
 /*
@@ -115,6 +116,7 @@ export class OverlayRouter {
   private readonly handlers = new Map<number, RequestHandler>();
   private readonly pending = new Map<string, Pending>();
   private readonly recent: RecentTransactions;
+  private readonly returnPaths: ReturnPaths;
   private readonly startedAt: number;
 
   constructor(
@@ -128,6 +130,7 @@ export class OverlayRouter {
     readonly options: RouterOptions,
   ) {
     this.recent = new RecentTransactions(clock);
+    this.returnPaths = new ReturnPaths(clock);
     this.startedAt = clock.now();
     transport.onMessage((from, sender, message) => this.receive(from, sender, message));
     transport.onLinkFailure((address) => this.linkFailed(address));
@@ -204,7 +207,6 @@ export class OverlayRouter {
   }
 
   private receive(from: Address, hopSender: Id, message: OverlayMessage): void {
-    this.connections.learn(hopSender, from);
     if (message.header.overlay !== this.options.overlayId) {
       this.counters.wrongOverlay++;
       return;
@@ -230,7 +232,10 @@ export class OverlayRouter {
     // A request aimed at its own sender's Node-ID (a joining peer's Attach, RFC 6940 s10.6)
     // is for the peer responsible for that ID, not for the sender: never hand it straight back.
     const aimedAtSender = from !== undefined && (target.id === from.id || header.via.includes(target.id));
-    const direct = target.kind === DestinationKind.Node && !aimedAtSender ? this.connections.lookup(target.id) : undefined;
+    const direct =
+      target.kind === DestinationKind.Node && !aimedAtSender
+        ? (this.connections.lookup(target.id) ?? this.returnPaths.lookup(header.transactionId, target.id))
+        : undefined;
     if (!direct && this.topology.isResponsible(target.id)) {
       this.deliver({ header, payload: message.payload }, from);
       return;
@@ -253,6 +258,7 @@ export class OverlayRouter {
       }
       header = { ...header, ttl: header.ttl - 1, via: [...header.via, from.id] };
       this.counters.forwarded++;
+      if (isRequestCode(header.code)) this.returnPaths.remember(header.transactionId, from.id, from.address);
     }
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
@@ -284,7 +290,7 @@ export class OverlayRouter {
     const { header } = message;
     const path = from ? [...header.via, from.id] : [...header.via];
     if (isRequestCode(header.code)) this.deliverRequest(message, path, from);
-    else this.deliverResponse(message, path);
+    else this.deliverResponse(message, path, from);
   }
 
   private deliverRequest(message: OverlayMessage, path: Id[], from: { id: Id; address: Address } | undefined): void {
@@ -305,6 +311,8 @@ export class OverlayRouter {
       return;
     }
     this.recent.remember(replayKey, null);
+    // Verified and sent to us directly: now we know where its signer lives.
+    if (from && path.length === 1) this.connections.learn(origin, from.address);
     const handler = this.handlers.get(header.code);
     let answered = false;
     const reply = (code: number, body: Uint8Array): void => {
@@ -342,7 +350,7 @@ export class OverlayRouter {
     }
   }
 
-  private deliverResponse(message: OverlayMessage, path: Id[]): void {
+  private deliverResponse(message: OverlayMessage, path: Id[], from: { id: Id; address: Address } | undefined): void {
     const { header } = message;
     const key = txKey(header.transactionId);
     const pending = this.pending.get(key);
@@ -355,6 +363,7 @@ export class OverlayRouter {
       return;
     }
     this.counters.responsesReceived++;
+    if (from && path.length === 1) this.connections.learn(path[0], from.address);
     if (header.code === MessageCode.Error) {
       let error: OverlayError;
       try {

@@ -76,3 +76,16 @@ test('a message for another overlay is dropped', () => {
   sim.clock.runUntil(sim.clock.now() + 1000);
   assert.equal(target.router.counters.wrongOverlay, 1);
 });
+
+test("a frame claiming to come from another node's ID does not redirect traffic for that node", () => {
+  const { sim, target, victim, attackerLink, attacker, overlay } = ring();
+  const before = target.router.connections.lookup(victim.nodeId);
+  attackerLink.send(
+    target.address,
+    craftDatagram(attacker, { overlay, destinations: [nodeDestination(target.nodeId)], code: MessageCode.PingReq, body: pingReq.encode({}), hopSender: victim.nodeId }),
+  );
+  sim.clock.runUntil(sim.clock.now() + 2000);
+  const after = target.router.connections.lookup(victim.nodeId);
+  assert.notDeepEqual(after, attackerLink.localAddress);
+  assert.deepEqual(after, before);
+});
