@@ -1,4 +1,5 @@
 import { readArray, readList, readOneOf, readUint } from '../schema.js';
+import { arrayBody, type BodyCodec } from './body-codec.js';
 import { type Contact, decodeContact, encodeContact } from './contact.js';
 
 /*
@@ -34,4 +35,15 @@ export function decodeChordView(value: unknown, path: string): ChordView {
     predecessors: readList(f[2], `${path}.predecessors`, MAX_NEIGHBORS, decodeContact),
     successors: readList(f[3], `${path}.successors`, MAX_NEIGHBORS, decodeContact),
   };
+}
+
+/** A body that is just a view: [view: chord-view] (join-ans, update-req, update-ans). */
+export function viewBody(name: string): BodyCodec<{ readonly view: ChordView }> {
+  return arrayBody(
+    name,
+    1,
+    1,
+    (v) => [encodeChordView(v.view)],
+    (f, p) => ({ view: decodeChordView(f[0], `${p}.view`) }),
+  );
 }

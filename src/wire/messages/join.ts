@@ -1,6 +1,6 @@
 import { type Id, idToBytes, readId } from '../id.js';
 import { arrayBody } from './body-codec.js';
-import { type ChordView, decodeChordView, encodeChordView } from './chord-view.js';
+import { type ChordView, viewBody } from './chord-view.js';
 
 /*
  * RFC 6940 s6.4.2.5 Join. The joining peer asks its admitting peer (its future successor)
@@ -25,10 +25,4 @@ export const joinReq = arrayBody<JoinReq>(
   (f, p) => ({ joiningPeerId: readId(f[0], `${p}.joiningPeerId`) }),
 );
 
-export const joinAns = arrayBody<JoinAns>(
-  'joinAns',
-  1,
-  1,
-  (v) => [encodeChordView(v.view)],
-  (f, p) => ({ view: decodeChordView(f[0], `${p}.view`) }),
-);
+export const joinAns = viewBody('joinAns');

@@ -1,5 +1,4 @@
-import { arrayBody } from './body-codec.js';
-import { type ChordView, decodeChordView, encodeChordView } from './chord-view.js';
+import { type ChordView, viewBody } from './chord-view.js';
 
 /*
  * RFC 6940 s10.4.2 Update. The sender tells a neighbour its neighbour table. We let the answer
@@ -16,18 +15,5 @@ export interface UpdateAns {
   readonly view: ChordView;
 }
 
-export const updateReq = arrayBody<UpdateReq>(
-  'updateReq',
-  1,
-  1,
-  (v) => [encodeChordView(v.view)],
-  (f, p) => ({ view: decodeChordView(f[0], `${p}.view`) }),
-);
-
-export const updateAns = arrayBody<UpdateAns>(
-  'updateAns',
-  1,
-  1,
-  (v) => [encodeChordView(v.view)],
-  (f, p) => ({ view: decodeChordView(f[0], `${p}.view`) }),
-);
+export const updateReq = viewBody('updateReq');
+export const updateAns = viewBody('updateAns');
