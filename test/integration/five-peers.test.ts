@@ -43,11 +43,10 @@ function status(dir: string): Status {
 
 /** Every listed peer's first successor and predecessor are its true ring neighbours. */
 function ringCorrect(live: typeof peers): boolean {
-  const ids = live.map((p) => status(p.dir)).map((s) => s.nodeId);
-  const sorted = [...ids].sort();
-  return live.every((p, i) => {
-    const s = status(p.dir);
-    const at = sorted.indexOf(ids[i]);
+  const statuses = live.map((p) => status(p.dir));
+  const sorted = statuses.map((s) => s.nodeId).sort();
+  return statuses.every((s) => {
+    const at = sorted.indexOf(s.nodeId);
     return (
       s.state === 'joined' &&
       s.successors[0]?.id === sorted[(at + 1) % sorted.length] &&
@@ -101,7 +100,8 @@ test('SIGTERM makes a peer leave gracefully: it exits 0 and the ring closes with
   leaver.proc.child.kill('SIGTERM');
   assert.equal(await leaver.proc.exited, 0);
   const live = peers.filter((p) => p !== leaver && p !== peers[2]);
-  const closed = await eventually(() => ringCorrect(live), 5_000, 250);
+  // Failure detection would take a stabilisation period (10 s) plus retransmissions (~3 s).
+  const closed = await eventually(() => ringCorrect(live), 8_000, 250);
   assert.ok(closed, `ring closed over the leaver at once: ${JSON.stringify(live.map((p) => describe(status(p.dir))))} leaver ${status_(leaver)}`);
   const counters = live.map((p) => (status(p.dir) as unknown as { counters: { leavesReceived: number } }).counters.leavesReceived);
   assert.ok(counters.reduce((a, b) => a + b, 0) >= 1, 'neighbours received the Leave');
