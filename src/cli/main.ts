@@ -19,7 +19,8 @@ const USAGE = `usage: p2psip <command> [options]
   status   --data DIR [--json]
   route    NAME --data DIR [--json]
   simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
-           [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] --json
+           [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] [--values V]
+           [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS] --json
 `;
 
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
@@ -116,7 +117,7 @@ async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 function simulateCommand(args: ParsedArgs, out: Print): number {
-  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json']);
+  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap']);
   const crypto = stringFlag(args, 'crypto', 'simulated');
   if (crypto !== 'simulated' && crypto !== 'ed25519') throw new UsageError('--crypto is simulated or ed25519');
   const report = simulate({
@@ -128,6 +129,11 @@ function simulateCommand(args: ParsedArgs, out: Print): number {
     durationSeconds: args.flags.has('duration') ? numberFlag(args, 'duration', 300, 0, 86_400) : undefined,
     lossRate: numberFlag(args, 'loss', 0, 0, 0.5),
     crypto,
+    values: numberFlag(args, 'values', 0, 0, 1_000_000),
+    replicas: numberFlag(args, 'replicas', 3, 1, 16),
+    failAdjacent: numberFlag(args, 'fail-adjacent', 0, 0, 1000),
+    failSequential: numberFlag(args, 'fail-sequential', 0, 0, 0.9),
+    failGapSeconds: numberFlag(args, 'fail-gap', 30, 1, 3600),
   });
   out(args.flags.has('json') ? JSON.stringify(report) : formatSimulation(report));
   return report.ringCorrect ? 0 : 1;

@@ -7,6 +7,11 @@ import type { Link } from '../link/link.js';
 import { serveAttach } from '../overlay/attach-service.js';
 import { serveDiagnostics } from '../overlay/diagnostics.js';
 import { DEFAULT_ROUTER_OPTIONS, OverlayRouter } from '../overlay/router.js';
+import type { StorageBackend } from '../storage/backends/backend.js';
+import { KindRegistry } from '../storage/kind.js';
+import { ResourceStore, type StorageLimits } from '../storage/resource-store.js';
+import { StorageClient } from '../storage/storage-client.js';
+import { DEFAULT_STORAGE_OPTIONS, StorageService } from '../storage/storage-service.js';
 import { ChordTopology, DEFAULT_CHORD_OPTIONS } from '../overlay/topology/chord/chord-topology.js';
 import { clockwise } from '../overlay/topology/chord/ring.js';
 import type { Clock } from '../runtime/clock.js';
@@ -39,12 +44,24 @@ export interface OverlayPeerDeps {
   /** The address others should use; defaults to the link's local address. */
   readonly advertisedAddress?: Address;
   readonly tuning?: OverlayTuning;
+  /** Peers store for the overlay; leave it out for a node that only routes (tests). */
+  readonly storage?: StorageSetup;
+}
+
+export interface StorageSetup {
+  readonly backend: StorageBackend;
+  readonly kinds?: KindRegistry;
+  readonly replicas?: number;
+  readonly limits?: StorageLimits;
 }
 
 export class OverlayPeer {
   readonly router: OverlayRouter;
   readonly topology: ChordTopology;
   readonly transport: HopTransport;
+  readonly storage: StorageService | undefined;
+  readonly client: StorageClient;
+  readonly kinds: KindRegistry;
   private readonly advertised: Address;
 
   constructor(private readonly deps: OverlayPeerDeps) {
@@ -72,8 +89,19 @@ export class OverlayPeer {
       overlayId: overlayHash(deps.overlayName),
     });
     serveAttach(this.router, () => this.advertised);
+    const suite = tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite;
+    this.kinds = deps.storage?.kinds ?? new KindRegistry();
+    this.client = new StorageClient(this.router, deps.identity, deps.trust, suite);
+    if (deps.storage) {
+      const store = new ResourceStore(this.kinds, deps.storage.limits);
+      this.storage = new StorageService(this.router, this.topology, deps.trust, suite, store, deps.storage.backend, deps.log.child('storage'), {
+        ...DEFAULT_STORAGE_OPTIONS,
+        replicas: deps.storage.replicas ?? DEFAULT_STORAGE_OPTIONS.replicas,
+      });
+      this.storage.start();
+    }
     serveDiagnostics(this.router, {
-      numResources: () => 0,
+      numResources: () => this.storage?.store.size.resources ?? 0,
       responsibleShare: () => this.responsibleShare(),
       successorIds: () => this.topology.successorIds(),
     });
@@ -81,6 +109,11 @@ export class OverlayPeer {
 
   get nodeId(): bigint {
     return this.deps.identity.nodeId;
+  }
+
+  /** The user name of this node's certificate. */
+  get subject(): string {
+    return this.deps.identity.certificate.claims.subject;
   }
 
   get address(): Address {
@@ -91,18 +124,20 @@ export class OverlayPeer {
     this.topology.start(bootstrap);
   }
 
-  /** Graceful: tell the neighbours, then close the link. */
+  /** Graceful: tell the neighbours, then close the link and the store. */
   leave(): Promise<void> {
-    return new Promise((resolve) => {
+    this.storage?.stop();
+    return new Promise<void>((resolve) => {
       this.topology.leave(() => {
         this.router.abortAll('node stopped');
         this.transport.stop().then(resolve, resolve);
       });
-    });
+    }).then(() => this.storage?.backend.close());
   }
 
   /** Abrupt: as if the power went (the simulator's failures). */
   halt(): void {
+    this.storage?.stop();
     this.topology.halt();
     this.router.abortAll('node halted');
     void this.transport.stop();
@@ -118,6 +153,7 @@ export class OverlayPeer {
       ...this.topology.status(),
       router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
       transport: { ...this.transport.counters, ...this.transport.stats() },
+      ...(this.storage ? { storage: this.storage.status() } : {}),
     };
   }
 

@@ -7,6 +7,8 @@ import { randomExponential, randomInt, SeededRandom } from '../runtime/random.js
 import { type Id, ID_BYTES, idFromBytes } from '../wire/id.js';
 import { resourceDestination } from '../wire/message.js';
 import { MessageCode } from '../wire/message-codes.js';
+import { MemoryBackend } from '../storage/backends/memory-backend.js';
+import { resourceId } from '../identity/ids.js';
 import { pingReq } from '../wire/messages/ping.js';
 import { RingOracle } from './ring-oracle.js';
 import { SimNetwork } from './sim-network.js';
@@ -34,6 +36,15 @@ export interface SimulationOptions {
   readonly overlayName?: string;
   /** Message signatures: real Ed25519, or the simulator's cheap keyed hash (the default at scale). */
   readonly crypto?: 'ed25519' | 'simulated';
+  /** Values stored once the ring has formed, and checked for loss at the end. */
+  readonly values?: number;
+  /** Copies of each value (the responsible peer's included). */
+  readonly replicas?: number;
+  /** Failures one after another, as a fraction of the nodes, `failGapSeconds` apart. */
+  readonly failSequential?: number;
+  readonly failGapSeconds?: number;
+  /** This many ring-adjacent nodes fail at the same instant. */
+  readonly failAdjacent?: number;
 }
 
 export interface SimulationReport {
@@ -59,6 +70,8 @@ export interface SimulationReport {
   halfLog2N: number;
   messagesPerNodePerMinute: number;
   lossRate: number;
+  valuesStored: number;
+  valuesLost: number;
   simSeconds: number;
   wallSeconds: number;
   eventsRun: number;
@@ -105,6 +118,7 @@ export class Simulation {
       log: silentLogger,
       overlayName: this.overlayName,
       tuning: { ...this.options.tuning, suite: this.options.crypto === 'ed25519' ? ed25519Suite : simulatedSuite },
+      storage: { backend: new MemoryBackend(), replicas: this.options.replicas },
     });
     const node: SimNode = { peer, alive: true };
     this.nodes.push(node);
@@ -167,6 +181,8 @@ export class Simulation {
     const convergedIn = this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
     const convergedAtSeconds = convergedIn === null ? null : this.clock.now() / 1000;
 
+    if (o.values) this.storeValues(o.values);
+
     let failed = 0;
     let recoveredAfterSeconds: number | null = null;
     if (o.failFraction && o.failFraction > 0) {
@@ -175,6 +191,19 @@ export class Simulation {
       failed = victims.length;
       const took = this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
       recoveredAfterSeconds = took === null ? null : took / 1000;
+    }
+    if (o.failAdjacent && o.failAdjacent > 0) {
+      failed += this.failAdjacentRun(o.failAdjacent);
+      this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
+    }
+    if (o.failSequential && o.failSequential > 0) {
+      const count = Math.floor(o.nodes * o.failSequential);
+      for (let i = 0; i < count; i++) {
+        this.fail(this.randomLive());
+        this.clock.runUntil(this.clock.now() + (o.failGapSeconds ?? 30) * 1000);
+      }
+      failed += count;
+      this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
     }
 
     const measureFrom = this.clock.now();
@@ -187,6 +216,7 @@ export class Simulation {
     const perNodePerMinute = (this.datagramsSent() - sentBefore) / this.oracle.size / minutes;
 
     const hops = lookups.hops.sort((a, b) => a - b);
+    const valuesLost = o.values ? this.countLostValues() : 0;
     // Churn leaves the newest joiners mid-way; the ring must settle once it stops.
     const settled = churnEvents.count > 0 ? this.runUntilCorrect(120_000) : null;
     const errors = this.ringErrors();
@@ -211,10 +241,66 @@ export class Simulation {
       halfLog2N: Math.log2(o.nodes) / 2,
       messagesPerNodePerMinute: round(perNodePerMinute),
       lossRate: o.lossRate ?? 0,
+      valuesStored: this.storedValues.filter((v) => v.acked).length,
+      valuesLost: valuesLost,
       simSeconds: round(this.clock.now() / 1000),
       wallSeconds: round((performance.now() - wallStart) / 1000),
       eventsRun: this.clock.eventsRun,
     };
+  }
+
+  private readonly storedValues: { resource: Id; index: number; value: string; acked: boolean }[] = [];
+
+  /** Each value goes into a random node's own DEBUG-NOTE array (USER-MATCH: H(its user name)). */
+  storeValues(count: number): void {
+    const kind = this.nodes[0].peer.kinds.named('DEBUG-NOTE')!;
+    const nextIndex = new Map<SimNode, number>();
+    for (let i = 0; i < count; i++) {
+      this.clock.schedule(i * 10, () => {
+        const node = this.randomLive();
+        const index = nextIndex.get(node) ?? 0;
+        if (index >= kind.maxCount) return;
+        nextIndex.set(node, index + 1);
+        const resource = resourceId(node.peer.subject);
+        const record = { resource, index, value: `value-${i}`, acked: false };
+        this.storedValues.push(record);
+        const entry = { key: index, exists: true, value: new TextEncoder().encode(record.value) };
+        node.peer.client.store(kind, resource, [entry], 24 * 3600, (error) => {
+          record.acked = !error;
+        });
+      });
+    }
+    this.clock.runUntil(this.clock.now() + count * 10 + 20_000);
+  }
+
+  /** Fetches every acknowledged value from a random live node; counts those no one returns. */
+  countLostValues(): number {
+    const kind = this.nodes[0].peer.kinds.named('DEBUG-NOTE')!;
+    let lost = 0;
+    const acked = this.storedValues.filter((v) => v.acked);
+    acked.forEach((record, i) => {
+      this.clock.schedule(i * 5, () => {
+        this.randomLive().peer.client.fetch(kind, record.resource, { ranges: [[record.index, record.index]] }, (error, result) => {
+          const found = result?.values.some((v) => new TextDecoder().decode(v.entry.value) === record.value);
+          if (error || !found) lost++;
+        });
+      });
+    });
+    this.clock.runUntil(this.clock.now() + acked.length * 5 + 30_000);
+    return lost;
+  }
+
+  /** Fails `count` nodes that follow each other on the ring, all at once. */
+  private failAdjacentRun(count: number): number {
+    const start = this.randomLive();
+    let id = start.peer.nodeId;
+    const victims = [start];
+    for (let i = 1; i < count; i++) {
+      id = this.oracle.successorOf(id + 1n)!;
+      victims.push(this.nodes.find((n) => n.alive && n.peer.nodeId === id)!);
+    }
+    for (const v of victims) this.fail(v);
+    return victims.length;
   }
 
   private pick(count: number): SimNode[] {

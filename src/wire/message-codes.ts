@@ -4,6 +4,12 @@ export const MessageCode = {
   ProbeAns: 2,
   AttachReq: 3,
   AttachAns: 4,
+  StoreReq: 7,
+  StoreAns: 8,
+  FetchReq: 9,
+  FetchAns: 10,
+  FindReq: 13,
+  FindAns: 14,
   JoinReq: 15,
   JoinAns: 16,
   LeaveReq: 17,
@@ -14,6 +20,8 @@ export const MessageCode = {
   RouteQueryAns: 22,
   PingReq: 23,
   PingAns: 24,
+  StatReq: 25,
+  StatAns: 26,
   Error: 0xffff,
 } as const;
 export type MessageCode = (typeof MessageCode)[keyof typeof MessageCode];

@@ -25,5 +25,11 @@ export interface Topology {
   neighborFailed(id: Id): void;
   /** Addresses whose links should be kept alive. */
   neighbors(): Contact[];
+  /** Successors, nearest first: where replicas go (RFC 6940 s10.7). */
+  successorIds(): Id[];
+  /** Predecessors, nearest first. */
+  predecessorIds(): Id[];
+  /** Called whenever the successor or predecessor lists change. */
+  onNeighborsChanged(listener: () => void): void;
   status(): Record<string, unknown>;
 }

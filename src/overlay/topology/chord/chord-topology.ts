@@ -66,6 +66,8 @@ export class ChordTopology implements Topology {
   /** First successor and predecessor as last published, and when each was last told of us. */
   private announced = new Set<Id>();
   private readonly lastAnnounce = new Map<Id, number>();
+  private readonly changeListeners: (() => void)[] = [];
+  private publishedSignature = '';
 
   constructor(private readonly options: ChordOptions) {}
 
@@ -164,6 +166,10 @@ export class ChordTopology implements Topology {
 
   neighbors(): Contact[] {
     return this.table.all();
+  }
+
+  onNeighborsChanged(listener: () => void): void {
+    this.changeListeners.push(listener);
   }
 
   successorIds(): Id[] {
@@ -344,6 +350,11 @@ export class ChordTopology implements Topology {
    * rest of each list is refreshed through those two neighbours' views.
    */
   private publishNeighbors(): void {
+    const signature = [...this.table.successors, ...this.table.predecessors].map((c) => c.id).join(',');
+    if (signature !== this.publishedSignature) {
+      this.publishedSignature = signature;
+      for (const listener of this.changeListeners) listener();
+    }
     for (const c of this.table.all()) this.router.connections.learn(c.id, c.address);
     const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
     this.router.transport.setWatched(watched.map((c) => c.address));

@@ -1,0 +1,35 @@
+import type { Id } from '../../wire/id.js';
+import type { StoredData } from '../../wire/messages/stored-data.js';
+
+/*
+ * The storage backend interface. The resource store keeps its index in memory and hands every
+ * change to a backend to make durable; at start the backend replays what it holds. A backend
+ * only persists: rules (generations, lifetimes, quotas) live in the store above it.
+ *
+ * To add a backend: a file in storage/backends/ that implements StorageBackend, and one line in
+ * storage/backends/registry.ts. Nothing outside this folder changes.
+ */
+export type StorageChange =
+  | { readonly op: 'put'; readonly resource: Id; readonly kind: number; readonly generation: bigint; readonly data: StoredData }
+  | { readonly op: 'remove'; readonly resource: Id; readonly kind: number; readonly key: string };
+
+export interface BackendStats {
+  readonly records: number;
+  readonly bytesWritten: number;
+  readonly syncs: number;
+  readonly compactions: number;
+}
+
+export interface StorageBackend {
+  readonly name: string;
+  /** What is durable, in the order it was written. */
+  load(): StorageChange[];
+  /** Makes `changes` durable (for the file backend: written and fsynced), then calls `done`. */
+  append(changes: readonly StorageChange[], done: (error?: Error) => void): void;
+  /** Replaces what is stored by `live` when that saves space; serving goes on meanwhile. */
+  compact(live: () => StorageChange[], done: (error?: Error) => void): void;
+  /** True when the stored bytes are large against the live data. */
+  wantsCompaction(liveRecords: number): boolean;
+  stats(): BackendStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,261 @@
+import type { SignatureSuite } from '../identity/signature-suite.js';
+import type { TrustPolicy } from '../identity/trust.js';
+import { OverlayError } from '../overlay/overlay-error.js';
+import type { IncomingRequest, OverlayRouter } from '../overlay/router.js';
+import type { TimerHandle } from '../runtime/clock.js';
+import type { Logger } from '../runtime/log.js';
+import type { Id } from '../wire/id.js';
+import { nodeDestination } from '../wire/message.js';
+import { ErrorCode, MessageCode } from '../wire/message-codes.js';
+import { fetchAns, fetchReq } from '../wire/messages/fetch.js';
+import { findAns, findReq } from '../wire/messages/find.js';
+import { statAns, statReq } from '../wire/messages/stat.js';
+import { type StoreKindData, storeAns, storeReq } from '../wire/messages/store.js';
+import { betweenRightClosed } from '../overlay/topology/chord/ring.js';
+import type { Topology } from '../overlay/topology/topology.js';
+import { checkAccess } from './access-control.js';
+import type { StorageBackend, StorageChange } from './backends/backend.js';
+import type { ResourceStore } from './resource-store.js';
+import { verifyValue } from './value-signing.js';
+
+/*
+ * The storing peer's side of RFC 6940 s7: Store, Fetch, Stat and Find handlers; every value's
+ * signature and access policy checked before anything is kept; acknowledgement only after the
+ * backend made the change durable; copies on the next successors (replicas), restored when
+ * peers join, leave or fail; expiry of values past their lifetime.
+ */
+export interface StorageServiceOptions {
+  /** Copies in all, the responsible peer's included (RFC 6940 s10.7 suggests 3). */
+  readonly replicas: number;
+  readonly expiryIntervalMs: number;
+  readonly rebalanceDelayMs: number;
+}
+
+export const DEFAULT_STORAGE_OPTIONS: StorageServiceOptions = { replicas: 3, expiryIntervalMs: 60_000, rebalanceDelayMs: 500 };
+
+export interface StorageCounters {
+  stores: number;
+  storesRefused: number;
+  replicaStores: number;
+  fetches: number;
+  replicationsSent: number;
+  handovers: number;
+  expired: number;
+  backendErrors: number;
+}
+
+export class StorageService {
+  readonly counters: StorageCounters = { stores: 0, storesRefused: 0, replicaStores: 0, fetches: 0, replicationsSent: 0, handovers: 0, expired: 0, backendErrors: 0 };
+  /** Which peers were sent the current copy of each Resource-ID. */
+  private readonly copiesSent = new Map<Id, Set<Id>>();
+  private rebalanceTimer: TimerHandle | undefined;
+  private expiryTimer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly router: OverlayRouter,
+    private readonly topology: Topology,
+    private readonly trust: TrustPolicy,
+    private readonly suite: SignatureSuite,
+    readonly store: ResourceStore,
+    readonly backend: StorageBackend,
+    private readonly log: Logger,
+    private readonly options: StorageServiceOptions = DEFAULT_STORAGE_OPTIONS,
+  ) {}
+
+  /** Replays the backend, then serves. */
+  start(): void {
+    for (const change of this.backend.load()) this.store.apply(change);
+    this.router.handle(MessageCode.StoreReq, (req) => this.onStore(req));
+    this.router.handle(MessageCode.FetchReq, (req) => this.onFetch(req));
+    this.router.handle(MessageCode.StatReq, (req) => this.onStat(req));
+    this.router.handle(MessageCode.FindReq, (req) => this.onFind(req));
+    this.topology.onNeighborsChanged(() => this.scheduleRebalance());
+    this.scheduleExpiry();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.router.clock.clearTimer(this.rebalanceTimer);
+    this.router.clock.clearTimer(this.expiryTimer);
+  }
+
+  private nowMs(): number {
+    return this.router.clock.wallTime();
+  }
+
+  private onStore(req: IncomingRequest): void {
+    const request = storeReq.decode(req.body);
+    const { resource, replicaNumber } = request;
+    const replica = replicaNumber > 0;
+    if (replica) {
+      // RFC 6940 s7.4.1.3: replicas come from the responsible peer, one of our predecessors, or
+      // (handing over after a join) from a successor that held the data until now.
+      const near = this.options.replicas - 1;
+      const neighbors = [...this.topology.predecessorIds().slice(0, near), ...this.topology.successorIds().slice(0, near)];
+      if (!neighbors.includes(req.origin)) throw new OverlayError(ErrorCode.Forbidden, 'copies are accepted only from ring neighbours');
+      this.counters.replicaStores++;
+    } else if (!this.topology.isResponsible(resource)) {
+      throw new OverlayError(ErrorCode.Forbidden, 'not responsible for this Resource-ID');
+    }
+    let changes: StorageChange[];
+    try {
+      changes = request.kinds.flatMap((kindData) => this.check(resource, kindData, replica));
+    } catch (error) {
+      this.counters.storesRefused++;
+      throw error;
+    }
+    this.backend.append(changes, (error) => {
+      if (error) {
+        this.counters.backendErrors++;
+        this.log.error('backend-write-failed', { error });
+        req.fail(ErrorCode.DataTooLarge, 'storage is failing on this peer');
+        return;
+      }
+      for (const change of changes) this.store.apply(change);
+      this.copiesSent.delete(resource);
+      this.counters.stores++;
+      const replicas = replica ? [] : this.replicaSet();
+      req.respond(
+        storeAns.encode({
+          kinds: request.kinds.map((k) => ({ kind: k.kind, generation: this.store.generation(resource, k.kind), replicas })),
+        }),
+      );
+      if (!replica || this.topology.isResponsible(resource)) this.replicate(resource);
+    });
+  }
+
+  /** Signature, access control, then the store's own rules; throws OverlayError. */
+  private check(resource: Id, kindData: StoreKindData, replica: boolean): StorageChange[] {
+    const kind = this.store.kind(kindData.kind);
+    for (const value of kindData.values) {
+      let signer;
+      try {
+        signer = verifyValue(this.suite, this.trust, resource, kind.id, value, Math.floor(this.nowMs() / 1000));
+      } catch (error) {
+        throw new OverlayError(ErrorCode.Forbidden, (error as Error).message);
+      }
+      const denied = checkAccess(kind, resource, value.entry.key, signer);
+      if (denied) throw new OverlayError(ErrorCode.Forbidden, denied);
+    }
+    return this.store.prepare(resource, kindData, replica, this.nowMs());
+  }
+
+  private onFetch(req: IncomingRequest): void {
+    const { resource, specifiers } = fetchReq.decode(req.body);
+    this.counters.fetches++;
+    const now = this.nowMs();
+    req.respond(fetchAns.encode({ kinds: specifiers.map((s) => this.store.fetch(resource, s.kind, s.selector, now)) }));
+  }
+
+  private onStat(req: IncomingRequest): void {
+    const { resource, specifiers } = statReq.decode(req.body);
+    const now = this.nowMs();
+    req.respond(statAns.encode({ kinds: specifiers.map((s) => this.store.stat(resource, s.kind, s.selector, now)) }));
+  }
+
+  private onFind(req: IncomingRequest): void {
+    const { resource, kinds } = findReq.decode(req.body);
+    req.respond(findAns.encode({ results: kinds.map((kind) => ({ kind, closest: this.store.find(resource, kind) })) }));
+  }
+
+  // --- replication (RFC 6940 s10.7) ---
+
+  private replicaSet(): Id[] {
+    return this.topology.successorIds().slice(0, this.options.replicas - 1);
+  }
+
+  /** Sends our copy of `resource` to each replica peer that does not have it yet. */
+  private replicate(resource: Id): void {
+    const sent = this.copiesSent.get(resource) ?? new Set<Id>();
+    this.copiesSent.set(resource, sent);
+    this.replicaSet().forEach((peer, i) => {
+      if (sent.has(peer)) return;
+      sent.add(peer);
+      this.sendCopy(peer, resource, i + 1);
+    });
+  }
+
+  private sendCopy(peer: Id, resource: Id, replicaNumber: number): void {
+    const byKind = new Map<number, StoreKindData>();
+    for (const change of this.store.changesFor(resource)) {
+      if (change.op !== 'put') continue;
+      const entry = byKind.get(change.kind) ?? { kind: change.kind, generation: change.generation, values: [] };
+      byKind.set(change.kind, { ...entry, values: [...entry.values, change.data] });
+    }
+    if (byKind.size === 0) return;
+    if (this.topology.isResponsible(resource)) this.counters.replicationsSent++;
+    else this.counters.handovers++;
+    const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
+    this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
+      if (error) this.copiesSent.get(resource)?.delete(peer); // try again at the next change
+    }, { attempts: 2 });
+  }
+
+  private scheduleRebalance(): void {
+    if (this.stopped || this.rebalanceTimer) return;
+    this.rebalanceTimer = this.router.clock.setTimer(this.options.rebalanceDelayMs, () => {
+      this.rebalanceTimer = undefined;
+      this.rebalance();
+    });
+  }
+
+  /**
+   * After the ring changed: resources we are now responsible for get their replicas restored;
+   * resources a newly joined predecessor is now responsible for are handed to it.
+   */
+  private rebalance(): void {
+    if (!this.topology.joined) return;
+    const preds = this.topology.predecessorIds();
+    for (const resource of this.store.resourceIds()) {
+      if (this.topology.isResponsible(resource)) {
+        this.replicate(resource);
+        continue;
+      }
+      // Which predecessor is responsible now, and is it one we have not given the data to?
+      for (let i = 0; i < preds.length; i++) {
+        const before = preds[i + 1];
+        if (before === undefined || betweenRightClosed(resource, before, preds[i])) {
+          const sent = this.copiesSent.get(resource) ?? new Set<Id>();
+          this.copiesSent.set(resource, sent);
+          if (!sent.has(preds[i]) && i < this.options.replicas - 1) {
+            sent.add(preds[i]);
+            this.sendCopy(preds[i], resource, i + 1);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  // --- lifetimes ---
+
+  private scheduleExpiry(): void {
+    this.expiryTimer = this.router.clock.setTimer(this.options.expiryIntervalMs, () => {
+      const removals = this.store.expired(this.nowMs());
+      if (removals.length) {
+        this.backend.append(removals, (error) => {
+          if (error) return this.log.error('backend-write-failed', { error });
+          for (const r of removals) this.store.apply(r);
+          this.counters.expired += removals.length;
+          this.maybeCompact();
+        });
+      } else {
+        this.maybeCompact();
+      }
+      if (!this.stopped) this.scheduleExpiry();
+    });
+  }
+
+  private maybeCompact(): void {
+    if (!this.backend.wantsCompaction(this.store.size.entries)) return;
+    this.backend.compact(
+      () => this.store.changesFor(),
+      (error) => error && this.log.error('compaction-failed', { error }),
+    );
+  }
+
+  status(): Record<string, unknown> {
+    return { ...this.store.size, counters: { ...this.counters }, backend: { name: this.backend.name, ...this.backend.stats() } };
+  }
+}
