@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { OverlayError } from '../../../src/overlay/overlay-error.js';
+import { KindRegistry } from '../../../src/storage/kind.js';
+import { ResourceStore } from '../../../src/storage/resource-store.js';
+import { ErrorCode } from '../../../src/wire/message-codes.js';
+import { testIdentity } from '../../helpers/fixtures.js';
+import { NOW_MS, userResource, value } from '../../helpers/storage-fixtures.js';
+
+const kinds = new KindRegistry();
+const NOTE = kinds.named('DEBUG-NOTE')!.id;
+const alice = testIdentity(1);
+const R = userResource(alice);
+
+function refused(code: number, run: () => unknown): void {
+  assert.throws(run, (e: unknown) => e instanceof OverlayError && e.code === code, `expected error ${code}`);
+}
+
+function storeAll(store: ResourceStore, generation: bigint, values: ReturnType<typeof value>[]): bigint {
+  const changes = store.prepare(R, { kind: NOTE, generation, values }, false, NOW_MS);
+  for (const c of changes) store.apply(c);
+  return store.generation(R, NOTE);
+}
+
+test('generation counters advance per Store, and a stale generation is refused with Error_Generation_Counter_Too_Low', () => {
+  const store = new ResourceStore(kinds);
+  assert.equal(storeAll(store, 0n, [value(alice, R, NOTE, 0, 'a')]), 1n);
+  assert.equal(storeAll(store, 1n, [value(alice, R, NOTE, 1, 'b')]), 2n);
+  refused(ErrorCode.GenerationCounterTooLow, () => store.prepare(R, { kind: NOTE, generation: 1n, values: [value(alice, R, NOTE, 2, 'c')] }, false, NOW_MS));
+  assert.equal(storeAll(store, 0n, [value(alice, R, NOTE, 2, 'c')]), 3n, 'generation 0 means "do not check"');
+});
+
+test('an older value never replaces a newer one (Error_Data_Too_Old), and expired values are refused', () => {
+  const store = new ResourceStore(kinds);
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'new', { time: NOW_MS })]);
+  refused(ErrorCode.DataTooOld, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'old', { time: NOW_MS - 1000 })] }, false, NOW_MS));
+  refused(ErrorCode.DataTooOld, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 5, 'x', { time: NOW_MS - 10_000, lifetime: 1 })] }, false, NOW_MS));
+});
+
+test('the data model, value size, entry count and unknown kinds are enforced', () => {
+  const store = new ResourceStore(kinds);
+  refused(ErrorCode.InvalidMessage, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, null, 'single in an array kind')] }, false, NOW_MS));
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'x'.repeat(2000))] }, false, NOW_MS));
+  const many = Array.from({ length: 65 }, (_, i) => value(alice, R, NOTE, i, 'v'));
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: many }, false, NOW_MS));
+  refused(ErrorCode.UnknownKind, () => store.prepare(R, { kind: 4242, generation: 0n, values: [] }, false, NOW_MS));
+});
+
+test('a full store refuses new data with an error and keeps everything it had', () => {
+  const store = new ResourceStore(kinds, { maxBytesPerResource: 100_000, maxBytesTotal: 1500 });
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'x'.repeat(1000))]);
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 1, 'y'.repeat(1000))] }, false, NOW_MS));
+  assert.equal(store.size.entries, 1);
+  assert.equal(store.fetch(R, NOTE, { all: true }, NOW_MS).values.length, 1);
+});
+
+test('a Store is all or nothing: one bad value means none is kept', () => {
+  const store = new ResourceStore(kinds);
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'ok'), value(alice, R, NOTE, 1, 'z'.repeat(5000))] }, false, NOW_MS));
+  assert.equal(store.size.entries, 0);
+});
+
+test('fetch selects array ranges; expired entries are not served and are listed for removal', () => {
+  const store = new ResourceStore(kinds);
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'a'), value(alice, R, NOTE, 1, 'b', { lifetime: 10 }), value(alice, R, NOTE, 2, 'c')]);
+  assert.deepEqual(store.fetch(R, NOTE, { ranges: [[1, 2]] }, NOW_MS).values.map((v) => v.entry.key), [1, 2]);
+  const later = NOW_MS + 60_000;
+  assert.deepEqual(store.fetch(R, NOTE, { all: true }, later).values.map((v) => v.entry.key), [0, 2]);
+  const removals = store.expired(later);
+  assert.equal(removals.length, 1);
+  for (const r of removals) store.apply(r);
+  assert.equal(store.size.entries, 2);
+  assert.equal(store.find(0n, NOTE), R);
+  assert.equal(store.stat(R, NOTE, { all: true }, later).values[0].sha256.length, 32);
+});
