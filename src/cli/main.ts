@@ -6,6 +6,7 @@ import { simulate } from '../sim/simulation.js';
 import { parseAddress } from '../wire/address.js';
 import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
+import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 
 /*
  * The p2psip command: a thin shell over node/ and sim/. Each command parses its flags, calls one
@@ -15,9 +16,11 @@ import { formatRoute, formatStatus } from './format.js';
 const USAGE = `usage: p2psip <command> [options]
 
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
-           [--bind HOST] [--advertise HOST] [--overlay NAME] [--verbose]
+           [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory] [--verbose]
   status   --data DIR [--json]
   route    NAME --data DIR [--json]
+  store    KIND NAME VALUE --data DIR [--index N] [--key K] [--lifetime SECONDS] [--json]
+  fetch    KIND NAME --data DIR [--json]
   simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
            [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] [--values V]
            [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS] --json
@@ -38,6 +41,10 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
         return await statusCommand(parseArgs(rest, ['json']), out);
       case 'route':
         return await routeCommand(parseArgs(rest, ['json']), out);
+      case 'store':
+        return await storeCli(parseArgs(rest, ['json']), out);
+      case 'fetch':
+        return await fetchCli(parseArgs(rest, ['json']), out);
       case 'simulate':
         return simulateCommand(parseArgs(rest, ['json']), out);
       case undefined:
@@ -60,7 +67,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
 }
 
 async function startCommand(args: ParsedArgs): Promise<number> {
-  checkKnownFlags(args, ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json']);
+  checkKnownFlags(args, ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage']);
   const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
   const log = createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
   const bootstrap = (stringFlag(args, 'bootstrap') ?? '')
@@ -81,6 +88,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     bootstrap,
     open: args.flags.has('open'),
     overlayName: stringFlag(args, 'overlay', DEFAULT_OVERLAY)!,
+    storage: stringFlag(args, 'storage', DEFAULT_BACKEND)!,
     log,
   });
   const status = daemon.status();
@@ -114,6 +122,36 @@ async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
   const trace = (await callPeer(requiredFlag(args, 'data'), { op: 'route', name })) as Record<string, unknown>;
   out(args.flags.has('json') ? JSON.stringify(trace) : formatRoute(trace));
   return 0;
+}
+
+async function storeCli(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json', 'index', 'key', 'lifetime']);
+  const [kind, name, value] = args.positional;
+  if (!kind || !name || value === undefined) throw new UsageError('store needs KIND NAME VALUE');
+  const result = (await callPeer(requiredFlag(args, 'data'), {
+    op: 'store',
+    kind,
+    name,
+    value,
+    index: args.flags.has('index') ? numberFlag(args, 'index', 0, 0, 0xffffffff) : undefined,
+    key: stringFlag(args, 'key'),
+    lifetime: numberFlag(args, 'lifetime', 3600, 1, 0xffffffff),
+  })) as Record<string, unknown>;
+  out(args.flags.has('json') ? JSON.stringify(result) : `stored ${result.kind} at ${result.resourceId} (key ${result.key}, generation ${result.generation}, replicas ${(result.replicas as string[]).length})`);
+  return 0;
+}
+
+async function fetchCli(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json']);
+  const [kind, name] = args.positional;
+  if (!kind || !name) throw new UsageError('fetch needs KIND NAME');
+  const result = (await callPeer(requiredFlag(args, 'data'), { op: 'fetch', kind, name })) as { values: { key: unknown; value: string; signer: string; storedAt: string }[] } & Record<string, unknown>;
+  if (args.flags.has('json')) out(JSON.stringify(result));
+  else {
+    out(`${result.kind} at ${result.resourceId}: ${result.values.length} value(s), generation ${result.generation}, from ${result.responder}`);
+    for (const v of result.values) out(`  ${v.key === null ? '' : `[${v.key}] `}${v.value}  (by ${v.signer}, ${v.storedAt})`);
+  }
+  return result.values.length > 0 ? 0 : 1;
 }
 
 function simulateCommand(args: ParsedArgs, out: Print): number {

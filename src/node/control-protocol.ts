@@ -10,6 +10,10 @@ export function controlSocketPath(dir: string): string {
   return path.resolve(dir, CONTROL_SOCKET);
 }
 
-export type ControlRequest = { op: 'status' } | { op: 'route'; name: string } | { op: 'stop' };
+export type ControlRequest =
+  | { op: 'status' }
+  | { op: 'route'; name: string }
+  | { op: 'store'; kind: string; name: string; value: string; index?: number; key?: string; lifetime?: number }
+  | { op: 'fetch'; kind: string; name: string };
 
 export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string };

@@ -111,6 +111,10 @@ export class OverlayPeer {
     return this.deps.identity.nodeId;
   }
 
+  get identity(): NodeIdentity {
+    return this.deps.identity;
+  }
+
   /** The user name of this node's certificate. */
   get subject(): string {
     return this.deps.identity.certificate.claims.subject;

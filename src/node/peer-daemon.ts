@@ -9,6 +9,10 @@ import { ControlServer } from './control-server.js';
 import { IdentityMissingError, loadIdentity, loadOrCreateOpenIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
+import { createBackend } from '../storage/backends/registry.js';
+import type { ControlRequest } from './control-protocol.js';
+import { fetchCommand, storeCommand } from './storage-commands.js';
+import path from 'node:path';
 
 /*
  * A peer on a device: real UDP, the system clock and randomness, a control socket in its data
@@ -22,6 +26,8 @@ export interface PeerDaemonOptions {
   readonly bootstrap: readonly Address[];
   readonly open: boolean;
   readonly overlayName: string;
+  /** Storage backend name (storage/backends/registry.ts); the file backend by default. */
+  readonly storage: string;
   readonly log: Logger;
 }
 
@@ -60,6 +66,7 @@ export class PeerDaemon {
       log,
       overlayName: options.overlayName,
       advertisedAddress: advertised,
+      storage: { backend: createBackend(options.storage, path.join(options.dataDir, 'storage')) },
     });
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
@@ -82,14 +89,19 @@ export class PeerDaemon {
     return status.mode === 'open' ? { ...status, warning: OPEN_MODE_WARNING } : status;
   }
 
-  private async handleControl(request: { op: string; name?: string }): Promise<unknown> {
+  private async handleControl(request: ControlRequest): Promise<unknown> {
+    const { client, kinds, identity } = this.peer;
     switch (request.op) {
       case 'status':
         return this.status();
       case 'route':
         return traceRoute(this.peer.router, String(request.name));
+      case 'store':
+        return storeCommand(client, kinds, identity, request);
+      case 'fetch':
+        return fetchCommand(client, kinds, identity, request.kind, request.name);
       default:
-        throw new Error(`unknown control operation ${request.op}`);
+        throw new Error(`unknown control operation ${(request as { op: string }).op}`);
     }
   }
 }

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+
+/*
+ * `p2psip store` and `p2psip fetch` against real peers with the file backend: a value stored
+ * through one peer is fetched through another, and a peer restarted alone serves it from disk.
+ */
+ensureBundle();
+const root = tempDir('p2psip-st-');
+const running: Running[] = [];
+after(async () => {
+  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+  await Promise.all(running.map((r) => r.exited));
+  removeDir(root);
+});
+
+async function start(dir: string, port: number, bootstrap?: number): Promise<Running> {
+  const args = ['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port)];
+  if (bootstrap) args.push('--bootstrap', `127.0.0.1:${bootstrap}`);
+  const proc = startProcess(args);
+  running.push(proc);
+  assert.ok(await eventually(() => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).state === 'joined', 15_000));
+  return proc;
+}
+
+const USER = 'peer@open.p2psip.lab';
+
+test('a value stored through one peer is fetched through another, with its signer', async () => {
+  const ports = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
+  await start(`${root}/a`, ports[0]);
+  await start(`${root}/b`, ports[1], ports[0]);
+  await start(`${root}/c`, ports[2], ports[0]);
+  await new Promise((r) => setTimeout(r, 2000));
+  const stored = runCli(['store', 'DEBUG-NOTE', USER, 'hello from a', '--data', `${root}/a`, '--json']);
+  assert.equal(stored.code, 0, stored.stderr);
+  assert.equal(JSON.parse(stored.stdout).key, 0);
+  const fetched = runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/c`, '--json']);
+  assert.equal(fetched.code, 0, fetched.stderr);
+  const result = JSON.parse(fetched.stdout);
+  assert.deepEqual(result.values.map((v: { value: string }) => v.value), ['hello from a']);
+  assert.equal(result.values[0].signer, USER);
+  assert.match(runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`]).stdout, /hello from a/);
+});
+
+test('unknown kinds are usage errors; a name with nothing stored exits 1', () => {
+  assert.equal(runCli(['store', 'NO-SUCH-KIND', USER, 'x', '--data', `${root}/a`]).code, 1);
+  assert.equal(runCli(['fetch', 'DEBUG-NOTE', 'nobody@open.p2psip.lab', '--data', `${root}/a`]).code, 1);
+  const forbidden = runCli(['store', 'DEBUG-NOTE', 'someone-else@open.p2psip.lab', 'x', '--data', `${root}/a`]);
+  assert.equal(forbidden.code, 1);
+  assert.match(forbidden.stderr, /Forbidden/);
+});
+
+test('after every peer stops, one restarted alone serves the value from its file store', async () => {
+  for (const r of running) r.child.kill('SIGTERM');
+  await Promise.all(running.map((r) => r.exited));
+  await start(`${root}/b`, await freeUdpPort());
+  const fetched = runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`, '--json']);
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.deepEqual(JSON.parse(fetched.stdout).values.map((v: { value: string }) => v.value), ['hello from a']);
+});
