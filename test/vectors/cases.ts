@@ -14,6 +14,11 @@ import { pingAns, pingReq } from '../../src/wire/messages/ping.js';
 import { probeAns, probeReq, ProbeType } from '../../src/wire/messages/probe.js';
 import { routeQueryAns, routeQueryReq } from '../../src/wire/messages/route-query.js';
 import { updateAns, updateReq } from '../../src/wire/messages/update.js';
+import { storeAns, storeReq } from '../../src/wire/messages/store.js';
+import { fetchAns, fetchReq } from '../../src/wire/messages/fetch.js';
+import { statAns, statReq } from '../../src/wire/messages/stat.js';
+import { findAns, findReq } from '../../src/wire/messages/find.js';
+import { signValue } from '../../src/storage/value-signing.js';
 import { TEST_OVERLAY, testIdentity } from '../helpers/fixtures.js';
 
 /*
@@ -27,6 +32,9 @@ const C = 0x00000000000000000000000000000001n;
 const contactA = { id: A, address: { host: '198.18.0.1', port: 6084 } };
 const contactB = { id: B, address: { host: '2001:db8::1', port: 6084 } };
 const view = { uptimeSeconds: 3600, type: ChordUpdateType.Full, predecessors: [contactA], successors: [contactB] };
+
+const noteSigner = testIdentity(1);
+const storedNote = signValue(ed25519Suite, noteSigner, C, 0xf0001, { key: 0, exists: true, value: new TextEncoder().encode('hello') }, 1767225600000n, 3600);
 
 export interface BodyVector<T> {
   readonly codec: BodyCodec<T>;
@@ -57,6 +65,18 @@ export const bodyVectors: Record<string, BodyVector<unknown>> = {
   }),
   'attach-ans': body(attachAns, { candidates: [{ type: CandidateType.Host, address: contactB.address, priority: 2130706431 }] }),
   'error-ans': body(errorAns, { code: 10, info: 'TTL exceeded' }),
+  'store-req': body(storeReq, { resource: C, replicaNumber: 0, kinds: [{ kind: 0xf0001, generation: 0n, values: [storedNote] }] }),
+  'store-ans': body(storeAns, { kinds: [{ kind: 0xf0001, generation: 4n, replicas: [A, B] }] }),
+  'fetch-req-all': body(fetchReq, { resource: C, specifiers: [{ kind: 1, generation: 0n, selector: { all: true } }] }),
+  'fetch-req-ranges': body(fetchReq, { resource: C, specifiers: [{ kind: 0xf0001, generation: 3n, selector: { ranges: [[0, 4]] } }] }),
+  'fetch-req-keys': body(fetchReq, { resource: C, specifiers: [{ kind: 1, generation: 0n, selector: { keys: [new Uint8Array([1, 2])] } }] }),
+  'fetch-ans': body(fetchAns, { kinds: [{ kind: 0xf0001, generation: 4n, values: [storedNote] }] }),
+  'stat-req': body(statReq, { resource: C, specifiers: [{ kind: 1, generation: 0n, selector: { all: true } }] }),
+  'stat-ans': body(statAns, {
+    kinds: [{ kind: 1, generation: 2n, values: [{ storageTime: 1767225600000n, lifetime: 3600, key: new Uint8Array(16), exists: true, length: 5, sha256: new Uint8Array(32) }] }],
+  }),
+  'find-req': body(findReq, { resource: C, kinds: [1, 2] }),
+  'find-ans': body(findAns, { results: [{ kind: 1, closest: B }, { kind: 2, closest: null }] }),
 };
 
 const identity = testIdentity(1);
