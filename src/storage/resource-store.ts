@@ -5,7 +5,7 @@ import { ErrorCode } from '../wire/message-codes.js';
 import type { FetchKindResponse, Selector } from '../wire/messages/fetch.js';
 import type { StoredMeta } from '../wire/messages/stat.js';
 import type { StoreKindData } from '../wire/messages/store.js';
-import { entryKeyText, type StoredData } from '../wire/messages/stored-data.js';
+import { type EntryKey, entryKeyText, type StoredData } from '../wire/messages/stored-data.js';
 import type { StorageChange } from './backends/backend.js';
 import type { KindDefinition, KindRegistry } from './kind.js';
 
@@ -29,8 +29,16 @@ interface KindSlot {
   readonly entries: Map<string, StoredData>;
 }
 
+interface ResourceEntry {
+  readonly kinds: Map<number, KindSlot>;
+  /** Bytes of values held for this Resource-ID (kept, not recounted: quotas are checked per Store). */
+  bytes: number;
+}
+
 export class ResourceStore {
-  private readonly resources = new Map<Id, Map<number, KindSlot>>();
+  private readonly resources = new Map<Id, ResourceEntry>();
+  /** One copy of each signer's certificate, however many values it signed. */
+  private readonly certificates = new Map<string, Uint8Array>();
   private bytesHeld = 0;
   private entryCount = 0;
 
@@ -51,14 +59,17 @@ export class ResourceStore {
    */
   prepare(resource: Id, data: StoreKindData, replica: boolean, nowMs: number): StorageChange[] {
     const kind = this.kind(data.kind);
-    const slot = this.resources.get(resource)?.get(data.kind);
+    const slot = this.resources.get(resource)?.kinds.get(data.kind);
     const current = slot?.generation ?? 0n;
     if (!replica && data.generation !== 0n && data.generation !== current) {
       throw new OverlayError(ErrorCode.GenerationCounterTooLow, `generation ${data.generation} is stale; current is ${current}`);
     }
     const generation = replica ? data.generation : current + 1n;
-    const next = new Map(slot?.entries ?? []);
+    // The entries as they would be after this Store: the stored ones plus this batch's.
+    const batch = new Map<string, StoredData>();
+    const entryAt = (key: string): StoredData | undefined => batch.get(key) ?? slot?.entries.get(key);
     let addedBytes = 0;
+    let addedEntries = 0;
     for (const value of data.values) {
       checkModel(kind, value);
       if (value.entry.value.length > kind.maxSize) {
@@ -66,15 +77,18 @@ export class ResourceStore {
       }
       if (isExpired(value, nowMs)) throw new OverlayError(ErrorCode.DataTooOld, 'value has already expired');
       const key = entryKeyText(value.entry.key);
-      const existing = next.get(key);
+      const existing = entryAt(key);
       if (existing && existing.storageTime > value.storageTime) {
         throw new OverlayError(ErrorCode.DataTooOld, 'a newer value is already stored');
       }
       addedBytes += value.entry.value.length - (existing?.entry.value.length ?? 0);
-      next.set(key, value);
+      if (!existing) addedEntries++;
+      batch.set(key, value);
     }
-    if (next.size > kind.maxCount) throw new OverlayError(ErrorCode.DataTooLarge, `${kind.name} holds at most ${kind.maxCount} entries`);
-    if (this.resourceBytes(resource) + addedBytes > this.limits.maxBytesPerResource) {
+    if ((slot?.entries.size ?? 0) + addedEntries > kind.maxCount) {
+      throw new OverlayError(ErrorCode.DataTooLarge, `${kind.name} holds at most ${kind.maxCount} entries`);
+    }
+    if ((this.resources.get(resource)?.bytes ?? 0) + addedBytes > this.limits.maxBytesPerResource) {
       throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this Resource-ID is full here');
     }
     if (this.bytesHeld + addedBytes > this.limits.maxBytesTotal) throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this peer is full');
@@ -83,38 +97,63 @@ export class ResourceStore {
 
   /** Applies durable changes (after the backend acknowledged them, or when replaying it). */
   apply(change: StorageChange): void {
-    let kinds = this.resources.get(change.resource);
+    let resource = this.resources.get(change.resource);
     if (change.op === 'remove') {
-      const slot = kinds?.get(change.kind);
+      const slot = resource?.kinds.get(change.kind);
       const old = slot?.entries.get(change.key);
-      if (!slot || !old) return;
+      if (!resource || !slot || !old) return;
       slot.entries.delete(change.key);
-      this.bytesHeld -= old.entry.value.length;
-      this.entryCount--;
-      if (slot.entries.size === 0) kinds!.delete(change.kind);
-      if (kinds!.size === 0) this.resources.delete(change.resource);
+      this.account(resource, -old.entry.value.length, -1);
+      if (slot.entries.size === 0) resource.kinds.delete(change.kind);
+      if (resource.kinds.size === 0) this.resources.delete(change.resource);
       return;
     }
-    if (!kinds) this.resources.set(change.resource, (kinds = new Map()));
-    let slot = kinds.get(change.kind);
-    if (!slot) kinds.set(change.kind, (slot = { generation: 0n, entries: new Map() }));
+    if (!resource) this.resources.set(change.resource, (resource = { kinds: new Map(), bytes: 0 }));
+    let slot = resource.kinds.get(change.kind);
+    if (!slot) resource.kinds.set(change.kind, (slot = { generation: 0n, entries: new Map() }));
     const key = entryKeyText(change.data.entry.key);
     const old = slot.entries.get(key);
     if (old && old.storageTime > change.data.storageTime) return;
-    this.bytesHeld += change.data.entry.value.length - (old?.entry.value.length ?? 0);
-    if (!old) this.entryCount++;
-    slot.entries.set(key, change.data);
+    this.account(resource, change.data.entry.value.length - (old?.entry.value.length ?? 0), old ? 0 : 1);
+    slot.entries.set(key, this.compact(change.data));
     if (change.generation > slot.generation) slot.generation = change.generation;
   }
 
+  private account(resource: ResourceEntry, bytes: number, entries: number): void {
+    resource.bytes += bytes;
+    this.bytesHeld += bytes;
+    this.entryCount += entries;
+  }
+
+  /**
+   * Decoded values are views into the message that carried them; keep exact-size copies, and
+   * one copy of each certificate, so a stored value costs its own bytes and no more.
+   */
+  private compact(data: StoredData): StoredData {
+    const certKey = Buffer.from(data.certificate).toString('base64');
+    let certificate = this.certificates.get(certKey);
+    if (!certificate) {
+      certificate = new Uint8Array(data.certificate);
+      this.certificates.set(certKey, certificate);
+    }
+    const key = data.entry.key instanceof Uint8Array ? new Uint8Array(data.entry.key) : data.entry.key;
+    return {
+      storageTime: data.storageTime,
+      lifetime: data.lifetime,
+      entry: { key, exists: data.entry.exists, value: new Uint8Array(data.entry.value) },
+      certificate,
+      signature: new Uint8Array(data.signature),
+    };
+  }
+
   generation(resource: Id, kind: number): bigint {
-    return this.resources.get(resource)?.get(kind)?.generation ?? 0n;
+    return this.resources.get(resource)?.kinds.get(kind)?.generation ?? 0n;
   }
 
   fetch(resource: Id, kind: number, selector: Selector, nowMs: number): FetchKindResponse {
     this.kind(kind);
-    const slot = this.resources.get(resource)?.get(kind);
-    const values = slot ? [...slot.entries.values()].filter((v) => !isExpired(v, nowMs) && selects(selector, v)) : [];
+    const slot = this.resources.get(resource)?.kinds.get(kind);
+    const values = slot ? select(slot.entries, selector).filter((v) => !isExpired(v, nowMs)) : [];
     return { kind, generation: slot?.generation ?? 0n, values };
   }
 
@@ -137,7 +176,7 @@ export class ResourceStore {
   /** RFC 6940 s7.4.4: the closest Resource-ID at or after `from` holding values of `kind`. */
   find(from: Id, kind: number): Id | null {
     let best: Id | null = null;
-    for (const [resource, kinds] of this.resources) {
+    for (const [resource, { kinds }] of this.resources) {
       if (!kinds.has(kind) || resource < from) continue;
       if (best === null || resource < best) best = resource;
     }
@@ -147,7 +186,7 @@ export class ResourceStore {
   /** Entries past their lifetime, as removals to make durable. */
   expired(nowMs: number): StorageChange[] {
     const out: StorageChange[] = [];
-    for (const [resource, kinds] of this.resources) {
+    for (const [resource, { kinds }] of this.resources) {
       for (const [kind, slot] of kinds) {
         for (const [key, value] of slot.entries) if (isExpired(value, nowMs)) out.push({ op: 'remove', resource, kind, key });
       }
@@ -158,8 +197,9 @@ export class ResourceStore {
   /** Everything held, as the changes that would rebuild it (for compaction and replication). */
   changesFor(resource?: Id): StorageChange[] {
     const out: StorageChange[] = [];
-    const pick = resource === undefined ? this.resources : new Map([[resource, this.resources.get(resource) ?? new Map<number, KindSlot>()]]);
-    for (const [r, kinds] of pick) {
+    const held = this.resources.get(resource ?? -1n);
+    const pick: [Id, ResourceEntry][] = resource === undefined ? [...this.resources] : held ? [[resource, held]] : [];
+    for (const [r, { kinds }] of pick) {
       for (const [kind, slot] of kinds) for (const data of slot.entries.values()) out.push({ op: 'put', resource: r, kind, generation: slot.generation, data });
     }
     return out;
@@ -172,7 +212,7 @@ export class ResourceStore {
   /** Forgets a Resource-ID entirely (handed over to its new responsible peer). */
   drop(resource: Id): StorageChange[] {
     const removals: StorageChange[] = [];
-    for (const [kind, slot] of this.resources.get(resource) ?? []) {
+    for (const [kind, slot] of this.resources.get(resource)?.kinds ?? []) {
       for (const key of slot.entries.keys()) removals.push({ op: 'remove', resource, kind, key });
     }
     return removals;
@@ -182,11 +222,6 @@ export class ResourceStore {
     return { resources: this.resources.size, entries: this.entryCount, bytes: this.bytesHeld };
   }
 
-  private resourceBytes(resource: Id): number {
-    let total = 0;
-    for (const slot of this.resources.get(resource)?.values() ?? []) for (const v of slot.entries.values()) total += v.entry.value.length;
-    return total;
-  }
 }
 
 export function isExpired(value: StoredData, nowMs: number): boolean {
@@ -199,10 +234,22 @@ function checkModel(kind: KindDefinition, value: StoredData): void {
   if (!ok) throw new OverlayError(ErrorCode.InvalidMessage, `${kind.name} is a ${kind.model} kind; the entry key does not fit`);
 }
 
-function selects(selector: Selector, value: StoredData): boolean {
-  if ('all' in selector) return true;
-  const key = value.entry.key;
-  if ('ranges' in selector) return typeof key === 'number' && selector.ranges.some(([a, b]) => key >= a && key <= b);
-  if (selector.keys.length === 0) return true;
-  return key instanceof Uint8Array && selector.keys.some((k) => Buffer.compare(k, key) === 0);
+/** The entries a selector names, looked up by key where it names few (no scan of a big array). */
+function select(entries: Map<string, StoredData>, selector: Selector): StoredData[] {
+  if ('all' in selector || ('keys' in selector && selector.keys.length === 0)) return [...entries.values()];
+  const keys: EntryKey[] = [];
+  if ('keys' in selector) keys.push(...selector.keys);
+  else {
+    const span = selector.ranges.reduce((n, [a, b]) => n + (b - a + 1), 0);
+    if (span > entries.size) {
+      return [...entries.values()].filter((v) => typeof v.entry.key === 'number' && selector.ranges.some(([a, b]) => (v.entry.key as number) >= a && (v.entry.key as number) <= b));
+    }
+    for (const [a, b] of selector.ranges) for (let i = a; i <= b; i++) keys.push(i);
+  }
+  const out: StoredData[] = [];
+  for (const key of keys) {
+    const value = entries.get(entryKeyText(key));
+    if (value) out.push(value);
+  }
+  return out;
 }
