@@ -7,6 +7,7 @@ import { parseAddress } from '../wire/address.js';
 import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
 import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
+import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
 
 /*
  * The p2psip command: a thin shell over node/ and sim/. Each command parses its flags, calls one
@@ -16,7 +17,8 @@ import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 const USAGE = `usage: p2psip <command> [options]
 
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
-           [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory] [--verbose]
+           [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
+           [--max-storage-bytes N] [--max-resource-bytes N] [--verbose]
   status   --data DIR [--json]
   route    NAME --data DIR [--json]
   store    KIND NAME VALUE --data DIR [--index N] [--key K] [--lifetime SECONDS] [--json]
@@ -67,7 +69,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
 }
 
 async function startCommand(args: ParsedArgs): Promise<number> {
-  checkKnownFlags(args, ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage']);
+  checkKnownFlags(args, ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes']);
   const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
   const log = createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
   const bootstrap = (stringFlag(args, 'bootstrap') ?? '')
@@ -89,6 +91,10 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     open: args.flags.has('open'),
     overlayName: stringFlag(args, 'overlay', DEFAULT_OVERLAY)!,
     storage: stringFlag(args, 'storage', DEFAULT_BACKEND)!,
+    storageLimits: {
+      maxBytesTotal: numberFlag(args, 'max-storage-bytes', DEFAULT_STORAGE_LIMITS.maxBytesTotal, 0, Number.MAX_SAFE_INTEGER),
+      maxBytesPerResource: numberFlag(args, 'max-resource-bytes', DEFAULT_STORAGE_LIMITS.maxBytesPerResource, 0, Number.MAX_SAFE_INTEGER),
+    },
     log,
   });
   const status = daemon.status();

@@ -12,6 +12,7 @@ import { traceRoute } from './route-trace.js';
 import { createBackend } from '../storage/backends/registry.js';
 import type { ControlRequest } from './control-protocol.js';
 import { fetchCommand, storeCommand } from './storage-commands.js';
+import type { StorageLimits } from '../storage/resource-store.js';
 import path from 'node:path';
 
 /*
@@ -28,6 +29,8 @@ export interface PeerDaemonOptions {
   readonly overlayName: string;
   /** Storage backend name (storage/backends/registry.ts); the file backend by default. */
   readonly storage: string;
+  /** Quotas: bytes this peer holds in all, and per Resource-ID. */
+  readonly storageLimits?: StorageLimits;
   readonly log: Logger;
 }
 
@@ -66,7 +69,7 @@ export class PeerDaemon {
       log,
       overlayName: options.overlayName,
       advertisedAddress: advertised,
-      storage: { backend: createBackend(options.storage, path.join(options.dataDir, 'storage')) },
+      storage: { backend: createBackend(options.storage, path.join(options.dataDir, 'storage')), limits: options.storageLimits },
     });
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));

@@ -15,8 +15,8 @@ after(async () => {
   removeDir(root);
 });
 
-async function start(dir: string, port: number, bootstrap?: number): Promise<Running> {
-  const args = ['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port)];
+async function start(dir: string, port: number, bootstrap?: number, extra: string[] = []): Promise<Running> {
+  const args = ['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port), ...extra];
   if (bootstrap) args.push('--bootstrap', `127.0.0.1:${bootstrap}`);
   const proc = startProcess(args);
   running.push(proc);
@@ -51,11 +51,17 @@ test('unknown kinds are usage errors; a name with nothing stored exits 1', () =>
   assert.match(forbidden.stderr, /Forbidden/);
 });
 
-test('after every peer stops, one restarted alone serves the value from its file store', async () => {
+test('after every peer stops, one restarted alone serves the value from its file store, within its quota', async () => {
   for (const r of running) r.child.kill('SIGTERM');
   await Promise.all(running.map((r) => r.exited));
-  await start(`${root}/b`, await freeUdpPort());
+  await start(`${root}/b`, await freeUdpPort(), undefined, ['--max-resource-bytes', '20']);
   const fetched = runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`, '--json']);
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.deepEqual(JSON.parse(fetched.stdout).values.map((v: { value: string }) => v.value), ['hello from a']);
+  // 12 bytes are held; 9 more would pass the 20-byte quota: refused, and nothing is lost.
+  const refused = runCli(['store', 'DEBUG-NOTE', USER, 'too much!', '--data', `${root}/b`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /quota/);
+  const after = JSON.parse(runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`, '--json']).stdout);
+  assert.deepEqual(after.values.map((v: { value: string }) => v.value), ['hello from a']);
 });

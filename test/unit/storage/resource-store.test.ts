@@ -54,6 +54,18 @@ test('a full store refuses new data with an error and keeps everything it had', 
   assert.equal(store.fetch(R, NOTE, { all: true }, NOW_MS).values.length, 1);
 });
 
+test('the per-Resource-ID quota refuses more data for that resource only', () => {
+  const store = new ResourceStore(kinds, { maxBytesPerResource: 1000, maxBytesTotal: 100_000 });
+  const bob = testIdentity(2);
+  const B = userResource(bob);
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'x'.repeat(600))]);
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 1, 'y'.repeat(500))] }, false, NOW_MS));
+  // Replacing a value counts only the difference.
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'z'.repeat(950))]);
+  for (const c of store.prepare(B, { kind: NOTE, generation: 0n, values: [value(bob, B, NOTE, 0, 'b'.repeat(900))] }, false, NOW_MS)) store.apply(c);
+  assert.deepEqual(store.size, { resources: 2, entries: 2, bytes: 1850 });
+});
+
 test('a Store is all or nothing: one bad value means none is kept', () => {
   const store = new ResourceStore(kinds);
   refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'ok'), value(alice, R, NOTE, 1, 'z'.repeat(5000))] }, false, NOW_MS));
