@@ -6,6 +6,7 @@ import { simulate } from '../sim/simulation.js';
 import { parseAddress } from '../wire/address.js';
 import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
+import { enrollFromArgs, initCommand, inviteCommand } from './enrollment-commands.js';
 import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
 
@@ -16,6 +17,9 @@ import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
  */
 const USAGE = `usage: p2psip <command> [options]
 
+  init     --data DIR --overlay NAME [--domain D] [--user NAME] [--cert-lifetime SECONDS] [--json]
+  invite   --data DIR [--user NAME] [--client] [--expires SECONDS] [--json]
+  join     TOKEN --data DIR [start options]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--verbose]
@@ -28,6 +32,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS] --json
 `;
 
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes'];
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
 
@@ -39,6 +44,16 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
     switch (command) {
       case 'start':
         return await startCommand(parseArgs(rest, ['open', 'verbose', 'json']));
+      case 'init':
+        return initCommand(parseArgs(rest, ['json']), out);
+      case 'invite':
+        return await inviteCommand(parseArgs(rest, ['json', 'client']), out);
+      case 'join': {
+        const args = parseArgs(rest, ['verbose', 'json']);
+        checkKnownFlags(args, START_FLAGS);
+        await enrollFromArgs(args, out);
+        return await startCommand(args);
+      }
       case 'status':
         return await statusCommand(parseArgs(rest, ['json']), out);
       case 'route':
@@ -69,7 +84,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
 }
 
 async function startCommand(args: ParsedArgs): Promise<number> {
-  checkKnownFlags(args, ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes']);
+  checkKnownFlags(args, START_FLAGS);
   const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
   const log = createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
   const bootstrap = (stringFlag(args, 'bootstrap') ?? '')

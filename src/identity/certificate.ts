@@ -2,8 +2,9 @@ import { P2psipError } from '../runtime/errors.js';
 import { decodeCbor, encodeCbor } from '../wire/cbor.js';
 import { DecodeError } from '../wire/decode-error.js';
 import { type Id, idToBytes, readId } from '../wire/id.js';
-import { readArray, readBytes, readList, readText, readUint } from '../wire/schema.js';
-import { type KeyPair, PUBLIC_KEY_BYTES, publicKeyObject, SIGNATURE_BYTES, signBytes, verifyBytes } from './keys.js';
+import { readBytes, readList, readText, readUint } from '../wire/schema.js';
+import { type OpenedSign1, openSign1, sign1Valid, signSign1 } from './cose-sign1.js';
+import { type KeyPair, PUBLIC_KEY_BYTES, publicKeyObject } from './keys.js';
 import { nodeIdFromPublicKey } from './ids.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -20,7 +21,6 @@ import type { KeyObject } from 'node:crypto';
  *             -65537: overlay, -65538: [+ node-id]}
  */
 export const SELF_ISSUER = 'self';
-const COSE_ALG_EDDSA = -8;
 const CLAIM_ISSUER = 1;
 const CLAIM_SUBJECT = 2;
 const CLAIM_EXPIRES = 4;
@@ -52,8 +52,6 @@ export class CertificateError extends P2psipError {
   override readonly name = 'CertificateError';
 }
 
-const PROTECTED_HEADER = encodeCbor(new Map([[1, COSE_ALG_EDDSA]]));
-
 function claimsMap(c: CertificateClaims): Map<number, unknown> {
   // Keys in RFC 8949 s4.2.1 order (by encoded bytes) so the encoding is deterministic.
   return new Map<number, unknown>([
@@ -67,15 +65,8 @@ function claimsMap(c: CertificateClaims): Map<number, unknown> {
   ]);
 }
 
-/** COSE Sig_structure for Sign1 (RFC 9052 s4.4). */
-function sigStructure(payload: Uint8Array): Uint8Array {
-  return encodeCbor(['Signature1', PROTECTED_HEADER, new Uint8Array(0), payload]);
-}
-
 export function issueCertificate(claims: CertificateClaims, issuerKeys: KeyPair): Certificate {
-  const payload = encodeCbor(claimsMap(claims));
-  const signature = signBytes(issuerKeys, sigStructure(payload));
-  const bytes = encodeCbor([PROTECTED_HEADER, new Map(), payload, signature]);
+  const bytes = signSign1(encodeCbor(claimsMap(claims)), issuerKeys);
   return { claims, bytes, publicKey: publicKeyObject(claims.publicKey) };
 }
 
@@ -95,19 +86,14 @@ export function selfIssueCertificate(keys: KeyPair, subject: string, overlay: st
   );
 }
 
-interface ParsedCertificate {
+interface ParsedCertificate extends OpenedSign1 {
   readonly claims: CertificateClaims;
-  readonly payload: Uint8Array;
-  readonly signature: Uint8Array;
 }
 
 export function parseCertificate(bytes: Uint8Array): ParsedCertificate {
   const path = '$.certificate';
-  const [protectedHeader, unprotected, payload, signature] = readArray(decodeCbor(bytes, 4096, path), path, 4, 4);
-  const header = readBytes(protectedHeader, `${path}.protected`, 1, 32);
-  if (Buffer.compare(header, PROTECTED_HEADER) !== 0) throw new DecodeError(`${path}.protected`, 'only EdDSA is accepted');
-  if (!(unprotected instanceof Map)) throw new DecodeError(`${path}.unprotected`, 'expected a map');
-  const payloadBytes = readBytes(payload, `${path}.payload`, 1, 2048);
+  const opened = openSign1(bytes, path, 2048);
+  const payloadBytes = opened.payload;
   const claimsValue = decodeCbor(payloadBytes, 2048, `${path}.claims`);
   if (!(claimsValue instanceof Map)) throw new DecodeError(`${path}.claims`, 'expected a map');
   const get = (key: number): unknown => {
@@ -129,14 +115,13 @@ export function parseCertificate(bytes: Uint8Array): ParsedCertificate {
       overlay: readText(get(CLAIM_OVERLAY), `${path}.claims.overlay`, 256),
       nodeIds: readList(get(CLAIM_NODE_IDS), `${path}.claims.nodeIds`, MAX_NODE_IDS, readId, 1),
     },
-    payload: payloadBytes,
-    signature: readBytes(signature, `${path}.signature`, SIGNATURE_BYTES, SIGNATURE_BYTES),
+    ...opened,
   };
 }
 
 /** Checks the issuer's signature on a parsed certificate. */
 export function certificateSignatureValid(parsed: ParsedCertificate, issuerKey: KeyObject): boolean {
-  return verifyBytes(issuerKey, sigStructure(parsed.payload), parsed.signature);
+  return sign1Valid(parsed, issuerKey);
 }
 
 export { type ParsedCertificate };

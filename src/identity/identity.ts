@@ -6,5 +6,6 @@ import type { KeyPair } from './keys.js';
 export interface NodeIdentity {
   readonly nodeId: Id;
   readonly keys: KeyPair;
-  readonly certificate: Certificate;
+  /** Replaced in place when renewed, so every part that signs picks up the new one. */
+  certificate: Certificate;
 }

@@ -14,6 +14,7 @@ export type ControlRequest =
   | { op: 'status' }
   | { op: 'route'; name: string }
   | { op: 'store'; kind: string; name: string; value: string; index?: number; key?: string; lifetime?: number }
-  | { op: 'fetch'; kind: string; name: string };
+  | { op: 'fetch'; kind: string; name: string }
+  | { op: 'invite'; user?: string; client?: boolean; ttlSeconds?: number };
 
 export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string };

@@ -1,4 +1,3 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCertificate } from '../identity/certificate.js';
 import type { NodeIdentity } from '../identity/identity.js';
@@ -6,8 +5,8 @@ import { keyPairFromSeed, publicKeyObject } from '../identity/keys.js';
 import { createOpenIdentity } from '../identity/open-identity.js';
 import type { Random } from '../runtime/random.js';
 import { P2psipError } from '../runtime/errors.js';
-import { decodeCbor, encodeCbor } from '../wire/cbor.js';
 import { readArray, readBytes, readText } from '../wire/schema.js';
+import { readCborFile, writeCborFile } from './cbor-file.js';
 
 /*
  * The node's identity on disk: DIR/identity.cbor = [mode: tstr, seed: bstr, certificate: bstr],
@@ -25,9 +24,9 @@ export interface StoredIdentity {
 }
 
 export function loadIdentity(dir: string): StoredIdentity | undefined {
-  const file = path.join(dir, FILE);
-  if (!existsSync(file)) return undefined;
-  const [mode, seed, certificate] = readArray(decodeCbor(readFileSync(file), 8192, '$.identity'), '$.identity', 3, 3);
+  const value = readCborFile(path.join(dir, FILE), 8192);
+  if (value === undefined) return undefined;
+  const [mode, seed, certificate] = readArray(value, '$.identity', 3, 3);
   const modeText = readText(mode, '$.identity.mode', 16);
   const keys = keyPairFromSeed(readBytes(seed, '$.identity.seed', 32, 32));
   const certBytes = readBytes(certificate, '$.identity.certificate', 1, 4096);
@@ -54,9 +53,5 @@ export function loadOrCreateOpenIdentity(dir: string, overlay: string, random: R
 }
 
 export function saveIdentity(dir: string, mode: string, identity: NodeIdentity): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, FILE);
-  const temp = `${file}.tmp`;
-  writeFileSync(temp, encodeCbor([mode, identity.keys.seed, identity.certificate.bytes]), { mode: 0o600 });
-  renameSync(temp, file);
+  writeCborFile(path.join(dir, FILE), [mode, identity.keys.seed, identity.certificate.bytes]);
 }

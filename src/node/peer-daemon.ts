@@ -1,12 +1,17 @@
 import { networkInterfaces } from 'node:os';
-import { OpenTrustPolicy } from '../identity/trust.js';
+import { keyFingerprint } from '../identity/ids.js';
 import { UdpLink } from '../link/udp-link.js';
 import { SystemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import { SystemRandom } from '../runtime/random.js';
-import type { Address } from '../wire/address.js';
+import { type Address, addressKey } from '../wire/address.js';
+import type { SignedConfig } from './config/overlay-config.js';
+import { EnrollmentAuthority, EnrollmentRefused } from './enrollment/enrollment-authority.js';
+import { renewCertificate } from './enrollment/enrollment-client.js';
+import { EnrollmentServer } from './enrollment/enrollment-transport.js';
+import { loadNodeSetup, type NodeSetup, OPEN_MODE_WARNING } from './node-setup.js';
 import { ControlServer } from './control-server.js';
-import { IdentityMissingError, loadIdentity, loadOrCreateOpenIdentity } from './identity-store.js';
+import { saveIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
 import { createBackend } from '../storage/backends/registry.js';
@@ -34,62 +39,121 @@ export interface PeerDaemonOptions {
   readonly log: Logger;
 }
 
-export const OPEN_MODE_WARNING = 'OPEN OVERLAY: identities are self-issued and anyone can join; use only in labs';
-
 export class PeerDaemon {
+  private renewTimer: NodeJS.Timeout | undefined;
+
   private constructor(
     readonly peer: OverlayPeer,
     private readonly control: ControlServer,
-    private readonly log: Logger,
+    private readonly setup: NodeSetup,
+    private readonly authority: EnrollmentAuthority | undefined,
+    private readonly enrollment: EnrollmentServer | undefined,
+    private readonly options: PeerDaemonOptions,
+    private readonly random: SystemRandom,
   ) {}
 
   static async start(options: PeerDaemonOptions): Promise<PeerDaemon> {
     const { log } = options;
     const clock = new SystemClock();
     const random = new SystemRandom();
-    const nowSeconds = Math.floor(clock.wallTime() / 1000);
-    let stored = loadIdentity(options.dataDir);
-    if (!stored || stored.mode === 'open') {
-      if (!options.open) {
-        throw new IdentityMissingError(
-          stored ? `${options.dataDir} holds an open-mode identity: pass --open to run it` : `no identity in ${options.dataDir}: pass --open for a lab overlay (enrollment comes with p2psip init/join)`,
-        );
-      }
-      stored = loadOrCreateOpenIdentity(options.dataDir, options.overlayName, random, nowSeconds);
-      log.warn('open-mode', { warning: OPEN_MODE_WARNING });
-    }
+    const nowSeconds = (): number => Math.floor(clock.wallTime() / 1000);
+    const setup = loadNodeSetup(options.dataDir, options.open, options.overlayName, random, nowSeconds(), log);
     const link = await UdpLink.open({ host: options.bindHost, port: options.overlayPort }, log.child('udp'));
     const advertised = { host: options.advertiseHost ?? advertisableHost(options.bindHost), port: link.localAddress.port };
+    const authority = setup.config ? EnrollmentAuthority.load(options.dataDir, setup.config, random) : undefined;
+    let enrollment: EnrollmentServer | undefined;
+    if (authority) {
+      // RFC 6940 s11.3's enrollment server, on TCP at the overlay's port number.
+      enrollment = new EnrollmentServer((request) => authority.answer(request, nowSeconds()), log.child('enrollment'));
+      await enrollment.listen({ host: options.bindHost, port: link.localAddress.port });
+      announceEnrollmentAddress(authority, advertised, nowSeconds());
+    }
     const peer = new OverlayPeer({
-      identity: stored.identity,
-      trust: new OpenTrustPolicy(options.overlayName),
+      identity: setup.identity,
+      trust: setup.trust,
       link,
       clock,
       random,
       log,
-      overlayName: options.overlayName,
+      overlayName: setup.overlayName,
       advertisedAddress: advertised,
-      storage: { backend: createBackend(options.storage, path.join(options.dataDir, 'storage')), limits: options.storageLimits },
+      storage: {
+        backend: createBackend(options.storage, path.join(options.dataDir, 'storage')),
+        kinds: setup.kinds,
+        limits: options.storageLimits ?? setup.limits,
+        replicas: setup.replicas,
+      },
     });
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
     await control.listen();
-    daemon = new PeerDaemon(peer, control, log);
-    peer.start(options.bootstrap);
-    log.info('started', { nodeId: peer.status().nodeId as string, address: `${advertised.host}:${advertised.port}` });
+    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, options, random);
+    const self = addressKey(advertised);
+    const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
+    peer.start(options.bootstrap.length ? options.bootstrap : configured);
+    if (setup.mode === 'authority') daemon.scheduleRenewal();
+    log.info('started', { nodeId: peer.status().nodeId as string, address: self, mode: setup.mode });
     return daemon;
+  }
+
+  /** Renews the certificate when two thirds of its lifetime have passed (RFC 6940 s11.3 leaves when to the node). */
+  private scheduleRenewal(retryMs?: number): void {
+    const { claims } = this.setup.identity.certificate;
+    const renewAtMs = (claims.expires - (claims.expires - claims.notBefore) / 3) * 1000;
+    const delay = Math.min(retryMs ?? Math.max(1000, renewAtMs - Date.now()), 0x7fffffff);
+    this.renewTimer = setTimeout(() => void this.renew(), delay);
+    this.renewTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    const identity = this.setup.identity;
+    const now = Math.floor(Date.now() / 1000);
+    try {
+      const renewed =
+        this.authority && this.authority.name === identity.certificate.claims.issuer
+          ? this.authority.issue(identity.keys.publicKey, identity.certificate.claims.subject, now, identity.nodeId)
+          : await renewCertificate(identity, this.currentConfig().config, this.random, now);
+      identity.certificate = renewed;
+      saveIdentity(this.options.dataDir, 'authority', identity);
+      this.options.log.info('certificate-renewed', { expires: new Date(renewed.claims.expires * 1000).toISOString() });
+      this.scheduleRenewal();
+    } catch (error) {
+      const left = identity.certificate.claims.expires * 1000 - Date.now();
+      this.options.log.warn('certificate-renewal-failed', { error: (error as Error).message, secondsLeft: Math.round(left / 1000) });
+      this.scheduleRenewal(Math.max(1000, Math.min(60_000, left / 10)));
+    }
+  }
+
+  private currentConfig(): SignedConfig {
+    return this.authority?.config ?? this.setup.config!;
   }
 
   /** Leaves the ring gracefully and releases the port and the control socket. */
   async stop(): Promise<void> {
+    clearTimeout(this.renewTimer);
+    await this.enrollment?.close();
     await this.peer.leave();
     await this.control.close();
-    this.log.info('stopped');
+    this.options.log.info('stopped');
   }
 
   status(): Record<string, unknown> {
     const status = this.peer.status();
-    return status.mode === 'open' ? { ...status, warning: OPEN_MODE_WARNING } : status;
+    if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
+    const { claims } = this.setup.identity.certificate;
+    const { config } = this.currentConfig();
+    return {
+      ...status,
+      enrollment: {
+        user: claims.subject,
+        issuer: claims.issuer,
+        certificateExpires: new Date(claims.expires * 1000).toISOString(),
+        configSequence: config.sequence,
+        authorities: config.authorities.map((a) => ({ name: a.name, domains: a.domains, fingerprint: keyFingerprint(a.publicKey) })),
+        revoked: config.revoked.length,
+        authority: this.authority ? this.authority.name : null,
+      },
+    };
   }
 
   private async handleControl(request: ControlRequest): Promise<unknown> {
@@ -103,6 +167,11 @@ export class PeerDaemon {
         return storeCommand(client, kinds, identity, request);
       case 'fetch':
         return fetchCommand(client, kinds, identity, request.kind, request.name);
+      case 'invite': {
+        if (!this.authority) throw new EnrollmentRefused('this peer holds no enrollment authority: invite from the one that ran p2psip init');
+        const invitation = this.authority.invite({ user: request.user, client: request.client, ttlSeconds: request.ttlSeconds, enrollAt: this.peer.address }, Math.floor(Date.now() / 1000));
+        return { ...invitation, expires: new Date(invitation.expires * 1000).toISOString(), enrollAt: addressKey(this.peer.address) };
+      }
       default:
         throw new Error(`unknown control operation ${(request as { op: string }).op}`);
     }
@@ -116,4 +185,23 @@ function advertisableHost(bindHost: string): string {
     for (const entry of list ?? []) if (entry.family === 'IPv4' && !entry.internal) return entry.address;
   }
   return '127.0.0.1';
+}
+
+/**
+ * The root authority's peer puts its own address in the configuration as a bootstrap peer and
+ * as where it enrolls, so that joined nodes can find it again (to insert, and to renew).
+ */
+function announceEnrollmentAddress(authority: EnrollmentAuthority, address: Address, nowSeconds: number): void {
+  const { config } = authority.config;
+  const own = config.authorities.find((a) => a.name === authority.name);
+  const key = addressKey(address);
+  if (own?.enrollAt && addressKey(own.enrollAt) === key && config.bootstrap.some((b) => addressKey(b) === key)) return;
+  if (Buffer.compare(config.authorities[0].publicKey, own?.publicKey ?? new Uint8Array()) !== 0) return;
+  authority.updateConfig(
+    (c) => ({
+      authorities: c.authorities.map((a) => (a.name === authority.name ? { ...a, enrollAt: address } : a)),
+      bootstrap: [address, ...c.bootstrap.filter((b) => addressKey(b) !== key)].slice(0, 8),
+    }),
+    nowSeconds,
+  );
 }

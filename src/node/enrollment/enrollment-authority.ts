@@ -1,0 +1,253 @@
+import path from 'node:path';
+import { userInDomain } from '../../identity/authority-trust.js';
+import { type Certificate, certificateSignatureValid, issueCertificate, parseCertificate } from '../../identity/certificate.js';
+import { keyFingerprint } from '../../identity/ids.js';
+import type { NodeIdentity } from '../../identity/identity.js';
+import { type KeyPair, keyPairFromSeed, publicKeyObject, verifyBytes } from '../../identity/keys.js';
+import type { Random } from '../../runtime/random.js';
+import { P2psipError } from '../../runtime/errors.js';
+import { DEFAULT_KINDS } from '../../storage/kind.js';
+import { DEFAULT_STORAGE_LIMITS } from '../../storage/resource-store.js';
+import type { Address } from '../../wire/address.js';
+import { type Id, idFromBytes } from '../../wire/id.js';
+import { readArray, readBool, readBytes, readList, readText, readUint } from '../../wire/schema.js';
+import { readCborFile, writeCborFile } from '../cbor-file.js';
+import { saveConfig } from '../config/config-file.js';
+import { type OverlayConfig, type SignedConfig, signConfig } from '../config/overlay-config.js';
+import { saveIdentity } from '../identity-store.js';
+import {
+  ENROLL,
+  type EnrollmentAnswer,
+  type EnrollmentRequest,
+  answerMac,
+  enrollMac,
+  enrollProofInput,
+  macEqual,
+  RENEW,
+  renewProofInput,
+} from './enrollment-protocol.js';
+import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from './invitation.js';
+
+/*
+ * The enrollment authority of one family (RFC 6940 s11.3's enrollment server, on the family's
+ * first peer). It issues certificates with assigned Node-IDs, hands out one-time invitations,
+ * renews certificates, and as the overlay's root signs the configuration document.
+ *   DIR/authority.cbor   = [name, seed]                     (mode 0600)
+ *   DIR/invitations.cbor = [* [id, secret, user / null, client, expires, used]]
+ */
+export const DEFAULT_CERT_LIFETIME_SECONDS = 30 * 24 * 3600;
+export const DEFAULT_INVITATION_SECONDS = 3600;
+const AUTHORITY_FILE = 'authority.cbor';
+const INVITATIONS_FILE = 'invitations.cbor';
+
+export class EnrollmentRefused extends P2psipError {
+  override readonly name = 'EnrollmentRefused';
+}
+
+interface StoredInvitation {
+  readonly id: Uint8Array;
+  readonly secret: Uint8Array;
+  readonly user: string | null;
+  readonly client: boolean;
+  readonly expires: number;
+  used: boolean;
+}
+
+export interface InitOptions {
+  readonly overlay: string;
+  /** The domain this authority names users under; the overlay name by default. */
+  readonly domain?: string;
+  /** The first peer's user name (local part or full); "home" by default. */
+  readonly user?: string;
+  readonly certificateLifetimeSeconds?: number;
+  readonly bootstrap?: readonly Address[];
+}
+
+export class EnrollmentAuthority {
+  private invitations: StoredInvitation[];
+
+  private constructor(
+    private readonly dir: string,
+    readonly name: string,
+    private readonly keys: KeyPair,
+    private signed: SignedConfig,
+    private readonly random: Random,
+  ) {
+    this.invitations = loadInvitations(dir);
+  }
+
+  /** `p2psip init`: a new overlay with this authority as its root, and the first peer's identity. */
+  static create(dir: string, options: InitOptions, random: Random, nowSeconds: number): { authority: EnrollmentAuthority; identity: NodeIdentity } {
+    const domain = (options.domain ?? options.overlay).toLowerCase();
+    const keys = keyPairFromSeed(random.bytes(32));
+    const config: OverlayConfig = {
+      overlay: options.overlay,
+      sequence: 1,
+      authorities: [{ name: domain, publicKey: keys.publicKey, domains: [domain] }],
+      bootstrap: options.bootstrap ?? [],
+      kinds: DEFAULT_KINDS,
+      limits: DEFAULT_STORAGE_LIMITS,
+      replicas: 3,
+      revoked: [],
+      certificateLifetimeSeconds: options.certificateLifetimeSeconds ?? DEFAULT_CERT_LIFETIME_SECONDS,
+      issuedAt: nowSeconds,
+    };
+    writeCborFile(path.join(dir, AUTHORITY_FILE), [domain, keys.seed]);
+    const signed = signConfig(config, keys);
+    saveConfig(dir, signed);
+    const authority = new EnrollmentAuthority(dir, domain, keys, signed, random);
+    const nodeKeys = keyPairFromSeed(random.bytes(32));
+    const certificate = authority.issue(nodeKeys.publicKey, qualify(options.user ?? 'home', domain), nowSeconds);
+    const identity = { nodeId: certificate.claims.nodeIds[0], keys: nodeKeys, certificate };
+    saveIdentity(dir, 'authority', identity);
+    return { authority, identity };
+  }
+
+  /** The authority kept in DIR, if this node holds one. */
+  static load(dir: string, signed: SignedConfig, random: Random): EnrollmentAuthority | undefined {
+    const value = readCborFile(path.join(dir, AUTHORITY_FILE), 1024);
+    if (value === undefined) return undefined;
+    const [name, seed] = readArray(value, '$.authority', 2, 2);
+    return new EnrollmentAuthority(dir, readText(name, '$.authority.name', 64), keyPairFromSeed(readBytes(seed, '$.authority.seed', 32, 32)), signed, random);
+  }
+
+  get config(): SignedConfig {
+    return this.signed;
+  }
+
+  get fingerprint(): string {
+    return keyFingerprint(this.keys.publicKey);
+  }
+
+  private get isRoot(): boolean {
+    return Buffer.compare(this.signed.config.authorities[0].publicKey, this.keys.publicKey) === 0;
+  }
+
+  /** A certificate for `publicKey` under `subject`, with a Node-ID the authority picks (RFC 6940 s11.3). */
+  issue(publicKey: Uint8Array, subject: string, nowSeconds: number, nodeId?: Id): Certificate {
+    const { config } = this.signed;
+    const domains = config.authorities.find((a) => a.name === this.name)?.domains ?? [];
+    if (!domains.some((d) => userInDomain(subject, d))) throw new EnrollmentRefused(`${subject} is outside ${domains.join(', ')}`);
+    return issueCertificate(
+      {
+        issuer: this.name,
+        subject,
+        nodeIds: [nodeId ?? idFromBytes(this.random.bytes(16))],
+        publicKey,
+        overlay: config.overlay,
+        notBefore: nowSeconds - 300,
+        expires: nowSeconds + config.certificateLifetimeSeconds,
+      },
+      this.keys,
+    );
+  }
+
+  /** `p2psip invite`: a one-time token for one device. */
+  invite(options: { user?: string; client?: boolean; ttlSeconds?: number; enrollAt: Address }, nowSeconds: number): { token: string; expires: number; user: string | null } {
+    const user = options.user ? qualify(options.user, this.name) : null;
+    if (user && !userInDomain(user, this.name)) throw new EnrollmentRefused(`${user} is outside ${this.name}`);
+    const invitation: StoredInvitation = {
+      id: this.random.bytes(INVITATION_ID_BYTES),
+      secret: this.random.bytes(INVITATION_SECRET_BYTES),
+      user,
+      client: options.client ?? false,
+      expires: nowSeconds + (options.ttlSeconds ?? DEFAULT_INVITATION_SECONDS),
+      used: false,
+    };
+    // Forget invitations that can no longer be used, so the file stays small.
+    this.invitations = this.invitations.filter((i) => !i.used && i.expires > nowSeconds).concat(invitation);
+    this.saveInvitations();
+    const root = this.signed.config.authorities[0];
+    return {
+      token: encodeInvitation({ enrollAt: options.enrollAt, rootFingerprint: keyFingerprint(root.publicKey), id: invitation.id, secret: invitation.secret, expires: invitation.expires }),
+      expires: invitation.expires,
+      user,
+    };
+  }
+
+  /** Answers one enrollment request; refusals carry a reason the joiner can show. */
+  answer(request: EnrollmentRequest, nowSeconds: number): EnrollmentAnswer {
+    try {
+      return request.type === ENROLL ? this.enroll(request, nowSeconds) : this.renew(request, nowSeconds);
+    } catch (error) {
+      if (error instanceof P2psipError) return { ok: false, reason: error.message };
+      return { ok: false, reason: 'malformed request' };
+    }
+  }
+
+  private enroll(request: Extract<EnrollmentRequest, { type: typeof ENROLL }>, nowSeconds: number): EnrollmentAnswer {
+    const invitation = this.invitations.find((i) => Buffer.compare(i.id, request.invitationId) === 0);
+    if (!invitation) throw new EnrollmentRefused('unknown invitation');
+    if (!macEqual(enrollMac(invitation.secret, request.invitationId, request.publicKey, request.nonce, request.proof), request.mac)) {
+      throw new EnrollmentRefused('invitation secret does not match');
+    }
+    if (invitation.used) throw new EnrollmentRefused('invitation already used');
+    if (invitation.expires < nowSeconds) throw new EnrollmentRefused('invitation expired');
+    // Proof of possession: the joiner holds the private key it asks us to certify.
+    if (!verifyBytes(publicKeyObject(request.publicKey), enrollProofInput(request.invitationId, request.publicKey, request.nonce), request.proof)) {
+      throw new EnrollmentRefused('proof of possession does not verify');
+    }
+    invitation.used = true;
+    this.saveInvitations();
+    const subject = invitation.user ?? `${invitation.client ? 'client' : 'peer'}-${Buffer.from(this.random.bytes(3)).toString('hex')}@${this.name}`;
+    const certificate = this.issue(request.publicKey, subject, nowSeconds);
+    return { ok: true, certificate: certificate.bytes, config: this.signed.bytes, mac: answerMac(invitation.secret, request.nonce, certificate.bytes, this.signed.bytes) };
+  }
+
+  /** Renewal keeps the user name, key and Node-IDs; only the validity moves on. */
+  private renew(request: Extract<EnrollmentRequest, { type: typeof RENEW }>, nowSeconds: number): EnrollmentAnswer {
+    const parsed = parseCertificate(request.certificate);
+    const { claims } = parsed;
+    if (claims.issuer !== this.name) throw new EnrollmentRefused(`certificate was issued by ${claims.issuer}`);
+    if (!certificateSignatureValid(parsed, publicKeyObject(this.keys.publicKey))) throw new EnrollmentRefused('certificate was not issued here');
+    if (claims.expires < nowSeconds) throw new EnrollmentRefused('certificate already expired: enroll again with an invitation');
+    if (this.signed.config.revoked.includes(keyFingerprint(claims.publicKey))) throw new EnrollmentRefused('certificate is revoked');
+    if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce), request.proof)) {
+      throw new EnrollmentRefused('proof of possession does not verify');
+    }
+    const renewed = issueCertificate({ ...claims, notBefore: nowSeconds - 300, expires: nowSeconds + this.signed.config.certificateLifetimeSeconds }, this.keys);
+    return { ok: true, certificate: renewed.bytes, config: this.signed.bytes, mac: null };
+  }
+
+  /** A new configuration: the root re-signs with a higher sequence number. */
+  updateConfig(change: (config: OverlayConfig) => Partial<OverlayConfig>, nowSeconds: number): SignedConfig {
+    if (!this.isRoot) throw new EnrollmentRefused('only the root authority signs the configuration');
+    const current = this.signed.config;
+    this.signed = signConfig({ ...current, ...change(current), sequence: current.sequence + 1, issuedAt: nowSeconds }, this.keys);
+    saveConfig(this.dir, this.signed);
+    return this.signed;
+  }
+
+  /** Takes a configuration that came from the overlay (ConfigUpdate) as the current one. */
+  adopt(signed: SignedConfig): void {
+    this.signed = signed;
+  }
+
+  private saveInvitations(): void {
+    writeCborFile(
+      path.join(this.dir, INVITATIONS_FILE),
+      this.invitations.map((i) => [i.id, i.secret, i.user, i.client, i.expires, i.used]),
+    );
+  }
+}
+
+/** "alice" -> "alice@domain"; a full name is kept as it is. */
+export function qualify(user: string, domain: string): string {
+  return user.includes('@') ? user : `${user}@${domain}`;
+}
+
+function loadInvitations(dir: string): StoredInvitation[] {
+  const value = readCborFile(path.join(dir, INVITATIONS_FILE), 1 << 20);
+  if (value === undefined) return [];
+  return readList(value, '$.invitations', 100_000, (item, p) => {
+    const [id, secret, user, client, expires, used] = readArray(item, p, 6, 6);
+    return {
+      id: readBytes(id, `${p}.id`, INVITATION_ID_BYTES, INVITATION_ID_BYTES),
+      secret: readBytes(secret, `${p}.secret`, INVITATION_SECRET_BYTES, INVITATION_SECRET_BYTES),
+      user: user === null ? null : readText(user, `${p}.user`, 256),
+      client: readBool(client, `${p}.client`),
+      expires: readUint(expires, `${p}.expires`),
+      used: readBool(used, `${p}.used`),
+    };
+  });
+}

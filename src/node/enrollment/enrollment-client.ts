@@ -1,0 +1,63 @@
+import { AuthorityTrustPolicy } from '../../identity/authority-trust.js';
+import { type Certificate, CertificateError } from '../../identity/certificate.js';
+import type { NodeIdentity } from '../../identity/identity.js';
+import { keyPairFromSeed, signBytes } from '../../identity/keys.js';
+import type { Random } from '../../runtime/random.js';
+import { saveConfig } from '../config/config-file.js';
+import { ConfigError, openConfig, type OverlayConfig, type SignedConfig } from '../config/overlay-config.js';
+import { saveIdentity } from '../identity-store.js';
+import { EnrollmentRefused } from './enrollment-authority.js';
+import { answerMac, ENROLL, enrollMac, enrollProofInput, macEqual, NONCE_BYTES, RENEW, renewProofInput } from './enrollment-protocol.js';
+import { sendEnrollment } from './enrollment-transport.js';
+import { decodeInvitation, InvitationError } from './invitation.js';
+
+/**
+ * `p2psip join TOKEN`: enroll this device once. A new key is made here and never leaves; the
+ * authority sees only its public half, a proof of possession and an HMAC made with the
+ * invitation's secret. What comes back is believed only when the HMAC matches and the
+ * configuration is signed by the root the invitation named.
+ */
+export async function enrollWithInvitation(token: string, dir: string, random: Random, nowSeconds: number): Promise<{ identity: NodeIdentity; config: SignedConfig }> {
+  const invitation = decodeInvitation(token);
+  if (invitation.expires < nowSeconds) throw new InvitationError('invitation expired: ask for a new one');
+  const keys = keyPairFromSeed(random.bytes(32));
+  const nonce = random.bytes(NONCE_BYTES);
+  const proof = signBytes(keys, enrollProofInput(invitation.id, keys.publicKey, nonce));
+  const answer = await sendEnrollment(invitation.enrollAt, {
+    type: ENROLL,
+    invitationId: invitation.id,
+    publicKey: keys.publicKey,
+    nonce,
+    proof,
+    mac: enrollMac(invitation.secret, invitation.id, keys.publicKey, nonce, proof),
+  });
+  if (!answer.ok) throw new EnrollmentRefused(`enrollment refused: ${answer.reason}`);
+  if (!answer.mac || !macEqual(answer.mac, answerMac(invitation.secret, nonce, answer.certificate, answer.config))) {
+    throw new EnrollmentRefused('the enrollment answer is not from the inviting authority');
+  }
+  const config = openConfig(answer.config, invitation.rootFingerprint);
+  const certificate = checkOwnCertificate(config.config, answer.certificate, keys.publicKey, nowSeconds);
+  const identity = { nodeId: certificate.claims.nodeIds[0], keys, certificate };
+  saveConfig(dir, config);
+  saveIdentity(dir, 'authority', identity);
+  return { identity, config };
+}
+
+/** Asks this node's issuer for a fresh certificate (same name, key and Node-IDs) before expiry. */
+export async function renewCertificate(identity: NodeIdentity, config: OverlayConfig, random: Random, nowSeconds: number): Promise<Certificate> {
+  const issuer = config.authorities.find((a) => a.name === identity.certificate.claims.issuer);
+  if (!issuer?.enrollAt) throw new ConfigError(`the configuration names no enrollment address for ${identity.certificate.claims.issuer}`);
+  const nonce = random.bytes(NONCE_BYTES);
+  const certificate = identity.certificate.bytes;
+  const answer = await sendEnrollment(issuer.enrollAt, { type: RENEW, certificate, nonce, proof: signBytes(identity.keys, renewProofInput(certificate, nonce)) });
+  if (!answer.ok) throw new EnrollmentRefused(`renewal refused: ${answer.reason}`);
+  const renewed = checkOwnCertificate(config, answer.certificate, identity.keys.publicKey, nowSeconds);
+  if (renewed.claims.nodeIds[0] !== identity.nodeId) throw new EnrollmentRefused('renewal changed the Node-ID');
+  return renewed;
+}
+
+function checkOwnCertificate(config: OverlayConfig, bytes: Uint8Array, publicKey: Uint8Array, nowSeconds: number): Certificate {
+  const certificate = new AuthorityTrustPolicy(config.overlay, config).accept(bytes, nowSeconds);
+  if (Buffer.compare(certificate.claims.publicKey, publicKey) !== 0) throw new CertificateError('the certificate is for another key');
+  return certificate;
+}

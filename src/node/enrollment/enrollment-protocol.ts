@@ -1,0 +1,109 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../../identity/keys.js';
+import { decodeCbor, encodeCbor } from '../../wire/cbor.js';
+import { DecodeError } from '../../wire/decode-error.js';
+import { readArray, readBytes, readOneOf, readText } from '../../wire/schema.js';
+import { INVITATION_ID_BYTES } from './invitation.js';
+
+/*
+ * Enrollment (RFC 6940 s11.3 does it over HTTPS; we use one CBOR request and one CBOR answer
+ * over TCP on the overlay's port number, each framed by a 4-byte length):
+ *   enroll-req = [1, invitation-id, public-key, nonce, proof, mac]
+ *       proof = Ed25519 by the new key over ["p2psip-enroll", invitation-id, public-key, nonce]
+ *       mac   = HMAC-SHA256(secret, ["p2psip-enroll", invitation-id, public-key, nonce, proof])
+ *   renew-req  = [2, certificate, nonce, proof]     proof by the certified key over ["p2psip-renew", certificate, nonce]
+ *   answer     = [0, certificate, config, mac / null]   mac = HMAC(secret, ["p2psip-enrolled", nonce, certificate, config])
+ *              / [1, reason]
+ */
+export const ENROLL = 1;
+export const RENEW = 2;
+export const MAX_ENROLLMENT_MESSAGE = 32 * 1024;
+const NONCE_BYTES = 16;
+
+export interface EnrollRequest {
+  readonly type: typeof ENROLL;
+  readonly invitationId: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly proof: Uint8Array;
+  readonly mac: Uint8Array;
+}
+
+export interface RenewRequest {
+  readonly type: typeof RENEW;
+  readonly certificate: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly proof: Uint8Array;
+}
+
+export type EnrollmentRequest = EnrollRequest | RenewRequest;
+
+export type EnrollmentAnswer =
+  | { readonly ok: true; readonly certificate: Uint8Array; readonly config: Uint8Array; readonly mac: Uint8Array | null }
+  | { readonly ok: false; readonly reason: string };
+
+export const enrollProofInput = (id: Uint8Array, publicKey: Uint8Array, nonce: Uint8Array): Uint8Array => encodeCbor(['p2psip-enroll', id, publicKey, nonce]);
+export const renewProofInput = (certificate: Uint8Array, nonce: Uint8Array): Uint8Array => encodeCbor(['p2psip-renew', certificate, nonce]);
+
+export function enrollMac(secret: Uint8Array, id: Uint8Array, publicKey: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Uint8Array {
+  return hmac(secret, encodeCbor(['p2psip-enroll', id, publicKey, nonce, proof]));
+}
+
+export function answerMac(secret: Uint8Array, nonce: Uint8Array, certificate: Uint8Array, config: Uint8Array): Uint8Array {
+  return hmac(secret, encodeCbor(['p2psip-enrolled', nonce, certificate, config]));
+}
+
+export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function hmac(secret: Uint8Array, data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', secret).update(data).digest());
+}
+
+export function encodeRequest(r: EnrollmentRequest): Uint8Array {
+  return r.type === ENROLL ? encodeCbor([ENROLL, r.invitationId, r.publicKey, r.nonce, r.proof, r.mac]) : encodeCbor([RENEW, r.certificate, r.nonce, r.proof]);
+}
+
+export function decodeRequest(bytes: Uint8Array): EnrollmentRequest {
+  const path = '$.enrollment';
+  const items = readArray(decodeCbor(bytes, MAX_ENROLLMENT_MESSAGE, path), path, 4, 6);
+  const type = readOneOf(items[0], `${path}.type`, [ENROLL, RENEW]);
+  if (type === ENROLL) {
+    if (items.length !== 6) throw new DecodeError(path, 'an enroll request has 6 items');
+    return {
+      type,
+      invitationId: readBytes(items[1], `${path}.id`, INVITATION_ID_BYTES, INVITATION_ID_BYTES),
+      publicKey: readBytes(items[2], `${path}.key`, PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+      nonce: readBytes(items[3], `${path}.nonce`, NONCE_BYTES, NONCE_BYTES),
+      proof: readBytes(items[4], `${path}.proof`, SIGNATURE_BYTES, SIGNATURE_BYTES),
+      mac: readBytes(items[5], `${path}.mac`, 32, 32),
+    };
+  }
+  if (items.length !== 4) throw new DecodeError(path, 'a renew request has 4 items');
+  return {
+    type,
+    certificate: readBytes(items[1], `${path}.certificate`, 1, 4096),
+    nonce: readBytes(items[2], `${path}.nonce`, NONCE_BYTES, NONCE_BYTES),
+    proof: readBytes(items[3], `${path}.proof`, SIGNATURE_BYTES, SIGNATURE_BYTES),
+  };
+}
+
+export function encodeAnswer(a: EnrollmentAnswer): Uint8Array {
+  return a.ok ? encodeCbor([0, a.certificate, a.config, a.mac]) : encodeCbor([1, a.reason]);
+}
+
+export function decodeAnswer(bytes: Uint8Array): EnrollmentAnswer {
+  const path = '$.enrollmentAnswer';
+  const items = readArray(decodeCbor(bytes, MAX_ENROLLMENT_MESSAGE, path), path, 2, 4);
+  if (readOneOf(items[0], `${path}.status`, [0, 1]) === 1) return { ok: false, reason: readText(items[1], `${path}.reason`, 512) };
+  if (items.length !== 4) throw new DecodeError(path, 'an answer has 4 items');
+  return {
+    ok: true,
+    certificate: readBytes(items[1], `${path}.certificate`, 1, 4096),
+    config: readBytes(items[2], `${path}.config`, 1, MAX_ENROLLMENT_MESSAGE),
+    mac: items[3] === null ? null : readBytes(items[3], `${path}.mac`, 32, 32),
+  };
+}
+
+export { NONCE_BYTES };

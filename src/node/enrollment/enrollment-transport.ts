@@ -1,0 +1,85 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../../runtime/log.js';
+import { P2psipError } from '../../runtime/errors.js';
+import type { Address } from '../../wire/address.js';
+import { decodeAnswer, decodeRequest, encodeAnswer, encodeRequest, type EnrollmentAnswer, type EnrollmentRequest, MAX_ENROLLMENT_MESSAGE } from './enrollment-protocol.js';
+
+/** One length-framed CBOR message each way over TCP, on the overlay's port number. */
+const TIMEOUT_MS = 10_000;
+
+export class EnrollmentUnreachable extends P2psipError {
+  override readonly name = 'EnrollmentUnreachable';
+}
+
+function frame(body: Uint8Array): Buffer {
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length);
+  return Buffer.concat([header, body]);
+}
+
+/** Collects one framed message from a socket; rejects oversize frames before buffering them. */
+function readFrame(socket: Socket): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const fail = (error: Error): void => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.setTimeout(TIMEOUT_MS, () => fail(new EnrollmentUnreachable('enrollment timed out')));
+    socket.on('error', (e) => fail(new EnrollmentUnreachable(`enrollment connection failed: ${e.message}`)));
+    socket.on('end', () => fail(new EnrollmentUnreachable('enrollment connection closed early')));
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (buffered.length < 4) return;
+      const length = buffered.readUInt32BE(0);
+      if (length > MAX_ENROLLMENT_MESSAGE) return fail(new EnrollmentUnreachable('enrollment message too large'));
+      if (buffered.length >= 4 + length) {
+        socket.removeAllListeners('end');
+        resolve(new Uint8Array(buffered.subarray(4, 4 + length)));
+      }
+    });
+  });
+}
+
+export class EnrollmentServer {
+  private readonly server: Server;
+
+  constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, log: Logger) {
+    this.server = createServer((socket) => {
+      readFrame(socket).then(
+        (bytes) => {
+          let result: EnrollmentAnswer;
+          try {
+            result = answer(decodeRequest(bytes));
+          } catch (error) {
+            result = { ok: false, reason: `malformed request: ${(error as Error).message}` };
+          }
+          log.info('enrollment', { peer: socket.remoteAddress ?? '?', ok: result.ok, ...(result.ok ? {} : { reason: result.reason }) });
+          socket.end(frame(encodeAnswer(result)));
+        },
+        () => socket.destroy(),
+      );
+    });
+  }
+
+  listen(address: Address): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(address.port, address.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export function sendEnrollment(to: Address, request: EnrollmentRequest): Promise<EnrollmentAnswer> {
+  const socket = createConnection({ host: to.host, port: to.port });
+  const answer = readFrame(socket).then(decodeAnswer);
+  socket.once('connect', () => socket.write(frame(encodeRequest(request))));
+  return answer.finally(() => socket.destroy());
+}
