@@ -24,7 +24,7 @@ export function initCommand(args: ParsedArgs, out: Print): number {
       overlay,
       domain: stringFlag(args, 'domain'),
       user: stringFlag(args, 'user'),
-      certificateLifetimeSeconds: args.flags.has('cert-lifetime') ? numberFlag(args, 'cert-lifetime', 0, 60, 10 * 365 * 86_400) : undefined,
+      certificateLifetimeSeconds: args.flags.has('cert-lifetime') ? numberFlag(args, 'cert-lifetime', 0, 10, 10 * 365 * 86_400) : undefined,
     },
     new SystemRandom(),
     nowSeconds(),
@@ -45,7 +45,7 @@ export async function inviteCommand(args: ParsedArgs, out: Print): Promise<numbe
     op: 'invite',
     user: stringFlag(args, 'user'),
     client: args.flags.has('client'),
-    ttlSeconds: numberFlag(args, 'expires', 3600, 60, 30 * 86_400),
+    ttlSeconds: numberFlag(args, 'expires', 3600, 1, 30 * 86_400),
   })) as { token: string; expires: string; user: string | null; enrollAt: string };
   if (args.flags.has('json')) {
     out(JSON.stringify(result));

@@ -11,6 +11,11 @@ export function formatStatus(s: Record<string, unknown>): string {
   if (s.warning) lines.push(`WARNING: ${s.warning}`);
   lines.push(`node-id    ${s.nodeId}`);
   lines.push(`overlay    ${s.overlay} (${s.mode} mode)`);
+  const e = s.enrollment as { user: string; issuer: string; certificateExpires: string; configSequence: number; authority: string | null; revoked: number } | undefined;
+  if (e) {
+    lines.push(`user       ${e.user}, certificate by ${e.issuer} valid until ${e.certificateExpires}`);
+    lines.push(`config     sequence ${e.configSequence}, ${e.revoked} revoked${e.authority ? `; this peer is the enrollment authority for ${e.authority}` : ''}`);
+  }
   lines.push(`address    ${s.address}`);
   lines.push(`state      ${s.state}, up ${s.uptimeSeconds} s`);
   const list = (title: string, items: Neighbor[]): void => {

@@ -96,10 +96,10 @@ export class PeerDaemon {
     return daemon;
   }
 
-  /** Renews the certificate when two thirds of its lifetime have passed (RFC 6940 s11.3 leaves when to the node). */
+  /** Renews the certificate when a third of the overlay's certificate lifetime is left (RFC 6940 s11.3 leaves when to the node). */
   private scheduleRenewal(retryMs?: number): void {
     const { claims } = this.setup.identity.certificate;
-    const renewAtMs = (claims.expires - (claims.expires - claims.notBefore) / 3) * 1000;
+    const renewAtMs = (claims.expires - this.currentConfig().config.certificateLifetimeSeconds / 3) * 1000;
     const delay = Math.min(retryMs ?? Math.max(1000, renewAtMs - Date.now()), 0x7fffffff);
     this.renewTimer = setTimeout(() => void this.renew(), delay);
     this.renewTimer.unref();

@@ -37,6 +37,8 @@ import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from '
  */
 export const DEFAULT_CERT_LIFETIME_SECONDS = 30 * 24 * 3600;
 export const DEFAULT_INVITATION_SECONDS = 3600;
+/** Certificates start this much in the past, for devices whose clocks run a little behind. */
+const CLOCK_SKEW_SECONDS = 300;
 const AUTHORITY_FILE = 'authority.cbor';
 const INVITATIONS_FILE = 'invitations.cbor';
 
@@ -135,7 +137,7 @@ export class EnrollmentAuthority {
         nodeIds: [nodeId ?? idFromBytes(this.random.bytes(16))],
         publicKey,
         overlay: config.overlay,
-        notBefore: nowSeconds - 300,
+        notBefore: nowSeconds - CLOCK_SKEW_SECONDS,
         expires: nowSeconds + config.certificateLifetimeSeconds,
       },
       this.keys,
@@ -205,7 +207,7 @@ export class EnrollmentAuthority {
     if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
     }
-    const renewed = issueCertificate({ ...claims, notBefore: nowSeconds - 300, expires: nowSeconds + this.signed.config.certificateLifetimeSeconds }, this.keys);
+    const renewed = issueCertificate({ ...claims, notBefore: nowSeconds - CLOCK_SKEW_SECONDS, expires: nowSeconds + this.signed.config.certificateLifetimeSeconds }, this.keys);
     return { ok: true, certificate: renewed.bytes, config: this.signed.bytes, mac: null };
   }
 
