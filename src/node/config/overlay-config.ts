@@ -76,7 +76,7 @@ function readAuthority(value: unknown, path: string): AuthorityEntry {
     name: readText(name, `${path}.name`, 64),
     publicKey: readBytes(key, `${path}.key`, PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
     domains: readList(domains, `${path}.domains`, 16, (d, p) => readText(d, p, 253), 1),
-    enrollAt: enrollAt === null ? undefined : decodeAddress(enrollAt, `${path}.enrollAt`),
+    ...(enrollAt === null ? {} : { enrollAt: decodeAddress(enrollAt, `${path}.enrollAt`) }),
   };
 }
 
