@@ -29,7 +29,8 @@ const USAGE = `usage: p2psip <command> [options]
   fetch    KIND NAME --data DIR [--json]
   simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
            [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] [--values V]
-           [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS] --json
+           [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS]
+           [--rogue FRACTION] --json
 `;
 
 const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes'];
@@ -176,7 +177,7 @@ async function fetchCli(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 function simulateCommand(args: ParsedArgs, out: Print): number {
-  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap']);
+  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap', 'rogue']);
   const crypto = stringFlag(args, 'crypto', 'simulated');
   if (crypto !== 'simulated' && crypto !== 'ed25519') throw new UsageError('--crypto is simulated or ed25519');
   const report = simulate({
@@ -193,6 +194,7 @@ function simulateCommand(args: ParsedArgs, out: Print): number {
     failAdjacent: numberFlag(args, 'fail-adjacent', 0, 0, 1000),
     failSequential: numberFlag(args, 'fail-sequential', 0, 0, 0.9),
     failGapSeconds: numberFlag(args, 'fail-gap', 30, 1, 3600),
+    rogueFraction: numberFlag(args, 'rogue', 0, 0, 0.5),
   });
   out(args.flags.has('json') ? JSON.stringify(report) : formatSimulation(report));
   return report.ringCorrect ? 0 : 1;

@@ -31,6 +31,8 @@ export interface OverlayTuning {
   readonly transport?: Partial<TransportOptions>;
   /** Only the simulator may pass `simulatedSuite`. */
   readonly suite?: SignatureSuite;
+  /** Simulator fault injection: a rogue peer that drops what it should forward. */
+  readonly dropForwarded?: boolean;
 }
 
 export interface OverlayPeerDeps {
@@ -85,6 +87,7 @@ export class OverlayPeer {
       ...DEFAULT_ROUTER_OPTIONS,
       requestTimeoutMs: tuning.requestTimeoutMs ?? DEFAULT_ROUTER_OPTIONS.requestTimeoutMs,
       suite: tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite,
+      dropForwarded: tuning.dropForwarded,
       overlayName: deps.overlayName,
       overlayId: overlayHash(deps.overlayName),
     });

@@ -15,6 +15,7 @@ import { type Destination, DestinationKind, DEFAULT_TTL, nodeDestination, type F
 import { answerCodeFor, ErrorCode, isRequestCode, MessageCode } from '../wire/message-codes.js';
 import { errorAns } from '../wire/messages/error.js';
 import { ConnectionTable } from './connection-table.js';
+import { walkToResponsible } from './iterative-walk.js';
 import { OverlayError } from './overlay-error.js';
 import { RecentTransactions } from './recent-transactions.js';
 import { ReturnPaths } from './return-paths.js';
@@ -35,6 +36,11 @@ export interface RouterOptions {
   /** Next hops tried, one after another, when a hop does not acknowledge. */
   readonly maxForwardAttempts: number;
   readonly suite: SignatureSuite;
+  /**
+   * Fault injection for the simulator only: behave as the rogue peer of RFC 6940 s13.5 that
+   * acknowledges what it receives but silently drops what it should forward.
+   */
+  readonly dropForwarded?: boolean;
 }
 
 export const DEFAULT_ROUTER_OPTIONS = { requestTimeoutMs: 15_000, initialTtl: DEFAULT_TTL, maxForwardAttempts: 3, suite: ed25519Suite };
@@ -70,6 +76,10 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
   /** Tries in all, each with its own timeout (default 1). */
   readonly attempts?: number;
+  /** Which try this is (0 first); later tries take other paths. Retries count on their own. */
+  readonly attempt?: number;
+  /** When every try has timed out, find the responsible peer hop by hop and ask it directly. */
+  readonly iterativeFallback?: boolean;
 }
 
 export interface RouterCounters {
@@ -87,6 +97,8 @@ export interface RouterCounters {
   loops: number;
   wrongOverlay: number;
   undeliverable: number;
+  droppedByRogue: number;
+  iterativeFallbacks: number;
 }
 
 interface Pending {
@@ -112,6 +124,8 @@ export class OverlayRouter {
     loops: 0,
     wrongOverlay: 0,
     undeliverable: 0,
+    droppedByRogue: 0,
+    iterativeFallbacks: 0,
   };
   private readonly handlers = new Map<number, RequestHandler>();
   private readonly pending = new Map<string, Pending>();
@@ -160,7 +174,17 @@ export class OverlayRouter {
       const retriable = error instanceof OverlayError && error.code === ErrorCode.RequestTimeout;
       if (retriable && attempts > 1) {
         this.counters.retries++;
-        this.request(destinations, code, body, callback, { ...options, attempts: attempts - 1 });
+        const attempt = (options.attempt ?? 0) + 1;
+        this.request(destinations, code, body, callback, { ...options, attempts: attempts - 1, attempt });
+        return;
+      }
+      const target = destinations[0];
+      if (retriable && options.iterativeFallback && !options.firstHop && destinations.length === 1 && target.kind === DestinationKind.Resource) {
+        this.counters.iterativeFallbacks++;
+        walkToResponsible(this, target.id, (responsible) => {
+          if (!responsible) return callback(error, response);
+          this.requestOnce(destinations, code, body, { ...options, firstHop: responsible.address }, callback);
+        });
         return;
       }
       callback(error, response);
@@ -169,6 +193,7 @@ export class OverlayRouter {
 
   private requestOnce(destinations: readonly Destination[], code: number, body: Uint8Array, options: RequestOptions, callback: ResponseCallback): void {
     const transactionId = this.random.bytes(8);
+    transactionId[0] = options.attempt ? transactionId[0] | DIVERSIFY_BIT : transactionId[0] & ~DIVERSIFY_BIT;
     const key = txKey(transactionId);
     const timer = this.clock.setTimer(options.timeoutMs ?? this.options.requestTimeoutMs, () => {
       if (!this.pending.delete(key)) return;
@@ -188,13 +213,23 @@ export class OverlayRouter {
     };
     const payload = sealPayload(this.options.suite, this.identity, header, body);
     const message = { header: { ...header, fragment: { offset: 0, total: payload.length } }, payload };
-    if (options.firstHop) {
-      this.sendTo(options.firstHop, message, (ok) => {
-        if (!ok) this.finish(key, new OverlayError(ErrorCode.RequestTimeout, `first hop ${addressKey(options.firstHop!)} did not answer`));
+    const firstHop = options.firstHop ?? (options.attempt ? this.alternativeHop(destinations[0].id, options.attempt) : undefined);
+    if (firstHop) {
+      this.sendTo(firstHop, message, (ok) => {
+        if (!ok) this.finish(key, new OverlayError(ErrorCode.RequestTimeout, `first hop ${addressKey(firstHop)} did not answer`));
       });
       return;
     }
     this.route(message, undefined);
+  }
+
+  /**
+   * A retry leaves through the next-best finger or successor, so that its path avoids the hop
+   * that swallowed the first try (a failed or rogue peer, RFC 6940 s13.5).
+   */
+  private alternativeHop(target: Id, attempt: number): Address | undefined {
+    const hops = this.topology.nextHops(target);
+    return hops.length > 1 ? hops[attempt % hops.length].address : undefined;
   }
 
   /** Cancels every pending transaction (the node is stopping). */
@@ -246,6 +281,10 @@ export class OverlayRouter {
   private forward(message: OverlayMessage, from: { id: Id; address: Address } | undefined, direct: Address | undefined): void {
     let header = message.header;
     if (from) {
+      if (this.options.dropForwarded) {
+        this.counters.droppedByRogue++;
+        return;
+      }
       if (header.ttl <= 1) {
         this.counters.ttlExceeded++;
         this.answerError(message, from, ErrorCode.TtlExceeded, 'TTL exceeded');
@@ -262,7 +301,7 @@ export class OverlayRouter {
     }
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
-    const candidates: Address[] = direct ? [direct] : this.topology.nextHops(target).map((c) => c.address);
+    const candidates: Address[] = direct ? [direct] : this.topology.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0).map((c) => c.address);
     const tryHop = (i: number): void => {
       if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
         this.counters.undeliverable++;
@@ -452,6 +491,19 @@ export class OverlayRouter {
 
 function isNode(d: Destination, id: Id): boolean {
   return d.kind === DestinationKind.Node && d.id === id;
+}
+
+/**
+ * Randomised routing against droppers (RFC 6940 s13.5). A first try takes the best path. A
+ * retry sets the high bit of its (otherwise random) transaction ID; then every hop picks among
+ * its good next hops by a hash of the ID and its own Node-ID (the topology decides which are
+ * good), so the retry takes another path past a peer that swallowed the first try.
+ */
+const DIVERSIFY_BIT = 0x80;
+function detourChoice(transactionId: Uint8Array, self: Id): number {
+  if ((transactionId[0] & DIVERSIFY_BIT) === 0) return 0;
+  const mixed = (transactionId[1] * 31 + transactionId[2]) ^ Number(self & 0xffffn);
+  return (Math.imul(mixed, 0x9e3779b1) >>> 16) & 0xff;
 }
 
 function txKey(transactionId: Uint8Array): string {

@@ -45,6 +45,8 @@ export interface SimulationOptions {
   readonly failGapSeconds?: number;
   /** This many ring-adjacent nodes fail at the same instant. */
   readonly failAdjacent?: number;
+  /** Fraction of nodes (never the first) that silently drop every message they should forward. */
+  readonly rogueFraction?: number;
 }
 
 export interface SimulationReport {
@@ -65,6 +67,8 @@ export interface SimulationReport {
   lookupSuccess: number;
   lookupsFailed: number;
   lookupsWrongResponder: number;
+  rogue: number;
+  rogueNodes: number;
   hopsMean: number;
   hopsP99: number;
   halfLog2N: number;
@@ -80,11 +84,12 @@ export interface SimulationReport {
 interface SimNode {
   readonly peer: OverlayPeer;
   alive: boolean;
+  readonly rogue: boolean;
 }
 
 const CHECK_INTERVAL_MS = 5_000;
-/** How an application looks a name up: two tries of 8 s, as a SIP usage would before giving up. */
-const LOOKUP_POLICY = { attempts: 2, timeoutMs: 8_000 };
+/** How an application looks a name up: three recursive tries of 4 s, then hop by hop. */
+const LOOKUP_POLICY = { attempts: 3, timeoutMs: 4_000, iterativeFallback: true };
 
 export class Simulation {
   readonly clock = new VirtualClock();
@@ -107,6 +112,8 @@ export class Simulation {
   /** Creates and starts a node that joins through a bootstrap (none for the first). */
   addNode(bootstrap: SimNode | undefined): SimNode {
     const link = this.network.addHost();
+    // Drawn only when asked for, so that runs without rogues replay exactly as before.
+    const rogue = bootstrap !== undefined && (this.options.rogueFraction ?? 0) > 0 && this.random.float() < this.options.rogueFraction!;
     const nowSeconds = Math.floor(this.clock.wallTime() / 1000);
     const identity = createOpenIdentity(this.random.bytes(32), `sim-${this.nodes.length}`, this.overlayName, nowSeconds);
     const peer = new OverlayPeer({
@@ -117,10 +124,14 @@ export class Simulation {
       random: this.random.fork(),
       log: silentLogger,
       overlayName: this.overlayName,
-      tuning: { ...this.options.tuning, suite: this.options.crypto === 'ed25519' ? ed25519Suite : simulatedSuite },
+      tuning: {
+        ...this.options.tuning,
+        suite: this.options.crypto === 'ed25519' ? ed25519Suite : simulatedSuite,
+        dropForwarded: rogue,
+      },
       storage: { backend: new MemoryBackend(), replicas: this.options.replicas },
     });
-    const node: SimNode = { peer, alive: true };
+    const node: SimNode = { peer, alive: true, rogue };
     this.nodes.push(node);
     this.oracle.add(peer.nodeId, node);
     peer.start(bootstrap ? [bootstrap.peer.address] : []);
@@ -236,6 +247,8 @@ export class Simulation {
       lookupSuccess: lookups.issued ? lookups.succeeded / lookups.issued : 1,
       lookupsFailed: lookups.failed,
       lookupsWrongResponder: lookups.wrong,
+      rogue: o.rogueFraction ?? 0,
+      rogueNodes: this.nodes.filter((n) => n.alive && n.rogue).length,
       hopsMean: hops.length ? hops.reduce((a, b) => a + b, 0) / hops.length : 0,
       hopsP99: hops.length ? hops[Math.min(hops.length - 1, Math.floor(hops.length * 0.99))] : 0,
       halfLog2N: Math.log2(o.nodes) / 2,
@@ -335,7 +348,8 @@ export class Simulation {
       const at = from + (spread * i) / Math.max(1, count);
       this.clock.schedule(at - this.clock.now(), () => {
         const origin = this.randomLive();
-        if (!origin.peer.topology.joined) return;
+        // Lookups measure what honest nodes get; a rogue one would only fool itself.
+        if (!origin.peer.topology.joined || origin.rogue) return;
         const key: Id = idFromBytes(this.random.bytes(ID_BYTES));
         stats.issued++;
         const expectedAtStart = this.oracle.successorOf(key);

@@ -27,7 +27,8 @@ export interface FetchResult {
   readonly responder: Id;
 }
 
-const POLICY = { attempts: 2, timeoutMs: 8_000 };
+/** Three recursive tries (retries take other paths), then hop by hop past peers that drop. */
+const POLICY = { attempts: 3, timeoutMs: 5_000, iterativeFallback: true };
 
 export class StorageClient {
   constructor(

@@ -75,3 +75,9 @@ function lookups(s: Simulation, count: number): { success: number; hopsMean: num
     hopsMax: Math.max(...results),
   };
 }
+
+test('with 10% of peers silently dropping what they should forward, at least 95% of lookups succeed', () => {
+  const report = simulate({ nodes: 400, seed: 9, rogueFraction: 0.1, lookups: 800, durationSeconds: 300 });
+  assert.ok(report.rogueNodes >= 30, `${report.rogueNodes} rogue peers`);
+  assert.ok(report.lookupSuccess >= 0.95, `lookup success ${report.lookupSuccess}`);
+});

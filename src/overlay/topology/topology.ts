@@ -19,8 +19,11 @@ export interface Topology {
   /** Stops timers without telling anyone (a crash, in the simulator). */
   halt(): void;
   isResponsible(id: Id): boolean;
-  /** Candidate next hops toward `id`, best first; empty when this node is responsible. */
-  nextHops(id: Id): Contact[];
+  /**
+   * Candidate next hops toward `id`, best first; empty when this node is responsible. A non-zero
+   * `detour` (a random byte) asks for another good hop first, for a retry to take another path.
+   */
+  nextHops(id: Id, detour?: number): Contact[];
   /** A neighbour stopped answering. */
   neighborFailed(id: Id): void;
   /** Addresses whose links should be kept alive. */

@@ -143,18 +143,32 @@ export class ChordTopology implements Topology {
     return betweenRightClosed(id, pred.id, this.router.nodeId);
   }
 
-  nextHops(id: Id): Contact[] {
+  /**
+   * Best first. With a `detour`, one of the four closest preceding peers picked by it comes
+   * first: a path around whoever the best one leads to (randomised routing, RFC 6940 s13.5).
+   * The last hop to a responsible peer in our successor list never detours.
+   */
+  nextHops(id: Id, detour = 0): Contact[] {
     const self = this.router.nodeId;
     const successor = this.table.successor;
     if (!successor) return [];
     // RFC 6940 s10.3: if the ID lies between us and our successor, the successor is responsible.
-    if (betweenRightClosed(id, self, successor.id)) return [...this.table.successors];
+    const successors = this.table.successors;
+    if (betweenRightClosed(id, self, successor.id)) return [...successors];
+    // A retry goes straight to a responsible peer further along our successor list, past a
+    // predecessor that might not forward. (First tries do not: right after failures the list
+    // can miss a newcomer, and the classic hop through the predecessor finds it.)
+    for (let i = 1; detour && i < successors.length; i++) {
+      if (betweenRightClosed(id, successors[i - 1].id, successors[i].id)) return successors.slice(i);
+    }
     const known = new Map<Id, Contact>();
     for (const c of [...this.fingers.contacts(), ...this.table.all()]) known.set(c.id, c);
     const preceding = [...known.values()]
       .filter((c) => betweenOpen(c.id, self, id))
-      .sort((a, b) => (clockwise(a.id, id) < clockwise(b.id, id) ? -1 : 1));
-    return preceding.length ? preceding.slice(0, 4) : [successor];
+      .sort((a, b) => (clockwise(a.id, id) < clockwise(b.id, id) ? -1 : 1))
+      .slice(0, 4);
+    if (detour && preceding.length > 1) preceding.unshift(...preceding.splice(detour % preceding.length, 1));
+    return preceding.length ? preceding : [successor];
   }
 
   neighborFailed(id: Id): void {
@@ -205,7 +219,7 @@ export class ChordTopology implements Topology {
       if (!admitting) return this.retryJoin(attempt, 'admitting peer gave no address');
       this.join.transition('joining');
       this.sendJoin(admitting, attempt);
-    }, { firstHop });
+    }, { firstHop, attempt }); // later tries take other paths (router: randomised routing)
   }
 
   /** Step 2: Join to the admitting peer; its answer fills our neighbour table. */
