@@ -1,7 +1,7 @@
 import { type Certificate, CertificateError, certificateSignatureValid, parseCertificate } from './certificate.js';
 import { keyFingerprint } from './ids.js';
 import { publicKeyObject } from './keys.js';
-import type { TrustPolicy } from './trust.js';
+import { CachingTrustPolicy } from './trust.js';
 import type { KeyObject } from 'node:crypto';
 
 /** An enrollment authority as the overlay's configuration names it. */
@@ -33,17 +33,13 @@ export function userInDomain(user: string, domain: string): boolean {
  * it, the user name lies in that authority's domains, its key is not revoked and it is valid now.
  * Node-IDs are whatever the authority assigned; nobody can pick their place on the ring.
  */
-export class AuthorityTrustPolicy implements TrustPolicy {
+export class AuthorityTrustPolicy extends CachingTrustPolicy {
   readonly mode = 'authority' as const;
-  private readonly cache = new Map<string, Certificate>();
   private issuers = new Map<string, { authority: Authority; key: KeyObject }>();
   private revoked = new Set<string>();
 
-  constructor(
-    readonly overlay: string,
-    anchors: TrustAnchors,
-    private readonly cacheLimit = 1024,
-  ) {
+  constructor(overlay: string, anchors: TrustAnchors, cacheLimit = 1024) {
+    super(overlay, cacheLimit);
     this.update(anchors);
   }
 
@@ -51,27 +47,14 @@ export class AuthorityTrustPolicy implements TrustPolicy {
   update(anchors: TrustAnchors): void {
     this.issuers = new Map(anchors.authorities.map((a) => [a.name, { authority: a, key: publicKeyObject(a.publicKey) }]));
     this.revoked = new Set(anchors.revoked);
-    this.cache.clear();
+    this.forget();
   }
 
   isRevoked(publicKey: Uint8Array): boolean {
     return this.revoked.has(keyFingerprint(publicKey));
   }
 
-  accept(bytes: Uint8Array, nowSeconds: number): Certificate {
-    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-    let cert = this.cache.get(key);
-    if (!cert) {
-      cert = this.verify(new Uint8Array(bytes));
-      if (this.cache.size >= this.cacheLimit) this.cache.delete(this.cache.keys().next().value as string);
-      this.cache.set(key, cert);
-    }
-    const { claims } = cert;
-    if (nowSeconds < claims.notBefore || nowSeconds > claims.expires) throw new CertificateError(`certificate of ${claims.subject} is not valid now`);
-    return cert;
-  }
-
-  private verify(bytes: Uint8Array): Certificate {
+  protected verify(bytes: Uint8Array): Certificate {
     const parsed = parseCertificate(bytes);
     const { claims } = parsed;
     if (claims.overlay !== this.overlay) throw new CertificateError(`certificate is for overlay ${claims.overlay}`);

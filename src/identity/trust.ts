@@ -15,8 +15,12 @@ export interface TrustPolicy {
   accept(bytes: Uint8Array, nowSeconds: number): Certificate;
 }
 
-export class OpenTrustPolicy implements TrustPolicy {
-  readonly mode = 'open' as const;
+/**
+ * What every policy shares: verified certificates are cached by their bytes (a busy neighbour
+ * costs one check), and validity in time is checked on every use.
+ */
+export abstract class CachingTrustPolicy implements TrustPolicy {
+  abstract readonly mode: 'open' | 'authority';
   private readonly cache = new Map<string, Certificate>();
 
   /** `cacheLimit`: certificates remembered; a device talks to a few hundred peers at most. */
@@ -40,7 +44,20 @@ export class OpenTrustPolicy implements TrustPolicy {
     return cert;
   }
 
-  private verify(bytes: Uint8Array): Certificate {
+  /** Forgets every verdict, when what makes a certificate believable has changed. */
+  protected forget(): void {
+    this.cache.clear();
+  }
+
+  /** Checks a certificate once, whatever the time; throws CertificateError. */
+  protected abstract verify(bytes: Uint8Array): Certificate;
+}
+
+/** Open mode: self-issued certificates whose Node-ID is the hash of their key. */
+export class OpenTrustPolicy extends CachingTrustPolicy {
+  readonly mode = 'open' as const;
+
+  protected verify(bytes: Uint8Array): Certificate {
     const parsed = parseCertificate(bytes);
     const { claims } = parsed;
     if (claims.overlay !== this.overlay) throw new CertificateError(`certificate is for overlay ${claims.overlay}`);
