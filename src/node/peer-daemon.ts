@@ -195,8 +195,8 @@ function announceEnrollmentAddress(authority: EnrollmentAuthority, address: Addr
   const { config } = authority.config;
   const own = config.authorities.find((a) => a.name === authority.name);
   const key = addressKey(address);
+  if (!authority.isRoot) return;
   if (own?.enrollAt && addressKey(own.enrollAt) === key && config.bootstrap.some((b) => addressKey(b) === key)) return;
-  if (Buffer.compare(config.authorities[0].publicKey, own?.publicKey ?? new Uint8Array()) !== 0) return;
   authority.updateConfig(
     (c) => ({
       authorities: c.authorities.map((a) => (a.name === authority.name ? { ...a, enrollAt: address } : a)),

@@ -1,18 +1,17 @@
 import { resourceId } from '../identity/ids.js';
-import { nextPeerFor } from '../overlay/diagnostics.js';
+import { walkToResponsible } from '../overlay/iterative-walk.js';
 import type { OverlayRouter } from '../overlay/router.js';
 import { addressKey } from '../wire/address.js';
 import { type Id, idToHex } from '../wire/id.js';
-import { nodeDestination, resourceDestination } from '../wire/message.js';
+import { resourceDestination } from '../wire/message.js';
 import { MessageCode } from '../wire/message-codes.js';
 import type { Contact } from '../wire/messages/contact.js';
 import { pingReq } from '../wire/messages/ping.js';
-import { routeQueryAns, routeQueryReq } from '../wire/messages/route-query.js';
 
 /*
  * `p2psip route NAME`: walks the path a message to NAME takes, asking each hop in turn with a
- * RouteQuery where it would send it (RFC 6940 s6.4.2.4), then confirms with a routed Ping
- * that the recursive route reaches the same responsible peer.
+ * RouteQuery where it would send it (RFC 6940 s6.4.2.4; the walk the router falls back on),
+ * then confirms with a routed Ping that the recursive route reaches the same responsible peer.
  */
 export interface RouteTrace {
   name: string;
@@ -23,33 +22,20 @@ export interface RouteTrace {
   ping: { responder: string; hops: number; rttMs: number } | { error: string };
 }
 
-const MAX_STEPS = 64;
-
-function request(router: OverlayRouter, destination: Id, code: number, body: Uint8Array, resource: boolean) {
+function request(router: OverlayRouter, destination: Id, code: number, body: Uint8Array) {
   return new Promise<{ body: Uint8Array; responder: Id; hops: number }>((resolve, reject) => {
-    router.request([resource ? resourceDestination(destination) : nodeDestination(destination)], code, body, (error, response) =>
-      error || !response ? reject(error) : resolve(response),
-    );
+    router.request([resourceDestination(destination)], code, body, (error, response) => (error || !response ? reject(error) : resolve(response)));
   });
 }
 
 export async function traceRoute(router: OverlayRouter, name: string): Promise<RouteTrace> {
   const target = resourceId(name);
-  const destination = resourceDestination(target);
-  const path: Contact[] = [{ id: router.nodeId, address: router.transport.localAddress }];
-  let next = nextPeerFor(router, destination);
-  for (let step = 0; next && step < MAX_STEPS; step++) {
-    path.push(next);
-    router.connections.learn(next.id, next.address);
-    const answer = await request(router, next.id, MessageCode.RouteQueryReq, routeQueryReq.encode({ sendUpdate: false, destination }), false);
-    const nextPeer: Contact | null = routeQueryAns.decode(answer.body).nextPeer;
-    if (nextPeer && path.some((c) => c.id === nextPeer.id)) break; // a loop: stop and show it
-    next = nextPeer;
-  }
+  const walked = await new Promise<Contact[]>((resolve) => walkToResponsible(router, target, (_, hops) => resolve(hops)));
+  const path: Contact[] = [{ id: router.nodeId, address: router.transport.localAddress }, ...walked];
   const started = router.clock.now();
   let ping: RouteTrace['ping'];
   try {
-    const answer = await request(router, target, MessageCode.PingReq, pingReq.encode({}), true);
+    const answer = await request(router, target, MessageCode.PingReq, pingReq.encode({}));
     ping = { responder: idToHex(answer.responder), hops: answer.hops, rttMs: Math.round(router.clock.now() - started) };
   } catch (error) {
     ping = { error: (error as Error).message };

@@ -15,20 +15,27 @@ import type { OverlayRouter } from './router.js';
 const MAX_STEPS = 32;
 const STEP_POLICY = { attempts: 2, timeoutMs: 2_000 };
 
-export function walkToResponsible(router: OverlayRouter, target: Id, done: (responsible: Contact | undefined) => void): void {
+/**
+ * Calls `done` with the responsible peer (undefined when the walk could not reach one, after a
+ * loop or when every candidate hop was silent) and the hops that answered, in order.
+ */
+export function walkToResponsible(router: OverlayRouter, target: Id, done: (responsible: Contact | undefined, path: Contact[]) => void): void {
   const visited = new Set<Id>([router.nodeId]);
+  const path: Contact[] = [];
   const step = (candidates: Contact[], steps: number): void => {
     const next = candidates.find((c) => !visited.has(c.id));
-    if (!next || steps >= MAX_STEPS) return done(undefined);
+    if (!next || steps >= MAX_STEPS) return done(undefined, path);
     visited.add(next.id);
     router.connections.learn(next.id, next.address);
     const body = routeQueryReq.encode({ sendUpdate: false, destination: resourceDestination(target) });
     router.request([nodeDestination(next.id)], MessageCode.RouteQueryReq, body, (error, response) => {
       if (error || !response) return step(candidates.filter((c) => c !== next), steps + 1); // this hop is silent: try the next best
+      path.push(next);
       const nextPeer = routeQueryAns.decode(response.body).nextPeer;
-      if (!nextPeer) return done(next); // it is responsible
+      if (!nextPeer) return done(next, path); // it is responsible
       step([nextPeer], steps + 1);
     }, { ...STEP_POLICY, firstHop: next.address });
   };
-  step(router.topology.nextHops(target), 0);
+  // Our own next hops, or none when we are responsible ourselves.
+  step(router.topology.isResponsible(target) ? [] : router.topology.nextHops(target), 0);
 }

@@ -121,7 +121,8 @@ export class EnrollmentAuthority {
     return keyFingerprint(this.keys.publicKey);
   }
 
-  private get isRoot(): boolean {
+  /** The overlay's root authority: the one that signs the configuration. */
+  get isRoot(): boolean {
     return Buffer.compare(this.signed.config.authorities[0].publicKey, this.keys.publicKey) === 0;
   }
 
