@@ -66,3 +66,23 @@ export async function enrollFromArgs(args: ParsedArgs, out: Print): Promise<void
   const { identity, config } = await enrollWithInvitation(token, dir, new SystemRandom(), nowSeconds());
   out(`enrolled in ${config.config.overlay} as ${identity.certificate.claims.subject}, Node-ID ${idToHex(identity.nodeId)}`);
 }
+
+/** `p2psip revoke USER --data DIR` (or `--fingerprint FP`): the root authority revokes a device's key. */
+export async function revokeCommand(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'fingerprint', 'json']);
+  const user = args.positional[0];
+  const fingerprint = stringFlag(args, 'fingerprint');
+  if (!user === !fingerprint) throw new UsageError('revoke needs a USER or --fingerprint FP (one of them)');
+  const result = (await callPeer(requiredFlag(args, 'data'), { op: 'revoke', user, fingerprint })) as {
+    users: string[];
+    fingerprints: string[];
+    configSequence: number;
+    revoked: number;
+  };
+  out(
+    args.flags.has('json')
+      ? JSON.stringify(result)
+      : `revoked ${result.fingerprints.join(', ')}${result.users.length ? ` (${result.users.join(', ')})` : ''}; configuration ${result.configSequence} (${result.revoked} revoked in all) is on its way to every peer`,
+  );
+  return 0;
+}

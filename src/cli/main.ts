@@ -6,7 +6,7 @@ import { simulate } from '../sim/simulation.js';
 import { parseAddress } from '../wire/address.js';
 import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
-import { enrollFromArgs, initCommand, inviteCommand } from './enrollment-commands.js';
+import { enrollFromArgs, initCommand, inviteCommand, revokeCommand } from './enrollment-commands.js';
 import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
 
@@ -20,6 +20,7 @@ const USAGE = `usage: p2psip <command> [options]
   init     --data DIR --overlay NAME [--domain D] [--user NAME] [--cert-lifetime SECONDS] [--json]
   invite   --data DIR [--user NAME] [--client] [--expires SECONDS] [--json]
   join     TOKEN --data DIR [start options]
+  revoke   USER --data DIR [--json]   |   revoke --fingerprint FP --data DIR [--json]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--verbose]
@@ -30,7 +31,7 @@ const USAGE = `usage: p2psip <command> [options]
   simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
            [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] [--values V]
            [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS]
-           [--rogue FRACTION] --json
+           [--rogue FRACTION] [--links sealed|plain] --json
 `;
 
 const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes'];
@@ -49,6 +50,8 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
         return initCommand(parseArgs(rest, ['json']), out);
       case 'invite':
         return await inviteCommand(parseArgs(rest, ['json', 'client']), out);
+      case 'revoke':
+        return await revokeCommand(parseArgs(rest, ['json']), out);
       case 'join': {
         const args = parseArgs(rest, ['verbose', 'json']);
         checkKnownFlags(args, START_FLAGS);
@@ -177,9 +180,11 @@ async function fetchCli(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 function simulateCommand(args: ParsedArgs, out: Print): number {
-  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap', 'rogue']);
+  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap', 'rogue', 'links']);
   const crypto = stringFlag(args, 'crypto', 'simulated');
   if (crypto !== 'simulated' && crypto !== 'ed25519') throw new UsageError('--crypto is simulated or ed25519');
+  const links = stringFlag(args, 'links');
+  if (links !== undefined && links !== 'sealed' && links !== 'plain') throw new UsageError('--links is sealed or plain');
   const report = simulate({
     nodes: numberFlag(args, 'nodes', 100, 1, 100_000),
     seed: numberFlag(args, 'seed', 1, 0, 0xffffffff),
@@ -189,6 +194,7 @@ function simulateCommand(args: ParsedArgs, out: Print): number {
     durationSeconds: args.flags.has('duration') ? numberFlag(args, 'duration', 300, 0, 86_400) : undefined,
     lossRate: numberFlag(args, 'loss', 0, 0, 0.5),
     crypto,
+    links,
     values: numberFlag(args, 'values', 0, 0, 1_000_000),
     replicas: numberFlag(args, 'replicas', 3, 1, 16),
     failAdjacent: numberFlag(args, 'fail-adjacent', 0, 0, 1000),

@@ -7,7 +7,7 @@ import type { Id } from '../wire/id.js';
 import type { OverlayMessage } from '../wire/message.js';
 import { classifyDatagram, DatagramKind } from './demux.js';
 import { fragmentMessage } from './fragmenter.js';
-import type { Link } from './link.js';
+import type { Link, LinkPeer } from './link.js';
 import { Reassembler } from './reassembler.js';
 import { ReceiveWindow } from './receive-window.js';
 
@@ -51,6 +51,8 @@ export interface TransportCounters {
   linkFailures: number;
   keepalivesSent: number;
   stunDatagrams: number;
+  /** Frames whose claimed sender is not a Node-ID of the link's certificate. */
+  senderMismatches: number;
 }
 
 type Delivered = (ok: boolean) => void;
@@ -95,6 +97,7 @@ export class HopTransport {
     linkFailures: 0,
     keepalivesSent: 0,
     stunDatagrams: 0,
+    senderMismatches: 0,
   };
   private readonly peers = new Map<string, PeerLink>();
   /** Next sequence number of links forgotten lately (bounded, oldest dropped first). */
@@ -116,7 +119,7 @@ export class HopTransport {
     private readonly options: TransportOptions = DEFAULT_TRANSPORT_OPTIONS,
   ) {
     this.reassembler = new Reassembler(clock);
-    link.onDatagram((from, datagram) => this.receive(from, datagram));
+    link.onDatagram((from, datagram, peer) => this.receive(from, datagram, peer));
     this.scheduleSweep();
   }
 
@@ -206,7 +209,7 @@ export class HopTransport {
     await this.link.close();
   }
 
-  private receive(from: Address, datagram: Uint8Array): void {
+  private receive(from: Address, datagram: Uint8Array, linkPeer: LinkPeer | undefined): void {
     if (this.stopped) return;
     this.counters.datagramsReceived++;
     this.counters.bytesReceived += datagram.length;
@@ -227,6 +230,12 @@ export class HopTransport {
       this.counters.malformed++;
       if (!(error instanceof DecodeError)) this.log.warn('decoder-fault', { error });
       else this.log.debug('malformed-frame', { from: addressKey(from), error });
+      return;
+    }
+    // On a sealed link the far end proved its certificate: it may speak only for its own Node-IDs.
+    if (linkPeer && frame.type !== FrameType.Ack && !linkPeer.nodeIds.includes(frame.sender)) {
+      this.counters.senderMismatches++;
+      this.log.debug('sender-mismatch', { from: addressKey(from), subject: linkPeer.subject });
       return;
     }
     const peer = this.peerFor(from);

@@ -4,6 +4,7 @@ import type { TrustPolicy } from '../identity/trust.js';
 import type { SignatureSuite } from '../identity/signature-suite.js';
 import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
 import type { Link } from '../link/link.js';
+import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
 import { serveAttach } from '../overlay/attach-service.js';
 import { serveDiagnostics } from '../overlay/diagnostics.js';
 import { DEFAULT_ROUTER_OPTIONS, OverlayRouter } from '../overlay/router.js';
@@ -33,6 +34,12 @@ export interface OverlayTuning {
   readonly suite?: SignatureSuite;
   /** Simulator fault injection: a rogue peer that drops what it should forward. */
   readonly dropForwarded?: boolean;
+  /**
+   * `sealed` (the default): links are authenticated and encrypted (docs/security.md). `plain`
+   * exists for the simulator's largest runs, where the key agreements would dominate.
+   */
+  readonly linkSecurity?: 'sealed' | 'plain';
+  readonly sealedLink?: Partial<SealedLinkOptions>;
 }
 
 export interface OverlayPeerDeps {
@@ -64,18 +71,37 @@ export class OverlayPeer {
   readonly storage: StorageService | undefined;
   readonly client: StorageClient;
   readonly kinds: KindRegistry;
+  /** The sealing layer under the transport, unless links are plain. */
+  readonly sealedLink: SealedLink | undefined;
   private readonly advertised: Address;
 
   constructor(private readonly deps: OverlayPeerDeps) {
     const tuning = deps.tuning ?? {};
+    const suite = tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite;
+    const overlayId = overlayHash(deps.overlayName);
     this.advertised = deps.advertisedAddress ?? deps.link.localAddress;
+    this.sealedLink =
+      tuning.linkSecurity === 'plain'
+        ? undefined
+        : new SealedLink(deps.link, {
+            identity: deps.identity,
+            trust: deps.trust,
+            suite,
+            clock: deps.clock,
+            random: deps.random,
+            log: deps.log.child('seal'),
+            overlayId,
+            options: { ...DEFAULT_SEALED_LINK_OPTIONS, ...tuning.sealedLink },
+          });
+    const transportOptions = { ...DEFAULT_TRANSPORT_OPTIONS, ...tuning.transport };
     this.transport = new HopTransport(
-      deps.link,
+      this.sealedLink ?? deps.link,
       deps.clock,
       deps.identity.nodeId,
       () => deps.random.u32() & 0x3fffffff,
       deps.log.child('link'),
-      { ...DEFAULT_TRANSPORT_OPTIONS, ...tuning.transport },
+      // A sealed frame wraps the link frame; the datagram on the wire stays within the budget.
+      this.sealedLink ? { ...transportOptions, datagramBudget: transportOptions.datagramBudget - SEALED_FRAME_OVERHEAD } : transportOptions,
     );
     this.topology = new ChordTopology({
       ...DEFAULT_CHORD_OPTIONS,
@@ -86,13 +112,12 @@ export class OverlayPeer {
     this.router = new OverlayRouter(deps.identity, deps.trust, this.transport, deps.clock, deps.random, this.topology, deps.log.child('overlay'), {
       ...DEFAULT_ROUTER_OPTIONS,
       requestTimeoutMs: tuning.requestTimeoutMs ?? DEFAULT_ROUTER_OPTIONS.requestTimeoutMs,
-      suite: tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite,
+      suite,
       dropForwarded: tuning.dropForwarded,
       overlayName: deps.overlayName,
-      overlayId: overlayHash(deps.overlayName),
+      overlayId,
     });
     serveAttach(this.router, () => this.advertised);
-    const suite = tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite;
     this.kinds = deps.storage?.kinds ?? new KindRegistry();
     this.client = new StorageClient(this.router, deps.identity, deps.trust, suite);
     if (deps.storage) {
@@ -160,6 +185,7 @@ export class OverlayPeer {
       ...this.topology.status(),
       router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
       transport: { ...this.transport.counters, ...this.transport.stats() },
+      linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),
     };
   }

@@ -6,6 +6,9 @@ import type { Logger } from '../runtime/log.js';
 import { SystemRandom } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
 import type { SignedConfig } from './config/overlay-config.js';
+import { ConfigSync } from './config/config-sync.js';
+import { saveConfig } from './config/config-file.js';
+import { AuthorityTrustPolicy } from '../identity/authority-trust.js';
 import { EnrollmentAuthority, EnrollmentRefused } from './enrollment/enrollment-authority.js';
 import { renewCertificate } from './enrollment/enrollment-client.js';
 import { EnrollmentServer } from './enrollment/enrollment-transport.js';
@@ -48,6 +51,7 @@ export class PeerDaemon {
     private readonly setup: NodeSetup,
     private readonly authority: EnrollmentAuthority | undefined,
     private readonly enrollment: EnrollmentServer | undefined,
+    private readonly configSync: ConfigSync | undefined,
     private readonly options: PeerDaemonOptions,
     private readonly random: SystemRandom,
   ) {}
@@ -84,10 +88,22 @@ export class PeerDaemon {
         replicas: setup.replicas,
       },
     });
+    const initialConfig = authority?.config ?? setup.config;
+    const configSync = initialConfig
+      ? new ConfigSync({
+          router: peer.router,
+          topology: peer.topology,
+          clock,
+          log: log.child('config'),
+          initial: initialConfig,
+          adopt: (signed) => adoptConfig(signed, options.dataDir, setup, authority, peer),
+        })
+      : undefined;
+    configSync?.start();
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
     await control.listen();
-    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, options, random);
+    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     peer.start(options.bootstrap.length ? options.bootstrap : configured);
@@ -125,7 +141,7 @@ export class PeerDaemon {
   }
 
   private currentConfig(): SignedConfig {
-    return this.authority?.config ?? this.setup.config!;
+    return this.configSync?.config ?? this.authority?.config ?? this.setup.config!;
   }
 
   /** Leaves the ring gracefully and releases the port and the control socket. */
@@ -152,6 +168,7 @@ export class PeerDaemon {
         authorities: config.authorities.map((a) => ({ name: a.name, domains: a.domains, fingerprint: keyFingerprint(a.publicKey) })),
         revoked: config.revoked.length,
         authority: this.authority ? this.authority.name : null,
+        configUpdates: this.configSync?.counters,
       },
     };
   }
@@ -172,10 +189,29 @@ export class PeerDaemon {
         const invitation = this.authority.invite({ user: request.user, client: request.client, ttlSeconds: request.ttlSeconds, enrollAt: this.peer.address }, Math.floor(Date.now() / 1000));
         return { ...invitation, expires: new Date(invitation.expires * 1000).toISOString(), enrollAt: addressKey(this.peer.address) };
       }
+      case 'revoke': {
+        if (!this.authority?.isRoot || !this.configSync) throw new EnrollmentRefused('only the peer holding the root authority can revoke: run this where p2psip init ran');
+        const ownFingerprint = keyFingerprint(this.peer.identity.keys.publicKey);
+        const result = this.authority.revoke({ user: request.user, fingerprint: request.fingerprint }, ownFingerprint, Math.floor(Date.now() / 1000));
+        this.configSync.publish(result.config);
+        return { users: result.users, fingerprints: result.fingerprints, configSequence: result.config.config.sequence, revoked: result.config.config.revoked.length };
+      }
       default:
         throw new Error(`unknown control operation ${(request as { op: string }).op}`);
     }
   }
+}
+
+/**
+ * A newer configuration takes effect: kept on disk, trust anchors and revocations replaced (links
+ * whose certificate no longer holds are dropped), the authority signs from it. Kinds, limits and
+ * replicas take effect at the next start.
+ */
+function adoptConfig(signed: SignedConfig, dataDir: string, setup: NodeSetup, authority: EnrollmentAuthority | undefined, peer: OverlayPeer): void {
+  saveConfig(dataDir, signed);
+  if (setup.trust instanceof AuthorityTrustPolicy) setup.trust.update(signed.config);
+  authority?.adopt(signed);
+  peer.sealedLink?.revalidate();
 }
 
 /** The address to tell others: the bind address, or for a wildcard bind the first external IPv4. */

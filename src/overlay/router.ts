@@ -8,6 +8,7 @@ import type { Clock, TimerHandle } from '../runtime/clock.js';
 import { P2psipError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
+import { KeyedRateLimiter, type RateLimit } from '../runtime/token-bucket.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { DecodeError } from '../wire/decode-error.js';
 import type { Id } from '../wire/id.js';
@@ -41,8 +42,17 @@ export interface RouterOptions {
    * acknowledges what it receives but silently drops what it should forward.
    */
   readonly dropForwarded?: boolean;
+  /**
+   * Requests a neighbour originates itself (empty via list), per neighbour: what one flooder can
+   * inject into the overlay through us. Generous enough for a storage hand-over burst.
+   */
+  readonly originLimit?: RateLimit;
 }
 
+/** Told when a verified message shows that its sender holds another configuration (RFC 6940 s6.3.2.1). */
+export type ConfigSequenceListener = (theirSequence: number, sender: Id) => void;
+
+export const DEFAULT_ORIGIN_LIMIT: RateLimit = { ratePerSecond: 200, burst: 2_000 };
 export const DEFAULT_ROUTER_OPTIONS = { requestTimeoutMs: 15_000, initialTtl: DEFAULT_TTL, maxForwardAttempts: 3, suite: ed25519Suite };
 
 export interface IncomingRequest {
@@ -99,6 +109,7 @@ export interface RouterCounters {
   undeliverable: number;
   droppedByRogue: number;
   iterativeFallbacks: number;
+  rateLimited: number;
 }
 
 interface Pending {
@@ -126,12 +137,17 @@ export class OverlayRouter {
     undeliverable: 0,
     droppedByRogue: 0,
     iterativeFallbacks: 0,
+    rateLimited: 0,
   };
   private readonly handlers = new Map<number, RequestHandler>();
   private readonly pending = new Map<string, Pending>();
   private readonly recent: RecentTransactions;
   private readonly returnPaths: ReturnPaths;
   private readonly startedAt: number;
+  private readonly originLimiter: KeyedRateLimiter<Id>;
+  /** Our configuration's sequence, stamped on what we send; 0 in open mode. */
+  private configSequence = 0;
+  private configListener: ConfigSequenceListener = () => {};
 
   constructor(
     readonly identity: NodeIdentity,
@@ -146,6 +162,7 @@ export class OverlayRouter {
     this.recent = new RecentTransactions(clock);
     this.returnPaths = new ReturnPaths(clock);
     this.startedAt = clock.now();
+    this.originLimiter = new KeyedRateLimiter(options.originLimit ?? DEFAULT_ORIGIN_LIMIT, clock);
     transport.onMessage((from, sender, message) => this.receive(from, sender, message));
     transport.onLinkFailure((address) => this.linkFailed(address));
     topology.attach(this);
@@ -204,6 +221,7 @@ export class OverlayRouter {
     this.counters.requestsSent++;
     const header: ForwardingHeader = {
       overlay: this.options.overlayId,
+      configSequence: this.configSequence,
       ttl: this.options.initialTtl,
       fragment: { offset: 0, total: 0 },
       via: [],
@@ -232,6 +250,22 @@ export class OverlayRouter {
     return hops.length > 1 ? hops[attempt % hops.length].address : undefined;
   }
 
+  /** The configuration this node now holds; `listener` hears of senders that hold another. */
+  trackConfiguration(sequence: number, listener?: ConfigSequenceListener): void {
+    this.configSequence = sequence;
+    if (listener) this.configListener = listener;
+  }
+
+  private noteConfigSequence(header: ForwardingHeader, sender: Id): void {
+    const theirs = header.configSequence;
+    if (theirs === 0 || this.configSequence === 0 || theirs === this.configSequence || sender === this.nodeId) return;
+    try {
+      this.configListener(theirs, sender);
+    } catch (error) {
+      this.log.error('config-listener-fault', { error });
+    }
+  }
+
   /** Cancels every pending transaction (the node is stopping). */
   abortAll(reason: string): void {
     for (const [key] of [...this.pending]) this.finish(key, new OverlayError(ErrorCode.RequestTimeout, reason));
@@ -244,6 +278,11 @@ export class OverlayRouter {
   private receive(from: Address, hopSender: Id, message: OverlayMessage): void {
     if (message.header.overlay !== this.options.overlayId) {
       this.counters.wrongOverlay++;
+      return;
+    }
+    // Before any signature check: a flood costs us a map lookup per message, not a verification.
+    if (message.header.via.length === 0 && isRequestCode(message.header.code) && !this.originLimiter.allow(hopSender)) {
+      this.counters.rateLimited++;
       return;
     }
     this.route(message, { id: hopSender, address: from });
@@ -350,6 +389,7 @@ export class OverlayRouter {
       return;
     }
     this.recent.remember(replayKey, null);
+    this.noteConfigSequence(header, origin);
     // Verified and sent to us directly: now we know where its signer lives.
     if (from && path.length === 1) this.connections.learn(origin, from.address);
     const handler = this.handlers.get(header.code);
@@ -402,6 +442,7 @@ export class OverlayRouter {
       return;
     }
     this.counters.responsesReceived++;
+    if (path[0] !== undefined) this.noteConfigSequence(header, path[0]);
     if (from && path.length === 1) this.connections.learn(path[0], from.address);
     if (header.code === MessageCode.Error) {
       let error: OverlayError;
@@ -447,6 +488,7 @@ export class OverlayRouter {
   private buildResponse(request: ForwardingHeader, path: Id[], code: number, body: Uint8Array): OverlayMessage {
     const header: ForwardingHeader = {
       overlay: this.options.overlayId,
+      configSequence: this.configSequence,
       ttl: this.options.initialTtl,
       fragment: { offset: 0, total: 0 },
       via: [],

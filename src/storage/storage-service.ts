@@ -188,7 +188,10 @@ export class StorageService {
     else this.counters.handovers++;
     const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
     this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
-      if (error) this.copiesSent.get(resource)?.delete(peer); // try again at the next change
+      if (!error) return;
+      // Not at the next ring change, which may be the failure that takes the last copy: soon.
+      this.copiesSent.get(resource)?.delete(peer);
+      this.scheduleRebalance();
     }, { attempts: 2 });
   }
 

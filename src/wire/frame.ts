@@ -22,6 +22,10 @@ export const enum FrameType {
   Data = 0,
   Ack = 1,
   Keepalive = 2,
+  /** Link security (wire/link-security.ts): handled below the transport, never by decodeFrame. */
+  LinkHello = 3,
+  LinkReply = 4,
+  Sealed = 5,
 }
 
 export type Frame =

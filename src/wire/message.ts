@@ -12,7 +12,8 @@ import { readArray, readBytes, readList, readUint } from './schema.js';
 export const PROTOCOL_VERSION = 1;
 export const DEFAULT_TTL = 100; // RFC 6940 s6.3.2.1 initial-ttl default
 export const MAX_VIA = 128;
-export const MAX_DESTINATIONS = 16;
+/** As long as the via list: a response's destination list is its request's via list reversed (s6.3.2.2). */
+export const MAX_DESTINATIONS = MAX_VIA;
 export const MAX_MESSAGE_BYTES = 64 * 1024; // reassembled payload limit (RFC 6940 max-message-size)
 export const TRANSACTION_ID_BYTES = 8;
 
@@ -35,6 +36,11 @@ export interface Fragment {
 
 export interface ForwardingHeader {
   readonly overlay: number;
+  /**
+   * RFC 6940 s6.3.2.1 configuration_sequence: the sequence of the configuration document the
+   * sender holds, 0 when it does not check (open mode). A mismatch starts a ConfigUpdate.
+   */
+  readonly configSequence: number;
   readonly ttl: number;
   readonly fragment: Fragment;
   readonly via: readonly Id[];
@@ -75,6 +81,7 @@ export function encodeMessage(message: OverlayMessage): unknown[] {
   return [
     PROTOCOL_VERSION,
     h.overlay,
+    h.configSequence,
     h.ttl,
     [h.fragment.offset, h.fragment.total],
     h.via.map(idToBytes),
@@ -86,27 +93,28 @@ export function encodeMessage(message: OverlayMessage): unknown[] {
 }
 
 export function decodeMessage(value: unknown, path = '$.message'): OverlayMessage {
-  const f = readArray(value, path, 9, 9);
+  const f = readArray(value, path, 10, 10);
   const version = readUint(f[0], `${path}.version`);
   if (version !== PROTOCOL_VERSION) throw new DecodeError(`${path}.version`, `unsupported version ${version}`);
-  const [offsetValue, totalValue] = readArray(f[3], `${path}.fragment`, 2, 2);
+  const [offsetValue, totalValue] = readArray(f[4], `${path}.fragment`, 2, 2);
   const fragment = {
     offset: readUint(offsetValue, `${path}.fragment.offset`, MAX_MESSAGE_BYTES),
     total: readUint(totalValue, `${path}.fragment.total`, MAX_MESSAGE_BYTES),
   };
-  const payload = readBytes(f[8], `${path}.payload`, 0, MAX_MESSAGE_BYTES);
+  const payload = readBytes(f[9], `${path}.payload`, 0, MAX_MESSAGE_BYTES);
   if (fragment.offset + payload.length > fragment.total) {
     throw new DecodeError(`${path}.fragment`, 'fragment extends past the message length');
   }
   return {
     header: {
       overlay: readUint(f[1], `${path}.overlay`),
-      ttl: readUint(f[2], `${path}.ttl`, 255),
+      configSequence: readUint(f[2], `${path}.configSequence`),
+      ttl: readUint(f[3], `${path}.ttl`, 255),
       fragment,
-      via: readList(f[4], `${path}.via`, MAX_VIA, readId),
-      destinations: readList(f[5], `${path}.destinations`, MAX_DESTINATIONS, decodeDestination, 1),
-      transactionId: readBytes(f[6], `${path}.transactionId`, TRANSACTION_ID_BYTES, TRANSACTION_ID_BYTES),
-      code: readUint(f[7], `${path}.code`, 0xffff),
+      via: readList(f[5], `${path}.via`, MAX_VIA, readId),
+      destinations: readList(f[6], `${path}.destinations`, MAX_DESTINATIONS, decodeDestination, 1),
+      transactionId: readBytes(f[7], `${path}.transactionId`, TRANSACTION_ID_BYTES, TRANSACTION_ID_BYTES),
+      code: readUint(f[8], `${path}.code`, 0xffff),
     },
     payload,
   };

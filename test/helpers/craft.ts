@@ -13,6 +13,7 @@ export interface CraftOptions {
   readonly code: number;
   readonly body: Uint8Array;
   readonly ttl?: number;
+  readonly configSequence?: number;
   readonly via?: Id[];
   readonly transactionId?: Uint8Array;
   readonly hopSender?: Id;
@@ -24,6 +25,7 @@ export interface CraftOptions {
 export function craftDatagram(signer: NodeIdentity, o: CraftOptions): Uint8Array {
   const header = {
     overlay: overlayHash(o.overlay),
+    configSequence: o.configSequence ?? 0,
     ttl: o.ttl ?? 100,
     via: o.via ?? [],
     destinations: o.destinations,

@@ -72,8 +72,9 @@ test('a node with a self-made certificate cannot join the enrolled overlay', asy
   const dir = `${root}/rogue`;
   running.push(startProcess(['start', '--data', dir, '--open', '--overlay', 'smiths.example', '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--bootstrap', `127.0.0.1:${portA}`]));
   assert.equal(await eventually(() => status(dir).state === 'joined', 6000), false);
-  // Whichever peer its Join reached dropped it before any state changed.
-  assert.ok(status(A).router.rejectedSignatures + status(B).router.rejectedSignatures > 0);
+  // Its link handshake is refused (docs/security.md): no frame of it reaches the overlay at all.
+  assert.ok(status(A).linkSecurity.handshakesRefused + status(B).linkSecurity.handshakesRefused > 0);
+  assert.equal(status(dir).linkSecurity.handshakesCompleted, 0);
   assert.ok(!status(A).successors.some((p: { id: string }) => p.id === status(dir).nodeId));
 });
 

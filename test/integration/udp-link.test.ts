@@ -10,7 +10,7 @@ import type { OverlayMessage } from '../../src/wire/message.js';
 /* The hop transport over real UDP sockets on loopback (dgram-as-promised underneath). */
 function message(size: number, tx: number): OverlayMessage {
   return {
-    header: { overlay: 1, ttl: 100, fragment: { offset: 0, total: size }, via: [], destinations: [{ kind: 0, id: 2n }], transactionId: new Uint8Array(8).fill(tx), code: 23 },
+    header: { overlay: 1, configSequence: 0, ttl: 100, fragment: { offset: 0, total: size }, via: [], destinations: [{ kind: 0, id: 2n }], transactionId: new Uint8Array(8).fill(tx), code: 23 },
     payload: new Uint8Array(size).map((_, i) => (i * 7 + tx) & 0xff),
   };
 }

@@ -19,6 +19,9 @@ import { fetchAns, fetchReq } from '../../src/wire/messages/fetch.js';
 import { statAns, statReq } from '../../src/wire/messages/stat.js';
 import { findAns, findReq } from '../../src/wire/messages/find.js';
 import { signValue } from '../../src/storage/value-signing.js';
+import { configUpdateAns, configUpdateReq } from '../../src/wire/messages/config-update.js';
+import { encodeSecurityFrame, helloSignatureInput, sealedFrameAad } from '../../src/wire/link-security.js';
+import { sealBytes } from '../../src/link/secure/link-crypto.js';
 import { TEST_OVERLAY, testIdentity } from '../helpers/fixtures.js';
 
 /*
@@ -77,12 +80,15 @@ export const bodyVectors: Record<string, BodyVector<unknown>> = {
   }),
   'find-req': body(findReq, { resource: C, kinds: [1, 2] }),
   'find-ans': body(findAns, { results: [{ kind: 1, closest: B }, { kind: 2, closest: null }] }),
+  'config-update-req': body(configUpdateReq, { config: new Uint8Array([0xd2, 0x84]) }),
+  'config-update-ans': body(configUpdateAns, { newer: null }),
 };
 
 const identity = testIdentity(1);
 const destinations: Destination[] = [{ kind: DestinationKind.Resource, id: C }];
 const header = {
   overlay: overlayHash(TEST_OVERLAY),
+  configSequence: 3,
   ttl: 99,
   via: [A],
   destinations,
@@ -91,7 +97,10 @@ const header = {
 };
 const payload = sealPayload(ed25519Suite, identity, header, pingReq.encode({}));
 
-/** Whole datagrams: a signed Ping request in a data frame, an ack, a keepalive. */
+export const helloSession = new Uint8Array([1, 1, 2, 3, 5, 8, 13, 21]);
+const helloEphemeral = new Uint8Array(32).fill(0x09);
+
+/** Whole datagrams: a signed Ping request in a data frame, an ack, a keepalive, link-security frames. */
 export const frameVectors: Record<string, Uint8Array> = {
   'data-frame-ping': encodeFrame({
     type: FrameType.Data,
@@ -102,4 +111,19 @@ export const frameVectors: Record<string, Uint8Array> = {
   'ack-frame': encodeFrame({ type: FrameType.Ack, seq: 7, received: 0b101 }),
   'keepalive-frame': encodeFrame({ type: FrameType.Keepalive, seq: 8, sender: B }),
   'certificate-self-issued': identity.certificate.bytes,
+  'link-hello': encodeSecurityFrame({
+    type: FrameType.LinkHello,
+    session: helloSession,
+    ephemeral: helloEphemeral,
+    time: 1767225600,
+    certificate: identity.certificate.bytes,
+    signature: ed25519Suite.sign(identity.keys, helloSignatureInput(overlayHash(TEST_OVERLAY), helloSession, helloEphemeral, 1767225600)),
+  }),
+  // An ack frame sealed under an all-0x42 key at counter 9 (ChaCha20-Poly1305, nonce = counter).
+  'sealed-ack': encodeSecurityFrame({
+    type: FrameType.Sealed,
+    session: helloSession,
+    counter: 9,
+    ciphertext: sealBytes(new Uint8Array(32).fill(0x42), 9, sealedFrameAad(helloSession, 9), encodeFrame({ type: FrameType.Ack, seq: 7, received: 0 })),
+  }),
 };

@@ -13,7 +13,7 @@ import { readArray, readBytes, readList, readOneOf, readText, readUint } from '.
 /*
  * The overlay's configuration document (RFC 6940 s11.1, in CBOR): what every node of one overlay
  * must agree on. The first (root) authority signs it; a node takes a newer one only when that
- * same root signed it and its sequence number is higher (ConfigUpdate, s7.5 of our protocol.md).
+ * same root signed it and its sequence number is higher (ConfigUpdate: docs/protocol.md, "Configuration updates").
  *
  *   config = COSE_Sign1(payload: {1: overlay, 2: sequence, 3: [+ authority], 4: [* address],
  *                                 5: [+ kind], 6: [maxBytesPerResource, maxBytesTotal],

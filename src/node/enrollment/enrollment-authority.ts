@@ -9,7 +9,7 @@ import { P2psipError } from '../../runtime/errors.js';
 import { DEFAULT_KINDS } from '../../storage/kind.js';
 import { DEFAULT_STORAGE_LIMITS } from '../../storage/resource-store.js';
 import type { Address } from '../../wire/address.js';
-import { type Id, idFromBytes } from '../../wire/id.js';
+import { type Id, idFromBytes, idToBytes, readId } from '../../wire/id.js';
 import { readArray, readBool, readBytes, readList, readText, readUint } from '../../wire/schema.js';
 import { readCborFile, writeCborFile } from '../cbor-file.js';
 import { saveConfig } from '../config/config-file.js';
@@ -34,6 +34,7 @@ import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from '
  * renews certificates, and as the overlay's root signs the configuration document.
  *   DIR/authority.cbor   = [name, seed]                     (mode 0600)
  *   DIR/invitations.cbor = [* [id, secret, user / null, client, expires, used]]
+ *   DIR/issued.cbor      = [* [subject, key-fingerprint, node-id, expires]]   (what revoke looks up)
  */
 export const DEFAULT_CERT_LIFETIME_SECONDS = 30 * 24 * 3600;
 export const DEFAULT_INVITATION_SECONDS = 3600;
@@ -41,6 +42,15 @@ export const DEFAULT_INVITATION_SECONDS = 3600;
 const CLOCK_SKEW_SECONDS = 300;
 const AUTHORITY_FILE = 'authority.cbor';
 const INVITATIONS_FILE = 'invitations.cbor';
+const ISSUED_FILE = 'issued.cbor';
+
+/** A certificate this authority issued, remembered so that `p2psip revoke USER` can find its key. */
+export interface IssuedRecord {
+  readonly subject: string;
+  readonly fingerprint: string;
+  readonly nodeId: Id;
+  readonly expires: number;
+}
 
 export class EnrollmentRefused extends P2psipError {
   override readonly name = 'EnrollmentRefused';
@@ -67,6 +77,7 @@ export interface InitOptions {
 
 export class EnrollmentAuthority {
   private invitations: StoredInvitation[];
+  private issued: IssuedRecord[];
 
   private constructor(
     private readonly dir: string,
@@ -76,6 +87,7 @@ export class EnrollmentAuthority {
     private readonly random: Random,
   ) {
     this.invitations = loadInvitations(dir);
+    this.issued = loadIssued(dir);
   }
 
   /** `p2psip init`: a new overlay with this authority as its root, and the first peer's identity. */
@@ -127,11 +139,11 @@ export class EnrollmentAuthority {
   }
 
   /** A certificate for `publicKey` under `subject`, with a Node-ID the authority picks (RFC 6940 s11.3). */
-  issue(publicKey: Uint8Array, subject: string, nowSeconds: number, nodeId?: Id): Certificate {
+  issue(publicKey: Uint8Array, subject: string, nowSeconds: number, nodeId?: Id, role?: 'client'): Certificate {
     const { config } = this.signed;
     const domains = config.authorities.find((a) => a.name === this.name)?.domains ?? [];
     if (!domains.some((d) => userInDomain(subject, d))) throw new EnrollmentRefused(`${subject} is outside ${domains.join(', ')}`);
-    return issueCertificate(
+    const certificate = issueCertificate(
       {
         issuer: this.name,
         subject,
@@ -140,9 +152,32 @@ export class EnrollmentAuthority {
         overlay: config.overlay,
         notBefore: nowSeconds - CLOCK_SKEW_SECONDS,
         expires: nowSeconds + config.certificateLifetimeSeconds,
+        ...(role ? { role } : {}),
       },
       this.keys,
     );
+    this.record(certificate, nowSeconds);
+    return certificate;
+  }
+
+  /** Certificates issued here and not yet expired, newest last. */
+  issuedCertificates(): readonly IssuedRecord[] {
+    return this.issued;
+  }
+
+  /**
+   * `p2psip revoke`: puts the keys of a user's certificates (or one key by fingerprint) on the
+   * configuration's revocation list and signs the new document; ConfigUpdate carries it on.
+   */
+  revoke(target: { user?: string; fingerprint?: string }, ownFingerprint: string, nowSeconds: number): { fingerprints: string[]; users: string[]; config: SignedConfig } {
+    const subject = target.user ? qualify(target.user, this.name) : undefined;
+    const matches = this.issued.filter((r) => (subject ? r.subject === subject : r.fingerprint === target.fingerprint));
+    // A fingerprint need not be in the ledger: a key seen elsewhere (a status output) can be revoked too.
+    const fingerprints = subject ? matches.map((r) => r.fingerprint) : [target.fingerprint ?? ''].filter(Boolean);
+    if (fingerprints.length === 0) throw new EnrollmentRefused(`no certificate was issued here to ${subject}`);
+    if (fingerprints.includes(ownFingerprint)) throw new EnrollmentRefused("that is this peer's own key: the authority cannot revoke itself");
+    const config = this.updateConfig((c) => ({ revoked: [...new Set([...c.revoked, ...fingerprints])] }), nowSeconds);
+    return { fingerprints, users: [...new Set(matches.map((r) => r.subject))], config };
   }
 
   /** `p2psip invite`: a one-time token for one device. */
@@ -193,7 +228,7 @@ export class EnrollmentAuthority {
     invitation.used = true;
     this.saveInvitations();
     const subject = invitation.user ?? `${invitation.client ? 'client' : 'peer'}-${Buffer.from(this.random.bytes(3)).toString('hex')}@${this.name}`;
-    const certificate = this.issue(request.publicKey, subject, nowSeconds);
+    const certificate = this.issue(request.publicKey, subject, nowSeconds, undefined, invitation.client ? 'client' : undefined);
     return { ok: true, certificate: certificate.bytes, config: this.signed.bytes, mac: answerMac(invitation.secret, request.nonce, certificate.bytes, this.signed.bytes) };
   }
 
@@ -209,6 +244,7 @@ export class EnrollmentAuthority {
       throw new EnrollmentRefused('proof of possession does not verify');
     }
     const renewed = issueCertificate({ ...claims, notBefore: nowSeconds - CLOCK_SKEW_SECONDS, expires: nowSeconds + this.signed.config.certificateLifetimeSeconds }, this.keys);
+    this.record(renewed, nowSeconds);
     return { ok: true, certificate: renewed.bytes, config: this.signed.bytes, mac: null };
   }
 
@@ -224,6 +260,18 @@ export class EnrollmentAuthority {
   /** Takes a configuration that came from the overlay (ConfigUpdate) as the current one. */
   adopt(signed: SignedConfig): void {
     this.signed = signed;
+  }
+
+  private record(certificate: Certificate, nowSeconds: number): void {
+    const { claims } = certificate;
+    const fingerprint = keyFingerprint(claims.publicKey);
+    this.issued = this.issued
+      .filter((r) => r.fingerprint !== fingerprint && r.expires > nowSeconds)
+      .concat({ subject: claims.subject, fingerprint, nodeId: claims.nodeIds[0], expires: claims.expires });
+    writeCborFile(
+      path.join(this.dir, ISSUED_FILE),
+      this.issued.map((r) => [r.subject, r.fingerprint, idToBytes(r.nodeId), r.expires]),
+    );
   }
 
   private saveInvitations(): void {
@@ -251,6 +299,20 @@ function loadInvitations(dir: string): StoredInvitation[] {
       client: readBool(client, `${p}.client`),
       expires: readUint(expires, `${p}.expires`),
       used: readBool(used, `${p}.used`),
+    };
+  });
+}
+
+function loadIssued(dir: string): IssuedRecord[] {
+  const value = readCborFile(path.join(dir, ISSUED_FILE), 4 << 20);
+  if (value === undefined) return [];
+  return readList(value, '$.issued', 100_000, (item, p) => {
+    const [subject, fingerprint, nodeId, expires] = readArray(item, p, 4, 4);
+    return {
+      subject: readText(subject, `${p}.subject`, 256),
+      fingerprint: readText(fingerprint, `${p}.fingerprint`, 64),
+      nodeId: readId(nodeId, `${p}.nodeId`),
+      expires: readUint(expires, `${p}.expires`),
     };
   });
 }

@@ -18,7 +18,7 @@ function setup(loss: number) {
 
 function message(size: number, tx: number): OverlayMessage {
   return {
-    header: { overlay: 1, ttl: 100, fragment: { offset: 0, total: size }, via: [], destinations: [{ kind: 0, id: 2n }], transactionId: new Uint8Array(8).fill(tx), code: 23 },
+    header: { overlay: 1, configSequence: 0, ttl: 100, fragment: { offset: 0, total: size }, via: [], destinations: [{ kind: 0, id: 2n }], transactionId: new Uint8Array(8).fill(tx), code: 23 },
     payload: new Uint8Array(size).fill(tx),
   };
 }

@@ -11,7 +11,7 @@ const random = new SeededRandom(5);
 function message(size: number, tx = 1): OverlayMessage {
   const payload = random.bytes(size);
   return {
-    header: { overlay: 1, ttl: 100, fragment: { offset: 0, total: size }, via: [1n, 2n], destinations: [{ kind: 0, id: 3n }], transactionId: new Uint8Array(8).fill(tx), code: 23 },
+    header: { overlay: 1, configSequence: 0, ttl: 100, fragment: { offset: 0, total: size }, via: [1n, 2n], destinations: [{ kind: 0, id: 3n }], transactionId: new Uint8Array(8).fill(tx), code: 23 },
     payload,
   };
 }

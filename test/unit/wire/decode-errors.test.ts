@@ -51,7 +51,7 @@ test('a data frame whose fragment runs past the message length is rejected', () 
   const frame = decodeFrame(frameVectors['data-frame-ping']);
   assert.equal(frame.type, 0);
   if (frame.type !== 0) return;
-  const bad = [0, 1, new Uint8Array(16), [1, 1, 99, [10, 5], [], [[1, new Uint8Array(16)]], new Uint8Array(8), 23, new Uint8Array(4)]];
+  const bad = [0, 1, new Uint8Array(16), [1, 1, 0, 99, [10, 5], [], [[1, new Uint8Array(16)]], new Uint8Array(8), 23, new Uint8Array(4)]];
   rejects(encodeCbor(bad), decodeFrame, '$.message.fragment');
 });
 

@@ -7,6 +7,15 @@ import { decodeFrame } from '../../../src/wire/frame.js';
 import { decodePayload } from '../../../src/wire/payload.js';
 import { parseCertificate } from '../../../src/identity/certificate.js';
 import { bodyVectors, frameVectors } from '../../vectors/cases.js';
+import { decodeSecurityFrame } from '../../../src/wire/link-security.js';
+import { SealedLink } from '../../../src/link/secure/sealed-link.js';
+import { createOpenIdentity } from '../../../src/identity/open-identity.js';
+import { OpenTrustPolicy } from '../../../src/identity/trust.js';
+import { ed25519Suite } from '../../../src/identity/signature-suite.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import type { Link } from '../../../src/link/link.js';
+import type { Address } from '../../../src/wire/address.js';
 
 /*
  * 100,000+ random and mutated inputs to every decoder. Each must either decode or throw a
@@ -18,6 +27,7 @@ const decoders: [string, (b: Uint8Array) => unknown][] = [
   ['frame', decodeFrame],
   ['payload', decodePayload],
   ['certificate', parseCertificate],
+  ['link-security', decodeSecurityFrame],
   ...Object.entries(bodyVectors).map(([name, v]): [string, (b: Uint8Array) => unknown] => [name, (b) => v.codec.decode(b)]),
 ];
 
@@ -63,4 +73,20 @@ test('the decoders survive 100,000 random and mutated inputs with only DecodeErr
 test('structurally valid CBOR of the wrong shape is rejected, never half-accepted', () => {
   const shapes: unknown[] = [[], [0], [0, 1, 2, 3, 4], [0, 1, new Uint8Array(16), []], [[[[[[1]]]]]], 'frame', true, null, new Uint8Array(4)];
   for (const shape of shapes) assert.throws(() => decodeFrame(encodeCbor(shape)), DecodeError);
+});
+
+test('a sealed link fed 20,000 mutated datagrams delivers none of them and never throws', () => {
+  const clock = new VirtualClock();
+  let handler: (from: Address, datagram: Uint8Array) => void = () => {};
+  const inner: Link = { localAddress: { host: '127.0.0.1', port: 1 }, send: () => {}, onDatagram: (h) => void (handler = h), close: async () => {} };
+  const identity = createOpenIdentity(new Uint8Array(32).fill(3), 'fuzz', 'test.p2psip', Math.floor(clock.wallTime() / 1000));
+  const link = new SealedLink(inner, { identity, trust: new OpenTrustPolicy('test.p2psip'), suite: ed25519Suite, clock, random, log: silentLogger, overlayId: 1 });
+  let delivered = 0;
+  link.onDatagram((_from, datagram) => {
+    if (datagram[0] > 0x03) delivered++; // only STUN-looking input is passed up, for the transport to judge
+  });
+  for (let i = 0; i < 20_000; i++) handler({ host: '127.0.0.2', port: 1 + (i % 50) }, mutate(seeds[random.u32() % seeds.length]));
+  assert.equal(delivered, 0);
+  const c = link.counters;
+  assert.ok(c.malformed + c.plaintextRefused + c.unknownSessions + c.handshakesRefused + c.rateLimited > 15_000);
 });

@@ -5,6 +5,11 @@ import { decodeFrame, encodeFrame } from '../../../src/wire/frame.js';
 import { parseCertificate } from '../../../src/identity/certificate.js';
 import { hex, unhex } from '../../helpers/fixtures.js';
 import { bodyVectors, frameVectors } from '../../vectors/cases.js';
+import { decodeSecurityFrame, helloSignatureInput, sealedFrameAad } from '../../../src/wire/link-security.js';
+import { openBytes } from '../../../src/link/secure/link-crypto.js';
+import { FrameType } from '../../../src/wire/frame.js';
+import { overlayHash } from '../../../src/identity/ids.js';
+import { publicKeyObject, verifyBytes } from '../../../src/identity/keys.js';
 
 // Set UPDATE_VECTORS=1 to rewrite the file after an intended change of encoding.
 const FILE = 'docs/vectors/protocol.json';
@@ -49,4 +54,23 @@ test('the data frame vector is plain CBOR: an array of four starting with type 0
   assert.equal(bytes[0], 0x84, 'array of 4');
   assert.equal(bytes[1], 0x00, 'frame type data');
   assert.ok(bytes.length < 1200, 'fits one datagram');
+});
+
+test("the link hello vector carries a certificate and a signature that verifies under the certificate's key", () => {
+  const hello = decodeSecurityFrame(unhex(published['link-hello']));
+  assert.equal(hello.type, FrameType.LinkHello);
+  if (hello.type !== FrameType.LinkHello) return;
+  const cert = parseCertificate(hello.certificate);
+  assert.ok(verifyBytes(publicKeyObject(cert.claims.publicKey), helloSignatureInput(overlayHash('test.p2psip'), hello.session, hello.ephemeral, hello.time), hello.signature));
+});
+
+test('the sealed vector opens under its key to an ack frame, and not under another key', () => {
+  const sealed = decodeSecurityFrame(unhex(published['sealed-ack']));
+  assert.equal(sealed.type, FrameType.Sealed);
+  if (sealed.type !== FrameType.Sealed) return;
+  const aad = sealedFrameAad(sealed.session, sealed.counter);
+  const plain = openBytes(new Uint8Array(32).fill(0x42), sealed.counter, aad, sealed.ciphertext);
+  assert.ok(plain);
+  assert.deepEqual(decodeFrame(plain), { type: 1, seq: 7, received: 0 });
+  assert.equal(openBytes(new Uint8Array(32).fill(0x43), sealed.counter, aad, sealed.ciphertext), undefined);
 });

@@ -82,6 +82,8 @@ export class ChordTopology implements Topology {
     router.handle(MessageCode.JoinReq, (req) => {
       const { joiningPeerId } = joinReq.decode(req.body);
       if (joiningPeerId !== req.origin || !req.previousHop) throw new OverlayError(ErrorCode.Forbidden, 'a Join must come from the joining peer');
+      // RFC 7890 s2: a client uses the overlay but never routes or stores, so it never joins.
+      if (req.certificate.claims.role === 'client') throw new OverlayError(ErrorCode.Forbidden, 'a client certificate cannot join the ring');
       // RFC 6940 s10.6: the admitting peer takes the joining peer as its predecessor.
       this.learn([{ id: joiningPeerId, address: req.previousHop.address }], true);
       this.counters.joins++;
@@ -89,6 +91,7 @@ export class ChordTopology implements Topology {
     });
     router.handle(MessageCode.UpdateReq, (req) => {
       const { view } = updateReq.decode(req.body);
+      if (req.certificate.claims.role === 'client') throw new OverlayError(ErrorCode.Forbidden, 'a client is not a ring neighbour');
       this.counters.updatesReceived++;
       if (req.previousHop && req.via.length === 0) this.merge({ id: req.origin, address: req.previousHop.address }, view);
       req.respond(updateAns.encode({ view: this.view(ChordUpdateType.Full) }));

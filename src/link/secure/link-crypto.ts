@@ -1,0 +1,76 @@
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from 'node:crypto';
+
+/*
+ * The link's cryptography, all from node:crypto: X25519 ephemeral keys (made from injected
+ * random bytes, so the simulator replays), HKDF-SHA256 for the two directional keys, and
+ * ChaCha20-Poly1305 (RFC 8439) with a per-direction counter as the nonce.
+ */
+const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const TAG_BYTES = 16;
+export const SEAL_OVERHEAD_BYTES = TAG_BYTES;
+
+export interface EphemeralKey {
+  readonly privateKey: KeyObject;
+  readonly publicKey: Uint8Array;
+}
+
+export function ephemeralFromBytes(secret: Uint8Array): EphemeralKey {
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, secret]), format: 'der', type: 'pkcs8' });
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return { privateKey, publicKey: new Uint8Array(spki.subarray(SPKI_X25519_PREFIX.length)) };
+}
+
+export interface DirectionalKeys {
+  readonly initiatorToResponder: Uint8Array;
+  readonly responderToInitiator: Uint8Array;
+}
+
+/** X25519, then HKDF over the shared secret with both sessions as salt and both keys as info. */
+export function deriveLinkKeys(
+  own: EphemeralKey,
+  peerPublic: Uint8Array,
+  initiatorSession: Uint8Array,
+  responderSession: Uint8Array,
+  initiatorEphemeral: Uint8Array,
+  responderEphemeral: Uint8Array,
+): DirectionalKeys {
+  const peerKey = createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, peerPublic]), format: 'der', type: 'spki' });
+  const shared = diffieHellman({ privateKey: own.privateKey, publicKey: peerKey });
+  // RFC 7748 s6.1: an all-zero result means the peer sent a small-order point.
+  if (shared.every((b) => b === 0)) throw new RangeError('X25519 gave the all-zero secret');
+  const salt = Buffer.concat([initiatorSession, responderSession]);
+  const info = Buffer.concat([Buffer.from('p2psip link keys v1'), initiatorEphemeral, responderEphemeral]);
+  const okm = new Uint8Array(hkdfSync('sha256', shared, salt, info, 64));
+  return { initiatorToResponder: okm.subarray(0, 32), responderToInitiator: okm.subarray(32, 64) };
+}
+
+function nonceFor(counter: number): Buffer {
+  const nonce = Buffer.alloc(12);
+  nonce.writeUIntBE(counter, 6, 6); // counters stay below 2^48 (Number.MAX_SAFE_INTEGER bounds them anyway)
+  return nonce;
+}
+
+/** Seals `plaintext` under `key` with the counter as nonce; `aad` binds the frame's header. */
+export function sealBytes(key: Uint8Array, counter: number, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const cipher = createCipheriv('chacha20-poly1305', key, nonceFor(counter), { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad, { plaintextLength: plaintext.length });
+  const body = cipher.update(plaintext);
+  cipher.final();
+  return new Uint8Array(Buffer.concat([body, cipher.getAuthTag()]));
+}
+
+/** Opens a sealed body, or returns undefined when the tag does not verify. */
+export function openBytes(key: Uint8Array, counter: number, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
+  if (sealed.length < TAG_BYTES) return undefined;
+  const decipher = createDecipheriv('chacha20-poly1305', key, nonceFor(counter), { authTagLength: TAG_BYTES });
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+  decipher.setAAD(aad, { plaintextLength: sealed.length - TAG_BYTES });
+  const body = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+  try {
+    decipher.final();
+  } catch {
+    return undefined;
+  }
+  return new Uint8Array(body);
+}

@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createOpenIdentity } from '../../../src/identity/open-identity.js';
+import { ed25519Suite } from '../../../src/identity/signature-suite.js';
+import { OpenTrustPolicy } from '../../../src/identity/trust.js';
+import { overlayHash } from '../../../src/identity/ids.js';
+import { SealedLink, type SealedLinkOptions } from '../../../src/link/secure/sealed-link.js';
+import type { LinkPeer } from '../../../src/link/link.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { SimNetwork, type SimLink } from '../../../src/sim/sim-network.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import type { Address } from '../../../src/wire/address.js';
+import { decodeSecurityFrame, encodeSecurityFrame } from '../../../src/wire/link-security.js';
+import { FrameType } from '../../../src/wire/frame.js';
+
+/*
+ * The sealed link on its own, over the simulator's network: both ends authenticate each other
+ * with certificates, every datagram is sealed, and replays, alterations, plaintext and untrusted
+ * certificates are refused, each counted.
+ */
+const OVERLAY = 'seal.p2psip';
+
+class RevocableTrust extends OpenTrustPolicy {
+  revoked = new Set<string>();
+  override accept(bytes: Uint8Array, nowSeconds: number) {
+    const cert = super.accept(bytes, nowSeconds);
+    if (this.revoked.has(cert.claims.subject)) throw new Error(`${cert.claims.subject} is revoked`);
+    return cert;
+  }
+}
+
+function world(options: Partial<SealedLinkOptions> = {}) {
+  const clock = new VirtualClock();
+  const random = new SeededRandom(5);
+  const network = new SimNetwork(clock, random);
+  const trust = new RevocableTrust(OVERLAY);
+  const nowSeconds = Math.floor(clock.wallTime() / 1000);
+  const make = (n: number, overlay = OVERLAY, raw: SimLink = network.addHost()) => {
+    const identity = createOpenIdentity(new Uint8Array(32).fill(n), `node${n}@${overlay}`, overlay, nowSeconds);
+    const link = new SealedLink(raw, { identity, trust, suite: ed25519Suite, clock, random: random.fork(), log: silentLogger, overlayId: overlayHash(OVERLAY), options });
+    const received: { from: Address; bytes: Uint8Array; peer: LinkPeer | undefined }[] = [];
+    link.onDatagram((from, bytes, peer) => received.push({ from, bytes, peer }));
+    // Everything this end puts on the wire, as an on-path observer sees it.
+    const wire: Uint8Array[] = [];
+    const send = raw.send.bind(raw);
+    raw.send = (to, bytes) => {
+      wire.push(bytes);
+      send(to, bytes);
+    };
+    return { identity, link, raw, received, wire, send };
+  };
+  const settle = (ms = 1000) => clock.runUntil(clock.now() + ms);
+  return { clock, network, trust, make, settle };
+}
+
+/** A plain overlay-looking datagram: a CBOR array [0, n]. */
+const frame = (n: number): Uint8Array => new Uint8Array([0x82, 0x00, n]);
+
+test('two ends handshake, then datagrams arrive opened, in order, with the sender proven by its certificate', () => {
+  const { make, settle } = world();
+  const a = make(1);
+  const b = make(2);
+  for (let i = 0; i < 5; i++) a.link.send(b.link.localAddress, frame(i));
+  settle();
+  assert.deepEqual(b.received.map((r) => r.bytes[2]), [0, 1, 2, 3, 4]);
+  assert.deepEqual(b.received[0].peer?.nodeIds, [a.identity.nodeId]);
+  b.link.send(a.link.localAddress, frame(9));
+  settle();
+  assert.equal(a.received[0].bytes[2], 9);
+  assert.equal(a.received[0].peer?.subject, 'node2@seal.p2psip');
+  assert.equal(a.link.counters.handshakesStarted, 1);
+  assert.equal(a.link.counters.handshakesCompleted, 1);
+  assert.equal(b.link.counters.handshakesAnswered, 1);
+  assert.equal(b.link.counters.handshakesStarted, 0, 'B answered on the session A opened');
+});
+
+test('the plaintext is not on the wire; a replayed or altered datagram is dropped and counted', () => {
+  const { make, settle } = world();
+  const a = make(1);
+  const b = make(2);
+  const secret = new TextEncoder().encode('\x82\x00the secret words');
+  a.link.send(b.link.localAddress, secret);
+  settle();
+  assert.equal(b.received.length, 1);
+  const sealed = a.wire.at(-1)!;
+  assert.equal(Buffer.from(sealed).includes(Buffer.from('the secret words')), false);
+  a.send(b.link.localAddress, sealed); // replayed from A's own address
+  settle();
+  assert.equal(b.received.length, 1);
+  assert.equal(b.link.counters.replays, 1);
+  const parsed = decodeSecurityFrame(sealed);
+  assert.equal(parsed.type, FrameType.Sealed);
+  if (parsed.type !== FrameType.Sealed) return;
+  const altered = new Uint8Array(parsed.ciphertext);
+  altered[0] ^= 1;
+  a.send(b.link.localAddress, encodeSecurityFrame({ ...parsed, counter: parsed.counter + 50, ciphertext: altered }));
+  settle();
+  assert.equal(b.received.length, 1);
+  assert.equal(b.link.counters.badTags, 1);
+  // The forged counter did not move the replay window: the next real datagram still gets in.
+  a.link.send(b.link.localAddress, frame(7));
+  settle();
+  assert.equal(b.received.at(-1)!.bytes[2], 7);
+});
+
+test('plaintext overlay frames are refused; STUN passes through untouched for the layer above', () => {
+  const { network, make, settle } = world();
+  const b = make(2);
+  const raw = network.addHost();
+  raw.send(b.link.localAddress, frame(1));
+  raw.send(b.link.localAddress, new Uint8Array([0x00, 0x01, 0x00, 0x00]));
+  settle();
+  assert.equal(b.link.counters.plaintextRefused, 1);
+  assert.equal(b.received.length, 1);
+  assert.equal(b.received[0].bytes[0], 0x00);
+  assert.equal(b.received[0].peer, undefined);
+});
+
+test('a node whose certificate is not believed cannot complete a handshake in either role', () => {
+  const { make, settle } = world();
+  const b = make(2);
+  const stranger = make(3, 'other.overlay');
+  stranger.link.send(b.link.localAddress, frame(1));
+  settle(5000);
+  assert.equal(b.received.length, 0);
+  assert.equal(b.link.counters.handshakesRefused, 1);
+  assert.equal(b.link.counters.handshakesAnswered, 0);
+  b.link.send(stranger.link.localAddress, frame(2));
+  settle(5000);
+  assert.equal(stranger.received.length, 0, 'B refuses the stranger as a responder too');
+  assert.equal(b.link.counters.handshakesRefused, 2);
+});
+
+test('a hello replayed later than the allowed clock skew is refused', () => {
+  const { make, settle } = world();
+  const a = make(1);
+  const b = make(2);
+  a.link.send(b.link.localAddress, frame(1));
+  settle();
+  const hello = a.wire[0];
+  assert.equal(decodeSecurityFrame(hello).type, FrameType.LinkHello);
+  settle(11 * 60_000);
+  const c = make(4);
+  a.send(c.link.localAddress, hello);
+  settle();
+  assert.equal(c.link.counters.handshakesRefused, 1);
+  assert.equal(c.received.length, 0);
+});
+
+test('after one end restarts, sealed frames for its lost session make it handshake again, and traffic resumes', () => {
+  const { make, settle } = world();
+  const a = make(1);
+  const b = make(2);
+  a.link.send(b.link.localAddress, frame(1));
+  settle();
+  // B restarts: a new link on the same socket address, knowing no sessions.
+  const b2 = make(2, OVERLAY, b.raw);
+  a.link.send(b.link.localAddress, frame(2)); // sealed for a session B2 never had: dropped
+  settle();
+  assert.equal(b2.link.counters.unknownSessions, 1);
+  assert.equal(b2.link.counters.handshakesStarted, 1, 'B2 opened a fresh session toward A');
+  a.link.send(b.link.localAddress, frame(3));
+  settle();
+  assert.deepEqual(b2.received.map((r) => r.bytes[2]), [3]);
+});
+
+test('revoking a certificate drops its sessions at the next check, and it cannot handshake again', () => {
+  const { trust, make, settle } = world();
+  const a = make(1);
+  const b = make(2);
+  a.link.send(b.link.localAddress, frame(1));
+  settle();
+  trust.revoked.add('node1@seal.p2psip');
+  b.link.revalidate();
+  assert.equal(b.link.counters.sessionsRevoked, 1);
+  a.link.send(b.link.localAddress, frame(2));
+  settle(5000);
+  a.link.send(b.link.localAddress, frame(3));
+  settle(5000);
+  assert.deepEqual(b.received.map((r) => r.bytes[2]), [1]);
+  assert.ok(b.link.counters.handshakesRefused >= 1);
+});
+
+test('an old session is replaced by a fresh handshake after the rekey interval, without losing datagrams', () => {
+  const { make, settle } = world({ rekeyAfterMs: 10_000 });
+  const a = make(1);
+  const b = make(2);
+  for (let i = 0; i < 30; i++) {
+    a.link.send(b.link.localAddress, frame(i));
+    settle(1000);
+  }
+  assert.equal(b.received.length, 30);
+  assert.ok(a.link.counters.handshakesStarted >= 2, `rekeyed: ${a.link.counters.handshakesStarted} handshakes`);
+});
+
+test('a flooding address is held to its datagram budget while another address is served in full', () => {
+  const { make, settle } = world({ datagramLimit: { ratePerSecond: 100, burst: 200 } });
+  const target = make(2);
+  const flooder = make(1);
+  const honest = make(3);
+  flooder.link.send(target.link.localAddress, frame(0));
+  honest.link.send(target.link.localAddress, frame(0));
+  settle();
+  for (let second = 0; second < 5; second++) {
+    for (let i = 0; i < 5000; i++) flooder.link.send(target.link.localAddress, frame(1));
+    for (let i = 0; i < 20; i++) honest.link.send(target.link.localAddress, frame(2));
+    settle(1000);
+  }
+  const fromHonest = target.received.filter((r) => r.bytes[2] === 2).length;
+  const fromFlooder = target.received.filter((r) => r.bytes[2] === 1).length;
+  assert.equal(fromHonest, 100, 'every honest datagram got through');
+  assert.ok(fromFlooder <= 200 + 5 * 100, `flooder held to its budget: ${fromFlooder} of 25000`);
+  assert.ok(target.link.counters.rateLimited >= 24_000);
+});
