@@ -14,6 +14,8 @@ import { ResourceStore, type StorageLimits } from '../storage/resource-store.js'
 import { StorageClient } from '../storage/storage-client.js';
 import { DEFAULT_STORAGE_OPTIONS, StorageService } from '../storage/storage-service.js';
 import { ChordTopology, DEFAULT_CHORD_OPTIONS } from '../overlay/topology/chord/chord-topology.js';
+import { ClientTopology, DEFAULT_CLIENT_OPTIONS } from '../overlay/topology/client/client-topology.js';
+import type { Topology } from '../overlay/topology/topology.js';
 import { clockwise } from '../overlay/topology/chord/ring.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
@@ -55,6 +57,10 @@ export interface OverlayPeerDeps {
   readonly tuning?: OverlayTuning;
   /** Peers store for the overlay; leave it out for a node that only routes (tests). */
   readonly storage?: StorageSetup;
+  /** A client (its certificate says so) neither routes nor stores: it attaches to one peer. */
+  readonly role?: 'peer' | 'client';
+  /** The overlay's kinds, when there is no storage setup to carry them (a client). */
+  readonly kinds?: KindRegistry;
 }
 
 export interface StorageSetup {
@@ -66,7 +72,7 @@ export interface StorageSetup {
 
 export class OverlayPeer {
   readonly router: OverlayRouter;
-  readonly topology: ChordTopology;
+  readonly topology: Topology;
   readonly transport: HopTransport;
   readonly storage: StorageService | undefined;
   readonly client: StorageClient;
@@ -103,12 +109,15 @@ export class OverlayPeer {
       // A sealed frame wraps the link frame; the datagram on the wire stays within the budget.
       this.sealedLink ? { ...transportOptions, datagramBudget: transportOptions.datagramBudget - SEALED_FRAME_OVERHEAD } : transportOptions,
     );
-    this.topology = new ChordTopology({
-      ...DEFAULT_CHORD_OPTIONS,
-      successors: tuning.successors ?? DEFAULT_CHORD_OPTIONS.successors,
-      stabilizeIntervalMs: tuning.stabilizeIntervalMs ?? DEFAULT_CHORD_OPTIONS.stabilizeIntervalMs,
-      advertisedAddress: () => this.advertised,
-    });
+    const isClient = deps.role === 'client';
+    this.topology = isClient
+      ? new ClientTopology({ ...DEFAULT_CLIENT_OPTIONS, advertisedAddress: () => this.advertised, clock: deps.clock, log: deps.log.child('client') })
+      : new ChordTopology({
+          ...DEFAULT_CHORD_OPTIONS,
+          successors: tuning.successors ?? DEFAULT_CHORD_OPTIONS.successors,
+          stabilizeIntervalMs: tuning.stabilizeIntervalMs ?? DEFAULT_CHORD_OPTIONS.stabilizeIntervalMs,
+          advertisedAddress: () => this.advertised,
+        });
     this.router = new OverlayRouter(deps.identity, deps.trust, this.transport, deps.clock, deps.random, this.topology, deps.log.child('overlay'), {
       ...DEFAULT_ROUTER_OPTIONS,
       requestTimeoutMs: tuning.requestTimeoutMs ?? DEFAULT_ROUTER_OPTIONS.requestTimeoutMs,
@@ -118,9 +127,9 @@ export class OverlayPeer {
       overlayId,
     });
     serveAttach(this.router, () => this.advertised);
-    this.kinds = deps.storage?.kinds ?? new KindRegistry();
+    this.kinds = deps.storage?.kinds ?? deps.kinds ?? new KindRegistry();
     this.client = new StorageClient(this.router, deps.identity, deps.trust, suite);
-    if (deps.storage) {
+    if (deps.storage && !isClient) {
       const store = new ResourceStore(this.kinds, deps.storage.limits);
       this.storage = new StorageService(this.router, this.topology, deps.trust, suite, store, deps.storage.backend, deps.log.child('storage'), {
         ...DEFAULT_STORAGE_OPTIONS,

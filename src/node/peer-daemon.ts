@@ -72,6 +72,7 @@ export class PeerDaemon {
       await enrollment.listen({ host: options.bindHost, port: link.localAddress.port });
       announceEnrollmentAddress(authority, advertised, nowSeconds());
     }
+    const role = setup.identity.certificate.claims.role ?? 'peer';
     const peer = new OverlayPeer({
       identity: setup.identity,
       trust: setup.trust,
@@ -81,12 +82,18 @@ export class PeerDaemon {
       log,
       overlayName: setup.overlayName,
       advertisedAddress: advertised,
-      storage: {
-        backend: createBackend(options.storage, path.join(options.dataDir, 'storage')),
-        kinds: setup.kinds,
-        limits: options.storageLimits ?? setup.limits,
-        replicas: setup.replicas,
-      },
+      role,
+      kinds: setup.kinds,
+      // A client stores nothing for the overlay (RFC 7890 s2), so it opens no backend.
+      storage:
+        role === 'client'
+          ? undefined
+          : {
+              backend: createBackend(options.storage, path.join(options.dataDir, 'storage')),
+              kinds: setup.kinds,
+              limits: options.storageLimits ?? setup.limits,
+              replicas: setup.replicas,
+            },
     });
     const initialConfig = authority?.config ?? setup.config;
     const configSync = initialConfig
@@ -154,7 +161,7 @@ export class PeerDaemon {
   }
 
   status(): Record<string, unknown> {
-    const status = this.peer.status();
+    const status = { role: this.setup.identity.certificate.claims.role ?? 'peer', ...this.peer.status() };
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;
     const { config } = this.currentConfig();

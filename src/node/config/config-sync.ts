@@ -35,7 +35,7 @@ export interface ConfigSyncDeps {
   readonly adopt: (signed: SignedConfig) => void;
 }
 
-/** One exchange per node at most this often, however many of its messages show a mismatch. */
+/** One completed exchange per node at most this often, however many of its messages show a mismatch. */
 const EXCHANGE_INTERVAL_MS = 30_000;
 const MAX_REMEMBERED = 1024;
 
@@ -99,7 +99,12 @@ export class ConfigSync {
 
   private send(to: Id): void {
     this.deps.router.request([nodeDestination(to)], MessageCode.ConfigUpdateReq, configUpdateReq.encode({ config: this.current.bytes }), (error, response) => {
-      if (error || !response) return;
+      // Not answered by the node we meant (a newcomer not yet routable reaches whoever is
+      // responsible for its ID): it does not count, so its next message tries again.
+      if (error || !response || response.responder !== to) {
+        this.lastExchange.delete(to);
+        return;
+      }
       let newer: Uint8Array | null;
       try {
         newer = configUpdateAns.decode(response.body).newer;

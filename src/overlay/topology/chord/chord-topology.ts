@@ -59,6 +59,8 @@ export class ChordTopology implements Topology {
   private router!: OverlayRouter;
   private table!: NeighborTable;
   private fingers!: FingerTable;
+  /** Alone after every neighbour failed, and joining the ring found again (see recoverSuccessor). */
+  private mergingAlone = false;
   private readonly failed = new Map<Id, number>();
   private readonly join = new JoinMachine();
   private stabilizeTimer: TimerHandle | undefined;
@@ -232,10 +234,16 @@ export class ChordTopology implements Topology {
     this.router.request([nodeDestination(admitting.id)], MessageCode.JoinReq, body, (error, response) => {
       if (this.join.state !== 'joining') return;
       if (error || !response) {
+        if (this.mergingAlone) {
+          // Still a ring of one: keep serving as one and look again later.
+          this.join.transition('joined');
+          return this.retryMerge(attempt);
+        }
         this.join.transition('seeking');
         return this.retryJoin(attempt, `join failed: ${error?.message}`);
       }
       const { view } = joinAns.decode(response.body);
+      this.mergingAlone = false;
       this.table.consider([admitting]);
       this.learn([...view.successors, ...view.predecessors], false);
       this.join.transition('joined');
@@ -253,15 +261,35 @@ export class ChordTopology implements Topology {
     this.router.clock.setTimer(delay + randomInt(this.router.random, 500), () => this.seekAdmittingPeer(attempt + 1));
   }
 
-  /** All successors failed at once: fall back on the nearest live peer we know, or rejoin. */
+  /**
+   * All successors failed at once: fall back on the nearest live peer we know. With none left,
+   * carry on as a ring of one (responsible for every ID, so the family's own peer keeps serving)
+   * and look for the rest of the ring through the bootstrap peers, merging with a Join when found.
+   */
   private recoverSuccessor(): void {
     this.table.consider(this.fingers.contacts());
     if (this.table.successors.length > 0) return;
-    if (this.bootstrap.length > 0) {
-      this.router.log.warn('partitioned-rejoining');
-      this.join.transition('seeking');
-      this.seekAdmittingPeer(0);
-    }
+    this.router.log.warn('partitioned-alone', { bootstrapPeers: this.bootstrap.length });
+    this.seekWhileAlone(0);
+  }
+
+  private seekWhileAlone(attempt: number): void {
+    if (this.join.state !== 'joined' || this.table.successors.length > 0 || this.bootstrap.length === 0) return;
+    const firstHop = this.bootstrap[attempt % this.bootstrap.length];
+    const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
+    this.router.request([nodeDestination(this.router.nodeId)], MessageCode.AttachReq, body, (error, response) => {
+      if (this.join.state !== 'joined' || this.table.successors.length > 0) return;
+      const admitting = response && !error ? this.contactFrom(response.responder, attachAns.decode(response.body).candidates) : undefined;
+      if (!admitting || admitting.id === this.router.nodeId) return this.retryMerge(attempt);
+      this.mergingAlone = true;
+      this.join.transition('joining');
+      this.sendJoin(admitting, attempt);
+    }, { firstHop, timeoutMs: 5_000 });
+  }
+
+  private retryMerge(attempt: number): void {
+    const delay = Math.min(this.options.joinRetryMaxMs, 1000 * 2 ** Math.min(attempt, 10));
+    this.router.clock.setTimer(delay + randomInt(this.router.random, 500), () => this.seekWhileAlone(attempt + 1));
   }
 
   // --- stabilisation (RFC 6940 s10.7) ---

@@ -3,7 +3,8 @@
  * that an impossible one is a bug that throws rather than a silent muddle.
  *
  *   idle -> seeking (Attach to our own ID) -> joining (Join to the admitting peer) -> joined
- *   joined -> seeking (partitioned: every neighbour failed), any -> left
+ *   joined -> joining (alone after every neighbour failed, it found the ring again and merges)
+ *   joined -> seeking (kept for a node that must not serve alone), any -> left
  */
 export type JoinState = 'idle' | 'seeking' | 'joining' | 'joined' | 'left';
 
@@ -11,7 +12,7 @@ const ALLOWED: Record<JoinState, readonly JoinState[]> = {
   idle: ['seeking', 'joined', 'left'],
   seeking: ['joining', 'left'],
   joining: ['joined', 'seeking', 'left'],
-  joined: ['seeking', 'left'],
+  joined: ['joining', 'seeking', 'left'],
   left: [],
 };
 
