@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { digestResponse, ha1, NonceIssuer } from '../../../src/usages/sip/auth/digest.js';
+
+/* The digest computations against the worked examples of RFC 2617 s3.5 and RFC 7616 s3.9.1. */
+test('RFC 2617 s3.5: MD5 with qop=auth gives the published response', () => {
+  const response = digestResponse({
+    algorithm: 'MD5',
+    ha1: ha1('MD5', 'Mufasa', 'testrealm@host.com', 'Circle Of Life'),
+    method: 'GET',
+    uri: '/dir/index.html',
+    nonce: 'dcd98b7102dd2f0e8b11d0f600bfb0c093',
+    qop: 'auth',
+    nc: '00000001',
+    cnonce: '0a4f113b',
+  });
+  assert.equal(response, '6629fae49393a05397450978507c4ef1');
+});
+
+test('RFC 7616 s3.9.1: the same request with SHA-256 and with MD5 gives the published responses', () => {
+  const common = {
+    method: 'GET',
+    uri: '/dir/index.html',
+    nonce: '7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v',
+    qop: 'auth' as const,
+    nc: '00000001',
+    cnonce: 'f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ',
+  };
+  assert.equal(
+    digestResponse({ ...common, algorithm: 'SHA-256', ha1: ha1('SHA-256', 'Mufasa', 'http-auth@example.org', 'Circle of Life') }),
+    '753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1',
+  );
+  assert.equal(digestResponse({ ...common, algorithm: 'MD5', ha1: ha1('MD5', 'Mufasa', 'http-auth@example.org', 'Circle of Life') }), '8ca523f5e9506fed4657c9700eebdbec');
+});
+
+test('nonces: our own are fresh, then stale; altered or foreign ones are forged', () => {
+  const issuer = new NonceIssuer(new Uint8Array(32).fill(7), 300_000);
+  const nonce = issuer.issue(1_000_000);
+  assert.equal(issuer.check(nonce, 1_100_000), 'fresh');
+  assert.equal(issuer.check(nonce, 1_400_001), 'stale');
+  assert.equal(issuer.check(`${nonce.slice(0, -1)}A`, 1_100_000), 'forged');
+  assert.equal(issuer.check(new NonceIssuer(new Uint8Array(32).fill(8), 300_000).issue(1_000_000), 1_100_000), 'forged');
+  assert.equal(issuer.check('nodot', 1_100_000), 'forged');
+});
