@@ -7,6 +7,9 @@ import { parseAddress } from '../wire/address.js';
 import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
 import { enrollFromArgs, initCommand, inviteCommand, revokeCommand } from './enrollment-commands.js';
+import { userCommand } from './user-commands.js';
+import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../usages/sip/auth/digest.js';
+import { parseSipUri } from '../usages/sip/message/uri.js';
 import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
 
@@ -23,7 +26,10 @@ const USAGE = `usage: p2psip <command> [options]
   revoke   USER --data DIR [--json]   |   revoke --fingerprint FP --data DIR [--json]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
-           [--max-storage-bytes N] [--max-resource-bytes N] [--verbose]
+           [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
+           [--sip-digest SHA-256,MD5] [--verbose]
+  lookup   sip:NAME@DOMAIN --data DIR [--json]
+  user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
   route    NAME --data DIR [--json]
   store    KIND NAME VALUE --data DIR [--index N] [--key K] [--lifetime SECONDS] [--json]
@@ -34,7 +40,8 @@ const USAGE = `usage: p2psip <command> [options]
            [--rogue FRACTION] [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest'];
+const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
 
@@ -50,6 +57,10 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
         return initCommand(parseArgs(rest, ['json']), out);
       case 'invite':
         return await inviteCommand(parseArgs(rest, ['json', 'client']), out);
+      case 'lookup':
+        return await lookupCommand(parseArgs(rest, ['json']), out);
+      case 'user':
+        return userCommand(parseArgs(rest, ['json']), out);
       case 'revoke':
         return await revokeCommand(parseArgs(rest, ['json']), out);
       case 'join': {
@@ -114,6 +125,9 @@ async function startCommand(args: ParsedArgs): Promise<number> {
       maxBytesTotal: numberFlag(args, 'max-storage-bytes', DEFAULT_STORAGE_LIMITS.maxBytesTotal, 0, Number.MAX_SAFE_INTEGER),
       maxBytesPerResource: numberFlag(args, 'max-resource-bytes', DEFAULT_STORAGE_LIMITS.maxBytesPerResource, 0, Number.MAX_SAFE_INTEGER),
     },
+    sipPort: sipPortFlag(args),
+    sipAuth: onOffFlag(args, 'sip-auth', true),
+    sipDigest: digestFlag(args),
     log,
   });
   const status = daemon.status();
@@ -131,6 +145,54 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     process.once('SIGINT', stop);
   });
   return 0;
+}
+
+function sipPortFlag(args: ParsedArgs): number | undefined {
+  if (stringFlag(args, 'sip-port') === 'off') return undefined;
+  return numberFlag(args, 'sip-port', DEFAULT_SIP_PORT, 0, 65535);
+}
+
+function digestFlag(args: ParsedArgs): DigestAlgorithm[] | undefined {
+  const value = stringFlag(args, 'sip-digest');
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((a) => a.trim().toUpperCase());
+  if (list.length === 0 || list.some((a) => !DIGEST_ALGORITHMS.includes(a as DigestAlgorithm)) || new Set(list).size !== list.length) {
+    throw new UsageError('--sip-digest lists SHA-256 and/or MD5, most preferred first');
+  }
+  return list as DigestAlgorithm[];
+}
+
+function onOffFlag(args: ParsedArgs, name: string, fallback: boolean): boolean {
+  const value = stringFlag(args, name);
+  if (value === undefined) return fallback;
+  if (value !== 'on' && value !== 'off') throw new UsageError(`--${name} is on or off`);
+  return value === 'on';
+}
+
+async function lookupCommand(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json']);
+  const aor = args.positional[0];
+  if (!aor || !isUserUri(aor)) throw new UsageError('lookup needs sip:NAME@DOMAIN');
+  const answer = (await callPeer(requiredFlag(args, 'data'), { op: 'lookup', aor })) as {
+    aor: string;
+    registrations: { node: string; signer: string; destinations: string[]; expiresInSeconds: number }[];
+    local: { contact: string; transport: string; source: string; expiresInSeconds: number }[];
+  };
+  if (args.flags.has('json')) out(JSON.stringify(answer));
+  else {
+    out(`sip:${answer.aor}: ${answer.registrations.length ? `registered at ${answer.registrations.length} home peer(s)` : 'not registered in the overlay'}`);
+    for (const r of answer.registrations) out(`  home peer ${r.destinations.join(', ')} (signed by ${r.signer}, ${r.expiresInSeconds} s left)`);
+    for (const b of answer.local) out(`  phone here: ${b.contact} via ${b.transport} from ${b.source} (${b.expiresInSeconds} s left)`);
+  }
+  return answer.registrations.length > 0 || answer.local.length > 0 ? 0 : 1;
+}
+
+function isUserUri(text: string): boolean {
+  try {
+    return parseSipUri(text.includes(':') ? text : `sip:${text}`).user !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 async function statusCommand(args: ParsedArgs, out: Print): Promise<number> {

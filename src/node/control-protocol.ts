@@ -16,6 +16,7 @@ export type ControlRequest =
   | { op: 'store'; kind: string; name: string; value: string; index?: number; key?: string; lifetime?: number }
   | { op: 'fetch'; kind: string; name: string }
   | { op: 'invite'; user?: string; client?: boolean; ttlSeconds?: number }
-  | { op: 'revoke'; user?: string; fingerprint?: string };
+  | { op: 'revoke'; user?: string; fingerprint?: string }
+  | { op: 'lookup'; aor: string };
 
 export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string };

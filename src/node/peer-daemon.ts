@@ -22,6 +22,12 @@ import type { ControlRequest } from './control-protocol.js';
 import { fetchCommand, storeCommand } from './storage-commands.js';
 import type { StorageLimits } from '../storage/resource-store.js';
 import path from 'node:path';
+import { SipService } from '../usages/sip/sip-service.js';
+import type { DigestAlgorithm } from '../usages/sip/auth/digest.js';
+import { sipDomain, SipUserStore } from './sip-users.js';
+import { DiskUserSigners } from './sip-signers.js';
+import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
+import { lookupUser } from './sip-lookup.js';
 
 /*
  * A peer on a device: real UDP, the system clock and randomness, a control socket in its data
@@ -39,6 +45,12 @@ export interface PeerDaemonOptions {
   readonly storage: string;
   /** Quotas: bytes this peer holds in all, and per Resource-ID. */
   readonly storageLimits?: StorageLimits;
+  /** SIP port (UDP and TCP) for the family's phones; undefined: no SIP. */
+  readonly sipPort?: number;
+  /** Digest authentication of REGISTER (off only for benchmarks and labs). */
+  readonly sipAuth?: boolean;
+  /** Digest algorithms offered, most preferred first. */
+  readonly sipDigest?: readonly DigestAlgorithm[];
   readonly log: Logger;
 }
 
@@ -52,6 +64,8 @@ export class PeerDaemon {
     private readonly authority: EnrollmentAuthority | undefined,
     private readonly enrollment: EnrollmentServer | undefined,
     private readonly configSync: ConfigSync | undefined,
+    private readonly sip: SipService | undefined,
+    private readonly publisher: RegistrationPublisher | undefined,
     private readonly options: PeerDaemonOptions,
     private readonly random: SystemRandom,
   ) {}
@@ -107,10 +121,38 @@ export class PeerDaemon {
         })
       : undefined;
     configSync?.start();
+    const domain = sipDomain(setup.identity.certificate.claims.subject, setup.overlayName);
+    const sip =
+      options.sipPort === undefined
+        ? undefined
+        : await SipService.start({
+            bind: { host: options.bindHost, port: options.sipPort },
+            realm: domain,
+            domains: [domain, advertised.host],
+            requireAuth: options.sipAuth ?? true,
+            ...(options.sipDigest ? { algorithms: options.sipDigest } : {}),
+            credentials: new SipUserStore(options.dataDir, domain),
+            clock,
+            log: log.child('sip'),
+            nonceSecret: random.bytes(32),
+          });
+    const registrationKind = setup.kinds.named('SIP-REGISTRATION');
+    const publisher =
+      sip && registrationKind
+        ? new RegistrationPublisher(
+            peer.client,
+            registrationKind,
+            peer.nodeId,
+            new DiskUserSigners(options.dataDir, setup.identity, domain, setup.mode, authority, random, nowSeconds, log.child('sip')),
+            clock,
+            log.child('sip-overlay'),
+          )
+        : undefined;
+    if (sip && publisher) sip.location.onChange((aor, bindings) => publisher.bindingsChanged(aor, bindings));
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
     await control.listen();
-    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, options, random);
+    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     peer.start(options.bootstrap.length ? options.bootstrap : configured);
@@ -154,6 +196,7 @@ export class PeerDaemon {
   /** Leaves the ring gracefully and releases the port and the control socket. */
   async stop(): Promise<void> {
     clearTimeout(this.renewTimer);
+    await this.sip?.close();
     await this.enrollment?.close();
     await this.peer.leave();
     await this.control.close();
@@ -161,7 +204,7 @@ export class PeerDaemon {
   }
 
   status(): Record<string, unknown> {
-    const status = { role: this.setup.identity.certificate.claims.role ?? 'peer', ...this.peer.status() };
+    const status = { role: this.setup.identity.certificate.claims.role ?? 'peer', ...this.peer.status(), ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}) };
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;
     const { config } = this.currentConfig();
@@ -196,6 +239,8 @@ export class PeerDaemon {
         const invitation = this.authority.invite({ user: request.user, client: request.client, ttlSeconds: request.ttlSeconds, enrollAt: this.peer.address }, Math.floor(Date.now() / 1000));
         return { ...invitation, expires: new Date(invitation.expires * 1000).toISOString(), enrollAt: addressKey(this.peer.address) };
       }
+      case 'lookup':
+        return lookupUser(request.aor, client, kinds, this.sip, Date.now());
       case 'revoke': {
         if (!this.authority?.isRoot || !this.configSync) throw new EnrollmentRefused('only the peer holding the root authority can revoke: run this where p2psip init ran');
         const ownFingerprint = keyFingerprint(this.peer.identity.keys.publicKey);

@@ -38,9 +38,10 @@ export class StorageClient {
     private readonly suite: SignatureSuite,
   ) {}
 
-  store(kind: KindDefinition, resource: Id, entries: readonly StoredEntry[], lifetimeSeconds: number, done: (error: P2psipError | undefined, answer?: StoreAns) => void): void {
+  /** `signer`: whose certificate the values carry (a user this node acts for); this node's own by default. */
+  store(kind: KindDefinition, resource: Id, entries: readonly StoredEntry[], lifetimeSeconds: number, done: (error: P2psipError | undefined, answer?: StoreAns) => void, signer: NodeIdentity = this.identity): void {
     const storageTime = BigInt(Math.floor(this.router.clock.wallTime()));
-    const values = entries.map((entry) => signValue(this.suite, this.identity, resource, kind.id, entry, storageTime, lifetimeSeconds));
+    const values = entries.map((entry) => signValue(this.suite, signer, resource, kind.id, entry, storageTime, lifetimeSeconds));
     const body = storeReq.encode({ resource, replicaNumber: 0, kinds: [{ kind: kind.id, generation: 0n, values }] });
     this.router.request([resourceDestination(resource)], MessageCode.StoreReq, body, (error, response) => {
       if (error || !response) return done(error);

@@ -35,7 +35,10 @@ export interface Running {
 }
 
 export function startProcess(args: string[]): Running {
-  const child = spawn(process.execPath, [BUNDLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Many peers share this machine in tests: unless a test picks one, each takes a free SIP port.
+  const runsPeer = args[0] === 'start' || args[0] === 'join';
+  const full = runsPeer && !args.includes('--sip-port') ? [...args, '--sip-port', '0'] : args;
+  const child = spawn(process.execPath, [BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));

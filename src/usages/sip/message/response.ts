@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import type { SipFlow } from '../transport/sip-transport.js';
+import type { CheckedRequest } from './check.js';
+import { formatNameAddr } from './name-addr.js';
+import { SipHeaders, type SipRequest, type SipResponse } from './sip-message.js';
+import { formatVia } from './via.js';
+
+/*
+ * A response to a request (RFC 3261 s8.2.6.2): the same Via list, From, Call-ID and CSeq, and a
+ * To with our tag. The top Via learns where the request really came from: `received` when the
+ * address differs from sent-by (s18.2.1) and `rport` filled in when the client asked (RFC 3581).
+ */
+export function createResponse(request: SipRequest, checked: CheckedRequest, flow: SipFlow, status: number, reason: string, toTag?: string): SipResponse {
+  const headers = new SipHeaders();
+  checked.vias.forEach((via, i) => {
+    if (i > 0) return headers.add('Via', formatVia(via));
+    const params = new Map(via.params);
+    if (via.host !== flow.remote.host && via.host !== `[${flow.remote.host}]`) params.set('received', flow.remote.host);
+    if (params.has('rport')) params.set('rport', String(flow.remote.port));
+    headers.add('Via', formatVia({ ...via, params }));
+  });
+  const to = checked.to.params.has('tag') || status === 100 ? checked.to : { ...checked.to, params: new Map([...checked.to.params, ['tag', toTag ?? newTag()]]) };
+  headers.add('From', request.headers.get('From')!);
+  headers.add('To', formatNameAddr(to));
+  headers.add('Call-ID', checked.callId);
+  headers.add('CSeq', `${checked.cseq.seq} ${checked.cseq.method}`);
+  return { kind: 'response', status, reason, headers, body: new Uint8Array(0) };
+}
+
+export function newTag(): string {
+  return randomBytes(6).toString('hex');
+}
+
+/**
+ * Where a response goes (RFC 3261 s18.2.2, RFC 3581 s4): back over the request's TCP
+ * connection; over UDP to the source address and port when the client asked for rport (what a
+ * phone behind a NAT needs), else to the source address and the port in sent-by.
+ */
+export function responseFlow(checked: CheckedRequest, flow: SipFlow): SipFlow {
+  if (flow.transport === 'TCP') return flow;
+  const top = checked.vias[0];
+  if (top.params.has('rport')) return flow;
+  return { transport: 'UDP', remote: { host: flow.remote.host, port: top.port ?? 5060 } };
+}

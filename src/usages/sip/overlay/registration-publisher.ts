@@ -1,0 +1,74 @@
+import type { NodeIdentity } from '../../../identity/identity.js';
+import { resourceId } from '../../../identity/ids.js';
+import type { Clock } from '../../../runtime/clock.js';
+import type { Logger } from '../../../runtime/log.js';
+import type { KindDefinition } from '../../../storage/kind.js';
+import type { StorageClient } from '../../../storage/storage-client.js';
+import { type Id, idToBytes } from '../../../wire/id.js';
+import { nodeDestination } from '../../../wire/message.js';
+import type { Binding } from '../registrar/location.js';
+import { encodeSipRegistration } from './sip-registration.js';
+
+/*
+ * Keeps the overlay's SIP-REGISTRATION records in step with this peer's bindings (RFC 7904
+ * s3): while an AOR has a phone registered here, H(AOR) holds an entry, keyed by the signer's
+ * Node-ID, saying "route to this home peer"; it is refreshed with every registration (its
+ * lifetime follows the longest binding) and removed when the last phone leaves. Values are
+ * signed by the user's own certificate (USER-NODE-MATCH), which the signer source provides.
+ */
+export interface UserSigners {
+  /** The identity that may sign `user`'s records, or undefined when this peer holds none. */
+  signerFor(user: string): NodeIdentity | undefined;
+}
+
+export interface PublisherCounters {
+  published: number;
+  removed: number;
+  failures: number;
+  unsigned: number;
+}
+
+const LIFETIME_MARGIN_SECONDS = 30;
+
+export class RegistrationPublisher {
+  readonly counters: PublisherCounters = { published: 0, removed: 0, failures: 0, unsigned: 0 };
+
+  constructor(
+    private readonly storage: StorageClient,
+    private readonly kind: KindDefinition,
+    private readonly homeNodeId: Id,
+    private readonly signers: UserSigners,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  /** The location service's listener: `aor` is user@domain. */
+  bindingsChanged(aor: string, bindings: readonly Binding[]): void {
+    const user = aor.slice(0, aor.lastIndexOf('@'));
+    const signer = this.signers.signerFor(user);
+    if (!signer) {
+      this.counters.unsigned++;
+      this.log.warn('registration-not-published', { aor, reason: 'this peer holds no certificate for that user' });
+      return;
+    }
+    const resource = resourceId(aor);
+    const key = idToBytes(signer.certificate.claims.nodeIds[0]);
+    if (bindings.length === 0) {
+      this.storage.store(this.kind, resource, [{ key, exists: false, value: new Uint8Array(0) }], 60, (error) => this.done(error, aor, 'removed'), signer);
+      return;
+    }
+    const latest = Math.max(...bindings.map((b) => b.expiresAt));
+    const lifetime = Math.max(1, Math.ceil((latest - this.clock.wallTime()) / 1000)) + LIFETIME_MARGIN_SECONDS;
+    const value = encodeSipRegistration({ type: 'route', contactPrefs: '', destinations: [nodeDestination(this.homeNodeId)] });
+    this.storage.store(this.kind, resource, [{ key, exists: true, value }], lifetime, (error) => this.done(error, aor, 'published'), signer);
+  }
+
+  private done(error: Error | undefined, aor: string, what: 'published' | 'removed'): void {
+    if (error) {
+      this.counters.failures++;
+      this.log.warn('registration-store-failed', { aor, error: error.message });
+      return;
+    }
+    this.counters[what]++;
+  }
+}

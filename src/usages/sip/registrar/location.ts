@@ -1,0 +1,60 @@
+import type { SipFlow } from '../transport/sip-transport.js';
+
+/*
+ * The location service (RFC 3261 s10): for each address-of-record, the contacts its phones
+ * registered, each with its expiry, the Call-ID and CSeq that last set it (s10.3 step 7 orders
+ * updates by them) and the flow it came over, which is how the phone is reached behind a NAT.
+ */
+export interface Binding {
+  readonly contact: string;
+  readonly expiresAt: number;
+  readonly callId: string;
+  readonly cseq: number;
+  readonly flow: SipFlow;
+  readonly q: number | undefined;
+}
+
+export type BindingsListener = (aor: string, bindings: readonly Binding[]) => void;
+
+export class LocationService {
+  private readonly byAor = new Map<string, Binding[]>();
+  private readonly listeners: BindingsListener[] = [];
+
+  constructor(private readonly now: () => number) {}
+
+  onChange(listener: BindingsListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Unexpired bindings of an AOR. */
+  bindings(aor: string): Binding[] {
+    const now = this.now();
+    return (this.byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
+  }
+
+  /** Replaces an AOR's bindings (the registrar computed them) and tells listeners. */
+  set(aor: string, bindings: readonly Binding[]): void {
+    if (bindings.length === 0) this.byAor.delete(aor);
+    else this.byAor.set(aor, [...bindings]);
+    for (const listener of this.listeners) listener(aor, bindings);
+  }
+
+  /** Drops expired bindings (s10.2.1.1: a binding lives until its expiry). */
+  sweep(): void {
+    const now = this.now();
+    for (const [aor, list] of [...this.byAor]) {
+      const live = list.filter((b) => b.expiresAt > now);
+      if (live.length !== list.length) this.set(aor, live);
+    }
+  }
+
+  aors(): string[] {
+    return [...this.byAor.keys()];
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const list of this.byAor.values()) n += list.length;
+    return n;
+  }
+}

@@ -1,0 +1,199 @@
+import type { Clock } from '../../../runtime/clock.js';
+import { type DigestAlgorithm, digestResponse, type NonceIssuer, sameDigest } from '../auth/digest.js';
+import { parseAuthParams } from '../message/auth-params.js';
+import { parseNameAddr } from '../message/name-addr.js';
+import type { SipResponse } from '../message/sip-message.js';
+import { aorOf, parseSipUri } from '../message/uri.js';
+import { SipError } from '../sip-error.js';
+import type { NonInviteServerTransaction } from '../transactions/server-transactions.js';
+import type { Binding, LocationService } from './location.js';
+
+/*
+ * The registrar (RFC 3261 s10.3): REGISTER is challenged with digest (s22; SHA-256 and MD5,
+ * one challenge each in order of preference, RFC 8760 s2.4; phones that read only the first
+ * challenge want MD5 first), checked against the family's users, and then the
+ * AOR's bindings are added, refreshed or removed. A user may have several phones at once.
+ */
+export interface Credentials {
+  /** HA1 per algorithm for a user of this realm, or undefined for an unknown user. */
+  lookup(user: string): Readonly<Record<DigestAlgorithm, string>> | undefined;
+}
+
+export interface RegistrarOptions {
+  readonly realm: string;
+  /** Domains we are the registrar for (s10.3 step 1); the host part of every AOR. */
+  readonly domains: readonly string[];
+  readonly requireAuth: boolean;
+  /** Challenges offered, most preferred first (RFC 8760 s2.4: SHA-256 before MD5). */
+  readonly algorithms: readonly DigestAlgorithm[];
+  readonly minExpires: number;
+  readonly maxExpires: number;
+  readonly defaultExpires: number;
+}
+
+export const DEFAULT_REGISTRAR_OPTIONS = { requireAuth: true, algorithms: ['SHA-256', 'MD5'] as readonly DigestAlgorithm[], minExpires: 60, maxExpires: 86_400, defaultExpires: 3600 };
+
+export interface RegistrarCounters {
+  registers: number;
+  challenged: number;
+  authFailures: number;
+  bindingsAdded: number;
+  bindingsRemoved: number;
+  refused: number;
+}
+
+export class Registrar {
+  readonly counters: RegistrarCounters = { registers: 0, challenged: 0, authFailures: 0, bindingsAdded: 0, bindingsRemoved: 0, refused: 0 };
+
+  constructor(
+    private readonly location: LocationService,
+    private readonly credentials: Credentials,
+    private readonly nonces: NonceIssuer,
+    private readonly clock: Clock,
+    private readonly options: RegistrarOptions,
+  ) {}
+
+  /** Is `host` one of ours (an AOR we keep bindings for)? */
+  servesDomain(host: string): boolean {
+    return this.options.domains.includes(host.toLowerCase());
+  }
+
+  handle(tx: NonInviteServerTransaction): void {
+    this.counters.registers++;
+    try {
+      this.register(tx);
+    } catch (error) {
+      if (!(error instanceof SipError)) throw error;
+      this.counters.refused++;
+      tx.respond(error.status, error.reason);
+    }
+  }
+
+  private register(tx: NonInviteServerTransaction): void {
+    const { request, checked } = tx;
+    const to = parseSipUri(checked.to.uri);
+    if (!to.user) throw new SipError(400, 'To has no user');
+    // s10.3 step 1: only AORs of our domains.
+    if (!this.servesDomain(to.host)) throw new SipError(404, 'Not Found (not a domain of this registrar)');
+    const aor = aorOf(to);
+    if (this.options.requireAuth) {
+      const user = this.authenticate(tx);
+      if (user === undefined) return; // challenged
+      // s10.3 step 6: the authenticated user may change this AOR's bindings only.
+      if (user !== to.user) throw new SipError(403, 'Forbidden (credentials are for another user)');
+    }
+    const now = this.clock.wallTime();
+    const headerExpires = request.headers.get('Expires');
+    if (headerExpires !== undefined && !/^\d{1,10}$/.test(headerExpires)) throw new SipError(400, 'malformed Expires');
+    const contacts = request.headers.getAll('Contact');
+    let bindings = this.location.bindings(aor);
+    if (contacts.length === 1 && contacts[0] === '*') {
+      // s10.3 step 6: "*" removes every binding, and only with Expires: 0.
+      if (headerExpires !== '0') throw new SipError(400, 'Contact * needs Expires: 0');
+      bindings = this.removeMatching(bindings, () => true, checked.callId, checked.cseq.seq);
+      this.location.set(aor, bindings);
+    } else {
+      for (const contactText of contacts) {
+        if (contactText === '*') throw new SipError(400, 'Contact * must stand alone');
+        const contact = parseNameAddr(contactText);
+        parseSipUri(contact.uri);
+        const expiresParam = contact.params.get('expires');
+        if (expiresParam !== undefined && (expiresParam === null || !/^\d{1,10}$/.test(expiresParam))) throw new SipError(400, 'malformed expires parameter');
+        const requested = Number(expiresParam ?? headerExpires ?? this.options.defaultExpires);
+        if (requested > 0 && requested < this.options.minExpires) {
+          // s10.3 step 7: too brief; say what we accept.
+          const min = String(this.options.minExpires);
+          tx.respond(423, 'Interval Too Brief', (r) => r.headers.add('Min-Expires', min));
+          return;
+        }
+        const existing = bindings.find((b) => sameContact(b.contact, contact.uri));
+        if (existing && existing.callId === checked.callId && checked.cseq.seq <= existing.cseq) {
+          throw new SipError(500, 'Server Internal Error (CSeq out of order)');
+        }
+        if (requested === 0) {
+          bindings = this.removeMatching(bindings, (b) => sameContact(b.contact, contact.uri), checked.callId, checked.cseq.seq);
+          continue;
+        }
+        const q = contact.params.get('q');
+        const binding: Binding = {
+          contact: contact.uri,
+          expiresAt: now + Math.min(requested, this.options.maxExpires) * 1000,
+          callId: checked.callId,
+          cseq: checked.cseq.seq,
+          flow: tx.flow,
+          q: q ? Number(q) : undefined,
+        };
+        if (!existing) this.counters.bindingsAdded++;
+        bindings = [...bindings.filter((b) => b !== existing), binding];
+      }
+      if (contacts.length > 0) this.location.set(aor, bindings);
+    }
+    tx.respond(200, 'OK', (response) => this.listBindings(response, this.location.bindings(aor), now));
+  }
+
+  private removeMatching(bindings: Binding[], match: (b: Binding) => boolean, callId: string, cseq: number): Binding[] {
+    const kept = bindings.filter((b) => !match(b) || (b.callId === callId && b.cseq >= cseq));
+    this.counters.bindingsRemoved += bindings.length - kept.length;
+    return kept;
+  }
+
+  private listBindings(response: SipResponse, bindings: readonly Binding[], now: number): void {
+    for (const b of bindings) response.headers.add('Contact', `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
+    response.headers.add('Date', new Date(now).toUTCString());
+  }
+
+  /** The authenticated user name, or undefined after sending a challenge (s22.1). */
+  private authenticate(tx: NonInviteServerTransaction): string | undefined {
+    const { request } = tx;
+    const now = this.clock.wallTime();
+    let stale = false;
+    for (const header of request.headers.getAll('Authorization')) {
+      const auth = parseAuthParams(header);
+      const p = auth.params;
+      if (auth.scheme.toLowerCase() !== 'digest' || p.get('realm') !== this.options.realm) continue;
+      const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase() as DigestAlgorithm;
+      if (!this.options.algorithms.includes(algorithm)) continue;
+      const user = p.get('username');
+      const nonce = p.get('nonce');
+      const response = p.get('response');
+      const uri = p.get('uri');
+      if (!user || !nonce || !response || !uri) throw new SipError(400, 'incomplete credentials');
+      const verdict = this.nonces.check(nonce, now);
+      if (verdict === 'stale') {
+        stale = true;
+        continue;
+      }
+      const ha1 = this.credentials.lookup(user)?.[algorithm];
+      const qop = p.get('qop');
+      if (verdict === 'fresh' && ha1 && (qop === undefined || qop === 'auth')) {
+        const expected = digestResponse({ algorithm, ha1, method: request.method, uri, nonce, ...(qop ? { qop: 'auth' as const, nc: p.get('nc') ?? '', cnonce: p.get('cnonce') ?? '' } : {}) });
+        if (sameDigest(expected, response)) return user;
+      }
+      this.counters.authFailures++;
+    }
+    this.challenge(tx, stale);
+    return undefined;
+  }
+
+  private challenge(tx: NonInviteServerTransaction, stale: boolean): void {
+    this.counters.challenged++;
+    const nonce = this.nonces.issue(this.clock.wallTime());
+    tx.respond(401, 'Unauthorized', (response) => {
+      for (const algorithm of this.options.algorithms) {
+        response.headers.add('WWW-Authenticate', `Digest realm="${this.options.realm}", nonce="${nonce}", algorithm=${algorithm}, qop="auth"${stale ? ', stale=true' : ''}`);
+      }
+    });
+  }
+}
+
+/** s10.3 step 7 compares contact URIs by URI equality (s19.1.4); scheme, user and host:port decide here. */
+function sameContact(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    const x = parseSipUri(a);
+    const y = parseSipUri(b);
+    return x.scheme === y.scheme && x.user === y.user && x.host === y.host && (x.port ?? 5060) === (y.port ?? 5060);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,145 @@
+import type { Clock, TimerHandle } from '../../runtime/clock.js';
+import type { Logger } from '../../runtime/log.js';
+import { type Address, addressKey } from '../../wire/address.js';
+import { type DigestAlgorithm, NonceIssuer } from './auth/digest.js';
+import { checkRequest } from './message/check.js';
+import { serializeSipMessage } from './message/serializer.js';
+import { SipHeaders, type SipMessage, type SipRequest, type SipResponse } from './message/sip-message.js';
+import { LocationService } from './registrar/location.js';
+import { type Credentials, DEFAULT_REGISTRAR_OPTIONS, Registrar } from './registrar/registrar.js';
+import { SipError } from './sip-error.js';
+import { ServerTransactions } from './transactions/server-transactions.js';
+import { type SipFlow, SipTransport } from './transport/sip-transport.js';
+
+/*
+ * The SIP side of a home peer: phones register to it as to a provider's registrar (RFC 3261
+ * s10). This assembles the transport, the server transactions and the registrar, answers
+ * OPTIONS, and refuses what it cannot read with 400 and a reason (or drops it when no response
+ * can be formed, s18.1.2). Calls across the overlay build on it.
+ */
+export interface SipServiceDeps {
+  readonly bind: Address;
+  readonly realm: string;
+  readonly domains: readonly string[];
+  readonly requireAuth: boolean;
+  readonly algorithms?: readonly DigestAlgorithm[];
+  readonly credentials: Credentials;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Secret for stateless nonces (32 random bytes). */
+  readonly nonceSecret: Uint8Array;
+}
+
+const ALLOW = 'REGISTER, OPTIONS, ACK';
+const SWEEP_MS = 10_000;
+
+export class SipService {
+  readonly location: LocationService;
+  readonly registrar: Registrar;
+  private readonly transactions: ServerTransactions;
+  private sweepTimer: TimerHandle | undefined;
+  readonly counters = { requests: 0, responses: 0, badRequests: 0, dropped: 0, unsupported: 0 };
+
+  private constructor(
+    readonly transport: SipTransport,
+    private readonly deps: SipServiceDeps,
+  ) {
+    this.location = new LocationService(() => deps.clock.wallTime());
+    this.registrar = new Registrar(this.location, deps.credentials, new NonceIssuer(deps.nonceSecret, 5 * 60_000), deps.clock, {
+      ...DEFAULT_REGISTRAR_OPTIONS,
+      realm: deps.realm,
+      domains: deps.domains,
+      requireAuth: deps.requireAuth,
+      algorithms: deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms,
+    });
+    this.transactions = new ServerTransactions(transport, deps.clock);
+    transport.onMessage((message, flow) => this.receive(message, flow));
+    transport.onMalformed((error, _bytes, flow) => deps.log.debug('sip-malformed', { from: addressKey(flow.remote), reason: error.reason }));
+    this.scheduleSweep();
+  }
+
+  static async start(deps: SipServiceDeps): Promise<SipService> {
+    const transport = await SipTransport.open(deps.bind, deps.log.child('sip-transport'));
+    return new SipService(transport, deps);
+  }
+
+  get address(): Address {
+    return this.transport.localAddress;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      address: addressKey(this.transport.localAddress),
+      realm: this.deps.realm,
+      auth: this.deps.requireAuth ? `digest ${(this.deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms).join(',')}` : 'off',
+      bindings: this.location.size,
+      users: this.location.aors().length,
+      transactions: this.transactions.size,
+      counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed },
+      registrar: { ...this.registrar.counters },
+      transport: { ...this.transport.counters },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.deps.clock.clearTimer(this.sweepTimer);
+    await this.transport.close();
+  }
+
+  private receive(message: SipMessage, flow: SipFlow): void {
+    if (message.kind === 'response') {
+      this.counters.responses++; // nothing is sent out yet that a response could answer
+      return;
+    }
+    this.counters.requests++;
+    let checked;
+    try {
+      checked = checkRequest(message);
+    } catch (error) {
+      if (!(error instanceof SipError)) throw error;
+      this.refuseStatelessly(message, error, flow);
+      return;
+    }
+    const tx = this.transactions.receive(message, checked, flow);
+    if (!tx) return; // a retransmission, answered by its transaction, or an ACK
+    switch (message.method) {
+      case 'REGISTER':
+        this.registrar.handle(tx);
+        return;
+      case 'OPTIONS':
+        tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        return;
+      default:
+        this.counters.unsupported++;
+        tx.respond(501, 'Not Implemented', (r) => r.headers.add('Allow', ALLOW));
+    }
+  }
+
+  /**
+   * s8.2: a request we cannot read fully still gets a 400 naming the problem when its Via can
+   * be copied, so the phone learns what was wrong; without a Via there is nowhere to send it.
+   */
+  private refuseStatelessly(request: SipRequest, error: SipError, flow: SipFlow): void {
+    this.counters.badRequests++;
+    const vias = request.headers.getAll('Via');
+    if (vias.length === 0) {
+      this.counters.dropped++;
+      return;
+    }
+    const headers = new SipHeaders();
+    for (const via of vias) headers.add('Via', via);
+    for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
+      const value = request.headers.get(name);
+      if (value !== undefined) headers.add(name, value);
+    }
+    const response: SipResponse = { kind: 'response', status: error.status, reason: error.reason.replace(/[\r\n]/g, ' '), headers, body: new Uint8Array(0) };
+    this.transport.send(flow, serializeSipMessage(response));
+  }
+
+  private scheduleSweep(): void {
+    this.sweepTimer = this.deps.clock.setTimer(SWEEP_MS, () => {
+      this.location.sweep();
+      this.scheduleSweep();
+    });
+  }
+}

@@ -1,0 +1,200 @@
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
+import { createServer, type Server, type Socket } from 'node:net';
+import { isIP } from 'node:net';
+import type { Logger } from '../../../runtime/log.js';
+import { type Address, addressKey } from '../../../wire/address.js';
+import { parseSipMessage } from '../message/parser.js';
+import type { SipMessage } from '../message/sip-message.js';
+import { SipError } from '../sip-error.js';
+import { SipStreamFramer } from './stream-framer.js';
+
+/*
+ * SIP over UDP and TCP on one port number (RFC 3261 s18), the edge where the SIP usage meets the
+ * network. A message comes up with where it came from: the UDP source address (what rport and
+ * received describe, RFC 3581) or the TCP connection, on which answers and later requests to
+ * that phone go back (the registered flow, RFC 5626 style). Malformed input never unwinds into
+ * the sockets: it is counted and handed up as a refusal so that a 400 can be sent where one
+ * can be formed.
+ */
+export type SipTransportName = 'UDP' | 'TCP';
+
+export interface SipFlow {
+  readonly transport: SipTransportName;
+  /** The far end as the network shows it. */
+  readonly remote: Address;
+  /** The TCP connection, for flows over TCP. */
+  readonly connectionId?: number;
+}
+
+export interface SipTransportCounters {
+  udpReceived: number;
+  tcpReceived: number;
+  sent: number;
+  malformed: number;
+  keepalivesAnswered: number;
+  connectionsOpened: number;
+  connectionsClosed: number;
+  sendFailures: number;
+}
+
+export type MessageHandler = (message: SipMessage, flow: SipFlow) => void;
+export type MalformedHandler = (error: SipError, bytes: Uint8Array, flow: SipFlow) => void;
+
+const MAX_CONNECTIONS = 512;
+const IDLE_CONNECTION_MS = 15 * 60_000;
+
+export class SipTransport {
+  readonly counters: SipTransportCounters = { udpReceived: 0, tcpReceived: 0, sent: 0, malformed: 0, keepalivesAnswered: 0, connectionsOpened: 0, connectionsClosed: 0, sendFailures: 0 };
+  private messageHandler: MessageHandler = () => {};
+  private malformedHandler: MalformedHandler = () => {};
+  private readonly connections = new Map<number, Socket>();
+  private nextConnectionId = 1;
+  private closed = false;
+
+  private constructor(
+    private readonly udp: SocketAsPromised,
+    private readonly tcp: Server,
+    readonly localAddress: Address,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(bind: Address, log: Logger): Promise<SipTransport> {
+    let transport: SipTransport | undefined;
+    const udp = DgramAsPromised.createSocket({ type: isIP(bind.host) === 6 ? 'udp6' : 'udp4', reuseAddr: false }, (msg, rinfo) => {
+      transport?.receiveDatagram(new Uint8Array(msg), { host: rinfo.address, port: rinfo.port });
+    });
+    const bound = await udp.bind(bind.port, bind.host);
+    udp.socket.on('error', (error) => log.debug('udp-error', { error }));
+    const tcp = createServer((socket) => transport?.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(bound.port, bind.host, () => resolve());
+    });
+    tcp.on('error', (error) => log.warn('tcp-error', { error }));
+    transport = new SipTransport(udp, tcp, { host: bound.address, port: bound.port }, log);
+    return transport;
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.messageHandler = handler;
+  }
+
+  onMalformed(handler: MalformedHandler): void {
+    this.malformedHandler = handler;
+  }
+
+  /** Sends on a flow: the TCP connection it names, or a UDP datagram to its address. */
+  send(flow: SipFlow, bytes: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (flow.transport === 'TCP') {
+      const socket = flow.connectionId !== undefined ? this.connections.get(flow.connectionId) : undefined;
+      if (!socket || socket.destroyed) {
+        this.counters.sendFailures++;
+        return false;
+      }
+      socket.write(bytes);
+    } else {
+      this.udp.send(bytes, flow.remote.port, flow.remote.host).catch((error: Error) => {
+        this.counters.sendFailures++;
+        this.log.debug('udp-send-failed', { to: addressKey(flow.remote), error });
+      });
+    }
+    this.counters.sent++;
+    return true;
+  }
+
+  hasConnection(connectionId: number): boolean {
+    const socket = this.connections.get(connectionId);
+    return socket !== undefined && !socket.destroyed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const socket of this.connections.values()) socket.destroy();
+    await new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+    await this.udp.close();
+  }
+
+  private receiveDatagram(bytes: Uint8Array, remote: Address): void {
+    if (this.closed) return;
+    const flow: SipFlow = { transport: 'UDP', remote };
+    if (isKeepalive(bytes)) {
+      // RFC 5626 s3.5.1 style, as phones send it over UDP too: answer a ping with a pong.
+      if (bytes.length === 4) {
+        this.counters.keepalivesAnswered++;
+        this.send(flow, CRLF);
+      }
+      return;
+    }
+    this.counters.udpReceived++;
+    let message: SipMessage;
+    try {
+      message = parseSipMessage(bytes);
+    } catch (error) {
+      this.refused(error, bytes, flow);
+      return;
+    }
+    this.deliver(message, flow);
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closed || this.connections.size >= MAX_CONNECTIONS) {
+      socket.destroy();
+      return;
+    }
+    const id = this.nextConnectionId++;
+    this.connections.set(id, socket);
+    this.counters.connectionsOpened++;
+    const flow: SipFlow = { transport: 'TCP', remote: { host: socket.remoteAddress ?? '0.0.0.0', port: socket.remotePort ?? 0 }, connectionId: id };
+    const framer = new SipStreamFramer();
+    socket.setTimeout(IDLE_CONNECTION_MS, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      let items;
+      try {
+        items = framer.push(new Uint8Array(chunk));
+      } catch (error) {
+        this.refused(error, new Uint8Array(chunk), flow);
+        socket.end(); // the stream has lost its framing: nothing after this can be trusted
+        return;
+      }
+      for (const item of items) {
+        if (item.kind === 'ping') {
+          this.counters.keepalivesAnswered++;
+          socket.write(CRLF.subarray(0, 2));
+          continue;
+        }
+        this.counters.tcpReceived++;
+        this.deliver(item.message, flow);
+      }
+    });
+    socket.on('error', (error) => this.log.debug('tcp-connection-error', { error }));
+    socket.on('close', () => {
+      this.connections.delete(id);
+      this.counters.connectionsClosed++;
+    });
+  }
+
+  private deliver(message: SipMessage, flow: SipFlow): void {
+    try {
+      this.messageHandler(message, flow);
+    } catch (error) {
+      if (error instanceof SipError) this.malformedHandler(error, new Uint8Array(0), flow);
+      else this.log.error('sip-handler-fault', { error });
+    }
+  }
+
+  private refused(error: unknown, bytes: Uint8Array, flow: SipFlow): void {
+    this.counters.malformed++;
+    if (error instanceof SipError) this.malformedHandler(error, bytes, flow);
+    else this.log.error('sip-parser-fault', { error });
+  }
+}
+
+const CRLF = new Uint8Array([0x0d, 0x0a]);
+
+function isKeepalive(bytes: Uint8Array): boolean {
+  if (bytes.length !== 2 && bytes.length !== 4) return false;
+  for (const b of bytes) if (b !== 0x0d && b !== 0x0a) return false;
+  return true;
+}

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { after, before, test } from 'node:test';
+import { type DigestAlgorithm, digestResponse, ha1, NonceIssuer } from '../../../src/usages/sip/auth/digest.js';
+import { parseAuthParams } from '../../../src/usages/sip/message/auth-params.js';
+import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
+import type { SipResponse } from '../../../src/usages/sip/message/sip-message.js';
+import { SipService } from '../../../src/usages/sip/sip-service.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SystemClock } from '../../../src/runtime/clock.js';
+
+/*
+ * The registrar over real UDP on loopback, with our own digest client: SHA-256 (which SIPp 3.6
+ * cannot do), Min-Expires, Contact *, CSeq ordering, another user's credentials, stale nonces.
+ */
+const realm = 'smiths.example';
+const users: Record<string, string> = { alice: 'alice-password', bob: 'bob-password' };
+let service: SipService;
+const socket = createSocket('udp4');
+const clock = new SystemClock();
+
+before(async () => {
+  service = await SipService.start({
+    bind: { host: '127.0.0.1', port: 0 },
+    realm,
+    domains: [realm],
+    requireAuth: true,
+    credentials: { lookup: (u) => (users[u] ? { MD5: ha1('MD5', u, realm, users[u]), 'SHA-256': ha1('SHA-256', u, realm, users[u]) } : undefined) },
+    clock,
+    log: silentLogger,
+    nonceSecret: new Uint8Array(32).fill(1),
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+});
+after(async () => {
+  socket.close();
+  await service.close();
+});
+
+let branch = 0;
+async function send(lines: string[]): Promise<SipResponse> {
+  const reply = new Promise<SipResponse>((resolve) => socket.once('message', (m) => resolve(parseSipMessage(new Uint8Array(m)) as SipResponse)));
+  socket.send(`${lines.join('\r\n')}\r\n\r\n`, service.address.port, '127.0.0.1');
+  return reply;
+}
+
+function register(user: string, opts: { cseq: number; callId?: string; contact?: string; expires?: number; authorization?: string; to?: string }): string[] {
+  const port = socket.address().port;
+  return [
+    `REGISTER sip:${realm} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${++branch};rport`,
+    `From: <sip:${user}@${realm}>;tag=f${branch}`,
+    `To: <sip:${opts.to ?? user}@${realm}>`,
+    `Call-ID: ${opts.callId ?? `call-${user}`}`,
+    `CSeq: ${opts.cseq} REGISTER`,
+    `Contact: ${opts.contact ?? `<sip:${user}@127.0.0.1:${port}>`}`,
+    ...(opts.expires !== undefined ? [`Expires: ${opts.expires}`] : []),
+    ...(opts.authorization ? [`Authorization: ${opts.authorization}`] : []),
+    'Content-Length: 0',
+  ];
+}
+
+function credentials(challenge: SipResponse, algorithm: DigestAlgorithm, user: string, password: string, nonceOverride?: string): string {
+  const header = challenge.headers.getAll('WWW-Authenticate').map(parseAuthParams).find((a) => a.params.get('algorithm') === algorithm)!;
+  const nonce = nonceOverride ?? header.params.get('nonce')!;
+  const uri = `sip:${realm}`;
+  const response = digestResponse({ algorithm, ha1: ha1(algorithm, user, realm, password), method: 'REGISTER', uri, nonce, qop: 'auth', nc: '00000001', cnonce: 'c0ffee' });
+  return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${algorithm}, qop=auth, nc=00000001, cnonce="c0ffee"`;
+}
+
+test('the challenge offers SHA-256 first, then MD5; SHA-256 credentials register', async () => {
+  const challenge = await send(register('alice', { cseq: 1, expires: 600 }));
+  assert.equal(challenge.status, 401);
+  assert.deepEqual(challenge.headers.getAll('WWW-Authenticate').map((h) => parseAuthParams(h).params.get('algorithm')), ['SHA-256', 'MD5']);
+  const ok = await send(register('alice', { cseq: 2, expires: 600, authorization: credentials(challenge, 'SHA-256', 'alice', users.alice) }));
+  assert.equal(ok.status, 200);
+  assert.match(ok.headers.get('Contact')!, /expires=(600|599)/);
+  assert.ok(ok.headers.get('Date'));
+});
+
+test("credentials of another user do not change alice's bindings (403)", async () => {
+  const challenge = await send(register('alice', { cseq: 3 }));
+  const refused = await send(register('bob', { cseq: 4, to: 'alice', authorization: credentials(challenge, 'MD5', 'bob', users.bob) }));
+  assert.equal(refused.status, 403);
+});
+
+test('too brief an interval gets 423 with Min-Expires', async () => {
+  const challenge = await send(register('alice', { cseq: 5 }));
+  const brief = await send(register('alice', { cseq: 6, expires: 10, authorization: credentials(challenge, 'MD5', 'alice', users.alice) }));
+  assert.equal(brief.status, 423);
+  assert.equal(brief.headers.get('Min-Expires'), '60');
+});
+
+test('an older CSeq in the same Call-ID is refused; a stale nonce is challenged with stale=true', async () => {
+  const challenge = await send(register('alice', { cseq: 7 }));
+  const old = await send(register('alice', { cseq: 1, authorization: credentials(challenge, 'MD5', 'alice', users.alice) }));
+  assert.equal(old.status, 500);
+  // One of our own nonces, ten minutes old (they live five): stale, so the phone retries quietly.
+  const staleNonce = new NonceIssuer(new Uint8Array(32).fill(1), 300_000).issue(Date.now() - 10 * 60_000);
+  const stale = await send(register('alice', { cseq: 8, authorization: credentials(challenge, 'MD5', 'alice', users.alice, staleNonce) }));
+  assert.equal(stale.status, 401);
+  assert.ok(stale.headers.getAll('WWW-Authenticate').every((h) => h.includes('stale=true')));
+  const forgedNonce = `${(Date.now() - 1000).toString(36)}.notOurMac`;
+  const forged = await send(register('alice', { cseq: 9, authorization: credentials(challenge, 'MD5', 'alice', users.alice, forgedNonce) }));
+  assert.equal(forged.status, 401);
+  assert.equal(forged.headers.get('WWW-Authenticate')!.includes('stale=true'), false, 'a forged nonce is not called stale');
+});
+
+test('Contact: * with Expires: 0 removes every binding; Contact: * without it is a 400', async () => {
+  const challenge = await send(register('alice', { cseq: 10 }));
+  const bad = await send(register('alice', { cseq: 10, contact: '*', expires: 60, authorization: credentials(challenge, 'MD5', 'alice', users.alice) }));
+  assert.equal(bad.status, 400);
+  assert.equal(service.location.bindings('alice@smiths.example').length, 1);
+  const all = await send(register('alice', { cseq: 11, contact: '*', expires: 0, authorization: credentials(challenge, 'MD5', 'alice', users.alice) }));
+  assert.equal(all.status, 200);
+  assert.equal(service.location.bindings('alice@smiths.example').length, 0);
+});
+
+test('a REGISTER for a domain this peer does not serve is 404; OPTIONS is answered; INVITE is not yet (501)', async () => {
+  const foreign = await send(register('alice', { cseq: 12 }).map((l) => l.replace(`To: <sip:alice@${realm}>`, 'To: <sip:alice@elsewhere.example>')));
+  assert.equal(foreign.status, 404);
+  const port = socket.address().port;
+  const options = await send([`OPTIONS sip:${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKopt`, `From: <sip:x@${realm}>;tag=1`, `To: <sip:${realm}>`, 'Call-ID: o', 'CSeq: 1 OPTIONS', 'Content-Length: 0']);
+  assert.equal(options.status, 200);
+  assert.match(options.headers.get('Allow')!, /REGISTER/);
+  const invite = await send([`INVITE sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKinv`, `From: <sip:alice@${realm}>;tag=1`, `To: <sip:bob@${realm}>`, 'Call-ID: i', 'CSeq: 1 INVITE', 'Content-Length: 0']);
+  assert.equal(invite.status, 501);
+});
