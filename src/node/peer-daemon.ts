@@ -127,6 +127,7 @@ export class PeerDaemon {
         ? undefined
         : await SipService.start({
             bind: { host: options.bindHost, port: options.sipPort },
+            advertisedHost: advertised.host,
             realm: domain,
             domains: [domain, advertised.host],
             requireAuth: options.sipAuth ?? true,

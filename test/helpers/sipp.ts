@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Runs SIPp (Debian's sip-tester), a SIP implementation nobody here wrote, against a peer on loopback. */
@@ -10,11 +11,36 @@ export interface SippRun {
   readonly errors: string;
 }
 
+/** Runs a scenario (a file in test/integration/sipp, or a path) to its end. */
 export function runSipp(scenario: string, target: string, args: string[], cwd: string, timeoutSeconds = 20): SippRun {
   const result = spawnSync(
     'sipp',
-    [target, '-sf', path.resolve('test/integration/sipp', scenario), '-i', '127.0.0.1', '-m', '1', '-l', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args],
+    [target, '-sf', path.isAbsolute(scenario) ? scenario : path.resolve('test/integration/sipp', scenario), '-i', '127.0.0.1', '-m', '1', '-l', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args],
     { cwd, encoding: 'utf8', timeout: (timeoutSeconds + 5) * 1000 },
   );
   return { code: result.status, errors: `${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}` };
+}
+
+/** A scenario with its @NAME@ placeholders filled in, written where SIPp runs. */
+export function scenarioFrom(template: string, values: Record<string, string>, cwd: string): string {
+  let text = readFileSync(path.resolve('test/integration/sipp', template), 'utf8');
+  for (const [name, value] of Object.entries(values)) text = text.replaceAll(`@${name}@`, value);
+  const file = path.join(cwd, `${template.replace(/\.xml$/, '')}-${Object.values(values).join('-').replace(/[^A-Za-z0-9]/g, '_')}.xml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+export interface BackgroundSipp {
+  readonly done: Promise<SippRun>;
+  stop(): void;
+}
+
+/** Starts SIPp as a phone waiting for a call (a UAS scenario) and resolves when it ends. */
+export function startSipp(scenarioFile: string, args: string[], cwd: string, timeoutSeconds = 30): BackgroundSipp {
+  const child = spawn('sipp', ['-sf', scenarioFile, '-i', '127.0.0.1', '-m', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const done = new Promise<SippRun>((resolve) => child.once('exit', (code) => resolve({ code, errors: output.slice(-3000) })));
+  return { done, stop: () => child.kill('SIGKILL') };
 }

@@ -9,6 +9,10 @@ import { LocationService } from './registrar/location.js';
 import { type Credentials, DEFAULT_REGISTRAR_OPTIONS, Registrar } from './registrar/registrar.js';
 import { SipError } from './sip-error.js';
 import { ServerTransactions } from './transactions/server-transactions.js';
+import { ClientTransactions } from './transactions/client-transactions.js';
+import { type RemoteHomes, SipProxy } from './proxy/proxy.js';
+import { readEssentials } from './message/check.js';
+import { parseSipUri } from './message/uri.js';
 import { type SipFlow, SipTransport } from './transport/sip-transport.js';
 
 /*
@@ -19,24 +23,30 @@ import { type SipFlow, SipTransport } from './transport/sip-transport.js';
  */
 export interface SipServiceDeps {
   readonly bind: Address;
+  /** The host other homes and phones reach this peer at (Via, Record-Route). */
+  readonly advertisedHost: string;
   readonly realm: string;
   readonly domains: readonly string[];
   readonly requireAuth: boolean;
   readonly algorithms?: readonly DigestAlgorithm[];
   readonly credentials: Credentials;
+  /** Finds other homes through the overlay; without it only this home's users are reached. */
+  readonly remote?: RemoteHomes;
   readonly clock: Clock;
   readonly log: Logger;
   /** Secret for stateless nonces (32 random bytes). */
   readonly nonceSecret: Uint8Array;
 }
 
-const ALLOW = 'REGISTER, OPTIONS, ACK';
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
 const SWEEP_MS = 10_000;
 
 export class SipService {
   readonly location: LocationService;
   readonly registrar: Registrar;
   private readonly transactions: ServerTransactions;
+  private readonly clients: ClientTransactions;
+  readonly proxy: SipProxy;
   private sweepTimer: TimerHandle | undefined;
   readonly counters = { requests: 0, responses: 0, badRequests: 0, dropped: 0, unsupported: 0 };
 
@@ -53,6 +63,18 @@ export class SipService {
       algorithms: deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms,
     });
     this.transactions = new ServerTransactions(transport, deps.clock);
+    this.clients = new ClientTransactions(transport, deps.clock);
+    this.proxy = new SipProxy({
+      transport,
+      servers: this.transactions,
+      clients: this.clients,
+      location: this.location,
+      self: { host: deps.advertisedHost, port: transport.localAddress.port },
+      servesDomain: (host) => this.registrar.servesDomain(host),
+      isLocalUser: (user) => deps.credentials.lookup(user) !== undefined,
+      remote: deps.remote,
+      log: deps.log.child('proxy'),
+    });
     transport.onMessage((message, flow) => this.receive(message, flow));
     transport.onMalformed((error, _bytes, flow) => deps.log.debug('sip-malformed', { from: addressKey(flow.remote), reason: error.reason }));
     this.scheduleSweep();
@@ -75,7 +97,9 @@ export class SipService {
       bindings: this.location.size,
       users: this.location.aors().length,
       transactions: this.transactions.size,
+      clientTransactions: this.clients.size,
       counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed },
+      proxy: { ...this.proxy.counters },
       registrar: { ...this.registrar.counters },
       transport: { ...this.transport.counters },
     };
@@ -88,7 +112,15 @@ export class SipService {
 
   private receive(message: SipMessage, flow: SipFlow): void {
     if (message.kind === 'response') {
-      this.counters.responses++; // nothing is sent out yet that a response could answer
+      this.counters.responses++;
+      let essentials;
+      try {
+        essentials = readEssentials(message);
+      } catch {
+        this.counters.dropped++; // s18.1.2: a malformed response is dropped
+        return;
+      }
+      if (!this.clients.receive(message, essentials)) this.proxy.forwardResponse(message, essentials);
       return;
     }
     this.counters.requests++;
@@ -101,17 +133,30 @@ export class SipService {
       return;
     }
     const tx = this.transactions.receive(message, checked, flow);
-    if (!tx) return; // a retransmission, answered by its transaction, or an ACK
+    if (tx === 'ack') return this.proxy.forwardAck(message, checked); // the ACK of a 2xx, end to end
+    if (!tx) return; // a retransmission, answered by its transaction, or the ACK of our non-2xx
     switch (message.method) {
       case 'REGISTER':
-        this.registrar.handle(tx);
-        return;
+        return this.registrar.handle(tx);
+      case 'CANCEL':
+        return this.proxy.handleCancel(tx, this.transactions.inviteFor(message, checked));
       case 'OPTIONS':
-        tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
-        return;
+        if (this.isForThisPeer(checked.requestUri.user, message)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        return this.proxy.handleRequest(tx);
       default:
-        this.counters.unsupported++;
-        tx.respond(501, 'Not Implemented', (r) => r.headers.add('Allow', ALLOW));
+        return this.proxy.handleRequest(tx);
+    }
+  }
+
+  /** OPTIONS without a user, or with no Route onward, to our own address: a keepalive or capability probe for us. */
+  private isForThisPeer(user: string | undefined, request: SipRequest): boolean {
+    if (request.headers.has('Route')) return false;
+    if (!user) return true;
+    try {
+      const uri = parseSipUri(request.uri);
+      return !this.registrar.servesDomain(uri.host) && uri.host === this.deps.advertisedHost;
+    } catch {
+      return false;
     }
   }
 

@@ -5,7 +5,7 @@ import { parseNameAddr } from '../message/name-addr.js';
 import type { SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri } from '../message/uri.js';
 import { SipError } from '../sip-error.js';
-import type { NonInviteServerTransaction } from '../transactions/server-transactions.js';
+import type { ServerTransaction } from '../transactions/server-transactions.js';
 import type { Binding, LocationService } from './location.js';
 
 /*
@@ -58,7 +58,7 @@ export class Registrar {
     return this.options.domains.includes(host.toLowerCase());
   }
 
-  handle(tx: NonInviteServerTransaction): void {
+  handle(tx: ServerTransaction): void {
     this.counters.registers++;
     try {
       this.register(tx);
@@ -69,7 +69,7 @@ export class Registrar {
     }
   }
 
-  private register(tx: NonInviteServerTransaction): void {
+  private register(tx: ServerTransaction): void {
     const { request, checked } = tx;
     const to = parseSipUri(checked.to.uri);
     if (!to.user) throw new SipError(400, 'To has no user');
@@ -143,7 +143,7 @@ export class Registrar {
   }
 
   /** The authenticated user name, or undefined after sending a challenge (s22.1). */
-  private authenticate(tx: NonInviteServerTransaction): string | undefined {
+  private authenticate(tx: ServerTransaction): string | undefined {
     const { request } = tx;
     const now = this.clock.wallTime();
     let stale = false;
@@ -175,7 +175,7 @@ export class Registrar {
     return undefined;
   }
 
-  private challenge(tx: NonInviteServerTransaction, stale: boolean): void {
+  private challenge(tx: ServerTransaction, stale: boolean): void {
     this.counters.challenged++;
     const nonce = this.nonces.issue(this.clock.wallTime());
     tx.respond(401, 'Unauthorized', (response) => {

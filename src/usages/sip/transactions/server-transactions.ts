@@ -7,18 +7,26 @@ import { BRANCH_COOKIE } from '../message/via.js';
 import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
 
 /*
- * Non-INVITE server transactions (RFC 3261 s17.2.2) and request matching (s17.2.3). A request
- * that matches a live transaction is a retransmission: it gets the latest response again and
- * never reaches the layer above. After a final response the transaction stays Completed for
- * Timer J (64*T1 on UDP, none on TCP) to absorb retransmissions, then is gone.
+ * Server transactions (RFC 3261 s17.2) and request matching (s17.2.3). A request that matches a
+ * live transaction is a retransmission: it gets the latest response again and never reaches
+ * the layer above.
+ *   non-INVITE (s17.2.2): after a final response, Completed for Timer J (64*T1 on UDP, none on
+ *     TCP), then gone.
+ *   INVITE (s17.2.1): a non-2xx final response is retransmitted on UDP (Timer G, T1 doubling to
+ *     T2) until the ACK comes (Confirmed, Timer I) or Timer H (64*T1) gives up; a 2xx ends the
+ *     transaction at once (its retransmissions and ACK are end to end).
  */
-export const T1_MS = 500;
-const TIMER_J_MS = 64 * T1_MS;
+import { T1_MS, T2_MS, T4_MS, TIMEOUT_MS } from './timers.js';
+
+const TIMER_J_MS = TIMEOUT_MS;
 const MAX_TRANSACTIONS = 10_000;
 
 type State = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
+export type ServerTransaction = NonInviteServerTransaction | InviteServerTransaction;
+
 export class NonInviteServerTransaction {
+  readonly invite = false;
   state: State = 'trying';
   private last: Uint8Array | undefined;
   private timer: TimerHandle | undefined;
@@ -62,8 +70,81 @@ export class NonInviteServerTransaction {
   }
 }
 
+type InviteState = 'proceeding' | 'completed' | 'confirmed' | 'terminated';
+
+export class InviteServerTransaction {
+  readonly invite = true;
+  state: InviteState = 'proceeding';
+  private last: Uint8Array | undefined;
+  private retransmitTimer: TimerHandle | undefined;
+  private endTimer: TimerHandle | undefined;
+  private interval = T1_MS;
+
+  constructor(
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly checked: CheckedRequest,
+    readonly flow: SipFlow,
+    private readonly owner: ServerTransactions,
+  ) {}
+
+  respond(status: number, reason: string, decorate?: (response: SipResponse) => void, toTag?: string): void {
+    const response = createResponse(this.request, this.checked, this.flow, status, reason, toTag);
+    decorate?.(response);
+    this.send(response);
+  }
+
+  send(response: SipResponse): void {
+    if (this.state !== 'proceeding') return;
+    this.last = serializeSipMessage(response);
+    this.transmit();
+    if (response.status < 200) return;
+    if (response.status < 300) {
+      this.terminate(); // s17.2.1: 2xx retransmission is the UAS core's business, end to end
+      return;
+    }
+    this.state = 'completed';
+    if (this.flow.transport === 'UDP') this.scheduleRetransmit();
+    this.endTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => this.terminate()); // Timer H
+  }
+
+  /** The INVITE again: the latest response again. */
+  retransmitted(): void {
+    if (this.last && (this.state === 'proceeding' || this.state === 'completed')) this.transmit();
+  }
+
+  /** The ACK for our non-2xx final response (s17.2.1): stop retransmitting, linger for Timer I. */
+  acknowledged(): void {
+    if (this.state !== 'completed') return;
+    this.state = 'confirmed';
+    this.owner.clock.clearTimer(this.retransmitTimer);
+    this.owner.clock.clearTimer(this.endTimer);
+    this.endTimer = this.owner.clock.setTimer(this.flow.transport === 'UDP' ? T4_MS : 0, () => this.terminate());
+  }
+
+  terminate(): void {
+    this.state = 'terminated';
+    this.owner.clock.clearTimer(this.retransmitTimer);
+    this.owner.clock.clearTimer(this.endTimer);
+    this.owner.forget(this.key);
+  }
+
+  private transmit(): void {
+    if (this.last) this.owner.transmit(responseFlow(this.checked, this.flow), this.last);
+  }
+
+  private scheduleRetransmit(): void {
+    this.retransmitTimer = this.owner.clock.setTimer(this.interval, () => {
+      if (this.state !== 'completed') return;
+      this.transmit();
+      this.interval = Math.min(this.interval * 2, T2_MS); // Timer G
+      this.scheduleRetransmit();
+    });
+  }
+}
+
 export class ServerTransactions {
-  private readonly live = new Map<string, NonInviteServerTransaction>();
+  private readonly live = new Map<string, ServerTransaction>();
   retransmissionsAbsorbed = 0;
 
   constructor(
@@ -71,12 +152,21 @@ export class ServerTransactions {
     readonly clock: Clock,
   ) {}
 
-  /** The transaction for a new request, or undefined when it was a retransmission (answered here). */
-  receive(request: SipRequest, checked: CheckedRequest, flow: SipFlow): NonInviteServerTransaction | undefined {
+  /**
+   * The transaction for a new request, or undefined when it was a retransmission (answered
+   * here) or an ACK that belongs to one of our INVITE transactions (it ends there, s17.2.1).
+   * An ACK that matches none (the ACK of a 2xx, end to end) comes back as 'ack' for the core.
+   */
+  receive(request: SipRequest, checked: CheckedRequest, flow: SipFlow): ServerTransaction | 'ack' | undefined {
     const key = transactionKey(request, checked);
     const existing = this.live.get(key);
-    // An ACK for a non-2xx final answer belongs to its INVITE's transaction and ends there (s17.2.1).
-    if (request.method === 'ACK') return undefined;
+    if (request.method === 'ACK') {
+      if (existing?.invite) {
+        existing.acknowledged();
+        return undefined;
+      }
+      return 'ack';
+    }
     if (existing) {
       this.retransmissionsAbsorbed++;
       existing.retransmitted();
@@ -86,9 +176,15 @@ export class ServerTransactions {
       // Full: the oldest has long been answered; make room rather than refuse new phones.
       this.live.values().next().value?.terminate();
     }
-    const transaction = new NonInviteServerTransaction(key, request, checked, flow, this);
+    const transaction = request.method === 'INVITE' ? new InviteServerTransaction(key, request, checked, flow, this) : new NonInviteServerTransaction(key, request, checked, flow, this);
     this.live.set(key, transaction);
     return transaction;
+  }
+
+  /** The INVITE transaction a CANCEL is for (s9.2: same branch, sent-by and Request-URI). */
+  inviteFor(cancel: SipRequest, checked: CheckedRequest): InviteServerTransaction | undefined {
+    const tx = this.live.get(transactionKey({ ...cancel, method: 'INVITE' }, checked));
+    return tx?.invite ? tx : undefined;
   }
 
   transmit(flow: SipFlow, bytes: Uint8Array): void {

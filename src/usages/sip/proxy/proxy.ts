@@ -1,0 +1,327 @@
+import { randomBytes } from 'node:crypto';
+import type { TimerHandle } from '../../../runtime/clock.js';
+import type { Logger } from '../../../runtime/log.js';
+import type { Address } from '../../../wire/address.js';
+import type { CheckedRequest, Essentials } from '../message/check.js';
+import { parseNameAddr } from '../message/name-addr.js';
+import { responseFlow } from '../message/response.js';
+import { serializeSipMessage } from '../message/serializer.js';
+import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
+import { aorOf, parseSipUri, type SipUri } from '../message/uri.js';
+import type { LocationService } from '../registrar/location.js';
+import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
+import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
+import { TIMER_C_MS } from '../transactions/timers.js';
+import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
+
+/*
+ * The home peer as a transaction-stateful proxy (RFC 3261 s16). A request for user@domain goes
+ * to every phone the user registered here, in parallel (forking, s16.6); for a user registered
+ * at another home, to that home peer's SIP address, found through the overlay (RFC 7904 s4).
+ * The proxy record-routes dialog-creating requests, so in-dialog requests (ACK, BYE, re-INVITE)
+ * come back through it and reach phones behind NATs over the flows they registered from.
+ * Responses: provisional and 2xx forwarded at once (a 2xx cancels the other branches), other
+ * finals collected and the best one forwarded when every branch has answered (s16.7).
+ */
+export interface RemoteHomes {
+  /** The SIP address of another home peer where `aor` is registered, or undefined. */
+  resolve(aor: string, done: (address: Address | undefined) => void): void;
+}
+
+export interface ProxyDeps {
+  readonly transport: SipTransport;
+  readonly servers: ServerTransactions;
+  readonly clients: ClientTransactions;
+  readonly location: LocationService;
+  /** Our address as others reach it: Via and Record-Route carry it. */
+  readonly self: Address;
+  readonly servesDomain: (host: string) => boolean;
+  readonly isLocalUser: (user: string) => boolean;
+  readonly remote: RemoteHomes | undefined;
+  readonly log: Logger;
+}
+
+interface Target {
+  readonly uri: string;
+  readonly flow: SipFlow;
+}
+
+interface Branch {
+  tx: ClientTransaction;
+  readonly branch: string;
+  readonly request: SipRequest;
+  provisional: boolean;
+  final: SipResponse | undefined;
+  cancelWhenProvisional: boolean;
+}
+
+interface ProxyCall {
+  readonly server: ServerTransaction;
+  readonly branches: Branch[];
+  answered: boolean;
+  cancelled: boolean;
+  timerC: TimerHandle | undefined;
+}
+
+export interface ProxyCounters {
+  forwarded: number;
+  forked: number;
+  notFound: number;
+  unavailable: number;
+  remoteLookups: number;
+  cancels: number;
+  statelessForwards: number;
+}
+
+const BRANCH_PREFIX = 'z9hG4bKp2p';
+
+export class SipProxy {
+  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0 };
+  private readonly calls = new Map<ServerTransaction, ProxyCall>();
+
+  constructor(private readonly deps: ProxyDeps) {}
+
+  /** A new request that is not for this peer itself (REGISTER and OPTIONS to us are not). */
+  handleRequest(server: ServerTransaction): void {
+    const { request, checked } = server;
+    if (checked.maxForwards === 0) return server.respond(483, 'Too Many Hops'); // s16.3 step 3
+    if (server.invite) server.respond(100, 'Trying'); // s16.2: a stateful proxy answers INVITE at once
+    this.targets(request, checked, (targets, refusal) => {
+      if (!targets) return server.respond(refusal![0], refusal![1]);
+      this.fork(server, targets);
+    });
+  }
+
+  /** s16.10: CANCEL ends the matching INVITE's pending branches; it is answered on its own. */
+  handleCancel(cancel: ServerTransaction, invite: InviteServerTransaction | undefined): void {
+    const call = invite ? this.calls.get(invite) : undefined;
+    if (!invite || !call) return cancel.respond(481, 'Call/Transaction Does Not Exist');
+    cancel.respond(200, 'OK');
+    this.counters.cancels++;
+    call.cancelled = true;
+    if (call.branches.length === 0) return invite.respond(487, 'Request Terminated');
+    for (const branch of call.branches) this.cancelBranch(branch);
+  }
+
+  /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
+  forwardAck(request: SipRequest, checked: CheckedRequest): void {
+    this.targets(request, checked, (targets) => {
+      const target = targets?.[0];
+      if (!target) return;
+      const branch = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
+      this.counters.statelessForwards++;
+      this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch)));
+    });
+  }
+
+  /** A response no client transaction claims (a 2xx retransmitted after its transaction ended): s16.11. */
+  forwardResponse(response: SipResponse, essentials: Essentials): void {
+    const top = essentials.vias[0];
+    if (!this.isSelf(top.host, top.port) || !top.params.get('branch')?.startsWith(BRANCH_PREFIX) || essentials.vias.length < 2) return;
+    const next = essentials.vias[1];
+    const host = next.params.get('received') ?? next.host;
+    const rport = next.params.get('rport');
+    const port = rport ? Number(rport) : (next.port ?? 5060);
+    const copy = { ...response, headers: response.headers.clone() };
+    copy.headers.removeFirstValue('Via');
+    this.counters.statelessForwards++;
+    this.deps.transport.send({ transport: 'UDP', remote: { host: host.replace(/^\[|\]$/g, ''), port } }, serializeSipMessage(copy));
+  }
+
+  // --- targets (s16.4, s16.5) ---
+
+  private targets(request: SipRequest, checked: CheckedRequest, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
+    const routes = request.headers.getAll('Route');
+    const first = routes[0] ? routeUri(routes[0]) : undefined;
+    const next = first && this.isSelf(first.host, first.port) ? routeUri(routes[1]) : first;
+    if (next) return done([{ uri: request.uri, flow: udpTo(next) }]);
+    let uri: SipUri;
+    try {
+      uri = parseSipUri(request.uri);
+    } catch {
+      return done(undefined, [416, 'Unsupported URI Scheme']);
+    }
+    // A contact registered here: in-dialog requests reach the phone over its registered flow.
+    const registered = this.bindingFor(request.uri);
+    if (registered) return done([registered]);
+    if (uri.user && this.deps.servesDomain(uri.host)) {
+      const aor = aorOf(uri);
+      const bindings = this.deps.location.bindings(aor);
+      if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow })));
+      if (this.deps.isLocalUser(uri.user)) {
+        this.counters.unavailable++;
+        return done(undefined, [480, 'Temporarily Unavailable']); // a user of this home with no phone on
+      }
+      if (!this.deps.remote) {
+        this.counters.notFound++;
+        return done(undefined, [404, 'Not Found']);
+      }
+      this.counters.remoteLookups++;
+      this.deps.remote.resolve(aor, (address) => {
+        if (!address || this.isSelf(address.host, address.port)) {
+          this.counters.notFound++;
+          return done(undefined, [404, 'Not Found']);
+        }
+        done([{ uri: request.uri, flow: { transport: 'UDP', remote: address } }]);
+      });
+      return;
+    }
+    if (this.isSelf(uri.host, uri.port)) return done(undefined, [404, 'Not Found']);
+    done([{ uri: request.uri, flow: udpTo(uri) }]);
+  }
+
+  private bindingFor(contact: string): Target | undefined {
+    for (const aor of this.deps.location.aors()) {
+      for (const b of this.deps.location.bindings(aor)) if (b.contact === contact) return { uri: contact, flow: b.flow };
+    }
+    return undefined;
+  }
+
+  // --- forwarding (s16.6) and responses (s16.7) ---
+
+  private fork(server: ServerTransaction, targets: readonly Target[]): void {
+    const call: ProxyCall = { server, branches: [], answered: false, cancelled: false, timerC: undefined };
+    this.calls.set(server, call);
+    if (targets.length > 1) this.counters.forked++;
+    for (const target of targets) {
+      const branchId = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
+      const request = this.forwardCopy(server.request, server.checked, target, branchId);
+      const branch: Branch = { tx: undefined as unknown as ClientTransaction, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false };
+      call.branches.push(branch);
+      this.counters.forwarded++;
+      branch.tx = this.deps.clients.send(request, branchId, target.flow, {
+        response: (response) => this.onBranchResponse(call, branch, response),
+        timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
+      });
+    }
+    if (server.invite) {
+      // Timer C (s16.6 step 11): nobody answers for three minutes: give up on the branches.
+      call.timerC = this.deps.servers.clock.setTimer(TIMER_C_MS, () => {
+        for (const branch of call.branches) if (!branch.final) this.cancelBranch(branch);
+      });
+    }
+  }
+
+  private forwardCopy(request: SipRequest, checked: CheckedRequest, target: Target, branch: string): SipRequest {
+    const headers = request.headers.clone();
+    const firstRoute = request.headers.getAll('Route')[0];
+    const route = firstRoute ? routeUri(firstRoute) : undefined;
+    if (route && this.isSelf(route.host, route.port)) headers.removeFirstValue('Route'); // s16.4
+    headers.set('Max-Forwards', String((checked.maxForwards ?? 70) - 1));
+    if (request.method === 'INVITE' || request.method === 'SUBSCRIBE') headers.prepend('Record-Route', `<sip:${this.hostPort()};lr>`);
+    headers.prepend('Via', `SIP/2.0/${target.flow.transport} ${this.hostPort()};branch=${branch};rport`);
+    return { kind: 'request', method: request.method, uri: target.uri, headers, body: request.body };
+  }
+
+  private onBranchResponse(call: ProxyCall, branch: Branch, response: SipResponse): void {
+    if (response.status === 100) return;
+    if (response.status < 200) {
+      branch.provisional = true;
+      if (branch.cancelWhenProvisional) this.sendCancel(branch);
+      if (!call.answered) call.server.send(upstream(response));
+      return;
+    }
+    if (response.status < 300) {
+      // s16.7 step 10: every 2xx goes up; the first ends the other branches.
+      const first = !call.answered;
+      call.answered = true;
+      branch.final = response;
+      const up = upstream(response);
+      if (call.server.state === 'proceeding' || call.server.state === 'trying') call.server.send(up);
+      else this.deps.transport.send(responseFlow(call.server.checked, call.server.flow), serializeSipMessage(up));
+      if (first && call.server.invite) for (const other of call.branches) if (other !== branch && !other.final) this.cancelBranch(other);
+      this.finishIfDone(call);
+      return;
+    }
+    this.onBranchFinal(call, branch, response);
+  }
+
+  private onBranchFinal(call: ProxyCall, branch: Branch, response: SipResponse): void {
+    if (branch.final) return;
+    branch.final = response;
+    this.finishIfDone(call);
+  }
+
+  private finishIfDone(call: ProxyCall): void {
+    if (call.branches.some((b) => !b.final)) return;
+    this.deps.servers.clock.clearTimer(call.timerC);
+    this.calls.delete(call.server);
+    if (call.answered) return;
+    call.server.send(upstream(best(call.branches.map((b) => b.final!))));
+  }
+
+  private cancelBranch(branch: Branch): void {
+    if (branch.final || !branch.tx.isInvite) return;
+    if (branch.provisional) this.sendCancel(branch);
+    else branch.cancelWhenProvisional = true; // s9.1: not before the branch has answered at all
+  }
+
+  /** s9.1: CANCEL with the INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and top Via. */
+  private sendCancel(branch: Branch): void {
+    branch.cancelWhenProvisional = false;
+    const invite = branch.request;
+    const headers = new SipHeaders();
+    headers.add('Via', invite.headers.getAll('Via')[0]);
+    for (const route of invite.headers.getAll('Route')) headers.add('Route', route);
+    headers.add('Max-Forwards', '70');
+    for (const name of ['From', 'To', 'Call-ID']) headers.add(name, invite.headers.get(name)!);
+    headers.add('CSeq', `${invite.headers.get('CSeq')!.split(/\s+/)[0]} CANCEL`);
+    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: new Uint8Array(0) };
+    this.deps.clients.send(cancel, branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
+  }
+
+  private isSelf(host: string, port: number | undefined): boolean {
+    const h = host.replace(/^\[|\]$/g, '');
+    return h === this.deps.self.host && (port ?? 5060) === this.deps.self.port;
+  }
+
+  private hostPort(): string {
+    const { host, port } = this.deps.self;
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+}
+
+/** The response as the next hop up sees it: our Via removed (s16.7 step 9). */
+function upstream(response: SipResponse): SipResponse {
+  const headers = response.headers.clone();
+  headers.removeFirstValue('Via');
+  return { ...response, headers };
+}
+
+/**
+ * s16.7 step 6: a 6xx if there is one, else the lowest class; within it, something more telling
+ * than a timeout (a busy callee's 486 reaches the caller rather than another phone's 408).
+ */
+function best(finals: readonly SipResponse[]): SipResponse {
+  const global = finals.find((r) => r.status >= 600);
+  if (global) return global;
+  const lowest = Math.min(...finals.map((r) => Math.floor(r.status / 100)));
+  const inClass = finals.filter((r) => Math.floor(r.status / 100) === lowest);
+  return inClass.find((r) => r.status !== 408 && r.status !== 487) ?? inClass[0];
+}
+
+function synthetic(status: number, reason: string, headers: SipHeaders): SipResponse {
+  return { kind: 'response', status, reason, headers, body: new Uint8Array(0) };
+}
+
+/** The headers a locally made 408 needs to travel up: the branch request's Vias and dialog identifiers. */
+function response408Headers(request: SipRequest): SipHeaders {
+  const headers = new SipHeaders();
+  for (const via of request.headers.getAll('Via')) headers.add('Via', via);
+  for (const name of ['From', 'To', 'Call-ID', 'CSeq']) headers.add(name, request.headers.get(name)!);
+  return headers;
+}
+
+function routeUri(value: string | undefined): SipUri | undefined {
+  if (!value) return undefined;
+  try {
+    return parseSipUri(parseNameAddr(value).uri);
+  } catch {
+    return undefined;
+  }
+}
+
+function udpTo(uri: SipUri): SipFlow {
+  const received = uri.params.get('maddr');
+  return { transport: 'UDP', remote: { host: (received ?? uri.host).replace(/^\[|\]$/g, ''), port: uri.port ?? 5060 } };
+}

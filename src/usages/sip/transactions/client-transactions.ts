@@ -1,0 +1,156 @@
+import type { Clock, TimerHandle } from '../../../runtime/clock.js';
+import type { Essentials } from '../message/check.js';
+import { serializeSipMessage } from '../message/serializer.js';
+import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
+import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
+import { T1_MS, T2_MS, T4_MS, TIMEOUT_MS } from './timers.js';
+
+/*
+ * Client transactions (RFC 3261 s17.1), matched to responses by the branch of our top Via and
+ * the CSeq method (s17.1.3).
+ *   INVITE (s17.1.1): retransmitted on UDP (Timer A, T1 doubling) until a response; Timer B
+ *     (64*T1) gives up. A non-2xx final response is acknowledged here, hop by hop, and its
+ *     retransmissions absorbed for Timer D; a 2xx ends the transaction (its ACK is end to end).
+ *   non-INVITE (s17.1.2): retransmitted on UDP (Timer E, T1 doubling to T2) until a final
+ *     response; Timer F gives up; Timer K absorbs retransmitted finals.
+ */
+export interface ClientCallbacks {
+  response(response: SipResponse, essentials: Essentials): void;
+  /** No final response in time (Timer B or F): the layer above acts as on a 408 (s16.7). */
+  timeout(): void;
+}
+
+type State = 'calling' | 'proceeding' | 'completed' | 'terminated';
+
+export class ClientTransaction {
+  state: State = 'calling';
+  private bytes: Uint8Array;
+  private retransmitTimer: TimerHandle | undefined;
+  private timeoutTimer: TimerHandle | undefined;
+  private endTimer: TimerHandle | undefined;
+  private interval = T1_MS;
+  private ackBytes: Uint8Array | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly flow: SipFlow,
+    private readonly callbacks: ClientCallbacks,
+    private readonly owner: ClientTransactions,
+  ) {
+    this.bytes = serializeSipMessage(request);
+  }
+
+  get isInvite(): boolean {
+    return this.request.method === 'INVITE';
+  }
+
+  start(): void {
+    this.owner.transmit(this.flow, this.bytes);
+    if (this.flow.transport === 'UDP') this.scheduleRetransmit();
+    this.timeoutTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => {
+      if (this.state === 'calling' || this.state === 'proceeding') {
+        this.terminate();
+        this.callbacks.timeout();
+      }
+    });
+  }
+
+  receive(response: SipResponse, essentials: Essentials): void {
+    if (this.state === 'terminated') return;
+    if (this.state === 'completed') {
+      if (this.ackBytes && response.status >= 300) this.owner.transmit(this.flow, this.ackBytes); // s17.1.1.2: ACK each retransmission
+      return;
+    }
+    if (response.status < 200) {
+      this.state = 'proceeding';
+      if (this.isInvite) this.owner.clock.clearTimer(this.retransmitTimer); // Timer A stops; a non-INVITE keeps E at T2
+      this.callbacks.response(response, essentials);
+      return;
+    }
+    this.owner.clock.clearTimer(this.retransmitTimer);
+    this.owner.clock.clearTimer(this.timeoutTimer);
+    if (this.isInvite && response.status < 300) {
+      this.terminate();
+    } else {
+      if (this.isInvite) {
+        this.ackBytes = serializeSipMessage(ackFor(this.request, response));
+        this.owner.transmit(this.flow, this.ackBytes);
+      }
+      this.state = 'completed';
+      const linger = this.flow.transport === 'UDP' ? (this.isInvite ? TIMEOUT_MS : T4_MS) : 0; // Timer D or K
+      this.endTimer = this.owner.clock.setTimer(linger, () => this.terminate());
+    }
+    this.callbacks.response(response, essentials);
+  }
+
+  /** Stops everything without telling anyone (the layer above gave up on this branch). */
+  terminate(): void {
+    this.state = 'terminated';
+    this.owner.clock.clearTimer(this.retransmitTimer);
+    this.owner.clock.clearTimer(this.timeoutTimer);
+    this.owner.clock.clearTimer(this.endTimer);
+    this.owner.forget(this.key);
+  }
+
+  private scheduleRetransmit(): void {
+    this.retransmitTimer = this.owner.clock.setTimer(this.interval, () => {
+      if (this.state !== 'calling' && !(this.state === 'proceeding' && !this.isInvite)) return;
+      this.owner.transmit(this.flow, this.bytes);
+      this.interval = this.isInvite ? this.interval * 2 : Math.min(this.interval * 2, T2_MS);
+      this.scheduleRetransmit();
+    });
+  }
+}
+
+export class ClientTransactions {
+  private readonly live = new Map<string, ClientTransaction>();
+
+  constructor(
+    private readonly transport: SipTransport,
+    readonly clock: Clock,
+  ) {}
+
+  /** Sends `request`, whose top Via carries a fresh branch of ours. */
+  send(request: SipRequest, branch: string, flow: SipFlow, callbacks: ClientCallbacks): ClientTransaction {
+    const key = `${branch}|${request.method}`;
+    const transaction = new ClientTransaction(key, request, flow, callbacks, this);
+    this.live.set(key, transaction);
+    transaction.start();
+    return transaction;
+  }
+
+  /** Hands a response to its transaction; false when none matches (s17.1.3). */
+  receive(response: SipResponse, essentials: Essentials): boolean {
+    const branch = essentials.vias[0].params.get('branch');
+    const tx = branch ? this.live.get(`${branch}|${essentials.cseq.method}`) : undefined;
+    if (!tx) return false;
+    tx.receive(response, essentials);
+    return true;
+  }
+
+  transmit(flow: SipFlow, bytes: Uint8Array): void {
+    this.transport.send(flow, bytes);
+  }
+
+  forget(key: string): void {
+    this.live.delete(key);
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+}
+
+/** s17.1.1.3: the ACK of a non-2xx final response, built from the INVITE and the response's To. */
+function ackFor(invite: SipRequest, response: SipResponse): SipRequest {
+  const headers = new SipHeaders();
+  headers.add('Via', invite.headers.getAll('Via')[0]);
+  for (const route of invite.headers.getAll('Route')) headers.add('Route', route);
+  headers.add('Max-Forwards', '70');
+  headers.add('From', invite.headers.get('From')!);
+  headers.add('To', response.headers.get('To')!);
+  headers.add('Call-ID', invite.headers.get('Call-ID')!);
+  headers.add('CSeq', `${invite.headers.get('CSeq')!.split(/\s+/)[0]} ACK`);
+  return { kind: 'request', method: 'ACK', uri: invite.uri, headers, body: new Uint8Array(0) };
+}
