@@ -28,6 +28,7 @@ import { sipDomain, SipUserStore } from './sip-users.js';
 import { DiskUserSigners } from './sip-signers.js';
 import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
 import { lookupUser } from './sip-lookup.js';
+import { OverlayHomes, serveSipAppAttach } from './sip-overlay-homes.js';
 
 /*
  * A peer on a device: real UDP, the system clock and randomness, a control socket in its data
@@ -122,6 +123,7 @@ export class PeerDaemon {
       : undefined;
     configSync?.start();
     const domain = sipDomain(setup.identity.certificate.claims.subject, setup.overlayName);
+    const registrationKind = setup.kinds.named('SIP-REGISTRATION');
     const sip =
       options.sipPort === undefined
         ? undefined
@@ -133,11 +135,12 @@ export class PeerDaemon {
             requireAuth: options.sipAuth ?? true,
             ...(options.sipDigest ? { algorithms: options.sipDigest } : {}),
             credentials: new SipUserStore(options.dataDir, domain),
+            ...(registrationKind ? { remote: new OverlayHomes(peer.router, peer.client, registrationKind, log.child('sip-overlay')) } : {}),
             clock,
             log: log.child('sip'),
             nonceSecret: random.bytes(32),
           });
-    const registrationKind = setup.kinds.named('SIP-REGISTRATION');
+    if (sip) serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
     const publisher =
       sip && registrationKind
         ? new RegistrationPublisher(

@@ -22,6 +22,8 @@ export const MessageCode = {
   PingAns: 24,
   StatReq: 25,
   StatAns: 26,
+  AppAttachReq: 29,
+  AppAttachAns: 30,
   ConfigUpdateReq: 33,
   ConfigUpdateAns: 34,
   Error: 0xffff,

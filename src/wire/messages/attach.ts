@@ -33,11 +33,11 @@ export interface AttachAns {
   readonly candidates: readonly Candidate[];
 }
 
-function encodeCandidate(c: Candidate): unknown[] {
+export function encodeCandidate(c: Candidate): unknown[] {
   return [c.type, encodeAddress(c.address), c.priority];
 }
 
-function decodeCandidate(value: unknown, path: string): Candidate {
+export function decodeCandidate(value: unknown, path: string): Candidate {
   const [type, address, priority] = readArray(value, path, 3, 3);
   return {
     type: readOneOf(type, `${path}[0]`, [CandidateType.Host, CandidateType.ServerReflexive, CandidateType.Relayed]),

@@ -156,18 +156,24 @@ export class SipProxy {
         this.counters.notFound++;
         return done(undefined, [404, 'Not Found']);
       }
-      this.counters.remoteLookups++;
-      this.deps.remote.resolve(aor, (address) => {
-        if (!address || this.isSelf(address.host, address.port)) {
-          this.counters.notFound++;
-          return done(undefined, [404, 'Not Found']);
-        }
-        done([{ uri: request.uri, flow: { transport: 'UDP', remote: address } }]);
-      });
-      return;
+      return this.viaOverlay(request, aor, done);
     }
     if (this.isSelf(uri.host, uri.port)) return done(undefined, [404, 'Not Found']);
+    // An AOR of another family in the overlay: its home is found the same way, never by DNS.
+    if (uri.user && !isIpLiteral(uri.host) && this.deps.remote) return this.viaOverlay(request, aorOf(uri), done);
     done([{ uri: request.uri, flow: udpTo(uri) }]);
+  }
+
+  /** RFC 7904 s4: the callee's home peer, from its SIP-REGISTRATION record, or 404. */
+  private viaOverlay(request: SipRequest, aor: string, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
+    this.counters.remoteLookups++;
+    this.deps.remote!.resolve(aor, (address) => {
+      if (!address || this.isSelf(address.host, address.port)) {
+        this.counters.notFound++;
+        return done(undefined, [404, 'Not Found']);
+      }
+      done([{ uri: request.uri, flow: { transport: 'UDP', remote: address } }]);
+    });
   }
 
   private bindingFor(contact: string): Target | undefined {
@@ -319,6 +325,10 @@ function routeUri(value: string | undefined): SipUri | undefined {
   } catch {
     return undefined;
   }
+}
+
+function isIpLiteral(host: string): boolean {
+  return host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
 }
 
 function udpTo(uri: SipUri): SipFlow {

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
+
+/*
+ * Calls between two homes across the overlay (RFC 7904 s4), SIPp as the phones: alice's phone
+ * at peer A calls bob's phone at peer B. A finds bob's home through his SIP-REGISTRATION record
+ * and AppAttach, proxies the INVITE there, B rings bob; answered, with ACK and BYE through both
+ * proxies; and back the other way; a busy 486 and an unknown user's 404 across homes.
+ */
+ensureBundle();
+const root = tempDir('p2psip-homes-');
+const running: Running[] = [];
+after(async () => {
+  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+  await Promise.all(running.map((r) => r.exited));
+  removeDir(root);
+});
+
+const domain = 'smiths.example';
+const dirs = { a: `${root}/a`, b: `${root}/b` };
+const sipPorts: Record<string, number> = {};
+const phones: Record<string, number> = {};
+const status = (dir: string) => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout);
+
+async function registerPhone(user: string, home: 'a' | 'b'): Promise<void> {
+  const port = await freeUdpPort();
+  const run = runSipp('register-digest.xml', `127.0.0.1:${sipPorts[home]}`, ['-s', user, '-au', user, '-ap', `${user}-password`, '-set', 'domain', domain, '-set', 'expires', '3600', '-p', String(port), '-t', 'u1'], root);
+  assert.equal(run.code, 0, run.errors);
+  phones[user] = port;
+}
+
+function call(from: string, home: 'a' | 'b', callee: string, scenario = 'uac-call.xml', values: Record<string, string> = {}) {
+  const file = Object.keys(values).length ? scenarioFrom(scenario, values, root) : scenario;
+  return runSipp(file, `127.0.0.1:${sipPorts[home]}`, ['-s', from, '-set', 'domain', domain, '-set', 'callee', callee, '-p', String(phones[from]), '-t', 'u1'], root);
+}
+
+const waits = (user: string, scenario: string, values: Record<string, string>) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones[user]), '-t', 'u1'], root);
+
+test('two homes: A holds the authority and alice, B was enrolled as bob; each registers its phone', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  assert.equal(runCli(['init', '--data', dirs.a, '--overlay', domain]).code, 0);
+  sipPorts.a = await freeUdpPort();
+  running.push(startProcess(['start', '--data', dirs.a, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.a), '--sip-digest', 'MD5']));
+  assert.ok(await eventually(() => status(dirs.a).state === 'joined', 10_000));
+  const token = JSON.parse(runCli(['invite', '--data', dirs.a, '--user', 'bob', '--json']).stdout).token;
+  sipPorts.b = await freeUdpPort();
+  running.push(startProcess(['join', token, '--data', dirs.b, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.b), '--sip-digest', 'MD5']));
+  assert.ok(await eventually(() => status(dirs.b).state === 'joined', 15_000));
+  assert.equal(runCli(['user', 'add', 'alice', '--password', 'alice-password', '--data', dirs.a]).code, 0);
+  assert.equal(runCli(['user', 'add', 'bob', '--password', 'bob-password', '--data', dirs.b]).code, 0);
+  await registerPhone('alice', 'a');
+  await registerPhone('bob', 'b');
+  assert.ok(await eventually(() => runCli(['lookup', `sip:bob@${domain}`, '--data', dirs.a]).code === 0 && runCli(['lookup', `sip:alice@${domain}`, '--data', dirs.b]).code === 0, 10_000));
+});
+
+test("alice at home A calls bob at home B: found through the overlay, rings, answered, ACK and BYE through both homes", { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const bob = waits('bob', 'uas-answer.xml', { ANSWER_MS: '200' });
+  const caller = call('alice', 'a', 'bob');
+  assert.equal(caller.code, 0, caller.errors);
+  const callee = await bob.done;
+  assert.equal(callee.code, 0, callee.errors);
+  assert.ok(status(dirs.a).sip.proxy.remoteLookups >= 1);
+});
+
+test('and back: bob calls alice', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const alice = waits('alice', 'uas-answer.xml', { ANSWER_MS: '100' });
+  const caller = call('bob', 'b', 'alice');
+  assert.equal(caller.code, 0, caller.errors);
+  assert.equal((await alice.done).code, 0);
+});
+
+test("across homes a busy callee's 486 reaches the caller, and a user registered nowhere is 404", { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const bob = waits('bob', 'uas-reject.xml', { STATUS: '486 Busy Here' });
+  const busy = call('alice', 'a', 'bob', 'uac-rejected.xml', { EXPECT: '486' });
+  assert.equal(busy.code, 0, busy.errors);
+  assert.equal((await bob.done).code, 0);
+  const nobody = call('alice', 'a', 'nobody', 'uac-rejected.xml', { EXPECT: '404' });
+  assert.equal(nobody.code, 0, nobody.errors);
+});
