@@ -73,6 +73,19 @@ test('a malformed request gets 400 with its reason, and no registration is lost'
   assert.equal(sip().counters.badRequests, 1);
 });
 
+test('a request the parser refuses still gets a 400 when its Via and dialog headers can be read', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const socket = createSocket('udp4');
+  const answer = new Promise<string>((resolve) => socket.once('message', (m) => resolve(m.toString())));
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const bad = 'REGISTER sip:open.p2psip.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnocolon;rport\r\nFrom: <sip:alice@open.p2psip.lab>;tag=1\r\nTo: <sip:alice@open.p2psip.lab>\r\nCall-ID: nocolon\r\nCSeq: 2 REGISTER\r\nthis line has no colon\r\n\r\n';
+  socket.send(bad, sipPort, '127.0.0.1');
+  const text = await answer;
+  socket.close();
+  assert.match(text, /^SIP\/2\.0 400 malformed header line 6\r\n/);
+  assert.match(text, /Call-ID: nocolon/);
+  assert.equal(sip().bindings, 2);
+});
+
 test('CRLF keepalives are answered over UDP and over TCP (RFC 5626 s3.5.1)', { skip: SKIP_WITHOUT_SIPP }, async () => {
   const udp = createSocket('udp4');
   const pong = new Promise<Buffer>((resolve) => udp.once('message', (m) => resolve(m)));

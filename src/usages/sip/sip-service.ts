@@ -76,7 +76,7 @@ export class SipService {
       log: deps.log.child('proxy'),
     });
     transport.onMessage((message, flow) => this.receive(message, flow));
-    transport.onMalformed((error, _bytes, flow) => deps.log.debug('sip-malformed', { from: addressKey(flow.remote), reason: error.reason }));
+    transport.onMalformed((error, bytes, flow) => this.refuseUnparsed(error, bytes, flow));
     this.scheduleSweep();
   }
 
@@ -181,10 +181,50 @@ export class SipService {
     this.transport.send(flow, serializeSipMessage(response));
   }
 
+  /**
+   * A request the parser refused (a header line without a colon, a bad Content-Length) may
+   * still have readable Via, From, To, Call-ID and CSeq lines: then it gets its 400 too.
+   */
+  private refuseUnparsed(error: SipError, bytes: Uint8Array, flow: SipFlow): void {
+    this.deps.log.debug('sip-malformed', { from: addressKey(flow.remote), reason: error.reason });
+    const salvaged = salvageHeaders(bytes);
+    if (!salvaged) {
+      this.counters.dropped++;
+      return;
+    }
+    this.refuseStatelessly({ kind: 'request', method: 'UNKNOWN', uri: '', headers: salvaged, body: new Uint8Array(0) }, error, flow);
+  }
+
   private scheduleSweep(): void {
     this.sweepTimer = this.deps.clock.setTimer(SWEEP_MS, () => {
       this.location.sweep();
       this.scheduleSweep();
     });
   }
+}
+
+const SALVAGED = new Set(['Via', 'From', 'To', 'Call-ID', 'CSeq']);
+
+/** The Via, From, To, Call-ID and CSeq lines of a request's head, read leniently; undefined if it is no request. */
+function salvageHeaders(bytes: Uint8Array): SipHeaders | undefined {
+  if (bytes.length === 0 || bytes.length > 65_535) return undefined;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const head = text.split(/\r?\n\r?\n/, 1)[0].split(/\r?\n/);
+  if (!/^[A-Za-z]+ \S+ SIP\/2\.0$/.test(head[0] ?? '')) return undefined; // responses are never answered
+  const headers = new SipHeaders();
+  for (const line of head.slice(1, 257)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim();
+    if (!/^[A-Za-z-]+$/.test(name)) continue;
+    const value = line.slice(colon + 1).trim();
+    try {
+      headers.add(name, value);
+    } catch {
+      continue;
+    }
+  }
+  const kept = new SipHeaders();
+  for (const [name, value] of headers.lines()) if (SALVAGED.has(name)) kept.add(name, value);
+  return kept.has('Via') ? kept : undefined;
 }

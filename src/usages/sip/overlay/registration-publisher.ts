@@ -12,9 +12,11 @@ import { encodeSipRegistration } from './sip-registration.js';
 /*
  * Keeps the overlay's SIP-REGISTRATION records in step with this peer's bindings (RFC 7904
  * s3): while an AOR has a phone registered here, H(AOR) holds an entry, keyed by the signer's
- * Node-ID, saying "route to this home peer"; it is refreshed with every registration (its
- * lifetime follows the longest binding) and removed when the last phone leaves. Values are
- * signed by the user's own certificate (USER-NODE-MATCH), which the signer source provides.
+ * Node-ID, saying "route to this home peer"; it is removed when the last phone leaves (or its
+ * binding expires here). It is stored with half again the longest binding's lifetime, so the
+ * phones' periodic refreshes cost the overlay nothing until the record would no longer outlive
+ * every binding. Values are signed by the user's own certificate (USER-NODE-MATCH), which the
+ * signer source provides.
  */
 export interface UserSigners {
   /** The identity that may sign `user`'s records, or undefined when this peer holds none. */
@@ -26,12 +28,15 @@ export interface PublisherCounters {
   removed: number;
   failures: number;
   unsigned: number;
+  refreshesSkipped: number;
 }
 
 const LIFETIME_MARGIN_SECONDS = 30;
 
 export class RegistrationPublisher {
-  readonly counters: PublisherCounters = { published: 0, removed: 0, failures: 0, unsigned: 0 };
+  readonly counters: PublisherCounters = { published: 0, removed: 0, failures: 0, unsigned: 0, refreshesSkipped: 0 };
+  /** Until when (wall-clock ms) each AOR's stored record lives. */
+  private readonly publishedUntil = new Map<string, number>();
 
   constructor(
     private readonly storage: StorageClient,
@@ -54,17 +59,25 @@ export class RegistrationPublisher {
     const resource = resourceId(aor);
     const key = idToBytes(signer.certificate.claims.nodeIds[0]);
     if (bindings.length === 0) {
+      this.publishedUntil.delete(aor);
       this.storage.store(this.kind, resource, [{ key, exists: false, value: new Uint8Array(0) }], 60, (error) => this.done(error, aor, 'removed'), signer);
       return;
     }
+    const now = this.clock.wallTime();
     const latest = Math.max(...bindings.map((b) => b.expiresAt));
-    const lifetime = Math.max(1, Math.ceil((latest - this.clock.wallTime()) / 1000)) + LIFETIME_MARGIN_SECONDS;
+    if ((this.publishedUntil.get(aor) ?? 0) >= latest + LIFETIME_MARGIN_SECONDS * 1000) {
+      this.counters.refreshesSkipped++;
+      return;
+    }
+    const lifetime = Math.ceil((1.5 * Math.max(1000, latest - now)) / 1000) + LIFETIME_MARGIN_SECONDS;
+    this.publishedUntil.set(aor, now + lifetime * 1000);
     const value = encodeSipRegistration({ type: 'route', contactPrefs: '', destinations: [nodeDestination(this.homeNodeId)] });
     this.storage.store(this.kind, resource, [{ key, exists: true, value }], lifetime, (error) => this.done(error, aor, 'published'), signer);
   }
 
   private done(error: Error | undefined, aor: string, what: 'published' | 'removed'): void {
     if (error) {
+      this.publishedUntil.delete(aor); // the next registration tries again
       this.counters.failures++;
       this.log.warn('registration-store-failed', { aor, error: error.message });
       return;
