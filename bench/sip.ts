@@ -16,6 +16,7 @@ import { SipUserStore } from '../src/node/sip-users.js';
  *   node scripts/bench.mjs sip [REGISTRATIONS] [CALLS]
  */
 const registrations = Number(process.argv[2] ?? 5000);
+const only = process.env.P2PSIP_BENCH_ONLY; // "register" or "calls" to run half
 const calls = Number(process.argv[3] ?? 300);
 const USERS = 500;
 const PASSWORD = 'bench-password';
@@ -125,20 +126,38 @@ async function callee(port: number): Promise<{ child: ChildProcess; done: Promis
   return { child, done: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
-/** Places calls one after another (10 a second) and reads SIPp's INVITE-to-180 times. */
+/**
+ * Places calls one after another (10 a second) and measures INVITE to 180 per call from SIPp's
+ * message trace, whose timestamps are in microseconds (its response-time clock counts whole ms).
+ */
 function placeCalls(port: number, count: number): { ok: boolean; times: number[] } {
-  const trace = path.join(work, `rtt-${port}-${count}`);
+  const trace = path.join(work, `calls-${port}-${count}`);
   spawnSync('mkdir', ['-p', trace]);
   const run = spawnSync(
     'sipp',
-    [`127.0.0.1:${port}`, '-sf', path.resolve('bench/sipp/call-setup.xml'), '-set', 'domain', DOMAIN, '-set', 'callee', 'callee', '-m', String(count), '-r', '10', '-l', '1', '-t', 'u1', '-i', '127.0.0.1', '-p', '0', '-nostdin', '-timeout', '300s', '-timeout_error', '-trace_rtt', '-rtt_freq', '1'],
+    [`127.0.0.1:${port}`, '-sf', path.resolve('bench/sipp/call-setup.xml'), '-set', 'domain', DOMAIN, '-set', 'callee', 'callee', '-m', String(count), '-r', '10', '-l', '1', '-t', 'u1', '-i', '127.0.0.1', '-p', '0', '-nostdin', '-timeout', '300s', '-timeout_error', '-trace_msg'],
     { cwd: trace, encoding: 'utf8', timeout: 320_000 },
   );
-  const file = readdirSync(trace).find((f) => f.endsWith('_rtt.csv'));
-  const lines = file ? readFileSync(path.join(trace, file), 'utf8').trim().split('\n') : [];
-  const column = (lines[0] ?? '').split(';').findIndex((name) => /response_time/i.test(name));
-  const times = column < 0 ? [] : lines.slice(1).map((line) => Number(line.split(';')[column])).filter((t) => Number.isFinite(t) && t > 0);
-  return { ok: run.status === 0, times };
+  const file = readdirSync(trace).find((f) => f.endsWith('_messages.log'));
+  return { ok: run.status === 0, times: file ? inviteTo180(readFileSync(path.join(trace, file), 'utf8')) : [] };
+}
+
+/** Milliseconds from each call's first INVITE sent to its first 180 received, from a SIPp message trace. */
+function inviteTo180(log: string): number[] {
+  const sentAt = new Map<string, number>();
+  const times: number[] = [];
+  for (const entry of log.split(/^-{20,} /m)) {
+    const stamp = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\.(\d{6})/.exec(entry);
+    const callId = /^Call-ID:\s*(\S+)/im.exec(entry)?.[1];
+    if (!stamp || !callId) continue;
+    const micros = Date.parse(`${stamp[1]}T${stamp[2]}Z`) * 1000 + Number(stamp[3]);
+    if (/message sent[^\n]*\n\s*INVITE /.test(entry) && !sentAt.has(callId)) sentAt.set(callId, micros);
+    if (/message received[^\n]*\n\s*SIP\/2\.0 180 /.test(entry) && sentAt.has(callId)) {
+      times.push((micros - sentAt.get(callId)!) / 1000);
+      sentAt.delete(callId);
+    }
+  }
+  return times;
 }
 
 function summary(times: number[]): { meanMs: number; p50Ms: number; p95Ms: number } {
@@ -184,11 +203,12 @@ function round(x: number): number {
 async function main(): Promise<void> {
   if (!existsSync('dist/p2psip.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   try {
-    for (const auth of [false, true]) {
+    for (const auth of only === 'calls' ? [] : [false, true]) {
       const ours = await measure('p2psip', auth);
       const theirs = await measure('kamailio', auth);
       console.log(JSON.stringify({ bench: 'sip-register-ratio', auth: auth ? 'digest' : 'off', p2psipPerKamailio: round(ours / theirs) }));
     }
+    if (only === 'register') return;
     const ours = await measureCalls('p2psip');
     const theirs = await measureCalls('kamailio');
     console.log(JSON.stringify({ bench: 'sip-call-setup-ratio', p2psipMeanPerKamailioMean: round(ours / theirs) }));
