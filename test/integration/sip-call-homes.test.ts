@@ -78,3 +78,11 @@ test("across homes a busy callee's 486 reaches the caller, and a user registered
   const nobody = call('alice', 'a', 'nobody', 'uac-rejected.xml', { EXPECT: '404' });
   assert.equal(nobody.code, 0, nobody.errors);
 });
+
+test('a text message (MESSAGE, RFC 3428) from alice reaches bob at the other home with its body', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const bob = waits('bob', 'uas-message.xml', {});
+  const sent = call('alice', 'a', 'bob', 'uac-message.xml');
+  assert.equal(sent.code, 0, sent.errors);
+  const received = await bob.done;
+  assert.equal(received.code, 0, received.errors);
+});
