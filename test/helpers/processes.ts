@@ -1,4 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { after } from 'node:test';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,4 +70,20 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   return false;
+}
+
+/**
+ * A test file's scratch directory and real processes: whatever the file pushes onto `running`
+ * is killed, and the directory removed, when its tests end (failed or not).
+ */
+export function processLab(prefix: string): { root: string; running: Running[] } {
+  ensureBundle();
+  const root = tempDir(prefix);
+  const running: Running[] = [];
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    await Promise.all(running.map((r) => r.exited));
+    removeDir(root);
+  });
+  return { root, running };
 }

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli, type Running, startProcess } from '../helpers/processes.js';
 
 /*
  * Client mode with real processes (RFC 7890 s2): a device enrolled with `invite --client` uses
  * the overlay through one peer without routing or storing; no peer lets it into the ring, and
  * when its peer dies it attaches to another.
  */
-ensureBundle();
-const root = tempDir('p2psip-client-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-client-');
 
 const status = (dir: string) => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout);
 const dirs = { a: `${root}/a`, b: `${root}/b`, laptop: `${root}/laptop` };

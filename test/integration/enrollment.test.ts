@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../helpers/processes.js';
 
 /*
  * A family overlay in two commands, with real processes on loopback: init and start the first
  * peer, invite, join from another data directory; one-time and expiring tokens; a node without
  * an issued certificate cannot get in; names are checked against certificates; renewal.
  */
-ensureBundle();
-const root = tempDir('p2psip-enr-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-enr-');
 
 const status = (dir: string) => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout);
 const joined = (dir: string) => eventually(() => status(dir).state === 'joined', 15_000);

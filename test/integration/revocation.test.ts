@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli, type Running, startProcess } from '../helpers/processes.js';
 
 /*
  * Sealed links and revocation with real processes on loopback: peers talk only over encrypted
@@ -9,14 +9,7 @@ import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli,
  * peer (ConfigUpdate), the revoked device is cut off, and a peer that was stopped meanwhile
  * learns of it from the configuration sequence of the first messages it exchanges on return.
  */
-ensureBundle();
-const root = tempDir('p2psip-rev-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-rev-');
 
 const status = (dir: string) => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout);
 const dirs = { a: `${root}/a`, bob: `${root}/bob`, carol: `${root}/carol`, dave: `${root}/dave` };

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
 import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
+import { startTwoHomes } from '../helpers/sip-homes.js';
 
 /*
  * Calls between two homes across the overlay (RFC 7904 s4), SIPp as the phones: alice's phone
@@ -9,14 +10,7 @@ import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/
  * and AppAttach, proxies the INVITE there, B rings bob; answered, with ACK and BYE through both
  * proxies; and back the other way; a busy 486 and an unknown user's 404 across homes.
  */
-ensureBundle();
-const root = tempDir('p2psip-homes-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-homes-');
 
 const domain = 'smiths.example';
 const dirs = { a: `${root}/a`, b: `${root}/b` };
@@ -39,14 +33,8 @@ function call(from: string, home: 'a' | 'b', callee: string, scenario = 'uac-cal
 const waits = (user: string, scenario: string, values: Record<string, string>) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones[user]), '-t', 'u1'], root);
 
 test('two homes: A holds the authority and alice, B was enrolled as bob; each registers its phone', { skip: SKIP_WITHOUT_SIPP }, async () => {
-  assert.equal(runCli(['init', '--data', dirs.a, '--overlay', domain]).code, 0);
-  sipPorts.a = await freeUdpPort();
-  running.push(startProcess(['start', '--data', dirs.a, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.a), '--sip-digest', 'MD5']));
-  assert.ok(await eventually(() => status(dirs.a).state === 'joined', 10_000));
-  const token = JSON.parse(runCli(['invite', '--data', dirs.a, '--user', 'bob', '--json']).stdout).token;
-  sipPorts.b = await freeUdpPort();
-  running.push(startProcess(['join', token, '--data', dirs.b, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.b), '--sip-digest', 'MD5']));
-  assert.ok(await eventually(() => status(dirs.b).state === 'joined', 15_000));
+  const homes = await startTwoHomes(root, running, domain);
+  Object.assign(sipPorts, homes.sipPorts);
   assert.equal(runCli(['user', 'add', 'alice', '--password', 'alice-password', '--data', dirs.a]).code, 0);
   assert.equal(runCli(['user', 'add', 'bob', '--password', 'bob-password', '--data', dirs.b]).code, 0);
   await registerPhone('alice', 'a');

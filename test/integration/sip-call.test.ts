@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../helpers/processes.js';
 import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
 
 /*
@@ -9,14 +9,7 @@ import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/
  * unknown user's 404, a user with no phone on (480), a CANCEL while ringing, and a user with two
  * phones where both ring and the first to answer wins (the other is cancelled).
  */
-ensureBundle();
-const root = tempDir('p2psip-sipcall-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-sipcall-');
 
 const domain = 'open.p2psip.lab';
 const dir = `${root}/home`;

@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
 import { runSipp, SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
+import { startTwoHomes } from '../helpers/sip-homes.js';
 
 /*
  * The overlay binding (RFC 7904 s3): a phone registering at its home peer puts a signed
  * SIP-REGISTRATION record under H(AOR) that points at that peer; any peer's `lookup` finds it,
  * and it goes away when the last phone un-registers. Two enrolled homes, SIPp as the phones.
  */
-ensureBundle();
-const root = tempDir('p2psip-siplookup-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-siplookup-');
 
 const domain = 'smiths.example';
 const dirs = { a: `${root}/a`, b: `${root}/b` };
@@ -26,15 +20,8 @@ const register = async (user: string, password: string, home: 'a' | 'b', expires
   runSipp('register-digest.xml', `127.0.0.1:${sipPorts[home]}`, ['-s', user, '-au', user, '-ap', password, '-set', 'domain', domain, '-set', 'expires', String(expires), '-p', String(localPort ?? (await freeUdpPort())), '-t', 'u1'], root);
 
 test('two homes with SIP: the authority peer and a device enrolled as bob', { skip: SKIP_WITHOUT_SIPP }, async () => {
-  assert.equal(runCli(['init', '--data', dirs.a, '--overlay', domain]).code, 0);
-  sipPorts.a = await freeUdpPort();
-  const overlayA = await freeUdpPort();
-  running.push(startProcess(['start', '--data', dirs.a, '--bind', '127.0.0.1', '--overlay-port', String(overlayA), '--sip-port', String(sipPorts.a), '--sip-digest', 'MD5']));
-  assert.ok(await eventually(() => status(dirs.a).state === 'joined', 10_000));
-  const token = JSON.parse(runCli(['invite', '--data', dirs.a, '--user', 'bob', '--json']).stdout).token;
-  sipPorts.b = await freeUdpPort();
-  running.push(startProcess(['join', token, '--data', dirs.b, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.b), '--sip-digest', 'MD5']));
-  assert.ok(await eventually(() => status(dirs.b).state === 'joined', 15_000));
+  const homes = await startTwoHomes(root, running, domain);
+  Object.assign(sipPorts, homes.sipPorts);
   assert.equal(runCli(['user', 'add', 'alice', '--password', 'alice-secret', '--data', dirs.a]).code, 0);
   assert.equal(runCli(['user', 'add', 'bob', '--password', 'bob-secret', '--data', dirs.b]).code, 0);
 });

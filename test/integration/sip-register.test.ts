@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../helpers/processes.js';
 import { runSipp, SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
 
 /*
@@ -10,14 +10,7 @@ import { runSipp, SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
  * two phones for one user over UDP and TCP, a wrong password refused, un-registration, a
  * malformed request answered 400 without losing anything, CRLF keepalives answered.
  */
-ensureBundle();
-const root = tempDir('p2psip-sipreg-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-sipreg-');
 
 const dir = `${root}/home`;
 const domain = 'open.p2psip.lab';

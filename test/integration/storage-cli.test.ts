@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, freeUdpPort, removeDir, type Running, runCli, startProcess, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, freeUdpPort, processLab, runCli, type Running, startProcess } from '../helpers/processes.js';
 
 /*
  * `p2psip store` and `p2psip fetch` against real peers with the file backend: a value stored
  * through one peer is fetched through another, and a peer restarted alone serves it from disk.
  */
-ensureBundle();
-const root = tempDir('p2psip-st-');
-const running: Running[] = [];
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await Promise.all(running.map((r) => r.exited));
-  removeDir(root);
-});
+const { root, running } = processLab('p2psip-st-');
 
 async function start(dir: string, port: number, bootstrap?: number, extra: string[] = []): Promise<Running> {
   const args = ['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port), ...extra];

@@ -1,5 +1,5 @@
 import { badRequest } from '../sip-error.js';
-import { formatParams, type Params, parseParams, quote, splitOutsideQuotes, unquote } from './params.js';
+import { formatParams, type Params, parseParams, quote, scanOutsideQuotes, splitOutsideQuotes, unquote } from './params.js';
 
 /*
  * The From, To, Contact, Route and Record-Route value (RFC 3261 s20.10, s25.1):
@@ -14,7 +14,7 @@ export interface NameAddr {
 
 export function parseNameAddr(text: string): NameAddr {
   const value = text.trim();
-  const open = findOutsideQuotes(value, '<');
+  const open = scanOutsideQuotes(value, (c) => c === '<');
   if (open >= 0) {
     const close = value.indexOf('>', open);
     if (close < 0) throw badRequest('missing > in address');
@@ -32,17 +32,4 @@ export function parseNameAddr(text: string): NameAddr {
 export function formatNameAddr(value: NameAddr): string {
   const display = value.display ? `${quote(value.display)} ` : '';
   return `${display}<${value.uri}>${formatParams(value.params)}`;
-}
-
-function findOutsideQuotes(text: string, char: string): number {
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '\\') i++;
-      else if (c === '"') quoted = false;
-    } else if (c === '"') quoted = true;
-    else if (c === char) return i;
-  }
-  return -1;
 }

@@ -6,10 +6,11 @@ import { badRequest } from '../sip-error.js';
  */
 export type Params = Map<string, string | null>;
 
-/** Splits on `separator` outside double quotes. */
-export function splitOutsideQuotes(text: string, separator: string): string[] {
-  const out: string[] = [];
-  let start = 0;
+/**
+ * Calls `visit` with the index of every character outside double-quoted strings (backslash
+ * escapes honoured) until it returns true; returns that index, or -1. Throws on an unterminated quote.
+ */
+export function scanOutsideQuotes(text: string, visit: (c: string, i: number) => boolean): number {
   let quoted = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
@@ -17,12 +18,23 @@ export function splitOutsideQuotes(text: string, separator: string): string[] {
       if (c === '\\') i++;
       else if (c === '"') quoted = false;
     } else if (c === '"') quoted = true;
-    else if (c === separator) {
+    else if (visit(c, i)) return i;
+  }
+  if (quoted) throw badRequest('unterminated quoted string');
+  return -1;
+}
+
+/** Splits on `separator` outside double quotes. */
+export function splitOutsideQuotes(text: string, separator: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  scanOutsideQuotes(text, (c, i) => {
+    if (c === separator) {
       out.push(text.slice(start, i));
       start = i + 1;
     }
-  }
-  if (quoted) throw badRequest('unterminated quoted string');
+    return false;
+  });
   out.push(text.slice(start));
   return out;
 }

@@ -25,18 +25,14 @@ type State = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 export type ServerTransaction = NonInviteServerTransaction | InviteServerTransaction;
 
-export class NonInviteServerTransaction {
-  readonly invite = false;
-  state: State = 'trying';
-  private last: Uint8Array | undefined;
-  private timer: TimerHandle | undefined;
-
+/** What both kinds of server transaction share: the request they answer and how they answer it. */
+abstract class BaseServerTransaction {
   constructor(
     readonly key: string,
     readonly request: SipRequest,
     readonly checked: CheckedRequest,
     readonly flow: SipFlow,
-    private readonly owner: ServerTransactions,
+    protected readonly owner: ServerTransactions,
   ) {}
 
   /** Sends a response built from the request (s8.2.6); a final one completes the transaction. */
@@ -45,6 +41,15 @@ export class NonInviteServerTransaction {
     decorate?.(response);
     this.send(response);
   }
+
+  abstract send(response: SipResponse): void;
+}
+
+export class NonInviteServerTransaction extends BaseServerTransaction {
+  readonly invite = false;
+  state: State = 'trying';
+  private last: Uint8Array | undefined;
+  private timer: TimerHandle | undefined;
 
   send(response: SipResponse): void {
     if (this.state === 'completed' || this.state === 'terminated') return; // s17.2.2: one final response
@@ -72,27 +77,13 @@ export class NonInviteServerTransaction {
 
 type InviteState = 'proceeding' | 'completed' | 'confirmed' | 'terminated';
 
-export class InviteServerTransaction {
+export class InviteServerTransaction extends BaseServerTransaction {
   readonly invite = true;
   state: InviteState = 'proceeding';
   private last: Uint8Array | undefined;
   private retransmitTimer: TimerHandle | undefined;
   private endTimer: TimerHandle | undefined;
   private interval = T1_MS;
-
-  constructor(
-    readonly key: string,
-    readonly request: SipRequest,
-    readonly checked: CheckedRequest,
-    readonly flow: SipFlow,
-    private readonly owner: ServerTransactions,
-  ) {}
-
-  respond(status: number, reason: string, decorate?: (response: SipResponse) => void, toTag?: string): void {
-    const response = createResponse(this.request, this.checked, this.flow, status, reason, toTag);
-    decorate?.(response);
-    this.send(response);
-  }
 
   send(response: SipResponse): void {
     if (this.state !== 'proceeding') return;
