@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
 import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
 import { startTwoHomes } from '../helpers/sip-homes.js';
+import { SKIP_WITHOUT_BARESIP, startBaresip } from '../helpers/baresip.js';
 
 /*
  * Calls between two homes across the overlay (RFC 7904 s4), SIPp as the phones: alice's phone
@@ -73,4 +74,16 @@ test('a text message (MESSAGE, RFC 3428) from alice reaches bob at the other hom
   assert.equal(sent.code, 0, sent.errors);
   const received = await bob.done;
   assert.equal(received.code, 0, received.errors);
+});
+
+test('baresip as bob\'s phone: it registers with digest at home B, and alice at home A reaches it; it answers and the call ends with BYE', { skip: SKIP_WITHOUT_SIPP || SKIP_WITHOUT_BARESIP }, async () => {
+  // bob's SIPp phone leaves, so the baresip softphone is the one his calls reach.
+  const gone = runSipp('register-digest.xml', `127.0.0.1:${sipPorts.b}`, ['-s', 'bob', '-au', 'bob', '-ap', 'bob-password', '-set', 'domain', domain, '-set', 'expires', '0', '-p', String(phones.bob), '-t', 'u1'], root);
+  assert.equal(gone.code, 0, gone.errors);
+  const phone = startBaresip(`${root}/baresip`, { user: 'bob', domain, password: 'bob-password', proxyPort: sipPorts.b }, await freeUdpPort());
+  running.push({ child: phone.child, output: [], exited: new Promise((resolve) => phone.child.once('exit', (code) => resolve(code))) });
+  assert.ok(await eventually(() => /200 OK \(\) \[1 binding\]/.test(phone.output()), 10_000), `baresip registered: ${phone.output().slice(-500)}`);
+  const caller = call('alice', 'a', 'bob');
+  assert.equal(caller.code, 0, caller.errors);
+  assert.ok(await eventually(() => /Call established/.test(phone.output()) && /session closed/.test(phone.output()), 5_000), phone.output().slice(-800));
 });
