@@ -4,6 +4,7 @@ import type { TrustPolicy } from '../identity/trust.js';
 import type { SignatureSuite } from '../identity/signature-suite.js';
 import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
 import type { Link } from '../link/link.js';
+import { StunServer } from '../nat/stun/stun-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
 import { serveAttach } from '../overlay/attach-service.js';
 import { serveDiagnostics } from '../overlay/diagnostics.js';
@@ -79,6 +80,8 @@ export class OverlayPeer {
   readonly kinds: KindRegistry;
   /** The sealing layer under the transport, unless links are plain. */
   readonly sealedLink: SealedLink | undefined;
+  /** Answers STUN Binding requests on the overlay port (RFC 8489). */
+  readonly stun = new StunServer();
   private readonly advertised: Address;
 
   constructor(private readonly deps: OverlayPeerDeps) {
@@ -127,6 +130,10 @@ export class OverlayPeer {
       overlayId,
     });
     serveAttach(this.router, () => this.advertised);
+    this.transport.onStun((from, datagram) => {
+      const answer = this.stun.answer(datagram, from);
+      if (answer) this.transport.sendRaw(from, answer);
+    });
     this.kinds = deps.storage?.kinds ?? deps.kinds ?? new KindRegistry();
     this.client = new StorageClient(this.router, deps.identity, deps.trust, suite);
     if (deps.storage && !isClient) {
@@ -194,6 +201,7 @@ export class OverlayPeer {
       ...this.topology.status(),
       router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
       transport: { ...this.transport.counters, ...this.transport.stats() },
+      stun: { ...this.stun.counters },
       linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),
     };

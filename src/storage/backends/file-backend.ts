@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DecodeError } from '../../wire/decode-error.js';
 import type { BackendStats, StorageBackend, StorageChange } from './backend.js';
 import { decodeChange, encodeChange } from './change-codec.js';
-import { crc32 } from './crc32.js';
+import { crc32 } from '../../runtime/crc32.js';
 
 /*
  * The embedded default backend: an append-only log of checksummed CBOR records in DIR/store.log.

@@ -1,0 +1,58 @@
+import type { Address } from '../../wire/address.js';
+import { fingerprintValid, seal } from './integrity.js';
+import { Attr, decodeStun, encodeStun, encodeXorAddress, StunClass, StunError, StunMethod } from './message.js';
+
+/*
+ * Every peer answers STUN Binding requests on its overlay port (RFC 8489 s6.3, s8): the answer
+ * tells the asker the address its request came from (XOR-MAPPED-ADDRESS), which is how a node
+ * behind a NAT learns its server-reflexive address. No credentials: a Binding answer reveals
+ * only what the asker's own packet showed. A request with a comprehension-required attribute
+ * we do not know gets 420 (s6.3.1.1); anything that is not a Binding request is not answered.
+ */
+export const STUN_SOFTWARE = 'p2psip';
+const KNOWN = new Set<number>([Attr.Username, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.Priority, Attr.Realm, Attr.Nonce, Attr.ErrorCode]);
+
+export interface StunServerCounters {
+  bindingsAnswered: number;
+  malformed: number;
+  ignored: number;
+}
+
+export class StunServer {
+  readonly counters: StunServerCounters = { bindingsAnswered: 0, malformed: 0, ignored: 0 };
+
+  /** The answer to send back to `from`, if any. */
+  answer(bytes: Uint8Array, from: Address): Uint8Array | undefined {
+    let message;
+    try {
+      message = decodeStun(bytes);
+    } catch (error) {
+      if (!(error instanceof StunError)) throw error;
+      this.counters.malformed++;
+      return undefined;
+    }
+    if (message.klass !== StunClass.Request || message.method !== StunMethod.Binding) {
+      this.counters.ignored++;
+      return undefined;
+    }
+    if (message.attributes.some((a) => a.type === Attr.Fingerprint) && !fingerprintValid(bytes, message)) {
+      this.counters.malformed++;
+      return undefined;
+    }
+    const unknown = message.attributes.filter((a) => a.type < 0x8000 && !KNOWN.has(a.type)).map((a) => a.type);
+    if (unknown.length) {
+      const list = new Uint8Array(unknown.length * 2);
+      unknown.forEach((type, i) => new DataView(list.buffer).setUint16(i * 2, type));
+      const reason = new TextEncoder().encode('Unknown Attribute');
+      const code = new Uint8Array([0, 0, 4, 20, ...reason]);
+      return seal(encodeStun(StunMethod.Binding, StunClass.Error, message.transactionId, [{ type: Attr.ErrorCode, value: code }, { type: Attr.UnknownAttributes, value: list }]));
+    }
+    this.counters.bindingsAnswered++;
+    return seal(
+      encodeStun(StunMethod.Binding, StunClass.Success, message.transactionId, [
+        { type: Attr.XorMappedAddress, value: encodeXorAddress(from, message.transactionId) },
+        { type: Attr.Software, value: new TextEncoder().encode(STUN_SOFTWARE) },
+      ]),
+    );
+  }
+}
