@@ -27,7 +27,7 @@ const USAGE = `usage: p2psip <command> [options]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
-           [--sip-digest SHA-256,MD5] [--verbose]
+           [--sip-digest SHA-256,MD5] [--sip-direct on|off] [--verbose]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
@@ -40,7 +40,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--rogue FRACTION] [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -128,6 +128,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     sipPort: sipPortFlag(args),
     sipAuth: onOffFlag(args, 'sip-auth', true),
     sipDigest: digestFlag(args),
+    sipDirect: onOffFlag(args, 'sip-direct', true),
     log,
   });
   const status = daemon.status();

@@ -5,6 +5,7 @@ import { SystemClock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import { SystemRandom } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
+import { idToHex } from '../wire/id.js';
 import type { SignedConfig } from './config/overlay-config.js';
 import { ConfigSync } from './config/config-sync.js';
 import { saveConfig } from './config/config-file.js';
@@ -28,7 +29,7 @@ import { sipDomain, SipUserStore } from './sip-users.js';
 import { DiskUserSigners } from './sip-signers.js';
 import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
 import { lookupUser } from './sip-lookup.js';
-import { OverlayHomes, serveSipAppAttach } from './sip-overlay-homes.js';
+import { OverlayHomes, serveSipAppAttach, serveSipTunnel } from './sip-overlay-homes.js';
 
 /*
  * A peer on a device: real UDP, the system clock and randomness, a control socket in its data
@@ -50,6 +51,8 @@ export interface PeerDaemonOptions {
   readonly sipPort?: number;
   /** Digest authentication of REGISTER (off only for benchmarks and labs). */
   readonly sipAuth?: boolean;
+  /** Send SIP to other homes directly when AppAttach finds them (else always through the overlay). */
+  readonly sipDirect?: boolean;
   /** Digest algorithms offered, most preferred first. */
   readonly sipDigest?: readonly DigestAlgorithm[];
   readonly log: Logger;
@@ -135,12 +138,16 @@ export class PeerDaemon {
             requireAuth: options.sipAuth ?? true,
             ...(options.sipDigest ? { algorithms: options.sipDigest } : {}),
             credentials: new SipUserStore(options.dataDir, domain),
-            ...(registrationKind ? { remote: new OverlayHomes(peer.router, peer.client, registrationKind, log.child('sip-overlay')) } : {}),
+            ...(registrationKind ? { remote: new OverlayHomes(peer.router, peer.client, registrationKind, log.child('sip-overlay'), options.sipDirect ?? true) } : {}),
+            nodeId: idToHex(peer.nodeId),
             clock,
             log: log.child('sip'),
             nonceSecret: random.bytes(32),
           });
-    if (sip) serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
+    if (sip) {
+      serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
+      serveSipTunnel(peer.router, sip.transport);
+    }
     const publisher =
       sip && registrationKind
         ? new RegistrationPublisher(

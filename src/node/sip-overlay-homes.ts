@@ -5,9 +5,11 @@ import type { Logger } from '../runtime/log.js';
 import type { KindDefinition } from '../storage/kind.js';
 import type { StorageClient } from '../storage/storage-client.js';
 import type { RemoteHomes } from '../usages/sip/proxy/proxy.js';
+import type { SipFlow, SipTransport } from '../usages/sip/transport/sip-transport.js';
+import { sipTunnelAns, sipTunnelReq } from '../wire/messages/sip-tunnel.js';
 import { decodeSipRegistration } from '../usages/sip/overlay/sip-registration.js';
 import { type Address, addressKey } from '../wire/address.js';
-import { type Id, idToHex } from '../wire/id.js';
+import { type Id, idFromHex, idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
 import { ErrorCode, MessageCode } from '../wire/message-codes.js';
 import { appAttachAns, appAttachReq, SIP_APPLICATION } from '../wire/messages/app-attach.js';
@@ -15,14 +17,17 @@ import { appAttachAns, appAttachReq, SIP_APPLICATION } from '../wire/messages/ap
 /*
  * How a home peer reaches another home's phones (RFC 7904 s4): fetch the callee's
  * SIP-REGISTRATION record (values checked against their signers), take the home peer it routes
- * to, and ask that peer with AppAttach (RFC 6940 s6.5.2) where its SIP service listens. Answers
- * are cached for half a minute, so a call's in-dialog requests and a burst of calls cost one
- * lookup. The answering side is serveSipAppAttach.
+ * to, and ask that peer with AppAttach (RFC 6940 s6.5.2) where its SIP service listens. When
+ * AppAttach gets no answer (or direct SIP is turned off), SIP to that peer goes through the
+ * overlay instead (serveSipTunnel), for the call and its in-dialog requests alike. Answers are
+ * cached for half a minute, so a call and a burst of calls cost one lookup.
  */
 const CACHE_MS = 30_000;
 
 export class OverlayHomes implements RemoteHomes {
-  private readonly cache = new Map<string, { address: Address | undefined; at: number }>();
+  private readonly cache = new Map<string, { flow: SipFlow | undefined; at: number }>();
+  /** Peers that did not answer AppAttach: SIP to them goes through the overlay. */
+  private readonly unreachable = new Set<string>();
   lookups = 0;
 
   constructor(
@@ -30,17 +35,23 @@ export class OverlayHomes implements RemoteHomes {
     private readonly storage: StorageClient,
     private readonly kind: KindDefinition,
     private readonly log: Logger,
+    /** false: never send SIP to other homes directly, always through the overlay. */
+    private readonly direct = true,
   ) {}
 
-  resolve(aor: string, done: (address: Address | undefined) => void): void {
+  peer(nodeId: string, address: Address): SipFlow {
+    return this.direct && !this.unreachable.has(nodeId) ? { transport: 'UDP', remote: address } : { transport: 'OVERLAY', remote: address, nodeId };
+  }
+
+  resolve(aor: string, done: (flow: SipFlow | undefined) => void): void {
     const now = this.router.clock.now();
     const cached = this.cache.get(aor);
-    if (cached && now - cached.at < CACHE_MS) return done(cached.address);
+    if (cached && now - cached.at < CACHE_MS) return done(cached.flow);
     this.lookups++;
-    const finish = (address: Address | undefined): void => {
+    const finish = (flow: SipFlow | undefined): void => {
       if (this.cache.size > 1024) this.cache.clear();
-      this.cache.set(aor, { address, at: this.router.clock.now() });
-      done(address);
+      this.cache.set(aor, { flow, at: this.router.clock.now() });
+      done(flow);
     };
     this.storage.fetch(this.kind, resourceId(aor), { all: true }, (error, result) => {
       if (error || !result) return finish(undefined);
@@ -55,21 +66,45 @@ export class OverlayHomes implements RemoteHomes {
         }
       }
       if (homes.length === 0) return finish(undefined);
-      this.appAttach(homes, 0, finish);
+      const through = { transport: 'OVERLAY' as const, remote: { host: '0.0.0.0', port: 0 }, nodeId: idToHex(homes[0]) };
+      if (!this.direct) return finish(through);
+      this.appAttach(homes, 0, (flow) => {
+        if (flow) return finish(flow);
+        this.unreachable.add(through.nodeId);
+        finish(through);
+      });
     });
   }
 
   /** Asks each home peer in turn until one answers with its SIP address. */
-  private appAttach(homes: readonly Id[], i: number, done: (address: Address | undefined) => void): void {
+  private appAttach(homes: readonly Id[], i: number, done: (flow: SipFlow | undefined) => void): void {
     if (i >= homes.length) return done(undefined);
     const body = appAttachReq.encode({ application: SIP_APPLICATION, candidates: [] });
     this.router.request([nodeDestination(homes[i])], MessageCode.AppAttachReq, body, (error, response) => {
       const address = !error && response ? appAttachAns.decode(response.body).candidates[0]?.address : undefined;
-      if (address) return done(address);
+      if (address) {
+        this.unreachable.delete(idToHex(homes[i]));
+        return done({ transport: 'UDP', remote: address });
+      }
       this.log.info('app-attach-failed', { home: idToHex(homes[i]), error: error?.message });
       this.appAttach(homes, i + 1, done);
     }, { attempts: 2, timeoutMs: 5_000 });
   }
+}
+
+/**
+ * SIP through the overlay: messages for a peer go in a tunnel request routed to its Node-ID;
+ * those that arrive are handed to the SIP transport as if from a flow named by the sender.
+ */
+export function serveSipTunnel(router: OverlayRouter, transport: SipTransport): void {
+  transport.setOverlaySender((nodeId, bytes) => {
+    router.request([nodeDestination(idFromHex(nodeId))], MessageCode.SipTunnelReq, sipTunnelReq.encode({ sip: bytes }), () => {}, { timeoutMs: 5_000 });
+  });
+  router.handle(MessageCode.SipTunnelReq, (request) => {
+    const { sip } = sipTunnelReq.decode(request.body);
+    request.respond(sipTunnelAns.encode({}));
+    transport.receiveFromOverlay(sip, idToHex(request.origin), request.previousHop?.address ?? { host: '0.0.0.0', port: 0 });
+  });
 }
 
 /** Answers AppAttach for SIP with this peer's SIP address (others: Not Found). */

@@ -26,6 +26,9 @@ export const MessageCode = {
   AppAttachAns: 30,
   ConfigUpdateReq: 33,
   ConfigUpdateAns: 34,
+  /** RELOAD's experimental pair exp_a (s14.8): a SIP message carried through the overlay. */
+  SipTunnelReq: 35,
+  SipTunnelAns: 36,
   Error: 0xffff,
 } as const;
 export type MessageCode = (typeof MessageCode)[keyof typeof MessageCode];

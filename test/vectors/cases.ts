@@ -21,6 +21,7 @@ import { findAns, findReq } from '../../src/wire/messages/find.js';
 import { signValue } from '../../src/storage/value-signing.js';
 import { configUpdateAns, configUpdateReq } from '../../src/wire/messages/config-update.js';
 import { appAttachAns, appAttachReq } from '../../src/wire/messages/app-attach.js';
+import { sipTunnelAns, sipTunnelReq } from '../../src/wire/messages/sip-tunnel.js';
 import { encodeSecurityFrame, helloSignatureInput, sealedFrameAad } from '../../src/wire/link-security.js';
 import { sealBytes } from '../../src/link/secure/link-crypto.js';
 import { TEST_OVERLAY, testIdentity } from '../helpers/fixtures.js';
@@ -83,6 +84,8 @@ export const bodyVectors: Record<string, BodyVector<unknown>> = {
   'find-ans': body(findAns, { results: [{ kind: 1, closest: B }, { kind: 2, closest: null }] }),
   'config-update-req': body(configUpdateReq, { config: new Uint8Array([0xd2, 0x84]) }),
   'config-update-ans': body(configUpdateAns, { newer: null }),
+  'sip-tunnel-req': body(sipTunnelReq, { sip: new TextEncoder().encode('OPTIONS sip:bob@smiths.example SIP/2.0\r\n\r\n') }),
+  'sip-tunnel-ans': body(sipTunnelAns, {}),
   'app-attach-req': body(appAttachReq, { application: 5060, candidates: [] }),
   'app-attach-ans': body(appAttachAns, { application: 5060, candidates: [{ type: CandidateType.Host, address: contactB.address, priority: 2113929216 }] }),
 };

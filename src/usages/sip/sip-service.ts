@@ -25,6 +25,8 @@ export interface SipServiceDeps {
   readonly bind: Address;
   /** The host other homes and phones reach this peer at (Via, Record-Route). */
   readonly advertisedHost: string;
+  /** This peer's Node-ID in hex (Record-Route names it, for the overlay path). */
+  readonly nodeId?: string;
   readonly realm: string;
   readonly domains: readonly string[];
   readonly requireAuth: boolean;
@@ -70,6 +72,7 @@ export class SipService {
       clients: this.clients,
       location: this.location,
       self: { host: deps.advertisedHost, port: transport.localAddress.port },
+      selfNodeId: deps.nodeId ?? '',
       servesDomain: (host) => this.registrar.servesDomain(host),
       isLocalUser: (user) => deps.credentials.lookup(user) !== undefined,
       remote: deps.remote,

@@ -33,11 +33,11 @@ export function newTag(): string {
 
 /**
  * Where a response goes (RFC 3261 s18.2.2, RFC 3581 s4): back over the request's TCP
- * connection; over UDP to the source address and port when the client asked for rport (what a
+ * connection, or through the overlay to the peer it came from; over UDP to the source address and port when the client asked for rport (what a
  * phone behind a NAT needs), else to the source address and the port in sent-by.
  */
 export function responseFlow(checked: CheckedRequest, flow: SipFlow): SipFlow {
-  if (flow.transport === 'TCP') return flow;
+  if (flow.transport !== 'UDP') return flow; // back over the TCP connection, or through the overlay
   const top = checked.vias[0];
   if (top.params.has('rport')) return flow;
   return { transport: 'UDP', remote: { host: flow.remote.host, port: top.port ?? 5060 } };

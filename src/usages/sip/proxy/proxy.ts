@@ -24,8 +24,10 @@ import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
  * finals collected and the best one forwarded when every branch has answered (s16.7).
  */
 export interface RemoteHomes {
-  /** The SIP address of another home peer where `aor` is registered, or undefined. */
-  resolve(aor: string, done: (address: Address | undefined) => void): void;
+  /** How to reach another home peer where `aor` is registered (its SIP address, or the overlay), or undefined. */
+  resolve(aor: string, done: (flow: SipFlow | undefined) => void): void;
+  /** How to reach the peer `nodeId` (hex) whose SIP address is `address` (a Route it recorded). */
+  peer(nodeId: string, address: Address): SipFlow;
 }
 
 export interface ProxyDeps {
@@ -35,6 +37,8 @@ export interface ProxyDeps {
   readonly location: LocationService;
   /** Our address as others reach it: Via and Record-Route carry it. */
   readonly self: Address;
+  /** Our Node-ID (hex): Record-Route carries it too, so in-dialog requests can come through the overlay. */
+  readonly selfNodeId: string;
   readonly servesDomain: (host: string) => boolean;
   readonly isLocalUser: (user: string) => boolean;
   readonly remote: RemoteHomes | undefined;
@@ -74,6 +78,8 @@ export interface ProxyCounters {
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
+/** The Record-Route URI parameter naming the recording peer's Node-ID. */
+const PEER_PARAM = 'p2p-node';
 
 export class SipProxy {
   readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0 };
@@ -133,8 +139,8 @@ export class SipProxy {
   private targets(request: SipRequest, checked: CheckedRequest, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
     const routes = request.headers.getAll('Route');
     const first = routes[0] ? routeUri(routes[0]) : undefined;
-    const next = first && this.isSelf(first.host, first.port) ? routeUri(routes[1]) : first;
-    if (next) return done([{ uri: request.uri, flow: udpTo(next) }]);
+    const next = first && this.isSelfRoute(first) ? routeUri(routes[1]) : first;
+    if (next) return done([{ uri: request.uri, flow: this.flowTo(next) }]);
     let uri: SipUri;
     try {
       uri = parseSipUri(request.uri);
@@ -167,12 +173,13 @@ export class SipProxy {
   /** RFC 7904 s4: the callee's home peer, from its SIP-REGISTRATION record, or 404. */
   private viaOverlay(request: SipRequest, aor: string, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
     this.counters.remoteLookups++;
-    this.deps.remote!.resolve(aor, (address) => {
-      if (!address || this.isSelf(address.host, address.port)) {
+    this.deps.remote!.resolve(aor, (flow) => {
+      const self = !flow || (flow.transport === 'OVERLAY' ? flow.nodeId === this.deps.selfNodeId : this.isSelf(flow.remote.host, flow.remote.port));
+      if (self) {
         this.counters.notFound++;
         return done(undefined, [404, 'Not Found']);
       }
-      done([{ uri: request.uri, flow: { transport: 'UDP', remote: address } }]);
+      done([{ uri: request.uri, flow: flow! }]);
     });
   }
 
@@ -212,9 +219,9 @@ export class SipProxy {
     const headers = request.headers.clone();
     const firstRoute = request.headers.getAll('Route')[0];
     const route = firstRoute ? routeUri(firstRoute) : undefined;
-    if (route && this.isSelf(route.host, route.port)) headers.removeFirstValue('Route'); // s16.4
+    if (route && this.isSelfRoute(route)) headers.removeFirstValue('Route'); // s16.4
     headers.set('Max-Forwards', String((checked.maxForwards ?? 70) - 1));
-    if (request.method === 'INVITE' || request.method === 'SUBSCRIBE') headers.prepend('Record-Route', `<sip:${this.hostPort()};lr>`);
+    if (request.method === 'INVITE' || request.method === 'SUBSCRIBE') headers.prepend('Record-Route', `<sip:${this.hostPort()};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`);
     headers.prepend('Via', `SIP/2.0/${target.flow.transport} ${this.hostPort()};branch=${branch};rport`);
     return { kind: 'request', method: request.method, uri: target.uri, headers, body: request.body };
   }
@@ -274,6 +281,19 @@ export class SipProxy {
     headers.add('CSeq', `${invite.headers.get('CSeq')!.split(/\s+/)[0]} CANCEL`);
     const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: new Uint8Array(0) };
     this.deps.clients.send(cancel, branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
+  }
+
+  /** A Route that names us: by our Node-ID, or by our address. */
+  private isSelfRoute(uri: SipUri): boolean {
+    const peer = uri.params.get(PEER_PARAM);
+    return peer ? peer === this.deps.selfNodeId : this.isSelf(uri.host, uri.port);
+  }
+
+  /** A Route recorded by another peer is reached as that peer is reached (perhaps through the overlay). */
+  private flowTo(uri: SipUri): SipFlow {
+    const peer = uri.params.get(PEER_PARAM);
+    const direct = udpTo(uri);
+    return peer && this.deps.remote ? this.deps.remote.peer(peer, direct.remote) : direct;
   }
 
   private isSelf(host: string, port: number | undefined): boolean {

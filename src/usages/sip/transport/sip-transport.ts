@@ -16,19 +16,25 @@ import { SipStreamFramer } from './stream-framer.js';
  * the sockets: it is counted and handed up as a refusal so that a 400 can be sent where one
  * can be formed.
  */
-export type SipTransportName = 'UDP' | 'TCP';
+export type SipTransportName = 'UDP' | 'TCP' | 'OVERLAY';
 
 export interface SipFlow {
   readonly transport: SipTransportName;
-  /** The far end as the network shows it. */
+  /** The far end as the network shows it (for OVERLAY, its last known address, informative only). */
   readonly remote: Address;
   /** The TCP connection, for flows over TCP. */
   readonly connectionId?: number;
+  /** The peer at the far end, for flows through the overlay (hex Node-ID). */
+  readonly nodeId?: string;
 }
+
+/** Carries a SIP message to a peer through the overlay (the node layer provides it). */
+export type OverlaySender = (nodeId: string, bytes: Uint8Array) => void;
 
 export interface SipTransportCounters {
   udpReceived: number;
   tcpReceived: number;
+  overlayReceived: number;
   sent: number;
   malformed: number;
   keepalivesAnswered: number;
@@ -44,8 +50,9 @@ const MAX_CONNECTIONS = 512;
 const IDLE_CONNECTION_MS = 15 * 60_000;
 
 export class SipTransport {
-  readonly counters: SipTransportCounters = { udpReceived: 0, tcpReceived: 0, sent: 0, malformed: 0, keepalivesAnswered: 0, connectionsOpened: 0, connectionsClosed: 0, sendFailures: 0 };
+  readonly counters: SipTransportCounters = { udpReceived: 0, tcpReceived: 0, overlayReceived: 0, sent: 0, malformed: 0, keepalivesAnswered: 0, connectionsOpened: 0, connectionsClosed: 0, sendFailures: 0 };
   private messageHandler: MessageHandler = () => {};
+  private overlaySender: OverlaySender | undefined;
   private malformedHandler: MalformedHandler = () => {};
   private readonly connections = new Map<number, Socket>();
   private nextConnectionId = 1;
@@ -83,10 +90,36 @@ export class SipTransport {
     this.malformedHandler = handler;
   }
 
-  /** Sends on a flow: the TCP connection it names, or a UDP datagram to its address. */
+  /** Lets SIP travel inside overlay messages to peers with no direct path (RFC 7904 s4's fallback). */
+  setOverlaySender(sender: OverlaySender): void {
+    this.overlaySender = sender;
+  }
+
+  /** A SIP message that came through the overlay from peer `nodeId`. */
+  receiveFromOverlay(bytes: Uint8Array, nodeId: string, remote: Address): void {
+    if (this.closed) return;
+    this.counters.overlayReceived++;
+    const flow: SipFlow = { transport: 'OVERLAY', remote, nodeId };
+    let message: SipMessage;
+    try {
+      message = parseSipMessage(bytes);
+    } catch (error) {
+      this.refused(error, bytes, flow);
+      return;
+    }
+    this.deliver(message, flow);
+  }
+
+  /** Sends on a flow: the TCP connection it names, the overlay to its peer, or a UDP datagram to its address. */
   send(flow: SipFlow, bytes: Uint8Array): boolean {
     if (this.closed) return false;
-    if (flow.transport === 'TCP') {
+    if (flow.transport === 'OVERLAY') {
+      if (!this.overlaySender || !flow.nodeId) {
+        this.counters.sendFailures++;
+        return false;
+      }
+      this.overlaySender(flow.nodeId, bytes);
+    } else if (flow.transport === 'TCP') {
       const socket = flow.connectionId !== undefined ? this.connections.get(flow.connectionId) : undefined;
       if (!socket || socket.destroyed) {
         this.counters.sendFailures++;
