@@ -8,7 +8,7 @@ import path from 'node:path';
 import { baseOptions } from './esbuild-options.mjs';
 
 const groups = process.argv.slice(2);
-const roots = (groups.length ? groups : ['unit', 'sim', 'integration']).map((g) => (g.startsWith('test/') ? g : path.join('test', g)));
+const roots = (groups.length ? groups : ['unit', 'sim', 'integration', 'natlab']).map((g) => (g.startsWith('test/') ? g : path.join('test', g)));
 
 function findTests(dir) {
   if (dir.endsWith('.test.ts')) return [dir];
