@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { eventually, freeUdpPort, type Running, runCli, startProcess } from './processes.js';
+import { runSipp, scenarioFrom, startSipp } from './sipp.js';
 
 /**
  * Two enrolled homes on loopback with SIP on (digest MD5 first, for SIPp): home A holds the
@@ -17,4 +18,31 @@ export async function startTwoHomes(root: string, running: Running[], domain: st
   running.push(startProcess(['join', token, '--data', dirs.b, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.b), '--sip-digest', 'MD5', ...extra]));
   assert.ok(await eventually(() => status(dirs.b).state === 'joined', 15_000), 'home B joined');
   return { dirs, sipPorts, status };
+}
+
+/**
+ * Two homes as above, with alice's SIPp phone registered at A and bob's at B (digest, password
+ * USER-password), both found in the overlay; and the calls a test places between them.
+ */
+export async function homesWithPhones(root: string, running: Running[], domain: string, extra: string[] = []) {
+  const homes = await startTwoHomes(root, running, domain, extra);
+  const phones: Record<string, number> = {};
+  const register = async (user: string, home: 'a' | 'b', expires = 3600, port?: number): Promise<void> => {
+    const local = port ?? (await freeUdpPort());
+    const run = runSipp('register-digest.xml', `127.0.0.1:${homes.sipPorts[home]}`, ['-s', user, '-au', user, '-ap', `${user}-password`, '-set', 'domain', domain, '-set', 'expires', String(expires), '-p', String(local), '-t', 'u1'], root);
+    assert.equal(run.code, 0, run.errors);
+    phones[user] = local;
+  };
+  assert.equal(runCli(['user', 'add', 'alice', '--password', 'alice-password', '--data', homes.dirs.a]).code, 0);
+  assert.equal(runCli(['user', 'add', 'bob', '--password', 'bob-password', '--data', homes.dirs.b]).code, 0);
+  await register('alice', 'a');
+  await register('bob', 'b');
+  const found = (user: string, from: string) => runCli(['lookup', `sip:${user}@${domain}`, '--data', from]).code === 0;
+  assert.ok(await eventually(() => found('bob', homes.dirs.a) && found('alice', homes.dirs.b), 10_000), 'both users are found in the overlay');
+  /** `from`'s phone calls `callee` through `home`; `values` fill a scenario template. */
+  const call = (from: string, home: 'a' | 'b', callee: string, scenario = 'uac-call.xml', values: Record<string, string> = {}) =>
+    runSipp(Object.keys(values).length ? scenarioFrom(scenario, values, root) : scenario, `127.0.0.1:${homes.sipPorts[home]}`, ['-s', from, '-set', 'domain', domain, '-set', 'callee', callee, '-p', String(phones[from]), '-t', 'u1'], root);
+  /** `user`'s phone waits for a call and plays `scenario`. */
+  const waits = (user: string, scenario: string, values: Record<string, string>) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones[user]), '-t', 'u1'], root);
+  return { ...homes, phones, register, call, waits };
 }

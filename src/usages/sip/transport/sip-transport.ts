@@ -99,15 +99,7 @@ export class SipTransport {
   receiveFromOverlay(bytes: Uint8Array, nodeId: string, remote: Address): void {
     if (this.closed) return;
     this.counters.overlayReceived++;
-    const flow: SipFlow = { transport: 'OVERLAY', remote, nodeId };
-    let message: SipMessage;
-    try {
-      message = parseSipMessage(bytes);
-    } catch (error) {
-      this.refused(error, bytes, flow);
-      return;
-    }
-    this.deliver(message, flow);
+    this.parseAndDeliver(bytes, { transport: 'OVERLAY', remote, nodeId });
   }
 
   /** Sends on a flow: the TCP connection it names, the overlay to its peer, or a UDP datagram to its address. */
@@ -161,6 +153,11 @@ export class SipTransport {
       return;
     }
     this.counters.udpReceived++;
+    this.parseAndDeliver(bytes, flow);
+  }
+
+  /** A whole message (a datagram, or a tunnelled one): parsed, then handed up or refused. */
+  private parseAndDeliver(bytes: Uint8Array, flow: SipFlow): void {
     let message: SipMessage;
     try {
       message = parseSipMessage(bytes);
