@@ -4,10 +4,10 @@ import type { KindRegistry } from '../storage/kind.js';
 import type { StorageClient } from '../storage/storage-client.js';
 import { UsageError } from '../runtime/errors.js';
 import type { SipService } from '../usages/sip/sip-service.js';
-import { decodeSipRegistration } from '../usages/sip/overlay/sip-registration.js';
+import { fetchRegistrations } from '../usages/sip/overlay/registrations.js';
 import { aorOf, parseSipUri } from '../usages/sip/message/uri.js';
 import { addressKey } from '../wire/address.js';
-import { idFromBytes, idToHex } from '../wire/id.js';
+import { idToHex } from '../wire/id.js';
 
 /*
  * `p2psip lookup sip:NAME@DOMAIN`: where a user is registered. Fetches the AOR's
@@ -43,21 +43,16 @@ export function lookupUser(target: string, client: StorageClient, kinds: KindReg
     expiresInSeconds: Math.round((b.expiresAt - nowMs) / 1000),
   }));
   return new Promise((resolve, reject) => {
-    client.fetch(kind, resource, { all: true }, (error, result) => {
-      if (error || !result) return reject(error ?? new Error('no answer'));
-      const registrations = result.values
-        .filter((v) => v.entry.exists)
-        .map((v) => {
-          const registration = decodeSipRegistration(v.entry.value);
-          return {
-            node: v.entry.key instanceof Uint8Array ? idToHex(idFromBytes(v.entry.key)) : String(v.entry.key),
-            signer: parseCertificate(v.certificate).claims.subject,
-            destinations: registration.type === 'route' ? registration.destinations.map((d) => idToHex(d.id)) : [],
-            uri: registration.type === 'uri' ? registration.uri : null,
-            expiresInSeconds: Math.round((Number(v.storageTime) + v.lifetime * 1000 - nowMs) / 1000),
-          };
-        });
-      resolve({ aor, resourceId: idToHex(resource), registrations, rejected: result.rejected, local });
+    fetchRegistrations(client, kind, aor, (error, found) => {
+      if (error || !found) return reject(error ?? new Error('no answer'));
+      const registrations = found.registrations.map(({ node, certificate, registration, expiresAtMs }) => ({
+        node: node === undefined ? '' : idToHex(node),
+        signer: parseCertificate(certificate).claims.subject,
+        destinations: registration.type === 'route' ? registration.destinations.map((d) => idToHex(d.id)) : [],
+        uri: registration.type === 'uri' ? registration.uri : null,
+        expiresInSeconds: Math.round((expiresAtMs - nowMs) / 1000),
+      }));
+      resolve({ aor, resourceId: idToHex(resource), registrations, rejected: found.rejected, local });
     });
   });
 }

@@ -1,4 +1,3 @@
-import { resourceId } from '../identity/ids.js';
 import { hostCandidates } from '../overlay/attach-service.js';
 import type { OverlayRouter } from '../overlay/router.js';
 import type { Logger } from '../runtime/log.js';
@@ -7,7 +6,7 @@ import type { StorageClient } from '../storage/storage-client.js';
 import type { RemoteHomes } from '../usages/sip/proxy/proxy.js';
 import type { SipFlow, SipTransport } from '../usages/sip/transport/sip-transport.js';
 import { sipTunnelAns, sipTunnelReq } from '../wire/messages/sip-tunnel.js';
-import { decodeSipRegistration } from '../usages/sip/overlay/sip-registration.js';
+import { fetchRegistrations } from '../usages/sip/overlay/registrations.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { type Id, idFromHex, idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
@@ -53,18 +52,10 @@ export class OverlayHomes implements RemoteHomes {
       this.cache.set(aor, { flow, at: this.router.clock.now() });
       done(flow);
     };
-    this.storage.fetch(this.kind, resourceId(aor), { all: true }, (error, result) => {
-      if (error || !result) return finish(undefined);
-      const homes: Id[] = [];
-      for (const value of result.values) {
-        if (!value.entry.exists) continue;
-        try {
-          const registration = decodeSipRegistration(value.entry.value);
-          if (registration.type === 'route') homes.push(registration.destinations[registration.destinations.length - 1].id);
-        } catch {
-          // a value that is not a registration: skip it
-        }
-      }
+    fetchRegistrations(this.storage, this.kind, aor, (error, found) => {
+      if (error || !found) return finish(undefined);
+      // A route's last destination is the home peer holding the phones' bindings.
+      const homes = found.registrations.flatMap(({ registration: r }) => (r.type === 'route' ? [r.destinations[r.destinations.length - 1].id] : []));
       if (homes.length === 0) return finish(undefined);
       const through = { transport: 'OVERLAY' as const, remote: { host: '0.0.0.0', port: 0 }, nodeId: idToHex(homes[0]) };
       if (!this.direct) return finish(through);
