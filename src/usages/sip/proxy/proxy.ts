@@ -3,6 +3,7 @@ import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { Address } from '../../../wire/address.js';
 import type { CheckedRequest, Essentials } from '../message/check.js';
+import { inviteCompanion } from '../message/invite-companions.js';
 import { parseNameAddr } from '../message/name-addr.js';
 import { responseFlow } from '../message/response.js';
 import { serializeSipMessage } from '../message/serializer.js';
@@ -269,18 +270,10 @@ export class SipProxy {
     else branch.cancelWhenProvisional = true; // s9.1: not before the branch has answered at all
   }
 
-  /** s9.1: CANCEL with the INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and top Via. */
+  /** s9.1: the CANCEL goes on the branch's own flow, under the branch INVITE's branch. */
   private sendCancel(branch: Branch): void {
     branch.cancelWhenProvisional = false;
-    const invite = branch.request;
-    const headers = new SipHeaders();
-    headers.add('Via', invite.headers.getAll('Via')[0]);
-    for (const route of invite.headers.getAll('Route')) headers.add('Route', route);
-    headers.add('Max-Forwards', '70');
-    for (const name of ['From', 'To', 'Call-ID']) headers.add(name, invite.headers.get(name)!);
-    headers.add('CSeq', `${invite.headers.get('CSeq')!.split(/\s+/)[0]} CANCEL`);
-    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: new Uint8Array(0) };
-    this.deps.clients.send(cancel, branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
+    this.deps.clients.send(inviteCompanion(branch.request, 'CANCEL'), branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
   }
 
   /** A Route that names us: by our Node-ID, or by our address. */

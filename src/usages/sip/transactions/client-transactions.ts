@@ -1,7 +1,8 @@
 import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import type { Essentials } from '../message/check.js';
 import { serializeSipMessage } from '../message/serializer.js';
-import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
+import { inviteCompanion } from '../message/invite-companions.js';
+import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
 import { T1_MS, T2_MS, T4_MS, TIMEOUT_MS } from './timers.js';
 
@@ -74,7 +75,7 @@ export class ClientTransaction {
       this.terminate();
     } else {
       if (this.isInvite) {
-        this.ackBytes = serializeSipMessage(ackFor(this.request, response));
+        this.ackBytes = serializeSipMessage(inviteCompanion(this.request, 'ACK', response.headers.get('To')!)); // s17.1.1.3
         this.owner.transmit(this.flow, this.ackBytes);
       }
       this.state = 'completed';
@@ -140,17 +141,4 @@ export class ClientTransactions {
   get size(): number {
     return this.live.size;
   }
-}
-
-/** s17.1.1.3: the ACK of a non-2xx final response, built from the INVITE and the response's To. */
-function ackFor(invite: SipRequest, response: SipResponse): SipRequest {
-  const headers = new SipHeaders();
-  headers.add('Via', invite.headers.getAll('Via')[0]);
-  for (const route of invite.headers.getAll('Route')) headers.add('Route', route);
-  headers.add('Max-Forwards', '70');
-  headers.add('From', invite.headers.get('From')!);
-  headers.add('To', response.headers.get('To')!);
-  headers.add('Call-ID', invite.headers.get('Call-ID')!);
-  headers.add('CSeq', `${invite.headers.get('CSeq')!.split(/\s+/)[0]} ACK`);
-  return { kind: 'request', method: 'ACK', uri: invite.uri, headers, body: new Uint8Array(0) };
 }
