@@ -193,6 +193,7 @@ export class OverlayPeer {
 
   status(): Record<string, unknown> {
     return {
+      role: this.deps.role ?? 'peer',
       nodeId: idToHex(this.nodeId),
       overlay: this.deps.overlayName,
       mode: this.deps.trust.mode,

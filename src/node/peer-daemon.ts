@@ -215,7 +215,7 @@ export class PeerDaemon {
   }
 
   status(): Record<string, unknown> {
-    const status = { role: this.setup.identity.certificate.claims.role ?? 'peer', ...this.peer.status(), ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}) };
+    const status = { ...this.peer.status(), ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}) };
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;
     const { config } = this.currentConfig();
