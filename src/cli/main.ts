@@ -32,6 +32,7 @@ const USAGE = `usage: p2psip <command> [options]
   user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
   route    NAME --data DIR [--json]
+  attach   NODE-ID --data DIR [--json]
   store    KIND NAME VALUE --data DIR [--index N] [--key K] [--lifetime SECONDS] [--json]
   fetch    KIND NAME --data DIR [--json]
   simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
@@ -73,6 +74,8 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
         return await statusCommand(parseArgs(rest, ['json']), out);
       case 'route':
         return await routeCommand(parseArgs(rest, ['json']), out);
+      case 'attach':
+        return await attachCli(parseArgs(rest, ['json']), out);
       case 'store':
         return await storeCli(parseArgs(rest, ['json']), out);
       case 'fetch':
@@ -209,6 +212,15 @@ async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
   if (!name) throw new UsageError('route needs a NAME');
   const trace = (await callPeer(requiredFlag(args, 'data'), { op: 'route', name })) as Record<string, unknown>;
   out(args.flags.has('json') ? JSON.stringify(trace) : formatRoute(trace));
+  return 0;
+}
+
+async function attachCli(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json']);
+  const nodeId = args.positional[0];
+  if (!nodeId || !/^[0-9a-f]{32}$/i.test(nodeId)) throw new UsageError('attach needs a NODE-ID (32 hex digits, as status shows)');
+  const report = (await callPeer(requiredFlag(args, 'data'), { op: 'attach', nodeId })) as Record<string, unknown>;
+  out(args.flags.has('json') ? JSON.stringify(report) : `attached to ${report.nodeId}: ${report.path} via ${report.address} (${report.remoteType}) in ${report.setupMs} ms`);
   return 0;
 }
 

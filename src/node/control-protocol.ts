@@ -13,6 +13,7 @@ export function controlSocketPath(dir: string): string {
 export type ControlRequest =
   | { op: 'status' }
   | { op: 'route'; name: string }
+  | { op: 'attach'; nodeId: string }
   | { op: 'store'; kind: string; name: string; value: string; index?: number; key?: string; lifetime?: number }
   | { op: 'fetch'; kind: string; name: string }
   | { op: 'invite'; user?: string; client?: boolean; ttlSeconds?: number }

@@ -4,9 +4,9 @@ import type { TrustPolicy } from '../identity/trust.js';
 import type { SignatureSuite } from '../identity/signature-suite.js';
 import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
 import type { Link } from '../link/link.js';
-import { StunServer } from '../nat/stun/stun-server.js';
+import { NatTraversal } from '../nat/nat-traversal.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
-import { serveAttach } from '../overlay/attach-service.js';
+import { AttachService } from '../overlay/attach-service.js';
 import { serveDiagnostics } from '../overlay/diagnostics.js';
 import { DEFAULT_ROUTER_OPTIONS, OverlayRouter } from '../overlay/router.js';
 import type { StorageBackend } from '../storage/backends/backend.js';
@@ -21,7 +21,7 @@ import { clockwise } from '../overlay/topology/chord/ring.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
-import type { Address } from '../wire/address.js';
+import { type Address, addressKey } from '../wire/address.js';
 import { idToHex } from '../wire/id.js';
 
 /**
@@ -80,9 +80,11 @@ export class OverlayPeer {
   readonly kinds: KindRegistry;
   /** The sealing layer under the transport, unless links are plain. */
   readonly sealedLink: SealedLink | undefined;
-  /** Answers STUN Binding requests on the overlay port (RFC 8489). */
-  readonly stun = new StunServer();
+  /** STUN on the overlay port, candidates and connectivity checks (nat/). */
+  readonly nat: NatTraversal;
+  readonly attach: AttachService;
   private readonly advertised: Address;
+  private hasStunServers = false;
 
   constructor(private readonly deps: OverlayPeerDeps) {
     const tuning = deps.tuning ?? {};
@@ -112,14 +114,25 @@ export class OverlayPeer {
       // A sealed frame wraps the link frame; the datagram on the wire stays within the budget.
       this.sealedLink ? { ...transportOptions, datagramBudget: transportOptions.datagramBudget - SEALED_FRAME_OVERHEAD } : transportOptions,
     );
+    this.nat = new NatTraversal({
+      clock: deps.clock,
+      random: deps.random,
+      log: deps.log.child('nat'),
+      host: () => this.advertised,
+      sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
+    });
+    this.transport.onStun((from, datagram) => this.nat.receive('host', from, datagram));
     const isClient = deps.role === 'client';
+    const attacher = () => this.attach;
     this.topology = isClient
-      ? new ClientTopology({ ...DEFAULT_CLIENT_OPTIONS, advertisedAddress: () => this.advertised, clock: deps.clock, log: deps.log.child('client') })
+      ? new ClientTopology({ ...DEFAULT_CLIENT_OPTIONS, advertisedAddress: () => this.advertised, attacher, clock: deps.clock, log: deps.log.child('client') })
       : new ChordTopology({
           ...DEFAULT_CHORD_OPTIONS,
           successors: tuning.successors ?? DEFAULT_CHORD_OPTIONS.successors,
           stabilizeIntervalMs: tuning.stabilizeIntervalMs ?? DEFAULT_CHORD_OPTIONS.stabilizeIntervalMs,
           advertisedAddress: () => this.advertised,
+          attacher,
+          attachFirst: () => !this.nat.reachableUnsolicited(this.hasStunServers),
         });
     this.router = new OverlayRouter(deps.identity, deps.trust, this.transport, deps.clock, deps.random, this.topology, deps.log.child('overlay'), {
       ...DEFAULT_ROUTER_OPTIONS,
@@ -129,11 +142,7 @@ export class OverlayPeer {
       overlayName: deps.overlayName,
       overlayId,
     });
-    serveAttach(this.router, () => this.advertised);
-    this.transport.onStun((from, datagram) => {
-      const answer = this.stun.answer(datagram, from);
-      if (answer) this.transport.sendRaw(from, answer);
-    });
+    this.attach = new AttachService(this.router, this.nat);
     this.kinds = deps.storage?.kinds ?? deps.kinds ?? new KindRegistry();
     this.client = new StorageClient(this.router, deps.identity, deps.trust, suite);
     if (deps.storage && !isClient) {
@@ -168,8 +177,14 @@ export class OverlayPeer {
     return this.advertised;
   }
 
+  /** Insertion (RFC 7890 s3): learn our address as the bootstrap peers see it, then join. */
   start(bootstrap: readonly Address[]): void {
-    this.topology.start(bootstrap);
+    this.hasStunServers = bootstrap.some((a) => addressKey(a) !== addressKey(this.advertised));
+    this.nat.learnReflexive(bootstrap, () => this.topology.start(bootstrap));
+  }
+
+  get stun() {
+    return this.nat.stun;
   }
 
   /** Graceful: tell the neighbours, then close the link and the store. */
@@ -178,6 +193,7 @@ export class OverlayPeer {
     return new Promise<void>((resolve) => {
       this.topology.leave(() => {
         this.router.abortAll('node stopped');
+        this.nat.close();
         this.transport.stop().then(resolve, resolve);
       });
     }).then(() => this.storage?.backend.close());
@@ -188,6 +204,7 @@ export class OverlayPeer {
     this.storage?.stop();
     this.topology.halt();
     this.router.abortAll('node halted');
+    this.nat.close();
     void this.transport.stop();
   }
 
@@ -203,6 +220,7 @@ export class OverlayPeer {
       router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
       transport: { ...this.transport.counters, ...this.transport.stats() },
       stun: { ...this.stun.counters },
+      nat: { ...this.nat.status(), attachFirst: !this.nat.reachableUnsolicited(this.hasStunServers), attach: { ...this.attach.counters } },
       linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),
     };

@@ -18,6 +18,7 @@ import { ControlServer } from './control-server.js';
 import { saveIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
+import { attachCommand } from './attach-command.js';
 import { createBackend } from '../storage/backends/registry.js';
 import type { ControlRequest } from './control-protocol.js';
 import { fetchCommand, storeCommand } from './storage-commands.js';
@@ -241,6 +242,8 @@ export class PeerDaemon {
         return this.status();
       case 'route':
         return traceRoute(this.peer.router, String(request.name));
+      case 'attach':
+        return attachCommand(this.peer.attach, String(request.nodeId));
       case 'store':
         return storeCommand(client, kinds, identity, request);
       case 'fetch':

@@ -1,23 +1,115 @@
-import { MessageCode } from '../wire/message-codes.js';
-import { type AttachReq, attachAns, attachReq, type Candidate, CandidateType } from '../wire/messages/attach.js';
+import type { NatTraversal } from '../nat/nat-traversal.js';
+import type { IceResult } from '../nat/ice/ice-session.js';
+import { P2psipError } from '../runtime/errors.js';
 import type { Address } from '../wire/address.js';
-import type { OverlayRouter } from './router.js';
+import type { Destination } from '../wire/message.js';
+import { ErrorCode, MessageCode } from '../wire/message-codes.js';
+import { attachAns, attachReq, type Candidate, CandidateType } from '../wire/messages/attach.js';
+import type { Id } from '../wire/id.js';
+import { OverlayError } from './overlay-error.js';
+import type { OverlayRouter, RequestOptions } from './router.js';
 
 /*
- * Answers Attach (RFC 6940 s6.5.1) with this node's candidates and remembers the requester's,
- * so that either side can then reach the other directly. Host candidates only for now; the
- * NAT layer will add server-reflexive and relayed ones and run connectivity checks.
+ * Attach (RFC 6940 s6.5.1): routed through the overlay to a Node-ID or Resource-ID, it carries
+ * the requester's candidates and ICE credentials to the responsible peer, which answers with
+ * its own; then both run connectivity checks (nat/ice) and, once the requester has nominated a
+ * pair, use it as their direct link. Through a relay when that is the only pair that worked.
  */
+export interface AttachOutcome {
+  readonly id: Id;
+  readonly address: Address;
+  /** The link goes through a relay peer (either side's allocation). */
+  readonly relayed: boolean;
+  readonly remoteType: IceResult['remoteType'];
+  /** From sending the Attach to the nominated pair. */
+  readonly setupMs: number;
+  /** The candidates the responder gave. */
+  readonly candidates: readonly Candidate[];
+}
+
+export class AttachFailed extends P2psipError {
+  override readonly name = 'AttachFailed';
+}
+
+export interface AttachCounters {
+  attachesSent: number;
+  attachesAnswered: number;
+  direct: number;
+  relayed: number;
+  failed: number;
+}
+
+export type AttachListener = (outcome: AttachOutcome) => void;
+
+/** RFC 8445 s5.1.2.1 type preference 126 for host candidates (AppAttach's SIP address). */
 export function hostCandidates(address: Address): Candidate[] {
-  // RFC 8445 s5.1.2.1 type preference 126 for host candidates.
   return [{ type: CandidateType.Host, address, priority: (126 << 24) >>> 0 }];
 }
 
-export function serveAttach(router: OverlayRouter, advertisedAddress: () => Address): void {
-  router.handle(MessageCode.AttachReq, (req) => {
-    const request: AttachReq = attachReq.decode(req.body);
-    const reachable = request.candidates[0]?.address;
-    if (reachable) router.connections.learn(req.origin, reachable);
-    req.respond(attachAns.encode({ candidates: hostCandidates(advertisedAddress()) }));
-  });
+export class AttachService {
+  readonly counters: AttachCounters = { attachesSent: 0, attachesAnswered: 0, direct: 0, relayed: 0, failed: 0 };
+  private readonly listeners: AttachListener[] = [];
+
+  constructor(
+    private readonly router: OverlayRouter,
+    private readonly nat: NatTraversal,
+  ) {
+    router.handle(MessageCode.AttachReq, (req) => {
+      const request = attachReq.decode(req.body);
+      const session = this.nat.ice.createSession();
+      if (!session) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress');
+      this.counters.attachesAnswered++;
+      const candidates = this.nat.candidates();
+      req.respond(attachAns.encode({ candidates, ufrag: session.local.ufrag, pwd: session.local.pwd }));
+      session.start('controlled', request, candidates[0].priority, request.candidates);
+      session.onDone((result) => this.done(req.origin, result, request.candidates, this.router.clock.now() - (result?.setupMs ?? 0)));
+    });
+  }
+
+  /** Learned of every link an Attach set up, in either direction. */
+  onAttached(listener: AttachListener): void {
+    this.listeners.push(listener);
+  }
+
+  attach(destination: Destination, options: RequestOptions, done: (error: P2psipError | undefined, outcome?: AttachOutcome) => void): void {
+    const session = this.nat.ice.createSession();
+    if (!session) return done(new AttachFailed('too many Attaches in progress'));
+    const startedAt = this.router.clock.now();
+    const candidates = this.nat.candidates();
+    const body = attachReq.encode({ candidates, sendUpdate: false, ufrag: session.local.ufrag, pwd: session.local.pwd });
+    this.counters.attachesSent++;
+    this.router.request([destination], MessageCode.AttachReq, body, (error, response) => {
+      if (error || !response) {
+        session.close();
+        return done(error ?? new AttachFailed('no answer'));
+      }
+      let answer;
+      try {
+        answer = attachAns.decode(response.body);
+      } catch (decodeError) {
+        session.close();
+        return done(decodeError as P2psipError);
+      }
+      session.start('controlling', answer, candidates[0].priority, answer.candidates);
+      session.onDone((result) => {
+        const outcome = this.done(response.responder, result, answer.candidates, startedAt);
+        done(outcome ? undefined : new AttachFailed(`no path to ${response.responder.toString(16).slice(0, 8)}: every connectivity check failed`), outcome);
+      });
+    }, options);
+  }
+
+  private done(id: Id, result: IceResult | undefined, candidates: readonly Candidate[], startedAt: number): AttachOutcome | undefined {
+    if (!result) {
+      this.counters.failed++;
+      return undefined;
+    }
+    const relayed = result.base === 'relay' || result.remoteType === 'relay';
+    if (relayed) this.counters.relayed++;
+    else this.counters.direct++;
+    this.nat.selected(result.base, result.remote);
+    this.router.connections.learn(id, result.remote);
+    const outcome = { id, address: result.remote, relayed, remoteType: result.remoteType, setupMs: this.router.clock.now() - startedAt, candidates };
+    for (const listener of this.listeners) listener(outcome);
+    return outcome;
+  }
 }

@@ -2,12 +2,15 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 
 /*
  * The NAT lab: network namespaces this test creates itself, addressed only inside
- * 198.18.0.0/15, with real kernel NAT (iptables MASQUERADE) on the routers. Torn down at the
- * end, whether the tests passed or not.
+ * 198.18.0.0/15, with real kernel NAT (iptables) on the routers. Torn down at the end, whether
+ * the tests passed or not.
  *
- *   internet  198.18.0.0/24: the public peer at 198.18.0.1
- *   router    WAN 198.18.0.11, LAN 198.19.1.1, MASQUERADE out of WAN (the home's NAT)
- *   home      198.19.1.2, default route via the router; the internet has no route back to it
+ *   internet   198.18.0.0/24 on a bridge: public peers at 198.18.0.1 and 198.18.0.2
+ *   router i   WAN 198.18.0.(10+i), LAN 198.19.i.1; its home host at 198.19.i.2
+ *   carrier    a carrier-grade NAT at 198.18.0.50 whose subscribers (home routers' WANs) sit on
+ *              198.19.200.0/24 behind it
+ *
+ * The internet has no route to any LAN: the only way in is what the NATs let through.
  */
 export const IS_ROOT = process.getuid?.() === 0;
 const HAS_TOOLS = (() => {
@@ -22,35 +25,85 @@ const HAS_TOOLS = (() => {
 export const SKIP_WITHOUT_LAB = IS_ROOT && HAS_TOOLS ? false : 'the NAT lab needs root, iproute2 and iptables (.ci/run installs them)';
 
 export const PUBLIC_PEER = '198.18.0.1';
-export const ROUTER_WAN = '198.18.0.11';
-export const HOME_HOST = '198.19.1.2';
+export const SECOND_PUBLIC_PEER = '198.18.0.2';
+const CARRIER_WAN = '198.18.0.50';
+/** The overlay port every lab peer binds; the cone routers forward it. */
+export const LAB_PORT = 6084;
+
+/**
+ * Router behaviours, in RFC 4787 terms:
+ * - `full-cone`: endpoint-independent mapping and filtering (a fixed port forwarded back), with hairpinning
+ * - `address-restricted`: endpoint-independent mapping, address-dependent filtering
+ * - `port-restricted`: endpoint-independent mapping, address-and-port-dependent filtering
+ *   (Linux conntrack's own behaviour: plain MASQUERADE), no hairpinning
+ * - `symmetric`: endpoint-dependent mapping (MASQUERADE --random-fully)
+ * - `carrier`: a port-restricted home router behind a carrier-grade NAT (two NATs in a row)
+ */
+export type RouterKind = 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric' | 'carrier';
+
+export interface Home {
+  readonly name: string;
+  readonly kind: RouterKind;
+  readonly router: string;
+  readonly ns: string;
+  readonly host: string;
+  /** The router's WAN address (inside the carrier's network for `carrier`). */
+  readonly wan: string;
+}
 
 export class NatLab {
   readonly internet: string;
-  readonly router: string;
-  readonly home: string;
+  readonly homes: Home[] = [];
+  private readonly namespaces: string[] = [];
   private readonly processes: ChildProcess[] = [];
+  private readonly outputs = new Map<ChildProcess, string[]>();
+  private carrier: string | undefined;
+  private built = false;
 
-  constructor(tag = `${process.pid}`) {
+  constructor(private readonly tag = `${process.pid}`) {
     this.internet = `p2pl-${tag}-inet`;
-    this.router = `p2pl-${tag}-r1`;
-    this.home = `p2pl-${tag}-h1`;
   }
 
+  /** The internet: a bridge with the two public peers' addresses. */
   build(): void {
-    for (const ns of [this.internet, this.router, this.home]) {
-      run('ip', ['netns', 'add', ns]);
-      this.in(ns, 'ip', ['link', 'set', 'lo', 'up']);
+    if (this.built) return;
+    this.built = true;
+    this.namespace(this.internet);
+    this.in(this.internet, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    this.in(this.internet, 'ip', ['link', 'set', 'br0', 'up']);
+    this.in(this.internet, 'ip', ['addr', 'add', `${PUBLIC_PEER}/24`, 'dev', 'br0']);
+    this.in(this.internet, 'ip', ['addr', 'add', `${SECOND_PUBLIC_PEER}/24`, 'dev', 'br0']);
+  }
+
+  /** A home of the given kind: a router namespace with its NAT rules and a host behind it. */
+  addHome(kind: RouterKind): Home {
+    this.build();
+    const i = this.homes.length + 1;
+    const name = `h${i}`;
+    const router = this.namespace(`p2pl-${this.tag}-r${i}`);
+    const ns = this.namespace(`p2pl-${this.tag}-${name}`);
+    let wan: string;
+    if (kind === 'carrier') {
+      const carrier = this.carrierNamespace();
+      wan = `198.19.200.${10 + i}`;
+      this.cable(carrier, `c-${name}`, 'cbr', router, 'wan');
+      this.address(router, 'wan', `${wan}/24`);
+      this.in(router, 'ip', ['route', 'add', 'default', 'via', '198.19.200.1']);
+    } else {
+      wan = `198.18.0.${10 + i}`;
+      this.cable(this.internet, `i-${name}`, 'br0', router, 'wan');
+      this.address(router, 'wan', `${wan}/24`);
     }
-    run('ip', ['link', 'add', 'i-r1', 'netns', this.internet, 'type', 'veth', 'peer', 'name', 'r1-wan', 'netns', this.router]);
-    run('ip', ['link', 'add', 'r1-lan', 'netns', this.router, 'type', 'veth', 'peer', 'name', 'h1-eth', 'netns', this.home]);
-    this.address(this.internet, 'i-r1', `${PUBLIC_PEER}/24`);
-    this.address(this.router, 'r1-wan', `${ROUTER_WAN}/24`);
-    this.address(this.router, 'r1-lan', '198.19.1.1/24');
-    this.address(this.home, 'h1-eth', `${HOME_HOST}/24`);
-    this.in(this.home, 'ip', ['route', 'add', 'default', 'via', '198.19.1.1']);
-    this.in(this.router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    this.in(this.router, 'iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'r1-wan', '-j', 'MASQUERADE']);
+    run('ip', ['link', 'add', 'lan', 'netns', router, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    const host = `198.19.${i}.2`;
+    this.address(router, 'lan', `198.19.${i}.1/24`);
+    this.address(ns, 'eth0', `${host}/24`);
+    this.in(ns, 'ip', ['route', 'add', 'default', 'via', `198.19.${i}.1`]);
+    this.in(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    for (const rule of natRules(kind, wan, host)) this.in(router, 'iptables', rule);
+    const home = { name, kind, router, ns, host, wan };
+    this.homes.push(home);
+    return home;
   }
 
   /** Runs a command inside a namespace to completion and returns its output. */
@@ -62,13 +115,27 @@ export class NatLab {
   spawn(ns: string, command: string, args: string[]): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.processes.push(child);
+    // Keep the pipes drained (a full pipe would stall the process) and the tail for failures.
+    const tail: string[] = [];
+    const keep = (chunk: Buffer): void => {
+      tail.push(chunk.toString());
+      if (tail.length > 50) tail.shift();
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    this.outputs.set(child, tail);
     return child;
+  }
+
+  /** The last lines a spawned process wrote, for failure messages. */
+  output(child: ChildProcess): string {
+    return (this.outputs.get(child) ?? []).join('');
   }
 
   async teardown(): Promise<void> {
     for (const child of this.processes) if (child.exitCode === null) child.kill('SIGKILL');
     await Promise.all(this.processes.map((c) => (c.exitCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve)))));
-    for (const ns of [this.home, this.router, this.internet]) {
+    for (const ns of this.namespaces.reverse()) {
       try {
         run('ip', ['netns', 'del', ns]);
       } catch {
@@ -77,9 +144,64 @@ export class NatLab {
     }
   }
 
+  private carrierNamespace(): string {
+    if (this.carrier) return this.carrier;
+    const carrier = this.namespace(`p2pl-${this.tag}-cgn`);
+    this.cable(this.internet, 'i-cgn', 'br0', carrier, 'wan');
+    this.address(carrier, 'wan', `${CARRIER_WAN}/24`);
+    this.in(carrier, 'ip', ['link', 'add', 'cbr', 'type', 'bridge']);
+    this.address(carrier, 'cbr', '198.19.200.1/24');
+    this.in(carrier, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    // RFC 6888 asks carrier NATs for endpoint-independent mapping; conntrack keeps the port.
+    this.in(carrier, 'iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE']);
+    this.carrier = carrier;
+    return carrier;
+  }
+
+  private namespace(name: string): string {
+    run('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+    this.in(name, 'ip', ['link', 'set', 'lo', 'up']);
+    return name;
+  }
+
+  /** A veth pair from a bridge in one namespace to a device in another. */
+  private cable(fromNs: string, fromDevice: string, bridge: string, toNs: string, toDevice: string): void {
+    run('ip', ['link', 'add', fromDevice, 'netns', fromNs, 'type', 'veth', 'peer', 'name', toDevice, 'netns', toNs]);
+    this.in(fromNs, 'ip', ['link', 'set', fromDevice, 'master', bridge]);
+    this.in(fromNs, 'ip', ['link', 'set', fromDevice, 'up']);
+    this.in(fromNs, 'ip', ['link', 'set', bridge, 'up']);
+  }
+
   private address(ns: string, device: string, cidr: string): void {
     this.in(ns, 'ip', ['addr', 'add', cidr, 'dev', device]);
     this.in(ns, 'ip', ['link', 'set', device, 'up']);
+  }
+}
+
+/** iptables rules (after `iptables`) that make a router of this kind. */
+function natRules(kind: RouterKind, wan: string, host: string): string[][] {
+  const masquerade = ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE'];
+  // The cone kinds map the peer's port to the same WAN port whoever it talks to, and send back
+  // what arrives there: from anyone (full cone), or from addresses the home has sent to.
+  const fixedMapping = ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-s', host, '-p', 'udp', '--sport', `${LAB_PORT}`, '-j', 'SNAT', '--to-source', `${wan}:${LAB_PORT}`];
+  const forwardBack = (extra: string[]) => ['-t', 'nat', '-A', 'PREROUTING', '-d', wan, '-p', 'udp', '--dport', `${LAB_PORT}`, ...extra, '-j', 'DNAT', '--to-destination', `${host}:${LAB_PORT}`];
+  switch (kind) {
+    case 'full-cone':
+      // Hairpinning: the home reaching its own WAN address comes back in, from the router.
+      return [fixedMapping, forwardBack([]), masquerade, ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'lan', '-s', host, '-d', host, '-j', 'MASQUERADE']];
+    case 'address-restricted':
+      return [
+        ['-A', 'FORWARD', '-i', 'lan', '-o', 'wan', '-m', 'recent', '--name', 'contacted', '--rdest', '--set'],
+        fixedMapping,
+        forwardBack(['-m', 'recent', '--name', 'contacted', '--rsource', '--rcheck', '--seconds', '300']),
+        masquerade,
+      ];
+    case 'port-restricted':
+    case 'carrier':
+      return [masquerade];
+    case 'symmetric':
+      return [[...masquerade, '--random-fully']];
   }
 }
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
-import { HOME_HOST, NatLab, PUBLIC_PEER, ROUTER_WAN, SKIP_WITHOUT_LAB } from './lab.js';
+import { NatLab, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
 
 /*
  * Real kernel NAT: a home behind a MASQUERADE router asks the public peer on the "internet" for
@@ -19,18 +19,18 @@ after(async () => {
 });
 
 test('a home behind a MASQUERADE router learns its public (server-reflexive) address from the public peer', { skip: SKIP_WITHOUT_LAB }, async () => {
-  lab.build();
+  const home = lab.addHome('port-restricted');
   const dir = `${root}/public`;
   lab.spawn(lab.internet, process.execPath, [path.resolve('dist/p2psip.js'), 'start', '--data', dir, '--open', '--bind', PUBLIC_PEER, '--overlay-port', '6084', '--sip-port', 'off']);
   assert.ok(await eventually(() => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).state === 'joined', 10_000), 'the public peer runs');
   // No way in: the internet does not know the home's network.
-  assert.throws(() => lab.in(lab.internet, 'ip', ['route', 'get', HOME_HOST]));
+  assert.throws(() => lab.in(lab.internet, 'ip', ['route', 'get', home.host]));
   const hasStunClient = spawnSync('turnutils_stunclient', [], { encoding: 'utf8' }).error === undefined;
   assert.ok(hasStunClient, 'coturn provides the STUN client (.ci/run installs it)');
-  const out = lab.in(lab.home, 'turnutils_stunclient', ['-p', '6084', PUBLIC_PEER]);
+  const out = lab.in(home.ns, 'turnutils_stunclient', ['-p', '6084', PUBLIC_PEER]);
   const match = /UDP reflexive addr: ([\d.]+):(\d+)/.exec(out);
   assert.ok(match, out);
-  assert.equal(match![1], ROUTER_WAN, 'the address the NAT put on the packets, not the home\'s own');
-  assert.notEqual(match![1], HOME_HOST);
+  assert.equal(match![1], home.wan, 'the address the NAT put on the packets, not the home\'s own');
+  assert.notEqual(match![1], home.host);
   assert.ok(JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).stun.bindingsAnswered >= 1);
 });

@@ -52,8 +52,12 @@ function body<T>(codec: BodyCodec<T>, value: T): BodyVector<unknown> {
 
 export const bodyVectors: Record<string, BodyVector<unknown>> = {
   'join-req': body(joinReq, { joiningPeerId: A }),
+  'join-req-behind-nat': body(joinReq, { joiningPeerId: A, attachFirst: true }),
   'join-ans': body(joinAns, { view }),
   'update-req': body(updateReq, { view }),
+  'update-req-behind-nat': body(updateReq, {
+    view: { ...view, successors: [{ ...contactB, attachFirst: true }], senderAttachFirst: true },
+  }),
   'update-ans': body(updateAns, { view: { ...view, type: ChordUpdateType.Neighbors, predecessors: [] } }),
   'leave-req': body(leaveReq, { leavingPeerId: B, view }),
   'leave-ans': body(leaveAns, {}),
@@ -65,10 +69,15 @@ export const bodyVectors: Record<string, BodyVector<unknown>> = {
   'ping-req': body(pingReq, {}),
   'ping-ans': body(pingAns, { responseId: 0x1122334455667788n, time: 1767225600000n }),
   'attach-req': body(attachReq, {
-    candidates: [{ type: CandidateType.Host, address: contactA.address, priority: 2130706431 }],
+    candidates: [
+      { type: CandidateType.Host, address: contactA.address, priority: 2130706431 },
+      { type: CandidateType.ServerReflexive, address: { host: '198.18.0.11', port: 40123 }, priority: 1694498815 },
+    ],
     sendUpdate: true,
+    ufrag: 'Xm3q0A',
+    pwd: 'q1w2e3r4t5y6u7i8o9p0as',
   }),
-  'attach-ans': body(attachAns, { candidates: [{ type: CandidateType.Host, address: contactB.address, priority: 2130706431 }] }),
+  'attach-ans': body(attachAns, { candidates: [{ type: CandidateType.Host, address: contactB.address, priority: 2130706431 }], ufrag: 'b7Zk2Q', pwd: 'z9x8c7v6b5n4m3l2k1j0hg' }),
   'error-ans': body(errorAns, { code: 10, info: 'TTL exceeded' }),
   'store-req': body(storeReq, { resource: C, replicaNumber: 0, kinds: [{ kind: 0xf0001, generation: 0n, values: [storedNote] }] }),
   'store-ans': body(storeAns, { kinds: [{ kind: 0xf0001, generation: 4n, replicas: [A, B] }] }),

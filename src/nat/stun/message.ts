@@ -13,10 +13,12 @@ export const MAX_STUN_BYTES = 1500;
 
 export const StunClass = { Request: 0, Indication: 1, Success: 2, Error: 3 } as const;
 export type StunClass = (typeof StunClass)[keyof typeof StunClass];
-export const StunMethod = { Binding: 0x001 } as const;
+export const StunMethod = { Binding: 0x001, Allocate: 0x003, Refresh: 0x004, Send: 0x006, Data: 0x007, CreatePermission: 0x008, ChannelBind: 0x009 } as const;
 
 export const Attr = {
   MappedAddress: 0x0001,
+  /** RFC 5780 s7.2: ask the server to answer from its other address (IP bit 0x4, port bit 0x2). */
+  ChangeRequest: 0x0003,
   Username: 0x0006,
   MessageIntegrity: 0x0008,
   ErrorCode: 0x0009,
@@ -25,8 +27,19 @@ export const Attr = {
   Nonce: 0x0015,
   MessageIntegritySha256: 0x001c,
   XorMappedAddress: 0x0020,
+  ChannelNumber: 0x000c,
+  Lifetime: 0x000d,
+  XorPeerAddress: 0x0012,
+  Data: 0x0013,
+  XorRelayedAddress: 0x0016,
+  RequestedTransport: 0x0019,
   Priority: 0x0024,
+  UseCandidate: 0x0025,
+  /** RFC 5780 s7.5: answer to this port of the mapped address instead of the request's source. */
+  ResponsePort: 0x0027,
   Software: 0x8022,
+  ResponseOrigin: 0x802b,
+  OtherAddress: 0x802c,
   Fingerprint: 0x8028,
   IceControlled: 0x8029,
   IceControlling: 0x802a,
@@ -133,4 +146,28 @@ function xorMask(transactionId: Uint8Array): Uint8Array {
   new DataView(mask.buffer).setUint32(0, MAGIC_COOKIE);
   mask.set(transactionId, 4);
   return mask;
+}
+
+/** MAPPED-ADDRESS format (s14.1), also used by OTHER-ADDRESS and RESPONSE-ORIGIN (RFC 5780 s7). */
+export function encodePlainAddress(address: Address): Uint8Array {
+  const ip = ipToBytes(address.host);
+  const out = new Uint8Array(4 + ip.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(1, ip.length === 4 ? 0x01 : 0x02);
+  view.setUint16(2, address.port);
+  out.set(ip, 4);
+  return out;
+}
+
+export function decodePlainAddress(value: Uint8Array): Address {
+  if ((value[1] === 0x01 && value.length !== 8) || (value[1] === 0x02 && value.length !== 20) || (value[1] !== 0x01 && value[1] !== 0x02)) throw new StunError('an address attribute has a bad family or length');
+  return { host: ipFromBytes(value.slice(4)), port: new DataView(value.buffer, value.byteOffset, value.byteLength).getUint16(2) };
+}
+
+/** The mapped address of a Binding answer: XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS from old servers. */
+export function mappedAddress(message: StunMessage): Address | undefined {
+  const xor = attribute(message, Attr.XorMappedAddress);
+  if (xor) return decodeXorAddress(xor.value, message.transactionId);
+  const plain = attribute(message, Attr.MappedAddress);
+  return plain ? decodePlainAddress(plain.value) : undefined;
 }

@@ -1,6 +1,14 @@
 import type { Id } from '../../wire/id.js';
 import type { Contact } from '../../wire/messages/contact.js';
-import type { OverlayRouter } from '../router.js';
+import type { P2psipError } from '../../runtime/errors.js';
+import type { Address } from '../../wire/address.js';
+import type { Destination } from '../../wire/message.js';
+import type { OverlayRouter, RequestOptions } from '../router.js';
+
+/** Sets up a link to whoever is responsible for a destination (the Attach service). */
+export interface Attacher {
+  attach(destination: Destination, options: RequestOptions, done: (error: P2psipError | undefined, outcome?: { readonly id: Id; readonly address: Address }) => void): void;
+}
 
 /**
  * The topology plugin interface (RFC 6940 s10 describes CHORD-RELOAD as one such plugin).
@@ -13,7 +21,7 @@ export interface Topology {
   readonly joined: boolean;
   attach(router: OverlayRouter): void;
   /** Joins through the bootstrap contacts (none: start a new overlay). */
-  start(bootstrap: readonly import('../../wire/address.js').Address[]): void;
+  start(bootstrap: readonly Address[]): void;
   /** Leaves gracefully; calls `done` when the neighbours were told (or gave up). */
   leave(done: () => void): void;
   /** Stops timers without telling anyone (a crash, in the simulator). */

@@ -1,4 +1,5 @@
 import { type Id, idToBytes, readId } from '../id.js';
+import { readBool } from '../schema.js';
 import { arrayBody } from './body-codec.js';
 import { type ChordView, viewBody } from './chord-view.js';
 
@@ -7,11 +8,12 @@ import { type ChordView, viewBody } from './chord-view.js';
  * to take it in; the answer carries the admitting peer's neighbour table (CHORD-RELOAD's
  * overlay-specific data) so the joining peer can fill its own.
  *
- *   join-req = [joining-peer-id: node-id]
+ *   join-req = [joining-peer-id: node-id, ? attach-first: bool]   (contact.ts)
  *   join-ans = [view: chord-view]
  */
 export interface JoinReq {
   readonly joiningPeerId: Id;
+  readonly attachFirst?: boolean;
 }
 export interface JoinAns {
   readonly view: ChordView;
@@ -20,9 +22,12 @@ export interface JoinAns {
 export const joinReq = arrayBody<JoinReq>(
   'joinReq',
   1,
-  1,
-  (v) => [idToBytes(v.joiningPeerId)],
-  (f, p) => ({ joiningPeerId: readId(f[0], `${p}.joiningPeerId`) }),
+  2,
+  (v) => (v.attachFirst ? [idToBytes(v.joiningPeerId), true] : [idToBytes(v.joiningPeerId)]),
+  (f, p) => ({
+    joiningPeerId: readId(f[0], `${p}.joiningPeerId`),
+    ...(f[1] !== undefined && readBool(f[1], `${p}.attachFirst`) ? { attachFirst: true } : {}),
+  }),
 );
 
 export const joinAns = viewBody('joinAns');

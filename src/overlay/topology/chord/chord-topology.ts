@@ -5,15 +5,13 @@ import { type Id, idShort, idToHex } from '../../../wire/id.js';
 import { nodeDestination, resourceDestination } from '../../../wire/message.js';
 import { ErrorCode, MessageCode } from '../../../wire/message-codes.js';
 import { OverlayError } from '../../overlay-error.js';
-import { attachAns, attachReq } from '../../../wire/messages/attach.js';
 import { type ChordView, ChordUpdateType } from '../../../wire/messages/chord-view.js';
 import type { Contact } from '../../../wire/messages/contact.js';
 import { joinAns, joinReq } from '../../../wire/messages/join.js';
 import { leaveAns, leaveReq } from '../../../wire/messages/leave.js';
 import { updateAns, updateReq } from '../../../wire/messages/update.js';
-import { hostCandidates } from '../../attach-service.js';
 import type { OverlayRouter } from '../../router.js';
-import type { Topology } from '../topology.js';
+import type { Attacher, Topology } from '../topology.js';
 import { FingerTable } from './finger-table.js';
 import { JoinMachine } from './join-machine.js';
 import { NeighborTable } from './neighbor-table.js';
@@ -33,6 +31,10 @@ export interface ChordOptions {
   readonly joinRetryMaxMs: number;
   /** Our own reachable address, advertised in views. */
   readonly advertisedAddress: () => Address;
+  /** Sets up links with Attach and connectivity checks (RFC 6940 s6.5.1). */
+  readonly attacher: () => Attacher;
+  /** Whether others must Attach to us before sending (we are behind a NAT that filters). */
+  readonly attachFirst: () => boolean;
 }
 
 const ANNOUNCE_HOLDOFF_MS = 1000;
@@ -70,6 +72,8 @@ export class ChordTopology implements Topology {
   private readonly lastAnnounce = new Map<Id, number>();
   private readonly changeListeners: (() => void)[] = [];
   private publishedSignature = '';
+  /** Second-hand contacts behind filtering NATs, being Attached to before use. */
+  private readonly attaching = new Set<Id>();
 
   constructor(private readonly options: ChordOptions) {}
 
@@ -82,12 +86,12 @@ export class ChordTopology implements Topology {
     this.table = new NeighborTable(router.nodeId, this.options.successors);
     this.fingers = new FingerTable(router.nodeId);
     router.handle(MessageCode.JoinReq, (req) => {
-      const { joiningPeerId } = joinReq.decode(req.body);
+      const { joiningPeerId, attachFirst } = joinReq.decode(req.body);
       if (joiningPeerId !== req.origin || !req.previousHop) throw new OverlayError(ErrorCode.Forbidden, 'a Join must come from the joining peer');
       // RFC 7890 s2: a client uses the overlay but never routes or stores, so it never joins.
       if (req.certificate.claims.role === 'client') throw new OverlayError(ErrorCode.Forbidden, 'a client certificate cannot join the ring');
       // RFC 6940 s10.6: the admitting peer takes the joining peer as its predecessor.
-      this.learn([{ id: joiningPeerId, address: req.previousHop.address }], true);
+      this.learn([{ id: joiningPeerId, address: req.previousHop.address, ...(attachFirst ? { attachFirst } : {}) }], true);
       this.counters.joins++;
       req.respond(joinAns.encode({ view: this.view(ChordUpdateType.Full) }));
     });
@@ -95,7 +99,7 @@ export class ChordTopology implements Topology {
       const { view } = updateReq.decode(req.body);
       if (req.certificate.claims.role === 'client') throw new OverlayError(ErrorCode.Forbidden, 'a client is not a ring neighbour');
       this.counters.updatesReceived++;
-      if (req.previousHop && req.via.length === 0) this.merge({ id: req.origin, address: req.previousHop.address }, view);
+      if (req.previousHop && req.via.length === 0) this.merge(senderContact(req.origin, req.previousHop.address, view), view);
       req.respond(updateAns.encode({ view: this.view(ChordUpdateType.Full) }));
     });
     router.handle(MessageCode.LeaveReq, (req) => {
@@ -216,21 +220,18 @@ export class ChordTopology implements Topology {
   private seekAdmittingPeer(attempt: number): void {
     if (this.join.state !== 'seeking') return;
     const firstHop = this.bootstrap[attempt % this.bootstrap.length];
-    const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
-    this.router.request([nodeDestination(this.router.nodeId)], MessageCode.AttachReq, body, (error, response) => {
+    this.options.attacher().attach(nodeDestination(this.router.nodeId), { firstHop, attempt }, (error, outcome) => {
       if (this.join.state !== 'seeking') return;
-      if (error || !response) return this.retryJoin(attempt, `attach failed: ${error?.message}`);
-      const admitting = this.contactFrom(response.responder, attachAns.decode(response.body).candidates);
-      if (!admitting) return this.retryJoin(attempt, 'admitting peer gave no address');
+      if (error || !outcome) return this.retryJoin(attempt, `attach failed: ${error?.message}`);
       this.join.transition('joining');
-      this.sendJoin(admitting, attempt);
-    }, { firstHop, attempt }); // later tries take other paths (router: randomised routing)
+      this.sendJoin({ id: outcome.id, address: outcome.address }, attempt);
+    }); // later tries take other paths (router: randomised routing)
   }
 
   /** Step 2: Join to the admitting peer; its answer fills our neighbour table. */
   private sendJoin(admitting: Contact, attempt: number): void {
     this.router.connections.learn(admitting.id, admitting.address);
-    const body = joinReq.encode({ joiningPeerId: this.router.nodeId });
+    const body = joinReq.encode({ joiningPeerId: this.router.nodeId, ...(this.options.attachFirst() ? { attachFirst: true } : {}) });
     this.router.request([nodeDestination(admitting.id)], MessageCode.JoinReq, body, (error, response) => {
       if (this.join.state !== 'joining') return;
       if (error || !response) {
@@ -276,15 +277,13 @@ export class ChordTopology implements Topology {
   private seekWhileAlone(attempt: number): void {
     if (this.join.state !== 'joined' || this.table.successors.length > 0 || this.bootstrap.length === 0) return;
     const firstHop = this.bootstrap[attempt % this.bootstrap.length];
-    const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
-    this.router.request([nodeDestination(this.router.nodeId)], MessageCode.AttachReq, body, (error, response) => {
+    this.options.attacher().attach(nodeDestination(this.router.nodeId), { firstHop, timeoutMs: 5_000 }, (error, outcome) => {
       if (this.join.state !== 'joined' || this.table.successors.length > 0) return;
-      const admitting = response && !error ? this.contactFrom(response.responder, attachAns.decode(response.body).candidates) : undefined;
-      if (!admitting || admitting.id === this.router.nodeId) return this.retryMerge(attempt);
+      if (error || !outcome || outcome.id === this.router.nodeId) return this.retryMerge(attempt);
       this.mergingAlone = true;
       this.join.transition('joining');
-      this.sendJoin(admitting, attempt);
-    }, { firstHop, timeoutMs: 5_000 });
+      this.sendJoin({ id: outcome.id, address: outcome.address }, attempt);
+    });
   }
 
   private retryMerge(attempt: number): void {
@@ -340,13 +339,9 @@ export class ChordTopology implements Topology {
 
   private lookUpFinger(next: { k: number; target: Id }): void {
     this.counters.fingerLookups++;
-    const body = attachReq.encode({ candidates: this.candidates(), sendUpdate: false });
-    this.router.request([resourceDestination(next.target)], MessageCode.AttachReq, body, (error, response) => {
-      if (error || !response) return;
-      const contact = this.contactFrom(response.responder, attachAns.decode(response.body).candidates);
-      if (!contact || this.failed.has(contact.id)) return;
-      this.router.connections.learn(contact.id, contact.address);
-      this.fingers.set(next.k, contact);
+    this.options.attacher().attach(resourceDestination(next.target), {}, (error, outcome) => {
+      if (error || !outcome || this.failed.has(outcome.id) || outcome.id === this.router.nodeId) return;
+      this.fingers.set(next.k, { id: outcome.id, address: outcome.address });
     });
   }
 
@@ -356,8 +351,8 @@ export class ChordTopology implements Topology {
   private merge(from: Contact, view: ChordView): void {
     this.failed.delete(from.id);
     this.learn([from], true);
-    const successors = view.successors.filter((c) => this.acceptable(c));
-    const predecessors = view.predecessors.filter((c) => this.acceptable(c));
+    const successors = this.reachable(view.successors.filter((c) => this.acceptable(c)));
+    const predecessors = this.reachable(view.predecessors.filter((c) => this.acceptable(c)));
     if (this.table.successor?.id === from.id) this.table.adoptSuccessorView(from, successors, predecessors);
     else if (this.table.predecessor?.id === from.id) this.table.adoptPredecessorView(from, successors, predecessors);
     else this.table.consider([...successors, ...predecessors]);
@@ -365,10 +360,36 @@ export class ChordTopology implements Topology {
   }
 
   private learn(contacts: readonly Contact[], verified: boolean): void {
-    const fresh = verified ? contacts : contacts.filter((c) => this.acceptable(c));
+    const fresh = verified ? contacts : this.reachable(contacts.filter((c) => this.acceptable(c)));
     if (verified) for (const c of fresh) this.failed.delete(c.id);
     this.table.consider(fresh);
     this.publishNeighbors();
+  }
+
+  /**
+   * Second-hand contacts as we can use them: at the address our own link to them uses when we
+   * have one; held back, and Attached to through the overlay, when they sit behind a NAT that
+   * would drop our packets (RFC 6940 s10.6: a peer Attaches to each of its neighbours).
+   */
+  private reachable(contacts: readonly Contact[]): Contact[] {
+    const out: Contact[] = [];
+    for (const c of contacts) {
+      const linked = this.router.connections.lookup(c.id);
+      if (linked) out.push({ ...c, address: linked });
+      else if (c.attachFirst) this.attachTo(c);
+      else out.push(c);
+    }
+    return out;
+  }
+
+  private attachTo(contact: Contact): void {
+    if (this.attaching.has(contact.id) || this.attaching.size >= 16 || this.join.state === 'left') return;
+    this.attaching.add(contact.id);
+    this.options.attacher().attach(nodeDestination(contact.id), {}, (error, outcome) => {
+      this.attaching.delete(contact.id);
+      if (error || !outcome || outcome.id !== contact.id || this.join.state === 'left') return;
+      this.learn([{ ...contact, address: outcome.address }], false);
+    });
   }
 
   private acceptable(c: Contact): boolean {
@@ -422,16 +443,13 @@ export class ChordTopology implements Topology {
       type,
       predecessors: this.table.predecessors,
       successors: this.table.successors,
+      ...(this.options.attachFirst() ? { senderAttachFirst: true } : {}),
     };
   }
+}
 
-  private candidates() {
-    return hostCandidates(this.options.advertisedAddress());
-  }
-
-  private contactFrom(id: Id, candidates: readonly { address: Address }[]): Contact | undefined {
-    return candidates.length ? { id, address: candidates[0].address } : undefined;
-  }
+function senderContact(id: Id, address: Address, view: ChordView): Contact {
+  return view.senderAttachFirst ? { id, address, attachFirst: true } : { id, address };
 }
 
 function describe(c: Contact): { id: string; address: string } {

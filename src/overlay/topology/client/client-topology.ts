@@ -3,12 +3,9 @@ import type { Logger } from '../../../runtime/log.js';
 import { type Address, addressKey } from '../../../wire/address.js';
 import { type Id, idToHex } from '../../../wire/id.js';
 import { nodeDestination } from '../../../wire/message.js';
-import { MessageCode } from '../../../wire/message-codes.js';
-import { attachAns, attachReq } from '../../../wire/messages/attach.js';
 import type { Contact } from '../../../wire/messages/contact.js';
-import { hostCandidates } from '../../attach-service.js';
 import type { OverlayRouter } from '../../router.js';
-import type { Topology } from '../topology.js';
+import type { Attacher, Topology } from '../topology.js';
 
 /*
  * A client (RFC 6940 s3.2.1, RFC 7890 s2) uses the overlay without routing or storing. It
@@ -20,6 +17,7 @@ import type { Topology } from '../topology.js';
  */
 export interface ClientTopologyOptions {
   readonly advertisedAddress: () => Address;
+  readonly attacher: () => Attacher;
   readonly clock: Clock;
   readonly log: Logger;
   /** Wait before trying the next bootstrap peer after a failed attach. */
@@ -68,11 +66,9 @@ export class ClientTopology implements Topology {
     if (!this.peer) this.state = 'attaching';
     const via = this.peer?.address ?? this.bootstrap[this.nextBootstrap++ % this.bootstrap.length];
     this.counters.attaches++;
-    const body = attachReq.encode({ candidates: hostCandidates(this.options.advertisedAddress()), sendUpdate: false });
-    this.router.request([nodeDestination(this.router.nodeId)], MessageCode.AttachReq, body, (error, response) => {
+    this.options.attacher().attach(nodeDestination(this.router.nodeId), { firstHop: via, timeoutMs: 5_000 }, (error, outcome) => {
       if (this.state === 'left') return;
-      const address = response ? attachAns.decode(response.body).candidates[0]?.address : undefined;
-      if (error || !response || !address) {
+      if (error || !outcome) {
         this.counters.attachFailures++;
         this.options.log.info('client-attach-failed', { via: addressKey(via), error: error?.message });
         // Our peer stopped answering: try a bootstrap peer at once; otherwise pause between tries.
@@ -81,17 +77,17 @@ export class ClientTopology implements Topology {
         this.schedule(lostPeer ? 0 : this.options.retryMs);
         return;
       }
-      const changed = this.peer?.id !== response.responder;
-      this.peer = { id: response.responder, address };
-      this.router.connections.learn(response.responder, address);
+      const { id, address } = outcome;
+      const changed = this.peer?.id !== id;
+      this.peer = { id, address };
       this.router.transport.setWatched([address]); // keepalives hold the link (and a NAT binding) open
       this.state = 'attached';
       if (changed) {
-        this.options.log.info('client-attached', { peer: idToHex(response.responder), address: addressKey(address) });
+        this.options.log.info('client-attached', { peer: idToHex(id), address: addressKey(address) });
         for (const listener of this.listeners) listener();
       }
       this.schedule(this.options.refreshMs);
-    }, { firstHop: via, timeoutMs: 5_000 });
+    });
   }
 
   private schedule(delayMs: number): void {

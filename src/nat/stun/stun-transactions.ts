@@ -1,0 +1,91 @@
+import type { Clock, TimerHandle } from '../../runtime/clock.js';
+import type { Random } from '../../runtime/random.js';
+import type { Address } from '../../wire/address.js';
+import type { StunMessage } from './message.js';
+
+/*
+ * STUN client transactions over UDP (RFC 8489 s6.2.1): a request is retransmitted with a
+ * doubling timeout until an answer with its transaction ID arrives or the tries run out.
+ * The lab-friendly defaults (100 ms, 5 tries: about 3 s) are ICE's pacing (RFC 8445 s14.3)
+ * rather than RFC 8489's 500 ms, which suits checks that race each other.
+ */
+export interface StunAnswer {
+  readonly message: StunMessage;
+  readonly bytes: Uint8Array;
+  /** Where the answer came from (RFC 8445 s7.2.5.2.1: it must be where the request went). */
+  readonly from: Address;
+}
+
+export interface StunRequestOptions {
+  readonly rtoMs?: number;
+  readonly attempts?: number;
+}
+
+export type StunSend = (to: Address, datagram: Uint8Array) => void;
+
+interface Pending {
+  readonly done: (answer: StunAnswer | undefined) => void;
+  timer: TimerHandle | undefined;
+}
+
+const MAX_PENDING = 1024;
+
+export class StunTransactions {
+  private readonly pending = new Map<string, Pending>();
+  retransmissions = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  newTransactionId(): Uint8Array {
+    return this.random.bytes(12);
+  }
+
+  /** Sends `request` (built with `transactionId`) and calls `done` once, with the answer or nothing. */
+  request(transactionId: Uint8Array, request: Uint8Array, to: Address, send: StunSend, done: (answer: StunAnswer | undefined) => void, options: StunRequestOptions = {}): void {
+    const key = hex(transactionId);
+    if (this.pending.size >= MAX_PENDING) return done(undefined);
+    const entry: Pending = { done, timer: undefined };
+    this.pending.set(key, entry);
+    const attempts = options.attempts ?? 5;
+    const transmit = (attempt: number, rto: number): void => {
+      if (this.pending.get(key) !== entry) return;
+      if (attempt > 0) this.retransmissions++;
+      send(to, request);
+      entry.timer = this.clock.setTimer(rto, () => {
+        if (attempt + 1 < attempts) return transmit(attempt + 1, rto * 2);
+        this.pending.delete(key);
+        done(undefined);
+      });
+    };
+    transmit(0, options.rtoMs ?? 100);
+  }
+
+  /** An answer (success or error class); false when it belongs to no transaction of ours. */
+  handleAnswer(from: Address, bytes: Uint8Array, message: StunMessage): boolean {
+    const key = hex(message.transactionId);
+    const entry = this.pending.get(key);
+    if (!entry) return false;
+    this.pending.delete(key);
+    this.clock.clearTimer(entry.timer);
+    entry.done({ message, bytes, from });
+    return true;
+  }
+
+  cancelAll(): void {
+    for (const [key, entry] of this.pending) {
+      this.clock.clearTimer(entry.timer);
+      this.pending.delete(key);
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}

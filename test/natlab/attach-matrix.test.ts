@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
+import { type Home, LAB_PORT, NatLab, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+
+/*
+ * RFC 6940 s6.5.1 Attach across real kernel NATs of every kind in the lab: two public peers on
+ * the internet, and one peer in each home. Every pair of homes Attaches (candidates exchanged
+ * through the overlay, then paced connectivity checks); the test prints the matrix of what each
+ * pair got, a direct link or one through a relay, and how long it took to set up.
+ */
+ensureBundle();
+const BUNDLE = path.resolve('dist/p2psip.js');
+const KINDS: RouterKind[] = ['full-cone', 'address-restricted', 'port-restricted', 'symmetric', 'carrier', 'carrier'];
+const lab = new NatLab();
+const root = tempDir('p2psip-natlab-matrix-');
+after(async () => {
+  await lab.teardown();
+  removeDir(root);
+});
+
+interface LabPeer {
+  readonly label: string;
+  readonly home: Home | undefined;
+  readonly dir: string;
+  nodeId: string;
+}
+
+function status(peer: LabPeer): Record<string, any> {
+  const result = runCli(['status', '--data', peer.dir, '--json']);
+  return result.code === 0 ? JSON.parse(result.stdout) : {};
+}
+
+function startPeer(label: string, ns: string, host: string, home: Home | undefined, bootstrap: string | undefined): LabPeer {
+  const dir = `${root}/${label}`;
+  const args = [BUNDLE, 'start', '--data', dir, '--open', '--bind', host, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off'];
+  if (bootstrap) args.push('--bootstrap', bootstrap);
+  lab.spawn(ns, process.execPath, args);
+  return { label, home, dir, nodeId: '' };
+}
+
+/** Endpoint-independent mapping, and filtering that lets in a peer whose address it has sent to. */
+function opensToAny(kind: RouterKind): boolean {
+  return kind === 'full-cone' || kind === 'address-restricted';
+}
+
+test('every pair of homes behind every kind of NAT connects: directly where the NATs allow it, else through a relay', { skip: SKIP_WITHOUT_LAB, timeout: 240_000 }, async () => {
+  lab.build();
+  const first = startPeer('public-1', lab.internet, PUBLIC_PEER, undefined, undefined);
+  assert.ok(await eventually(() => status(first).state === 'joined', 10_000), 'the first public peer runs');
+  const second = startPeer('public-2', lab.internet, SECOND_PUBLIC_PEER, undefined, `${PUBLIC_PEER}:${LAB_PORT}`);
+  const homes = KINDS.map((kind) => lab.addHome(kind));
+  const peers = homes.map((home, i) => startPeer(`${home.name}-${home.kind}-${i}`, home.ns, home.host, home, `${PUBLIC_PEER}:${LAB_PORT}`));
+  const all = [first, second, ...peers];
+  assert.ok(await eventually(() => all.every((p) => status(p).state === 'joined'), 30_000), `all joined: ${all.map((p) => `${p.label}=${status(p).state}`).join(', ')}`);
+  for (const p of all) p.nodeId = status(p).nodeId;
+
+  const cells: { a: LabPeer; b: LabPeer; path: string; setupMs: number; remoteType: string }[] = [];
+  for (let i = 0; i < peers.length; i++) {
+    for (let j = i + 1; j < peers.length; j++) {
+      const [a, b] = [peers[i], peers[j]];
+      const result = runCli(['attach', b.nodeId, '--data', a.dir, '--json']);
+      const report = result.code === 0 ? JSON.parse(result.stdout) : { path: 'FAILED', setupMs: NaN, remoteType: result.stderr.trim() };
+      cells.push({ a, b, path: report.path, setupMs: report.setupMs, remoteType: report.remoteType });
+    }
+  }
+  const width = 22;
+  const pad = (text: string) => text.padEnd(width);
+  const lines = [pad('') + peers.map((p) => pad(`${p.home!.name} ${p.home!.kind}`)).join('')];
+  for (const a of peers) {
+    const row = peers.map((b) => {
+      if (a === b) return pad('-');
+      const cell = cells.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a))!;
+      return pad(`${cell.path} ${Number.isFinite(cell.setupMs) ? `${cell.setupMs} ms` : ''}`);
+    });
+    lines.push(pad(`${a.home!.name} ${a.home!.kind}`) + row.join(''));
+  }
+  console.log(`\nAttach matrix (row Attaches to column):\n${lines.join('\n')}\n`);
+  const failed = cells.filter((c) => c.path !== 'direct' && c.path !== 'relayed');
+  assert.deepEqual(failed.map((c) => `${c.a.label}->${c.b.label}: ${c.remoteType}`), [], 'every pair connects');
+  for (const c of cells) {
+    if (opensToAny(c.a.home!.kind) || opensToAny(c.b.home!.kind)) assert.equal(c.path, 'direct', `${c.a.label} and ${c.b.label} connect directly`);
+  }
+});
