@@ -25,6 +25,7 @@ interface LabPeer {
   readonly home: Home | undefined;
   readonly dir: string;
   nodeId: string;
+  readonly output: () => string;
 }
 
 function status(peer: LabPeer): Record<string, any> {
@@ -34,10 +35,10 @@ function status(peer: LabPeer): Record<string, any> {
 
 function startPeer(label: string, ns: string, host: string, home: Home | undefined, bootstrap: string | undefined): LabPeer {
   const dir = `${root}/${label}`;
-  const args = [BUNDLE, 'start', '--data', dir, '--open', '--bind', host, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off'];
+  const args = [BUNDLE, 'start', '--data', dir, '--open', '--bind', host, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off', ...(process.env.LAB_VERBOSE ? ['--verbose'] : [])];
   if (bootstrap) args.push('--bootstrap', bootstrap);
-  lab.spawn(ns, process.execPath, args);
-  return { label, home, dir, nodeId: '' };
+  const child = lab.spawn(ns, process.execPath, args);
+  return { label, home, dir, nodeId: '', output: () => lab.output(child) };
 }
 
 /** Endpoint-independent mapping, and filtering that lets in a peer whose address it has sent to. */
@@ -53,7 +54,9 @@ test('every pair of homes behind every kind of NAT connects: directly where the 
   const homes = KINDS.map((kind) => lab.addHome(kind));
   const peers = homes.map((home, i) => startPeer(`${home.name}-${home.kind}-${i}`, home.ns, home.host, home, `${PUBLIC_PEER}:${LAB_PORT}`));
   const all = [first, second, ...peers];
-  assert.ok(await eventually(() => all.every((p) => status(p).state === 'joined'), 30_000), `all joined: ${all.map((p) => `${p.label}=${status(p).state}`).join(', ')}`);
+  const joined = await eventually(() => all.every((p) => status(p).state === 'joined'), 30_000);
+  if (!joined) for (const p of all) if (status(p).state !== 'joined') console.log(p.label, JSON.stringify(status(p).nat), p.output());
+  assert.ok(joined, `all joined: ${all.map((p) => `${p.label}=${status(p).state}`).join(', ')}`);
   for (const p of all) p.nodeId = status(p).nodeId;
 
   const cells: { a: LabPeer; b: LabPeer; path: string; setupMs: number; remoteType: string }[] = [];

@@ -100,7 +100,7 @@ export class NatLab {
     this.address(ns, 'eth0', `${host}/24`);
     this.in(ns, 'ip', ['route', 'add', 'default', 'via', `198.19.${i}.1`]);
     this.in(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    for (const rule of natRules(kind, wan, host)) this.in(router, 'iptables', rule);
+    for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
     const home = { name, kind, router, ns, host, wan };
     this.homes.push(home);
     return home;
@@ -154,6 +154,7 @@ export class NatLab {
     this.in(carrier, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     // RFC 6888 asks carrier NATs for endpoint-independent mapping; conntrack keeps the port.
     this.in(carrier, 'iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE']);
+    this.in(carrier, 'iptables', FIREWALL);
     this.carrier = carrier;
     return carrier;
   }
@@ -178,6 +179,13 @@ export class NatLab {
     this.in(ns, 'ip', ['link', 'set', device, 'up']);
   }
 }
+
+/**
+ * Routers drop what arrives for no mapping, as home firewalls do. Without it the kernel would keep
+ * a connection-tracking entry for the stray packet, and that entry would later clash with the
+ * mapping the home asks for, making the router pick another port (behaving symmetrically).
+ */
+const FIREWALL = ['-A', 'INPUT', '-i', 'wan', '-p', 'udp', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP'];
 
 /** iptables rules (after `iptables`) that make a router of this kind. */
 function natRules(kind: RouterKind, wan: string, host: string): string[][] {
