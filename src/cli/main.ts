@@ -27,7 +27,7 @@ const USAGE = `usage: p2psip <command> [options]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
-           [--sip-digest SHA-256,MD5] [--sip-direct on|off] [--verbose]
+           [--sip-digest SHA-256,MD5] [--sip-direct on|off] [--relay auto|off] [--verbose]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
@@ -41,7 +41,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--rogue FRACTION] [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -132,6 +132,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     sipAuth: onOffFlag(args, 'sip-auth', true),
     sipDigest: digestFlag(args),
     sipDirect: onOffFlag(args, 'sip-direct', true),
+    relay: relayFlag(args),
     log,
   });
   const status = daemon.status();
@@ -213,6 +214,12 @@ async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
   const trace = (await callPeer(requiredFlag(args, 'data'), { op: 'route', name })) as Record<string, unknown>;
   out(args.flags.has('json') ? JSON.stringify(trace) : formatRoute(trace));
   return 0;
+}
+
+function relayFlag(args: ParsedArgs): 'auto' | 'off' {
+  const value = stringFlag(args, 'relay', 'auto');
+  if (value !== 'auto' && value !== 'off') throw new UsageError('--relay takes auto or off');
+  return value;
 }
 
 async function attachCli(args: ParsedArgs, out: Print): Promise<number> {

@@ -10,6 +10,9 @@ import { seal } from './stun/integrity.js';
 import { decodeStun, encodeStun, mappedAddress, StunClass, StunError, StunMethod } from './stun/message.js';
 import { StunServer } from './stun/stun-server.js';
 import { StunTransactions } from './stun/stun-transactions.js';
+import { RelayClient } from './relay/relay-client.js';
+import type { RelayLink } from './relay/relay-link.js';
+import type { RelayServer } from './relay/relay-server.js';
 
 /*
  * A node's NAT traversal on its one UDP port: it answers STUN (as every peer does), learns its
@@ -25,6 +28,10 @@ export interface NatTraversalDeps {
   readonly host: () => Address;
   /** Sends one raw datagram from the node's port. */
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
+  /** The node's link with relaying folded in (relay client side). */
+  readonly relayLink: RelayLink;
+  /** Present on a peer that relays for others. */
+  readonly relayServer?: RelayServer;
 }
 
 export interface NatCounters {
@@ -42,13 +49,13 @@ export class NatTraversal {
   /** Server-reflexive addresses, one per STUN server asked, first answer first. */
   private reflexive: { server: Address; mapped: Address }[] = [];
   private reflexiveAt = -Infinity;
-  /** Set by the relay client when it holds an allocation. */
-  private relayed: Address | undefined;
-  private relaySend: ((to: Address, datagram: Uint8Array) => void) | undefined;
+  readonly relay: RelayClient;
 
   constructor(private readonly deps: NatTraversalDeps) {
     this.transactions = new StunTransactions(deps.clock, deps.random);
     this.ice = new IceAgent(deps.clock, deps.random, this.transactions, (base, to, datagram) => this.send(base, to, datagram));
+    this.relay = new RelayClient({ clock: deps.clock, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink });
+    deps.relayLink.onRelayedStun = (from, datagram) => this.receive('relay', from, datagram);
   }
 
   /** Every STUN datagram that reached the node's port (or came out of its relay allocation). */
@@ -65,13 +72,14 @@ export class NatTraversal {
       this.transactions.handleAnswer(from, datagram, message);
       return;
     }
+    if (this.deps.relayServer?.handle(from, message)) return;
     if (message.klass !== StunClass.Request) return;
     const answer = IceAgent.isCheck(message) ? this.ice.answerCheck(base, from, datagram, message) : this.stun.answer(datagram, from);
     if (answer) this.send(base, from, answer);
   }
 
   send(base: Base, to: Address, datagram: Uint8Array): void {
-    if (base === 'relay' && this.relaySend) this.relaySend(to, datagram);
+    if (base === 'relay') this.relay.wrap(to, datagram);
     else this.deps.sendRaw(to, datagram);
   }
 
@@ -112,7 +120,7 @@ export class NatTraversal {
 
   /** Host, server-reflexive and relayed candidates for an Attach (RFC 6940 s6.5.1.1). */
   candidates(): Candidate[] {
-    return gatherCandidates(this.deps.host(), this.reflexive.map((r) => r.mapped), this.relayed);
+    return gatherCandidates(this.deps.host(), this.reflexive.map((r) => r.mapped), this.relay.state === 'allocated' ? this.relay.relayed : undefined);
   }
 
   /**
@@ -125,29 +133,30 @@ export class NatTraversal {
     return this.reflexive.every((r) => addressKey(r.mapped) === own);
   }
 
-  /** An Attach chose this pair: a relayed one sends everything for `remote` through the relay. */
-  selected(base: Base, remote: Address): void {
-    this.onSelected?.(base, remote);
+  /** Checks are about to start with these candidates: let them through our relay allocation. */
+  prepareChecks(remote: readonly Candidate[]): void {
+    this.ice.hasRelay = this.relay.state === 'allocated';
+    if (this.ice.hasRelay) this.relay.permit(remote.map((c) => c.address));
   }
 
-  onSelected: ((base: Base, remote: Address) => void) | undefined;
-
-  useRelay(relayed: Address | undefined, send?: (to: Address, datagram: Uint8Array) => void): void {
-    this.relayed = relayed;
-    this.relaySend = send;
-    this.ice.hasRelay = relayed !== undefined;
+  /** An Attach chose this pair: a relayed one sends everything for `remote` through the relay. */
+  selected(base: Base, remote: Address): void {
+    if (base === 'relay') this.deps.relayLink.routeThroughRelay(remote);
   }
 
   status(): Record<string, unknown> {
     return {
       reflexive: this.reflexive.map((r) => ({ server: addressKey(r.server), mapped: addressKey(r.mapped) })),
-      relayed: this.relayed ? addressKey(this.relayed) : null,
+      relay: this.relay.status(),
+      ...(this.deps.relayServer ? { relayServer: this.deps.relayServer.status() } : {}),
       ice: { ...this.ice.counters, active: this.ice.activeSessions },
       stunClient: { ...this.counters, retransmissions: this.transactions.retransmissions },
     };
   }
 
   close(): void {
+    this.relay.release();
+    void this.deps.relayServer?.close();
     this.ice.close();
     this.transactions.cancelAll();
   }

@@ -5,6 +5,8 @@ import type { SignatureSuite } from '../identity/signature-suite.js';
 import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
 import type { Link } from '../link/link.js';
 import { NatTraversal } from '../nat/nat-traversal.js';
+import { RelayLink } from '../nat/relay/relay-link.js';
+import { DEFAULT_RELAY_LIMITS, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
 import { AttachService } from '../overlay/attach-service.js';
 import { serveDiagnostics } from '../overlay/diagnostics.js';
@@ -23,6 +25,9 @@ import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { idToHex } from '../wire/id.js';
+import { nodeDestination } from '../wire/message.js';
+import { MessageCode } from '../wire/message-codes.js';
+import { pingReq } from '../wire/messages/ping.js';
 
 /**
  * One overlay node assembled from its parts. The same assembly runs on a device (UdpLink,
@@ -62,6 +67,8 @@ export interface OverlayPeerDeps {
   readonly role?: 'peer' | 'client';
   /** The overlay's kinds, when there is no storage setup to carry them (a client). */
   readonly kinds?: KindRegistry;
+  /** Relay for nodes behind NATs (a peer with a public address): how to open relayed ports. */
+  readonly relay?: { readonly openSocket: (bind: Address) => Promise<Link>; readonly limits?: Partial<RelayLimits> };
 }
 
 export interface StorageSetup {
@@ -83,6 +90,8 @@ export class OverlayPeer {
   /** STUN on the overlay port, candidates and connectivity checks (nat/). */
   readonly nat: NatTraversal;
   readonly attach: AttachService;
+  private readonly relayLink: RelayLink;
+  private relayServerPart: RelayServer | undefined;
   private readonly advertised: Address;
   private hasStunServers = false;
 
@@ -91,10 +100,12 @@ export class OverlayPeer {
     const suite = tuning.suite ?? DEFAULT_ROUTER_OPTIONS.suite;
     const overlayId = overlayHash(deps.overlayName);
     this.advertised = deps.advertisedAddress ?? deps.link.localAddress;
+    // Relaying sits under the sealing: links through a relay are sealed end to end.
+    this.relayLink = new RelayLink(deps.link);
     this.sealedLink =
       tuning.linkSecurity === 'plain'
         ? undefined
-        : new SealedLink(deps.link, {
+        : new SealedLink(this.relayLink, {
             identity: deps.identity,
             trust: deps.trust,
             suite,
@@ -106,7 +117,7 @@ export class OverlayPeer {
           });
     const transportOptions = { ...DEFAULT_TRANSPORT_OPTIONS, ...tuning.transport };
     this.transport = new HopTransport(
-      this.sealedLink ?? deps.link,
+      this.sealedLink ?? this.relayLink,
       deps.clock,
       deps.identity.nodeId,
       () => deps.random.u32() & 0x3fffffff,
@@ -120,6 +131,22 @@ export class OverlayPeer {
       log: deps.log.child('nat'),
       host: () => this.advertised,
       sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
+      relayLink: this.relayLink,
+      relayServer: (this.relayServerPart = deps.relay
+        ? new RelayServer({
+            clock: deps.clock,
+            random: deps.random,
+            log: deps.log.child('relay-server'),
+            host: this.advertised.host,
+            openSocket: deps.relay.openSocket,
+            sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
+            nodeAt: (address) => {
+              const peer = this.sealedLink?.peerAt(address);
+              return peer ? idToHex(peer.nodeIds[0]) : undefined;
+            },
+            limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
+          })
+        : undefined),
     });
     this.transport.onStun((from, datagram) => this.nat.receive('host', from, datagram));
     const isClient = deps.role === 'client';
@@ -132,7 +159,7 @@ export class OverlayPeer {
           stabilizeIntervalMs: tuning.stabilizeIntervalMs ?? DEFAULT_CHORD_OPTIONS.stabilizeIntervalMs,
           advertisedAddress: () => this.advertised,
           attacher,
-          attachFirst: () => !this.nat.reachableUnsolicited(this.hasStunServers),
+          attachFirst: () => this.attachFirst,
         });
     this.router = new OverlayRouter(deps.identity, deps.trust, this.transport, deps.clock, deps.random, this.topology, deps.log.child('overlay'), {
       ...DEFAULT_ROUTER_OPTIONS,
@@ -180,7 +207,30 @@ export class OverlayPeer {
   /** Insertion (RFC 7890 s3): learn our address as the bootstrap peers see it, then join. */
   start(bootstrap: readonly Address[]): void {
     this.hasStunServers = bootstrap.some((a) => addressKey(a) !== addressKey(this.advertised));
-    this.nat.learnReflexive(bootstrap, () => this.topology.start(bootstrap));
+    this.nat.learnReflexive(bootstrap, () => {
+      if (!this.attachFirst || this.sealedLink === undefined) return this.topology.start(bootstrap);
+      // Behind a filtering NAT, the admitting peer may be behind one too: take a relay
+      // allocation on a bootstrap peer first, so even the Join's Attach has a relayed candidate.
+      this.allocateRelayOn(bootstrap, () => this.topology.start(bootstrap));
+    });
+  }
+
+  /** A relay allocation on the first of `relays` that grants one; a relay serves sealed links only. */
+  allocateRelayOn(relays: readonly Address[], done: (ok: boolean) => void): void {
+    const first = relays[0];
+    if (!first) return done(false);
+    this.router.request([nodeDestination(this.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => {
+      this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined));
+    }, { firstHop: first, timeoutMs: 3_000 });
+  }
+
+  /** Behind a NAT that drops what it did not ask for: others must Attach first. */
+  get attachFirst(): boolean {
+    return !this.nat.reachableUnsolicited(this.hasStunServers);
+  }
+
+  get relayServer(): RelayServer | undefined {
+    return this.relayServerPart;
   }
 
   get stun() {
@@ -220,7 +270,7 @@ export class OverlayPeer {
       router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
       transport: { ...this.transport.counters, ...this.transport.stats() },
       stun: { ...this.stun.counters },
-      nat: { ...this.nat.status(), attachFirst: !this.nat.reachableUnsolicited(this.hasStunServers), attach: { ...this.attach.counters } },
+      nat: { ...this.nat.status(), attachFirst: this.attachFirst, attach: { ...this.attach.counters } },
       linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),
     };

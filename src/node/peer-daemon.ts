@@ -19,6 +19,7 @@ import { saveIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
 import { attachCommand } from './attach-command.js';
+import { RelaySetup } from './relay-setup.js';
 import { createBackend } from '../storage/backends/registry.js';
 import type { ControlRequest } from './control-protocol.js';
 import { fetchCommand, storeCommand } from './storage-commands.js';
@@ -56,11 +57,14 @@ export interface PeerDaemonOptions {
   readonly sipDirect?: boolean;
   /** Digest algorithms offered, most preferred first. */
   readonly sipDigest?: readonly DigestAlgorithm[];
+  /** `auto`: relay for nodes behind NATs when this peer's address is public; `off`: never. */
+  readonly relay?: 'auto' | 'off';
   readonly log: Logger;
 }
 
 export class PeerDaemon {
   private renewTimer: NodeJS.Timeout | undefined;
+  private relaySetup: RelaySetup | undefined;
 
   private constructor(
     readonly peer: OverlayPeer,
@@ -103,6 +107,7 @@ export class PeerDaemon {
       advertisedAddress: advertised,
       role,
       kinds: setup.kinds,
+      ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.open(bind, log.child('relay-port')) } } : {}),
       // A client stores nothing for the overlay (RFC 7890 s2), so it opens no backend.
       storage:
         role === 'client'
@@ -167,7 +172,10 @@ export class PeerDaemon {
     daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
-    peer.start(options.bootstrap.length ? options.bootstrap : configured);
+    const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
+    peer.start(bootstrap);
+    daemon.relaySetup = new RelaySetup(peer, bootstrap, options.relay !== 'off', log.child('relay'));
+    daemon.relaySetup.start();
     if (setup.mode === 'authority') daemon.scheduleRenewal();
     log.info('started', { nodeId: peer.status().nodeId as string, address: self, mode: setup.mode });
     return daemon;
@@ -208,6 +216,7 @@ export class PeerDaemon {
   /** Leaves the ring gracefully and releases the port and the control socket. */
   async stop(): Promise<void> {
     clearTimeout(this.renewTimer);
+    this.relaySetup?.stop();
     await this.sip?.close();
     await this.enrollment?.close();
     await this.peer.leave();

@@ -47,6 +47,7 @@ export function resourceFor(kind: KindDefinition, name: string, identity: NodeId
   switch (kind.policy) {
     case 'USER-MATCH':
     case 'USER-NODE-MATCH':
+    case 'NODE-KEYED':
       return resourceId(name);
     case 'NODE-MATCH':
       return nodeResourceId(nodeIdOf(name, identity));

@@ -60,6 +60,7 @@ export class AttachService {
       if (!session) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress');
       this.counters.attachesAnswered++;
       const candidates = this.nat.candidates();
+      this.nat.prepareChecks(request.candidates);
       req.respond(attachAns.encode({ candidates, ufrag: session.local.ufrag, pwd: session.local.pwd }));
       session.start('controlled', request, candidates[0].priority, request.candidates);
       session.onDone((result) => this.done(req.origin, result, request.candidates, this.router.clock.now() - (result?.setupMs ?? 0)));
@@ -90,6 +91,7 @@ export class AttachService {
         session.close();
         return done(decodeError as P2psipError);
       }
+      this.nat.prepareChecks(answer.candidates);
       session.start('controlling', answer, candidates[0].priority, answer.candidates);
       session.onDone((result) => {
         const outcome = this.done(response.responder, result, answer.candidates, startedAt);

@@ -14,6 +14,8 @@ import type { KindDefinition } from './kind.js';
  *   NODE-MATCH       resource = H(Node-ID)
  *   USER-NODE-MATCH  resource = H(user name), dictionary key = Node-ID
  *   NODE-MULTIPLE    resource = H(Node-ID || i), 0 <= i < max-node-multiple
+ *   NODE-KEYED       any resource, dictionary key = Node-ID (ours: a directory at a well-known
+ *                    name where each node may write only its own entry)
  * H is SHA-256 truncated to 128 bits, as for every Resource-ID here.
  */
 export function nodeResourceId(nodeId: Id): Id {
@@ -39,6 +41,9 @@ export function checkAccess(kind: KindDefinition, resource: Id, key: EntryKey, s
       if (!(key instanceof Uint8Array) || key.length !== 16) return 'USER-NODE-MATCH: the dictionary key must be a Node-ID';
       return nodeIds.includes(idFromBytes(key)) ? null : 'USER-NODE-MATCH: the dictionary key is not a Node-ID of the signer';
     }
+    case 'NODE-KEYED':
+      if (!(key instanceof Uint8Array) || key.length !== 16) return 'NODE-KEYED: the dictionary key must be a Node-ID';
+      return nodeIds.includes(idFromBytes(key)) ? null : 'NODE-KEYED: the dictionary key is not a Node-ID of the signer';
     case 'NODE-MULTIPLE': {
       const max = kind.maxNodeMultiple ?? 1;
       for (const n of nodeIds) for (let i = 0; i < max; i++) if (nodeMultipleResourceId(n, i) === resource) return null;

@@ -3,7 +3,7 @@
  * which access control policy and within which limits. An overlay's configuration declares them.
  */
 export type DataModel = 'single' | 'array' | 'dictionary';
-export type AccessPolicy = 'USER-MATCH' | 'NODE-MATCH' | 'USER-NODE-MATCH' | 'NODE-MULTIPLE';
+export type AccessPolicy = 'USER-MATCH' | 'NODE-MATCH' | 'USER-NODE-MATCH' | 'NODE-MULTIPLE' | 'NODE-KEYED';
 
 export interface KindDefinition {
   readonly id: number;
@@ -24,6 +24,9 @@ export const DEFAULT_KINDS: readonly KindDefinition[] = [
   { id: 1, name: 'SIP-REGISTRATION', model: 'dictionary', policy: 'USER-NODE-MATCH', maxCount: 32, maxSize: 2048 },
   // Relays (TURN-SERVICE, RFC 6940 s9.1 style): a node announces itself under a few IDs.
   { id: 2, name: 'TURN-SERVICE', model: 'single', policy: 'NODE-MULTIPLE', maxCount: 1, maxSize: 256, maxNodeMultiple: 4 },
+  // Relay peers (and later media relays) under one well-known name, one entry per relay node:
+  // found by name, as RFC 7890 s3 asks of services (usages/relay/relay-directory.ts).
+  { id: 3, name: 'RELAY-SERVICE', model: 'dictionary', policy: 'NODE-KEYED', maxCount: 64, maxSize: 128 },
   // For people debugging an overlay with `p2psip store` / `p2psip fetch`.
   { id: 0xf0001, name: 'DEBUG-NOTE', model: 'array', policy: 'USER-MATCH', maxCount: 64, maxSize: 1024 },
   { id: 0xf0002, name: 'DEBUG-NODE', model: 'single', policy: 'NODE-MATCH', maxCount: 1, maxSize: 1024 },

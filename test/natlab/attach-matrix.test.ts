@@ -58,6 +58,9 @@ test('every pair of homes behind every kind of NAT connects: directly where the 
   if (!joined) for (const p of all) if (status(p).state !== 'joined') console.log(p.label, JSON.stringify(status(p).nat), p.output());
   assert.ok(joined, `all joined: ${all.map((p) => `${p.label}=${status(p).state}`).join(', ')}`);
   for (const p of all) p.nodeId = status(p).nodeId;
+  // Homes behind NATs find a relay by name and take an allocation (their relayed candidate).
+  const allocated = await eventually(() => peers.every((p) => status(p).nat?.relay?.state === 'allocated'), 30_000);
+  assert.ok(allocated, `relays: ${peers.map((p) => `${p.label}=${JSON.stringify(status(p).nat?.relay)}`).join(', ')}`);
 
   const cells: { a: LabPeer; b: LabPeer; path: string; setupMs: number; remoteType: string }[] = [];
   for (let i = 0; i < peers.length; i++) {
@@ -68,19 +71,20 @@ test('every pair of homes behind every kind of NAT connects: directly where the 
       cells.push({ a, b, path: report.path, setupMs: report.setupMs, remoteType: report.remoteType });
     }
   }
-  const width = 22;
+  const width = 26;
   const pad = (text: string) => text.padEnd(width);
   const lines = [pad('') + peers.map((p) => pad(`${p.home!.name} ${p.home!.kind}`)).join('')];
   for (const a of peers) {
     const row = peers.map((b) => {
       if (a === b) return pad('-');
       const cell = cells.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a))!;
-      return pad(`${cell.path} ${Number.isFinite(cell.setupMs) ? `${cell.setupMs} ms` : ''}`);
+      return pad(Number.isFinite(cell.setupMs) ? `${cell.path} ${cell.remoteType} ${Math.round(cell.setupMs)} ms` : cell.path);
     });
     lines.push(pad(`${a.home!.name} ${a.home!.kind}`) + row.join(''));
   }
   console.log(`\nAttach matrix (row Attaches to column):\n${lines.join('\n')}\n`);
   const failed = cells.filter((c) => c.path !== 'direct' && c.path !== 'relayed');
+  if (failed.length && process.env.LAB_VERBOSE) for (const p of all) console.log(p.label, JSON.stringify(status(p).nat));
   assert.deepEqual(failed.map((c) => `${c.a.label}->${c.b.label}: ${c.remoteType}`), [], 'every pair connects');
   for (const c of cells) {
     if (opensToAny(c.a.home!.kind) || opensToAny(c.b.home!.kind)) assert.equal(c.path, 'direct', `${c.a.label} and ${c.b.label} connect directly`);

@@ -208,6 +208,11 @@ export class SealedLink implements Link {
     if (queue.length < this.options.maxQueued) queue.push(datagram);
   }
 
+  /** Who holds a live session from this address (a relay serves only enrolled nodes). */
+  peerAt(address: Address): LinkPeer | undefined {
+    return this.addresses.get(addressKey(address))?.sessions[0]?.peer;
+  }
+
   /** Drops sessions whose certificate is no longer believed (revoked, expired, new configuration). */
   revalidate(): void {
     const nowSeconds = this.nowSeconds();

@@ -20,11 +20,14 @@ export interface IceAgentCounters {
   completed: number;
   failed: number;
   checksAnswered: number;
-  checksRefused: number;
+  /** Checks naming no session of ours (late, or a stranger's). */
+  checksUnknown: number;
+  /** Checks whose MESSAGE-INTEGRITY failed with our password. */
+  checksForged: number;
 }
 
 export class IceAgent {
-  readonly counters: IceAgentCounters = { sessions: 0, completed: 0, failed: 0, checksAnswered: 0, checksRefused: 0 };
+  readonly counters: IceAgentCounters = { sessions: 0, completed: 0, failed: 0, checksAnswered: 0, checksUnknown: 0, checksForged: 0 };
   private readonly sessions = new Map<string, IceSession>();
   /** The local relayed candidate, when this node holds a relay allocation. */
   hasRelay = false;
@@ -45,7 +48,7 @@ export class IceAgent {
       clock: this.clock,
       transactions: this.transactions,
       send: this.send,
-      hasRelay: this.hasRelay,
+      hasRelay: () => this.hasRelay,
       timing: this.timing,
     });
     this.sessions.set(credentials.ufrag, session);
@@ -64,8 +67,12 @@ export class IceAgent {
     const username = textAttribute(request, Attr.Username);
     if (!username) return undefined;
     const session = this.sessions.get(username.split(':')[0]);
-    if (!session || !integrityValid(bytes, request, shortTermKey(session.local.pwd))) {
-      this.counters.checksRefused++;
+    if (!session) {
+      this.counters.checksUnknown++;
+      return undefined;
+    }
+    if (!integrityValid(bytes, request, shortTermKey(session.local.pwd))) {
+      this.counters.checksForged++;
       return undefined;
     }
     this.counters.checksAnswered++;

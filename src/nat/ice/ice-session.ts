@@ -42,7 +42,7 @@ export interface IceTiming {
   readonly giveUpMs: number;
 }
 
-export const DEFAULT_ICE_TIMING: IceTiming = { paceMs: 20, rtoMs: 100, attempts: 6, nominationGraceMs: 300, giveUpMs: 10_000 };
+export const DEFAULT_ICE_TIMING: IceTiming = { paceMs: 20, rtoMs: 100, attempts: 6, nominationGraceMs: 150, giveUpMs: 10_000 };
 
 type PairState = 'waiting' | 'in-progress' | 'succeeded' | 'failed';
 
@@ -60,7 +60,7 @@ export interface IceSessionDeps {
   readonly transactions: StunTransactions;
   readonly send: (base: Base, to: Address, datagram: Uint8Array) => void;
   /** The local relayed candidate exists: checks may also go out through the relay. */
-  readonly hasRelay: boolean;
+  readonly hasRelay: () => boolean;
   readonly timing: IceTiming;
 }
 
@@ -102,7 +102,7 @@ export class IceSession {
     for (const c of remoteCandidates) {
       this.addPair('host', c.address, REMOTE_TYPE[c.type], localPriority, c.priority);
       // A relay reaches anything but another relay (two relays add nothing over one).
-      if (this.deps.hasRelay && c.type !== CandidateType.Relayed) this.addPair('relay', c.address, REMOTE_TYPE[c.type], 0, c.priority);
+      if (this.deps.hasRelay() && c.type !== CandidateType.Relayed) this.addPair('relay', c.address, REMOTE_TYPE[c.type], 0, c.priority);
     }
     this.giveUpTimer = this.deps.clock.setTimer(this.deps.timing.giveUpMs, () => this.finish(undefined));
     for (const { base, from, request } of this.early.splice(0)) this.answerCheck(base, from, request);

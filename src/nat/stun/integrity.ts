@@ -21,7 +21,9 @@ export function longTermKey(username: string, realm: string, password: string): 
 
 /** The bytes up to `offset` with the header length set as if the message ended `tail` bytes after it. */
 function covered(bytes: Uint8Array, offset: number, tail: number): Uint8Array {
-  const copy = bytes.slice(0, offset);
+  // A real copy: `bytes` may be a Buffer (whose slice is a view) inside a larger datagram.
+  const copy = new Uint8Array(offset);
+  copy.set(bytes.subarray(0, offset));
   new DataView(copy.buffer).setUint16(2, offset - HEADER_BYTES + tail);
   return copy;
 }

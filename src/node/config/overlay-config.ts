@@ -52,7 +52,7 @@ export class ConfigError extends P2psipError {
 }
 
 const MODELS: readonly DataModel[] = ['single', 'array', 'dictionary'];
-const POLICIES: readonly AccessPolicy[] = ['USER-MATCH', 'NODE-MATCH', 'USER-NODE-MATCH', 'NODE-MULTIPLE'];
+const POLICIES: readonly AccessPolicy[] = ['USER-MATCH', 'NODE-MATCH', 'USER-NODE-MATCH', 'NODE-MULTIPLE', 'NODE-KEYED'];
 const MAX_DOCUMENT = 16 * 1024;
 
 function toMap(c: OverlayConfig): Map<number, unknown> {
@@ -87,7 +87,7 @@ function readKind(value: unknown, path: string): KindDefinition {
     id: readUint(id, `${path}.id`),
     name: readText(name, `${path}.name`, 64),
     model: MODELS[readOneOf(model, `${path}.model`, [0, 1, 2])],
-    policy: POLICIES[readOneOf(policy, `${path}.policy`, [0, 1, 2, 3])],
+    policy: POLICIES[readOneOf(policy, `${path}.policy`, [0, 1, 2, 3, 4])],
     maxCount: readUint(maxCount, `${path}.maxCount`, 1_000_000),
     maxSize: readUint(maxSize, `${path}.maxSize`, 65_536),
     ...(multiple ? { maxNodeMultiple: multiple } : {}),

@@ -69,3 +69,20 @@ test('malformed STUN is refused with a StunError, never anything else', () => {
   lying[22] = 0xff; // SOFTWARE claims more bytes than the message has
   assert.throws(() => decodeStun(lying), StunError);
 });
+
+test('integrity checks a message carried inside a larger datagram (a Buffer view, as a relay unwraps it) and leaves its bytes alone', () => {
+  let checked = 0;
+  for (const [, { file, expect }] of Object.entries(expected)) {
+    const password = expect.integrity?.shortTermPassword;
+    if (!password) continue;
+    const inner = bytesOf(file);
+    const outer = Buffer.concat([Buffer.alloc(36, 0xaa), Buffer.from(inner), Buffer.alloc(8, 0xbb)]);
+    const view = outer.subarray(36, 36 + inner.length);
+    const before = Buffer.from(outer);
+    assert.ok(integrityValid(view, decodeStun(view), shortTermKey(password)));
+    assert.ok(fingerprintValid(view, decodeStun(view)));
+    assert.deepEqual(outer, before, 'checking wrote nothing into the datagram');
+    checked++;
+  }
+  assert.equal(checked, 3);
+});

@@ -1,0 +1,113 @@
+import type { Clock, TimerHandle } from '../../runtime/clock.js';
+import type { Logger } from '../../runtime/log.js';
+import { type Address, addressKey } from '../../wire/address.js';
+import { seal } from '../stun/integrity.js';
+import { Attr, attribute, decodeXorAddress, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
+
+type Attributes = { type: number; value: Uint8Array }[];
+import type { StunTransactions } from '../stun/stun-transactions.js';
+import type { RelayLink } from './relay-link.js';
+import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, readLifetime, UDP_TRANSPORT } from './turn-codec.js';
+
+/*
+ * A node's allocation on a relay peer (RFC 8656 s7-s10): allocated once a node knows it is
+ * behind a NAT that filters, refreshed at half its lifetime, with permissions installed for
+ * each peer it checks with, and released when the node stops.
+ */
+export interface RelayClientDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly transactions: StunTransactions;
+  readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
+  readonly link: RelayLink;
+}
+
+export type RelayState = 'none' | 'allocating' | 'allocated';
+
+export class RelayClient {
+  state: RelayState = 'none';
+  server: Address | undefined;
+  relayed: Address | undefined;
+  lastError: string | undefined;
+  private refreshTimer: TimerHandle | undefined;
+  private readonly permitted = new Map<string, number>();
+
+  constructor(private readonly deps: RelayClientDeps) {}
+
+  /** Allocates on the first of `servers` that grants one; `done` gets the relayed address. */
+  allocate(servers: readonly Address[], done: (relayed: Address | undefined) => void): void {
+    if (this.state !== 'none') return done(this.relayed);
+    const server = servers[0];
+    if (!server) return done(undefined);
+    this.state = 'allocating';
+    this.request(server, StunMethod.Allocate, [{ type: Attr.RequestedTransport, value: new Uint8Array([UDP_TRANSPORT, 0, 0, 0]) }, lifetimeAttr(DEFAULT_LIFETIME_SECONDS)], (ok, answer) => {
+      const relayedAttr = answer && attribute(answer, Attr.XorRelayedAddress);
+      if (!ok || !answer || !relayedAttr) {
+        this.state = 'none';
+        this.lastError = answer ? `error ${errorCode(answer)}` : 'no answer';
+        this.deps.log.info('relay-refused', { server: addressKey(server), error: this.lastError });
+        return this.allocate(servers.slice(1), done);
+      }
+      this.state = 'allocated';
+      this.server = server;
+      this.relayed = decodeXorAddress(relayedAttr.value, answer.transactionId);
+      this.deps.link.useRelay(server, (peer, datagram) => this.wrap(peer, datagram));
+      this.scheduleRefresh(readLifetime(answer) ?? DEFAULT_LIFETIME_SECONDS);
+      this.deps.log.info('relay-allocated', { server: addressKey(server), relayed: addressKey(this.relayed) });
+      done(this.relayed);
+    });
+  }
+
+  /** Lets these peers' addresses send to us through the relay (s9), before checks with them. */
+  permit(peers: readonly Address[]): void {
+    if (this.state !== 'allocated' || !this.server) return;
+    const now = this.deps.clock.now();
+    // Permissions last 300 s at the relay; renew well before.
+    const fresh = peers.filter((p) => (this.permitted.get(p.host) ?? -Infinity) < now - 120_000);
+    if (fresh.length === 0) return;
+    for (const p of fresh) this.permitted.set(p.host, now);
+    const unique = [...new Map(fresh.map((p) => [p.host, p])).values()].slice(0, 16);
+    // XOR-PEER-ADDRESS is XORed with the carrying message's transaction ID.
+    this.request(this.server, StunMethod.CreatePermission, (id) => unique.map((p) => ({ type: Attr.XorPeerAddress, value: encodeXorAddress(p, id) })), () => {});
+  }
+
+  /** Sends one datagram to `peer` out of the relayed address. */
+  wrap(peer: Address, datagram: Uint8Array): void {
+    if (!this.server) return;
+    this.deps.sendRaw(this.server, encodeIndication(StunMethod.Send, this.deps.transactions.newTransactionId(), peer, datagram));
+  }
+
+  release(): void {
+    this.deps.clock.clearTimer(this.refreshTimer);
+    if (this.state === 'allocated' && this.server) this.request(this.server, StunMethod.Refresh, [lifetimeAttr(0)], () => {});
+    this.state = 'none';
+    this.deps.link.useRelay(undefined);
+  }
+
+  status(): Record<string, unknown> {
+    return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null };
+  }
+
+  private scheduleRefresh(lifetimeSeconds: number): void {
+    this.deps.clock.clearTimer(this.refreshTimer);
+    this.refreshTimer = this.deps.clock.setTimer((lifetimeSeconds * 1000) / 2, () => {
+      if (!this.server) return;
+      this.request(this.server, StunMethod.Refresh, [lifetimeAttr(DEFAULT_LIFETIME_SECONDS)], (ok, answer) => {
+        if (ok) return this.scheduleRefresh(readLifetime(answer!) ?? DEFAULT_LIFETIME_SECONDS);
+        // Lost (relay restarted, or our NAT mapping changed): allocate again from scratch.
+        const server = this.server!;
+        this.state = 'none';
+        this.deps.link.useRelay(undefined);
+        this.allocate([server], () => {});
+      });
+    });
+  }
+
+  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void): void {
+    const transactionId = this.deps.transactions.newTransactionId();
+    const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes));
+    this.deps.transactions.request(transactionId, bytes, server, this.deps.sendRaw, (answer) => {
+      done(answer?.message.klass === StunClass.Success, answer?.message);
+    }, { rtoMs: 250, attempts: 5 });
+  }
+}
