@@ -17,8 +17,8 @@ import { appAttachAns, appAttachReq, SIP_APPLICATION } from '../wire/messages/ap
  * How a home peer reaches another home's phones (RFC 7904 s4): fetch the callee's
  * SIP-REGISTRATION record (values checked against their signers), take the home peer it routes
  * to, and ask that peer with AppAttach (RFC 6940 s6.5.2) where its SIP service listens. When
- * AppAttach gets no answer (or direct SIP is turned off), SIP to that peer goes through the
- * overlay instead (serveSipTunnel), for the call and its in-dialog requests alike. Answers are
+ * AppAttach gets no answer, the address it gives is behind a NAT, or direct SIP is turned off,
+ * SIP to that peer goes through the overlay instead (serveSipTunnel), for the call and its in-dialog requests alike. Answers are
  * cached for half a minute, so a call and a burst of calls cost one lookup.
  */
 const CACHE_MS = 30_000;
@@ -73,9 +73,17 @@ export class OverlayHomes implements RemoteHomes {
     const body = appAttachReq.encode({ application: SIP_APPLICATION, candidates: [] });
     this.router.request([nodeDestination(homes[i])], MessageCode.AppAttachReq, body, (error, response) => {
       const address = !error && response ? appAttachAns.decode(response.body).candidates[0]?.address : undefined;
-      if (address) {
+      // Direct SIP only to a home whose SIP address is where the overlay reaches it too: a
+      // home behind a NAT answers with its private address, so its SIP goes through the overlay
+      // (over the link its Attach set up, direct or relayed) instead.
+      const linked = this.router.connections.lookup(homes[i]);
+      if (address && linked && linked.host === address.host) {
         this.unreachable.delete(idToHex(homes[i]));
         return done({ transport: 'UDP', remote: address });
+      }
+      if (address) {
+        this.log.info('sip-home-behind-nat', { home: idToHex(homes[i]), sip: addressKey(address), overlay: linked ? addressKey(linked) : null });
+        return done(undefined);
       }
       this.log.info('app-attach-failed', { home: idToHex(homes[i]), error: error?.message });
       this.appAttach(homes, i + 1, done);

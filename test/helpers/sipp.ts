@@ -12,10 +12,9 @@ export interface SippRun {
 }
 
 /** Runs a scenario (a file in test/integration/sipp, or a path) to its end. */
-export function runSipp(scenario: string, target: string, args: string[], cwd: string, timeoutSeconds = 20): SippRun {
+export function runSipp(scenario: string, target: string, args: string[], cwd: string, timeoutSeconds = 20, netns?: string): SippRun {
   const result = spawnSync(
-    'sipp',
-    [target, '-sf', path.isAbsolute(scenario) ? scenario : path.resolve('test/integration/sipp', scenario), '-i', '127.0.0.1', '-m', '1', '-l', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args],
+    ...inNamespace(netns, [target, '-sf', path.isAbsolute(scenario) ? scenario : path.resolve('test/integration/sipp', scenario), '-i', '127.0.0.1', '-m', '1', '-l', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args]),
     { cwd, encoding: 'utf8', timeout: (timeoutSeconds + 5) * 1000 },
   );
   return { code: result.status, errors: `${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}` };
@@ -36,11 +35,16 @@ export interface BackgroundSipp {
 }
 
 /** Starts SIPp as a phone waiting for a call (a UAS scenario) and resolves when it ends. */
-export function startSipp(scenarioFile: string, args: string[], cwd: string, timeoutSeconds = 30): BackgroundSipp {
-  const child = spawn('sipp', ['-sf', scenarioFile, '-i', '127.0.0.1', '-m', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startSipp(scenarioFile: string, args: string[], cwd: string, timeoutSeconds = 30, netns?: string): BackgroundSipp {
+  const child = spawn(...inNamespace(netns, ['-sf', scenarioFile, '-i', '127.0.0.1', '-m', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args]), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const done = new Promise<SippRun>((resolve) => child.once('exit', (code) => resolve({ code, errors: output.slice(-3000) })));
   return { done, stop: () => child.kill('SIGKILL') };
+}
+
+/** SIPp's command line, run inside a NAT lab namespace when one is named. */
+function inNamespace(netns: string | undefined, args: string[]): [string, string[]] {
+  return netns ? ['ip', ['netns', 'exec', netns, 'sipp', ...args]] : ['sipp', args];
 }
