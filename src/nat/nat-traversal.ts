@@ -7,7 +7,8 @@ import { gatherCandidates } from './ice/candidates.js';
 import { IceAgent } from './ice/ice-agent.js';
 import type { Base } from './ice/ice-session.js';
 import { seal } from './stun/integrity.js';
-import { decodeStun, encodeStun, mappedAddress, StunClass, StunError, StunMethod } from './stun/message.js';
+import { Attr, attribute, decodeStun, encodeStun, mappedAddress, StunClass, StunError, type StunMessage, StunMethod } from './stun/message.js';
+import { CHANGE_IP, CHANGE_PORT, discoverBehavior, type NatBehavior } from './behavior-discovery.js';
 import { StunServer } from './stun/stun-server.js';
 import { StunTransactions } from './stun/stun-transactions.js';
 import { RelayClient } from './relay/relay-client.js';
@@ -32,6 +33,15 @@ export interface NatTraversalDeps {
   readonly relayLink: RelayLink;
   /** Present on a peer that relays for others. */
   readonly relayServer?: RelayServer;
+  /** Answers RFC 5780 CHANGE-REQUESTs (a public peer with a partner); without it they get 420. */
+  readonly changeResponder?: () => ChangeResponder | undefined;
+}
+
+/** Sends a Binding answer from another port, or has another peer send it from another IP. */
+export interface ChangeResponder {
+  /** The peer that would answer "change IP" (OTHER-ADDRESS), if there is one. */
+  otherAddress(): Address | undefined;
+  send(flags: number, to: Address, answer: Uint8Array): void;
 }
 
 export interface NatCounters {
@@ -50,6 +60,9 @@ export class NatTraversal {
   private reflexive: { server: Address; mapped: Address }[] = [];
   private reflexiveAt = -Infinity;
   readonly relay: RelayClient;
+  /** What RFC 5780 discovery found, once it ran. */
+  behavior: NatBehavior | undefined;
+  private readonly hairpinProbes = new Map<string, () => void>();
 
   constructor(private readonly deps: NatTraversalDeps) {
     this.transactions = new StunTransactions(deps.clock, deps.random);
@@ -74,13 +87,73 @@ export class NatTraversal {
     }
     if (this.deps.relayServer?.handle(from, message)) return;
     if (message.klass !== StunClass.Request) return;
-    const answer = IceAgent.isCheck(message) ? this.ice.answerCheck(base, from, datagram, message) : this.stun.answer(datagram, from);
+    const hairpin = this.hairpinProbes.get(hex(message.transactionId));
+    if (hairpin) return hairpin();
+    if (IceAgent.isCheck(message)) {
+      const answer = this.ice.answerCheck(base, from, datagram, message);
+      if (answer) this.send(base, from, answer);
+      return;
+    }
+    const change = attribute(message, Attr.ChangeRequest);
+    const responder = this.deps.changeResponder?.();
+    if (change && change.value.length === 4 && responder && base === 'host') {
+      // RFC 5780 s6.1: the answer leaves from the other port or address asked for.
+      const flags = change.value[3] & (CHANGE_IP | CHANGE_PORT);
+      const answer = this.stun.answer(datagram, from, { ignore: [Attr.ChangeRequest], otherAddress: responder.otherAddress() });
+      if (answer) responder.send(flags, from, answer);
+      return;
+    }
+    const answer = this.stun.answer(datagram, from, responder ? { otherAddress: responder.otherAddress() } : {});
     if (answer) this.send(base, from, answer);
   }
 
   send(base: Base, to: Address, datagram: Uint8Array): void {
     if (base === 'relay') this.relay.wrap(to, datagram);
     else this.deps.sendRaw(to, datagram);
+  }
+
+  /** RFC 5780 discovery against a primary public peer and, when known, a second one. */
+  discover(primary: Address, secondary: Address | undefined, done: (behavior: NatBehavior) => void): void {
+    discoverBehavior(
+      {
+        host: this.deps.host(),
+        binding: (server, flags, answered) => this.probe(server, flags, answered),
+        hairpin: (to, returned) => this.hairpin(to, returned),
+      },
+      primary,
+      secondary,
+      (behavior) => {
+        this.behavior = behavior;
+        this.deps.log.info('nat-behavior', { mapping: behavior.mapping, filtering: behavior.filtering, hairpinning: behavior.hairpinning });
+        done(behavior);
+      },
+    );
+  }
+
+  private probe(server: Address, changeFlags: number, done: (answer: StunMessage | undefined) => void): void {
+    const transactionId = this.transactions.newTransactionId();
+    const change = new Uint8Array([0, 0, 0, changeFlags]);
+    const request = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, changeFlags ? [{ type: Attr.ChangeRequest, value: change }] : []));
+    this.counters.stunRequestsSent++;
+    this.transactions.request(transactionId, request, server, this.deps.sendRaw, (answer) => {
+      done(answer && answer.message.klass === StunClass.Success ? answer.message : undefined);
+    }, { rtoMs: 250, attempts: 3 });
+  }
+
+  private hairpin(to: Address, done: (returned: boolean) => void): void {
+    const transactionId = this.transactions.newTransactionId();
+    const key = hex(transactionId);
+    const request = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, []));
+    const timer = this.deps.clock.setTimer(1_500, () => {
+      this.hairpinProbes.delete(key);
+      done(false);
+    });
+    this.hairpinProbes.set(key, () => {
+      this.hairpinProbes.delete(key);
+      this.deps.clock.clearTimer(timer);
+      done(true);
+    });
+    for (const delay of [0, 250, 750]) this.deps.clock.setTimer(delay, () => this.hairpinProbes.has(key) && this.deps.sendRaw(to, request));
   }
 
   /** Asks one STUN server for our address as it sees it (RFC 8489 s6.2); undefined on no answer. */
@@ -93,10 +166,11 @@ export class NatTraversal {
     }, { rtoMs: 250, attempts });
   }
 
-  /** Learns the server-reflexive address from up to two servers; calls back when both answered or gave up. */
+  /** Learns the server-reflexive address from the first server; calls back when it answered or gave up. */
   learnReflexive(servers: readonly Address[], done: () => void = () => {}): void {
     const own = addressKey(this.deps.host());
-    const asked = servers.filter((s) => addressKey(s) !== own).slice(0, 2);
+    // One server: a second would open our NAT's filter to it before discovery tests filtering.
+    const asked = servers.filter((s) => addressKey(s) !== own).slice(0, 1);
     if (asked.length === 0) return done();
     const found: { server: Address; mapped: Address }[] = [];
     let outstanding = asked.length;
@@ -128,6 +202,8 @@ export class NatTraversal {
    * own address). Until a server answered, a node with STUN servers to ask assumes it cannot.
    */
   reachableUnsolicited(hasServers: boolean): boolean {
+    // A full-cone NAT (RFC 4787 EIM and EIF) lets anyone in once the mapping exists.
+    if (this.behavior?.mapping === 'endpoint-independent' && this.behavior.filtering === 'endpoint-independent') return true;
     if (this.reflexive.length === 0) return !hasServers;
     const own = addressKey(this.deps.host());
     return this.reflexive.every((r) => addressKey(r.mapped) === own);
@@ -147,6 +223,7 @@ export class NatTraversal {
   status(): Record<string, unknown> {
     return {
       reflexive: this.reflexive.map((r) => ({ server: addressKey(r.server), mapped: addressKey(r.mapped) })),
+      behavior: this.behavior ? { ...this.behavior, mapped: this.behavior.mapped ? addressKey(this.behavior.mapped) : null } : null,
       relay: this.relay.status(),
       ...(this.deps.relayServer ? { relayServer: this.deps.relayServer.status() } : {}),
       ice: { ...this.ice.counters, active: this.ice.activeSessions },
@@ -160,4 +237,8 @@ export class NatTraversal {
     this.ice.close();
     this.transactions.cancelAll();
   }
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
 }

@@ -9,6 +9,7 @@ import { RelayLink } from '../nat/relay/relay-link.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
 import { AttachService } from '../overlay/attach-service.js';
+import { NatProbeService } from '../overlay/nat-probe-service.js';
 import { serveDiagnostics } from '../overlay/diagnostics.js';
 import { DEFAULT_ROUTER_OPTIONS, OverlayRouter } from '../overlay/router.js';
 import type { StorageBackend } from '../storage/backends/backend.js';
@@ -92,6 +93,7 @@ export class OverlayPeer {
   readonly attach: AttachService;
   private readonly relayLink: RelayLink;
   private relayServerPart: RelayServer | undefined;
+  private natProbe: NatProbeService | undefined;
   private readonly advertised: Address;
   private hasStunServers = false;
 
@@ -132,6 +134,8 @@ export class OverlayPeer {
       host: () => this.advertised,
       sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
       relayLink: this.relayLink,
+      // Only a peer with a public address answers RFC 5780's CHANGE-REQUEST.
+      changeResponder: () => (this.attachFirst ? undefined : this.natProbe),
       relayServer: (this.relayServerPart = deps.relay
         ? new RelayServer({
             clock: deps.clock,
@@ -170,6 +174,16 @@ export class OverlayPeer {
       overlayId,
     });
     this.attach = new AttachService(this.router, this.nat);
+    this.natProbe = isClient
+      ? undefined
+      : new NatProbeService({
+          router: this.router,
+          topology: this.topology,
+          host: () => this.advertised,
+          sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
+          openSocket: deps.relay?.openSocket,
+          log: deps.log.child('nat-probe'),
+        });
     this.kinds = deps.storage?.kinds ?? deps.kinds ?? new KindRegistry();
     this.client = new StorageClient(this.router, deps.identity, deps.trust, suite);
     if (deps.storage && !isClient) {
@@ -208,10 +222,14 @@ export class OverlayPeer {
   start(bootstrap: readonly Address[]): void {
     this.hasStunServers = bootstrap.some((a) => addressKey(a) !== addressKey(this.advertised));
     this.nat.learnReflexive(bootstrap, () => {
-      if (!this.attachFirst || this.sealedLink === undefined) return this.topology.start(bootstrap);
-      // Behind a filtering NAT, the admitting peer may be behind one too: take a relay
-      // allocation on a bootstrap peer first, so even the Join's Attach has a relayed candidate.
-      this.allocateRelayOn(bootstrap, () => this.topology.start(bootstrap));
+      if (!this.attachFirst) return this.topology.start(bootstrap);
+      // Behind a NAT: learn how it behaves (RFC 5780) before talking to anyone else.
+      this.nat.discover(bootstrap[0], bootstrap[1], () => {
+        if (!this.attachFirst || this.sealedLink === undefined) return this.topology.start(bootstrap);
+        // Behind a filtering NAT, the admitting peer may be behind one too: take a relay
+        // allocation on a bootstrap peer first, so even the Join's Attach has a relayed candidate.
+        this.allocateRelayOn(bootstrap, () => this.topology.start(bootstrap));
+      });
     });
   }
 
@@ -270,7 +288,12 @@ export class OverlayPeer {
       router: { ...this.router.counters, pending: this.router.pendingCount(), connections: this.router.connections.size },
       transport: { ...this.transport.counters, ...this.transport.stats() },
       stun: { ...this.stun.counters },
-      nat: { ...this.nat.status(), attachFirst: this.attachFirst, attach: { ...this.attach.counters } },
+      nat: {
+        ...this.nat.status(),
+        attachFirst: this.attachFirst,
+        attach: { ...this.attach.counters },
+        ...(this.natProbe && !this.attachFirst ? { changeRequests: { ...this.natProbe.counters } } : {}),
+      },
       linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),
     };

@@ -29,6 +29,9 @@ export const MessageCode = {
   /** RELOAD's experimental pair exp_a (s14.8): a SIP message carried through the overlay. */
   SipTunnelReq: 35,
   SipTunnelAns: 36,
+  /** Ours, unassigned in RELOAD: a public peer asks another to answer a STUN CHANGE-REQUEST (RFC 5780). */
+  NatProbeReq: 37,
+  NatProbeAns: 38,
   Error: 0xffff,
 } as const;
 export type MessageCode = (typeof MessageCode)[keyof typeof MessageCode];

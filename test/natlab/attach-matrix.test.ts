@@ -41,6 +41,14 @@ function startPeer(label: string, ns: string, host: string, home: Home | undefin
   return { label, home, dir, nodeId: '', output: () => lab.output(child) };
 }
 
+const EXPECTED_BEHAVIOR: Record<RouterKind, [string, string, boolean]> = {
+  'full-cone': ['endpoint-independent', 'endpoint-independent', true],
+  'address-restricted': ['endpoint-independent', 'address-dependent', false],
+  'port-restricted': ['endpoint-independent', 'address-and-port-dependent', false],
+  symmetric: ['endpoint-dependent', 'address-and-port-dependent', false],
+  carrier: ['endpoint-independent', 'address-and-port-dependent', false],
+};
+
 /** Endpoint-independent mapping, and filtering that lets in a peer whose address it has sent to. */
 function opensToAny(kind: RouterKind): boolean {
   return kind === 'full-cone' || kind === 'address-restricted';
@@ -51,6 +59,8 @@ test('every pair of homes behind every kind of NAT connects: directly where the 
   const first = startPeer('public-1', lab.internet, PUBLIC_PEER, undefined, undefined);
   assert.ok(await eventually(() => status(first).state === 'joined', 10_000), 'the first public peer runs');
   const second = startPeer('public-2', lab.internet, SECOND_PUBLIC_PEER, undefined, `${PUBLIC_PEER}:${LAB_PORT}`);
+  // The second public peer answers RFC 5780's "change IP" for the first: it must be in the ring.
+  assert.ok(await eventually(() => status(second).state === 'joined', 10_000), 'the second public peer runs');
   const homes = KINDS.map((kind) => lab.addHome(kind));
   const peers = homes.map((home, i) => startPeer(`${home.name}-${home.kind}-${i}`, home.ns, home.host, home, `${PUBLIC_PEER}:${LAB_PORT}`));
   const all = [first, second, ...peers];
@@ -58,9 +68,16 @@ test('every pair of homes behind every kind of NAT connects: directly where the 
   if (!joined) for (const p of all) if (status(p).state !== 'joined') console.log(p.label, JSON.stringify(status(p).nat), p.output());
   assert.ok(joined, `all joined: ${all.map((p) => `${p.label}=${status(p).state}`).join(', ')}`);
   for (const p of all) p.nodeId = status(p).nodeId;
+  // RFC 5780 behaviour discovery, as each home's status reports it.
+  const found = peers.map((p) => ({ kind: p.home!.kind, ...status(p).nat.behavior }));
+  console.log(`\nNAT behaviour discovered (RFC 5780):\n${found.map((b) => `${b.kind.padEnd(20)} mapping ${b.mapping}, filtering ${b.filtering}, hairpinning ${b.hairpinning}`).join('\n')}\n`);
+  for (const b of found) assert.deepEqual([b.mapping, b.filtering, b.hairpinning], EXPECTED_BEHAVIOR[b.kind as RouterKind], `${b.kind} is recognised`);
+  // A full cone lets anyone in: its peer is reachable like a public one and needs no Attach first.
+  for (const p of peers) assert.equal(status(p).nat.attachFirst, p.home!.kind !== 'full-cone', `${p.label} attach-first`);
   // Homes behind NATs find a relay by name and take an allocation (their relayed candidate).
-  const allocated = await eventually(() => peers.every((p) => status(p).nat?.relay?.state === 'allocated'), 30_000);
-  assert.ok(allocated, `relays: ${peers.map((p) => `${p.label}=${JSON.stringify(status(p).nat?.relay)}`).join(', ')}`);
+  const filtering = peers.filter((p) => p.home!.kind !== 'full-cone');
+  const allocated = await eventually(() => filtering.every((p) => status(p).nat?.relay?.state === 'allocated'), 30_000);
+  assert.ok(allocated, `relays: ${filtering.map((p) => `${p.label}=${JSON.stringify(status(p).nat?.relay)}`).join(', ')}`);
 
   const cells: { a: LabPeer; b: LabPeer; path: string; setupMs: number; remoteType: string }[] = [];
   for (let i = 0; i < peers.length; i++) {

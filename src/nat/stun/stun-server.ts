@@ -1,6 +1,6 @@
 import type { Address } from '../../wire/address.js';
 import { fingerprintValid, seal } from './integrity.js';
-import { Attr, decodeStun, encodeStun, encodeXorAddress, StunClass, StunError, StunMethod } from './message.js';
+import { Attr, decodeStun, encodePlainAddress, encodeXorAddress, encodeStun, StunClass, StunError, StunMethod } from './message.js';
 
 /*
  * Every peer answers STUN Binding requests on its overlay port (RFC 8489 s6.3, s8): the answer
@@ -22,7 +22,7 @@ export class StunServer {
   readonly counters: StunServerCounters = { bindingsAnswered: 0, malformed: 0, ignored: 0 };
 
   /** The answer to send back to `from`, if any. */
-  answer(bytes: Uint8Array, from: Address): Uint8Array | undefined {
+  answer(bytes: Uint8Array, from: Address, options: { ignore?: readonly number[]; otherAddress?: Address } = {}): Uint8Array | undefined {
     let message;
     try {
       message = decodeStun(bytes);
@@ -39,7 +39,7 @@ export class StunServer {
       this.counters.malformed++;
       return undefined;
     }
-    const unknown = message.attributes.filter((a) => a.type < 0x8000 && !KNOWN.has(a.type)).map((a) => a.type);
+    const unknown = message.attributes.filter((a) => a.type < 0x8000 && !KNOWN.has(a.type) && !options.ignore?.includes(a.type)).map((a) => a.type);
     if (unknown.length) {
       const list = new Uint8Array(unknown.length * 2);
       unknown.forEach((type, i) => new DataView(list.buffer).setUint16(i * 2, type));
@@ -52,6 +52,8 @@ export class StunServer {
       encodeStun(StunMethod.Binding, StunClass.Success, message.transactionId, [
         { type: Attr.XorMappedAddress, value: encodeXorAddress(from, message.transactionId) },
         { type: Attr.Software, value: new TextEncoder().encode(STUN_SOFTWARE) },
+        // RFC 5780 s7.4: where a CHANGE-REQUEST's "change IP" answer would come from.
+        ...(options.otherAddress ? [{ type: Attr.OtherAddress, value: encodePlainAddress(options.otherAddress) }] : []),
       ]),
     );
   }
