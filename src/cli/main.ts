@@ -12,6 +12,7 @@ import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../usages/sip/auth/dige
 import { parseSipUri } from '../usages/sip/message/uri.js';
 import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
+import { MAPPING_PROTOCOLS, type MappingProtocol } from '../nat/port-mapping/port-mapper.js';
 
 /*
  * The p2psip command: a thin shell over node/ and sim/. Each command parses its flags, calls one
@@ -27,7 +28,7 @@ const USAGE = `usage: p2psip <command> [options]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
-           [--sip-digest SHA-256,MD5] [--sip-direct on|off] [--relay auto|off] [--verbose]
+           [--sip-digest SHA-256,MD5] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
@@ -41,7 +42,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--rogue FRACTION] [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay', 'port-mapping'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -133,6 +134,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     sipDigest: digestFlag(args),
     sipDirect: onOffFlag(args, 'sip-direct', true),
     relay: relayFlag(args),
+    portMapping: portMappingFlag(args),
     log,
   });
   const status = daemon.status();
@@ -214,6 +216,17 @@ async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
   const trace = (await callPeer(requiredFlag(args, 'data'), { op: 'route', name })) as Record<string, unknown>;
   out(args.flags.has('json') ? JSON.stringify(trace) : formatRoute(trace));
   return 0;
+}
+
+/** `on` (PCP, NAT-PMP, UPnP IGD in that order), `off`, or a comma-separated list in the order to try. */
+function portMappingFlag(args: ParsedArgs): readonly MappingProtocol[] {
+  const value = stringFlag(args, 'port-mapping', 'on')!;
+  if (value === 'on') return MAPPING_PROTOCOLS;
+  if (value === 'off') return [];
+  const list = value.split(',');
+  const unknown = list.filter((p) => !MAPPING_PROTOCOLS.includes(p as MappingProtocol));
+  if (unknown.length) throw new UsageError(`--port-mapping takes on, off or a list of ${MAPPING_PROTOCOLS.join(', ')}`);
+  return list as MappingProtocol[];
 }
 
 function relayFlag(args: ParsedArgs): 'auto' | 'off' {

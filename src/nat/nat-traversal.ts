@@ -60,6 +60,8 @@ export class NatTraversal {
   private reflexive: { server: Address; mapped: Address }[] = [];
   private reflexiveAt = -Infinity;
   readonly relay: RelayClient;
+  /** The external address the home router forwards to us (port mapping), if any. */
+  portMapped: Address | undefined;
   /** What RFC 5780 discovery found, once it ran. */
   behavior: NatBehavior | undefined;
   private readonly hairpinProbes = new Map<string, () => void>();
@@ -194,7 +196,8 @@ export class NatTraversal {
 
   /** Host, server-reflexive and relayed candidates for an Attach (RFC 6940 s6.5.1.1). */
   candidates(): Candidate[] {
-    return gatherCandidates(this.deps.host(), this.reflexive.map((r) => r.mapped), this.relay.state === 'allocated' ? this.relay.relayed : undefined);
+    const reflexive = [...(this.portMapped ? [this.portMapped] : []), ...this.reflexive.map((r) => r.mapped)];
+    return gatherCandidates(this.deps.host(), reflexive, this.relay.state === 'allocated' ? this.relay.relayed : undefined);
   }
 
   /**
@@ -202,6 +205,8 @@ export class NatTraversal {
    * own address). Until a server answered, a node with STUN servers to ask assumes it cannot.
    */
   reachableUnsolicited(hasServers: boolean): boolean {
+    // A forwarded port lets anyone in, if it is the port others see us at.
+    if (this.portMapped && this.reflexive.some((r) => addressKey(r.mapped) === addressKey(this.portMapped!))) return true;
     // A full-cone NAT (RFC 4787 EIM and EIF) lets anyone in once the mapping exists.
     if (this.behavior?.mapping === 'endpoint-independent' && this.behavior.filtering === 'endpoint-independent') return true;
     if (this.reflexive.length === 0) return !hasServers;

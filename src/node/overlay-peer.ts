@@ -5,6 +5,7 @@ import type { SignatureSuite } from '../identity/signature-suite.js';
 import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
 import type { Link } from '../link/link.js';
 import { NatTraversal } from '../nat/nat-traversal.js';
+import type { PortMapper } from '../nat/port-mapping/port-mapper.js';
 import { RelayLink } from '../nat/relay/relay-link.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
@@ -68,6 +69,8 @@ export interface OverlayPeerDeps {
   readonly role?: 'peer' | 'client';
   /** The overlay's kinds, when there is no storage setup to carry them (a client). */
   readonly kinds?: KindRegistry;
+  /** Asks the home router to forward the overlay port (PCP, NAT-PMP, UPnP IGD); none: never asks. */
+  readonly portMapper?: PortMapper;
   /** Relay for nodes behind NATs (a peer with a public address): how to open relayed ports. */
   readonly relay?: { readonly openSocket: (bind: Address) => Promise<Link>; readonly limits?: Partial<RelayLimits> };
 }
@@ -223,14 +226,23 @@ export class OverlayPeer {
     this.hasStunServers = bootstrap.some((a) => addressKey(a) !== addressKey(this.advertised));
     this.nat.learnReflexive(bootstrap, () => {
       if (!this.attachFirst) return this.topology.start(bootstrap);
-      // Behind a NAT: learn how it behaves (RFC 5780) before talking to anyone else.
-      this.nat.discover(bootstrap[0], bootstrap[1], () => {
+      // Behind a NAT: ask it to forward our port, then learn how it behaves (RFC 5780) before
+      // talking to anyone else.
+      void this.mapPort(bootstrap).then(() => this.nat.discover(bootstrap[0], bootstrap[1], () => {
         if (!this.attachFirst || this.sealedLink === undefined) return this.topology.start(bootstrap);
         // Behind a filtering NAT, the admitting peer may be behind one too: take a relay
         // allocation on a bootstrap peer first, so even the Join's Attach has a relayed candidate.
         this.allocateRelayOn(bootstrap, () => this.topology.start(bootstrap));
-      });
+      }));
     });
+  }
+
+  /** A forwarded port goes into our candidates; the reflexive address is learnt again after it. */
+  private async mapPort(bootstrap: readonly Address[]): Promise<void> {
+    const mapping = await this.deps.portMapper?.map().catch(() => undefined);
+    if (!mapping) return;
+    this.nat.portMapped = mapping.external;
+    await new Promise<void>((resolve) => this.nat.learnReflexive(bootstrap, resolve));
   }
 
   /** A relay allocation on the first of `relays` that grants one; a relay serves sealed links only. */
@@ -258,13 +270,16 @@ export class OverlayPeer {
   /** Graceful: tell the neighbours, then close the link and the store. */
   leave(): Promise<void> {
     this.storage?.stop();
+    const unmapped = this.deps.portMapper?.remove() ?? Promise.resolve();
     return new Promise<void>((resolve) => {
       this.topology.leave(() => {
         this.router.abortAll('node stopped');
         this.nat.close();
         this.transport.stop().then(resolve, resolve);
       });
-    }).then(() => this.storage?.backend.close());
+    })
+      .then(() => unmapped)
+      .then(() => this.storage?.backend.close());
   }
 
   /** Abrupt: as if the power went (the simulator's failures). */
@@ -293,6 +308,7 @@ export class OverlayPeer {
         attachFirst: this.attachFirst,
         attach: { ...this.attach.counters },
         ...(this.natProbe && !this.attachFirst ? { changeRequests: { ...this.natProbe.counters } } : {}),
+        portMapping: this.deps.portMapper ? this.deps.portMapper.status() : 'off',
       },
       linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),

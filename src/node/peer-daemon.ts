@@ -20,6 +20,8 @@ import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
 import { attachCommand } from './attach-command.js';
 import { RelaySetup } from './relay-setup.js';
+import { type MappingProtocol, PortMapper } from '../nat/port-mapping/port-mapper.js';
+import { systemPortMappingIo } from './port-mapping-io.js';
 import { createBackend } from '../storage/backends/registry.js';
 import type { ControlRequest } from './control-protocol.js';
 import { fetchCommand, storeCommand } from './storage-commands.js';
@@ -59,6 +61,8 @@ export interface PeerDaemonOptions {
   readonly sipDigest?: readonly DigestAlgorithm[];
   /** `auto`: relay for nodes behind NATs when this peer's address is public; `off`: never. */
   readonly relay?: 'auto' | 'off';
+  /** Which port-mapping protocols to ask the home router with, in order; [] asks none. */
+  readonly portMapping?: readonly MappingProtocol[];
   readonly log: Logger;
 }
 
@@ -107,6 +111,7 @@ export class PeerDaemon {
       advertisedAddress: advertised,
       role,
       kinds: setup.kinds,
+      ...(options.portMapping?.length !== 0 ? { portMapper: new PortMapper(systemPortMappingIo(log.child('port-mapping')), clock, random, log.child('port-mapping'), advertised, options.portMapping) } : {}),
       ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.open(bind, log.child('relay-port')) } } : {}),
       // A client stores nothing for the overlay (RFC 7890 s2), so it opens no backend.
       storage:

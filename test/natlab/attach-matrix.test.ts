@@ -47,6 +47,7 @@ const EXPECTED_BEHAVIOR: Record<RouterKind, [string, string, boolean]> = {
   'port-restricted': ['endpoint-independent', 'address-and-port-dependent', false],
   symmetric: ['endpoint-dependent', 'address-and-port-dependent', false],
   carrier: ['endpoint-independent', 'address-and-port-dependent', false],
+  upnp: ['endpoint-independent', 'address-and-port-dependent', false],
 };
 
 /** Endpoint-independent mapping, and filtering that lets in a peer whose address it has sent to. */

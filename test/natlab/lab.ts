@@ -1,4 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 /*
  * The NAT lab: network namespaces this test creates itself, addressed only inside
@@ -38,8 +41,21 @@ export const LAB_PORT = 6084;
  *   (Linux conntrack's own behaviour: plain MASQUERADE), no hairpinning
  * - `symmetric`: endpoint-dependent mapping (MASQUERADE --random-fully)
  * - `carrier`: a port-restricted home router behind a carrier-grade NAT (two NATs in a row)
+ * - `upnp`: a port-restricted router running miniupnpd (PCP, NAT-PMP and UPnP IGD), which
+ *   checks with STUN against the public peer that its WAN side is reachable before it forwards
+ *   (198.18.0.0/15 is reserved, so miniupnpd would not forward otherwise)
  */
-export type RouterKind = 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric' | 'carrier';
+export type RouterKind = 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric' | 'carrier' | 'upnp';
+
+export const HAS_MINIUPNPD = (() => {
+  try {
+    execFileSync('miniupnpd', ['--version'], { stdio: 'ignore' });
+    execFileSync('iptables-legacy', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 export interface Home {
   readonly name: string;
@@ -57,6 +73,8 @@ export class NatLab {
   private readonly namespaces: string[] = [];
   private readonly processes: ChildProcess[] = [];
   private readonly outputs = new Map<ChildProcess, string[]>();
+  private readonly miniupnpd = new Map<string, ChildProcess>();
+  private readonly files: string[] = [];
   private carrier: string | undefined;
   private built = false;
 
@@ -100,7 +118,8 @@ export class NatLab {
     this.address(ns, 'eth0', `${host}/24`);
     this.in(ns, 'ip', ['route', 'add', 'default', 'via', `198.19.${i}.1`]);
     this.in(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
+    if (kind === 'upnp') this.startMiniupnpd(router, i);
+    else for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
     const home = { name, kind, router, ns, host, wan };
     this.homes.push(home);
     return home;
@@ -135,6 +154,7 @@ export class NatLab {
   async teardown(): Promise<void> {
     for (const child of this.processes) if (child.exitCode === null) child.kill('SIGKILL');
     await Promise.all(this.processes.map((c) => (c.exitCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve)))));
+    for (const file of this.files) rmSync(file, { force: true });
     for (const ns of this.namespaces.reverse()) {
       try {
         run('ip', ['netns', 'del', ns]);
@@ -142,6 +162,56 @@ export class NatLab {
         // already gone
       }
     }
+  }
+
+  /**
+   * miniupnpd 2.3 programs iptables through libiptc (the legacy tables), so this router keeps all
+   * its rules there: MASQUERADE, and the chains miniupnpd adds its forwards to.
+   */
+  private startMiniupnpd(router: string, i: number): void {
+    const legacy = (args: string[]) => this.in(router, 'iptables-legacy', args);
+    legacy(['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE']);
+    for (const table of ['nat', 'filter', 'mangle']) legacy(['-t', table, '-N', 'MINIUPNPD']);
+    legacy(['-t', 'nat', '-N', 'MINIUPNPD-POSTROUTING']);
+    legacy(['-t', 'nat', '-I', 'PREROUTING', '-i', 'wan', '-j', 'MINIUPNPD']);
+    legacy(['-t', 'nat', '-I', 'POSTROUTING', '-o', 'wan', '-j', 'MINIUPNPD-POSTROUTING']);
+    legacy(['-t', 'mangle', '-I', 'PREROUTING', '-i', 'wan', '-j', 'MINIUPNPD']);
+    legacy(['-t', 'filter', '-I', 'FORWARD', '-i', 'wan', '!', '-o', 'wan', '-j', 'MINIUPNPD']);
+    const config = path.join(tmpdir(), `p2pl-${this.tag}-miniupnpd-${i}.conf`);
+    writeFileSync(
+      config,
+      [
+        'ext_ifname=wan',
+        'listening_ip=lan',
+        'port=0',
+        'enable_natpmp=yes',
+        'enable_upnp=yes',
+        'secure_mode=yes',
+        'system_uptime=no',
+        `ext_perform_stun=yes`,
+        `ext_stun_host=${PUBLIC_PEER}`,
+        `ext_stun_port=${LAB_PORT}`,
+        `lease_file=${config}.leases`,
+        'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b',
+        `allow 1024-65535 198.19.${i}.0/24 1024-65535`,
+        'deny 0-65535 0.0.0.0/0 0-65535',
+        '',
+      ].join('\n'),
+    );
+    this.files.push(config, `${config}.leases`);
+    this.miniupnpd.set(router, this.spawn(router, 'miniupnpd', ['-f', config, '-d', '-P', `${config}.pid`]));
+    this.files.push(`${config}.pid`);
+  }
+
+  /** What miniupnpd on this router printed (its log goes to stderr with -d). */
+  routerLog(router: string): string {
+    const child = this.miniupnpd.get(router);
+    return child ? this.output(child) : '';
+  }
+
+  /** The router's forwarding rules, as miniupnpd left them (legacy tables). */
+  forwards(router: string): string {
+    return this.in(router, 'iptables-legacy', ['-t', 'nat', '-S', 'MINIUPNPD']);
   }
 
   private carrierNamespace(): string {
@@ -207,6 +277,7 @@ function natRules(kind: RouterKind, wan: string, host: string): string[][] {
       ];
     case 'port-restricted':
     case 'carrier':
+    case 'upnp':
       return [masquerade];
     case 'symmetric':
       return [[...masquerade, '--random-fully']];

@@ -9,7 +9,8 @@ import { Attr, decodeStun, encodePlainAddress, encodeXorAddress, encodeStun, Stu
  * only what the asker's own packet showed. A request with a comprehension-required attribute
  * we do not know gets 420 (s6.3.1.1); anything that is not a Binding request is not answered.
  */
-export const STUN_SOFTWARE = 'p2psip';
+// Eight bytes, so that no padding follows it: some parsers (miniupnpd 2.3's) do not skip padding.
+export const STUN_SOFTWARE = 'p2psip/1';
 const KNOWN = new Set<number>([Attr.Username, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.Priority, Attr.Realm, Attr.Nonce, Attr.ErrorCode]);
 
 export interface StunServerCounters {

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
+import { HAS_MINIUPNPD, LAB_PORT, NatLab, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+
+/*
+ * Port mapping on a real home router: miniupnpd (Debian's, speaking PCP, NAT-PMP and UPnP IGD)
+ * runs as the router of one lab home. The home's peer asks it to forward its overlay port with
+ * each protocol in turn, PCP first by default; the router's own rules show the forward, the
+ * peer becomes reachable by anyone (no Attach needed), and the forward is gone when it stops.
+ */
+ensureBundle();
+const BUNDLE = path.resolve('dist/p2psip.js');
+const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-iptables) and iptables-legacy are needed (.ci/run installs them)');
+const lab = new NatLab(`${process.pid}m`);
+const root = tempDir('p2psip-natlab-upnp-');
+after(async () => {
+  await lab.teardown();
+  removeDir(root);
+});
+
+const status = (dir: string): Record<string, any> => {
+  const result = runCli(['status', '--data', dir, '--json']);
+  return result.code === 0 ? JSON.parse(result.stdout) : {};
+};
+
+/** A STUN Binding request from a port nobody behind the NAT ever talked to (argv: host, port). */
+const STRANGER_BINDING = `
+const socket = require('node:dgram').createSocket('udp4');
+const timer = setTimeout(() => { console.log('silent'); process.exit(0); }, 2000);
+socket.on('message', () => { clearTimeout(timer); console.log('answered'); process.exit(0); });
+socket.bind(0, '198.18.0.2', () => {
+  const request = Buffer.concat([Buffer.from('000100002112a442', 'hex'), require('node:crypto').randomBytes(12)]);
+  socket.send(request, Number(process.argv[2]), process.argv[1]);
+});`;
+
+function start(ns: string, dir: string, bind: string, extra: string[]): ChildProcess {
+  return lab.spawn(ns, process.execPath, [BUNDLE, 'start', '--data', dir, '--open', '--bind', bind, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off', ...extra]);
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP or UPnP IGD, is reachable by anyone, and removes the forward when it stops', { skip: SKIP, timeout: 180_000 }, async () => {
+  lab.build();
+  const first = `${root}/public-1`;
+  const second = `${root}/public-2`;
+  start(lab.internet, first, PUBLIC_PEER, []);
+  assert.ok(await eventually(() => status(first).state === 'joined', 10_000));
+  start(lab.internet, second, SECOND_PUBLIC_PEER, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
+  assert.ok(await eventually(() => status(second).state === 'joined' && (status(first).successors ?? []).length > 0, 15_000), 'both public peers in the ring');
+
+  // miniupnpd checks with our public peer's STUN (RFC 5780 CHANGE-REQUEST) that it can forward.
+  const home = lab.addHome('upnp');
+  assert.ok(await eventually(() => lab.routerLog(home.router).includes('Port forwarding is now enabled'), 15_000), lab.routerLog(home.router));
+
+  // (iptables 1.8.9 cannot print the target revision miniupnpd writes, so the rule is matched by its port.)
+  const forwarded = () => lab.forwards(home.router).includes(`--dport ${LAB_PORT} -j DNAT`);
+  const dir = `${root}/home`;
+  for (const protocol of ['on', 'nat-pmp', 'upnp-igd'] as const) {
+    const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', protocol]);
+    assert.ok(await eventually(() => status(dir).state === 'joined', 20_000), `joined with --port-mapping ${protocol}: ${lab.output(peer)}`);
+    const nat = status(dir).nat;
+    const expected = protocol === 'on' ? 'pcp' : protocol;
+    assert.equal(nat.portMapping.mapping?.protocol, expected, JSON.stringify(nat.portMapping));
+    assert.equal(nat.portMapping.mapping.external, `${home.wan}:${LAB_PORT}`);
+    assert.ok(forwarded(), `the router forwards ${home.wan}:${LAB_PORT}: ${lab.forwards(home.router)}`);
+    // A forwarded port makes the home reachable like a public peer: no Attach needed first.
+    assert.equal(nat.attachFirst, false);
+    assert.deepEqual([nat.behavior?.mapping, nat.behavior?.filtering], ['endpoint-independent', 'endpoint-independent']);
+    // Anyone can reach it now: a STUN Binding from the internet, unasked, gets an answer.
+    const answered = status(dir).stun.bindingsAnswered;
+    const stranger = lab.in(lab.internet, process.execPath, ['-e', STRANGER_BINDING, home.wan, `${LAB_PORT}`]);
+    assert.match(stranger, /^answered/, 'a stranger on the internet reached the home peer through the forward');
+    assert.ok(status(dir).stun.bindingsAnswered > answered);
+    await stop(peer);
+    assert.ok(await eventually(() => !forwarded(), 5_000), `the forward is removed on shutdown (${protocol}): ${lab.forwards(home.router)}`);
+  }
+});
