@@ -109,6 +109,7 @@ export class HopTransport {
   private failureHandler: (address: Address) => void = () => {};
   private sweepTimer: TimerHandle | undefined;
   private stopped = false;
+  keepaliveIntervalMs: number;
 
   constructor(
     private readonly link: Link,
@@ -119,6 +120,7 @@ export class HopTransport {
     private readonly options: TransportOptions = DEFAULT_TRANSPORT_OPTIONS,
   ) {
     this.reassembler = new Reassembler(clock);
+    this.keepaliveIntervalMs = options.keepaliveIntervalMs;
     link.onDatagram((from, datagram, peer) => this.receive(from, datagram, peer));
     this.scheduleSweep();
   }
@@ -174,6 +176,16 @@ export class HopTransport {
     if (this.stopped) return;
     this.count(datagram);
     this.link.send(to, datagram);
+  }
+
+  /**
+   * How often idle watched links get a keepalive: the default until the node has measured how
+   * long its NAT keeps a binding, then a margin under that (nat/binding-lifetime.ts).
+   */
+  setKeepaliveInterval(ms: number): void {
+    this.keepaliveIntervalMs = ms;
+    this.clock.clearTimer(this.sweepTimer);
+    if (!this.stopped) this.scheduleSweep();
   }
 
   /** Keepalives hold links to watched addresses open and detect their failure when idle. */
@@ -377,7 +389,7 @@ export class HopTransport {
   }
 
   private scheduleSweep(): void {
-    this.sweepTimer = this.clock.setTimer(this.options.keepaliveIntervalMs / 2, () => {
+    this.sweepTimer = this.clock.setTimer(this.keepaliveIntervalMs / 2, () => {
       this.sweep();
       if (!this.stopped) this.scheduleSweep();
     });
@@ -388,7 +400,7 @@ export class HopTransport {
     const now = this.clock.now();
     for (const peer of [...this.peers.values()]) {
       if (peer.watched) {
-        if (now - peer.lastSentAt >= this.options.keepaliveIntervalMs && peer.unacked.size === 0) {
+        if (now - peer.lastSentAt >= this.keepaliveIntervalMs && peer.unacked.size === 0) {
           this.counters.keepalivesSent++;
           const seq = this.takeSeq(peer);
           const group: DeliveryGroup = { remaining: 1, finished: false, done: undefined };

@@ -106,7 +106,11 @@ export class NatTraversal {
       return;
     }
     const answer = this.stun.answer(datagram, from, responder ? { otherAddress: responder.otherAddress() } : {});
-    if (answer) this.send(base, from, answer);
+    // RFC 5780 s7.5 RESPONSE-PORT: the answer goes to that port of the asker's own address.
+    const responsePort = attribute(message, Attr.ResponsePort);
+    const port = responsePort && responsePort.value.length === 4 ? new DataView(responsePort.value.buffer, responsePort.value.byteOffset, 2).getUint16(0) : 0;
+    const to = port > 0 ? { host: from.host, port } : from;
+    if (answer) this.send(base, to, answer);
   }
 
   send(base: Base, to: Address, datagram: Uint8Array): void {

@@ -6,6 +6,7 @@ import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '
 import type { Link } from '../link/link.js';
 import { NatTraversal } from '../nat/nat-traversal.js';
 import type { PortMapper } from '../nat/port-mapping/port-mapper.js';
+import { type BindingLifetime, BindingLifetimeProbe, keepaliveIntervalFor } from '../nat/binding-lifetime.js';
 import { RelayLink } from '../nat/relay/relay-link.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
@@ -97,6 +98,7 @@ export class OverlayPeer {
   private readonly relayLink: RelayLink;
   private relayServerPart: RelayServer | undefined;
   private natProbe: NatProbeService | undefined;
+  private bindingLifetime: BindingLifetime | undefined;
   private readonly advertised: Address;
   private hasStunServers = false;
 
@@ -263,6 +265,20 @@ export class OverlayPeer {
     return this.relayServerPart;
   }
 
+  /**
+   * Measures how long the NAT keeps an idle binding (RFC 5780 s4.6) against a public peer and
+   * sets the keepalive interval from it; until then keepalives go every 25 s.
+   */
+  async measureBindingLifetime(server: Address, openSocket: (bind: Address) => Promise<Link>): Promise<void> {
+    const probe = new BindingLifetimeProbe(this.deps.clock, this.deps.random, openSocket, this.advertised.host, server);
+    const lifetime = await probe.measure().catch(() => undefined);
+    if (!lifetime) return;
+    const keepaliveMs = keepaliveIntervalFor(lifetime, DEFAULT_TRANSPORT_OPTIONS.keepaliveIntervalMs);
+    this.bindingLifetime = lifetime;
+    this.transport.setKeepaliveInterval(keepaliveMs);
+    this.deps.log.info('binding-lifetime', { survivedSeconds: lifetime.survivedSeconds, expiredBySeconds: lifetime.expiredBySeconds, keepaliveMs });
+  }
+
   get stun() {
     return this.nat.stun;
   }
@@ -309,6 +325,8 @@ export class OverlayPeer {
         attach: { ...this.attach.counters },
         ...(this.natProbe && !this.attachFirst ? { changeRequests: { ...this.natProbe.counters } } : {}),
         portMapping: this.deps.portMapper ? this.deps.portMapper.status() : 'off',
+        bindingLifetime: this.bindingLifetime ?? null,
+        keepaliveMs: this.transport.keepaliveIntervalMs,
       },
       linkSecurity: this.sealedLink ? { mode: 'sealed', ...this.sealedLink.status() } : { mode: 'plain' },
       ...(this.storage ? { storage: this.storage.status() } : {}),

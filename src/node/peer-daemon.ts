@@ -179,7 +179,7 @@ export class PeerDaemon {
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
     peer.start(bootstrap);
-    daemon.relaySetup = new RelaySetup(peer, bootstrap, options.relay !== 'off', log.child('relay'));
+    daemon.relaySetup = new RelaySetup(peer, bootstrap, options.relay !== 'off', log.child('relay'), (bind) => UdpLink.open(bind, log.child('probe')));
     daemon.relaySetup.start();
     if (setup.mode === 'authority') daemon.scheduleRenewal();
     log.info('started', { nodeId: peer.status().nodeId as string, address: self, mode: setup.mode });

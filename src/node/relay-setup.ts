@@ -1,4 +1,5 @@
 import type { TimerHandle } from '../runtime/clock.js';
+import type { Link } from '../link/link.js';
 import type { Logger } from '../runtime/log.js';
 import { ANNOUNCE_INTERVAL_MS, announceRelay, findRelays, type RelayEntry } from '../usages/relay/relay-directory.js';
 import { type Address, addressKey } from '../wire/address.js';
@@ -6,7 +7,7 @@ import { nodeDestination } from '../wire/message.js';
 import type { OverlayPeer } from './overlay-peer.js';
 
 /*
- * Relays, both sides, once the node has joined. A peer with a public address that relays
+ * NAT upkeep once the node has joined: relays, both sides, and the keepalive interval. A peer with a public address that relays
  * announces itself under RELAY-SERVICE and renews the entry; a node whose NAT filters finds the
  * relays by that name (falling back on its bootstrap peers), opens a sealed link to one (a relay
  * serves enrolled nodes only) and takes an allocation, whose address then goes into every
@@ -20,6 +21,7 @@ export class RelaySetup {
   private nextAnnounceAt = 0;
   private nextAllocateAt = 0;
   private busy = false;
+  private lifetimeMeasured = false;
   private stopped = false;
 
   constructor(
@@ -28,6 +30,8 @@ export class RelaySetup {
     /** Whether this peer relays for others (and so announces itself). */
     private readonly serves: boolean,
     private readonly log: Logger,
+    /** Opens extra UDP sockets (binding-lifetime probes); absent: keepalives stay at the default. */
+    private readonly openSocket?: (bind: Address) => Promise<Link>,
   ) {}
 
   start(): void {
@@ -49,6 +53,11 @@ export class RelaySetup {
     if (this.peer.topology.joined && !this.busy) {
       if (this.peer.attachFirst) {
         if (this.peer.nat.relay.state === 'none' && now >= this.nextAllocateAt) this.allocate();
+        else if (!this.lifetimeMeasured && this.openSocket && this.bootstrap[0]) {
+          // Once, in the background: it takes as long as the bindings it waits out.
+          this.lifetimeMeasured = true;
+          void this.peer.measureBindingLifetime(this.bootstrap[0], this.openSocket);
+        }
       } else if (this.serves && this.peer.relayServer && now >= this.nextAnnounceAt) {
         this.announce();
       }

@@ -94,7 +94,7 @@ export class NatLab {
   }
 
   /** A home of the given kind: a router namespace with its NAT rules and a host behind it. */
-  addHome(kind: RouterKind): Home {
+  addHome(kind: RouterKind, options: { udpTimeoutSeconds?: number } = {}): Home {
     this.build();
     const i = this.homes.length + 1;
     const name = `h${i}`;
@@ -118,6 +118,11 @@ export class NatLab {
     this.address(ns, 'eth0', `${host}/24`);
     this.in(ns, 'ip', ['route', 'add', 'default', 'via', `198.19.${i}.1`]);
     this.in(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    if (options.udpTimeoutSeconds !== undefined) {
+      // How long this router keeps an idle UDP binding, answered once or many times.
+      this.in(router, 'sysctl', ['-q', '-w', `net.netfilter.nf_conntrack_udp_timeout=${options.udpTimeoutSeconds}`]);
+      this.in(router, 'sysctl', ['-q', '-w', `net.netfilter.nf_conntrack_udp_timeout_stream=${options.udpTimeoutSeconds}`]);
+    }
     if (kind === 'upnp') this.startMiniupnpd(router, i);
     else for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
     const home = { name, kind, router, ns, host, wan };

@@ -11,7 +11,7 @@ import { Attr, decodeStun, encodePlainAddress, encodeXorAddress, encodeStun, Stu
  */
 // Eight bytes, so that no padding follows it: some parsers (miniupnpd 2.3's) do not skip padding.
 export const STUN_SOFTWARE = 'p2psip/1';
-const KNOWN = new Set<number>([Attr.Username, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.Priority, Attr.Realm, Attr.Nonce, Attr.ErrorCode]);
+const KNOWN = new Set<number>([Attr.ResponsePort, Attr.Username, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.Priority, Attr.Realm, Attr.Nonce, Attr.ErrorCode]);
 
 export interface StunServerCounters {
   bindingsAnswered: number;
