@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Link } from '../../../src/link/link.js';
+import { NatTraversal } from '../../../src/nat/nat-traversal.js';
+import { RelayLink } from '../../../src/nat/relay/relay-link.js';
+import { candidate } from '../../../src/nat/ice/candidates.js';
+import type { IceResult } from '../../../src/nat/ice/ice-session.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import { type Address, addressKey } from '../../../src/wire/address.js';
+import { CandidateType } from '../../../src/wire/messages/attach.js';
+
+/*
+ * ICE-style checks between two nodes on virtual time, with a network that drops what a NAT
+ * would: both sides check every candidate of the other, answers must come from where the check
+ * went and carry the right MESSAGE-INTEGRITY, and the controlling side's nomination is what both
+ * end up using.
+ */
+interface Side {
+  readonly nat: NatTraversal;
+  readonly host: Address;
+}
+
+function pair(deliverable: (from: Address, to: Address) => boolean, rewrite: (from: Address) => Address = (a) => a) {
+  const clock = new VirtualClock();
+  const random = new SeededRandom(7);
+  const sides = new Map<string, Side>();
+  const make = (host: Address): Side => {
+    const link: Link = { localAddress: host, send: () => {}, onDatagram: () => {}, close: async () => {} };
+    const nat = new NatTraversal({
+      clock,
+      random: random.fork(),
+      log: silentLogger,
+      host: () => host,
+      relayLink: new RelayLink(link),
+      sendRaw: (to, datagram) => {
+        const source = rewrite(host);
+        if (!deliverable(source, to)) return;
+        const target = [...sides.values()].find((s) => addressKey(s.host) === addressKey(to) || addressKey(rewrite(s.host)) === addressKey(to));
+        if (target) clock.setTimer(5, () => target.nat.receive('host', source, datagram));
+      },
+    });
+    const side = { nat, host };
+    sides.set(addressKey(host), side);
+    return side;
+  };
+  return { clock, make };
+}
+
+function run(a: Side, b: Side, clock: VirtualClock, bCandidates = [candidate(CandidateType.Host, b.host)], aCandidates = [candidate(CandidateType.Host, a.host)]) {
+  const controlling = a.nat.ice.createSession()!;
+  const controlled = b.nat.ice.createSession()!;
+  const results: { a?: IceResult; b?: IceResult; aDone: boolean; bDone: boolean } = { aDone: false, bDone: false };
+  controlled.start('controlled', controlling.local, bCandidates[0].priority, aCandidates);
+  controlling.start('controlling', controlled.local, aCandidates[0].priority, bCandidates);
+  controlling.onDone((r) => Object.assign(results, { a: r, aDone: true }));
+  controlled.onDone((r) => Object.assign(results, { b: r, bDone: true }));
+  clock.runUntil(clock.now() + 15_000);
+  return results;
+}
+
+test('two reachable nodes check, the requester nominates, and both use the same pair', () => {
+  const { clock, make } = pair(() => true);
+  const a = make({ host: '198.18.0.1', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const r = run(a, b, clock);
+  assert.equal(addressKey(r.a!.remote), '198.18.0.2:6084');
+  assert.equal(addressKey(r.b!.remote), '198.18.0.1:6084');
+  assert.equal(r.a!.remoteType, 'host');
+  assert.ok(r.a!.setupMs < 500, `${r.a!.setupMs} ms`);
+});
+
+test('an unreachable candidate is skipped: the pair through the other one wins', () => {
+  const { clock, make } = pair((_, to) => to.host !== '198.19.1.2');
+  const a = make({ host: '198.18.0.1', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const r = run(a, b, clock, [candidate(CandidateType.Host, { host: '198.19.1.2', port: 6084 }), candidate(CandidateType.ServerReflexive, b.host)]);
+  assert.equal(addressKey(r.a!.remote), '198.18.0.2:6084');
+  assert.equal(r.a!.remoteType, 'srflx');
+  assert.equal(addressKey(r.b!.remote), '198.18.0.1:6084');
+});
+
+test('a check from an address that was no candidate is peer-reflexive and gets a triggered check back', () => {
+  // A's NAT puts another port on what A sends (an endpoint-dependent mapping).
+  const { clock, make } = pair(() => true, (from) => (from.host === '198.19.9.2' ? { host: '198.18.0.9', port: 40000 } : from));
+  const a = make({ host: '198.19.9.2', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const r = run(a, b, clock);
+  assert.equal(r.b!.remoteType, 'prflx');
+  assert.equal(addressKey(r.b!.remote), '198.18.0.9:40000');
+});
+
+test('when no check gets through, both sides fail, bounded in time', () => {
+  const { clock, make } = pair(() => false);
+  const a = make({ host: '198.18.0.1', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const r = run(a, b, clock);
+  assert.ok(r.aDone && r.bDone);
+  assert.equal(r.a, undefined);
+  assert.equal(r.b, undefined);
+  assert.equal(clock.pendingTimers() < 10, true, 'no timers left running');
+});
+
+test('checks with the wrong password are refused and never complete a session', () => {
+  const { clock, make } = pair(() => true);
+  const a = make({ host: '198.18.0.1', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const controlling = a.nat.ice.createSession()!;
+  const controlled = b.nat.ice.createSession()!;
+  let done: IceResult | undefined | 'pending' = 'pending';
+  controlled.start('controlled', controlling.local, 1, [candidate(CandidateType.Host, a.host)]);
+  controlling.start('controlling', { ufrag: controlled.local.ufrag, pwd: 'not-the-password' }, 1, [candidate(CandidateType.Host, b.host)]);
+  controlling.onDone((r) => (done = r));
+  clock.runUntil(clock.now() + 15_000);
+  assert.equal(done, undefined);
+  assert.ok(b.nat.ice.counters.checksForged > 0);
+});
