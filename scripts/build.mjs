@@ -1,10 +1,12 @@
-// Builds the bundle for a target: node scripts/build.mjs [--target NAME] (default node18).
+// Builds the bundle for a target: node scripts/build.mjs [--target NAME] (default node18),
+// and the target's package (.deb, .ipk) when its build.json describes one.
 // targets/NAME/build.json gives the esbuild settings on top of the shared ones, the output
 // file and the size budget; the build fails when the bundle outgrows its budget.
 import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { baseOptions } from './esbuild-options.mjs';
+import { buildPackage } from './packaging/package.mjs';
 
 const args = process.argv.slice(2);
 const targetIndex = args.indexOf('--target');
@@ -26,4 +28,9 @@ console.log(`${settings.output} ${(size / 1024).toFixed(1)} KB (target ${target}
 if (size > settings.budgetBytes) {
   console.error(`bundle over budget: inspect ${settings.output}.meta.json`);
   process.exit(1);
+}
+if (settings.package) {
+  const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
+  const file = buildPackage(target, settings, version);
+  console.log(`${file} ${(statSync(file).size / 1024).toFixed(1)} KB`);
 }

@@ -1,6 +1,6 @@
 // Runs the test suite with Node's own test runner. Each test/**/*.test.ts is bundled by
 // esbuild (the same settings as the product) into .build/test/, then `node --test` runs them.
-// Usage: node scripts/test.mjs [unit|sim|integration|natlab ...]
+// Usage: node scripts/test.mjs [unit|sim|integration|natlab|targets ...]
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync, statSync } from 'node:fs';
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { baseOptions } from './esbuild-options.mjs';
 
 const groups = process.argv.slice(2);
-const roots = (groups.length ? groups : ['unit', 'sim', 'integration', 'natlab']).map((g) => (g.startsWith('test/') ? g : path.join('test', g)));
+const roots = (groups.length ? groups : ['unit', 'sim', 'integration', 'natlab', 'targets']).map((g) => (g.startsWith('test/') ? g : path.join('test', g)));
 
 function findTests(dir) {
   if (dir.endsWith('.test.ts')) return [dir];
