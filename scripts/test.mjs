@@ -32,16 +32,18 @@ if (sources.length === 0) {
   console.error(`no tests found under ${roots.join(', ')}`);
   process.exit(1);
 }
-rmSync('.build/test', { recursive: true, force: true });
+// P2PSIP_TEST_BUILD lets runs side by side (scripts/node18-smoke.mjs) keep apart.
+const outdir = process.env.P2PSIP_TEST_BUILD ?? '.build/test';
+rmSync(outdir, { recursive: true, force: true });
 await build({
   ...baseOptions,
   entryPoints: sources,
-  outdir: '.build/test',
+  outdir,
   outbase: 'test',
   outExtension: { '.js': '.cjs' },
   sourcemap: 'inline',
   define: { 'import.meta.dirname': '__dirname' },
 });
-const compiled = sources.map((s) => path.join('.build', 'test', path.relative('test', s)).replace(/\.ts$/, '.cjs'));
+const compiled = sources.map((s) => path.join(outdir, path.relative('test', s)).replace(/\.ts$/, '.cjs'));
 const result = spawnSync(process.execPath, ['--enable-source-maps', '--test', ...compiled], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

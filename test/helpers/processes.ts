@@ -8,6 +8,21 @@ import path from 'node:path';
 /** Helpers for tests that run real p2psip processes on loopback. */
 export const BUNDLE = path.resolve('dist/p2psip.js');
 
+/**
+ * The command that runs the bundle: this Node, or the one P2PSIP_NODE names (a Node 18 binary,
+ * possibly behind qemu-user: "qemu-aarch64-static -L /usr/aarch64-linux-gnu /path/to/node").
+ */
+const NODE_COMMAND = (process.env.P2PSIP_NODE ?? process.execPath).split(' ').filter(Boolean);
+const NODE = NODE_COMMAND[0];
+const NODE_ARGS = NODE_COMMAND.slice(1);
+/** Waits stretch by this factor when the peers run slowly (an emulated CPU). */
+export const TIME_SCALE = Number(process.env.P2PSIP_TIME_SCALE ?? 1);
+
+/** The Node version and CPU the bundle runs on here ("v18.20.8 arm64"). */
+export function bundleRuntime(): string {
+  return execFileSync(NODE, [...NODE_ARGS, '-p', 'process.version + " " + process.arch'], { encoding: 'utf8', timeout: 60_000 }).trim();
+}
+
 export function ensureBundle(): void {
   if (!existsSync(BUNDLE)) execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
 }
@@ -39,7 +54,7 @@ export function startProcess(args: string[]): Running {
   // Many peers share this machine in tests: unless a test picks one, each takes a free SIP port.
   const runsPeer = args[0] === 'start' || args[0] === 'join';
   const full = runsPeer && !args.includes('--sip-port') ? [...args, '--sip-port', '0'] : args;
-  const child = spawn(process.execPath, [BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [...NODE_ARGS, BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
@@ -50,7 +65,7 @@ export function startProcess(args: string[]): Running {
 /** Runs the CLI to completion and returns its exit code and output. */
 export function runCli(args: string[]): { code: number; stdout: string; stderr: string } {
   try {
-    const stdout = execFileSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    const stdout = execFileSync(NODE, [...NODE_ARGS, BUNDLE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
     return { code: 0, stdout, stderr: '' };
   } catch (error) {
     const e = error as { status: number; stdout: string; stderr: string };
@@ -60,7 +75,7 @@ export function runCli(args: string[]): { code: number; stdout: string; stderr: 
 
 /** Polls `check` every `intervalMs` until it returns true or `timeoutMs` passes. */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 500): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * TIME_SCALE;
   for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
     try {
       if (await check()) return true;
