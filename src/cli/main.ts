@@ -12,6 +12,7 @@ import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../usages/sip/auth/dige
 import { parseSipUri } from '../usages/sip/message/uri.js';
 import { DEFAULT_BACKEND } from '../storage/backends/registry.js';
 import { DEFAULT_STORAGE_LIMITS } from '../storage/resource-store.js';
+import { getHeapStatistics } from 'node:v8';
 import { MAPPING_PROTOCOLS, type MappingProtocol } from '../nat/port-mapping/port-mapper.js';
 
 /*
@@ -42,7 +43,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--rogue FRACTION] [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay', 'port-mapping'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -128,6 +129,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     storageLimits: {
       maxBytesTotal: numberFlag(args, 'max-storage-bytes', DEFAULT_STORAGE_LIMITS.maxBytesTotal, 0, Number.MAX_SAFE_INTEGER),
       maxBytesPerResource: numberFlag(args, 'max-resource-bytes', DEFAULT_STORAGE_LIMITS.maxBytesPerResource, 0, Number.MAX_SAFE_INTEGER),
+      maxEntries: numberFlag(args, 'max-storage-entries', entriesForHeap(getHeapStatistics().heap_size_limit), 0, Number.MAX_SAFE_INTEGER),
     },
     sipPort: sipPortFlag(args),
     sipAuth: onOffFlag(args, 'sip-auth', true),
@@ -227,6 +229,16 @@ function portMappingFlag(args: ParsedArgs): readonly MappingProtocol[] {
   const unknown = list.filter((p) => !MAPPING_PROTOCOLS.includes(p as MappingProtocol));
   if (unknown.length) throw new UsageError(`--port-mapping takes on, off or a list of ${MAPPING_PROTOCOLS.join(', ')}`);
   return list as MappingProtocol[];
+}
+
+/**
+ * The default entry quota for the V8 heap this process got: a peer run with the service
+ * wrappers' 32 MB heap holds a few thousand values and stays near 64 MB resident (the figures
+ * are in bench/footprint.ts and the README); a desktop's default heap lifts the cap far away.
+ */
+function entriesForHeap(heapLimitBytes: number): number {
+  const heapMb = heapLimitBytes / (1024 * 1024);
+  return Math.max(500, Math.floor((heapMb - 24) * 250));
 }
 
 function relayFlag(args: ParsedArgs): 'auto' | 'off' {

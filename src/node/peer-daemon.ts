@@ -230,7 +230,7 @@ export class PeerDaemon {
   }
 
   status(): Record<string, unknown> {
-    const status = { ...this.peer.status(), ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}) };
+    const status = { ...this.peer.status(), ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}), memory: memoryStatus() };
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;
     const { config } = this.currentConfig();
@@ -320,4 +320,11 @@ function announceEnrollmentAddress(authority: EnrollmentAuthority, address: Addr
     }),
     nowSeconds,
   );
+}
+
+/** Resident memory and where it goes (MB): what a 256 MB router has to spare. */
+function memoryStatus(): Record<string, number> {
+  const m = process.memoryUsage();
+  const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+  return { rssMB: mb(m.rss), heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
 }

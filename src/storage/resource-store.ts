@@ -20,6 +20,11 @@ export interface StorageLimits {
   readonly maxBytesPerResource: number;
   /** Bytes of values this peer holds in all. */
   readonly maxBytesTotal: number;
+  /**
+   * Entries this peer holds in all: what bounds its memory (each costs about 4 KB resident,
+   * bench/footprint.ts); absent, only the byte quotas apply.
+   */
+  readonly maxEntries?: number;
 }
 
 export const DEFAULT_STORAGE_LIMITS: StorageLimits = { maxBytesPerResource: 256 * 1024, maxBytesTotal: 32 * 1024 * 1024 };
@@ -92,6 +97,9 @@ export class ResourceStore {
       throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this Resource-ID is full here');
     }
     if (this.bytesHeld + addedBytes > this.limits.maxBytesTotal) throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this peer is full');
+    if (this.limits.maxEntries !== undefined && this.entryCount + addedEntries > this.limits.maxEntries) {
+      throw new OverlayError(ErrorCode.DataTooLarge, `quota: this peer holds its most entries (${this.limits.maxEntries}; its memory is capped)`);
+    }
     return data.values.map((value) => ({ op: 'put', resource, kind: data.kind, generation, data: value }));
   }
 
