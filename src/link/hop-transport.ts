@@ -107,6 +107,7 @@ export class HopTransport {
   private messageHandler: (from: Address, sender: Id, message: OverlayMessage) => void = () => {};
   private stunHandler: (from: Address, datagram: Uint8Array) => void = () => {};
   private failureHandler: (address: Address) => void = () => {};
+  private expiryHandler: (address: Address) => void = () => {};
   private sweepTimer: TimerHandle | undefined;
   private stopped = false;
   keepaliveIntervalMs: number;
@@ -135,6 +136,11 @@ export class HopTransport {
 
   onLinkFailure(handler: (address: Address) => void): void {
     this.failureHandler = handler;
+  }
+
+  /** A link idle so long that it was forgotten (no failure: nobody used it). */
+  onLinkExpired(handler: (address: Address) => void): void {
+    this.expiryHandler = handler;
   }
 
   get localAddress(): Address {
@@ -408,6 +414,7 @@ export class HopTransport {
         }
       } else if (peer.unacked.size === 0 && now - Math.max(peer.lastHeardAt, peer.lastSentAt) > this.options.idleLinkExpiryMs) {
         this.forgetPeer(peer);
+        this.guard('expiry-handler', () => this.expiryHandler(peer.address));
       }
     }
   }

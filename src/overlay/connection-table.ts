@@ -3,24 +3,43 @@ import type { Id } from '../wire/id.js';
 
 /*
  * Where to reach the Node-IDs this peer has recently heard from or learned of: the next hop of
- * a symmetric response and of a direct request. Bounded and least-recently-used, so a busy
- * forwarding peer's memory stays flat.
+ * a symmetric response and of a direct request. Bounded and least-recently-used, and entries
+ * nobody used or refreshed for half an hour go (peers leave; NAT bindings move), so a peer
+ * that runs for months keeps only what it uses.
  */
-export class ConnectionTable {
-  private readonly entries = new Map<Id, Address>();
+const MAX_AGE_MS = 30 * 60_000;
+const SWEEP_EVERY = 256;
 
-  constructor(private readonly capacity = 2048) {}
+interface Entry {
+  readonly address: Address;
+  at: number;
+}
+
+export class ConnectionTable {
+  private readonly entries = new Map<Id, Entry>();
+  private operations = 0;
+
+  constructor(
+    private readonly now: () => number = () => 0,
+    private readonly capacity = 2048,
+  ) {}
 
   learn(id: Id, address: Address): void {
+    if (++this.operations % SWEEP_EVERY === 0) this.sweep();
     const known = this.entries.get(id);
-    if (known === address || (known && known.host === address.host && known.port === address.port)) return;
+    if (known && (known.address === address || (known.address.host === address.host && known.address.port === address.port))) {
+      known.at = this.now();
+      return;
+    }
     this.entries.delete(id);
-    this.entries.set(id, address);
+    this.entries.set(id, { address, at: this.now() });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as Id);
   }
 
   lookup(id: Id): Address | undefined {
-    return this.entries.get(id);
+    const entry = this.entries.get(id);
+    if (entry) entry.at = this.now();
+    return entry?.address;
   }
 
   forget(id: Id): void {
@@ -30,11 +49,16 @@ export class ConnectionTable {
   /** Node-IDs last seen at this address (usually one). */
   idsAt(address: Address): Id[] {
     const out: Id[] = [];
-    for (const [id, a] of this.entries) if (a.host === address.host && a.port === address.port) out.push(id);
+    for (const [id, e] of this.entries) if (e.address.host === address.host && e.address.port === address.port) out.push(id);
     return out;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  private sweep(): void {
+    const cutoff = this.now() - MAX_AGE_MS;
+    for (const [id, e] of this.entries) if (e.at < cutoff) this.entries.delete(id);
   }
 }

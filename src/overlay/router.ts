@@ -120,7 +120,7 @@ interface Pending {
 }
 
 export class OverlayRouter {
-  readonly connections = new ConnectionTable();
+  readonly connections: ConnectionTable;
   readonly counters: RouterCounters = {
     requestsSent: 0,
     retries: 0,
@@ -160,12 +160,18 @@ export class OverlayRouter {
     readonly log: Logger,
     readonly options: RouterOptions,
   ) {
+    this.connections = new ConnectionTable(() => this.clock.now());
     this.recent = new RecentTransactions(clock);
     this.returnPaths = new ReturnPaths(clock);
     this.startedAt = clock.now();
     this.originLimiter = new KeyedRateLimiter(options.originLimit ?? DEFAULT_ORIGIN_LIMIT, clock);
     transport.onMessage((from, sender, message) => this.receive(from, sender, message));
     transport.onLinkFailure((address) => this.linkFailed(address));
+    // An address unused for that long is stale: the node may be gone or have moved (a NAT
+    // binding expires sooner). Keeps the connection table from collecting departed peers.
+    transport.onLinkExpired((address) => {
+      for (const id of this.connections.idsAt(address)) this.connections.forget(id);
+    });
     topology.attach(this);
   }
 

@@ -33,6 +33,11 @@ export class SimNetwork {
     return link;
   }
 
+  /** Sockets open in the simulated network (hosts that have not closed their link). */
+  get hostCount(): number {
+    return this.hosts.size;
+  }
+
   remove(link: SimLink): void {
     this.hosts.delete(addressKey(link.localAddress));
   }

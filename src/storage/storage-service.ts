@@ -65,6 +65,8 @@ export class StorageService {
 
   /** Replays the backend, then serves. */
   start(): void {
+    this.startedAt = this.router.clock.now();
+    this.bytesAtStart = this.backend.stats().bytesWritten;
     for (const change of this.backend.load()) this.store.apply(change);
     this.router.handle(MessageCode.StoreReq, (req) => this.onStore(req));
     this.router.handle(MessageCode.FetchReq, (req) => this.onFetch(req));
@@ -259,6 +261,13 @@ export class StorageService {
   }
 
   status(): Record<string, unknown> {
-    return { ...this.store.size, counters: { ...this.counters }, backend: { name: this.backend.name, ...this.backend.stats() } };
+    const stats = this.backend.stats();
+    // Flash wears with writes: what this peer writes an hour, averaged since it started.
+    const hours = Math.max(1 / 60, (this.router.clock.now() - this.startedAt) / 3_600_000);
+    const bytesWrittenPerHour = Math.round((stats.bytesWritten - this.bytesAtStart) / hours);
+    return { ...this.store.size, counters: { ...this.counters }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
   }
+
+  private startedAt = 0;
+  private bytesAtStart = 0;
 }
