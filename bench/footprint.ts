@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { callPeer } from '../src/node/control-client.js';
+import { freePort, sleep } from './bench-helpers.js';
 
 /*
  * Footprint of the peer as the service wrappers run it (V8 heap capped at 32 MB, semi-space at
@@ -17,7 +18,6 @@ const phones = Number(process.argv[2] ?? 100);
 const values = Number(process.argv[3] ?? 10_000);
 const SERVICE_FLAGS = (process.env.P2PSIP_SERVICE_FLAGS ?? '--max-old-space-size=32 --max-semi-space-size=1').split(' ');
 const work = mkdtempSync(path.join(tmpdir(), 'p2psip-bench-footprint-'));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const children: ChildProcess[] = [];
 
 function rssMb(pid: number): { rss: number; peak: number } {
@@ -26,13 +26,6 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: Math.round(kb('VmRSS') / 102.4) / 10, peak: Math.round(kb('VmHWM') / 102.4) / 10 };
 }
 
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 function run(args: string[], flags: string[] = SERVICE_FLAGS): ChildProcess {
   const child = spawn(process.execPath, [...flags, ...args], { stdio: 'ignore', env: { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '' } });

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SipUserStore } from '../src/node/sip-users.js';
+import { freePort, sleep } from './bench-helpers.js';
 
 /*
  * SIPp against running p2psip peers and, in the same run with the same load, against Kamailio
@@ -24,15 +25,7 @@ const DOMAIN = 'open.p2psip.lab';
 const KAMAILIO_MODULES = '/usr/lib/x86_64-linux-gnu/kamailio/modules';
 const work = mkdtempSync(path.join(tmpdir(), 'p2psip-bench-sip-'));
 
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until something answers OPTIONS on the port (at most 10 s). */
 async function answering(port: number): Promise<boolean> {

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { baseOptions } from './esbuild-options.mjs';
 
 const [only, ...args] = process.argv.slice(2);
-const names = only ? [only] : readdirSync('bench').filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+const names = only ? [only] : readdirSync('bench').filter((f) => f.endsWith('.ts') && !f.endsWith('-helpers.ts')).map((f) => f.slice(0, -3));
 for (const name of names) {
   const outfile = `.build/bench/${name}.cjs`;
   await build({ ...baseOptions, entryPoints: [`bench/${name}.ts`], outfile });

@@ -19,7 +19,7 @@ import { saveIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
 import { attachCommand } from './attach-command.js';
-import { RelaySetup } from './relay-setup.js';
+import { NatUpkeep } from './nat-upkeep.js';
 import { type MappingProtocol, PortMapper } from '../nat/port-mapping/port-mapper.js';
 import { systemPortMappingIo } from './port-mapping-io.js';
 import { createBackend } from '../storage/backends/registry.js';
@@ -68,7 +68,7 @@ export interface PeerDaemonOptions {
 
 export class PeerDaemon {
   private renewTimer: NodeJS.Timeout | undefined;
-  private relaySetup: RelaySetup | undefined;
+  private natUpkeep: NatUpkeep | undefined;
 
   private constructor(
     readonly peer: OverlayPeer,
@@ -179,8 +179,8 @@ export class PeerDaemon {
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
     peer.start(bootstrap);
-    daemon.relaySetup = new RelaySetup(peer, bootstrap, options.relay !== 'off', log.child('relay'), (bind) => UdpLink.open(bind, log.child('probe')));
-    daemon.relaySetup.start();
+    daemon.natUpkeep = new NatUpkeep(peer, bootstrap, options.relay !== 'off', log.child('relay'), (bind) => UdpLink.open(bind, log.child('probe')));
+    daemon.natUpkeep.start();
     if (setup.mode === 'authority') daemon.scheduleRenewal();
     log.info('started', { nodeId: peer.status().nodeId as string, address: self, mode: setup.mode });
     return daemon;
@@ -221,7 +221,7 @@ export class PeerDaemon {
   /** Leaves the ring gracefully and releases the port and the control socket. */
   async stop(): Promise<void> {
     clearTimeout(this.renewTimer);
-    this.relaySetup?.stop();
+    this.natUpkeep?.stop();
     await this.sip?.close();
     await this.enrollment?.close();
     await this.peer.leave();

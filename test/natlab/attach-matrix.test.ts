@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
-import { HAS_MINIUPNPD, type Home, LAB_PORT, NatLab, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { test } from 'node:test';
+import { eventually, runCli } from '../helpers/processes.js';
+import { HAS_MINIUPNPD, type Home, LAB_PORT, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus } from './fixture.js';
 
 /*
  * RFC 6940 s6.5.1 Attach across real kernel NATs of every kind in the lab: two public peers on
@@ -10,15 +10,8 @@ import { HAS_MINIUPNPD, type Home, LAB_PORT, NatLab, PUBLIC_PEER, type RouterKin
  * through the overlay, then paced connectivity checks); the test prints the matrix of what each
  * pair got, a direct link or one through a relay, and how long it took to set up.
  */
-ensureBundle();
-const BUNDLE = path.resolve('dist/p2psip.js');
 const KINDS: RouterKind[] = ['full-cone', 'address-restricted', 'port-restricted', 'symmetric', 'carrier', 'carrier', ...(HAS_MINIUPNPD ? ['upnp' as const] : [])];
-const lab = new NatLab();
-const root = tempDir('p2psip-natlab-matrix-');
-after(async () => {
-  await lab.teardown();
-  removeDir(root);
-});
+const { lab, root, bundle: BUNDLE } = natlabFixture('x', 'p2psip-natlab-matrix-');
 
 interface LabPeer {
   readonly label: string;
@@ -29,8 +22,7 @@ interface LabPeer {
 }
 
 function status(peer: LabPeer): Record<string, any> {
-  const result = runCli(['status', '--data', peer.dir, '--json']);
-  return result.code === 0 ? JSON.parse(result.stdout) : {};
+  return peerStatus(peer.dir);
 }
 
 function startPeer(label: string, ns: string, host: string, home: Home | undefined, bootstrap: string | undefined): LabPeer {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
-import { LAB_PORT, NatLab, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { test } from 'node:test';
+import { eventually } from '../helpers/processes.js';
+import { LAB_PORT, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus } from './fixture.js';
 
 /*
  * Keepalives that fit the NAT (RFC 5780 s4.6): a home router that forgets idle UDP bindings
@@ -10,20 +10,9 @@ import { LAB_PORT, NatLab, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
  * measures it (a binding survives 8 s of silence, not 16 s) and sends keepalives more often
  * than the router forgets.
  */
-ensureBundle();
-const BUNDLE = path.resolve('dist/p2psip.js');
 const UDP_TIMEOUT_SECONDS = 10;
-const lab = new NatLab(`${process.pid}k`);
-const root = tempDir('p2psip-natlab-lifetime-');
-after(async () => {
-  await lab.teardown();
-  removeDir(root);
-});
-
-const status = (dir: string): Record<string, any> => {
-  const result = runCli(['status', '--data', dir, '--json']);
-  return result.code === 0 ? JSON.parse(result.stdout) : {};
-};
+const { lab, root, bundle: BUNDLE } = natlabFixture('k', 'p2psip-natlab-lifetime-');
+const status = peerStatus;
 
 test('behind a router that forgets idle bindings after 10 s, the peer measures the binding lifetime and keeps alive more often than that', { skip: SKIP_WITHOUT_LAB, timeout: 120_000 }, async () => {
   lab.build();

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
-import { HAS_MINIUPNPD, LAB_PORT, NatLab, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { test } from 'node:test';
+import { eventually } from '../helpers/processes.js';
+import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus } from './fixture.js';
 
 /*
  * Port mapping on a real home router: miniupnpd (Debian's, speaking PCP, NAT-PMP and UPnP IGD)
@@ -11,20 +11,9 @@ import { HAS_MINIUPNPD, LAB_PORT, NatLab, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_
  * each protocol in turn, PCP first by default; the router's own rules show the forward, the
  * peer becomes reachable by anyone (no Attach needed), and the forward is gone when it stops.
  */
-ensureBundle();
-const BUNDLE = path.resolve('dist/p2psip.js');
 const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-iptables) and iptables-legacy are needed (.ci/run installs them)');
-const lab = new NatLab(`${process.pid}m`);
-const root = tempDir('p2psip-natlab-upnp-');
-after(async () => {
-  await lab.teardown();
-  removeDir(root);
-});
-
-const status = (dir: string): Record<string, any> => {
-  const result = runCli(['status', '--data', dir, '--json']);
-  return result.code === 0 ? JSON.parse(result.stdout) : {};
-};
+const { lab, root, bundle: BUNDLE } = natlabFixture('m', 'p2psip-natlab-upnp-');
+const status = peerStatus;
 
 /** A STUN Binding request from a port nobody behind the NAT ever talked to (argv: host, port). */
 const STRANGER_BINDING = `

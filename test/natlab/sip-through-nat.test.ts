@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
+import { test } from 'node:test';
+import { eventually, runCli } from '../helpers/processes.js';
 import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
-import { type Home, LAB_PORT, NatLab, PUBLIC_PEER, type RouterKind, SKIP_WITHOUT_LAB } from './lab.js';
+import { type Home, LAB_PORT, PUBLIC_PEER, type RouterKind, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus } from './fixture.js';
 
 /*
  * SIP through real NATs (RFC 7904 over RFC 6940): in each home, a SIPp phone registers to its
@@ -12,23 +12,12 @@ import { type Home, LAB_PORT, NatLab, PUBLIC_PEER, type RouterKind, SKIP_WITHOUT
  * the call there (over the link their Attach set up, direct or through a relay); the call is
  * answered, ACKed and ended with BYE.
  */
-ensureBundle();
-const BUNDLE = path.resolve('dist/p2psip.js');
 const KINDS: RouterKind[] = ['full-cone', 'address-restricted', 'port-restricted', 'symmetric', 'carrier'];
 const DOMAIN = 'natlab.example';
 const SIP_PORT = 5060;
 const PHONE_PORT = 5070;
-const lab = new NatLab(`${process.pid}s`);
-const root = tempDir('p2psip-natlab-sip-');
-after(async () => {
-  await lab.teardown();
-  removeDir(root);
-});
-
-const status = (dir: string): Record<string, any> => {
-  const result = runCli(['status', '--data', dir, '--json']);
-  return result.code === 0 ? JSON.parse(result.stdout) : {};
-};
+const { lab, root, bundle: BUNDLE } = natlabFixture('s', 'p2psip-natlab-sip-');
+const status = peerStatus;
 
 test('a phone in every kind of home calls a phone in every other: answered and torn down across both NATs', { skip: SKIP_WITHOUT_LAB || SKIP_WITHOUT_SIPP, timeout: 300_000 }, async () => {
   lab.build();

@@ -16,7 +16,7 @@ import type { OverlayPeer } from './overlay-peer.js';
 const CHECK_MS = 5_000;
 const RETRY_MS = 30_000;
 
-export class RelaySetup {
+export class NatUpkeep {
   private timer: TimerHandle | undefined;
   private nextAnnounceAt = 0;
   private nextAllocateAt = 0;
