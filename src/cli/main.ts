@@ -24,7 +24,7 @@ const USAGE = `usage: p2psip <command> [options]
 
   init     --data DIR --overlay NAME [--domain D] [--user NAME] [--cert-lifetime SECONDS] [--json]
   invite   --data DIR [--user NAME] [--client] [--expires SECONDS] [--json]
-  join     TOKEN --data DIR [start options]
+  join     TOKEN --data DIR [--no-start] [start options]
   revoke   USER --data DIR [--json]   |   revoke --fingerprint FP --data DIR [--json]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
@@ -67,9 +67,11 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
       case 'revoke':
         return await revokeCommand(parseArgs(rest, ['json']), out);
       case 'join': {
-        const args = parseArgs(rest, ['verbose', 'json']);
-        checkKnownFlags(args, START_FLAGS);
+        const args = parseArgs(rest, ['verbose', 'json', 'no-start']);
+        checkKnownFlags(args, [...START_FLAGS, 'no-start']);
         await enrollFromArgs(args, out);
+        // A packaged device enrolls once, then its service manager runs the peer.
+        if (args.flags.has('no-start')) return 0;
         return await startCommand(args);
       }
       case 'status':

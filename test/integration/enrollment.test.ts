@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../helpers/processes.js';
 
@@ -48,6 +49,16 @@ test('invite prints a token and a QR code; join enrolls over the network and joi
   const again = runCli(['join', token, '--data', `${root}/c`]);
   assert.equal(again.code, 1);
   assert.match(again.stderr, /already used/);
+});
+
+test('join --no-start enrolls and exits, leaving the peer to a service manager; start then joins', async () => {
+  const dir = `${root}/service`;
+  const enrolled = runCli(['join', invite(['--user', 'dora']), '--data', dir, '--no-start']);
+  assert.equal(enrolled.code, 0, enrolled.stderr);
+  assert.ok(existsSync(`${dir}/identity.cbor`), 'the identity is on disk');
+  running.push(startProcess(['start', '--data', dir, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort())]));
+  assert.ok(await joined(dir));
+  assert.equal(status(dir).enrollment.user, 'dora@smiths.example');
 });
 
 test('expired and damaged tokens are refused clearly', async () => {
