@@ -56,9 +56,13 @@ test('join --no-start enrolls and exits, leaving the peer to a service manager; 
   const enrolled = runCli(['join', invite(['--user', 'dora']), '--data', dir, '--no-start']);
   assert.equal(enrolled.code, 0, enrolled.stderr);
   assert.ok(existsSync(`${dir}/identity.cbor`), 'the identity is on disk');
-  running.push(startProcess(['start', '--data', dir, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort())]));
+  const peer = startProcess(['start', '--data', dir, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort())]);
+  running.push(peer);
   assert.ok(await joined(dir));
   assert.equal(status(dir).enrollment.user, 'dora@smiths.example');
+  // It leaves gracefully, so the later tests see the two-peer ring they expect.
+  peer.child.kill('SIGTERM');
+  assert.equal(await peer.exited, 0);
 });
 
 test('expired and damaged tokens are refused clearly', async () => {
