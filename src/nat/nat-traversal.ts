@@ -14,6 +14,7 @@ import { StunTransactions } from './stun/stun-transactions.js';
 import { RelayClient } from './relay/relay-client.js';
 import type { RelayLink } from './relay/relay-link.js';
 import type { RelayServer } from './relay/relay-server.js';
+import { bytesToHex } from '../runtime/hex.js';
 
 /*
  * A node's NAT traversal on its one UDP port: it answers STUN (as every peer does), learns its
@@ -89,7 +90,7 @@ export class NatTraversal {
     }
     if (this.deps.relayServer?.handle(from, message)) return;
     if (message.klass !== StunClass.Request) return;
-    const hairpin = this.hairpinProbes.get(hex(message.transactionId));
+    const hairpin = this.hairpinProbes.get(bytesToHex(message.transactionId));
     if (hairpin) return hairpin();
     if (IceAgent.isCheck(message)) {
       const answer = this.ice.answerCheck(base, from, datagram, message);
@@ -136,19 +137,21 @@ export class NatTraversal {
     );
   }
 
-  private probe(server: Address, changeFlags: number, done: (answer: StunMessage | undefined) => void): void {
+  /** A Binding request, with RFC 5780 CHANGE-REQUEST flags when given; the success answer, or nothing. */
+  private probe(server: Address, changeFlags: number, done: (answer: StunMessage | undefined) => void, attempts = 3): void {
     const transactionId = this.transactions.newTransactionId();
     const change = new Uint8Array([0, 0, 0, changeFlags]);
     const request = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, changeFlags ? [{ type: Attr.ChangeRequest, value: change }] : []));
     this.counters.stunRequestsSent++;
     this.transactions.request(transactionId, request, server, this.deps.sendRaw, (answer) => {
       done(answer && answer.message.klass === StunClass.Success ? answer.message : undefined);
-    }, { rtoMs: 250, attempts: 3 });
+    }, { rtoMs: 250, attempts });
   }
+
 
   private hairpin(to: Address, done: (returned: boolean) => void): void {
     const transactionId = this.transactions.newTransactionId();
-    const key = hex(transactionId);
+    const key = bytesToHex(transactionId);
     const request = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, []));
     const timer = this.deps.clock.setTimer(1_500, () => {
       this.hairpinProbes.delete(key);
@@ -164,13 +167,9 @@ export class NatTraversal {
 
   /** Asks one STUN server for our address as it sees it (RFC 8489 s6.2); undefined on no answer. */
   bindingRequest(server: Address, done: (mapped: Address | undefined) => void, attempts = 5): void {
-    const transactionId = this.transactions.newTransactionId();
-    const request = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, []));
-    this.counters.stunRequestsSent++;
-    this.transactions.request(transactionId, request, server, this.deps.sendRaw, (answer) => {
-      done(answer && answer.message.klass === StunClass.Success ? mappedAddress(answer.message) : undefined);
-    }, { rtoMs: 250, attempts });
+    this.probe(server, 0, (answer) => done(answer ? mappedAddress(answer) : undefined), attempts);
   }
+
 
   /** Learns the server-reflexive address from the first server; calls back when it answered or gave up. */
   learnReflexive(servers: readonly Address[], done: () => void = () => {}): void {
@@ -246,8 +245,4 @@ export class NatTraversal {
     this.ice.close();
     this.transactions.cancelAll();
   }
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex');
 }

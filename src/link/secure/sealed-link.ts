@@ -24,6 +24,7 @@ import {
 import type { Link, LinkPeer } from '../link.js';
 import { ReceiveWindow } from '../receive-window.js';
 import { deriveLinkKeys, type EphemeralKey, ephemeralFromBytes, openBytes, sealBytes } from './link-crypto.js';
+import { bytesToHex } from '../../runtime/hex.js';
 
 /*
  * Encrypted, authenticated links (docs/security.md). Wraps a datagram Link: the first datagram
@@ -279,7 +280,7 @@ export class SealedLink implements Link {
   }
 
   private onSealed(from: Address, key: string, frame: SealedFrame): void {
-    const session = this.sessionsById.get(hex(frame.session));
+    const session = this.sessionsById.get(bytesToHex(frame.session));
     if (!session || addressKey(session.address) !== key) {
       this.counters.unknownSessions++;
       this.recoverUnknownSession(from, key);
@@ -314,7 +315,7 @@ export class SealedLink implements Link {
 
   /** Responder side: check the initiator, agree keys, answer, and hold the session. */
   private onHello(from: Address, key: string, hello: LinkHello): void {
-    const id = hex(hello.session);
+    const id = bytesToHex(hello.session);
     const earlier = this.answered.get(id);
     if (earlier) {
       if (earlier.address === key) this.inner.send(from, earlier.replyBytes); // our reply was lost
@@ -358,7 +359,7 @@ export class SealedLink implements Link {
     this.counters.handshakesAnswered++;
     this.install(key, {
       address: from,
-      localId: hex(responderSession),
+      localId: bytesToHex(responderSession),
       remoteId: hello.session,
       sendKey: keys.responderToInitiator,
       receiveKey: keys.initiatorToResponder,
@@ -373,7 +374,7 @@ export class SealedLink implements Link {
 
   /** Initiator side: the responder's answer to our hello. */
   private onReply(from: Address, key: string, reply: LinkReply): void {
-    const pending = this.pendingById.get(hex(reply.initiatorSession));
+    const pending = this.pendingById.get(bytesToHex(reply.initiatorSession));
     if (!pending || addressKey(pending.address) !== key) {
       this.counters.unknownSessions++;
       return;
@@ -389,7 +390,7 @@ export class SealedLink implements Link {
       this.refused(from, error);
       return;
     }
-    this.pendingById.delete(hex(pending.hello.session));
+    this.pendingById.delete(bytesToHex(pending.hello.session));
     const state = this.stateFor(key);
     if (state.pending === pending) state.pending = undefined;
     this.counters.handshakesCompleted++;
@@ -397,7 +398,7 @@ export class SealedLink implements Link {
       key,
       {
         address: from,
-        localId: hex(pending.hello.session),
+        localId: bytesToHex(pending.hello.session),
         remoteId: reply.responderSession,
         sendKey: keys.initiatorToResponder,
         receiveKey: keys.responderToInitiator,
@@ -425,11 +426,11 @@ export class SealedLink implements Link {
       certificate: this.deps.identity.certificate.bytes,
       signature: this.deps.suite.sign(this.deps.identity.keys, helloSignatureInput(this.deps.overlayId, session, ephemeral.publicKey, time)),
     };
-    if (state.pending) this.pendingById.delete(hex(state.pending.hello.session));
+    if (state.pending) this.pendingById.delete(bytesToHex(state.pending.hello.session));
     const now = this.deps.clock.now();
     const pending: PendingHandshake = { address: to, hello, helloBytes: encodeSecurityFrame(hello), ephemeral, startedAt: now, sentAt: now, queue: state.pending?.queue ?? [] };
     state.pending = pending;
-    this.pendingById.set(hex(session), pending);
+    this.pendingById.set(bytesToHex(session), pending);
     this.counters.handshakesStarted++;
     this.inner.send(to, pending.helloBytes);
   }
@@ -524,8 +525,4 @@ export class SealedLink implements Link {
 
 function peerOf(certificate: Certificate): LinkPeer {
   return { nodeIds: certificate.claims.nodeIds, subject: certificate.claims.subject, certificate };
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }

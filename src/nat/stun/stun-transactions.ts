@@ -2,6 +2,7 @@ import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Random } from '../../runtime/random.js';
 import type { Address } from '../../wire/address.js';
 import type { StunMessage } from './message.js';
+import { bytesToHex } from '../../runtime/hex.js';
 
 /*
  * STUN client transactions over UDP (RFC 8489 s6.2.1): a request is retransmitted with a
@@ -45,7 +46,7 @@ export class StunTransactions {
 
   /** Sends `request` (built with `transactionId`) and calls `done` once, with the answer or nothing. */
   request(transactionId: Uint8Array, request: Uint8Array, to: Address, send: StunSend, done: (answer: StunAnswer | undefined) => void, options: StunRequestOptions = {}): void {
-    const key = hex(transactionId);
+    const key = bytesToHex(transactionId);
     if (this.pending.size >= MAX_PENDING) return done(undefined);
     const entry: Pending = { done, timer: undefined };
     this.pending.set(key, entry);
@@ -65,7 +66,7 @@ export class StunTransactions {
 
   /** An answer (success or error class); false when it belongs to no transaction of ours. */
   handleAnswer(from: Address, bytes: Uint8Array, message: StunMessage): boolean {
-    const key = hex(message.transactionId);
+    const key = bytesToHex(message.transactionId);
     const entry = this.pending.get(key);
     if (!entry) return false;
     this.pending.delete(key);
@@ -84,8 +85,4 @@ export class StunTransactions {
   get size(): number {
     return this.pending.size;
   }
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex');
 }
