@@ -87,7 +87,7 @@ export class NatLab {
     if (this.built) return;
     this.built = true;
     this.namespace(this.internet);
-    this.in(this.internet, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    this.bridge(this.internet, 'br0', '02:00:c6:12:00:01');
     this.in(this.internet, 'ip', ['link', 'set', 'br0', 'up']);
     this.in(this.internet, 'ip', ['addr', 'add', `${PUBLIC_PEER}/24`, 'dev', 'br0']);
     this.in(this.internet, 'ip', ['addr', 'add', `${SECOND_PUBLIC_PEER}/24`, 'dev', 'br0']);
@@ -224,7 +224,7 @@ export class NatLab {
     const carrier = this.namespace(`p2pl-${this.tag}-cgn`);
     this.cable(this.internet, 'i-cgn', 'br0', carrier, 'wan');
     this.address(carrier, 'wan', `${CARRIER_WAN}/24`);
-    this.in(carrier, 'ip', ['link', 'add', 'cbr', 'type', 'bridge']);
+    this.bridge(carrier, 'cbr', '02:00:c6:13:c8:01');
     this.address(carrier, 'cbr', '198.19.200.1/24');
     this.in(carrier, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     // RFC 6888 asks carrier NATs for endpoint-independent mapping; conntrack keeps the port.
@@ -239,6 +239,15 @@ export class NatLab {
     this.namespaces.push(name);
     this.in(name, 'ip', ['link', 'set', 'lo', 'up']);
     return name;
+  }
+
+  /**
+   * A bridge with a fixed MAC address. Left to itself, Linux gives a bridge the lowest MAC of its
+   * ports, so each home cabled in later could change it: routers that had already learnt the
+   * public peers' address then sent to a MAC nobody answers until their ARP entry went stale.
+   */
+  private bridge(ns: string, name: string, mac: string): void {
+    this.in(ns, 'ip', ['link', 'add', name, 'address', mac, 'type', 'bridge']);
   }
 
   /** A veth pair from a bridge in one namespace to a device in another. */

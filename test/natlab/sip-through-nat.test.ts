@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { eventually, runCli } from '../helpers/processes.js';
 import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
@@ -26,16 +27,18 @@ test('a phone in every kind of home calls a phone in every other: answered and t
   lab.spawn(lab.internet, process.execPath, [BUNDLE, 'start', '--data', authority, '--bind', PUBLIC_PEER, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off']);
   assert.ok(await eventually(() => status(authority).state === 'joined', 10_000), 'the public peer runs');
 
-  const homes: { home: Home; dir: string; user: string }[] = [];
+  const homes: { home: Home; dir: string; user: string; peer: ChildProcess }[] = [];
   for (const kind of KINDS) {
     const home = lab.addHome(kind);
     const user = `u${home.name}`;
     const dir = `${root}/${home.name}`;
     const token = JSON.parse(runCli(['invite', '--data', authority, '--user', user, '--json']).stdout).token;
-    lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${SIP_PORT}`, '--sip-digest', 'MD5']);
-    homes.push({ home, dir, user });
+    const peer = lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${SIP_PORT}`, '--sip-digest', 'MD5', '--verbose']);
+    homes.push({ home, dir, user, peer });
   }
-  assert.ok(await eventually(() => homes.every((h) => status(h.dir).state === 'joined'), 40_000), `joined: ${homes.map((h) => `${h.home.kind}=${status(h.dir).state}`).join(', ')}`);
+  const joined = await eventually(() => homes.every((h) => status(h.dir).state === 'joined'), 40_000);
+  const stuck = homes.filter((h) => status(h.dir).state !== 'joined');
+  assert.ok(joined, `not joined: ${stuck.map((h) => `${h.home.kind}=${status(h.dir).state}\n${lab.output(h.peer)}`).join('\n')}`);
 
   for (const { home, dir, user } of homes) {
     const added = runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]);
