@@ -7,10 +7,13 @@ import type { StoredMeta } from '../wire/messages/stat.js';
 import type { StoreKindData } from '../wire/messages/store.js';
 import { type EntryKey, entryKeyText, type StoredData } from '../wire/messages/stored-data.js';
 import type { StorageChange } from './backends/backend.js';
+import { EntryList } from './entry-list.js';
+import { HeldValue, isExpired } from './held-value.js';
 import type { KindDefinition, KindRegistry } from './kind.js';
 
 /*
- * What this peer stores, indexed in memory: Resource-ID -> kind -> generation and entries.
+ * What this peer stores, indexed in memory: Resource-ID -> kind -> generation and entries, each
+ * entry packed (held-value.ts) so that thousands fit on a router.
  * Enforces RELOAD's storage rules (RFC 6940 s7.4.1.2): known kinds, the kind's data model,
  * generation counters, newer-storage-time-wins, sizes, counts, lifetimes, and this peer's quotas.
  * A Store is all or nothing: every value is checked before any is kept.
@@ -21,8 +24,8 @@ export interface StorageLimits {
   /** Bytes of values this peer holds in all. */
   readonly maxBytesTotal: number;
   /**
-   * Entries this peer holds in all: what bounds its memory (each costs about 4 KB resident,
-   * bench/footprint.ts); absent, only the byte quotas apply.
+   * Entries this peer holds in all: what bounds its memory (bench/footprint.ts measures what
+   * each costs); absent, only the byte quotas apply.
    */
   readonly maxEntries?: number;
 }
@@ -30,14 +33,20 @@ export interface StorageLimits {
 export const DEFAULT_STORAGE_LIMITS: StorageLimits = { maxBytesPerResource: 256 * 1024, maxBytesTotal: 32 * 1024 * 1024 };
 
 interface KindSlot {
+  readonly kind: number;
   generation: bigint;
-  readonly entries: Map<string, StoredData>;
+  readonly entries: EntryList;
 }
 
 interface ResourceEntry {
-  readonly kinds: Map<number, KindSlot>;
+  /** A few kinds at most per Resource-ID: a short list costs less than a Map. */
+  slots: readonly KindSlot[];
   /** Bytes of values held for this Resource-ID (kept, not recounted: quotas are checked per Store). */
   bytes: number;
+}
+
+function slotOf(resource: ResourceEntry | undefined, kind: number): KindSlot | undefined {
+  return resource?.slots.find((s) => s.kind === kind);
 }
 
 export class ResourceStore {
@@ -64,15 +73,15 @@ export class ResourceStore {
    */
   prepare(resource: Id, data: StoreKindData, replica: boolean, nowMs: number): StorageChange[] {
     const kind = this.kind(data.kind);
-    const slot = this.resources.get(resource)?.kinds.get(data.kind);
+    const slot = slotOf(this.resources.get(resource), data.kind);
     const current = slot?.generation ?? 0n;
     if (!replica && data.generation !== 0n && data.generation !== current) {
       throw new OverlayError(ErrorCode.GenerationCounterTooLow, `generation ${data.generation} is stale; current is ${current}`);
     }
     const generation = replica ? data.generation : current + 1n;
     // The entries as they would be after this Store: the stored ones plus this batch's.
-    const batch = new Map<string, StoredData>();
-    const entryAt = (key: string): StoredData | undefined => batch.get(key) ?? slot?.entries.get(key);
+    const batch = new Map<string, { storageTime: bigint; valueLength: number }>();
+    const entryAt = (key: string) => batch.get(key) ?? slot?.entries.get(key);
     let addedBytes = 0;
     let addedEntries = 0;
     for (const value of data.values) {
@@ -86,9 +95,9 @@ export class ResourceStore {
       if (existing && existing.storageTime > value.storageTime) {
         throw new OverlayError(ErrorCode.DataTooOld, 'a newer value is already stored');
       }
-      addedBytes += value.entry.value.length - (existing?.entry.value.length ?? 0);
+      addedBytes += value.entry.value.length - (existing?.valueLength ?? 0);
       if (!existing) addedEntries++;
-      batch.set(key, value);
+      batch.set(key, { storageTime: value.storageTime, valueLength: value.entry.value.length });
     }
     if ((slot?.entries.size ?? 0) + addedEntries > kind.maxCount) {
       throw new OverlayError(ErrorCode.DataTooLarge, `${kind.name} holds at most ${kind.maxCount} entries`);
@@ -107,23 +116,21 @@ export class ResourceStore {
   apply(change: StorageChange): void {
     let resource = this.resources.get(change.resource);
     if (change.op === 'remove') {
-      const slot = resource?.kinds.get(change.kind);
-      const old = slot?.entries.get(change.key);
+      const slot = slotOf(resource, change.kind);
+      const old = slot?.entries.delete(change.key);
       if (!resource || !slot || !old) return;
-      slot.entries.delete(change.key);
-      this.account(resource, -old.entry.value.length, -1);
-      if (slot.entries.size === 0) resource.kinds.delete(change.kind);
-      if (resource.kinds.size === 0) this.resources.delete(change.resource);
+      this.account(resource, -old.valueLength, -1);
+      if (slot.entries.size === 0) resource.slots = resource.slots.filter((s) => s !== slot);
+      if (resource.slots.length === 0) this.resources.delete(change.resource);
       return;
     }
-    if (!resource) this.resources.set(change.resource, (resource = { kinds: new Map(), bytes: 0 }));
-    let slot = resource.kinds.get(change.kind);
-    if (!slot) resource.kinds.set(change.kind, (slot = { generation: 0n, entries: new Map() }));
-    const key = entryKeyText(change.data.entry.key);
-    const old = slot.entries.get(key);
+    if (!resource) this.resources.set(change.resource, (resource = { slots: [], bytes: 0 }));
+    let slot = slotOf(resource, change.kind);
+    if (!slot) resource.slots = [...resource.slots, (slot = { kind: change.kind, generation: 0n, entries: new EntryList() })];
+    const old = slot.entries.get(entryKeyText(change.data.entry.key));
     if (old && old.storageTime > change.data.storageTime) return;
-    this.account(resource, change.data.entry.value.length - (old?.entry.value.length ?? 0), old ? 0 : 1);
-    slot.entries.set(key, this.compact(change.data));
+    this.account(resource, change.data.entry.value.length - (old?.valueLength ?? 0), old ? 0 : 1);
+    slot.entries.set(HeldValue.pack(change.data, this.sharedCertificate(change.data.certificate)));
     if (change.generation > slot.generation) slot.generation = change.generation;
   }
 
@@ -134,34 +141,27 @@ export class ResourceStore {
   }
 
   /**
-   * Decoded values are views into the message that carried them; keep exact-size copies, and
-   * one copy of each certificate, so a stored value costs its own bytes and no more.
+   * One copy of each signer's certificate however many values it signed (and an exact-size one:
+   * a decoded certificate is a view into the whole message that carried it).
    */
-  private compact(data: StoredData): StoredData {
-    const certKey = Buffer.from(data.certificate).toString('base64');
+  private sharedCertificate(decoded: Uint8Array): Uint8Array {
+    const certKey = Buffer.from(decoded.buffer, decoded.byteOffset, decoded.length).toString('base64');
     let certificate = this.certificates.get(certKey);
     if (!certificate) {
-      certificate = new Uint8Array(data.certificate);
+      certificate = new Uint8Array(decoded);
       this.certificates.set(certKey, certificate);
     }
-    const key = data.entry.key instanceof Uint8Array ? new Uint8Array(data.entry.key) : data.entry.key;
-    return {
-      storageTime: data.storageTime,
-      lifetime: data.lifetime,
-      entry: { key, exists: data.entry.exists, value: new Uint8Array(data.entry.value) },
-      certificate,
-      signature: new Uint8Array(data.signature),
-    };
+    return certificate;
   }
 
   generation(resource: Id, kind: number): bigint {
-    return this.resources.get(resource)?.kinds.get(kind)?.generation ?? 0n;
+    return slotOf(this.resources.get(resource), kind)?.generation ?? 0n;
   }
 
   fetch(resource: Id, kind: number, selector: Selector, nowMs: number): FetchKindResponse {
     this.kind(kind);
-    const slot = this.resources.get(resource)?.kinds.get(kind);
-    const values = slot ? select(slot.entries, selector).filter((v) => !isExpired(v, nowMs)) : [];
+    const slot = slotOf(this.resources.get(resource), kind);
+    const values = slot ? select(slot.entries, selector).filter((v) => !isExpired(v, nowMs)).map((v) => v.unpack()) : [];
     return { kind, generation: slot?.generation ?? 0n, values };
   }
 
@@ -184,8 +184,8 @@ export class ResourceStore {
   /** RFC 6940 s7.4.4: the closest Resource-ID at or after `from` holding values of `kind`. */
   find(from: Id, kind: number): Id | null {
     let best: Id | null = null;
-    for (const [resource, { kinds }] of this.resources) {
-      if (!kinds.has(kind) || resource < from) continue;
+    for (const [resource, held] of this.resources) {
+      if (!slotOf(held, kind) || resource < from) continue;
       if (best === null || resource < best) best = resource;
     }
     return best;
@@ -194,9 +194,9 @@ export class ResourceStore {
   /** Entries past their lifetime, as removals to make durable. */
   expired(nowMs: number): StorageChange[] {
     const out: StorageChange[] = [];
-    for (const [resource, { kinds }] of this.resources) {
-      for (const [kind, slot] of kinds) {
-        for (const [key, value] of slot.entries) if (isExpired(value, nowMs)) out.push({ op: 'remove', resource, kind, key });
+    for (const [resource, { slots }] of this.resources) {
+      for (const { kind, entries } of slots) {
+        for (const value of entries.values()) if (isExpired(value, nowMs)) out.push({ op: 'remove', resource, kind, key: value.keyText });
       }
     }
     return out;
@@ -207,8 +207,8 @@ export class ResourceStore {
     const out: StorageChange[] = [];
     const held = this.resources.get(resource ?? -1n);
     const pick: [Id, ResourceEntry][] = resource === undefined ? [...this.resources] : held ? [[resource, held]] : [];
-    for (const [r, { kinds }] of pick) {
-      for (const [kind, slot] of kinds) for (const data of slot.entries.values()) out.push({ op: 'put', resource: r, kind, generation: slot.generation, data });
+    for (const [r, { slots }] of pick) {
+      for (const { kind, generation, entries } of slots) for (const held of entries.values()) out.push({ op: 'put', resource: r, kind, generation, data: held.unpack() });
     }
     return out;
   }
@@ -217,23 +217,13 @@ export class ResourceStore {
     return [...this.resources.keys()];
   }
 
-  /** Forgets a Resource-ID entirely (handed over to its new responsible peer). */
-  drop(resource: Id): StorageChange[] {
-    const removals: StorageChange[] = [];
-    for (const [kind, slot] of this.resources.get(resource)?.kinds ?? []) {
-      for (const key of slot.entries.keys()) removals.push({ op: 'remove', resource, kind, key });
-    }
-    return removals;
+  holds(resource: Id): boolean {
+    return this.resources.has(resource);
   }
 
   get size(): { resources: number; entries: number; bytes: number } {
     return { resources: this.resources.size, entries: this.entryCount, bytes: this.bytesHeld };
   }
-
-}
-
-export function isExpired(value: StoredData, nowMs: number): boolean {
-  return Number(value.storageTime) + value.lifetime * 1000 < nowMs;
 }
 
 function checkModel(kind: KindDefinition, value: StoredData): void {
@@ -243,18 +233,19 @@ function checkModel(kind: KindDefinition, value: StoredData): void {
 }
 
 /** The entries a selector names, looked up by key where it names few (no scan of a big array). */
-function select(entries: Map<string, StoredData>, selector: Selector): StoredData[] {
+function select(entries: EntryList, selector: Selector): HeldValue[] {
   if ('all' in selector || ('keys' in selector && selector.keys.length === 0)) return [...entries.values()];
   const keys: EntryKey[] = [];
   if ('keys' in selector) keys.push(...selector.keys);
   else {
     const span = selector.ranges.reduce((n, [a, b]) => n + (b - a + 1), 0);
     if (span > entries.size) {
-      return [...entries.values()].filter((v) => typeof v.entry.key === 'number' && selector.ranges.some(([a, b]) => (v.entry.key as number) >= a && (v.entry.key as number) <= b));
+      const inRange = (index: number | undefined) => index !== undefined && selector.ranges.some(([a, b]) => index >= a && index <= b);
+      return [...entries.values()].filter((v) => inRange(v.index));
     }
     for (const [a, b] of selector.ranges) for (let i = a; i <= b; i++) keys.push(i);
   }
-  const out: StoredData[] = [];
+  const out: HeldValue[] = [];
   for (const key of keys) {
     const value = entries.get(entryKeyText(key));
     if (value) out.push(value);

@@ -11,7 +11,7 @@ import { storeAns, storeReq, type StoreAns } from '../wire/messages/store.js';
 import type { StoredData, StoredEntry } from '../wire/messages/stored-data.js';
 import { checkAccess } from './access-control.js';
 import type { KindDefinition } from './kind.js';
-import { isExpired } from './resource-store.js';
+import { isExpired } from './held-value.js';
 import { signValue, verifyValue } from './value-signing.js';
 
 /*
