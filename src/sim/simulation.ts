@@ -87,7 +87,7 @@ export interface SimulationReport {
   eventsRun: number;
 }
 
-interface SimNode {
+export interface SimNode {
   readonly peer: OverlayPeer;
   alive: boolean;
   readonly rogue: boolean;

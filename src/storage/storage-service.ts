@@ -46,8 +46,11 @@ export interface StorageCounters {
 
 export class StorageService {
   readonly counters: StorageCounters = { stores: 0, storesRefused: 0, replicaStores: 0, fetches: 0, replicationsSent: 0, handovers: 0, expired: 0, backendErrors: 0 };
-  /** Which peers were sent the current copy of each Resource-ID. */
-  private readonly copiesSent = new Map<Id, Set<Id>>();
+  /**
+   * Which peers were sent the current copy of each Resource-ID: a list of one or two (a Set
+   * would cost about 230 bytes for each of the thousands of resources a peer holds).
+   */
+  private readonly copiesSent = new Map<Id, readonly Id[]>();
   private rebalanceTimer: TimerHandle | undefined;
   private expiryTimer: TimerHandle | undefined;
   private stopped = false;
@@ -169,13 +172,17 @@ export class StorageService {
 
   /** Sends our copy of `resource` to each replica peer that does not have it yet. */
   private replicate(resource: Id): void {
-    const sent = this.copiesSent.get(resource) ?? new Set<Id>();
-    this.copiesSent.set(resource, sent);
     this.replicaSet().forEach((peer, i) => {
-      if (sent.has(peer)) return;
-      sent.add(peer);
-      this.sendCopy(peer, resource, i + 1);
+      if (this.markSent(resource, peer)) this.sendCopy(peer, resource, i + 1);
     });
+  }
+
+  /** Notes that `peer` gets our copy of `resource`; false if it already had it. */
+  private markSent(resource: Id, peer: Id): boolean {
+    const sent = this.copiesSent.get(resource) ?? [];
+    if (sent.includes(peer)) return false;
+    this.copiesSent.set(resource, [...sent, peer]);
+    return true;
   }
 
   private sendCopy(peer: Id, resource: Id, replicaNumber: number): void {
@@ -192,7 +199,8 @@ export class StorageService {
     this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
       if (!error) return;
       // Not at the next ring change, which may be the failure that takes the last copy: soon.
-      this.copiesSent.get(resource)?.delete(peer);
+      const sent = this.copiesSent.get(resource);
+      if (sent) this.copiesSent.set(resource, sent.filter((p) => p !== peer));
       this.scheduleRebalance();
     }, { attempts: 2 });
   }
@@ -221,12 +229,7 @@ export class StorageService {
       for (let i = 0; i < preds.length; i++) {
         const before = preds[i + 1];
         if (before === undefined || betweenRightClosed(resource, before, preds[i])) {
-          const sent = this.copiesSent.get(resource) ?? new Set<Id>();
-          this.copiesSent.set(resource, sent);
-          if (!sent.has(preds[i]) && i < this.options.replicas - 1) {
-            sent.add(preds[i]);
-            this.sendCopy(preds[i], resource, i + 1);
-          }
+          if (i < this.options.replicas - 1 && this.markSent(resource, preds[i])) this.sendCopy(preds[i], resource, i + 1);
           break;
         }
       }
@@ -241,7 +244,10 @@ export class StorageService {
       if (removals.length) {
         this.backend.append(removals, (error) => {
           if (error) return this.log.error('backend-write-failed', { error });
-          for (const r of removals) this.store.apply(r);
+          for (const r of removals) {
+            this.store.apply(r);
+            if (!this.store.holds(r.resource)) this.copiesSent.delete(r.resource);
+          }
           this.counters.expired += removals.length;
           this.maybeCompact();
         });
@@ -265,7 +271,7 @@ export class StorageService {
     // Flash wears with writes: what this peer writes an hour, averaged since it started.
     const hours = Math.max(1 / 60, (this.router.clock.now() - this.startedAt) / 3_600_000);
     const bytesWrittenPerHour = Math.round((stats.bytesWritten - this.bytesAtStart) / hours);
-    return { ...this.store.size, counters: { ...this.counters }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
+    return { ...this.store.size, copiesTracked: this.copiesSent.size, counters: { ...this.counters }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
   }
 
   private startedAt = 0;

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Simulation } from '../../src/sim/simulation.js';
+import { type SimNode, Simulation } from '../../src/sim/simulation.js';
+import { nodeResourceId } from '../../src/storage/access-control.js';
 
 /*
  * An always-on device runs for months: nothing may pile up. A week of virtual time with one
  * peer failing and a newcomer joining every hour: at the end there are no more timers, sockets,
  * links or pending transactions per live peer than after the first day, and a failed peer
  * leaves nothing behind (no timer of its own still firing, its socket gone from the network).
+ * Each newcomer stores a value that lives an hour: expired values go, with what the storing and
+ * replicating peers kept about them.
  */
 const HOUR = 3_600_000;
 const NODES = 8;
@@ -20,7 +23,19 @@ function census(sim: Simulation) {
     links: live.reduce((n, node) => n + (node.peer.transport.stats().links as number), 0),
     pending: live.reduce((n, node) => n + node.peer.router.pendingCount(), 0),
     connections: live.reduce((n, node) => n + node.peer.router.connections.size, 0),
+    entries: live.reduce((n, node) => n + storage(node).entries, 0),
+    copiesTracked: live.reduce((n, node) => n + storage(node).copiesTracked, 0),
   };
+}
+
+function storage(node: SimNode): { entries: number; copiesTracked: number } {
+  return node.peer.storage!.status() as { entries: number; copiesTracked: number };
+}
+
+/** A newcomer's own value under its Node-ID, living an hour. */
+function storeOwnValue(node: SimNode): void {
+  const kind = node.peer.kinds.named('DEBUG-NODE')!;
+  node.peer.client.store(kind, nodeResourceId(node.peer.router.nodeId), [{ key: null, exists: true, value: new Uint8Array(64) }], 3600, () => {});
 }
 
 test('a simulated week of hourly churn leaks no timers, sockets, links or transactions', { timeout: 300_000 }, () => {
@@ -33,7 +48,8 @@ test('a simulated week of hourly churn leaks no timers, sockets, links or transa
   const churn = () => {
     const candidates = sim.live().filter((n) => n !== first);
     sim.fail(candidates[Math.floor(sim.random.float() * candidates.length)]);
-    sim.addNode(sim.randomLive());
+    const newcomer = sim.addNode(sim.randomLive());
+    sim.clock.schedule(60_000, () => storeOwnValue(newcomer));
   };
   const runHours = (hours: number) => {
     for (let h = 0; h < hours; h++) {
@@ -53,5 +69,8 @@ test('a simulated week of hourly churn leaks no timers, sockets, links or transa
   assert.ok(day7.links <= day1.links * 1.5 + NODES, `links: day 1 ${day1.links}, day 7 ${day7.links}`);
   assert.ok(day7.connections <= day1.connections * 1.5 + NODES, `connections: day 1 ${day1.connections}, day 7 ${day7.connections}`);
   assert.ok(day7.pending <= NODES, `pending transactions: ${day7.pending}`);
+  // About two live values (this hour's and last hour's, not yet swept), each with its replicas.
+  assert.ok(day7.entries <= 3 * 3, `entries held: day 1 ${day1.entries}, day 7 ${day7.entries}`);
+  assert.ok(day7.copiesTracked <= day7.entries, `replication bookkeeping: ${day7.copiesTracked} for ${day7.entries} entries`);
   assert.equal(sim.ringErrors(), 0);
 });
