@@ -1,3 +1,4 @@
+import { appended, without } from '../runtime/exact-array.js';
 import type { HeldValue } from './held-value.js';
 
 /*
@@ -19,13 +20,12 @@ export class EntryList {
 
   set(value: HeldValue): void {
     const at = this.items.findIndex((v) => v.keyText === value.keyText);
-    // New arrays of the exact length: push() would reserve room for 16 more.
-    this.items = at < 0 ? [...this.items, value] : this.items.map((v, i) => (i === at ? value : v));
+    this.items = at < 0 ? appended(this.items, value) : this.items.map((v, i) => (i === at ? value : v));
   }
 
   delete(keyText: string): HeldValue | undefined {
     const old = this.get(keyText);
-    if (old) this.items = this.items.filter((v) => v !== old);
+    if (old) this.items = without(this.items, old);
     return old;
   }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { OverlayError } from '../overlay/overlay-error.js';
+import { appended, without } from '../runtime/exact-array.js';
 import type { Id } from '../wire/id.js';
 import { ErrorCode } from '../wire/message-codes.js';
 import type { FetchKindResponse, Selector } from '../wire/messages/fetch.js';
@@ -120,13 +121,13 @@ export class ResourceStore {
       const old = slot?.entries.delete(change.key);
       if (!resource || !slot || !old) return;
       this.account(resource, -old.valueLength, -1);
-      if (slot.entries.size === 0) resource.slots = resource.slots.filter((s) => s !== slot);
+      if (slot.entries.size === 0) resource.slots = without(resource.slots, slot);
       if (resource.slots.length === 0) this.resources.delete(change.resource);
       return;
     }
     if (!resource) this.resources.set(change.resource, (resource = { slots: [], bytes: 0 }));
     let slot = slotOf(resource, change.kind);
-    if (!slot) resource.slots = [...resource.slots, (slot = { kind: change.kind, generation: 0n, entries: new EntryList() })];
+    if (!slot) resource.slots = appended(resource.slots, (slot = { kind: change.kind, generation: 0n, entries: new EntryList() }));
     const old = slot.entries.get(entryKeyText(change.data.entry.key));
     if (old && old.storageTime > change.data.storageTime) return;
     this.account(resource, change.data.entry.value.length - (old?.valueLength ?? 0), old ? 0 : 1);

@@ -3,6 +3,7 @@ import type { TrustPolicy } from '../identity/trust.js';
 import { OverlayError } from '../overlay/overlay-error.js';
 import type { IncomingRequest, OverlayRouter } from '../overlay/router.js';
 import type { TimerHandle } from '../runtime/clock.js';
+import { appended, without } from '../runtime/exact-array.js';
 import type { Logger } from '../runtime/log.js';
 import type { Id } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
@@ -181,7 +182,7 @@ export class StorageService {
   private markSent(resource: Id, peer: Id): boolean {
     const sent = this.copiesSent.get(resource) ?? [];
     if (sent.includes(peer)) return false;
-    this.copiesSent.set(resource, [...sent, peer]);
+    this.copiesSent.set(resource, appended(sent, peer));
     return true;
   }
 
@@ -200,7 +201,7 @@ export class StorageService {
       if (!error) return;
       // Not at the next ring change, which may be the failure that takes the last copy: soon.
       const sent = this.copiesSent.get(resource);
-      if (sent) this.copiesSent.set(resource, sent.filter((p) => p !== peer));
+      if (sent) this.copiesSent.set(resource, without(sent, peer));
       this.scheduleRebalance();
     }, { attempts: 2 });
   }
