@@ -59,7 +59,7 @@ export class ResourceStore {
 
   constructor(
     private readonly kinds: KindRegistry,
-    private readonly limits: StorageLimits = DEFAULT_STORAGE_LIMITS,
+    readonly limits: StorageLimits = DEFAULT_STORAGE_LIMITS,
   ) {}
 
   kind(id: number): KindDefinition {

@@ -4,6 +4,7 @@ import { OverlayError } from '../overlay/overlay-error.js';
 import type { IncomingRequest, OverlayRouter } from '../overlay/router.js';
 import type { TimerHandle } from '../runtime/clock.js';
 import { appended, without } from '../runtime/exact-array.js';
+import { InFlightQueue } from '../runtime/in-flight-queue.js';
 import type { Logger } from '../runtime/log.js';
 import type { Id } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
@@ -32,6 +33,19 @@ export interface StorageServiceOptions {
   readonly rebalanceDelayMs: number;
 }
 
+/**
+ * Copies to other peers in flight at once. A hand-over of thousands of resources would otherwise
+ * hold thousands of transactions (timers, encoded Stores) at once, enough to exhaust a router's
+ * heap, and overrun the receiving neighbour's request budget; waiting copies cost a few words.
+ */
+const COPIES_IN_FLIGHT = 16;
+
+interface Copy {
+  readonly peer: Id;
+  readonly resource: Id;
+  readonly replicaNumber: number;
+}
+
 export const DEFAULT_STORAGE_OPTIONS: StorageServiceOptions = { replicas: 3, expiryIntervalMs: 60_000, rebalanceDelayMs: 500 };
 
 export interface StorageCounters {
@@ -52,6 +66,7 @@ export class StorageService {
    * would cost about 230 bytes for each of the thousands of resources a peer holds).
    */
   private readonly copiesSent = new Map<Id, readonly Id[]>();
+  private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) => this.sendCopy(copy, done));
   private rebalanceTimer: TimerHandle | undefined;
   private expiryTimer: TimerHandle | undefined;
   private stopped = false;
@@ -82,6 +97,7 @@ export class StorageService {
 
   stop(): void {
     this.stopped = true;
+    this.copies.clear();
     this.router.clock.clearTimer(this.rebalanceTimer);
     this.router.clock.clearTimer(this.expiryTimer);
   }
@@ -174,7 +190,7 @@ export class StorageService {
   /** Sends our copy of `resource` to each replica peer that does not have it yet. */
   private replicate(resource: Id): void {
     this.replicaSet().forEach((peer, i) => {
-      if (this.markSent(resource, peer)) this.sendCopy(peer, resource, i + 1);
+      if (this.markSent(resource, peer)) this.copies.add({ peer, resource, replicaNumber: i + 1 });
     });
   }
 
@@ -186,18 +202,20 @@ export class StorageService {
     return true;
   }
 
-  private sendCopy(peer: Id, resource: Id, replicaNumber: number): void {
+  /** Sends what we hold of `resource` (as it is now, not when the copy was queued). */
+  private sendCopy({ peer, resource, replicaNumber }: Copy, done: () => void): void {
     const byKind = new Map<number, StoreKindData>();
     for (const change of this.store.changesFor(resource)) {
       if (change.op !== 'put') continue;
       const entry = byKind.get(change.kind) ?? { kind: change.kind, generation: change.generation, values: [] };
       byKind.set(change.kind, { ...entry, values: [...entry.values, change.data] });
     }
-    if (byKind.size === 0) return;
+    if (byKind.size === 0 || this.stopped) return done();
     if (this.topology.isResponsible(resource)) this.counters.replicationsSent++;
     else this.counters.handovers++;
     const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
     this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
+      done();
       if (!error) return;
       // Not at the next ring change, which may be the failure that takes the last copy: soon.
       const sent = this.copiesSent.get(resource);
@@ -230,7 +248,7 @@ export class StorageService {
       for (let i = 0; i < preds.length; i++) {
         const before = preds[i + 1];
         if (before === undefined || betweenRightClosed(resource, before, preds[i])) {
-          if (i < this.options.replicas - 1 && this.markSent(resource, preds[i])) this.sendCopy(preds[i], resource, i + 1);
+          if (i < this.options.replicas - 1 && this.markSent(resource, preds[i])) this.copies.add({ peer: preds[i], resource, replicaNumber: i + 1 });
           break;
         }
       }
@@ -272,7 +290,7 @@ export class StorageService {
     // Flash wears with writes: what this peer writes an hour, averaged since it started.
     const hours = Math.max(1 / 60, (this.router.clock.now() - this.startedAt) / 3_600_000);
     const bytesWrittenPerHour = Math.round((stats.bytesWritten - this.bytesAtStart) / hours);
-    return { ...this.store.size, copiesTracked: this.copiesSent.size, counters: { ...this.counters }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
+    return { ...this.store.size, maxEntries: this.store.limits.maxEntries ?? null, copiesTracked: this.copiesSent.size, copiesQueued: this.copies.queued, counters: { ...this.counters }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
   }
 
   private startedAt = 0;
