@@ -234,13 +234,18 @@ function portMappingFlag(args: ParsedArgs): readonly MappingProtocol[] {
 }
 
 /**
- * The default entry quota for the V8 heap this process got: a peer run with the service
- * wrappers' 32 MB heap holds a few thousand values and stays near 64 MB resident (the figures
- * are in bench/footprint.ts and the README); a desktop's default heap lifts the cap far away.
+ * The default entry quota for the V8 heap this process got. Measured with heap snapshots
+ * (bench/footprint.ts): an idle peer keeps about 6 MB live, and each stored value about 0.9 KB
+ * more. The quota keeps the live heap within half the limit, leaving V8 the other half for the
+ * garbage of a burst: the service wrappers' 24 MB old space (27 MB in all) gives about 8,000
+ * values; a desktop's default heap lifts the cap far away.
  */
+const IDLE_HEAP_MB = 6;
+const ENTRIES_PER_HEAP_MB = 1100;
+
 function entriesForHeap(heapLimitBytes: number): number {
   const heapMb = heapLimitBytes / (1024 * 1024);
-  return Math.max(500, Math.floor((heapMb - 24) * 250));
+  return Math.max(500, Math.floor((heapMb / 2 - IDLE_HEAP_MB) * ENTRIES_PER_HEAP_MB));
 }
 
 function relayFlag(args: ParsedArgs): 'auto' | 'off' {

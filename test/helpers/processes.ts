@@ -50,11 +50,12 @@ export interface Running {
   readonly exited: Promise<number | null>;
 }
 
-export function startProcess(args: string[]): Running {
+/** Starts the bundle with `args`; `nodeFlags` go to Node itself (as the service wrappers' heap limits). */
+export function startProcess(args: string[], { nodeFlags = [] }: { nodeFlags?: string[] } = {}): Running {
   // Many peers share this machine in tests: unless a test picks one, each takes a free SIP port.
   const runsPeer = args[0] === 'start' || args[0] === 'join';
   const full = runsPeer && !args.includes('--sip-port') ? [...args, '--sip-port', '0'] : args;
-  const child = spawn(NODE, [...NODE_ARGS, BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [...NODE_ARGS, ...nodeFlags, BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));

@@ -58,3 +58,27 @@ test('after every peer stops, one restarted alone serves the value from its file
   const after = JSON.parse(runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`, '--json']).stdout);
   assert.deepEqual(after.values.map((v: { value: string }) => v.value), ['hello from a']);
 });
+
+test('a peer run with the service wrappers\' heap flags sizes its entry quota to that heap and keeps working at it', async () => {
+  const dir = `${root}/capped`;
+  const port = await freeUdpPort();
+  const proc = startProcess(['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port), '--storage', 'memory'], { nodeFlags: ['--max-old-space-size=24', '--max-semi-space-size=1'] });
+  running.push(proc);
+  assert.ok(await eventually(() => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).state === 'joined', 15_000));
+  const quota = JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).storage.maxEntries;
+  // 27 MB of heap in all (24 old, 3 young): half of it, less an idle peer's 6 MB, at 1,100 a MB.
+  assert.ok(quota > 7000 && quota < 9500, `an entry quota near 8,000 for the service's heap: ${quota}`);
+  proc.child.kill('SIGTERM');
+  await proc.exited;
+  // The same peer with a quota small enough to reach: it refuses with a clear error, keeps what
+  // it holds, and still answers.
+  running.push(await start(dir, port, undefined, ['--storage', 'memory', '--max-storage-entries', '2']));
+  const names = ['one@open.p2psip.lab', 'two@open.p2psip.lab', 'three@open.p2psip.lab'];
+  for (const name of names.slice(0, 2)) assert.equal(runCli(['store', 'RELAY-SERVICE', name, `at ${name}`, '--data', dir]).code, 0);
+  const refused = runCli(['store', 'RELAY-SERVICE', names[2], 'one too many', '--data', dir]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /DataTooLarge: quota: this peer holds its most entries \(2; its memory is capped\)/);
+  const held = JSON.parse(runCli(['fetch', 'RELAY-SERVICE', names[0], '--data', dir, '--json']).stdout);
+  assert.deepEqual(held.values.map((v: { value: string }) => v.value), [`at ${names[0]}`]);
+  assert.equal(JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).storage.entries, 2);
+});

@@ -66,6 +66,18 @@ test('the per-Resource-ID quota refuses more data for that resource only', () =>
   assert.deepEqual(store.size, { resources: 2, entries: 2, bytes: 1850 });
 });
 
+test('the entry quota (the memory cap) refuses new entries with a clear error, still takes replacements, and loses nothing', () => {
+  const store = new ResourceStore(kinds, { maxBytesPerResource: 100_000, maxBytesTotal: 100_000, maxEntries: 3 });
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'a'), value(alice, R, NOTE, 1, 'b'), value(alice, R, NOTE, 2, 'c')]);
+  assert.throws(
+    () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 3, 'd')] }, false, NOW_MS),
+    (e: unknown) => e instanceof OverlayError && e.code === ErrorCode.DataTooLarge && /most entries \(3; its memory is capped\)/.test(e.message),
+  );
+  storeAll(store, 0n, [value(alice, R, NOTE, 1, 'B', { time: NOW_MS + 1 })]);
+  assert.deepEqual(store.size, { resources: 1, entries: 3, bytes: 3 });
+  assert.deepEqual(store.fetch(R, NOTE, { all: true }, NOW_MS).values.map((v) => Buffer.from(v.entry.value).toString()), ['a', 'B', 'c']);
+});
+
 test('a Store is all or nothing: one bad value means none is kept', () => {
   const store = new ResourceStore(kinds);
   refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'ok'), value(alice, R, NOTE, 1, 'z'.repeat(5000))] }, false, NOW_MS));
