@@ -111,7 +111,7 @@ procd_close_instance() { :; }
   mkdirSync(path.join(dir, 'state'));
   writeFileSync(path.join(dir, 'state/identity.cbor'), '');
   const out = execFileSync('sh', [path.join(dir, 'harness.sh')], { encoding: 'utf8' });
-  assert.match(out, new RegExp(`COMMAND /usr/bin/node --max-old-space-size=32 --max-semi-space-size=1 /usr/share/p2psip/p2psip.js start --data ${dir}/state --overlay-port 6084 --sip-port 5060 --port-mapping off --relay auto`));
+  assert.match(out, new RegExp(`COMMAND /usr/bin/node --max-old-space-size=24 --max-semi-space-size=1 /usr/share/p2psip/p2psip.js start --data ${dir}/state --overlay-port 6084 --sip-port 5060 --port-mapping off --relay auto`));
   assert.match(out, /APPEND --bootstrap 198\.18\.0\.1:6084/);
   assert.equal(spawnSync('sh', ['-n', path.join(dir, 'root/etc/init.d/p2psip')]).status, 0, 'the init script parses');
 });
