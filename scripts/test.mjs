@@ -2,7 +2,7 @@
 // esbuild (the same settings as the product) into .build/test/, then `node --test` runs them.
 // Usage: node scripts/test.mjs [unit|sim|integration|natlab|targets ...]
 import { build } from 'esbuild';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { baseOptions } from './esbuild-options.mjs';
@@ -45,5 +45,44 @@ await build({
   define: { 'import.meta.dirname': '__dirname' },
 });
 const compiled = sources.map((s) => path.join(outdir, path.relative('test', s)).replace(/\.ts$/, '.cjs'));
-const result = spawnSync(process.execPath, ['--enable-source-maps', '--test', ...compiled], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+
+// Unit and simulator tests run on virtual time, so two at once cannot make them flaky; tests with
+// real processes, sockets and namespaces run one at a time. Node 18's runner has no concurrency
+// flag: there everything runs one file at a time.
+const onVirtualTime = (file) => ['unit', 'sim'].includes(path.relative(outdir, file).split(path.sep)[0]);
+const [major, minor] = process.versions.node.split('.').map(Number);
+const concurrent = major > 20 || (major === 20 && minor >= 10) ? ['--test-concurrency=2'] : [];
+const runs = [
+  { files: compiled.filter(onVirtualTime), flags: concurrent },
+  { files: compiled.filter((f) => !onVirtualTime(f)), flags: [] },
+].filter((r) => r.files.length);
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const { files, flags } of runs) {
+  const summary = await runTests(files, flags);
+  passed += summary.passed;
+  failed += summary.failed;
+  skipped += summary.skipped;
+}
+// One closing line for the whole suite (each run above printed its own summary).
+console.log(`\nsuite: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed || passed === 0 ? 1 : 0);
+
+/** Runs `node --test` on `files`, passing its output through and reading its summary. */
+function runTests(files, flags) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--enable-source-maps', '--test', ...flags, ...files], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let tail = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString()).slice(-2000);
+    });
+    child.on('close', (code) => {
+      const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tail)?.[1] ?? 0);
+      // A run that died before its summary counts as failed.
+      resolve({ passed: count('pass'), failed: count('fail') + (code !== 0 && count('fail') === 0 ? 1 : 0), skipped: count('skipped') });
+    });
+  });
+}
