@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { callPeer } from '../src/node/control-client.js';
@@ -70,6 +70,10 @@ function uncachedNodeCopy(): string {
   const copy = path.join(work, 'node');
   copyFileSync(process.execPath, copy);
   chmodSync(copy, 0o755);
+  // Written back first: the kernel drops only clean pages from the cache.
+  const fd = openSync(copy, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
   execFileSync('dd', [`if=${copy}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' });
   return copy;
 }
