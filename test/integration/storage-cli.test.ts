@@ -8,10 +8,10 @@ import { eventually, freeUdpPort, processLab, runCli, type Running, startProcess
  */
 const { root, running } = processLab('p2psip-st-');
 
-async function start(dir: string, port: number, bootstrap?: number, extra: string[] = []): Promise<Running> {
+async function start(dir: string, port: number, bootstrap?: number, extra: string[] = [], nodeFlags: string[] = []): Promise<Running> {
   const args = ['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port), ...extra];
   if (bootstrap) args.push('--bootstrap', `127.0.0.1:${bootstrap}`);
-  const proc = startProcess(args);
+  const proc = startProcess(args, { nodeFlags });
   running.push(proc);
   assert.ok(await eventually(() => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).state === 'joined', 15_000));
   return proc;
@@ -62,9 +62,7 @@ test('after every peer stops, one restarted alone serves the value from its file
 test('a peer run with the service wrappers\' heap flags sizes its entry quota to that heap and keeps working at it', async () => {
   const dir = `${root}/capped`;
   const port = await freeUdpPort();
-  const proc = startProcess(['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(port), '--storage', 'memory'], { nodeFlags: ['--max-old-space-size=24', '--max-semi-space-size=1'] });
-  running.push(proc);
-  assert.ok(await eventually(() => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).state === 'joined', 15_000));
+  const proc = await start(dir, port, undefined, ['--storage', 'memory'], ['--max-old-space-size=24', '--max-semi-space-size=1']);
   const quota = JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).storage.maxEntries;
   // 27 MB of heap in all (24 old, 3 young): half of it, less an idle peer's 6 MB, at 1,100 a MB.
   assert.ok(quota > 7000 && quota < 9500, `an entry quota near 8,000 for the service's heap: ${quota}`);
@@ -72,7 +70,7 @@ test('a peer run with the service wrappers\' heap flags sizes its entry quota to
   await proc.exited;
   // The same peer with a quota small enough to reach: it refuses with a clear error, keeps what
   // it holds, and still answers.
-  running.push(await start(dir, port, undefined, ['--storage', 'memory', '--max-storage-entries', '2']));
+  await start(dir, port, undefined, ['--storage', 'memory', '--max-storage-entries', '2']);
   const names = ['one@open.p2psip.lab', 'two@open.p2psip.lab', 'three@open.p2psip.lab'];
   for (const name of names.slice(0, 2)) assert.equal(runCli(['store', 'RELAY-SERVICE', name, `at ${name}`, '--data', dir]).code, 0);
   const refused = runCli(['store', 'RELAY-SERVICE', names[2], 'one too many', '--data', dir]);
