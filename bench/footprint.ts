@@ -202,7 +202,7 @@ async function measurePeer(bundle: string, index: number, { label, flags, cgroup
     const storesPerSecond = Math.round(values / ((Date.now() - storing) / 1000));
     await sleep(2000);
     const withValues = await settled(peer.pid!);
-    const after = (await callPeer(dir, { op: 'status' })) as { storage: { entries: number; bytes: number; maxEntries?: number }; memory: Record<string, number> };
+    const after = (await callPeer(dir, { op: 'status' })) as { storage: { entries: number; bytes: number }; memory: Record<string, number> };
     // Answers to recent requests are kept a minute for retransmissions: settled is after that.
     await sleep(SETTLE_MS);
     const valuesSettled = await settled(peer.pid!);

@@ -30,6 +30,8 @@ export function memoryCgroup(name: string, limitBytes: number): MemoryCgroup | u
   return undefined;
 }
 
+const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+
 function entering(dir: string): string[] {
   return ['sh', '-c', `echo $$ > ${dir}/cgroup.procs && exec "$0" "$@"`];
 }
@@ -42,7 +44,7 @@ function v1(dir: string, limitBytes: number): MemoryCgroup {
     version: 1,
     enter: entering(dir),
     stats: () => ({
-      maxUsageMB: Math.round(Number(read('memory.max_usage_in_bytes')) / 104857.6) / 10,
+      maxUsageMB: mb(Number(read('memory.max_usage_in_bytes'))),
       limitHits: Number(read('memory.failcnt')),
       oomKills: Number(/^oom_kill (\d+)/m.exec(read('memory.oom_control'))?.[1] ?? 0),
     }),
@@ -59,7 +61,7 @@ function v2(dir: string, limitBytes: number): MemoryCgroup {
     version: 2,
     enter: entering(dir),
     stats: () => ({
-      maxUsageMB: Math.round(Number(readFileSync(existsSync(peakFile) ? peakFile : path.join(dir, 'memory.current'), 'utf8')) / 104857.6) / 10,
+      maxUsageMB: mb(Number(readFileSync(existsSync(peakFile) ? peakFile : path.join(dir, 'memory.current'), 'utf8'))),
       limitHits: Number(/^high (\d+)/m.exec(events())?.[1] ?? 0),
       oomKills: Number(/^oom_kill (\d+)/m.exec(events())?.[1] ?? 0),
     }),
