@@ -55,16 +55,18 @@ function v1(dir: string, limitBytes: number): MemoryCgroup {
 function v2(dir: string, limitBytes: number): MemoryCgroup {
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'memory.high'), String(limitBytes));
-  const events = () => readFileSync(path.join(dir, 'memory.events'), 'utf8');
   const peakFile = path.join(dir, 'memory.peak');
   return {
     version: 2,
     enter: entering(dir),
-    stats: () => ({
-      maxUsageMB: mb(Number(readFileSync(existsSync(peakFile) ? peakFile : path.join(dir, 'memory.current'), 'utf8'))),
-      limitHits: Number(/^high (\d+)/m.exec(events())?.[1] ?? 0),
-      oomKills: Number(/^oom_kill (\d+)/m.exec(events())?.[1] ?? 0),
-    }),
+    stats: () => {
+      const events = readFileSync(path.join(dir, 'memory.events'), 'utf8');
+      return {
+        maxUsageMB: mb(Number(readFileSync(existsSync(peakFile) ? peakFile : path.join(dir, 'memory.current'), 'utf8'))),
+        limitHits: Number(/^high (\d+)/m.exec(events)?.[1] ?? 0),
+        oomKills: Number(/^oom_kill (\d+)/m.exec(events)?.[1] ?? 0),
+      };
+    },
     remove: () => rmdirSync(dir),
   };
 }

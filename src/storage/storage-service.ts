@@ -190,16 +190,16 @@ export class StorageService {
   /** Sends our copy of `resource` to each replica peer that does not have it yet. */
   private replicate(resource: Id): void {
     this.replicaSet().forEach((peer, i) => {
-      if (this.markSent(resource, peer)) this.copies.add({ peer, resource, replicaNumber: i + 1 });
+      this.copyOnce({ peer, resource, replicaNumber: i + 1 });
     });
   }
 
-  /** Notes that `peer` gets our copy of `resource`; false if it already had it. */
-  private markSent(resource: Id, peer: Id): boolean {
-    const sent = this.copiesSent.get(resource) ?? [];
-    if (sent.includes(peer)) return false;
-    this.copiesSent.set(resource, appended(sent, peer));
-    return true;
+  /** Queues our copy of `resource` for `peer`, unless it was already sent there. */
+  private copyOnce(copy: Copy): void {
+    const sent = this.copiesSent.get(copy.resource) ?? [];
+    if (sent.includes(copy.peer)) return;
+    this.copiesSent.set(copy.resource, appended(sent, copy.peer));
+    this.copies.add(copy);
   }
 
   /** Sends what we hold of `resource` (as it is now, not when the copy was queued). */
@@ -248,7 +248,7 @@ export class StorageService {
       for (let i = 0; i < preds.length; i++) {
         const before = preds[i + 1];
         if (before === undefined || betweenRightClosed(resource, before, preds[i])) {
-          if (i < this.options.replicas - 1 && this.markSent(resource, preds[i])) this.copies.add({ peer: preds[i], resource, replicaNumber: i + 1 });
+          if (i < this.options.replicas - 1) this.copyOnce({ peer: preds[i], resource, replicaNumber: i + 1 });
           break;
         }
       }
