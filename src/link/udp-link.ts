@@ -6,6 +6,8 @@ import type { Link } from './link.js';
 
 /** A Link over a real UDP socket, through dgram-as-promised. */
 export class UdpLink implements Link {
+  /** Datagrams whose handling threw: counted and dropped, never out of the socket's callback. */
+  faults = 0;
   private handler: (from: Address, datagram: Uint8Array) => void = () => {};
   private closed = false;
 
@@ -18,9 +20,7 @@ export class UdpLink implements Link {
   static async open(bind: Address, log: Logger): Promise<UdpLink> {
     const type = isIP(bind.host) === 6 ? 'udp6' : 'udp4';
     let link: UdpLink | undefined;
-    const socket = DgramAsPromised.createSocket({ type, reuseAddr: false }, (msg, rinfo) => {
-      link?.handler({ host: rinfo.address, port: rinfo.port }, msg);
-    });
+    const socket = DgramAsPromised.createSocket({ type, reuseAddr: false }, (msg, rinfo) => link?.receive({ host: rinfo.address, port: rinfo.port }, msg));
     const bound = await socket.bind(bind.port, bind.host);
     link = new UdpLink(socket, { host: bound.address, port: bound.port }, log);
     // A datagram to a vanished host raises ICMP errors on some systems; they are not fatal.
@@ -33,6 +33,16 @@ export class UdpLink implements Link {
     this.socket.send(datagram, to.port, to.host).catch((error: Error) => {
       this.log.debug('send-failed', { to: `${to.host}:${to.port}`, error });
     });
+  }
+
+  /** An exception here would end the process (nothing above the socket catches it): the last guard. */
+  private receive(from: Address, datagram: Uint8Array): void {
+    try {
+      this.handler(from, datagram);
+    } catch (error) {
+      this.faults++;
+      this.log.warn('datagram-fault', { from: `${from.host}:${from.port}`, error });
+    }
   }
 
   onDatagram(handler: (from: Address, datagram: Uint8Array) => void): void {

@@ -41,6 +41,7 @@ export class TokenBucket {
 /** One bucket per key (an address, a Node-ID), forgetting idle ones so the map stays bounded. */
 export class KeyedRateLimiter<K> {
   private readonly buckets = new Map<K, TokenBucket>();
+  private sweptAt = -Infinity;
   dropped = 0;
 
   constructor(
@@ -52,7 +53,8 @@ export class KeyedRateLimiter<K> {
   allow(key: K): boolean {
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      if (this.buckets.size >= this.maxKeys) this.sweep();
+      // A sweep walks every key: at most one a second, or a flood of new sources would pay for one each.
+      if (this.buckets.size >= this.maxKeys && this.clock.now() - this.sweptAt >= 1000) this.sweep();
       // Still full of busy sources: refuse newcomers rather than grow without bound.
       if (this.buckets.size >= this.maxKeys) {
         this.dropped++;
@@ -68,6 +70,7 @@ export class KeyedRateLimiter<K> {
 
   /** Forgets sources whose buckets have refilled. */
   sweep(): void {
+    this.sweptAt = this.clock.now();
     for (const [key, bucket] of this.buckets) if (bucket.isIdle()) this.buckets.delete(key);
   }
 

@@ -26,6 +26,8 @@ export const enum FrameType {
   LinkHello = 3,
   LinkReply = 4,
   Sealed = 5,
+  LinkCookie = 6,
+  LinkUnknown = 7,
 }
 
 export type Frame =

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from 'node:crypto';
+import { MAX_SEALED_COUNTER } from '../../wire/link-security.js';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from 'node:crypto';
 
 /*
  * The link's cryptography, all from node:crypto: X25519 ephemeral keys (made from injected
@@ -26,7 +27,10 @@ export interface DirectionalKeys {
   readonly responderToInitiator: Uint8Array;
 }
 
-/** X25519, then HKDF over the shared secret with both sessions as salt and both keys as info. */
+/**
+ * X25519, then HKDF over the shared secret with both sessions as salt and, as info, both keys and
+ * the hash of the transcript (both certificates), so agreeing on keys means agreeing on who is who.
+ */
 export function deriveLinkKeys(
   own: EphemeralKey,
   peerPublic: Uint8Array,
@@ -34,21 +38,29 @@ export function deriveLinkKeys(
   responderSession: Uint8Array,
   initiatorEphemeral: Uint8Array,
   responderEphemeral: Uint8Array,
+  transcript: Uint8Array,
 ): DirectionalKeys {
   const peerKey = createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, peerPublic]), format: 'der', type: 'spki' });
   const shared = diffieHellman({ privateKey: own.privateKey, publicKey: peerKey });
   // RFC 7748 s6.1: an all-zero result means the peer sent a small-order point.
   if (shared.every((b) => b === 0)) throw new RangeError('X25519 gave the all-zero secret');
   const salt = Buffer.concat([initiatorSession, responderSession]);
-  const info = Buffer.concat([Buffer.from('p2psip link keys v1'), initiatorEphemeral, responderEphemeral]);
+  const transcriptHash = createHash('sha256').update(transcript).digest();
+  const info = Buffer.concat([Buffer.from('p2psip link keys v2'), initiatorEphemeral, responderEphemeral, transcriptHash]);
   const okm = new Uint8Array(hkdfSync('sha256', shared, salt, info, 64));
   return { initiatorToResponder: okm.subarray(0, 32), responderToInitiator: okm.subarray(32, 64) };
 }
 
 function nonceFor(counter: number): Buffer {
+  if (!(counter >= 0 && counter <= MAX_SEALED_COUNTER)) throw new RangeError(`nonce counter out of range: ${counter}`);
   const nonce = Buffer.alloc(12);
-  nonce.writeUIntBE(counter, 6, 6); // counters stay below 2^48 (Number.MAX_SAFE_INTEGER bounds them anyway)
+  nonce.writeUIntBE(counter, 6, 6);
   return nonce;
+}
+
+/** A 16-byte MAC (HMAC-SHA256, truncated) for the responder's stateless cookies. */
+export function cookieMac(secret: Uint8Array, input: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', secret).update(input).digest().subarray(0, 16));
 }
 
 /** Seals `plaintext` under `key` with the counter as nonce; `aad` binds the frame's header. */
@@ -60,9 +72,9 @@ export function sealBytes(key: Uint8Array, counter: number, aad: Uint8Array, pla
   return new Uint8Array(Buffer.concat([body, cipher.getAuthTag()]));
 }
 
-/** Opens a sealed body, or returns undefined when the tag does not verify. */
+/** Opens a sealed body, or returns undefined when the tag does not verify (or the counter cannot be a nonce). */
 export function openBytes(key: Uint8Array, counter: number, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
-  if (sealed.length < TAG_BYTES) return undefined;
+  if (sealed.length < TAG_BYTES || !(counter >= 0 && counter <= MAX_SEALED_COUNTER)) return undefined;
   const decipher = createDecipheriv('chacha20-poly1305', key, nonceFor(counter), { authTagLength: TAG_BYTES });
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   decipher.setAAD(aad, { plaintextLength: sealed.length - TAG_BYTES });

@@ -12,34 +12,45 @@ import { FrameType } from '../../wire/frame.js';
 import {
   decodeSecurityFrame,
   encodeSecurityFrame,
+  handshakeTranscript,
   helloSignatureInput,
   isSecurityFrame,
+  type LinkCookie,
   type LinkHello,
   type LinkReply,
+  type LinkUnknown,
+  MAX_SEALED_COUNTER,
   replySignatureInput,
   sealedFrameAad,
   SESSION_ID_BYTES,
   type SealedFrame,
 } from '../../wire/link-security.js';
+import { bytesToHex } from '../../runtime/hex.js';
 import type { Link, LinkPeer } from '../link.js';
 import { ReceiveWindow } from '../receive-window.js';
+import { AnsweredHellos } from './answered-hellos.js';
+import { CookieJar } from './cookie-jar.js';
 import { deriveLinkKeys, type EphemeralKey, ephemeralFromBytes, openBytes, sealBytes } from './link-crypto.js';
-import { bytesToHex } from '../../runtime/hex.js';
 
 /*
  * Encrypted, authenticated links (docs/security.md). Wraps a datagram Link: the first datagram
- * to an address starts a two-message handshake in which both ends show their certificates and
- * sign fresh X25519 keys; every overlay frame then travels sealed with ChaCha20-Poly1305 under a
+ * to an address starts a handshake in which both ends show their certificates and sign fresh
+ * X25519 keys; every overlay frame then travels sealed with ChaCha20-Poly1305 under a
  * per-direction key, with a strict replay window. Plaintext overlay frames are refused; STUN
  * passes through untouched (it shares the port and carries its own integrity, RFC 8489).
- * Each source address has a budget of datagrams and of handshakes, so one flooder costs the
- * node a bounded share of its work and no one else's.
+ *
+ * Nothing costly happens for a sender that has not shown it can receive at its address: a first
+ * hello gets a stateless cookie (cookie-jar.ts), a frame for an unknown session a small hint.
+ * The responder's session is half-open until the initiator's first sealed frame opens under it
+ * (key confirmation): until then it is never sent on and its address is believed to be nobody.
+ * Each source address has budgets of datagrams and of handshakes, and every datagram is handled
+ * inside a guard, so no sender can stop the node or take more than a bounded share of its work.
  */
 
 export interface SealedLinkOptions {
   /** Start a fresh handshake when the newest session is older than this. */
   readonly rekeyAfterMs: number;
-  /** Forget sessions that have carried nothing for this long. */
+  /** Forget sessions that have received nothing for this long. */
   readonly sessionIdleMs: number;
   /** Resend an unanswered hello when the layer above sends again after this long. */
   readonly helloRetryMs: number;
@@ -55,6 +66,20 @@ export interface SealedLinkOptions {
   readonly handshakeLimit: RateLimit;
   /** Hellos from everyone together. */
   readonly handshakeLimitTotal: RateLimit;
+  /** Cookie secrets rotate this often; a cookie is good for one to two periods. */
+  readonly cookieRotateMs: number;
+  /** Cookies sent to one address, and to everyone (a first hello is at least twice a cookie's size). */
+  readonly cookieLimit: RateLimit;
+  readonly cookieLimitTotal: RateLimit;
+  /** "Unknown session" hints sent to one address, and to everyone. */
+  readonly unknownHintLimit: RateLimit;
+  readonly unknownHintLimitTotal: RateLimit;
+  /** Responder sessions waiting for the initiator's key confirmation, in all. */
+  readonly maxHalfOpen: number;
+  /** Answered hellos remembered (each until its hello is too old to believe). */
+  readonly maxAnsweredHellos: number;
+  /** Rekey after this many frames sent on one session, long before the 48-bit counter could wrap. */
+  readonly rekeyAfterFrames: number;
   readonly sweepIntervalMs: number;
 }
 
@@ -68,6 +93,14 @@ export const DEFAULT_SEALED_LINK_OPTIONS: SealedLinkOptions = {
   datagramLimit: { ratePerSecond: 2_000, burst: 4_000 },
   handshakeLimit: { ratePerSecond: 2, burst: 8 },
   handshakeLimitTotal: { ratePerSecond: 200, burst: 400 },
+  cookieRotateMs: 60_000,
+  cookieLimit: { ratePerSecond: 4, burst: 8 },
+  cookieLimitTotal: { ratePerSecond: 1_000, burst: 2_000 },
+  unknownHintLimit: { ratePerSecond: 1, burst: 2 },
+  unknownHintLimitTotal: { ratePerSecond: 100, burst: 200 },
+  maxHalfOpen: 256,
+  maxAnsweredHellos: 16_384,
+  rekeyAfterFrames: 2 ** 32,
   sweepIntervalMs: 30_000,
 };
 
@@ -80,6 +113,12 @@ export interface LinkSecurityCounters {
   handshakesCompleted: number;
   handshakesRefused: number;
   handshakesTimedOut: number;
+  handshakesConfirmed: number;
+  halfOpenExpired: number;
+  cookiesSent: number;
+  cookiesRefused: number;
+  unknownHintsSent: number;
+  recoveries: number;
   sealed: number;
   opened: number;
   badTags: number;
@@ -89,6 +128,8 @@ export interface LinkSecurityCounters {
   rateLimited: number;
   malformed: number;
   sessionsRevoked: number;
+  /** Datagrams whose handling threw: dropped, counted, and the node keeps running. */
+  faults: number;
 }
 
 export interface SealedLinkDeps {
@@ -112,32 +153,36 @@ interface Session {
   readonly window: ReceiveWindow;
   readonly peer: LinkPeer;
   readonly establishedAt: number;
+  /** The initiator's side is confirmed by the reply; the responder's by the first frame that opens. */
+  confirmed: boolean;
   sendCounter: number;
-  lastUsedAt: number;
+  lastReceivedAt: number;
 }
 
 interface PendingHandshake {
   readonly address: Address;
-  readonly hello: LinkHello;
-  readonly helloBytes: Uint8Array;
+  hello: LinkHello;
+  helloBytes: Uint8Array;
   readonly ephemeral: EphemeralKey;
   readonly startedAt: number;
   sentAt: number;
+  cookiesTaken: number;
   readonly queue: Uint8Array[];
 }
 
-interface Answered {
-  readonly address: string;
-  readonly replyBytes: Uint8Array;
-  readonly at: number;
+interface AddressState {
+  /** Confirmed sessions, newest first; two at most, so crossing handshakes and rekeys never drop traffic in flight. */
+  sessions: Session[];
+  /** Responder sessions waiting for key confirmation; two at most. */
+  halfOpen: Session[];
+  pending: PendingHandshake | undefined;
+  lastRecoveryAt: number;
 }
 
-interface AddressState {
-  /** Newest first; two at most, so crossing handshakes and rekeys never drop traffic in flight. */
-  sessions: Session[];
-  pending: PendingHandshake | undefined;
-  lastUnknownAt: number;
-}
+/** A key confirmation carries nothing: a sealed frame whose plaintext is empty. */
+const EMPTY = new Uint8Array(0);
+/** A pending handshake follows at most this many cookies (a responder rotating its secret sends a second). */
+const MAX_COOKIES_PER_HANDSHAKE = 3;
 
 export class SealedLink implements Link {
   readonly counters: LinkSecurityCounters = {
@@ -146,6 +191,12 @@ export class SealedLink implements Link {
     handshakesCompleted: 0,
     handshakesRefused: 0,
     handshakesTimedOut: 0,
+    handshakesConfirmed: 0,
+    halfOpenExpired: 0,
+    cookiesSent: 0,
+    cookiesRefused: 0,
+    unknownHintsSent: 0,
+    recoveries: 0,
     sealed: 0,
     opened: 0,
     badTags: 0,
@@ -155,16 +206,23 @@ export class SealedLink implements Link {
     rateLimited: 0,
     malformed: 0,
     sessionsRevoked: 0,
+    faults: 0,
   };
   private readonly options: SealedLinkOptions;
   private readonly addresses = new Map<string, AddressState>();
   private readonly sessionsById = new Map<string, Session>();
   private readonly pendingById = new Map<string, PendingHandshake>();
-  /** Hellos answered lately, by initiator session: a retransmitted hello gets the same reply. */
-  private readonly answered = new Map<string, Answered>();
+  private readonly answered: AnsweredHellos;
+  private readonly cookies: CookieJar;
   private readonly datagramLimiter: KeyedRateLimiter<string>;
   private readonly handshakeLimiter: KeyedRateLimiter<string>;
   private readonly handshakeTotal: TokenBucket;
+  private readonly cookieLimiter: KeyedRateLimiter<string>;
+  private readonly cookieTotal: TokenBucket;
+  private readonly hintLimiter: KeyedRateLimiter<string>;
+  private readonly hintTotal: TokenBucket;
+  private halfOpenCount = 0;
+  private faultLogged = false;
   private handler: (from: Address, datagram: Uint8Array, peer?: LinkPeer) => void = () => {};
   private sweepTimer: TimerHandle | undefined;
   private closed = false;
@@ -174,10 +232,17 @@ export class SealedLink implements Link {
     private readonly deps: SealedLinkDeps,
   ) {
     this.options = { ...DEFAULT_SEALED_LINK_OPTIONS, ...deps.options };
-    this.datagramLimiter = new KeyedRateLimiter(this.options.datagramLimit, deps.clock);
-    this.handshakeLimiter = new KeyedRateLimiter(this.options.handshakeLimit, deps.clock);
-    this.handshakeTotal = new TokenBucket(this.options.handshakeLimitTotal, deps.clock);
-    inner.onDatagram((from, datagram) => this.receive(from, datagram));
+    const { clock } = deps;
+    this.answered = new AnsweredHellos(this.options.maxAnsweredHellos);
+    this.cookies = new CookieJar(clock, deps.random, this.options.cookieRotateMs);
+    this.datagramLimiter = new KeyedRateLimiter(this.options.datagramLimit, clock);
+    this.handshakeLimiter = new KeyedRateLimiter(this.options.handshakeLimit, clock);
+    this.handshakeTotal = new TokenBucket(this.options.handshakeLimitTotal, clock);
+    this.cookieLimiter = new KeyedRateLimiter(this.options.cookieLimit, clock);
+    this.cookieTotal = new TokenBucket(this.options.cookieLimitTotal, clock);
+    this.hintLimiter = new KeyedRateLimiter(this.options.unknownHintLimit, clock);
+    this.hintTotal = new TokenBucket(this.options.unknownHintLimitTotal, clock);
+    inner.onDatagram((from, datagram) => this.receiveGuarded(from, datagram));
     this.scheduleSweep();
   }
 
@@ -196,11 +261,18 @@ export class SealedLink implements Link {
       return;
     }
     const key = addressKey(to);
-    const state = this.stateFor(key);
-    const session = state.sessions[0];
+    let state = this.stateFor(key);
+    let session = state.sessions[0];
+    // A session whose counter has run out is never sent on again (a nonce is never reused).
+    if (session && session.sendCounter > MAX_SEALED_COUNTER) {
+      this.dropSession(session);
+      state = this.stateFor(key);
+      session = state.sessions[0];
+    }
     if (session) {
       this.sendSealed(session, datagram);
-      if (this.deps.clock.now() - session.establishedAt > this.options.rekeyAfterMs && !state.pending) this.initiate(to, state);
+      const old = this.deps.clock.now() - session.establishedAt > this.options.rekeyAfterMs || session.sendCounter >= this.options.rekeyAfterFrames;
+      if (old && !state.pending) this.initiate(to, state);
       return;
     }
     if (!state.pending) this.initiate(to, state);
@@ -209,7 +281,7 @@ export class SealedLink implements Link {
     if (queue.length < this.options.maxQueued) queue.push(datagram);
   }
 
-  /** Who holds a live session from this address (a relay serves only enrolled nodes). */
+  /** Who holds a confirmed session from this address (a relay serves only enrolled nodes). */
   peerAt(address: Address): LinkPeer | undefined {
     return this.addresses.get(addressKey(address))?.sessions[0]?.peer;
   }
@@ -229,7 +301,7 @@ export class SealedLink implements Link {
   }
 
   status(): Record<string, number> {
-    return { ...this.counters, sessions: this.sessionsById.size, handshaking: this.pendingById.size };
+    return { ...this.counters, sessions: this.sessionsById.size - this.halfOpenCount, halfOpen: this.halfOpenCount, handshaking: this.pendingById.size, answeredHellos: this.answered.size };
   }
 
   async close(): Promise<void> {
@@ -240,6 +312,17 @@ export class SealedLink implements Link {
   }
 
   // --- receiving ---
+
+  /** No datagram, however it is made, may throw out of a socket's receive callback. */
+  private receiveGuarded(from: Address, datagram: Uint8Array): void {
+    try {
+      this.receive(from, datagram);
+    } catch (error) {
+      this.counters.faults++;
+      if (!this.faultLogged) this.deps.log.warn('datagram-fault', { from: addressKey(from), bytes: datagram.length, error });
+      this.faultLogged = true; // once per sweep: a sender that finds a fault must not also flood the log
+    }
+  }
 
   private receive(from: Address, datagram: Uint8Array): void {
     if (this.closed) return;
@@ -276,6 +359,10 @@ export class SealedLink implements Link {
         return this.onHello(from, key, frame);
       case FrameType.LinkReply:
         return this.onReply(from, key, frame);
+      case FrameType.LinkCookie:
+        return this.onCookie(key, frame);
+      case FrameType.LinkUnknown:
+        return this.onUnknown(from, key, frame);
     }
   }
 
@@ -283,7 +370,7 @@ export class SealedLink implements Link {
     const session = this.sessionsById.get(bytesToHex(frame.session));
     if (!session || addressKey(session.address) !== key) {
       this.counters.unknownSessions++;
-      this.recoverUnknownSession(from, key);
+      this.hintUnknown(from, key, frame.session);
       return;
     }
     if (!session.window.isFresh(frame.counter)) {
@@ -296,39 +383,65 @@ export class SealedLink implements Link {
       return;
     }
     session.window.accept(frame.counter);
-    session.lastUsedAt = this.deps.clock.now();
+    session.lastReceivedAt = this.deps.clock.now();
     this.counters.opened++;
+    if (!session.confirmed) this.confirm(key, session);
+    if (plain.length === 0) return; // a key confirmation and nothing more
     this.handler(from, plain, session.peer);
   }
 
   /**
-   * Sealed frames for a session we do not hold: we restarted, or dropped it. Start a handshake
-   * so the sender gets a fresh session (at most once a second per address).
+   * A sealed frame for a session we do not hold: we restarted, or dropped it. Tell the sender,
+   * in fewer bytes than it sent, so the session's owner can start a fresh handshake; a spoofed
+   * source learns nothing and costs us no signature.
    */
-  private recoverUnknownSession(from: Address, key: string): void {
-    const state = this.stateFor(key);
-    const now = this.deps.clock.now();
-    if (state.pending || now - state.lastUnknownAt < this.options.helloRetryMs) return;
-    state.lastUnknownAt = now;
-    this.initiate(from, state);
+  private hintUnknown(from: Address, key: string, session: Uint8Array): void {
+    if (!this.hintLimiter.allow(key) || !this.hintTotal.take()) return;
+    this.counters.unknownHintsSent++;
+    this.inner.send(from, encodeSecurityFrame({ type: FrameType.LinkUnknown, session }));
   }
 
-  /** Responder side: check the initiator, agree keys, answer, and hold the session. */
-  private onHello(from: Address, key: string, hello: LinkHello): void {
-    const id = bytesToHex(hello.session);
-    const earlier = this.answered.get(id);
-    if (earlier) {
-      if (earlier.address === key) this.inner.send(from, earlier.replyBytes); // our reply was lost
+  /** The other end holds no session by this id: if it is ours toward that address, handshake again. */
+  private onUnknown(from: Address, key: string, frame: LinkUnknown): void {
+    const state = this.addresses.get(key);
+    const remoteId = bytesToHex(frame.session);
+    const session = state?.sessions.find((s) => bytesToHex(s.remoteId) === remoteId);
+    if (!state || !session) {
+      this.counters.unknownSessions++;
       return;
     }
-    if (!this.handshakeLimiter.allow(key) || !this.handshakeTotal.take()) {
+    const now = this.deps.clock.now();
+    if (now - state.lastRecoveryAt < this.options.helloRetryMs) return;
+    state.lastRecoveryAt = now;
+    this.counters.recoveries++;
+    this.dropSession(session);
+    if (!state.pending) this.initiate(from, this.stateFor(key));
+  }
+
+  /** Responder side: cheap checks, the cookie, budgets; then check the initiator, agree keys, answer. */
+  private onHello(from: Address, key: string, hello: LinkHello): void {
+    const nowSeconds = this.nowSeconds();
+    if (Math.abs(nowSeconds - hello.time) > this.options.helloMaxSkewSeconds) {
+      this.refused(from, new Error('hello is stale or from the future'));
+      return;
+    }
+    if (!this.cookies.valid(key, hello)) {
+      if (hello.cookie) this.counters.cookiesRefused++;
+      this.sendCookie(from, key, hello);
+      return;
+    }
+    const id = bytesToHex(hello.session);
+    const earlier = this.answered.get(id, key);
+    if (earlier) {
+      if (earlier.replyBytes) this.inner.send(from, earlier.replyBytes); // our reply was lost
+      return;
+    }
+    if (this.halfOpenCount >= this.options.maxHalfOpen || !this.handshakeLimiter.allow(key) || !this.handshakeTotal.take()) {
       this.counters.rateLimited++;
       return;
     }
-    const nowSeconds = this.nowSeconds();
     let certificate: Certificate;
     try {
-      if (Math.abs(nowSeconds - hello.time) > this.options.helloMaxSkewSeconds) throw new Error('hello is stale or from the future');
       certificate = this.deps.trust.accept(hello.certificate, nowSeconds);
       if (!this.deps.suite.verify(certificate, helloSignatureInput(this.deps.overlayId, hello.session, hello.ephemeral, hello.time), hello.signature)) {
         throw new Error('hello signature does not verify');
@@ -339,9 +452,10 @@ export class SealedLink implements Link {
     }
     const responderSession = this.newSessionId();
     const ephemeral = ephemeralFromBytes(this.deps.random.bytes(32));
+    const ownCertificate = this.deps.identity.certificate.bytes;
     let keys;
     try {
-      keys = deriveLinkKeys(ephemeral, hello.ephemeral, hello.session, responderSession, hello.ephemeral, ephemeral.publicKey);
+      keys = deriveLinkKeys(ephemeral, hello.ephemeral, hello.session, responderSession, hello.ephemeral, ephemeral.publicKey, handshakeTranscript(hello, ownCertificate));
     } catch (error) {
       this.refused(from, error);
       return;
@@ -351,13 +465,14 @@ export class SealedLink implements Link {
       initiatorSession: hello.session,
       responderSession,
       ephemeral: ephemeral.publicKey,
-      certificate: this.deps.identity.certificate.bytes,
+      certificate: ownCertificate,
       signature: this.deps.suite.sign(this.deps.identity.keys, replySignatureInput(this.deps.overlayId, hello, responderSession, ephemeral.publicKey)),
     };
     const replyBytes = encodeSecurityFrame(reply);
-    this.answered.set(id, { address: key, replyBytes, at: this.deps.clock.now() });
+    const now = this.deps.clock.now();
+    this.answered.remember(id, key, replyBytes, now, (hello.time + this.options.helloMaxSkewSeconds + 1) * 1000);
     this.counters.handshakesAnswered++;
-    this.install(key, {
+    this.holdHalfOpen(key, {
       address: from,
       localId: bytesToHex(responderSession),
       remoteId: hello.session,
@@ -365,11 +480,35 @@ export class SealedLink implements Link {
       receiveKey: keys.initiatorToResponder,
       window: new ReceiveWindow(true),
       peer: peerOf(certificate),
-      establishedAt: this.deps.clock.now(),
+      establishedAt: now,
+      confirmed: false,
       sendCounter: 0,
-      lastUsedAt: this.deps.clock.now(),
+      lastReceivedAt: now,
     });
     this.inner.send(from, replyBytes);
+  }
+
+  private sendCookie(from: Address, key: string, hello: LinkHello): void {
+    if (!this.cookieLimiter.allow(key) || !this.cookieTotal.take()) {
+      this.counters.rateLimited++;
+      return;
+    }
+    this.counters.cookiesSent++;
+    const cookie: LinkCookie = { type: FrameType.LinkCookie, initiatorSession: hello.session, cookie: this.cookies.make(key, hello) };
+    this.inner.send(from, encodeSecurityFrame(cookie));
+  }
+
+  /** Initiator side: the responder wants its cookie echoed. The signature does not cover it, so no new one. */
+  private onCookie(key: string, frame: LinkCookie): void {
+    const pending = this.pendingById.get(bytesToHex(frame.initiatorSession));
+    if (!pending || addressKey(pending.address) !== key || pending.cookiesTaken >= MAX_COOKIES_PER_HANDSHAKE) {
+      this.counters.unknownSessions++;
+      return;
+    }
+    pending.cookiesTaken++;
+    pending.hello = { ...pending.hello, cookie: frame.cookie };
+    pending.helloBytes = encodeSecurityFrame(pending.hello);
+    this.resendHello(pending);
   }
 
   /** Initiator side: the responder's answer to our hello. */
@@ -385,7 +524,8 @@ export class SealedLink implements Link {
       certificate = this.deps.trust.accept(reply.certificate, this.nowSeconds());
       const signed = replySignatureInput(this.deps.overlayId, pending.hello, reply.responderSession, reply.ephemeral);
       if (!this.deps.suite.verify(certificate, signed, reply.signature)) throw new Error('reply signature does not verify');
-      keys = deriveLinkKeys(pending.ephemeral, reply.ephemeral, pending.hello.session, reply.responderSession, pending.hello.ephemeral, reply.ephemeral);
+      const transcript = handshakeTranscript(pending.hello, reply.certificate);
+      keys = deriveLinkKeys(pending.ephemeral, reply.ephemeral, pending.hello.session, reply.responderSession, pending.hello.ephemeral, reply.ephemeral, transcript);
     } catch (error) {
       this.refused(from, error);
       return;
@@ -394,22 +534,22 @@ export class SealedLink implements Link {
     const state = this.stateFor(key);
     if (state.pending === pending) state.pending = undefined;
     this.counters.handshakesCompleted++;
-    this.install(
-      key,
-      {
-        address: from,
-        localId: bytesToHex(pending.hello.session),
-        remoteId: reply.responderSession,
-        sendKey: keys.initiatorToResponder,
-        receiveKey: keys.responderToInitiator,
-        window: new ReceiveWindow(true),
-        peer: peerOf(certificate),
-        establishedAt: this.deps.clock.now(),
-        sendCounter: 0,
-        lastUsedAt: this.deps.clock.now(),
-      },
-      pending.queue,
-    );
+    const now = this.deps.clock.now();
+    const session: Session = {
+      address: from,
+      localId: bytesToHex(pending.hello.session),
+      remoteId: reply.responderSession,
+      sendKey: keys.initiatorToResponder,
+      receiveKey: keys.responderToInitiator,
+      window: new ReceiveWindow(true),
+      peer: peerOf(certificate),
+      establishedAt: now,
+      confirmed: true,
+      sendCounter: 0,
+      lastReceivedAt: now,
+    };
+    // Key confirmation first: it is what lets the responder believe this session (and us) at all.
+    this.install(key, session, [EMPTY, ...pending.queue]);
   }
 
   // --- sessions ---
@@ -428,7 +568,16 @@ export class SealedLink implements Link {
     };
     if (state.pending) this.pendingById.delete(bytesToHex(state.pending.hello.session));
     const now = this.deps.clock.now();
-    const pending: PendingHandshake = { address: to, hello, helloBytes: encodeSecurityFrame(hello), ephemeral, startedAt: now, sentAt: now, queue: state.pending?.queue ?? [] };
+    const pending: PendingHandshake = {
+      address: to,
+      hello,
+      helloBytes: encodeSecurityFrame(hello),
+      ephemeral,
+      startedAt: now,
+      sentAt: now,
+      cookiesTaken: 0,
+      queue: state.pending?.queue ?? [],
+    };
     state.pending = pending;
     this.pendingById.set(bytesToHex(session), pending);
     this.counters.handshakesStarted++;
@@ -440,7 +589,25 @@ export class SealedLink implements Link {
     this.inner.send(pending.address, pending.helloBytes);
   }
 
-  /** A new session becomes the one to send on; what waited for a handshake goes out now. */
+  /** A responder session waits here, unused, until the initiator proves it holds the keys. */
+  private holdHalfOpen(key: string, session: Session): void {
+    const state = this.stateFor(key);
+    state.halfOpen.unshift(session);
+    this.sessionsById.set(session.localId, session);
+    this.halfOpenCount++;
+    for (const old of state.halfOpen.splice(2)) this.forget(old);
+  }
+
+  private confirm(key: string, session: Session): void {
+    const state = this.stateFor(key);
+    state.halfOpen = state.halfOpen.filter((s) => s !== session);
+    this.halfOpenCount--;
+    session.confirmed = true;
+    this.counters.handshakesConfirmed++;
+    this.install(key, session);
+  }
+
+  /** A confirmed session becomes the one to send on; what waited for a handshake goes out now. */
   private install(key: string, session: Session, queued: readonly Uint8Array[] = []): void {
     const state = this.stateFor(key);
     state.sessions.unshift(session);
@@ -450,13 +617,24 @@ export class SealedLink implements Link {
     for (const datagram of [...queued, ...waiting]) this.sendSealed(session, datagram);
   }
 
-  private dropSession(session: Session): void {
+  private forget(session: Session): void {
     this.sessionsById.delete(session.localId);
+    if (!session.confirmed) this.halfOpenCount--;
+  }
+
+  private dropSession(session: Session): void {
+    if (!this.sessionsById.has(session.localId)) return;
+    this.forget(session);
     const key = addressKey(session.address);
     const state = this.addresses.get(key);
     if (!state) return;
     state.sessions = state.sessions.filter((s) => s !== session);
-    if (state.sessions.length === 0 && !state.pending) this.addresses.delete(key);
+    state.halfOpen = state.halfOpen.filter((s) => s !== session);
+    this.forgetIdleAddress(key, state);
+  }
+
+  private forgetIdleAddress(key: string, state: AddressState): void {
+    if (state.sessions.length === 0 && state.halfOpen.length === 0 && !state.pending) this.addresses.delete(key);
   }
 
   private sendSealed(session: Session, datagram: Uint8Array): void {
@@ -467,7 +645,6 @@ export class SealedLink implements Link {
       counter,
       ciphertext: sealBytes(session.sendKey, counter, sealedFrameAad(session.remoteId, counter), datagram),
     };
-    session.lastUsedAt = this.deps.clock.now();
     this.counters.sealed++;
     this.inner.send(session.address, encodeSecurityFrame(frame));
   }
@@ -475,7 +652,7 @@ export class SealedLink implements Link {
   private stateFor(key: string): AddressState {
     let state = this.addresses.get(key);
     if (!state) {
-      state = { sessions: [], pending: undefined, lastUnknownAt: -Infinity };
+      state = { sessions: [], halfOpen: [], pending: undefined, lastRecoveryAt: -Infinity };
       this.addresses.set(key, state);
     }
     return state;
@@ -501,11 +678,15 @@ export class SealedLink implements Link {
     });
   }
 
-  /** Forgets idle sessions, abandoned handshakes and old answers; rechecks certificates. */
+  /** Forgets idle sessions, unconfirmed ones, abandoned handshakes and old answers; rechecks certificates. */
   private sweep(): void {
     const now = this.deps.clock.now();
+    this.faultLogged = false;
     for (const session of [...this.sessionsById.values()]) {
-      if (now - session.lastUsedAt > this.options.sessionIdleMs) this.dropSession(session);
+      if (!session.confirmed && now - session.establishedAt > this.options.handshakeTimeoutMs) {
+        this.counters.halfOpenExpired++;
+        this.dropSession(session);
+      } else if (now - session.lastReceivedAt > this.options.sessionIdleMs) this.dropSession(session);
     }
     for (const [id, pending] of [...this.pendingById]) {
       if (now - pending.startedAt < this.options.handshakeTimeoutMs) continue;
@@ -514,11 +695,10 @@ export class SealedLink implements Link {
       const key = addressKey(pending.address);
       const state = this.addresses.get(key);
       if (state?.pending === pending) state.pending = undefined;
-      if (state && state.sessions.length === 0 && !state.pending) this.addresses.delete(key);
+      if (state) this.forgetIdleAddress(key, state);
     }
-    for (const [id, answered] of [...this.answered]) if (now - answered.at > this.options.handshakeTimeoutMs) this.answered.delete(id);
-    this.datagramLimiter.sweep();
-    this.handshakeLimiter.sweep();
+    this.answered.sweep(now, this.deps.clock.wallTime(), this.options.handshakeTimeoutMs);
+    for (const limiter of [this.datagramLimiter, this.handshakeLimiter, this.cookieLimiter, this.hintLimiter]) limiter.sweep();
     this.revalidate();
   }
 }

@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createOpenIdentity } from '../../../src/identity/open-identity.js';
-import { ed25519Suite } from '../../../src/identity/signature-suite.js';
-import { OpenTrustPolicy } from '../../../src/identity/trust.js';
-import { overlayHash } from '../../../src/identity/ids.js';
-import { SealedLink, type SealedLinkOptions } from '../../../src/link/secure/sealed-link.js';
-import type { LinkPeer } from '../../../src/link/link.js';
-import { silentLogger } from '../../../src/runtime/log.js';
-import { SeededRandom } from '../../../src/runtime/random.js';
-import { SimNetwork, type SimLink } from '../../../src/sim/sim-network.js';
-import { VirtualClock } from '../../../src/sim/virtual-clock.js';
-import type { Address } from '../../../src/wire/address.js';
+import { frame, OVERLAY, world } from '../../helpers/sealed-world.js';
 import { decodeSecurityFrame, encodeSecurityFrame } from '../../../src/wire/link-security.js';
 import { FrameType } from '../../../src/wire/frame.js';
 
@@ -19,44 +9,6 @@ import { FrameType } from '../../../src/wire/frame.js';
  * with certificates, every datagram is sealed, and replays, alterations, plaintext and untrusted
  * certificates are refused, each counted.
  */
-const OVERLAY = 'seal.p2psip';
-
-class RevocableTrust extends OpenTrustPolicy {
-  revoked = new Set<string>();
-  override accept(bytes: Uint8Array, nowSeconds: number) {
-    const cert = super.accept(bytes, nowSeconds);
-    if (this.revoked.has(cert.claims.subject)) throw new Error(`${cert.claims.subject} is revoked`);
-    return cert;
-  }
-}
-
-function world(options: Partial<SealedLinkOptions> = {}) {
-  const clock = new VirtualClock();
-  const random = new SeededRandom(5);
-  const network = new SimNetwork(clock, random);
-  const trust = new RevocableTrust(OVERLAY);
-  const nowSeconds = Math.floor(clock.wallTime() / 1000);
-  const make = (n: number, overlay = OVERLAY, raw: SimLink = network.addHost()) => {
-    const identity = createOpenIdentity(new Uint8Array(32).fill(n), `node${n}@${overlay}`, overlay, nowSeconds);
-    const link = new SealedLink(raw, { identity, trust, suite: ed25519Suite, clock, random: random.fork(), log: silentLogger, overlayId: overlayHash(OVERLAY), options });
-    const received: { from: Address; bytes: Uint8Array; peer: LinkPeer | undefined }[] = [];
-    link.onDatagram((from, bytes, peer) => received.push({ from, bytes, peer }));
-    // Everything this end puts on the wire, as an on-path observer sees it.
-    const wire: Uint8Array[] = [];
-    const send = raw.send.bind(raw);
-    raw.send = (to, bytes) => {
-      wire.push(bytes);
-      send(to, bytes);
-    };
-    return { identity, link, raw, received, wire, send };
-  };
-  const settle = (ms = 1000) => clock.runUntil(clock.now() + ms);
-  return { clock, network, trust, make, settle };
-}
-
-/** A plain overlay-looking datagram: a CBOR array [0, n]. */
-const frame = (n: number): Uint8Array => new Uint8Array([0x82, 0x00, n]);
-
 test('two ends handshake, then datagrams arrive opened, in order, with the sender proven by its certificate', () => {
   const { make, settle } = world();
   const a = make(1);
@@ -159,10 +111,16 @@ test('after one end restarts, sealed frames for its lost session make it handsha
   a.link.send(b.link.localAddress, frame(2)); // sealed for a session B2 never had: dropped
   settle();
   assert.equal(b2.link.counters.unknownSessions, 1);
-  assert.equal(b2.link.counters.handshakesStarted, 1, 'B2 opened a fresh session toward A');
+  assert.equal(b2.link.counters.unknownHintsSent, 1, 'B2 told A, in a small hint, that it holds no such session');
+  assert.equal(b2.link.counters.handshakesStarted, 0, 'B2 signed nothing for an unauthenticated sender');
+  assert.equal(a.link.counters.recoveries, 1);
+  assert.equal(a.link.counters.handshakesStarted, 2, 'A, the session owner, opened a fresh one');
   a.link.send(b.link.localAddress, frame(3));
   settle();
   assert.deepEqual(b2.received.map((r) => r.bytes[2]), [3]);
+  b2.link.send(a.link.localAddress, frame(4));
+  settle();
+  assert.equal(a.received.at(-1)!.bytes[2], 4);
 });
 
 test('revoking a certificate drops its sessions at the next check, and it cannot handshake again', () => {
