@@ -18,10 +18,12 @@ import type { KeyObject } from 'node:crypto';
  *   certificate = [protected: bstr .cbor {1: -8}, unprotected: {}, payload: bstr .cbor claims,
  *                  signature: bstr .size 64]
  *   claims = {1: issuer, 2: subject, 4: expires, 5: not-before, 8: {1: {1: 1, -1: 6, -2: key}},
- *             -65537: overlay, -65538: [+ node-id], ? -65539: 1}   ; -65539: 1 marks a client
+ *             -65537: overlay, -65538: [+ node-id], ? -65539: 1 / 2}   ; -65539: 1 a client, 2 a user
  *
  * A client (RFC 7890 s2) uses the overlay without routing or storing; peers refuse to let a
- * client certificate join the ring. The claim is absent for peers.
+ * client certificate join the ring. A user certificate is a SIP user's credential that a home
+ * peer holds to sign that user's registrations: it signs stored values only, never a link or a
+ * message, and its Node-ID is its own, never the home peer's. The claim is absent for peers.
  */
 export const SELF_ISSUER = 'self';
 const CLAIM_ISSUER = 1;
@@ -33,6 +35,7 @@ const CLAIM_OVERLAY = -65537;
 const CLAIM_NODE_IDS = -65538;
 const CLAIM_ROLE = -65539;
 const ROLE_CLIENT = 1;
+const ROLE_USER = 2;
 const MAX_NODE_IDS = 8;
 
 export interface CertificateClaims {
@@ -44,8 +47,8 @@ export interface CertificateClaims {
   /** Seconds since the Unix epoch. */
   readonly notBefore: number;
   readonly expires: number;
-  /** 'client' for a node that must not route or store; absent (a peer) otherwise. */
-  readonly role?: 'client';
+  /** 'client' for a node that must not route or store, 'user' for a credential that signs values only; absent (a peer) otherwise. */
+  readonly role?: 'client' | 'user';
 }
 
 export interface Certificate {
@@ -69,7 +72,7 @@ function claimsMap(c: CertificateClaims): Map<number, unknown> {
     [CLAIM_CONFIRMATION, new Map([[1, new Map<number, unknown>([[1, 1], [-1, 6], [-2, c.publicKey]])]])],
     [CLAIM_OVERLAY, c.overlay],
     [CLAIM_NODE_IDS, c.nodeIds.map(idToBytes)],
-    ...(c.role === 'client' ? [[CLAIM_ROLE, ROLE_CLIENT] as [number, unknown]] : []),
+    ...(c.role ? [[CLAIM_ROLE, c.role === 'client' ? ROLE_CLIENT : ROLE_USER] as [number, unknown]] : []),
   ]);
 }
 
@@ -122,16 +125,17 @@ export function parseCertificate(bytes: Uint8Array): ParsedCertificate {
       publicKey: readBytes(coseKey.get(-2), `${path}.claims.cnf.x`, PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
       overlay: readText(get(CLAIM_OVERLAY), `${path}.claims.overlay`, 256),
       nodeIds: readList(get(CLAIM_NODE_IDS), `${path}.claims.nodeIds`, MAX_NODE_IDS, readId, 1),
-      ...(readRole(claimsValue.get(CLAIM_ROLE), `${path}.claims.role`) === ROLE_CLIENT ? { role: 'client' as const } : {}),
+      ...readRole(claimsValue.get(CLAIM_ROLE), `${path}.claims.role`),
     },
     ...opened,
   };
 }
 
-function readRole(value: unknown, path: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (value !== ROLE_CLIENT) throw new DecodeError(path, 'unknown role');
-  return ROLE_CLIENT;
+function readRole(value: unknown, path: string): { role?: 'client' | 'user' } {
+  if (value === undefined) return {};
+  if (value === ROLE_CLIENT) return { role: 'client' };
+  if (value === ROLE_USER) return { role: 'user' };
+  throw new DecodeError(path, 'unknown role');
 }
 
 /** Checks the issuer's signature on a parsed certificate. */

@@ -53,6 +53,8 @@ export interface TransportCounters {
   stunDatagrams: number;
   /** Frames whose claimed sender is not a Node-ID of the link's certificate. */
   senderMismatches: number;
+  /** Upper-layer handlers that threw on a message: logged and counted, the transport goes on. */
+  handlerFaults: number;
 }
 
 type Delivered = (ok: boolean) => void;
@@ -98,6 +100,7 @@ export class HopTransport {
     keepalivesSent: 0,
     stunDatagrams: 0,
     senderMismatches: 0,
+    handlerFaults: 0,
   };
   private readonly peers = new Map<string, PeerLink>();
   /** Next sequence number of links forgotten lately (bounded, oldest dropped first). */
@@ -429,6 +432,7 @@ export class HopTransport {
     try {
       run();
     } catch (error) {
+      this.counters.handlerFaults++;
       this.log.error('handler-fault', { what, error });
     }
   }

@@ -6,7 +6,7 @@ import type { Logger } from '../runtime/log.js';
 import { SystemRandom } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { idToHex } from '../wire/id.js';
-import type { SignedConfig } from './config/overlay-config.js';
+import { ConfigError, type SignedConfig } from './config/overlay-config.js';
 import { ConfigSync } from './config/config-sync.js';
 import { saveConfig } from './config/config-file.js';
 import { AuthorityTrustPolicy } from '../identity/authority-trust.js';
@@ -100,6 +100,7 @@ export class PeerDaemon {
       announceEnrollmentAddress(authority, advertised, nowSeconds());
     }
     const role = setup.identity.certificate.claims.role ?? 'peer';
+    if (role === 'user') throw new ConfigError('this data directory holds a user certificate, which cannot run a node: enroll the device with an invitation');
     const peer = new OverlayPeer({
       identity: setup.identity,
       trust: setup.trust,

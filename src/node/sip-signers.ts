@@ -60,8 +60,9 @@ export class DiskUserSigners implements UserSigners {
     }
     const keys = kept?.keys ?? keyPairFromSeed(this.random.bytes(32));
     try {
-      const certificate = this.authority.issue(keys.publicKey, subject, now, this.own.nodeId);
-      return { nodeId: this.own.nodeId, keys, certificate };
+      // A user's credential: it signs that user's values only, under a Node-ID of its own (never this peer's).
+      const certificate = this.authority.issue(keys.publicKey, subject, now, undefined, 'user');
+      return { nodeId: certificate.claims.nodeIds[0], keys, certificate };
     } catch (error) {
       this.log.warn('user-certificate-refused', { user: subject, error: (error as Error).message });
       return undefined;

@@ -442,7 +442,7 @@ export class SealedLink implements Link {
     }
     let certificate: Certificate;
     try {
-      certificate = this.deps.trust.accept(hello.certificate, nowSeconds);
+      certificate = acceptNodeCertificate(this.deps.trust, hello.certificate, nowSeconds);
       if (!this.deps.suite.verify(certificate, helloSignatureInput(this.deps.overlayId, hello.session, hello.ephemeral, hello.time), hello.signature)) {
         throw new Error('hello signature does not verify');
       }
@@ -521,7 +521,7 @@ export class SealedLink implements Link {
     let certificate: Certificate;
     let keys;
     try {
-      certificate = this.deps.trust.accept(reply.certificate, this.nowSeconds());
+      certificate = acceptNodeCertificate(this.deps.trust, reply.certificate, this.nowSeconds());
       const signed = replySignatureInput(this.deps.overlayId, pending.hello, reply.responderSession, reply.ephemeral);
       if (!this.deps.suite.verify(certificate, signed, reply.signature)) throw new Error('reply signature does not verify');
       const transcript = handshakeTranscript(pending.hello, reply.certificate);
@@ -701,6 +701,13 @@ export class SealedLink implements Link {
     for (const limiter of [this.datagramLimiter, this.handshakeLimiter, this.cookieLimiter, this.hintLimiter]) limiter.sweep();
     this.revalidate();
   }
+}
+
+/** A link is between nodes: a user's credential (it signs values only) never opens one. */
+function acceptNodeCertificate(trust: TrustPolicy, bytes: Uint8Array, nowSeconds: number): Certificate {
+  const certificate = trust.accept(bytes, nowSeconds);
+  if (certificate.claims.role === 'user') throw new Error(`${certificate.claims.subject} holds a user certificate, not a node's`);
+  return certificate;
 }
 
 function peerOf(certificate: Certificate): LinkPeer {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { OnceSet } from '../../runtime/once-set.js';
 import { userInDomain } from '../../identity/authority-trust.js';
 import { type Certificate, certificateSignatureValid, issueCertificate, parseCertificate } from '../../identity/certificate.js';
 import { keyFingerprint } from '../../identity/ids.js';
@@ -24,6 +25,7 @@ import {
   enrollProofInput,
   macEqual,
   RENEW,
+  RENEW_MAX_SKEW_SECONDS,
   renewProofInput,
 } from './enrollment-protocol.js';
 import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from './invitation.js';
@@ -78,6 +80,8 @@ export interface InitOptions {
 export class EnrollmentAuthority {
   private invitations: StoredInvitation[];
   private issued: IssuedRecord[];
+  /** Renewal nonces seen lately: each is good once while its time can be believed. */
+  private readonly renewNonces = new OnceSet(10_000);
 
   private constructor(
     private readonly dir: string,
@@ -139,7 +143,7 @@ export class EnrollmentAuthority {
   }
 
   /** A certificate for `publicKey` under `subject`, with a Node-ID the authority picks (RFC 6940 s11.3). */
-  issue(publicKey: Uint8Array, subject: string, nowSeconds: number, nodeId?: Id, role?: 'client'): Certificate {
+  issue(publicKey: Uint8Array, subject: string, nowSeconds: number, nodeId?: Id, role?: 'client' | 'user'): Certificate {
     const { config } = this.signed;
     const domains = config.authorities.find((a) => a.name === this.name)?.domains ?? [];
     if (!domains.some((d) => userInDomain(subject, d))) throw new EnrollmentRefused(`${subject} is outside ${domains.join(', ')}`);
@@ -227,9 +231,18 @@ export class EnrollmentAuthority {
     }
     invitation.used = true;
     this.saveInvitations();
-    const subject = invitation.user ?? `${invitation.client ? 'client' : 'peer'}-${Buffer.from(this.random.bytes(3)).toString('hex')}@${this.name}`;
+    const subject = invitation.user ?? this.deviceName(invitation.client ? 'client' : 'peer');
     const certificate = this.issue(request.publicKey, subject, nowSeconds, undefined, invitation.client ? 'client' : undefined);
     return { ok: true, certificate: certificate.bytes, config: this.signed.bytes, mac: answerMac(invitation.secret, request.nonce, certificate.bytes, this.signed.bytes) };
+  }
+
+  /** A name for a device enrolled without a user: 64 random bits, and never one already issued. */
+  private deviceName(kind: string): string {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const name = `${kind}-${Buffer.from(this.random.bytes(8)).toString('hex')}@${this.name}`;
+      if (!this.issued.some((r) => r.subject === name)) return name;
+    }
+    throw new EnrollmentRefused('could not draw an unused device name'); // 8 collisions in 2^64: the random source is broken
   }
 
   /** Renewal keeps the user name, key and Node-IDs; only the validity moves on. */
@@ -240,8 +253,12 @@ export class EnrollmentAuthority {
     if (!certificateSignatureValid(parsed, publicKeyObject(this.keys.publicKey))) throw new EnrollmentRefused('certificate was not issued here');
     if (claims.expires < nowSeconds) throw new EnrollmentRefused('certificate already expired: enroll again with an invitation');
     if (this.signed.config.revoked.includes(keyFingerprint(claims.publicKey))) throw new EnrollmentRefused('certificate is revoked');
-    if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce), request.proof)) {
+    if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('renewal is stale or from the future: check the clock');
+    if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
+    }
+    if (!this.renewNonces.firstUse(Buffer.from(request.nonce).toString('hex'), request.time + RENEW_MAX_SKEW_SECONDS, nowSeconds)) {
+      throw new EnrollmentRefused('renewal replayed');
     }
     const renewed = issueCertificate({ ...claims, notBefore: nowSeconds - CLOCK_SKEW_SECONDS, expires: nowSeconds + this.signed.config.certificateLifetimeSeconds }, this.keys);
     this.record(renewed, nowSeconds);

@@ -49,7 +49,7 @@ export async function renewCertificate(identity: NodeIdentity, config: OverlayCo
   if (!issuer?.enrollAt) throw new ConfigError(`the configuration names no enrollment address for ${identity.certificate.claims.issuer}`);
   const nonce = random.bytes(NONCE_BYTES);
   const certificate = identity.certificate.bytes;
-  const answer = await sendEnrollment(issuer.enrollAt, { type: RENEW, certificate, nonce, proof: signBytes(identity.keys, renewProofInput(certificate, nonce)) });
+  const answer = await sendEnrollment(issuer.enrollAt, { type: RENEW, certificate, nonce, time: nowSeconds, proof: signBytes(identity.keys, renewProofInput(certificate, nonce, nowSeconds)) });
   if (!answer.ok) throw new EnrollmentRefused(`renewal refused: ${answer.reason}`);
   const renewed = checkOwnCertificate(config, answer.certificate, identity.keys.publicKey, nowSeconds);
   if (renewed.claims.nodeIds[0] !== identity.nodeId) throw new EnrollmentRefused('renewal changed the Node-ID');

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../../identity/keys.js';
 import { decodeCbor, encodeCbor } from '../../wire/cbor.js';
 import { DecodeError } from '../../wire/decode-error.js';
-import { readArray, readBytes, readOneOf, readText } from '../../wire/schema.js';
+import { readArray, readBytes, readOneOf, readText, readUint } from '../../wire/schema.js';
 import { INVITATION_ID_BYTES } from './invitation.js';
 
 /*
@@ -11,7 +11,9 @@ import { INVITATION_ID_BYTES } from './invitation.js';
  *   enroll-req = [1, invitation-id, public-key, nonce, proof, mac]
  *       proof = Ed25519 by the new key over ["p2psip-enroll", invitation-id, public-key, nonce]
  *       mac   = HMAC-SHA256(secret, ["p2psip-enroll", invitation-id, public-key, nonce, proof])
- *   renew-req  = [2, certificate, nonce, proof]     proof by the certified key over ["p2psip-renew", certificate, nonce]
+ *   renew-req  = [2, certificate, nonce, proof, time]   proof by the certified key over ["p2psip-renew", certificate, nonce, time]
+ *       time: the renewer's clock, seconds; the authority takes it within RENEW_MAX_SKEW_SECONDS and
+ *       remembers each nonce for that long, so a captured renewal cannot be replayed
  *   answer     = [0, certificate, config, mac / null]   mac = HMAC(secret, ["p2psip-enrolled", nonce, certificate, config])
  *              / [1, reason]
  */
@@ -34,6 +36,8 @@ export interface RenewRequest {
   readonly certificate: Uint8Array;
   readonly nonce: Uint8Array;
   readonly proof: Uint8Array;
+  /** The renewer's clock, seconds. */
+  readonly time: number;
 }
 
 export type EnrollmentRequest = EnrollRequest | RenewRequest;
@@ -43,7 +47,8 @@ export type EnrollmentAnswer =
   | { readonly ok: false; readonly reason: string };
 
 export const enrollProofInput = (id: Uint8Array, publicKey: Uint8Array, nonce: Uint8Array): Uint8Array => encodeCbor(['p2psip-enroll', id, publicKey, nonce]);
-export const renewProofInput = (certificate: Uint8Array, nonce: Uint8Array): Uint8Array => encodeCbor(['p2psip-renew', certificate, nonce]);
+export const renewProofInput = (certificate: Uint8Array, nonce: Uint8Array, time: number): Uint8Array => encodeCbor(['p2psip-renew', certificate, nonce, time]);
+export const RENEW_MAX_SKEW_SECONDS = 600;
 
 export function enrollMac(secret: Uint8Array, id: Uint8Array, publicKey: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Uint8Array {
   return hmac(secret, encodeCbor(['p2psip-enroll', id, publicKey, nonce, proof]));
@@ -62,12 +67,12 @@ function hmac(secret: Uint8Array, data: Uint8Array): Uint8Array {
 }
 
 export function encodeRequest(r: EnrollmentRequest): Uint8Array {
-  return r.type === ENROLL ? encodeCbor([ENROLL, r.invitationId, r.publicKey, r.nonce, r.proof, r.mac]) : encodeCbor([RENEW, r.certificate, r.nonce, r.proof]);
+  return r.type === ENROLL ? encodeCbor([ENROLL, r.invitationId, r.publicKey, r.nonce, r.proof, r.mac]) : encodeCbor([RENEW, r.certificate, r.nonce, r.proof, r.time]);
 }
 
 export function decodeRequest(bytes: Uint8Array): EnrollmentRequest {
   const path = '$.enrollment';
-  const items = readArray(decodeCbor(bytes, MAX_ENROLLMENT_MESSAGE, path), path, 4, 6);
+  const items = readArray(decodeCbor(bytes, MAX_ENROLLMENT_MESSAGE, path), path, 5, 6);
   const type = readOneOf(items[0], `${path}.type`, [ENROLL, RENEW]);
   if (type === ENROLL) {
     if (items.length !== 6) throw new DecodeError(path, 'an enroll request has 6 items');
@@ -80,12 +85,13 @@ export function decodeRequest(bytes: Uint8Array): EnrollmentRequest {
       mac: readBytes(items[5], `${path}.mac`, 32, 32),
     };
   }
-  if (items.length !== 4) throw new DecodeError(path, 'a renew request has 4 items');
+  if (items.length !== 5) throw new DecodeError(path, 'a renew request has 5 items');
   return {
     type,
     certificate: readBytes(items[1], `${path}.certificate`, 1, 4096),
     nonce: readBytes(items[2], `${path}.nonce`, NONCE_BYTES, NONCE_BYTES),
     proof: readBytes(items[3], `${path}.proof`, SIGNATURE_BYTES, SIGNATURE_BYTES),
+    time: readUint(items[4], `${path}.time`, Number.MAX_SAFE_INTEGER),
   };
 }
 

@@ -41,11 +41,44 @@ function readFrame(socket: Socket): Promise<Uint8Array> {
   });
 }
 
+/** Bounds on the enrollment listener: it faces anyone who can reach the authority's port. */
+export interface EnrollmentServerLimits {
+  /** Connections open at once, in all. */
+  readonly maxConnections: number;
+  /** Connections open at once from one IP address. */
+  readonly maxPerSource: number;
+  /** A connection is closed this long after it opened, whatever it is doing (slow senders too). */
+  readonly deadlineMs: number;
+}
+
+export const DEFAULT_ENROLLMENT_SERVER_LIMITS: EnrollmentServerLimits = { maxConnections: 64, maxPerSource: 4, deadlineMs: TIMEOUT_MS };
+
 export class EnrollmentServer {
   private readonly server: Server;
+  private readonly perSource = new Map<string, number>();
+  private open = 0;
+  /** Connections refused by the limits above, for status and tests. */
+  refused = 0;
 
-  constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, log: Logger) {
+  constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, log: Logger, limits: EnrollmentServerLimits = DEFAULT_ENROLLMENT_SERVER_LIMITS) {
     this.server = createServer((socket) => {
+      const source = socket.remoteAddress ?? '?';
+      const fromSource = this.perSource.get(source) ?? 0;
+      if (this.open >= limits.maxConnections || fromSource >= limits.maxPerSource) {
+        this.refused++;
+        socket.destroy();
+        return;
+      }
+      this.open++;
+      this.perSource.set(source, fromSource + 1);
+      const deadline = setTimeout(() => socket.destroy(), limits.deadlineMs);
+      socket.once('close', () => {
+        clearTimeout(deadline);
+        this.open--;
+        const left = (this.perSource.get(source) ?? 1) - 1;
+        if (left > 0) this.perSource.set(source, left);
+        else this.perSource.delete(source);
+      });
       readFrame(socket).then(
         (bytes) => {
           let result: EnrollmentAnswer;
