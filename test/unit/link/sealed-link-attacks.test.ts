@@ -4,7 +4,14 @@ import { createOpenIdentity } from '../../../src/identity/open-identity.js';
 import { FrameType } from '../../../src/wire/frame.js';
 import { decodeSecurityFrame, encodeSecurityFrame, type LinkHello, type SealedFrame } from '../../../src/wire/link-security.js';
 import { DecodeError } from '../../../src/wire/decode-error.js';
-import { frame, world } from '../../helpers/sealed-world.js';
+import { issueCertificate, SELF_ISSUER } from '../../../src/identity/certificate.js';
+import { keyPairFromSeed } from '../../../src/identity/keys.js';
+import { ed25519Suite } from '../../../src/identity/signature-suite.js';
+import { nodeIdFromPublicKey, overlayHash } from '../../../src/identity/ids.js';
+import { SealedLink } from '../../../src/link/secure/sealed-link.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { frame, OVERLAY, world } from '../../helpers/sealed-world.js';
 
 /*
  * The link handshake as an attacker uses it (issue 13), each on the simulator's network where a
@@ -196,4 +203,27 @@ test('sealed frames for unknown sessions get a hint smaller than themselves, wit
   assert.equal(b.link.counters.handshakesStarted, 0);
   assert.ok(out.every((d) => d.length < bogus.length));
   assert.ok(out.length <= 200, `${out.length} hints for 1000 frames (overall budget)`);
+});
+
+test('a user certificate (a credential that signs values) never opens a link, in either role', () => {
+  const { network, clock, make, settle, trust } = world();
+  const b = make(2);
+  const keys = keyPairFromSeed(new Uint8Array(32).fill(77));
+  const nowSeconds = Math.floor(clock.wallTime() / 1000);
+  const certificate = issueCertificate(
+    { issuer: SELF_ISSUER, subject: 'grandpa@seal.p2psip', nodeIds: [nodeIdFromPublicKey(keys.publicKey)], publicKey: keys.publicKey, overlay: OVERLAY, notBefore: nowSeconds - 60, expires: nowSeconds + 3600, role: 'user' },
+    keys,
+  );
+  assert.equal(trust.accept(certificate.bytes, nowSeconds).claims.role, 'user', 'the certificate itself is believed');
+  const raw = network.addHost();
+  const user = new SealedLink(raw, { identity: { nodeId: certificate.claims.nodeIds[0], keys, certificate }, trust, suite: ed25519Suite, clock, random: new SeededRandom(77), log: silentLogger, overlayId: overlayHash(OVERLAY) });
+  const got: Uint8Array[] = [];
+  user.onDatagram((_, bytes) => got.push(bytes));
+  user.send(b.link.localAddress, frame(1));
+  settle(3000);
+  b.link.send(raw.localAddress, frame(2));
+  settle(3000);
+  assert.equal(b.received.length, 0);
+  assert.equal(got.length, 0);
+  assert.ok(b.link.counters.handshakesRefused >= 2, 'refused as initiator and as responder');
 });

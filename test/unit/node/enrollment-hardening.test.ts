@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { parseCertificate } from '../../../src/identity/certificate.js';
+import { keyPairFromSeed, signBytes } from '../../../src/identity/keys.js';
+import { EnrollmentAuthority } from '../../../src/node/enrollment/enrollment-authority.js';
+import { ENROLL, enrollMac, enrollProofInput, RENEW, renewProofInput } from '../../../src/node/enrollment/enrollment-protocol.js';
+import { EnrollmentServer } from '../../../src/node/enrollment/enrollment-transport.js';
+import { decodeInvitation } from '../../../src/node/enrollment/invitation.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+
+/*
+ * The enrollment authority as an attacker meets it (issue 13): a captured renewal cannot be
+ * replayed, device names cannot collide, and the listener holds no more connections, for no
+ * longer, than its limits allow.
+ */
+const root = mkdtempSync(path.join(tmpdir(), 'p2psip-enrollment-hardening-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const NOW = 1_800_000_000;
+
+function authority(name: string) {
+  return EnrollmentAuthority.create(path.join(root, name), { overlay: `${name}.test` }, new SeededRandom(name.length), NOW);
+}
+
+function enroll(a: EnrollmentAuthority, seed: number) {
+  const { id, secret } = decodeInvitation(a.invite({ enrollAt: { host: '127.0.0.1', port: 1 } }, NOW).token);
+  const keys = keyPairFromSeed(new Uint8Array(32).fill(seed));
+  const nonce = new Uint8Array(16).fill(seed);
+  const proof = signBytes(keys, enrollProofInput(id, keys.publicKey, nonce));
+  const answer = a.answer({ type: ENROLL, invitationId: id, publicKey: keys.publicKey, nonce, proof, mac: enrollMac(secret, id, keys.publicKey, nonce, proof) }, NOW);
+  assert.ok(answer.ok, answer.ok ? '' : answer.reason);
+  return { keys, certificate: answer.certificate };
+}
+
+test('a renewal is good once and only near its time: a captured one replayed, or an old one, is refused', () => {
+  const { authority: a } = authority('renewals');
+  const { keys, certificate } = enroll(a, 1);
+  const renew = (nonceByte: number, time: number) => {
+    const nonce = new Uint8Array(16).fill(nonceByte);
+    return a.answer({ type: RENEW, certificate, nonce, time, proof: signBytes(keys, renewProofInput(certificate, nonce, time)) }, NOW);
+  };
+  assert.equal(renew(7, NOW).ok, true);
+  const replayed = renew(7, NOW);
+  assert.equal(replayed.ok, false);
+  assert.match(replayed.ok ? '' : replayed.reason, /replayed/);
+  const stale = renew(8, NOW - 3600);
+  assert.match(stale.ok ? '' : stale.reason, /stale/);
+  assert.equal(renew(9, NOW - 60).ok, true, 'a clock a minute behind is fine');
+});
+
+test('devices enrolled without a user get names of 64 random bits, all different', () => {
+  const { authority: a } = authority('devices');
+  const names = new Set<string>();
+  for (let i = 0; i < 20; i++) names.add(parseCertificate(enroll(a, 10 + i).certificate).claims.subject);
+  assert.equal(names.size, 20);
+  for (const name of names) assert.match(name, /^peer-[0-9a-f]{16}@devices\.test$/);
+});
+
+test('the listener holds at most its connections per source and in all, and closes each at its deadline', async () => {
+  const { authority: a } = authority('listener');
+  const server = new EnrollmentServer((request) => a.answer(request, NOW), silentLogger, { maxConnections: 6, maxPerSource: 4, deadlineMs: 600 });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const port = (server as unknown as { server: import('node:net').Server }).server.address() as import('node:net').AddressInfo;
+  const closedAt: number[] = [];
+  const start = Date.now();
+  const sockets = Array.from({ length: 6 }, () => {
+    const socket = connect(port.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.on('close', () => closedAt.push(Date.now() - start));
+    // A slow sender: a byte now and then, never a whole request (an idle timeout alone would wait forever).
+    const drip = setInterval(() => socket.writable && socket.write(new Uint8Array([0])), 100);
+    socket.on('close', () => clearInterval(drip));
+    return socket;
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  for (const s of sockets) s.destroy();
+  await server.close();
+  closedAt.sort((x, y) => x - y);
+  assert.equal(server.refused, 2, 'the fifth and sixth connection from one source were refused');
+  assert.ok(closedAt[1] < 300, `refused ones closed at once: ${closedAt}`);
+  assert.ok(closedAt.slice(2).every((t) => t >= 550 && t < 1500), `the rest closed at their deadline, slow as they were: ${closedAt}`);
+});
