@@ -3,6 +3,7 @@ import { PeerDaemon } from '../node/peer-daemon.js';
 import { createLogger, LogPolicy } from '../runtime/log.js';
 import { P2psipError, UsageError } from '../runtime/errors.js';
 import { simulate } from '../sim/simulation.js';
+import { LINK_ATTACKS, type RogueAttack } from '../sim/rogue-link-attacks.js';
 import { parseAddress } from '../wire/address.js';
 import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
@@ -40,7 +41,8 @@ const USAGE = `usage: p2psip <command> [options]
   simulate --nodes N --seed S [--churn PER_HOUR] [--lookups K] [--fail FRACTION]
            [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] [--values V]
            [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS]
-           [--rogue FRACTION] [--links sealed|plain] --json
+           [--rogue FRACTION] [--rogue-attacks drop,counter-overflow,hello-relay,hello-replay,junk-hellos,unknown-session]
+           [--links sealed|plain] --json
 `;
 
 const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries'];
@@ -294,7 +296,7 @@ async function fetchCli(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 function simulateCommand(args: ParsedArgs, out: Print): number {
-  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap', 'rogue', 'links']);
+  checkKnownFlags(args, ['nodes', 'seed', 'churn', 'lookups', 'fail', 'duration', 'loss', 'crypto', 'json', 'values', 'replicas', 'fail-adjacent', 'fail-sequential', 'fail-gap', 'rogue', 'rogue-attacks', 'links']);
   const crypto = stringFlag(args, 'crypto', 'simulated');
   if (crypto !== 'simulated' && crypto !== 'ed25519') throw new UsageError('--crypto is simulated or ed25519');
   const links = stringFlag(args, 'links');
@@ -315,9 +317,20 @@ function simulateCommand(args: ParsedArgs, out: Print): number {
     failSequential: numberFlag(args, 'fail-sequential', 0, 0, 0.9),
     failGapSeconds: numberFlag(args, 'fail-gap', 30, 1, 3600),
     rogueFraction: numberFlag(args, 'rogue', 0, 0, 0.5),
+    rogueAttacks: rogueAttacksFlag(args),
   });
   out(args.flags.has('json') ? JSON.stringify(report) : formatSimulation(report));
   return report.ringCorrect ? 0 : 1;
+}
+
+function rogueAttacksFlag(args: ParsedArgs): RogueAttack[] | undefined {
+  const value = stringFlag(args, 'rogue-attacks');
+  if (value === undefined) return undefined;
+  const known: readonly string[] = ['drop', ...LINK_ATTACKS];
+  const attacks = value.split(',').map((a) => a.trim());
+  const unknown = attacks.filter((a) => !known.includes(a));
+  if (unknown.length || attacks.length === 0) throw new UsageError(`--rogue-attacks takes a list of ${known.join(', ')}`);
+  return attacks as RogueAttack[];
 }
 
 function formatSimulation(report: object): string {

@@ -13,6 +13,7 @@ import { pingReq } from '../wire/messages/ping.js';
 import { RingOracle } from './ring-oracle.js';
 import { SimNetwork } from './sim-network.js';
 import { VirtualClock } from './virtual-clock.js';
+import { LINK_ATTACKS, type LinkAttack, type RogueAttack, RogueLinkAttacker } from './rogue-link-attacks.js';
 
 /*
  * `p2psip simulate`: the real overlay code (OverlayPeer and everything under it) on a simulated
@@ -50,8 +51,10 @@ export interface SimulationOptions {
   readonly failGapSeconds?: number;
   /** This many ring-adjacent nodes fail at the same instant. */
   readonly failAdjacent?: number;
-  /** Fraction of nodes (never the first) that silently drop every message they should forward. */
+  /** Fraction of nodes (never the first) that are rogue: enrolled, and hostile as `rogueAttacks` says. */
   readonly rogueFraction?: number;
+  /** What rogue nodes do: drop what they should forward (the default), and/or attack links (rogue-link-attacks.ts). */
+  readonly rogueAttacks?: readonly RogueAttack[];
 }
 
 export interface SimulationReport {
@@ -70,11 +73,19 @@ export interface SimulationReport {
   /** After churn stops, how long until the ring was correct again. */
   settledAfterChurnSeconds: number | null;
   lookups: number;
-  lookupSuccess: number;
+  /** Share of lookups answered by the right node; null when none ran. */
+  lookupSuccess: number | null;
   lookupsFailed: number;
   lookupsWrongResponder: number;
   rogue: number;
   rogueNodes: number;
+  rogueAttacks: string[];
+  /** Datagrams the rogues' link attacks sent. */
+  attackDatagrams: number;
+  /** Exceptions that honest peers' link guards caught (each would have ended a real process). */
+  linkFaults: number;
+  /** Samples (every 10 s) in which an honest peer believed a rogue's address to be another node. */
+  impersonations: number;
   hopsMean: number;
   hopsP99: number;
   halfLog2N: number;
@@ -91,6 +102,7 @@ export interface SimNode {
   readonly peer: OverlayPeer;
   alive: boolean;
   readonly rogue: boolean;
+  readonly attacker?: RogueLinkAttacker;
 }
 
 const CHECK_INTERVAL_MS = 5_000;
@@ -138,15 +150,42 @@ export class Simulation {
         ...this.options.tuning,
         suite: this.options.crypto === 'ed25519' ? ed25519Suite : simulatedSuite,
         linkSecurity: this.linkSecurity,
-        dropForwarded: rogue,
+        dropForwarded: rogue && this.rogueAttacks.includes('drop'),
       },
       storage: { backend: new MemoryBackend(), replicas: this.options.replicas },
     });
-    const node: SimNode = { peer, alive: true, rogue };
+    const linkAttacks = this.rogueAttacks.filter((a): a is LinkAttack => (LINK_ATTACKS as readonly string[]).includes(a));
+    const attacker =
+      rogue && linkAttacks.length > 0 && this.linkSecurity === 'sealed'
+        ? new RogueLinkAttacker(link, this.network, this.clock, this.random.fork(), linkAttacks, () => this.honestAddresses())
+        : undefined;
+    const node: SimNode = { peer, alive: true, rogue, ...(attacker ? { attacker } : {}) };
     this.nodes.push(node);
     this.oracle.add(peer.nodeId, node);
     peer.start(bootstrap ? [bootstrap.peer.address] : []);
     return node;
+  }
+
+  private get rogueAttacks(): readonly RogueAttack[] {
+    return this.options.rogueAttacks ?? ['drop'];
+  }
+
+  private honestAddresses() {
+    return (this.oracle.liveNodes() as SimNode[]).filter((n) => !n.rogue).map((n) => n.peer.address);
+  }
+
+  /** Honest peers that believe some rogue's address to be a node other than that rogue. */
+  private countImpersonations(): number {
+    const rogues = (this.oracle.liveNodes() as SimNode[]).filter((n) => n.rogue);
+    let count = 0;
+    for (const node of this.oracle.liveNodes() as SimNode[]) {
+      if (node.rogue || !node.peer.sealedLink) continue;
+      for (const rogue of rogues) {
+        const believed = node.peer.sealedLink.peerAt(rogue.peer.address);
+        if (believed && !believed.nodeIds.includes(rogue.peer.nodeId)) count++;
+      }
+    }
+    return count;
   }
 
   fail(node: SimNode): void {
@@ -233,6 +272,11 @@ export class Simulation {
     const duration = (o.durationSeconds ?? (o.lookups || o.churnPerHour ? 300 : 0)) * 1000;
     const churnEvents = this.scheduleChurn(measureFrom, duration);
     const lookups = this.scheduleLookups(measureFrom, duration, o.lookups ?? 0);
+    for (const node of this.nodes) node.attacker?.schedule(measureFrom, duration);
+    let impersonations = 0;
+    if (this.nodes.some((n) => n.attacker)) {
+      for (let t = 10_000; t <= duration; t += 10_000) this.clock.schedule(measureFrom + t - this.clock.now(), () => (impersonations += this.countImpersonations()));
+    }
     this.clock.runUntil(measureFrom + duration + 20_000);
     const minutes = Math.max(1e-9, (this.clock.now() - measureFrom) / 60_000);
     const perNodePerMinute = (this.datagramsSent() - sentBefore) / this.oracle.size / minutes;
@@ -256,11 +300,15 @@ export class Simulation {
       churnEvents: churnEvents.count,
       settledAfterChurnSeconds: settled === null ? null : settled / 1000,
       lookups: lookups.issued,
-      lookupSuccess: lookups.issued ? lookups.succeeded / lookups.issued : 1,
+      lookupSuccess: lookups.issued ? lookups.succeeded / lookups.issued : null,
       lookupsFailed: lookups.failed,
       lookupsWrongResponder: lookups.wrong,
       rogue: o.rogueFraction ?? 0,
       rogueNodes: this.nodes.filter((n) => n.alive && n.rogue).length,
+      rogueAttacks: o.rogueFraction ? [...this.rogueAttacks] : [],
+      attackDatagrams: this.nodes.reduce((n, node) => n + (node.attacker?.sent ?? 0), 0),
+      linkFaults: this.nodes.filter((n) => !n.rogue).reduce((n, node) => n + (node.peer.sealedLink?.counters.faults ?? 0) + node.peer.transport.counters.handlerFaults, 0),
+      impersonations,
       hopsMean: hops.length ? hops.reduce((a, b) => a + b, 0) / hops.length : 0,
       hopsP99: hops.length ? hops[Math.min(hops.length - 1, Math.floor(hops.length * 0.99))] : 0,
       halfLog2N: Math.log2(o.nodes) / 2,

@@ -134,6 +134,18 @@ export const frameVectors: Record<string, Uint8Array> = {
     certificate: identity.certificate.bytes,
     signature: ed25519Suite.sign(identity.keys, helloSignatureInput(overlayHash(TEST_OVERLAY), helloSession, helloEphemeral, 1767225600)),
   }),
+  // The same hello echoing the responder's cookie (16 bytes; the signature does not cover it).
+  'link-hello-with-cookie': encodeSecurityFrame({
+    type: FrameType.LinkHello,
+    session: helloSession,
+    ephemeral: helloEphemeral,
+    time: 1767225600,
+    certificate: identity.certificate.bytes,
+    signature: ed25519Suite.sign(identity.keys, helloSignatureInput(overlayHash(TEST_OVERLAY), helloSession, helloEphemeral, 1767225600)),
+    cookie: new Uint8Array(16).fill(0xc0),
+  }),
+  'link-cookie': encodeSecurityFrame({ type: FrameType.LinkCookie, initiatorSession: helloSession, cookie: new Uint8Array(16).fill(0xc0) }),
+  'link-unknown': encodeSecurityFrame({ type: FrameType.LinkUnknown, session: helloSession }),
   // An ack frame sealed under an all-0x42 key at counter 9 (ChaCha20-Poly1305, nonce = counter).
   'sealed-ack': encodeSecurityFrame({
     type: FrameType.Sealed,
