@@ -30,7 +30,7 @@ const USAGE = `usage: p2psip <command> [options]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
-           [--sip-digest SHA-256,MD5] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
+           [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
@@ -45,7 +45,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -138,6 +138,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     sipPort: sipPortFlag(args),
     sipAuth: onOffFlag(args, 'sip-auth', true),
     sipDigest: digestFlag(args),
+    ...(args.flags.has('sip-timer-c') ? { sipTimerCSeconds: numberFlag(args, 'sip-timer-c', 180, 5, 3600) } : {}),
     sipDirect: onOffFlag(args, 'sip-direct', true),
     relay: relayFlag(args),
     portMapping: portMappingFlag(args),

@@ -59,6 +59,8 @@ export interface PeerDaemonOptions {
   readonly sipDirect?: boolean;
   /** Digest algorithms offered, most preferred first. */
   readonly sipDigest?: readonly DigestAlgorithm[];
+  /** The proxy's Timer C in seconds (how long an INVITE may go without any answer or ringing news). */
+  readonly sipTimerCSeconds?: number;
   /** `auto`: relay for nodes behind NATs when this peer's address is public; `off`: never. */
   readonly relay?: 'auto' | 'off';
   /** Which port-mapping protocols to ask the home router with, in order; [] asks none. */
@@ -155,6 +157,7 @@ export class PeerDaemon {
             clock,
             log: log.child('sip'),
             nonceSecret: random.bytes(32),
+            ...(options.sipTimerCSeconds ? { timerCMs: options.sipTimerCSeconds * 1000 } : {}),
           });
     if (sip) {
       serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));

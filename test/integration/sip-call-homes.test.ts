@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
 import { SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
+import { resourceId } from '../../src/identity/ids.js';
 import { homesWithPhones } from '../helpers/sip-homes.js';
 import { SKIP_WITHOUT_BARESIP, startBaresip } from '../helpers/baresip.js';
 
@@ -44,6 +45,25 @@ test("across homes a busy callee's 486 reaches the caller, and a user registered
   assert.equal((await bob.done).code, 0);
   const nobody = homes.call('alice', 'a', 'nobody', 'uac-rejected.xml', { EXPECT: '404' });
   assert.equal(nobody.code, 0, nobody.errors);
+});
+
+test('a CANCEL while the callee is still being looked up in the overlay: 200 and 487 at once, and nothing is forwarded after', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  // A callee whose record home B is responsible for, and B paused, so A's lookup takes seconds.
+  const ids = [status(homes.dirs.a).nodeId, status(homes.dirs.b).nodeId].map((hex: string) => BigInt(`0x${hex}`));
+  const responsible = (id: bigint) => [...ids].sort((x, y) => (x < y ? -1 : 1)).find((n) => n >= id) ?? ids.reduce((x, y) => (x < y ? x : y));
+  const callee = Array.from({ length: 64 }, (_, i) => `carol${i}`).find((name) => responsible(resourceId(`${name}@${domain}`)) === ids[1])!;
+  const homeB = running[1].child;
+  homeB.kill('SIGSTOP');
+  try {
+    const forwardedBefore = status(homes.dirs.a).sip.proxy.forwarded;
+    const caller = homes.call('alice', 'a', callee, 'uac-cancel-at-once.xml');
+    assert.equal(caller.code, 0, caller.errors);
+    homeB.kill('SIGCONT');
+    await new Promise((r) => setTimeout(r, 15_000)); // the lookup gives up or comes back meanwhile
+    assert.equal(status(homes.dirs.a).sip.proxy.forwarded, forwardedBefore, 'the INVITE was never forwarded');
+  } finally {
+    homeB.kill('SIGCONT');
+  }
 });
 
 test('a text message (MESSAGE, RFC 3428) from alice reaches bob at the other home with its body', { skip: SKIP_WITHOUT_SIPP }, async () => {

@@ -38,6 +38,8 @@ export interface SipServiceDeps {
   readonly log: Logger;
   /** Secret for stateless nonces (32 random bytes). */
   readonly nonceSecret: Uint8Array;
+  /** The proxy's Timer C (RFC 3261 s16.6 step 11), ms; three minutes unless set. */
+  readonly timerCMs?: number;
 }
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
@@ -77,6 +79,7 @@ export class SipService {
       isLocalUser: (user) => deps.credentials.lookup(user) !== undefined,
       remote: deps.remote,
       log: deps.log.child('proxy'),
+      ...(deps.timerCMs ? { timerCMs: deps.timerCMs } : {}),
     });
     transport.onMessage((message, flow) => this.receive(message, flow));
     transport.onMalformed((error, bytes, flow) => this.refuseUnparsed(error, bytes, flow));

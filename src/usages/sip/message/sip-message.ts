@@ -105,6 +105,15 @@ export class SipHeaders {
     else this.entries[i] = [canonical, values.slice(1).join(', ')];
   }
 
+  /** Replaces the first value of a possibly comma-joined header (the top Via, stamped with where it came from). */
+  replaceFirstValue(name: string, value: string): void {
+    const canonical = canonicalHeaderName(name);
+    const i = this.entries.findIndex(([n]) => n === canonical);
+    if (i < 0) return;
+    const values = splitHeaderValues(this.entries[i][1]);
+    this.entries[i] = [canonical, [value, ...values.slice(1)].join(', ')];
+  }
+
   has(name: string): boolean {
     const canonical = canonicalHeaderName(name);
     return this.entries.some(([n]) => n === canonical);

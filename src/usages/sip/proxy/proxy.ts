@@ -5,14 +5,15 @@ import type { Address } from '../../../wire/address.js';
 import type { CheckedRequest, Essentials } from '../message/check.js';
 import { inviteCompanion } from '../message/invite-companions.js';
 import { parseNameAddr } from '../message/name-addr.js';
-import { responseFlow } from '../message/response.js';
+import { newTag, responseFlow, stampVia } from '../message/response.js';
+import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
 import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, type SipUri } from '../message/uri.js';
 import type { LocationService } from '../registrar/location.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
-import { TIMER_C_MS } from '../transactions/timers.js';
+import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
 import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
 
 /*
@@ -44,6 +45,8 @@ export interface ProxyDeps {
   readonly isLocalUser: (user: string) => boolean;
   readonly remote: RemoteHomes | undefined;
   readonly log: Logger;
+  /** Timer C; three minutes unless the operator says otherwise (`--sip-timer-c`). */
+  readonly timerCMs?: number;
 }
 
 interface Target {
@@ -58,6 +61,8 @@ interface Branch {
   provisional: boolean;
   final: SipResponse | undefined;
   cancelWhenProvisional: boolean;
+  /** Cancelled by us because Timer C ran out, not by the caller: its 487 goes up as a 408. */
+  timedOut: boolean;
 }
 
 interface ProxyCall {
@@ -85,6 +90,8 @@ const PEER_PARAM = 'p2p-node';
 export class SipProxy {
   readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
+  /** Requests whose targets are still being found (an overlay lookup may take seconds). */
+  private readonly deciding = new Set<ServerTransaction>();
 
   constructor(private readonly deps: ProxyDeps) {}
 
@@ -93,7 +100,10 @@ export class SipProxy {
     const { request, checked } = server;
     if (checked.maxForwards === 0) return server.respond(483, 'Too Many Hops'); // s16.3 step 3
     if (server.invite) server.respond(100, 'Trying'); // s16.2: a stateful proxy answers INVITE at once
+    this.deciding.add(server);
     this.targets(request, checked, (targets, refusal) => {
+      // s16.10: a CANCEL that came while we looked the callee up has answered this INVITE already.
+      if (!this.deciding.delete(server)) return;
       if (!targets) return server.respond(refusal![0], refusal![1]);
       this.fork(server, targets);
     });
@@ -102,6 +112,12 @@ export class SipProxy {
   /** s16.10: CANCEL ends the matching INVITE's pending branches; it is answered on its own. */
   handleCancel(cancel: ServerTransaction, invite: InviteServerTransaction | undefined): void {
     const call = invite ? this.calls.get(invite) : undefined;
+    if (invite && this.deciding.delete(invite)) {
+      // Still looking for the callee (an overlay lookup): nothing was forwarded, nothing will be.
+      cancel.respond(200, 'OK');
+      this.counters.cancels++;
+      return invite.respond(487, 'Request Terminated');
+    }
     if (!invite || !call) return cancel.respond(481, 'Call/Transaction Does Not Exist');
     cancel.respond(200, 'OK');
     this.counters.cancels++;
@@ -199,8 +215,8 @@ export class SipProxy {
     if (targets.length > 1) this.counters.forked++;
     for (const target of targets) {
       const branchId = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
-      const request = this.forwardCopy(server.request, server.checked, target, branchId);
-      const branch: Branch = { tx: undefined as unknown as ClientTransaction, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false };
+      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow);
+      const branch: Branch = { tx: undefined as unknown as ClientTransaction, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
       call.branches.push(branch);
       this.counters.forwarded++;
       branch.tx = this.deps.clients.send(request, branchId, target.flow, {
@@ -208,16 +224,35 @@ export class SipProxy {
         timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
       });
     }
-    if (server.invite) {
-      // Timer C (s16.6 step 11): nobody answers for three minutes: give up on the branches.
-      call.timerC = this.deps.servers.clock.setTimer(TIMER_C_MS, () => {
-        for (const branch of call.branches) if (!branch.final) this.cancelBranch(branch);
-      });
-    }
+    if (server.invite) this.armTimerC(call);
   }
 
-  private forwardCopy(request: SipRequest, checked: CheckedRequest, target: Target, branch: string): SipRequest {
+  /**
+   * Timer C (s16.6 step 11), set at forking and again on every provisional response (s16.7
+   * step 2): only a call that nobody has answered, nor said anything about, for that long ends.
+   * s16.8: a branch that rang is cancelled; one that never answered at all counts as a 408.
+   */
+  private armTimerC(call: ProxyCall): void {
+    const clock = this.deps.servers.clock;
+    clock.clearTimer(call.timerC);
+    call.timerC = clock.setTimer(this.deps.timerCMs ?? TIMER_C_MS, () => {
+      for (const branch of call.branches) {
+        if (branch.final) continue;
+        branch.timedOut = true;
+        if (branch.provisional) this.cancelBranch(branch);
+        else {
+          branch.tx.terminate();
+          this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(branch.request)));
+        }
+      }
+    });
+  }
+
+  private forwardCopy(request: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow): SipRequest {
     const headers = request.headers.clone();
+    // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
+    // response (a retransmitted 2xx sent without state too) finds a caller behind a NAT.
+    if (from && from.transport !== 'OVERLAY') headers.replaceFirstValue('Via', formatVia(stampVia(checked.vias[0], from)));
     const firstRoute = request.headers.getAll('Route')[0];
     const route = firstRoute ? routeUri(firstRoute) : undefined;
     if (route && this.isSelfRoute(route)) headers.removeFirstValue('Route'); // s16.4
@@ -232,6 +267,7 @@ export class SipProxy {
     if (response.status < 200) {
       branch.provisional = true;
       if (branch.cancelWhenProvisional) this.sendCancel(branch);
+      if (call.server.invite && !call.answered && !branch.timedOut) this.armTimerC(call);
       if (!call.answered) call.server.send(upstream(response));
       return;
     }
@@ -252,7 +288,8 @@ export class SipProxy {
 
   private onBranchFinal(call: ProxyCall, branch: Branch, response: SipResponse): void {
     if (branch.final) return;
-    branch.final = response;
+    // The caller did not cancel: a branch we gave up on (Timer C) timed out, whatever it answered.
+    branch.final = branch.timedOut && response.status === 487 ? { ...response, status: 408, reason: 'Request Timeout' } : response;
     this.finishIfDone(call);
   }
 
@@ -270,10 +307,20 @@ export class SipProxy {
     else branch.cancelWhenProvisional = true; // s9.1: not before the branch has answered at all
   }
 
-  /** s9.1: the CANCEL goes on the branch's own flow, under the branch INVITE's branch. */
-  private sendCancel(branch: Branch): void {
+  /**
+   * s9.1: the CANCEL goes on the branch's own flow, under the branch INVITE's branch. If the
+   * branch has still not given a final response 64*T1 later, it is taken as cancelled (a 487).
+   */
+  private sendCancel(branch: Branch, call?: ProxyCall): void {
     branch.cancelWhenProvisional = false;
     this.deps.clients.send(inviteCompanion(branch.request, 'CANCEL'), branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
+    const owner = call ?? [...this.calls.values()].find((c) => c.branches.includes(branch));
+    if (!owner) return;
+    this.deps.servers.clock.setTimer(TIMEOUT_MS, () => {
+      if (branch.final) return;
+      branch.tx.terminate();
+      this.onBranchFinal(owner, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
+    });
   }
 
   /** A Route that names us: by our Node-ID, or by our address. */
@@ -323,11 +370,16 @@ function synthetic(status: number, reason: string, headers: SipHeaders): SipResp
   return { kind: 'response', status, reason, headers, body: new Uint8Array(0) };
 }
 
-/** The headers a locally made 408 needs to travel up: the branch request's Vias and dialog identifiers. */
+/**
+ * The headers a locally made final response needs to travel up: the branch request's Vias and
+ * dialog identifiers, and a To tag of ours (s8.2.6.2: every final response but a 100 has one).
+ */
 function response408Headers(request: SipRequest): SipHeaders {
   const headers = new SipHeaders();
   for (const via of request.headers.getAll('Via')) headers.add('Via', via);
-  for (const name of ['From', 'To', 'Call-ID', 'CSeq']) headers.add(name, request.headers.get(name)!);
+  for (const name of ['From', 'Call-ID', 'CSeq']) headers.add(name, request.headers.get(name)!);
+  const to = request.headers.get('To')!;
+  headers.add('To', /;\s*tag=/i.test(to) ? to : `${to};tag=${newTag()}`);
   return headers;
 }
 

@@ -10,8 +10,11 @@ import { T1_MS, T2_MS, T4_MS, TIMEOUT_MS } from './timers.js';
  * Client transactions (RFC 3261 s17.1), matched to responses by the branch of our top Via and
  * the CSeq method (s17.1.3).
  *   INVITE (s17.1.1): retransmitted on UDP (Timer A, T1 doubling) until a response; Timer B
- *     (64*T1) gives up. A non-2xx final response is acknowledged here, hop by hop, and its
- *     retransmissions absorbed for Timer D; a 2xx ends the transaction (its ACK is end to end).
+ *     (64*T1) gives up only while nothing at all has come back (s17.1.1.2: a provisional
+ *     response stops it; a ringing phone is the proxy's Timer C to judge). A non-2xx final
+ *     response is acknowledged here, hop by hop, and its retransmissions absorbed for Timer D;
+ *     after a 2xx the transaction stays 'accepted' for Timer M (RFC 6026 s8.4), passing each
+ *     retransmitted 2xx up so the proxy forwards it statefully (its ACK is end to end).
  *   non-INVITE (s17.1.2): retransmitted on UDP (Timer E, T1 doubling to T2) until a final
  *     response; Timer F gives up; Timer K absorbs retransmitted finals.
  */
@@ -21,7 +24,7 @@ export interface ClientCallbacks {
   timeout(): void;
 }
 
-type State = 'calling' | 'proceeding' | 'completed' | 'terminated';
+type State = 'calling' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
 
 export class ClientTransaction {
   state: State = 'calling';
@@ -59,20 +62,28 @@ export class ClientTransaction {
 
   receive(response: SipResponse, essentials: Essentials): void {
     if (this.state === 'terminated') return;
+    if (this.state === 'accepted') {
+      if (response.status >= 200 && response.status < 300) this.callbacks.response(response, essentials); // RFC 6026 s8.4
+      return;
+    }
     if (this.state === 'completed') {
       if (this.ackBytes && response.status >= 300) this.owner.transmit(this.flow, this.ackBytes); // s17.1.1.2: ACK each retransmission
       return;
     }
     if (response.status < 200) {
       this.state = 'proceeding';
-      if (this.isInvite) this.owner.clock.clearTimer(this.retransmitTimer); // Timer A stops; a non-INVITE keeps E at T2
+      if (this.isInvite) {
+        this.owner.clock.clearTimer(this.retransmitTimer); // Timer A stops; a non-INVITE keeps E at T2
+        this.owner.clock.clearTimer(this.timeoutTimer); // s17.1.1.2: so does Timer B
+      }
       this.callbacks.response(response, essentials);
       return;
     }
     this.owner.clock.clearTimer(this.retransmitTimer);
     this.owner.clock.clearTimer(this.timeoutTimer);
     if (this.isInvite && response.status < 300) {
-      this.terminate();
+      this.state = 'accepted';
+      this.endTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => this.terminate()); // Timer M
     } else {
       if (this.isInvite) {
         this.ackBytes = serializeSipMessage(inviteCompanion(this.request, 'ACK', response.headers.get('To')!)); // s17.1.1.3
