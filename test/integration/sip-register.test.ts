@@ -3,6 +3,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../helpers/processes.js';
+import { SKIP_WITHOUT_BARESIP, startBaresip } from '../helpers/baresip.js';
 import { runSipp, SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
 
 /*
@@ -101,4 +102,20 @@ test('un-registering one phone (Expires: 0) leaves the other bound', { skip: SKI
   assert.equal(run.code, 0, run.errors);
   assert.equal(sip().bindings, 2);
   assert.ok(sip().registrar.bindingsRemoved >= 1);
+});
+
+test('Debian\'s baresip registers to a peer started with no SIP flag at all (the default digest)', { skip: SKIP_WITHOUT_BARESIP }, async () => {
+  const home = `${root}/defaults`;
+  const port = await freeUdpPort();
+  running.push(startProcess(['start', '--data', home, '--open', '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(port)]));
+  const status = () => JSON.parse(runCli(['status', '--data', home, '--json']).stdout).sip;
+  assert.ok(await eventually(() => status()?.address === `127.0.0.1:${port}`, 10_000));
+  assert.equal(runCli(['user', 'add', 'grandma', '--password', 'grandma-password', '--data', home]).code, 0);
+  const phone = startBaresip(`${root}/baresip-defaults`, { user: 'grandma', domain: 'open.p2psip.lab', password: 'grandma-password', proxyPort: port }, await freeUdpPort());
+  try {
+    assert.ok(await eventually(() => status().bindings === 1, 10_000), `baresip registered: ${phone.output().slice(-1500)}`);
+    assert.doesNotMatch(phone.output(), /Function not implemented/);
+  } finally {
+    phone.child.kill('SIGKILL');
+  }
 });
