@@ -158,6 +158,7 @@ export class PeerDaemon {
             log: log.child('sip'),
             nonceSecret: random.bytes(32),
             ...(options.sipTimerCSeconds ? { timerCMs: options.sipTimerCSeconds * 1000 } : {}),
+            localHosts: localAddresses(options.bindHost),
           });
     if (sip) {
       serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
@@ -331,4 +332,10 @@ function memoryStatus(): Record<string, number> {
   const m = process.memoryUsage();
   const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
   return { rssMB: mb(m.rss), heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
+}
+
+/** The addresses phones on the LAN may know this host by: every interface's when bound to all of them. */
+function localAddresses(bindHost: string): string[] {
+  if (bindHost !== '0.0.0.0' && bindHost !== '::') return [bindHost];
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }

@@ -89,3 +89,20 @@ test('a user with two phones: both ring, the first to answer wins and the other 
   assert.equal(cancelled.code, 0, cancelled.errors);
   assert.equal(sip().proxy.forked, forkedBefore + 1);
 });
+
+test('a phone whose outbound proxy is the domain, or localhost, preloads a Route to it: the peer knows itself and delivers', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  for (const route of [`<sip:${domain};lr>`, `<sip:localhost:${sipPort};lr>`]) {
+    const bob = phoneWaits('bob', 'uas-message.xml', {});
+    const sent = call('uac-message-headers.xml', 'bob', { HEADERS: `Route: ${route}`, EXPECT: '200' });
+    assert.equal(sent.code, 0, `${route}: ${sent.errors}`);
+    assert.equal((await bob.done).code, 0);
+  }
+});
+
+test('a REGISTER asking for an extension the peer lacks (Proxy-Require or Require) is answered 420 with Unsupported', { skip: SKIP_WITHOUT_SIPP }, () => {
+  for (const header of ['Proxy-Require: foo', 'Require: foo']) {
+    const file = scenarioFrom('uac-register-headers.xml', { HEADERS: header, EXPECT: '420' }, root);
+    const run = runSipp(file, target(), ['-s', 'alice', '-set', 'domain', domain, '-p', String(phones.alice), '-t', 'u1'], root);
+    assert.equal(run.code, 0, `${header}: ${run.errors}`);
+  }
+});

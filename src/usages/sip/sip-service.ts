@@ -38,11 +38,26 @@ export interface SipServiceDeps {
   readonly log: Logger;
   /** Secret for stateless nonces (32 random bytes). */
   readonly nonceSecret: Uint8Array;
+  /** Other addresses of this host that phones may use for us (LAN addresses, when bound to all). */
+  readonly localHosts?: readonly string[];
   /** The proxy's Timer C (RFC 3261 s16.6 step 11), ms; three minutes unless set. */
   readonly timerCMs?: number;
 }
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
+/** Option tags this peer implements as a proxy and registrar (none yet: no path, outbound or gruu). */
+const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set();
+
+/**
+ * RFC 3261 s16.3 step 5: extensions a proxy is asked to understand (Proxy-Require), and, for a
+ * REGISTER that this peer answers itself as registrar, those it must (Require, s8.2.2.3), that
+ * it does not know. Never for ACK and CANCEL, which cannot be refused.
+ */
+function unsupportedExtensions(request: SipRequest): string[] {
+  if (request.method === 'ACK' || request.method === 'CANCEL') return [];
+  const required = [...request.headers.getAll('Proxy-Require'), ...(request.method === 'REGISTER' ? request.headers.getAll('Require') : [])];
+  return required.map((tag) => tag.trim()).filter((tag) => tag && !SUPPORTED_EXTENSIONS.has(tag.toLowerCase()));
+}
 const SWEEP_MS = 10_000;
 
 export class SipService {
@@ -74,6 +89,7 @@ export class SipService {
       clients: this.clients,
       location: this.location,
       self: { host: deps.advertisedHost, port: transport.localAddress.port },
+      selfHosts: [...(deps.localHosts ?? []), deps.bind.host, 'localhost'].map((h) => h.toLowerCase()),
       selfNodeId: deps.nodeId ?? '',
       servesDomain: (host) => this.registrar.servesDomain(host),
       isLocalUser: (user) => deps.credentials.lookup(user) !== undefined,
@@ -141,6 +157,8 @@ export class SipService {
     const tx = this.transactions.receive(message, checked, flow);
     if (tx === 'ack') return this.proxy.forwardAck(message, checked); // the ACK of a 2xx, end to end
     if (!tx) return; // a retransmission, answered by its transaction, or the ACK of our non-2xx
+    const unsupported = unsupportedExtensions(message);
+    if (unsupported.length) return tx.respond(420, 'Bad Extension', (r) => r.headers.add('Unsupported', unsupported.join(', ')));
     switch (message.method) {
       case 'REGISTER':
         return this.registrar.handle(tx);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { Address } from '../../../wire/address.js';
@@ -39,6 +39,8 @@ export interface ProxyDeps {
   readonly location: LocationService;
   /** Our address as others reach it: Via and Record-Route carry it. */
   readonly self: Address;
+  /** Every other host a phone may know us by on our SIP port: the LAN addresses, "localhost" (s16.4). */
+  readonly selfHosts?: readonly string[];
   /** Our Node-ID (hex): Record-Route carries it too, so in-dialog requests can come through the overlay. */
   readonly selfNodeId: string;
   readonly servesDomain: (host: string) => boolean;
@@ -99,6 +101,7 @@ export class SipProxy {
   handleRequest(server: ServerTransaction): void {
     const { request, checked } = server;
     if (checked.maxForwards === 0) return server.respond(483, 'Too Many Hops'); // s16.3 step 3
+    if (this.looped(request, checked)) return server.respond(482, 'Loop Detected'); // s16.3 step 4
     if (server.invite) server.respond(100, 'Trying'); // s16.2: a stateful proxy answers INVITE at once
     this.deciding.add(server);
     this.targets(request, checked, (targets, refusal) => {
@@ -213,8 +216,9 @@ export class SipProxy {
     const call: ProxyCall = { server, branches: [], answered: false, cancelled: false, timerC: undefined };
     this.calls.set(server, call);
     if (targets.length > 1) this.counters.forked++;
+    const loopHash = loopHashOf(server.request, server.checked);
     for (const target of targets) {
-      const branchId = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
+      const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
       const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow);
       const branch: Branch = { tx: undefined as unknown as ClientTransaction, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
       call.branches.push(branch);
@@ -323,10 +327,22 @@ export class SipProxy {
     });
   }
 
-  /** A Route that names us: by our Node-ID, or by our address. */
+  /** A Route that names us: by our Node-ID, by an address of ours, or by a domain we serve (a phone's outbound proxy set to it). */
   private isSelfRoute(uri: SipUri): boolean {
     const peer = uri.params.get(PEER_PARAM);
-    return peer ? peer === this.deps.selfNodeId : this.isSelf(uri.host, uri.port);
+    if (peer) return peer === this.deps.selfNodeId;
+    return this.isSelf(uri.host, uri.port) || (uri.port === undefined && this.deps.servesDomain(uri.host) && !isIpLiteral(uri.host));
+  }
+
+  /**
+   * s16.3 step 4: a Via of ours whose branch carries the loop hash this request has now came
+   * back unchanged: a loop (482). A different hash is a spiral (retargeted on the way), and fine.
+   */
+  private looped(request: SipRequest, checked: CheckedRequest): boolean {
+    const ours = checked.vias.filter((via) => this.isSelf(via.host, via.port) && via.params.get('branch')?.startsWith(BRANCH_PREFIX));
+    if (ours.length === 0) return false;
+    const hash = loopHashOf(request, checked);
+    return ours.some((via) => via.params.get('branch')!.slice(BRANCH_PREFIX.length).split('.')[0] === hash);
   }
 
   /** A Route recorded by another peer is reached as that peer is reached (perhaps through the overlay). */
@@ -337,14 +353,27 @@ export class SipProxy {
   }
 
   private isSelf(host: string, port: number | undefined): boolean {
-    const h = host.replace(/^\[|\]$/g, '');
-    return h === this.deps.self.host && (port ?? 5060) === this.deps.self.port;
+    if ((port ?? 5060) !== this.deps.self.port) return false;
+    const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+    return h === this.deps.self.host || (this.deps.selfHosts ?? []).includes(h) || (this.deps.servesDomain(h) && !isIpLiteral(h));
   }
 
   private hostPort(): string {
     const { host, port } = this.deps.self;
     return `${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
+}
+
+/**
+ * s16.6 step 8: what a branch id hashes so that a request coming back unchanged can be told from
+ * one that spirals: Request-URI, the dialog and transaction identifiers, Route and Proxy-Require.
+ */
+function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
+  const hash = createHash('sha256');
+  for (const part of [request.uri, checked.from.params.get('tag') ?? '', checked.to.params.get('tag') ?? '', checked.callId, String(checked.cseq.seq), ...request.headers.getAll('Route'), ...request.headers.getAll('Proxy-Require')]) {
+    hash.update(part).update('\n');
+  }
+  return hash.digest('hex').slice(0, 12);
 }
 
 /** The response as the next hop up sees it: our Via removed (s16.7 step 9). */
