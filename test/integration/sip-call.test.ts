@@ -106,3 +106,13 @@ test('a REGISTER asking for an extension the peer lacks (Proxy-Require or Requir
     assert.equal(run.code, 0, `${header}: ${run.errors}`);
   }
 });
+
+test('a user with two phones: one declines with 603, the other stops ringing (CANCEL) and the caller gets the 603', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const declining = phoneWaits('dave1', 'uas-reject.xml', { STATUS: '603 Decline' });
+  const ringing = phoneWaits('dave2', 'uas-ring-cancelled.xml', {});
+  const caller = call('uac-rejected.xml', 'dave', { EXPECT: '603' });
+  assert.equal(caller.code, 0, caller.errors);
+  const [declined, cancelled] = await Promise.all([declining.done, ringing.done]);
+  assert.equal(declined.code, 0, declined.errors);
+  assert.equal(cancelled.code, 0, `the other phone got its CANCEL: ${cancelled.errors}`);
+});

@@ -87,3 +87,21 @@ function escapeUser(text: string): string {
 function badUri(reason: string): SipError {
   return new SipError(400, `Bad URI: ${reason}`);
 }
+
+/** Parameters that must agree whenever either URI has them (RFC 3261 s19.1.4). */
+const DECISIVE_PARAMS = ['transport', 'user', 'ttl', 'method', 'maddr'];
+
+/**
+ * URI equality as RFC 3261 s19.1.4 defines it: user part case-sensitive, host case-insensitive,
+ * a port present on one side only differs, the decisive parameters must agree where either has
+ * them, any other parameter only where both have it (phones add ;ob, ;line=, ;rinstance= freely).
+ */
+export function sameSipUri(a: SipUri, b: SipUri): boolean {
+  if (a.scheme !== b.scheme || a.user !== b.user || a.password !== b.password) return false;
+  if (a.host.toLowerCase() !== b.host.toLowerCase() || a.port !== b.port) return false;
+  if ((a.headers ?? '') !== (b.headers ?? '')) return false;
+  const value = (p: Params, name: string) => p.get(name)?.toLowerCase();
+  for (const name of DECISIVE_PARAMS) if (value(a.params, name) !== value(b.params, name)) return false;
+  for (const [name] of a.params) if (b.params.has(name) && value(a.params, name) !== value(b.params, name)) return false;
+  return true;
+}

@@ -9,7 +9,7 @@ import { newTag, responseFlow, stampVia } from '../message/response.js';
 import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
 import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
-import { aorOf, parseSipUri, type SipUri } from '../message/uri.js';
+import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import type { LocationService } from '../registrar/location.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
@@ -86,6 +86,8 @@ export interface ProxyCounters {
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
+/** Requests that create a dialog or an (implicit) subscription: later requests must come back through us (RFC 3261 s16.6 step 4, RFC 6665, RFC 3515). */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 /** The Record-Route URI parameter naming the recording peer's Node-ID. */
 const PEER_PARAM = 'p2p-node';
 
@@ -131,6 +133,7 @@ export class SipProxy {
 
   /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
   forwardAck(request: SipRequest, checked: CheckedRequest): void {
+    if (checked.maxForwards === 0) return; // s16.3 step 3: no response to an ACK; it just goes no further
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
       if (!target) return;
@@ -203,9 +206,20 @@ export class SipProxy {
     });
   }
 
+  /** An in-dialog request to a phone registered here: its Request-URI equals a registered Contact (s19.1.4). */
   private bindingFor(contact: string): Target | undefined {
+    let wanted: SipUri;
+    try {
+      wanted = parseSipUri(contact);
+    } catch {
+      return undefined;
+    }
     for (const aor of this.deps.location.aors()) {
-      for (const b of this.deps.location.bindings(aor)) if (b.contact === contact) return { uri: contact, flow: b.flow };
+      for (const b of this.deps.location.bindings(aor)) {
+        if (b.contact === contact) return { uri: contact, flow: b.flow };
+        const registered = tryParseSipUri(b.contact);
+        if (registered && sameSipUri(registered, wanted)) return { uri: contact, flow: b.flow };
+      }
     }
     return undefined;
   }
@@ -261,7 +275,7 @@ export class SipProxy {
     const route = firstRoute ? routeUri(firstRoute) : undefined;
     if (route && this.isSelfRoute(route)) headers.removeFirstValue('Route'); // s16.4
     headers.set('Max-Forwards', String((checked.maxForwards ?? 70) - 1));
-    if (request.method === 'INVITE' || request.method === 'SUBSCRIBE') headers.prepend('Record-Route', `<sip:${this.hostPort()};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`);
+    if (DIALOG_CREATING.has(request.method)) headers.prepend('Record-Route', `<sip:${this.hostPort()};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`);
     headers.prepend('Via', `SIP/2.0/${target.flow.transport} ${this.hostPort()};branch=${branch};rport`);
     return { kind: 'request', method: request.method, uri: target.uri, headers, body: request.body };
   }
@@ -294,6 +308,8 @@ export class SipProxy {
     if (branch.final) return;
     // The caller did not cancel: a branch we gave up on (Timer C) timed out, whatever it answered.
     branch.final = branch.timedOut && response.status === 487 ? { ...response, status: 408, reason: 'Request Timeout' } : response;
+    // s16.7 step 5: a 6xx ("decline everywhere") ends the other branches of an INVITE.
+    if (response.status >= 600 && call.server.invite) for (const other of call.branches) if (other !== branch && !other.final) this.cancelBranch(other);
     this.finishIfDone(call);
   }
 
@@ -302,7 +318,7 @@ export class SipProxy {
     this.deps.servers.clock.clearTimer(call.timerC);
     this.calls.delete(call.server);
     if (call.answered) return;
-    call.server.send(upstream(best(call.branches.map((b) => b.final!))));
+    call.server.send(upstream(chosenFinal(call.branches.map((b) => b.final!))));
   }
 
   private cancelBranch(branch: Branch): void {
@@ -395,6 +411,23 @@ function best(finals: readonly SipResponse[]): SipResponse {
   return inClass.find((r) => r.status !== 408 && r.status !== 487) ?? inClass[0];
 }
 
+/**
+ * The final response that goes up once every branch has answered (s16.7 steps 6 and 7): the best
+ * one; a 503 becomes a 500 (a callee's overload is not ours, and would stop the caller trying us);
+ * a 401 or 407 carries every branch's challenge, so the caller can answer them all at once.
+ */
+function chosenFinal(finals: readonly SipResponse[]): SipResponse {
+  const chosen = best(finals);
+  if (chosen.status === 503) return { ...chosen, status: 500, reason: 'Server Internal Error' };
+  if (chosen.status !== 401 && chosen.status !== 407) return chosen;
+  const headers = chosen.headers.clone();
+  for (const [status, name] of [[401, 'WWW-Authenticate'], [407, 'Proxy-Authenticate']] as const) {
+    headers.remove(name);
+    for (const response of finals) if (response.status === status) for (const value of response.headers.getAll(name)) headers.add(name, value);
+  }
+  return { ...chosen, headers };
+}
+
 function synthetic(status: number, reason: string, headers: SipHeaders): SipResponse {
   return { kind: 'response', status, reason, headers, body: new Uint8Array(0) };
 }
@@ -410,6 +443,14 @@ function response408Headers(request: SipRequest): SipHeaders {
   const to = request.headers.get('To')!;
   headers.add('To', /;\s*tag=/i.test(to) ? to : `${to};tag=${newTag()}`);
   return headers;
+}
+
+function tryParseSipUri(text: string): SipUri | undefined {
+  try {
+    return parseSipUri(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function routeUri(value: string | undefined): SipUri | undefined {
