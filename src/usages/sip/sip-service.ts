@@ -7,6 +7,7 @@ import { serializeSipMessage } from './message/serializer.js';
 import { SipHeaders, type SipMessage, type SipRequest, type SipResponse } from './message/sip-message.js';
 import { LocationService } from './registrar/location.js';
 import { type Credentials, DEFAULT_REGISTRAR_OPTIONS, Registrar } from './registrar/registrar.js';
+import { DigestAuthenticator } from './auth/digest-authenticator.js';
 import { SipError } from './sip-error.js';
 import { ServerTransactions } from './transactions/server-transactions.js';
 import { ClientTransactions } from './transactions/client-transactions.js';
@@ -59,10 +60,13 @@ function unsupportedExtensions(request: SipRequest): string[] {
   return required.map((tag) => tag.trim()).filter((tag) => tag && !SUPPORTED_EXTENSIONS.has(tag.toLowerCase()));
 }
 const SWEEP_MS = 10_000;
+/** A nonce is fresh this long; a stale one is answered with stale=true (RFC 3261 s22.4). */
+const NONCE_LIFETIME_MS = 5 * 60_000;
 
 export class SipService {
   readonly location: LocationService;
   readonly registrar: Registrar;
+  private readonly auth: DigestAuthenticator;
   private readonly transactions: ServerTransactions;
   private readonly clients: ClientTransactions;
   readonly proxy: SipProxy;
@@ -74,12 +78,14 @@ export class SipService {
     private readonly deps: SipServiceDeps,
   ) {
     this.location = new LocationService(() => deps.clock.wallTime());
-    this.registrar = new Registrar(this.location, deps.credentials, new NonceIssuer(deps.nonceSecret, 5 * 60_000), deps.clock, {
+    const algorithms = deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms;
+    this.auth = new DigestAuthenticator(deps.credentials, new NonceIssuer(deps.nonceSecret, NONCE_LIFETIME_MS), deps.clock, deps.realm, algorithms, NONCE_LIFETIME_MS);
+    this.registrar = new Registrar(this.location, this.auth, deps.clock, {
       ...DEFAULT_REGISTRAR_OPTIONS,
       realm: deps.realm,
       domains: deps.domains,
       requireAuth: deps.requireAuth,
-      algorithms: deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms,
+      algorithms,
     });
     this.transactions = new ServerTransactions(transport, deps.clock);
     this.clients = new ClientTransactions(transport, deps.clock);
@@ -89,6 +95,7 @@ export class SipService {
       clients: this.clients,
       location: this.location,
       self: { host: deps.advertisedHost, port: transport.localAddress.port },
+      auth: deps.requireAuth ? this.auth : undefined,
       selfHosts: [...(deps.localHosts ?? []), deps.bind.host, 'localhost'].map((h) => h.toLowerCase()),
       selfNodeId: deps.nodeId ?? '',
       servesDomain: (host) => this.registrar.servesDomain(host),
@@ -122,7 +129,7 @@ export class SipService {
       clientTransactions: this.clients.size,
       counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed },
       proxy: { ...this.proxy.counters },
-      registrar: { ...this.registrar.counters },
+      registrar: { ...this.registrar.counters, ...this.auth.counters },
       transport: { ...this.transport.counters },
     };
   }

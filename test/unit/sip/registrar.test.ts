@@ -77,12 +77,13 @@ function register(user: string, opts: { cseq: number; callId?: string; contact?:
   ];
 }
 
-function credentials(challenge: SipResponse, algorithm: DigestAlgorithm, user: string, password: string, nonceOverride?: string): string {
+/** A phone's credentials; `nc` counts its uses of one nonce (RFC 7616 s3.4.5: each use counts higher). */
+function credentials(challenge: SipResponse, algorithm: DigestAlgorithm, user: string, password: string, nonceOverride?: string, nc = '00000001'): string {
   const header = challenge.headers.getAll('WWW-Authenticate').map(parseAuthParams).find((a) => a.params.get('algorithm') === algorithm)!;
   const nonce = nonceOverride ?? header.params.get('nonce')!;
   const uri = `sip:${realm}`;
-  const response = digestResponse({ algorithm, ha1: ha1(algorithm, user, realm, password), method: 'REGISTER', uri, nonce, qop: 'auth', nc: '00000001', cnonce: 'c0ffee' });
-  return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${algorithm}, qop=auth, nc=00000001, cnonce="c0ffee"`;
+  const response = digestResponse({ algorithm, ha1: ha1(algorithm, user, realm, password), method: 'REGISTER', uri, nonce, qop: 'auth', nc, cnonce: 'c0ffee' });
+  return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${algorithm}, qop=auth, nc=${nc}, cnonce="c0ffee"`;
 }
 
 test('the challenge offers SHA-256 first, then MD5; SHA-256 credentials register', async () => {
@@ -128,7 +129,7 @@ test('Contact: * with Expires: 0 removes every binding; Contact: * without it is
   const bad = await send(register('alice', { cseq: 10, contact: '*', expires: 60, authorization: credentials(challenge, 'MD5', 'alice', users.alice) }));
   assert.equal(bad.status, 400);
   assert.equal(service.location.bindings('alice@smiths.example').length, 1);
-  const all = await send(register('alice', { cseq: 11, contact: '*', expires: 0, authorization: credentials(challenge, 'MD5', 'alice', users.alice) }));
+  const all = await send(register('alice', { cseq: 11, contact: '*', expires: 0, authorization: credentials(challenge, 'MD5', 'alice', users.alice, undefined, '00000002') }));
   assert.equal(all.status, 200);
   assert.equal(service.location.bindings('alice@smiths.example').length, 0);
 });
@@ -142,4 +143,54 @@ test('a REGISTER for a domain this peer does not serve is 404; OPTIONS is answer
   assert.ok(options.headers.getAll('Allow').includes('REGISTER'));
   const invite = await sendFinal([`INVITE sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKinv`, `From: <sip:alice@${realm}>;tag=1`, `To: <sip:bob@${realm}>`, 'Call-ID: i', 'CSeq: 1 INVITE', 'Content-Length: 0']);
   assert.equal(invite.status, 480);
+});
+
+test('a captured REGISTER replayed from another address, nonce and count unchanged, is challenged again and moves no binding', async () => {
+  const challenge = await send(register('bob', { cseq: 1, expires: 600, callId: 'replay-1' }));
+  const lines = register('bob', { cseq: 2, expires: 600, callId: 'replay-1', authorization: credentials(challenge, 'MD5', 'bob', users.bob) });
+  assert.equal((await send(lines)).status, 200);
+  const before = service.location.bindings(`bob@${realm}`).map((b) => `${b.flow.remote.host}:${b.flow.remote.port}`);
+  // The attacker's copy, from elsewhere: a later CSeq (the digest does not cover it), the same credentials.
+  const attacker = createSocket('udp4');
+  await new Promise<void>((resolve) => attacker.bind(0, '127.0.0.1', () => resolve()));
+  const answer = new Promise<SipResponse | undefined>((resolve) => {
+    attacker.once('message', (m) => resolve(parseSipMessage(new Uint8Array(m)) as SipResponse));
+    setTimeout(() => resolve(undefined), 3000);
+  });
+  const replayed = lines.map((l) => (l.startsWith('CSeq:') ? 'CSeq: 3 REGISTER' : l.startsWith('Via:') ? l.replace(/branch=[^;]+/, 'branch=z9hG4bKreplayed') : l));
+  attacker.send(`${replayed.join('\r\n')}\r\n\r\n`, service.address.port, '127.0.0.1');
+  const status = (await answer)?.status;
+  attacker.close();
+  assert.equal(status, 401);
+  assert.deepEqual(service.location.bindings(`bob@${realm}`).map((b) => `${b.flow.remote.host}:${b.flow.remote.port}`), before);
+  // The phone itself goes on with the next count on the same nonce.
+  const next = register('bob', { cseq: 4, expires: 600, callId: 'replay-1', authorization: credentials(challenge, 'MD5', 'bob', users.bob, undefined, '00000002') });
+  assert.equal((await send(next)).status, 200);
+});
+
+test('a stranger (no phone of this home, no other home) gets 407 for relaying a MESSAGE onward; with a user\'s digest it is relayed', async () => {
+  const stranger = createSocket('udp4');
+  await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.1', () => resolve()));
+  const port = stranger.address().port;
+  const message = (cseq: number, authorization?: string) =>
+    [`MESSAGE sip:someone@127.0.0.1:9 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKrelay${cseq};rport`, `From: <sip:spam@${realm}>;tag=s`, 'To: <sip:someone@127.0.0.1:9>', 'Call-ID: relay', `CSeq: ${cseq} MESSAGE`, ...(authorization ? [`Proxy-Authorization: ${authorization}`] : []), 'Content-Length: 0'].join('\r\n') + '\r\n\r\n';
+  const next = () =>
+    new Promise<SipResponse | undefined>((resolve) => {
+      stranger.once('message', (m) => resolve(parseSipMessage(new Uint8Array(m)) as SipResponse));
+      setTimeout(() => resolve(undefined), 1500);
+    });
+  let answer = next();
+  stranger.send(message(1), service.address.port, '127.0.0.1');
+  const challenge = (await answer)!;
+  assert.equal(challenge.status, 407);
+  const offer = parseAuthParams(challenge.headers.get('Proxy-Authenticate')!).params;
+  const forwardedBefore = (service.status().proxy as { forwarded: number }).forwarded;
+  const uri = 'sip:someone@127.0.0.1:9';
+  const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', 'alice', realm, users.alice), method: 'MESSAGE', uri, nonce: offer.get('nonce')!, qop: 'auth', nc: '00000001', cnonce: 'ab' });
+  answer = next();
+  stranger.send(message(2, `Digest username="alice", realm="${realm}", nonce="${offer.get('nonce')}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="ab"`), service.address.port, '127.0.0.1');
+  const after = await answer;
+  stranger.close();
+  assert.notEqual(after?.status, 407);
+  assert.equal((service.status().proxy as { forwarded: number }).forwarded, forwardedBefore + 1, 'relayed once authenticated');
 });

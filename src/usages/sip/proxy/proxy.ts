@@ -10,6 +10,7 @@ import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
 import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
+import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
 import type { LocationService } from '../registrar/location.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
@@ -47,6 +48,11 @@ export interface ProxyDeps {
   readonly isLocalUser: (user: string) => boolean;
   readonly remote: RemoteHomes | undefined;
   readonly log: Logger;
+  /**
+   * Digest for requests this home would relay onward for someone who is neither one of its
+   * phones nor another home (407, s22.3); absent when `--sip-auth off`.
+   */
+  readonly auth?: DigestAuthenticator;
   /** Timer C; three minutes unless the operator says otherwise (`--sip-timer-c`). */
   readonly timerCMs?: number;
 }
@@ -83,6 +89,8 @@ export interface ProxyCounters {
   remoteLookups: number;
   cancels: number;
   statelessForwards: number;
+  /** Requests from strangers challenged before being relayed (407). */
+  challenged: number;
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
@@ -92,7 +100,7 @@ const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 const PEER_PARAM = 'p2p-node';
 
 export class SipProxy {
-  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0 };
+  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   /** Requests whose targets are still being found (an overlay lookup may take seconds). */
   private readonly deciding = new Set<ServerTransaction>();
@@ -104,6 +112,7 @@ export class SipProxy {
     const { request, checked } = server;
     if (checked.maxForwards === 0) return server.respond(483, 'Too Many Hops'); // s16.3 step 3
     if (this.looped(request, checked)) return server.respond(482, 'Loop Detected'); // s16.3 step 4
+    if (!this.mayRelay(server)) return;
     if (server.invite) server.respond(100, 'Trying'); // s16.2: a stateful proxy answers INVITE at once
     this.deciding.add(server);
     this.targets(request, checked, (targets, refusal) => {
@@ -112,6 +121,36 @@ export class SipProxy {
       if (!targets) return server.respond(refusal![0], refusal![1]);
       this.fork(server, targets);
     });
+  }
+
+  /**
+   * Who may have a request relayed: anyone calling a user of this home, anyone inside a dialog
+   * (its route set was recorded), another home (through the overlay), this home's phones (from
+   * the flow they registered over); everyone else proves a user of this home with digest (407).
+   * Without this the peer would be an open relay for INVITE and MESSAGE to any address.
+   */
+  private mayRelay(server: ServerTransaction): boolean {
+    const { request, checked, flow } = server;
+    const auth = this.deps.auth;
+    if (!auth || checked.to.params.has('tag') || flow.transport === 'OVERLAY') return true;
+    const uri = tryParseSipUri(request.uri);
+    if (uri?.user && this.deps.servesDomain(uri.host) && this.deps.isLocalUser(uri.user)) return true;
+    if (this.bindingFor(request.uri) || this.fromRegisteredPhone(flow)) return true;
+    const verdict = auth.verify(request, PROXY_CHALLENGE);
+    if (verdict.user !== undefined) return true;
+    this.counters.challenged++;
+    server.respond(407, 'Proxy Authentication Required', (response) => auth.challengeHeaders(response, PROXY_CHALLENGE, verdict.stale));
+    return false;
+  }
+
+  private fromRegisteredPhone(flow: SipFlow): boolean {
+    for (const aor of this.deps.location.aors()) {
+      for (const { flow: f } of this.deps.location.bindings(aor)) {
+        if (f.transport !== flow.transport) continue;
+        if (f.transport === 'TCP' ? f.connectionId === flow.connectionId : f.remote.host === flow.remote.host && f.remote.port === flow.remote.port) return true;
+      }
+    }
+    return false;
   }
 
   /** s16.10: CANCEL ends the matching INVITE's pending branches; it is answered on its own. */

@@ -1,6 +1,6 @@
 import type { Clock } from '../../../runtime/clock.js';
-import { type DigestAlgorithm, digestResponse, type NonceIssuer, sameDigest } from '../auth/digest.js';
-import { parseAuthParams } from '../message/auth-params.js';
+import type { DigestAlgorithm } from '../auth/digest.js';
+import { type DigestAuthenticator, REGISTRAR_CHALLENGE } from '../auth/digest-authenticator.js';
 import { parseNameAddr } from '../message/name-addr.js';
 import type { SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri } from '../message/uri.js';
@@ -14,10 +14,7 @@ import type { Binding, LocationService } from './location.js';
  * challenge want MD5 first), checked against the family's users, and then the
  * AOR's bindings are added, refreshed or removed. A user may have several phones at once.
  */
-export interface Credentials {
-  /** HA1 per algorithm for a user of this realm, or undefined for an unknown user. */
-  lookup(user: string): Readonly<Record<DigestAlgorithm, string>> | undefined;
-}
+export type { Credentials } from '../auth/digest-authenticator.js';
 
 export interface RegistrarOptions {
   readonly realm: string;
@@ -42,19 +39,17 @@ export const DEFAULT_REGISTRAR_OPTIONS = { requireAuth: true, algorithms: ['MD5'
 export interface RegistrarCounters {
   registers: number;
   challenged: number;
-  authFailures: number;
   bindingsAdded: number;
   bindingsRemoved: number;
   refused: number;
 }
 
 export class Registrar {
-  readonly counters: RegistrarCounters = { registers: 0, challenged: 0, authFailures: 0, bindingsAdded: 0, bindingsRemoved: 0, refused: 0 };
+  readonly counters: RegistrarCounters = { registers: 0, challenged: 0, bindingsAdded: 0, bindingsRemoved: 0, refused: 0 };
 
   constructor(
     private readonly location: LocationService,
-    private readonly credentials: Credentials,
-    private readonly nonces: NonceIssuer,
+    private readonly auth: DigestAuthenticator,
     private readonly clock: Clock,
     private readonly options: RegistrarOptions,
   ) {}
@@ -150,45 +145,11 @@ export class Registrar {
 
   /** The authenticated user name, or undefined after sending a challenge (s22.1). */
   private authenticate(tx: ServerTransaction): string | undefined {
-    const { request } = tx;
-    const now = this.clock.wallTime();
-    let stale = false;
-    for (const header of request.headers.getAll('Authorization')) {
-      const auth = parseAuthParams(header);
-      const p = auth.params;
-      if (auth.scheme.toLowerCase() !== 'digest' || p.get('realm') !== this.options.realm) continue;
-      const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase() as DigestAlgorithm;
-      if (!this.options.algorithms.includes(algorithm)) continue;
-      const user = p.get('username');
-      const nonce = p.get('nonce');
-      const response = p.get('response');
-      const uri = p.get('uri');
-      if (!user || !nonce || !response || !uri) throw new SipError(400, 'incomplete credentials');
-      const verdict = this.nonces.check(nonce, now);
-      if (verdict === 'stale') {
-        stale = true;
-        continue;
-      }
-      const ha1 = this.credentials.lookup(user)?.[algorithm];
-      const qop = p.get('qop');
-      if (verdict === 'fresh' && ha1 && (qop === undefined || qop === 'auth')) {
-        const expected = digestResponse({ algorithm, ha1, method: request.method, uri, nonce, ...(qop ? { qop: 'auth' as const, nc: p.get('nc') ?? '', cnonce: p.get('cnonce') ?? '' } : {}) });
-        if (sameDigest(expected, response)) return user;
-      }
-      this.counters.authFailures++;
-    }
-    this.challenge(tx, stale);
-    return undefined;
-  }
-
-  private challenge(tx: ServerTransaction, stale: boolean): void {
+    const verdict = this.auth.verify(tx.request, REGISTRAR_CHALLENGE);
+    if (verdict.user !== undefined) return verdict.user;
     this.counters.challenged++;
-    const nonce = this.nonces.issue(this.clock.wallTime());
-    tx.respond(401, 'Unauthorized', (response) => {
-      for (const algorithm of this.options.algorithms) {
-        response.headers.add('WWW-Authenticate', `Digest realm="${this.options.realm}", nonce="${nonce}", algorithm=${algorithm}, qop="auth"${stale ? ', stale=true' : ''}`);
-      }
-    });
+    tx.respond(401, 'Unauthorized', (response) => this.auth.challengeHeaders(response, REGISTRAR_CHALLENGE, verdict.stale));
+    return undefined;
   }
 }
 
