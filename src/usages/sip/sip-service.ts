@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Logger } from '../../runtime/log.js';
 import { type Address, addressKey } from '../../wire/address.js';
@@ -8,6 +9,7 @@ import { SipHeaders, type SipMessage, type SipRequest, type SipResponse } from '
 import { LocationService } from './registrar/location.js';
 import { type Credentials, DEFAULT_REGISTRAR_OPTIONS, Registrar } from './registrar/registrar.js';
 import { DigestAuthenticator } from './auth/digest-authenticator.js';
+import { FlowTokens } from './proxy/flow-tokens.js';
 import { SipError } from './sip-error.js';
 import { ServerTransactions } from './transactions/server-transactions.js';
 import { ClientTransactions } from './transactions/client-transactions.js';
@@ -96,6 +98,8 @@ export class SipService {
       location: this.location,
       self: { host: deps.advertisedHost, port: transport.localAddress.port },
       auth: deps.requireAuth ? this.auth : undefined,
+      flowTokens: new FlowTokens(new Uint8Array(createHmac('sha256', deps.nonceSecret).update('p2psip flow tokens').digest())),
+      onFlowFailed: (flow) => flow.connectionId !== undefined && this.location.removeConnection(flow.connectionId),
       selfHosts: [...(deps.localHosts ?? []), deps.bind.host, 'localhost'].map((h) => h.toLowerCase()),
       selfNodeId: deps.nodeId ?? '',
       servesDomain: (host) => this.registrar.servesDomain(host),
@@ -229,6 +233,8 @@ export class SipService {
   private scheduleSweep(): void {
     this.sweepTimer = this.deps.clock.setTimer(SWEEP_MS, () => {
       this.location.sweep();
+      // A registered phone's connection stays open as long as its binding, not 15 idle minutes.
+      for (const flow of this.location.flows()) if (flow.transport === 'TCP' && flow.connectionId !== undefined) this.transport.keepOpen(flow.connectionId);
       this.scheduleSweep();
     });
   }

@@ -194,3 +194,30 @@ test('a stranger (no phone of this home, no other home) gets 407 for relaying a 
   assert.notEqual(after?.status, 407);
   assert.equal((service.status().proxy as { forwarded: number }).forwarded, forwardedBefore + 1, 'relayed once authenticated');
 });
+
+test('a contact with a malformed q is refused with 400; q=0.5 and q=1.000 are taken', async () => {
+  const challenge = await send(register('alice', { cseq: 20, callId: 'q-values' }));
+  const auth = (nc: string) => credentials(challenge, 'MD5', 'alice', users.alice, undefined, nc);
+  for (const [i, q] of ['abc', '1.5', '0.1234', ''].entries()) {
+    const refused = await send(register('alice', { cseq: 21 + i, callId: 'q-values', contact: `<sip:alice@127.0.0.1:7000>;q=${q}`, authorization: auth(`0000000${i + 1}`) }));
+    assert.equal(refused.status, 400, `q=${q}`);
+  }
+  const ok = await send(register('alice', { cseq: 30, callId: 'q-values', contact: '<sip:alice@127.0.0.1:7001>;q=0.5, <sip:alice@127.0.0.1:7002>;q=1.000', expires: 600, authorization: auth('00000005') }));
+  assert.equal(ok.status, 200);
+  const qs = service.location.bindings(`alice@${realm}`).filter((b) => b.contact.includes(':700')).map((b) => b.q);
+  assert.deepEqual(qs.sort(), [0.5, 1]);
+});
+
+test('a phone that registers again from a new contact with the same +sip.instance replaces its old binding (no ghost after a reboot)', async () => {
+  const instance = '"<urn:uuid:00000000-0000-1000-8000-00a0c91e6bf6>"';
+  const challenge = await send(register('bob', { cseq: 1, callId: 'boot-1' }));
+  const first = await send(register('bob', { cseq: 2, callId: 'boot-1', contact: `<sip:bob@127.0.0.1:7100>;+sip.instance=${instance}`, expires: 600, authorization: credentials(challenge, 'MD5', 'bob', users.bob) }));
+  assert.equal(first.status, 200);
+  // Rebooted: a new Call-ID, a new port, the same instance.
+  const again = await send(register('bob', { cseq: 1, callId: 'boot-2' }));
+  const second = await send(register('bob', { cseq: 2, callId: 'boot-2', contact: `<sip:bob@127.0.0.1:7200>;+sip.instance=${instance}`, expires: 600, authorization: credentials(again, 'MD5', 'bob', users.bob) }));
+  assert.equal(second.status, 200);
+  const contacts = service.location.bindings(`bob@${realm}`).map((b) => b.contact);
+  assert.ok(contacts.includes('sip:bob@127.0.0.1:7200'));
+  assert.ok(!contacts.includes('sip:bob@127.0.0.1:7100'), `the old contact is gone: ${contacts}`);
+});

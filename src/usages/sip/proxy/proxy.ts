@@ -12,6 +12,7 @@ import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-me
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
 import type { LocationService } from '../registrar/location.js';
+import { FLOW_PARAM, type FlowTokens } from './flow-tokens.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
 import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
@@ -53,6 +54,10 @@ export interface ProxyDeps {
    * phones nor another home (407, s22.3); absent when `--sip-auth off`.
    */
   readonly auth?: DigestAuthenticator;
+  /** Marks phones' Contacts with their flows, and reads the marks back (flow-tokens.ts). */
+  readonly flowTokens?: FlowTokens;
+  /** A registered phone's flow could not be used: its bindings go (RFC 5626 s5.3). */
+  readonly onFlowFailed?: (flow: SipFlow) => void;
   /** Timer C; three minutes unless the operator says otherwise (`--sip-timer-c`). */
   readonly timerCMs?: number;
 }
@@ -60,10 +65,31 @@ export interface ProxyDeps {
 interface Target {
   readonly uri: string;
   readonly flow: SipFlow;
+  /** A phone's registered flow: if it is gone, the answer is 430 Flow Failed (RFC 5626 s5.3). */
+  readonly registered?: boolean;
+  /** Another home peer, which listens on TCP too: large requests go to it over TCP (s18.1.1). */
+  readonly home?: boolean;
+  /** The contact's preference (s20.10); none counts as 1. */
+  readonly q?: number;
 }
+
+/** Targets grouped by q, highest first, each group in the order given. */
+function byQ(targets: readonly Target[]): Target[][] {
+  const groups = new Map<number, Target[]>();
+  for (const target of targets) {
+    const q = target.q ?? 1;
+    groups.set(q, [...(groups.get(q) ?? []), target]);
+  }
+  return [...groups.entries()].sort((a, b) => b[0] - a[0]).map(([, group]) => group);
+}
+
+/** RFC 3261 s18.1.1: a request within 200 bytes of a 1500-byte path MTU goes over TCP, not UDP. */
+const UDP_SIZE_LIMIT = 1300;
 
 interface Branch {
   tx: ClientTransaction;
+  /** Where this branch went: its responses' Contacts are marked with it. */
+  readonly flow: SipFlow;
   readonly branch: string;
   readonly request: SipRequest;
   provisional: boolean;
@@ -76,6 +102,10 @@ interface Branch {
 interface ProxyCall {
   readonly server: ServerTransaction;
   readonly branches: Branch[];
+  /** Targets of lower q, tried in turn when every branch so far failed (s16.6, serial forking). */
+  readonly later: Target[][];
+  /** Branches are being started: a branch that fails at once must not end the call early. */
+  starting: boolean;
   answered: boolean;
   cancelled: boolean;
   timerC: TimerHandle | undefined;
@@ -202,20 +232,24 @@ export class SipProxy {
     const routes = request.headers.getAll('Route');
     const first = routes[0] ? routeUri(routes[0]) : undefined;
     const next = first && this.isSelfRoute(first) ? routeUri(routes[1]) : first;
-    if (next) return done([{ uri: request.uri, flow: this.flowTo(next) }]);
+    if (next) return done([{ uri: request.uri, flow: this.flowTo(next), home: next.params.has(PEER_PARAM) }]);
     let uri: SipUri;
     try {
       uri = parseSipUri(request.uri);
     } catch {
       return done(undefined, [416, 'Unsupported URI Scheme']);
     }
+    // A Contact we marked: in-dialog requests go back over the flow the phone spoke from.
+    const token = uri.params.get(FLOW_PARAM);
+    const marked = token ? this.deps.flowTokens?.decode(token) : undefined;
+    if (marked) return done([{ uri: request.uri, flow: marked, registered: marked.transport === 'TCP' }]);
     // A contact registered here: in-dialog requests reach the phone over its registered flow.
     const registered = this.bindingFor(request.uri);
     if (registered) return done([registered]);
     if (uri.user && this.deps.servesDomain(uri.host)) {
       const aor = aorOf(uri);
       const bindings = this.deps.location.bindings(aor);
-      if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow })));
+      if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow, registered: true, q: b.q })));
       if (this.deps.isLocalUser(uri.user)) {
         this.counters.unavailable++;
         return done(undefined, [480, 'Temporarily Unavailable']); // a user of this home with no phone on
@@ -241,7 +275,7 @@ export class SipProxy {
         this.counters.notFound++;
         return done(undefined, [404, 'Not Found']);
       }
-      done([{ uri: request.uri, flow: flow! }]);
+      done([{ uri: request.uri, flow: flow!, home: true }]);
     });
   }
 
@@ -255,9 +289,9 @@ export class SipProxy {
     }
     for (const aor of this.deps.location.aors()) {
       for (const b of this.deps.location.bindings(aor)) {
-        if (b.contact === contact) return { uri: contact, flow: b.flow };
+        if (b.contact === contact) return { uri: contact, flow: b.flow, registered: true };
         const registered = tryParseSipUri(b.contact);
-        if (registered && sameSipUri(registered, wanted)) return { uri: contact, flow: b.flow };
+        if (registered && sameSipUri(registered, wanted)) return { uri: contact, flow: b.flow, registered: true };
       }
     }
     return undefined;
@@ -265,23 +299,42 @@ export class SipProxy {
 
   // --- forwarding (s16.6) and responses (s16.7) ---
 
+  /** s16.6: targets of the highest q ring together; lower ones only if all of those fail. */
   private fork(server: ServerTransaction, targets: readonly Target[]): void {
-    const call: ProxyCall = { server, branches: [], answered: false, cancelled: false, timerC: undefined };
+    const groups = byQ(targets);
+    const call: ProxyCall = { server, branches: [], later: groups.slice(1), starting: false, answered: false, cancelled: false, timerC: undefined };
     this.calls.set(server, call);
     if (targets.length > 1) this.counters.forked++;
+    this.startBranches(call, groups[0]);
+    if (server.invite) this.armTimerC(call);
+  }
+
+  private startBranches(call: ProxyCall, targets: readonly Target[]): void {
+    const { server } = call;
     const loopHash = loopHashOf(server.request, server.checked);
-    for (const target of targets) {
+    // Our Via and Record-Route add about 200 bytes to what came in.
+    const large = serializeSipMessage(server.request).length + 200 > UDP_SIZE_LIMIT;
+    call.starting = true;
+    for (const planned of targets) {
+      const tcp = large && planned.home && planned.flow.transport === 'UDP' ? this.deps.transport.connect(planned.flow.remote) : undefined;
+      const target = tcp ? { ...planned, flow: tcp } : planned;
       const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
       const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow);
-      const branch: Branch = { tx: undefined as unknown as ClientTransaction, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
+      const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
       call.branches.push(branch);
       this.counters.forwarded++;
       branch.tx = this.deps.clients.send(request, branchId, target.flow, {
         response: (response) => this.onBranchResponse(call, branch, response),
         timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
+        transportError: () => {
+          if (target.registered) this.deps.onFlowFailed?.(target.flow);
+          const [status, reason] = target.registered ? [430, 'Flow Failed'] : [503, 'Service Unavailable'];
+          this.onBranchFinal(call, branch, synthetic(status, reason, response408Headers(request)));
+        },
       });
     }
-    if (server.invite) this.armTimerC(call);
+    call.starting = false;
+    this.finishIfDone(call);
   }
 
   /**
@@ -305,7 +358,19 @@ export class SipProxy {
     });
   }
 
-  private forwardCopy(request: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow): SipRequest {
+  /** A copy whose Contacts carry the token of the flow the message came over (flow-tokens.ts). */
+  private markContacts<M extends SipRequest | SipResponse>(message: M, flow: SipFlow): M {
+    const contacts = message.headers.getAll('Contact');
+    const marked = contacts.length ? this.deps.flowTokens?.markContacts(contacts, flow) : undefined;
+    if (!marked) return message;
+    const headers = message.headers.clone();
+    headers.remove('Contact');
+    for (const value of marked) headers.add('Contact', value);
+    return { ...message, headers };
+  }
+
+  private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow): SipRequest {
+    const request = from ? this.markContacts(original, from) : original;
     const headers = request.headers.clone();
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
     // response (a retransmitted 2xx sent without state too) finds a caller behind a NAT.
@@ -319,8 +384,9 @@ export class SipProxy {
     return { kind: 'request', method: request.method, uri: target.uri, headers, body: request.body };
   }
 
-  private onBranchResponse(call: ProxyCall, branch: Branch, response: SipResponse): void {
-    if (response.status === 100) return;
+  private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
+    if (received.status === 100) return;
+    const response = this.markContacts(received, branch.flow);
     if (response.status < 200) {
       branch.provisional = true;
       if (branch.cancelWhenProvisional) this.sendCancel(branch);
@@ -353,7 +419,9 @@ export class SipProxy {
   }
 
   private finishIfDone(call: ProxyCall): void {
-    if (call.branches.some((b) => !b.final)) return;
+    if (call.starting || call.branches.some((b) => !b.final)) return;
+    const declined = call.branches.some((b) => b.final!.status >= 600);
+    if (!call.answered && !call.cancelled && !declined && call.later.length > 0) return this.startBranches(call, call.later.shift()!);
     this.deps.servers.clock.clearTimer(call.timerC);
     this.calls.delete(call.server);
     if (call.answered) return;
@@ -452,12 +520,14 @@ function best(finals: readonly SipResponse[]): SipResponse {
 
 /**
  * The final response that goes up once every branch has answered (s16.7 steps 6 and 7): the best
- * one; a 503 becomes a 500 (a callee's overload is not ours, and would stop the caller trying us);
+ * one; a 430 (a registered flow failed) a 480; a 503 becomes a 500 (a callee's overload is not ours, and would stop the caller trying us);
  * a 401 or 407 carries every branch's challenge, so the caller can answer them all at once.
  */
 function chosenFinal(finals: readonly SipResponse[]): SipResponse {
   const chosen = best(finals);
   if (chosen.status === 503) return { ...chosen, status: 500, reason: 'Server Internal Error' };
+  // A phone's flow failed here (RFC 5626's 430 is between proxies): to the caller, the phone is just not reachable now.
+  if (chosen.status === 430) return { ...chosen, status: 480, reason: 'Temporarily Unavailable' };
   if (chosen.status !== 401 && chosen.status !== 407) return chosen;
   const headers = chosen.headers.clone();
   for (const [status, name] of [[401, 'WWW-Authenticate'], [407, 'Proxy-Authenticate']] as const) {

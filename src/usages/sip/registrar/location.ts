@@ -12,6 +12,8 @@ export interface Binding {
   readonly cseq: number;
   readonly flow: SipFlow;
   readonly q: number | undefined;
+  /** RFC 5626 s4.1's +sip.instance: the same phone, whatever contact it registers next. */
+  readonly instance?: string;
 }
 
 export type BindingsListener = (aor: string, bindings: readonly Binding[]) => void;
@@ -46,6 +48,22 @@ export class LocationService {
       const live = list.filter((b) => b.expiresAt > now);
       if (live.length !== list.length) this.set(aor, live);
     }
+  }
+
+  /** Drops every binding reached over one TCP connection (it failed when used: RFC 5626 s5.3, no ghost binding). */
+  removeConnection(connectionId: number): number {
+    let removed = 0;
+    for (const [aor, list] of [...this.byAor]) {
+      const kept = list.filter((b) => b.flow.transport !== 'TCP' || b.flow.connectionId !== connectionId);
+      removed += list.length - kept.length;
+      if (kept.length !== list.length) this.set(aor, kept);
+    }
+    return removed;
+  }
+
+  /** Every live binding's flow (to keep registered TCP connections open). */
+  flows(): SipFlow[] {
+    return [...this.byAor.values()].flat().map((b) => b.flow);
   }
 
   aors(): string[] {

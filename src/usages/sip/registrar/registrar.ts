@@ -98,6 +98,9 @@ export class Registrar {
         if (contactText === '*') throw new SipError(400, 'Contact * must stand alone');
         const contact = parseNameAddr(contactText);
         parseSipUri(contact.uri);
+        const qText = contact.params.get('q');
+        // s20.10: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+        if (qText !== undefined && (qText === null || !/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(qText))) throw new SipError(400, 'malformed q parameter');
         const expiresParam = contact.params.get('expires');
         if (expiresParam !== undefined && (expiresParam === null || !/^\d{1,10}$/.test(expiresParam))) throw new SipError(400, 'malformed expires parameter');
         const requested = Number(expiresParam ?? headerExpires ?? this.options.defaultExpires);
@@ -115,7 +118,11 @@ export class Registrar {
           bindings = this.removeMatching(bindings, (b) => sameContact(b.contact, contact.uri), checked.callId, checked.cseq.seq);
           continue;
         }
-        const q = contact.params.get('q');
+        const q = qText ?? undefined;
+        // RFC 5626 s4.2: a phone names itself with +sip.instance; a new contact from the same
+        // instance (it rebooted, its port changed) replaces the old one instead of leaving a ghost.
+        const instance = contact.params.get('+sip.instance') ?? undefined;
+        if (instance) bindings = this.removeMatching(bindings, (b) => b.instance === instance && !sameContact(b.contact, contact.uri), '', 0);
         const binding: Binding = {
           contact: contact.uri,
           expiresAt: now + Math.min(requested, this.options.maxExpires) * 1000,
@@ -123,6 +130,7 @@ export class Registrar {
           cseq: checked.cseq.seq,
           flow: tx.flow,
           q: q ? Number(q) : undefined,
+          ...(instance ? { instance } : {}),
         };
         if (!existing) this.counters.bindingsAdded++;
         bindings = [...bindings.filter((b) => b !== existing), binding];

@@ -22,6 +22,8 @@ export interface ClientCallbacks {
   response(response: SipResponse, essentials: Essentials): void;
   /** No final response in time (Timer B or F): the layer above acts as on a 408 (s16.7). */
   timeout(): void;
+  /** The request could not be sent at all (a closed connection): s8.1.3.1 treats it as a 503. */
+  transportError?(): void;
 }
 
 type State = 'calling' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
@@ -50,7 +52,11 @@ export class ClientTransaction {
   }
 
   start(): void {
-    this.owner.transmit(this.flow, this.bytes);
+    if (!this.owner.transmit(this.flow, this.bytes)) {
+      this.terminate();
+      (this.callbacks.transportError ?? this.callbacks.timeout)();
+      return;
+    }
     if (this.flow.transport === 'UDP') this.scheduleRetransmit();
     this.timeoutTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => {
       if (this.state === 'calling' || this.state === 'proceeding') {
@@ -141,8 +147,8 @@ export class ClientTransactions {
     return true;
   }
 
-  transmit(flow: SipFlow, bytes: Uint8Array): void {
-    this.transport.send(flow, bytes);
+  transmit(flow: SipFlow, bytes: Uint8Array): boolean {
+    return this.transport.send(flow, bytes);
   }
 
   forget(key: string): void {

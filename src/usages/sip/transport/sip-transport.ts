@@ -1,5 +1,5 @@
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import type { Logger } from '../../../runtime/log.js';
 import { type Address, addressKey } from '../../../wire/address.js';
@@ -55,6 +55,8 @@ export class SipTransport {
   private overlaySender: OverlaySender | undefined;
   private malformedHandler: MalformedHandler = () => {};
   private readonly connections = new Map<number, Socket>();
+  /** Connections we opened, by the address they go to. */
+  private readonly outgoing = new Map<string, number>();
   private nextConnectionId = 1;
   private closed = false;
 
@@ -173,10 +175,38 @@ export class SipTransport {
       socket.destroy();
       return;
     }
+    this.adopt(socket, { host: socket.remoteAddress ?? '0.0.0.0', port: socket.remotePort ?? 0 });
+  }
+
+  /**
+   * A TCP flow of our own to `remote` (RFC 3261 s18.1.1: requests too large for UDP go over TCP),
+   * reusing one we opened before while it lives. Writes wait for the connection; if it cannot be
+   * made, the flow is closed and later sends on it fail.
+   */
+  connect(remote: Address): SipFlow | undefined {
+    if (this.closed || this.connections.size >= MAX_CONNECTIONS) return undefined;
+    const key = addressKey(remote);
+    const existing = this.outgoing.get(key);
+    if (existing !== undefined && this.hasConnection(existing)) return { transport: 'TCP', remote, connectionId: existing };
+    const socket = createConnection({ host: remote.host, port: remote.port });
+    const flow = this.adopt(socket, remote);
+    this.outgoing.set(key, flow.connectionId!);
+    socket.once('close', () => {
+      if (this.outgoing.get(key) === flow.connectionId) this.outgoing.delete(key);
+    });
+    return flow;
+  }
+
+  /** Restarts a connection's idle timer: a registered phone's flow lives as long as its binding. */
+  keepOpen(connectionId: number): void {
+    this.connections.get(connectionId)?.setTimeout(IDLE_CONNECTION_MS);
+  }
+
+  private adopt(socket: Socket, remote: Address): SipFlow {
     const id = this.nextConnectionId++;
     this.connections.set(id, socket);
     this.counters.connectionsOpened++;
-    const flow: SipFlow = { transport: 'TCP', remote: { host: socket.remoteAddress ?? '0.0.0.0', port: socket.remotePort ?? 0 }, connectionId: id };
+    const flow: SipFlow = { transport: 'TCP', remote, connectionId: id };
     const framer = new SipStreamFramer();
     socket.setTimeout(IDLE_CONNECTION_MS, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
@@ -203,6 +233,7 @@ export class SipTransport {
       this.connections.delete(id);
       this.counters.connectionsClosed++;
     });
+    return flow;
   }
 
   private deliver(message: SipMessage, flow: SipFlow): void {
