@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
 import { SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
@@ -64,6 +66,18 @@ test('a CANCEL while the callee is still being looked up in the overlay: 200 and
   } finally {
     homeB.kill('SIGCONT');
   }
+});
+
+test('an INVITE with 2 KB of SDP goes from home to home over TCP (RFC 3261 s18.1.1), and the call completes', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const extra = Array.from({ length: 40 }, (_, i) => `      a=candidate:${i} 1 UDP ${2130706431 - i} 192.0.2.${i + 1} ${50000 + i} typ host`).join('\n');
+  const big = path.join(root, 'uac-call-big.xml');
+  writeFileSync(big, readFileSync(path.resolve('test/integration/sipp/uac-call.xml'), 'utf8').replace('      a=rtpmap:0 PCMU/8000\n', `      a=rtpmap:0 PCMU/8000\n${extra}\n`));
+  const tcpAtB = status(homes.dirs.b).sip.transport.tcpReceived;
+  const bob = homes.waits('bob', 'uas-answer.xml', { ANSWER_MS: '200' });
+  const caller = homes.call('alice', 'a', 'bob', big);
+  assert.equal(caller.code, 0, caller.errors);
+  assert.equal((await bob.done).code, 0);
+  assert.ok(status(homes.dirs.b).sip.transport.tcpReceived > tcpAtB, 'home B received the INVITE over TCP');
 });
 
 test('a text message (MESSAGE, RFC 3428) from alice reaches bob at the other home with its body', { skip: SKIP_WITHOUT_SIPP }, async () => {
