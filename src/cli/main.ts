@@ -32,7 +32,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
            [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
-  user     add NAME [--password P] | list | remove NAME   --data DIR [--json]
+  user     add NAME [--password P] [--replace] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
   route    NAME --data DIR [--json]
   attach   NODE-ID --data DIR [--json]
@@ -54,6 +54,11 @@ type Print = (text: string) => void;
 
 export async function main(argv: readonly string[], out: Print = (t) => process.stdout.write(`${t}\n`)): Promise<number> {
   const [command, ...rest] = argv;
+  // `p2psip start --help` (any command's): the usage, not "--help needs a value".
+  if (command !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    out(USAGE);
+    return 0;
+  }
   try {
     switch (command) {
       case 'start':
@@ -65,7 +70,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
       case 'lookup':
         return await lookupCommand(parseArgs(rest, ['json']), out);
       case 'user':
-        return userCommand(parseArgs(rest, ['json']), out);
+        return userCommand(parseArgs(rest, ['json', 'replace']), out);
       case 'revoke':
         return await revokeCommand(parseArgs(rest, ['json']), out);
       case 'join': {

@@ -7,12 +7,12 @@ import { checkKnownFlags, type ParsedArgs, requiredFlag, stringFlag } from './ar
 type Print = (text: string) => void;
 
 /**
- * `p2psip user add NAME [--password P] | list | remove NAME --data DIR`: the family's SIP
+ * `p2psip user add NAME [--password P] [--replace] | list | remove NAME --data DIR`: the family's SIP
  * accounts on their home peer. Works on the data directory directly; a running peer picks the
  * change up at the next REGISTER.
  */
 export function userCommand(args: ParsedArgs, out: Print): number {
-  checkKnownFlags(args, ['data', 'password', 'json']);
+  checkKnownFlags(args, ['data', 'password', 'json', 'replace']);
   const [action, name] = args.positional;
   const dir = requiredFlag(args, 'data');
   const stored = loadIdentity(dir);
@@ -25,6 +25,8 @@ export function userCommand(args: ParsedArgs, out: Print): number {
       if (!name) throw new UsageError('user add needs a NAME');
       const given = stringFlag(args, 'password');
       const password = given ?? randomBytes(12).toString('base64url');
+      // A second `user add` would silently change a phone's password: only when asked for.
+      if (store.list().includes(name.toLowerCase()) && !args.flags.has('replace')) throw new UsageError(`${name} is already a user here: add --replace to set a new password`);
       store.add(name, password);
       const aor = `sip:${name.toLowerCase()}@${store.realm}`;
       if (json) out(JSON.stringify({ user: name.toLowerCase(), aor, realm: store.realm, ...(given ? {} : { password }) }));

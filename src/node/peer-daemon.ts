@@ -7,6 +7,7 @@ import { SystemRandom } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { idToHex } from '../wire/id.js';
 import { ConfigError, type SignedConfig } from './config/overlay-config.js';
+import { bindOrExplain } from './port-in-use.js';
 import { ConfigSync } from './config/config-sync.js';
 import { saveConfig } from './config/config-file.js';
 import { AuthorityTrustPolicy } from '../identity/authority-trust.js';
@@ -91,14 +92,15 @@ export class PeerDaemon {
     const random = new SystemRandom();
     const nowSeconds = (): number => Math.floor(clock.wallTime() / 1000);
     const setup = loadNodeSetup(options.dataDir, options.open, options.overlayName, random, nowSeconds(), log);
-    const link = await UdpLink.open({ host: options.bindHost, port: options.overlayPort }, log.child('udp'));
+    const link = await bindOrExplain(() => UdpLink.open({ host: options.bindHost, port: options.overlayPort }, log.child('udp')), options.bindHost, options.overlayPort, 'the overlay (UDP)', '--overlay-port');
     const advertised = { host: options.advertiseHost ?? advertisableHost(options.bindHost), port: link.localAddress.port };
     const authority = setup.config ? EnrollmentAuthority.load(options.dataDir, setup.config, random) : undefined;
     let enrollment: EnrollmentServer | undefined;
     if (authority) {
       // RFC 6940 s11.3's enrollment server, on TCP at the overlay's port number.
-      enrollment = new EnrollmentServer((request) => authority.answer(request, nowSeconds()), log.child('enrollment'));
-      await enrollment.listen({ host: options.bindHost, port: link.localAddress.port });
+      const server = new EnrollmentServer((request) => authority.answer(request, nowSeconds()), log.child('enrollment'));
+      enrollment = server;
+      await bindOrExplain(() => server.listen({ host: options.bindHost, port: link.localAddress.port }), options.bindHost, link.localAddress.port, 'enrollment (TCP, on the overlay port)', '--overlay-port');
       announceEnrollmentAddress(authority, advertised, nowSeconds());
     }
     const role = setup.identity.certificate.claims.role ?? 'peer';
@@ -141,11 +143,12 @@ export class PeerDaemon {
     configSync?.start();
     const domain = sipDomain(setup.identity.certificate.claims.subject, setup.overlayName);
     const registrationKind = setup.kinds.named('SIP-REGISTRATION');
+    const sipPort = options.sipPort;
     const sip =
-      options.sipPort === undefined
+      sipPort === undefined
         ? undefined
-        : await SipService.start({
-            bind: { host: options.bindHost, port: options.sipPort },
+        : await bindOrExplain(() => SipService.start({
+            bind: { host: options.bindHost, port: sipPort },
             advertisedHost: advertised.host,
             realm: domain,
             domains: [domain, advertised.host],
@@ -159,7 +162,7 @@ export class PeerDaemon {
             nonceSecret: random.bytes(32),
             ...(options.sipTimerCSeconds ? { timerCMs: options.sipTimerCSeconds * 1000 } : {}),
             localHosts: localAddresses(options.bindHost),
-          });
+          }), options.bindHost, sipPort, 'SIP (UDP and TCP)', '--sip-port');
     if (sip) {
       serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
       serveSipTunnel(peer.router, sip.transport);
