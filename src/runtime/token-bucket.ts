@@ -38,10 +38,14 @@ export class TokenBucket {
   }
 }
 
-/** One bucket per key (an address, a Node-ID), forgetting idle ones so the map stays bounded. */
+/**
+ * One bucket per key (an address, a Node-ID), at most `maxKeys` of them. The map is kept in order
+ * of last use; a newcomer when it is full pushes out the least recently used bucket, in O(1).
+ * A newcomer is never refused for want of room: a flood of spoofed sources then costs honest
+ * senders at most a fresh (full) bucket, never their traffic.
+ */
 export class KeyedRateLimiter<K> {
   private readonly buckets = new Map<K, TokenBucket>();
-  private sweptAt = -Infinity;
   dropped = 0;
 
   constructor(
@@ -52,17 +56,12 @@ export class KeyedRateLimiter<K> {
 
   allow(key: K): boolean {
     let bucket = this.buckets.get(key);
-    if (!bucket) {
-      // A sweep walks every key: at most one a second, or a flood of new sources would pay for one each.
-      if (this.buckets.size >= this.maxKeys && this.clock.now() - this.sweptAt >= 1000) this.sweep();
-      // Still full of busy sources: refuse newcomers rather than grow without bound.
-      if (this.buckets.size >= this.maxKeys) {
-        this.dropped++;
-        return false;
-      }
+    if (bucket) this.buckets.delete(key); // re-inserted below: most recently used last
+    else {
+      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value as K);
       bucket = new TokenBucket(this.limit, this.clock);
-      this.buckets.set(key, bucket);
     }
+    this.buckets.set(key, bucket);
     if (bucket.take()) return true;
     this.dropped++;
     return false;
@@ -70,7 +69,6 @@ export class KeyedRateLimiter<K> {
 
   /** Forgets sources whose buckets have refilled. */
   sweep(): void {
-    this.sweptAt = this.clock.now();
     for (const [key, bucket] of this.buckets) if (bucket.isIdle()) this.buckets.delete(key);
   }
 

@@ -74,7 +74,7 @@ export interface SealedLinkOptions {
   /** "Unknown session" hints sent to one address, and to everyone. */
   readonly unknownHintLimit: RateLimit;
   readonly unknownHintLimitTotal: RateLimit;
-  /** Responder sessions waiting for the initiator's key confirmation, in all. */
+  /** Responder sessions waiting for the initiator's key confirmation, in all (the oldest make room). */
   readonly maxHalfOpen: number;
   /** Answered hellos remembered (each until its hello is too old to believe). */
   readonly maxAnsweredHellos: number;
@@ -179,6 +179,8 @@ interface AddressState {
   lastRecoveryAt: number;
 }
 
+/** Half-open sessions one IP address may hold at once (its ports together). */
+const MAX_HALF_OPEN_PER_HOST = 8;
 /** A key confirmation carries nothing: a sealed frame whose plaintext is empty. */
 const EMPTY = new Uint8Array(0);
 /** A pending handshake follows at most this many cookies (a responder rotating its secret sends a second). */
@@ -221,7 +223,8 @@ export class SealedLink implements Link {
   private readonly cookieTotal: TokenBucket;
   private readonly hintLimiter: KeyedRateLimiter<string>;
   private readonly hintTotal: TokenBucket;
-  private halfOpenCount = 0;
+  /** Every half-open responder session, oldest first (a SYN cache: the oldest go when it is full). */
+  private readonly halfOpen = new Map<string, Session>();
   private faultLogged = false;
   private handler: (from: Address, datagram: Uint8Array, peer?: LinkPeer) => void = () => {};
   private sweepTimer: TimerHandle | undefined;
@@ -301,7 +304,7 @@ export class SealedLink implements Link {
   }
 
   status(): Record<string, number> {
-    return { ...this.counters, sessions: this.sessionsById.size - this.halfOpenCount, halfOpen: this.halfOpenCount, handshaking: this.pendingById.size, answeredHellos: this.answered.size };
+    return { ...this.counters, sessions: this.sessionsById.size - this.halfOpen.size, halfOpen: this.halfOpen.size, handshaking: this.pendingById.size, answeredHellos: this.answered.size };
   }
 
   async close(): Promise<void> {
@@ -436,7 +439,7 @@ export class SealedLink implements Link {
       if (earlier.replyBytes) this.inner.send(from, earlier.replyBytes); // our reply was lost
       return;
     }
-    if (this.halfOpenCount >= this.options.maxHalfOpen || !this.handshakeLimiter.allow(key) || !this.handshakeTotal.take()) {
+    if (!this.handshakeLimiter.allow(key) || !this.handshakeTotal.take()) {
       this.counters.rateLimited++;
       return;
     }
@@ -589,19 +592,26 @@ export class SealedLink implements Link {
     this.inner.send(pending.address, pending.helloBytes);
   }
 
-  /** A responder session waits here, unused, until the initiator proves it holds the keys. */
+  /**
+   * A responder session waits here, unused, until the initiator proves it holds the keys. Room is
+   * made by pushing out the oldest: first the newcomer's host's own (a few per IP address, whatever
+   * its ports), then anyone's. A newcomer is never refused, so nobody can fill the table for good.
+   */
   private holdHalfOpen(key: string, session: Session): void {
+    const fromHost = [...this.halfOpen.values()].filter((s) => s.address.host === session.address.host);
+    if (fromHost.length >= MAX_HALF_OPEN_PER_HOST) this.dropSession(fromHost[0]);
+    if (this.halfOpen.size >= this.options.maxHalfOpen) this.dropSession(this.halfOpen.values().next().value as Session);
     const state = this.stateFor(key);
     state.halfOpen.unshift(session);
     this.sessionsById.set(session.localId, session);
-    this.halfOpenCount++;
+    this.halfOpen.set(session.localId, session);
     for (const old of state.halfOpen.splice(2)) this.forget(old);
   }
 
   private confirm(key: string, session: Session): void {
     const state = this.stateFor(key);
     state.halfOpen = state.halfOpen.filter((s) => s !== session);
-    this.halfOpenCount--;
+    this.halfOpen.delete(session.localId);
     session.confirmed = true;
     this.counters.handshakesConfirmed++;
     this.install(key, session);
@@ -619,7 +629,7 @@ export class SealedLink implements Link {
 
   private forget(session: Session): void {
     this.sessionsById.delete(session.localId);
-    if (!session.confirmed) this.halfOpenCount--;
+    if (!session.confirmed) this.halfOpen.delete(session.localId);
   }
 
   private dropSession(session: Session): void {

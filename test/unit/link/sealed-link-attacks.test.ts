@@ -227,3 +227,43 @@ test('a user certificate (a credential that signs values) never opens a link, in
   assert.equal(got.length, 0);
   assert.ok(b.link.counters.handshakesRefused >= 2, 'refused as initiator and as responder');
 });
+
+test('half-open sessions held by strangers make room for an honest handshake: the oldest go, none is refused', () => {
+  const { network, make, settle } = world({ maxHalfOpen: 4 });
+  const victim = make(2);
+  const other = make(3);
+  // A hello of node 1 (sent to node 3), replayed by four hosts with their own cookies: four half-open sessions.
+  const one = make(1);
+  one.link.send(other.link.localAddress, frame(1));
+  settle();
+  const hello = one.wire.map((b) => decodeSecurityFrame(b)).find((f): f is LinkHello => f.type === FrameType.LinkHello)!;
+  for (let i = 0; i < 4; i++) {
+    const host = network.addHost();
+    host.onDatagram((_, bytes) => {
+      const f = decodeSecurityFrame(bytes);
+      if (f.type === FrameType.LinkCookie) host.send(victim.link.localAddress, encodeSecurityFrame({ ...hello, cookie: f.cookie }));
+    });
+    host.send(victim.link.localAddress, encodeSecurityFrame({ ...hello, cookie: undefined }));
+  }
+  settle();
+  assert.equal(victim.link.status().halfOpen, 4, 'the table is full of sessions nobody will confirm');
+  const honest = make(4);
+  honest.link.send(victim.link.localAddress, frame(7));
+  settle();
+  assert.deepEqual(victim.received.map((r) => r.bytes[2]), [7]);
+  assert.ok(victim.link.status().halfOpen <= 4);
+});
+
+test('a per-address budget table full of spoofed sources still lets every honest datagram through', () => {
+  const { network, make, settle } = world();
+  const a = make(1);
+  const b = make(2);
+  a.link.send(b.link.localAddress, frame(0));
+  settle();
+  for (let second = 1; second <= 5; second++) {
+    for (let i = 0; i < 5_000; i++) network.deliver({ host: `198.19.${(i >> 8) & 0xff}.${i & 0xff}`, port: 9 }, b.link.localAddress, new Uint8Array([0x82, 0x07]));
+    for (let i = 0; i < 10; i++) a.link.send(b.link.localAddress, frame(second));
+    settle(1000);
+  }
+  assert.equal(b.received.length, 51, 'all 50 honest datagrams after the first arrived');
+});
