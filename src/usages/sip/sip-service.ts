@@ -153,7 +153,7 @@ export class SipService {
         this.counters.dropped++; // s18.1.2: a malformed response is dropped
         return;
       }
-      if (!this.clients.receive(message, essentials)) this.proxy.forwardResponse(message, essentials);
+      if (!this.clients.receive(message, essentials)) this.proxy.dropStrayResponse();
       return;
     }
     this.counters.requests++;
@@ -166,7 +166,7 @@ export class SipService {
       return;
     }
     const tx = this.transactions.receive(message, checked, flow);
-    if (tx === 'ack') return this.proxy.forwardAck(message, checked); // the ACK of a 2xx, end to end
+    if (tx === 'ack') return this.proxy.forwardAck(message, checked, flow); // the ACK of a 2xx, end to end
     if (!tx) return; // a retransmission, answered by its transaction, or the ACK of our non-2xx
     const unsupported = unsupportedExtensions(message);
     if (unsupported.length) return tx.respond(420, 'Bad Extension', (r) => r.headers.add('Unsupported', unsupported.join(', ')));

@@ -12,6 +12,7 @@ import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-me
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
 import type { LocationService } from '../registrar/location.js';
+import { SipError } from '../sip-error.js';
 import { FLOW_PARAM, type FlowTokens } from './flow-tokens.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
@@ -88,8 +89,9 @@ const UDP_SIZE_LIMIT = 1300;
 
 interface Branch {
   tx: ClientTransaction;
-  /** Where this branch went: its responses' Contacts are marked with it. */
+  /** Where this branch went: its responses' Contacts are marked with it when it is a phone of this home. */
   readonly flow: SipFlow;
+  readonly toPhone: boolean;
   readonly branch: string;
   readonly request: SipRequest;
   provisional: boolean;
@@ -121,16 +123,19 @@ export interface ProxyCounters {
   statelessForwards: number;
   /** Requests from strangers challenged before being relayed (407). */
   challenged: number;
+  strayResponses: number;
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
 /** Requests that create a dialog or an (implicit) subscription: later requests must come back through us (RFC 3261 s16.6 step 4, RFC 6665, RFC 3515). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
+/** Requests whose Contact sets a dialog's remote target (RFC 3261 s12, RFC 3311): these Contacts get flow marks. */
+const TARGET_REFRESHING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'UPDATE']);
 /** The Record-Route URI parameter naming the recording peer's Node-ID. */
 const PEER_PARAM = 'p2p-node';
 
 export class SipProxy {
-  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0 };
+  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   /** Requests whose targets are still being found (an overlay lookup may take seconds). */
   private readonly deciding = new Set<ServerTransaction>();
@@ -142,35 +147,51 @@ export class SipProxy {
     const { request, checked } = server;
     if (checked.maxForwards === 0) return server.respond(483, 'Too Many Hops'); // s16.3 step 3
     if (this.looped(request, checked)) return server.respond(482, 'Loop Detected'); // s16.3 step 4
-    if (!this.mayRelay(server)) return;
+    let trusted: boolean | 'challenged';
+    try {
+      trusted = this.trusted(server);
+    } catch (error) {
+      if (!(error instanceof SipError)) throw error;
+      return server.respond(error.status, error.reason); // credentials we cannot read
+    }
+    if (trusted === 'challenged') return;
     if (server.invite) server.respond(100, 'Trying'); // s16.2: a stateful proxy answers INVITE at once
     this.deciding.add(server);
     this.targets(request, checked, (targets, refusal) => {
       // s16.10: a CANCEL that came while we looked the callee up has answered this INVITE already.
       if (!this.deciding.delete(server)) return;
       if (!targets) return server.respond(refusal![0], refusal![1]);
+      // A stranger may reach this home's phones, and nothing else (s22.3, s26.4: no open relay).
+      if (!trusted && !targets.every((t) => t.registered)) return this.challenge(server, false);
       this.fork(server, targets);
     });
   }
 
   /**
-   * Who may have a request relayed: anyone calling a user of this home, anyone inside a dialog
-   * (its route set was recorded), another home (through the overlay), this home's phones (from
-   * the flow they registered over); everyone else proves a user of this home with digest (407).
-   * Without this the peer would be an open relay for INVITE and MESSAGE to any address.
+   * Who may have a request relayed anywhere: another home (through the overlay), this home's phones
+   * (from the flow they registered over) and whoever proves a user of this home with digest. Anyone
+   * else may only reach this home's phones: a stranger's request that names anything else, or
+   * whose targets turn out to be anything else, is challenged (407). Without this the peer would be
+   * an open relay. 'challenged' when the 407 has gone already.
    */
-  private mayRelay(server: ServerTransaction): boolean {
+  private trusted(server: ServerTransaction): boolean | 'challenged' {
     const { request, checked, flow } = server;
     const auth = this.deps.auth;
-    if (!auth || checked.to.params.has('tag') || flow.transport === 'OVERLAY') return true;
-    const uri = tryParseSipUri(request.uri);
-    if (uri?.user && this.deps.servesDomain(uri.host) && this.deps.isLocalUser(uri.user)) return true;
-    if (this.bindingFor(request.uri) || this.fromRegisteredPhone(flow)) return true;
-    const verdict = auth.verify(request, PROXY_CHALLENGE);
+    if (!auth || flow.transport === 'OVERLAY' || this.fromRegisteredPhone(flow)) return true;
+    const verdict = request.headers.has('Proxy-Authorization') ? auth.verify(request, PROXY_CHALLENGE) : { stale: false };
     if (verdict.user !== undefined) return true;
+    // Worth a look (it may reach a phone here): a dialog's request, a marked Contact, a user of this home.
+    const uri = tryParseSipUri(request.uri);
+    const maybeInward = checked.to.params.has('tag') || uri?.params.has(FLOW_PARAM) || (uri?.user && this.deps.servesDomain(uri.host) && this.deps.isLocalUser(uri.user));
+    if (maybeInward) return false;
+    this.challenge(server, verdict.stale ?? false);
+    return 'challenged';
+  }
+
+  private challenge(server: ServerTransaction, stale: boolean): void {
+    const auth = this.deps.auth!;
     this.counters.challenged++;
-    server.respond(407, 'Proxy Authentication Required', (response) => auth.challengeHeaders(response, PROXY_CHALLENGE, verdict.stale));
-    return false;
+    server.respond(407, 'Proxy Authentication Required', (response) => auth.challengeHeaders(response, PROXY_CHALLENGE, stale));
   }
 
   private fromRegisteredPhone(flow: SipFlow): boolean {
@@ -201,29 +222,25 @@ export class SipProxy {
   }
 
   /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
-  forwardAck(request: SipRequest, checked: CheckedRequest): void {
+  forwardAck(request: SipRequest, checked: CheckedRequest, flow: SipFlow): void {
     if (checked.maxForwards === 0) return; // s16.3 step 3: no response to an ACK; it just goes no further
+    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.fromRegisteredPhone(flow);
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
-      if (!target) return;
+      if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
       const branch = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
       this.counters.statelessForwards++;
       this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch)));
     });
   }
 
-  /** A response no client transaction claims (a 2xx retransmitted after its transaction ended): s16.11. */
-  forwardResponse(response: SipResponse, essentials: Essentials): void {
-    const top = essentials.vias[0];
-    if (!this.isSelf(top.host, top.port) || !top.params.get('branch')?.startsWith(BRANCH_PREFIX) || essentials.vias.length < 2) return;
-    const next = essentials.vias[1];
-    const host = next.params.get('received') ?? next.host;
-    const rport = next.params.get('rport');
-    const port = rport ? Number(rport) : (next.port ?? 5060);
-    const copy = { ...response, headers: response.headers.clone() };
-    copy.headers.removeFirstValue('Via');
-    this.counters.statelessForwards++;
-    this.deps.transport.send({ transport: 'UDP', remote: { host: host.replace(/^\[|\]$/g, ''), port } }, serializeSipMessage(copy));
+  /**
+   * A response no client transaction claims is dropped (RFC 6026 s7.3 changes s16.7 step 1): a
+   * retransmitted 2xx is still in Timer M's hands, and forwarding strays would let anyone bounce
+   * responses off us to a third address.
+   */
+  dropStrayResponse(): void {
+    this.counters.strayResponses++;
   }
 
   // --- targets (s16.4, s16.5) ---
@@ -239,13 +256,15 @@ export class SipProxy {
     } catch {
       return done(undefined, [416, 'Unsupported URI Scheme']);
     }
-    // A Contact we marked: in-dialog requests go back over the flow the phone spoke from.
+    // A contact registered here: in-dialog requests reach the phone over its registered flow (the
+    // newest we know); failing that, over the flow its marked Contact names (flow-tokens.ts),
+    // with the mark taken off again (the phone never sees it).
     const token = uri.params.get(FLOW_PARAM);
-    const marked = token ? this.deps.flowTokens?.decode(token) : undefined;
-    if (marked) return done([{ uri: request.uri, flow: marked, registered: marked.transport === 'TCP' }]);
-    // A contact registered here: in-dialog requests reach the phone over its registered flow.
-    const registered = this.bindingFor(request.uri);
+    const unmarked = token ? withoutParam(request.uri, FLOW_PARAM) : request.uri;
+    const registered = this.bindingFor(unmarked);
     if (registered) return done([registered]);
+    const marked = token ? this.deps.flowTokens?.decode(token) : undefined;
+    if (marked) return done([{ uri: unmarked, flow: marked, registered: true }]);
     if (uri.user && this.deps.servesDomain(uri.host)) {
       const aor = aorOf(uri);
       const bindings = this.deps.location.bindings(aor);
@@ -320,7 +339,7 @@ export class SipProxy {
       const target = tcp ? { ...planned, flow: tcp } : planned;
       const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
       const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow);
-      const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
+      const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
       call.branches.push(branch);
       this.counters.forwarded++;
       branch.tx = this.deps.clients.send(request, branchId, target.flow, {
@@ -334,6 +353,7 @@ export class SipProxy {
       });
     }
     call.starting = false;
+    if (server.invite && call.branches.length > targets.length) this.armTimerC(call); // a later q group gets its own Timer C
     this.finishIfDone(call);
   }
 
@@ -346,7 +366,7 @@ export class SipProxy {
     const clock = this.deps.servers.clock;
     clock.clearTimer(call.timerC);
     call.timerC = clock.setTimer(this.deps.timerCMs ?? TIMER_C_MS, () => {
-      for (const branch of call.branches) {
+      for (const branch of [...call.branches]) {
         if (branch.final) continue;
         branch.timedOut = true;
         if (branch.provisional) this.cancelBranch(branch);
@@ -370,7 +390,9 @@ export class SipProxy {
   }
 
   private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow): SipRequest {
-    const request = from ? this.markContacts(original, from) : original;
+    // Only what this home's phones send is marked: other homes mark their own phones' Contacts.
+    const marks = from && TARGET_REFRESHING.has(original.method) && this.fromRegisteredPhone(from);
+    const request = marks ? this.markContacts(original, from) : original;
     const headers = request.headers.clone();
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
     // response (a retransmitted 2xx sent without state too) finds a caller behind a NAT.
@@ -385,8 +407,14 @@ export class SipProxy {
   }
 
   private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
-    if (received.status === 100) return;
-    const response = this.markContacts(received, branch.flow);
+    if (received.status === 100) {
+      // s9.1: any provisional response, a 100 too, lets a CANCEL go (it is not forwarded, nor does it reset Timer C).
+      branch.provisional = true;
+      if (branch.cancelWhenProvisional) this.sendCancel(branch);
+      return;
+    }
+    const marks = branch.toPhone && received.status < 300 && TARGET_REFRESHING.has(branch.request.method);
+    const response = marks ? this.markContacts(received, branch.flow) : received;
     if (response.status < 200) {
       branch.provisional = true;
       if (branch.cancelWhenProvisional) this.sendCancel(branch);
@@ -552,6 +580,11 @@ function response408Headers(request: SipRequest): SipHeaders {
   const to = request.headers.get('To')!;
   headers.add('To', /;\s*tag=/i.test(to) ? to : `${to};tag=${newTag()}`);
   return headers;
+}
+
+/** `uri` with one ;name=value parameter taken out (before any ?headers). */
+function withoutParam(uri: string, name: string): string {
+  return uri.replace(new RegExp(`;${name}=[^;?>]*`, 'i'), '');
 }
 
 function tryParseSipUri(text: string): SipUri | undefined {
