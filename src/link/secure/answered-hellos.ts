@@ -12,6 +12,8 @@ interface Entry {
   readonly believableUntil: number;
   readonly answeredAt: number;
   replyBytes: Uint8Array | undefined;
+  /** Times the reply went out again: a few retransmissions, never a stream for whoever can spoof the initiator. */
+  resent: number;
 }
 
 export class AnsweredHellos {
@@ -25,7 +27,7 @@ export class AnsweredHellos {
 
   remember(session: string, address: string, replyBytes: Uint8Array, answeredAt: number, believableUntil: number): void {
     while (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(`${session}|${address}`, { believableUntil, answeredAt, replyBytes });
+    this.entries.set(`${session}|${address}`, { believableUntil, answeredAt, replyBytes, resent: 0 });
   }
 
   /** Drops reply bytes older than `replyKeepMs` and entries whose hello can no longer be believed. */

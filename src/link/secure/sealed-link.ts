@@ -179,6 +179,8 @@ interface AddressState {
   lastRecoveryAt: number;
 }
 
+/** A lost reply is sent again this many times at most, for retransmitted hellos. */
+const MAX_REPLY_RESENDS = 4;
 /** Half-open sessions one IP address may hold at once (its ports together). */
 const MAX_HALF_OPEN_PER_HOST = 8;
 /** A key confirmation carries nothing: a sealed frame whose plaintext is empty. */
@@ -436,7 +438,8 @@ export class SealedLink implements Link {
     const id = bytesToHex(hello.session);
     const earlier = this.answered.get(id, key);
     if (earlier) {
-      if (earlier.replyBytes) this.inner.send(from, earlier.replyBytes); // our reply was lost
+      // Our reply was lost: send it again, a few times at most (an on-path host could replay the hello).
+      if (earlier.replyBytes && earlier.resent++ < MAX_REPLY_RESENDS) this.inner.send(from, earlier.replyBytes);
       return;
     }
     if (!this.handshakeLimiter.allow(key) || !this.handshakeTotal.take()) {

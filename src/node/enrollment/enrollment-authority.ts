@@ -39,6 +39,7 @@ import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from '
  *   DIR/issued.cbor      = [* [subject, key-fingerprint, node-id, expires]]   (what revoke looks up)
  */
 export const DEFAULT_CERT_LIFETIME_SECONDS = 30 * 24 * 3600;
+const RENEW_MIN_INTERVAL_SECONDS = 60;
 export const DEFAULT_INVITATION_SECONDS = 3600;
 /** Certificates start this much in the past, for devices whose clocks run a little behind. */
 const CLOCK_SKEW_SECONDS = 300;
@@ -82,6 +83,8 @@ export class EnrollmentAuthority {
   private issued: IssuedRecord[];
   /** Renewal nonces seen lately: each is good once while its time can be believed. */
   private readonly renewNonces = new OnceSet(10_000);
+  /** When each key last renewed (bounded by the certificates issued here). */
+  private readonly lastRenewal = new Map<string, number>();
 
   private constructor(
     private readonly dir: string,
@@ -257,9 +260,13 @@ export class EnrollmentAuthority {
     if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
     }
+    // One renewal a minute per key: a node that asks more fills neither the ledger nor the nonce memory.
+    const fingerprint = keyFingerprint(claims.publicKey);
+    if (nowSeconds - (this.lastRenewal.get(fingerprint) ?? -Infinity) < RENEW_MIN_INTERVAL_SECONDS) throw new EnrollmentRefused('renewed a moment ago: try again in a minute');
     if (!this.renewNonces.firstUse(Buffer.from(request.nonce).toString('hex'), request.time + RENEW_MAX_SKEW_SECONDS, nowSeconds)) {
       throw new EnrollmentRefused('renewal replayed');
     }
+    this.lastRenewal.set(fingerprint, nowSeconds);
     const renewed = issueCertificate({ ...claims, notBefore: nowSeconds - CLOCK_SKEW_SECONDS, expires: nowSeconds + this.signed.config.certificateLifetimeSeconds }, this.keys);
     this.record(renewed, nowSeconds);
     return { ok: true, certificate: renewed.bytes, config: this.signed.bytes, mac: null };

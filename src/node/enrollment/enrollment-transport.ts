@@ -28,16 +28,20 @@ function readFrame(socket: Socket): Promise<Uint8Array> {
     socket.setTimeout(TIMEOUT_MS, () => fail(new EnrollmentUnreachable('enrollment timed out')));
     socket.on('error', (e) => fail(new EnrollmentUnreachable(`enrollment connection failed: ${e.message}`)));
     socket.on('end', () => fail(new EnrollmentUnreachable('enrollment connection closed early')));
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       buffered = Buffer.concat([buffered, chunk]);
       if (buffered.length < 4) return;
       const length = buffered.readUInt32BE(0);
       if (length > MAX_ENROLLMENT_MESSAGE) return fail(new EnrollmentUnreachable('enrollment message too large'));
       if (buffered.length >= 4 + length) {
+        // One message each way: whatever follows it is not read, nor kept.
+        socket.off('data', onData);
+        socket.pause();
         socket.removeAllListeners('end');
         resolve(new Uint8Array(buffered.subarray(4, 4 + length)));
       }
-    });
+    };
+    socket.on('data', onData);
   });
 }
 

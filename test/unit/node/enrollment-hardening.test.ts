@@ -36,20 +36,22 @@ function enroll(a: EnrollmentAuthority, seed: number) {
   return { keys, certificate: answer.certificate };
 }
 
-test('a renewal is good once and only near its time: a captured one replayed, or an old one, is refused', () => {
+test('a renewal is good once, only near its time, and once a minute per key: a captured one replayed, an old one, or a flood is refused', () => {
   const { authority: a } = authority('renewals');
   const { keys, certificate } = enroll(a, 1);
-  const renew = (nonceByte: number, time: number) => {
+  const renew = (nonceByte: number, time: number, now = NOW) => {
     const nonce = new Uint8Array(16).fill(nonceByte);
-    return a.answer({ type: RENEW, certificate, nonce, time, proof: signBytes(keys, renewProofInput(certificate, nonce, time)) }, NOW);
+    return a.answer({ type: RENEW, certificate, nonce, time, proof: signBytes(keys, renewProofInput(certificate, nonce, time)) }, now);
   };
   assert.equal(renew(7, NOW).ok, true);
-  const replayed = renew(7, NOW);
+  const soon = renew(8, NOW + 5, NOW + 5);
+  assert.match(soon.ok ? '' : soon.reason, /a moment ago/, 'one renewal a minute per key');
+  const replayed = renew(7, NOW, NOW + 61);
   assert.equal(replayed.ok, false);
   assert.match(replayed.ok ? '' : replayed.reason, /replayed/);
-  const stale = renew(8, NOW - 3600);
+  const stale = renew(11, NOW - 3600, NOW + 61);
   assert.match(stale.ok ? '' : stale.reason, /stale/);
-  assert.equal(renew(9, NOW - 60).ok, true, 'a clock a minute behind is fine');
+  assert.equal(renew(9, NOW + 62, NOW + 122).ok, true, 'a clock a minute behind is fine');
 });
 
 test('devices enrolled without a user get names of 64 random bits, all different', () => {

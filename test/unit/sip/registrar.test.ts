@@ -221,3 +221,13 @@ test('a phone that registers again from a new contact with the same +sip.instanc
   assert.ok(contacts.includes('sip:bob@127.0.0.1:7200'));
   assert.ok(!contacts.includes('sip:bob@127.0.0.1:7100'), `the old contact is gone: ${contacts}`);
 });
+
+test('a phone may use counts of one nonce out of order (parallel requests); each count is good once', async () => {
+  const challenge = await send(register('alice', { cseq: 40, callId: 'parallel' }));
+  const with_ = (cseq: number, nc: string) => register('alice', { cseq, callId: 'parallel', expires: 600, authorization: credentials(challenge, 'MD5', 'alice', users.alice, undefined, nc) });
+  assert.equal((await send(with_(41, '00000003'))).status, 200);
+  assert.equal((await send(with_(42, '00000002'))).status, 200, 'an earlier count arriving late is fine');
+  const again = await send(with_(43, '00000002'));
+  assert.equal(again.status, 401, 'the same count twice is a replay');
+  assert.match(again.headers.get('WWW-Authenticate')!, /stale=true/, 'challenged as stale, so a phone retries without asking for the password');
+});

@@ -1,6 +1,7 @@
 import type { Clock } from '../../../runtime/clock.js';
 import { parseAuthParams } from '../message/auth-params.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
+import { parseSipUri, sameSipUri } from '../message/uri.js';
 import { SipError } from '../sip-error.js';
 import { type DigestAlgorithm, digestResponse, type NonceIssuer, sameDigest } from './digest.js';
 import { NonceCounts } from './nonce-counts.js';
@@ -67,10 +68,14 @@ export class DigestAuthenticator {
         const nc = p.get('nc') ?? '';
         const cnonce = p.get('cnonce') ?? '';
         const expected = digestResponse({ algorithm, ha1, method: request.method, uri, nonce, ...(qop ? { qop: 'auth' as const, nc, cnonce } : {}) });
-        if (sameDigest(expected, response)) {
+        // RFC 2617 s3.2.2.5: the credentials are for this request's Request-URI, not another's.
+        if (sameDigest(expected, response) && sameTarget(uri, request.uri)) {
           // Without qop there is no count: such a nonce is good once.
           if (this.counts.advance(`${nonce}|${qop ? cnonce : ''}`, qop ? parseInt(nc, 16) : 1, this.clock.now())) return { user };
+          // A count used before: challenge with stale=true, so a phone that did this by mistake
+          // retries with a fresh nonce instead of asking its user for a password.
           this.counters.replays++;
+          stale = true;
           continue;
         }
       }
@@ -79,11 +84,30 @@ export class DigestAuthenticator {
     return { stale };
   }
 
+  /** Whether a credentials header is for this realm (a proxy takes those off what it forwards). */
+  isOurRealm(value: string): boolean {
+    try {
+      return parseAuthParams(value).params.get('realm') === this.realm;
+    } catch {
+      return false;
+    }
+  }
+
   /** Adds one challenge per algorithm, most preferred first (RFC 8760 s2.4). */
   challengeHeaders(response: SipResponse, challenge: Challenge, stale: boolean): void {
     const nonce = this.nonces.issue(this.clock.wallTime());
     for (const algorithm of this.algorithms) {
       response.headers.add(challenge.header, `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${algorithm}, qop="auth"${stale ? ', stale=true' : ''}`);
     }
+  }
+}
+
+/** The digest's uri names the Request-URI: the same text, or the same URI by RFC 3261 s19.1.4. */
+function sameTarget(digestUri: string, requestUri: string): boolean {
+  if (digestUri === requestUri) return true;
+  try {
+    return sameSipUri(parseSipUri(digestUri), parseSipUri(requestUri));
+  } catch {
+    return false;
   }
 }

@@ -401,6 +401,12 @@ export class SipProxy {
     const route = firstRoute ? routeUri(firstRoute) : undefined;
     if (route && this.isSelfRoute(route)) headers.removeFirstValue('Route'); // s16.4
     headers.set('Max-Forwards', String((checked.maxForwards ?? 70) - 1));
+    // s22.3: credentials for our realm were for us, and go no further.
+    const others = headers.getAll('Proxy-Authorization').filter((value) => !this.deps.auth?.isOurRealm(value));
+    if (others.length !== headers.getAll('Proxy-Authorization').length) {
+      headers.remove('Proxy-Authorization');
+      for (const value of others) headers.add('Proxy-Authorization', value);
+    }
     if (DIALOG_CREATING.has(request.method)) headers.prepend('Record-Route', `<sip:${this.hostPort()};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`);
     headers.prepend('Via', `SIP/2.0/${target.flow.transport} ${this.hostPort()};branch=${branch};rport`);
     return { kind: 'request', method: request.method, uri: target.uri, headers, body: request.body };
