@@ -22,7 +22,7 @@ import { signValue } from '../../src/storage/value-signing.js';
 import { configUpdateAns, configUpdateReq } from '../../src/wire/messages/config-update.js';
 import { appAttachAns, appAttachReq } from '../../src/wire/messages/app-attach.js';
 import { sipTunnelAns, sipTunnelReq } from '../../src/wire/messages/sip-tunnel.js';
-import { encodeSecurityFrame, helloSignatureInput, sealedFrameAad } from '../../src/wire/link-security.js';
+import { encodeSecurityFrame, helloSignatureInput, type LinkHello, sealedFrameAad } from '../../src/wire/link-security.js';
 import { sealBytes } from '../../src/link/secure/link-crypto.js';
 import { TEST_OVERLAY, testIdentity } from '../helpers/fixtures.js';
 
@@ -115,6 +115,15 @@ const payload = sealPayload(ed25519Suite, identity, header, pingReq.encode({}));
 export const helloSession = new Uint8Array([1, 1, 2, 3, 5, 8, 13, 21]);
 const helloEphemeral = new Uint8Array(32).fill(0x09);
 
+const hello: LinkHello = {
+  type: FrameType.LinkHello,
+  session: helloSession,
+  ephemeral: helloEphemeral,
+  time: 1767225600,
+  certificate: identity.certificate.bytes,
+  signature: ed25519Suite.sign(identity.keys, helloSignatureInput(overlayHash(TEST_OVERLAY), helloSession, helloEphemeral, 1767225600)),
+};
+
 /** Whole datagrams: a signed Ping request in a data frame, an ack, a keepalive, link-security frames. */
 export const frameVectors: Record<string, Uint8Array> = {
   'data-frame-ping': encodeFrame({
@@ -126,24 +135,9 @@ export const frameVectors: Record<string, Uint8Array> = {
   'ack-frame': encodeFrame({ type: FrameType.Ack, seq: 7, received: 0b101 }),
   'keepalive-frame': encodeFrame({ type: FrameType.Keepalive, seq: 8, sender: B }),
   'certificate-self-issued': identity.certificate.bytes,
-  'link-hello': encodeSecurityFrame({
-    type: FrameType.LinkHello,
-    session: helloSession,
-    ephemeral: helloEphemeral,
-    time: 1767225600,
-    certificate: identity.certificate.bytes,
-    signature: ed25519Suite.sign(identity.keys, helloSignatureInput(overlayHash(TEST_OVERLAY), helloSession, helloEphemeral, 1767225600)),
-  }),
+  'link-hello': encodeSecurityFrame(hello),
   // The same hello echoing the responder's cookie (16 bytes; the signature does not cover it).
-  'link-hello-with-cookie': encodeSecurityFrame({
-    type: FrameType.LinkHello,
-    session: helloSession,
-    ephemeral: helloEphemeral,
-    time: 1767225600,
-    certificate: identity.certificate.bytes,
-    signature: ed25519Suite.sign(identity.keys, helloSignatureInput(overlayHash(TEST_OVERLAY), helloSession, helloEphemeral, 1767225600)),
-    cookie: new Uint8Array(16).fill(0xc0),
-  }),
+  'link-hello-with-cookie': encodeSecurityFrame({ ...hello, cookie: new Uint8Array(16).fill(0xc0) }),
   'link-cookie': encodeSecurityFrame({ type: FrameType.LinkCookie, initiatorSession: helloSession, cookie: new Uint8Array(16).fill(0xc0) }),
   'link-unknown': encodeSecurityFrame({ type: FrameType.LinkUnknown, session: helloSession }),
   // An ack frame sealed under an all-0x42 key at counter 9 (ChaCha20-Poly1305, nonce = counter).
