@@ -6,7 +6,8 @@ import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../he
  * The first hour as a newcomer lives it (issue 15, part 2, the parts done so far): a second peer
  * on the same machine that wants a port already taken says which port, what wanted it and the
  * flag that changes it, in one line; `start --help` shows the usage; adding a user that exists
- * does not silently change a phone's password.
+ * does not silently change a phone's password; a peer that can never reach its bootstrap says so
+ * at the default log level after 30 s, with what it tried and why it failed.
  */
 const { root, running } = processLab('p2psip-first-run-');
 
@@ -35,4 +36,19 @@ test('user add of an existing user is refused without --replace, and replaces th
   assert.equal(again.code, 2);
   assert.match(again.stderr, /already a user here: add --replace/);
   assert.equal(runCli(['user', 'add', 'grandpa', '--password', 'second-password', '--replace', '--data', dir]).code, 0);
+});
+
+test('a peer that can never reach its bootstrap warns after 30 s, at the default log level, with what it tried', { timeout: 120_000 }, async () => {
+  const nobody = await freeUdpPort();
+  const lonely = startProcess(['start', '--data', `${root}/lonely`, '--open', '--bind', '127.0.0.1', '--overlay-port', '0', '--sip-port', 'off', '--bootstrap', `127.0.0.1:${nobody}`]);
+  running.push(lonely);
+  const started = Date.now();
+  const warned = await eventually(() => lonely.output.join('').includes('join-stuck'), 100_000, 1000);
+  const line = lonely.output.join('').split('\n').find((l) => l.includes('join-stuck')) ?? '';
+  assert.ok(warned, lonely.output.join('').slice(-2000));
+  assert.ok(Date.now() - started >= 29_000, 'not before 30 s');
+  assert.match(line, /WARN/);
+  assert.match(line, new RegExp(`127\\.0\\.0\\.1:${nobody}`));
+  assert.match(line, /--advertise/);
+  lonely.child.kill('SIGTERM');
 });

@@ -55,6 +55,10 @@ export interface ChordCounters {
   leavesReceived: number;
 }
 
+/** A peer still looking for the ring after this long says so at the default log level. */
+const STUCK_WARNING_MS = 30_000;
+const STUCK_REPEAT_MS = 300_000;
+
 export class ChordTopology implements Topology {
   readonly name = 'CHORD-RELOAD';
   readonly counters: ChordCounters = { joins: 0, updatesSent: 0, updatesReceived: 0, fingerLookups: 0, neighborFailures: 0, leavesReceived: 0 };
@@ -67,6 +71,8 @@ export class ChordTopology implements Topology {
   private readonly join = new JoinMachine();
   private stabilizeTimer: TimerHandle | undefined;
   private bootstrap: readonly Address[] = [];
+  private seekingSince = 0;
+  private stuckWarnedAt = -Infinity;
   /** First successor and predecessor as last published, and when each was last told of us. */
   private announced = new Set<Id>();
   private readonly lastAnnounce = new Map<Id, number>();
@@ -122,6 +128,8 @@ export class ChordTopology implements Topology {
       return;
     }
     this.join.transition('seeking');
+    this.seekingSince = this.router.clock.now();
+    this.stuckWarnedAt = -Infinity;
     this.seekAdmittingPeer(0);
   }
 
@@ -259,6 +267,17 @@ export class ChordTopology implements Topology {
   private retryJoin(attempt: number, reason: string): void {
     const delay = Math.min(this.options.joinRetryMaxMs, 1000 * 2 ** Math.min(attempt, 10));
     this.router.log.info('join-retry', { reason, delayMs: delay });
+    // Said at the default log level, once in a while: a peer that can never join must not stay silent.
+    const now = this.router.clock.now();
+    if (now - this.seekingSince >= STUCK_WARNING_MS && now - this.stuckWarnedAt >= STUCK_REPEAT_MS) {
+      this.stuckWarnedAt = now;
+      this.router.log.warn('join-stuck', {
+        seconds: Math.round((now - this.seekingSince) / 1000),
+        tried: this.bootstrap.map(addressKey).join(','),
+        lastError: reason,
+        hint: 'the bootstrap peer must reach this peer at the address it advertises (--advertise, else --bind) and this peer must reach the bootstrap',
+      });
+    }
     this.router.clock.setTimer(delay + randomInt(this.router.random, 500), () => this.seekAdmittingPeer(attempt + 1));
   }
 

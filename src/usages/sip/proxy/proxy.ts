@@ -434,7 +434,7 @@ export class SipProxy {
       call.answered = true;
       branch.final = response;
       const up = upstream(response);
-      if (call.server.state === 'proceeding' || call.server.state === 'trying') call.server.send(up);
+      if (call.server.state === 'proceeding' || call.server.state === 'trying' || call.server.state === 'accepted') call.server.send(up);
       else this.deps.transport.send(responseFlow(call.server.checked, call.server.flow), serializeSipMessage(up));
       if (first && call.server.invite) for (const other of call.branches) if (other !== branch && !other.final) this.cancelBranch(other);
       this.finishIfDone(call);

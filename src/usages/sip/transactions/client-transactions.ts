@@ -102,6 +102,13 @@ export class ClientTransaction {
     this.callbacks.response(response, essentials);
   }
 
+  /** The connection it went out on was never made: the layer above hears of it as a transport error. */
+  failed(): void {
+    if (this.state !== 'calling' && this.state !== 'proceeding') return;
+    this.terminate();
+    (this.callbacks.transportError ?? this.callbacks.timeout)();
+  }
+
   /** Stops everything without telling anyone (the layer above gave up on this branch). */
   terminate(): void {
     this.state = 'terminated';
@@ -127,7 +134,11 @@ export class ClientTransactions {
   constructor(
     private readonly transport: SipTransport,
     readonly clock: Clock,
-  ) {}
+  ) {
+    transport.onConnectFailed((connectionId) => {
+      for (const tx of [...this.live.values()]) if (tx.flow.transport === 'TCP' && tx.flow.connectionId === connectionId) tx.failed();
+    });
+  }
 
   /** Sends `request`, whose top Via carries a fresh branch of ours. */
   send(request: SipRequest, branch: string, flow: SipFlow, callbacks: ClientCallbacks): ClientTransaction {

@@ -13,8 +13,10 @@ import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
  *   non-INVITE (s17.2.2): after a final response, Completed for Timer J (64*T1 on UDP, none on
  *     TCP), then gone.
  *   INVITE (s17.2.1): a non-2xx final response is retransmitted on UDP (Timer G, T1 doubling to
- *     T2) until the ACK comes (Confirmed, Timer I) or Timer H (64*T1) gives up; a 2xx ends the
- *     transaction at once (its retransmissions and ACK are end to end).
+ *     T2) until the ACK comes (Confirmed, Timer I) or Timer H (64*T1) gives up. After a 2xx the
+ *     transaction is Accepted for Timer L (RFC 6026 s7.1): the INVITE retransmitted is absorbed
+ *     (it must not fork the call again), later 2xx from the core go out through it, and the ACK
+ *     (end to end) goes up.
  */
 import { T1_MS, T2_MS, T4_MS, TIMEOUT_MS } from './timers.js';
 
@@ -75,7 +77,7 @@ export class NonInviteServerTransaction extends BaseServerTransaction {
   }
 }
 
-type InviteState = 'proceeding' | 'completed' | 'confirmed' | 'terminated';
+type InviteState = 'proceeding' | 'accepted' | 'completed' | 'confirmed' | 'terminated';
 
 export class InviteServerTransaction extends BaseServerTransaction {
   readonly invite = true;
@@ -86,12 +88,18 @@ export class InviteServerTransaction extends BaseServerTransaction {
   private interval = T1_MS;
 
   send(response: SipResponse): void {
+    const success = response.status >= 200 && response.status < 300;
+    if (this.state === 'accepted' && success) {
+      this.owner.transmit(responseFlow(this.checked, this.flow), serializeSipMessage(response)); // RFC 6026 s7.1
+      return;
+    }
     if (this.state !== 'proceeding') return;
     this.last = serializeSipMessage(response);
     this.transmit();
     if (response.status < 200) return;
-    if (response.status < 300) {
-      this.terminate(); // s17.2.1: 2xx retransmission is the UAS core's business, end to end
+    if (success) {
+      this.state = 'accepted';
+      this.endTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => this.terminate()); // Timer L
       return;
     }
     this.state = 'completed';
@@ -152,11 +160,11 @@ export class ServerTransactions {
     const key = transactionKey(request, checked);
     const existing = this.live.get(key);
     if (request.method === 'ACK') {
-      if (existing?.invite) {
+      if (existing?.invite && existing.state !== 'accepted') {
         existing.acknowledged();
         return undefined;
       }
-      return 'ack';
+      return 'ack'; // the ACK of a 2xx, end to end (RFC 6026: passed up in Accepted too)
     }
     if (existing) {
       this.retransmissionsAbsorbed++;

@@ -57,6 +57,7 @@ export class SipTransport {
   private readonly connections = new Map<number, Socket>();
   /** Connections we opened, by the address they go to. */
   private readonly outgoing = new Map<string, number>();
+  private connectFailedHandler: (connectionId: number) => void = () => {};
   private nextConnectionId = 1;
   private closed = false;
 
@@ -191,10 +192,19 @@ export class SipTransport {
     const socket = createConnection({ host: remote.host, port: remote.port });
     const flow = this.adopt(socket, remote);
     this.outgoing.set(key, flow.connectionId!);
+    let connected = false;
+    socket.once('connect', () => (connected = true));
     socket.once('close', () => {
       if (this.outgoing.get(key) === flow.connectionId) this.outgoing.delete(key);
+      // Never connected (refused, unreachable): what was sent on it did not go (s18.1.1, s8.1.3.1).
+      if (!connected) this.connectFailedHandler(flow.connectionId!);
     });
     return flow;
+  }
+
+  /** Told when a TCP connection of our own could not be made, so its requests fail at once (503). */
+  onConnectFailed(handler: (connectionId: number) => void): void {
+    this.connectFailedHandler = handler;
   }
 
   /** Restarts a connection's idle timer: a registered phone's flow lives as long as its binding. */

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { test } from 'node:test';
+import { SystemClock } from '../../../src/runtime/clock.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
+import type { SipRequest } from '../../../src/usages/sip/message/sip-message.js';
+import { ClientTransactions } from '../../../src/usages/sip/transactions/client-transactions.js';
+import { SipTransport } from '../../../src/usages/sip/transport/sip-transport.js';
+
+/*
+ * A request sent over a TCP connection of our own that cannot be made (RFC 3261 s18.1.1 sends
+ * large requests to other homes over TCP) fails at once as a transport error (s8.1.3.1: the
+ * proxy answers 503 for that branch), instead of a silent 408 after Timer B's 32 s.
+ */
+test('a request on a TCP connection that is refused fails at once as a transport error', async () => {
+  const transport = await SipTransport.open({ host: '127.0.0.1', port: 0 }, silentLogger);
+  // A port that was free a moment ago: nothing listens there now.
+  const probe = createServer();
+  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const clients = new ClientTransactions(transport, new SystemClock());
+  const flow = transport.connect({ host: '127.0.0.1', port })!;
+  const request = parseSipMessage(
+    new TextEncoder().encode(`OPTIONS sip:home@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:${transport.localAddress.port};branch=z9hG4bKtcp1\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:home@x>\r\nCall-ID: tcp-refused\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`),
+  ) as SipRequest;
+  const started = Date.now();
+  const outcome = await new Promise<string>((resolve) => {
+    clients.send(request, 'z9hG4bKtcp1', flow, { response: () => resolve('response'), timeout: () => resolve('timeout'), transportError: () => resolve('transport error') });
+  });
+  await transport.close();
+  assert.equal(outcome, 'transport error');
+  assert.ok(Date.now() - started < 5_000, `within ${Date.now() - started} ms, not Timer F's 32 s`);
+});
