@@ -260,9 +260,11 @@ export class EnrollmentAuthority {
     if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
     }
-    // One renewal a minute per key: a node that asks more fills neither the ledger nor the nonce memory.
+    // One renewal a minute per key (a quarter of the lifetime where that is shorter; an honest node
+    // renews once per two thirds of it): a node that asks more fills neither the ledger nor the nonce memory.
     const fingerprint = keyFingerprint(claims.publicKey);
-    if (nowSeconds - (this.lastRenewal.get(fingerprint) ?? -Infinity) < RENEW_MIN_INTERVAL_SECONDS) throw new EnrollmentRefused('renewed a moment ago: try again in a minute');
+    const interval = Math.min(RENEW_MIN_INTERVAL_SECONDS, this.signed.config.certificateLifetimeSeconds / 4);
+    if (nowSeconds - (this.lastRenewal.get(fingerprint) ?? -Infinity) < interval) throw new EnrollmentRefused('renewed a moment ago: try again in a minute');
     if (!this.renewNonces.firstUse(Buffer.from(request.nonce).toString('hex'), request.time + RENEW_MAX_SKEW_SECONDS, nowSeconds)) {
       throw new EnrollmentRefused('renewal replayed');
     }
