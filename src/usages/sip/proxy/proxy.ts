@@ -2,18 +2,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { Address } from '../../../wire/address.js';
-import type { CheckedRequest, Essentials } from '../message/check.js';
+import type { CheckedRequest } from '../message/check.js';
 import { inviteCompanion } from '../message/invite-companions.js';
-import { parseNameAddr } from '../message/name-addr.js';
-import { newTag, responseFlow, stampVia } from '../message/response.js';
+import { responseFlow, stampVia } from '../message/response.js';
 import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
-import { SipHeaders, type SipRequest, type SipResponse } from '../message/sip-message.js';
+import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
 import type { LocationService } from '../registrar/location.js';
 import { SipError } from '../sip-error.js';
 import { FLOW_PARAM, type FlowTokens } from './flow-tokens.js';
+import { chosenFinal, response408Headers, synthetic, upstream } from './final-responses.js';
+import { isIpLiteral, routeUri, tryParseSipUri, udpTo, withoutParam } from './route-uris.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
 import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
@@ -177,7 +178,7 @@ export class SipProxy {
   private trusted(server: ServerTransaction): boolean | 'challenged' {
     const { request, checked, flow } = server;
     const auth = this.deps.auth;
-    if (!auth || flow.transport === 'OVERLAY' || this.fromRegisteredPhone(flow)) return true;
+    if (!auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow)) return true;
     const verdict = request.headers.has('Proxy-Authorization') ? auth.verify(request, PROXY_CHALLENGE) : { stale: false };
     if (verdict.user !== undefined) return true;
     // Worth a look (it may reach a phone here): a dialog's request, a marked Contact, a user of this home.
@@ -192,16 +193,6 @@ export class SipProxy {
     const auth = this.deps.auth!;
     this.counters.challenged++;
     server.respond(407, 'Proxy Authentication Required', (response) => auth.challengeHeaders(response, PROXY_CHALLENGE, stale));
-  }
-
-  private fromRegisteredPhone(flow: SipFlow): boolean {
-    for (const aor of this.deps.location.aors()) {
-      for (const { flow: f } of this.deps.location.bindings(aor)) {
-        if (f.transport !== flow.transport) continue;
-        if (f.transport === 'TCP' ? f.connectionId === flow.connectionId : f.remote.host === flow.remote.host && f.remote.port === flow.remote.port) return true;
-      }
-    }
-    return false;
   }
 
   /** s16.10: CANCEL ends the matching INVITE's pending branches; it is answered on its own. */
@@ -224,7 +215,7 @@ export class SipProxy {
   /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
   forwardAck(request: SipRequest, checked: CheckedRequest, flow: SipFlow): void {
     if (checked.maxForwards === 0) return; // s16.3 step 3: no response to an ACK; it just goes no further
-    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.fromRegisteredPhone(flow);
+    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow);
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
       if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
@@ -391,7 +382,7 @@ export class SipProxy {
 
   private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow): SipRequest {
     // Only what this home's phones send is marked: other homes mark their own phones' Contacts.
-    const marks = from && TARGET_REFRESHING.has(original.method) && this.fromRegisteredPhone(from);
+    const marks = from && TARGET_REFRESHING.has(original.method) && this.deps.location.hasFlow(from);
     const request = marks ? this.markContacts(original, from) : original;
     const headers = request.headers.clone();
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
@@ -531,90 +522,4 @@ function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
     hash.update(part).update('\n');
   }
   return hash.digest('hex').slice(0, 12);
-}
-
-/** The response as the next hop up sees it: our Via removed (s16.7 step 9). */
-function upstream(response: SipResponse): SipResponse {
-  const headers = response.headers.clone();
-  headers.removeFirstValue('Via');
-  return { ...response, headers };
-}
-
-/**
- * s16.7 step 6: a 6xx if there is one, else the lowest class; within it, something more telling
- * than a timeout (a busy callee's 486 reaches the caller rather than another phone's 408).
- */
-function best(finals: readonly SipResponse[]): SipResponse {
-  const global = finals.find((r) => r.status >= 600);
-  if (global) return global;
-  const lowest = Math.min(...finals.map((r) => Math.floor(r.status / 100)));
-  const inClass = finals.filter((r) => Math.floor(r.status / 100) === lowest);
-  return inClass.find((r) => r.status !== 408 && r.status !== 487) ?? inClass[0];
-}
-
-/**
- * The final response that goes up once every branch has answered (s16.7 steps 6 and 7): the best
- * one; a 430 (a registered flow failed) a 480; a 503 becomes a 500 (a callee's overload is not ours, and would stop the caller trying us);
- * a 401 or 407 carries every branch's challenge, so the caller can answer them all at once.
- */
-function chosenFinal(finals: readonly SipResponse[]): SipResponse {
-  const chosen = best(finals);
-  if (chosen.status === 503) return { ...chosen, status: 500, reason: 'Server Internal Error' };
-  // A phone's flow failed here (RFC 5626's 430 is between proxies): to the caller, the phone is just not reachable now.
-  if (chosen.status === 430) return { ...chosen, status: 480, reason: 'Temporarily Unavailable' };
-  if (chosen.status !== 401 && chosen.status !== 407) return chosen;
-  const headers = chosen.headers.clone();
-  for (const [status, name] of [[401, 'WWW-Authenticate'], [407, 'Proxy-Authenticate']] as const) {
-    headers.remove(name);
-    for (const response of finals) if (response.status === status) for (const value of response.headers.getAll(name)) headers.add(name, value);
-  }
-  return { ...chosen, headers };
-}
-
-function synthetic(status: number, reason: string, headers: SipHeaders): SipResponse {
-  return { kind: 'response', status, reason, headers, body: new Uint8Array(0) };
-}
-
-/**
- * The headers a locally made final response needs to travel up: the branch request's Vias and
- * dialog identifiers, and a To tag of ours (s8.2.6.2: every final response but a 100 has one).
- */
-function response408Headers(request: SipRequest): SipHeaders {
-  const headers = new SipHeaders();
-  for (const via of request.headers.getAll('Via')) headers.add('Via', via);
-  for (const name of ['From', 'Call-ID', 'CSeq']) headers.add(name, request.headers.get(name)!);
-  const to = request.headers.get('To')!;
-  headers.add('To', /;\s*tag=/i.test(to) ? to : `${to};tag=${newTag()}`);
-  return headers;
-}
-
-/** `uri` with one ;name=value parameter taken out (before any ?headers). */
-function withoutParam(uri: string, name: string): string {
-  return uri.replace(new RegExp(`;${name}=[^;?>]*`, 'i'), '');
-}
-
-function tryParseSipUri(text: string): SipUri | undefined {
-  try {
-    return parseSipUri(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function routeUri(value: string | undefined): SipUri | undefined {
-  if (!value) return undefined;
-  try {
-    return parseSipUri(parseNameAddr(value).uri);
-  } catch {
-    return undefined;
-  }
-}
-
-function isIpLiteral(host: string): boolean {
-  return host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
-}
-
-function udpTo(uri: SipUri): SipFlow {
-  const received = uri.params.get('maddr');
-  return { transport: 'UDP', remote: { host: (received ?? uri.host).replace(/^\[|\]$/g, ''), port: uri.port ?? 5060 } };
 }

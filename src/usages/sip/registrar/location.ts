@@ -61,9 +61,17 @@ export class LocationService {
     return removed;
   }
 
+  /** Whether a message came over a flow some phone registered from (the same TCP connection, or UDP source address). */
+  hasFlow(flow: SipFlow): boolean {
+    return this.flows().some((f) =>
+      f.transport !== flow.transport ? false : f.transport === 'TCP' ? f.connectionId === flow.connectionId : f.remote.host === flow.remote.host && f.remote.port === flow.remote.port,
+    );
+  }
+
   /** Every live binding's flow (to keep registered TCP connections open). */
   flows(): SipFlow[] {
-    return [...this.byAor.values()].flat().map((b) => b.flow);
+    const now = this.now();
+    return [...this.byAor.values()].flat().filter((b) => b.expiresAt > now).map((b) => b.flow);
   }
 
   aors(): string[] {
