@@ -173,14 +173,14 @@ interface PendingHandshake {
 interface AddressState {
   /** Confirmed sessions, newest first; two at most, so crossing handshakes and rekeys never drop traffic in flight. */
   sessions: Session[];
-  /** Responder sessions waiting for key confirmation; two at most. */
-  halfOpen: Session[];
   pending: PendingHandshake | undefined;
   lastRecoveryAt: number;
 }
 
 /** A lost reply is sent again this many times at most, for retransmitted hellos. */
 const MAX_REPLY_RESENDS = 4;
+/** Half-open sessions one source address may hold at once (a crossing retransmission, a rekey). */
+const MAX_HALF_OPEN_PER_ADDRESS = 2;
 /** Half-open sessions one IP address may hold at once (its ports together). */
 const MAX_HALF_OPEN_PER_HOST = 8;
 /** A key confirmation carries nothing: a sealed frame whose plaintext is empty. */
@@ -597,23 +597,22 @@ export class SealedLink implements Link {
 
   /**
    * A responder session waits here, unused, until the initiator proves it holds the keys. Room is
-   * made by pushing out the oldest: first the newcomer's host's own (a few per IP address, whatever
-   * its ports), then anyone's. A newcomer is never refused, so nobody can fill the table for good.
+   * made by pushing out the oldest: first its own address's (two per address), else its host's (a
+   * few per IP address, whatever its ports), then anyone's. A newcomer is never refused, so nobody
+   * can fill the table for good. Half-open sessions live only in this table, not in the per-address
+   * state, which holds what this node itself believes and sends on.
    */
   private holdHalfOpen(key: string, session: Session): void {
     const fromHost = [...this.halfOpen.values()].filter((s) => s.address.host === session.address.host);
-    if (fromHost.length >= MAX_HALF_OPEN_PER_HOST) this.dropSession(fromHost[0]);
+    const fromAddress = fromHost.filter((s) => addressKey(s.address) === key);
+    if (fromAddress.length >= MAX_HALF_OPEN_PER_ADDRESS) this.dropSession(fromAddress[0]);
+    else if (fromHost.length >= MAX_HALF_OPEN_PER_HOST) this.dropSession(fromHost[0]);
     if (this.halfOpen.size >= this.options.maxHalfOpen) this.dropSession(this.halfOpen.values().next().value as Session);
-    const state = this.stateFor(key);
-    state.halfOpen.unshift(session);
     this.sessionsById.set(session.localId, session);
     this.halfOpen.set(session.localId, session);
-    for (const old of state.halfOpen.splice(2)) this.forget(old);
   }
 
   private confirm(key: string, session: Session): void {
-    const state = this.stateFor(key);
-    state.halfOpen = state.halfOpen.filter((s) => s !== session);
     this.halfOpen.delete(session.localId);
     session.confirmed = true;
     this.counters.handshakesConfirmed++;
@@ -625,7 +624,7 @@ export class SealedLink implements Link {
     const state = this.stateFor(key);
     state.sessions.unshift(session);
     this.sessionsById.set(session.localId, session);
-    for (const old of state.sessions.splice(2)) this.sessionsById.delete(old.localId);
+    for (const old of state.sessions.splice(2)) this.forget(old);
     const waiting = state.pending && state.pending.queue !== queued ? state.pending.queue.splice(0) : [];
     for (const datagram of [...queued, ...waiting]) this.sendSealed(session, datagram);
   }
@@ -642,12 +641,11 @@ export class SealedLink implements Link {
     const state = this.addresses.get(key);
     if (!state) return;
     state.sessions = state.sessions.filter((s) => s !== session);
-    state.halfOpen = state.halfOpen.filter((s) => s !== session);
     this.forgetIdleAddress(key, state);
   }
 
   private forgetIdleAddress(key: string, state: AddressState): void {
-    if (state.sessions.length === 0 && state.halfOpen.length === 0 && !state.pending) this.addresses.delete(key);
+    if (state.sessions.length === 0 && !state.pending) this.addresses.delete(key);
   }
 
   private sendSealed(session: Session, datagram: Uint8Array): void {
@@ -665,7 +663,7 @@ export class SealedLink implements Link {
   private stateFor(key: string): AddressState {
     let state = this.addresses.get(key);
     if (!state) {
-      state = { sessions: [], halfOpen: [], pending: undefined, lastRecoveryAt: -Infinity };
+      state = { sessions: [], pending: undefined, lastRecoveryAt: -Infinity };
       this.addresses.set(key, state);
     }
     return state;

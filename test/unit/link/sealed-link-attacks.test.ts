@@ -90,7 +90,7 @@ test('a hello relayed by an outsider from its own address never makes that addre
   outsider.onDatagram((_, bytes) => toOutsider.push(bytes));
   a.link.send(outsider.localAddress, frame(1));
   settle();
-  const aHello = toOutsider.map((b) => decodeSecurityFrame(b)).find((f) => f.type === FrameType.LinkHello) as LinkHello;
+  const aHello = hellosIn(toOutsider)[0];
   assert.ok(aHello, 'A sent its hello to the outsider');
   // It hands A's hello to the relay peer, echoing the cookie the relay gives it: a believable hello.
   outsider.send(relay.link.localAddress, encodeSecurityFrame(aHello));
@@ -236,7 +236,7 @@ test('half-open sessions held by strangers make room for an honest handshake: th
   const one = make(1);
   one.link.send(other.link.localAddress, frame(1));
   settle();
-  const hello = one.wire.map((b) => decodeSecurityFrame(b)).find((f): f is LinkHello => f.type === FrameType.LinkHello)!;
+  const hello = hellosIn(one.wire)[0];
   for (let i = 0; i < 4; i++) {
     const host = network.addHost();
     host.onDatagram((_, bytes) => {
