@@ -179,6 +179,8 @@ export class SipService {
         if (this.isForThisPeer(checked.requestUri.user, message)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
         return this.proxy.handleRequest(tx);
       default:
+        // s8.2.1: addressed to the peer itself (no user, no Route on), a method it does not serve.
+        if (checked.requestUri.user === undefined && this.isForThisPeer(undefined, message)) return tx.respond(405, 'Method Not Allowed', (r) => r.headers.add('Allow', 'OPTIONS, REGISTER'));
         return this.proxy.handleRequest(tx);
     }
   }
@@ -247,7 +249,9 @@ function salvageHeaders(bytes: Uint8Array): SipHeaders | undefined {
   if (bytes.length === 0 || bytes.length > 65_535) return undefined;
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   const head = text.split(/\r?\n\r?\n/, 1)[0].split(/\r?\n/);
-  if (!/^[A-Za-z]+ \S+ SIP\/2\.0$/.test(head[0] ?? '')) return undefined; // responses are never answered
+  // Anything shaped like a request line, however malformed (spaces, versions: RFC 4475 s3.1.2.8-10,
+  // s3.1.2.16); responses are never answered.
+  if (!/^[A-Za-z0-9\-.!%*_+`'~]+ +\S.* +SIP\/\d+\.\d+ *$/.test(head[0] ?? '')) return undefined;
   const headers = new SipHeaders();
   for (const line of head.slice(1, 257)) {
     const colon = line.indexOf(':');

@@ -33,6 +33,12 @@ export function parseCSeq(text: string): CSeq {
   return { seq: Number(match[1]), method: match[2] };
 }
 
+/** Headers that carry one value (s20): a second one makes the message ambiguous (RFC 4475 s3.3.8). */
+const SINGLE_VALUED = ['From', 'To', 'Call-ID', 'CSeq', 'Max-Forwards', 'Content-Type', 'Expires', 'Date'];
+
+/** s20.17: rfc1123-date, always in GMT (RFC 4475 s3.1.2.12). */
+const SIP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 export function readEssentials(message: SipMessage): Essentials {
   const { headers } = message;
   const required = (name: string): string => {
@@ -42,8 +48,12 @@ export function readEssentials(message: SipMessage): Essentials {
   };
   const vias = headers.getAll('Via').map(parseVia);
   if (vias.length === 0) throw badRequest('missing Via');
+  for (const name of SINGLE_VALUED) if (headers.count(name) > 1) throw badRequest(`more than one ${name}`);
+  const date = headers.get('Date');
+  if (date !== undefined && !SIP_DATE.test(date)) throw badRequest('Date is not an RFC 1123 date in GMT');
   const maxForwardsText = headers.get('Max-Forwards');
-  if (maxForwardsText !== undefined && !/^\d{1,3}$/.test(maxForwardsText)) throw badRequest('malformed Max-Forwards');
+  // 1*DIGIT, so leading zeros are fine (RFC 4475 s3.1.1.1); a hop count above 255 is not.
+  if (maxForwardsText !== undefined && (!/^\d{1,10}$/.test(maxForwardsText) || Number(maxForwardsText) > 255)) throw badRequest('malformed Max-Forwards');
   return {
     vias,
     from: parseNameAddr(required('From')),
@@ -54,8 +64,15 @@ export function readEssentials(message: SipMessage): Essentials {
   };
 }
 
+/** s19.1.1, s25.1: scheme ":" ...; anything else in the Request-URI's place is malformed, not merely unsupported. */
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+\-.]*:[^\s<>"]+$/;
+
 export function checkRequest(request: SipRequest): CheckedRequest {
   const essentials = readEssentials(request);
   if (essentials.cseq.method !== request.method) throw badRequest('CSeq method does not match the request');
-  return { ...essentials, requestUri: parseSipUri(request.uri) };
+  if (!ABSOLUTE_URI.test(request.uri)) throw badRequest('malformed Request-URI');
+  const requestUri = parseSipUri(request.uri);
+  // s19.1.5: header fields ride in a URI only to be copied into a request built from it.
+  if (requestUri.headers !== undefined) throw badRequest('Request-URI carries headers');
+  return { ...essentials, requestUri };
 }

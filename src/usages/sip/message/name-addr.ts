@@ -18,6 +18,8 @@ export function parseNameAddr(text: string): NameAddr {
   if (open >= 0) {
     const close = value.indexOf('>', open);
     if (close < 0) throw badRequest('missing > in address');
+    // s25.1: LAQUOT addr-spec RAQUOT, no white space inside the brackets (RFC 4475 s3.1.2.14).
+    if (/^\s|\s$/.test(value.slice(open + 1, close))) throw badRequest('white space inside <> in address');
     const displayText = value.slice(0, open).trim();
     const display = displayText ? unquote(displayText) : undefined;
     const rest = value.slice(close + 1).trim();
@@ -26,6 +28,8 @@ export function parseNameAddr(text: string): NameAddr {
   }
   const [uri, ...params] = splitOutsideQuotes(value, ';');
   if (!uri.includes(':')) throw badRequest('address is not a URI');
+  // s20: a URI with a comma, question mark or semicolon must be in <> (RFC 4475 s3.1.2.13).
+  if (uri.includes('?')) throw badRequest('address with ? must be enclosed in <>');
   return { uri: uri.trim(), params: parseParams(params) };
 }
 

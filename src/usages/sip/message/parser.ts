@@ -73,6 +73,8 @@ export function parseHead(text: string): ParsedHead {
     current = [name, line.slice(colon + 1)];
   }
   flush();
+  // s7.3.1: Content-Length holds one value; two would leave the message's end a guess.
+  if (headers.getAll('Content-Length').length > 1) throw badRequest('more than one Content-Length');
   const contentLengthText = headers.get('Content-Length');
   let contentLength: number | undefined;
   if (contentLengthText !== undefined) {

@@ -136,6 +136,11 @@ export class SipHeaders {
     return out;
   }
 
+  /** How many values a header has, over all its lines. */
+  count(name: string): number {
+    return this.getAll(name).length;
+  }
+
   /** Every raw line, in order (for serialising and copying). */
   lines(): readonly (readonly [string, string])[] {
     return this.entries;

@@ -1,3 +1,4 @@
+import type { Params } from '../message/params.js';
 import type { SipFlow } from '../transport/sip-transport.js';
 
 /*
@@ -14,6 +15,8 @@ export interface Binding {
   readonly q: number | undefined;
   /** RFC 5626 s4.1's +sip.instance: the same phone, whatever contact it registers next. */
   readonly instance?: string;
+  /** The Contact's header parameters as registered (expires is recomputed when listed). */
+  readonly params?: Params;
 }
 
 export type BindingsListener = (aor: string, bindings: readonly Binding[]) => void;

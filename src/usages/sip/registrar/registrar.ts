@@ -1,9 +1,10 @@
 import type { Clock } from '../../../runtime/clock.js';
 import type { DigestAlgorithm } from '../auth/digest.js';
 import { type DigestAuthenticator, REGISTRAR_CHALLENGE } from '../auth/digest-authenticator.js';
-import { parseNameAddr } from '../message/name-addr.js';
+import { type NameAddr, parseNameAddr } from '../message/name-addr.js';
+import { formatParams } from '../message/params.js';
 import type { SipResponse } from '../message/sip-message.js';
-import { aorOf, parseSipUri } from '../message/uri.js';
+import { aorOf, parseSipUri, type SipUri } from '../message/uri.js';
 import { SipError } from '../sip-error.js';
 import type { ServerTransaction } from '../transactions/server-transactions.js';
 import type { Binding, LocationService } from './location.js';
@@ -72,11 +73,17 @@ export class Registrar {
 
   private register(tx: ServerTransaction): void {
     const { request, checked } = tx;
-    const to = parseSipUri(checked.to.uri);
-    if (!to.user) throw new SipError(400, 'To has no user');
+    // What can be judged from the request alone is judged before the challenge, so a phone with
+    // a malformed REGISTER hears why (400) instead of being asked for credentials it has.
+    const to = addressOfRecord(checked.to.uri);
     // s10.3 step 1: only AORs of our domains.
     if (!this.servesDomain(to.host)) throw new SipError(404, 'Not Found (not a domain of this registrar)');
     const aor = aorOf(to);
+    const headerExpires = request.headers.get('Expires');
+    if (headerExpires !== undefined && !/^\d{1,10}$/.test(headerExpires)) throw new SipError(400, 'malformed Expires');
+    const contactTexts = request.headers.getAll('Contact');
+    const wildcard = contactTexts.length === 1 && contactTexts[0] === '*';
+    const contacts = wildcard ? [] : contactTexts.map(readContact);
     if (this.options.requireAuth) {
       const user = this.authenticate(tx);
       if (user === undefined) return; // challenged
@@ -84,25 +91,16 @@ export class Registrar {
       if (user !== to.user) throw new SipError(403, 'Forbidden (credentials are for another user)');
     }
     const now = this.clock.wallTime();
-    const headerExpires = request.headers.get('Expires');
-    if (headerExpires !== undefined && !/^\d{1,10}$/.test(headerExpires)) throw new SipError(400, 'malformed Expires');
-    const contacts = request.headers.getAll('Contact');
     let bindings = this.location.bindings(aor);
-    if (contacts.length === 1 && contacts[0] === '*') {
+    if (wildcard) {
       // s10.3 step 6: "*" removes every binding, and only with Expires: 0.
       if (headerExpires !== '0') throw new SipError(400, 'Contact * needs Expires: 0');
       bindings = this.removeMatching(bindings, () => true, checked.callId, checked.cseq.seq);
       this.location.set(aor, bindings);
     } else {
-      for (const contactText of contacts) {
-        if (contactText === '*') throw new SipError(400, 'Contact * must stand alone');
-        const contact = parseNameAddr(contactText);
-        parseSipUri(contact.uri);
+      for (const contact of contacts) {
         const qText = contact.params.get('q');
-        // s20.10: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-        if (qText !== undefined && (qText === null || !/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(qText))) throw new SipError(400, 'malformed q parameter');
         const expiresParam = contact.params.get('expires');
-        if (expiresParam !== undefined && (expiresParam === null || !/^\d{1,10}$/.test(expiresParam))) throw new SipError(400, 'malformed expires parameter');
         const requested = Number(expiresParam ?? headerExpires ?? this.options.defaultExpires);
         if (requested > 0 && requested < this.options.minExpires) {
           // s10.3 step 7: too brief; say what we accept.
@@ -131,6 +129,7 @@ export class Registrar {
           flow: tx.flow,
           q: q ? Number(q) : undefined,
           ...(instance ? { instance } : {}),
+          ...(contact.params.size ? { params: contact.params } : {}),
         };
         if (!existing) this.counters.bindingsAdded++;
         bindings = [...bindings.filter((b) => b !== existing), binding];
@@ -147,7 +146,12 @@ export class Registrar {
   }
 
   private listBindings(response: SipResponse, bindings: readonly Binding[], now: number): void {
-    for (const b of bindings) response.headers.add('Contact', `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
+    for (const b of bindings) {
+      // s10.3 step 8: each binding as registered, its parameters kept, with the time it has left.
+      const params = new Map(b.params ?? []);
+      params.set('expires', String(Math.max(0, Math.round((b.expiresAt - now) / 1000))));
+      response.headers.add('Contact', `<${b.contact}>${formatParams(params)}`);
+    }
     response.headers.add('Date', new Date(now).toUTCString());
   }
 
@@ -159,6 +163,37 @@ export class Registrar {
     tx.respond(401, 'Unauthorized', (response) => this.auth.challengeHeaders(response, REGISTRAR_CHALLENGE, verdict.stale));
     return undefined;
   }
+}
+
+/** The To URI as an address-of-record: a SIP or SIPS URI with a user (s10.2, RFC 4475 s3.3.4). */
+function addressOfRecord(text: string): SipUri {
+  let to: SipUri;
+  try {
+    to = parseSipUri(text);
+  } catch (error) {
+    if (error instanceof SipError && error.status === 416) throw new SipError(400, 'To is not a sip: or sips: URI (an address-of-record)');
+    throw error;
+  }
+  if (!to.user) throw new SipError(400, 'To has no user');
+  return to;
+}
+
+/** One Contact value, checked in full: q (s20.10), expires, and a SIP URI to reach. */
+function readContact(text: string): NameAddr {
+  if (text === '*') throw new SipError(400, 'Contact * must stand alone');
+  let contact: NameAddr;
+  try {
+    contact = parseNameAddr(text);
+  } catch (error) {
+    throw error instanceof SipError ? new SipError(error.status, `malformed Contact: ${error.reason}`) : error;
+  }
+  parseSipUri(contact.uri);
+  const qText = contact.params.get('q');
+  // s20.10: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+  if (qText !== undefined && (qText === null || !/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(qText))) throw new SipError(400, 'malformed q parameter');
+  const expires = contact.params.get('expires');
+  if (expires !== undefined && (expires === null || !/^\d{1,10}$/.test(expires))) throw new SipError(400, 'malformed expires parameter');
+  return contact;
 }
 
 /** s10.3 step 7 compares contact URIs by URI equality (s19.1.4); scheme, user and host:port decide here. */
