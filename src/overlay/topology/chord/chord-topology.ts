@@ -117,6 +117,9 @@ export class ChordTopology implements Topology {
       // deeper entries of its lists may be stale (RFC 6940 s10.8 hands over the same pair).
       this.learn([view.successors[0], view.predecessors[0]].filter((c): c is Contact => !!c), false);
       req.respond(leaveAns.encode({}));
+      // The last other peer left politely (a restart of the family's first peer, say): alone now,
+      // look for the ring again through the bootstrap peers, as after a failure.
+      if (this.joined && this.table.successors.length === 0) this.recoverSuccessor();
     });
   }
 
