@@ -1,3 +1,4 @@
+import { DEFAULT_HOUSEHOLD_SIZE } from '../node/enrollment/household-ledger.js';
 import { callPeer } from '../node/control-client.js';
 import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js';
 import { enrollWithInvitation } from '../node/enrollment/enrollment-client.js';
@@ -40,19 +41,20 @@ export function initCommand(args: ParsedArgs, out: Print): number {
 
 /** `p2psip invite`: asks the running authority peer for a one-time token. */
 export async function inviteCommand(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'user', 'client', 'expires', 'json']);
+  checkKnownFlags(args, ['data', 'user', 'client', 'expires', 'household', 'json']);
   const result = (await callPeer(requiredFlag(args, 'data'), {
     op: 'invite',
     user: stringFlag(args, 'user'),
     client: args.flags.has('client'),
     ttlSeconds: numberFlag(args, 'expires', 3600, 1, 30 * 86_400),
-  })) as { token: string; expires: string; user: string | null; enrollAt: string };
+    household: numberFlag(args, 'household', DEFAULT_HOUSEHOLD_SIZE, 0, 1000),
+  })) as { token: string; expires: string; user: string | null; household: number; enrollAt: string };
   if (args.flags.has('json')) {
     out(JSON.stringify(result));
     return 0;
   }
   out(renderQrCode(result.token));
-  out(`invitation${result.user ? ` for ${result.user}` : ''}, one use, valid until ${result.expires}:\n\n  ${result.token}\n`);
+  out(`invitation${result.user ? ` for ${result.user}` : ''}, one use, valid until ${result.expires}; the home may add ${result.household} users:\n\n  ${result.token}\n`);
   out(`on the new device: p2psip join ${result.token} --data DIR`);
   return 0;
 }

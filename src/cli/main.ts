@@ -70,7 +70,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
       case 'lookup':
         return await lookupCommand(parseArgs(rest, ['json']), out);
       case 'user':
-        return userCommand(parseArgs(rest, ['json', 'replace']), out);
+        return await userCommand(parseArgs(rest, ['json', 'replace', 'all']), out);
       case 'revoke':
         return await revokeCommand(parseArgs(rest, ['json']), out);
       case 'join': {

@@ -1,50 +1,126 @@
 import { randomBytes } from 'node:crypto';
-import { loadIdentity } from '../node/identity-store.js';
+import { loadConfig } from '../node/config/config-file.js';
+import { callPeer, PeerNotRunningError } from '../node/control-client.js';
+import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js';
+import type { HouseholdUser } from '../node/household-users.js';
+import { loadIdentity, type StoredIdentity } from '../node/identity-store.js';
+import { DiskUserSigners, userCertificateSource, type UserCertificateState } from '../node/sip-signers.js';
 import { sipDomain, SipUserStore } from '../node/sip-users.js';
 import { UsageError } from '../runtime/errors.js';
+import { silentLogger } from '../runtime/log.js';
+import { SystemRandom } from '../runtime/random.js';
 import { checkKnownFlags, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 
 type Print = (text: string) => void;
+const USER_NAME = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 
 /**
- * `p2psip user add NAME [--password P] [--replace] | list | remove NAME --data DIR`: the family's SIP
- * accounts on their home peer. Works on the data directory directly; a running peer picks the
- * change up at the next REGISTER.
+ * `p2psip user add NAME [--password P] [--replace] | list [--all] | remove NAME --data DIR`: the
+ * people of this home and their SIP accounts. A user is reachable from other homes only with a
+ * certificate from the overlay's authority: `add` asks for it at once (through the running peer,
+ * or itself when none runs) and says whether it was issued, is pending or was refused.
  */
-export function userCommand(args: ParsedArgs, out: Print): number {
-  checkKnownFlags(args, ['data', 'password', 'json', 'replace']);
-  const [action, name] = args.positional;
+export async function userCommand(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'password', 'json', 'replace', 'all']);
+  const [action, given] = args.positional;
   const dir = requiredFlag(args, 'data');
   const stored = loadIdentity(dir);
   if (!stored) throw new UsageError(`no identity in ${dir}: run p2psip init, join or start --open first`);
   const { claims } = stored.identity.certificate;
   const store = new SipUserStore(dir, sipDomain(claims.subject, claims.overlay));
   const json = args.flags.has('json');
+  const name = given?.toLowerCase();
   switch (action) {
     case 'add': {
       if (!name) throw new UsageError('user add needs a NAME');
-      const given = stringFlag(args, 'password');
-      const password = given ?? randomBytes(12).toString('base64url');
+      if (!USER_NAME.test(name)) throw new UsageError(`"${given}" is not a user name: a-z, 0-9, . _ - and at most 32 characters`);
+      const password = stringFlag(args, 'password');
+      const made = password ?? randomBytes(12).toString('base64url');
+      const existed = store.list().includes(name);
       // A second `user add` would silently change a phone's password: only when asked for.
-      if (store.list().includes(name.toLowerCase()) && !args.flags.has('replace')) throw new UsageError(`${name} is already a user here: add --replace to set a new password`);
-      store.add(name, password);
-      const aor = `sip:${name.toLowerCase()}@${store.realm}`;
-      if (json) out(JSON.stringify({ user: name.toLowerCase(), aor, realm: store.realm, ...(given ? {} : { password }) }));
-      else out(`added ${aor} (realm ${store.realm})${given ? '' : `\n  password: ${password}   (shown once: set it in the phone now)`}`);
-      return 0;
+      if (existed && !args.flags.has('replace')) throw new UsageError(`${name} is already a user here: add --replace to set a new password`);
+      store.add(name, made);
+      const certificate = await obtainCertificate(dir, stored, name);
+      const aor = `sip:${name}@${store.realm}`;
+      if (certificate.state === 'refused' && !existed) store.remove(name); // it would never be reachable: do not keep it
+      if (json) out(JSON.stringify({ user: name, aor, realm: store.realm, certificate, ...(password || certificate.state === 'refused' ? {} : { password: made }) }));
+      else if (certificate.state === 'refused') out(`not added: the overlay's authority refused ${aor}: ${certificate.reason}`);
+      else out(`added ${aor} (realm ${store.realm})\n  certificate: ${describe(certificate)}${password ? '' : `\n  password: ${made}   (shown once: set it in the phone now)`}`);
+      return certificate.state === 'refused' ? 1 : 0;
     }
     case 'remove': {
       if (!name) throw new UsageError('user remove needs a NAME');
       const removed = store.remove(name);
-      out(json ? JSON.stringify({ user: name.toLowerCase(), removed }) : removed ? `removed ${name}` : `no user ${name}`);
+      out(json ? JSON.stringify({ user: name, removed }) : removed ? `removed ${name}` : `no user ${name}`);
       return removed ? 0 : 1;
     }
     case 'list': {
-      const users = store.list();
-      out(json ? JSON.stringify({ realm: store.realm, users }) : users.length ? users.map((u) => `sip:${u}@${store.realm}`).join('\n') : '(no users)');
+      if (args.flags.has('all')) return listHouseholds(dir, json, out);
+      const users = await listUsers(dir, stored, store);
+      if (json) out(JSON.stringify({ realm: store.realm, users }));
+      else out(users.length ? users.map((u) => `${u.aor}  certificate ${describe(u.certificate)}; ${u.phones} phone${u.phones === 1 ? '' : 's'} on; ${u.published ? 'reachable from other homes' : 'not in the overlay'}`).join('\n') : '(no users)');
       return 0;
     }
     default:
-      throw new UsageError('user takes add NAME, list or remove NAME');
+      throw new UsageError('user takes add NAME, list [--all] or remove NAME');
   }
+}
+
+function describe(state: UserCertificateState): string {
+  switch (state.state) {
+    case 'issued':
+      return `issued, valid until ${state.expires}`;
+    case 'pending':
+      return `pending (${state.reason}); the running peer asks again every 15 s`;
+    case 'refused':
+      return `refused: ${state.reason}`;
+    default:
+      return 'not asked for yet';
+  }
+}
+
+/** Through the running peer when there is one (it keeps retrying); otherwise from here, once. */
+async function obtainCertificate(dir: string, stored: StoredIdentity, user: string): Promise<UserCertificateState> {
+  try {
+    return (await callPeer(dir, { op: 'user-certificate', user })) as UserCertificateState;
+  } catch (error) {
+    if (!(error instanceof PeerNotRunningError)) throw error;
+  }
+  return offlineSigners(dir, stored).obtain(user);
+}
+
+async function listUsers(dir: string, stored: StoredIdentity, store: SipUserStore): Promise<HouseholdUser[]> {
+  try {
+    return (await callPeer(dir, { op: 'users' })) as HouseholdUser[];
+  } catch (error) {
+    if (!(error instanceof PeerNotRunningError)) throw error;
+  }
+  const signers = offlineSigners(dir, stored);
+  return store.list().map((user) => ({ user, aor: `sip:${user}@${store.realm}`, certificate: signers.state(user), phones: 0, published: false }));
+}
+
+/** `user list --all`, at the authority: every user of the overlay and the home that holds it. */
+async function listHouseholds(dir: string, json: boolean, out: Print): Promise<number> {
+  let users: { user: string; home: string }[];
+  try {
+    users = (await callPeer(dir, { op: 'households' })) as typeof users;
+  } catch (error) {
+    if (!(error instanceof PeerNotRunningError)) throw error;
+    const config = loadConfig(dir);
+    const authority = config && EnrollmentAuthority.load(dir, config, new SystemRandom());
+    if (!authority) throw new UsageError(`${dir} holds no enrollment authority: run user list --all where p2psip init ran`);
+    users = authority.households.users();
+  }
+  out(json ? JSON.stringify({ users }) : users.length ? users.map((u) => `${u.user}  held by ${u.home}`).join('\n') : '(no users held by any home yet)');
+  return 0;
+}
+
+function offlineSigners(dir: string, stored: StoredIdentity): DiskUserSigners {
+  const { identity, mode } = stored;
+  const { claims } = identity.certificate;
+  const random = new SystemRandom();
+  const config = loadConfig(dir);
+  const authority = config ? EnrollmentAuthority.load(dir, config, random) : undefined;
+  const source = mode === 'open' || !config ? undefined : userCertificateSource(identity, authority, () => config.config, random);
+  return new DiskUserSigners(dir, identity, sipDomain(claims.subject, claims.overlay), mode === 'open' ? 'open' : 'authority', source, random, () => Math.floor(Date.now() / 1000), silentLogger);
 }

@@ -16,8 +16,11 @@ export type ControlRequest =
   | { op: 'attach'; nodeId: string }
   | { op: 'store'; kind: string; name: string; value: string; index?: number; key?: string; lifetime?: number }
   | { op: 'fetch'; kind: string; name: string }
-  | { op: 'invite'; user?: string; client?: boolean; ttlSeconds?: number }
+  | { op: 'invite'; user?: string; client?: boolean; ttlSeconds?: number; household?: number }
   | { op: 'revoke'; user?: string; fingerprint?: string }
-  | { op: 'lookup'; aor: string };
+  | { op: 'lookup'; aor: string }
+  | { op: 'user-certificate'; user: string }
+  | { op: 'users' }
+  | { op: 'households' };
 
 export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string };

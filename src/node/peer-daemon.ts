@@ -31,7 +31,8 @@ import path from 'node:path';
 import { SipService } from '../usages/sip/sip-service.js';
 import type { DigestAlgorithm } from '../usages/sip/auth/digest.js';
 import { sipDomain, SipUserStore } from './sip-users.js';
-import { DiskUserSigners } from './sip-signers.js';
+import { HouseholdUsers } from './household-users.js';
+import { DiskUserSigners, userCertificateSource } from './sip-signers.js';
 import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
 import { lookupUser } from './sip-lookup.js';
 import { OverlayHomes, serveSipAppAttach, serveSipTunnel } from './sip-overlay-homes.js';
@@ -82,6 +83,8 @@ export class PeerDaemon {
     private readonly configSync: ConfigSync | undefined,
     private readonly sip: SipService | undefined,
     private readonly publisher: RegistrationPublisher | undefined,
+    private readonly signers: DiskUserSigners,
+    private readonly household: HouseholdUsers,
     private readonly options: PeerDaemonOptions,
     private readonly random: SystemRandom,
   ) {}
@@ -167,22 +170,39 @@ export class PeerDaemon {
       serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
       serveSipTunnel(peer.router, sip.transport);
     }
+    const signers = new DiskUserSigners(
+      options.dataDir,
+      setup.identity,
+      domain,
+      setup.mode,
+      setup.mode === 'open' ? undefined : userCertificateSource(setup.identity, authority, () => (configSync?.config ?? setup.config!).config, random),
+      random,
+      nowSeconds,
+      log.child('sip'),
+    );
     const publisher =
       sip && registrationKind
         ? new RegistrationPublisher(
             peer.client,
             registrationKind,
             peer.nodeId,
-            new DiskUserSigners(options.dataDir, setup.identity, domain, setup.mode, authority, random, nowSeconds, log.child('sip')),
+            signers,
             clock,
             log.child('sip-overlay'),
           )
         : undefined;
-    if (sip && publisher) sip.location.onChange((aor, bindings) => publisher.bindingsChanged(aor, bindings));
+    const users = new SipUserStore(options.dataDir, domain);
+    if (sip && publisher) {
+      sip.location.onChange((aor, bindings) => publisher.bindingsChanged(aor, bindings));
+      // A certificate that arrives after the user's phones registered: publish them now.
+      signers.onIssued = (user) => publisher.bindingsChanged(`${user}@${domain}`, sip.location.bindings(`${user}@${domain}`));
+      signers.retryPending(() => users.list());
+    }
+    const household = new HouseholdUsers(users, signers, sip, publisher);
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
     await control.listen();
-    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, options, random);
+    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, signers, household, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
@@ -230,6 +250,7 @@ export class PeerDaemon {
   async stop(): Promise<void> {
     clearTimeout(this.renewTimer);
     this.natUpkeep?.stop();
+    this.signers.close();
     await this.sip?.close();
     await this.enrollment?.close();
     await this.peer.leave();
@@ -272,11 +293,18 @@ export class PeerDaemon {
         return fetchCommand(client, kinds, identity, request.kind, request.name);
       case 'invite': {
         if (!this.authority) throw new EnrollmentRefused('this peer holds no enrollment authority: invite from the one that ran p2psip init');
-        const invitation = this.authority.invite({ user: request.user, client: request.client, ttlSeconds: request.ttlSeconds, enrollAt: this.peer.address }, Math.floor(Date.now() / 1000));
+        const invitation = this.authority.invite({ user: request.user, client: request.client, ttlSeconds: request.ttlSeconds, household: request.household, enrollAt: this.peer.address }, Math.floor(Date.now() / 1000));
         return { ...invitation, expires: new Date(invitation.expires * 1000).toISOString(), enrollAt: addressKey(this.peer.address) };
       }
       case 'lookup':
         return lookupUser(request.aor, client, kinds, this.sip, Date.now());
+      case 'user-certificate':
+        return this.signers.obtain(String(request.user).toLowerCase());
+      case 'users':
+        return this.household.list();
+      case 'households':
+        if (!this.authority) throw new EnrollmentRefused('this peer holds no enrollment authority: ask the one that ran p2psip init');
+        return this.authority.households.users();
       case 'revoke': {
         if (!this.authority?.isRoot || !this.configSync) throw new EnrollmentRefused('only the peer holding the root authority can revoke: run this where p2psip init ran');
         const ownFingerprint = keyFingerprint(this.peer.identity.keys.publicKey);

@@ -30,7 +30,7 @@ test('a peer with SIP on: users are added, and SIPp registers with digest over U
   assert.equal(JSON.parse(added.stdout).aor, `sip:alice@${domain}`);
   const generated = JSON.parse(runCli(['user', 'add', 'bob', '--data', dir, '--json']).stdout);
   assert.ok(generated.password.length >= 16, 'a password is made when none is given');
-  assert.deepEqual(JSON.parse(runCli(['user', 'list', '--data', dir, '--json']).stdout).users, ['alice', 'bob']);
+  assert.deepEqual(JSON.parse(runCli(['user', 'list', '--data', dir, '--json']).stdout).users.map((u: { user: string }) => u.user), ['alice', 'bob']);
   const run = runSipp('register-digest.xml', `127.0.0.1:${sipPort}`, sippArgs('alice', 'correct horse', await freeUdpPort(), 3600), root);
   assert.equal(run.code, 0, run.errors);
   const s = sip();

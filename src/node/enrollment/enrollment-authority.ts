@@ -18,6 +18,7 @@ import { type OverlayConfig, type SignedConfig, signConfig } from '../config/ove
 import { saveIdentity } from '../identity-store.js';
 import {
   ENROLL,
+  USER,
   type EnrollmentAnswer,
   type EnrollmentRequest,
   answerMac,
@@ -27,7 +28,11 @@ import {
   RENEW,
   RENEW_MAX_SKEW_SECONDS,
   renewProofInput,
+  type UserRequest,
+  userProofInput,
 } from './enrollment-protocol.js';
+import { EnrollmentRefused } from './enrollment-errors.js';
+import { DEFAULT_HOUSEHOLD_SIZE, HouseholdLedger } from './household-ledger.js';
 import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from './invitation.js';
 
 /*
@@ -35,7 +40,7 @@ import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from '
  * first peer). It issues certificates with assigned Node-IDs, hands out one-time invitations,
  * renews certificates, and as the overlay's root signs the configuration document.
  *   DIR/authority.cbor   = [name, seed]                     (mode 0600)
- *   DIR/invitations.cbor = [* [id, secret, user / null, client, expires, used]]
+ *   DIR/invitations.cbor = [* [id, secret, user / null, client, expires, used, ? household-size]]
  *   DIR/issued.cbor      = [* [subject, key-fingerprint, node-id, expires]]   (what revoke looks up)
  */
 export const DEFAULT_CERT_LIFETIME_SECONDS = 30 * 24 * 3600;
@@ -55,9 +60,7 @@ export interface IssuedRecord {
   readonly expires: number;
 }
 
-export class EnrollmentRefused extends P2psipError {
-  override readonly name = 'EnrollmentRefused';
-}
+export { EnrollmentRefused };
 
 interface StoredInvitation {
   readonly id: Uint8Array;
@@ -66,6 +69,8 @@ interface StoredInvitation {
   readonly client: boolean;
   readonly expires: number;
   used: boolean;
+  /** How many users the home it enrolls may add (`invite --household N`). */
+  readonly household: number;
 }
 
 export interface InitOptions {
@@ -85,6 +90,8 @@ export class EnrollmentAuthority {
   private readonly renewNonces = new OnceSet(10_000);
   /** When each key last renewed (bounded by the certificates issued here). */
   private readonly lastRenewal = new Map<string, number>();
+  /** Who holds which user, and how many each home may hold. */
+  readonly households: HouseholdLedger;
 
   private constructor(
     private readonly dir: string,
@@ -95,6 +102,7 @@ export class EnrollmentAuthority {
   ) {
     this.invitations = loadInvitations(dir);
     this.issued = loadIssued(dir);
+    this.households = new HouseholdLedger(dir);
   }
 
   /** `p2psip init`: a new overlay with this authority as its root, and the first peer's identity. */
@@ -188,7 +196,7 @@ export class EnrollmentAuthority {
   }
 
   /** `p2psip invite`: a one-time token for one device. */
-  invite(options: { user?: string; client?: boolean; ttlSeconds?: number; enrollAt: Address }, nowSeconds: number): { token: string; expires: number; user: string | null } {
+  invite(options: { user?: string; client?: boolean; ttlSeconds?: number; household?: number; enrollAt: Address }, nowSeconds: number): { token: string; expires: number; user: string | null; household: number } {
     const user = options.user ? qualify(options.user, this.name) : null;
     if (user && !userInDomain(user, this.name)) throw new EnrollmentRefused(`${user} is outside ${this.name}`);
     const invitation: StoredInvitation = {
@@ -198,6 +206,7 @@ export class EnrollmentAuthority {
       client: options.client ?? false,
       expires: nowSeconds + (options.ttlSeconds ?? DEFAULT_INVITATION_SECONDS),
       used: false,
+      household: options.household ?? DEFAULT_HOUSEHOLD_SIZE,
     };
     // Forget invitations that can no longer be used, so the file stays small.
     this.invitations = this.invitations.filter((i) => !i.used && i.expires > nowSeconds).concat(invitation);
@@ -207,13 +216,16 @@ export class EnrollmentAuthority {
       token: encodeInvitation({ enrollAt: options.enrollAt, rootFingerprint: keyFingerprint(root.publicKey), id: invitation.id, secret: invitation.secret, expires: invitation.expires }),
       expires: invitation.expires,
       user,
+      household: invitation.household,
     };
   }
 
   /** Answers one enrollment request; refusals carry a reason the joiner can show. */
   answer(request: EnrollmentRequest, nowSeconds: number): EnrollmentAnswer {
     try {
-      return request.type === ENROLL ? this.enroll(request, nowSeconds) : this.renew(request, nowSeconds);
+      if (request.type === ENROLL) return this.enroll(request, nowSeconds);
+      if (request.type === USER) return this.userFor(request, nowSeconds);
+      return this.renew(request, nowSeconds);
     } catch (error) {
       if (error instanceof P2psipError) return { ok: false, reason: error.message };
       return { ok: false, reason: 'malformed request' };
@@ -235,8 +247,47 @@ export class EnrollmentAuthority {
     invitation.used = true;
     this.saveInvitations();
     const subject = invitation.user ?? this.deviceName(invitation.client ? 'client' : 'peer');
+    if (invitation.user) this.households.claim(subject, subject, { unlimited: true }); // a device enrolled as a user holds that name
+    if (!invitation.client) this.households.setHouseholdSize(subject, invitation.household);
     const certificate = this.issue(request.publicKey, subject, nowSeconds, undefined, invitation.client ? 'client' : undefined);
     return { ok: true, certificate: certificate.bytes, config: this.signed.bytes, mac: answerMac(invitation.secret, request.nonce, certificate.bytes, this.signed.bytes) };
+  }
+
+  /**
+   * A certificate for one of a home's users (issue 15's households): the home proves who it is
+   * with its own certificate and key; the ledger decides whether it may hold that user.
+   */
+  private userFor(request: UserRequest, nowSeconds: number): EnrollmentAnswer {
+    const home = this.checkIssuedHere(request.certificate, nowSeconds);
+    if (home.role !== undefined) throw new EnrollmentRefused(`a ${home.role} certificate cannot hold users: only a home peer can`);
+    if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('request is stale or from the future: check the clock');
+    if (!verifyBytes(publicKeyObject(home.publicKey), userProofInput(request.certificate, request.user, request.userKey, request.nonce, request.time), request.proof)) {
+      throw new EnrollmentRefused('proof of possession does not verify');
+    }
+    if (!this.renewNonces.firstUse(Buffer.from(request.nonce).toString('hex'), request.time + RENEW_MAX_SKEW_SECONDS, nowSeconds)) throw new EnrollmentRefused('request replayed');
+    const certificate = this.issueUser(request.userKey, request.user, home.subject, nowSeconds);
+    return { ok: true, certificate: certificate.bytes, config: this.signed.bytes, mac: null };
+  }
+
+  /**
+   * A user certificate held by `home` (a home's subject), if the ledger lets that home hold the
+   * user. The peer beside the authority (the family that ran init) holds users without limit.
+   */
+  issueUser(userKey: Uint8Array, user: string, home: string, nowSeconds: number, options: { unlimited?: boolean } = {}): Certificate {
+    const subject = qualify(user.toLowerCase(), this.name);
+    this.households.claim(subject, home, options);
+    return this.issue(userKey, subject, nowSeconds, undefined, 'user');
+  }
+
+  /** A certificate this authority issued, still valid and not revoked: its claims. */
+  private checkIssuedHere(bytes: Uint8Array, nowSeconds: number): Certificate['claims'] {
+    const parsed = parseCertificate(bytes);
+    const { claims } = parsed;
+    if (claims.issuer !== this.name) throw new EnrollmentRefused(`certificate was issued by ${claims.issuer}`);
+    if (!certificateSignatureValid(parsed, publicKeyObject(this.keys.publicKey))) throw new EnrollmentRefused('certificate was not issued here');
+    if (claims.expires < nowSeconds) throw new EnrollmentRefused('certificate already expired: enroll again with an invitation');
+    if (this.signed.config.revoked.includes(keyFingerprint(claims.publicKey))) throw new EnrollmentRefused('certificate is revoked');
+    return claims;
   }
 
   /** A name for a device enrolled without a user: 64 random bits, and never one already issued. */
@@ -250,12 +301,7 @@ export class EnrollmentAuthority {
 
   /** Renewal keeps the user name, key and Node-IDs; only the validity moves on. */
   private renew(request: Extract<EnrollmentRequest, { type: typeof RENEW }>, nowSeconds: number): EnrollmentAnswer {
-    const parsed = parseCertificate(request.certificate);
-    const { claims } = parsed;
-    if (claims.issuer !== this.name) throw new EnrollmentRefused(`certificate was issued by ${claims.issuer}`);
-    if (!certificateSignatureValid(parsed, publicKeyObject(this.keys.publicKey))) throw new EnrollmentRefused('certificate was not issued here');
-    if (claims.expires < nowSeconds) throw new EnrollmentRefused('certificate already expired: enroll again with an invitation');
-    if (this.signed.config.revoked.includes(keyFingerprint(claims.publicKey))) throw new EnrollmentRefused('certificate is revoked');
+    const claims = this.checkIssuedHere(request.certificate, nowSeconds);
     if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('renewal is stale or from the future: check the clock');
     if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
@@ -303,7 +349,7 @@ export class EnrollmentAuthority {
   private saveInvitations(): void {
     writeCborFile(
       path.join(this.dir, INVITATIONS_FILE),
-      this.invitations.map((i) => [i.id, i.secret, i.user, i.client, i.expires, i.used]),
+      this.invitations.map((i) => [i.id, i.secret, i.user, i.client, i.expires, i.used, i.household]),
     );
   }
 }
@@ -317,7 +363,7 @@ function loadInvitations(dir: string): StoredInvitation[] {
   const value = readCborFile(path.join(dir, INVITATIONS_FILE), 1 << 20);
   if (value === undefined) return [];
   return readList(value, '$.invitations', 100_000, (item, p) => {
-    const [id, secret, user, client, expires, used] = readArray(item, p, 6, 6);
+    const [id, secret, user, client, expires, used, household] = readArray(item, p, 6, 7);
     return {
       id: readBytes(id, `${p}.id`, INVITATION_ID_BYTES, INVITATION_ID_BYTES),
       secret: readBytes(secret, `${p}.secret`, INVITATION_SECRET_BYTES, INVITATION_SECRET_BYTES),
@@ -325,6 +371,7 @@ function loadInvitations(dir: string): StoredInvitation[] {
       client: readBool(client, `${p}.client`),
       expires: readUint(expires, `${p}.expires`),
       used: readBool(used, `${p}.used`),
+      household: household === undefined ? DEFAULT_HOUSEHOLD_SIZE : readUint(household, `${p}.household`, 10_000),
     };
   });
 }

@@ -1,13 +1,13 @@
 import { AuthorityTrustPolicy } from '../../identity/authority-trust.js';
 import { type Certificate, CertificateError } from '../../identity/certificate.js';
 import type { NodeIdentity } from '../../identity/identity.js';
-import { keyPairFromSeed, signBytes } from '../../identity/keys.js';
+import { type KeyPair, keyPairFromSeed, signBytes } from '../../identity/keys.js';
 import type { Random } from '../../runtime/random.js';
 import { saveConfig } from '../config/config-file.js';
 import { ConfigError, openConfig, type OverlayConfig, type SignedConfig } from '../config/overlay-config.js';
 import { saveIdentity } from '../identity-store.js';
 import { EnrollmentRefused } from './enrollment-authority.js';
-import { answerMac, ENROLL, enrollMac, enrollProofInput, macEqual, NONCE_BYTES, RENEW, renewProofInput } from './enrollment-protocol.js';
+import { answerMac, ENROLL, enrollMac, enrollProofInput, macEqual, NONCE_BYTES, RENEW, renewProofInput, USER, userProofInput } from './enrollment-protocol.js';
 import { sendEnrollment } from './enrollment-transport.js';
 import { decodeInvitation, InvitationError } from './invitation.js';
 
@@ -54,6 +54,27 @@ export async function renewCertificate(identity: NodeIdentity, config: OverlayCo
   const renewed = checkOwnCertificate(config, answer.certificate, identity.keys.publicKey, nowSeconds);
   if (renewed.claims.nodeIds[0] !== identity.nodeId) throw new EnrollmentRefused('renewal changed the Node-ID');
   return renewed;
+}
+
+/**
+ * Asks the authority for a certificate for one of this home's users (`user add` at a joined
+ * home): this home's certificate and a proof by its key say who asks; `userKeys` never leave.
+ */
+export async function requestUserCertificate(home: NodeIdentity, config: OverlayConfig, user: string, userKeys: KeyPair, random: Random, nowSeconds: number): Promise<Certificate> {
+  const issuer = config.authorities.find((a) => a.name === home.certificate.claims.issuer);
+  if (!issuer?.enrollAt) throw new ConfigError(`the configuration names no enrollment address for ${home.certificate.claims.issuer}`);
+  const nonce = random.bytes(NONCE_BYTES);
+  const certificate = home.certificate.bytes;
+  const proof = signBytes(home.keys, userProofInput(certificate, user, userKeys.publicKey, nonce, nowSeconds));
+  const answer = await sendEnrollment(issuer.enrollAt, { type: USER, certificate, user, userKey: userKeys.publicKey, nonce, time: nowSeconds, proof });
+  if (!answer.ok) throw new EnrollmentRefused(answer.reason);
+  return checkOwnCertificate(config, answer.certificate, userKeys.publicKey, nowSeconds);
+}
+
+/** Where this home's authority takes enrollment requests, for messages that name it. */
+export function enrollmentAddressOf(home: NodeIdentity, config: OverlayConfig): string | undefined {
+  const at = config.authorities.find((a) => a.name === home.certificate.claims.issuer)?.enrollAt;
+  return at ? `${at.host}:${at.port}` : undefined;
 }
 
 function checkOwnCertificate(config: OverlayConfig, bytes: Uint8Array, publicKey: Uint8Array, nowSeconds: number): Certificate {

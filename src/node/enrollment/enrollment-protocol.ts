@@ -14,11 +14,15 @@ import { INVITATION_ID_BYTES } from './invitation.js';
  *   renew-req  = [2, certificate, nonce, proof, time]   proof by the certified key over ["p2psip-renew", certificate, nonce, time]
  *       time: the renewer's clock, seconds; the authority takes it within RENEW_MAX_SKEW_SECONDS and
  *       remembers each nonce for that long, so a captured renewal cannot be replayed
+ *   user-req   = [3, certificate, user, user-key, nonce, time, proof]   a home asks for a certificate for
+ *       one of its household's users; proof by the home's certified key over
+ *       ["p2psip-user", certificate, user, user-key, nonce, time]; time and nonce as for renew-req
  *   answer     = [0, certificate, config, mac / null]   mac = HMAC(secret, ["p2psip-enrolled", nonce, certificate, config])
  *              / [1, reason]
  */
 export const ENROLL = 1;
 export const RENEW = 2;
+export const USER = 3;
 export const MAX_ENROLLMENT_MESSAGE = 32 * 1024;
 const NONCE_BYTES = 16;
 
@@ -40,7 +44,20 @@ export interface RenewRequest {
   readonly time: number;
 }
 
-export type EnrollmentRequest = EnrollRequest | RenewRequest;
+export interface UserRequest {
+  readonly type: typeof USER;
+  /** The asking home's own certificate. */
+  readonly certificate: Uint8Array;
+  /** The user's local name ("grandpa"). */
+  readonly user: string;
+  /** The key the user's certificate is to certify: made by the home, never leaves it. */
+  readonly userKey: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly time: number;
+  readonly proof: Uint8Array;
+}
+
+export type EnrollmentRequest = EnrollRequest | RenewRequest | UserRequest;
 
 export type EnrollmentAnswer =
   | { readonly ok: true; readonly certificate: Uint8Array; readonly config: Uint8Array; readonly mac: Uint8Array | null }
@@ -48,6 +65,8 @@ export type EnrollmentAnswer =
 
 export const enrollProofInput = (id: Uint8Array, publicKey: Uint8Array, nonce: Uint8Array): Uint8Array => encodeCbor(['p2psip-enroll', id, publicKey, nonce]);
 export const renewProofInput = (certificate: Uint8Array, nonce: Uint8Array, time: number): Uint8Array => encodeCbor(['p2psip-renew', certificate, nonce, time]);
+export const userProofInput = (certificate: Uint8Array, user: string, userKey: Uint8Array, nonce: Uint8Array, time: number): Uint8Array =>
+  encodeCbor(['p2psip-user', certificate, user, userKey, nonce, time]);
 export const RENEW_MAX_SKEW_SECONDS = 600;
 
 export function enrollMac(secret: Uint8Array, id: Uint8Array, publicKey: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Uint8Array {
@@ -67,13 +86,27 @@ function hmac(secret: Uint8Array, data: Uint8Array): Uint8Array {
 }
 
 export function encodeRequest(r: EnrollmentRequest): Uint8Array {
-  return r.type === ENROLL ? encodeCbor([ENROLL, r.invitationId, r.publicKey, r.nonce, r.proof, r.mac]) : encodeCbor([RENEW, r.certificate, r.nonce, r.proof, r.time]);
+  if (r.type === ENROLL) return encodeCbor([ENROLL, r.invitationId, r.publicKey, r.nonce, r.proof, r.mac]);
+  if (r.type === USER) return encodeCbor([USER, r.certificate, r.user, r.userKey, r.nonce, r.time, r.proof]);
+  return encodeCbor([RENEW, r.certificate, r.nonce, r.proof, r.time]);
 }
 
 export function decodeRequest(bytes: Uint8Array): EnrollmentRequest {
   const path = '$.enrollment';
-  const items = readArray(decodeCbor(bytes, MAX_ENROLLMENT_MESSAGE, path), path, 5, 6);
-  const type = readOneOf(items[0], `${path}.type`, [ENROLL, RENEW]);
+  const items = readArray(decodeCbor(bytes, MAX_ENROLLMENT_MESSAGE, path), path, 5, 7);
+  const type = readOneOf(items[0], `${path}.type`, [ENROLL, RENEW, USER]);
+  if (type === USER) {
+    if (items.length !== 7) throw new DecodeError(path, 'a user request has 7 items');
+    return {
+      type,
+      certificate: readBytes(items[1], `${path}.certificate`, 1, 4096),
+      user: readText(items[2], `${path}.user`, 64),
+      userKey: readBytes(items[3], `${path}.userKey`, PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+      nonce: readBytes(items[4], `${path}.nonce`, NONCE_BYTES, NONCE_BYTES),
+      time: readUint(items[5], `${path}.time`, Number.MAX_SAFE_INTEGER),
+      proof: readBytes(items[6], `${path}.proof`, SIGNATURE_BYTES, SIGNATURE_BYTES),
+    };
+  }
   if (type === ENROLL) {
     if (items.length !== 6) throw new DecodeError(path, 'an enroll request has 6 items');
     return {

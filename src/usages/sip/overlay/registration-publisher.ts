@@ -37,6 +37,8 @@ export class RegistrationPublisher {
   readonly counters: PublisherCounters = { published: 0, removed: 0, failures: 0, unsigned: 0, refreshesSkipped: 0 };
   /** Until when (wall-clock ms) each AOR's stored record lives. */
   private readonly publishedUntil = new Map<string, number>();
+  /** AORs whose record the overlay confirmed storing (and that were not removed since). */
+  private readonly confirmed = new Set<string>();
 
   constructor(
     private readonly storage: StorageClient,
@@ -75,7 +77,14 @@ export class RegistrationPublisher {
     this.storage.store(this.kind, resource, [{ key, exists: true, value }], lifetime, (error) => this.done(error, aor, 'published'), signer);
   }
 
+  /** Whether the overlay holds `aor`'s record now (as far as this peer last heard). */
+  isPublished(aor: string): boolean {
+    return this.confirmed.has(aor) && (this.publishedUntil.get(aor) ?? 0) > this.clock.wallTime();
+  }
+
   private done(error: Error | undefined, aor: string, what: 'published' | 'removed'): void {
+    if (what === 'published' && !error) this.confirmed.add(aor);
+    else this.confirmed.delete(aor);
     if (error) {
       this.publishedUntil.delete(aor); // the next registration tries again
       this.counters.failures++;
