@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { parseCertificate } from '../../../src/identity/certificate.js';
+import { keyPairFromSeed, signBytes } from '../../../src/identity/keys.js';
+import { EnrollmentAuthority } from '../../../src/node/enrollment/enrollment-authority.js';
+import { decodeRequest, ENROLL, encodeRequest, enrollMac, enrollProofInput, USER, userProofInput } from '../../../src/node/enrollment/enrollment-protocol.js';
+import { decodeInvitation } from '../../../src/node/enrollment/invitation.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { encodeCbor } from '../../../src/wire/cbor.js';
+import { DecodeError } from '../../../src/wire/decode-error.js';
+
+/*
+ * The household ledger as a rogue or careless home meets it: a user request must carry this
+ * authority's unrevoked certificate and a proof by its key, once; a name is held by one home; a
+ * home holds at most its invitation's household size; clients hold nobody; what is decided
+ * survives a restart of the authority.
+ */
+const root = mkdtempSync(path.join(tmpdir(), 'p2psip-households-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const NOW = 1_800_000_000;
+const dir = path.join(root, 'authority');
+const { authority } = EnrollmentAuthority.create(dir, { overlay: 'browns.test' }, new SeededRandom(7), NOW);
+
+function enroll(seed: number, options: { household?: number; client?: boolean } = {}) {
+  const { id, secret } = decodeInvitation(authority.invite({ enrollAt: { host: '127.0.0.1', port: 1 }, ...options }, NOW).token);
+  const keys = keyPairFromSeed(new Uint8Array(32).fill(seed));
+  const nonce = new Uint8Array(16).fill(seed);
+  const proof = signBytes(keys, enrollProofInput(id, keys.publicKey, nonce));
+  const answer = authority.answer({ type: ENROLL, invitationId: id, publicKey: keys.publicKey, nonce, proof, mac: enrollMac(secret, id, keys.publicKey, nonce, proof) }, NOW);
+  assert.ok(answer.ok, answer.ok ? '' : answer.reason);
+  return { keys, certificate: answer.certificate, subject: parseCertificate(answer.certificate).claims.subject };
+}
+
+let nonceByte = 0;
+function ask(home: ReturnType<typeof enroll>, user: string, options: { signer?: ReturnType<typeof keyPairFromSeed>; nonce?: Uint8Array; time?: number } = {}) {
+  const userKey = keyPairFromSeed(new Uint8Array(32).fill(200)).publicKey;
+  const nonce = options.nonce ?? new Uint8Array(16).fill(++nonceByte);
+  const time = options.time ?? NOW;
+  const proof = signBytes(options.signer ?? home.keys, userProofInput(home.certificate, user, userKey, nonce, time));
+  const request = decodeRequest(encodeRequest({ type: USER, certificate: home.certificate, user, userKey, nonce, time, proof }));
+  return authority.answer(request, NOW);
+}
+const reason = (a: ReturnType<typeof ask>) => (a.ok ? '' : a.reason);
+
+test('a home gets a user-role certificate with a Node-ID of its own for a user it may hold', () => {
+  const home = enroll(1);
+  const answer = ask(home, 'grandpa');
+  assert.ok(answer.ok, reason(answer));
+  const claims = parseCertificate(answer.certificate).claims;
+  assert.equal(claims.subject, 'grandpa@browns.test');
+  assert.equal(claims.role, 'user');
+  assert.notEqual(claims.nodeIds[0], parseCertificate(home.certificate).claims.nodeIds[0]);
+  assert.ok(ask(home, 'grandpa').ok, 'the same home may ask again (a new key, a renewal)');
+});
+
+test('a name held by one home is refused to another; bad names are refused', () => {
+  const other = enroll(2);
+  assert.match(reason(ask(other, 'grandpa')), /taken/);
+  assert.match(reason(ask(other, 'Not A Name!')), /not a user name/);
+});
+
+test('a home holds at most its household size; a client holds nobody', () => {
+  const small = enroll(3, { household: 1 });
+  assert.ok(ask(small, 'kid').ok);
+  assert.match(reason(ask(small, 'pet')), /invitation allows/);
+  assert.match(reason(ask(enroll(4, { client: true }), 'laptop-user')), /client certificate cannot hold users/);
+});
+
+test('a proof by another key, a replayed nonce, a stale time or a revoked home is refused', () => {
+  const home = enroll(5);
+  assert.match(reason(ask(home, 'aunt', { signer: keyPairFromSeed(new Uint8Array(32).fill(99)) })), /proof/);
+  const nonce = new Uint8Array(16).fill(250);
+  assert.ok(ask(home, 'aunt', { nonce }).ok);
+  assert.match(reason(ask(home, 'aunt', { nonce })), /replayed/);
+  assert.match(reason(ask(home, 'uncle', { time: NOW - 3600 })), /stale/);
+  authority.revoke({ user: home.subject }, 'not-the-authority', NOW);
+  assert.match(reason(ask(home, 'uncle')), /revoked/);
+});
+
+test('the ledger survives a restart of the authority', () => {
+  const again = EnrollmentAuthority.load(dir, authority.config, new SeededRandom(8))!;
+  assert.deepEqual(
+    again.households.users().map((u) => u.user),
+    ['aunt@browns.test', 'grandpa@browns.test', 'kid@browns.test'],
+  );
+});
+
+test('a malformed user request is a typed DecodeError, never a crash', () => {
+  assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x', new Uint8Array(31), new Uint8Array(16), 1, new Uint8Array(64)])), DecodeError);
+  assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x'])), DecodeError);
+});
