@@ -6,6 +6,7 @@ interface Neighbor {
   k?: number;
 }
 
+/** `status` as an operator reads it: who this peer is, its ring, then SIP, storage, NAT and memory. */
 export function formatStatus(s: Record<string, unknown>): string {
   const lines: string[] = [];
   if (s.warning) lines.push(`WARNING: ${s.warning}`);
@@ -17,19 +18,41 @@ export function formatStatus(s: Record<string, unknown>): string {
     lines.push(`config     sequence ${e.configSequence}, ${e.revoked} revoked${e.authority ? `; this peer is the enrollment authority for ${e.authority}` : ''}`);
   }
   lines.push(`address    ${s.address}`);
-  lines.push(`state      ${s.state}, up ${s.uptimeSeconds} s`);
+  lines.push(`state      ${s.state === 'revoked' ? 'REVOKED: the authority revoked this device; it is cut off from the overlay' : s.state}, up ${s.uptimeSeconds} s`);
   const list = (title: string, items: Neighbor[]): void => {
     lines.push(`${title} (${items.length})`);
-    for (const n of items) lines.push(`  ${n.k !== undefined ? `k=${String(n.k).padEnd(3)}` : ''}${n.id}  ${n.address}`);
+    for (const n of items) lines.push(`  ${n.id}  ${n.address}`);
   };
   list('successors', s.successors as Neighbor[]);
   list('predecessors', s.predecessors as Neighbor[]);
-  list('fingers', s.fingers as Neighbor[]);
+  lines.push(...formatFingers(s.fingers as Neighbor[]));
+  const sip = s.sip as { server: string; realm: string; auth: string; invites: string; bindings: number; users: number; overlay?: { published: number; unsigned: number } | null } | undefined;
+  lines.push(sip ? `sip        server ${sip.server}, realm ${sip.realm}, ${sip.auth}; ${sip.users} user(s) with ${sip.bindings} phone(s) on; calls ${sip.invites}` : 'sip        off');
+  const storage = s.storage as { resources: number; entries: number; bytes: number; maxEntries: number; backend?: { name: string } } | undefined;
+  if (storage) lines.push(`storage    ${storage.entries} of at most ${storage.maxEntries} entries in ${storage.resources} resource(s), ${storage.bytes} bytes (${storage.backend?.name ?? 'memory'} backend)`);
+  const nat = s.nat as { reflexive: string[]; behavior: { mapping?: string; filtering?: string } | string | null; relay: { state: string; relayed: string | null }; mapping?: { state?: string; external?: string | null } } | undefined;
+  if (nat) {
+    const behavior = typeof nat.behavior === 'string' ? nat.behavior : nat.behavior ? `${nat.behavior.mapping ?? '?'} mapping, ${nat.behavior.filtering ?? '?'} filtering` : 'not measured yet';
+    lines.push(`nat        public ${nat.reflexive.length ? nat.reflexive.join(', ') : 'address not learned yet'}; ${behavior}; relay ${nat.relay.state}${nat.relay.relayed ? ` at ${nat.relay.relayed}` : ''}`);
+  }
+  const memory = s.memory as { rssMB: number; heapUsedMB: number } | undefined;
+  if (memory) lines.push(`memory     ${memory.rssMB} MB resident, ${memory.heapUsedMB} MB heap in use`);
   for (const group of ['counters', 'router', 'transport']) {
     const counters = s[group] as Record<string, number>;
     lines.push(`${group}: ${Object.entries(counters).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   }
   return lines.join('\n');
+}
+
+/** Fingers point at few distinct peers in a small ring: one line per peer, with the k it covers. */
+function formatFingers(fingers: Neighbor[]): string[] {
+  const runs: { from: number; to: number; n: Neighbor }[] = [];
+  for (const n of fingers) {
+    const last = runs.at(-1);
+    if (last && last.n.id === n.id) last.to = n.k ?? last.to;
+    else runs.push({ from: n.k ?? 0, to: n.k ?? 0, n });
+  }
+  return [`fingers (${fingers.length} to ${new Set(fingers.map((f) => f.id)).size} peer(s))`, ...runs.map((r) => `  k=${(r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`).padEnd(7)}${r.n.id}  ${r.n.address}`)];
 }
 
 export function formatRoute(t: Record<string, unknown>): string {

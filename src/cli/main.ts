@@ -151,6 +151,11 @@ async function startCommand(args: ParsedArgs): Promise<number> {
   });
   const status = daemon.status();
   process.stdout.write(`p2psip peer ${status.nodeId} on ${status.address} (overlay ${status.overlay})\n`);
+  const sip = status.sip as { server: string; realm: string; auth: string; invites: string } | undefined;
+  if (sip) {
+    process.stdout.write(`SIP: phones register as sip:NAME@${sip.realm} to server ${sip.server} (UDP or TCP), ${sip.auth}; calls ${sip.invites}\n`);
+    process.stdout.write(`  add a person: p2psip user add NAME --data ${requiredFlag(args, 'data')}   (phone settings: docs/phones.md)\n`);
+  }
   if (status.warning) process.stdout.write(`WARNING: ${status.warning}\n`);
   await new Promise<void>((resolve) => {
     let stopping = false;

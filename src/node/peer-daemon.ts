@@ -263,8 +263,11 @@ export class PeerDaemon {
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;
     const { config } = this.currentConfig();
+    // A device whose key the authority revoked is out of the overlay whatever its ring table says.
+    const revoked = config.revoked.includes(keyFingerprint(claims.publicKey));
     return {
       ...status,
+      ...(revoked ? { state: 'revoked' } : {}),
       enrollment: {
         user: claims.subject,
         issuer: claims.issuer,

@@ -125,7 +125,10 @@ export class SipService {
   status(): Record<string, unknown> {
     return {
       address: addressKey(this.transport.localAddress),
+      // What a phone is set to: its registrar and proxy (the advertised host, the bound port).
+      server: `${this.deps.advertisedHost}:${this.transport.localAddress.port}`,
       realm: this.deps.realm,
+      invites: this.deps.requireAuth ? "challenged unless from this home's phones or another home" : 'never challenged (--sip-auth off)',
       auth: this.deps.requireAuth ? `digest ${(this.deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms).join(',')}` : 'off',
       bindings: this.location.size,
       users: this.location.aors().length,
