@@ -1,4 +1,5 @@
 import { resourceId } from '../identity/ids.js';
+import { withoutSipScheme } from './overlay-names.js';
 import { walkToResponsible } from '../overlay/iterative-walk.js';
 import type { OverlayRouter } from '../overlay/router.js';
 import { addressKey } from '../wire/address.js';
@@ -29,7 +30,7 @@ function request(router: OverlayRouter, destination: Id, code: number, body: Uin
 }
 
 export async function traceRoute(router: OverlayRouter, name: string): Promise<RouteTrace> {
-  const target = resourceId(name);
+  const target = resourceId(withoutSipScheme(name)); // sip:alice@x and alice@x are one name
   const walked = await new Promise<Contact[]>((resolve) => walkToResponsible(router, target, (_, hops) => resolve(hops)));
   const path: Contact[] = [{ id: router.nodeId, address: router.transport.localAddress }, ...walked];
   const started = router.clock.now();

@@ -1,4 +1,6 @@
 import type { NodeIdentity } from '../identity/identity.js';
+import { userName } from './overlay-names.js';
+import { sipDomain } from './sip-users.js';
 import { resourceId } from '../identity/ids.js';
 import { P2psipError, UsageError } from '../runtime/errors.js';
 import { nodeMultipleResourceId, nodeResourceId } from '../storage/access-control.js';
@@ -47,6 +49,7 @@ export function resourceFor(kind: KindDefinition, name: string, identity: NodeId
   switch (kind.policy) {
     case 'USER-MATCH':
     case 'USER-NODE-MATCH':
+      return resourceId(userName(name, sipDomain(identity.certificate.claims.subject, identity.certificate.claims.overlay)));
     case 'NODE-KEYED':
       return resourceId(name);
     case 'NODE-MATCH':

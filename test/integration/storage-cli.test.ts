@@ -36,6 +36,20 @@ test('a value stored through one peer is fetched through another, with its signe
   assert.match(runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`]).stdout, /hello from a/);
 });
 
+test('one name form everywhere: peer, peer@domain and sip:peer@domain name the same resource for store, fetch and route', async () => {
+  const forms = ['peer', USER, `sip:${USER}`];
+  const ids = forms.map((name) => JSON.parse(runCli(['fetch', 'DEBUG-NOTE', name, '--data', `${root}/b`, '--json']).stdout).resourceId);
+  assert.deepEqual(new Set(ids).size, 1, `fetch: ${ids.join(' ')}`);
+  // A peer of its own (a ring of one), so this store leaves the shared ring's values as they were.
+  await start(`${root}/d`, await freeUdpPort());
+  const stored = runCli(['store', 'DEBUG-NOTE', 'peer', 'plain name', '--data', `${root}/d`, '--json']);
+  assert.equal(stored.code, 0, stored.stderr);
+  assert.equal(JSON.parse(stored.stdout).resourceId, ids[0]);
+  const routes = [USER, `sip:${USER}`].map((name) => JSON.parse(runCli(['route', name, '--data', `${root}/c`, '--json']).stdout).resourceId);
+  assert.equal(routes[0], routes[1], 'route alice@x and route sip:alice@x go to the same place');
+  assert.equal(routes[0], ids[0]);
+});
+
 test('unknown kinds are usage errors; a name with nothing stored exits 1', () => {
   assert.equal(runCli(['store', 'NO-SUCH-KIND', USER, 'x', '--data', `${root}/a`]).code, 1);
   assert.equal(runCli(['fetch', 'DEBUG-NOTE', 'nobody@open.p2psip.lab', '--data', `${root}/a`]).code, 1);
