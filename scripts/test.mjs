@@ -52,15 +52,20 @@ const compiled = sources.map((s) => path.join(outdir, path.relative('test', s)).
 const onVirtualTime = (file) => ['unit', 'sim'].includes(path.relative(outdir, file).split(path.sep)[0]);
 const [major, minor] = process.versions.node.split('.').map(Number);
 const concurrent = major > 20 || (major === 20 && minor >= 10) ? ['--test-concurrency=2'] : [];
+// Files with real processes each take up to minutes: they run one per `node --test`, each
+// announced first, so a long run is never silent.
+const virtual = compiled.filter(onVirtualTime);
+const real = compiled.filter((f) => !onVirtualTime(f));
 const runs = [
-  { files: compiled.filter(onVirtualTime), flags: concurrent },
-  { files: compiled.filter((f) => !onVirtualTime(f)), flags: [] },
-].filter((r) => r.files.length);
+  ...(virtual.length ? [{ files: virtual, flags: concurrent, title: `unit and simulator tests: ${virtual.length} files` }] : []),
+  ...real.map((file, i) => ({ files: [file], flags: [], title: `${path.relative(outdir, file).replace(/\.cjs$/, '.ts')} (${i + 1} of ${real.length} with real processes)` })),
+];
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-for (const { files, flags } of runs) {
+for (const { files, flags, title } of runs) {
+  console.log(`\n# ▶ ${title}`);
   const summary = await runTests(files, flags);
   passed += summary.passed;
   failed += summary.failed;

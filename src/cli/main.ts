@@ -103,11 +103,13 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`p2psip: ${error.message}\n${USAGE}`);
+      // One line that says what was wrong; the whole usage only when asked for.
+      process.stderr.write(`p2psip: ${error.message}\n(p2psip help lists every command and option)\n`);
       return 2;
     }
     const e = error as Error;
-    process.stderr.write(`p2psip: ${e instanceof P2psipError ? `${e.name}: ` : ''}${e.message}\n`);
+    // Messages of our own errors are written for people; class names would only be noise there.
+    process.stderr.write(`p2psip: ${e instanceof P2psipError ? e.message : `internal error (${e.name}): ${e.message}`}\n`);
     return 1;
   }
 }
@@ -313,6 +315,7 @@ function simulateCommand(args: ParsedArgs, out: Print): number {
   const links = stringFlag(args, 'links');
   if (links !== undefined && links !== 'sealed' && links !== 'plain') throw new UsageError('--links is sealed or plain');
   const report = simulate({
+    onProgress: (step) => process.stderr.write(`simulate: ${step}\n`),
     nodes: numberFlag(args, 'nodes', 100, 1, 100_000),
     seed: numberFlag(args, 'seed', 1, 0, 0xffffffff),
     churnPerHour: numberFlag(args, 'churn', 0, 0, 3600),

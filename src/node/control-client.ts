@@ -27,7 +27,7 @@ export function callPeer(dir: string, request: ControlRequest, timeoutMs = 20_00
       try {
         const answer = JSON.parse(data) as ControlAnswer;
         if (answer.ok) resolve(answer.result);
-        else reject(new P2psipError(`${answer.name}: ${answer.error}`));
+        else reject(new P2psipError(answer.internal ? `internal error in the peer (${answer.name}): ${answer.error}` : answer.error));
       } catch (error) {
         reject(error);
       }

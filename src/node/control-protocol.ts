@@ -23,4 +23,4 @@ export type ControlRequest =
   | { op: 'users' }
   | { op: 'households' };
 
-export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string };
+export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string; internal?: boolean };

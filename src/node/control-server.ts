@@ -1,3 +1,4 @@
+import { P2psipError } from '../runtime/errors.js';
 import { existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/log.js';
@@ -53,7 +54,8 @@ export class ControlServer {
     } catch (error) {
       const e = error as Error;
       this.log.debug('control-error', { error: e });
-      return { ok: false, error: e.message, name: e.name ?? 'Error' };
+      // A P2psipError's message is written for people; anything else is a bug worth naming as one.
+      return { ok: false, error: e.message, name: e.name ?? 'Error', internal: !(e instanceof P2psipError) };
     }
   }
 }

@@ -51,6 +51,8 @@ export interface SimulationOptions {
   readonly failGapSeconds?: number;
   /** This many ring-adjacent nodes fail at the same instant. */
   readonly failAdjacent?: number;
+  /** Told what the run is doing as it goes (a run at thousands of nodes takes minutes). */
+  readonly onProgress?: (step: string) => void;
   /** Fraction of nodes (never the first) that are rogue: enrolled, and hostile as `rogueAttacks` says. */
   readonly rogueFraction?: number;
   /** What rogue nodes do: drop what they should forward (the default), and/or attack links (rogue-link-attacks.ts). */
@@ -234,6 +236,10 @@ export class Simulation {
     const wallStart = performance.now();
     const o = this.options;
     const spacing = o.joinSpacingMs ?? 50;
+    const progress = o.onProgress ?? (() => undefined);
+    const wall = Date.now();
+    const elapsed = (): string => `${((Date.now() - wall) / 1000).toFixed(1)} s`;
+    progress(`${o.nodes} nodes joining, one every ${spacing} ms of virtual time`);
     const first = this.addNode(undefined);
     for (let i = 1; i < o.nodes; i++) {
       this.clock.schedule(i * spacing, () => this.addNode(first));
@@ -241,6 +247,7 @@ export class Simulation {
     this.clock.runUntil((o.nodes - 1) * spacing);
     const convergedIn = this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
     const convergedAtSeconds = convergedIn === null ? null : this.clock.now() / 1000;
+    progress(convergedAtSeconds === null ? `the ring did not converge (${elapsed()})` : `ring converged at virtual ${convergedAtSeconds.toFixed(0)} s (${elapsed()})`);
 
     if (o.values) this.storeValues(o.values);
 
@@ -267,6 +274,7 @@ export class Simulation {
       this.runUntilCorrect((o.maxConvergeSeconds ?? 600) * 1000);
     }
 
+    if (failed) progress(`${failed} nodes failed and the ring healed (${elapsed()})`);
     const measureFrom = this.clock.now();
     const sentBefore = this.datagramsSent();
     const duration = (o.durationSeconds ?? (o.lookups || o.churnPerHour ? 300 : 0)) * 1000;
@@ -277,7 +285,9 @@ export class Simulation {
     if (this.nodes.some((n) => n.attacker)) {
       for (let t = 10_000; t <= duration; t += 10_000) this.clock.schedule(measureFrom + t - this.clock.now(), () => (impersonations += this.countImpersonations()));
     }
+    if (duration) progress(`${duration / 1000} virtual s of ${o.lookups ?? 0} lookups and ${o.churnPerHour ?? 0}/h churn`);
     this.clock.runUntil(measureFrom + duration + 20_000);
+    progress(`done (${elapsed()})`);
     const minutes = Math.max(1e-9, (this.clock.now() - measureFrom) / 60_000);
     const perNodePerMinute = (this.datagramsSent() - sentBefore) / this.oracle.size / minutes;
 
