@@ -1,0 +1,180 @@
+import { SipError } from '../sip-error.js';
+
+/*
+ * SDP (RFC 8866) as the home peer needs it to anchor a call's media (issue 16): read an offer or
+ * answer into its media lines, and write it back with every stream pointed at the peer's own
+ * ports. Lines the peer does not change stay as the phone wrote them, in order. SDP that cannot
+ * be read is refused with 488 and a reason, before anything is forwarded.
+ */
+export const MAX_SDP_BYTES = 16 * 1024;
+const MAX_MEDIA = 16;
+
+export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+const DIRECTIONS = new Set<string>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
+
+/** ICE (RFC 8839) attributes: the anchor answers for the phone, which then needs none of them. */
+const ICE_ATTRIBUTES = new Set(['candidate', 'remote-candidates', 'ice-ufrag', 'ice-pwd', 'ice-options', 'ice-lite', 'ice-mismatch', 'end-of-candidates']);
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One m= section as it arrived. */
+export interface MediaStream {
+  readonly kind: string;
+  /** 0: the stream is refused or disabled (RFC 3264 s6); it is left alone. */
+  readonly port: number;
+  readonly proto: string;
+  readonly formats: readonly string[];
+  /** Where the phone wants RTP: the section's c= or else the session's. */
+  readonly rtp: Endpoint;
+  /** Where it wants RTCP: a=rtcp (RFC 3605), the RTP address itself with rtcp-mux, else port + 1. */
+  readonly rtcp: Endpoint;
+  readonly rtcpMux: boolean;
+  readonly direction: Direction;
+  /** a=rtpmap values by payload type ("0" -> "PCMU/8000"). */
+  readonly codecs: ReadonlyMap<string, string>;
+  /** SRTP keys (RFC 4568 a=crypto) or an SRTP profile: the media passes through untouched. */
+  readonly secure: boolean;
+}
+
+export interface SessionDescription {
+  readonly lines: readonly string[];
+  readonly streams: readonly MediaStream[];
+}
+
+export class SdpError extends SipError {
+  constructor(reason: string) {
+    super(488, `Not Acceptable Here (SDP: ${reason})`);
+  }
+}
+
+/** Reads SDP text; refuses (SdpError, 488) what is not SDP a stream can be anchored from. */
+export function parseSdp(body: Uint8Array | string): SessionDescription {
+  const text = typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  if (text.length > MAX_SDP_BYTES) throw new SdpError('too large');
+  const lines = text.split(/\r?\n/);
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  if (lines[0] !== 'v=0') throw new SdpError('does not start with v=0');
+  let sessionConnection: string | undefined;
+  let sessionDirection: Direction = 'sendrecv';
+  const sections: { start: number; lines: string[] }[] = [];
+  lines.forEach((line, i) => {
+    if (!/^[a-z]=/.test(line)) throw new SdpError(`line ${i + 1} is not type=value`);
+    if (line.startsWith('m=')) {
+      if (sections.length >= MAX_MEDIA) throw new SdpError(`more than ${MAX_MEDIA} media lines`);
+      sections.push({ start: i, lines: [line] });
+    } else if (sections.length) sections[sections.length - 1].lines.push(line);
+    else if (line.startsWith('c=')) sessionConnection = readConnection(line);
+    else if (DIRECTIONS.has(line.slice(2))) sessionDirection = line.slice(2) as Direction;
+  });
+  const origin = lines.find((l) => l.startsWith('o='));
+  if (!origin || !/^o=\S+ \S+ \d{1,20} IN IP[46] \S+$/.test(origin)) throw new SdpError('missing or malformed o= line');
+  const streams = sections.map((section) => readStream(section.lines, sessionConnection, sessionDirection));
+  return { lines, streams };
+}
+
+function readStream(lines: string[], sessionConnection: string | undefined, sessionDirection: Direction): MediaStream {
+  const m = /^m=([a-z]+) (\d{1,5})(?:\/\d+)? ([A-Za-z0-9/._-]+)((?: [^ ]+)*)$/.exec(lines[0]);
+  if (!m || Number(m[2]) > 65535) throw new SdpError(`malformed media line "${lines[0].slice(0, 60)}"`);
+  const port = Number(m[2]);
+  const c = lines.find((l) => l.startsWith('c='));
+  const address = c ? readConnection(c) : sessionConnection;
+  if (address === undefined && port !== 0) throw new SdpError(`no connection address for ${m[1]}`);
+  const attributes = lines.filter((l) => l.startsWith('a=')).map((l) => l.slice(2));
+  const value = (name: string) => attributes.find((a) => a.startsWith(`${name}:`))?.slice(name.length + 1);
+  const rtcpMux = attributes.includes('rtcp-mux');
+  const rtcpAttribute = value('rtcp');
+  let rtcp: Endpoint = { address: address ?? '0.0.0.0', port: rtcpMux ? port : port + 1 };
+  if (rtcpAttribute !== undefined) {
+    const r = /^(\d{1,5})(?: IN IP[46] (\S+))?$/.exec(rtcpAttribute);
+    if (!r) throw new SdpError(`malformed a=rtcp "${rtcpAttribute.slice(0, 40)}"`);
+    rtcp = { address: r[2] ?? rtcp.address, port: Number(r[1]) };
+  }
+  const codecs = new Map<string, string>();
+  for (const a of attributes) {
+    const r = /^rtpmap:(\d{1,3}) (.+)$/.exec(a);
+    if (r) codecs.set(r[1], r[2]);
+  }
+  const direction = (attributes.find((a) => DIRECTIONS.has(a)) as Direction | undefined) ?? sessionDirection;
+  return {
+    kind: m[1],
+    port,
+    proto: m[3],
+    formats: m[4].trim().split(' ').filter(Boolean),
+    rtp: { address: address ?? '0.0.0.0', port },
+    rtcp,
+    rtcpMux,
+    direction,
+    codecs,
+    secure: m[3].includes('SAVP') || attributes.some((a) => a.startsWith('crypto:') || a.startsWith('fingerprint:')),
+  };
+}
+
+/** c=IN IP4 192.0.2.1 (a multicast TTL suffix is refused: the anchor relays unicast only). */
+function readConnection(line: string): string {
+  const c = /^c=IN IP([46]) ([0-9A-Fa-f.:]+)$/.exec(line);
+  if (!c) throw new SdpError(`malformed connection line "${line.slice(0, 60)}"`);
+  return c[2];
+}
+
+/** Where the anchor takes each stream: its address, and per m= section the RTP port (RTCP is port + 1). */
+export interface AnchorPlan {
+  readonly address: string;
+  /** One per m= section; undefined leaves that section as it is (a refused stream, or SRTP passed through). */
+  readonly ports: readonly (number | undefined)[];
+}
+
+/**
+ * The same description pointed at the anchor: every anchored stream's port, c= and a=rtcp name
+ * the anchor, ICE attributes go (the phone talks to the anchor directly), the o= line names the
+ * anchor with its version raised (RFC 3264 s8: a changed description is a new version), and
+ * everything else is kept.
+ */
+export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
+  const family = plan.address.includes(':') ? 'IP6' : 'IP4';
+  const out: string[] = [];
+  let section = -1;
+  let anchored = false;
+  for (const line of sdp.lines) {
+    if (line.startsWith('m=')) {
+      section++;
+      const port = plan.ports[section];
+      anchored = port !== undefined && sdp.streams[section].port !== 0;
+      out.push(anchored ? line.replace(/^(m=[a-z]+ )\d+(\/\d+)?/, `$1${port}`) : line);
+      if (anchored) out.push(`c=IN ${family} ${plan.address}`);
+      continue;
+    }
+    if (section < 0) {
+      if (line.startsWith('o=')) out.push(nextVersion(line, family, plan.address));
+      // The session-level address names the anchor when every stream is anchored; else each section says its own.
+      else if (line.startsWith('c=')) out.push(plan.ports.every((p) => p !== undefined) ? `c=IN ${family} ${plan.address}` : line);
+      else if (!isIceLine(line)) out.push(line);
+      continue;
+    }
+    if (!anchored) {
+      out.push(line);
+      continue;
+    }
+    if (line.startsWith('c=') || isIceLine(line)) continue;
+    if (line.startsWith('a=rtcp:')) out.push(`a=rtcp:${plan.ports[section]! + 1} IN ${family} ${plan.address}`);
+    else out.push(line);
+  }
+  return `${out.join('\r\n')}\r\n`;
+}
+
+function isIceLine(line: string): boolean {
+  if (!line.startsWith('a=')) return false;
+  const name = line.slice(2).split(':', 1)[0];
+  return ICE_ATTRIBUTES.has(name);
+}
+
+/** o=<user> <sess-id> <sess-version> IN IP4 <address>: a new version, from the anchor (no LAN address leaves the home). */
+function nextVersion(line: string, family: string, address: string): string {
+  const parts = line.split(' ');
+  parts[2] = (BigInt(parts[2]) + 1n).toString();
+  parts[4] = family;
+  parts[5] = address;
+  return parts.join(' ');
+}
