@@ -67,7 +67,8 @@ export class DiskUserSigners implements UserSigners {
     const kept = this.identities.get(user);
     if (kept && !this.dueForRenewal(kept.certificate)) return kept;
     if (this.source?.kind === 'remote') {
-      void this.obtain(user); // answered later: onIssued publishes then
+      // Answered later (onIssued publishes then); a refusal stands until `user add` asks again.
+      if (this.failures.get(user)?.state !== 'refused') void this.obtain(user);
       return kept && kept.certificate.claims.expires > this.nowSeconds() ? kept : undefined;
     }
     const made = this.certifyHere(user, kept);
