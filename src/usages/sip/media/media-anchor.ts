@@ -1,0 +1,167 @@
+import type { Clock, TimerHandle } from '../../../runtime/clock.js';
+import { MediaPortPool } from './port-pool.js';
+import { type DropReason, RelayStream, type Side, type StreamCounters } from './relay-stream.js';
+import type { Endpoint } from './sdp.js';
+
+/*
+ * The home peer's media anchor (issue 16): for each anchored call, one RelayStream per m= line,
+ * each with an RTP/RTCP port pair on each side (the phone's side and the far side). Sessions end
+ * on BYE, CANCEL or failure (close), or after `timeoutMs` without a packet (--media-timeout);
+ * their ports go back to the pool either way. Sockets come from an injected factory, so the
+ * simulator and unit tests run the same code as the peer.
+ */
+export interface MediaSocket {
+  send(bytes: Uint8Array, to: Endpoint): void;
+  close(): void;
+}
+
+/** Opens a UDP socket on `port` that hands every datagram to `receive`; undefined if the port is taken. */
+export type MediaSocketFactory = (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void) => MediaSocket | undefined;
+
+export interface StreamPlan {
+  /** Where each side's party said it receives RTP, and RTCP. */
+  readonly offered: Record<Side, { rtp: Endpoint; rtcp: Endpoint }>;
+  /** Addresses that may latch each side (its SDP address and the signalling source's). */
+  readonly vouched: Record<Side, readonly string[]>;
+}
+
+export interface AnchoredStream {
+  /** The anchor's RTP port on each side (RTCP is the port above). */
+  readonly ports: Record<Side, number>;
+  readonly rtp: RelayStream;
+  readonly rtcp: RelayStream;
+}
+
+export interface MediaSession {
+  readonly id: string;
+  readonly streams: readonly AnchoredStream[];
+}
+
+export interface MediaCounters {
+  sessions: number;
+  timeouts: number;
+  refusedNoPorts: number;
+}
+
+export class MediaAnchor {
+  readonly counters: MediaCounters = { sessions: 0, timeouts: 0, refusedNoPorts: 0 };
+  private readonly sessions = new Map<string, { session: MediaSession; sockets: MediaSocket[]; ports: number[]; timer: TimerHandle }>();
+
+  constructor(
+    private readonly pool: MediaPortPool,
+    private readonly openSocket: MediaSocketFactory,
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Anchors a call's streams; throws MediaPortsExhausted (answer 503) when the ports run out, holding none. */
+  open(id: string, plans: readonly StreamPlan[]): MediaSession {
+    this.close(id);
+    const sockets: MediaSocket[] = [];
+    const ports: number[] = [];
+    try {
+      const streams = plans.map((plan) => this.anchorStream(plan, sockets, ports));
+      const session = { id, streams };
+      this.counters.sessions++;
+      this.sessions.set(id, { session, sockets, ports, timer: this.watch(id, session) });
+      return session;
+    } catch (error) {
+      for (const socket of sockets) socket.close();
+      for (const port of ports) this.pool.release(port);
+      this.counters.refusedNoPorts++;
+      throw error;
+    }
+  }
+
+  /** Ends a session (BYE, CANCEL, a failed call) and gives its ports back. */
+  close(id: string): void {
+    const entry = this.sessions.get(id);
+    if (!entry) return;
+    this.sessions.delete(id);
+    this.clock.clearTimer(entry.timer);
+    for (const socket of entry.sockets) socket.close();
+    for (const port of entry.ports) this.pool.release(port);
+  }
+
+  get active(): number {
+    return this.sessions.size;
+  }
+
+  get portsInUse(): number {
+    return this.pool.pairsInUse * 2;
+  }
+
+  /** Every live stream's counters, summed (status --json `media`). */
+  totals(): StreamCounters {
+    const sum: StreamCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0 } };
+    for (const { session } of this.sessions.values()) {
+      for (const stream of session.streams) {
+        for (const relay of [stream.rtp, stream.rtcp]) {
+          sum.packetsIn += relay.counters.packetsIn;
+          sum.packetsOut += relay.counters.packetsOut;
+          sum.bytesIn += relay.counters.bytesIn;
+          sum.bytesOut += relay.counters.bytesOut;
+          for (const reason of Object.keys(sum.dropped) as DropReason[]) sum.dropped[reason] += relay.counters.dropped[reason];
+        }
+      }
+    }
+    return sum;
+  }
+
+  private anchorStream(plan: StreamPlan, sockets: MediaSocket[], ports: number[]): AnchoredStream {
+    // Each side gets an RTP/RTCP pair: the phone talks to one, the far side to the other.
+    const pairs = { a: this.takePair(ports), b: this.takePair(ports) };
+    const relays: { rtp?: RelayStream; rtcp?: RelayStream } = {};
+    const open = (port: number, side: Side, which: 'rtp' | 'rtcp'): MediaSocket => {
+      const socket = this.openSocket(port, (bytes, from) => relays[which]!.receive(side, bytes, from));
+      if (!socket) throw new Error(`media port ${port} could not be opened`); // takePair checked it was free
+      sockets.push(socket);
+      return socket;
+    };
+    const socketsBySide = {
+      a: { rtp: open(pairs.a, 'a', 'rtp'), rtcp: open(pairs.a + 1, 'a', 'rtcp') },
+      b: { rtp: open(pairs.b, 'b', 'rtp'), rtcp: open(pairs.b + 1, 'b', 'rtcp') },
+    };
+    const now = () => this.clock.now();
+    for (const which of ['rtp', 'rtcp'] as const) {
+      relays[which] = new RelayStream(
+        {
+          a: { send: (bytes, to) => socketsBySide.a[which].send(bytes, to), offered: plan.offered.a[which], vouched: plan.vouched.a },
+          b: { send: (bytes, to) => socketsBySide.b[which].send(bytes, to), offered: plan.offered.b[which], vouched: plan.vouched.b },
+        },
+        now,
+      );
+    }
+    return { ports: pairs, rtp: relays.rtp!, rtcp: relays.rtcp! };
+  }
+
+  /** A port pair whose both ports the system lets us bind (probed by opening and closing them). */
+  private takePair(ports: number[]): number {
+    const port = this.pool.allocate((p) => !this.canBind(p) || !this.canBind(p + 1));
+    ports.push(port);
+    return port;
+  }
+
+  private canBind(port: number): boolean {
+    const probe = this.openSocket(port, () => undefined);
+    probe?.close();
+    return probe !== undefined;
+  }
+
+  /** Ends the session when no stream has carried a packet for timeoutMs. */
+  private watch(id: string, session: MediaSession): TimerHandle {
+    const check = (): TimerHandle =>
+      this.clock.setTimer(this.timeoutMs, () => {
+        const entry = this.sessions.get(id);
+        if (!entry) return;
+        const last = Math.max(...session.streams.flatMap((s) => [s.rtp.lastPacketAt, s.rtcp.lastPacketAt]));
+        if (this.clock.now() - last >= this.timeoutMs) {
+          this.counters.timeouts++;
+          this.close(id);
+          return;
+        }
+        entry.timer = check();
+      });
+    return check();
+  }
+}

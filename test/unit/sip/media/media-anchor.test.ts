@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { VirtualClock } from '../../../../src/sim/virtual-clock.js';
+import { MediaAnchor, type MediaSocket, type StreamPlan } from '../../../../src/usages/sip/media/media-anchor.js';
+import { MediaPortPool, MediaPortsExhausted } from '../../../../src/usages/sip/media/port-pool.js';
+import type { Endpoint } from '../../../../src/usages/sip/media/sdp.js';
+
+/*
+ * The anchor's sessions on virtual time with in-memory sockets: ports per side, audio relayed
+ * through them, ports given back on close and after the media timeout, a full range refused
+ * without holding anything, ports the system refuses skipped.
+ */
+function world(options: { low?: number; high?: number; busy?: number[] } = {}) {
+  const clock = new VirtualClock();
+  const open = new Map<number, (bytes: Uint8Array, from: Endpoint) => void>();
+  const sent: { port: number; to: Endpoint }[] = [];
+  const factory = (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void): MediaSocket | undefined => {
+    if (open.has(port) || options.busy?.includes(port)) return undefined;
+    open.set(port, receive);
+    return { send: (_bytes, to) => sent.push({ port, to }), close: () => open.delete(port) };
+  };
+  const anchor = new MediaAnchor(new MediaPortPool(options.low ?? 40000, options.high ?? 40099), factory, clock, 60_000);
+  const deliver = (port: number, from: Endpoint) => open.get(port)!(new Uint8Array(172), from);
+  return { clock, anchor, open, sent, deliver };
+}
+
+const phone = { address: '192.168.1.20', port: 10000 };
+const far = { address: '203.0.113.9', port: 40000 };
+const plan: StreamPlan = {
+  offered: { a: { rtp: phone, rtcp: { ...phone, port: 10001 } }, b: { rtp: far, rtcp: { ...far, port: 40001 } } },
+  vouched: { a: ['192.168.1.20'], b: ['203.0.113.9'] },
+};
+
+test('a call anchored: an RTP/RTCP pair on each side, audio relayed across, ports back on close', () => {
+  const { anchor, open, sent, deliver } = world();
+  const session = anchor.open('call-1', [plan]);
+  const [stream] = session.streams;
+  assert.equal(open.size, 4, 'RTP and RTCP on each side');
+  assert.notEqual(stream.ports.a, stream.ports.b);
+  deliver(stream.ports.a, phone);
+  assert.deepEqual(sent.at(-1), { port: stream.ports.b, to: far }, 'the phone\'s audio leaves from the far side\'s port');
+  deliver(stream.ports.b + 1, { ...far, port: 40001 });
+  assert.deepEqual(sent.at(-1), { port: stream.ports.a + 1, to: { ...phone, port: 10001 } }, 'RTCP on the ports above');
+  assert.equal(anchor.totals().packetsOut, 2);
+  assert.equal(anchor.portsInUse, 4);
+  anchor.close('call-1');
+  assert.equal(open.size, 0);
+  assert.equal(anchor.portsInUse, 0);
+});
+
+test('a session with no packet for the media timeout ends by itself; one that carries audio does not', () => {
+  const { clock, anchor, open, deliver } = world();
+  const quiet = anchor.open('quiet', [plan]);
+  const talking = anchor.open('talking', [plan]);
+  for (let t = 0; t < 7; t++) {
+    clock.runUntil(clock.now() + 20_000);
+    deliver(talking.streams[0].ports.a, phone);
+  }
+  assert.equal(anchor.active, 1);
+  assert.equal(anchor.counters.timeouts, 1);
+  assert.ok(!open.has(quiet.streams[0].ports.a), 'the quiet session\'s ports are closed');
+});
+
+test('when the range runs out the call is refused (503) holding no port; ports the system refuses are skipped', () => {
+  const { anchor, open } = world({ low: 40000, high: 40007, busy: [40001] });
+  const first = anchor.open('one', [plan]); // 40000 is skipped: its RTCP port is taken elsewhere
+  assert.deepEqual(first.streams[0].ports, { a: 40002, b: 40004 });
+  assert.throws(() => anchor.open('two', [plan]), MediaPortsExhausted);
+  assert.equal(anchor.counters.refusedNoPorts, 1);
+  assert.equal(open.size, 4, 'the refused call holds nothing');
+});
