@@ -1,0 +1,100 @@
+import type { NodeIdentity } from '../../../identity/identity.js';
+import { publicKeyObject, signBytes, verifyBytes } from '../../../identity/keys.js';
+import { deriveLinkKeys, type EphemeralKey, ephemeralFromBytes, openBytes, sealBytes } from '../../../link/secure/link-crypto.js';
+import { ReceiveWindow } from '../../../link/receive-window.js';
+import type { Random } from '../../../runtime/random.js';
+import { encodeCbor } from '../../../wire/cbor.js';
+
+/*
+ * The internet leg of a call between two home peers, sealed (issue 16): each peer makes a fresh
+ * X25519 key for the call and signs it with its enrolled identity, so the keys are agreed between
+ * the two homes' certificates and never reused by another call. Each datagram is
+ *   counter (6 bytes, big-endian) || ChaCha20-Poly1305(key of this direction, nonce = counter, aad = counter)
+ * and is opened only once (a strict replay window). Phones never see any of this: they send
+ * plain RTP to their own home peer, which seals it for the internet and opens it at the other end.
+ */
+const COUNTER_BYTES = 6;
+/** Per datagram: the counter and the tag. */
+export const MEDIA_SEAL_OVERHEAD = COUNTER_BYTES + 16;
+
+export type MediaRole = 'offerer' | 'answerer';
+
+/** What a peer sends the other for a call: its ephemeral key, signed by its identity. */
+export interface MediaKeyShare {
+  readonly publicKey: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+const shareInput = (callId: string, role: MediaRole, publicKey: Uint8Array): Uint8Array => encodeCbor(['p2psip-media-key', callId, role, publicKey]);
+
+/** This peer's share for `callId`, and the private half it keeps until the other share arrives. */
+export function createKeyShare(identity: NodeIdentity, callId: string, role: MediaRole, random: Random): { share: MediaKeyShare; ephemeral: EphemeralKey } {
+  const ephemeral = ephemeralFromBytes(random.bytes(32));
+  return { share: { publicKey: ephemeral.publicKey, signature: signBytes(identity.keys, shareInput(callId, role, ephemeral.publicKey)) }, ephemeral };
+}
+
+/** Whether the other peer's share was signed by the key its (already checked) certificate names. */
+export function shareIsFrom(share: MediaKeyShare, certifiedKey: Uint8Array, callId: string, role: MediaRole): boolean {
+  return share.publicKey.length === 32 && verifyBytes(publicKeyObject(certifiedKey), shareInput(callId, role, share.publicKey), share.signature);
+}
+
+/** Both directions' sealers for a call, once both shares are known. */
+export function mediaSealers(own: EphemeralKey, role: MediaRole, offerer: MediaKeyShare, answerer: MediaKeyShare, callId: string): { send: MediaSealer; receive: MediaOpener } {
+  const peer = role === 'offerer' ? answerer.publicKey : offerer.publicKey;
+  const callSalt = new TextEncoder().encode(callId);
+  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offerer.publicKey, answerer.publicKey, encodeCbor(['p2psip media keys v1', callId]));
+  const [out, back] = role === 'offerer' ? [keys.initiatorToResponder, keys.responderToInitiator] : [keys.responderToInitiator, keys.initiatorToResponder];
+  return { send: new MediaSealer(out), receive: new MediaOpener(back) };
+}
+
+export class MediaSealer {
+  private counter = 0;
+
+  constructor(private readonly key: Uint8Array) {}
+
+  seal(packet: Uint8Array): Uint8Array {
+    const header = counterBytes(this.counter++);
+    return new Uint8Array(Buffer.concat([header, sealBytes(this.key, this.counter - 1, header, packet)]));
+  }
+}
+
+export interface OpenerCounters {
+  opened: number;
+  failedAead: number;
+  replayed: number;
+}
+
+export class MediaOpener {
+  readonly counters: OpenerCounters = { opened: 0, failedAead: 0, replayed: 0 };
+  private readonly window = new ReceiveWindow(true);
+
+  constructor(private readonly key: Uint8Array) {}
+
+  /** The phone's packet, or undefined (counted) for a forgery, a damaged datagram or a replay. */
+  open(datagram: Uint8Array): Uint8Array | undefined {
+    if (datagram.length < MEDIA_SEAL_OVERHEAD) {
+      this.counters.failedAead++;
+      return undefined;
+    }
+    const header = datagram.subarray(0, COUNTER_BYTES);
+    const counter = Buffer.from(header).readUIntBE(0, COUNTER_BYTES);
+    if (!this.window.isFresh(counter)) {
+      this.counters.replayed++;
+      return undefined;
+    }
+    const packet = openBytes(this.key, counter, header, datagram.subarray(COUNTER_BYTES));
+    if (!packet) {
+      this.counters.failedAead++;
+      return undefined;
+    }
+    this.window.accept(counter); // recorded only once authentic, so forgeries cannot burn counters
+    this.counters.opened++;
+    return packet;
+  }
+}
+
+function counterBytes(counter: number): Uint8Array {
+  const bytes = Buffer.alloc(COUNTER_BYTES);
+  bytes.writeUIntBE(counter, 0, COUNTER_BYTES);
+  return bytes;
+}

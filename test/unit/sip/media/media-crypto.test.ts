@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SeededRandom } from '../../../../src/runtime/random.js';
+import { createKeyShare, MEDIA_SEAL_OVERHEAD, mediaSealers, shareIsFrom } from '../../../../src/usages/sip/media/media-crypto.js';
+import { testIdentity } from '../../../helpers/fixtures.js';
+
+/*
+ * The sealed internet leg of a call between two homes: keys agreed between the two peers'
+ * identities for one call only; RTP sealed both ways and opened once; forgeries, damage,
+ * replays and another call's keys refused and counted.
+ */
+const home = testIdentity(1);
+const other = testIdentity(2);
+const random = new SeededRandom(16);
+
+function call(callId: string) {
+  const offer = createKeyShare(home, callId, 'offerer', random);
+  const answer = createKeyShare(other, callId, 'answerer', random);
+  return {
+    offer,
+    answer,
+    a: mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, callId),
+    b: mediaSealers(answer.ephemeral, 'answerer', offer.share, answer.share, callId),
+  };
+}
+const rtp = (n: number) => new Uint8Array(172).fill(n);
+
+test('each home checks the other\'s key share against its certificate, for this call and role only', () => {
+  const { offer, answer } = call('call-1@smiths');
+  assert.ok(shareIsFrom(offer.share, home.certificate.claims.publicKey, 'call-1@smiths', 'offerer'));
+  assert.ok(shareIsFrom(answer.share, other.certificate.claims.publicKey, 'call-1@smiths', 'answerer'));
+  assert.equal(shareIsFrom(offer.share, other.certificate.claims.publicKey, 'call-1@smiths', 'offerer'), false, 'not another node\'s');
+  assert.equal(shareIsFrom(offer.share, home.certificate.claims.publicKey, 'call-2@smiths', 'offerer'), false, 'not another call\'s');
+  assert.equal(shareIsFrom(offer.share, home.certificate.claims.publicKey, 'call-1@smiths', 'answerer'), false, 'not the other role\'s');
+});
+
+test('RTP sealed at one home opens at the other, both ways; nothing of it is readable on the way', () => {
+  const { a, b } = call('call-1@smiths');
+  const sealed = a.send.seal(rtp(7));
+  assert.equal(sealed.length, 172 + MEDIA_SEAL_OVERHEAD);
+  assert.equal(Buffer.from(sealed).includes(Buffer.from(rtp(7).subarray(0, 32))), false, 'no plaintext RTP on the internet');
+  assert.deepEqual(b.receive.open(sealed), rtp(7));
+  assert.deepEqual(a.receive.open(b.send.seal(rtp(9))), rtp(9));
+});
+
+test('a replay, a flipped bit, a short datagram and another call\'s packet are dropped and counted', () => {
+  const { a, b } = call('call-1@smiths');
+  const first = a.send.seal(rtp(1));
+  assert.ok(b.receive.open(first));
+  assert.equal(b.receive.open(first), undefined);
+  const damaged = a.send.seal(rtp(2));
+  damaged[20] ^= 1;
+  assert.equal(b.receive.open(damaged), undefined);
+  assert.equal(b.receive.open(new Uint8Array(10)), undefined);
+  const elsewhere = call('call-2@smiths');
+  elsewhere.a.send.seal(rtp(3));
+  assert.equal(b.receive.open(elsewhere.a.send.seal(rtp(3))), undefined, 'keys are never shared across calls');
+  assert.deepEqual(b.receive.counters, { opened: 1, failedAead: 3, replayed: 1 });
+  // A forgery did not burn its counter: the genuine packet with that counter still opens.
+  assert.deepEqual(b.receive.open(a.send.seal(rtp(4))), rtp(4));
+});
