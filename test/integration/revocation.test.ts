@@ -66,6 +66,7 @@ test('revoke: the configuration floods to running peers and the revoked device i
     await eventually(() => !neighbourIds(dirs.a).includes(carolId) && !neighbourIds(dirs.bob).includes(carolId), 30_000),
     'carol is no longer anyone\'s neighbour',
   );
+  assert.ok(await eventually(() => status(dirs.carol).state === 'revoked', 10_000), 'carol\'s own status says she was revoked');
   const a = status(dirs.a).linkSecurity;
   assert.ok(a.sessionsRevoked + a.handshakesRefused > 0, 'her link was dropped and not let back in');
   // Cut off, she may still store on her own peer (when the name falls in her own range; its

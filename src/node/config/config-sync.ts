@@ -127,7 +127,6 @@ export class ConfigSync {
     this.counters.adopted++;
     this.deps.router.trackConfiguration(signed.config.sequence);
     this.deps.log.info('config-adopted', { sequence: signed.config.sequence, revoked: signed.config.revoked.length });
-    this.deps.adopt(signed);
     const told = new Set<Id>(from === undefined ? [] : [from]);
     for (const contact of this.deps.topology.neighbors()) {
       if (told.has(contact.id) || contact.id === this.deps.router.nodeId) continue;
@@ -135,5 +134,8 @@ export class ConfigSync {
       this.counters.pushes++;
       this.send(contact.id);
     }
+    // Only now are links to newly revoked nodes dropped: the pushes above went out over them
+    // first, so a revoked device learns it was revoked (its status says so) instead of guessing.
+    this.deps.adopt(signed);
   }
 }
