@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { SystemClock } from '../../../src/runtime/clock.js';
 import { silentLogger } from '../../../src/runtime/log.js';
+import { readEssentials } from '../../../src/usages/sip/message/check.js';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
 import type { SipRequest } from '../../../src/usages/sip/message/sip-message.js';
 import { ClientTransactions } from '../../../src/usages/sip/transactions/client-transactions.js';
@@ -31,4 +32,23 @@ test('a request on a TCP connection that is refused fails at once as a transport
   await transport.close();
   assert.equal(outcome, 'transport error');
   assert.ok(Date.now() - started < 5_000, `within ${Date.now() - started} ms, not Timer F's 32 s`);
+});
+
+test('a second CANCEL for one branch joins the first instead of starting a twin that steals its responses', () => {
+  const sent: Uint8Array[] = [];
+  const transport = { send: (_flow: unknown, bytes: Uint8Array) => (sent.push(bytes), true), onConnectFailed: () => {} } as unknown as SipTransport;
+  const clients = new ClientTransactions(transport, new SystemClock());
+  const cancel = parseSipMessage(
+    new TextEncoder().encode('CANCEL sip:bob@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtwice\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:bob@x>\r\nCall-ID: twice\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n'),
+  ) as SipRequest;
+  const flow = { transport: 'UDP' as const, remote: { host: '127.0.0.1', port: 5070 } };
+  let answered = 0;
+  const first = clients.send(cancel, 'z9hG4bKtwice', flow, { response: () => answered++, timeout: () => {} });
+  const second = clients.send(cancel, 'z9hG4bKtwice', flow, { response: () => answered++, timeout: () => {} });
+  assert.equal(second, first);
+  assert.equal(sent.length, 1, 'sent once');
+  const ok = parseSipMessage(new TextEncoder().encode('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtwice\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:bob@x>;tag=2\r\nCall-ID: twice\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n'));
+  assert.equal(clients.receive(ok as never, readEssentials(ok)), true);
+  assert.equal(answered, 1);
+  first.terminate();
 });

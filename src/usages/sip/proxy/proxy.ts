@@ -98,6 +98,8 @@ interface Branch {
   provisional: boolean;
   final: SipResponse | undefined;
   cancelWhenProvisional: boolean;
+  /** A CANCEL went on this branch already. */
+  cancelSent?: boolean;
   /** Cancelled by us because Timer C ran out, not by the caller: its 487 goes up as a 408. */
   timedOut: boolean;
 }
@@ -465,6 +467,8 @@ export class SipProxy {
    */
   private sendCancel(branch: Branch, call?: ProxyCall): void {
     branch.cancelWhenProvisional = false;
+    if (branch.cancelSent) return; // the caller's CANCEL, a 6xx elsewhere and Timer C may all ask
+    branch.cancelSent = true;
     this.deps.clients.send(inviteCompanion(branch.request, 'CANCEL'), branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
     const owner = call ?? [...this.calls.values()].find((c) => c.branches.includes(branch));
     if (!owner) return;

@@ -115,7 +115,7 @@ export class ClientTransaction {
     this.owner.clock.clearTimer(this.retransmitTimer);
     this.owner.clock.clearTimer(this.timeoutTimer);
     this.owner.clock.clearTimer(this.endTimer);
-    this.owner.forget(this.key);
+    this.owner.forget(this.key, this);
   }
 
   private scheduleRetransmit(): void {
@@ -143,6 +143,10 @@ export class ClientTransactions {
   /** Sends `request`, whose top Via carries a fresh branch of ours. */
   send(request: SipRequest, branch: string, flow: SipFlow, callbacks: ClientCallbacks): ClientTransaction {
     const key = `${branch}|${request.method}`;
+    // One transaction per branch and method (s17.1.3): asking again (a second CANCEL for one
+    // branch) gets the one already under way instead of a twin that would steal its responses.
+    const running = this.live.get(key);
+    if (running) return running;
     const transaction = new ClientTransaction(key, request, flow, callbacks, this);
     this.live.set(key, transaction);
     transaction.start();
@@ -162,7 +166,8 @@ export class ClientTransactions {
     return this.transport.send(flow, bytes);
   }
 
-  forget(key: string): void {
+  forget(key: string, transaction?: ClientTransaction): void {
+    if (transaction && this.live.get(key) !== transaction) return;
     this.live.delete(key);
   }
 
