@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from '../../../runtime/clock.js';
-import { MediaPortPool } from './port-pool.js';
+import { type MediaPortPool, MediaPortsExhausted } from './port-pool.js';
 import { type DropReason, RelayStream, type Side, type StreamCounters } from './relay-stream.js';
 import type { Endpoint } from './sdp.js';
 
@@ -16,7 +16,7 @@ export interface MediaSocket {
 }
 
 /** Opens a UDP socket on `port` that hands every datagram to `receive`; undefined if the port is taken. */
-export type MediaSocketFactory = (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void) => MediaSocket | undefined;
+export type MediaSocketFactory = (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void) => Promise<MediaSocket | undefined>;
 
 export interface StreamPlan {
   /** Where each side's party said it receives RTP, and RTCP. */
@@ -55,12 +55,13 @@ export class MediaAnchor {
   ) {}
 
   /** Anchors a call's streams; throws MediaPortsExhausted (answer 503) when the ports run out, holding none. */
-  open(id: string, plans: readonly StreamPlan[]): MediaSession {
+  async open(id: string, plans: readonly StreamPlan[]): Promise<MediaSession> {
     this.close(id);
     const sockets: MediaSocket[] = [];
     const ports: number[] = [];
     try {
-      const streams = plans.map((plan) => this.anchorStream(plan, sockets, ports));
+      const streams: AnchoredStream[] = [];
+      for (const plan of plans) streams.push(await this.anchorStream(plan, sockets, ports));
       const session = { id, streams };
       this.counters.sessions++;
       this.sessions.set(id, { session, sockets, ports, timer: this.watch(id, session) });
@@ -108,44 +109,39 @@ export class MediaAnchor {
     return sum;
   }
 
-  private anchorStream(plan: StreamPlan, sockets: MediaSocket[], ports: number[]): AnchoredStream {
-    // Each side gets an RTP/RTCP pair: the phone talks to one, the far side to the other.
-    const pairs = { a: this.takePair(ports), b: this.takePair(ports) };
+  private async anchorStream(plan: StreamPlan, sockets: MediaSocket[], ports: number[]): Promise<AnchoredStream> {
     const relays: { rtp?: RelayStream; rtcp?: RelayStream } = {};
-    const open = (port: number, side: Side, which: 'rtp' | 'rtcp'): MediaSocket => {
-      const socket = this.openSocket(port, (bytes, from) => relays[which]!.receive(side, bytes, from));
-      if (!socket) throw new Error(`media port ${port} could not be opened`); // takePair checked it was free
-      sockets.push(socket);
-      return socket;
-    };
-    const socketsBySide = {
-      a: { rtp: open(pairs.a, 'a', 'rtp'), rtcp: open(pairs.a + 1, 'a', 'rtcp') },
-      b: { rtp: open(pairs.b, 'b', 'rtp'), rtcp: open(pairs.b + 1, 'b', 'rtcp') },
-    };
+    const deliver = (side: Side, which: 'rtp' | 'rtcp') => (bytes: Uint8Array, from: Endpoint) => relays[which]!.receive(side, bytes, from);
+    // Each side gets an RTP/RTCP pair: the phone talks to one, the far side to the other.
+    const a = await this.openPair(deliver('a', 'rtp'), deliver('a', 'rtcp'), sockets, ports);
+    const b = await this.openPair(deliver('b', 'rtp'), deliver('b', 'rtcp'), sockets, ports);
     const now = () => this.clock.now();
     for (const which of ['rtp', 'rtcp'] as const) {
       relays[which] = new RelayStream(
         {
-          a: { send: (bytes, to) => socketsBySide.a[which].send(bytes, to), offered: plan.offered.a[which], vouched: plan.vouched.a },
-          b: { send: (bytes, to) => socketsBySide.b[which].send(bytes, to), offered: plan.offered.b[which], vouched: plan.vouched.b },
+          a: { send: (bytes, to) => a.sockets[which].send(bytes, to), offered: plan.offered.a[which], vouched: plan.vouched.a },
+          b: { send: (bytes, to) => b.sockets[which].send(bytes, to), offered: plan.offered.b[which], vouched: plan.vouched.b },
         },
         now,
       );
     }
-    return { ports: pairs, rtp: relays.rtp!, rtcp: relays.rtcp! };
+    return { ports: { a: a.port, b: b.port }, rtp: relays.rtp!, rtcp: relays.rtcp! };
   }
 
-  /** A port pair whose both ports the system lets us bind (probed by opening and closing them). */
-  private takePair(ports: number[]): number {
-    const port = this.pool.allocate((p) => !this.canBind(p) || !this.canBind(p + 1));
-    ports.push(port);
-    return port;
-  }
-
-  private canBind(port: number): boolean {
-    const probe = this.openSocket(port, () => undefined);
-    probe?.close();
-    return probe !== undefined;
+  /** The next pair whose both ports the system lets us bind (a port bound by someone else is passed over). */
+  private async openPair(rtp: (bytes: Uint8Array, from: Endpoint) => void, rtcp: (bytes: Uint8Array, from: Endpoint) => void, sockets: MediaSocket[], ports: number[]): Promise<{ port: number; sockets: { rtp: MediaSocket; rtcp: MediaSocket } }> {
+    for (let tried = 0; tried < this.pool.capacity; tried++) {
+      const port = this.pool.allocate();
+      ports.push(port);
+      const rtpSocket = await this.openSocket(port, rtp);
+      const rtcpSocket = rtpSocket && (await this.openSocket(port + 1, rtcp));
+      if (rtpSocket && rtcpSocket) {
+        sockets.push(rtpSocket, rtcpSocket);
+        return { port, sockets: { rtp: rtpSocket, rtcp: rtcpSocket } };
+      }
+      rtpSocket?.close();
+    }
+    throw new MediaPortsExhausted(`no free media port pair in ${this.pool.capacity}`);
   }
 
   /** Ends the session when no stream has carried a packet for timeoutMs. */

@@ -14,7 +14,7 @@ function world(options: { low?: number; high?: number; busy?: number[] } = {}) {
   const clock = new VirtualClock();
   const open = new Map<number, (bytes: Uint8Array, from: Endpoint) => void>();
   const sent: { port: number; to: Endpoint }[] = [];
-  const factory = (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void): MediaSocket | undefined => {
+  const factory = async (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void): Promise<MediaSocket | undefined> => {
     if (open.has(port) || options.busy?.includes(port)) return undefined;
     open.set(port, receive);
     return { send: (_bytes, to) => sent.push({ port, to }), close: () => open.delete(port) };
@@ -31,9 +31,9 @@ const plan: StreamPlan = {
   vouched: { a: ['192.168.1.20'], b: ['203.0.113.9'] },
 };
 
-test('a call anchored: an RTP/RTCP pair on each side, audio relayed across, ports back on close', () => {
+test('a call anchored: an RTP/RTCP pair on each side, audio relayed across, ports back on close', async () => {
   const { anchor, open, sent, deliver } = world();
-  const session = anchor.open('call-1', [plan]);
+  const session = await anchor.open('call-1', [plan]);
   const [stream] = session.streams;
   assert.equal(open.size, 4, 'RTP and RTCP on each side');
   assert.notEqual(stream.ports.a, stream.ports.b);
@@ -48,10 +48,10 @@ test('a call anchored: an RTP/RTCP pair on each side, audio relayed across, port
   assert.equal(anchor.portsInUse, 0);
 });
 
-test('a session with no packet for the media timeout ends by itself; one that carries audio does not', () => {
+test('a session with no packet for the media timeout ends by itself; one that carries audio does not', async () => {
   const { clock, anchor, open, deliver } = world();
-  const quiet = anchor.open('quiet', [plan]);
-  const talking = anchor.open('talking', [plan]);
+  const quiet = await anchor.open('quiet', [plan]);
+  const talking = await anchor.open('talking', [plan]);
   for (let t = 0; t < 7; t++) {
     clock.runUntil(clock.now() + 20_000);
     deliver(talking.streams[0].ports.a, phone);
@@ -61,11 +61,11 @@ test('a session with no packet for the media timeout ends by itself; one that ca
   assert.ok(!open.has(quiet.streams[0].ports.a), 'the quiet session\'s ports are closed');
 });
 
-test('when the range runs out the call is refused (503) holding no port; ports the system refuses are skipped', () => {
+test('when the range runs out the call is refused (503) holding no port; ports the system refuses are skipped', async () => {
   const { anchor, open } = world({ low: 40000, high: 40007, busy: [40001] });
-  const first = anchor.open('one', [plan]); // 40000 is skipped: its RTCP port is taken elsewhere
+  const first = await anchor.open('one', [plan]); // 40000 is passed over: its RTCP port is taken elsewhere
   assert.deepEqual(first.streams[0].ports, { a: 40002, b: 40004 });
-  assert.throws(() => anchor.open('two', [plan]), MediaPortsExhausted);
+  await assert.rejects(anchor.open('two', [plan]), MediaPortsExhausted);
   assert.equal(anchor.counters.refusedNoPorts, 1);
   assert.equal(open.size, 4, 'the refused call holds nothing');
 });

@@ -1,0 +1,314 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { udpMediaSockets } from '../src/node/media-sockets.js';
+import { SystemClock } from '../src/runtime/clock.js';
+import { silentLogger } from '../src/runtime/log.js';
+import { MediaAnchor } from '../src/usages/sip/media/media-anchor.js';
+import { MediaPortPool } from '../src/usages/sip/media/port-pool.js';
+import { freePort, sleep } from './bench-helpers.js';
+
+/*
+ * Media relaying (issue 16): N concurrent G.711 calls (50 packets a second each way, 160-byte
+ * payloads, 172-byte RTP) through the home peer's MediaAnchor in a process of its own, and the
+ * same streams through rtpengine (Debian's rtpengine-daemon, userspace forwarding, set up over
+ * its ng protocol) in the same run, and straight from phone to phone as the baseline. Prints
+ * one JSON line per relay and call count: CPU per 1,000 packets (and the ratio to rtpengine's),
+ * added latency p50/p99 and jitter against the direct path, loss, and resident memory per call.
+ * Usage: node scripts/bench.mjs media [SECONDS] [CALLS,...]   (defaults 10 and 1,10,20)
+ */
+if (process.argv[2] === '--anchor-child') runAnchorChild();
+else void main();
+
+interface Run {
+  relay: string;
+  calls: number;
+  packetsSent: number;
+  packetsReceived: number;
+  cpuMsPer1000: number | null;
+  latencyP50Us: number;
+  latencyP99Us: number;
+  jitterUs: number;
+  rssIdleMB: number | null;
+  rssLoadedMB: number | null;
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.argv[2] ?? 10);
+  const callCounts = (process.argv[3] ?? '1,10,20').split(',').map(Number);
+  const runs: Run[] = [];
+  for (const calls of callCounts) {
+    runs.push(await measure('direct', calls, seconds, directRelay()));
+    runs.push(await measure('p2psip', calls, seconds, await anchorRelay()));
+    runs.push(await measure('rtpengine', calls, seconds, await rtpengineRelay()));
+    const [direct, ours, theirs] = runs.slice(-3);
+    const perCall = (r: Run) => (r.rssLoadedMB !== null && r.rssIdleMB !== null ? (r.rssLoadedMB - r.rssIdleMB) / calls : null);
+    console.log(
+      JSON.stringify({
+        bench: 'media',
+        calls,
+        seconds,
+        cpuRatioToRtpengine: ours.cpuMsPer1000 && theirs.cpuMsPer1000 ? round(ours.cpuMsPer1000 / theirs.cpuMsPer1000) : null,
+        p2psip: summary(ours, direct, perCall(ours)),
+        rtpengine: summary(theirs, direct, perCall(theirs)),
+        direct: { latencyP50Us: direct.latencyP50Us, latencyP99Us: direct.latencyP99Us, jitterUs: direct.jitterUs, loss: lossOf(direct) },
+      }),
+    );
+  }
+}
+
+function summary(r: Run, direct: Run, rssPerCallMB: number | null) {
+  return {
+    cpuMsPer1000: r.cpuMsPer1000 === null ? null : round(r.cpuMsPer1000),
+    addedLatencyP50Us: r.latencyP50Us - direct.latencyP50Us,
+    addedLatencyP99Us: r.latencyP99Us - direct.latencyP99Us,
+    addedJitterUs: round(r.jitterUs - direct.jitterUs),
+    loss: lossOf(r),
+    rssIdleMB: r.rssIdleMB,
+    rssLoadedMB: r.rssLoadedMB,
+    rssPerCallMB: rssPerCallMB === null ? null : round(rssPerCallMB),
+  };
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+const lossOf = (r: Run) => round(1 - r.packetsReceived / r.packetsSent);
+
+/** A relay under test: where each call's two phones must send, and the process to measure. */
+interface Relay {
+  readonly pid: number | undefined;
+  /** Sets up one call between phones at ports a and b; resolves with where a sends (to reach b) and where b sends. */
+  call(id: string, a: number, b: number): Promise<{ aSendsTo: number; bSendsTo: number }>;
+  stop(): Promise<void>;
+}
+
+function directRelay(): Relay {
+  return { pid: undefined, call: async (_id, a, b) => ({ aSendsTo: b, bSendsTo: a }), stop: async () => undefined };
+}
+
+/** The MediaAnchor in a child process, told what to open over stdin (one JSON line per call). */
+async function anchorRelay(): Promise<Relay> {
+  // With the heap flags the packaged service runs under (targets/*: 24 MB old space, 1 MB semi-space).
+  const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', process.argv[1], '--anchor-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  const ask = (request: object) =>
+    new Promise<string>((resolve) => {
+      waiting.push(resolve);
+      child.stdin!.write(`${JSON.stringify(request)}\n`);
+    });
+  await ask({ op: 'ready' });
+  return {
+    pid: child.pid,
+    call: async (id, a, b) => {
+      const ports = JSON.parse(await ask({ op: 'open', id, a, b })) as { a: number; b: number };
+      // Phone a talks to the anchor's a side; what it sends leaves the b side for phone b.
+      return { aSendsTo: ports.a, bSendsTo: ports.b };
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+function runAnchorChild(): void {
+  const clock = new SystemClock();
+  const anchor = new MediaAnchor(new MediaPortPool(32000, 32999), udpMediaSockets('127.0.0.1', silentLogger), clock, 600_000);
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const request = JSON.parse(line) as { op: string; id: string; a: number; b: number };
+    if (request.op === 'ready') return void process.stdout.write('{}\n');
+    const endpoint = (port: number) => ({ rtp: { address: '127.0.0.1', port }, rtcp: { address: '127.0.0.1', port: port + 1 } });
+    void anchor
+      .open(request.id, [{ offered: { a: endpoint(request.a), b: endpoint(request.b) }, vouched: { a: ['127.0.0.1'], b: ['127.0.0.1'] } }])
+      .then((session) => process.stdout.write(`${JSON.stringify(session.streams[0].ports)}\n`));
+  });
+  lines.on('close', () => process.exit(0));
+}
+
+/** rtpengine in userspace, one call set up per offer/answer over ng (bencode on UDP). */
+async function rtpengineRelay(): Promise<Relay> {
+  const ng = await freePort();
+  const child = spawn('rtpengine', ['--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ng}`, '--table=-1', '--port-min=33000', '--port-max=33999', '--foreground', '--log-stderr', '--log-level=3'], { stdio: 'ignore' });
+  const control = createSocket('udp4');
+  await new Promise<void>((resolve) => control.bind(0, '127.0.0.1', () => resolve()));
+  let cookie = 0;
+  const pending = new Map<string, (reply: Record<string, unknown>) => void>();
+  control.on('message', (message) => {
+    const text = message.toString('latin1');
+    const space = text.indexOf(' ');
+    pending.get(text.slice(0, space))?.(bdecode(text.slice(space + 1)) as Record<string, unknown>);
+  });
+  const command = (body: Record<string, unknown>) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const id = `c${++cookie}`;
+      pending.set(id, resolve);
+      control.send(`${id} ${bencode(body)}`, ng, '127.0.0.1');
+      setTimeout(() => reject(new Error(`rtpengine did not answer ${body.command}`)), 3000);
+    });
+  for (let i = 0; i < 50; i++) {
+    try {
+      await command({ command: 'ping' });
+      break;
+    } catch {
+      await sleep(100);
+    }
+  }
+  const sdp = (port: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n`;
+  const portIn = (reply: Record<string, unknown>) => Number(/m=audio (\d+)/.exec(String(reply.sdp))![1]);
+  return {
+    pid: child.pid,
+    call: async (id, a, b) => {
+      const offer = await command({ command: 'offer', 'call-id': id, 'from-tag': 'a', sdp: sdp(a) });
+      const answer = await command({ command: 'answer', 'call-id': id, 'from-tag': 'a', 'to-tag': 'b', sdp: sdp(b) });
+      // The offer went on to b with rtpengine's port for b to send to; the answer came back to a likewise.
+      return { aSendsTo: portIn(answer), bSendsTo: portIn(offer) };
+    },
+    stop: async () => {
+      control.close();
+      await stopChild(child);
+    },
+  };
+}
+
+async function measure(name: string, calls: number, seconds: number, relay: Relay): Promise<Run> {
+  const rssIdleMB = rssMB(relay.pid);
+  const phones: { socket: Socket; port: number; peerPort: number }[] = [];
+  const latencies: number[] = [];
+  const transits = new Map<Socket, number>();
+  let jitterSum = 0;
+  let jitterCount = 0;
+  let received = 0;
+  for (let i = 0; i < calls; i++) {
+    const [a, b] = [await openPhone(), await openPhone()];
+    const { aSendsTo, bSendsTo } = await relay.call(`bench-${name}-${calls}-${i}`, a.port, b.port);
+    phones.push({ ...a, peerPort: aSendsTo }, { ...b, peerPort: bSendsTo });
+  }
+  for (const { socket } of phones) {
+    socket.on('message', (message) => {
+      if (message.length < 172) return;
+      const transit = Number(process.hrtime.bigint() - message.readBigUInt64BE(12)) / 1000;
+      received++;
+      latencies.push(transit);
+      const last = transits.get(socket);
+      if (last !== undefined) {
+        jitterSum += Math.abs(transit - last);
+        jitterCount++;
+      }
+      transits.set(socket, transit);
+    });
+  }
+  // Let every relay learn both phones (and rtpengine latch) before counting.
+  await sendRound(phones, 0);
+  await sleep(200);
+  received = 0;
+  latencies.length = 0;
+  jitterSum = 0;
+  jitterCount = 0;
+  transits.clear();
+  const cpuBefore = cpuMs(relay.pid);
+  let sent = 0;
+  const rounds = seconds * 50;
+  const started = performance.now();
+  for (let r = 1; r <= rounds; r++) {
+    sent += await sendRound(phones, r);
+    const due = started + r * 20;
+    await sleep(Math.max(0, due - performance.now()));
+  }
+  await sleep(300);
+  const cpuAfter = cpuMs(relay.pid);
+  const rssLoadedMB = rssMB(relay.pid);
+  for (const { socket } of phones) socket.close();
+  await relay.stop();
+  latencies.sort((x, y) => x - y);
+  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  return {
+    relay: name,
+    calls,
+    packetsSent: sent,
+    packetsReceived: received,
+    cpuMsPer1000: cpuBefore === null || cpuAfter === null ? null : ((cpuAfter - cpuBefore) / Math.max(1, received)) * 1000,
+    latencyP50Us: at(0.5),
+    latencyP99Us: at(0.99),
+    jitterUs: jitterCount ? jitterSum / jitterCount : 0,
+    rssIdleMB,
+    rssLoadedMB,
+  };
+}
+
+async function openPhone(): Promise<{ socket: Socket; port: number }> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  return { socket, port: socket.address().port };
+}
+
+/** One 20 ms packet from every phone: a 12-byte RTP header (PCMU), then the send time, then zeros. */
+async function sendRound(phones: { socket: Socket; peerPort: number }[], seq: number): Promise<number> {
+  for (const { socket, peerPort } of phones) {
+    const packet = Buffer.alloc(172);
+    packet[0] = 0x80;
+    packet.writeUInt16BE(seq & 0xffff, 2);
+    packet.writeUInt32BE(seq * 160, 4);
+    packet.writeBigUInt64BE(process.hrtime.bigint(), 12);
+    socket.send(packet, peerPort, '127.0.0.1');
+  }
+  return phones.length;
+}
+
+/** User and system CPU a process used, from /proc (clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function rssMB(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return kb ? round(Number(kb) / 1024) : null;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(3000)]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+/** Bencode, as much as ng needs: strings, integers, lists and dictionaries. */
+function bencode(value: unknown): string {
+  if (typeof value === 'number') return `i${value}e`;
+  if (typeof value === 'string') return `${Buffer.byteLength(value, 'latin1')}:${value}`;
+  if (Array.isArray(value)) return `l${value.map(bencode).join('')}e`;
+  const entries = Object.entries(value as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1));
+  return `d${entries.map(([k, v]) => bencode(k) + bencode(v)).join('')}e`;
+}
+
+function bdecode(text: string): unknown {
+  let i = 0;
+  const next = (): unknown => {
+    const c = text[i];
+    if (c === 'i') {
+      const end = text.indexOf('e', i);
+      const n = Number(text.slice(i + 1, end));
+      i = end + 1;
+      return n;
+    }
+    if (c === 'l' || c === 'd') {
+      i++;
+      const items: unknown[] = [];
+      while (text[i] !== 'e') items.push(next());
+      i++;
+      if (c === 'l') return items;
+      const dict: Record<string, unknown> = {};
+      for (let k = 0; k < items.length; k += 2) dict[String(items[k])] = items[k + 1];
+      return dict;
+    }
+    const colon = text.indexOf(':', i);
+    const length = Number(text.slice(i, colon));
+    const s = text.slice(colon + 1, colon + 1 + length);
+    i = colon + 1 + length;
+    return s;
+  };
+  return next();
+}
