@@ -38,11 +38,14 @@ export function shareIsFrom(share: MediaKeyShare, certifiedKey: Uint8Array, call
   return share.publicKey.length === 32 && verifyBytes(publicKeyObject(certifiedKey), shareInput(callId, role, share.publicKey), share.signature);
 }
 
-/** Both directions' sealers for a call, once both shares are known. */
-export function mediaSealers(own: EphemeralKey, role: MediaRole, offerer: MediaKeyShare, answerer: MediaKeyShare, callId: string): { send: MediaSealer; receive: MediaOpener } {
+/**
+ * Both directions' sealers for one channel of a call, once both shares are known. RTP and RTCP
+ * (and each stream) are channels of their own: each has its own keys, so no two ever share a nonce.
+ */
+export function mediaSealers(own: EphemeralKey, role: MediaRole, offerer: MediaKeyShare, answerer: MediaKeyShare, callId: string, channel: string): { send: MediaSealer; receive: MediaOpener } {
   const peer = role === 'offerer' ? answerer.publicKey : offerer.publicKey;
   const callSalt = new TextEncoder().encode(callId);
-  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offerer.publicKey, answerer.publicKey, encodeCbor(['p2psip media keys v1', callId]));
+  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offerer.publicKey, answerer.publicKey, encodeCbor(['p2psip media keys v1', callId, channel]));
   const [out, back] = role === 'offerer' ? [keys.initiatorToResponder, keys.responderToInitiator] : [keys.responderToInitiator, keys.initiatorToResponder];
   return { send: new MediaSealer(out), receive: new MediaOpener(back) };
 }

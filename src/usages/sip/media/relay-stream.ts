@@ -9,15 +9,21 @@ import type { Endpoint } from './sdp.js';
  * stranger who sends first can neither inject audio nor have the call's audio sent to it.
  */
 export type Side = 'a' | 'b';
-export type DropReason = 'stranger' | 'not-latched' | 'oversize' | 'no-target';
+export type DropReason = 'stranger' | 'not-latched' | 'oversize' | 'no-target' | 'unsealed';
 
 export interface StreamSide {
   /** Sends out of this side's anchor port. */
   send(bytes: Uint8Array, to: Endpoint): void;
   /** Where the party said it receives (its SDP); packets go there until it has been heard. */
-  readonly offered: Endpoint;
+  offered: Endpoint;
   /** Addresses whose packets may latch this side: the SDP address and the signalling source's. */
-  readonly vouched: readonly string[];
+  vouched: readonly string[];
+}
+
+/** The internet leg's sealing (media-crypto.ts): what goes to that side is sealed, what comes from it opened. */
+export interface SideSealing {
+  seal(packet: Uint8Array): Uint8Array;
+  open(datagram: Uint8Array): Uint8Array | undefined;
 }
 
 export interface StreamCounters {
@@ -32,8 +38,9 @@ export interface StreamCounters {
 export const MAX_MEDIA_DATAGRAM = 1500;
 
 export class RelayStream {
-  readonly counters: StreamCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0 } };
+  readonly counters: StreamCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
   private readonly latched: Record<Side, Endpoint | undefined> = { a: undefined, b: undefined };
+  private readonly sealing: Record<Side, SideSealing | undefined> = { a: undefined, b: undefined };
   /** Wall-clock ms of the last packet relayed (for --media-timeout). */
   lastPacketAt: number;
 
@@ -44,29 +51,53 @@ export class RelayStream {
     this.lastPacketAt = now();
   }
 
+  /** A side's party as the answer (or a re-offer) describes it; a new address unlatches the side. */
+  setParty(side: Side, offered: Endpoint, vouched: readonly string[]): void {
+    const latched = this.latched[side];
+    if (latched && !vouched.includes(latched.address)) this.latched[side] = undefined;
+    this.sides[side].offered = offered;
+    this.sides[side].vouched = vouched;
+  }
+
+  /** From now on what goes to `side` is sealed and what comes from it must open (the internet leg). */
+  seal(side: Side, sealing: SideSealing): void {
+    this.sealing[side] = sealing;
+  }
+
   /** Where each side's party was heard from, if it was. */
   latchedTo(side: Side): Endpoint | undefined {
     return this.latched[side];
   }
 
   /** A datagram arrived at `side`'s anchor port from `from`. */
-  receive(side: Side, bytes: Uint8Array, from: Endpoint): void {
-    if (bytes.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
-    const latched = this.latched[side];
-    if (latched) {
-      if (latched.address !== from.address || latched.port !== from.port) return this.drop('not-latched');
-    } else {
-      if (!this.sides[side].vouched.includes(from.address)) return this.drop('stranger');
+  receive(side: Side, datagram: Uint8Array, from: Endpoint): void {
+    if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
+    const sealing = this.sealing[side];
+    let bytes: Uint8Array | undefined = datagram;
+    if (sealing) {
+      // The internet leg: only the other home can make a packet that opens, so wherever one comes
+      // from is where that home is now (a new NAT binding, another relay): latch there.
+      bytes = sealing.open(datagram);
+      if (!bytes) return this.drop('unsealed');
       this.latched[side] = { address: from.address, port: from.port };
+    } else {
+      const latched = this.latched[side];
+      if (latched) {
+        if (latched.address !== from.address || latched.port !== from.port) return this.drop('not-latched');
+      } else {
+        if (!this.sides[side].vouched.includes(from.address)) return this.drop('stranger');
+        this.latched[side] = { address: from.address, port: from.port };
+      }
     }
     this.counters.packetsIn++;
     this.counters.bytesIn += bytes.length;
     const other: Side = side === 'a' ? 'b' : 'a';
     const target = this.latched[other] ?? this.sides[other].offered;
     if (target.port === 0 || target.address === '0.0.0.0') return this.drop('no-target'); // on hold, or refused
-    this.sides[other].send(bytes, target);
+    const out = this.sealing[other] ? this.sealing[other]!.seal(bytes) : bytes;
+    this.sides[other].send(out, target);
     this.counters.packetsOut++;
-    this.counters.bytesOut += bytes.length;
+    this.counters.bytesOut += out.length;
     this.lastPacketAt = this.now();
   }
 

@@ -19,8 +19,8 @@ function call(callId: string) {
   return {
     offer,
     answer,
-    a: mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, callId),
-    b: mediaSealers(answer.ephemeral, 'answerer', offer.share, answer.share, callId),
+    a: mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, callId, '0/rtp'),
+    b: mediaSealers(answer.ephemeral, 'answerer', offer.share, answer.share, callId, '0/rtp'),
   };
 }
 const rtp = (n: number) => new Uint8Array(172).fill(n);
@@ -41,6 +41,11 @@ test('RTP sealed at one home opens at the other, both ways; nothing of it is rea
   assert.equal(Buffer.from(sealed).includes(Buffer.from(rtp(7).subarray(0, 32))), false, 'no plaintext RTP on the internet');
   assert.deepEqual(b.receive.open(sealed), rtp(7));
   assert.deepEqual(a.receive.open(b.send.seal(rtp(9))), rtp(9));
+  // RTCP is a channel of its own, under keys of its own.
+  const { offer, answer } = call('call-1@smiths');
+  const rtcp = mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, 'call-1@smiths', '0/rtcp');
+  const rtpSide = mediaSealers(answer.ephemeral, 'answerer', offer.share, answer.share, 'call-1@smiths', '0/rtp');
+  assert.equal(rtpSide.receive.open(rtcp.send.seal(rtp(5))), undefined);
 });
 
 test('a replay, a flipped bit, a short datagram and another call\'s packet are dropped and counted', () => {

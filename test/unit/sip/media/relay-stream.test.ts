@@ -35,7 +35,7 @@ test('a phone behind a NAT is latched where its packets come from, and audio flo
   assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 172 });
   stream.receive('b', rtp(), far);
   assert.deepEqual(sent.at(-1)?.to, { address: '192.168.1.20', port: 10002 });
-  assert.deepEqual(stream.counters, { packetsIn: 3, packetsOut: 3, bytesIn: 516, bytesOut: 516, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0 } });
+  assert.deepEqual(stream.counters, { packetsIn: 3, packetsOut: 3, bytesIn: 516, bytesOut: 516, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } });
   assert.equal(stream.lastPacketAt, 20);
 });
 
@@ -58,5 +58,34 @@ test('a party on hold (c=0.0.0.0) or a refused stream gets nothing; an oversize 
   stream.receive('a', rtp(), phone);
   stream.receive('a', rtp(1501), phone);
   assert.equal(sent.length, 0);
-  assert.deepEqual(stream.counters.dropped, { stranger: 0, 'not-latched': 0, oversize: 1, 'no-target': 1 });
+  assert.deepEqual(stream.counters.dropped, { stranger: 0, 'not-latched': 0, oversize: 1, 'no-target': 1, unsealed: 0 });
+});
+
+test('the internet leg sealed: what goes there is sealed, what comes opens or is dropped, and authentic media re-latches (a new path)', () => {
+  const { stream, sent } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  const box = (bytes: Uint8Array) => new Uint8Array([0xee, ...bytes]);
+  stream.seal('b', { seal: box, open: (d) => (d[0] === 0xee ? d.subarray(1) : undefined) });
+  stream.receive('a', rtp(10), phone);
+  assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 11 }, 'sealed towards the other home');
+  stream.receive('b', rtp(10), far);
+  assert.equal(stream.counters.dropped.unsealed, 1, 'plain RTP from the internet is not media of this call');
+  // The other home's packets now come from a relay: they open, so the stream follows them.
+  const relay = { address: '198.51.100.50', port: 50000 };
+  stream.receive('b', box(rtp(10)), relay);
+  assert.deepEqual(sent.at(-1), { side: 'a', to: phone, bytes: 10 });
+  assert.deepEqual(stream.latchedTo('b'), relay);
+  stream.receive('a', rtp(10), phone);
+  assert.deepEqual(sent.at(-1)?.to, relay);
+});
+
+test('a re-offer with a new address unlatches the side; the same address keeps it', () => {
+  const { stream, sent } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.receive('a', rtp(), { ...phone, port: 10002 });
+  stream.setParty('a', phone, ['192.168.1.20']);
+  assert.deepEqual(stream.latchedTo('a'), { ...phone, port: 10002 });
+  const moved = { address: '192.168.1.21', port: 12000 };
+  stream.setParty('a', moved, ['192.168.1.21']);
+  assert.equal(stream.latchedTo('a'), undefined);
+  stream.receive('b', rtp(), far);
+  assert.deepEqual(sent.at(-1)?.to, moved);
 });
