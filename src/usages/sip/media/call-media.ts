@@ -1,0 +1,182 @@
+import type { NodeIdentity } from '../../../identity/identity.js';
+import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
+import type { Random } from '../../../runtime/random.js';
+import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
+import type { MediaAnchor, MediaSession, StreamPlan } from './media-anchor.js';
+import { createKeyShare, type MediaKeyShare, type MediaRole, mediaSealers, shareIsFrom } from './media-crypto.js';
+import { anchorSdp, type Endpoint, parseSdp, SdpError, type SessionDescription } from './sdp.js';
+
+/*
+ * A call's media at one home peer (issue 16): the phone's side of each stream is side a, the
+ * other home's side is side b. Offers and answers are rewritten where they cross the peer: what
+ * goes to the phone names the anchor's LAN ports, what goes to the other home names its public
+ * ports and carries this peer's key share (a=p2psip-key, signed by its enrolled identity), from
+ * which both homes derive the keys that seal the internet leg. Re-offers in the same call keep
+ * the ports and the keys and only update who is where.
+ */
+const KEY_ATTRIBUTE = 'p2psip-key';
+const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
+
+export interface CallMediaDeps {
+  readonly anchor: MediaAnchor;
+  readonly identity: NodeIdentity;
+  readonly random: Random;
+  /** Where this home's phones reach the anchor. */
+  readonly lanHost: string;
+  /** Where other homes reach it. */
+  readonly publicHost: string;
+}
+
+interface CallState {
+  readonly session: MediaSession;
+  /** Which m= sections are anchored (port 0 ones are not), in order: index into session.streams. */
+  readonly anchored: readonly (number | undefined)[];
+  readonly role: MediaRole;
+  readonly own: { share: MediaKeyShare; ephemeral: EphemeralKey };
+  sealed: boolean;
+}
+
+export class CallMedia {
+  private readonly calls = new Map<string, CallState>();
+
+  constructor(private readonly deps: CallMediaDeps) {}
+
+  get active(): number {
+    return this.calls.size;
+  }
+
+  /** This home's phone offers (INVITE, re-INVITE): the SDP to send on to the other home. */
+  async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string): Promise<string> {
+    const offer = parseSdp(sdp);
+    const call = this.calls.get(callId) ?? (await this.start(callId, offer, 'offerer'));
+    this.setParties(call, offer, 'a', phoneSource);
+    return this.towardsHome(call, offer);
+  }
+
+  /** The other home answers our phone's offer: the SDP for the phone. */
+  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string, homeKey: Uint8Array): string {
+    const call = this.expect(callId);
+    const answer = parseSdp(sdp);
+    this.acceptShare(call, answer, homeKey, callId);
+    this.setParties(call, answer, 'b', homeSource);
+    return this.towardsPhone(call, answer);
+  }
+
+  /** Another home offers to our phone: the SDP for the phone. */
+  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, homeKey: Uint8Array): Promise<string> {
+    const offer = parseSdp(sdp);
+    const known = this.calls.get(callId);
+    const call = known ?? (await this.start(callId, offer, 'answerer'));
+    try {
+      this.acceptShare(call, offer, homeKey, callId);
+      this.setParties(call, offer, 'b', homeSource);
+      return this.towardsPhone(call, offer);
+    } catch (error) {
+      if (!known) this.close(callId); // a refused offer holds no ports
+      throw error;
+    }
+  }
+
+  /** Our phone answers the other home's offer: the SDP to send back to it. */
+  answerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string): string {
+    const call = this.expect(callId);
+    const answer = parseSdp(sdp);
+    this.setParties(call, answer, 'a', phoneSource);
+    return this.towardsHome(call, answer);
+  }
+
+  /** The call ended (BYE, CANCEL, a failure): its ports go back. */
+  close(callId: string): void {
+    if (!this.calls.delete(callId)) return;
+    this.deps.anchor.close(callId);
+  }
+
+  private async start(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
+    const anchored: (number | undefined)[] = [];
+    const plans: StreamPlan[] = [];
+    for (const stream of offer.streams) {
+      if (stream.port === 0) {
+        anchored.push(undefined);
+        continue;
+      }
+      anchored.push(plans.length);
+      plans.push({ offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } });
+    }
+    const session = await this.deps.anchor.open(callId, plans);
+    const call: CallState = { session, anchored, role, own: createKeyShare(this.deps.identity, callId, role, this.deps.random), sealed: false };
+    this.calls.set(callId, call);
+    return call;
+  }
+
+  private expect(callId: string): CallState {
+    const call = this.calls.get(callId);
+    if (!call) throw new SdpError('an answer for a call with no offer');
+    return call;
+  }
+
+  /** Who is where on one side, from a description of that side's party. */
+  private setParties(call: CallState, sdp: SessionDescription, side: 'a' | 'b', source: string): void {
+    if (sdp.streams.length !== call.anchored.length) throw new SdpError(`${sdp.streams.length} media lines where the offer had ${call.anchored.length}`);
+    sdp.streams.forEach((stream, i) => {
+      const index = call.anchored[i];
+      if (index === undefined) return;
+      const anchored = call.session.streams[index];
+      const vouched = [...new Set([stream.rtp.address, source])];
+      anchored.rtp.setParty(side, stream.rtp, vouched);
+      anchored.rtcp.setParty(side, stream.rtcp, vouched);
+    });
+  }
+
+  /** The other home's share, checked against its certificate's key, and the internet leg sealed with it. */
+  private acceptShare(call: CallState, sdp: SessionDescription, homeKey: Uint8Array, callId: string): void {
+    if (call.sealed) return; // a re-offer in the same call keeps its keys
+    const theirs = readShare(sdp);
+    const theirRole: MediaRole = call.role === 'offerer' ? 'answerer' : 'offerer';
+    if (!theirs || !shareIsFrom(theirs, homeKey, callId, theirRole)) throw new SdpError('the other home\'s media key is missing or not signed by it');
+    const [offerer, answerer] = call.role === 'offerer' ? [call.own.share, theirs] : [theirs, call.own.share];
+    call.session.streams.forEach((stream, i) => {
+      for (const channel of ['rtp', 'rtcp'] as const) {
+        const { send, receive } = mediaSealers(call.own.ephemeral, call.role, offerer, answerer, callId, `${i}/${channel}`);
+        stream[channel].seal('b', { seal: (packet) => send.seal(packet), open: (datagram) => receive.open(datagram) });
+      }
+    });
+    call.sealed = true;
+  }
+
+  private towardsHome(call: CallState, sdp: SessionDescription): string {
+    const ports = call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports.b));
+    const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost, ports });
+    return addShare(text, call.own.share);
+  }
+
+  private towardsPhone(call: CallState, sdp: SessionDescription): string {
+    const ports = call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports.a));
+    return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports });
+  }
+}
+
+function readShare(sdp: SessionDescription): MediaKeyShare | undefined {
+  const line = sdp.lines.find((l) => l.startsWith(`a=${KEY_ATTRIBUTE}:`));
+  if (!line) return undefined;
+  try {
+    const value = decodeCbor(Buffer.from(line.slice(KEY_ATTRIBUTE.length + 3), 'base64url'), 256, '$.mediaKey');
+    if (!Array.isArray(value) || !(value[0] instanceof Uint8Array) || !(value[1] instanceof Uint8Array)) return undefined;
+    return { publicKey: value[0], signature: value[1] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The description without any key share (a phone never sees one; ours replaces the other home's). */
+function withoutShare(sdp: SessionDescription): SessionDescription {
+  return { ...sdp, lines: sdp.lines.filter((l) => !l.startsWith(`a=${KEY_ATTRIBUTE}:`)) };
+}
+
+/** Our share as a session-level attribute, before the first m= line. */
+function addShare(text: string, share: MediaKeyShare): string {
+  const lines = text.split('\r\n');
+  const firstMedia = lines.findIndex((l) => l.startsWith('m='));
+  const attribute = `a=${KEY_ATTRIBUTE}:${Buffer.from(encodeCbor([share.publicKey, share.signature])).toString('base64url')}`;
+  lines.splice(firstMedia < 0 ? lines.length - 1 : firstMedia, 0, attribute);
+  return lines.join('\r\n');
+}

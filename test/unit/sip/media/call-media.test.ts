@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SeededRandom } from '../../../../src/runtime/random.js';
+import { VirtualClock } from '../../../../src/sim/virtual-clock.js';
+import { CallMedia } from '../../../../src/usages/sip/media/call-media.js';
+import { MediaAnchor, type MediaSocket } from '../../../../src/usages/sip/media/media-anchor.js';
+import { MediaPortPool } from '../../../../src/usages/sip/media/port-pool.js';
+import { parseSdp, type Endpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
+import { testIdentity } from '../../../helpers/fixtures.js';
+
+/*
+ * A call's media between two homes on an in-memory network: phone A's offer crosses home A
+ * (anchored, key share added), home B (share checked, anchored again) and reaches phone B
+ * naming B's anchor; the answer goes back the same way. Then RTP from each phone reaches the
+ * other, sealed on the internet leg, plain on each LAN; a forged key share is refused with 488.
+ */
+const key = (e: Endpoint) => `${e.address}:${e.port}`;
+function network() {
+  const sockets = new Map<string, (bytes: Uint8Array, from: Endpoint) => void>();
+  const wire: { from: Endpoint; to: Endpoint; bytes: Uint8Array }[] = [];
+  const deliver = (from: Endpoint, to: Endpoint, bytes: Uint8Array) => {
+    wire.push({ from, to, bytes });
+    sockets.get(key(to))?.(bytes, from);
+  };
+  const factoryAt = (host: string) => async (port: number, receive: (bytes: Uint8Array, from: Endpoint) => void): Promise<MediaSocket | undefined> => {
+    const here = { address: host, port };
+    if (sockets.has(key(here))) return undefined;
+    sockets.set(key(here), receive);
+    return { send: (bytes, to) => deliver(here, to, bytes), close: () => sockets.delete(key(here)) };
+  };
+  const phone = (address: string, port: number) => {
+    const heard: Uint8Array[] = [];
+    sockets.set(`${address}:${port}`, (bytes) => heard.push(bytes));
+    return { heard, send: (to: Endpoint, bytes: Uint8Array) => deliver({ address, port }, to, bytes) };
+  };
+  return { factoryAt, phone, wire };
+}
+
+const HOME_A = '203.0.113.1';
+const HOME_B = '203.0.113.2';
+const offer = (address: string, port: number) =>
+  new TextEncoder().encode(`v=0\r\no=- 1 1 IN IP4 ${address}\r\ns=-\r\nc=IN IP4 ${address}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n`);
+const enc = (text: string) => new TextEncoder().encode(text);
+const mediaOf = (sdp: string) => parseSdp(sdp).streams[0].rtp;
+
+function homes() {
+  const net = network();
+  const clock = new VirtualClock();
+  const identities = { a: testIdentity(11), b: testIdentity(12) };
+  const at = (host: string, id: 'a' | 'b', low: number) =>
+    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(low, low + 99), net.factoryAt(host), clock, 60_000), identity: identities[id], random: new SeededRandom(low), lanHost: host, publicHost: host });
+  return { net, identities, a: at(HOME_A, 'a', 40000), b: at(HOME_B, 'b', 50000) };
+}
+
+test('an offer and its answer cross both homes: each phone is told its own home\'s anchor, and audio flows both ways, sealed between the homes', async () => {
+  const { net, identities, a, b } = homes();
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const phoneB = net.phone('192.168.2.30', 20000);
+  const toB = await a.offerFromPhone('call-1', offer('192.168.1.20', 10000), '192.168.1.20');
+  assert.match(toB, /a=p2psip-key:/);
+  assert.equal(mediaOf(toB).address, HOME_A);
+  const toPhoneB = await b.offerFromHome('call-1', enc(toB), HOME_A, identities.a.certificate.claims.publicKey);
+  assert.doesNotMatch(toPhoneB, /p2psip-key/, 'a phone never sees a key share');
+  assert.equal(mediaOf(toPhoneB).address, HOME_B);
+  const toA = b.answerFromPhone('call-1', offer('192.168.2.30', 20000), '192.168.2.30');
+  const toPhoneA = a.answerFromHome('call-1', enc(toA), HOME_B, identities.b.certificate.claims.publicKey);
+  assert.equal(mediaOf(toPhoneA).address, HOME_A);
+
+  const rtp = (n: number) => new Uint8Array(172).fill(n);
+  phoneA.send(mediaOf(toPhoneA), rtp(1));
+  assert.deepEqual(phoneB.heard.at(-1), rtp(1), 'phone A is heard at phone B');
+  phoneB.send(mediaOf(toPhoneB), rtp(2));
+  assert.deepEqual(phoneA.heard.at(-1), rtp(2), 'and back');
+  const between = net.wire.filter((w) => w.from.address.startsWith('203.') && w.to.address.startsWith('203.'));
+  assert.equal(between.length, 2);
+  assert.ok(between.every((w) => !Buffer.from(w.bytes).includes(Buffer.from(rtp(1).subarray(0, 64))) && !Buffer.from(w.bytes).includes(Buffer.from(rtp(2).subarray(0, 64)))), 'no plain RTP between the homes');
+  a.close('call-1');
+  b.close('call-1');
+  assert.equal(a.active + b.active, 0);
+});
+
+test('a key share not signed by the other home, or none, is refused with 488 before anything is forwarded', async () => {
+  const { identities, a, b } = homes();
+  const toB = await a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20');
+  await assert.rejects(b.offerFromHome('call-2', enc(toB), HOME_A, identities.b.certificate.claims.publicKey), (e: unknown) => e instanceof SdpError && e.status === 488);
+  const stripped = toB.replace(/a=p2psip-key:[^\r]*\r\n/, '');
+  await assert.rejects(b.offerFromHome('call-3', enc(stripped), HOME_A, identities.a.certificate.claims.publicKey), SdpError);
+  assert.equal(b.active, 0, 'the refused offers hold no ports');
+});
