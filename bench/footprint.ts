@@ -4,7 +4,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdtempSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { callPeer } from '../src/node/control-client.js';
-import { freePort, sleep } from './bench-helpers.js';
+import { freePort, type Resident, residentMb, sleep } from './bench-helpers.js';
 import { memoryCgroup } from './memory-cgroup.js';
 
 /*
@@ -31,22 +31,6 @@ const SETTLE_MS = Number(process.env.P2PSIP_SETTLE_MS ?? 65_000);
 const CGROUP_LIMIT_BYTES = 64 * 1024 * 1024;
 const work = mkdtempSync(path.join(tmpdir(), 'p2psip-bench-footprint-'));
 const children: ChildProcess[] = [];
-
-interface Resident {
-  rss: number;
-  peak: number;
-  /** Anonymous pages (heap, malloc, stacks): what the process alone costs the device. */
-  anon: number;
-  /** Pages of files, chiefly the node binary's code: shared, and reclaimable under pressure. */
-  file: number;
-}
-
-function residentMb(pid: number): Resident {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const mb = (field: string) => Math.round(Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) / 102.4) / 10;
-  return { rss: mb('VmRSS'), peak: mb('VmHWM'), anon: mb('RssAnon'), file: mb('RssFile') };
-}
-
 
 /** A node process with the service's environment; `prefix` runs it through another command. */
 function run(args: string[], flags: string[] = SERVICE_FLAGS, node = process.execPath, prefix: string[] = []): ChildProcess {

@@ -7,7 +7,7 @@ import { SystemClock } from '../src/runtime/clock.js';
 import { silentLogger } from '../src/runtime/log.js';
 import { MediaAnchor } from '../src/usages/sip/media/media-anchor.js';
 import { MediaPortPool } from '../src/usages/sip/media/port-pool.js';
-import { freePort, sleep } from './bench-helpers.js';
+import { freePort, residentMb, sleep } from './bench-helpers.js';
 
 /*
  * Media relaying (issue 16): N concurrent G.711 calls (50 packets a second each way, 160-byte
@@ -88,8 +88,8 @@ function directRelay(): Relay {
 
 /** The MediaAnchor in a child process, told what to open over stdin (one JSON line per call). */
 async function anchorRelay(): Promise<Relay> {
-  // With the heap flags the packaged service runs under (targets/*: 24 MB old space, 1 MB semi-space).
-  const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', process.argv[1], '--anchor-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // With the heap flags and malloc arenas the packaged service runs under (targets/*, bench/footprint.ts).
+  const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', process.argv[1], '--anchor-child'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
   lines.on('line', (line) => waiting.shift()?.(line));
@@ -262,9 +262,7 @@ function cpuMs(pid: number | undefined): number | null {
 }
 
 function rssMB(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return kb ? round(Number(kb) / 1024) : null;
+  return pid === undefined ? null : residentMb(pid).rss;
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

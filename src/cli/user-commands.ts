@@ -5,14 +5,13 @@ import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js'
 import type { HouseholdUser } from '../node/household-users.js';
 import { loadIdentity, type StoredIdentity } from '../node/identity-store.js';
 import { DiskUserSigners, userCertificateSource, type UserCertificateState } from '../node/sip-signers.js';
-import { sipDomain, SipUserStore } from '../node/sip-users.js';
+import { sipDomain, SipUserStore, USER_NAME } from '../node/sip-users.js';
 import { UsageError } from '../runtime/errors.js';
 import { silentLogger } from '../runtime/log.js';
 import { SystemRandom } from '../runtime/random.js';
 import { checkKnownFlags, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 
 type Print = (text: string) => void;
-const USER_NAME = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 
 /**
  * `p2psip user add NAME [--password P] [--replace] | list [--all] | remove NAME --data DIR`: the

@@ -12,7 +12,8 @@ import { readCborFile, writeCborFile } from './cbor-file.js';
  * running peer rereads the file when it changes, so `p2psip user add` takes effect at once.
  */
 const FILE = 'sip-users.cbor';
-const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A user's local name, the same everywhere (registrar, household ledger, CLI): simple enough for any phone's keypad. */
+export const USER_NAME = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 
 /** The SIP domain (and digest realm) of a home: the domain of its user name, else the overlay's name. */
 export function sipDomain(subject: string, overlayName: string): string {
@@ -42,7 +43,7 @@ export class SipUserStore implements Credentials {
 
   add(name: string, password: string): void {
     const user = name.toLowerCase();
-    if (!NAME.test(user)) throw new SipUserError(`${name} is not a user name (letters, digits, . _ -; up to 64)`);
+    if (!USER_NAME.test(user)) throw new SipUserError(`${name} is not a user name (a-z, 0-9, . _ - and at most 32 characters)`);
     if (password.length < 8) throw new SipUserError('a SIP password has at least 8 characters');
     this.reload();
     this.users.set(user, { name: user, ha1: { MD5: ha1('MD5', user, this.realm, password), 'SHA-256': ha1('SHA-256', user, this.realm, password) } });

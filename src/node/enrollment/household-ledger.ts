@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { readArray, readList, readText, readUint } from '../../wire/schema.js';
 import { readCborFile, writeCborFile } from '../cbor-file.js';
+import { USER_NAME } from '../sip-users.js';
 import { EnrollmentRefused } from './enrollment-errors.js';
 
 /*
@@ -11,8 +12,6 @@ import { EnrollmentRefused } from './enrollment-errors.js';
  */
 export const DEFAULT_HOUSEHOLD_SIZE = 8;
 const FILE = 'households.cbor';
-/** A user's local name: what a phone puts before the @, kept simple enough for any phone's keypad. */
-const USER_NAME = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 
 export class HouseholdLedger {
   private readonly sizes = new Map<string, number>();
