@@ -1,4 +1,5 @@
 import type { NodeIdentity } from '../../../identity/identity.js';
+import type { TrustPolicy } from '../../../identity/trust.js';
 import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
 import type { Random } from '../../../runtime/random.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
@@ -10,9 +11,11 @@ import { anchorSdp, type Endpoint, parseSdp, SdpError, type SessionDescription }
  * A call's media at one home peer (issue 16): the phone's side of each stream is side a, the
  * other home's side is side b. Offers and answers are rewritten where they cross the peer: what
  * goes to the phone names the anchor's LAN ports, what goes to the other home names its public
- * ports and carries this peer's key share (a=p2psip-key, signed by its enrolled identity), from
- * which both homes derive the keys that seal the internet leg. Re-offers in the same call keep
- * the ports and the keys and only update who is where.
+ * ports and carries this peer's key share (a=p2psip-key: an X25519 key, signed by its enrolled
+ * identity, with that identity's certificate), from which both homes derive the keys that seal
+ * the internet leg. The other home's certificate must satisfy the overlay's trust policy, so a
+ * revoked or unenrolled node gets no media. Re-offers in the same call keep the ports and the
+ * keys and only update who is where.
  */
 const KEY_ATTRIBUTE = 'p2psip-key';
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
@@ -25,6 +28,9 @@ export interface CallMediaDeps {
   readonly lanHost: string;
   /** Where other homes reach it. */
   readonly publicHost: string;
+  /** Whose media keys are believed: the overlay's enrolled, unrevoked nodes. */
+  readonly trust: TrustPolicy;
+  readonly nowSeconds: () => number;
 }
 
 interface CallState {
@@ -33,6 +39,8 @@ interface CallState {
   readonly anchored: readonly (number | undefined)[];
   readonly role: MediaRole;
   readonly own: { share: MediaKeyShare; ephemeral: EphemeralKey };
+  /** This peer's certificate, sent with its share. */
+  readonly certificate: Uint8Array;
   sealed: boolean;
 }
 
@@ -54,21 +62,21 @@ export class CallMedia {
   }
 
   /** The other home answers our phone's offer: the SDP for the phone. */
-  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string, homeKey: Uint8Array): string {
+  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string): string {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
-    this.acceptShare(call, answer, homeKey, callId);
+    this.acceptShare(call, answer, callId);
     this.setParties(call, answer, 'b', homeSource);
     return this.towardsPhone(call, answer);
   }
 
   /** Another home offers to our phone: the SDP for the phone. */
-  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, homeKey: Uint8Array): Promise<string> {
+  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string): Promise<string> {
     const offer = parseSdp(sdp);
     const known = this.calls.get(callId);
     const call = known ?? (await this.start(callId, offer, 'answerer'));
     try {
-      this.acceptShare(call, offer, homeKey, callId);
+      this.acceptShare(call, offer, callId);
       this.setParties(call, offer, 'b', homeSource);
       return this.towardsPhone(call, offer);
     } catch (error) {
@@ -103,7 +111,7 @@ export class CallMedia {
       plans.push({ offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } });
     }
     const session = await this.deps.anchor.open(callId, plans);
-    const call: CallState = { session, anchored, role, own: createKeyShare(this.deps.identity, callId, role, this.deps.random), sealed: false };
+    const call: CallState = { session, anchored, role, own: createKeyShare(this.deps.identity, callId, role, this.deps.random), certificate: this.deps.identity.certificate.bytes, sealed: false };
     this.calls.set(callId, call);
     return call;
   }
@@ -127,12 +135,21 @@ export class CallMedia {
     });
   }
 
-  /** The other home's share, checked against its certificate's key, and the internet leg sealed with it. */
-  private acceptShare(call: CallState, sdp: SessionDescription, homeKey: Uint8Array, callId: string): void {
+  /** The other home's share, checked against its (trusted) certificate, and the internet leg sealed with it. */
+  private acceptShare(call: CallState, sdp: SessionDescription, callId: string): void {
     if (call.sealed) return; // a re-offer in the same call keeps its keys
     const theirs = readShare(sdp);
+    if (!theirs) throw new SdpError('the other home sent no media key');
+    let homeKey: Uint8Array;
+    try {
+      const certificate = this.deps.trust.accept(theirs.certificate, this.deps.nowSeconds());
+      if (certificate.claims.role !== undefined) throw new Error(`a ${certificate.claims.role} certificate is no home`);
+      homeKey = certificate.claims.publicKey;
+    } catch (error) {
+      throw new SdpError(`the other home's certificate is not believed: ${(error as Error).message}`);
+    }
     const theirRole: MediaRole = call.role === 'offerer' ? 'answerer' : 'offerer';
-    if (!theirs || !shareIsFrom(theirs, homeKey, callId, theirRole)) throw new SdpError('the other home\'s media key is missing or not signed by it');
+    if (!shareIsFrom(theirs, homeKey, callId, theirRole)) throw new SdpError('the other home\'s media key is not signed by it');
     const [offerer, answerer] = call.role === 'offerer' ? [call.own.share, theirs] : [theirs, call.own.share];
     call.session.streams.forEach((stream, i) => {
       for (const channel of ['rtp', 'rtcp'] as const) {
@@ -146,7 +163,7 @@ export class CallMedia {
   private towardsHome(call: CallState, sdp: SessionDescription): string {
     const ports = call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports.b));
     const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost, ports });
-    return addShare(text, call.own.share);
+    return addShare(text, call.own.share, call.certificate);
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
@@ -155,13 +172,14 @@ export class CallMedia {
   }
 }
 
-function readShare(sdp: SessionDescription): MediaKeyShare | undefined {
+/** a=p2psip-key:base64url(CBOR [x25519-key, signature, certificate]) */
+function readShare(sdp: SessionDescription): (MediaKeyShare & { certificate: Uint8Array }) | undefined {
   const line = sdp.lines.find((l) => l.startsWith(`a=${KEY_ATTRIBUTE}:`));
   if (!line) return undefined;
   try {
-    const value = decodeCbor(Buffer.from(line.slice(KEY_ATTRIBUTE.length + 3), 'base64url'), 256, '$.mediaKey');
-    if (!Array.isArray(value) || !(value[0] instanceof Uint8Array) || !(value[1] instanceof Uint8Array)) return undefined;
-    return { publicKey: value[0], signature: value[1] };
+    const value = decodeCbor(Buffer.from(line.slice(KEY_ATTRIBUTE.length + 3), 'base64url'), 8192, '$.mediaKey');
+    if (!Array.isArray(value) || !value.slice(0, 3).every((v) => v instanceof Uint8Array)) return undefined;
+    return { publicKey: value[0], signature: value[1], certificate: value[2] };
   } catch {
     return undefined;
   }
@@ -173,10 +191,10 @@ function withoutShare(sdp: SessionDescription): SessionDescription {
 }
 
 /** Our share as a session-level attribute, before the first m= line. */
-function addShare(text: string, share: MediaKeyShare): string {
+function addShare(text: string, share: MediaKeyShare, certificate: Uint8Array): string {
   const lines = text.split('\r\n');
   const firstMedia = lines.findIndex((l) => l.startsWith('m='));
-  const attribute = `a=${KEY_ATTRIBUTE}:${Buffer.from(encodeCbor([share.publicKey, share.signature])).toString('base64url')}`;
+  const attribute = `a=${KEY_ATTRIBUTE}:${Buffer.from(encodeCbor([share.publicKey, share.signature, certificate])).toString('base64url')}`;
   lines.splice(firstMedia < 0 ? lines.length - 1 : firstMedia, 0, attribute);
   return lines.join('\r\n');
 }

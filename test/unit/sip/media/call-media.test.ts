@@ -6,13 +6,17 @@ import { CallMedia } from '../../../../src/usages/sip/media/call-media.js';
 import { MediaAnchor, type MediaSocket } from '../../../../src/usages/sip/media/media-anchor.js';
 import { MediaPortPool } from '../../../../src/usages/sip/media/port-pool.js';
 import { parseSdp, type Endpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
-import { testIdentity } from '../../../helpers/fixtures.js';
+import { CertificateError } from '../../../../src/identity/certificate.js';
+import { OpenTrustPolicy, type TrustPolicy } from '../../../../src/identity/trust.js';
+import { FIXED_NOW_SECONDS, TEST_OVERLAY, testIdentity } from '../../../helpers/fixtures.js';
 
 /*
  * A call's media between two homes on an in-memory network: phone A's offer crosses home A
  * (anchored, key share added), home B (share checked, anchored again) and reaches phone B
  * naming B's anchor; the answer goes back the same way. Then RTP from each phone reaches the
- * other, sealed on the internet leg, plain on each LAN; a forged key share is refused with 488.
+ * other, sealed on the internet leg, plain on each LAN. A share signed by another node than its
+ * certificate names, none at all, or one from a node the trust policy refuses (revoked) is
+ * refused with 488.
  */
 const key = (e: Endpoint) => `${e.address}:${e.port}`;
 function network() {
@@ -43,27 +47,34 @@ const offer = (address: string, port: number) =>
 const enc = (text: string) => new TextEncoder().encode(text);
 const mediaOf = (sdp: string) => parseSdp(sdp).streams[0].rtp;
 
-function homes() {
+function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }) {
   const net = network();
   const clock = new VirtualClock();
-  const identities = { a: testIdentity(11), b: testIdentity(12) };
   const at = (host: string, id: 'a' | 'b', low: number) =>
-    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(low, low + 99), net.factoryAt(host), clock, 60_000), identity: identities[id], random: new SeededRandom(low), lanHost: host, publicHost: host });
+    new CallMedia({
+      anchor: new MediaAnchor(new MediaPortPool(low, low + 99), net.factoryAt(host), clock, 60_000),
+      identity: identities[id],
+      random: new SeededRandom(low),
+      lanHost: host,
+      publicHost: host,
+      trust,
+      nowSeconds: () => FIXED_NOW_SECONDS,
+    });
   return { net, identities, a: at(HOME_A, 'a', 40000), b: at(HOME_B, 'b', 50000) };
 }
 
 test('an offer and its answer cross both homes: each phone is told its own home\'s anchor, and audio flows both ways, sealed between the homes', async () => {
-  const { net, identities, a, b } = homes();
+  const { net, a, b } = homes();
   const phoneA = net.phone('192.168.1.20', 10000);
   const phoneB = net.phone('192.168.2.30', 20000);
   const toB = await a.offerFromPhone('call-1', offer('192.168.1.20', 10000), '192.168.1.20');
   assert.match(toB, /a=p2psip-key:/);
   assert.equal(mediaOf(toB).address, HOME_A);
-  const toPhoneB = await b.offerFromHome('call-1', enc(toB), HOME_A, identities.a.certificate.claims.publicKey);
+  const toPhoneB = await b.offerFromHome('call-1', enc(toB), HOME_A);
   assert.doesNotMatch(toPhoneB, /p2psip-key/, 'a phone never sees a key share');
   assert.equal(mediaOf(toPhoneB).address, HOME_B);
   const toA = b.answerFromPhone('call-1', offer('192.168.2.30', 20000), '192.168.2.30');
-  const toPhoneA = a.answerFromHome('call-1', enc(toA), HOME_B, identities.b.certificate.claims.publicKey);
+  const toPhoneA = a.answerFromHome('call-1', enc(toA), HOME_B);
   assert.equal(mediaOf(toPhoneA).address, HOME_A);
 
   const rtp = (n: number) => new Uint8Array(172).fill(n);
@@ -79,11 +90,27 @@ test('an offer and its answer cross both homes: each phone is told its own home\
   assert.equal(a.active + b.active, 0);
 });
 
-test('a key share not signed by the other home, or none, is refused with 488 before anything is forwarded', async () => {
-  const { identities, a, b } = homes();
-  const toB = await a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20');
-  await assert.rejects(b.offerFromHome('call-2', enc(toB), HOME_A, identities.b.certificate.claims.publicKey), (e: unknown) => e instanceof SdpError && e.status === 488);
+test('a key share signed by another node than its certificate names, none at all, or from a revoked node is refused with 488, holding no ports', async () => {
+  // Home A's peer signs with its own key but sends a certificate of another node (a thief's replay of it).
+  const impostor = { a: { ...testIdentity(11), certificate: testIdentity(13).certificate }, b: testIdentity(12) };
+  const forged = homes(undefined, impostor);
+  const toB = await forged.a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20');
+  await assert.rejects(forged.b.offerFromHome('call-2', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /not signed by it/.test(e.reason));
   const stripped = toB.replace(/a=p2psip-key:[^\r]*\r\n/, '');
-  await assert.rejects(b.offerFromHome('call-3', enc(stripped), HOME_A, identities.a.certificate.claims.publicKey), SdpError);
-  assert.equal(b.active, 0, 'the refused offers hold no ports');
+  await assert.rejects(forged.b.offerFromHome('call-3', enc(stripped), HOME_A), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
+  assert.equal(forged.b.active, 0, 'the refused offers hold no ports');
+  // The overlay revoked home A: its certificate is not believed, so its media is refused.
+  const open = new OpenTrustPolicy(TEST_OVERLAY);
+  const revokedA: TrustPolicy = {
+    mode: 'authority',
+    overlay: TEST_OVERLAY,
+    accept: (bytes, now) => {
+      const certificate = open.accept(bytes, now);
+      if (certificate.claims.subject === 'node11@test.p2psip') throw new CertificateError('certificate is revoked');
+      return certificate;
+    },
+  };
+  const revoked = homes(revokedA);
+  const fromRevoked = await revoked.a.offerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20');
+  await assert.rejects(revoked.b.offerFromHome('call-4', enc(fromRevoked), HOME_A), (e: unknown) => e instanceof SdpError && /revoked/.test(e.reason));
 });
