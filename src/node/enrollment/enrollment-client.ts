@@ -3,6 +3,7 @@ import { type Certificate, CertificateError } from '../../identity/certificate.j
 import type { NodeIdentity } from '../../identity/identity.js';
 import { type KeyPair, keyPairFromSeed, signBytes } from '../../identity/keys.js';
 import type { Random } from '../../runtime/random.js';
+import type { Address } from '../../wire/address.js';
 import { saveConfig } from '../config/config-file.js';
 import { ConfigError, openConfig, type OverlayConfig, type SignedConfig } from '../config/overlay-config.js';
 import { saveIdentity } from '../identity-store.js';
@@ -45,11 +46,9 @@ export async function enrollWithInvitation(token: string, dir: string, random: R
 
 /** Asks this node's issuer for a fresh certificate (same name, key and Node-IDs) before expiry. */
 export async function renewCertificate(identity: NodeIdentity, config: OverlayConfig, random: Random, nowSeconds: number): Promise<Certificate> {
-  const issuer = config.authorities.find((a) => a.name === identity.certificate.claims.issuer);
-  if (!issuer?.enrollAt) throw new ConfigError(`the configuration names no enrollment address for ${identity.certificate.claims.issuer}`);
   const nonce = random.bytes(NONCE_BYTES);
   const certificate = identity.certificate.bytes;
-  const answer = await sendEnrollment(issuer.enrollAt, { type: RENEW, certificate, nonce, time: nowSeconds, proof: signBytes(identity.keys, renewProofInput(certificate, nonce, nowSeconds)) });
+  const answer = await sendEnrollment(issuerAddress(identity, config), { type: RENEW, certificate, nonce, time: nowSeconds, proof: signBytes(identity.keys, renewProofInput(certificate, nonce, nowSeconds)) });
   if (!answer.ok) throw new EnrollmentRefused(`renewal refused: ${answer.reason}`);
   const renewed = checkOwnCertificate(config, answer.certificate, identity.keys.publicKey, nowSeconds);
   if (renewed.claims.nodeIds[0] !== identity.nodeId) throw new EnrollmentRefused('renewal changed the Node-ID');
@@ -61,20 +60,20 @@ export async function renewCertificate(identity: NodeIdentity, config: OverlayCo
  * home): this home's certificate and a proof by its key say who asks; `userKeys` never leave.
  */
 export async function requestUserCertificate(home: NodeIdentity, config: OverlayConfig, user: string, userKeys: KeyPair, random: Random, nowSeconds: number): Promise<Certificate> {
-  const issuer = config.authorities.find((a) => a.name === home.certificate.claims.issuer);
-  if (!issuer?.enrollAt) throw new ConfigError(`the configuration names no enrollment address for ${home.certificate.claims.issuer}`);
   const nonce = random.bytes(NONCE_BYTES);
   const certificate = home.certificate.bytes;
   const proof = signBytes(home.keys, userProofInput(certificate, user, userKeys.publicKey, nonce, nowSeconds));
-  const answer = await sendEnrollment(issuer.enrollAt, { type: USER, certificate, user, userKey: userKeys.publicKey, nonce, time: nowSeconds, proof });
+  const answer = await sendEnrollment(issuerAddress(home, config), { type: USER, certificate, user, userKey: userKeys.publicKey, nonce, time: nowSeconds, proof });
   if (!answer.ok) throw new EnrollmentRefused(answer.reason);
   return checkOwnCertificate(config, answer.certificate, userKeys.publicKey, nowSeconds);
 }
 
-/** Where this home's authority takes enrollment requests, for messages that name it. */
-export function enrollmentAddressOf(home: NodeIdentity, config: OverlayConfig): string | undefined {
-  const at = config.authorities.find((a) => a.name === home.certificate.claims.issuer)?.enrollAt;
-  return at ? `${at.host}:${at.port}` : undefined;
+/** Where the authority that issued `identity` takes enrollment requests (renewals, users). */
+function issuerAddress(identity: NodeIdentity, config: OverlayConfig): Address {
+  const { issuer } = identity.certificate.claims;
+  const at = config.authorities.find((a) => a.name === issuer)?.enrollAt;
+  if (!at) throw new ConfigError(`the configuration names no enrollment address for ${issuer}`);
+  return at;
 }
 
 function checkOwnCertificate(config: OverlayConfig, bytes: Uint8Array, publicKey: Uint8Array, nowSeconds: number): Certificate {

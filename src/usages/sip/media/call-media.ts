@@ -161,15 +161,18 @@ export class CallMedia {
   }
 
   private towardsHome(call: CallState, sdp: SessionDescription): string {
-    const ports = call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports.b));
-    const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost, ports });
+    const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost, ports: portsOn(call, 'b') });
     return addShare(text, call.own.share, call.certificate);
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
-    const ports = call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports.a));
-    return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports });
+    return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: portsOn(call, 'a') });
   }
+}
+
+/** The anchor's RTP port on one side for each m= section (none for a section that is not anchored). */
+function portsOn(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
+  return call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports[side]));
 }
 
 /** a=p2psip-key:base64url(CBOR [x25519-key, signature, certificate]) */

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import { type MediaPortPool, MediaPortsExhausted } from './port-pool.js';
-import { type DropReason, RelayStream, type Side, type StreamCounters } from './relay-stream.js';
+import { type DropReason, emptyStreamCounters, RelayStream, type Side, type StreamCounters } from './relay-stream.js';
 import type { Endpoint } from './sdp.js';
 
 /*
@@ -94,7 +94,7 @@ export class MediaAnchor {
 
   /** Every live stream's counters, summed (status --json `media`). */
   totals(): StreamCounters {
-    const sum: StreamCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
+    const sum = emptyStreamCounters();
     for (const { session } of this.sessions.values()) {
       for (const stream of session.streams) {
         for (const relay of [stream.rtp, stream.rtcp]) {

@@ -34,11 +34,16 @@ export interface StreamCounters {
   dropped: Record<DropReason, number>;
 }
 
+/** Counters at zero: a new stream's, and the start of a sum over streams. */
+export function emptyStreamCounters(): StreamCounters {
+  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
+}
+
 /** RTP over UDP in practice stays well under a datagram; anything larger is not media. */
 export const MAX_MEDIA_DATAGRAM = 1500;
 
 export class RelayStream {
-  readonly counters: StreamCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
+  readonly counters: StreamCounters = emptyStreamCounters();
   private readonly latched: Record<Side, Endpoint | undefined> = { a: undefined, b: undefined };
   private readonly sealing: Record<Side, SideSealing | undefined> = { a: undefined, b: undefined };
   /** Wall-clock ms of the last packet relayed (for --media-timeout). */
