@@ -21,7 +21,9 @@ const TYPE_NAMES = ['', 'host', 'srflx', 'relay'];
 export function attachCommand(service: AttachService, nodeIdHex: string): Promise<AttachReport> {
   const target = idFromHex(nodeIdHex);
   return new Promise((resolve, reject) => {
-    service.attach(nodeDestination(target), { timeoutMs: 10_000 }, (error, outcome) => {
+    // A second try leaves through another first hop (the router's retry), so one swallowed
+    // request does not fail the command; both fit in the control call's 20 s.
+    service.attach(nodeDestination(target), { timeoutMs: 6_000, attempts: 2 }, (error, outcome) => {
       if (error || !outcome) return reject(error ?? new Error('no outcome'));
       resolve({
         nodeId: idToHex(outcome.id),

@@ -143,6 +143,9 @@ export class SipService {
 
   async close(): Promise<void> {
     this.deps.clock.clearTimer(this.sweepTimer);
+    this.proxy.close();
+    this.clients.terminateAll();
+    this.transactions.terminateAll();
     await this.transport.close();
   }
 

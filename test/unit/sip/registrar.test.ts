@@ -40,26 +40,35 @@ after(async () => {
 });
 
 let branch = 0;
-async function send(lines: string[]): Promise<SipResponse> {
-  const reply = new Promise<SipResponse>((resolve) => socket.once('message', (m) => resolve(parseSipMessage(new Uint8Array(m)) as SipResponse)));
-  socket.send(`${lines.join('\r\n')}\r\n\r\n`, service.address.port, '127.0.0.1');
-  return reply;
+
+/** The request's Call-ID and CSeq: an answer is matched by them, not by arrival order. */
+function transactionOf(lines: string[]): string {
+  return `${lines.find((l) => l.startsWith('Call-ID:'))!.slice(8).trim()} ${lines.find((l) => l.startsWith('CSeq:'))!.slice(5).trim()}`;
 }
 
-/** Sends a request and waits past provisional responses for the final one. */
-async function sendFinal(lines: string[]): Promise<SipResponse> {
-  const final = new Promise<SipResponse>((resolve) => {
+/**
+ * Sends a request and resolves with its first answer of at least `minStatus`. Answers to other
+ * requests are ignored: a retransmitted final response of an earlier test (Timer G resends a
+ * 4xx to an INVITE until its ACK) must never be read as this request's answer.
+ */
+function exchange(lines: string[], minStatus: number): Promise<SipResponse> {
+  const wanted = transactionOf(lines);
+  const answer = new Promise<SipResponse>((resolve) => {
     const listen = (m: Buffer) => {
       const r = parseSipMessage(new Uint8Array(m)) as SipResponse;
-      if (r.status < 200) return;
+      if (`${r.headers.get('Call-ID')} ${r.headers.get('CSeq')}` !== wanted || r.status < minStatus) return;
       socket.off('message', listen);
       resolve(r);
     };
     socket.on('message', listen);
   });
   socket.send(`${lines.join('\r\n')}\r\n\r\n`, service.address.port, '127.0.0.1');
-  return final;
+  return answer;
 }
+
+const send = (lines: string[]) => exchange(lines, 100);
+/** Sends a request and waits past provisional responses for the final one. */
+const sendFinal = (lines: string[]) => exchange(lines, 200);
 
 function register(user: string, opts: { cseq: number; callId?: string; contact?: string; expires?: number; authorization?: string; to?: string }): string[] {
   const port = socket.address().port;
@@ -143,6 +152,9 @@ test('a REGISTER for a domain this peer does not serve is 404; OPTIONS is answer
   assert.ok(options.headers.getAll('Allow').includes('REGISTER'));
   const invite = await sendFinal([`INVITE sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKinv`, `From: <sip:alice@${realm}>;tag=1`, `To: <sip:bob@${realm}>`, 'Call-ID: i', 'CSeq: 1 INVITE', 'Content-Length: 0']);
   assert.equal(invite.status, 480);
+  // The ACK ends the server transaction, so the 480 is not resent into the tests that follow.
+  const ack = [`ACK sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKinv`, `From: <sip:alice@${realm}>;tag=1`, `To: ${invite.headers.get('To')}`, 'Call-ID: i', 'CSeq: 1 ACK', 'Content-Length: 0'];
+  socket.send(`${ack.join('\r\n')}\r\n\r\n`, service.address.port, '127.0.0.1');
 });
 
 test('a captured REGISTER replayed from another address, nonce and count unchanged, is challenged again and moves no binding', async () => {

@@ -145,6 +145,13 @@ export class SipProxy {
 
   constructor(private readonly deps: ProxyDeps) {}
 
+  /** Shutting down: no call's Timer C outlives the service. */
+  close(): void {
+    for (const call of this.calls.values()) this.deps.servers.clock.clearTimer(call.timerC);
+    this.calls.clear();
+    this.deciding.clear();
+  }
+
   /** A new request that is not for this peer itself (REGISTER and OPTIONS to us are not). */
   handleRequest(server: ServerTransaction): void {
     const { request, checked } = server;

@@ -174,4 +174,9 @@ export class ClientTransactions {
   get size(): number {
     return this.live.size;
   }
+
+  /** Shutting down: every transaction stops its timers, silently. */
+  terminateAll(): void {
+    for (const transaction of [...this.live.values()]) transaction.terminate();
+  }
 }

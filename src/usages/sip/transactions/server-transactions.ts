@@ -197,6 +197,11 @@ export class ServerTransactions {
   get size(): number {
     return this.live.size;
   }
+
+  /** Shutting down: every transaction stops its timers, silently. */
+  terminateAll(): void {
+    for (const transaction of [...this.live.values()]) transaction.terminate();
+  }
 }
 
 /**
