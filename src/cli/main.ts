@@ -31,9 +31,11 @@ const USAGE = `usage: p2psip <command> [options]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
            [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
+           [--media-anchor auto|off] [--media-ports LOW-HIGH] [--media-timeout SECONDS] [--max-calls N]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] [--replace] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
+  calls    --data DIR [--json]
   route    NAME --data DIR [--json]
   attach   NODE-ID --data DIR [--json]
   store    KIND NAME VALUE --data DIR [--index N] [--key K] [--lifetime SECONDS] [--json]
@@ -45,7 +47,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries', 'media-anchor', 'media-ports', 'media-timeout', 'max-calls'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -87,6 +89,8 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
         return await routeCommand(parseArgs(rest, ['json']), out);
       case 'attach':
         return await attachCli(parseArgs(rest, ['json']), out);
+      case 'calls':
+        return await callsCli(parseArgs(rest, ['json']), out);
       case 'store':
         return await storeCli(parseArgs(rest, ['json']), out);
       case 'fetch':
@@ -149,6 +153,10 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     sipDirect: onOffFlag(args, 'sip-direct', true),
     relay: relayFlag(args),
     portMapping: portMappingFlag(args),
+    mediaAnchor: mediaAnchorFlag(args),
+    ...(args.flags.has('media-ports') ? { mediaPorts: mediaPortsFlag(args) } : {}),
+    ...(args.flags.has('media-timeout') ? { mediaTimeoutSeconds: numberFlag(args, 'media-timeout', 60, 5, 86_400) } : {}),
+    ...(args.flags.has('max-calls') ? { maxCalls: numberFlag(args, 'max-calls', 32, 1, 10_000) } : {}),
     log,
   });
   const status = daemon.status();
@@ -267,6 +275,35 @@ function relayFlag(args: ParsedArgs): 'auto' | 'off' {
   const value = stringFlag(args, 'relay', 'auto');
   if (value !== 'auto' && value !== 'off') throw new UsageError('--relay takes auto or off');
   return value;
+}
+
+function mediaAnchorFlag(args: ParsedArgs): 'auto' | 'off' {
+  const value = stringFlag(args, 'media-anchor', 'auto');
+  if (value !== 'auto' && value !== 'off') throw new UsageError('--media-anchor takes auto or off');
+  return value;
+}
+
+function mediaPortsFlag(args: ParsedArgs): { low: number; high: number } {
+  const match = /^(\d{4,5})-(\d{4,5})$/.exec(stringFlag(args, 'media-ports') ?? '');
+  const [low, high] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
+  if (!match || low < 1024 || high > 65535 || high - low < 3) throw new UsageError('--media-ports takes LOW-HIGH within 1024-65535, at least 4 ports (RTP on even ports, RTCP above)');
+  return { low, high };
+}
+
+/** `p2psip calls`: the calls whose media this peer anchors now. */
+async function callsCli(args: ParsedArgs, out: Print): Promise<number> {
+  checkKnownFlags(args, ['data', 'json']);
+  const calls = (await callPeer(requiredFlag(args, 'data'), { op: 'calls' })) as Record<string, unknown>[];
+  if (args.flags.has('json')) {
+    out(JSON.stringify(calls));
+    return 0;
+  }
+  if (calls.length === 0) out('no calls with anchored media');
+  for (const c of calls) {
+    const quality = c.lossPercent === null ? 'no RTCP reports yet' : `loss ${c.lossPercent}%, jitter ${c.jitterMs} ms`;
+    out(`${c.caller} -> ${c.callee}  ${c.path}  ${(c.codecs as string[]).join(',')}  sent ${c.packetsSent} received ${c.packetsReceived} packets  ${quality}  ${c.seconds} s`);
+  }
+  return 0;
 }
 
 async function attachCli(args: ParsedArgs, out: Print): Promise<number> {

@@ -193,6 +193,11 @@ export class NatTraversal {
     }
   }
 
+  /** The host other nodes reach us at from outside our NAT: the router's mapped address, else what STUN told us. */
+  get publicHost(): string | undefined {
+    return this.portMapped?.host ?? this.reflexive[0]?.mapped.host;
+  }
+
   get reflexiveStale(): boolean {
     return this.deps.clock.now() - this.reflexiveAt > REFLEXIVE_REFRESH_MS;
   }

@@ -14,6 +14,7 @@ export type ControlRequest =
   | { op: 'status' }
   | { op: 'route'; name: string }
   | { op: 'attach'; nodeId: string }
+  | { op: 'calls' }
   | { op: 'store'; kind: string; name: string; value: string; index?: number; key?: string; lifetime?: number }
   | { op: 'fetch'; kind: string; name: string }
   | { op: 'invite'; user?: string; client?: boolean; ttlSeconds?: number; household?: number }

@@ -36,6 +36,8 @@ import { DiskUserSigners, userCertificateSource } from './sip-signers.js';
 import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
 import { lookupUser } from './sip-lookup.js';
 import { OverlayHomes, serveSipAppAttach, serveSipTunnel } from './sip-overlay-homes.js';
+import { homeMedia } from './home-media.js';
+import type { MediaAnchorMode } from '../usages/sip/media/sip-media.js';
 
 /*
  * A peer on a device: real UDP, the system clock and randomness, a control socket in its data
@@ -65,6 +67,14 @@ export interface PeerDaemonOptions {
   readonly sipTimerCSeconds?: number;
   /** `auto`: relay for nodes behind NATs when this peer's address is public; `off`: never. */
   readonly relay?: 'auto' | 'off';
+  /** Anchor the media of calls that cross homes (`auto`, the default) or never (`off`). */
+  readonly mediaAnchor?: MediaAnchorMode;
+  /** The anchor's UDP port range, RTP on even ports. */
+  readonly mediaPorts?: { low: number; high: number };
+  /** Seconds without a media packet before an anchored call's ports are freed. */
+  readonly mediaTimeoutSeconds?: number;
+  /** Anchored calls at once; more are answered 503 with Retry-After. */
+  readonly maxCalls?: number;
   /** Which port-mapping protocols to ask the home router with, in order; [] asks none. */
   readonly portMapping?: readonly MappingProtocol[];
   readonly log: Logger;
@@ -165,6 +175,7 @@ export class PeerDaemon {
             nonceSecret: random.bytes(32),
             ...(options.sipTimerCSeconds ? { timerCMs: options.sipTimerCSeconds * 1000 } : {}),
             localHosts: localAddresses(options.bindHost),
+            ...(options.mediaAnchor === 'off' ? {} : { media: homeMedia(options, setup.identity, setup.trust, peer, advertised.host, clock, random, nowSeconds, log.child('media')) }),
           }), options.bindHost, sipPort, 'SIP (UDP and TCP)', '--sip-port');
     if (sip) {
       serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
@@ -290,6 +301,8 @@ export class PeerDaemon {
         return traceRoute(this.peer.router, String(request.name));
       case 'attach':
         return attachCommand(this.peer.attach, String(request.nodeId));
+      case 'calls':
+        return this.sip?.activeCalls() ?? [];
       case 'store':
         return storeCommand(client, kinds, identity, request);
       case 'fetch':

@@ -15,16 +15,32 @@ export interface Softphone {
   readonly output: () => string;
 }
 
-export function startBaresip(dir: string, account: { user: string; domain: string; password: string; proxyPort: number }, sipPort: number): Softphone {
+export interface PhoneAudio {
+  /** The tone this phone sends (Hz): each phone of a test its own, so a recording shows whose audio it is. */
+  readonly toneHz?: number;
+  /** Records what the phone receives (and sends) as WAV files here (baresip's sndfile module). */
+  readonly recordDir?: string;
+  /** The address the phone listens on (its host in the NAT lab); loopback by default. */
+  readonly host?: string;
+  /** The home peer's SIP address, when not on loopback. */
+  readonly proxyHost?: string;
+}
+
+/** Sends a baresip command (`/dial sip:...`, `/hangup`) to a phone started with commands on stdin. */
+export function phoneCommand(phone: Softphone, command: string): void {
+  phone.child.stdin?.write(`${command}\n`);
+}
+
+export function startBaresip(dir: string, account: { user: string; domain: string; password: string; proxyPort: number }, sipPort: number, audio: PhoneAudio = {}): Softphone {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     path.join(dir, 'config'),
     [
       'poll_method epoll',
-      `sip_listen 127.0.0.1:${sipPort}`,
+      `sip_listen ${audio.host ?? '127.0.0.1'}:${sipPort}`,
       'sip_transports udp',
       'audio_player aufile,/dev/null',
-      'audio_source ausine,440',
+      `audio_source ausine,${audio.toneHz ?? 440}`,
       'audio_alert aufile,/dev/null',
       // ausine plays 48 kHz stereo only; baresip resamples for the 8 kHz mono call.
       'ausrc_srate 48000',
@@ -35,6 +51,8 @@ export function startBaresip(dir: string, account: { user: string; domain: strin
       'module g711.so',
       'module ausine.so',
       'module aufile.so',
+      ...(audio.recordDir ? ['module sndfile.so', `snd_path ${audio.recordDir}`] : []),
+      'module stdio.so',
       'module_app account.so',
       'module_app menu.so',
       '',
@@ -42,10 +60,11 @@ export function startBaresip(dir: string, account: { user: string; domain: strin
   );
   writeFileSync(
     path.join(dir, 'accounts'),
-    `<sip:${account.user}@${account.domain}>;auth_pass=${account.password};outbound="sip:127.0.0.1:${account.proxyPort}";regint=600;answermode=auto;audio_codecs=PCMU\n`,
+    `<sip:${account.user}@${account.domain}>;auth_pass=${account.password};outbound="sip:${audio.proxyHost ?? '127.0.0.1'}:${account.proxyPort}";regint=600;answermode=auto;audio_codecs=PCMU\n`,
   );
   let output = '';
-  const child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (audio.recordDir) mkdirSync(audio.recordDir, { recursive: true });
+  const child = spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   return { child, output: () => output };

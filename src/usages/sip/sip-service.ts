@@ -17,6 +17,7 @@ import { type RemoteHomes, SipProxy } from './proxy/proxy.js';
 import { readEssentials } from './message/check.js';
 import { parseSipUri } from './message/uri.js';
 import { type SipFlow, SipTransport } from './transport/sip-transport.js';
+import type { SipMedia } from './media/sip-media.js';
 
 /*
  * The SIP side of a home peer: phones register to it as to a provider's registrar (RFC 3261
@@ -45,6 +46,8 @@ export interface SipServiceDeps {
   readonly localHosts?: readonly string[];
   /** The proxy's Timer C (RFC 3261 s16.6 step 11), ms; three minutes unless set. */
   readonly timerCMs?: number;
+  /** The media anchor for calls that cross homes (issue 16); without it SDP passes untouched. */
+  readonly media?: SipMedia;
 }
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
@@ -107,6 +110,7 @@ export class SipService {
       remote: deps.remote,
       log: deps.log.child('proxy'),
       ...(deps.timerCMs ? { timerCMs: deps.timerCMs } : {}),
+      ...(deps.media ? { media: deps.media } : {}),
     });
     transport.onMessage((message, flow) => this.receive(message, flow));
     transport.onMalformed((error, bytes, flow) => this.refuseUnparsed(error, bytes, flow));
@@ -116,6 +120,11 @@ export class SipService {
   static async start(deps: SipServiceDeps): Promise<SipService> {
     const transport = await SipTransport.open(deps.bind, deps.log.child('sip-transport'));
     return new SipService(transport, deps);
+  }
+
+  /** The calls whose media this peer anchors now (`p2psip calls`). */
+  activeCalls(): Record<string, unknown>[] {
+    return this.deps.media?.activeCalls() ?? [];
   }
 
   get address(): Address {
@@ -138,6 +147,7 @@ export class SipService {
       proxy: { ...this.proxy.counters },
       registrar: { ...this.registrar.counters, ...this.auth.counters },
       transport: { ...this.transport.counters },
+      media: this.deps.media ? this.deps.media.status() : { mode: 'off' },
     };
   }
 
@@ -145,6 +155,7 @@ export class SipService {
     this.deps.clock.clearTimer(this.sweepTimer);
     this.proxy.close();
     this.clients.terminateAll();
+    for (const call of this.deps.media?.activeCalls() ?? []) this.deps.media!.ended(String(call.callId));
     this.transactions.terminateAll();
     await this.transport.close();
   }

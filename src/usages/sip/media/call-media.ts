@@ -26,8 +26,8 @@ export interface CallMediaDeps {
   readonly random: Random;
   /** Where this home's phones reach the anchor. */
   readonly lanHost: string;
-  /** Where other homes reach it. */
-  readonly publicHost: string;
+  /** Where other homes reach it now (the server-reflexive address once STUN has told us). */
+  readonly publicHost: () => string;
   /** Whose media keys are believed: the overlay's enrolled, unrevoked nodes. */
   readonly trust: TrustPolicy;
   readonly nowSeconds: () => number;
@@ -47,10 +47,20 @@ interface CallState {
 export class CallMedia {
   private readonly calls = new Map<string, CallState>();
 
-  constructor(private readonly deps: CallMediaDeps) {}
+  constructor(private readonly deps: CallMediaDeps) {
+    deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
+  }
+
+  get anchor(): MediaAnchor {
+    return this.deps.anchor;
+  }
 
   get active(): number {
     return this.calls.size;
+  }
+
+  has(callId: string): boolean {
+    return this.calls.has(callId);
   }
 
   /** This home's phone offers (INVITE, re-INVITE): the SDP to send on to the other home. */
@@ -161,7 +171,7 @@ export class CallMedia {
   }
 
   private towardsHome(call: CallState, sdp: SessionDescription): string {
-    const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost, ports: portsOn(call, 'b') });
+    const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost(), ports: portsOn(call, 'b') });
     return addShare(text, call.own.share, call.certificate);
   }
 

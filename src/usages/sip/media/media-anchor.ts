@@ -2,6 +2,7 @@ import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import { type MediaPortPool, MediaPortsExhausted } from './port-pool.js';
 import { type DropReason, emptyStreamCounters, RelayStream, type Side, type StreamCounters } from './relay-stream.js';
 import type { Endpoint } from './sdp.js';
+import { RtcpQuality } from './rtcp-quality.js';
 
 /*
  * The home peer's media anchor (issue 16): for each anchored call, one RelayStream per m= line,
@@ -30,6 +31,8 @@ export interface AnchoredStream {
   readonly ports: Record<Side, number>;
   readonly rtp: RelayStream;
   readonly rtcp: RelayStream;
+  /** Loss and jitter from the phones' own RTCP reports. */
+  readonly quality: RtcpQuality;
 }
 
 export interface MediaSession {
@@ -45,6 +48,8 @@ export interface MediaCounters {
 
 export class MediaAnchor {
   readonly counters: MediaCounters = { sessions: 0, timeouts: 0, refusedNoPorts: 0 };
+  /** Hears of a session the anchor ended by itself (--media-timeout). */
+  onTimeout: (id: string) => void = () => {};
   private readonly sessions = new Map<string, { session: MediaSession; sockets: MediaSocket[]; ports: number[]; timer: TimerHandle }>();
 
   constructor(
@@ -92,6 +97,25 @@ export class MediaAnchor {
     return this.pool.pairsInUse * 2;
   }
 
+  /** The range ports are taken from (status `portRange`). */
+  get portRange(): string {
+    return this.pool.range;
+  }
+
+  /** Sides of live streams whose party has been heard, so media reaches it where it really is. */
+  latchedSides(): number {
+    let latched = 0;
+    for (const { session } of this.sessions.values()) {
+      for (const stream of session.streams) for (const side of ['a', 'b'] as const) if (stream.rtp.latchedTo(side)) latched++;
+    }
+    return latched;
+  }
+
+  /** Each live session's streams (`p2psip calls`). */
+  sessionsNow(): readonly MediaSession[] {
+    return [...this.sessions.values()].map((entry) => entry.session);
+  }
+
   /** Every live stream's counters, summed (status --json `media`). */
   totals(): StreamCounters {
     const sum = emptyStreamCounters();
@@ -102,6 +126,8 @@ export class MediaAnchor {
           sum.packetsOut += relay.counters.packetsOut;
           sum.bytesIn += relay.counters.bytesIn;
           sum.bytesOut += relay.counters.bytesOut;
+          sum.fromSide.a += relay.counters.fromSide.a;
+          sum.fromSide.b += relay.counters.fromSide.b;
           for (const reason of Object.keys(sum.dropped) as DropReason[]) sum.dropped[reason] += relay.counters.dropped[reason];
         }
       }
@@ -116,6 +142,7 @@ export class MediaAnchor {
     const a = await this.openPair(deliver('a', 'rtp'), deliver('a', 'rtcp'), sockets, ports);
     const b = await this.openPair(deliver('b', 'rtp'), deliver('b', 'rtcp'), sockets, ports);
     const now = () => this.clock.now();
+    const quality = new RtcpQuality();
     for (const which of ['rtp', 'rtcp'] as const) {
       relays[which] = new RelayStream(
         {
@@ -123,9 +150,10 @@ export class MediaAnchor {
           b: { send: (bytes, to) => b.sockets[which].send(bytes, to), offered: plan.offered.b[which], vouched: plan.vouched.b },
         },
         now,
+        which === 'rtcp' ? (side, packet) => quality.observe(side, packet) : undefined,
       );
     }
-    return { ports: { a: a.port, b: b.port }, rtp: relays.rtp!, rtcp: relays.rtcp! };
+    return { ports: { a: a.port, b: b.port }, rtp: relays.rtp!, rtcp: relays.rtcp!, quality };
   }
 
   /** The next pair whose both ports the system lets us bind (a port bound by someone else is passed over). */
@@ -154,6 +182,7 @@ export class MediaAnchor {
         if (this.clock.now() - last >= this.timeoutMs) {
           this.counters.timeouts++;
           this.close(id);
+          this.onTimeout(id);
           return;
         }
         entry.timer = check();

@@ -27,6 +27,10 @@ export class MediaPortPool {
     return (this.high - this.low + 1) / 2;
   }
 
+  get range(): string {
+    return `${this.low}-${this.high}`;
+  }
+
   get pairsInUse(): number {
     return this.inUse.size;
   }

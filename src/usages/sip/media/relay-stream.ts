@@ -31,12 +31,14 @@ export interface StreamCounters {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** Packets relayed from each side's party. */
+  fromSide: Record<Side, number>;
   dropped: Record<DropReason, number>;
 }
 
 /** Counters at zero: a new stream's, and the start of a sum over streams. */
 export function emptyStreamCounters(): StreamCounters {
-  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
+  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, fromSide: { a: 0, b: 0 }, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
 }
 
 /** RTP over UDP in practice stays well under a datagram; anything larger is not media. */
@@ -52,6 +54,8 @@ export class RelayStream {
   constructor(
     private readonly sides: Record<Side, StreamSide>,
     private readonly now: () => number,
+    /** Sees each relayed packet as its sender sent it (the RTCP stream's quality reader). */
+    private readonly observe?: (side: Side, packet: Uint8Array) => void,
   ) {
     this.lastPacketAt = now();
   }
@@ -95,7 +99,9 @@ export class RelayStream {
       }
     }
     this.counters.packetsIn++;
+    this.counters.fromSide[side]++;
     this.counters.bytesIn += bytes.length;
+    this.observe?.(side, bytes);
     const other: Side = side === 'a' ? 'b' : 'a';
     const target = this.latched[other] ?? this.sides[other].offered;
     if (target.port === 0 || target.address === '0.0.0.0') return this.drop('no-target'); // on hold, or refused

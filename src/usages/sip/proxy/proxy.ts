@@ -19,6 +19,7 @@ import type { ClientTransaction, ClientTransactions } from '../transactions/clie
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
 import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
 import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
+import { MediaRefused, type MediaSide, type SipMedia } from '../media/sip-media.js';
 
 /*
  * The home peer as a transaction-stateful proxy (RFC 3261 s16). A request for user@domain goes
@@ -62,6 +63,18 @@ export interface ProxyDeps {
   readonly onFlowFailed?: (flow: SipFlow) => void;
   /** Timer C; three minutes unless the operator says otherwise (`--sip-timer-c`). */
   readonly timerCMs?: number;
+  /** The media anchor's SDP rewriting, for calls that cross this home (issue 16); absent: SDP passes untouched. */
+  readonly media?: SipMedia;
+}
+
+/** How a request's media is anchored on its way through (sip-media.ts). */
+interface MediaPlan {
+  /** Which side of this home the request came from. */
+  readonly side: MediaSide;
+  /** The request carried an offer, so SDP in its responses is the answer (else their offer). */
+  readonly offered: boolean;
+  /** The rewritten body the request goes on with. */
+  readonly body?: Uint8Array;
 }
 
 interface Target {
@@ -102,6 +115,8 @@ interface Branch {
   cancelSent?: boolean;
   /** Cancelled by us because Timer C ran out, not by the caller: its 487 goes up as a 408. */
   timedOut: boolean;
+  /** Responses wait here for their SDP to be rewritten, so they go up in the order they came. */
+  responses?: Promise<void>;
 }
 
 interface ProxyCall {
@@ -114,6 +129,7 @@ interface ProxyCall {
   answered: boolean;
   cancelled: boolean;
   timerC: TimerHandle | undefined;
+  readonly media: MediaPlan | undefined;
 }
 
 export interface ProxyCounters {
@@ -169,12 +185,54 @@ export class SipProxy {
     this.deciding.add(server);
     this.targets(request, checked, (targets, refusal) => {
       // s16.10: a CANCEL that came while we looked the callee up has answered this INVITE already.
-      if (!this.deciding.delete(server)) return;
-      if (!targets) return server.respond(refusal![0], refusal![1]);
+      if (!this.deciding.has(server)) return;
+      if (!targets) {
+        this.deciding.delete(server);
+        return server.respond(refusal![0], refusal![1]);
+      }
       // A stranger may reach this home's phones, and nothing else (s22.3, s26.4: no open relay).
-      if (!trusted && !targets.every((t) => t.registered)) return this.challenge(server, false);
-      this.fork(server, targets);
+      if (!trusted && !targets.every((t) => t.registered)) {
+        this.deciding.delete(server);
+        return this.challenge(server, false);
+      }
+      this.anchorRequest(server, targets[0]).then(
+        (media) => {
+          if (!this.deciding.delete(server)) {
+            if (media && isInitialInvite(server)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
+            return;
+          }
+          this.fork(server, targets, media);
+        },
+        (error) => {
+          if (!this.deciding.delete(server)) return;
+          if (!(error instanceof MediaRefused)) {
+            this.deps.log.warn('media-fault', { callId: checked.callId, error });
+            return server.respond(500, 'Server Internal Error');
+          }
+          const retryAfter = error.retryAfterSeconds;
+          server.respond(error.status, error.reason, retryAfter ? (r) => r.headers.add('Retry-After', String(retryAfter)) : undefined);
+        },
+      );
     });
+  }
+
+  /**
+   * Issue 16: a request whose media crosses this home has its SDP rewritten to the anchor's ports
+   * before it goes on (an offer may open them). A BYE gives the call's ports back. Rejects with
+   * MediaRefused (488, 503) when the SDP cannot be anchored: nothing goes on half-rewritten.
+   */
+  private async anchorRequest(server: ServerTransaction, target: Target): Promise<MediaPlan | undefined> {
+    const media = this.deps.media;
+    const { request, checked, flow } = server;
+    if (!media) return undefined;
+    if (request.method === 'BYE') media.ended(checked.callId);
+    if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
+    const side = media.sideOf(request, flow.transport === 'OVERLAY', target);
+    if (!side) return undefined;
+    if (!media.hasSdp(request)) return { side, offered: false };
+    const kind = request.method === 'PRACK' ? 'answer' : 'offer';
+    const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host);
+    return { side, offered: kind === 'offer', body };
   }
 
   /**
@@ -229,8 +287,18 @@ export class SipProxy {
       const target = targets?.[0];
       if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
       const branch = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
-      this.counters.statelessForwards++;
-      this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch)));
+      const send = (body?: Uint8Array) => {
+        this.counters.statelessForwards++;
+        this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch, undefined, body)));
+      };
+      // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
+      const media = this.deps.media;
+      const side = media?.hasSdp(request) ? media.sideOf(request, flow.transport === 'OVERLAY', target) : undefined;
+      if (!media || !side) return send();
+      media.rewrite(checked.callId, request, 'answer', side, flow.remote.host).then(send, () => {
+        media.counters.unreadableAnswers++;
+        send(new Uint8Array(0));
+      });
     });
   }
 
@@ -319,9 +387,9 @@ export class SipProxy {
   // --- forwarding (s16.6) and responses (s16.7) ---
 
   /** s16.6: targets of the highest q ring together; lower ones only if all of those fail. */
-  private fork(server: ServerTransaction, targets: readonly Target[]): void {
+  private fork(server: ServerTransaction, targets: readonly Target[], media?: MediaPlan): void {
     const groups = byQ(targets);
-    const call: ProxyCall = { server, branches: [], later: groups.slice(1), starting: false, answered: false, cancelled: false, timerC: undefined };
+    const call: ProxyCall = { server, branches: [], later: groups.slice(1), starting: false, answered: false, cancelled: false, timerC: undefined, media };
     this.calls.set(server, call);
     if (targets.length > 1) this.counters.forked++;
     this.startBranches(call, groups[0]);
@@ -338,7 +406,7 @@ export class SipProxy {
       const tcp = large && planned.home && planned.flow.transport === 'UDP' ? this.deps.transport.connect(planned.flow.remote) : undefined;
       const target = tcp ? { ...planned, flow: tcp } : planned;
       const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
-      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow);
+      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow, call.media?.body);
       const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
       call.branches.push(branch);
       this.counters.forwarded++;
@@ -389,7 +457,7 @@ export class SipProxy {
     return { ...message, headers };
   }
 
-  private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow): SipRequest {
+  private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow, body = original.body): SipRequest {
     // Only what this home's phones send is marked: other homes mark their own phones' Contacts.
     const marks = from && TARGET_REFRESHING.has(original.method) && this.deps.location.hasFlow(from);
     const request = marks ? this.markContacts(original, from) : original;
@@ -409,10 +477,32 @@ export class SipProxy {
     }
     if (DIALOG_CREATING.has(request.method)) headers.prepend('Record-Route', `<sip:${this.hostPort()};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`);
     headers.prepend('Via', `SIP/2.0/${target.flow.transport} ${this.hostPort()};branch=${branch};rport`);
-    return { kind: 'request', method: request.method, uri: target.uri, headers, body: request.body };
+    return { kind: 'request', method: request.method, uri: target.uri, headers, body };
   }
 
   private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
+    const media = this.deps.media;
+    const plan = call.media;
+    if (!media || !plan || received.status === 100) return this.relayResponse(call, branch, received);
+    // The other side's SDP: the answer to the request's offer, or (a late offer) the offer itself.
+    const rewrite = async (): Promise<SipResponse> => {
+      if (received.status >= 300 || !media.hasSdp(received)) return received;
+      const from: MediaSide = plan.side === 'phone' ? 'home' : 'phone';
+      try {
+        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host) };
+      } catch (error) {
+        // A response cannot be refused: it goes on without SDP rather than with half-rewritten SDP.
+        media.counters.unreadableAnswers++;
+        this.deps.log.info('media-unreadable-answer', { callId: call.server.checked.callId, status: received.status, reason: (error as Error).message });
+        const headers = received.headers.clone();
+        headers.remove('Content-Type');
+        return { ...received, headers, body: new Uint8Array(0) };
+      }
+    };
+    branch.responses = (branch.responses ?? Promise.resolve()).then(rewrite).then((response) => this.relayResponse(call, branch, response));
+  }
+
+  private relayResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
     if (received.status === 100) {
       // s9.1: any provisional response, a 100 too, lets a CANCEL go (it is not forwarded, nor does it reset Timer C).
       branch.provisional = true;
@@ -459,6 +549,7 @@ export class SipProxy {
     this.deps.servers.clock.clearTimer(call.timerC);
     this.calls.delete(call.server);
     if (call.answered) return;
+    if (call.media && isInitialInvite(call.server)) this.deps.media!.ended(call.server.checked.callId); // the call never began
     call.server.send(upstream(chosenFinal(call.branches.map((b) => b.final!))));
   }
 
@@ -533,4 +624,9 @@ function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
     hash.update(part).update('\n');
   }
   return hash.digest('hex').slice(0, 12);
+}
+
+/** An INVITE that starts a dialog (no To tag), not a re-INVITE inside one. */
+function isInitialInvite(server: ServerTransaction): boolean {
+  return server.invite && !server.checked.to.params.has('tag');
 }

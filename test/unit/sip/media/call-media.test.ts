@@ -56,7 +56,7 @@ function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identitie
       identity: identities[id],
       random: new SeededRandom(low),
       lanHost: host,
-      publicHost: host,
+      publicHost: () => host,
       trust,
       nowSeconds: () => FIXED_NOW_SECONDS,
     });

@@ -35,7 +35,7 @@ test('a phone behind a NAT is latched where its packets come from, and audio flo
   assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 172 });
   stream.receive('b', rtp(), far);
   assert.deepEqual(sent.at(-1)?.to, { address: '192.168.1.20', port: 10002 });
-  assert.deepEqual(stream.counters, { packetsIn: 3, packetsOut: 3, bytesIn: 516, bytesOut: 516, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } });
+  assert.deepEqual(stream.counters, { packetsIn: 3, packetsOut: 3, bytesIn: 516, bytesOut: 516, fromSide: { a: 1, b: 2 }, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } });
   assert.equal(stream.lastPacketAt, 20);
 });
 

@@ -1,0 +1,197 @@
+import type { SipMessage } from '../message/sip-message.js';
+import { SipError } from '../sip-error.js';
+import type { CallMedia } from './call-media.js';
+import { MediaPortsExhausted } from './port-pool.js';
+import { SdpError } from './sdp.js';
+
+/*
+ * Where the proxy meets the media anchor (issue 16): which messages of a call carry SDP that
+ * must be rewritten, and which way. A call is anchored when it crosses this home: a request that
+ * leaves for another home peer from anywhere but another home (our phone's side), or that comes
+ * from another home to one of our phones. Another home is recognised by the overlay path or by
+ * the signed media key its SDP always carries (checked by CallMedia against the trust policy).
+ */
+export type MediaAnchorMode = 'auto' | 'always' | 'off';
+/** Which side of this home a message comes from. */
+export type MediaSide = 'phone' | 'home';
+
+const KEY_LINE = /^a=p2psip-key:/m;
+
+export interface MediaLimits {
+  /** Anchored calls at once (`--max-calls`); a call beyond it is answered 503. */
+  readonly maxCalls: number;
+  /** Seconds a refused caller is told to wait (Retry-After). */
+  readonly retryAfterSeconds: number;
+}
+
+/** A message whose SDP could not be anchored: the request is answered with this. */
+export class MediaRefused extends SipError {
+  constructor(
+    status: number,
+    reason: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(status, reason);
+  }
+}
+
+export interface MediaCallCounters {
+  anchored: number;
+  refused: number;
+  /** Responses whose SDP could not be read: forwarded without a body, never half-rewritten. */
+  unreadableAnswers: number;
+}
+
+/** What `p2psip calls` shows of an anchored call besides its streams' counters. */
+interface CallFacts {
+  readonly caller: string;
+  readonly callee: string;
+  readonly startedAt: number;
+  codecs: string[];
+}
+
+export class SipMedia {
+  readonly counters: MediaCallCounters = { anchored: 0, refused: 0, unreadableAnswers: 0 };
+  private readonly facts = new Map<string, CallFacts>();
+
+  constructor(
+    readonly calls: CallMedia,
+    readonly mode: MediaAnchorMode,
+    private readonly limits: MediaLimits,
+    private readonly now: () => number,
+  ) {
+    const timedOut = calls.anchor.onTimeout;
+    calls.anchor.onTimeout = (callId) => {
+      timedOut(callId);
+      this.facts.delete(callId);
+    };
+  }
+
+  /**
+   * The side a request comes from when its media must be anchored on the way to its target,
+   * else undefined. `overlay`: it came through the overlay (so from another home).
+   */
+  sideOf(request: SipMessage, overlay: boolean, target: { home?: boolean; registered?: boolean }): MediaSide | undefined {
+    if (this.mode === 'off') return undefined;
+    const fromHome = overlay || carriesHomeKey(request);
+    if (target.home && !fromHome) return 'phone';
+    if (fromHome && target.registered) return 'home';
+    return undefined;
+  }
+
+  /** Whether the message has an SDP body to rewrite. */
+  hasSdp(message: SipMessage): boolean {
+    if (message.body.length === 0) return false;
+    const type = (message.headers.get('Content-Type') ?? '').split(';')[0].trim().toLowerCase();
+    return type === 'application/sdp';
+  }
+
+  /**
+   * The body `message` goes on with: its SDP rewritten for the next hop. An offer may open the
+   * call's ports (so it is async). Throws MediaRefused (488 unreadable or untrusted SDP, 503
+   * when ports or calls run out).
+   */
+  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string): Promise<Uint8Array> {
+    try {
+      if (kind === 'offer') {
+        const isNew = !this.calls.has(callId);
+        if (isNew && this.calls.active >= this.limits.maxCalls) throw new MediaPortsExhausted(`${this.limits.maxCalls} calls already anchored (--max-calls)`);
+        const text = from === 'phone' ? await this.calls.offerFromPhone(callId, message.body, source) : await this.calls.offerFromHome(callId, message.body, source);
+        if (isNew) {
+          this.counters.anchored++;
+          this.facts.set(callId, { caller: aorIn(message.headers.get('From')), callee: aorIn(message.headers.get('To')), startedAt: this.now(), codecs: codecsIn(text) });
+        }
+        return Buffer.from(text, 'utf8');
+      }
+      const text = from === 'phone' ? this.calls.answerFromPhone(callId, message.body, source) : this.calls.answerFromHome(callId, message.body, source);
+      const facts = this.facts.get(callId);
+      if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
+      return Buffer.from(text, 'utf8');
+    } catch (error) {
+      this.counters.refused++;
+      if (error instanceof MediaPortsExhausted) throw new MediaRefused(503, `Service Unavailable (${error.message})`, this.limits.retryAfterSeconds);
+      if (error instanceof SdpError) throw new MediaRefused(488, error.reason);
+      throw error;
+    }
+  }
+
+  /** The call is over (BYE, CANCEL, a failed INVITE): its ports go back. */
+  ended(callId: string): void {
+    this.calls.close(callId);
+    this.facts.delete(callId);
+  }
+
+  /** status --json `media`. */
+  status(): Record<string, unknown> {
+    const anchor = this.calls.anchor;
+    const totals = anchor.totals();
+    const active = this.calls.active;
+    return {
+      mode: this.mode,
+      sessions: anchor.counters.sessions,
+      active,
+      anchored: this.counters.anchored,
+      // The internet leg goes straight to the other home's anchor; no relay peer carries it yet.
+      direct: active,
+      relayed: 0,
+      packetsIn: totals.packetsIn,
+      packetsOut: totals.packetsOut,
+      bytesIn: totals.bytesIn,
+      bytesOut: totals.bytesOut,
+      dropped: totals.dropped,
+      latched: anchor.latchedSides(),
+      timeouts: anchor.counters.timeouts,
+      refused: this.counters.refused,
+      refusedNoPorts: anchor.counters.refusedNoPorts,
+      unreadableAnswers: this.counters.unreadableAnswers,
+      maxCalls: this.limits.maxCalls,
+      portRange: anchor.portRange,
+      portsInUse: anchor.portsInUse,
+    };
+  }
+
+  /** `p2psip calls`: each active call, its streams summed per direction. */
+  activeCalls(): Record<string, unknown>[] {
+    return this.calls.anchor.sessionsNow().map((session) => {
+      const facts = this.facts.get(session.id);
+      const rtp = session.streams.map((s) => s.rtp);
+      const sum = (pick: (r: (typeof rtp)[number]) => number) => rtp.reduce((n, r) => n + pick(r), 0);
+      const quality = session.streams[0]?.quality.summary();
+      return {
+        callId: session.id,
+        caller: facts?.caller ?? '',
+        callee: facts?.callee ?? '',
+        path: 'direct',
+        codecs: facts?.codecs ?? [],
+        // The phone's side is a, the other home's b: "sent" is what our phone sent towards them.
+        packetsSent: sum((r) => r.counters.fromSide.a),
+        packetsReceived: sum((r) => r.counters.fromSide.b),
+        latched: { phone: rtp.some((r) => r.latchedTo('a') !== undefined), home: rtp.some((r) => r.latchedTo('b') !== undefined) },
+        lossPercent: quality?.lossPercent ?? null,
+        jitterMs: quality?.jitterMs ?? null,
+        seconds: facts ? Math.round((this.now() - facts.startedAt) / 1000) : 0,
+      };
+    });
+  }
+}
+
+/** The address-of-record in a From or To value: sip:user@host without parameters. */
+function aorIn(value: string | undefined): string {
+  const match = /<?(sips?:[^>;\s]+)/i.exec(value ?? '');
+  return match ? match[1] : '';
+}
+
+/** The codec names an SDP's rtpmap lines give (static payload types 0 and 8 named when no rtpmap says). */
+function codecsIn(sdp: string): string[] {
+  const names = [...sdp.matchAll(/^a=rtpmap:\d+ ([^/\s]+)/gm)].map((m) => m[1]);
+  if (names.length === 0) {
+    const formats = /^m=audio \d+ \S+ (.*)$/m.exec(sdp)?.[1].split(' ') ?? [];
+    for (const f of formats) if (f === '0' || f === '8') names.push(f === '0' ? 'PCMU' : 'PCMA');
+  }
+  return [...new Set(names)];
+}
+
+/** Every SDP another home peer sends carries its signed media key (call-media.ts). */
+function carriesHomeKey(message: SipMessage): boolean {
+  return message.body.length > 0 && KEY_LINE.test(Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength).toString('latin1'));
+}
