@@ -24,6 +24,8 @@ export interface PhoneAudio {
   readonly host?: string;
   /** The home peer's SIP address, when not on loopback. */
   readonly proxyHost?: string;
+  /** Starts the process (inside a NAT lab namespace, say); a plain local process by default. */
+  readonly spawnWith?: (command: string, args: string[]) => ChildProcess;
 }
 
 /** Sends a baresip command (`/dial sip:...`, `/hangup`) to a phone started with commands on stdin. */
@@ -64,7 +66,7 @@ export function startBaresip(dir: string, account: { user: string; domain: strin
   );
   let output = '';
   if (audio.recordDir) mkdirSync(audio.recordDir, { recursive: true });
-  const child = spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = audio.spawnWith ? audio.spawnWith('baresip', ['-f', dir]) : spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   return { child, output: () => output };

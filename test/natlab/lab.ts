@@ -130,14 +130,30 @@ export class NatLab {
     return home;
   }
 
+  /**
+   * A phone of its own on the home's LAN, apart from the host that runs the home peer (as a
+   * family's phones are): its own namespace, cabled to the router on a second LAN port, its own
+   * subnet 198.19.(50+i).0/24. The router forwards between its LAN ports without NAT.
+   */
+  addPhone(home: Home): { ns: string; host: string } {
+    const i = this.homes.indexOf(home) + 1;
+    const ns = this.namespace(`p2pl-${this.tag}-${home.name}p`);
+    run('ip', ['link', 'add', 'lanp', 'netns', home.router, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    const host = `198.19.${50 + i}.2`;
+    this.address(home.router, 'lanp', `198.19.${50 + i}.1/24`);
+    this.address(ns, 'eth0', `${host}/24`);
+    this.in(ns, 'ip', ['route', 'add', 'default', 'via', `198.19.${50 + i}.1`]);
+    return { ns, host };
+  }
+
   /** Runs a command inside a namespace to completion and returns its output. */
   in(ns: string, command: string, args: string[]): string {
     return run('ip', ['netns', 'exec', ns, command, ...args]);
   }
 
   /** Starts a long-running process inside a namespace; it is killed at teardown. */
-  spawn(ns: string, command: string, args: string[]): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  spawn(ns: string, command: string, args: string[], options: { stdin?: boolean } = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     this.processes.push(child);
     // Keep the pipes drained (a full pipe would stall the process) and the tail for failures.
     const tail: string[] = [];
