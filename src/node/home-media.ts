@@ -8,6 +8,7 @@ import { MediaAnchor } from '../usages/sip/media/media-anchor.js';
 import { MediaPortPool } from '../usages/sip/media/port-pool.js';
 import { type MediaAnchorMode, SipMedia } from '../usages/sip/media/sip-media.js';
 import { udpMediaSockets } from './media-sockets.js';
+import { OverlayMediaBackhaul } from './media-backhaul.js';
 import type { OverlayPeer } from './overlay-peer.js';
 
 /** Defaults of the media flags (docs/commands.md): a range clear of SIP's and the overlay's ports. */
@@ -31,6 +32,11 @@ export interface HomeMediaOptions {
 export function homeMedia(options: HomeMediaOptions, identity: NodeIdentity, trust: TrustPolicy, peer: OverlayPeer, lanHost: string, clock: Clock, random: Random, nowSeconds: () => number, log: Logger): SipMedia {
   const ports = options.mediaPorts ?? MEDIA_DEFAULTS;
   const anchor = new MediaAnchor(new MediaPortPool(ports.low, ports.high), udpMediaSockets(options.bindHost, log), clock, (options.mediaTimeoutSeconds ?? MEDIA_DEFAULTS.timeoutSeconds) * 1000);
-  const calls = new CallMedia({ anchor, identity, random, lanHost, publicHost: () => peer.nat.publicHost ?? lanHost, trust, nowSeconds });
-  return new SipMedia(calls, options.mediaAnchor ?? 'auto', { maxCalls: options.maxCalls ?? MEDIA_DEFAULTS.maxCalls, retryAfterSeconds: RETRY_AFTER_SECONDS }, () => clock.now());
+  const backhaul = new OverlayMediaBackhaul(peer, log);
+  backhaul.deliverTo(anchor);
+  const calls = new CallMedia({ anchor, identity, random, lanHost, publicHost: () => peer.nat.publicHost ?? lanHost, trust, nowSeconds, backhaul });
+  return new SipMedia(calls, options.mediaAnchor ?? 'auto', { maxCalls: options.maxCalls ?? MEDIA_DEFAULTS.maxCalls, retryAfterSeconds: RETRY_AFTER_SECONDS }, () => clock.now(), {
+    relayOf: (home) => backhaul.relayOf(home),
+    counters: () => backhaul.counters,
+  });
 }

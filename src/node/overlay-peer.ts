@@ -8,6 +8,7 @@ import { NatTraversal } from '../nat/nat-traversal.js';
 import type { PortMapper } from '../nat/port-mapping/port-mapper.js';
 import { type BindingLifetime, BindingLifetimeProbe, keepaliveIntervalFor } from '../nat/binding-lifetime.js';
 import { RelayLink } from '../nat/relay/relay-link.js';
+import { SideChannelLink } from '../link/side-channel-link.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
 import { AttachService } from '../overlay/attach-service.js';
@@ -96,6 +97,8 @@ export class OverlayPeer {
   readonly nat: NatTraversal;
   readonly attach: AttachService;
   private readonly relayLink: RelayLink;
+  /** Media frames between home peers, on the overlay port, beside the sealed link (issue 16). */
+  readonly mediaLink: SideChannelLink;
   private relayServerPart: RelayServer | undefined;
   private natProbe: NatProbeService | undefined;
   private bindingLifetime: BindingLifetime | undefined;
@@ -109,10 +112,11 @@ export class OverlayPeer {
     this.advertised = deps.advertisedAddress ?? deps.link.localAddress;
     // Relaying sits under the sealing: links through a relay are sealed end to end.
     this.relayLink = new RelayLink(deps.link);
+    this.mediaLink = new SideChannelLink(this.relayLink);
     this.sealedLink =
       tuning.linkSecurity === 'plain'
         ? undefined
-        : new SealedLink(this.relayLink, {
+        : new SealedLink(this.mediaLink, {
             identity: deps.identity,
             trust: deps.trust,
             suite,
@@ -124,7 +128,7 @@ export class OverlayPeer {
           });
     const transportOptions = { ...DEFAULT_TRANSPORT_OPTIONS, ...tuning.transport };
     this.transport = new HopTransport(
-      this.sealedLink ?? this.relayLink,
+      this.sealedLink ?? this.mediaLink,
       deps.clock,
       deps.identity.nodeId,
       () => deps.random.u32() & 0x3fffffff,
@@ -305,6 +309,11 @@ export class OverlayPeer {
     this.router.abortAll('node halted');
     this.nat.close();
     void this.transport.stop();
+  }
+
+  /** The relay server our datagrams to `address` go through, if they go through ours. */
+  relayServerFor(address: Address): Address | undefined {
+    return this.relayLink.isRouted(address) ? this.nat.relay.server : undefined;
   }
 
   status(): Record<string, unknown> {

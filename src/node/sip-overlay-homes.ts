@@ -94,10 +94,15 @@ export class OverlayHomes implements RemoteHomes {
 /**
  * SIP through the overlay: messages for a peer go in a tunnel request routed to its Node-ID;
  * those that arrive are handed to the SIP transport as if from a flow named by the sender.
+ * The SIP layer counts the overlay as a reliable transport (no retransmissions of its own, as
+ * over TCP), so a tunnel request that goes unanswered is sent again, by another first hop: a
+ * copy that did arrive twice is a retransmission the SIP transactions absorb.
  */
+const TUNNEL_TRY = { timeoutMs: 2_500, attempts: 3 };
+
 export function serveSipTunnel(router: OverlayRouter, transport: SipTransport): void {
   transport.setOverlaySender((nodeId, bytes) => {
-    router.request([nodeDestination(idFromHex(nodeId))], MessageCode.SipTunnelReq, sipTunnelReq.encode({ sip: bytes }), () => {}, { timeoutMs: 5_000 });
+    router.request([nodeDestination(idFromHex(nodeId))], MessageCode.SipTunnelReq, sipTunnelReq.encode({ sip: bytes }), () => {}, TUNNEL_TRY);
   });
   router.handle(MessageCode.SipTunnelReq, (request) => {
     const { sip } = sipTunnelReq.decode(request.body);

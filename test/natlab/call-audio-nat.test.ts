@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
  * other phone's tone. Both home peers anchor the call; the leg between them crosses both NATs,
  * sealed. tcpdump on the internet's bridge meanwhile must see media, and none of it plain RTP.
  */
-const KINDS: RouterKind[] = ['full-cone', 'address-restricted', 'port-restricted', 'carrier'];
+const KINDS: RouterKind[] = ['full-cone', 'address-restricted', 'port-restricted', 'symmetric', 'carrier'];
 const DOMAIN = 'natlab.example';
 const SIP_PORT = 5060;
 const PHONE_PORT = 5070;
@@ -48,13 +48,15 @@ test('a plain phone in every kind of home calls one in every other: each hears t
   assert.ok(await eventually(() => peerStatus(authority).state === 'joined', 10_000), 'the public peer runs');
 
   const homes: LabHome[] = [];
+  const peers = new Map<string, ReturnType<typeof lab.spawn>>();
   for (const [i, kind] of KINDS.entries()) {
     const home = lab.addHome(kind);
     const phoneHost = lab.addPhone(home);
     const user = `u${home.name}`;
     const dir = `${root}/${home.name}`;
     const token = JSON.parse(runCli(['invite', '--data', authority, '--user', user, '--json']).stdout).token;
-    lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${SIP_PORT}`, '--sip-digest', 'MD5']);
+    const peer = lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${SIP_PORT}`, '--sip-digest', 'MD5', ...(process.env.LAB_VERBOSE ? ['--verbose'] : [])]);
+    peers.set(dir, peer);
     assert.ok(await eventually(() => peerStatus(dir).state === 'joined', 30_000), `${kind} home joined`);
     assert.equal(runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]).code, 0);
     const recordings = path.join(root, `${user}-heard`);
@@ -81,30 +83,53 @@ test('a plain phone in every kind of home calls one in every other: each hears t
       const before = { caller: established(caller), callee: established(callee), closedCallee: closed(callee) };
       const since = Date.now() - 1000;
       phoneCommand(caller.phone, `/dial sip:${callee.user}@${DOMAIN}`);
+      const dialled = Date.now();
       const up = await eventually(() => established(caller) > before.caller && established(callee) > before.callee, 10_000);
+      const setupMs = Date.now() - dialled;
       if (up) await new Promise((resolve) => setTimeout(resolve, 2500));
       const media = peerStatus(caller.dir).sip?.media ?? {};
+      const call = JSON.parse(runCli(['calls', '--data', caller.dir, '--json']).stdout || '[]')[0] ?? {};
       phoneCommand(caller.phone, '/hangup');
       await eventually(() => closed(callee) > before.closedCallee, 5_000);
       await new Promise((resolve) => setTimeout(resolve, 500)); // sndfile closes its files
       const calleeHeard = heardSince(callee.phone.recordings, since, caller.toneHz);
       const callerHeard = heardSince(caller.phone.recordings, since, callee.toneHz);
       const ok = up && calleeHeard > 0.5 && callerHeard > 0.5;
-      const line = `${caller.home.kind} -> ${callee.home.kind}: ${ok ? 'both hear each other' : 'FAILED'} (callee heard ${callerShare(calleeHeard)}, caller heard ${callerShare(callerHeard)}; caller's anchor in ${media.packetsIn ?? 0} out ${media.packetsOut ?? 0})`;
+      const line = `${caller.home.kind} -> ${callee.home.kind}: ${ok ? 'both hear each other' : 'FAILED'} (answered in ${setupMs} ms; callee heard ${callerShare(calleeHeard)}, caller heard ${callerShare(callerHeard)}; ${call.path ?? '?'} via ${call.via ?? '?'}; caller's anchor in ${media.packetsIn ?? 0} out ${media.packetsOut ?? 0})`;
       results.push(line);
-      if (!ok) failures.push(`${line}\n${caller.phone.output().slice(-500)}\n${callee.phone.output().slice(-500)}`);
+      if (process.env.LAB_VERBOSE && setupMs > 3000) console.log(`SLOW ${line}\n--- caller's home\n${lab.output(peers.get(caller.dir)!)}\n--- callee's home\n${lab.output(peers.get(callee.dir)!)}`);
+      const sip = (h: LabHome) => JSON.stringify({ proxy: peerStatus(h.dir).sip?.proxy, transport: peerStatus(h.dir).sip?.transport, media: peerStatus(h.dir).sip?.media });
+      if (!ok) failures.push(`${line}\ncaller's home: ${sip(caller)}\ncallee's home: ${sip(callee)}\n${caller.phone.output().slice(-300)}\n${callee.phone.output().slice(-300)}\n${process.env.LAB_VERBOSE ? `${lab.output(peers.get(caller.dir)!)}\n${lab.output(peers.get(callee.dir)!)}` : ''}`);
     }
   }
   console.log(`\nAudio between homes through the NAT lab (share of the other phone's tone in each recording):\n${results.join('\n')}\n`);
   assert.deepEqual(failures, [], 'every pair hears each other');
   for (const h of homes) assert.equal(peerStatus(h.dir).sip.media.portsInUse, 0, `${h.home.kind}: every call's ports freed`);
 
+  // The control: 20 plain RTP packets across the bridge to a home router, which the check must see.
+  lab.in(lab.internet, process.execPath, ['-e', PLAIN_RTP_SENDER, homes[0].home.wan]);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   tcpdump.kill('SIGINT');
   await new Promise((resolve) => tcpdump.once('exit', resolve));
   const { media, plainRtp } = inspectCapture(readFileSync(capture));
   assert.ok(media > 500, `the capture saw the calls' media on the internet: ${media} datagrams`);
-  assert.equal(plainRtp, 0, 'no plaintext RTP on the internet');
+  assert.equal(plainRtp, 19, 'no plaintext RTP on the internet but the control\'s 20 packets (19 steps)');
 });
+
+/** Sends 20 plain RTP packets (PCMU, 20 ms apart in timestamp) from the public peer's address to the address given. */
+const PLAIN_RTP_SENDER = `
+const socket = require('node:dgram').createSocket('udp4');
+socket.bind(0, '198.18.0.1', async () => {
+  for (let i = 0; i < 20; i++) {
+    const packet = Buffer.alloc(172);
+    packet[0] = 0x80;
+    packet.writeUInt16BE(1000 + i, 2);
+    packet.writeUInt32BE(5000 + 160 * i, 4);
+    packet.writeUInt32BE(0x12345678, 8);
+    await new Promise((resolve) => socket.send(packet, 40998, process.argv[1], resolve));
+  }
+  socket.close();
+});`;
 
 function callerShare(share: number): string {
   return share.toFixed(3);
@@ -112,11 +137,12 @@ function callerShare(share: number): string {
 
 /**
  * Reads a pcap of UDP on the internet bridge: how many datagrams were media (any port but the
- * overlay's), and how many of them look like plain RTP (version 2 and an SSRC seen 10 times or
- * more: sealed datagrams begin with a counter, so their first byte is never RTP's 0x80).
+ * overlay's), and how many of them are plain RTP: version 2, and in a run of packets of one SSRC
+ * whose sequence numbers step by 1 and timestamps by 160 (20 ms of G.711), as a phone sends.
+ * Sealed media begins with a counter, and nothing sealed shows RTP's steps.
  */
 function inspectCapture(pcap: Buffer): { media: number; plainRtp: number } {
-  const ssrcs = new Map<string, number>();
+  const streams = new Map<string, { seq: number; timestamp: number; steps: number }>();
   let media = 0;
   let offset = 24;
   for (let records = 0; offset + 16 <= pcap.length && records < 1_000_000; records++) {
@@ -132,11 +158,14 @@ function inspectCapture(pcap: Buffer): { media: number; plainRtp: number } {
     const payload = udp.subarray(8);
     media++;
     if (payload.length >= 12 && payload[0] >> 6 === 2) {
-      const ssrc = payload.subarray(8, 12).toString('hex');
-      ssrcs.set(ssrc, (ssrcs.get(ssrc) ?? 0) + 1);
+      const key = `${source}>${destination}/${payload.subarray(8, 12).toString('hex')}`;
+      const [seq, timestamp] = [payload.readUInt16BE(2), payload.readUInt32BE(4)];
+      const last = streams.get(key);
+      const step = last !== undefined && seq === ((last.seq + 1) & 0xffff) && timestamp === (last.timestamp + 160) % 2 ** 32;
+      streams.set(key, { seq, timestamp, steps: (last?.steps ?? 0) + (step ? 1 : 0) });
     }
   }
   let plainRtp = 0;
-  for (const count of ssrcs.values()) if (count >= 10) plainRtp += count;
+  for (const stream of streams.values()) if (stream.steps >= 10) plainRtp += stream.steps;
   return { media, plainRtp };
 }

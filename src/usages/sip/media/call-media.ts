@@ -2,6 +2,7 @@ import type { NodeIdentity } from '../../../identity/identity.js';
 import type { TrustPolicy } from '../../../identity/trust.js';
 import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
 import type { Random } from '../../../runtime/random.js';
+import type { Id } from '../../../wire/id.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
 import type { MediaAnchor, MediaSession, StreamPlan } from './media-anchor.js';
 import { createKeyShare, type MediaKeyShare, type MediaRole, mediaSealers, shareIsFrom } from './media-crypto.js';
@@ -31,6 +32,20 @@ export interface CallMediaDeps {
   /** Whose media keys are believed: the overlay's enrolled, unrevoked nodes. */
   readonly trust: TrustPolicy;
   readonly nowSeconds: () => number;
+  /** The overlay link to the other home, for media its ports cannot exchange directly. */
+  readonly backhaul?: MediaBackhaul;
+}
+
+/**
+ * Media over the overlay link between two home peers (node/media-backhaul.ts): the way round NATs
+ * that keep the media ports from reaching each other (symmetric ones, say), direct or through a
+ * relay peer as the link itself goes.
+ */
+export interface MediaBackhaul {
+  /** Makes sure there is a link to the home `nodeId` (an Attach through the overlay if there is none). */
+  prepare(nodeId: Id): void;
+  /** Sends a sealed media datagram for the other home's port `port` over the link to it; `heardYou`: we hear that home directly. */
+  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void;
 }
 
 interface CallState {
@@ -42,6 +57,8 @@ interface CallState {
   /** This peer's certificate, sent with its share. */
   readonly certificate: Uint8Array;
   sealed: boolean;
+  /** The other home's Node-ID, once its certificate was believed. */
+  farHome?: Id;
 }
 
 export class CallMedia {
@@ -61,6 +78,11 @@ export class CallMedia {
 
   has(callId: string): boolean {
     return this.calls.has(callId);
+  }
+
+  /** The other home of a call (its Node-ID), once the call's keys are agreed. */
+  farHomeOf(callId: string): Id | undefined {
+    return this.calls.get(callId)?.farHome;
   }
 
   /** This home's phone offers (INVITE, re-INVITE): the SDP to send on to the other home. */
@@ -151,10 +173,12 @@ export class CallMedia {
     const theirs = readShare(sdp);
     if (!theirs) throw new SdpError('the other home sent no media key');
     let homeKey: Uint8Array;
+    let farHome: Id | undefined;
     try {
       const certificate = this.deps.trust.accept(theirs.certificate, this.deps.nowSeconds());
       if (certificate.claims.role !== undefined) throw new Error(`a ${certificate.claims.role} certificate is no home`);
       homeKey = certificate.claims.publicKey;
+      farHome = certificate.claims.nodeIds[0];
     } catch (error) {
       throw new SdpError(`the other home's certificate is not believed: ${(error as Error).message}`);
     }
@@ -165,9 +189,13 @@ export class CallMedia {
       for (const channel of ['rtp', 'rtcp'] as const) {
         const { send, receive } = mediaSealers(call.own.ephemeral, call.role, offerer, answerer, callId, `${i}/${channel}`);
         stream[channel].seal('b', { seal: (packet) => send.seal(packet), open: (datagram) => receive.open(datagram) });
+        const backhaul = this.deps.backhaul;
+        if (backhaul && farHome !== undefined) stream[channel].setBackhaul('b', (sealed, to, heardYou) => backhaul.send(farHome, to.port, sealed, heardYou));
       }
     });
     call.sealed = true;
+    call.farHome = farHome;
+    if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
   }
 
   private towardsHome(call: CallState, sdp: SessionDescription): string {

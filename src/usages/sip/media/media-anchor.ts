@@ -42,15 +42,19 @@ export interface MediaSession {
 
 export interface MediaCounters {
   sessions: number;
+  /** Media frames over the overlay for no live stream (late ones of an ended call, or junk). */
+  strayOverlayFrames: number;
   timeouts: number;
   refusedNoPorts: number;
 }
 
 export class MediaAnchor {
-  readonly counters: MediaCounters = { sessions: 0, timeouts: 0, refusedNoPorts: 0 };
+  readonly counters: MediaCounters = { sessions: 0, strayOverlayFrames: 0, timeouts: 0, refusedNoPorts: 0 };
   /** Hears of a session the anchor ended by itself (--media-timeout). */
   onTimeout: (id: string) => void = () => {};
   private readonly sessions = new Map<string, { session: MediaSession; sockets: MediaSocket[]; ports: number[]; timer: TimerHandle }>();
+  /** Far-side ports of live streams: media that came over the overlay names the port it is for. */
+  private readonly farSidePorts = new Map<number, RelayStream>();
 
   constructor(
     private readonly pool: MediaPortPool,
@@ -68,6 +72,10 @@ export class MediaAnchor {
       const streams: AnchoredStream[] = [];
       for (const plan of plans) streams.push(await this.anchorStream(plan, sockets, ports));
       const session = { id, streams };
+      for (const stream of streams) {
+        this.farSidePorts.set(stream.ports.b, stream.rtp);
+        this.farSidePorts.set(stream.ports.b + 1, stream.rtcp);
+      }
       this.counters.sessions++;
       this.sessions.set(id, { session, sockets, ports, timer: this.watch(id, session) });
       return session;
@@ -84,6 +92,7 @@ export class MediaAnchor {
     const entry = this.sessions.get(id);
     if (!entry) return;
     this.sessions.delete(id);
+    for (const stream of entry.session.streams) for (const port of [stream.ports.b, stream.ports.b + 1]) this.farSidePorts.delete(port);
     this.clock.clearTimer(entry.timer);
     for (const socket of entry.sockets) socket.close();
     for (const port of entry.ports) this.pool.release(port);
@@ -95,6 +104,13 @@ export class MediaAnchor {
 
   get portsInUse(): number {
     return this.pool.pairsInUse * 2;
+  }
+
+  /** Sealed media from the other home over the overlay link, for our far-side port `port`; `heardYou`: it hears us directly. */
+  receiveOverOverlay(port: number, datagram: Uint8Array, from: Endpoint, heardYou: boolean): void {
+    const relay = this.farSidePorts.get(port);
+    if (relay) relay.receive('b', datagram, from, { heardYou });
+    else this.counters.strayOverlayFrames++;
   }
 
   /** The range ports are taken from (status `portRange`). */
@@ -128,6 +144,8 @@ export class MediaAnchor {
           sum.bytesOut += relay.counters.bytesOut;
           sum.fromSide.a += relay.counters.fromSide.a;
           sum.fromSide.b += relay.counters.fromSide.b;
+          sum.overlayIn += relay.counters.overlayIn;
+          sum.overlayOut += relay.counters.overlayOut;
           for (const reason of Object.keys(sum.dropped) as DropReason[]) sum.dropped[reason] += relay.counters.dropped[reason];
         }
       }

@@ -20,6 +20,19 @@ export interface StreamSide {
   vouched: readonly string[];
 }
 
+/**
+ * The other way to a side's party when the media ports cannot reach it (both homes behind NATs
+ * that will not let a direct path open): the overlay link between the two home peers, direct or
+ * through a relay peer. Only for a sealed side: what travels there is already sealed end to end.
+ */
+export type Backhaul = (sealed: Uint8Array, to: Endpoint, heardYou: boolean) => void;
+
+/** After this many packets without hearing the far side directly, a direct probe goes only now and then. */
+const EAGER_PROBES = 50;
+const PROBE_EVERY = 25;
+/** The far side said this recently (over the overlay) that it has not heard us directly: we use the overlay too. */
+const OVERLAY_FRESH_MS = 1000;
+
 /** The internet leg's sealing (media-crypto.ts): what goes to that side is sealed, what comes from it opened. */
 export interface SideSealing {
   seal(packet: Uint8Array): Uint8Array;
@@ -33,12 +46,18 @@ export interface StreamCounters {
   bytesOut: number;
   /** Packets relayed from each side's party. */
   fromSide: Record<Side, number>;
+  /** Sealed packets that came, and went, over the overlay link instead of the media ports. */
+  overlayIn: number;
+  overlayOut: number;
+  /** Sealed, empty datagrams sent straight to the far side's port while media went over the overlay, and those received. */
+  probesOut: number;
+  probesIn: number;
   dropped: Record<DropReason, number>;
 }
 
 /** Counters at zero: a new stream's, and the start of a sum over streams. */
 export function emptyStreamCounters(): StreamCounters {
-  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, fromSide: { a: 0, b: 0 }, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
+  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, fromSide: { a: 0, b: 0 }, overlayIn: 0, overlayOut: 0, probesOut: 0, probesIn: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
 }
 
 /** RTP over UDP in practice stays well under a datagram; anything larger is not media. */
@@ -48,6 +67,11 @@ export class RelayStream {
   readonly counters: StreamCounters = emptyStreamCounters();
   private readonly latched: Record<Side, Endpoint | undefined> = { a: undefined, b: undefined };
   private readonly sealing: Record<Side, SideSealing | undefined> = { a: undefined, b: undefined };
+  private readonly backhaul: Record<Side, Backhaul | undefined> = { a: undefined, b: undefined };
+  /** When a sealed packet last came straight to our port from each side; when the side last said it has not heard us. */
+  private readonly heardDirectAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
+  private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
+  private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
   /** Wall-clock ms of the last packet relayed (for --media-timeout). */
   lastPacketAt: number;
 
@@ -73,13 +97,31 @@ export class RelayStream {
     this.sealing[side] = sealing;
   }
 
+  /** A sealed side may also be reached over the overlay link (see Backhaul). */
+  setBackhaul(side: Side, backhaul: Backhaul): void {
+    this.backhaul[side] = backhaul;
+  }
+
+  /** Whether the side's party has been heard straight at our media port (the direct path works inbound). */
+  heardDirectly(side: Side): boolean {
+    return this.heardDirectAt[side] > -Infinity;
+  }
+
+  /** Whether media to the side goes over the overlay now. */
+  overOverlay(side: Side): boolean {
+    return this.backhaul[side] !== undefined && (!this.heardDirectly(side) || this.now() - this.unheardSaidAt[side] < OVERLAY_FRESH_MS);
+  }
+
   /** Where each side's party was heard from, if it was. */
   latchedTo(side: Side): Endpoint | undefined {
     return this.latched[side];
   }
 
-  /** A datagram arrived at `side`'s anchor port from `from`. */
-  receive(side: Side, datagram: Uint8Array, from: Endpoint): void {
+  /**
+   * A datagram arrived at `side`'s anchor port from `from`; `overlay` when it came over the
+   * overlay link instead, saying whether its sender has heard us directly.
+   */
+  receive(side: Side, datagram: Uint8Array, from: Endpoint, overlay?: { heardYou: boolean }): void {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const sealing = this.sealing[side];
     let bytes: Uint8Array | undefined = datagram;
@@ -88,7 +130,19 @@ export class RelayStream {
       // from is where that home is now (a new NAT binding, another relay): latch there.
       bytes = sealing.open(datagram);
       if (!bytes) return this.drop('unsealed');
-      this.latched[side] = { address: from.address, port: from.port };
+      if (overlay) {
+        if (!overlay.heardYou) this.unheardSaidAt[side] = this.now();
+        this.counters.overlayIn++;
+      } else {
+        this.latched[side] = { address: from.address, port: from.port };
+        this.heardDirectAt[side] = this.now();
+      }
+      if (bytes.length === 0) {
+        this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving
+        return;
+      }
+    } else if (overlay) {
+      return this.drop('unsealed'); // only sealed media travels the overlay
     } else {
       const latched = this.latched[side];
       if (latched) {
@@ -106,10 +160,32 @@ export class RelayStream {
     const target = this.latched[other] ?? this.sides[other].offered;
     if (target.port === 0 || target.address === '0.0.0.0') return this.drop('no-target'); // on hold, or refused
     const out = this.sealing[other] ? this.sealing[other]!.seal(bytes) : bytes;
-    this.sides[other].send(out, target);
+    this.sendTo(other, out, target);
     this.counters.packetsOut++;
     this.counters.bytesOut += out.length;
     this.lastPacketAt = this.now();
+  }
+
+  /**
+   * Straight to the party's port when it has been heard there; else over the overlay, with a
+   * direct copy now and then so that a path through both NATs can still open (each side's
+   * packets open its own NAT for the other's). While the far side still sends over the overlay
+   * (it has not heard us directly), we answer that way too.
+   */
+  private sendTo(side: Side, out: Uint8Array, target: Endpoint): void {
+    const backhaul = this.backhaul[side];
+    const sealing = this.sealing[side];
+    if (!backhaul || !sealing) return this.sides[side].send(out, target);
+    if (!this.overOverlay(side)) return this.sides[side].send(out, target);
+    backhaul(out, this.sides[side].offered, this.heardDirectly(side));
+    this.counters.overlayOut++;
+    // The direct path gets probes of its own (sealed, empty: a copy of the media would be a
+    // replay to whichever path delivered second, and so never show that the path works).
+    const sent = this.sentUnheard[side]++;
+    if (sent < EAGER_PROBES || sent % PROBE_EVERY === 0) {
+      this.sides[side].send(sealing.seal(new Uint8Array(0)), target);
+      this.counters.probesOut++;
+    }
   }
 
   private drop(reason: DropReason): void {

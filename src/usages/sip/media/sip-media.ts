@@ -3,6 +3,8 @@ import { SipError } from '../sip-error.js';
 import type { CallMedia } from './call-media.js';
 import { MediaPortsExhausted } from './port-pool.js';
 import { SdpError } from './sdp.js';
+import type { RelayStream } from './relay-stream.js';
+import type { Id } from '../../../wire/id.js';
 
 /*
  * Where the proxy meets the media anchor (issue 16): which messages of a call carry SDP that
@@ -42,6 +44,13 @@ export interface MediaCallCounters {
   unreadableAnswers: number;
 }
 
+/** What the overlay link that carries media can say about itself (node/media-backhaul.ts). */
+export interface BackhaulReport {
+  /** Whether the link to that home goes through a relay peer, and which (its Node-ID) when known. */
+  relayOf(home: Id): { relayed: boolean; relay?: string };
+  counters(): Record<string, number>;
+}
+
 /** What `p2psip calls` shows of an anchored call besides its streams' counters. */
 interface CallFacts {
   readonly caller: string;
@@ -59,6 +68,7 @@ export class SipMedia {
     readonly mode: MediaAnchorMode,
     private readonly limits: MediaLimits,
     private readonly now: () => number,
+    private readonly backhaul?: BackhaulReport,
   ) {
     const timedOut = calls.anchor.onTimeout;
     calls.anchor.onTimeout = (callId) => {
@@ -126,14 +136,19 @@ export class SipMedia {
     const anchor = this.calls.anchor;
     const totals = anchor.totals();
     const active = this.calls.active;
+    const sessions = anchor.sessionsNow();
+    const relayed = sessions.filter((s) => s.streams.some((stream) => stream.rtp.overOverlay('b'))).length;
     return {
       mode: this.mode,
       sessions: anchor.counters.sessions,
       active,
       anchored: this.counters.anchored,
-      // The internet leg goes straight to the other home's anchor; no relay peer carries it yet.
-      direct: active,
-      relayed: 0,
+      // The internet leg: straight between the two anchors' media ports, or over the overlay link.
+      direct: sessions.length - relayed,
+      relayed,
+      overlayIn: totals.overlayIn,
+      overlayOut: totals.overlayOut,
+      ...(this.backhaul ? { overlayLink: this.backhaul.counters() } : {}),
       packetsIn: totals.packetsIn,
       packetsOut: totals.packetsOut,
       bytesIn: totals.bytesIn,
@@ -150,6 +165,17 @@ export class SipMedia {
     };
   }
 
+  /**
+   * `path`: `direct`, or `relayed` through a relay peer (`relay`: its Node-ID when this side knows
+   * it; the far home's own relay is known to it only). `via`: the media ports, or the overlay link.
+   */
+  private pathOf(callId: string, rtp: readonly RelayStream[]): { path: string; relay?: string | null; via: string } {
+    if (!rtp.some((r) => r.overOverlay('b'))) return { path: 'direct', via: 'media-ports' };
+    const home = this.calls.farHomeOf(callId);
+    const link = home !== undefined ? this.backhaul?.relayOf(home) : undefined;
+    return link?.relayed ? { path: 'relayed', relay: link.relay ?? null, via: 'overlay-link' } : { path: 'direct', via: 'overlay-link' };
+  }
+
   /** `p2psip calls`: each active call, its streams summed per direction. */
   activeCalls(): Record<string, unknown>[] {
     return this.calls.anchor.sessionsNow().map((session) => {
@@ -161,7 +187,7 @@ export class SipMedia {
         callId: session.id,
         caller: facts?.caller ?? '',
         callee: facts?.callee ?? '',
-        path: 'direct',
+        ...this.pathOf(session.id, rtp),
         codecs: facts?.codecs ?? [],
         // The phone's side is a, the other home's b: "sent" is what our phone sent towards them.
         packetsSent: sum((r) => r.counters.fromSide.a),

@@ -35,7 +35,7 @@ test('a phone behind a NAT is latched where its packets come from, and audio flo
   assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 172 });
   stream.receive('b', rtp(), far);
   assert.deepEqual(sent.at(-1)?.to, { address: '192.168.1.20', port: 10002 });
-  assert.deepEqual(stream.counters, { packetsIn: 3, packetsOut: 3, bytesIn: 516, bytesOut: 516, fromSide: { a: 1, b: 2 }, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } });
+  assert.deepEqual(stream.counters, { packetsIn: 3, packetsOut: 3, bytesIn: 516, bytesOut: 516, fromSide: { a: 1, b: 2 }, overlayIn: 0, overlayOut: 0, probesOut: 0, probesIn: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } });
   assert.equal(stream.lastPacketAt, 20);
 });
 
@@ -88,4 +88,46 @@ test('a re-offer with a new address unlatches the side; the same address keeps i
   assert.equal(stream.latchedTo('a'), undefined);
   stream.receive('b', rtp(), far);
   assert.deepEqual(sent.at(-1)?.to, moved);
+});
+
+/** A stand-in for the call key's AEAD: a marker byte that only "the other home" puts on. */
+const fakeSealing = {
+  seal: (packet: Uint8Array) => new Uint8Array([0xaa, ...packet]),
+  open: (datagram: Uint8Array) => (datagram[0] === 0xaa ? datagram.subarray(1) : undefined),
+};
+
+test('the internet leg goes over the overlay until the far home is heard directly, with sealed empty probes on the direct path meanwhile', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  const overlay: { bytes: number; heardYou: boolean }[] = [];
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', (sealed, _to, heardYou) => overlay.push({ bytes: sealed.length, heardYou }));
+  // The phone talks; nothing came from the far home directly yet.
+  for (let i = 0; i < 60; i++) stream.receive('a', rtp(), phone);
+  assert.equal(overlay.length, 60, 'every packet over the overlay');
+  assert.ok(overlay.every((o) => o.bytes === 173 && !o.heardYou));
+  const probes = sent.filter((s) => s.side === 'b');
+  assert.equal(probes.length, 51, '50 eager probes, then one in 25');
+  assert.ok(probes.every((p) => p.bytes === 1), 'a probe is sealed and empty, never a copy of the media');
+  // A probe from the far home arrives straight at our port: the path works; nothing reaches the phone.
+  const toPhoneBefore = sent.filter((s) => s.side === 'a').length;
+  stream.receive('b', fakeSealing.seal(new Uint8Array(0)), { address: '203.0.113.9', port: 41000 });
+  assert.equal(sent.filter((s) => s.side === 'a').length, toPhoneBefore, 'a probe is not forwarded');
+  assert.equal(stream.counters.probesIn, 1);
+  assert.equal(stream.heardDirectly('b'), true);
+  // The far home still says (over the overlay) that it has not heard us: we keep the overlay, and probe.
+  stream.receive('b', fakeSealing.seal(rtp()), far, { heardYou: false });
+  assert.equal(stream.overOverlay('b'), true);
+  // It hears us now; a second later, media goes straight to where it was heard, and only there.
+  stream.receive('b', fakeSealing.seal(rtp()), far, { heardYou: true });
+  tick(1001);
+  const overlayBefore = overlay.length;
+  stream.receive('a', rtp(), phone);
+  assert.equal(overlay.length, overlayBefore, 'no longer over the overlay');
+  assert.deepEqual(sent.at(-1), { side: 'b', to: { address: '203.0.113.9', port: 41000 }, bytes: 173 });
+  // A forged frame over the overlay opens nowhere and changes nothing.
+  stream.receive('b', rtp(), far, { heardYou: false });
+  assert.equal(stream.counters.dropped.unsealed, 1);
+  assert.equal(stream.overOverlay('b'), false);
+  // Nothing plain travels the overlay either.
+  assert.equal(stream.counters.overlayIn, 2);
 });

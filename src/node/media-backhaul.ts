@@ -1,0 +1,85 @@
+import type { Logger } from '../runtime/log.js';
+import type { MediaBackhaul } from '../usages/sip/media/call-media.js';
+import type { MediaAnchor } from '../usages/sip/media/media-anchor.js';
+import { addressKey } from '../wire/address.js';
+import { type Id, idToHex } from '../wire/id.js';
+import { nodeDestination } from '../wire/message.js';
+import type { OverlayPeer } from './overlay-peer.js';
+
+/*
+ * Calls' media over the overlay link between two home peers (issue 16), for when their media
+ * ports cannot reach each other through the homes' NATs. The link is the one the overlay's
+ * Attach set up (ICE-style checks on candidates exchanged through the overlay: direct wherever
+ * the NATs allow it, else through a relay peer found by name under RELAY-SERVICE), so media
+ * takes the same way. A frame is the receiving anchor's port (2 bytes), a flags byte (bit 0: the
+ * sender hears the receiver's media ports directly, so the receiver may stop using the overlay)
+ * and the sealed datagram; whoever forges one gets no further than the call key's AEAD check.
+ */
+const HEADER_BYTES = 3;
+const HEARD_YOU = 0x01;
+
+export class OverlayMediaBackhaul implements MediaBackhaul {
+  private readonly attaching = new Set<string>();
+  /** Homes whose link an Attach set up through a relay (theirs or ours). */
+  private readonly relayedLinks = new Set<string>();
+  readonly counters = { framesSent: 0, framesWithoutLink: 0, attaches: 0, attachFailures: 0 };
+
+  constructor(
+    private readonly peer: OverlayPeer,
+    private readonly log: Logger,
+  ) {
+    peer.attach.onAttached((outcome) => {
+      if (this.relayedLinks.size >= 1024) this.relayedLinks.clear();
+      if (outcome.relayed) this.relayedLinks.add(idToHex(outcome.id));
+      else this.relayedLinks.delete(idToHex(outcome.id));
+    });
+  }
+
+  /** Hands frames that arrive to the anchor. */
+  deliverTo(anchor: MediaAnchor): void {
+    this.peer.mediaLink.onMedia((from, body) => {
+      if (body.length <= HEADER_BYTES) return;
+      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES), { address: from.host, port: from.port }, (body[2] & HEARD_YOU) !== 0);
+    });
+  }
+
+  prepare(nodeId: Id): void {
+    const key = idToHex(nodeId);
+    if (this.peer.router.connections.lookup(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
+    this.attaching.add(key);
+    this.counters.attaches++;
+    this.peer.attach.attach(nodeDestination(nodeId), { timeoutMs: 6_000, attempts: 2 }, (error) => {
+      this.attaching.delete(key);
+      if (!error) return;
+      this.counters.attachFailures++;
+      this.log.info('media-link-failed', { home: key.slice(0, 8), error: error.message });
+    });
+  }
+
+  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
+    const address = this.peer.router.connections.lookup(nodeId);
+    if (!address) {
+      this.counters.framesWithoutLink++;
+      this.prepare(nodeId);
+      return;
+    }
+    const body = new Uint8Array(HEADER_BYTES + sealed.length);
+    body[0] = port >> 8;
+    body[1] = port & 0xff;
+    body[2] = heardYou ? HEARD_YOU : 0;
+    body.set(sealed, HEADER_BYTES);
+    this.counters.framesSent++;
+    this.peer.mediaLink.sendMedia(address, body);
+  }
+
+  /** Whether the link to `nodeId` goes through a relay peer; which one (Node-ID, hex) when it is ours. */
+  relayOf(nodeId: Id): { relayed: boolean; relay?: string } {
+    const address = this.peer.router.connections.lookup(nodeId);
+    const server = address && this.peer.relayServerFor(address);
+    if (server) {
+      const ids = this.peer.router.connections.idsAt(server);
+      return { relayed: true, relay: ids.length ? idToHex(ids[0]) : addressKey(server) };
+    }
+    return { relayed: this.relayedLinks.has(idToHex(nodeId)) };
+  }
+}
