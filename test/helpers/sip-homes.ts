@@ -42,7 +42,13 @@ export async function homesWithPhones(root: string, running: Running[], domain: 
   /** `from`'s phone calls `callee` through `home`; `values` fill a scenario template. */
   const call = (from: string, home: 'a' | 'b', callee: string, scenario = 'uac-call.xml', values: Record<string, string> = {}) =>
     runSipp(Object.keys(values).length ? scenarioFrom(scenario, values, root) : scenario, `127.0.0.1:${homes.sipPorts[home]}`, ['-s', from, '-set', 'domain', domain, '-set', 'callee', callee, '-p', String(phones[from]), '-t', 'u1'], root);
+  /** The same from another registered phone of `from` (its SIP port `port`). */
+  const callFrom = (port: number, from: string, home: 'a' | 'b', callee: string, scenario: string, values: Record<string, string> = {}) =>
+    runSipp(Object.keys(values).length ? scenarioFrom(scenario, values, root) : scenario, `127.0.0.1:${homes.sipPorts[home]}`, ['-s', from, '-set', 'domain', domain, '-set', 'callee', callee, '-p', String(port), '-t', 'u1'], root);
+  /** `call`, in the background: resolves when the caller's scenario ends. */
+  const callAsync = (from: string, home: 'a' | 'b', callee: string, scenario: string, values: Record<string, string>) =>
+    startSipp(scenarioFrom(scenario, values, root), [`127.0.0.1:${homes.sipPorts[home]}`, '-s', from, '-set', 'domain', domain, '-set', 'callee', callee, '-p', String(phones[from]), '-t', 'u1'], root).done;
   /** `user`'s phone waits for a call and plays `scenario`. */
   const waits = (user: string, scenario: string, values: Record<string, string>) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones[user]), '-t', 'u1'], root);
-  return { ...homes, phones, register, call, waits };
+  return { ...homes, phones, register, call, callFrom, callAsync, waits };
 }

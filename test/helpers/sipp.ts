@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Runs SIPp (Debian's sip-tester), a SIP implementation nobody here wrote, against a peer on loopback. */
@@ -17,7 +17,16 @@ export function runSipp(scenario: string, target: string, args: string[], cwd: s
     ...inNamespace(netns, [target, '-sf', path.isAbsolute(scenario) ? scenario : path.resolve('test/integration/sipp', scenario), '-i', '127.0.0.1', '-m', '1', '-l', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args]),
     { cwd, encoding: 'utf8', timeout: (timeoutSeconds + 5) * 1000 },
   );
-  return { code: result.status, errors: `${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}` };
+  return { code: result.status, errors: `${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}${result.status === 0 ? '' : errorLog(cwd)}` };
+}
+
+/** What SIPp said went wrong (-trace_err writes it to a file in its working directory): the newest such file's tail. */
+function errorLog(cwd: string): string {
+  const logs = readdirSync(cwd)
+    .filter((f) => f.endsWith('_errors.log'))
+    .map((f) => ({ f, at: statSync(path.join(cwd, f)).mtimeMs }))
+    .sort((x, y) => y.at - x.at);
+  return logs.length ? `\n--- ${logs[0].f}\n${readFileSync(path.join(cwd, logs[0].f), 'utf8').slice(-1500)}` : '';
 }
 
 /** A scenario with its @NAME@ placeholders filled in, written where SIPp runs. */
@@ -40,7 +49,7 @@ export function startSipp(scenarioFile: string, args: string[], cwd: string, tim
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const done = new Promise<SippRun>((resolve) => child.once('exit', (code) => resolve({ code, errors: output.slice(-3000) })));
+  const done = new Promise<SippRun>((resolve) => child.once('exit', (code) => resolve({ code, errors: `${output.slice(-3000)}${code === 0 ? '' : errorLog(cwd)}` })));
   return { done, stop: () => child.kill('SIGKILL') };
 }
 

@@ -79,14 +79,22 @@ export class SipMedia {
 
   /**
    * The side a request comes from when its media must be anchored on the way to its target,
-   * else undefined. `overlay`: it came through the overlay (so from another home).
+   * else undefined. `fromHome`: the proxy saw it come from another home peer (through the
+   * overlay, or forwarded by one); its signed media key says so too.
    */
-  sideOf(request: SipMessage, overlay: boolean, target: { home?: boolean; registered?: boolean }): MediaSide | undefined {
+  sideOf(request: SipMessage, fromHome: boolean, target: { home?: boolean; registered?: boolean }): MediaSide | undefined {
     if (this.mode === 'off') return undefined;
-    const fromHome = overlay || carriesHomeKey(request);
+    fromHome ||= carriesHomeKey(request);
     if (target.home && !fromHome) return 'phone';
     if (fromHome && target.registered) return 'home';
     return undefined;
+  }
+
+  /** A new call (with or without an offer yet) must fit under `--max-calls`: else 503 with Retry-After. */
+  admit(callId: string): void {
+    if (this.calls.has(callId) || this.calls.active < this.limits.maxCalls) return;
+    this.counters.refused++;
+    throw new MediaRefused(503, `Service Unavailable (${this.limits.maxCalls} calls already anchored, --max-calls)`, this.limits.retryAfterSeconds);
   }
 
   /** Whether the message has an SDP body to rewrite. */

@@ -227,8 +227,9 @@ export class SipProxy {
     if (!media) return undefined;
     if (request.method === 'BYE') media.ended(checked.callId);
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
-    const side = media.sideOf(request, flow.transport === 'OVERLAY', target);
+    const side = media.sideOf(request, this.fromOtherHome(checked, flow), target);
     if (!side) return undefined;
+    if (isInitialInvite(server)) media.admit(checked.callId);
     if (!media.hasSdp(request)) return { side, offered: false };
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
     const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host);
@@ -293,7 +294,7 @@ export class SipProxy {
       };
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
       const media = this.deps.media;
-      const side = media?.hasSdp(request) ? media.sideOf(request, flow.transport === 'OVERLAY', target) : undefined;
+      const side = media?.hasSdp(request) ? media.sideOf(request, this.fromOtherHome(checked, flow), target) : undefined;
       if (!media || !side) return send();
       media.rewrite(checked.callId, request, 'answer', side, flow.remote.host).then(send, () => {
         media.counters.unreadableAnswers++;
@@ -575,6 +576,16 @@ export class SipProxy {
       branch.tx.terminate();
       this.onBranchFinal(owner, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
     });
+  }
+
+  /**
+   * Sent on by another home peer: through the overlay, or with its Via on top (our branch prefix,
+   * not our address). Only a hint for where media goes: the media keys are what is believed.
+   */
+  private fromOtherHome(checked: CheckedRequest, flow: SipFlow): boolean {
+    if (flow.transport === 'OVERLAY') return true;
+    const top = checked.vias[0];
+    return top.params.get('branch')?.startsWith(BRANCH_PREFIX) === true && !this.isSelf(top.host, top.port);
   }
 
   /** A Route that names us: by our Node-ID, by an address of ours, or by a domain we serve (a phone's outbound proxy set to it). */

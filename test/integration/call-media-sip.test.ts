@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { freeUdpPort, processLab, runCli } from '../helpers/processes.js';
+import { SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
+import { homesWithPhones } from '../helpers/sip-homes.js';
+
+/*
+ * Issue 16's SDP handling between two homes on loopback, SIPp as the phones (which check every
+ * SDP they get with regular expressions): a late offer, hold and resume by re-INVITE, an offer
+ * that is not SDP (488 from the caller's own home, nothing forwarded), and a call over
+ * --max-calls (503 with Retry-After). Both homes run with --max-calls 1.
+ */
+const { root, running } = processLab('p2psip-media-sip-');
+const domain = 'smiths.example';
+let homes: Awaited<ReturnType<typeof homesWithPhones>>;
+const media = (dir: string) => homes.status(dir).sip.media;
+const forwardedAt = (dir: string) => homes.status(dir).sip.proxy.forwarded as number;
+
+test('two homes with SIPp phones, each anchoring at most one call', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  homes = await homesWithPhones(root, running, domain, ['--max-calls', '1']);
+});
+
+test('a late offer: the 200 offers with the caller\'s home\'s anchor port, the ACK answers with the callee\'s home\'s; both anchors free their ports after the BYE', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const bob = homes.waits('bob', 'uas-late-offer.xml', {});
+  const alice = homes.call('alice', 'a', 'bob', 'uac-late-offer.xml');
+  assert.equal(alice.code, 0, alice.errors);
+  assert.equal((await bob.done).code, 0);
+  for (const dir of [homes.dirs.a, homes.dirs.b]) {
+    assert.equal(media(dir).anchored, 1, `${dir} anchored the call`);
+    assert.equal(media(dir).portsInUse, 0, `${dir} freed its ports`);
+  }
+});
+
+test('hold and resume by re-INVITE: each side sees the other\'s direction and only its own home\'s anchor ports', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const bob = homes.waits('bob', 'uas-hold.xml', {});
+  const alice = homes.call('alice', 'a', 'bob', 'uac-hold.xml');
+  assert.equal(alice.code, 0, alice.errors);
+  const callee = await bob.done;
+  assert.equal(callee.code, 0, callee.errors);
+  assert.equal(media(homes.dirs.a).anchored, 2, 'the re-INVITEs kept the one call anchored');
+  assert.equal(media(homes.dirs.a).portsInUse, 0);
+});
+
+test('an offer that is not SDP gets 488 from the caller\'s own home, with the reason; nothing reaches the other home', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const before = forwardedAt(homes.dirs.b);
+  const refused = homes.call('alice', 'a', 'bob', 'uac-offer-refused.xml', { EXPECT: '488', SDP: 'this is no session description', HEADER_CHECK: 'SIP/2.0 488 Not Acceptable Here \\(SDP: ' });
+  assert.equal(refused.code, 0, refused.errors);
+  assert.equal(forwardedAt(homes.dirs.b), before, 'home B never saw it');
+  assert.equal(media(homes.dirs.a).portsInUse, 0, 'a refused offer holds no ports');
+});
+
+test('a second call while --max-calls 1 is in use gets 503 with Retry-After, and the first call goes on', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  // alice's second phone (another binding of hers) calls while her first phone's call is up.
+  const [firstPhone, second] = [homes.phones.alice, await freeUdpPort()];
+  await homes.register('alice', 'a', 3600, second);
+  homes.phones.alice = firstPhone; // calls from "alice" go on from her first phone
+  const bob = homes.waits('bob', 'uas-answer.xml', { ANSWER_MS: '100' });
+  const first = homes.callAsync('alice', 'a', 'bob', 'uac-call-long.xml', { TALK_MS: '3000' });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(media(homes.dirs.a).active, 1, 'the first call is anchored');
+  const busy = homes.callFrom(second, 'alice', 'a', 'bob', 'uac-offer-refused.xml', {
+    EXPECT: '503',
+    SDP: 'v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 6100 RTP/AVP 0',
+    HEADER_CHECK: 'Retry-After: 30',
+  });
+  assert.equal(busy.code, 0, busy.errors);
+  assert.equal((await first).code, 0, 'the first call ended normally');
+  assert.equal((await bob.done).code, 0);
+  assert.ok(media(homes.dirs.a).refused >= 2, 'the 488 and the 503 are counted');
+});
