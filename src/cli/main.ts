@@ -31,7 +31,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
            [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
-           [--media-anchor auto|off] [--media-ports LOW-HIGH] [--media-timeout SECONDS] [--max-calls N]
+           [--media-anchor auto|always|off] [--media-ports LOW-HIGH] [--media-timeout SECONDS] [--max-calls N]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] [--replace] | list | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
@@ -277,9 +277,9 @@ function relayFlag(args: ParsedArgs): 'auto' | 'off' {
   return value;
 }
 
-function mediaAnchorFlag(args: ParsedArgs): 'auto' | 'off' {
+function mediaAnchorFlag(args: ParsedArgs): 'auto' | 'always' | 'off' {
   const value = stringFlag(args, 'media-anchor', 'auto');
-  if (value !== 'auto' && value !== 'off') throw new UsageError('--media-anchor takes auto or off');
+  if (value !== 'auto' && value !== 'always' && value !== 'off') throw new UsageError('--media-anchor takes auto, always or off');
   return value;
 }
 

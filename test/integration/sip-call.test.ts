@@ -53,6 +53,7 @@ test('alice calls bob: it rings, bob answers, the ACK and the BYE follow the rec
   assert.equal(caller.code, 0, caller.errors);
   const callee = await bob.done;
   assert.equal(callee.code, 0, callee.errors);
+  assert.equal(sip().media.anchored, 0, '--media-anchor auto leaves two phones of one home talking directly');
 });
 
 test("a busy callee's 486 reaches the caller", { skip: SKIP_WITHOUT_SIPP }, async () => {

@@ -125,6 +125,24 @@ export class CallMedia {
     return this.towardsHome(call, answer);
   }
 
+  /**
+   * A call between two phones of this home (`--media-anchor always`): the caller is side a, the
+   * callee side b; each is told the anchor's LAN ports of the other side. Nothing is sealed.
+   */
+  async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
+    const offer = parseSdp(sdp);
+    const call = this.calls.get(callId) ?? (await this.start(callId, offer, 'offerer'));
+    this.setParties(call, offer, side, phoneSource);
+    return anchorSdp(offer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
+  }
+
+  answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): string {
+    const call = this.expect(callId);
+    const answer = parseSdp(sdp);
+    this.setParties(call, answer, side, phoneSource);
+    return anchorSdp(answer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
+  }
+
   /** The call ended (BYE, CANCEL, a failure): its ports go back. */
   close(callId: string): void {
     if (!this.calls.delete(callId)) return;

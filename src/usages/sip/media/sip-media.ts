@@ -14,8 +14,16 @@ import type { Id } from '../../../wire/id.js';
  * the signed media key its SDP always carries (checked by CallMedia against the trust policy).
  */
 export type MediaAnchorMode = 'auto' | 'always' | 'off';
-/** Which side of this home a message comes from. */
-export type MediaSide = 'phone' | 'home';
+/**
+ * Where a message comes from: our phone or another home, in a call that crosses homes; the
+ * caller's or the callee's phone, in a call between two phones of this home (`always` only).
+ */
+export type MediaSide = 'phone' | 'home' | 'caller' | 'callee';
+
+/** Where the answers to a message from `side` come from. */
+export function otherSide(side: MediaSide): MediaSide {
+  return ({ phone: 'home', home: 'phone', caller: 'callee', callee: 'caller' } as const)[side];
+}
 
 const KEY_LINE = /^a=p2psip-key:/m;
 
@@ -62,6 +70,8 @@ interface CallFacts {
 export class SipMedia {
   readonly counters: MediaCallCounters = { anchored: 0, refused: 0, unreadableAnswers: 0 };
   private readonly facts = new Map<string, CallFacts>();
+  /** Calls between two phones of this home (`always`): the caller's From tag. */
+  private readonly localCallers = new Map<string, string>();
 
   constructor(
     readonly calls: CallMedia,
@@ -79,15 +89,27 @@ export class SipMedia {
 
   /**
    * The side a request comes from when its media must be anchored on the way to its target,
-   * else undefined. `fromHome`: the proxy saw it come from another home peer (through the
-   * overlay, or forwarded by one); its signed media key says so too.
+   * else undefined. `from.home`: the proxy saw it come from another home peer (through the
+   * overlay, or forwarded by one; its signed media key says so too, and is what is believed);
+   * `from.ownPhone`: it came over a flow one of this home's phones registered from.
    */
-  sideOf(request: SipMessage, fromHome: boolean, target: { home?: boolean; registered?: boolean }): MediaSide | undefined {
+  sideOf(request: SipMessage, from: { home: boolean; ownPhone: boolean }, target: { home?: boolean; registered?: boolean }): MediaSide | undefined {
     if (this.mode === 'off') return undefined;
-    fromHome ||= carriesHomeKey(request);
+    const fromHome = from.home || carriesHomeKey(request);
     if (target.home && !fromHome) return 'phone';
     if (fromHome && target.registered) return 'home';
-    return undefined;
+    // Unsealed on both sides, so only this home's own phones (their registered flows) may describe one.
+    if (this.mode !== 'always' || !target.registered || !from.ownPhone) return undefined;
+    // Two phones of this home: the caller is the one whose From tag began the call.
+    const callId = request.headers.get('Call-ID') ?? '';
+    const tag = fromTag(request);
+    const caller = this.localCallers.get(callId);
+    if (caller === undefined) {
+      if (this.localCallers.size >= 4096) this.localCallers.clear();
+      this.localCallers.set(callId, tag);
+      return 'caller';
+    }
+    return caller === tag ? 'caller' : 'callee';
   }
 
   /** A new call (with or without an offer yet) must fit under `--max-calls`: else 503 with Retry-After. */
@@ -114,14 +136,24 @@ export class SipMedia {
       if (kind === 'offer') {
         const isNew = !this.calls.has(callId);
         if (isNew && this.calls.active >= this.limits.maxCalls) throw new MediaPortsExhausted(`${this.limits.maxCalls} calls already anchored (--max-calls)`);
-        const text = from === 'phone' ? await this.calls.offerFromPhone(callId, message.body, source) : await this.calls.offerFromHome(callId, message.body, source);
+        const text =
+          from === 'phone'
+            ? await this.calls.offerFromPhone(callId, message.body, source)
+            : from === 'home'
+              ? await this.calls.offerFromHome(callId, message.body, source)
+              : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
         if (isNew) {
           this.counters.anchored++;
           this.facts.set(callId, { caller: aorIn(message.headers.get('From')), callee: aorIn(message.headers.get('To')), startedAt: this.now(), codecs: codecsIn(text) });
         }
         return Buffer.from(text, 'utf8');
       }
-      const text = from === 'phone' ? this.calls.answerFromPhone(callId, message.body, source) : this.calls.answerFromHome(callId, message.body, source);
+      const text =
+        from === 'phone'
+          ? this.calls.answerFromPhone(callId, message.body, source)
+          : from === 'home'
+            ? this.calls.answerFromHome(callId, message.body, source)
+            : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
       return Buffer.from(text, 'utf8');
@@ -137,6 +169,7 @@ export class SipMedia {
   ended(callId: string): void {
     this.calls.close(callId);
     this.facts.delete(callId);
+    this.localCallers.delete(callId);
   }
 
   /** status --json `media`. */
@@ -223,6 +256,10 @@ function codecsIn(sdp: string): string[] {
     for (const f of formats) if (f === '0' || f === '8') names.push(f === '0' ? 'PCMU' : 'PCMA');
   }
   return [...new Set(names)];
+}
+
+function fromTag(message: SipMessage): string {
+  return /;\s*tag=([^;>\s]+)/i.exec(message.headers.get('From') ?? '')?.[1] ?? '';
 }
 
 /** Every SDP another home peer sends carries its signed media key (call-media.ts). */

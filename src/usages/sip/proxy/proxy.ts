@@ -19,7 +19,7 @@ import type { ClientTransaction, ClientTransactions } from '../transactions/clie
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
 import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
 import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
-import { MediaRefused, type MediaSide, type SipMedia } from '../media/sip-media.js';
+import { MediaRefused, type MediaSide, otherSide, type SipMedia } from '../media/sip-media.js';
 
 /*
  * The home peer as a transaction-stateful proxy (RFC 3261 s16). A request for user@domain goes
@@ -227,7 +227,7 @@ export class SipProxy {
     if (!media) return undefined;
     if (request.method === 'BYE') media.ended(checked.callId);
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
-    const side = media.sideOf(request, this.fromOtherHome(checked, flow), target);
+    const side = media.sideOf(request, { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) }, target);
     if (!side) return undefined;
     if (isInitialInvite(server)) media.admit(checked.callId);
     if (!media.hasSdp(request)) return { side, offered: false };
@@ -294,7 +294,7 @@ export class SipProxy {
       };
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
       const media = this.deps.media;
-      const side = media?.hasSdp(request) ? media.sideOf(request, this.fromOtherHome(checked, flow), target) : undefined;
+      const side = media?.hasSdp(request) ? media.sideOf(request, { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) }, target) : undefined;
       if (!media || !side) return send();
       media.rewrite(checked.callId, request, 'answer', side, flow.remote.host).then(send, () => {
         media.counters.unreadableAnswers++;
@@ -488,7 +488,7 @@ export class SipProxy {
     // The other side's SDP: the answer to the request's offer, or (a late offer) the offer itself.
     const rewrite = async (): Promise<SipResponse> => {
       if (received.status >= 300 || !media.hasSdp(received)) return received;
-      const from: MediaSide = plan.side === 'phone' ? 'home' : 'phone';
+      const from: MediaSide = otherSide(plan.side);
       try {
         return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host) };
       } catch (error) {
