@@ -59,10 +59,13 @@ interface CallState {
   sealed: boolean;
   /** The other home's Node-ID, once its certificate was believed. */
   farHome?: Id;
+  /** The other home's X25519 share for this call: its later SDP must carry the same. */
+  theirKey?: Uint8Array;
 }
 
 export class CallMedia {
   private readonly calls = new Map<string, CallState>();
+  private readonly pending = new Map<string, Promise<CallState>>();
 
   constructor(private readonly deps: CallMediaDeps) {
     deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
@@ -72,8 +75,9 @@ export class CallMedia {
     return this.deps.anchor;
   }
 
+  /** Calls anchored, counting those whose ports are still opening (for --max-calls). */
   get active(): number {
-    return this.calls.size;
+    return this.calls.size + this.pending.size;
   }
 
   has(callId: string): boolean {
@@ -88,7 +92,7 @@ export class CallMedia {
   /** This home's phone offers (INVITE, re-INVITE): the SDP to send on to the other home. */
   async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.calls.get(callId) ?? (await this.start(callId, offer, 'offerer'));
+    const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.setParties(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer);
   }
@@ -99,14 +103,17 @@ export class CallMedia {
     const answer = parseSdp(sdp);
     this.acceptShare(call, answer, callId);
     this.setParties(call, answer, 'b', homeSource);
+    this.deps.anchor.answered(callId);
     return this.towardsPhone(call, answer);
   }
 
   /** Another home offers to our phone: the SDP for the phone. */
   async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const known = this.calls.get(callId);
-    const call = known ?? (await this.start(callId, offer, 'answerer'));
+    const known = this.calls.get(callId) ?? (await this.pending.get(callId));
+    // A new call's key share is checked before any port opens: a stranger's offer costs no sockets.
+    if (!known) this.believedShare(offer, callId, 'offerer');
+    const call = known ?? (await this.startOnce(callId, offer, 'answerer'));
     try {
       this.acceptShare(call, offer, callId);
       this.setParties(call, offer, 'b', homeSource);
@@ -122,6 +129,7 @@ export class CallMedia {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
     this.setParties(call, answer, 'a', phoneSource);
+    this.deps.anchor.answered(callId);
     return this.towardsHome(call, answer);
   }
 
@@ -131,7 +139,7 @@ export class CallMedia {
    */
   async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.calls.get(callId) ?? (await this.start(callId, offer, 'offerer'));
+    const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.setParties(call, offer, side, phoneSource);
     return anchorSdp(offer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
   }
@@ -140,6 +148,7 @@ export class CallMedia {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
     this.setParties(call, answer, side, phoneSource);
+    this.deps.anchor.answered(callId);
     return anchorSdp(answer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
   }
 
@@ -147,6 +156,15 @@ export class CallMedia {
   close(callId: string): void {
     if (!this.calls.delete(callId)) return;
     this.deps.anchor.close(callId);
+  }
+
+  /** One start per call: two offers for a new call at once (a forked late offer) share its ports. */
+  private startOnce(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
+    const running = this.pending.get(callId);
+    if (running) return running;
+    const started = this.start(callId, offer, role).finally(() => this.pending.delete(callId));
+    this.pending.set(callId, started);
+    return started;
   }
 
   private async start(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
@@ -186,8 +204,11 @@ export class CallMedia {
   }
 
   /** The other home's share, checked against its (trusted) certificate, and the internet leg sealed with it. */
-  private acceptShare(call: CallState, sdp: SessionDescription, callId: string): void {
-    if (call.sealed) return; // a re-offer in the same call keeps its keys
+  /**
+   * The other home's key share in `sdp`, believed: its certificate passes the trust policy (an
+   * enrolled, unrevoked home) and signed it for this call in `theirRole`. Throws SdpError (488).
+   */
+  private believedShare(sdp: SessionDescription, callId: string, theirRole: MediaRole): { share: MediaKeyShare; farHome: Id | undefined } {
     const theirs = readShare(sdp);
     if (!theirs) throw new SdpError('the other home sent no media key');
     let homeKey: Uint8Array;
@@ -200,8 +221,21 @@ export class CallMedia {
     } catch (error) {
       throw new SdpError(`the other home's certificate is not believed: ${(error as Error).message}`);
     }
-    const theirRole: MediaRole = call.role === 'offerer' ? 'answerer' : 'offerer';
     if (!shareIsFrom(theirs, homeKey, callId, theirRole)) throw new SdpError('the other home\'s media key is not signed by it');
+    return { share: theirs, farHome };
+  }
+
+  private acceptShare(call: CallState, sdp: SessionDescription, callId: string): void {
+    if (call.sealed) {
+      // Later SDP of the call must come from the home its keys were agreed with: the same share.
+      // Anyone else who learnt the Call-ID could otherwise point the call's media elsewhere.
+      const again = readShare(sdp);
+      if (!again || !call.theirKey || Buffer.compare(Buffer.from(again.publicKey), Buffer.from(call.theirKey)) !== 0) throw new SdpError('SDP for this call from another party than the home it was agreed with');
+      return;
+    }
+    const theirRole: MediaRole = call.role === 'offerer' ? 'answerer' : 'offerer';
+    const { share: theirs, farHome } = this.believedShare(sdp, callId, theirRole);
+    call.theirKey = theirs.publicKey;
     const [offerer, answerer] = call.role === 'offerer' ? [call.own.share, theirs] : [theirs, call.own.share];
     call.session.streams.forEach((stream, i) => {
       for (const channel of ['rtp', 'rtcp'] as const) {

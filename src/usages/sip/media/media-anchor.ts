@@ -48,11 +48,23 @@ export interface MediaCounters {
   refusedNoPorts: number;
 }
 
+/** A session nobody answered is given up after this long (Timer C ends a real call's ringing at 3 minutes). */
+const UNANSWERED_MS = 300_000;
+
+interface SessionEntry {
+  readonly session: MediaSession;
+  readonly sockets: MediaSocket[];
+  readonly ports: number[];
+  readonly openedAt: number;
+  answeredAt: number | undefined;
+  timer: TimerHandle;
+}
+
 export class MediaAnchor {
   readonly counters: MediaCounters = { sessions: 0, strayOverlayFrames: 0, timeouts: 0, refusedNoPorts: 0 };
   /** Hears of a session the anchor ended by itself (--media-timeout). */
   onTimeout: (id: string) => void = () => {};
-  private readonly sessions = new Map<string, { session: MediaSession; sockets: MediaSocket[]; ports: number[]; timer: TimerHandle }>();
+  private readonly sessions = new Map<string, SessionEntry>();
   /** Far-side ports of live streams: media that came over the overlay names the port it is for. */
   private readonly farSidePorts = new Map<number, RelayStream>();
 
@@ -77,7 +89,8 @@ export class MediaAnchor {
         this.farSidePorts.set(stream.ports.b + 1, stream.rtcp);
       }
       this.counters.sessions++;
-      this.sessions.set(id, { session, sockets, ports, timer: this.watch(id, session) });
+      if (this.sessions.has(id)) throw new MediaPortsExhausted(`media for call ${id} opened twice at once`); // CallMedia opens once per call
+      this.sessions.set(id, { session, sockets, ports, openedAt: this.clock.now(), answeredAt: undefined, timer: this.watch(id, this.timeoutMs) });
       return session;
     } catch (error) {
       for (const socket of sockets) socket.close();
@@ -190,21 +203,31 @@ export class MediaAnchor {
     throw new MediaPortsExhausted(`no free media port pair in ${this.pool.capacity}`);
   }
 
-  /** Ends the session when no stream has carried a packet for timeoutMs. */
-  private watch(id: string, session: MediaSession): TimerHandle {
-    const check = (): TimerHandle =>
-      this.clock.setTimer(this.timeoutMs, () => {
-        const entry = this.sessions.get(id);
-        if (!entry) return;
-        const last = Math.max(...session.streams.flatMap((s) => [s.rtp.lastPacketAt, s.rtcp.lastPacketAt]));
-        if (this.clock.now() - last >= this.timeoutMs) {
-          this.counters.timeouts++;
-          this.close(id);
-          this.onTimeout(id);
-          return;
-        }
-        entry.timer = check();
-      });
-    return check();
+  /**
+   * Ends the session when no stream has carried a packet for timeoutMs since the call was
+   * answered. Before the answer a call may ring without media as long as the proxy's Timer C
+   * lets it; only one left unanswered for UNANSWERED_MS (its INVITE lost track of) is ended.
+   */
+  private watch(id: string, after: number): TimerHandle {
+    return this.clock.setTimer(after, () => {
+      const entry = this.sessions.get(id);
+      if (!entry) return;
+      const now = this.clock.now();
+      const quietSince = entry.answeredAt === undefined ? entry.openedAt : Math.max(entry.answeredAt, ...entry.session.streams.flatMap((s) => [s.rtp.lastPacketAt, s.rtcp.lastPacketAt]));
+      const limit = entry.answeredAt === undefined ? UNANSWERED_MS : this.timeoutMs;
+      if (now - quietSince >= limit) {
+        this.counters.timeouts++;
+        this.close(id);
+        this.onTimeout(id);
+        return;
+      }
+      entry.timer = this.watch(id, Math.min(this.timeoutMs, limit - (now - quietSince))); // re-armed for the time left
+    });
+  }
+
+  /** The call was answered (an SDP answer passed): from now on the media timeout applies. */
+  answered(id: string): void {
+    const entry = this.sessions.get(id);
+    if (entry && entry.answeredAt === undefined) entry.answeredAt = this.clock.now();
   }
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { SipError } from '../sip-error.js';
 
 /*
@@ -69,8 +70,8 @@ export function parseSdp(body: Uint8Array | string): SessionDescription {
     else if (line.startsWith('c=')) sessionConnection = readConnection(line);
     else if (DIRECTIONS.has(line.slice(2))) sessionDirection = line.slice(2) as Direction;
   });
-  const origin = lines.find((l) => l.startsWith('o='));
-  if (!origin || !/^o=\S+ \S+ \d{1,20} IN IP[46] \S+$/.test(origin)) throw new SdpError('missing or malformed o= line');
+  const origins = lines.filter((l) => l.startsWith('o='));
+  if (origins.length !== 1 || !/^o=\S+ \S+ \d{1,20} IN IP[46] \S+$/.test(origins[0])) throw new SdpError('missing, repeated or malformed o= line');
   const streams = sections.map((section) => readStream(section.lines, sessionConnection, sessionDirection));
   return { lines, streams };
 }
@@ -90,8 +91,9 @@ function readStream(lines: string[], sessionConnection: string | undefined, sess
   if (rtcpAttribute !== undefined) {
     const r = /^(\d{1,5})(?: IN IP[46] (\S+))?$/.exec(rtcpAttribute);
     if (!r) throw new SdpError(`malformed a=rtcp "${rtcpAttribute.slice(0, 40)}"`);
-    rtcp = { address: r[2] ?? rtcp.address, port: Number(r[1]) };
+    rtcp = { address: r[2] === undefined ? rtcp.address : checkedAddress(r[2]), port: Number(r[1]) };
   }
+  if (rtcp.port > 65535) throw new SdpError(`RTCP port ${rtcp.port} is beyond 65535`);
   const codecs = new Map<string, string>();
   for (const a of attributes) {
     const r = /^rtpmap:(\d{1,3}) (.+)$/.exec(a);
@@ -116,7 +118,13 @@ function readStream(lines: string[], sessionConnection: string | undefined, sess
 function readConnection(line: string): string {
   const c = /^c=IN IP([46]) ([0-9A-Fa-f.:]+)$/.exec(line);
   if (!c) throw new SdpError(`malformed connection line "${line.slice(0, 60)}"`);
-  return c[2];
+  return checkedAddress(c[2]);
+}
+
+/** An IP literal of the family it claims (a name such as "cafe" would cost a DNS lookup per packet). */
+function checkedAddress(address: string): string {
+  if (isIP(address) === 0) throw new SdpError(`"${address.slice(0, 40)}" is not an IP address`);
+  return address;
 }
 
 /** Where the anchor takes each stream: its address, and per m= section the RTP port (RTCP is port + 1). */

@@ -72,6 +72,8 @@ export class SipMedia {
   private readonly facts = new Map<string, CallFacts>();
   /** Calls between two phones of this home (`always`): the caller's From tag. */
   private readonly localCallers = new Map<string, string>();
+  /** The To tag of the dialog that answered each call first. */
+  private readonly winningTags = new Map<string, string>();
 
   constructor(
     readonly calls: CallMedia,
@@ -84,6 +86,8 @@ export class SipMedia {
     calls.anchor.onTimeout = (callId) => {
       timedOut(callId);
       this.facts.delete(callId);
+      this.localCallers.delete(callId);
+      this.winningTags.delete(callId);
     };
   }
 
@@ -165,11 +169,29 @@ export class SipMedia {
     }
   }
 
+  /** The first 2xx to the call's INVITE came from the dialog with this To tag: its BYE ends the media. */
+  answeredBy(callId: string, toTag: string): void {
+    if (!this.winningTags.has(callId) && this.calls.has(callId)) {
+      if (this.winningTags.size >= 4096) this.winningTags.clear();
+      this.winningTags.set(callId, toTag);
+    }
+  }
+
+  /**
+   * A BYE of the call was answered 2xx: the media ends if it was the BYE of the dialog that owns
+   * it (not of a second dialog a forked INVITE made, which the caller hangs up at once).
+   */
+  byeAnswered(callId: string, tags: readonly string[]): void {
+    const owner = this.winningTags.get(callId);
+    if (owner === undefined || tags.includes(owner)) this.ended(callId);
+  }
+
   /** The call is over (BYE, CANCEL, a failed INVITE): its ports go back. */
   ended(callId: string): void {
     this.calls.close(callId);
     this.facts.delete(callId);
     this.localCallers.delete(callId);
+    this.winningTags.delete(callId);
   }
 
   /** status --json `media`. */

@@ -130,6 +130,8 @@ interface ProxyCall {
   cancelled: boolean;
   timerC: TimerHandle | undefined;
   readonly media: MediaPlan | undefined;
+  /** The branch whose 2xx answered the call first. */
+  winner?: Branch;
 }
 
 export interface ProxyCounters {
@@ -212,7 +214,7 @@ export class SipProxy {
           const retryAfter = error.retryAfterSeconds;
           server.respond(error.status, error.reason, retryAfter ? (r) => r.headers.add('Retry-After', String(retryAfter)) : undefined);
         },
-      );
+      ).catch((error) => this.handlerFault(checked.callId, error));
     });
   }
 
@@ -225,7 +227,6 @@ export class SipProxy {
     const media = this.deps.media;
     const { request, checked, flow } = server;
     if (!media) return undefined;
-    if (request.method === 'BYE') media.ended(checked.callId);
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
     const side = media.sideOf(request, { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) }, target);
     if (!side) return undefined;
@@ -296,10 +297,13 @@ export class SipProxy {
       const media = this.deps.media;
       const side = media?.hasSdp(request) ? media.sideOf(request, { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) }, target) : undefined;
       if (!media || !side) return send();
-      media.rewrite(checked.callId, request, 'answer', side, flow.remote.host).then(send, () => {
-        media.counters.unreadableAnswers++;
-        send(new Uint8Array(0));
-      });
+      media
+        .rewrite(checked.callId, request, 'answer', side, flow.remote.host)
+        .then(send, () => {
+          media.counters.unreadableAnswers++;
+          send(new Uint8Array(0));
+        })
+        .catch((error) => this.handlerFault(checked.callId, error));
     });
   }
 
@@ -484,23 +488,41 @@ export class SipProxy {
   private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
     const media = this.deps.media;
     const plan = call.media;
+    const callId = call.server.checked.callId;
+    if (media && received.status >= 200 && received.status < 300) {
+      // The dialog the first 2xx creates owns the call's media; a BYE for it (answered) ends it.
+      if (!call.winner && isInitialInvite(call.server)) {
+        call.winner = branch;
+        media.answeredBy(callId, tagOf(received.headers.get('To')));
+      }
+      if (call.server.request.method === 'BYE') media.byeAnswered(callId, [tagOf(received.headers.get('From')), tagOf(received.headers.get('To'))]);
+    }
     if (!media || !plan || received.status === 100) return this.relayResponse(call, branch, received);
     // The other side's SDP: the answer to the request's offer, or (a late offer) the offer itself.
     const rewrite = async (): Promise<SipResponse> => {
       if (received.status >= 300 || !media.hasSdp(received)) return received;
+      // Another branch once one has answered (a cancelled phone's late 183, a second 2xx): its SDP
+      // must not move the answered call's media, nor reach the caller unanchored.
+      if (call.winner && call.winner !== branch) return withoutBody(received);
       const from: MediaSide = otherSide(plan.side);
       try {
         return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host) };
       } catch (error) {
         // A response cannot be refused: it goes on without SDP rather than with half-rewritten SDP.
         media.counters.unreadableAnswers++;
-        this.deps.log.info('media-unreadable-answer', { callId: call.server.checked.callId, status: received.status, reason: (error as Error).message });
-        const headers = received.headers.clone();
-        headers.remove('Content-Type');
-        return { ...received, headers, body: new Uint8Array(0) };
+        this.deps.log.info('media-unreadable-answer', { callId, status: received.status, reason: (error as Error).message });
+        return withoutBody(received);
       }
     };
-    branch.responses = (branch.responses ?? Promise.resolve()).then(rewrite).then((response) => this.relayResponse(call, branch, response));
+    branch.responses = (branch.responses ?? Promise.resolve())
+      .then(rewrite)
+      .then((response) => this.relayResponse(call, branch, response))
+      .catch((error) => this.handlerFault(callId, error));
+  }
+
+  /** A fault in work that runs after an await: logged, never an unhandled rejection (which would end the process). */
+  private handlerFault(callId: string, error: unknown): void {
+    this.deps.log.warn('sip-handler-fault', { callId, error });
   }
 
   private relayResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
@@ -635,6 +657,18 @@ function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
     hash.update(part).update('\n');
   }
   return hash.digest('hex').slice(0, 12);
+}
+
+/** A response as it goes on without its body (SDP that must not travel as it is). */
+function withoutBody(response: SipResponse): SipResponse {
+  const headers = response.headers.clone();
+  headers.remove('Content-Type');
+  return { ...response, headers, body: new Uint8Array(0) };
+}
+
+/** The tag parameter of a From or To value. */
+function tagOf(value: string | undefined): string {
+  return /;\s*tag=([^;>\s]+)/i.exec(value ?? '')?.[1] ?? '';
 }
 
 /** An INVITE that starts a dialog (no To tag), not a re-INVITE inside one. */

@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { SeededRandom } from '../../../../src/runtime/random.js';
 import { VirtualClock } from '../../../../src/sim/virtual-clock.js';
 import { CallMedia } from '../../../../src/usages/sip/media/call-media.js';
+import { MediaRefused, SipMedia } from '../../../../src/usages/sip/media/sip-media.js';
+import { SipHeaders } from '../../../../src/usages/sip/message/sip-message.js';
 import { MediaAnchor, type MediaSocket } from '../../../../src/usages/sip/media/media-anchor.js';
 import { MediaPortPool } from '../../../../src/usages/sip/media/port-pool.js';
 import { parseSdp, type Endpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
@@ -113,4 +115,62 @@ test('a key share signed by another node than its certificate names, none at all
   const revoked = homes(revokedA);
   const fromRevoked = await revoked.a.offerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20');
   await assert.rejects(revoked.b.offerFromHome('call-4', enc(fromRevoked), HOME_A), (e: unknown) => e instanceof SdpError && /revoked/.test(e.reason));
+});
+
+test('a stranger\'s offer with a key share that is not believed opens no port at all', async () => {
+  const { b } = homes();
+  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key:AAAA\r\n`);
+  const errors = await Promise.all(Array.from({ length: 8 }, () => b.offerFromHome('junk', junk, '198.51.100.66').catch((e: unknown) => e)));
+  assert.ok(errors.every((e) => e instanceof SdpError && e.status === 488));
+  assert.equal(b.anchor.counters.sessions, 0, 'no session (and so no socket) was ever opened for them');
+});
+
+test('two offers for one new call at once (a forked late offer) share one session, and close frees every port', async () => {
+  const { a } = homes();
+  const [first, second] = await Promise.all([a.offerFromPhone('fork', offer('192.168.1.20', 10000), '192.168.1.20'), a.offerFromPhone('fork', offer('192.168.1.21', 10002), '192.168.1.21')]);
+  assert.equal(mediaOf(first).port, mediaOf(second).port, 'the same anchor ports');
+  assert.equal(a.active, 1);
+  assert.equal(a.anchor.portsInUse, 4);
+  a.close('fork');
+  assert.equal(a.anchor.portsInUse, 0, 'nothing orphaned');
+});
+
+test('once a call\'s keys are agreed, SDP for it with another key share (or none) is refused: knowing the Call-ID does not re-point the media', async () => {
+  const { net, a, b } = homes();
+  const phoneB = net.phone('192.168.2.30', 20000);
+  const toB = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toPhoneB = await b.offerFromHome('call-5', enc(toB), HOME_A);
+  a.answerFromHome('call-5', enc(b.answerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  // A stranger's ACK "from home A", naming itself, with a made-up share, or with none.
+  const attacker = enc(`v=0\r\no=- 1 2 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\nm=audio 7777 RTP/AVP 0\r\na=p2psip-key:AAAA\r\n`);
+  assert.throws(() => b.answerFromHome('call-5', attacker, '198.51.100.66'), (e: unknown) => e instanceof SdpError && /another party/.test(e.reason));
+  await assert.rejects(b.offerFromHome('call-5', enc(toB.replace(/a=p2psip-key:[^\r]*\r\n/, '')), '198.51.100.66'), SdpError);
+  // Home A's own re-offer (the same share) is taken.
+  const reoffer = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20');
+  await b.offerFromHome('call-5', enc(reoffer), HOME_A);
+  // Phone B's audio still goes to home A, never to the attacker.
+  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(7));
+  assert.ok(!net.wire.some((w) => w.to.address === '198.51.100.66'), 'nothing sent to the stranger');
+});
+
+test('a BYE ends the media only for the dialog that answered first; the BYE of a second dialog a fork made leaves it', async () => {
+  const { a } = homes();
+  const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20');
+  media.answeredBy('forked', 'x-tag');
+  media.byeAnswered('forked', ['caller-tag', 'y-tag']); // the caller hangs up the second 2xx's dialog
+  assert.equal(a.active, 1, 'the answered call keeps its media');
+  media.byeAnswered('forked', ['caller-tag', 'x-tag']);
+  assert.equal(a.active, 0, 'its own BYE ends it');
+  assert.equal(a.anchor.portsInUse, 0);
+});
+
+test('--max-calls counts calls whose ports are still opening: of three new calls at once over a limit of one, two are refused with 503', async () => {
+  const { a } = homes();
+  const media = new SipMedia(a, 'auto', { maxCalls: 1, retryAfterSeconds: 30 }, () => 0);
+  const message = (callId: string) => ({ kind: 'request' as const, method: 'INVITE', uri: 'sip:bob@x', headers: new SipHeaders(), body: offer('192.168.1.20', 10000), callId });
+  const results = await Promise.allSettled(['c1', 'c2', 'c3'].map((id) => media.rewrite(id, message(id), 'offer', 'phone', '192.168.1.20')));
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected']);
+  assert.ok(results.slice(1).every((r) => r.status === 'rejected' && r.reason instanceof MediaRefused && r.reason.status === 503 && r.reason.retryAfterSeconds === 30));
+  assert.equal(a.anchor.portsInUse, 4, 'only the admitted call holds ports');
 });

@@ -48,10 +48,12 @@ test('a call anchored: an RTP/RTCP pair on each side, audio relayed across, port
   assert.equal(anchor.portsInUse, 0);
 });
 
-test('a session with no packet for the media timeout ends by itself; one that carries audio does not', async () => {
+test('an answered session with no packet for the media timeout ends by itself; one that carries audio does not', async () => {
   const { clock, anchor, open, deliver } = world();
   const quiet = await anchor.open('quiet', [plan]);
   const talking = await anchor.open('talking', [plan]);
+  anchor.answered('quiet');
+  anchor.answered('talking');
   for (let t = 0; t < 7; t++) {
     clock.runUntil(clock.now() + 20_000);
     deliver(talking.streams[0].ports.a, phone);
@@ -59,6 +61,28 @@ test('a session with no packet for the media timeout ends by itself; one that ca
   assert.equal(anchor.active, 1);
   assert.equal(anchor.counters.timeouts, 1);
   assert.ok(!open.has(quiet.streams[0].ports.a), 'the quiet session\'s ports are closed');
+});
+
+test('a call may ring without media longer than the media timeout; answered, the timeout runs from the answer, to the second', async () => {
+  const { clock, anchor } = world();
+  await anchor.open('ringing', [plan]);
+  clock.runUntil(clock.now() + 170_000); // rings nearly three minutes (Timer C's limit)
+  assert.equal(anchor.active, 1, 'still ringing, still anchored');
+  anchor.answered('ringing');
+  clock.runUntil(clock.now() + 59_000);
+  assert.equal(anchor.active, 1);
+  clock.runUntil(clock.now() + 1_000);
+  assert.equal(anchor.active, 0, 'ended 60 s after the answer with no packet, not up to 120 s');
+});
+
+test('a session nobody ever answers is given up after five minutes', async () => {
+  const { clock, anchor } = world();
+  await anchor.open('lost', [plan]);
+  clock.runUntil(clock.now() + 299_000);
+  assert.equal(anchor.active, 1);
+  clock.runUntil(clock.now() + 61_000);
+  assert.equal(anchor.active, 0);
+  assert.equal(anchor.counters.timeouts, 1);
 });
 
 test('when the range runs out the call is refused (503) holding no port; ports the system refuses are skipped', async () => {
