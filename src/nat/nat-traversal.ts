@@ -88,7 +88,7 @@ export class NatTraversal {
       this.transactions.handleAnswer(from, datagram, message);
       return;
     }
-    if (this.deps.relayServer?.handle(from, message)) return;
+    if (this.deps.relayServer?.handle(from, message, datagram)) return;
     if (message.klass !== StunClass.Request) return;
     const hairpin = this.hairpinProbes.get(bytesToHex(message.transactionId));
     if (hairpin) return hairpin();
@@ -193,9 +193,19 @@ export class NatTraversal {
     }
   }
 
-  /** The host other nodes reach us at from outside our NAT: the router's mapped address, else what STUN told us. */
+  /** The host other nodes reach us at from outside our NAT: the router's mapped address once STUN confirms it, else what STUN told us. */
   get publicHost(): string | undefined {
-    return this.portMapped?.host ?? this.reflexive[0]?.mapped.host;
+    return this.confirmedPortMapping()?.host ?? this.reflexive[0]?.mapped.host;
+  }
+
+  /**
+   * The router's port mapping, when a STUN server saw us at the same external address: the
+   * router's own word (UPnP, NAT-PMP, PCP) is not advertised to the overlay until then, so a LAN
+   * device that answers in the router's name cannot plant an address for us.
+   */
+  private confirmedPortMapping(): Address | undefined {
+    const mapped = this.portMapped;
+    return mapped && this.reflexive.some((r) => r.mapped.host === mapped.host) ? mapped : undefined;
   }
 
   get reflexiveStale(): boolean {
@@ -204,7 +214,8 @@ export class NatTraversal {
 
   /** Host, server-reflexive and relayed candidates for an Attach (RFC 6940 s6.5.1.1). */
   candidates(): Candidate[] {
-    const reflexive = [...(this.portMapped ? [this.portMapped] : []), ...this.reflexive.map((r) => r.mapped)];
+    const confirmed = this.confirmedPortMapping();
+    const reflexive = [...(confirmed ? [confirmed] : []), ...this.reflexive.map((r) => r.mapped)];
     return gatherCandidates(this.deps.host(), reflexive, this.relay.state === 'allocated' ? this.relay.relayed : undefined);
   }
 

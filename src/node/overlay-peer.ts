@@ -74,7 +74,7 @@ export interface OverlayPeerDeps {
   /** Asks the home router to forward the overlay port (PCP, NAT-PMP, UPnP IGD); none: never asks. */
   readonly portMapper?: PortMapper;
   /** Relay for nodes behind NATs (a peer with a public address): how to open relayed ports. */
-  readonly relay?: { readonly openSocket: (bind: Address) => Promise<Link>; readonly limits?: Partial<RelayLimits> };
+  readonly relay?: { readonly openSocket: (bind: Address) => Promise<Link>; readonly limits?: Partial<RelayLimits>; /** This host's addresses: a relay never sends to them. */ readonly ownHosts?: readonly string[] };
 }
 
 export interface StorageSetup {
@@ -158,6 +158,7 @@ export class OverlayPeer {
               return peer ? idToHex(peer.nodeIds[0]) : undefined;
             },
             limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
+            ...(deps.relay.ownHosts ? { ownHosts: deps.relay.ownHosts } : {}),
           })
         : undefined),
     });

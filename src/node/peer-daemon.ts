@@ -130,7 +130,7 @@ export class PeerDaemon {
       role,
       kinds: setup.kinds,
       ...(options.portMapping?.length !== 0 ? { portMapper: new PortMapper(systemPortMappingIo(log.child('port-mapping')), clock, random, log.child('port-mapping'), advertised, options.portMapping) } : {}),
-      ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.open(bind, log.child('relay-port')) } } : {}),
+      ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.open(bind, log.child('relay-port')), ownHosts: allInterfaceAddresses() } } : {}),
       // A client stores nothing for the overlay (RFC 7890 s2), so it opens no backend.
       storage:
         role === 'client'
@@ -382,6 +382,11 @@ function memoryStatus(): Record<string, number> {
 }
 
 /** The addresses phones on the LAN may know this host by: every interface's when bound to all of them. */
+/** Every address of this host's interfaces (a relay on it must never send to any of them). */
+function allInterfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
 function localAddresses(bindHost: string): string[] {
   if (bindHost !== '0.0.0.0' && bindHost !== '::') return [bindHost];
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));

@@ -5,7 +5,8 @@ import type { Random } from '../../runtime/random.js';
 import { type Address, addressKey } from '../../wire/address.js';
 import { decodePmpAnswer, PMP_PORT, pmpAddressRequest, pmpExternal, pmpMapRequest, type PmpAnswer } from './nat-pmp.js';
 import { decodePcpAnswer, pcpMapRequest, PcpResult } from './pcp.js';
-import { addPortMappingArgs, findWanService, type IgdService, soapEnvelope, soapValue, SSDP_ADDRESS, ssdpLocation, ssdpSearch } from './upnp-igd.js';
+import { addPortMappingArgs, findWanService, type IgdService, isUrlOn, soapEnvelope, soapValue, SSDP_ADDRESS, ssdpLocation, ssdpSearch } from './upnp-igd.js';
+import { isGlobalUnicast } from '../address-scope.js';
 
 /*
  * Asks the home router to forward our overlay port: PCP (RFC 6887), then NAT-PMP (RFC 6886),
@@ -170,6 +171,9 @@ export class PortMapper {
     if (added.status !== 200) throw new Error(`AddPortMapping: HTTP ${added.status} ${soapValue(added.body, 'errorDescription') ?? ''}`.trim());
     const ip = soapValue((await this.soap(this.igd, 'GetExternalIPAddress', {})).body, 'NewExternalIPAddress');
     if (!ip) throw new Error('GetExternalIPAddress gave no address');
+    // What we would advertise to everyone: an IP literal, and one the internet can reach (a
+    // router behind another NAT reports a private address; a liar on the LAN, anything).
+    if (!isGlobalUnicast(ip)) throw new Error(`GetExternalIPAddress gave ${ip.slice(0, 40)}, not a public address`);
     return { protocol: 'upnp-igd', external: { host: ip, port: this.internal.port }, lifetimeSeconds: lifetime };
   }
 
@@ -192,9 +196,12 @@ export class PortMapper {
     } finally {
       await socket.close();
     }
-    if (!location) return undefined;
+    // Only the gateway's own description, and only a control URL on the gateway: an answer that
+    // points elsewhere would make us send HTTP wherever a LAN device likes.
+    if (!location || !isUrlOn(location, gateway)) return undefined;
     const description = await this.io.http(location, 'GET', {});
-    return description.status === 200 ? findWanService(description.body, location) : undefined;
+    const service = description.status === 200 ? findWanService(description.body, location) : undefined;
+    return service && isUrlOn(service.controlUrl, gateway) ? service : undefined;
   }
 
   private soap(service: IgdService, action: string, args: Record<string, string | number>) {

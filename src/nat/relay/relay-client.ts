@@ -30,6 +30,8 @@ export class RelayClient {
   relayed: Address | undefined;
   lastError: string | undefined;
   private refreshTimer: TimerHandle | undefined;
+  /** The allocation's key (from the Allocate answer): what follows carries MESSAGE-INTEGRITY under it. */
+  private key: Uint8Array | undefined;
   private readonly permitted = new Map<string, number>();
 
   constructor(private readonly deps: RelayClientDeps) {}
@@ -50,6 +52,8 @@ export class RelayClient {
       }
       this.state = 'allocated';
       this.server = server;
+      const key = attribute(answer, Attr.AllocationKey)?.value;
+      this.key = key ? new Uint8Array(key) : undefined;
       this.relayed = decodeXorAddress(relayedAttr.value, answer.transactionId);
       this.deps.link.useRelay(server, (peer, datagram) => this.wrap(peer, datagram));
       this.scheduleRefresh(readLifetime(answer) ?? DEFAULT_LIFETIME_SECONDS);
@@ -74,7 +78,7 @@ export class RelayClient {
   /** Sends one datagram to `peer` out of the relayed address. */
   wrap(peer: Address, datagram: Uint8Array): void {
     if (!this.server) return;
-    this.deps.sendRaw(this.server, encodeIndication(StunMethod.Send, this.deps.transactions.newTransactionId(), peer, datagram));
+    this.deps.sendRaw(this.server, encodeIndication(StunMethod.Send, this.deps.transactions.newTransactionId(), peer, datagram, this.key));
   }
 
   release(): void {
@@ -105,7 +109,8 @@ export class RelayClient {
 
   private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void): void {
     const transactionId = this.deps.transactions.newTransactionId();
-    const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes));
+    const key = method === StunMethod.Allocate ? undefined : this.key;
+    const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes), key);
     this.deps.transactions.request(transactionId, bytes, server, this.deps.sendRaw, (answer) => {
       done(answer?.message.klass === StunClass.Success, answer?.message);
     }, { rtoMs: 250, attempts: 5 });

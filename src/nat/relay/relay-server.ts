@@ -4,7 +4,8 @@ import type { Logger } from '../../runtime/log.js';
 import type { Random } from '../../runtime/random.js';
 import { type RateLimit, TokenBucket } from '../../runtime/token-bucket.js';
 import { type Address, addressKey } from '../../wire/address.js';
-import { seal } from '../stun/integrity.js';
+import { integrityValid, seal } from '../stun/integrity.js';
+import { isGlobalUnicast } from '../address-scope.js';
 import { Attr, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
 import { DEFAULT_LIFETIME_SECONDS, decodeIndication, encodeIndication, errorAnswer, lifetimeAttr, peerAddresses, readLifetime } from './turn-codec.js';
 
@@ -12,8 +13,14 @@ import { DEFAULT_LIFETIME_SECONDS, decodeIndication, encodeIndication, errorAnsw
  * A relay peer (RFC 6940 s9 with TURN, RFC 8656): for a node whose NAT lets no one in, it opens
  * a UDP port (the relayed address) and passes datagrams between that port and the node,
  * wrapped in Send and Data indications on the relay's overlay port. Only peers the node has
- * given a permission reach it (s9). Limits: allocations in all and per node, and a datagram
- * rate per relayed pair, so one pair cannot take the relay's uplink from the others.
+ * given a permission reach it (s9), and permissions are only for global unicast addresses, never
+ * the relay's own, so no node reaches the relay owner's LAN, loopback or router through it. The
+ * Allocate answer carries a random key; every later request and Send indication must carry
+ * MESSAGE-INTEGRITY under it, so someone who forges the node's source address can neither end
+ * nor use its allocation (RFC 8656 uses long-term credentials for this; our nodes already proved
+ * who they are on the sealed link, so a per-allocation key is enough). Strangers get no answer.
+ * Limits: allocations in all and per node, and a datagram rate per relayed pair, so one pair
+ * cannot take the relay's uplink from the others.
  */
 export interface RelayLimits {
   readonly maxAllocations: number;
@@ -42,6 +49,8 @@ export interface RelayServerDeps {
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
   /** The enrolled node behind a client address (its sealed link), if any. */
   readonly nodeAt: (address: Address) => string | undefined;
+  /** This host's own addresses: never a permitted peer. */
+  readonly ownHosts?: readonly string[];
   readonly limits: RelayLimits;
 }
 
@@ -52,6 +61,10 @@ export interface RelayServerCounters {
   relayedToClients: number;
   droppedNoPermission: number;
   droppedOverRate: number;
+  /** Permissions refused: not a global unicast address, or one of the relay's own. */
+  forbiddenPeers: number;
+  /** Requests and Send indications without valid MESSAGE-INTEGRITY under the allocation's key, dropped. */
+  unauthenticated: number;
 }
 
 interface Allocation {
@@ -59,39 +72,41 @@ interface Allocation {
   readonly node: string;
   readonly socket: Link;
   readonly relayed: Address;
+  readonly key: Uint8Array;
   readonly permissions: Map<string, number>;
   readonly pairs: Map<string, TokenBucket>;
   expiry: TimerHandle | undefined;
 }
 
 export class RelayServer {
-  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0 };
+  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0 };
   private readonly allocations = new Map<string, Allocation>();
   private readonly opening = new Set<string>();
+  private readonly ownHosts: ReadonlySet<string>;
 
-  constructor(private readonly deps: RelayServerDeps) {}
+  constructor(private readonly deps: RelayServerDeps) {
+    this.ownHosts = new Set([deps.host, ...(deps.ownHosts ?? [])].map((h) => h.toLowerCase()));
+  }
 
-  /** Takes the TURN messages among what reached the overlay port; false for anything else. */
-  handle(from: Address, message: StunMessage): boolean {
-    const key = addressKey(from);
-    if (message.klass === StunClass.Indication && message.method === StunMethod.Send) {
-      this.relayToPeer(this.allocations.get(key), message);
+  /** Takes the TURN messages among what reached the overlay port (`bytes`: as received); false for anything else. */
+  handle(from: Address, message: StunMessage, bytes: Uint8Array): boolean {
+    const isSend = message.klass === StunClass.Indication && message.method === StunMethod.Send;
+    const isTurnRequest = message.klass === StunClass.Request && (message.method === StunMethod.Allocate || message.method === StunMethod.Refresh || message.method === StunMethod.CreatePermission);
+    if (!isSend && !isTurnRequest) return false;
+    if (message.method === StunMethod.Allocate) {
+      void this.allocate(from, message);
       return true;
     }
-    if (message.klass !== StunClass.Request) return false;
-    switch (message.method) {
-      case StunMethod.Allocate:
-        void this.allocate(from, message);
-        return true;
-      case StunMethod.Refresh:
-        this.refresh(from, message);
-        return true;
-      case StunMethod.CreatePermission:
-        this.permit(from, message);
-        return true;
-      default:
-        return false;
+    // Everything after Allocate proves it comes from the allocation's holder; else it is dropped unanswered.
+    const allocation = this.allocations.get(addressKey(from));
+    if (!allocation || !integrityValid(bytes, message, allocation.key)) {
+      this.counters.unauthenticated++;
+      return true;
     }
+    if (isSend) this.relayToPeer(allocation, message);
+    else if (message.method === StunMethod.Refresh) this.refresh(allocation, message);
+    else this.permit(allocation, message);
+    return true;
   }
 
   status(): Record<string, unknown> {
@@ -119,7 +134,10 @@ export class RelayServer {
       this.counters.refused++;
       answer(errorAnswer(StunMethod.Allocate, request.transactionId, code, reason));
     };
-    if (!node) return refuse(403, 'Forbidden: relays serve enrolled nodes over a sealed link');
+    if (!node) {
+      this.counters.refused++; // a stranger: dropped, not answered (no reflection, no amplification)
+      return;
+    }
     if (this.allocations.size + this.opening.size >= this.deps.limits.maxAllocations) return refuse(508, 'Insufficient Capacity');
     if ([...this.allocations.values()].filter((a) => a.node === node).length >= this.deps.limits.maxPerNode) return refuse(486, 'Allocation Quota Reached');
     this.opening.add(key);
@@ -132,7 +150,7 @@ export class RelayServer {
       return refuse(508, 'Insufficient Capacity');
     }
     this.opening.delete(key);
-    const allocation: Allocation = { client: from, node, socket, relayed: { host: this.deps.host, port: socket.localAddress.port }, permissions: new Map(), pairs: new Map(), expiry: undefined };
+    const allocation: Allocation = { client: from, node, socket, relayed: { host: this.deps.host, port: socket.localAddress.port }, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
     this.allocations.set(key, allocation);
     this.counters.allocations++;
@@ -146,34 +164,37 @@ export class RelayServer {
         { type: Attr.XorRelayedAddress, value: encodeXorAddress(allocation.relayed, request.transactionId) },
         { type: Attr.XorMappedAddress, value: encodeXorAddress(allocation.client, request.transactionId) },
         lifetimeAttr(this.lifetime(request)),
+        { type: Attr.AllocationKey, value: allocation.key },
       ]),
     );
   }
 
-  private refresh(from: Address, request: StunMessage): void {
-    const allocation = this.allocations.get(addressKey(from));
-    if (!allocation) return this.deps.sendRaw(from, errorAnswer(StunMethod.Refresh, request.transactionId, 437, 'Allocation Mismatch'));
+  private refresh(allocation: Allocation, request: StunMessage): void {
     const lifetime = this.lifetime(request);
     if (lifetime === 0) void this.release(allocation);
     else this.expireIn(allocation, lifetime);
-    this.deps.sendRaw(from, seal(encodeStun(StunMethod.Refresh, StunClass.Success, request.transactionId, [lifetimeAttr(lifetime)])));
+    this.deps.sendRaw(allocation.client, seal(encodeStun(StunMethod.Refresh, StunClass.Success, request.transactionId, [lifetimeAttr(lifetime)]), allocation.key));
   }
 
-  private permit(from: Address, request: StunMessage): void {
-    const allocation = this.allocations.get(addressKey(from));
-    if (!allocation) return this.deps.sendRaw(from, errorAnswer(StunMethod.CreatePermission, request.transactionId, 437, 'Allocation Mismatch'));
+  private permit(allocation: Allocation, request: StunMessage): void {
+    const answer = (bytes: Uint8Array) => this.deps.sendRaw(allocation.client, bytes);
     const peers = peerAddresses(request);
-    if (peers.length === 0 || peers.length > 16) return this.deps.sendRaw(from, errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request'));
+    if (peers.length === 0 || peers.length > 16) return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request'));
+    // RFC 8656 s9.1 lets a relay refuse peers by policy (403): ours is global unicast, not our own addresses.
+    if (!peers.every((peer) => isGlobalUnicast(peer.host, this.ownHosts))) {
+      this.counters.forbiddenPeers++;
+      return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 403, 'Forbidden: only global unicast peers'));
+    }
     const until = this.deps.clock.now() + PERMISSION_MS;
     for (const peer of peers) allocation.permissions.set(peer.host, until);
-    this.deps.sendRaw(from, seal(encodeStun(StunMethod.CreatePermission, StunClass.Success, request.transactionId, [])));
+    answer(seal(encodeStun(StunMethod.CreatePermission, StunClass.Success, request.transactionId, []), allocation.key));
   }
 
   // --- relaying (s11, s12) ---
 
-  private relayToPeer(allocation: Allocation | undefined, indication: StunMessage): void {
-    const carried = allocation && decodeIndication(indication);
-    if (!allocation || !carried) return;
+  private relayToPeer(allocation: Allocation, indication: StunMessage): void {
+    const carried = decodeIndication(indication);
+    if (!carried) return;
     if (!this.permitted(allocation, carried.peer)) return;
     if (!this.pairBudget(allocation, carried.peer)) return;
     this.counters.relayedToPeers++;

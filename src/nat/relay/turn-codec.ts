@@ -7,7 +7,8 @@ import { Attr, StunMethod } from '../stun/message.js';
  * The few TURN (RFC 8656) messages a relay peer and its clients exchange: Allocate, Refresh and
  * CreatePermission requests, and Send/Data indications that carry one datagram to or from a
  * peer (s11). Authentication is not TURN's long-term credential: a relay serves only addresses
- * that hold a sealed overlay link with an enrolled node (docs/security.md).
+ * that hold a sealed overlay link with an enrolled node, and what follows the Allocate carries
+ * MESSAGE-INTEGRITY under the key the Allocate answer gave (docs/security.md).
  */
 export const UDP_TRANSPORT = 17;
 export const DEFAULT_LIFETIME_SECONDS = 600;
@@ -38,12 +39,13 @@ export function errorCode(message: StunMessage): number | undefined {
   return a && a.value.length >= 4 ? a.value[2] * 100 + a.value[3] : undefined;
 }
 
-/** A Send (client to relay) or Data (relay to client) indication carrying one datagram. */
-export function encodeIndication(method: typeof StunMethod.Send | typeof StunMethod.Data, transactionId: Uint8Array, peer: Address, data: Uint8Array): Uint8Array {
-  return encodeStun(method, StunClass.Indication, transactionId, [
+/** A Send (client to relay, with the allocation's `key`) or Data (relay to client) indication carrying one datagram. */
+export function encodeIndication(method: typeof StunMethod.Send | typeof StunMethod.Data, transactionId: Uint8Array, peer: Address, data: Uint8Array, key?: Uint8Array): Uint8Array {
+  const bytes = encodeStun(method, StunClass.Indication, transactionId, [
     { type: Attr.XorPeerAddress, value: encodeXorAddress(peer, transactionId) },
     { type: Attr.Data, value: data },
   ]);
+  return key ? seal(bytes, key) : bytes;
 }
 
 export function decodeIndication(message: StunMessage): { peer: Address; data: Uint8Array } | undefined {

@@ -43,6 +43,8 @@ export const Attr = {
   Fingerprint: 0x8028,
   IceControlled: 0x8029,
   IceControlling: 0x802a,
+  /** Ours (comprehension-optional range): the key a relay gives with an allocation; later requests carry MESSAGE-INTEGRITY under it. */
+  AllocationKey: 0xc0f1,
 } as const;
 
 export class StunError extends P2psipError {

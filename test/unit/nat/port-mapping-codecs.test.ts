@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodePmpAnswer, pmpExternal, pmpMapRequest } from '../../../src/nat/port-mapping/nat-pmp.js';
 import { decodePcpAnswer, pcpMapRequest } from '../../../src/nat/port-mapping/pcp.js';
-import { findWanService, soapEnvelope, soapValue, ssdpLocation } from '../../../src/nat/port-mapping/upnp-igd.js';
+import { findWanService, isUrlOn, soapEnvelope, soapValue, ssdpLocation } from '../../../src/nat/port-mapping/upnp-igd.js';
 import { defaultGateway } from '../../../src/node/port-mapping-io.js';
 
 /*
@@ -51,4 +51,34 @@ test('UPnP IGD: SSDP LOCATION, the WANIPConnection control URL, SOAP in and out'
 test('the default gateway is read from the kernel routing table when there is one', () => {
   const gateway = defaultGateway();
   assert.ok(gateway === undefined || /^\d+\.\d+\.\d+\.\d+$/.test(gateway), String(gateway));
+});
+
+test('a hostile LAN device: 64 KiB device descriptions and SOAP answers built to make regular expressions backtrack are read in linear time', () => {
+  const hostile = [
+    `<service><serviceType>${' '.repeat(64 * 1024)}`,
+    `<service><serviceType>urn:x${' '.repeat(32 * 1024)}x</serviceType><controlURL>${' '.repeat(32 * 1024)}`,
+    '<service>'.repeat(7000),
+    `<root>${'<serviceType> a'.repeat(5000)}`,
+  ];
+  for (const description of hostile) {
+    const started = performance.now();
+    assert.equal(findWanService(description, 'http://198.19.1.1/rootDesc.xml'), undefined);
+    soapValue(description, 'controlURL');
+    const ms = performance.now() - started;
+    assert.ok(ms < 50, `${description.length} characters took ${ms.toFixed(1)} ms`);
+  }
+  const ssdp = new TextEncoder().encode(`HTTP/1.1 200 OK\r\nLOCATION:${' '.repeat(2000)}\r\n`);
+  assert.equal(ssdpLocation(ssdp), undefined);
+  assert.equal(soapValue('<NewExternalIPAddress>   198.18.0.11   </NewExternalIPAddress>', 'NewExternalIPAddress'), '198.18.0.11');
+});
+
+test('UPnP URLs are used only when they are plain HTTP to the gateway itself', () => {
+  assert.equal(isUrlOn('http://198.19.1.1:45687/rootDesc.xml', '198.19.1.1'), true);
+  assert.equal(isUrlOn('http://169.254.169.254/latest/meta-data', '198.19.1.1'), false);
+  assert.equal(isUrlOn('https://198.19.1.1/x', '198.19.1.1'), false);
+  assert.equal(isUrlOn('http://198.19.1.1.evil.example/x', '198.19.1.1'), false);
+  assert.equal(isUrlOn('not a url', '198.19.1.1'), false);
+  // A description whose control URL is absolute and elsewhere is found, and then refused by isUrlOn.
+  const service = findWanService('<service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType><controlURL>http://10.0.0.5/steal</controlURL></service>', 'http://198.19.1.1/d.xml')!;
+  assert.equal(isUrlOn(service.controlUrl, '198.19.1.1'), false);
 });

@@ -39,16 +39,28 @@ function setup(limits: Partial<RelayLimits> = {}) {
     nodeAt: (address) => (address.host.startsWith('198.18.0.1') ? `node-${address.host}` : undefined),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600, ...limits },
   });
-  const request = (from: Address, method: number, attributes: { type: number; value: Uint8Array }[] = []) => {
+  /** Hands the relay a datagram as it arrived. */
+  const deliver = (from: Address, bytes: Uint8Array) => server.handle(from, decodeStun(bytes), bytes);
+  /** A request, with MESSAGE-INTEGRITY under `key` when given (the allocation's, for all but Allocate). */
+  const request = (from: Address, method: number, attributes: { type: number; value: Uint8Array }[] | ((id: Uint8Array) => { type: number; value: Uint8Array }[]) = [], key?: Uint8Array) => {
     const id = random.bytes(12);
-    server.handle(from, decodeStun(seal(encodeStun(method, StunClass.Request, id, attributes))));
+    deliver(from, seal(encodeStun(method, StunClass.Request, id, typeof attributes === 'function' ? attributes(id) : attributes), key));
     return id;
   };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
-  return { clock, server, toClients, sockets, request, settle, random };
+  /** Allocates for `from` and returns the allocation's key from the answer. */
+  const allocate = async (from: Address = CLIENT, attributes: { type: number; value: Uint8Array }[] = []) => {
+    request(from, StunMethod.Allocate, attributes);
+    await settle();
+    const answer = toClients.at(-1)!.message;
+    return new Uint8Array(attribute(answer, Attr.AllocationKey)!.value);
+  };
+  const permit = (key: Uint8Array, peer: Address = PEER, from: Address = CLIENT) => request(from, StunMethod.CreatePermission, (id) => [{ type: Attr.XorPeerAddress, value: encodeXorAddress(peer, id) }], key);
+  const send = (key: Uint8Array | undefined, data: Uint8Array, peer: Address = PEER, from: Address = CLIENT) => deliver(from, encodeIndication(StunMethod.Send, random.bytes(12), peer, data, key));
+  return { clock, server, toClients, sockets, request, settle, random, allocate, permit, send, deliver };
 }
 
-test('an enrolled node gets an allocation with a relayed address; a stranger gets 403, a second allocation 486', async () => {
+test('an enrolled node gets an allocation with a relayed address; a stranger gets nothing, a second allocation 486', async () => {
   const { request, toClients, settle } = setup();
   request(CLIENT, StunMethod.Allocate, [lifetimeAttr(600)]);
   await settle();
@@ -56,29 +68,26 @@ test('an enrolled node gets an allocation with a relayed address; a stranger get
   assert.equal(answer.klass, StunClass.Success);
   const relayed = decodeXorAddress(attribute(answer, Attr.XorRelayedAddress)!.value, answer.transactionId);
   assert.equal(addressKey(relayed), '198.18.0.1:50000');
+  const before = toClients.length;
   request({ host: '198.18.9.9', port: 1 }, StunMethod.Allocate);
   await settle();
-  assert.equal(errorCode(toClients.pop()!.message), 403);
+  assert.equal(toClients.length, before, 'a stranger\'s Allocate is dropped, not answered (no reflection)');
   request({ ...CLIENT, port: 6085 }, StunMethod.Allocate); // same node, another port
   await settle();
   assert.equal(errorCode(toClients.pop()!.message), 486);
 });
 
 test('datagrams pass only to and from peers with a permission, and a pair is held to its rate', async () => {
-  const { request, toClients, sockets, settle, server, random } = setup();
-
-  request(CLIENT, StunMethod.Allocate);
-  await settle();
+  const { toClients, sockets, server, allocate, permit, send } = setup();
+  const key = await allocate();
   const socket = sockets[0];
-  const send = (data: Uint8Array) => server.handle(CLIENT, decodeStun(encodeIndication(StunMethod.Send, random.bytes(12), PEER, data)));
-  send(new Uint8Array([0x80, 1]));
+  send(key, new Uint8Array([0x80, 1]));
   socket.deliver(PEER, new Uint8Array([0x80, 2]));
   assert.equal(socket.sent.length, 0, 'nothing to a peer without a permission');
   assert.equal(server.counters.droppedNoPermission, 2);
-  const id = random.bytes(12);
-  server.handle(CLIENT, decodeStun(seal(encodeStun(StunMethod.CreatePermission, StunClass.Request, id, [{ type: Attr.XorPeerAddress, value: encodeXorAddress(PEER, id) }]))));
+  permit(key);
   assert.equal(toClients.pop()!.message.klass, StunClass.Success);
-  for (let i = 0; i < 20; i++) send(new Uint8Array([0x80, i]));
+  for (let i = 0; i < 20; i++) send(key, new Uint8Array([0x80, i]));
   assert.equal(socket.sent.length, 5, 'the burst of the pair limit, then drops');
   assert.equal(server.counters.droppedOverRate, 15);
   // One budget per pair, both directions: the peer's answer waits for tokens too.
@@ -88,11 +97,9 @@ test('datagrams pass only to and from peers with a permission, and a pair is hel
 });
 
 test('a Data indication carries the peer and its datagram back to the client; Refresh with lifetime 0 releases the port', async () => {
-  const { clock, request, toClients, sockets, settle, server } = setup({ pairRate: { ratePerSecond: 1000, burst: 1000 } });
-  request(CLIENT, StunMethod.Allocate);
-  await settle();
-  const id = new Uint8Array(12).fill(1);
-  server.handle(CLIENT, decodeStun(seal(encodeStun(StunMethod.CreatePermission, StunClass.Request, id, [{ type: Attr.XorPeerAddress, value: encodeXorAddress(PEER, id) }]))));
+  const { clock, request, toClients, sockets, settle, server, allocate, permit } = setup({ pairRate: { ratePerSecond: 1000, burst: 1000 } });
+  const key = await allocate();
+  permit(key);
   toClients.length = 0;
   sockets[0].deliver(PEER, new Uint8Array([0x82, 0x01, 0x02]));
   const data = toClients.pop()!;
@@ -101,7 +108,7 @@ test('a Data indication carries the peer and its datagram back to the client; Re
   const carried = decodeIndication(data.message)!;
   assert.equal(addressKey(carried.peer), addressKey(PEER));
   assert.deepEqual([...carried.data], [0x82, 0x01, 0x02]);
-  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)]);
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)], key);
   await settle();
   assert.equal(sockets[0].closed, true);
   assert.equal(server.status().active, 0);
@@ -118,4 +125,36 @@ test('an allocation nobody refreshes expires with its lifetime', async () => {
   await settle();
   assert.equal(sockets[0].closed, true);
   assert.equal(server.status().active, 0);
+});
+
+test('a permission for loopback, a LAN, link-local, multicast or the relay\'s own address is refused (403); nothing is ever sent there', async () => {
+  const { toClients, sockets, server, allocate, permit, send } = setup();
+  const key = await allocate();
+  for (const host of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '172.20.0.5', '169.254.1.1', '100.64.0.9', '224.0.0.251', '255.255.255.255', '0.0.0.0', '198.18.0.1']) {
+    permit(key, { host, port: 5351 });
+    assert.equal(errorCode(toClients.pop()!.message), 403, host);
+    send(key, new Uint8Array([0x80, 1]), { host, port: 5351 });
+  }
+  assert.equal(sockets[0].sent.length, 0, 'not one datagram left the relayed port');
+  assert.equal(server.counters.forbiddenPeers, 10);
+  permit(key, { host: '198.18.0.12', port: 7000 });
+  assert.equal(toClients.pop()!.message.klass, StunClass.Success, 'a global peer is fine');
+});
+
+test('after Allocate, requests and Send indications without MESSAGE-INTEGRITY under the allocation\'s key are dropped: a spoofed Refresh cannot end it', async () => {
+  const { request, toClients, sockets, settle, server, allocate, permit, send } = setup();
+  const key = await allocate();
+  const answered = toClients.length;
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)]); // forged source, no key
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)], new Uint8Array(16).fill(9)); // a guessed key
+  await settle();
+  assert.equal(server.status().active, 1, 'the allocation lives');
+  assert.equal(sockets[0].closed, false);
+  assert.equal(toClients.length, answered, 'and the forger got no answer');
+  permit(key);
+  send(undefined, new Uint8Array([0x80, 7])); // a Send without the key
+  assert.equal(sockets[0].sent.length, 0);
+  assert.equal(server.counters.unauthenticated, 3);
+  send(key, new Uint8Array([0x80, 8]));
+  assert.equal(sockets[0].sent.length, 1, 'the holder\'s own Send goes');
 });

@@ -1,0 +1,55 @@
+import { isIP } from 'node:net';
+
+/*
+ * Which addresses a relay may send to on a node's behalf, and an Attach candidate may name: only
+ * global unicast (RFC 6890's special-purpose registries). Never loopback, private, shared (CGN),
+ * link-local, multicast, broadcast, unspecified or documentation space: a relay that forwarded
+ * there would hand any enrolled node the relay owner's own services (its router's NAT-PMP port
+ * opens forwards with no password). 198.18.0.0/15 (RFC 2544, benchmarking) is kept reachable:
+ * it is never routed on the internet and no home uses it, and it is where the NAT lab's public
+ * side lives.
+ */
+const IPV4_REFUSED: readonly [number, number][] = [
+  [0x00000000, 8], // 0.0.0.0/8 "this network"
+  [0x0a000000, 8], // 10/8 private
+  [0x64400000, 10], // 100.64/10 shared address space (carrier-grade NAT inside)
+  [0x7f000000, 8], // 127/8 loopback
+  [0xa9fe0000, 16], // 169.254/16 link-local
+  [0xac100000, 12], // 172.16/12 private
+  [0xc0000000, 24], // 192.0.0/24 IETF protocol assignments
+  [0xc0000200, 24], // 192.0.2/24 documentation
+  [0xc0a80000, 16], // 192.168/16 private
+  [0xc6336400, 24], // 198.51.100/24 documentation
+  [0xcb007100, 24], // 203.0.113/24 documentation
+  [0xe0000000, 4], // 224/4 multicast
+  [0xf0000000, 4], // 240/4 reserved, and the broadcast address
+];
+
+function ipv4Number(host: string): number {
+  return host.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+function inPrefix(address: number, [network, bits]: [number, number]): boolean {
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return ((address & mask) >>> 0) === network;
+}
+
+/** Whether `host` (an IP literal) is global unicast, and not one of `own` (the relay's own addresses). */
+export function isGlobalUnicast(host: string, own: ReadonlySet<string> = new Set()): boolean {
+  const family = isIP(host);
+  if (family === 0 || own.has(host.toLowerCase())) return false;
+  if (family === 4) {
+    const n = ipv4Number(host);
+    return !IPV4_REFUSED.some((prefix) => inPrefix(n, prefix));
+  }
+  const h = host.toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  if (mapped) return isGlobalUnicast(mapped[1], own);
+  if (h === '::' || h === '::1') return false;
+  const first = Number.parseInt(h.split(':')[0] || '0', 16);
+  if ((first & 0xffc0) === 0xfe80) return false; // link-local
+  if ((first & 0xfe00) === 0xfc00) return false; // unique local
+  if ((first & 0xff00) === 0xff00) return false; // multicast
+  if (h.startsWith('2001:db8:') || h.startsWith('2001:0db8:')) return false; // documentation
+  return true;
+}
