@@ -1,3 +1,6 @@
+import { isIP } from 'node:net';
+import { isGlobalUnicast } from './address-scope.js';
+import { KeyedRateLimiter, TokenBucket } from '../runtime/token-bucket.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
@@ -9,7 +12,7 @@ import type { Base } from './ice/ice-session.js';
 import { seal } from './stun/integrity.js';
 import { Attr, attribute, decodeStun, encodeStun, mappedAddress, StunClass, StunError, type StunMessage, StunMethod } from './stun/message.js';
 import { CHANGE_IP, CHANGE_PORT, discoverBehavior, type NatBehavior } from './behavior-discovery.js';
-import { StunServer } from './stun/stun-server.js';
+import { FULL_ANSWER_BYTES, StunServer } from './stun/stun-server.js';
 import { StunTransactions } from './stun/stun-transactions.js';
 import { RelayClient } from './relay/relay-client.js';
 import type { RelayLink } from './relay/relay-link.js';
@@ -36,7 +39,19 @@ export interface NatTraversalDeps {
   readonly relayServer?: RelayServer;
   /** Answers RFC 5780 CHANGE-REQUESTs (a public peer with a partner); without it they get 420. */
   readonly changeResponder?: () => ChangeResponder | undefined;
+  /** Whether `address` holds a sealed link with an enrolled node (it may redirect answers freely). */
+  readonly isEnrolled?: (address: Address) => boolean;
 }
+
+/**
+ * Unauthenticated STUN, before any work: per source and in all (a plain Binding answer is the
+ * only thing a stranger gets, and only this often); answers sent elsewhere than the asker's own
+ * address (RESPONSE-PORT) or from elsewhere (CHANGE-REQUEST, which costs a signed overlay message
+ * or a new socket) are for enrolled peers, or a small budget shared by everyone else.
+ */
+const STUN_PER_SOURCE = { ratePerSecond: 10, burst: 20 };
+const STUN_OVERALL = { ratePerSecond: 500, burst: 1000 };
+const REDIRECTS_FOR_STRANGERS = { ratePerSecond: 2, burst: 5 };
 
 /** Sends a Binding answer from another port, or has another peer send it from another IP. */
 export interface ChangeResponder {
@@ -48,6 +63,10 @@ export interface ChangeResponder {
 export interface NatCounters {
   stunRequestsSent: number;
   malformed: number;
+  /** STUN requests from strangers over the per-source or overall rate, dropped unanswered. */
+  rateLimited: number;
+  /** RESPONSE-PORT or CHANGE-REQUEST from strangers beyond their budget, dropped. */
+  redirectsRefused: number;
 }
 
 const REFLEXIVE_REFRESH_MS = 5 * 60_000;
@@ -56,7 +75,10 @@ export class NatTraversal {
   readonly stun = new StunServer();
   readonly transactions: StunTransactions;
   readonly ice: IceAgent;
-  readonly counters: NatCounters = { stunRequestsSent: 0, malformed: 0 };
+  readonly counters: NatCounters = { stunRequestsSent: 0, malformed: 0, rateLimited: 0, redirectsRefused: 0 };
+  private readonly perSource: KeyedRateLimiter<string>;
+  private readonly overall: TokenBucket;
+  private readonly strangerRedirects: TokenBucket;
   /** Server-reflexive addresses, one per STUN server asked, first answer first. */
   private reflexive: { server: Address; mapped: Address }[] = [];
   private reflexiveAt = -Infinity;
@@ -69,7 +91,10 @@ export class NatTraversal {
 
   constructor(private readonly deps: NatTraversalDeps) {
     this.transactions = new StunTransactions(deps.clock, deps.random);
-    this.ice = new IceAgent(deps.clock, deps.random, this.transactions, (base, to, datagram) => this.send(base, to, datagram));
+    this.perSource = new KeyedRateLimiter(STUN_PER_SOURCE, deps.clock);
+    this.overall = new TokenBucket(STUN_OVERALL, deps.clock);
+    this.strangerRedirects = new TokenBucket(REDIRECTS_FOR_STRANGERS, deps.clock);
+    this.ice = new IceAgent(deps.clock, deps.random, this.transactions, (base, to, datagram) => this.send(base, to, datagram), undefined, (address) => checkableFrom(deps.host(), address));
     this.relay = new RelayClient({ clock: deps.clock, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink });
     deps.relayLink.onRelayedStun = (from, datagram) => this.receive('relay', from, datagram);
   }
@@ -97,7 +122,17 @@ export class NatTraversal {
       if (answer) this.send(base, from, answer);
       return;
     }
+    // A plain Binding request: anyone's. Rate-limited before any work.
+    const enrolled = this.deps.isEnrolled?.(from) ?? false;
+    if (!enrolled && (!this.perSource.allow(from.host) || !this.overall.take())) {
+      this.counters.rateLimited++;
+      return;
+    }
     const change = attribute(message, Attr.ChangeRequest);
+    if ((change || attribute(message, Attr.ResponsePort)) && !enrolled && !this.strangerRedirects.take()) {
+      this.counters.redirectsRefused++;
+      return;
+    }
     const responder = this.deps.changeResponder?.();
     if (change && change.value.length === 4 && responder && base === 'host') {
       // RFC 5780 s6.1: the answer leaves from the other port or address asked for.
@@ -141,7 +176,7 @@ export class NatTraversal {
   private probe(server: Address, changeFlags: number, done: (answer: StunMessage | undefined) => void, attempts = 3): void {
     const transactionId = this.transactions.newTransactionId();
     const change = new Uint8Array([0, 0, 0, changeFlags]);
-    const request = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, changeFlags ? [{ type: Attr.ChangeRequest, value: change }] : []));
+    const request = paddedBindingRequest(transactionId, changeFlags ? [{ type: Attr.ChangeRequest, value: change }] : []);
     this.counters.stunRequestsSent++;
     this.transactions.request(transactionId, request, server, this.deps.sendRaw, (answer) => {
       done(answer && answer.message.klass === StunClass.Success ? answer.message : undefined);
@@ -261,4 +296,31 @@ export class NatTraversal {
     this.ice.close();
     this.transactions.cancelAll();
   }
+}
+
+/**
+ * A Binding request padded (RFC 5780 s7.6 PADDING) to the size of the full answer it asks for:
+ * servers answer the unpadded kind with XOR-MAPPED-ADDRESS alone, so as not to amplify.
+ */
+function paddedBindingRequest(transactionId: Uint8Array, attributes: { type: number; value: Uint8Array }[]): Uint8Array {
+  const unpadded = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, attributes));
+  const padding = Math.max(0, FULL_ANSWER_BYTES - unpadded.length - 4);
+  return seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [...attributes, { type: Attr.Padding, value: new Uint8Array(padding) }]));
+}
+
+/**
+ * Where an Attach's candidates may make us send checks: a global unicast address; or, as our own
+ * host is, loopback (a lab on one machine) or an address on our own /24 of private space (two
+ * nodes on one LAN). Never a port 0, multicast or broadcast, nor anyone else's private network:
+ * an Attach must not turn us into a scanner of our own LAN for whoever sent it.
+ */
+export function checkableFrom(own: Address, candidate: Address): boolean {
+  if (candidate.port < 1 || candidate.port > 65535) return false;
+  if (isGlobalUnicast(candidate.host)) return true;
+  const sameNet24 = (a: string, b: string) => isIP(a) === 4 && isIP(b) === 4 && a.split('.').slice(0, 3).join('.') === b.split('.').slice(0, 3).join('.');
+  const loopback = (h: string) => h === '::1' || h.startsWith('127.');
+  if (loopback(candidate.host)) return loopback(own.host);
+  const first = Number(candidate.host.split('.')[0]);
+  if (first >= 224) return false; // multicast, reserved, broadcast
+  return sameNet24(own.host, candidate.host) && !isGlobalUnicast(own.host);
 }

@@ -145,6 +145,7 @@ export class OverlayPeer {
       relayLink: this.relayLink,
       // Only a peer with a public address answers RFC 5780's CHANGE-REQUEST.
       changeResponder: () => (this.attachFirst ? undefined : this.natProbe),
+      isEnrolled: (address) => this.sealedLink?.peerAt(address) !== undefined,
       relayServer: (this.relayServerPart = deps.relay
         ? new RelayServer({
             clock: deps.clock,

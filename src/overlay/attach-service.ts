@@ -5,7 +5,7 @@ import type { Address } from '../wire/address.js';
 import type { Destination } from '../wire/message.js';
 import { ErrorCode, MessageCode } from '../wire/message-codes.js';
 import { attachAns, attachReq, type Candidate, CandidateType } from '../wire/messages/attach.js';
-import type { Id } from '../wire/id.js';
+import { type Id, idToHex } from '../wire/id.js';
 import { OverlayError } from './overlay-error.js';
 import type { OverlayRouter, RequestOptions } from './router.js';
 
@@ -46,9 +46,14 @@ export function hostCandidates(address: Address): Candidate[] {
   return [{ type: CandidateType.Host, address, priority: (126 << 24) >>> 0 }];
 }
 
+/** Attaches one node may have us answering at once (each may send checks on up to 100 pairs). */
+const MAX_SESSIONS_PER_ORIGIN = 4;
+
 export class AttachService {
   readonly counters: AttachCounters = { attachesSent: 0, attachesAnswered: 0, direct: 0, relayed: 0, failed: 0 };
   private readonly listeners: AttachListener[] = [];
+  /** Attaches we are answering (checks under way), per origin node. */
+  private readonly answering = new Map<string, number>();
 
   constructor(
     private readonly router: OverlayRouter,
@@ -56,8 +61,18 @@ export class AttachService {
   ) {
     router.handle(MessageCode.AttachReq, (req) => {
       const request = attachReq.decode(req.body);
+      // Each Attach makes us send checks: one sender gets a few sessions at once, not the node's all.
+      const origin = idToHex(req.origin);
+      const running = this.answering.get(origin) ?? 0;
+      if (running >= MAX_SESSIONS_PER_ORIGIN) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress from this node');
       const session = this.nat.ice.createSession();
       if (!session) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress');
+      this.answering.set(origin, running + 1);
+      session.onDone(() => {
+        const left = (this.answering.get(origin) ?? 1) - 1;
+        if (left > 0) this.answering.set(origin, left);
+        else this.answering.delete(origin);
+      });
       this.counters.attachesAnswered++;
       const candidates = this.nat.candidates();
       this.nat.prepareChecks(request.candidates);

@@ -38,6 +38,8 @@ export class IceAgent {
     private readonly transactions: StunTransactions,
     private readonly send: (base: Base, to: Address, datagram: Uint8Array) => void,
     private readonly timing: IceTiming = DEFAULT_ICE_TIMING,
+    /** Whether checks may go to an address (every address, unless the node says otherwise). */
+    private readonly checkable: (address: Address) => boolean = () => true,
   ) {}
 
   /** A new session with fresh credentials (s5.3: ufrag >= 24 bits, password >= 128 bits of randomness). */
@@ -50,6 +52,7 @@ export class IceAgent {
       send: this.send,
       hasRelay: () => this.hasRelay,
       timing: this.timing,
+      checkable: this.checkable,
     });
     this.sessions.set(credentials.ufrag, session);
     this.counters.sessions++;

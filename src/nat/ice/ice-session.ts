@@ -62,7 +62,16 @@ export interface IceSessionDeps {
   /** The local relayed candidate exists: checks may also go out through the relay. */
   readonly hasRelay: () => boolean;
   readonly timing: IceTiming;
+  /** Whether checks may go to this address at all (nat-traversal.ts: not a third party's LAN or loopback). */
+  readonly checkable: (address: Address) => boolean;
 }
+
+/**
+ * Bounds on what one Attach can make us send: its first 8 usable candidates, and a check list of
+ * at most 100 pairs, peer-reflexive ones included (RFC 8445 s6.1.2.5's default limit).
+ */
+export const MAX_REMOTE_CANDIDATES = 8;
+export const MAX_PAIRS = 100;
 
 const REMOTE_TYPE: Record<CandidateType, IceResult['remoteType']> = {
   [CandidateType.Host]: 'host',
@@ -99,7 +108,7 @@ export class IceSession {
     this.role = role;
     this.remote = remote;
     this.startedAt = this.deps.clock.now();
-    for (const c of remoteCandidates) {
+    for (const c of remoteCandidates.filter((candidate) => this.deps.checkable(candidate.address)).slice(0, MAX_REMOTE_CANDIDATES)) {
       this.addPair('host', c.address, REMOTE_TYPE[c.type], localPriority, c.priority);
       // A relay reaches anything but another relay (two relays add nothing over one).
       if (this.deps.hasRelay() && c.type !== CandidateType.Relayed) this.addPair('relay', c.address, REMOTE_TYPE[c.type], 0, c.priority);
@@ -128,8 +137,9 @@ export class IceSession {
     const useCandidate = request.attributes.some((a) => a.type === Attr.UseCandidate);
     let pair = this.pairs.get(pairKey(base, from));
     if (!pair) {
-      // s7.3.1.3-4: an address we had no candidate for is peer-reflexive; check it back.
+      // s7.3.1.3-4: an address we had no candidate for is peer-reflexive; check it back (while the list has room).
       pair = this.addPair(base, from, 'prflx', this.localPriority(base), readPriority(request));
+      if (!pair) return answer;
     }
     if (pair.state === 'waiting' || pair.state === 'failed') {
       pair.state = 'waiting';
@@ -235,10 +245,11 @@ export class IceSession {
 
   // --- pairs ---
 
-  private addPair(base: Base, remote: Address, remoteType: IceResult['remoteType'], localPriority: number, remotePriority: number): Pair {
+  private addPair(base: Base, remote: Address, remoteType: IceResult['remoteType'], localPriority: number, remotePriority: number): Pair | undefined {
     const key = pairKey(base, remote);
     const known = this.pairs.get(key);
     if (known) return known;
+    if (this.pairs.size >= MAX_PAIRS) return undefined;
     const [g, d] = this.role === 'controlling' ? [localPriority, remotePriority] : [remotePriority, localPriority];
     const pair: Pair = { base, remote, remoteType, priority: pairPriority(g, d), state: 'waiting', nominated: false };
     this.pairs.set(key, pair);

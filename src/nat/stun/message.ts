@@ -37,6 +37,8 @@ export const Attr = {
   UseCandidate: 0x0025,
   /** RFC 5780 s7.5: answer to this port of the mapped address instead of the request's source. */
   ResponsePort: 0x0027,
+  /** RFC 5780 s7.6: makes a request as large as the answer it wants (no amplification). */
+  Padding: 0x0026,
   Software: 0x8022,
   ResponseOrigin: 0x802b,
   OtherAddress: 0x802c,

@@ -10,6 +10,8 @@ import { SeededRandom } from '../../../src/runtime/random.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 import { type Address, addressKey } from '../../../src/wire/address.js';
 import { CandidateType } from '../../../src/wire/messages/attach.js';
+import { seal, shortTermKey } from '../../../src/nat/stun/integrity.js';
+import { Attr, decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
 
 /*
  * ICE-style checks between two nodes on virtual time, with a network that drops what a NAT
@@ -115,4 +117,44 @@ test('checks with the wrong password are refused and never complete a session', 
   clock.runUntil(clock.now() + 15_000);
   assert.equal(done, undefined);
   assert.ok(b.nat.ice.counters.checksForged > 0);
+});
+
+test('an Attach whose candidates name loopback, another LAN, multicast or port 0 sends nothing there; at most 8 candidates are checked', () => {
+  const sent: Address[] = [];
+  const clock = new VirtualClock();
+  const link: Link = { localAddress: { host: '198.18.0.1', port: 6084 }, send: () => {}, onDatagram: () => {}, close: async () => {} };
+  const nat = new NatTraversal({ clock, random: new SeededRandom(9), log: silentLogger, host: () => ({ host: '198.18.0.1', port: 6084 }), relayLink: new RelayLink(link), sendRaw: (to) => sent.push(to) });
+  const hostile = ['127.0.0.1', '10.0.0.1', '192.168.1.1', '169.254.0.1', '224.0.0.251', '255.255.255.255', '0.0.0.0'].map((host) => candidate(CandidateType.Host, { host, port: 5351 }));
+  const global = Array.from({ length: 12 }, (_, i) => candidate(CandidateType.Host, { host: `198.18.7.${i + 1}`, port: 6084 }));
+  const session = nat.ice.createSession()!;
+  session.start('controlled', { ufrag: 'abcd', pwd: 'p'.repeat(24) }, global[0].priority, [...hostile, candidate(CandidateType.Host, { host: '198.18.0.9', port: 0 }), ...global]);
+  clock.runUntil(clock.now() + 15_000);
+  assert.ok(sent.length > 0);
+  assert.deepEqual([...new Set(sent.map((a) => a.host))].sort(), global.slice(0, 8).map((c) => c.address.host).sort(), 'only the first 8 global candidates were checked');
+});
+
+test('peer-reflexive pairs stop at 100 (RFC 8445\'s check list limit): 5,000 authentic checks from new addresses get checks back to 100 of them only', () => {
+  const clock = new VirtualClock();
+  const checkedBack = new Set<string>();
+  const link: Link = { localAddress: { host: '198.18.0.2', port: 6084 }, send: () => {}, onDatagram: () => {}, close: async () => {} };
+  const nat = new NatTraversal({ clock, random: new SeededRandom(11), log: silentLogger, host: () => ({ host: '198.18.0.2', port: 6084 }), relayLink: new RelayLink(link), sendRaw: (to, datagram) => {
+    const message = decodeStun(datagram);
+    if (message.klass === StunClass.Request && to.host.startsWith('198.19.')) checkedBack.add(addressKey(to));
+  } });
+  const session = nat.ice.createSession()!;
+  const peer = { ufrag: 'peer', pwd: 'q'.repeat(24) };
+  session.start('controlled', peer, 1, []);
+  const random = new SeededRandom(12);
+  // Checks with the right password (a peer that knows it), each from a new address.
+  for (let i = 0; i < 5000; i++) {
+    const priority = new Uint8Array([0x6e, 0, 0, 0]);
+    const check = seal(encodeStun(StunMethod.Binding, StunClass.Request, random.bytes(12), [
+      { type: Attr.Username, value: new TextEncoder().encode(`${session.local.ufrag}:${peer.ufrag}`) },
+      { type: Attr.Priority, value: priority },
+      { type: Attr.IceControlling, value: random.bytes(8) },
+    ]), shortTermKey(session.local.pwd));
+    nat.receive('host', { host: `198.19.${i >> 8}.${i & 0xff}`, port: 7000 }, check);
+  }
+  clock.runUntil(clock.now() + 20_000);
+  assert.equal(checkedBack.size, 100, 'triggered checks went to the first 100 new addresses only');
 });
