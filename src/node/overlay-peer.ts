@@ -247,9 +247,14 @@ export class OverlayPeer {
 
   /** A forwarded port goes into our candidates; the reflexive address is learnt again after it. */
   private async mapPort(bootstrap: readonly Address[]): Promise<void> {
-    const mapping = await this.deps.portMapper?.map().catch(() => undefined);
+    const mapper = this.deps.portMapper;
+    if (!mapper) return;
+    // Whatever the router does later (renewed elsewhere, lost, back), our candidates follow at once.
+    mapper.onChange = (changed) => {
+      this.nat.portMapped = changed?.external;
+    };
+    const mapping = await mapper.map().catch(() => undefined);
     if (!mapping) return;
-    this.nat.portMapped = mapping.external;
     await new Promise<void>((resolve) => this.nat.learnReflexive(bootstrap, resolve));
   }
 

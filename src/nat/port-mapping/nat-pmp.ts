@@ -25,17 +25,19 @@ export function pmpMapRequest(internalPort: number, externalPort: number, lifeti
   return out;
 }
 
+/** `epochSeconds`: the gateway's seconds since its mapping table began (RFC 6886 s3.6); smaller than expected means it rebooted. */
 export type PmpAnswer =
-  | { readonly op: 'address'; readonly result: number; readonly host: string }
-  | { readonly op: 'map'; readonly result: number; readonly internalPort: number; readonly externalPort: number; readonly lifetimeSeconds: number };
+  | { readonly op: 'address'; readonly result: number; readonly epochSeconds: number; readonly host: string }
+  | { readonly op: 'map'; readonly result: number; readonly epochSeconds: number; readonly internalPort: number; readonly externalPort: number; readonly lifetimeSeconds: number };
 
 /** Undefined for anything that is no NAT-PMP answer. */
 export function decodePmpAnswer(bytes: Uint8Array): PmpAnswer | undefined {
   if (bytes.length < 8 || bytes[0] !== VERSION) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const result = view.getUint16(2);
-  if (bytes[1] === 128 + OP_ADDRESS && bytes.length >= 12) return { op: 'address', result, host: `${bytes[8]}.${bytes[9]}.${bytes[10]}.${bytes[11]}` };
-  if (bytes[1] === 128 + OP_MAP_UDP && bytes.length >= 16) return { op: 'map', result, internalPort: view.getUint16(8), externalPort: view.getUint16(10), lifetimeSeconds: view.getUint32(12) };
+  const epochSeconds = view.getUint32(4);
+  if (bytes[1] === 128 + OP_ADDRESS && bytes.length >= 12) return { op: 'address', result, epochSeconds, host: `${bytes[8]}.${bytes[9]}.${bytes[10]}.${bytes[11]}` };
+  if (bytes[1] === 128 + OP_MAP_UDP && bytes.length >= 16) return { op: 'map', result, epochSeconds, internalPort: view.getUint16(8), externalPort: view.getUint16(10), lifetimeSeconds: view.getUint32(12) };
   return undefined;
 }
 

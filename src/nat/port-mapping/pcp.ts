@@ -39,7 +39,11 @@ export interface PcpAnswer {
   readonly version: number;
   readonly result: number;
   readonly lifetimeSeconds: number;
+  /** The server's epoch (seconds since its state began, RFC 6887 s8.5): smaller than expected means it lost our mapping. */
+  readonly epochSeconds?: number;
   readonly nonce?: Uint8Array;
+  readonly protocol?: number;
+  readonly internalPort?: number;
   readonly external?: Address;
 }
 
@@ -50,9 +54,10 @@ export function decodePcpAnswer(bytes: Uint8Array): PcpAnswer | undefined {
   // A NAT-PMP-only gateway answers a PCP request with its own version and "unsupported version".
   if (bytes[0] === 0) return { version: 0, result: view.getUint16(2), lifetimeSeconds: 0 };
   if (bytes[0] !== PCP_VERSION || bytes.length < 24 || (bytes[1] & 0x80) === 0) return undefined;
-  const answer = { version: PCP_VERSION, result: bytes[3], lifetimeSeconds: view.getUint32(4) };
-  if ((bytes[1] & 0x7f) !== OPCODE_MAP || bytes.length < 60) return answer;
+  if ((bytes[1] & 0x7f) !== OPCODE_MAP) return undefined; // we only ever ask MAP: anything else answers no request of ours
+  const answer = { version: PCP_VERSION, result: bytes[3], lifetimeSeconds: view.getUint32(4), epochSeconds: view.getUint32(8) };
+  if (bytes.length < 60) return answer;
   const ip = bytes.slice(44, 60);
   const host = ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff ? ipFromBytes(ip.slice(12)) : ipFromBytes(ip);
-  return { ...answer, nonce: bytes.slice(24, 36), external: { host, port: view.getUint16(42) } };
+  return { ...answer, nonce: bytes.slice(24, 36), protocol: bytes[36], internalPort: view.getUint16(40), external: { host, port: view.getUint16(42) } };
 }

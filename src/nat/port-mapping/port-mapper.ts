@@ -4,7 +4,7 @@ import type { Logger } from '../../runtime/log.js';
 import type { Random } from '../../runtime/random.js';
 import { type Address, addressKey } from '../../wire/address.js';
 import { decodePmpAnswer, PMP_PORT, pmpAddressRequest, pmpExternal, pmpMapRequest, type PmpAnswer } from './nat-pmp.js';
-import { decodePcpAnswer, pcpMapRequest, PcpResult } from './pcp.js';
+import { decodePcpAnswer, type PcpAnswer, pcpMapRequest, PcpResult } from './pcp.js';
 import { addPortMappingArgs, findWanService, type IgdService, isUrlOn, soapEnvelope, soapValue, SSDP_ADDRESS, ssdpLocation, ssdpSearch } from './upnp-igd.js';
 import { isGlobalUnicast } from '../address-scope.js';
 
@@ -13,6 +13,12 @@ import { isGlobalUnicast } from '../address-scope.js';
  * then UPnP IGD, the first that grants it wins. The mapping is renewed at half its lifetime and
  * removed when the node stops. A forwarded port makes the node reachable by anyone, as if it
  * had a public address. `--port-mapping off` keeps the node from asking at all.
+ * Routers are what they are: answers are matched to our requests (PCP nonce, opcode, protocol and
+ * internal port; NAT-PMP internal port); a mapping that cannot be renewed nor made again is
+ * withdrawn at once (onChange) and asked for again later, backing off; epochs that go backwards
+ * (a rebooted router, which forgot us) are noticed; a success with a lifetime too short to keep is
+ * no success; UPnP routers that grant only permanent leases (725) or hold the port for someone
+ * else (718) are asked again the way they accept.
  */
 export interface PortMappingIo {
   /** The default gateway's address (where PCP, NAT-PMP and SSDP go), if there is one. */
@@ -31,14 +37,30 @@ export interface PortMapping {
 }
 
 const LIFETIME_SECONDS = 3600;
+/** A granted lifetime shorter than this is refused: renewing at half of it would be a loop. */
+const MIN_LIFETIME_SECONDS = 60;
 const WAIT_MS = 600;
+/** A lost mapping is asked for again after this long, doubling up to the ceiling. */
+const RETRY_MS = 30_000;
+const MAX_RETRY_MS = 30 * 60_000;
+/** UPnP errors (UPnP IGD WANIPConnection:2 s2.4.16): the port is taken; only permanent leases. */
+const UPNP_CONFLICT = '718';
+const UPNP_ONLY_PERMANENT = '725';
+/** Other external ports tried when the router says ours is someone else's. */
+const UPNP_PORT_TRIES = 3;
 
 export class PortMapper {
   mapping: PortMapping | undefined;
   readonly tried: { protocol: MappingProtocol; outcome: string }[] = [];
+  readonly counters = { renewals: 0, lost: 0, retries: 0, routerReboots: 0, strayAnswers: 0 };
+  /** Hears of the mapping gained, changed or lost (the node's advertised candidates follow it). */
+  onChange: (mapping: PortMapping | undefined) => void = () => {};
   private renewTimer: TimerHandle | undefined;
   private readonly nonce: Uint8Array;
   private igd: IgdService | undefined;
+  /** The router's last epoch and when we heard it (seconds, ms). */
+  private epoch: { seconds: number; at: number } | undefined;
+  private stopped = false;
 
   constructor(
     private readonly io: PortMappingIo,
@@ -69,7 +91,8 @@ export class PortMapper {
       }
       if (!mapping) continue;
       this.tried.push({ protocol, outcome: `mapped ${addressKey(mapping.external)}` });
-      this.mapping = mapping;
+      if (this.tried.length > 32) this.tried.splice(0, this.tried.length - 32);
+      this.setMapping(mapping);
       this.log.info('port-mapped', { protocol, external: addressKey(mapping.external), lifetime: mapping.lifetimeSeconds });
       this.scheduleRenewal(mapping);
       return mapping;
@@ -77,11 +100,47 @@ export class PortMapper {
     return undefined;
   }
 
+  private setMapping(mapping: PortMapping | undefined): void {
+    const changed = mapping?.protocol !== this.mapping?.protocol || (mapping && this.mapping ? addressKey(mapping.external) !== addressKey(this.mapping.external) : mapping !== this.mapping);
+    this.mapping = mapping;
+    if (changed) this.onChange(mapping);
+  }
+
+  /** The mapping is gone and could not be made again: withdraw it now, ask again later (backing off). */
+  private lost(delayMs: number): void {
+    if (this.mapping) {
+      this.counters.lost++;
+      this.log.warn('port-mapping-lost', { protocol: this.mapping.protocol, retryInSeconds: delayMs / 1000 });
+    }
+    this.setMapping(undefined);
+    this.clock.clearTimer(this.renewTimer);
+    this.renewTimer = this.clock.setTimer(delayMs, () => {
+      if (this.stopped) return;
+      this.counters.retries++;
+      void this.map().then((mapping) => mapping ?? this.lost(Math.min(delayMs * 2, MAX_RETRY_MS)));
+    });
+  }
+
+  /** RFC 6887 s8.5 / RFC 6886 s3.6: an epoch well behind what time since the last one predicts means the router restarted. */
+  private noteEpoch(seconds: number | undefined): void {
+    if (seconds === undefined) return;
+    const now = this.clock.now();
+    const last = this.epoch;
+    this.epoch = { seconds, at: now };
+    if (!last) return;
+    const expected = last.seconds + (now - last.at) / 1000;
+    if (seconds + 2 < expected * 0.875) {
+      this.counters.routerReboots++;
+      this.log.warn('router-rebooted', { epochSeconds: seconds, expectedSeconds: Math.round(expected) });
+    }
+  }
+
   /** Removes the mapping from the router (on shutdown). */
   async remove(): Promise<void> {
+    this.stopped = true;
     this.clock.clearTimer(this.renewTimer);
     const mapping = this.mapping;
-    this.mapping = undefined;
+    this.setMapping(undefined);
     const gateway = this.io.gateway();
     if (!mapping || !gateway) return;
     try {
@@ -95,22 +154,25 @@ export class PortMapper {
   }
 
   status(): Record<string, unknown> {
-    return { mapping: this.mapping ? { ...this.mapping, external: addressKey(this.mapping.external) } : null, tried: this.tried };
+    return { mapping: this.mapping ? { ...this.mapping, external: addressKey(this.mapping.external) } : null, tried: this.tried, ...this.counters };
   }
 
   private scheduleRenewal(mapping: PortMapping): void {
     this.clock.clearTimer(this.renewTimer);
-    this.renewTimer = this.clock.setTimer((mapping.lifetimeSeconds * 1000) / 2, () => {
+    // A permanent UPnP lease (0) is re-added hourly all the same: that is how we notice it went.
+    const lifetime = mapping.lifetimeSeconds === 0 ? LIFETIME_SECONDS : Math.max(MIN_LIFETIME_SECONDS, mapping.lifetimeSeconds);
+    this.renewTimer = this.clock.setTimer((lifetime * 1000) / 2, () => {
+      if (this.stopped) return;
       const gateway = this.io.gateway();
-      const again = mapping.protocol === 'pcp' ? this.pcp(gateway!, LIFETIME_SECONDS) : mapping.protocol === 'nat-pmp' ? this.pmp(gateway!, LIFETIME_SECONDS) : this.upnp(gateway!, LIFETIME_SECONDS);
-      again.then(
-        (renewed) => {
-          if (!renewed) return void this.map();
-          this.mapping = renewed;
-          this.scheduleRenewal(renewed);
-        },
-        () => void this.map(),
-      );
+      if (!gateway) return this.lost(RETRY_MS);
+      this.counters.renewals++;
+      const again = mapping.protocol === 'pcp' ? this.pcp(gateway, LIFETIME_SECONDS) : mapping.protocol === 'nat-pmp' ? this.pmp(gateway, LIFETIME_SECONDS) : this.upnp(gateway, LIFETIME_SECONDS);
+      const remap = (): void => void this.map().then((remapped) => remapped ?? this.lost(RETRY_MS));
+      again.then((renewed) => {
+        if (!renewed) return remap();
+        this.setMapping(renewed);
+        this.scheduleRenewal(renewed);
+      }, remap);
     });
   }
 
@@ -118,21 +180,46 @@ export class PortMapper {
 
   private async pcp(gateway: string, lifetime: number): Promise<PortMapping | undefined> {
     const request = pcpMapRequest(this.internal.host, this.nonce, this.internal.port, this.internal.port, lifetime);
-    const [answer] = await this.exchange(gateway, [request], (bytes) => decodePcpAnswer(bytes), 1);
+    const [answer] = await this.exchange(gateway, [request], (bytes) => this.ourPcpAnswer(bytes), 1);
     if (!answer) throw new Error('no answer');
     if (answer.version !== 2) throw new Error('the gateway speaks NAT-PMP only');
+    this.noteEpoch(answer.epochSeconds);
     if (answer.result !== PcpResult.Success || !answer.external) throw new Error(`result ${answer.result}`);
+    if (lifetime === 0) return undefined;
+    if (answer.lifetimeSeconds < MIN_LIFETIME_SECONDS) throw new Error(`granted only ${answer.lifetimeSeconds} s`);
     return { protocol: 'pcp', external: answer.external, lifetimeSeconds: answer.lifetimeSeconds };
   }
 
+  /** A PCP answer to our own MAP request: our nonce, UDP, our internal port (else someone else's, or a forgery). */
+  private ourPcpAnswer(bytes: Uint8Array): PcpAnswer | undefined {
+    const answer = decodePcpAnswer(bytes);
+    if (!answer || answer.version !== 2) return answer; // NAT-PMP's "unsupported version" carries no nonce
+    const ours = answer.nonce !== undefined && Buffer.compare(Buffer.from(answer.nonce), Buffer.from(this.nonce.subarray(0, 12))) === 0 && answer.protocol === 17 && answer.internalPort === this.internal.port;
+    if (ours) return answer;
+    this.counters.strayAnswers++;
+    return undefined;
+  }
+
   private async pmp(gateway: string, lifetime: number): Promise<PortMapping | undefined> {
-    const answers = await this.exchange<PmpAnswer>(gateway, [pmpAddressRequest(), pmpMapRequest(this.internal.port, this.internal.port, lifetime)], decodePmpAnswer, 2);
+    // RFC 6886 s3.4: a deletion names external port 0 and lifetime 0.
+    const request = pmpMapRequest(this.internal.port, lifetime === 0 ? 0 : this.internal.port, lifetime);
+    const ours = (bytes: Uint8Array): PmpAnswer | undefined => {
+      const answer = decodePmpAnswer(bytes);
+      if (answer?.op === 'map' && answer.internalPort !== this.internal.port) {
+        this.counters.strayAnswers++;
+        return undefined;
+      }
+      return answer;
+    };
+    const answers = await this.exchange<PmpAnswer>(gateway, [pmpAddressRequest(), request], ours, 2);
     const address = answers.find((a) => a.op === 'address');
     const map = answers.find((a) => a.op === 'map');
     if (!map) throw new Error('no answer');
+    this.noteEpoch(map.epochSeconds);
     if (lifetime === 0) return undefined;
     const external = pmpExternal(address, map);
     if (!external || map.op !== 'map') throw new Error(`result ${map.result}`);
+    if (map.lifetimeSeconds < MIN_LIFETIME_SECONDS) throw new Error(`granted only ${map.lifetimeSeconds} s`);
     return { protocol: 'nat-pmp', external, lifetimeSeconds: map.lifetimeSeconds };
   }
 
@@ -167,14 +254,24 @@ export class PortMapper {
   private async upnp(gateway: string, lifetime: number): Promise<PortMapping | undefined> {
     this.igd ??= await this.discoverIgd(gateway);
     if (!this.igd) throw new Error('no IGD answered SSDP');
-    const added = await this.soap(this.igd, 'AddPortMapping', addPortMappingArgs(this.internal.port, this.internal.port, this.internal.host, lifetime));
-    if (added.status !== 200) throw new Error(`AddPortMapping: HTTP ${added.status} ${soapValue(added.body, 'errorDescription') ?? ''}`.trim());
-    const ip = soapValue((await this.soap(this.igd, 'GetExternalIPAddress', {})).body, 'NewExternalIPAddress');
+    const igd = this.igd;
+    let lease = lifetime;
+    let external = this.mapping?.protocol === 'upnp-igd' ? this.mapping.external.port : this.internal.port;
+    let added = await this.soap(igd, 'AddPortMapping', addPortMappingArgs(external, this.internal.port, this.internal.host, lease));
+    for (let tries = 0; added.status !== 200 && tries < UPNP_PORT_TRIES + 1; tries++) {
+      const code = soapValue(added.body, 'errorCode');
+      if (code === UPNP_ONLY_PERMANENT && lease !== 0) lease = 0; // this router keeps only permanent leases
+      else if (code === UPNP_CONFLICT) external = external >= 65535 ? 1024 : external + 1; // someone holds that port
+      else break;
+      added = await this.soap(igd, 'AddPortMapping', addPortMappingArgs(external, this.internal.port, this.internal.host, lease));
+    }
+    if (added.status !== 200) throw new Error(`AddPortMapping: HTTP ${added.status} ${soapValue(added.body, 'errorCode') ?? ''} ${soapValue(added.body, 'errorDescription') ?? ''}`.trim());
+    const ip = soapValue((await this.soap(igd, 'GetExternalIPAddress', {})).body, 'NewExternalIPAddress');
     if (!ip) throw new Error('GetExternalIPAddress gave no address');
     // What we would advertise to everyone: an IP literal, and one the internet can reach (a
     // router behind another NAT reports a private address; a liar on the LAN, anything).
     if (!isGlobalUnicast(ip)) throw new Error(`GetExternalIPAddress gave ${ip.slice(0, 40)}, not a public address`);
-    return { protocol: 'upnp-igd', external: { host: ip, port: this.internal.port }, lifetimeSeconds: lifetime };
+    return { protocol: 'upnp-igd', external: { host: ip, port: external }, lifetimeSeconds: lease };
   }
 
   private async discoverIgd(gateway: string): Promise<IgdService | undefined> {

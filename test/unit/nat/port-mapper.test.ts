@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Link } from '../../../src/link/link.js';
+import { type PortMapping, PortMapper, type PortMappingIo } from '../../../src/nat/port-mapping/port-mapper.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import type { Address } from '../../../src/wire/address.js';
+
+/*
+ * The port mapper against routers as they are, on virtual time: a scripted gateway answers PCP,
+ * NAT-PMP and UPnP as real ones do (or misbehave), and we watch what the mapper asks and what it
+ * would advertise (onChange).
+ */
+const GATEWAY = '198.19.1.1';
+const HOST: Address = { host: '198.19.1.2', port: 6084 };
+const EXTERNAL = '198.18.0.11';
+
+interface Router {
+  /** Answers a PCP/NAT-PMP request (bytes) with datagrams, or nothing. */
+  udp(request: Uint8Array): Uint8Array[];
+  http?(action: string, body: string): { status: number; body: string };
+}
+
+function world(router: Router) {
+  const clock = new VirtualClock();
+  const requests: Uint8Array[] = [];
+  const soap: string[] = [];
+  const io: PortMappingIo = {
+    gateway: () => GATEWAY,
+    openSocket: async (bind) => {
+      let handler: (from: Address, d: Uint8Array) => void = () => {};
+      const link: Link = {
+        localAddress: { host: bind.host, port: 40000 },
+        send: (_to, datagram) => {
+          requests.push(datagram);
+          for (const answer of router.udp(datagram)) clock.setTimer(1, () => handler({ host: GATEWAY, port: 5351 }, answer));
+        },
+        onDatagram: (h) => (handler = h),
+        close: async () => {},
+      };
+      return link;
+    },
+    http: async (url, _method, headers, body) => {
+      if (url.endsWith('rootDesc.xml')) return { status: 200, body: '<service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType><controlURL>/ctl</controlURL></service>' };
+      const action = (headers.SOAPAction ?? '').split('#')[1]?.replace('"', '') ?? '';
+      soap.push(`${action} ${body ?? ''}`);
+      return router.http!(action, body ?? '');
+    },
+  };
+  const advertised: (PortMapping | undefined)[] = [];
+  const mapper = (protocols: ('pcp' | 'nat-pmp' | 'upnp-igd')[]) => {
+    const m = new PortMapper(io, clock, new SeededRandom(1), silentLogger, HOST, protocols);
+    m.onChange = (mapping) => advertised.push(mapping);
+    return m;
+  };
+  /** Lets promises and virtual timers run for `ms`. */
+  const run = async (ms: number) => {
+    const end = clock.now() + ms;
+    for (let i = 0; i < 2000 && clock.now() < end; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      clock.runUntil(Math.min(end, clock.now() + 100));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { clock, requests, soap, mapper, advertised, run };
+}
+
+/** A NAT-PMP router: address and map answers, with its epoch and what it grants. */
+function pmpRouter(state: { up: boolean; epoch: () => number; lifetime: number; internalPort?: number }): Router {
+  return {
+    udp: (request) => {
+      if (!state.up || request[0] !== 0) return [];
+      const answer = Buffer.alloc(request[1] === 0 ? 12 : 16);
+      answer[1] = 128 + request[1];
+      answer.writeUInt32BE(state.epoch(), 4);
+      if (request[1] === 0) answer.set([198, 18, 0, 11], 8);
+      else {
+        answer.writeUInt16BE(state.internalPort ?? Buffer.from(request).readUInt16BE(4), 8);
+        answer.writeUInt16BE(Buffer.from(request).readUInt16BE(6), 10);
+        answer.writeUInt32BE(Buffer.from(request).readUInt32BE(8) === 0 ? 0 : state.lifetime, 12);
+      }
+      return [answer];
+    },
+  };
+}
+
+test('a mapping that can be neither renewed nor made again is withdrawn at once, asked for again with backoff, and comes back with the router', async () => {
+  const state = { up: true, epoch: () => 1000, lifetime: 120 };
+  const { mapper, advertised, run, requests } = world(pmpRouter(state));
+  const m = mapper(['nat-pmp']);
+  const mapped = m.map();
+  await run(1000);
+  assert.equal((await mapped)?.external.host, EXTERNAL);
+  state.up = false; // the router stops answering
+  await run(61_000); // the renewal at half of 120 s fails, and so does mapping again
+  assert.equal(m.mapping, undefined, 'withdrawn: nothing advertised that nobody forwards');
+  assert.equal(advertised.at(-1), undefined);
+  const asked = requests.length;
+  await run(29_000);
+  assert.equal(requests.length, asked, 'not asked again at once');
+  state.up = true;
+  await run(2_000); // the retry 30 s after the loss
+  assert.equal(m.mapping?.external.host, EXTERNAL, 'back');
+  const last = advertised[advertised.length - 1] as PortMapping | undefined;
+  assert.equal(last?.external.host, EXTERNAL, 'advertised again');
+  assert.ok(m.counters.lost >= 1 && m.counters.retries >= 1);
+});
+
+test('a success with lifetime 0 is no success: no renewal loop', async () => {
+  const { mapper, run, requests } = world(pmpRouter({ up: true, epoch: () => 5, lifetime: 0 }));
+  const m = mapper(['nat-pmp']);
+  const mapped = m.map();
+  await run(1000);
+  assert.equal(await mapped, undefined);
+  await run(10_000);
+  assert.ok(requests.length <= 4, `requests sent: ${requests.length}`);
+});
+
+test('a NAT-PMP answer for another internal port is not ours; a router whose epoch goes back rebooted', async () => {
+  const stray = world(pmpRouter({ up: true, epoch: () => 5, lifetime: 3600, internalPort: 9999 }));
+  const m1 = stray.mapper(['nat-pmp']);
+  const p1 = m1.map();
+  await stray.run(1000);
+  assert.equal(await p1, undefined);
+  assert.ok(m1.counters.strayAnswers >= 1);
+
+  let epoch = 100_000;
+  const rebooting = world(pmpRouter({ up: true, epoch: () => epoch, lifetime: 120 }));
+  const m2 = rebooting.mapper(['nat-pmp']);
+  const p2 = m2.map();
+  await rebooting.run(1000);
+  assert.ok(await p2);
+  epoch = 3; // the router restarted meanwhile
+  await rebooting.run(61_000);
+  assert.equal(m2.counters.routerReboots, 1);
+  assert.ok(m2.mapping, 'the renewal made the mapping again');
+});
+
+test('NAT-PMP removal names external port 0 and lifetime 0 (RFC 6886 s3.4)', async () => {
+  const { mapper, run, requests } = world(pmpRouter({ up: true, epoch: () => 5, lifetime: 3600 }));
+  const m = mapper(['nat-pmp']);
+  const mapped = m.map();
+  await run(1000);
+  await mapped;
+  requests.length = 0;
+  const removed = m.remove();
+  await run(1000);
+  await removed;
+  const deletion = requests.map((r) => Buffer.from(r)).find((r) => r.length === 12 && r[1] === 1)!;
+  assert.equal(deletion.readUInt16BE(6), 0, 'external port 0');
+  assert.equal(deletion.readUInt32BE(8), 0, 'lifetime 0');
+});
+
+test('UPnP: a router that grants only permanent leases (725) is asked for one; one that holds our port for someone else (718) is asked for the next', async () => {
+  let calls = 0;
+  const router: Router = {
+    udp: () => [],
+    http: (action, body) => {
+      if (action === 'GetExternalIPAddress') return { status: 200, body: `<NewExternalIPAddress>${EXTERNAL}</NewExternalIPAddress>` };
+      calls++;
+      if (!body.includes('<NewLeaseDuration>0</NewLeaseDuration>')) return { status: 500, body: '<errorCode>725</errorCode><errorDescription>OnlyPermanentLeasesSupported</errorDescription>' };
+      if (body.includes('<NewExternalPort>6084</NewExternalPort>')) return { status: 500, body: '<errorCode>718</errorCode><errorDescription>ConflictInMappingEntry</errorDescription>' };
+      return { status: 200, body: '' };
+    },
+  };
+  const { mapper, run } = world(router);
+  const m = mapper(['upnp-igd']);
+  // The gateway was found by SSDP already (port-mapping-codecs.test.ts covers reading its answers).
+  (m as unknown as { igd: unknown }).igd = { serviceType: 'urn:schemas-upnp-org:service:WANIPConnection:1', controlUrl: `http://${GATEWAY}/ctl` };
+  const mapped = m.map();
+  await run(1000);
+  const mapping = await mapped;
+  assert.deepEqual(mapping, { protocol: 'upnp-igd', external: { host: EXTERNAL, port: 6085 }, lifetimeSeconds: 0 });
+  assert.equal(calls, 3);
+});
