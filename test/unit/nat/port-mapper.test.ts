@@ -101,7 +101,7 @@ test('a mapping that can be neither renewed nor made again is withdrawn at once,
   assert.equal(requests.length, asked, 'not asked again at once');
   state.up = true;
   await run(2_000); // the retry 30 s after the loss
-  assert.equal(m.mapping?.external.host, EXTERNAL, 'back');
+  assert.equal((m.mapping as PortMapping | undefined)?.external.host, EXTERNAL, 'back');
   const last = advertised[advertised.length - 1] as PortMapping | undefined;
   assert.equal(last?.external.host, EXTERNAL, 'advertised again');
   assert.ok(m.counters.lost >= 1 && m.counters.retries >= 1);
