@@ -51,7 +51,9 @@ export interface NatTraversalDeps {
  */
 const STUN_PER_SOURCE = { ratePerSecond: 10, burst: 20 };
 const STUN_OVERALL = { ratePerSecond: 500, burst: 1000 };
-const REDIRECTS_FOR_STRANGERS = { ratePerSecond: 2, burst: 5 };
+const CHANGES_FOR_STRANGERS = { ratePerSecond: 2, burst: 5 };
+/** RESPONSE-PORT costs nothing but the answer (to the asker's own IP): binding-lifetime probes from fresh sockets use it. */
+const RESPONSE_PORTS_FOR_STRANGERS = { ratePerSecond: 20, burst: 40 };
 
 /** Sends a Binding answer from another port, or has another peer send it from another IP. */
 export interface ChangeResponder {
@@ -78,7 +80,8 @@ export class NatTraversal {
   readonly counters: NatCounters = { stunRequestsSent: 0, malformed: 0, rateLimited: 0, redirectsRefused: 0 };
   private readonly perSource: KeyedRateLimiter<string>;
   private readonly overall: TokenBucket;
-  private readonly strangerRedirects: TokenBucket;
+  private readonly strangerChanges: TokenBucket;
+  private readonly strangerResponsePorts: TokenBucket;
   /** Server-reflexive addresses, one per STUN server asked, first answer first. */
   private reflexive: { server: Address; mapped: Address }[] = [];
   private reflexiveAt = -Infinity;
@@ -93,7 +96,8 @@ export class NatTraversal {
     this.transactions = new StunTransactions(deps.clock, deps.random);
     this.perSource = new KeyedRateLimiter(STUN_PER_SOURCE, deps.clock);
     this.overall = new TokenBucket(STUN_OVERALL, deps.clock);
-    this.strangerRedirects = new TokenBucket(REDIRECTS_FOR_STRANGERS, deps.clock);
+    this.strangerChanges = new TokenBucket(CHANGES_FOR_STRANGERS, deps.clock);
+    this.strangerResponsePorts = new TokenBucket(RESPONSE_PORTS_FOR_STRANGERS, deps.clock);
     this.ice = new IceAgent(deps.clock, deps.random, this.transactions, (base, to, datagram) => this.send(base, to, datagram), undefined, (address) => checkableFrom(deps.host(), address));
     this.relay = new RelayClient({ clock: deps.clock, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink });
     deps.relayLink.onRelayedStun = (from, datagram) => this.receive('relay', from, datagram);
@@ -129,7 +133,8 @@ export class NatTraversal {
       return;
     }
     const change = attribute(message, Attr.ChangeRequest);
-    if ((change || attribute(message, Attr.ResponsePort)) && !enrolled && !this.strangerRedirects.take()) {
+    const redirected = change ? this.strangerChanges : attribute(message, Attr.ResponsePort) ? this.strangerResponsePorts : undefined;
+    if (redirected && !enrolled && !redirected.take()) {
       this.counters.redirectsRefused++;
       return;
     }
