@@ -96,6 +96,9 @@ export class IceSession {
   private result: IceResult | undefined;
   private readonly listeners: ((result: IceResult | undefined) => void)[] = [];
 
+  /** Checks sent and not yet answered (their transaction IDs). */
+  private readonly inFlight = new Set<Uint8Array>();
+
   constructor(
     readonly local: IceCredentials,
     private readonly tieBreaker: Uint8Array,
@@ -188,7 +191,11 @@ export class IceSession {
       this.deps.send(pair.base, to, datagram);
     };
     const { rtoMs, attempts } = this.deps.timing;
-    this.deps.transactions.request(transactionId, request, pair.remote, send, (answer) => this.checked(pair, nominate, answer), { rtoMs, attempts });
+    this.inFlight.add(transactionId);
+    this.deps.transactions.request(transactionId, request, pair.remote, send, (answer) => {
+      this.inFlight.delete(transactionId);
+      this.checked(pair, nominate, answer);
+    }, { rtoMs, attempts });
   }
 
   private checked(pair: Pair, nominated: boolean, answer: StunAnswer | undefined): void {
@@ -233,6 +240,9 @@ export class IceSession {
     this.deps.clock.clearTimer(this.paceTimer);
     this.deps.clock.clearTimer(this.graceTimer);
     this.deps.clock.clearTimer(this.giveUpTimer);
+    // The session is over: no check of it goes out again (their retransmissions would go on for seconds).
+    for (const transactionId of this.inFlight) this.deps.transactions.cancel(transactionId);
+    this.inFlight.clear();
     this.result = pair && {
       base: pair.base,
       remote: pair.remote,

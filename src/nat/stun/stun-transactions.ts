@@ -75,6 +75,15 @@ export class StunTransactions {
     return true;
   }
 
+  /** Stops a transaction's retransmissions without an answer; its `done` is not called. */
+  cancel(transactionId: Uint8Array): void {
+    const key = bytesToHex(transactionId);
+    const entry = this.pending.get(key);
+    if (!entry) return;
+    this.clock.clearTimer(entry.timer);
+    this.pending.delete(key);
+  }
+
   cancelAll(): void {
     for (const [key, entry] of this.pending) {
       this.clock.clearTimer(entry.timer);

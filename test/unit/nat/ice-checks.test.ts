@@ -158,3 +158,19 @@ test('peer-reflexive pairs stop at 100 (RFC 8445\'s check list limit): 5,000 aut
   clock.runUntil(clock.now() + 20_000);
   assert.equal(checkedBack.size, 100, 'triggered checks went to the first 100 new addresses only');
 });
+
+test('once a session ends, none of its checks is sent again', () => {
+  const sent: Address[] = [];
+  const clock = new VirtualClock();
+  const link: Link = { localAddress: { host: '198.18.0.1', port: 6084 }, send: () => {}, onDatagram: () => {}, close: async () => {} };
+  const nat = new NatTraversal({ clock, random: new SeededRandom(13), log: silentLogger, host: () => ({ host: '198.18.0.1', port: 6084 }), relayLink: new RelayLink(link), sendRaw: (to) => sent.push(to) });
+  const session = nat.ice.createSession()!;
+  // Nobody answers these: each check would be retransmitted for seconds.
+  session.start('controlling', { ufrag: 'abcd', pwd: 'p'.repeat(24) }, 1, Array.from({ length: 4 }, (_, i) => candidate(CandidateType.Host, { host: `198.18.9.${i + 1}`, port: 6084 })));
+  clock.runUntil(clock.now() + 200);
+  session.close();
+  const atClose = sent.length;
+  clock.runUntil(clock.now() + 30_000);
+  assert.equal(sent.length, atClose);
+  assert.equal(nat.transactions.size, 0, 'no transaction left pending');
+});
