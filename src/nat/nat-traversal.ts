@@ -273,6 +273,16 @@ export class NatTraversal {
     return this.reflexive.every((r) => addressKey(r.mapped) === own);
   }
 
+  /**
+   * Whether our host address is itself public (no NAT in front of it), as a relay must be: a
+   * relay's allocations open new ports, which a router forwards only for the one port it mapped.
+   */
+  noNat(hasServers: boolean): boolean {
+    if (this.reflexive.length === 0) return !hasServers;
+    const own = addressKey(this.deps.host());
+    return this.reflexive.every((r) => addressKey(r.mapped) === own);
+  }
+
   /** Checks are about to start with these candidates: let them through our relay allocation. */
   prepareChecks(remote: readonly Candidate[]): void {
     this.ice.hasRelay = this.relay.state === 'allocated';

@@ -58,7 +58,9 @@ export class NatUpkeep {
           this.lifetimeMeasured = true;
           void this.peer.measureBindingLifetime(this.bootstrap[0], this.openSocket);
         }
-      } else if (this.serves && this.peer.relayServer && now >= this.nextAnnounceAt) {
+      } else if (this.serves && this.peer.mayRelay && now >= this.nextAnnounceAt) {
+        // A port-mapped home reaches the overlay, but its relay's new ports would not be reachable:
+        // only peers with a public address of their own announce themselves as relays.
         this.announce();
       }
     }

@@ -160,6 +160,7 @@ export class OverlayPeer {
             },
             limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
             ...(deps.relay.ownHosts ? { ownHosts: deps.relay.ownHosts } : {}),
+            serving: () => this.nat.noNat(this.hasStunServers),
           })
         : undefined),
     });
@@ -272,8 +273,13 @@ export class OverlayPeer {
     return !this.nat.reachableUnsolicited(this.hasStunServers);
   }
 
+  /** The relay server, when this peer may relay now: its own address is public (not behind any NAT, a port-mapped one included). */
   get relayServer(): RelayServer | undefined {
     return this.relayServerPart;
+  }
+
+  get mayRelay(): boolean {
+    return this.relayServerPart !== undefined && this.nat.noNat(this.hasStunServers);
   }
 
   /**

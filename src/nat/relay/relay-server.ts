@@ -51,6 +51,8 @@ export interface RelayServerDeps {
   readonly nodeAt: (address: Address) => string | undefined;
   /** This host's own addresses: never a permitted peer. */
   readonly ownHosts?: readonly string[];
+  /** Whether relayed ports would be reachable now (our address is public); else Allocates get 508. */
+  readonly serving?: () => boolean;
   readonly limits: RelayLimits;
 }
 
@@ -138,6 +140,7 @@ export class RelayServer {
       this.counters.refused++; // a stranger: dropped, not answered (no reflection, no amplification)
       return;
     }
+    if (this.deps.serving && !this.deps.serving()) return refuse(508, 'Insufficient Capacity: this peer is behind a NAT, its relayed ports would not be reachable');
     if (this.allocations.size + this.opening.size >= this.deps.limits.maxAllocations) return refuse(508, 'Insufficient Capacity');
     if ([...this.allocations.values()].filter((a) => a.node === node).length >= this.deps.limits.maxPerNode) return refuse(486, 'Allocation Quota Reached');
     this.opening.add(key);
