@@ -51,7 +51,8 @@ export interface NatTraversalDeps {
  */
 const STUN_PER_SOURCE = { ratePerSecond: 10, burst: 20 };
 const STUN_OVERALL = { ratePerSecond: 500, burst: 1000 };
-const CHANGES_FOR_STRANGERS = { ratePerSecond: 2, burst: 5 };
+/** Homes run RFC 5780 discovery before they join (strangers still): a neighbourhood of them starting at once must fit. */
+const CHANGES_FOR_STRANGERS = { ratePerSecond: 20, burst: 60 };
 /** RESPONSE-PORT costs nothing but the answer (to the asker's own IP): binding-lifetime probes from fresh sockets use it. */
 const RESPONSE_PORTS_FOR_STRANGERS = { ratePerSecond: 20, burst: 40 };
 

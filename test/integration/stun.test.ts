@@ -9,7 +9,8 @@ import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../he
 /*
  * Every peer answers STUN on its overlay port (RFC 8489), beside the sealed overlay traffic:
  * coturn's turnutils_stunclient (an implementation nobody here wrote) learns its reflexive
- * address from it; unknown comprehension-required attributes get 420; indications get nothing.
+ * address from it; unknown comprehension-required attributes get 420 (when that is no larger than the
+ * request); indications get nothing.
  */
 const { root, running } = processLab('p2psip-stun-');
 const HAS_COTURN = spawnSync('turnutils_stunclient', [], { encoding: 'utf8' }).error === undefined;
@@ -40,17 +41,23 @@ test('a running peer answers coturn\'s STUN client on its overlay port with the 
   assert.ok(JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).stun.bindingsAnswered >= 1);
 });
 
-test('our own Binding request gets our source address back, with a valid fingerprint; 420 and silence where due', { skip: HAS_COTURN ? false : 'needs the peer of the test above' }, async () => {
+test('our Binding request gets our source address back: the plain answer alone when the request is small, with a valid fingerprint when padded to its size; 420 only when no larger than the request; silence for indications', { skip: HAS_COTURN ? false : 'needs the peer of the test above' }, async () => {
   const transactionId = new Uint8Array(12).fill(9);
-  const plain = await ask(seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [])));
-  const answer = decodeStun(plain.bytes!);
-  assert.equal(answer.klass, StunClass.Success);
-  assert.ok(fingerprintValid(plain.bytes!, answer));
-  assert.deepEqual(decodeXorAddress(attribute(answer, Attr.XorMappedAddress)!.value, transactionId), { host: '127.0.0.1', port: plain.localPort });
-  const unknown = await ask(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [{ type: 0x0033, value: new Uint8Array(4) }]));
+  const small = await ask(seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [])));
+  const plain = decodeStun(small.bytes!);
+  assert.equal(plain.klass, StunClass.Success);
+  assert.equal(small.bytes!.length, 32, 'XOR-MAPPED-ADDRESS alone: no amplification');
+  assert.deepEqual(decodeXorAddress(attribute(plain, Attr.XorMappedAddress)!.value, transactionId), { host: '127.0.0.1', port: small.localPort });
+  const padded = await ask(seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [{ type: Attr.Padding, value: new Uint8Array(56) }])));
+  const full = decodeStun(padded.bytes!);
+  assert.ok(fingerprintValid(padded.bytes!, full));
+  assert.ok(attribute(full, Attr.Software));
+  const unknown = await ask(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [{ type: 0x0033, value: new Uint8Array(16) }]));
   const refusal = decodeStun(unknown.bytes!);
   assert.equal(refusal.klass, StunClass.Error);
   assert.deepEqual([...attribute(refusal, Attr.ErrorCode)!.value.subarray(2, 4)], [4, 20]);
+  const tooSmall = await ask(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [{ type: 0x0033, value: new Uint8Array(0) }]));
+  assert.equal(tooSmall.bytes, undefined, 'a 420 larger than its request is not sent');
   const indication = await ask(encodeStun(StunMethod.Binding, StunClass.Indication, transactionId, []));
   assert.equal(indication.bytes, undefined);
 });
