@@ -52,3 +52,26 @@ export async function homesWithPhones(root: string, running: Running[], domain: 
   const waits = (user: string, scenario: string, values: Record<string, string>) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones[user]), '-t', 'u1'], root);
   return { ...homes, phones, register, call, callFrom, callAsync, waits };
 }
+
+/**
+ * One open-mode home on loopback (flags `extra`), alice's and bob's SIPp phones registered with
+ * digest; `call` plays a scenario as alice calling bob, `bobWaits` one as bob's phone.
+ */
+export async function homeWithAliceAndBob(root: string, running: Running[], domain: string, name: string, extra: string[]) {
+  const dir = `${root}/${name}`;
+  const sipPort = await freeUdpPort();
+  running.push(startProcess(['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPort), '--sip-digest', 'MD5', ...extra]));
+  const sip = () => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).sip;
+  assert.ok(await eventually(() => sip()?.address === `127.0.0.1:${sipPort}`, 10_000));
+  const phones: Record<string, number> = {};
+  for (const user of ['alice', 'bob']) {
+    assert.equal(runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]).code, 0);
+    phones[user] = await freeUdpPort();
+    const run = runSipp('register-digest.xml', `127.0.0.1:${sipPort}`, ['-s', user, '-au', user, '-ap', `${user}-password`, '-set', 'domain', domain, '-set', 'expires', '3600', '-p', String(phones[user]), '-t', 'u1'], root);
+    assert.equal(run.code, 0, run.errors);
+  }
+  const call = (scenario: string, values: Record<string, string>, timeoutSeconds: number) =>
+    runSipp(Object.keys(values).length ? scenarioFrom(scenario, values, root) : scenario, `127.0.0.1:${sipPort}`, ['-s', 'alice', '-set', 'domain', domain, '-set', 'callee', 'bob', '-p', String(phones.alice), '-t', 'u1'], root, timeoutSeconds);
+  const bobWaits = (scenario: string, values: Record<string, string>, timeoutSeconds: number) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones.bob), '-t', 'u1'], root, timeoutSeconds);
+  return { dir, sip, call, bobWaits };
+}

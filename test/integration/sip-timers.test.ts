@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventually, freeUdpPort, processLab, runCli, startProcess } from '../helpers/processes.js';
-import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/sipp.js';
+import { processLab } from '../helpers/processes.js';
+import { SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
+import { homeWithAliceAndBob } from '../helpers/sip-homes.js';
 
 /*
  * The proxy's INVITE timers as real phones meet them (RFC 3261 s17.1.1.2, s16.6 step 11, s16.8):
@@ -14,24 +15,7 @@ import { runSipp, scenarioFrom, SKIP_WITHOUT_SIPP, startSipp } from '../helpers/
 const { root, running } = processLab('p2psip-siptimers-');
 const domain = 'open.p2psip.lab';
 
-async function home(name: string, extra: string[]) {
-  const dir = `${root}/${name}`;
-  const sipPort = await freeUdpPort();
-  running.push(startProcess(['start', '--data', dir, '--open', '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPort), '--sip-digest', 'MD5', ...extra]));
-  const sip = () => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).sip;
-  assert.ok(await eventually(() => sip()?.address === `127.0.0.1:${sipPort}`, 10_000));
-  const phones: Record<string, number> = {};
-  for (const user of ['alice', 'bob']) {
-    assert.equal(runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]).code, 0);
-    phones[user] = await freeUdpPort();
-    const run = runSipp('register-digest.xml', `127.0.0.1:${sipPort}`, ['-s', user, '-au', user, '-ap', `${user}-password`, '-set', 'domain', domain, '-set', 'expires', '3600', '-p', String(phones[user]), '-t', 'u1'], root);
-    assert.equal(run.code, 0, run.errors);
-  }
-  const call = (scenario: string, values: Record<string, string>, timeoutSeconds: number) =>
-    runSipp(Object.keys(values).length ? scenarioFrom(scenario, values, root) : scenario, `127.0.0.1:${sipPort}`, ['-s', 'alice', '-set', 'domain', domain, '-set', 'callee', 'bob', '-p', String(phones.alice), '-t', 'u1'], root, timeoutSeconds);
-  const bobWaits = (scenario: string, values: Record<string, string>, timeoutSeconds: number) => startSipp(scenarioFrom(scenario, values, root), ['-p', String(phones.bob), '-t', 'u1'], root, timeoutSeconds);
-  return { sip, call, bobWaits };
-}
+const home = (name: string, extra: string[]) => homeWithAliceAndBob(root, running, domain, name, extra);
 
 test('a phone that rings for 60 s and then answers: the call completes, answered', { skip: SKIP_WITHOUT_SIPP }, async () => {
   const h = await home('patient', []);
