@@ -3,6 +3,7 @@ import type { Link } from '../link/link.js';
 import type { Logger } from '../runtime/log.js';
 import { ANNOUNCE_INTERVAL_MS, announceRelay, findRelays, type RelayEntry } from '../usages/relay/relay-directory.js';
 import { type Address, addressKey } from '../wire/address.js';
+import { rankByRoundTrip } from '../nat/relay/relay-choice.js';
 import { nodeDestination } from '../wire/message.js';
 import type { OverlayPeer } from './overlay-peer.js';
 
@@ -23,6 +24,8 @@ export class NatUpkeep {
   private busy = false;
   private lifetimeMeasured = false;
   private stopped = false;
+  /** The relays found by name at the last allocation, as measured (status `nat.relayChoice`). */
+  relayRoundTrips: { address: string; rttMs: number | null }[] = [];
 
   constructor(
     private readonly peer: OverlayPeer,
@@ -95,7 +98,16 @@ export class NatUpkeep {
     findRelays(this.peer.client, kind, (error, relays) => {
       const found = (relays ?? []).filter((r) => r.free > 0 && r.nodeId !== this.peer.nodeId);
       const known = new Set(found.map((r: RelayEntry) => addressKey(r.address)));
-      withRelays([...found, ...fallback.filter((f) => !known.has(addressKey(f.address)))]);
+      const clock = this.peer.router.clock;
+      const ping = (address: Address, answered: (rttMs: number | undefined) => void): void => {
+        const sentAt = clock.now();
+        this.peer.nat.bindingRequest(address, (mapped) => answered(mapped ? clock.now() - sentAt : undefined), 2);
+      };
+      // The nearest relay first: media through it pays its round trip twice.
+      rankByRoundTrip(found, ping, (ranked) => {
+        this.relayRoundTrips = ranked.map((r) => ({ address: addressKey(r.relay.address), rttMs: r.rttMs ?? null }));
+        withRelays([...ranked.map((r) => r.relay), ...fallback.filter((f) => !known.has(addressKey(f.address)))]);
+      });
     });
   }
 
