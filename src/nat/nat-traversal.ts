@@ -44,7 +44,8 @@ export interface NatTraversalDeps {
 }
 
 /**
- * Unauthenticated STUN, before any work: per source and in all (a plain Binding answer is the
+ * Unauthenticated STUN, before any work: per source address and port (many homes share one
+ * carrier-grade NAT's address) and in all (a plain Binding answer is the
  * only thing a stranger gets, and only this often); answers sent elsewhere than the asker's own
  * address (RESPONSE-PORT) or from elsewhere (CHANGE-REQUEST, which costs a signed overlay message
  * or a new socket) are for enrolled peers, or a small budget shared by everyone else.
@@ -129,7 +130,7 @@ export class NatTraversal {
     }
     // A plain Binding request: anyone's. Rate-limited before any work.
     const enrolled = this.deps.isEnrolled?.(from) ?? false;
-    if (!enrolled && (!this.perSource.allow(from.host) || !this.overall.take())) {
+    if (!enrolled && (!this.perSource.allow(addressKey(from)) || !this.overall.take())) {
       this.counters.rateLimited++;
       return;
     }
