@@ -220,8 +220,9 @@ export class SipProxy {
 
   /**
    * Issue 16: a request whose media crosses this home has its SDP rewritten to the anchor's ports
-   * before it goes on (an offer may open them). A BYE gives the call's ports back. Rejects with
-   * MediaRefused (488, 503) when the SDP cannot be anchored: nothing goes on half-rewritten.
+   * before it goes on (an offer may open them); a new call must fit under --max-calls. Rejects
+   * with MediaRefused (488, 503) when the SDP cannot be anchored: nothing goes on half-rewritten.
+   * (A call's ports go back when its answering dialog's BYE is answered: onBranchResponse.)
    */
   private async anchorRequest(server: ServerTransaction, target: Target): Promise<MediaPlan | undefined> {
     const media = this.deps.media;
