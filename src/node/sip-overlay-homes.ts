@@ -87,7 +87,7 @@ export class OverlayHomes implements RemoteHomes {
       }
       this.log.info('app-attach-failed', { home: idToHex(homes[i]), error: error?.message });
       this.appAttach(homes, i + 1, done);
-    }, { attempts: 2, timeoutMs: 5_000 });
+    }, { attempts: 3, timeoutMs: 2_000 }); // a link that went stale costs one short try, not five seconds
   }
 }
 
@@ -98,7 +98,7 @@ export class OverlayHomes implements RemoteHomes {
  * over TCP), so a tunnel request that goes unanswered is sent again, by another first hop: a
  * copy that did arrive twice is a retransmission the SIP transactions absorb.
  */
-const TUNNEL_TRY = { timeoutMs: 2_500, attempts: 3 };
+const TUNNEL_TRY = { timeoutMs: 1_500, attempts: 4 };
 
 export function serveSipTunnel(router: OverlayRouter, transport: SipTransport): void {
   transport.setOverlaySender((nodeId, bytes) => {
