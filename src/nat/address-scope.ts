@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { Address } from '../wire/address.js';
 
 /*
  * Which addresses a relay may send to on a node's behalf, and an Attach candidate may name: only
@@ -52,4 +53,21 @@ export function isGlobalUnicast(host: string, own: ReadonlySet<string> = new Set
   if ((first & 0xff00) === 0xff00) return false; // multicast
   if (h.startsWith('2001:db8:') || h.startsWith('2001:0db8:')) return false; // documentation
   return true;
+}
+
+/**
+ * Where an Attach's candidates may make us send checks: a global unicast address; or, as our own
+ * host is, loopback (a lab on one machine) or an address on our own /24 of private space (two
+ * nodes on one LAN). Never a port 0, multicast or broadcast, nor anyone else's private network:
+ * an Attach must not turn us into a scanner of our own LAN for whoever sent it.
+ */
+export function checkableFrom(own: Address, candidate: Address): boolean {
+  if (candidate.port < 1 || candidate.port > 65535) return false;
+  if (isGlobalUnicast(candidate.host)) return true;
+  const sameNet24 = (a: string, b: string) => isIP(a) === 4 && isIP(b) === 4 && a.split('.').slice(0, 3).join('.') === b.split('.').slice(0, 3).join('.');
+  const loopback = (h: string) => h === '::1' || h.startsWith('127.');
+  if (loopback(candidate.host)) return loopback(own.host);
+  const first = Number(candidate.host.split('.')[0]);
+  if (first >= 224) return false; // multicast, reserved, broadcast
+  return sameNet24(own.host, candidate.host) && !isGlobalUnicast(own.host);
 }

@@ -1,5 +1,4 @@
-import { isIP } from 'node:net';
-import { isGlobalUnicast } from './address-scope.js';
+import { checkableFrom } from './address-scope.js';
 import { KeyedRateLimiter, TokenBucket } from '../runtime/token-bucket.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
@@ -323,21 +322,4 @@ function paddedBindingRequest(transactionId: Uint8Array, attributes: { type: num
   const unpadded = seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, attributes));
   const padding = Math.max(0, FULL_ANSWER_BYTES - unpadded.length - 4);
   return seal(encodeStun(StunMethod.Binding, StunClass.Request, transactionId, [...attributes, { type: Attr.Padding, value: new Uint8Array(padding) }]));
-}
-
-/**
- * Where an Attach's candidates may make us send checks: a global unicast address; or, as our own
- * host is, loopback (a lab on one machine) or an address on our own /24 of private space (two
- * nodes on one LAN). Never a port 0, multicast or broadcast, nor anyone else's private network:
- * an Attach must not turn us into a scanner of our own LAN for whoever sent it.
- */
-export function checkableFrom(own: Address, candidate: Address): boolean {
-  if (candidate.port < 1 || candidate.port > 65535) return false;
-  if (isGlobalUnicast(candidate.host)) return true;
-  const sameNet24 = (a: string, b: string) => isIP(a) === 4 && isIP(b) === 4 && a.split('.').slice(0, 3).join('.') === b.split('.').slice(0, 3).join('.');
-  const loopback = (h: string) => h === '::1' || h.startsWith('127.');
-  if (loopback(candidate.host)) return loopback(own.host);
-  const first = Number(candidate.host.split('.')[0]);
-  if (first >= 224) return false; // multicast, reserved, broadcast
-  return sameNet24(own.host, candidate.host) && !isGlobalUnicast(own.host);
 }

@@ -95,9 +95,10 @@ export class SipMedia {
    * The side a request comes from when its media must be anchored on the way to its target,
    * else undefined. `from.home`: the proxy saw it come from another home peer (through the
    * overlay, or forwarded by one; its signed media key says so too, and is what is believed);
-   * `from.ownPhone`: it came over a flow one of this home's phones registered from.
+   * `from.ownPhone`: it came over a flow one of this home's phones registered from. `dialog`:
+   * the request's Call-ID and From tag, as the proxy parsed them.
    */
-  sideOf(request: SipMessage, from: { home: boolean; ownPhone: boolean }, target: { home?: boolean; registered?: boolean }): MediaSide | undefined {
+  sideOf(request: SipMessage, from: { home: boolean; ownPhone: boolean }, target: { home?: boolean; registered?: boolean }, dialog: { callId: string; fromTag: string }): MediaSide | undefined {
     if (this.mode === 'off') return undefined;
     const fromHome = from.home || carriesHomeKey(request);
     if (target.home && !fromHome) return 'phone';
@@ -105,15 +106,13 @@ export class SipMedia {
     // Unsealed on both sides, so only this home's own phones (their registered flows) may describe one.
     if (this.mode !== 'always' || !target.registered || !from.ownPhone) return undefined;
     // Two phones of this home: the caller is the one whose From tag began the call.
-    const callId = request.headers.get('Call-ID') ?? '';
-    const tag = fromTag(request);
-    const caller = this.localCallers.get(callId);
+    const caller = this.localCallers.get(dialog.callId);
     if (caller === undefined) {
       if (this.localCallers.size >= 4096) this.localCallers.clear();
-      this.localCallers.set(callId, tag);
+      this.localCallers.set(dialog.callId, dialog.fromTag);
       return 'caller';
     }
-    return caller === tag ? 'caller' : 'callee';
+    return caller === dialog.fromTag ? 'caller' : 'callee';
   }
 
   /** A new call (with or without an offer yet) must fit under `--max-calls`: else 503 with Retry-After. */
@@ -278,10 +277,6 @@ function codecsIn(sdp: string): string[] {
     for (const f of formats) if (f === '0' || f === '8') names.push(f === '0' ? 'PCMU' : 'PCMA');
   }
   return [...new Set(names)];
-}
-
-function fromTag(message: SipMessage): string {
-  return /;\s*tag=([^;>\s]+)/i.exec(message.headers.get('From') ?? '')?.[1] ?? '';
 }
 
 /** Every SDP another home peer sends carries its signed media key (call-media.ts). */

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { Address } from '../../../wire/address.js';
-import type { CheckedRequest } from '../message/check.js';
+import type { CheckedRequest, Essentials } from '../message/check.js';
 import { inviteCompanion } from '../message/invite-companions.js';
 import { responseFlow, stampVia } from '../message/response.js';
 import { formatVia } from '../message/via.js';
@@ -229,7 +229,7 @@ export class SipProxy {
     const { request, checked, flow } = server;
     if (!media) return undefined;
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
-    const side = media.sideOf(request, { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) }, target);
+    const side = this.mediaSide(media, request, checked, flow, target);
     if (!side) return undefined;
     if (isInitialInvite(server)) media.admit(checked.callId);
     if (!media.hasSdp(request)) return { side, offered: false };
@@ -296,7 +296,7 @@ export class SipProxy {
       };
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
       const media = this.deps.media;
-      const side = media?.hasSdp(request) ? media.sideOf(request, { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) }, target) : undefined;
+      const side = media?.hasSdp(request) ? this.mediaSide(media, request, checked, flow, target) : undefined;
       if (!media || !side) return send();
       media
         .rewrite(checked.callId, request, 'answer', side, flow.remote.host)
@@ -417,7 +417,7 @@ export class SipProxy {
       call.branches.push(branch);
       this.counters.forwarded++;
       branch.tx = this.deps.clients.send(request, branchId, target.flow, {
-        response: (response) => this.onBranchResponse(call, branch, response),
+        response: (response, essentials) => this.onBranchResponse(call, branch, response, essentials),
         timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
         transportError: () => {
           if (target.registered) this.deps.onFlowFailed?.(target.flow);
@@ -486,7 +486,7 @@ export class SipProxy {
     return { kind: 'request', method: request.method, uri: target.uri, headers, body };
   }
 
-  private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
+  private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse, essentials: Essentials): void {
     const media = this.deps.media;
     const plan = call.media;
     const callId = call.server.checked.callId;
@@ -494,9 +494,9 @@ export class SipProxy {
       // The dialog the first 2xx creates owns the call's media; a BYE for it (answered) ends it.
       if (!call.winner && isInitialInvite(call.server)) {
         call.winner = branch;
-        media.answeredBy(callId, tagOf(received.headers.get('To')));
+        media.answeredBy(callId, essentials.to.params.get('tag') ?? '');
       }
-      if (call.server.request.method === 'BYE') media.byeAnswered(callId, [tagOf(received.headers.get('From')), tagOf(received.headers.get('To'))]);
+      if (call.server.request.method === 'BYE') media.byeAnswered(callId, [essentials.from.params.get('tag') ?? '', essentials.to.params.get('tag') ?? '']);
     }
     if (!media || !plan || received.status === 100) return this.relayResponse(call, branch, received);
     // The other side's SDP: the answer to the request's offer, or (a late offer) the offer itself.
@@ -601,6 +601,12 @@ export class SipProxy {
     });
   }
 
+  /** Which side of this home a request's media comes from (sip-media.ts), from what the proxy knows of it. */
+  private mediaSide(media: SipMedia, request: SipRequest, checked: CheckedRequest, flow: SipFlow, target: Target): MediaSide | undefined {
+    const from = { home: this.fromOtherHome(checked, flow), ownPhone: this.deps.location.hasFlow(flow) };
+    return media.sideOf(request, from, target, { callId: checked.callId, fromTag: checked.from.params.get('tag') ?? '' });
+  }
+
   /**
    * Sent on by another home peer: through the overlay, or with its Via on top (our branch prefix,
    * not our address). Only a hint for where media goes: the media keys are what is believed.
@@ -665,11 +671,6 @@ function withoutBody(response: SipResponse): SipResponse {
   const headers = response.headers.clone();
   headers.remove('Content-Type');
   return { ...response, headers, body: new Uint8Array(0) };
-}
-
-/** The tag parameter of a From or To value. */
-function tagOf(value: string | undefined): string {
-  return /;\s*tag=([^;>\s]+)/i.exec(value ?? '')?.[1] ?? '';
 }
 
 /** An INVITE that starts a dialog (no To tag), not a re-INVITE inside one. */
