@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { after } from 'node:test';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -27,13 +28,42 @@ export function ensureBundle(): void {
   if (!existsSync(BUNDLE)) execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
 }
 
-/** A UDP port that was free a moment ago on 127.0.0.1. */
+/*
+ * Ports for the processes a test starts. A port the kernel hands to bind(0) and we then close can
+ * be handed to anyone's next bind(0) before our child binds it (a phone's "Address already in
+ * use" in CI). So test ports come from below Linux's ephemeral range (32768-60999), where no
+ * bind(0) lands, and this process never hands out one twice: tests with real processes run one
+ * file at a time, so nobody else draws from it.
+ */
+const TEST_PORTS = { low: 20000, high: 31999 };
+let nextTestPort = TEST_PORTS.low + ((process.pid * 7919) % (TEST_PORTS.high - TEST_PORTS.low));
+
+async function bindable(port: number): Promise<boolean> {
+  const udp = createSocket('udp4');
+  const udpFree = await new Promise<boolean>((resolve) => {
+    udp.once('error', () => resolve(false));
+    udp.bind(port, '127.0.0.1', () => resolve(true));
+  });
+  if (udpFree) await new Promise<void>((resolve) => udp.close(() => resolve()));
+  if (!udpFree) return false;
+  // SIP listens on TCP at the same port.
+  const tcp = createServer();
+  const tcpFree = await new Promise<boolean>((resolve) => {
+    tcp.once('error', () => resolve(false));
+    tcp.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (tcpFree) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  return tcpFree;
+}
+
+/** A port free on 127.0.0.1 for UDP and TCP, never handed out before by this process. */
 export async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
+  for (let tries = 0; tries < 500; tries++) {
+    const port = nextTestPort;
+    nextTestPort = nextTestPort >= TEST_PORTS.high ? TEST_PORTS.low : nextTestPort + 1;
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${TEST_PORTS.low}-${TEST_PORTS.high}`);
 }
 
 export function tempDir(prefix: string): string {

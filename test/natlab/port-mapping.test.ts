@@ -53,8 +53,10 @@ test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP o
   const forwarded = () => lab.forwards(home.router).includes(`--dport ${LAB_PORT} -j DNAT`);
   const dir = `${root}/home`;
   for (const protocol of ['on', 'nat-pmp', 'upnp-igd'] as const) {
+    const started = Date.now();
     const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', protocol]);
     assert.ok(await eventually(() => status(dir).state === 'joined', 20_000), `joined with --port-mapping ${protocol}: ${lab.output(peer)}`);
+    console.log(`# --port-mapping ${protocol}: joined after ${Date.now() - started} ms`);
     const nat = status(dir).nat;
     const expected = protocol === 'on' ? 'pcp' : protocol;
     assert.equal(nat.portMapping.mapping?.protocol, expected, JSON.stringify(nat.portMapping));

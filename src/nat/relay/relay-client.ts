@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Logger } from '../../runtime/log.js';
 import { type Address, addressKey } from '../../wire/address.js';
+import { isGlobalUnicast } from '../address-scope.js';
 import { seal } from '../stun/integrity.js';
 import { Attr, attribute, decodeXorAddress, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
 
@@ -66,13 +67,27 @@ export class RelayClient {
   permit(peers: readonly Address[]): void {
     if (this.state !== 'allocated' || !this.server) return;
     const now = this.deps.clock.now();
+    // The relay permits only global unicast peers other than itself, and refuses a whole request
+    // that names one more (RFC 8656 s9.1, 403). A remote candidate relayed by this same relay is
+    // such an address: asked for with the others, it would cost every pair its permission.
+    const relayHost = new Set([this.server.host]);
     // Permissions last 300 s at the relay; renew well before.
-    const fresh = peers.filter((p) => (this.permitted.get(p.host) ?? -Infinity) < now - 120_000);
-    if (fresh.length === 0) return;
-    for (const p of fresh) this.permitted.set(p.host, now);
+    const fresh = peers.filter((p) => isGlobalUnicast(p.host, relayHost) && (this.permitted.get(p.host) ?? -Infinity) < now - 120_000);
     const unique = [...new Map(fresh.map((p) => [p.host, p])).values()].slice(0, 16);
+    if (unique.length > 0) this.createPermission(unique, now);
+  }
+
+  /** One CreatePermission; refused as a whole, each host is asked for alone so one cannot spoil the rest. */
+  private createPermission(peers: readonly Address[], now: number): void {
+    for (const p of peers) this.permitted.set(p.host, now);
     // XOR-PEER-ADDRESS is XORed with the carrying message's transaction ID.
-    this.request(this.server, StunMethod.CreatePermission, (id) => unique.map((p) => ({ type: Attr.XorPeerAddress, value: encodeXorAddress(p, id) })), () => {});
+    const attributes = (id: Uint8Array) => peers.map((p) => ({ type: Attr.XorPeerAddress, value: encodeXorAddress(p, id) }));
+    this.request(this.server!, StunMethod.CreatePermission, attributes, (ok, answer) => {
+      if (ok) return;
+      for (const p of peers) if (this.permitted.get(p.host) === now) this.permitted.delete(p.host);
+      this.deps.log.info('relay-permission-refused', { peers: peers.map(addressKey).join(' '), error: answer ? `error ${errorCode(answer)}` : 'no answer' });
+      if (answer && peers.length > 1 && this.state === 'allocated') for (const p of peers) this.createPermission([p], now);
+    });
   }
 
   /** Sends one datagram to `peer` out of the relayed address. */

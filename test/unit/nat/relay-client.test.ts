@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Link } from '../../../src/link/link.js';
+import { RelayClient } from '../../../src/nat/relay/relay-client.js';
+import { RelayLink } from '../../../src/nat/relay/relay-link.js';
+import { RelayServer } from '../../../src/nat/relay/relay-server.js';
+import { decodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
+import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import type { Address } from '../../../src/wire/address.js';
+
+/*
+ * A node's relay allocation against the real relay server, in one process: what the client asks
+ * for must be what the relay's policy grants.
+ */
+const RELAY = { host: '198.18.0.1', port: 6084 };
+const CLIENT = { host: '198.18.0.11', port: 6084 };
+
+function setup(ownHosts: string[] = []) {
+  const clock = new VirtualClock();
+  const random = new SeededRandom(5);
+  const transactions = new StunTransactions(clock, random);
+  const requests: { method: number; klass: number }[] = [];
+  const answers: { method: number; klass: number }[] = [];
+  let nextPort = 50000;
+  let fromPeer: (from: Address, datagram: Uint8Array) => void = () => {};
+  const server = new RelayServer({
+    clock,
+    random,
+    log: silentLogger,
+    host: RELAY.host,
+    ownHosts,
+    openSocket: async (bind) => ({ localAddress: { host: bind.host, port: nextPort++ }, send: () => {}, onDatagram: (h) => (fromPeer = h), close: async () => {} }) as Link,
+    sendRaw: (_to, datagram) => {
+      const message = decodeStun(datagram);
+      answers.push({ method: message.method, klass: message.klass });
+      transactions.handleAnswer(RELAY, datagram, message);
+    },
+    nodeAt: () => 'node-client',
+    limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 },
+  });
+  const inner: Link = { localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} };
+  const client = new RelayClient({
+    clock,
+    log: silentLogger,
+    transactions,
+    // The relay is reached in the same turn of the event loop, as if over a perfect network.
+    sendRaw: (_to: Address, datagram: Uint8Array) => {
+      const message = decodeStun(datagram);
+      requests.push({ method: message.method, klass: message.klass });
+      server.handle(CLIENT, message, datagram);
+    },
+    link: new RelayLink(inner),
+  });
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  /** Whether a datagram from `peer` to the relayed port is let through to the client. */
+  const reaches = (peer: Address) => {
+    const before = server.counters.relayedToClients;
+    fromPeer(peer, new Uint8Array([0x80, 0, 0, 1]));
+    return server.counters.relayedToClients > before;
+  };
+  return { clock, server, client, requests, answers, settle, reaches };
+}
+
+test('permissions are asked only for peers the relay may serve: a candidate on the same relay does not cost the others theirs', async () => {
+  const { server, client, requests, answers, settle, reaches } = setup();
+  let relayed: Address | undefined;
+  client.allocate([RELAY], (address) => (relayed = address));
+  await settle();
+  assert.equal(relayed?.host, RELAY.host, 'allocated on the relay');
+  // Another home behind the same carrier NAT: its relayed candidate is on this same relay, its
+  // reflexive one is the carrier's public address, its host one a private address.
+  const sameRelay = { host: RELAY.host, port: 50007 };
+  const carrier = { host: '198.18.0.50', port: 40123 };
+  client.permit([{ host: '192.168.1.20', port: 6084 }, carrier, sameRelay]);
+  await settle();
+  const permissions = requests.filter((r) => r.method === StunMethod.CreatePermission);
+  assert.equal(permissions.length, 1, 'one CreatePermission');
+  assert.equal(answers.at(-1)?.klass, StunClass.Success, 'granted');
+  assert.equal(server.counters.forbiddenPeers, 0, 'nothing the relay refuses was asked for');
+  assert.ok(reaches(carrier), 'the carrier address may send through the relay');
+});
+
+test('a refused CreatePermission is not remembered as granted: each peer is asked for alone, and asked again later', async () => {
+  const { client, requests, settle, reaches } = setup(['198.18.0.99']);
+  client.allocate([RELAY], () => {});
+  await settle();
+  // The relay also refuses its other addresses, which the client cannot know.
+  client.permit([{ host: '198.18.0.50', port: 40123 }, { host: '198.18.0.99', port: 5000 }]);
+  await settle();
+  const asked = () => requests.filter((r) => r.method === StunMethod.CreatePermission).length;
+  assert.equal(asked(), 3, 'the batch, then each alone');
+  assert.ok(reaches({ host: '198.18.0.50', port: 40123 }), 'the one it may serve is permitted');
+  client.permit([{ host: '198.18.0.99', port: 5000 }]);
+  await settle();
+  assert.equal(asked(), 4, 'the refused one is asked for again, not taken as held');
+});
