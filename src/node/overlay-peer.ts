@@ -24,7 +24,7 @@ import { ChordTopology, DEFAULT_CHORD_OPTIONS } from '../overlay/topology/chord/
 import { ClientTopology, DEFAULT_CLIENT_OPTIONS } from '../overlay/topology/client/client-topology.js';
 import type { Topology } from '../overlay/topology/topology.js';
 import { clockwise } from '../overlay/topology/chord/ring.js';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock, TimerHandle } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
@@ -32,6 +32,9 @@ import { idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
 import { MessageCode } from '../wire/message-codes.js';
 import { pingReq } from '../wire/messages/ping.js';
+
+/** How long insertion waits for the home router to map our port (PCP, NAT-PMP, then UPnP each try in turn). */
+const PORT_MAPPING_WAIT_MS = 10_000;
 
 /**
  * One overlay node assembled from its parts. The same assembly runs on a device (UdpLink,
@@ -254,7 +257,11 @@ export class OverlayPeer {
     mapper.onChange = (changed) => {
       this.nat.portMapped = changed?.external;
     };
-    const mapping = await mapper.map().catch(() => undefined);
+    // Insertion waits for the router a bounded time; a mapping that comes later still counts (onChange).
+    let timer: TimerHandle | undefined;
+    const deadline = new Promise<undefined>((resolve) => (timer = this.deps.clock.setTimer(PORT_MAPPING_WAIT_MS, () => resolve(undefined))));
+    const mapping = await Promise.race([mapper.map().catch(() => undefined), deadline]);
+    this.deps.clock.clearTimer(timer);
     if (!mapping) return;
     await new Promise<void>((resolve) => this.nat.learnReflexive(bootstrap, resolve));
   }

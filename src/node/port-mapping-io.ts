@@ -17,17 +17,25 @@ export function systemPortMappingIo(log: Logger): PortMappingIo {
     openSocket: (bind) => UdpLink.open(bind, log),
     http: (url, method, headers, body) =>
       new Promise((resolve, reject) => {
-        const request = http.request(url, { method, headers: { ...headers, ...(body ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) }, timeout: HTTP_TIMEOUT_MS }, (response) => {
+        // A router that stalls mid-answer must not hold us: the whole exchange has one deadline.
+        const deadline = setTimeout(() => request.destroy(new Error('timed out')), HTTP_TIMEOUT_MS);
+        const settle = <T>(finish: (value: T) => void) => (value: T) => {
+          clearTimeout(deadline);
+          finish(value);
+        };
+        const request = http.request(url, { method, agent: false, headers: { ...headers, ...(body ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) }, timeout: HTTP_TIMEOUT_MS }, (response) => {
           let text = '';
           response.setEncoding('utf8');
           response.on('data', (chunk: string) => {
             text += chunk;
             if (text.length > MAX_BODY) request.destroy(new Error('answer too large'));
           });
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+          response.on('error', settle(reject));
+          response.on('aborted', () => settle(reject)(new Error('answer cut short')));
+          response.on('end', () => settle(resolve)({ status: response.statusCode ?? 0, body: text }));
         });
         request.on('timeout', () => request.destroy(new Error('timed out')));
-        request.on('error', reject);
+        request.on('error', settle(reject));
         request.end(body);
       }),
   };

@@ -54,9 +54,12 @@ test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP o
   const dir = `${root}/home`;
   for (const protocol of ['on', 'nat-pmp', 'upnp-igd'] as const) {
     const started = Date.now();
-    const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', protocol]);
-    assert.ok(await eventually(() => status(dir).state === 'joined', 20_000), `joined with --port-mapping ${protocol}: ${lab.output(peer)}`);
-    console.log(`# --port-mapping ${protocol}: joined after ${Date.now() - started} ms`);
+    const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', protocol, '--verbose']);
+    const joined = await eventually(() => status(dir).state === 'joined', 20_000);
+    // What the ring thought of the home, should it not get in.
+    if (!joined) for (const d of [first, second, dir]) console.log(d, JSON.stringify(status(d)));
+    assert.ok(joined, `joined with --port-mapping ${protocol}: ${lab.output(peer)}`);
+    console.log(`--port-mapping ${protocol}: joined after ${Date.now() - started} ms`);
     const nat = status(dir).nat;
     const expected = protocol === 'on' ? 'pcp' : protocol;
     assert.equal(nat.portMapping.mapping?.protocol, expected, JSON.stringify(nat.portMapping));
