@@ -17,9 +17,12 @@ import type { OverlayPeer } from './overlay-peer.js';
  */
 const HEADER_BYTES = 3;
 const HEARD_YOU = 0x01;
+/** After a failed Attach to a home, the next waits this long, doubling to the most. */
+const ATTACH_BACKOFF = { firstMs: 1_000, maxMs: 16_000 } as const;
 
 export class OverlayMediaBackhaul implements MediaBackhaul {
   private readonly attaching = new Set<string>();
+  private readonly backoff = new Map<string, { until: number; waitMs: number }>();
   /** Homes whose link an Attach set up through a relay (theirs or ours). */
   private readonly relayedLinks = new Set<string>();
   readonly counters = { framesSent: 0, framesWithoutLink: 0, attaches: 0, attachFailures: 0 };
@@ -46,13 +49,20 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   prepare(nodeId: Id): void {
     const key = idToHex(nodeId);
     if (this.peer.router.connections.lookup(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
+    // Every media frame without a link asks again: after a failure, wait before the next Attach.
+    const now = this.peer.router.clock.now();
+    const backoff = this.backoff.get(key);
+    if (backoff && now < backoff.until) return;
     this.attaching.add(key);
     this.counters.attaches++;
     this.peer.attach.attach(nodeDestination(nodeId), { timeoutMs: 6_000, attempts: 2 }, (error) => {
       this.attaching.delete(key);
-      if (!error) return;
+      if (!error) return void this.backoff.delete(key);
       this.counters.attachFailures++;
-      this.log.info('media-link-failed', { home: key.slice(0, 8), error: error.message });
+      const waitMs = Math.min(ATTACH_BACKOFF.maxMs, (backoff?.waitMs ?? ATTACH_BACKOFF.firstMs / 2) * 2);
+      if (this.backoff.size >= 1024) this.backoff.clear();
+      this.backoff.set(key, { until: this.peer.router.clock.now() + waitMs, waitMs });
+      this.log.info('media-link-failed', { home: key.slice(0, 8), error: error.message, retryInMs: waitMs });
     });
   }
 
@@ -72,7 +82,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     this.peer.mediaLink.sendMedia(address, body);
   }
 
-  /** Whether the link to `nodeId` goes through a relay peer; which one (Node-ID, hex) when it is ours. */
+  /** Whether the link to `nodeId` goes through a relay peer: ours (its Node-ID, hex), or the far home's (the relayed address it gave). */
   relayOf(nodeId: Id): { relayed: boolean; relay?: string } {
     const address = this.peer.router.connections.lookup(nodeId);
     const server = address && this.peer.relayServerFor(address);
@@ -80,6 +90,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
       const ids = this.peer.router.connections.idsAt(server);
       return { relayed: true, relay: ids.length ? idToHex(ids[0]) : addressKey(server) };
     }
-    return { relayed: this.relayedLinks.has(idToHex(nodeId)) };
+    // Through the far home's relay: what we know of it is its relayed address.
+    return this.relayedLinks.has(idToHex(nodeId)) ? { relayed: true, ...(address ? { relay: addressKey(address) } : {}) } : { relayed: false };
   }
 }

@@ -1,6 +1,7 @@
 import type { TimerHandle } from '../runtime/clock.js';
 import type { Link } from '../link/link.js';
 import type { Logger } from '../runtime/log.js';
+import type { KindDefinition } from '../storage/kind.js';
 import { ANNOUNCE_INTERVAL_MS, announceRelay, findRelays, type RelayEntry } from '../usages/relay/relay-directory.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { rankByRoundTrip } from '../nat/relay/relay-choice.js';
@@ -16,14 +17,29 @@ import type { OverlayPeer } from './overlay-peer.js';
  */
 const CHECK_MS = 5_000;
 const RETRY_MS = 30_000;
+/** How often a node holding an allocation looks up the other relays, to have one ready. */
+const STANDBY_SURVEY_MS = 120_000;
+/** A relay that stopped answering is not taken again for this long. */
+const LOST_RELAY_AVOIDED_MS = 120_000;
+/** The Attach that moves a link off a lost relay: quick, for a call is silent meanwhile. */
+const MOVE_ATTACH = { timeoutMs: 2_000, attempts: 2 } as const;
 
 export class NatUpkeep {
   private timer: TimerHandle | undefined;
   private nextAnnounceAt = 0;
   private nextAllocateAt = 0;
+  private nextSurveyAt = 0;
+  private surveying = false;
   private busy = false;
   private lifetimeMeasured = false;
   private stopped = false;
+  /** Relays that stopped answering ("host:port"), until when they are passed over. */
+  private readonly avoided = new Map<string, number>();
+  /** Nodes whose link went through a relay that was lost: Attached again once we hold a new allocation (or could not get one). */
+  private moving: bigint[] = [];
+  /** The relays found by name at the last allocation, nearest first: where to go at once when ours is lost. */
+  private lastFound: RelayEntry[] = [];
+  readonly counters = { relaysLost: 0, linksMoved: 0, linkMovesFailed: 0 };
   /** The relays found by name at the last allocation, as measured (status `nat.relayChoice`). */
   relayRoundTrips: { address: string; rttMs: number | null }[] = [];
 
@@ -38,7 +54,45 @@ export class NatUpkeep {
   ) {}
 
   start(): void {
+    this.peer.nat.relay.onLost = (server, routed) => this.relayLost(server, routed);
     this.schedule(1_000);
+  }
+
+  /**
+   * Our relay stopped answering (RelayClient's liveness checks): take an allocation on another
+   * at once, then Attach again to every node whose link went through the lost one, so a call
+   * through it goes on through the new one (or directly, if the new checks find a way).
+   */
+  private relayLost(server: Address, routed: readonly Address[]): void {
+    const now = this.peer.router.clock.now();
+    this.counters.relaysLost++;
+    this.avoided.set(addressKey(server), now + LOST_RELAY_AVOIDED_MS);
+    const connections = this.peer.router.connections;
+    for (const address of routed) {
+      for (const id of connections.idsAt(address)) if (!this.moving.includes(id) && this.moving.length < 64) this.moving.push(id);
+    }
+    this.nextAllocateAt = 0;
+    // The relays measured last time, less the lost one: looking them up again could take a route
+    // through the very peer that died.
+    if (!this.busy && !this.stopped) this.allocate(this.lastFound);
+  }
+
+  /**
+   * Attaches again to the nodes whose link went through the lost relay. The request goes first to
+   * the new relay (a public peer with a working link to us and, like every peer, to the ring):
+   * our own route to those nodes may still be the dead one.
+   */
+  private moveLinks(): void {
+    const moving = this.moving;
+    this.moving = [];
+    const firstHop = this.peer.nat.relay.server;
+    for (const id of moving) {
+      this.peer.attach.attach(nodeDestination(id), { ...MOVE_ATTACH, ...(firstHop ? { firstHop } : {}) }, (error) => {
+        if (error) this.counters.linkMovesFailed++;
+        else this.counters.linksMoved++;
+        this.log.info('relay-link-moved', { node: id.toString(16).padStart(32, '0').slice(0, 8), ok: !error, ...(error ? { error: error.message } : {}) });
+      });
+    }
   }
 
   stop(): void {
@@ -56,6 +110,7 @@ export class NatUpkeep {
     if (this.peer.topology.joined && !this.busy) {
       if (this.peer.attachFirst) {
         if (this.peer.nat.relay.state === 'none' && now >= this.nextAllocateAt) this.allocate();
+        else if (this.peer.nat.relay.state === 'allocated' && now >= this.nextSurveyAt && !this.surveying) this.surveyStandby();
         else if (!this.lifetimeMeasured && this.openSocket && this.bootstrap[0]) {
           // Once, in the background: it takes as long as the bindings it waits out.
           this.lifetimeMeasured = true;
@@ -81,23 +136,42 @@ export class NatUpkeep {
     });
   }
 
-  private allocate(): void {
+  /** Takes an allocation on the nearest relay found by name (or on `known`, when given, without looking again). */
+  private allocate(known?: readonly RelayEntry[]): void {
     const kind = this.peer.kinds.named('RELAY-SERVICE');
     this.busy = true;
-    const fallback = this.bootstrap.map((address) => ({ nodeId: undefined, address }));
+    const now = this.peer.router.clock.now();
+    for (const [key, until] of this.avoided) if (until <= now) this.avoided.delete(key);
+    const usable = (address: Address) => !this.avoided.has(addressKey(address));
+    const fallback = this.bootstrap.filter(usable).map((address) => ({ nodeId: undefined, address }));
     const withRelays = (relays: readonly { nodeId?: bigint; address: Address }[]): void => {
       const first = relays[0];
       if (!first) return this.allocated(false);
       // A relay found by name may be no neighbour of ours: Attach to it, then open a sealed link.
       if (first.nodeId === undefined) return this.peer.allocateRelayOn(relays.map((r) => r.address), (ok) => this.allocated(ok));
+      // Already linked (a ring neighbour, or a relay taken before): no Attach needed.
+      if (this.peer.router.connections.lookup(first.nodeId)) return this.peer.allocateRelayOn(relays.map((r) => r.address), (ok) => this.allocated(ok));
       this.peer.attach.attach(nodeDestination(first.nodeId), { timeoutMs: 5_000 }, () => {
         this.peer.allocateRelayOn(relays.map((r) => r.address), (ok) => this.allocated(ok));
       });
     };
     if (!kind) return withRelays(fallback);
-    findRelays(this.peer.client, kind, (error, relays) => {
-      const found = (relays ?? []).filter((r) => r.free > 0 && r.nodeId !== this.peer.nodeId);
-      const known = new Set(found.map((r: RelayEntry) => addressKey(r.address)));
+    const stillUsable = (known ?? []).filter((r) => usable(r.address));
+    if (stillUsable.length) return withRelays([...stillUsable, ...fallback.filter((f) => !stillUsable.some((r) => addressKey(r.address) === addressKey(f.address)))]);
+    this.survey(kind, usable, (ranked) => {
+      const known = new Set(ranked.map((r) => addressKey(r.address)));
+      withRelays([...ranked, ...fallback.filter((f) => !known.has(addressKey(f.address)))]);
+    });
+  }
+
+  /**
+   * The relays under RELAY-SERVICE, nearest first (status `nat.relayChoice`). Kept fresh while we
+   * hold an allocation, so that losing it needs no lookup: the ring may route one through the
+   * very relay that died.
+   */
+  private survey(kind: KindDefinition, usable: (address: Address) => boolean, done: (ranked: RelayEntry[]) => void): void {
+    findRelays(this.peer.client, kind, (_error, relays) => {
+      const found = (relays ?? []).filter((r) => r.free > 0 && r.nodeId !== this.peer.nodeId && usable(r.address));
       const clock = this.peer.router.clock;
       const ping = (address: Address, answered: (rttMs: number | undefined) => void): void => {
         const sentAt = clock.now();
@@ -105,14 +179,29 @@ export class NatUpkeep {
       };
       // The nearest relay first: media through it pays its round trip twice.
       rankByRoundTrip(found, ping, (ranked) => {
+        this.lastFound = ranked.map((r) => r.relay);
         this.relayRoundTrips = ranked.map((r) => ({ address: addressKey(r.relay.address), rttMs: r.rttMs ?? null }));
-        withRelays([...ranked.map((r) => r.relay), ...fallback.filter((f) => !known.has(addressKey(f.address)))]);
+        done(this.lastFound);
       });
+    });
+  }
+
+  /** Refreshes the relays to fall back on should ours be lost. */
+  private surveyStandby(): void {
+    const kind = this.peer.kinds.named('RELAY-SERVICE');
+    this.nextSurveyAt = this.peer.router.clock.now() + STANDBY_SURVEY_MS;
+    if (!kind) return;
+    // Not `busy`: losing our relay meanwhile must not wait for this lookup.
+    this.surveying = true;
+    const ours = this.peer.nat.relay.server;
+    this.survey(kind, (address) => !ours || addressKey(address) !== addressKey(ours), () => {
+      this.surveying = false;
     });
   }
 
   private allocated(ok: boolean): void {
     this.busy = false;
     if (!ok) this.nextAllocateAt = this.peer.router.clock.now() + RETRY_MS;
+    if (this.moving.length) this.moveLinks();
   }
 }

@@ -270,6 +270,8 @@ export class OverlayPeer {
   allocateRelayOn(relays: readonly Address[], done: (ok: boolean) => void): void {
     const first = relays[0];
     if (!first) return done(false);
+    // A sealed link with it already: allocate at once (a call may be waiting on this relay).
+    if (this.sealedLink?.peerAt(first)) return this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined));
     this.router.request([nodeDestination(this.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => {
       this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined));
     }, { firstHop: first, timeoutMs: 3_000 });

@@ -272,7 +272,7 @@ export class PeerDaemon {
   status(): Record<string, unknown> {
     const peerStatus = this.peer.status();
     // The relays found by name, as measured when this node last chose one (nearest first).
-    const nat = peerStatus.nat && this.natUpkeep ? { nat: { ...(peerStatus.nat as Record<string, unknown>), relayChoice: this.natUpkeep.relayRoundTrips } } : {};
+    const nat = peerStatus.nat && this.natUpkeep ? { nat: { ...(peerStatus.nat as Record<string, unknown>), relayChoice: this.natUpkeep.relayRoundTrips, relayFailover: this.natUpkeep.counters } } : {};
     const status = { ...peerStatus, ...nat, ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}), memory: memoryStatus() };
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;

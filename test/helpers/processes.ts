@@ -36,7 +36,7 @@ export function ensureBundle(): void {
  * file at a time, so nobody else draws from it.
  */
 const TEST_PORTS = { low: 20000, high: 31999 };
-let nextTestPort = TEST_PORTS.low + ((process.pid * 7919) % (TEST_PORTS.high - TEST_PORTS.low));
+let nextTestPort = TEST_PORTS.low + 2 * ((process.pid * 7919) % Math.floor((TEST_PORTS.high - TEST_PORTS.low) / 2));
 
 async function bindable(port: number): Promise<boolean> {
   const udp = createSocket('udp4');
@@ -56,12 +56,16 @@ async function bindable(port: number): Promise<boolean> {
   return tcpFree;
 }
 
-/** A port free on 127.0.0.1 for UDP and TCP, never handed out before by this process. */
+/**
+ * A port free on 127.0.0.1 for UDP and TCP, never handed out before by this process; the port
+ * after it is free too and never handed out, for what takes two (baresip's TLS listens on port + 1,
+ * RTP's RTCP).
+ */
 export async function freeUdpPort(): Promise<number> {
   for (let tries = 0; tries < 500; tries++) {
     const port = nextTestPort;
-    nextTestPort = nextTestPort >= TEST_PORTS.high ? TEST_PORTS.low : nextTestPort + 1;
-    if (await bindable(port)) return port;
+    nextTestPort = nextTestPort + 2 > TEST_PORTS.high ? TEST_PORTS.low : nextTestPort + 2;
+    if ((await bindable(port)) && (await bindable(port + 1))) return port;
   }
   throw new Error(`no free port in ${TEST_PORTS.low}-${TEST_PORTS.high}`);
 }

@@ -59,8 +59,10 @@ export class IceAgent {
     session.onDone((result) => {
       if (result) this.counters.completed++;
       else this.counters.failed++;
-      // Stay a while to answer the other side's retransmitted checks, then go.
-      this.clock.setTimer(LINGER_MS, () => this.sessions.delete(credentials.ufrag));
+      // Stay a while to answer the other side's retransmitted checks, then go; one that never
+      // checked has nothing to answer, and must not hold a place (a failing Attach retried often).
+      if (!session.started) this.sessions.delete(credentials.ufrag);
+      else this.clock.setTimer(LINGER_MS, () => this.sessions.delete(credentials.ufrag));
     });
     return session;
   }

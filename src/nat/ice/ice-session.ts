@@ -92,6 +92,8 @@ export class IceSession {
   private giveUpTimer: TimerHandle | undefined;
   private nominating: Pair | undefined;
   private startedAt = 0;
+  /** Whether checks ever began (an Attach whose request failed never starts its session). */
+  started = false;
   private checksSent = 0;
   private result: IceResult | undefined;
   private readonly listeners: ((result: IceResult | undefined) => void)[] = [];
@@ -108,6 +110,7 @@ export class IceSession {
   /** Starts checking once the other side's credentials and candidates are known. */
   start(role: IceRole, remote: IceCredentials, localPriority: number, remoteCandidates: readonly Candidate[]): void {
     this.transition('checking');
+    this.started = true;
     this.role = role;
     this.remote = remote;
     this.startedAt = this.deps.clock.now();

@@ -25,12 +25,26 @@ export interface RelayClientDeps {
 
 export type RelayState = 'none' | 'allocating' | 'allocated';
 
+/*
+ * Whether the relay is still there (in the manner of RFC 7675's consent checks): a Binding
+ * request to it every 5 s, or every 250 ms while datagrams go through it (a call's media: a dead
+ * relay is a silent call, to be moved within 3 s). Three in a row unanswered, each given 600 ms:
+ * the relay is lost. The busy cadence is a few dozen bytes a second beside 50 packets of audio.
+ */
+export const RELAY_LIVENESS = { busyMs: 250, idleMs: 5_000, answerWithinMs: 600, missesToLose: 3 } as const;
+
 export class RelayClient {
   state: RelayState = 'none';
   server: Address | undefined;
   relayed: Address | undefined;
   lastError: string | undefined;
   private refreshTimer: TimerHandle | undefined;
+  private livenessTimer: TimerHandle | undefined;
+  private misses = 0;
+  private traffic = 0;
+  readonly counters = { livenessChecks: 0, lost: 0 };
+  /** The relay stopped answering: the allocation is dropped, and these peers were reached through it. */
+  onLost: (server: Address, routed: readonly Address[]) => void = () => {};
   /** The allocation's key (from the Allocate answer): what follows carries MESSAGE-INTEGRITY under it. */
   private key: Uint8Array | undefined;
   private readonly permitted = new Map<string, number>();
@@ -58,6 +72,7 @@ export class RelayClient {
       this.relayed = decodeXorAddress(relayedAttr.value, answer.transactionId);
       this.deps.link.useRelay(server, (peer, datagram) => this.wrap(peer, datagram));
       this.scheduleRefresh(readLifetime(answer) ?? DEFAULT_LIFETIME_SECONDS);
+      this.watch(server);
       this.deps.log.info('relay-allocated', { server: addressKey(server), relayed: addressKey(this.relayed) });
       done(this.relayed);
     });
@@ -97,14 +112,54 @@ export class RelayClient {
   }
 
   release(): void {
-    this.deps.clock.clearTimer(this.refreshTimer);
     if (this.state === 'allocated' && this.server) this.request(this.server, StunMethod.Refresh, [lifetimeAttr(0)], () => {});
+    this.drop();
+  }
+
+  /** Forgets the allocation (timers, key, permissions) and stops wrapping datagrams for the relay. */
+  private drop(): void {
+    this.deps.clock.clearTimer(this.refreshTimer);
+    this.deps.clock.clearTimer(this.livenessTimer);
     this.state = 'none';
+    this.server = undefined;
+    this.relayed = undefined;
+    this.key = undefined;
+    this.permitted.clear();
     this.deps.link.useRelay(undefined);
   }
 
+  /** Checks the relay is there, as often as what goes through it needs (RELAY_LIVENESS). */
+  private watch(server: Address): void {
+    this.misses = 0;
+    const traffic = () => this.deps.link.wrapped + this.deps.link.unwrapped;
+    this.traffic = traffic();
+    const check = (): void => {
+      if (this.state !== 'allocated' || this.server !== server) return;
+      const busy = traffic() !== this.traffic;
+      this.traffic = traffic();
+      this.livenessTimer = this.deps.clock.setTimer(busy ? RELAY_LIVENESS.busyMs : RELAY_LIVENESS.idleMs, check);
+      const transactionId = this.deps.transactions.newTransactionId();
+      this.counters.livenessChecks++;
+      this.deps.transactions.request(transactionId, encodeStun(StunMethod.Binding, StunClass.Request, transactionId, []), server, this.deps.sendRaw, (answer) => {
+        if (this.state !== 'allocated' || this.server !== server) return;
+        if (answer) return void (this.misses = 0);
+        if (++this.misses >= RELAY_LIVENESS.missesToLose) this.lose(server);
+      }, { rtoMs: RELAY_LIVENESS.answerWithinMs, attempts: 1 });
+    };
+    this.livenessTimer = this.deps.clock.setTimer(RELAY_LIVENESS.idleMs, check);
+  }
+
+  private lose(server: Address): void {
+    const routed = this.deps.link.routedPeers();
+    this.counters.lost++;
+    this.lastError = 'relay stopped answering';
+    this.deps.log.warn('relay-lost', { server: addressKey(server), peersThroughIt: routed.length });
+    this.drop();
+    this.onLost(server, routed);
+  }
+
   status(): Record<string, unknown> {
-    return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null };
+    return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null, ...this.counters };
   }
 
   private scheduleRefresh(lifetimeSeconds: number): void {
@@ -115,8 +170,7 @@ export class RelayClient {
         if (ok) return this.scheduleRefresh(readLifetime(answer!) ?? DEFAULT_LIFETIME_SECONDS);
         // Lost (relay restarted, or our NAT mapping changed): allocate again from scratch.
         const server = this.server!;
-        this.state = 'none';
-        this.deps.link.useRelay(undefined);
+        this.drop();
         this.allocate([server], () => {});
       });
     });

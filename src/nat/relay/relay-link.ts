@@ -13,10 +13,11 @@ import { decodeIndication } from './turn-codec.js';
 export class RelayLink implements Link {
   private handler: (from: Address, datagram: Uint8Array) => void = () => {};
   private relay: { server: Address; wrap: (peer: Address, datagram: Uint8Array) => void } | undefined;
-  private readonly routed = new Set<string>();
+  private readonly routed = new Map<string, Address>();
   /** STUN (connectivity checks) that arrived through the relay. */
   onRelayedStun: (from: Address, datagram: Uint8Array) => void = () => {};
   unwrapped = 0;
+  wrapped = 0;
 
   constructor(private readonly inner: Link) {
     inner.onDatagram((from, datagram) => this.receive(from, datagram));
@@ -34,8 +35,13 @@ export class RelayLink implements Link {
 
   /** From now on, reach `peer` through the relay. */
   routeThroughRelay(peer: Address): void {
-    if (this.routed.size >= 256) this.routed.delete(this.routed.values().next().value as string);
-    this.routed.add(addressKey(peer));
+    if (this.routed.size >= 256) this.routed.delete(this.routed.keys().next().value as string);
+    this.routed.set(addressKey(peer), peer);
+  }
+
+  /** The peers reached through the relay now. */
+  routedPeers(): Address[] {
+    return [...this.routed.values()];
   }
 
   isRouted(peer: Address): boolean {
@@ -43,8 +49,10 @@ export class RelayLink implements Link {
   }
 
   send(to: Address, datagram: Uint8Array): void {
-    if (this.relay && this.routed.has(addressKey(to))) this.relay.wrap(to, datagram);
-    else this.inner.send(to, datagram);
+    if (this.relay && this.routed.has(addressKey(to))) {
+      this.wrapped++;
+      this.relay.wrap(to, datagram);
+    } else this.inner.send(to, datagram);
   }
 
   onDatagram(handler: (from: Address, datagram: Uint8Array) => void): void {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Link } from '../../../src/link/link.js';
-import { RelayClient } from '../../../src/nat/relay/relay-client.js';
+import { RELAY_LIVENESS, RelayClient } from '../../../src/nat/relay/relay-client.js';
 import { RelayLink } from '../../../src/nat/relay/relay-link.js';
 import { RelayServer } from '../../../src/nat/relay/relay-server.js';
-import { decodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
+import { decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
 import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
@@ -24,6 +24,8 @@ function setup(ownHosts: string[] = []) {
   const transactions = new StunTransactions(clock, random);
   const requests: { method: number; klass: number }[] = [];
   const answers: { method: number; klass: number }[] = [];
+  /** The relay's host: it answers Bindings (as every peer's STUN server does) until it dies. */
+  const relayHost = { alive: true };
   let nextPort = 50000;
   let fromPeer: (from: Address, datagram: Uint8Array) => void = () => {};
   const server = new RelayServer({
@@ -42,6 +44,7 @@ function setup(ownHosts: string[] = []) {
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 },
   });
   const inner: Link = { localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} };
+  const link = new RelayLink(inner);
   const client = new RelayClient({
     clock,
     log: silentLogger,
@@ -50,9 +53,13 @@ function setup(ownHosts: string[] = []) {
     sendRaw: (_to: Address, datagram: Uint8Array) => {
       const message = decodeStun(datagram);
       requests.push({ method: message.method, klass: message.klass });
-      server.handle(CLIENT, message, datagram);
+      if (!relayHost.alive) return;
+      if (message.method === StunMethod.Binding) {
+        const answer = encodeStun(StunMethod.Binding, StunClass.Success, message.transactionId, []);
+        transactions.handleAnswer(RELAY, answer, decodeStun(answer));
+      } else server.handle(CLIENT, message, datagram);
     },
-    link: new RelayLink(inner),
+    link,
   });
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   /** Whether a datagram from `peer` to the relayed port is let through to the client. */
@@ -61,7 +68,7 @@ function setup(ownHosts: string[] = []) {
     fromPeer(peer, new Uint8Array([0x80, 0, 0, 1]));
     return server.counters.relayedToClients > before;
   };
-  return { clock, server, client, requests, answers, settle, reaches };
+  return { clock, server, client, link, relayHost, requests, answers, settle, reaches };
 }
 
 test('permissions are asked only for peers the relay may serve: a candidate on the same relay does not cost the others theirs', async () => {
@@ -96,4 +103,44 @@ test('a refused CreatePermission is not remembered as granted: each peer is aske
   client.permit([{ host: '198.18.0.99', port: 5000 }]);
   await settle();
   assert.equal(asked(), 4, 'the refused one is asked for again, not taken as held');
+});
+
+test('a relay that stops answering mid-call is noticed within 1.4 s and handed back with the peers reached through it; an idle one within 16 s', async () => {
+  const { clock, client, link, relayHost, settle } = setup();
+  client.allocate([RELAY], () => {});
+  await settle();
+  const home = { host: '198.18.0.77', port: 6084 };
+  link.routeThroughRelay(home);
+  const lost: { server: Address; routed: readonly Address[]; at: number }[] = [];
+  client.onLost = (server, routed) => lost.push({ server, routed, at: clock.now() });
+  // A call's media: a datagram through the relay every 20 ms, for 20 s.
+  const media = (until: number) => {
+    for (let t = clock.now(); t < until; t += 20) clock.schedule(t - clock.now(), () => link.send(home, new Uint8Array([0x80, 0, 1, 2])));
+  };
+  media(20_000);
+  clock.runUntil(10_000);
+  assert.equal(lost.length, 0, 'an answering relay is kept');
+  assert.ok(client.counters.livenessChecks >= 10_000 / RELAY_LIVENESS.idleMs + 4 * 4, `checked often while busy (${client.counters.livenessChecks})`);
+  relayHost.alive = false;
+  const diedAt = clock.now();
+  clock.runUntil(20_000);
+  assert.equal(lost.length, 1, 'lost once');
+  assert.ok(lost[0].at - diedAt <= 1_400, `noticed after ${lost[0].at - diedAt} ms`);
+  assert.deepEqual(lost[0].server, RELAY);
+  assert.deepEqual(lost[0].routed, [home]);
+  assert.equal(client.state, 'none', 'the allocation is dropped');
+  assert.equal(link.isRouted(home), false, 'nothing is wrapped for the dead relay any more');
+
+  // Idle: nothing goes through the relay; its death is still noticed, on the slow cadence.
+  const idle = setup();
+  idle.client.allocate([RELAY], () => {});
+  await idle.settle();
+  const idleLost: number[] = [];
+  idle.client.onLost = () => idleLost.push(idle.clock.now());
+  idle.clock.runUntil(30_000);
+  assert.equal(idleLost.length, 0);
+  idle.relayHost.alive = false;
+  idle.clock.runUntil(60_000);
+  assert.equal(idleLost.length, 1);
+  assert.ok(idleLost[0] - 30_000 <= 16_000, `idle relay noticed after ${idleLost[0] - 30_000} ms`);
 });

@@ -72,6 +72,9 @@ export class RelayStream {
   private readonly heardDirectAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
+  /** When media last came from each side's party, and the longest silence between two of its packets (a path that failed over shows here). */
+  private readonly lastFromSideAt: Record<Side, number | undefined> = { a: undefined, b: undefined };
+  private readonly longestGap: Record<Side, number> = { a: 0, b: 0 };
   /** Wall-clock ms of the last packet relayed (for --media-timeout). */
   lastPacketAt: number;
 
@@ -110,6 +113,12 @@ export class RelayStream {
   /** Whether media to the side goes over the overlay now. */
   overOverlay(side: Side): boolean {
     return this.backhaul[side] !== undefined && (!this.heardDirectly(side) || this.now() - this.unheardSaidAt[side] < OVERLAY_FRESH_MS);
+  }
+
+  /** The longest time without a packet from the side's party since its first, the silence now included, ms. */
+  longestGapMs(side: Side): number {
+    const last = this.lastFromSideAt[side];
+    return Math.round(Math.max(this.longestGap[side], last === undefined ? 0 : this.now() - last));
   }
 
   /** Where each side's party was heard from, if it was. */
@@ -152,6 +161,10 @@ export class RelayStream {
         this.latched[side] = { address: from.address, port: from.port };
       }
     }
+    const now = this.now();
+    const last = this.lastFromSideAt[side];
+    if (last !== undefined && now - last > this.longestGap[side]) this.longestGap[side] = now - last;
+    this.lastFromSideAt[side] = now;
     this.counters.packetsIn++;
     this.counters.fromSide[side]++;
     this.counters.bytesIn += bytes.length;

@@ -47,6 +47,8 @@ export class MediaRefused extends SipError {
 
 export interface MediaCallCounters {
   anchored: number;
+  /** Offers in calls already anchored (re-INVITE or UPDATE: hold, resume, a new codec or port). */
+  reoffers: number;
   refused: number;
   /** Responses whose SDP could not be read: forwarded without a body, never half-rewritten. */
   unreadableAnswers: number;
@@ -68,7 +70,7 @@ interface CallFacts {
 }
 
 export class SipMedia {
-  readonly counters: MediaCallCounters = { anchored: 0, refused: 0, unreadableAnswers: 0 };
+  readonly counters: MediaCallCounters = { anchored: 0, reoffers: 0, refused: 0, unreadableAnswers: 0 };
   private readonly facts = new Map<string, CallFacts>();
   /** Calls between two phones of this home (`always`): the caller's From tag. */
   private readonly localCallers = new Map<string, string>();
@@ -145,6 +147,7 @@ export class SipMedia {
             : from === 'home'
               ? await this.calls.offerFromHome(callId, message.body, source)
               : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
+        if (!isNew) this.counters.reoffers++;
         if (isNew) {
           this.counters.anchored++;
           this.facts.set(callId, { caller: aorIn(message.headers.get('From')), callee: aorIn(message.headers.get('To')), startedAt: this.now(), codecs: codecsIn(text) });
@@ -205,6 +208,7 @@ export class SipMedia {
       sessions: anchor.counters.sessions,
       active,
       anchored: this.counters.anchored,
+      reoffers: this.counters.reoffers,
       // The internet leg: straight between the two anchors' media ports, or over the overlay link.
       direct: sessions.length - relayed,
       relayed,
@@ -255,6 +259,8 @@ export class SipMedia {
         packetsSent: sum((r) => r.counters.fromSide.a),
         packetsReceived: sum((r) => r.counters.fromSide.b),
         latched: { phone: rtp.some((r) => r.latchedTo('a') !== undefined), home: rtp.some((r) => r.latchedTo('b') !== undefined) },
+        // The longest silence from each party: a hold shows here, and so does a path that failed over.
+        longestGapMs: { phone: Math.max(0, ...rtp.map((r) => r.longestGapMs('a'))), home: Math.max(0, ...rtp.map((r) => r.longestGapMs('b'))) },
         lossPercent: quality?.lossPercent ?? null,
         jitterMs: quality?.jitterMs ?? null,
         seconds: facts ? Math.round((this.now() - facts.startedAt) / 1000) : 0,
