@@ -443,7 +443,10 @@ export class ChordTopology implements Topology {
       this.publishedSignature = signature;
       for (const listener of this.changeListeners) listener();
     }
-    for (const c of this.table.all()) this.router.connections.learn(c.id, c.address);
+    // Only where we hold no link yet: a link's address is at least as fresh as the table's (every
+    // direct message, and every Attach, sets it), and a neighbour whose link moved (its relay
+    // died, it Attached again) must not be sent back to the old address.
+    for (const c of this.table.all()) if (!this.router.connections.lookup(c.id)) this.router.connections.learn(c.id, c.address);
     const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
     this.router.transport.setWatched(watched.map((c) => c.address));
     // A new first successor or predecessor is told at once (Chord's notify), which also
