@@ -56,6 +56,14 @@ test('alice calls bob: it rings, bob answers, the ACK and the BYE follow the rec
   assert.equal(sip().media.anchored, 0, '--media-anchor auto leaves two phones of one home talking directly');
 });
 
+test('the caller sends its ACK twice: the proxy gives both the same branch, and the callee takes the second for a retransmission (s16.11)', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const bob = phoneWaits('bob', 'uas-answer.xml', { ANSWER_MS: '100' });
+  const caller = call('uac-call-double-ack.xml', 'bob');
+  assert.equal(caller.code, 0, caller.errors);
+  const callee = await bob.done;
+  assert.equal(callee.code, 0, `the callee took the second ACK for a new request: ${callee.errors}`);
+});
+
 test("a busy callee's 486 reaches the caller", { skip: SKIP_WITHOUT_SIPP }, async () => {
   const bob = phoneWaits('bob', 'uas-reject.xml', { STATUS: '486 Busy Here' });
   const caller = call('uac-rejected.xml', 'bob', { EXPECT: '486' });

@@ -289,7 +289,7 @@ export class SipProxy {
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
       if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
-      const branch = `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
+      const branch = statelessBranch(checked, target.flow);
       const send = (body?: Uint8Array) => {
         this.counters.statelessForwards++;
         this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch, undefined, body)));
@@ -664,6 +664,19 @@ function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
     hash.update(part).update('\n');
   }
   return hash.digest('hex').slice(0, 12);
+}
+
+/**
+ * The branch of a request forwarded statelessly (s16.11): the same for every retransmission of
+ * it, so the next hop sees a retransmission, not a new request. A phone retransmits its ACK for
+ * each 2xx it gets again; given a fresh branch at each proxy, a strict UA (SIPp) takes the second
+ * ACK for an unexpected request and drops the call.
+ */
+function statelessBranch(checked: CheckedRequest, flow: SipFlow): string {
+  const top = checked.vias[0];
+  const hash = createHash('sha256');
+  for (const part of [top ? `${top.host}:${top.port ?? ''};${top.params.get('branch') ?? ''}` : '', checked.callId, `${checked.cseq.seq} ${checked.cseq.method}`, `${flow.transport} ${flow.nodeId ?? `${flow.remote.host}:${flow.remote.port}`}`]) hash.update(part).update('\n');
+  return `${BRANCH_PREFIX}${hash.digest('hex').slice(0, 16)}`;
 }
 
 /** A response as it goes on without its body (SDP that must not travel as it is). */
