@@ -20,10 +20,10 @@ export function runSipp(scenario: string, target: string, args: string[], cwd: s
   return { code: result.status, errors: `${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}${result.status === 0 ? '' : errorLog(cwd)}` };
 }
 
-/** What SIPp said went wrong (-trace_err writes it to a file in its working directory): the newest such file's tail. */
-function errorLog(cwd: string): string {
+/** What SIPp said went wrong (-trace_err writes it to a file in its working directory): that run's file (by its pid), else the newest. */
+function errorLog(cwd: string, pid?: number): string {
   const logs = readdirSync(cwd)
-    .filter((f) => f.endsWith('_errors.log'))
+    .filter((f) => f.endsWith(pid === undefined ? '_errors.log' : `_${pid}_errors.log`))
     .map((f) => ({ f, at: statSync(path.join(cwd, f)).mtimeMs }))
     .sort((x, y) => y.at - x.at);
   return logs.length ? `\n--- ${logs[0].f}\n${readFileSync(path.join(cwd, logs[0].f), 'utf8').slice(-1500)}` : '';
@@ -40,6 +40,8 @@ export function scenarioFrom(template: string, values: Record<string, string>, c
 
 export interface BackgroundSipp {
   readonly done: Promise<SippRun>;
+  /** SIPp's pid (its trace files carry it). */
+  readonly pid: number | undefined;
   stop(): void;
 }
 
@@ -49,8 +51,9 @@ export function startSipp(scenarioFile: string, args: string[], cwd: string, tim
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const done = new Promise<SippRun>((resolve) => child.once('exit', (code) => resolve({ code, errors: `${output.slice(-3000)}${code === 0 ? '' : errorLog(cwd)}` })));
-  return { done, stop: () => child.kill('SIGKILL') };
+  // `ip netns exec` execs SIPp in its own process: the pid is SIPp's, and names its error log.
+  const done = new Promise<SippRun>((resolve) => child.once('exit', (code) => resolve({ code, errors: `${output.slice(-3000)}${code === 0 ? '' : errorLog(cwd, child.pid)}` })));
+  return { done, pid: child.pid, stop: () => child.kill('SIGKILL') };
 }
 
 /** SIPp's command line, run inside a NAT lab namespace when one is named. */

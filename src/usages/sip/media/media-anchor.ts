@@ -64,6 +64,8 @@ export class MediaAnchor {
   readonly counters: MediaCounters = { sessions: 0, strayOverlayFrames: 0, timeouts: 0, refusedNoPorts: 0 };
   /** Hears of a session the anchor ended by itself (--media-timeout). */
   onTimeout: (id: string) => void = () => {};
+  /** What ended calls' streams counted, so that status counters only ever grow. */
+  private readonly ended: StreamCounters = emptyStreamCounters();
   private readonly sessions = new Map<string, SessionEntry>();
   /** Far-side ports of live streams: media that came over the overlay names the port it is for. */
   private readonly farSidePorts = new Map<number, RelayStream>();
@@ -105,6 +107,7 @@ export class MediaAnchor {
     const entry = this.sessions.get(id);
     if (!entry) return;
     this.sessions.delete(id);
+    addCounters(this.ended, [entry.session]);
     for (const stream of entry.session.streams) for (const port of [stream.ports.b, stream.ports.b + 1]) this.farSidePorts.delete(port);
     this.clock.clearTimer(entry.timer);
     for (const socket of entry.sockets) socket.close();
@@ -145,25 +148,10 @@ export class MediaAnchor {
     return [...this.sessions.values()].map((entry) => entry.session);
   }
 
-  /** Every live stream's counters, summed (status --json `media`). */
+  /** Every stream's counters since start, the ended calls' and the live ones', summed (status --json `media`). */
   totals(): StreamCounters {
-    const sum = emptyStreamCounters();
-    for (const { session } of this.sessions.values()) {
-      for (const stream of session.streams) {
-        for (const relay of [stream.rtp, stream.rtcp]) {
-          sum.packetsIn += relay.counters.packetsIn;
-          sum.packetsOut += relay.counters.packetsOut;
-          sum.bytesIn += relay.counters.bytesIn;
-          sum.bytesOut += relay.counters.bytesOut;
-          sum.fromSide.a += relay.counters.fromSide.a;
-          sum.fromSide.b += relay.counters.fromSide.b;
-          sum.overlayIn += relay.counters.overlayIn;
-          sum.overlayOut += relay.counters.overlayOut;
-          for (const reason of Object.keys(sum.dropped) as DropReason[]) sum.dropped[reason] += relay.counters.dropped[reason];
-        }
-      }
-    }
-    return sum;
+    const sum = addCounters(emptyStreamCounters(), [], this.ended);
+    return addCounters(sum, [...this.sessions.values()].map((entry) => entry.session));
   }
 
   private async anchorStream(plan: StreamPlan, sockets: MediaSocket[], ports: number[]): Promise<AnchoredStream> {
@@ -230,4 +218,24 @@ export class MediaAnchor {
     const entry = this.sessions.get(id);
     if (entry && entry.answeredAt === undefined) entry.answeredAt = this.clock.now();
   }
+}
+
+/** Adds the streams of `sessions` (and a prior sum, `more`) into `sum`, and returns it. */
+function addCounters(sum: StreamCounters, sessions: readonly MediaSession[], more?: StreamCounters): StreamCounters {
+  const parts: StreamCounters[] = more ? [more] : [];
+  for (const session of sessions) for (const stream of session.streams) parts.push(stream.rtp.counters, stream.rtcp.counters);
+  for (const part of parts) {
+    sum.packetsIn += part.packetsIn;
+    sum.packetsOut += part.packetsOut;
+    sum.bytesIn += part.bytesIn;
+    sum.bytesOut += part.bytesOut;
+    sum.fromSide.a += part.fromSide.a;
+    sum.fromSide.b += part.fromSide.b;
+    sum.overlayIn += part.overlayIn;
+    sum.overlayOut += part.overlayOut;
+    sum.probesIn += part.probesIn;
+    sum.probesOut += part.probesOut;
+    for (const reason of Object.keys(sum.dropped) as DropReason[]) sum.dropped[reason] += part.dropped[reason];
+  }
+  return sum;
 }

@@ -217,6 +217,9 @@ export class SipMedia {
       ...(this.backhaul ? { overlayLink: this.backhaul.counters() } : {}),
       packetsIn: totals.packetsIn,
       packetsOut: totals.packetsOut,
+      // Of packetsIn: from this home's phones, and from other homes.
+      fromPhones: totals.fromSide.a,
+      fromHomes: totals.fromSide.b,
       bytesIn: totals.bytesIn,
       bytesOut: totals.bytesOut,
       dropped: totals.dropped,

@@ -46,6 +46,8 @@ test('a call anchored: an RTP/RTCP pair on each side, audio relayed across, port
   anchor.close('call-1');
   assert.equal(open.size, 0);
   assert.equal(anchor.portsInUse, 0);
+  // Counters count since start: an ended call's packets stay counted.
+  assert.deepEqual([anchor.totals().packetsOut, anchor.totals().fromSide.a, anchor.totals().fromSide.b], [2, 1, 1]);
 });
 
 test('an answered session with no packet for the media timeout ends by itself; one that carries audio does not', async () => {
