@@ -178,7 +178,7 @@ export class PeerDaemon {
             ...(options.mediaAnchor === 'off' ? {} : { media: homeMedia(options, setup.identity, setup.trust, peer, advertised.host, clock, random, nowSeconds, log.child('media')) }),
           }), options.bindHost, sipPort, 'SIP (UDP and TCP)', '--sip-port');
     if (sip) {
-      serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }));
+      serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }), () => !peer.attachFirst);
       serveSipTunnel(peer.router, sip.transport);
     }
     const signers = new DiskUserSigners(

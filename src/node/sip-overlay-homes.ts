@@ -72,7 +72,10 @@ export class OverlayHomes implements RemoteHomes {
     if (i >= homes.length) return done(undefined);
     const body = appAttachReq.encode({ application: SIP_APPLICATION, candidates: [] });
     this.router.request([nodeDestination(homes[i])], MessageCode.AppAttachReq, body, (error, response) => {
-      const address = !error && response ? appAttachAns.decode(response.body).candidates[0]?.address : undefined;
+      const candidates = !error && response ? appAttachAns.decode(response.body).candidates : undefined;
+      // No candidate: its SIP port takes nothing unasked; SIP goes to it through the overlay.
+      if (candidates && candidates.length === 0) return done(undefined);
+      const address = candidates?.[0]?.address;
       // Direct SIP only to a home whose SIP address is where the overlay reaches it too: a
       // home behind a NAT answers with its private address, so its SIP goes through the overlay
       // (over the link its Attach set up, direct or relayed) instead.
@@ -111,13 +114,18 @@ export function serveSipTunnel(router: OverlayRouter, transport: SipTransport): 
   });
 }
 
-/** Answers AppAttach for SIP with this peer's SIP address (others: Not Found). */
-export function serveSipAppAttach(router: OverlayRouter, sipAddress: () => Address | undefined): void {
+/**
+ * Answers AppAttach for SIP with this peer's SIP address (others: Not Found); with no candidate
+ * at all when what nobody asked for cannot reach it (a NAT or a firewall that filters, as in
+ * front of a peer on the home router itself): then SIP to it goes through the overlay.
+ */
+export function serveSipAppAttach(router: OverlayRouter, sipAddress: () => Address | undefined, reachableUnasked: () => boolean = () => true): void {
   router.handle(MessageCode.AppAttachReq, (request) => {
     const { application } = appAttachReq.decode(request.body);
     const address = application === SIP_APPLICATION ? sipAddress() : undefined;
     if (!address) return request.fail(ErrorCode.NotFound, `no application ${application} on this node`);
-    router.log.debug('app-attach', { from: idToHex(request.origin), sip: addressKey(address) });
-    request.respond(appAttachAns.encode({ application, candidates: hostCandidates(address) }));
+    const candidates = reachableUnasked() ? hostCandidates(address) : [];
+    router.log.debug('app-attach', { from: idToHex(request.origin), sip: candidates.length ? addressKey(address) : 'through the overlay' });
+    request.respond(appAttachAns.encode({ application, candidates }));
   });
 }
