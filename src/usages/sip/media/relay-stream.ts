@@ -87,10 +87,16 @@ export class RelayStream {
     this.lastPacketAt = now();
   }
 
-  /** A side's party as the answer (or a re-offer) describes it; a new address unlatches the side. */
+  /**
+   * A side's party as the answer (or a re-offer) describes it. Another SDP address or port is
+   * another party (the phone that answered a forked call after another's early media, two phones
+   * on one host among them) or the same one moved: the side is heard afresh.
+   */
   setParty(side: Side, offered: Endpoint, vouched: readonly string[]): void {
     const latched = this.latched[side];
-    if (latched && !vouched.includes(latched.address)) this.latched[side] = undefined;
+    const before = this.sides[side].offered;
+    const moved = before.address !== offered.address || before.port !== offered.port;
+    if (latched && (moved || !vouched.includes(latched.address))) this.latched[side] = undefined;
     this.sides[side].offered = offered;
     this.sides[side].vouched = vouched;
   }

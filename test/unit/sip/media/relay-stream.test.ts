@@ -131,3 +131,22 @@ test('the internet leg goes over the overlay until the far home is heard directl
   // Nothing plain travels the overlay either.
   assert.equal(stream.counters.overlayIn, 2);
 });
+
+test('a forked call: the phone that answers after another played early media is heard, even on the same host', () => {
+  const first = { address: '192.168.1.20', port: 10000 };
+  const second = { address: '192.168.1.20', port: 20000 };
+  const { stream, sent } = harness({ a: first, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.receive('a', rtp(), first); // early media from the first branch latches the phone side
+  stream.setParty('a', second, ['192.168.1.20']); // the second phone answers (its 200 OK's SDP)
+  stream.receive('a', rtp(), second);
+  assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 172 }, 'the answering phone is heard');
+  stream.receive('b', rtp(), far);
+  assert.deepEqual(sent.at(-1)?.to, second, 'and reached');
+  const dropped = stream.counters.dropped['not-latched'];
+  stream.receive('a', rtp(), first);
+  assert.equal(stream.counters.dropped['not-latched'], dropped + 1, 'the loser is not heard any more');
+  // A re-offer with the same address and port (hold, resume) keeps the latch.
+  stream.setParty('a', second, ['192.168.1.20']);
+  stream.receive('a', rtp(), second);
+  assert.equal(stream.counters.dropped['not-latched'], dropped + 1);
+});
