@@ -40,9 +40,9 @@ export function discoverBehavior(probes: DiscoveryProbes, primary: Address, seco
   probes.binding(primary, 0, (first) => {
     const mapped = first ? mappedAddress(first) : undefined;
     if (!first || !mapped) return done({ mapping: 'unknown', filtering: 'unknown', hairpinning: null, mapped: null, servers: [addressKey(primary)] });
+    if (addressKey(mapped) === addressKey(probes.host)) return done({ mapping: 'none', filtering: 'none', hairpinning: null, mapped, servers: [addressKey(primary)] });
     const otherAttr = attribute(first, Attr.OtherAddress);
     const other = otherAttr ? safePlain(otherAttr.value) : secondary;
-    if (addressKey(mapped) === addressKey(probes.host)) return noNat(probes, primary, mapped, otherAttr !== undefined, done);
     let filtering: FilteringBehavior | undefined;
     let mapping: MappingBehavior | undefined;
     let hairpinning: boolean | null | undefined;
@@ -71,20 +71,6 @@ export function discoverBehavior(probes: DiscoveryProbes, primary: Address, seco
       hairpinning = returned;
       finish();
     });
-  });
-}
-
-/**
- * No NAT: our own address is public. A firewall may still filter (a peer on the home router
- * itself, whose WAN zone drops what nobody asked for, as OpenWrt's does by default): asked only
- * when the server can answer from another address (it gave OTHER-ADDRESS); else taken as open.
- */
-function noNat(probes: DiscoveryProbes, primary: Address, mapped: Address, canChange: boolean, done: (behavior: NatBehavior) => void): void {
-  const finish = (filtering: FilteringBehavior) => done({ mapping: 'none', filtering, hairpinning: null, mapped, servers: [addressKey(primary)] });
-  if (!canChange) return finish('none');
-  probes.binding(primary, CHANGE_IP | CHANGE_PORT, (fromOtherIp) => {
-    if (fromOtherIp) return finish('none');
-    probes.binding(primary, CHANGE_PORT, (fromOtherPort) => finish(fromOtherPort ? 'address-dependent' : 'address-and-port-dependent'));
   });
 }
 

@@ -270,21 +270,8 @@ export class NatTraversal {
     // A full-cone NAT (RFC 4787 EIM and EIF) lets anyone in once the mapping exists.
     if (this.behavior?.mapping === 'endpoint-independent' && this.behavior.filtering === 'endpoint-independent') return true;
     if (this.reflexive.length === 0) return !hasServers;
-    if (this.firewalled) return false;
     const own = addressKey(this.deps.host());
     return this.reflexive.every((r) => addressKey(r.mapped) === own);
-  }
-
-  /** Whether STUN sees us at our own address: no NAT in front (a firewall may still filter; see firewalled). */
-  get looksPublic(): boolean {
-    const own = addressKey(this.deps.host());
-    return this.reflexive.length > 0 && this.reflexive.every((r) => addressKey(r.mapped) === own);
-  }
-
-  /** A public address whose firewall drops what nobody asked for (RFC 5780 filtering with no NAT). */
-  get firewalled(): boolean {
-    const filtering = this.behavior?.mapping === 'none' ? this.behavior.filtering : 'none';
-    return filtering === 'address-dependent' || filtering === 'address-and-port-dependent';
   }
 
   /**
@@ -293,8 +280,6 @@ export class NatTraversal {
    */
   noNat(hasServers: boolean): boolean {
     if (this.reflexive.length === 0) return !hasServers;
-    // A firewall that filters would drop what peers send to a relay's new ports.
-    if (this.firewalled) return false;
     const own = addressKey(this.deps.host());
     return this.reflexive.every((r) => addressKey(r.mapped) === own);
   }

@@ -237,14 +237,6 @@ export class OverlayPeer {
   start(bootstrap: readonly Address[]): void {
     this.hasStunServers = bootstrap.some((a) => addressKey(a) !== addressKey(this.advertised));
     this.nat.learnReflexive(bootstrap, () => {
-      // A public address may still sit behind a firewall (a peer on the home router itself):
-      // RFC 5780's filtering test tells, before anyone is told to send to us unasked.
-      if (!this.attachFirst && this.nat.looksPublic) {
-        return this.nat.discover(bootstrap[0], bootstrap[1], () => {
-          if (!this.attachFirst || this.sealedLink === undefined) return this.topology.start(bootstrap);
-          this.allocateRelayOn(bootstrap, () => this.topology.start(bootstrap));
-        });
-      }
       if (!this.attachFirst) return this.topology.start(bootstrap);
       // Behind a NAT: ask it to forward our port, then learn how it behaves (RFC 5780) before
       // talking to anyone else.
