@@ -74,6 +74,7 @@ export class NatLab {
   private readonly processes: ChildProcess[] = [];
   private readonly outputs = new Map<ChildProcess, string[]>();
   private readonly miniupnpd = new Map<string, ChildProcess>();
+  private readonly miniupnpdConfigs = new Map<string, string>();
   private readonly files: string[] = [];
   private carrier: string | undefined;
   private built = false;
@@ -220,8 +221,30 @@ export class NatLab {
       ].join('\n'),
     );
     this.files.push(config, `${config}.leases`);
+    this.miniupnpdConfigs.set(router, config);
     this.miniupnpd.set(router, this.spawn(router, 'miniupnpd', ['-f', config, '-d', '-P', `${config}.pid`]));
     this.files.push(`${config}.pid`);
+  }
+
+  /**
+   * The home router reboots: miniupnpd dies with no chance to clean up, and what lived in RAM
+   * goes with it (the forwards in its chains, the connection tracking table, its lease file,
+   * which OpenWrt keeps on tmpfs); then it starts again, with a fresh epoch.
+   */
+  async rebootRouter(home: Home): Promise<void> {
+    const child = this.miniupnpd.get(home.router);
+    const config = this.miniupnpdConfigs.get(home.router);
+    if (!child || !config) throw new Error(`${home.name} has no miniupnpd`);
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    for (const [table, chain] of [['nat', 'MINIUPNPD'], ['nat', 'MINIUPNPD-POSTROUTING'], ['filter', 'MINIUPNPD'], ['mangle', 'MINIUPNPD']]) this.in(home.router, 'iptables-legacy', ['-t', table, '-F', chain]);
+    this.in(home.router, 'sh', ['-c', 'conntrack -F 2>/dev/null || true']);
+    rmSync(`${config}.leases`, { force: true });
+    rmSync(`${config}.pid`, { force: true });
+    this.miniupnpd.set(home.router, this.spawn(home.router, 'miniupnpd', ['-f', config, '-d', '-P', `${config}.pid`]));
   }
 
   /** What miniupnpd on this router printed (its log goes to stderr with -d). */

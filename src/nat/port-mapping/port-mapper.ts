@@ -37,6 +37,13 @@ export interface PortMapping {
 }
 
 const LIFETIME_SECONDS = 3600;
+/**
+ * Renewed at half the lifetime, and at least this often: a router that rebooted has forgotten
+ * the mapping (and its forward), and the renewal is what asks for it again (its epoch says it
+ * rebooted). One small request a minute on the LAN keeps a reboot's outage under a minute, not
+ * half an hour.
+ */
+const RENEW_AT_MOST_MS = 60_000;
 /** A granted lifetime shorter than this is refused: renewing at half of it would be a loop. */
 const MIN_LIFETIME_SECONDS = 60;
 const WAIT_MS = 600;
@@ -161,7 +168,7 @@ export class PortMapper {
     this.clock.clearTimer(this.renewTimer);
     // A permanent UPnP lease (0) is re-added hourly all the same: that is how we notice it went.
     const lifetime = mapping.lifetimeSeconds === 0 ? LIFETIME_SECONDS : Math.max(MIN_LIFETIME_SECONDS, mapping.lifetimeSeconds);
-    this.renewTimer = this.clock.setTimer((lifetime * 1000) / 2, () => {
+    this.renewTimer = this.clock.setTimer(Math.min((lifetime * 1000) / 2, RENEW_AT_MOST_MS), () => {
       if (this.stopped) return;
       const gateway = this.io.gateway();
       if (!gateway) return this.lost(RETRY_MS);

@@ -137,6 +137,21 @@ test('a NAT-PMP answer for another internal port is not ours; a router whose epo
   assert.ok(m2.mapping, 'the renewal made the mapping again');
 });
 
+test('a router that reboots forgets the mapping: an hour-long mapping is renewed every minute, so it is back within one', async () => {
+  let epoch = 50_000;
+  const router = world(pmpRouter({ up: true, epoch: () => epoch, lifetime: 3600 }));
+  const m = router.mapper(['nat-pmp']);
+  const mapped = m.map();
+  await router.run(1000);
+  assert.ok(await mapped);
+  const asked = router.requests.length;
+  epoch = 2; // rebooted: its table is empty, its epoch starts again
+  await router.run(61_000);
+  assert.ok(router.requests.length > asked, 'asked again within the minute');
+  assert.equal(m.counters.routerReboots, 1, 'the reboot is noticed by its epoch');
+  assert.ok(m.mapping, 'the mapping is back');
+});
+
 test('NAT-PMP removal names external port 0 and lifetime 0 (RFC 6886 s3.4)', async () => {
   const { mapper, run, requests } = world(pmpRouter({ up: true, epoch: () => 5, lifetime: 3600 }));
   const m = mapper(['nat-pmp']);
