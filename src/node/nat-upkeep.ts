@@ -54,7 +54,7 @@ export class NatUpkeep {
   ) {}
 
   start(): void {
-    this.peer.nat.relay.onLost = (server, routed) => this.relayLost(server, routed);
+    this.peer.nat.relay.onLost = (server, routed, silent) => this.relayLost(server, routed, silent);
     this.schedule(1_000);
   }
 
@@ -63,10 +63,11 @@ export class NatUpkeep {
    * at once, then Attach again to every node whose link went through the lost one, so a call
    * through it goes on through the new one (or directly, if the new checks find a way).
    */
-  private relayLost(server: Address, routed: readonly Address[]): void {
+  private relayLost(server: Address, routed: readonly Address[], silent: boolean): void {
     const now = this.peer.router.clock.now();
     this.counters.relaysLost++;
-    this.avoided.set(addressKey(server), now + LOST_RELAY_AVOIDED_MS);
+    // One that answered (it restarted and forgot us) is alive: only a silent one is passed over.
+    if (silent) this.avoided.set(addressKey(server), now + LOST_RELAY_AVOIDED_MS);
     const connections = this.peer.router.connections;
     for (const address of routed) {
       for (const id of connections.idsAt(address)) if (!this.moving.includes(id) && this.moving.length < 64) this.moving.push(id);
@@ -90,6 +91,9 @@ export class NatUpkeep {
       this.peer.attach.attach(nodeDestination(id), { ...MOVE_ATTACH, ...(firstHop ? { firstHop } : {}) }, (error) => {
         if (error) this.counters.linkMovesFailed++;
         else this.counters.linksMoved++;
+        // Tried again after the next allocation (without a relay of our own, or with one whose
+        // Attach failed, a link may not be there yet).
+        if (error && !this.moving.includes(id) && this.moving.length < 64) this.moving.push(id);
         this.log.info('relay-link-moved', { node: id.toString(16).padStart(32, '0').slice(0, 8), ok: !error, ...(error ? { error: error.message } : {}) });
       });
     }

@@ -8,7 +8,7 @@ import { Attr, attribute, decodeXorAddress, encodeStun, encodeXorAddress, StunCl
 type Attributes = { type: number; value: Uint8Array }[];
 import type { StunTransactions } from '../stun/stun-transactions.js';
 import type { RelayLink } from './relay-link.js';
-import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, readLifetime, UDP_TRANSPORT } from './turn-codec.js';
+import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, UDP_TRANSPORT } from './turn-codec.js';
 
 /*
  * A node's allocation on a relay peer (RFC 8656 s7-s10): allocated once a node knows it is
@@ -26,25 +26,33 @@ export interface RelayClientDeps {
 export type RelayState = 'none' | 'allocating' | 'allocated';
 
 /*
- * Whether the relay is still there (in the manner of RFC 7675's consent checks): a Binding
- * request to it every 5 s, or every 250 ms while datagrams go through it (a call's media: a dead
- * relay is a silent call, to be moved within 3 s). Three in a row unanswered, each given 600 ms:
- * the relay is lost. The busy cadence is a few dozen bytes a second beside 50 packets of audio.
+ * Whether the relay still holds our allocation (in the manner of RFC 7675's consent checks): a
+ * Refresh under the allocation's key every 5 s, or every 250 ms while datagrams go through it (a
+ * call's media: a dead relay is a silent call, to be moved within 3 s). A Refresh, not a Binding:
+ * a relay that restarted answers Bindings but has forgotten us. The relay is lost when three
+ * checks have each gone unanswered for longer than the loss time (four round trips as measured
+ * so far, at least 600 ms, at most 5 s): a slow link is not a dead relay, and a late answer still
+ * counts. An error answer (it no longer knows the allocation) loses it at once.
  */
-export const RELAY_LIVENESS = { busyMs: 250, idleMs: 5_000, answerWithinMs: 600, missesToLose: 3 } as const;
+export const RELAY_LIVENESS = { busyMs: 250, idleMs: 5_000, minLossMs: 600, maxLossMs: 5_000, missesToLose: 3, answerWaitMs: 6_000 } as const;
 
 export class RelayClient {
   state: RelayState = 'none';
   server: Address | undefined;
   relayed: Address | undefined;
   lastError: string | undefined;
-  private refreshTimer: TimerHandle | undefined;
   private livenessTimer: TimerHandle | undefined;
-  private misses = 0;
+  /** When each liveness check still unanswered was sent (ms). */
+  private unanswered: number[] = [];
+  /** Smoothed round trip of the liveness checks (ms), once one was answered. */
+  private srttMs: number | undefined;
   private traffic = 0;
   readonly counters = { livenessChecks: 0, lost: 0 };
-  /** The relay stopped answering: the allocation is dropped, and these peers were reached through it. */
-  onLost: (server: Address, routed: readonly Address[]) => void = () => {};
+  /**
+   * The allocation is gone (dropped here): `silent` when the relay stopped answering, else it
+   * answered that it no longer holds it. These peers were reached through it.
+   */
+  onLost: (server: Address, routed: readonly Address[], silent: boolean) => void = () => {};
   /** The allocation's key (from the Allocate answer): what follows carries MESSAGE-INTEGRITY under it. */
   private key: Uint8Array | undefined;
   private readonly permitted = new Map<string, number>();
@@ -71,7 +79,7 @@ export class RelayClient {
       this.key = key ? new Uint8Array(key) : undefined;
       this.relayed = decodeXorAddress(relayedAttr.value, answer.transactionId);
       this.deps.link.useRelay(server, (peer, datagram) => this.wrap(peer, datagram));
-      this.scheduleRefresh(readLifetime(answer) ?? DEFAULT_LIFETIME_SECONDS);
+      // The liveness checks are Refreshes: they keep the allocation too (every 5 s at most, of a 600 s lifetime).
       this.watch(server);
       this.deps.log.info('relay-allocated', { server: addressKey(server), relayed: addressKey(this.relayed) });
       done(this.relayed);
@@ -118,7 +126,6 @@ export class RelayClient {
 
   /** Forgets the allocation (timers, key, permissions) and stops wrapping datagrams for the relay. */
   private drop(): void {
-    this.deps.clock.clearTimer(this.refreshTimer);
     this.deps.clock.clearTimer(this.livenessTimer);
     this.state = 'none';
     this.server = undefined;
@@ -128,60 +135,56 @@ export class RelayClient {
     this.deps.link.useRelay(undefined);
   }
 
-  /** Checks the relay is there, as often as what goes through it needs (RELAY_LIVENESS). */
+  /** Checks the relay holds our allocation, as often as what goes through it needs (RELAY_LIVENESS). */
   private watch(server: Address): void {
-    this.misses = 0;
+    this.unanswered = [];
+    this.srttMs = undefined;
     const traffic = () => this.deps.link.wrapped + this.deps.link.unwrapped;
     this.traffic = traffic();
     const check = (): void => {
       if (this.state !== 'allocated' || this.server !== server) return;
+      const now = this.deps.clock.now();
+      const lossMs = Math.min(RELAY_LIVENESS.maxLossMs, Math.max(RELAY_LIVENESS.minLossMs, 4 * (this.srttMs ?? 0)));
+      if (this.unanswered.filter((sentAt) => now - sentAt > lossMs).length >= RELAY_LIVENESS.missesToLose) return this.lose(server, true);
       const busy = traffic() !== this.traffic;
       this.traffic = traffic();
       this.livenessTimer = this.deps.clock.setTimer(busy ? RELAY_LIVENESS.busyMs : RELAY_LIVENESS.idleMs, check);
-      const transactionId = this.deps.transactions.newTransactionId();
+      // Our own table of STUN transactions full is no news of the relay.
+      if (this.deps.transactions.full) return;
       this.counters.livenessChecks++;
-      this.deps.transactions.request(transactionId, encodeStun(StunMethod.Binding, StunClass.Request, transactionId, []), server, this.deps.sendRaw, (answer) => {
-        if (this.state !== 'allocated' || this.server !== server) return;
-        if (answer) return void (this.misses = 0);
-        if (++this.misses >= RELAY_LIVENESS.missesToLose) this.lose(server);
-      }, { rtoMs: RELAY_LIVENESS.answerWithinMs, attempts: 1 });
+      this.unanswered.push(now);
+      if (this.unanswered.length > 16) this.unanswered.shift();
+      this.request(server, StunMethod.Refresh, [lifetimeAttr(DEFAULT_LIFETIME_SECONDS)], (ok, answer) => {
+        if (this.state !== 'allocated' || this.server !== server || !answer) return;
+        if (!ok) return this.lose(server, false);
+        const rtt = this.deps.clock.now() - now;
+        this.srttMs = this.srttMs === undefined ? rtt : 0.875 * this.srttMs + 0.125 * rtt;
+        // An answer, late or not: the relay is there, and holds us.
+        this.unanswered = [];
+      }, { rtoMs: RELAY_LIVENESS.answerWaitMs, attempts: 1 });
     };
     this.livenessTimer = this.deps.clock.setTimer(RELAY_LIVENESS.idleMs, check);
   }
 
-  private lose(server: Address): void {
+  private lose(server: Address, silent: boolean): void {
     const routed = this.deps.link.routedPeers();
     this.counters.lost++;
-    this.lastError = 'relay stopped answering';
-    this.deps.log.warn('relay-lost', { server: addressKey(server), peersThroughIt: routed.length });
+    this.lastError = silent ? 'relay stopped answering' : 'relay no longer holds the allocation';
+    this.deps.log.warn('relay-lost', { server: addressKey(server), silent, peersThroughIt: routed.length });
     this.drop();
-    this.onLost(server, routed);
+    this.onLost(server, routed, silent);
   }
 
   status(): Record<string, unknown> {
     return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null, ...this.counters };
   }
 
-  private scheduleRefresh(lifetimeSeconds: number): void {
-    this.deps.clock.clearTimer(this.refreshTimer);
-    this.refreshTimer = this.deps.clock.setTimer((lifetimeSeconds * 1000) / 2, () => {
-      if (!this.server) return;
-      this.request(this.server, StunMethod.Refresh, [lifetimeAttr(DEFAULT_LIFETIME_SECONDS)], (ok, answer) => {
-        if (ok) return this.scheduleRefresh(readLifetime(answer!) ?? DEFAULT_LIFETIME_SECONDS);
-        // Lost (relay restarted, or our NAT mapping changed): allocate again from scratch.
-        const server = this.server!;
-        this.drop();
-        this.allocate([server], () => {});
-      });
-    });
-  }
-
-  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void): void {
+  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void, options = { rtoMs: 250, attempts: 5 }): void {
     const transactionId = this.deps.transactions.newTransactionId();
     const key = method === StunMethod.Allocate ? undefined : this.key;
     const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes), key);
     this.deps.transactions.request(transactionId, bytes, server, this.deps.sendRaw, (answer) => {
       done(answer?.message.klass === StunClass.Success, answer?.message);
-    }, { rtoMs: 250, attempts: 5 });
+    }, options);
   }
 }

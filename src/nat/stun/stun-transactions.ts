@@ -40,6 +40,11 @@ export class StunTransactions {
     private readonly random: Random,
   ) {}
 
+  /** No room for another transaction now (a request would be answered at once with nothing). */
+  get full(): boolean {
+    return this.pending.size >= MAX_PENDING;
+  }
+
   newTransactionId(): Uint8Array {
     return this.random.bytes(12);
   }

@@ -289,7 +289,7 @@ export class SipProxy {
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
       if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
-      const branch = statelessBranch(checked, target.flow);
+      const branch = statelessBranch(request, checked, target.flow);
       const send = (body?: Uint8Array) => {
         this.counters.statelessForwards++;
         this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch, undefined, body)));
@@ -672,10 +672,10 @@ function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
  * each 2xx it gets again; given a fresh branch at each proxy, a strict UA (SIPp) takes the second
  * ACK for an unexpected request and drops the call.
  */
-function statelessBranch(checked: CheckedRequest, flow: SipFlow): string {
+function statelessBranch(request: SipRequest, checked: CheckedRequest, flow: SipFlow): string {
   const top = checked.vias[0];
   const hash = createHash('sha256');
-  for (const part of [top ? `${top.host}:${top.port ?? ''};${top.params.get('branch') ?? ''}` : '', checked.callId, `${checked.cseq.seq} ${checked.cseq.method}`, `${flow.transport} ${flow.nodeId ?? `${flow.remote.host}:${flow.remote.port}`}`]) hash.update(part).update('\n');
+  for (const part of [top ? `${top.host}:${top.port ?? ''};${top.params.get('branch') ?? ''}` : '', request.uri, checked.from.params.get('tag') ?? '', checked.to.params.get('tag') ?? '', checked.callId, `${checked.cseq.seq} ${checked.cseq.method}`, `${flow.transport} ${flow.nodeId ?? `${flow.remote.host}:${flow.remote.port}`}`]) hash.update(part).update('\n');
   return `${BRANCH_PREFIX}${hash.digest('hex').slice(0, 16)}`;
 }
 
