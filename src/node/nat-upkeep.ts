@@ -147,25 +147,19 @@ export class NatUpkeep {
     const now = this.peer.router.clock.now();
     for (const [key, until] of this.avoided) if (until <= now) this.avoided.delete(key);
     const usable = (address: Address) => !this.avoided.has(addressKey(address));
-    const fallback = this.bootstrap.filter(usable).map((address) => ({ nodeId: undefined, address }));
-    const withRelays = (relays: readonly { nodeId?: bigint; address: Address }[]): void => {
-      const first = relays[0];
-      if (!first) return this.allocated(false);
-      // A relay found by name may be no neighbour of ours: Attach to it, then open a sealed link.
-      if (first.nodeId === undefined) return this.peer.allocateRelayOn(relays.map((r) => r.address), (ok) => this.allocated(ok));
-      // Already linked (a ring neighbour, or a relay taken before): no Attach needed.
-      if (this.peer.router.connections.lookup(first.nodeId)) return this.peer.allocateRelayOn(relays.map((r) => r.address), (ok) => this.allocated(ok));
-      this.peer.attach.attach(nodeDestination(first.nodeId), { timeoutMs: 5_000 }, () => {
-        this.peer.allocateRelayOn(relays.map((r) => r.address), (ok) => this.allocated(ok));
-      });
+    const fallback = this.bootstrap.filter(usable);
+    // Relays have public addresses (they announce only then): the sealed link opens straight to
+    // one, from behind any NAT, with no Attach routed round the ring (which, when we are moving
+    // off a lost relay, could cross the dead peer). The bootstrap peers come last.
+    const withRelays = (relays: readonly Address[]): void => {
+      const unique = [...new Map([...relays, ...fallback].map((address) => [addressKey(address), address])).values()];
+      if (unique.length === 0) return this.allocated(false);
+      this.peer.allocateRelayOn(unique, (ok) => this.allocated(ok));
     };
-    if (!kind) return withRelays(fallback);
-    const stillUsable = (known ?? []).filter((r) => usable(r.address));
-    if (stillUsable.length) return withRelays([...stillUsable, ...fallback.filter((f) => !stillUsable.some((r) => addressKey(r.address) === addressKey(f.address)))]);
-    this.survey(kind, usable, (ranked) => {
-      const known = new Set(ranked.map((r) => addressKey(r.address)));
-      withRelays([...ranked, ...fallback.filter((f) => !known.has(addressKey(f.address)))]);
-    });
+    if (!kind) return withRelays([]);
+    const stillUsable = (known ?? []).map((r) => r.address).filter(usable);
+    if (stillUsable.length) return withRelays(stillUsable);
+    this.survey(kind, usable, (ranked) => withRelays(ranked.map((r) => r.address)));
   }
 
   /**
