@@ -174,8 +174,10 @@ export class NatLab {
   }
 
   async teardown(): Promise<void> {
-    for (const child of this.processes) if (child.exitCode === null) child.kill('SIGKILL');
-    await Promise.all(this.processes.map((c) => (c.exitCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve)))));
+    // A process a test killed by a signal has no exit code, and its 'exit' went by already: waiting for it would hang.
+    const running = this.processes.filter((child) => child.exitCode === null && child.signalCode === null);
+    for (const child of running) child.kill('SIGKILL');
+    await Promise.all(running.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(undefined) : c.once('exit', resolve)))));
     for (const file of this.files) rmSync(file, { force: true });
     for (const ns of this.namespaces.reverse()) {
       try {
