@@ -3,10 +3,10 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { eventually, runCli } from '../helpers/processes.js';
-import { phoneCommand, SKIP_WITHOUT_BARESIP, type Softphone, startBaresip } from '../helpers/baresip.js';
+import { phoneCommand, SKIP_WITHOUT_BARESIP } from '../helpers/baresip.js';
 import { readWav, toneShare } from '../helpers/audio.js';
-import { HAS_MINIUPNPD, type Home, LAB_PORT, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
-import { natlabFixture, peerStatus } from './fixture.js';
+import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus, type PhoneHome, phoneHome } from './fixture.js';
 import { spawnSync } from 'node:child_process';
 
 /*
@@ -33,13 +33,7 @@ const PHONE_PORT = 5070;
 const HAS_TCPDUMP = spawnSync('tcpdump', ['--version']).error === undefined;
 const { lab, root, bundle: BUNDLE } = natlabFixture('a', 'p2psip-natlab-audio-');
 
-interface LabHome {
-  readonly home: Home;
-  readonly dir: string;
-  readonly user: string;
-  readonly toneHz: number;
-  readonly phone: Softphone & { recordings: string };
-}
+type LabHome = PhoneHome;
 
 /** Of the recordings `phone` made since `since`, the best share of `hz` (the one of what it received). */
 function heardSince(dir: string, since: number, hz: number): number {
@@ -62,29 +56,7 @@ test('a plain phone in every kind of home calls one in every other: each hears t
   assert.ok(await eventually(() => peerStatus(second).state === 'joined', 15_000), 'the second public peer runs');
 
   const homes: LabHome[] = [];
-  const peers = new Map<string, ReturnType<typeof lab.spawn>>();
-  for (const [i, kind] of KINDS.entries()) {
-    const home = lab.addHome(kind);
-    if (kind === 'upnp') assert.ok(await eventually(() => lab.routerLog(home.router).includes('Port forwarding is now enabled'), 15_000), lab.routerLog(home.router));
-    const phoneHost = lab.addPhone(home);
-    const user = `u${home.name}`;
-    const dir = `${root}/${home.name}`;
-    const token = JSON.parse(runCli(['invite', '--data', authority, '--user', user, '--json']).stdout).token;
-    const peer = lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${SIP_PORT}`, '--sip-digest', 'MD5', ...(process.env.LAB_VERBOSE ? ['--verbose'] : [])]);
-    peers.set(dir, peer);
-    assert.ok(await eventually(() => peerStatus(dir).state === 'joined', 30_000), `${kind} home joined: ${lab.output(peer).slice(-600)}`);
-    assert.equal(runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]).code, 0);
-    const recordings = path.join(root, `${user}-heard`);
-    const toneHz = 400 + 150 * i;
-    const phone = startBaresip(path.join(root, `${user}-phone`), { user, domain: DOMAIN, password: `${user}-password`, proxyPort: SIP_PORT }, PHONE_PORT, {
-      toneHz,
-      recordDir: recordings,
-      host: phoneHost.host,
-      proxyHost: home.host,
-      spawnWith: (command, args) => lab.spawn(phoneHost.ns, command, args, { stdin: true }),
-    });
-    homes.push({ home, dir, user, toneHz, phone: { ...phone, recordings } });
-  }
+  for (const [i, kind] of KINDS.entries()) homes.push(await phoneHome(lab, root, authority, kind, { domain: DOMAIN, toneHz: 400 + 150 * i, sipPort: SIP_PORT, phonePort: PHONE_PORT }));
   for (const h of homes) assert.ok(await eventually(() => /200 OK \(\) \[1 binding\]/.test(h.phone.output()), 15_000), `${h.user} registered: ${h.phone.output().slice(-400)}`);
   assert.ok(await eventually(() => homes.every((h) => runCli(['lookup', `sip:${h.user}@${DOMAIN}`, '--data', homes[0].dir]).code === 0), 20_000), 'every user is found');
 
@@ -114,9 +86,9 @@ test('a plain phone in every kind of home calls one in every other: each hears t
       const ok = up && calleeHeard > 0.5 && callerHeard > 0.5;
       const line = `${caller.home.kind} -> ${callee.home.kind}: ${ok ? 'both hear each other' : 'FAILED'} (answered in ${setupMs} ms; callee heard ${callerShare(calleeHeard)}, caller heard ${callerShare(callerHeard)}; ${call.path ?? '?'} via ${call.via ?? '?'}; caller's anchor in ${media.packetsIn ?? 0} out ${media.packetsOut ?? 0})`;
       results.push(line);
-      if (process.env.LAB_VERBOSE && setupMs > 3000) console.log(`SLOW ${line}\n--- caller's home\n${lab.output(peers.get(caller.dir)!)}\n--- callee's home\n${lab.output(peers.get(callee.dir)!)}`);
+      if (process.env.LAB_VERBOSE && setupMs > 3000) console.log(`SLOW ${line}\n--- caller's home\n${lab.output(caller.peer)}\n--- callee's home\n${lab.output(callee.peer)}`);
       const sip = (h: LabHome) => JSON.stringify({ proxy: peerStatus(h.dir).sip?.proxy, transport: peerStatus(h.dir).sip?.transport, media: peerStatus(h.dir).sip?.media });
-      if (!ok) failures.push(`${line}\ncaller's home: ${sip(caller)}\ncallee's home: ${sip(callee)}\n${caller.phone.output().slice(-300)}\n${callee.phone.output().slice(-300)}\n${process.env.LAB_VERBOSE ? `${lab.output(peers.get(caller.dir)!)}\n${lab.output(peers.get(callee.dir)!)}` : ''}`);
+      if (!ok) failures.push(`${line}\ncaller's home: ${sip(caller)}\ncallee's home: ${sip(callee)}\n${caller.phone.output().slice(-300)}\n${callee.phone.output().slice(-300)}\n${process.env.LAB_VERBOSE ? `${lab.output(caller.peer)}\n${lab.output(callee.peer)}` : ''}`);
     }
   }
   console.log(`\nAudio between homes through the NAT lab (share of the other phone's tone in each recording):\n${results.join('\n')}\n`);

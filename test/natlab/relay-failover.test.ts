@@ -3,10 +3,10 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { eventually, runCli } from '../helpers/processes.js';
-import { phoneCommand, SKIP_WITHOUT_BARESIP, type Softphone, startBaresip } from '../helpers/baresip.js';
+import { phoneCommand, SKIP_WITHOUT_BARESIP } from '../helpers/baresip.js';
 import { readWav, type Recording, toneShare } from '../helpers/audio.js';
-import { type Home, LAB_PORT, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
-import { natlabFixture, peerStatus } from './fixture.js';
+import { LAB_PORT, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus, type PhoneHome, phoneHome } from './fixture.js';
 
 /*
  * Issue 16: "a relay peer killed mid-call: audio resumes through another". Two public peers relay;
@@ -22,15 +22,7 @@ const SIP_PORT = 5060;
 const PHONE_PORT = 5070;
 const { lab, root, bundle: BUNDLE } = natlabFixture('f', 'p2psip-natlab-failover-');
 
-interface LabHome {
-  readonly home: Home;
-  readonly dir: string;
-  readonly user: string;
-  readonly toneHz: number;
-  readonly phone: Softphone & { recordings: string };
-  /** The home peer's output. */
-  readonly log: () => string;
-}
+type LabHome = PhoneHome;
 
 /** The last `seconds` of a recording. */
 function tail(recording: Recording, seconds: number): Recording {
@@ -58,26 +50,7 @@ test('a call between homes whose relay peer is killed moves to another relay wit
   assert.ok(await eventually(() => peerStatus(publicDirs[1]).state === 'joined', 15_000), 'the second public peer runs');
 
   const homes: LabHome[] = [];
-  for (const [i, kind] of KINDS.entries()) {
-    const home = lab.addHome(kind);
-    const phoneHost = lab.addPhone(home);
-    const user = `u${home.name}`;
-    const dir = `${root}/${home.name}`;
-    const token = JSON.parse(runCli(['invite', '--data', publicDirs[0], '--user', user, '--json']).stdout).token;
-    const peer = lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${SIP_PORT}`, '--sip-digest', 'MD5', ...(process.env.LAB_VERBOSE ? ['--verbose'] : [])]);
-    assert.ok(await eventually(() => peerStatus(dir).state === 'joined', 30_000), `${kind} home joined`);
-    assert.equal(runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]).code, 0);
-    const recordings = path.join(root, `${user}-heard`);
-    const toneHz = 500 + 300 * i;
-    const phone = startBaresip(path.join(root, `${user}-phone`), { user, domain: DOMAIN, password: `${user}-password`, proxyPort: SIP_PORT }, PHONE_PORT, {
-      toneHz,
-      recordDir: recordings,
-      host: phoneHost.host,
-      proxyHost: home.host,
-      spawnWith: (command, args) => lab.spawn(phoneHost.ns, command, args, { stdin: true }),
-    });
-    homes.push({ home, dir, user, toneHz, phone: { ...phone, recordings }, log: () => lab.output(peer) });
-  }
+  for (const [i, kind] of KINDS.entries()) homes.push(await phoneHome(lab, root, publicDirs[0], kind, { domain: DOMAIN, toneHz: 500 + 300 * i, sipPort: SIP_PORT, phonePort: PHONE_PORT }));
   // Both homes filter what they did not ask for: each holds an allocation on one of the relays.
   assert.ok(await eventually(() => homes.every((h) => peerStatus(h.dir).nat?.relay?.state === 'allocated'), 30_000), 'both homes hold a relay allocation');
   for (const h of homes) assert.ok(await eventually(() => /200 OK \(\) \[1 binding\]/.test(h.phone.output()), 15_000), `${h.user} registered`);
@@ -116,7 +89,7 @@ test('a call between homes whose relay peer is killed moves to another relay wit
       `longest silence from the other home: caller's anchor ${after[0].longestGapMs?.home} ms, callee's ${after[1].longestGapMs?.home} ms; ` +
       `path now ${after[0].path} via ${after[0].relay ?? after[0].via}; failover ${JSON.stringify(failover)}\n`,
   );
-  const relayLog = homes.map((h) => h.log().split('\n').filter((l) => /relay|attach|ice/i.test(l)).join('\n')).join('\n---\n');
+  const relayLog = homes.map((h) => lab.output(h.peer).split('\n').filter((l) => /relay|attach|ice/i.test(l)).join('\n')).join('\n---\n');
   if (process.env.LAB_VERBOSE) console.log(`killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
   assert.ok(resumed, `media flows again: ${JSON.stringify(after)}; killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
   for (const [i, call] of after.entries()) assert.ok(call.longestGapMs.home < 3000, `${KINDS[i]} home: longest silence ${call.longestGapMs.home} ms (before the kill: ${before[i].gap} ms); killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
