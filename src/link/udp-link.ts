@@ -10,6 +10,7 @@ export class UdpLink implements Link {
   faults = 0;
   private handler: (from: Address, datagram: Uint8Array) => void = () => {};
   private closed = false;
+  private lastSend: Promise<void> | undefined;
 
   private constructor(
     private readonly socket: SocketAsPromised,
@@ -30,9 +31,11 @@ export class UdpLink implements Link {
 
   send(to: Address, datagram: Uint8Array): void {
     if (this.closed) return;
-    this.socket.send(datagram, to.port, to.host).catch((error: Error) => {
-      this.log.debug('send-failed', { to: `${to.host}:${to.port}`, error });
-    });
+    const sent = this.socket.send(datagram, to.port, to.host).then(
+      () => undefined,
+      (error: Error) => this.log.debug('send-failed', { to: `${to.host}:${to.port}`, error }),
+    );
+    this.lastSend = sent;
   }
 
   /** An exception here would end the process (nothing above the socket catches it): the last guard. */
@@ -52,6 +55,9 @@ export class UdpLink implements Link {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Node sends on a later tick (after resolving the address): a socket closed at once would drop
+    // what we said last, such as the Refresh that gives a relay allocation back. Sends go in order.
+    await this.lastSend;
     await this.socket.close();
   }
 }
