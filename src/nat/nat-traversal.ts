@@ -244,7 +244,7 @@ export class NatTraversal {
    * router's own word (UPnP, NAT-PMP, PCP) is not advertised to the overlay until then, so a LAN
    * device that answers in the router's name cannot plant an address for us.
    */
-  private confirmedPortMapping(): Address | undefined {
+  confirmedPortMapping(): Address | undefined {
     const mapped = this.portMapped;
     return mapped && this.reflexive.some((r) => r.mapped.host === mapped.host) ? mapped : undefined;
   }

@@ -9,8 +9,8 @@ import { nodeDestination } from '../wire/message.js';
 import type { OverlayPeer } from './overlay-peer.js';
 
 /*
- * NAT upkeep once the node has joined: relays, both sides, and the keepalive interval. A peer with a public address that relays
- * announces itself under RELAY-SERVICE and renews the entry; a node whose NAT filters finds the
+ * NAT upkeep once the node has joined: relays, both sides, and the keepalive interval. A peer that
+ * relays (its address public, or its router forwarding its ports) announces itself under RELAY-SERVICE and renews the entry; a node whose NAT filters finds the
  * relays by that name (falling back on its bootstrap peers), opens a sealed link to one (a relay
  * serves enrolled nodes only) and takes an allocation, whose address then goes into every
  * Attach as its relayed candidate.
@@ -40,6 +40,8 @@ export class NatUpkeep {
   /** The relays found by name at the last allocation, nearest first: where to go at once when ours is lost. */
   private lastFound: RelayEntry[] = [];
   readonly counters = { relaysLost: 0, linksMoved: 0, linkMovesFailed: 0 };
+  /** Our own RELAY-SERVICE entry, when we relay: how often it was stored, or could not be. */
+  readonly announcements = { stored: 0, failed: 0 };
   /** The relays found by name at the last allocation, as measured (status `nat.relayChoice`). */
   relayRoundTrips: { address: string; rttMs: number | null }[] = [];
 
@@ -121,8 +123,7 @@ export class NatUpkeep {
           void this.peer.measureBindingLifetime(this.bootstrap[0], this.openSocket);
         }
       } else if (this.serves && this.peer.mayRelay && now >= this.nextAnnounceAt) {
-        // A port-mapped home reaches the overlay, but its relay's new ports would not be reachable:
-        // only peers with a public address of their own announce themselves as relays.
+        // A public peer, or a port-mapped home whose router forwards each relayed port too.
         this.announce();
       }
     }
@@ -133,10 +134,12 @@ export class NatUpkeep {
     const kind = this.peer.kinds.named('RELAY-SERVICE');
     if (!kind) return;
     this.busy = true;
-    announceRelay(this.peer.client, kind, this.peer.identity, this.peer.address, this.peer.relayServer!.free, (error) => {
+    announceRelay(this.peer.client, kind, this.peer.identity, this.peer.relayAddress, this.peer.relayServer!.free, (error) => {
       this.busy = false;
       this.nextAnnounceAt = this.peer.router.clock.now() + (error ? RETRY_MS : ANNOUNCE_INTERVAL_MS);
       if (error) this.log.info('relay-announce-failed', { error: error.message });
+      if (error) this.announcements.failed++;
+      else this.announcements.stored++;
     });
   }
 
@@ -148,7 +151,7 @@ export class NatUpkeep {
     for (const [key, until] of this.avoided) if (until <= now) this.avoided.delete(key);
     const usable = (address: Address) => !this.avoided.has(addressKey(address));
     const fallback = this.bootstrap.filter(usable);
-    // Relays have public addresses (they announce only then): the sealed link opens straight to
+    // Relays announce an address anyone reaches (public, or forwarded): the sealed link opens straight to
     // one, from behind any NAT, with no Attach routed round the ring (which, when we are moving
     // off a lost relay, could cross the dead peer). The bootstrap peers come last.
     const withRelays = (relays: readonly Address[]): void => {

@@ -9,7 +9,7 @@ import type { PortMapper } from '../nat/port-mapping/port-mapper.js';
 import { type BindingLifetime, BindingLifetimeProbe, keepaliveIntervalFor } from '../nat/binding-lifetime.js';
 import { RelayLink } from '../nat/relay/relay-link.js';
 import { SideChannelLink } from '../link/side-channel-link.js';
-import { DEFAULT_RELAY_LIMITS, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
+import { DEFAULT_RELAY_LIMITS, type ExposedPort, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
 import { DEFAULT_SEALED_LINK_OPTIONS, SEALED_FRAME_OVERHEAD, SealedLink, type SealedLinkOptions } from '../link/secure/sealed-link.js';
 import { AttachService } from '../overlay/attach-service.js';
 import { NatProbeService } from '../overlay/nat-probe-service.js';
@@ -76,6 +76,8 @@ export interface OverlayPeerDeps {
   readonly kinds?: KindRegistry;
   /** Asks the home router to forward the overlay port (PCP, NAT-PMP, UPnP IGD); none: never asks. */
   readonly portMapper?: PortMapper;
+  /** Opens another UDP socket on our host (RFC 5780: answering CHANGE-REQUEST from another port). */
+  readonly openSocket?: (bind: Address) => Promise<Link>;
   /** Relay for nodes behind NATs (a peer with a public address): how to open relayed ports. */
   readonly relay?: { readonly openSocket: (bind: Address) => Promise<Link>; readonly limits?: Partial<RelayLimits>; /** This host's addresses: a relay never sends to them. */ readonly ownHosts?: readonly string[] };
 }
@@ -163,7 +165,8 @@ export class OverlayPeer {
             },
             limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
             ...(deps.relay.ownHosts ? { ownHosts: deps.relay.ownHosts } : {}),
-            serving: () => this.nat.noNat(this.hasStunServers),
+            serving: () => this.mayRelay,
+            exposePort: (port, lost) => this.exposeRelayPort(port, lost),
           })
         : undefined),
     });
@@ -196,7 +199,7 @@ export class OverlayPeer {
           topology: this.topology,
           host: () => this.advertised,
           sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
-          openSocket: deps.relay?.openSocket,
+          openSocket: deps.openSocket ?? deps.relay?.openSocket,
           log: deps.log.child('nat-probe'),
         });
     this.kinds = deps.storage?.kinds ?? deps.kinds ?? new KindRegistry();
@@ -282,13 +285,49 @@ export class OverlayPeer {
     return !this.nat.reachableUnsolicited(this.hasStunServers);
   }
 
-  /** The relay server, when this peer may relay now: its own address is public (not behind any NAT, a port-mapped one included). */
+  /** The relay server, if this node has one (whether it may serve now is `mayRelay`). */
   get relayServer(): RelayServer | undefined {
     return this.relayServerPart;
   }
 
+  /**
+   * Whether this peer may relay now: its relayed ports must be reachable from the internet, so
+   * its own address is public, or the router forwards its overlay port (STUN confirmed it) and
+   * will forward each relayed port the same way.
+   */
   get mayRelay(): boolean {
-    return this.relayServerPart !== undefined && this.nat.noNat(this.hasStunServers);
+    if (this.relayServerPart === undefined) return false;
+    return this.nat.noNat(this.hasStunServers) || (this.deps.portMapper !== undefined && this.nat.confirmedPortMapping() !== undefined);
+  }
+
+  /** Where relays find us (RELAY-SERVICE): our own address, or the router's forward of our overlay port. */
+  get relayAddress(): Address {
+    return this.nat.noNat(this.hasStunServers) ? this.advertised : (this.nat.confirmedPortMapping() ?? this.advertised);
+  }
+
+  /**
+   * Where the internet reaches a relayed port of ours: at our own address when nothing stands in
+   * front of it; behind a router that forwards our overlay port, at a forward of its own, asked
+   * for the same way and taken only on the external address STUN confirmed for the overlay port.
+   */
+  private async exposeRelayPort(port: number, lost: () => void): Promise<ExposedPort | undefined> {
+    if (this.nat.noNat(this.hasStunServers)) return { external: { host: this.advertised.host, port }, close: async () => {} };
+    const confirmed = this.nat.confirmedPortMapping();
+    const mapper = confirmed ? this.deps.portMapper?.forPort(port) : undefined;
+    if (!confirmed || !mapper) return undefined;
+    const mapping = await mapper.map().catch(() => undefined);
+    if (!mapping || mapping.external.host !== confirmed.host) {
+      await mapper.remove();
+      return undefined;
+    }
+    mapper.onChange = (changed) => changed ?? lost();
+    return {
+      external: mapping.external,
+      close: () => {
+        mapper.onChange = () => {};
+        return mapper.remove();
+      },
+    };
   }
 
   /**
@@ -312,7 +351,8 @@ export class OverlayPeer {
   /** Graceful: tell the neighbours, then close the link and the store. */
   leave(): Promise<void> {
     this.storage?.stop();
-    const unmapped = this.deps.portMapper?.remove() ?? Promise.resolve();
+    // The router's forwards go with us: our own, and those of the relayed ports we hold for others.
+    const unmapped = Promise.all([this.deps.portMapper?.remove(), this.relayServerPart?.close()]);
     return new Promise<void>((resolve) => {
       this.topology.leave(() => {
         this.router.abortAll('node stopped');
@@ -356,6 +396,8 @@ export class OverlayPeer {
         attach: { ...this.attach.counters },
         ...(this.natProbe && !this.attachFirst ? { changeRequests: { ...this.natProbe.counters } } : {}),
         portMapping: this.deps.portMapper ? this.deps.portMapper.status() : 'off',
+        // Where this peer relays for others (RELAY-SERVICE), when it may: null when it may not.
+        relaying: this.mayRelay ? addressKey(this.relayAddress) : null,
         bindingLifetime: this.bindingLifetime ?? null,
         keepaliveMs: this.transport.keepaliveIntervalMs,
       },

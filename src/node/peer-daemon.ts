@@ -130,6 +130,8 @@ export class PeerDaemon {
       role,
       kinds: setup.kinds,
       ...(options.portMapping?.length !== 0 ? { portMapper: new PortMapper(systemPortMappingIo(log.child('port-mapping')), clock, random, log.child('port-mapping'), advertised, options.portMapping) } : {}),
+      // Not only for relaying: a public peer answers RFC 5780's change-port from a socket of its own.
+      openSocket: (bind: Address) => UdpLink.open(bind, log.child('probe-port')),
       ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.open(bind, log.child('relay-port')), ownHosts: allInterfaceAddresses() } } : {}),
       // A client stores nothing for the overlay (RFC 7890 s2), so it opens no backend.
       storage:
@@ -272,7 +274,7 @@ export class PeerDaemon {
   status(): Record<string, unknown> {
     const peerStatus = this.peer.status();
     // The relays found by name, as measured when this node last chose one (nearest first).
-    const nat = peerStatus.nat && this.natUpkeep ? { nat: { ...(peerStatus.nat as Record<string, unknown>), relayChoice: this.natUpkeep.relayRoundTrips, relayFailover: this.natUpkeep.counters } } : {};
+    const nat = peerStatus.nat && this.natUpkeep ? { nat: { ...(peerStatus.nat as Record<string, unknown>), relayChoice: this.natUpkeep.relayRoundTrips, relayFailover: this.natUpkeep.counters, relayAnnouncements: this.natUpkeep.announcements } } : {};
     const status = { ...peerStatus, ...nat, ...(this.sip ? { sip: { ...this.sip.status(), overlay: this.publisher?.counters ?? null } } : {}), memory: memoryStatus() };
     if (this.setup.mode === 'open') return { ...status, warning: OPEN_MODE_WARNING };
     const { claims } = this.setup.identity.certificate;

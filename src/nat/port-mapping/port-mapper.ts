@@ -72,7 +72,7 @@ export class PortMapper {
   constructor(
     private readonly io: PortMappingIo,
     private readonly clock: Clock,
-    random: Random,
+    private readonly random: Random,
     private readonly log: Logger,
     /** Our host address and overlay port (the internal side of the mapping). */
     private readonly internal: Address,
@@ -100,11 +100,22 @@ export class PortMapper {
       this.tried.push({ protocol, outcome: `mapped ${addressKey(mapping.external)}` });
       if (this.tried.length > 32) this.tried.splice(0, this.tried.length - 32);
       this.setMapping(mapping);
-      this.log.info('port-mapped', { protocol, external: addressKey(mapping.external), lifetime: mapping.lifetimeSeconds });
+      this.log.info('port-mapped', { protocol, internalPort: this.internal.port, external: addressKey(mapping.external), lifetime: mapping.lifetimeSeconds });
       this.scheduleRenewal(mapping);
       return mapping;
     }
     return undefined;
+  }
+
+  /**
+   * A mapper for another of our ports (a relay allocation's) on the router that granted ours:
+   * the protocol that worked, the IGD already found. Its mapping lives and is renewed on its own.
+   */
+  forPort(port: number): PortMapper | undefined {
+    if (!this.mapping) return undefined;
+    const other = new PortMapper(this.io, this.clock, this.random, this.log, { host: this.internal.host, port }, [this.mapping.protocol]);
+    other.igd = this.igd;
+    return other;
   }
 
   private setMapping(mapping: PortMapping | undefined): void {

@@ -51,9 +51,20 @@ export interface RelayServerDeps {
   readonly nodeAt: (address: Address) => string | undefined;
   /** This host's own addresses: never a permitted peer. */
   readonly ownHosts?: readonly string[];
-  /** Whether relayed ports would be reachable now (our address is public); else Allocates get 508. */
+  /** Whether relayed ports would be reachable now (our address is public or the router forwards for us); else Allocates get 508. */
   readonly serving?: () => boolean;
+  /**
+   * Where the internet reaches a relayed port of ours: on a port-mapped home, a forward of its own
+   * from the router (`lost` when the router drops it); nothing when none can be had. Without it,
+   * the port is reachable at `host` itself (a public address).
+   */
+  readonly exposePort?: (port: number, lost: () => void) => Promise<ExposedPort | undefined>;
   readonly limits: RelayLimits;
+}
+
+export interface ExposedPort {
+  readonly external: Address;
+  close(): Promise<void>;
 }
 
 export interface RelayServerCounters {
@@ -73,7 +84,9 @@ interface Allocation {
   readonly client: Address;
   readonly node: string;
   readonly socket: Link;
+  /** Where peers send to reach the client (the port's forward on the router, for a port-mapped relay). */
   readonly relayed: Address;
+  readonly exposed: ExposedPort;
   readonly key: Uint8Array;
   readonly permissions: Map<string, number>;
   readonly pairs: Map<string, TokenBucket>;
@@ -152,8 +165,18 @@ export class RelayServer {
       this.deps.log.warn('relay-socket-failed', { error });
       return refuse(508, 'Insufficient Capacity');
     }
+    const port = socket.localAddress.port;
+    const lost = (): void => {
+      const current = this.allocations.get(key);
+      if (current?.socket === socket) void this.release(current); // the client's liveness check finds it gone and moves on
+    };
+    const exposed = this.deps.exposePort ? await this.deps.exposePort(port, lost).catch(() => undefined) : { external: { host: this.deps.host, port }, close: async () => {} };
     this.opening.delete(key);
-    const allocation: Allocation = { client: from, node, socket, relayed: { host: this.deps.host, port: socket.localAddress.port }, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
+    if (!exposed) {
+      await socket.close();
+      return refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
+    }
+    const allocation: Allocation = { client: from, node, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
     this.allocations.set(key, allocation);
     this.counters.allocations++;
@@ -184,7 +207,8 @@ export class RelayServer {
     const peers = peerAddresses(request);
     if (peers.length === 0 || peers.length > 16) return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request'));
     // RFC 8656 s9.1 lets a relay refuse peers by policy (403): ours is global unicast, not our own addresses.
-    if (!peers.every((peer) => isGlobalUnicast(peer.host, this.ownHosts))) {
+    // (A port-mapped relay's own public address is its router's: never a peer either.)
+    if (!peers.every((peer) => isGlobalUnicast(peer.host, this.ownHosts) && peer.host.toLowerCase() !== allocation.relayed.host.toLowerCase())) {
       this.counters.forbiddenPeers++;
       return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 403, 'Forbidden: only global unicast peers'));
     }
@@ -244,6 +268,6 @@ export class RelayServer {
   private async release(allocation: Allocation): Promise<void> {
     this.deps.clock.clearTimer(allocation.expiry);
     if (this.allocations.get(addressKey(allocation.client)) === allocation) this.allocations.delete(addressKey(allocation.client));
-    await allocation.socket.close();
+    await Promise.all([allocation.socket.close(), allocation.exposed.close()]);
   }
 }

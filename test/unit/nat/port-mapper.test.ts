@@ -189,3 +189,38 @@ test('UPnP: a router that grants only permanent leases (725) is asked for one; o
   assert.deepEqual(mapping, { protocol: 'upnp-igd', external: { host: EXTERNAL, port: 6085 }, lifetimeSeconds: 0 });
   assert.equal(calls, 3);
 });
+
+test("a relayed port gets a forward of its own from the router that forwards ours: the same protocol, the IGD already found, renewed and removed on its own", async () => {
+  const leases = new Map<string, string>();
+  const router: Router = {
+    udp: () => [],
+    http: (action, body) => {
+      if (action === 'GetExternalIPAddress') return { status: 200, body: `<NewExternalIPAddress>${EXTERNAL}</NewExternalIPAddress>` };
+      const external = /<NewExternalPort>(\d+)</.exec(body)?.[1] ?? '';
+      if (action === 'AddPortMapping') leases.set(external, /<NewInternalPort>(\d+)</.exec(body)?.[1] ?? '');
+      if (action === 'DeletePortMapping') leases.delete(external);
+      return { status: 200, body: '' };
+    },
+  };
+  const { mapper, run, requests, soap } = world(router);
+  const m = mapper(['pcp', 'nat-pmp', 'upnp-igd']);
+  assert.equal(m.forPort(45000), undefined, 'no router has granted us anything yet');
+  (m as unknown as { igd: unknown }).igd = { serviceType: 'urn:schemas-upnp-org:service:WANIPConnection:1', controlUrl: `http://${GATEWAY}/ctl` };
+  const mapped = m.map();
+  await run(3000);
+  assert.equal((await mapped)?.protocol, 'upnp-igd');
+  const asked = requests.length;
+  const relayed = m.forPort(45000)!;
+  const forwarded = relayed.map();
+  await run(1000);
+  assert.deepEqual(await forwarded, { protocol: 'upnp-igd', external: { host: EXTERNAL, port: 45000 }, lifetimeSeconds: 3600 });
+  assert.equal(requests.length, asked, 'no PCP, NAT-PMP or SSDP asked again: straight to the IGD that granted ours');
+  assert.deepEqual([...leases.entries()].sort(), [['45000', '45000'], ['6084', '6084']]);
+  const adds = soap.filter((s) => s.startsWith('AddPortMapping')).length;
+  await run(61_000);
+  assert.ok(soap.filter((s) => s.startsWith('AddPortMapping')).length >= adds + 2, 'both renewed within the minute');
+  const removed = relayed.remove();
+  await run(1000);
+  await removed;
+  assert.deepEqual([...leases.keys()], ['6084'], 'only the relayed forward is removed');
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Link } from '../../../src/link/link.js';
-import { RelayServer, type RelayLimits } from '../../../src/nat/relay/relay-server.js';
+import { type RelayServerDeps, RelayServer, type RelayLimits } from '../../../src/nat/relay/relay-server.js';
 import { decodeIndication, encodeIndication, errorCode, lifetimeAttr } from '../../../src/nat/relay/turn-codec.js';
 import { seal } from '../../../src/nat/stun/integrity.js';
 import { Attr, attribute, decodeStun, decodeXorAddress, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../../../src/nat/stun/message.js';
@@ -17,7 +17,7 @@ import { type Address, addressKey } from '../../../src/wire/address.js';
 const CLIENT = { host: '198.18.0.11', port: 6084 };
 const PEER = { host: '198.18.0.12', port: 7000 };
 
-function setup(limits: Partial<RelayLimits> = {}) {
+function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps> = {}) {
   const clock = new VirtualClock();
   const random = new SeededRandom(3);
   const toClients: { to: Address; message: StunMessage }[] = [];
@@ -38,6 +38,7 @@ function setup(limits: Partial<RelayLimits> = {}) {
     sendRaw: (to, datagram) => toClients.push({ to, message: decodeStun(datagram) }),
     nodeAt: (address) => (address.host.startsWith('198.18.0.1') ? `node-${address.host}` : undefined),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600, ...limits },
+    ...more,
   });
   /** Hands the relay a datagram as it arrived. */
   const deliver = (from: Address, bytes: Uint8Array) => server.handle(from, decodeStun(bytes), bytes);
@@ -157,4 +158,56 @@ test('after Allocate, requests and Send indications without MESSAGE-INTEGRITY un
   assert.equal(server.counters.unauthenticated, 3);
   send(key, new Uint8Array([0x80, 8]));
   assert.equal(sockets[0].sent.length, 1, 'the holder\'s own Send goes');
+});
+
+test('a port-mapped relay announces each relayed port at its router forward, refuses its router as a peer, and gives the forward back with the allocation', async () => {
+  // The home router: forwards WAN 198.18.0.50:<port> to the relay's LAN port, as PCP or UPnP grant it.
+  const forwards = new Map<number, { lost: () => void }>();
+  let refuse = false;
+  const exposePort = async (port: number, lost: () => void) => {
+    if (refuse) return undefined;
+    forwards.set(port, { lost });
+    return { external: { host: '198.18.0.50', port: port + 1000 }, close: async () => void forwards.delete(port) };
+  };
+  const { request, toClients, settle, allocate, permit, sockets, send, clock } = setup({ maxPerNode: 2 }, { host: '198.19.1.2', exposePort });
+  request(CLIENT, StunMethod.Allocate);
+  await settle();
+  const answer = toClients.at(-1)!.message;
+  const relayed = decodeXorAddress(attribute(answer, Attr.XorRelayedAddress)!.value, answer.transactionId);
+  assert.equal(addressKey(relayed), '198.18.0.50:51000', 'the relayed address is the forward, not the LAN port');
+  assert.deepEqual([...forwards.keys()], [50000]);
+  const key = new Uint8Array(attribute(answer, Attr.AllocationKey)!.value);
+
+  // The router's own public address is the relay's own: no peer may be there (its forwards, its services).
+  permit(key, { host: '198.18.0.50', port: 5351 });
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 403);
+  permit(key);
+  await settle();
+  assert.equal(toClients.pop()!.message.klass, StunClass.Success);
+  send(key, new Uint8Array([1, 2, 3]));
+  assert.equal(sockets[0].sent.length, 1, 'relayed to a permitted peer');
+
+  // The router drops the forward (it rebooted and would not grant it again): the allocation goes with it.
+  forwards.get(50000)!.lost();
+  await settle();
+  assert.equal(sockets[0].closed, true);
+  send(key, new Uint8Array([4]));
+  assert.equal(sockets[0].sent.length, 1, 'nothing relayed on an allocation whose forward is gone');
+
+  // A router that will not forward a new port: 508, and the socket opened for it is closed again.
+  refuse = true;
+  const other = { ...CLIENT, host: '198.18.0.13' };
+  request(other, StunMethod.Allocate);
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 508);
+  assert.equal(sockets.at(-1)!.closed, true);
+
+  // An allocation that expires gives its forward back.
+  refuse = false;
+  await allocate(other, [lifetimeAttr(600)]);
+  assert.equal(forwards.size, 1);
+  clock.runUntil(clock.now() + 601_000);
+  await settle();
+  assert.equal(forwards.size, 0, 'the forward is removed when the allocation ends');
 });
