@@ -32,6 +32,9 @@ export const SECOND_PUBLIC_PEER = '198.18.0.2';
 const CARRIER_WAN = '198.18.0.50';
 /** The overlay port every lab peer binds; the cone routers forward it. */
 export const LAB_PORT = 6084;
+/** miniupnpd's UPnP HTTP port behind the permanent-lease firmware, and the firmware's own. */
+const MINIUPNPD_HTTP_PORT = 5000;
+const FIRMWARE_HTTP_PORT = 5001;
 
 /**
  * Router behaviours, in RFC 4787 terms:
@@ -75,6 +78,7 @@ export class NatLab {
   private readonly outputs = new Map<ChildProcess, string[]>();
   private readonly miniupnpd = new Map<string, ChildProcess>();
   private readonly miniupnpdConfigs = new Map<string, string>();
+  private readonly firmware = new Map<string, ChildProcess>();
   private readonly files: string[] = [];
   private carrier: string | undefined;
   private built = false;
@@ -95,7 +99,7 @@ export class NatLab {
   }
 
   /** A home of the given kind: a router namespace with its NAT rules and a host behind it. */
-  addHome(kind: RouterKind, options: { udpTimeoutSeconds?: number } = {}): Home {
+  addHome(kind: RouterKind, options: { udpTimeoutSeconds?: number; permanentLeasesOnly?: boolean } = {}): Home {
     this.build();
     const i = this.homes.length + 1;
     const name = `h${i}`;
@@ -124,7 +128,7 @@ export class NatLab {
       this.in(router, 'sysctl', ['-q', '-w', `net.netfilter.nf_conntrack_udp_timeout=${options.udpTimeoutSeconds}`]);
       this.in(router, 'sysctl', ['-q', '-w', `net.netfilter.nf_conntrack_udp_timeout_stream=${options.udpTimeoutSeconds}`]);
     }
-    if (kind === 'upnp') this.startMiniupnpd(router, i);
+    if (kind === 'upnp') this.startMiniupnpd(router, i, options.permanentLeasesOnly ?? false);
     else for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
     const home = { name, kind, router, ns, host, wan };
     this.homes.push(home);
@@ -192,7 +196,7 @@ export class NatLab {
    * miniupnpd 2.3 programs iptables through libiptc (the legacy tables), so this router keeps all
    * its rules there: MASQUERADE, and the chains miniupnpd adds its forwards to.
    */
-  private startMiniupnpd(router: string, i: number): void {
+  private startMiniupnpd(router: string, i: number, permanentLeasesOnly: boolean): void {
     const legacy = (args: string[]) => this.in(router, 'iptables-legacy', args);
     legacy(['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE']);
     for (const table of ['nat', 'filter', 'mangle']) legacy(['-t', table, '-N', 'MINIUPNPD']);
@@ -207,10 +211,12 @@ export class NatLab {
       [
         'ext_ifname=wan',
         'listening_ip=lan',
-        'port=0',
+        // Behind the firmware that grants only permanent leases, UPnP listens on a port it knows.
+        `port=${permanentLeasesOnly ? MINIUPNPD_HTTP_PORT : 0}`,
         'enable_natpmp=yes',
         'enable_upnp=yes',
-        'secure_mode=yes',
+        // (Behind that firmware the SOAP requests come from the router itself, not the LAN host they name.)
+        `secure_mode=${permanentLeasesOnly ? 'no' : 'yes'}`,
         'system_uptime=no',
         `ext_perform_stun=yes`,
         `ext_stun_host=${PUBLIC_PEER}`,
@@ -226,6 +232,24 @@ export class NatLab {
     this.miniupnpdConfigs.set(router, config);
     this.miniupnpd.set(router, this.spawn(router, 'miniupnpd', ['-f', config, '-d', '-P', `${config}.pid`]));
     this.files.push(`${config}.pid`);
+    if (permanentLeasesOnly) this.startPermanentLeaseFirmware(router, i);
+  }
+
+  /**
+   * Firmware that grants only permanent UPnP leases (725 for any other), in front of miniupnpd:
+   * the LAN's UPnP requests are turned to it, and what it lets through goes on to miniupnpd.
+   */
+  private startPermanentLeaseFirmware(router: string, i: number): void {
+    const lan = `198.19.${i}.1`;
+    const firmware = path.resolve('test/natlab/permanent-lease-firmware.mjs');
+    this.in(router, 'iptables-legacy', ['-t', 'nat', '-I', 'PREROUTING', '-i', 'lan', '-p', 'tcp', '-d', lan, '--dport', `${MINIUPNPD_HTTP_PORT}`, '-j', 'REDIRECT', '--to-ports', `${FIRMWARE_HTTP_PORT}`]);
+    this.firmware.set(router, this.spawn(router, process.execPath, [firmware, lan, `${FIRMWARE_HTTP_PORT}`, lan, `${MINIUPNPD_HTTP_PORT}`]));
+  }
+
+  /** What the permanent-lease firmware printed (what it refused and granted). */
+  firmwareLog(router: string): string {
+    const child = this.firmware.get(router);
+    return child ? this.output(child) : '';
   }
 
   /**

@@ -65,6 +65,8 @@ export class PortMapper {
   private renewTimer: TimerHandle | undefined;
   private readonly nonce: Uint8Array;
   private igd: IgdService | undefined;
+  /** This IGD said it keeps only permanent leases (725): later asks go straight to lease 0. */
+  private permanentOnly = false;
   /** The router's last epoch and when we heard it (seconds, ms). */
   private epoch: { seconds: number; at: number } | undefined;
   private stopped = false;
@@ -115,6 +117,7 @@ export class PortMapper {
     if (!this.mapping) return undefined;
     const other = new PortMapper(this.io, this.clock, this.random, this.log, { host: this.internal.host, port }, [this.mapping.protocol]);
     other.igd = this.igd;
+    other.permanentOnly = this.permanentOnly;
     return other;
   }
 
@@ -273,12 +276,15 @@ export class PortMapper {
     this.igd ??= await this.discoverIgd(gateway);
     if (!this.igd) throw new Error('no IGD answered SSDP');
     const igd = this.igd;
-    let lease = lifetime;
+    let lease = this.permanentOnly ? 0 : lifetime;
     let external = this.mapping?.protocol === 'upnp-igd' ? this.mapping.external.port : this.internal.port;
     let added = await this.soap(igd, 'AddPortMapping', addPortMappingArgs(external, this.internal.port, this.internal.host, lease));
     for (let tries = 0; added.status !== 200 && tries < UPNP_PORT_TRIES + 1; tries++) {
       const code = soapValue(added.body, 'errorCode');
-      if (code === UPNP_ONLY_PERMANENT && lease !== 0) lease = 0; // this router keeps only permanent leases
+      if (code === UPNP_ONLY_PERMANENT && lease !== 0) {
+        lease = 0; // this router keeps only permanent leases
+        this.permanentOnly = true;
+      }
       else if (code === UPNP_CONFLICT) external = external >= 65535 ? 1024 : external + 1; // someone holds that port
       else break;
       added = await this.soap(igd, 'AddPortMapping', addPortMappingArgs(external, this.internal.port, this.internal.host, lease));

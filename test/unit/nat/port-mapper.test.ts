@@ -188,6 +188,9 @@ test('UPnP: a router that grants only permanent leases (725) is asked for one; o
   const mapping = await mapped;
   assert.deepEqual(mapping, { protocol: 'upnp-igd', external: { host: EXTERNAL, port: 6085 }, lifetimeSeconds: 0 });
   assert.equal(calls, 3);
+  // Renewals remember what this router keeps: straight to a permanent lease on the next port tried.
+  await run(61_000);
+  assert.equal(calls, 4, 'the renewal asked once, for a permanent lease');
 });
 
 test("a relayed port gets a forward of its own from the router that forwards ours: the same protocol, the IGD already found, renewed and removed on its own", async () => {
