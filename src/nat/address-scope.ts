@@ -43,16 +43,36 @@ export function isGlobalUnicast(host: string, own: ReadonlySet<string> = new Set
     const n = ipv4Number(host);
     return !IPV4_REFUSED.some((prefix) => inPrefix(n, prefix));
   }
-  const h = host.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  if (mapped) return isGlobalUnicast(mapped[1], own);
-  if (h === '::' || h === '::1') return false;
-  const first = Number.parseInt(h.split(':')[0] || '0', 16);
+  const groups = ipv6Groups(host.toLowerCase());
+  const embedded = (high: number, low: number) => `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  const zeros = (from: number, to: number) => groups.slice(from, to).every((g) => g === 0);
+  // IPv4 inside IPv6, however it is written (::ffff:c612:32 is 198.18.0.50): judged as that IPv4.
+  if (zeros(0, 5) && groups[5] === 0xffff) return isGlobalUnicast(embedded(groups[6], groups[7]), own);
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && zeros(2, 6)) return isGlobalUnicast(embedded(groups[6], groups[7]), own); // NAT64
+  if (groups[0] === 0x2002) return isGlobalUnicast(embedded(groups[1], groups[2]), own); // 6to4
+  if (zeros(0, 6)) return false; // ::, ::1, and the deprecated IPv4-compatible ::a.b.c.d
+  const first = groups[0];
   if ((first & 0xffc0) === 0xfe80) return false; // link-local
   if ((first & 0xfe00) === 0xfc00) return false; // unique local
   if ((first & 0xff00) === 0xff00) return false; // multicast
-  if (h.startsWith('2001:db8:') || h.startsWith('2001:0db8:')) return false; // documentation
+  if (first === 0x2001 && (groups[1] === 0x0db8 || groups[1] === 0)) return false; // documentation; Teredo tunnels
+  if (first === 0x64 && groups[1] === 0xff9b) return false; // local-use NAT64 (RFC 8215)
   return true;
+}
+
+/** The eight 16-bit groups of an IPv6 literal (isIP said it is one), a trailing dotted quad included. */
+function ipv6Groups(host: string): number[] {
+  let text = host.split('%')[0];
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number);
+    text = `${text.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const parse = (part: string | undefined) => (part ? part.split(':').map((g) => Number.parseInt(g, 16)) : []);
+  const front = parse(head);
+  const back = parse(tail);
+  return tail === undefined ? front : [...front, ...new Array(8 - front.length - back.length).fill(0), ...back];
 }
 
 /**

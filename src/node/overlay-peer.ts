@@ -35,6 +35,11 @@ import { pingReq } from '../wire/messages/ping.js';
 
 /** How long insertion waits for the home router to map our port (PCP, NAT-PMP, then UPnP each try in turn). */
 const PORT_MAPPING_WAIT_MS = 10_000;
+/**
+ * A port-mapped home relays through at most this many router forwards at once: home routers hold
+ * few (some 32 in all), each is renewed every minute, and the family's own devices need theirs.
+ */
+const MAX_RELAY_FORWARDS = 16;
 
 /**
  * One overlay node assembled from its parts. The same assembly runs on a device (UdpLink,
@@ -286,6 +291,9 @@ export class OverlayPeer {
   }
 
   /** The relay server, if this node has one (whether it may serve now is `mayRelay`). */
+  /** Router forwards held for relay allocations (a port-mapped home's). */
+  private relayForwards = 0;
+
   get relayServer(): RelayServer | undefined {
     return this.relayServerPart;
   }
@@ -313,21 +321,24 @@ export class OverlayPeer {
   private async exposeRelayPort(port: number, lost: () => void): Promise<ExposedPort | undefined> {
     if (this.nat.noNat(this.hasStunServers)) return { external: { host: this.advertised.host, port }, close: async () => {} };
     const confirmed = this.nat.confirmedPortMapping();
-    const mapper = confirmed ? this.deps.portMapper?.forPort(port) : undefined;
-    if (!confirmed || !mapper) return undefined;
+    if (!confirmed || this.relayForwards >= MAX_RELAY_FORWARDS) return undefined;
+    const mapper = this.deps.portMapper?.forPort(port);
+    if (!mapper) return undefined;
+    this.relayForwards++;
     const mapping = await mapper.map().catch(() => undefined);
-    if (!mapping || mapping.external.host !== confirmed.host) {
-      await mapper.remove();
+    const close = (): Promise<void> => {
+      mapper.onChange = () => {};
+      this.relayForwards--;
+      return mapper.remove();
+    };
+    // The same port outside as inside: what the relay sends leaves from the port it announced.
+    if (!mapping || mapping.external.host !== confirmed.host || mapping.external.port !== port) {
+      await close();
       return undefined;
     }
-    mapper.onChange = (changed) => changed ?? lost();
-    return {
-      external: mapping.external,
-      close: () => {
-        mapper.onChange = () => {};
-        return mapper.remove();
-      },
-    };
+    // Gone, or moved (a new WAN address): the allocation ends, and its client takes another relay.
+    mapper.onChange = (changed) => (changed && addressKey(changed.external) === addressKey(mapping.external) ? undefined : lost());
+    return { external: mapping.external, close };
   }
 
   /**

@@ -70,6 +70,8 @@ export class PortMapper {
   /** The router's last epoch and when we heard it (seconds, ms). */
   private epoch: { seconds: number; at: number } | undefined;
   private stopped = false;
+  /** Requests to the router under way: remove() waits for them, so none makes a forward after it. */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly io: PortMappingIo,
@@ -90,15 +92,20 @@ export class PortMapper {
     if (!gateway) return undefined;
     const attempts = { pcp: () => this.pcp(gateway, LIFETIME_SECONDS), 'nat-pmp': () => this.pmp(gateway, LIFETIME_SECONDS), 'upnp-igd': () => this.upnp(gateway, LIFETIME_SECONDS) };
     for (const protocol of this.protocols) {
+      if (this.stopped) return undefined;
       const attempt = attempts[protocol];
       let mapping: PortMapping | undefined;
       try {
-        mapping = await attempt();
+        mapping = await this.tracked(attempt());
       } catch (error) {
         this.tried.push({ protocol, outcome: (error as Error).message });
         continue;
       }
       if (!mapping) continue;
+      if (this.stopped) {
+        await this.deleteOnRouter(mapping); // granted after we were told to stop: give it back
+        return undefined;
+      }
       this.tried.push({ protocol, outcome: `mapped ${addressKey(mapping.external)}` });
       if (this.tried.length > 32) this.tried.splice(0, this.tried.length - 32);
       this.setMapping(mapping);
@@ -114,7 +121,9 @@ export class PortMapper {
    * the protocol that worked, the IGD already found. Its mapping lives and is renewed on its own.
    */
   forPort(port: number): PortMapper | undefined {
-    if (!this.mapping) return undefined;
+    // Not on a router that keeps only permanent leases: a relay that stopped uncleanly would leave
+    // its forwards open for good.
+    if (!this.mapping || this.permanentOnly || this.mapping.lifetimeSeconds === 0) return undefined;
     const other = new PortMapper(this.io, this.clock, this.random, this.log, { host: this.internal.host, port }, [this.mapping.protocol]);
     other.igd = this.igd;
     other.permanentOnly = this.permanentOnly;
@@ -156,22 +165,34 @@ export class PortMapper {
     }
   }
 
-  /** Removes the mapping from the router (on shutdown). */
+  /** Removes the mapping from the router (on shutdown), once any request under way has been answered. */
   async remove(): Promise<void> {
     this.stopped = true;
     this.clock.clearTimer(this.renewTimer);
+    await Promise.all(this.inFlight);
     const mapping = this.mapping;
     this.setMapping(undefined);
+    if (mapping) await this.deleteOnRouter(mapping);
+  }
+
+  private async deleteOnRouter(mapping: PortMapping): Promise<void> {
     const gateway = this.io.gateway();
-    if (!mapping || !gateway) return;
+    if (!gateway) return;
     try {
       if (mapping.protocol === 'pcp') await this.pcp(gateway, 0);
       else if (mapping.protocol === 'nat-pmp') await this.pmp(gateway, 0);
       else if (this.igd) await this.soap(this.igd, 'DeletePortMapping', { NewRemoteHost: '', NewExternalPort: mapping.external.port, NewProtocol: 'UDP' });
-      this.log.info('port-mapping-removed', { protocol: mapping.protocol });
+      this.log.info('port-mapping-removed', { protocol: mapping.protocol, internalPort: this.internal.port });
     } catch (error) {
       this.log.info('port-mapping-remove-failed', { error: (error as Error).message });
     }
+  }
+
+  private tracked<T>(request: Promise<T>): Promise<T> {
+    const settled = request.catch(() => undefined);
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return request;
   }
 
   status(): Record<string, unknown> {
@@ -187,9 +208,10 @@ export class PortMapper {
       const gateway = this.io.gateway();
       if (!gateway) return this.lost(RETRY_MS);
       this.counters.renewals++;
-      const again = mapping.protocol === 'pcp' ? this.pcp(gateway, LIFETIME_SECONDS) : mapping.protocol === 'nat-pmp' ? this.pmp(gateway, LIFETIME_SECONDS) : this.upnp(gateway, LIFETIME_SECONDS);
-      const remap = (): void => void this.map().then((remapped) => remapped ?? this.lost(RETRY_MS));
+      const again = this.tracked(mapping.protocol === 'pcp' ? this.pcp(gateway, LIFETIME_SECONDS) : mapping.protocol === 'nat-pmp' ? this.pmp(gateway, LIFETIME_SECONDS) : this.upnp(gateway, LIFETIME_SECONDS));
+      const remap = (): void => void this.map().then((remapped) => remapped ?? (this.stopped ? undefined : this.lost(RETRY_MS)));
       again.then((renewed) => {
+        if (this.stopped) return; // remove() deletes what we hold, having waited for this answer
         if (!renewed) return remap();
         this.setMapping(renewed);
         this.scheduleRenewal(renewed);
@@ -290,11 +312,14 @@ export class PortMapper {
       added = await this.soap(igd, 'AddPortMapping', addPortMappingArgs(external, this.internal.port, this.internal.host, lease));
     }
     if (added.status !== 200) throw new Error(`AddPortMapping: HTTP ${added.status} ${soapValue(added.body, 'errorCode') ?? ''} ${soapValue(added.body, 'errorDescription') ?? ''}`.trim());
-    const ip = soapValue((await this.soap(igd, 'GetExternalIPAddress', {})).body, 'NewExternalIPAddress');
-    if (!ip) throw new Error('GetExternalIPAddress gave no address');
+    const ip = await this.soap(igd, 'GetExternalIPAddress', {}).then((answer) => soapValue(answer.body, 'NewExternalIPAddress'), () => undefined);
     // What we would advertise to everyone: an IP literal, and one the internet can reach (a
-    // router behind another NAT reports a private address; a liar on the LAN, anything).
-    if (!isGlobalUnicast(ip)) throw new Error(`GetExternalIPAddress gave ${ip.slice(0, 40)}, not a public address`);
+    // router behind another NAT reports a private address; a liar on the LAN, anything). A
+    // forward we will not use is given back, not left open.
+    if (!ip || !isGlobalUnicast(ip)) {
+      await this.soap(igd, 'DeletePortMapping', { NewRemoteHost: '', NewExternalPort: external, NewProtocol: 'UDP' }).catch(() => undefined);
+      throw new Error(ip ? `GetExternalIPAddress gave ${ip.slice(0, 40)}, not a public address` : 'GetExternalIPAddress gave no address');
+    }
     return { protocol: 'upnp-igd', external: { host: ip, port: external }, lifetimeSeconds: lease };
   }
 

@@ -96,7 +96,11 @@ interface Allocation {
 export class RelayServer {
   readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0 };
   private readonly allocations = new Map<string, Allocation>();
-  private readonly opening = new Set<string>();
+  /** Allocates still being set up (a router forward can take a while), by client address: their node. */
+  private readonly opening = new Map<string, string>();
+  private closed = false;
+  /** Allocates under way, which close() waits for (each gives back what it got once it sees us closed). */
+  private readonly settling = new Set<Promise<unknown>>();
   private readonly ownHosts: ReadonlySet<string>;
 
   constructor(private readonly deps: RelayServerDeps) {
@@ -109,7 +113,9 @@ export class RelayServer {
     const isTurnRequest = message.klass === StunClass.Request && (message.method === StunMethod.Allocate || message.method === StunMethod.Refresh || message.method === StunMethod.CreatePermission);
     if (!isSend && !isTurnRequest) return false;
     if (message.method === StunMethod.Allocate) {
-      void this.allocate(from, message);
+      const settled = this.allocate(from, message).catch((error: unknown) => this.deps.log.warn('relay-allocate-failed', { error }));
+      this.settling.add(settled);
+      void settled.then(() => this.settling.delete(settled));
       return true;
     }
     // Everything after Allocate proves it comes from the allocation's holder; else it is dropped unanswered.
@@ -133,7 +139,9 @@ export class RelayServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.allocations.values()].map((a) => this.release(a)));
+    await Promise.all(this.settling);
   }
 
   // --- requests (RFC 8656 s7-s9) ---
@@ -143,7 +151,7 @@ export class RelayServer {
     const answer = (bytes: Uint8Array): void => this.deps.sendRaw(from, bytes);
     const existing = this.allocations.get(key);
     if (existing) return answer(this.allocated(request, existing)); // a retransmission (s7.2)
-    if (this.opening.has(key)) return;
+    if (this.opening.has(key) || this.closed) return;
     const node = this.deps.nodeAt(from);
     const refuse = (code: number, reason: string): void => {
       this.counters.refused++;
@@ -155,8 +163,9 @@ export class RelayServer {
     }
     if (this.deps.serving && !this.deps.serving()) return refuse(508, 'Insufficient Capacity: this peer is behind a NAT, its relayed ports would not be reachable');
     if (this.allocations.size + this.opening.size >= this.deps.limits.maxAllocations) return refuse(508, 'Insufficient Capacity');
-    if ([...this.allocations.values()].filter((a) => a.node === node).length >= this.deps.limits.maxPerNode) return refuse(486, 'Allocation Quota Reached');
-    this.opening.add(key);
+    const held = [...this.allocations.values()].filter((a) => a.node === node).length + [...this.opening.values()].filter((n) => n === node).length;
+    if (held >= this.deps.limits.maxPerNode) return refuse(486, 'Allocation Quota Reached');
+    this.opening.set(key, node);
     let socket: Link;
     try {
       socket = await this.deps.openSocket({ host: this.deps.host, port: 0 });
@@ -172,9 +181,10 @@ export class RelayServer {
     };
     const exposed = this.deps.exposePort ? await this.deps.exposePort(port, lost).catch(() => undefined) : { external: { host: this.deps.host, port }, close: async () => {} };
     this.opening.delete(key);
-    if (!exposed) {
-      await socket.close();
-      return refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
+    if (!exposed || this.closed) {
+      // (Closed meanwhile: the forward the router just granted goes back at once, never left behind.)
+      await Promise.all([socket.close(), exposed?.close()]);
+      return exposed ? undefined : refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
     }
     const allocation: Allocation = { client: from, node, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
@@ -208,7 +218,8 @@ export class RelayServer {
     if (peers.length === 0 || peers.length > 16) return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request'));
     // RFC 8656 s9.1 lets a relay refuse peers by policy (403): ours is global unicast, not our own addresses.
     // (A port-mapped relay's own public address is its router's: never a peer either.)
-    if (!peers.every((peer) => isGlobalUnicast(peer.host, this.ownHosts) && peer.host.toLowerCase() !== allocation.relayed.host.toLowerCase())) {
+    const own = new Set([...this.ownHosts, allocation.relayed.host.toLowerCase()]);
+    if (!peers.every((peer) => isGlobalUnicast(peer.host, own))) {
       this.counters.forbiddenPeers++;
       return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 403, 'Forbidden: only global unicast peers'));
     }

@@ -227,3 +227,48 @@ test("a relayed port gets a forward of its own from the router that forwards our
   await removed;
   assert.deepEqual([...leases.keys()], ['6084'], 'only the relayed forward is removed');
 });
+
+test('no forward outlives remove(): an answer still under way is waited for and deleted; an added forward whose external address cannot be had is given back; a permanent-only router gets no relayed forwards', async () => {
+  // A UPnP router that answers slowly and keeps a table of leases.
+  const leases = new Map<string, string>();
+  let externalIp: string | undefined = EXTERNAL;
+  const router: Router = {
+    udp: () => [],
+    http: (action, body) => {
+      const external = /<NewExternalPort>(\d+)</.exec(body)?.[1] ?? '';
+      if (action === 'GetExternalIPAddress') return externalIp ? { status: 200, body: `<NewExternalIPAddress>${externalIp}</NewExternalIPAddress>` } : { status: 500, body: '<errorCode>501</errorCode>' };
+      if (action === 'AddPortMapping') leases.set(external, /<NewLeaseDuration>(\d+)</.exec(body)?.[1] ?? '');
+      if (action === 'DeletePortMapping') leases.delete(external);
+      return { status: 200, body: '' };
+    },
+  };
+  const igd = { serviceType: 'urn:schemas-upnp-org:service:WANIPConnection:1', controlUrl: `http://${GATEWAY}/ctl` };
+  const { mapper, run } = world(router);
+  const m = mapper(['upnp-igd']);
+  (m as unknown as { igd: unknown }).igd = igd;
+  const mapping = m.map();
+  // remove() called while AddPortMapping is under way: the forward it makes is deleted, not left.
+  const removed = m.remove();
+  await run(1000);
+  assert.equal(await mapping, undefined);
+  await removed;
+  assert.deepEqual([...leases.keys()], [], 'nothing left on the router');
+
+  // AddPortMapping succeeds but the router will not say its external address: the forward goes back.
+  externalIp = undefined;
+  const second = mapper(['upnp-igd']);
+  (second as unknown as { igd: unknown }).igd = igd;
+  const failed = second.map();
+  await run(1000);
+  assert.equal(await failed, undefined);
+  assert.deepEqual([...leases.keys()], [], 'the unused forward was deleted');
+
+  // A router that keeps only permanent leases: the overlay port is mapped, relayed ports are not.
+  const permanent = world({ udp: () => [], http: (action, body) => (action === 'GetExternalIPAddress' ? { status: 200, body: `<NewExternalIPAddress>${EXTERNAL}</NewExternalIPAddress>` } : body.includes('<NewLeaseDuration>0<') ? { status: 200, body: '' } : { status: 500, body: '<errorCode>725</errorCode>' }) });
+  const third = permanent.mapper(['upnp-igd']);
+  (third as unknown as { igd: unknown }).igd = igd;
+  const granted = third.map();
+  await permanent.run(1000);
+  assert.equal((await granted)?.lifetimeSeconds, 0);
+  assert.equal(third.forPort(45000), undefined, 'an unclean stop would leave relayed forwards open for good');
+});

@@ -131,13 +131,15 @@ test('an allocation nobody refreshes expires with its lifetime', async () => {
 test('a permission for loopback, a LAN, link-local, multicast or the relay\'s own address is refused (403); nothing is ever sent there', async () => {
   const { toClients, sockets, server, allocate, permit, send } = setup();
   const key = await allocate();
-  for (const host of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '172.20.0.5', '169.254.1.1', '100.64.0.9', '224.0.0.251', '255.255.255.255', '0.0.0.0', '198.18.0.1']) {
+  // IPv4 written inside IPv6 (mapped in hex, NAT64, 6to4) is judged as the IPv4 it carries.
+  const hidden = ['::ffff:7f00:1', '::ffff:c612:1', '64:ff9b::a01:203', '2002:c0a8:101::1', '::1', 'fe80::1'];
+  for (const host of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '172.20.0.5', '169.254.1.1', '100.64.0.9', '224.0.0.251', '255.255.255.255', '0.0.0.0', '198.18.0.1', ...hidden]) {
     permit(key, { host, port: 5351 });
     assert.equal(errorCode(toClients.pop()!.message), 403, host);
     send(key, new Uint8Array([0x80, 1]), { host, port: 5351 });
   }
   assert.equal(sockets[0].sent.length, 0, 'not one datagram left the relayed port');
-  assert.equal(server.counters.forbiddenPeers, 10);
+  assert.equal(server.counters.forbiddenPeers, 16);
   permit(key, { host: '198.18.0.12', port: 7000 });
   assert.equal(toClients.pop()!.message.klass, StunClass.Success, 'a global peer is fine');
 });
@@ -210,4 +212,30 @@ test('a port-mapped relay announces each relayed port at its router forward, ref
   clock.runUntil(clock.now() + 601_000);
   await settle();
   assert.equal(forwards.size, 0, 'the forward is removed when the allocation ends');
+});
+
+test('a port-mapped relay gives back a forward the router grants after it closed, and counts Allocates under way against the per-node quota', async () => {
+  let grant: (() => void) | undefined;
+  const forwards = new Set<number>();
+  const exposePort = (port: number) =>
+    new Promise<{ external: Address; close: () => Promise<void> }>((resolve) => {
+      grant = () => {
+        forwards.add(port);
+        resolve({ external: { host: '198.18.0.50', port }, close: async () => void forwards.delete(port) });
+      };
+    });
+  const { request, toClients, settle, server, sockets } = setup({ maxPerNode: 1 }, { host: '198.19.1.2', exposePort });
+  request(CLIENT, StunMethod.Allocate);
+  await settle();
+  // The same node from another port while the first is still waiting on the router: over its quota.
+  request({ ...CLIENT, port: 6085 }, StunMethod.Allocate);
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 486);
+  // The peer stops while the router is still answering: what it then grants goes straight back.
+  const closed = server.close();
+  grant!();
+  await closed;
+  assert.equal(forwards.size, 0, 'no forward left behind');
+  assert.equal(sockets[0].closed, true);
+  assert.equal(server.status().active, 0);
 });
