@@ -30,7 +30,7 @@ const USAGE = `usage: p2psip <command> [options]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
            [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
-           [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
+           [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--relay-ports LOW-HIGH] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
            [--media-anchor auto|always|off] [--media-ports LOW-HIGH] [--media-timeout SECONDS] [--max-calls N]
   lookup   sip:NAME@DOMAIN --data DIR [--json]
   user     add NAME [--password P] [--replace] | list | remove NAME   --data DIR [--json]
@@ -47,7 +47,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--links sealed|plain] --json
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries', 'media-anchor', 'media-ports', 'media-timeout', 'max-calls'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries', 'media-anchor', 'media-ports', 'media-timeout', 'max-calls', 'relay-ports'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -155,6 +155,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     portMapping: portMappingFlag(args),
     mediaAnchor: mediaAnchorFlag(args),
     ...(args.flags.has('media-ports') ? { mediaPorts: mediaPortsFlag(args) } : {}),
+    ...(args.flags.has('relay-ports') ? { relayPorts: relayPortsFlag(args) } : {}),
     ...(args.flags.has('media-timeout') ? { mediaTimeoutSeconds: numberFlag(args, 'media-timeout', 60, 5, 86_400) } : {}),
     ...(args.flags.has('max-calls') ? { maxCalls: numberFlag(args, 'max-calls', 32, 1, 10_000) } : {}),
     log,
@@ -287,6 +288,13 @@ function mediaPortsFlag(args: ParsedArgs): { low: number; high: number } {
   const match = /^(\d{4,5})-(\d{4,5})$/.exec(stringFlag(args, 'media-ports') ?? '');
   const [low, high] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
   if (!match || low < 1024 || high > 65535 || high - low < 3) throw new UsageError('--media-ports takes LOW-HIGH within 1024-65535, at least 4 ports (RTP on even ports, RTCP above)');
+  return { low, high };
+}
+
+function relayPortsFlag(args: ParsedArgs): { low: number; high: number } {
+  const match = /^(\d{4,5})-(\d{4,5})$/.exec(stringFlag(args, 'relay-ports') ?? '');
+  const [low, high] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
+  if (!match || low < 1024 || high > 65535 || high < low) throw new UsageError('--relay-ports takes LOW-HIGH within 1024-65535');
   return { low, high };
 }
 

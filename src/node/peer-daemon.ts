@@ -59,7 +59,10 @@ export interface PeerDaemonOptions {
   readonly sipPort?: number;
   /** Digest authentication of REGISTER (off only for benchmarks and labs). */
   readonly sipAuth?: boolean;
-  /** Send SIP to other homes directly when AppAttach finds them (else always through the overlay). */
+  /**
+   * SIP with other homes directly, each way: send to their SIP port when AppAttach finds it, and
+   * offer ours (else SIP between homes always goes through the overlay).
+   */
   readonly sipDirect?: boolean;
   /** Digest algorithms offered, most preferred first. */
   readonly sipDigest?: readonly DigestAlgorithm[];
@@ -67,6 +70,8 @@ export interface PeerDaemonOptions {
   readonly sipTimerCSeconds?: number;
   /** `auto`: relay for nodes behind NATs when this peer's address is public; `off`: never. */
   readonly relay?: 'auto' | 'off';
+  /** The relay's UDP ports for allocations (a firewall can then open just these); any free port when unset. */
+  readonly relayPorts?: { low: number; high: number };
   /** Anchor the media of calls that cross homes (`auto`, the default) or never (`off`). */
   readonly mediaAnchor?: MediaAnchorMode;
   /** The anchor's UDP port range, RTP on even ports. */
@@ -132,7 +137,7 @@ export class PeerDaemon {
       ...(options.portMapping?.length !== 0 ? { portMapper: new PortMapper(systemPortMappingIo(log.child('port-mapping')), clock, random, log.child('port-mapping'), advertised, options.portMapping) } : {}),
       // Not only for relaying: a public peer answers RFC 5780's change-port from a socket of its own.
       openSocket: (bind: Address) => UdpLink.open(bind, log.child('probe-port')),
-      ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.open(bind, log.child('relay-port')), ownHosts: allInterfaceAddresses() } } : {}),
+      ...(role !== 'client' && options.relay !== 'off' ? { relay: { openSocket: (bind: Address) => UdpLink.openInRange(bind, options.relayPorts, random, log.child('relay-port')), ownHosts: allInterfaceAddresses() } } : {}),
       // A client stores nothing for the overlay (RFC 7890 s2), so it opens no backend.
       storage:
         role === 'client'
@@ -180,7 +185,8 @@ export class PeerDaemon {
             ...(options.mediaAnchor === 'off' ? {} : { media: homeMedia(options, setup.identity, setup.trust, peer, advertised.host, clock, random, nowSeconds, log.child('media')) }),
           }), options.bindHost, sipPort, 'SIP (UDP and TCP)', '--sip-port');
     if (sip) {
-      serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }), () => !peer.attachFirst);
+      // With --sip-direct off, other homes are not offered our SIP port either (a firewall keeps it to the LAN).
+      serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }), () => (options.sipDirect ?? true) && !peer.attachFirst);
       serveSipTunnel(peer.router, sip.transport);
     }
     const signers = new DiskUserSigners(

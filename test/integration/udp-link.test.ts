@@ -6,6 +6,7 @@ import { SystemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/log.js';
 import { SystemRandom } from '../../src/runtime/random.js';
 import type { OverlayMessage } from '../../src/wire/message.js';
+import { freeUdpPort } from '../helpers/processes.js';
 
 /* The hop transport over real UDP sockets on loopback (dgram-as-promised underneath). */
 function message(size: number, tx: number): OverlayMessage {
@@ -38,4 +39,28 @@ test('two UDP links on loopback exchange small and fragmented 20 KB messages, ac
     await b.stop();
   }
   assert.equal(clock.pendingTimers(), 0, 'no timer left behind');
+});
+
+test('a relay port range: sockets take its free ports only, and a full range is a clear error; a datagram sent just before close still leaves', async () => {
+  const low = await freeUdpPort();
+  const range = { low, high: low + 1 }; // freeUdpPort keeps port + 1 free too
+  const random = new SystemRandom();
+  const links = [await UdpLink.openInRange({ host: '127.0.0.1', port: 0 }, range, random, silentLogger), await UdpLink.openInRange({ host: '127.0.0.1', port: 0 }, range, random, silentLogger)];
+  try {
+    assert.deepEqual(links.map((l) => l.localAddress.port).sort(), [low, low + 1]);
+    await assert.rejects(UdpLink.openInRange({ host: '127.0.0.1', port: 0 }, range, random, silentLogger), /no free UDP port in/);
+    // What was said last before close (a relay allocation's Refresh 0 at shutdown) is not lost.
+    const heard = new Promise<Uint8Array | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), 2000);
+      links[1].onDatagram((_from, datagram) => {
+        clearTimeout(timer);
+        resolve(datagram);
+      });
+    });
+    links[0].send(links[1].localAddress, new Uint8Array([7, 7]));
+    await links[0].close();
+    assert.deepEqual([...((await heard) ?? [])], [7, 7], 'the datagram arrived');
+  } finally {
+    for (const link of links) await link.close();
+  }
 });

@@ -18,13 +18,13 @@ import { spawnSync } from 'node:child_process';
  * sealed. tcpdump on the internet's bridge meanwhile must see media, and none of it plain RTP.
  */
 /**
- * The homes: one per kind of router, the peer on a host of its own behind it, and, with
- * miniupnpd, a router that forwards the peer's port when asked. (A home whose peer runs on the
- * router itself, behind the router's own firewall, is left out: such a peer takes its public
- * address for an open one; see issue 16's notes.) LAB_KINDS=full-cone,upnp narrows the run to
- * those kinds (to look into one pair).
+ * The homes: one per kind of router, the peer on a host of its own behind it; one whose peer runs
+ * on the router itself (the OpenWrt layout: the router's own public address, behind its own
+ * firewall, which lets in from the WAN only the ports the OpenWrt package opens); and, with
+ * miniupnpd, a router that forwards the peer's port when asked. LAB_KINDS=full-cone,upnp narrows
+ * the run to those kinds (to look into one pair).
  */
-const KINDS: RouterKind[] = (['full-cone', 'address-restricted', 'port-restricted', 'symmetric', 'carrier', ...(HAS_MINIUPNPD ? ['upnp' as const] : [])] as RouterKind[]).filter(
+const KINDS: RouterKind[] = (['full-cone', 'address-restricted', 'port-restricted', 'symmetric', 'carrier', 'openwrt', ...(HAS_MINIUPNPD ? ['upnp' as const] : [])] as RouterKind[]).filter(
   (kind) => !process.env.LAB_KINDS || process.env.LAB_KINDS.split(',').includes(kind),
 );
 const DOMAIN = 'natlab.example';
@@ -58,6 +58,9 @@ test('a plain phone in every kind of home calls one in every other: each hears t
   const homes: LabHome[] = [];
   for (const [i, kind] of KINDS.entries()) homes.push(await phoneHome(lab, root, authority, kind, { domain: DOMAIN, toneHz: 400 + 150 * i, sipPort: SIP_PORT, phonePort: PHONE_PORT }));
   for (const h of homes) assert.ok(await eventually(() => /200 OK \(\) \[1 binding\]/.test(h.phone.output()), 15_000), `${h.user} registered: ${h.phone.output().slice(-400)}`);
+  // The peer on the router has the router's public address, and its firewall lets in what the package opens: it is reachable
+  // unasked, and relays (on the package's relay ports).
+  for (const h of homes.filter((h) => h.home.kind === 'openwrt')) assert.deepEqual([peerStatus(h.dir).nat.attachFirst, peerStatus(h.dir).nat.relaying], [false, `${h.home.wan}:${LAB_PORT}`]);
   assert.ok(await eventually(() => homes.every((h) => runCli(['lookup', `sip:${h.user}@${DOMAIN}`, '--data', homes[0].dir]).code === 0), 20_000), 'every user is found');
 
   const results: string[] = [];

@@ -48,7 +48,7 @@ export async function phoneHome(lab: NatLab, root: string, authority: string, ki
   const user = `u${home.name}`;
   const dir = `${root}/${home.name}`;
   const token = JSON.parse(runCli(['invite', '--data', authority, '--user', user, '--json']).stdout).token;
-  const peer = lab.spawn(home.ns, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.host, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${options.sipPort}`, '--sip-digest', 'MD5', ...(process.env.LAB_VERBOSE ? ['--verbose'] : [])]);
+  const peer = lab.spawn(home.peerNs, process.execPath, [BUNDLE, 'join', token, '--data', dir, '--bind', home.peerHost, '--overlay-port', `${LAB_PORT}`, '--sip-port', `${options.sipPort}`, '--sip-digest', 'MD5', ...home.peerFlags, ...(process.env.LAB_VERBOSE ? ['--verbose'] : [])]);
   assert.ok(await eventually(() => peerStatus(dir).state === 'joined', 30_000), `${kind} home joined: ${lab.output(peer).slice(-600)}`);
   assert.equal(runCli(['user', 'add', user, '--password', `${user}-password`, '--data', dir]).code, 0);
   const recordings = path.join(root, `${user}-heard`);
@@ -56,7 +56,7 @@ export async function phoneHome(lab: NatLab, root: string, authority: string, ki
     toneHz: options.toneHz,
     recordDir: recordings,
     host: phoneHost.host,
-    proxyHost: home.host,
+    proxyHost: home.peerHost,
     spawnWith: (command, args) => lab.spawn(phoneHost.ns, command, args, { stdin: true }),
   });
   return { home, dir, user, toneHz: options.toneHz, phone: { ...phone, recordings }, peer };

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -48,7 +48,17 @@ const FIRMWARE_HTTP_PORT = 5001;
  *   checks with STUN against the public peer that its WAN side is reachable before it forwards
  *   (198.18.0.0/15 is reserved, so miniupnpd would not forward otherwise)
  */
-export type RouterKind = 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric' | 'carrier' | 'upnp';
+export type RouterKind = 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric' | 'carrier' | 'upnp' | 'openwrt';
+
+/**
+ * The OpenWrt package's defaults (targets/openwrt/p2psip.uci): the ports its procd script opens on
+ * the router's WAN zone, and gives the peer as flags.
+ */
+export const OPENWRT_DEFAULTS = (() => {
+  const uci = readFileSync(path.resolve('targets/openwrt/p2psip.uci'), 'utf8');
+  const option = (name: string) => new RegExp(`option ${name} '([^']*)'`).exec(uci)?.[1] ?? '';
+  return { overlayPort: Number(option('overlay_port')), mediaPorts: option('media_ports'), relayPorts: option('relay_ports'), sipDirect: option('sip_direct') === '1' ? 'on' : 'off' };
+})();
 
 export const HAS_MINIUPNPD = (() => {
   try {
@@ -68,6 +78,11 @@ export interface Home {
   readonly host: string;
   /** The router's WAN address (inside the carrier's network for `carrier`). */
   readonly wan: string;
+  /** Where the home peer runs: the host behind the router, or (`openwrt`) the router itself, on its WAN address. */
+  readonly peerNs: string;
+  readonly peerHost: string;
+  /** Flags the home peer needs here (the OpenWrt package's port ranges). */
+  readonly peerFlags: readonly string[];
 }
 
 export class NatLab {
@@ -130,7 +145,11 @@ export class NatLab {
     }
     if (kind === 'upnp') this.startMiniupnpd(router, i, options.permanentLeasesOnly ?? false);
     else for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
-    const home = { name, kind, router, ns, host, wan };
+    // OpenWrt: the peer on the router, whose firewall lets in from the WAN only what the package opens.
+    if (kind === 'openwrt') for (const ports of [`${OPENWRT_DEFAULTS.overlayPort}`, OPENWRT_DEFAULTS.mediaPorts, OPENWRT_DEFAULTS.relayPorts]) this.in(router, 'iptables', ['-I', 'INPUT', '-i', 'wan', '-p', 'udp', '--dport', ports.replace('-', ':'), '-j', 'ACCEPT']);
+    const onRouter = kind === 'openwrt';
+    const peerFlags = onRouter ? ['--media-ports', OPENWRT_DEFAULTS.mediaPorts, '--relay-ports', OPENWRT_DEFAULTS.relayPorts, '--sip-direct', OPENWRT_DEFAULTS.sipDirect] : [];
+    const home = { name, kind, router, ns, host, wan, peerNs: onRouter ? router : ns, peerHost: onRouter ? wan : host, peerFlags };
     this.homes.push(home);
     return home;
   }
@@ -357,6 +376,7 @@ function natRules(kind: RouterKind, wan: string, host: string): string[][] {
     case 'port-restricted':
     case 'carrier':
     case 'upnp':
+    case 'openwrt':
       return [masquerade];
     case 'symmetric':
       return [[...masquerade, '--random-fully']];

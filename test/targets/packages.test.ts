@@ -102,6 +102,13 @@ procd_open_instance() { :; }
 procd_set_param() { [ "$1" = command ] && { shift; echo "COMMAND $*"; }; }
 procd_append_param() { shift; echo "APPEND $*"; }
 procd_close_instance() { :; }
+procd_open_data() { echo "DATA {"; }
+procd_close_data() { echo "DATA }"; }
+json_add_array() { echo "ARRAY $1"; }
+json_close_array() { :; }
+json_add_object() { printf 'RULE'; }
+json_add_string() { printf ' %s=%s' "$1" "$2"; }
+json_close_object() { echo; }
 `;
   writeFileSync(path.join(dir, 'harness.sh'), `${stub}\n. ${path.join(dir, 'root/etc/init.d/p2psip')}\nstart_service\n`);
   // Not enrolled yet: nothing runs.
@@ -111,7 +118,16 @@ procd_close_instance() { :; }
   mkdirSync(path.join(dir, 'state'));
   writeFileSync(path.join(dir, 'state/identity.cbor'), '');
   const out = execFileSync('sh', [path.join(dir, 'harness.sh')], { encoding: 'utf8' });
-  assert.match(out, new RegExp(`COMMAND /usr/bin/node --max-old-space-size=24 --max-semi-space-size=1 /usr/share/p2psip/p2psip.js start --data ${dir}/state --overlay-port 6084 --sip-port 5060 --port-mapping off --relay auto`));
+  assert.match(out, new RegExp(`COMMAND /usr/bin/node --max-old-space-size=24 --max-semi-space-size=1 /usr/share/p2psip/p2psip.js start --data ${dir}/state --overlay-port 6084 --sip-port 5060 --port-mapping off --relay auto --media-ports 40000-40999 --relay-ports 41000-41127`));
+  // The router's own firewall opens the ports other homes reach the peer on, and only those, from the WAN zone.
+  const rules = out.split('\n').filter((line) => line.startsWith('RULE'));
+  assert.deepEqual(rules, [
+    'RULE type=rule name=p2psip-overlay src=wan proto=udp dest_port=6084 target=ACCEPT',
+    'RULE type=rule name=p2psip-media src=wan proto=udp dest_port=40000-40999 target=ACCEPT',
+    'RULE type=rule name=p2psip-relay src=wan proto=udp dest_port=41000-41127 target=ACCEPT',
+  ]);
+  assert.match(out, /ARRAY firewall/);
   assert.match(out, /APPEND --bootstrap 198\.18\.0\.1:6084/);
+  assert.match(out, /APPEND --sip-direct off/, 'SIP between homes through the overlay: the SIP port stays closed to the WAN');
   assert.equal(spawnSync('sh', ['-n', path.join(dir, 'root/etc/init.d/p2psip')]).status, 0, 'the init script parses');
 });
