@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after } from 'node:test';
 import { type Softphone, startBaresip } from '../helpers/baresip.js';
 import { BUNDLE, ensureBundle, eventually, removeDir, runCli, tempDir } from '../helpers/processes.js';
-import { type Home, LAB_PORT, NatLab, type RouterKind } from './lab.js';
+import { type Home, LAB_PORT, NatLab, PUBLIC_PEER, type RouterKind, SECOND_PUBLIC_PEER } from './lab.js';
 
 /** A NAT lab and a scratch directory for one test file, both gone when the file's tests end. */
 export function natlabFixture(tag: string, prefix: string): { lab: NatLab; root: string; bundle: string } {
@@ -16,6 +16,31 @@ export function natlabFixture(tag: string, prefix: string): { lab: NatLab; root:
     removeDir(root);
   });
   return { lab, root, bundle: BUNDLE };
+}
+
+/** An open-mode peer (no enrollment) in `ns`, bound to `bind` on the lab's overlay port, with no SIP. */
+export function startOpenPeer(lab: NatLab, ns: string, dir: string, bind: string, extra: readonly string[] = []): ChildProcess {
+  return lab.spawn(ns, process.execPath, [BUNDLE, 'start', '--data', dir, '--open', '--bind', bind, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off', ...(process.env.LAB_VERBOSE ? ['--verbose'] : []), ...extra]);
+}
+
+/** Stops a peer as a service manager does (SIGTERM) and waits for it to be gone. */
+export function stopPeer(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** The two open-mode public peers on the internet (the second answers RFC 5780's change-IP), both in the ring. */
+export async function startPublicPeers(lab: NatLab, root: string, extra: readonly string[] = []): Promise<void> {
+  lab.build();
+  const first = `${root}/public-1`;
+  const second = `${root}/public-2`;
+  startOpenPeer(lab, lab.internet, first, PUBLIC_PEER, extra);
+  assert.ok(await eventually(() => peerStatus(first).state === 'joined', 10_000), 'the first public peer runs');
+  startOpenPeer(lab, lab.internet, second, SECOND_PUBLIC_PEER, [...extra, '--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
+  assert.ok(await eventually(() => peerStatus(second).state === 'joined' && (peerStatus(first).successors ?? []).length > 0, 15_000), 'both public peers in the ring');
 }
 
 /** A running peer's `status --json`, or {} while it does not answer yet. */

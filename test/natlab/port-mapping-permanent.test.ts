@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { eventually } from '../helpers/processes.js';
-import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
-import { natlabFixture, peerStatus } from './fixture.js';
+import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus, startOpenPeer, startPublicPeers, stopPeer } from './fixture.js';
 
 /*
  * A home router that grants only permanent UPnP leases (issue 17), as many older routers do:
@@ -17,25 +16,10 @@ const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-
 const { lab, root, bundle: BUNDLE } = natlabFixture('k', 'p2psip-natlab-permanent-');
 const status = peerStatus;
 
-function start(ns: string, dir: string, bind: string, extra: string[]): ChildProcess {
-  return lab.spawn(ns, process.execPath, [BUNDLE, 'start', '--data', dir, '--open', '--bind', bind, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off', ...extra]);
-}
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 test('behind a router that grants only permanent UPnP leases (725), the peer asks for a permanent one, is reachable through it, and removes it when it stops', { skip: SKIP, timeout: 180_000 }, async () => {
-  lab.build();
-  const first = `${root}/public-1`;
-  const second = `${root}/public-2`;
-  start(lab.internet, first, PUBLIC_PEER, []);
-  assert.ok(await eventually(() => status(first).state === 'joined', 10_000));
-  start(lab.internet, second, SECOND_PUBLIC_PEER, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
-  assert.ok(await eventually(() => status(second).state === 'joined' && (status(first).successors ?? []).length > 0, 15_000), 'both public peers in the ring');
+  await startPublicPeers(lab, root);
 
   const home = lab.addHome('upnp', { permanentLeasesOnly: true });
   assert.ok(await eventually(() => lab.routerLog(home.router).includes('Port forwarding is now enabled'), 15_000), lab.routerLog(home.router));
@@ -43,7 +27,7 @@ test('behind a router that grants only permanent UPnP leases (725), the peer ask
 
   const forwarded = () => lab.forwards(home.router).includes(`--dport ${LAB_PORT} -j DNAT`);
   const dir = `${root}/home`;
-  const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', 'upnp-igd']);
+  const peer = startOpenPeer(lab, home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', 'upnp-igd']);
   assert.ok(await eventually(() => status(dir).state === 'joined', 20_000), `joined: ${lab.output(peer)}`);
   const portMapping = status(dir).nat.portMapping;
   console.log(`firmware: ${lab.firmwareLog(home.router).trim().split('\n').join('; ')}`);
@@ -54,6 +38,6 @@ test('behind a router that grants only permanent UPnP leases (725), the peer ask
   // Reachable by anyone, as with any forward: no Attach needed first.
   assert.ok(await eventually(() => status(dir).nat.attachFirst === false, 10_000), JSON.stringify(status(dir).nat));
 
-  await stop(peer);
+  await stopPeer(peer);
   assert.ok(await eventually(() => !forwarded(), 5_000), `a permanent lease is removed when the peer stops, or it would stay for good: ${lab.forwards(home.router)}`);
 });

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { eventually } from '../helpers/processes.js';
-import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
-import { natlabFixture, peerStatus } from './fixture.js';
+import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus, startOpenPeer, startPublicPeers, stopPeer } from './fixture.js';
 
 /*
  * Port mapping on a real home router: miniupnpd (Debian's, speaking PCP, NAT-PMP and UPnP IGD)
@@ -25,25 +24,10 @@ socket.bind(0, '198.18.0.2', () => {
   socket.send(request, Number(process.argv[2]), process.argv[1]);
 });`;
 
-function start(ns: string, dir: string, bind: string, extra: string[]): ChildProcess {
-  return lab.spawn(ns, process.execPath, [BUNDLE, 'start', '--data', dir, '--open', '--bind', bind, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off', ...extra]);
-}
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP or UPnP IGD, is reachable by anyone, and removes the forward when it stops', { skip: SKIP, timeout: 300_000 }, async () => {
-  lab.build();
-  const first = `${root}/public-1`;
-  const second = `${root}/public-2`;
-  start(lab.internet, first, PUBLIC_PEER, []);
-  assert.ok(await eventually(() => status(first).state === 'joined', 10_000));
-  start(lab.internet, second, SECOND_PUBLIC_PEER, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
-  assert.ok(await eventually(() => status(second).state === 'joined' && (status(first).successors ?? []).length > 0, 15_000), 'both public peers in the ring');
+  await startPublicPeers(lab, root);
 
   // miniupnpd checks with our public peer's STUN (RFC 5780 CHANGE-REQUEST) that it can forward.
   const home = lab.addHome('upnp');
@@ -54,10 +38,10 @@ test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP o
   const dir = `${root}/home`;
   for (const protocol of ['on', 'nat-pmp', 'upnp-igd'] as const) {
     const started = Date.now();
-    const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', protocol, '--verbose']);
+    const peer = startOpenPeer(lab, home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--port-mapping', protocol, '--verbose']);
     const joined = await eventually(() => status(dir).state === 'joined', 20_000);
     // What the ring thought of the home, should it not get in.
-    if (!joined) for (const d of [first, second, dir]) console.log(d, JSON.stringify(status(d)));
+    if (!joined) for (const d of [`${root}/public-1`, `${root}/public-2`, dir]) console.log(d, JSON.stringify(status(d)));
     assert.ok(joined, `joined with --port-mapping ${protocol}: ${lab.output(peer)}`);
     console.log(`--port-mapping ${protocol}: joined after ${Date.now() - started} ms`);
     const nat = status(dir).nat;
@@ -73,13 +57,13 @@ test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP o
     const stranger = lab.in(lab.internet, process.execPath, ['-e', STRANGER_BINDING, home.wan, `${LAB_PORT}`]);
     assert.match(stranger, /^answered/, 'a stranger on the internet reached the home peer through the forward');
     assert.ok(status(dir).stun.bindingsAnswered > answered);
-    await stop(peer);
+    await stopPeer(peer);
     assert.ok(await eventually(() => !forwarded(), 5_000), `the forward is removed on shutdown (${protocol}): ${lab.forwards(home.router)}`);
   }
 
   // The router reboots while the peer holds its mapping: the forward is gone with it, and the
   // peer's next renewal (within a minute) asks for it again; strangers reach the peer again.
-  const peer = start(home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
+  const peer = startOpenPeer(lab, home.ns, dir, home.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
   assert.ok(await eventually(() => status(dir).state === 'joined' && forwarded(), 20_000), `mapped again: ${lab.output(peer)}`);
   const reboots = status(dir).nat.portMapping.routerReboots ?? 0;
   await lab.rebootRouter(home);
@@ -93,5 +77,5 @@ test('a peer behind a miniupnpd router gets its port forwarded by PCP, NAT-PMP o
   assert.match(lab.in(lab.internet, process.execPath, ['-e', STRANGER_BINDING, home.wan, `${LAB_PORT}`]), /^answered/, 'a stranger reaches the peer again');
   // (Whether miniupnpd's epoch shows the reboot is up to it: the renewal brings the forward back either way.)
   console.log(`reboots the peer saw in the router's epoch: ${(status(dir).nat.portMapping.routerReboots ?? 0) - reboots}`);
-  await stop(peer);
+  await stopPeer(peer);
 });

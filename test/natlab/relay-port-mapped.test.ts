@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { eventually, runCli } from '../helpers/processes.js';
-import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SECOND_PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
-import { natlabFixture, peerStatus } from './fixture.js';
+import { HAS_MINIUPNPD, LAB_PORT, PUBLIC_PEER, SKIP_WITHOUT_LAB } from './lab.js';
+import { natlabFixture, peerStatus, startOpenPeer, startPublicPeers, stopPeer } from './fixture.js';
 
 /*
  * A port-mapped home relays (issue 17): the only relay in this overlay is the peer of a home
@@ -17,25 +16,10 @@ const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-
 const { lab, root, bundle: BUNDLE } = natlabFixture('q', 'p2psip-natlab-mapped-relay-');
 const status = peerStatus;
 
-function start(ns: string, dir: string, bind: string, extra: string[]): ChildProcess {
-  return lab.spawn(ns, process.execPath, [BUNDLE, 'start', '--data', dir, '--open', '--bind', bind, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off', ...(process.env.LAB_VERBOSE ? ['--verbose'] : []), ...extra]);
-}
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 test('a home whose router forwards its ports relays for a symmetric-NAT home: each relayed port gets a forward of its own, and goes with its allocation', { skip: SKIP, timeout: 240_000 }, async () => {
-  lab.build();
-  const first = `${root}/public-1`;
-  const second = `${root}/public-2`;
-  start(lab.internet, first, PUBLIC_PEER, ['--relay', 'off']);
-  assert.ok(await eventually(() => status(first).state === 'joined', 10_000));
-  start(lab.internet, second, SECOND_PUBLIC_PEER, ['--relay', 'off', '--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
-  assert.ok(await eventually(() => status(second).state === 'joined' && (status(first).successors ?? []).length > 0, 15_000), 'both public peers in the ring');
+  await startPublicPeers(lab, root, ['--relay', 'off']);
 
   const upnp = lab.addHome('upnp');
   const symmetric = lab.addHome('symmetric');
@@ -44,15 +28,15 @@ test('a home whose router forwards its ports relays for a symmetric-NAT home: ea
 
   // The relay: joins, gets its overlay port forwarded, and announces the router's address under RELAY-SERVICE.
   const relayDir = `${root}/relay-home`;
-  const relay = start(upnp.ns, relayDir, upnp.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
+  const relay = startOpenPeer(lab, upnp.ns, relayDir, upnp.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
   const announced = await eventually(() => (status(relayDir).nat?.relayAnnouncements?.stored ?? 0) > 0, 30_000);
   assert.ok(announced, `the port-mapped home announces itself as a relay: ${JSON.stringify(status(relayDir).nat)} ${lab.output(relay)}`);
   assert.equal(status(relayDir).nat.relaying, `${upnp.wan}:${LAB_PORT}`, 'announced at the router forward, not its LAN address');
 
   const symmetricDir = `${root}/symmetric-home`;
   const restrictedDir = `${root}/restricted-home`;
-  const symmetricPeer = start(symmetric.ns, symmetricDir, symmetric.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`, '--verbose']);
-  start(restricted.ns, restrictedDir, restricted.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
+  const symmetricPeer = startOpenPeer(lab, symmetric.ns, symmetricDir, symmetric.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
+  startOpenPeer(lab, restricted.ns, restrictedDir, restricted.host, ['--bootstrap', `${PUBLIC_PEER}:${LAB_PORT}`]);
   const relayedOn = (dir: string) => status(dir).nat?.relay;
   const allocated = await eventually(() => [symmetricDir, restrictedDir].every((d) => relayedOn(d)?.state === 'allocated' && relayedOn(d)?.server === `${upnp.wan}:${LAB_PORT}`), 60_000, 1000);
   assert.ok(allocated, `both homes hold an allocation on the port-mapped relay: ${JSON.stringify(relayedOn(symmetricDir))} ${JSON.stringify(relayedOn(restrictedDir))}`);
@@ -86,10 +70,10 @@ test('a home whose router forwards its ports relays for a symmetric-NAT home: ea
   assert.ok(status(relayDir).nat.relayServer.relayedToPeers > relayedBefore, 'the checks crossed the relay');
 
   // The symmetric home leaves: its allocation ends, and its forward with it; the other stays.
-  await stop(symmetricPeer);
+  await stopPeer(symmetricPeer);
   assert.ok(await eventually(() => !forwarded(symmetricPort), 10_000), `the ended allocation's forward is removed: ${lab.forwards(upnp.router)} ${JSON.stringify(status(relayDir).nat.relayServer)} ${lab.output(symmetricPeer).slice(-3000)}`);
   assert.ok(forwarded(restrictedPort), 'the other allocation keeps its forward');
   // The relay stops: every forward it asked for goes.
-  await stop(relay);
+  await stopPeer(relay);
   assert.ok(await eventually(() => !forwarded(restrictedPort) && !forwarded(LAB_PORT), 10_000), `all forwards removed: ${lab.forwards(upnp.router)}`);
 });
