@@ -30,6 +30,7 @@ interface Run {
   latencyP50Us: number;
   latencyP99Us: number;
   jitterUs: number;
+  rssColdMB: number | null;
   rssIdleMB: number | null;
   rssLoadedMB: number | null;
 }
@@ -65,8 +66,10 @@ function summary(r: Run, direct: Run, rssPerCallMB: number | null) {
     addedLatencyP99Us: r.latencyP99Us - direct.latencyP99Us,
     addedJitterUs: round(r.jitterUs - direct.jitterUs),
     loss: lossOf(r),
+    rssColdMB: r.rssColdMB,
     rssIdleMB: r.rssIdleMB,
     rssLoadedMB: r.rssLoadedMB,
+    rssAboveIdleMB: r.rssLoadedMB === null || r.rssIdleMB === null ? null : round(r.rssLoadedMB - r.rssIdleMB),
     rssPerCallMB: rssPerCallMB === null ? null : round(rssPerCallMB),
   };
 }
@@ -79,11 +82,13 @@ interface Relay {
   readonly pid: number | undefined;
   /** Sets up one call between phones at ports a and b; resolves with where a sends (to reach b) and where b sends. */
   call(id: string, a: number, b: number): Promise<{ aSendsTo: number; bSendsTo: number }>;
+  /** Ends one call and frees what it held. */
+  end(id: string): Promise<void>;
   stop(): Promise<void>;
 }
 
 function directRelay(): Relay {
-  return { pid: undefined, call: async (_id, a, b) => ({ aSendsTo: b, bSendsTo: a }), stop: async () => undefined };
+  return { pid: undefined, call: async (_id, a, b) => ({ aSendsTo: b, bSendsTo: a }), end: async () => undefined, stop: async () => undefined };
 }
 
 /** The MediaAnchor in a child process, told what to open over stdin (one JSON line per call). */
@@ -106,6 +111,7 @@ async function anchorRelay(): Promise<Relay> {
       // Phone a talks to the anchor's a side; what it sends leaves the b side for phone b.
       return { aSendsTo: ports.a, bSendsTo: ports.b };
     },
+    end: async (id) => void (await ask({ op: 'close', id })),
     stop: () => stopChild(child),
   };
 }
@@ -117,6 +123,10 @@ function runAnchorChild(): void {
   lines.on('line', (line) => {
     const request = JSON.parse(line) as { op: string; id: string; a: number; b: number };
     if (request.op === 'ready') return void process.stdout.write('{}\n');
+    if (request.op === 'close') {
+      anchor.close(request.id);
+      return void process.stdout.write('{}\n');
+    }
     const endpoint = (port: number) => ({ rtp: { address: '127.0.0.1', port }, rtcp: { address: '127.0.0.1', port: port + 1 } });
     void anchor
       .open(request.id, [{ offered: { a: endpoint(request.a), b: endpoint(request.b) }, vouched: { a: ['127.0.0.1'], b: ['127.0.0.1'] } }])
@@ -163,6 +173,7 @@ async function rtpengineRelay(): Promise<Relay> {
       // The offer went on to b with rtpengine's port for b to send to; the answer came back to a likewise.
       return { aSendsTo: portIn(answer), bSendsTo: portIn(offer) };
     },
+    end: async (id) => void (await command({ command: 'delete', 'call-id': id })),
     stop: async () => {
       control.close();
       await stopChild(child);
@@ -171,6 +182,11 @@ async function rtpengineRelay(): Promise<Relay> {
 }
 
 async function measure(name: string, calls: number, seconds: number, relay: Relay): Promise<Run> {
+  // Idle is the relay after one call has come and gone, as any running peer is: the first call a
+  // process ever carries also pays the runtime's one-time warm-up (code compiled for the UDP path,
+  // allocator arenas), which is no call's own; it is shown apart (rssColdMB).
+  const rssColdMB = rssMB(relay.pid);
+  await warmUp(name, relay);
   const rssIdleMB = rssMB(relay.pid);
   const phones: { socket: Socket; port: number; peerPort: number }[] = [];
   const latencies: number[] = [];
@@ -230,9 +246,25 @@ async function measure(name: string, calls: number, seconds: number, relay: Rela
     latencyP50Us: at(0.5),
     latencyP99Us: at(0.99),
     jitterUs: jitterCount ? jitterSum / jitterCount : 0,
+    rssColdMB,
     rssIdleMB,
     rssLoadedMB,
   };
+}
+
+/** One call, 2 s of G.711 each way, then ended. */
+async function warmUp(name: string, relay: Relay): Promise<void> {
+  const [a, b] = [await openPhone(), await openPhone()];
+  const id = `warm-up-${name}`;
+  const { aSendsTo, bSendsTo } = await relay.call(id, a.port, b.port);
+  const phones = [{ ...a, peerPort: aSendsTo }, { ...b, peerPort: bSendsTo }];
+  for (let r = 0; r < 100; r++) {
+    await sendRound(phones, r);
+    await sleep(20);
+  }
+  await relay.end(id);
+  for (const { socket } of phones) socket.close();
+  await sleep(500);
 }
 
 async function openPhone(): Promise<{ socket: Socket; port: number }> {

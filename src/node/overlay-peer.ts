@@ -407,6 +407,8 @@ export class OverlayPeer {
         attach: { ...this.attach.counters },
         ...(this.natProbe && !this.attachFirst ? { changeRequests: { ...this.natProbe.counters } } : {}),
         portMapping: this.deps.portMapper ? this.deps.portMapper.status() : 'off',
+        // What goes through our own relay allocation: datagrams wrapped and unwrapped, and the peers reached through it.
+        relayLink: { wrapped: this.relayLink.wrapped, unwrapped: this.relayLink.unwrapped, routedPeers: this.relayLink.routedPeers().map(addressKey) },
         // Where this peer relays for others (RELAY-SERVICE), when it may: null when it may not.
         relaying: this.mayRelay ? addressKey(this.relayAddress) : null,
         bindingLifetime: this.bindingLifetime ?? null,

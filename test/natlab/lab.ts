@@ -32,6 +32,8 @@ export const SECOND_PUBLIC_PEER = '198.18.0.2';
 const CARRIER_WAN = '198.18.0.50';
 /** The overlay port every lab peer binds; the cone routers forward it. */
 export const LAB_PORT = 6084;
+/** How many output chunks of each process are kept for failure messages (LAB_TAIL for more when looking into one). */
+const LAB_TAIL = Number(process.env.LAB_TAIL ?? 50);
 /** miniupnpd's UPnP HTTP port behind the permanent-lease firmware, and the firmware's own. */
 const MINIUPNPD_HTTP_PORT = 5000;
 const FIRMWARE_HTTP_PORT = 5001;
@@ -183,7 +185,7 @@ export class NatLab {
     const tail: string[] = [];
     const keep = (chunk: Buffer): void => {
       tail.push(chunk.toString());
-      if (tail.length > 50) tail.shift();
+      if (tail.length > LAB_TAIL) tail.shift();
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { eventually, runCli } from '../helpers/processes.js';
@@ -49,6 +49,7 @@ test('a call between homes whose relay peer is killed moves to another relay wit
   publicPeers.push(lab.spawn(lab.internet, process.execPath, [BUNDLE, 'join', relayToken, '--data', publicDirs[1], '--bind', SECOND_PUBLIC_PEER, '--overlay-port', `${LAB_PORT}`, '--sip-port', 'off']));
   assert.ok(await eventually(() => peerStatus(publicDirs[1]).state === 'joined', 15_000), 'the second public peer runs');
 
+  if (process.env.LAB_DUMP) lab.spawn(lab.internet, 'tcpdump', ['-i', 'br0', '-U', '-n', '-w', `${process.env.LAB_DUMP}.pcap`, 'udp']); // LAB_DUMP=/tmp/x: the internet side's UDP, and on failure each peer's log
   const homes: LabHome[] = [];
   for (const [i, kind] of KINDS.entries()) homes.push(await phoneHome(lab, root, publicDirs[0], kind, { domain: DOMAIN, toneHz: 500 + 300 * i, sipPort: SIP_PORT, phonePort: PHONE_PORT }));
   // Both homes filter what they did not ask for: each holds an allocation on one of the relays.
@@ -113,7 +114,11 @@ test('a call between homes whose relay peer is killed moves to another relay wit
   console.log(`hold and resume: re-offers through each anchor ${reoffers.join(', ')}; audio flowing again each way ${flowingAfterResume.join(', ')}; longest silence at the caller's phone side ${theCall(caller).longestGapMs.phone} ms`);
   assert.ok(reoffers.every((n) => n >= 2), `the hold's and the resume's re-INVITE went through both anchors: ${reoffers.join(', ')}`);
   assert.ok(backAfterResume, `audio after resume: ${caller.phone.output().slice(-600)}`);
-  assert.deepEqual(flowingAfterResume, [true, true], 'and it keeps flowing');
+  if (!flowingAfterResume.every(Boolean) && process.env.LAB_DUMP) {
+    for (const h of homes) writeFileSync(`${process.env.LAB_DUMP}-${h.home.name}.log`, lab.output(h.peer));
+    writeFileSync(`${process.env.LAB_DUMP}-relay.json`, JSON.stringify(peerStatus(publicDirs[1 - victim]).nat, null, 1));
+  }
+  assert.deepEqual(flowingAfterResume, [true, true], `and it keeps flowing: ${homes.map((h) => JSON.stringify({ call: theCall(h), media: peerStatus(h.dir).sip?.media, nat: peerStatus(h.dir).nat, links: peerStatus(h.dir).linkSecurity })).join('\n')}\n${homes.map((h) => lab.output(h.peer)).join('\n----\n')}`);
   await sleep(1000);
 
   phoneCommand(caller.phone, '/hangup');

@@ -337,7 +337,9 @@ export class ChordTopology implements Topology {
 
   private sendUpdate(target: Contact): void {
     this.counters.updatesSent++;
-    this.router.connections.learn(target.id, target.address);
+    // The table's address only where we hold no link: a neighbour whose link moved (its relay
+    // died and it Attached again) must not be sent back to its old address every round.
+    if (!this.router.connections.lookup(target.id)) this.router.connections.learn(target.id, target.address);
     const body = updateReq.encode({ view: this.view(ChordUpdateType.Full) });
     this.router.request([nodeDestination(target.id)], MessageCode.UpdateReq, body, (error, response) => {
       if (error || !response) return; // a dead link is reported by the transport
@@ -448,7 +450,7 @@ export class ChordTopology implements Topology {
     // died, it Attached again) must not be sent back to the old address.
     for (const c of this.table.all()) if (!this.router.connections.lookup(c.id)) this.router.connections.learn(c.id, c.address);
     const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
-    this.router.transport.setWatched(watched.map((c) => c.address));
+    this.router.transport.setWatched(watched.map((c) => this.router.connections.lookup(c.id) ?? c.address));
     // A new first successor or predecessor is told at once (Chord's notify), which also
     // checks that it is alive instead of trusting a second-hand report until the next tick.
     if (!this.joined) return;
