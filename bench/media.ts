@@ -16,9 +16,12 @@ import { freePort, residentMb, sleep } from './bench-helpers.js';
  * its ng protocol) in the same run, and straight from phone to phone as the baseline. Prints
  * one JSON line per relay and call count: CPU per 1,000 packets (and the ratio to rtpengine's),
  * added latency p50/p99 and jitter against the direct path, loss, and resident memory per call.
+ * A bare Node dgram forwarder carries the same streams too, under the same flags: the floor of
+ * what any Node process pays for them. Memory is counted from idle after one warm-up call.
  * Usage: node scripts/bench.mjs media [SECONDS] [CALLS,...]   (defaults 10 and 1,10,20)
  */
 if (process.argv[2] === '--anchor-child') runAnchorChild();
+else if (process.argv[2] === '--forwarder-child') runForwarderChild();
 else void main();
 
 interface Run {
@@ -43,7 +46,8 @@ async function main(): Promise<void> {
     runs.push(await measure('direct', calls, seconds, directRelay()));
     runs.push(await measure('p2psip', calls, seconds, await anchorRelay()));
     runs.push(await measure('rtpengine', calls, seconds, await rtpengineRelay()));
-    const [direct, ours, theirs] = runs.slice(-3);
+    runs.push(await measure('node-forwarder', calls, seconds, await childRelay('--forwarder-child')));
+    const [direct, ours, theirs, plainNode] = runs.slice(-4);
     const perCall = (r: Run) => (r.rssLoadedMB !== null && r.rssIdleMB !== null ? (r.rssLoadedMB - r.rssIdleMB) / calls : null);
     console.log(
       JSON.stringify({
@@ -53,6 +57,8 @@ async function main(): Promise<void> {
         cpuRatioToRtpengine: ours.cpuMsPer1000 && theirs.cpuMsPer1000 ? round(ours.cpuMsPer1000 / theirs.cpuMsPer1000) : null,
         p2psip: summary(ours, direct, perCall(ours)),
         rtpengine: summary(theirs, direct, perCall(theirs)),
+        // The floor Node itself sets: the same streams through a bare dgram forwarder, same flags.
+        nodeForwarder: summary(plainNode, direct, perCall(plainNode)),
         direct: { latencyP50Us: direct.latencyP50Us, latencyP99Us: direct.latencyP99Us, jitterUs: direct.jitterUs, loss: lossOf(direct) },
       }),
     );
@@ -92,9 +98,14 @@ function directRelay(): Relay {
 }
 
 /** The MediaAnchor in a child process, told what to open over stdin (one JSON line per call). */
-async function anchorRelay(): Promise<Relay> {
+function anchorRelay(): Promise<Relay> {
+  return childRelay('--anchor-child');
+}
+
+/** A relay in a child process of ours (the anchor, or the bare forwarder), driven over stdin. */
+async function childRelay(mode: '--anchor-child' | '--forwarder-child'): Promise<Relay> {
   // With the heap flags and malloc arenas the packaged service runs under (targets/*, bench/footprint.ts).
-  const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', process.argv[1], '--anchor-child'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+  const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', process.argv[1], mode], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
   lines.on('line', (line) => waiting.shift()?.(line));
@@ -131,6 +142,34 @@ function runAnchorChild(): void {
     void anchor
       .open(request.id, [{ offered: { a: endpoint(request.a), b: endpoint(request.b) }, vouched: { a: ['127.0.0.1'], b: ['127.0.0.1'] } }])
       .then((session) => process.stdout.write(`${JSON.stringify(session.streams[0].ports)}\n`));
+  });
+  lines.on('close', () => process.exit(0));
+}
+
+/**
+ * The least a Node process can do for the same streams: two plain dgram sockets per call, each
+ * passing what one phone sends out of the other to the other phone. No SDP, sealing or counting:
+ * the floor of Node's own memory and CPU, to read the anchor's figures against.
+ */
+function runForwarderChild(): void {
+  const calls = new Map<string, Socket[]>();
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const request = JSON.parse(line) as { op: string; id: string; a: number; b: number };
+    if (request.op === 'ready') return void process.stdout.write('{}\n');
+    if (request.op === 'close') {
+      for (const socket of calls.get(request.id) ?? []) socket.close();
+      calls.delete(request.id);
+      return void process.stdout.write('{}\n');
+    }
+    const [aSide, bSide] = [createSocket('udp4'), createSocket('udp4')];
+    aSide.on('message', (message) => bSide.send(message, request.b, '127.0.0.1'));
+    bSide.on('message', (message) => aSide.send(message, request.a, '127.0.0.1'));
+    calls.set(request.id, [aSide, bSide]);
+    let bound = 0;
+    const ready = () => ++bound === 2 && process.stdout.write(`${JSON.stringify({ a: aSide.address().port, b: bSide.address().port })}\n`);
+    aSide.bind(0, '127.0.0.1', ready);
+    bSide.bind(0, '127.0.0.1', ready);
   });
   lines.on('close', () => process.exit(0));
 }
