@@ -25,8 +25,13 @@ const CACHE_MS = 30_000;
 
 export class OverlayHomes implements RemoteHomes {
   private readonly cache = new Map<string, { flow: SipFlow | undefined; at: number }>();
-  /** Peers that did not answer AppAttach: SIP to them goes through the overlay. */
-  private readonly unreachable = new Set<string>();
+  /**
+   * Peers whose SIP address AppAttach confirmed we reach directly (the address it gave is where
+   * the overlay reaches them too). SIP goes straight only to those; to every other home, in-dialog
+   * requests included (a BYE from our callee to a caller's home behind a NAT or a firewall, which
+   * we never asked), it goes through the overlay.
+   */
+  private readonly reachable = new Map<string, string>();
   lookups = 0;
 
   constructor(
@@ -39,7 +44,7 @@ export class OverlayHomes implements RemoteHomes {
   ) {}
 
   peer(nodeId: string, address: Address): SipFlow {
-    return this.direct && !this.unreachable.has(nodeId) ? { transport: 'UDP', remote: address } : { transport: 'OVERLAY', remote: address, nodeId };
+    return this.direct && this.reachable.get(nodeId) === addressKey(address) ? { transport: 'UDP', remote: address } : { transport: 'OVERLAY', remote: address, nodeId };
   }
 
   resolve(aor: string, done: (flow: SipFlow | undefined) => void): void {
@@ -59,11 +64,7 @@ export class OverlayHomes implements RemoteHomes {
       if (homes.length === 0) return finish(undefined);
       const through = { transport: 'OVERLAY' as const, remote: { host: '0.0.0.0', port: 0 }, nodeId: idToHex(homes[0]) };
       if (!this.direct) return finish(through);
-      this.appAttach(homes, 0, (flow) => {
-        if (flow) return finish(flow);
-        this.unreachable.add(through.nodeId);
-        finish(through);
-      });
+      this.appAttach(homes, 0, (flow) => finish(flow ?? through));
     });
   }
 
@@ -80,10 +81,13 @@ export class OverlayHomes implements RemoteHomes {
       // home behind a NAT answers with its private address, so its SIP goes through the overlay
       // (over the link its Attach set up, direct or relayed) instead.
       const linked = this.router.connections.lookup(homes[i]);
+      const nodeId = idToHex(homes[i]);
       if (address && linked && linked.host === address.host) {
-        this.unreachable.delete(idToHex(homes[i]));
+        if (this.reachable.size >= 1024) this.reachable.clear();
+        this.reachable.set(nodeId, addressKey(address));
         return done({ transport: 'UDP', remote: address });
       }
+      this.reachable.delete(nodeId);
       if (address) {
         this.log.info('sip-home-behind-nat', { home: idToHex(homes[i]), sip: addressKey(address), overlay: linked ? addressKey(linked) : null });
         return done(undefined);
