@@ -53,7 +53,9 @@ export function privateNamesPattern(root = process.cwd()) {
     visit(file);
   }
   // What the bundled libraries read or write by name, whatever its spelling.
-  for (const library of ['cbor-x', 'dgram-as-promised']) {
+  // (Every runtime dependency is bundled: package.json names them, so a new one is covered too.)
+  const dependencies = Object.keys(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).dependencies ?? {});
+  for (const library of dependencies) {
     for (const file of javascriptFiles(path.join(root, 'node_modules', library))) {
       for (const match of readFileSync(file, 'utf8').matchAll(/[A-Za-z_$][\w$]*/g)) keep(match[0]);
     }

@@ -148,7 +148,10 @@ export class NatLab {
     if (kind === 'upnp') this.startMiniupnpd(router, i, options.permanentLeasesOnly ?? false);
     else for (const rule of [...natRules(kind, wan, host), FIREWALL]) this.in(router, 'iptables', rule);
     // OpenWrt: the peer on the router, whose firewall lets in from the WAN only what the package opens.
-    if (kind === 'openwrt') for (const ports of [`${OPENWRT_DEFAULTS.overlayPort}`, OPENWRT_DEFAULTS.mediaPorts, OPENWRT_DEFAULTS.relayPorts]) this.in(router, 'iptables', ['-I', 'INPUT', '-i', 'wan', '-p', 'udp', '--dport', ports.replace('-', ':'), '-j', 'ACCEPT']);
+    if (kind === 'openwrt') {
+      const open = [['tcp', `${OPENWRT_DEFAULTS.overlayPort}`], ['udp', `${OPENWRT_DEFAULTS.overlayPort}`], ['udp', OPENWRT_DEFAULTS.mediaPorts], ['udp', OPENWRT_DEFAULTS.relayPorts]];
+      for (const [protocol, ports] of open) this.in(router, 'iptables', ['-I', 'INPUT', '-i', 'wan', '-p', protocol, '--dport', ports.replace('-', ':'), '-j', 'ACCEPT']);
+    }
     const onRouter = kind === 'openwrt';
     const peerFlags = onRouter ? ['--media-ports', OPENWRT_DEFAULTS.mediaPorts, '--relay-ports', OPENWRT_DEFAULTS.relayPorts, '--sip-direct', OPENWRT_DEFAULTS.sipDirect] : [];
     const home = { name, kind, router, ns, host, wan, peerNs: onRouter ? router : ns, peerHost: onRouter ? wan : host, peerFlags };

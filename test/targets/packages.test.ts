@@ -122,7 +122,7 @@ json_close_object() { echo; }
   // The router's own firewall opens the ports other homes reach the peer on, and only those, from the WAN zone.
   const rules = out.split('\n').filter((line) => line.startsWith('RULE'));
   assert.deepEqual(rules, [
-    'RULE type=rule name=p2psip-overlay src=wan proto=udp dest_port=6084 target=ACCEPT',
+    'RULE type=rule name=p2psip-overlay src=wan proto=tcp udp dest_port=6084 target=ACCEPT',
     'RULE type=rule name=p2psip-media src=wan proto=udp dest_port=40000-40999 target=ACCEPT',
     'RULE type=rule name=p2psip-relay src=wan proto=udp dest_port=41000-41127 target=ACCEPT',
   ]);
