@@ -290,10 +290,10 @@ export class OverlayPeer {
     return !this.nat.reachableUnsolicited(this.hasStunServers);
   }
 
-  /** The relay server, if this node has one (whether it may serve now is `mayRelay`). */
   /** Router forwards held for relay allocations (a port-mapped home's). */
   private relayForwards = 0;
 
+  /** The relay server, if this node has one (whether it may serve now is `mayRelay`). */
   get relayServer(): RelayServer | undefined {
     return this.relayServerPart;
   }

@@ -126,7 +126,6 @@ export class PortMapper {
     if (!this.mapping || this.permanentOnly || this.mapping.lifetimeSeconds === 0) return undefined;
     const other = new PortMapper(this.io, this.clock, this.random, this.log, { host: this.internal.host, port }, [this.mapping.protocol]);
     other.igd = this.igd;
-    other.permanentOnly = this.permanentOnly;
     return other;
   }
 
