@@ -347,9 +347,7 @@ export class OverlayRouter {
     }
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
-    // A hop we hold a link with is reached where that link goes (it may have moved since the table learnt the contact).
-    const hops = direct ? [] : this.topology.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0);
-    const candidates: Address[] = direct ? [direct] : hops.map((c) => this.connections.lookup(c.id) ?? c.address);
+    const candidates: Address[] = direct ? [direct] : this.topology.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0).map((c) => c.address);
     const tryHop = (i: number): void => {
       if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
         this.counters.undeliverable++;
