@@ -285,16 +285,18 @@ function mediaAnchorFlag(args: ParsedArgs): 'auto' | 'always' | 'off' {
 }
 
 function mediaPortsFlag(args: ParsedArgs): { low: number; high: number } {
-  const match = /^(\d{4,5})-(\d{4,5})$/.exec(stringFlag(args, 'media-ports') ?? '');
-  const [low, high] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
-  if (!match || low < 1024 || high > 65535 || high - low < 3) throw new UsageError('--media-ports takes LOW-HIGH within 1024-65535, at least 4 ports (RTP on even ports, RTCP above)');
-  return { low, high };
+  return portRangeFlag(args, 'media-ports', 4, ', at least 4 ports (RTP on even ports, RTCP above)');
 }
 
 function relayPortsFlag(args: ParsedArgs): { low: number; high: number } {
-  const match = /^(\d{4,5})-(\d{4,5})$/.exec(stringFlag(args, 'relay-ports') ?? '');
+  return portRangeFlag(args, 'relay-ports', 1, '');
+}
+
+/** A LOW-HIGH UDP port range flag within 1024-65535, of at least `minPorts` ports. */
+function portRangeFlag(args: ParsedArgs, name: string, minPorts: number, hint: string): { low: number; high: number } {
+  const match = /^(\d{4,5})-(\d{4,5})$/.exec(stringFlag(args, name) ?? '');
   const [low, high] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
-  if (!match || low < 1024 || high > 65535 || high < low) throw new UsageError('--relay-ports takes LOW-HIGH within 1024-65535');
+  if (!match || low < 1024 || high > 65535 || high - low + 1 < minPorts) throw new UsageError(`--${name} takes LOW-HIGH within 1024-65535${hint}`);
   return { low, high };
 }
 
