@@ -21,8 +21,12 @@ const RETRY_MS = 30_000;
 const STANDBY_SURVEY_MS = 120_000;
 /** A relay that stopped answering is not taken again for this long. */
 const LOST_RELAY_AVOIDED_MS = 120_000;
-/** The Attach that moves a link off a lost relay: quick, for a call is silent meanwhile. */
-const MOVE_ATTACH = { timeoutMs: 2_000, attempts: 2 } as const;
+/**
+ * The Attach that moves a link off a lost relay: quick, for a call is silent meanwhile. It takes
+ * about 200 ms in the NAT lab, so a try lost on the way is given up after 1 s, not 2 (issue 16's
+ * budget is 3 s of silence, and noticing the loss already took about 1.5).
+ */
+const MOVE_ATTACH = { timeoutMs: 1_000, attempts: 3 } as const;
 
 export class NatUpkeep {
   private timer: TimerHandle | undefined;
@@ -89,6 +93,7 @@ export class NatUpkeep {
     const moving = this.moving;
     this.moving = [];
     const firstHop = this.peer.nat.relay.server;
+    const startedAt = this.peer.router.clock.now();
     for (const id of moving) {
       this.peer.attach.attach(nodeDestination(id), { ...MOVE_ATTACH, ...(firstHop ? { firstHop } : {}) }, (error) => {
         if (error) this.counters.linkMovesFailed++;
@@ -96,7 +101,7 @@ export class NatUpkeep {
         // Tried again after the next allocation (without a relay of our own, or with one whose
         // Attach failed, a link may not be there yet).
         if (error && !this.moving.includes(id) && this.moving.length < 64) this.moving.push(id);
-        this.log.info('relay-link-moved', { node: id.toString(16).padStart(32, '0').slice(0, 8), ok: !error, ...(error ? { error: error.message } : {}) });
+        this.log.info('relay-link-moved', { node: id.toString(16).padStart(32, '0').slice(0, 8), ok: !error, ms: this.peer.router.clock.now() - startedAt, ...(error ? { error: error.message } : {}) });
       });
     }
   }
@@ -154,15 +159,15 @@ export class NatUpkeep {
     // Relays announce an address anyone reaches (public, or forwarded): the sealed link opens straight to
     // one, from behind any NAT, with no Attach routed round the ring (which, when we are moving
     // off a lost relay, could cross the dead peer). The bootstrap peers come last.
-    const withRelays = (relays: readonly Address[]): void => {
-      const unique = [...new Map([...relays, ...fallback].map((address) => [addressKey(address), address])).values()];
+    const withRelays = (relays: readonly RelayEntry[]): void => {
+      const unique = [...new Map([...relays.map((r) => r.address), ...fallback].map((address) => [addressKey(address), address])).values()];
       if (unique.length === 0) return this.allocated(false);
-      this.peer.allocateRelayOn(unique, (ok) => this.allocated(ok));
+      this.peer.allocateRelayOn(unique, (ok) => this.allocated(ok), relays[0]?.nodeId);
     };
     if (!kind) return withRelays([]);
-    const stillUsable = (known ?? []).map((r) => r.address).filter(usable);
+    const stillUsable = (known ?? []).filter((r) => usable(r.address));
     if (stillUsable.length) return withRelays(stillUsable);
-    this.survey(kind, usable, (ranked) => withRelays(ranked.map((r) => r.address)));
+    this.survey(kind, usable, withRelays);
   }
 
   /**
@@ -195,8 +200,12 @@ export class NatUpkeep {
     // Not `busy`: losing our relay meanwhile must not wait for this lookup.
     this.surveying = true;
     const ours = this.peer.nat.relay.server;
-    this.survey(kind, (address) => !ours || addressKey(address) !== addressKey(ours), () => {
+    this.survey(kind, (address) => !ours || addressKey(address) !== addressKey(ours), (ranked) => {
       this.surveying = false;
+      // A warm standby: with a sealed link open to the nearest other relay, losing ours costs no
+      // handshake, only the Allocate.
+      const standby = ranked[0];
+      if (standby && !this.stopped) this.peer.openSealedLink(standby.address, standby.nodeId, () => {});
     });
   }
 

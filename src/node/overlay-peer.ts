@@ -28,7 +28,7 @@ import type { Clock, TimerHandle } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
 import { type Address, addressKey } from '../wire/address.js';
-import { idToHex } from '../wire/id.js';
+import { type Id, idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
 import { MessageCode } from '../wire/message-codes.js';
 import { pingReq } from '../wire/messages/ping.js';
@@ -274,15 +274,25 @@ export class OverlayPeer {
     await new Promise<void>((resolve) => this.nat.learnReflexive(bootstrap, resolve));
   }
 
-  /** A relay allocation on the first of `relays` that grants one; a relay serves sealed links only. */
-  allocateRelayOn(relays: readonly Address[], done: (ok: boolean) => void): void {
+  /**
+   * A relay allocation on the first of `relays` that grants one; a relay serves sealed links only.
+   * `firstId` is the first relay's Node-ID, when it was found by name.
+   */
+  allocateRelayOn(relays: readonly Address[], done: (ok: boolean) => void, firstId?: Id): void {
     const first = relays[0];
     if (!first) return done(false);
-    // A sealed link with it already: allocate at once (a call may be waiting on this relay).
-    if (this.sealedLink?.peerAt(first)) return this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined));
-    this.router.request([nodeDestination(this.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => {
-      this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined));
-    }, { firstHop: first, timeoutMs: 3_000 });
+    this.openSealedLink(first, firstId, () => this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined)));
+  }
+
+  /**
+   * Has a sealed link with the peer at `to` (at once if one is open: a call may be waiting), by a
+   * Ping whose handshake and retransmissions the hop layer carries. With the peer's Node-ID the Ping
+   * is for the peer itself, which answers over that same link; only without it is the Ping for us,
+   * routed back by the peer through the ring, which may still lead through a peer that just died.
+   */
+  openSealedLink(to: Address, nodeId: Id | undefined, done: () => void): void {
+    if (!this.sealedLink || this.sealedLink.peerAt(to)) return done();
+    this.router.request([nodeDestination(nodeId ?? this.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => done(), { firstHop: to, timeoutMs: 3_000 });
   }
 
   /** Behind a NAT that drops what it did not ask for: others must Attach first. */

@@ -34,10 +34,14 @@ export class LogPolicy {
     return new LogPolicy(base, per);
   }
 
+  /** The level set for the component itself or, failing that, its nearest dotted parent ("p2psip.nat" covers "p2psip.nat.relay"). */
   allows(component: string, level: LogLevel): boolean {
-    const root = component.split('.')[0];
-    const limit = this.perComponent.get(component) ?? this.perComponent.get(root) ?? this.defaultLevel;
-    return LEVELS[level] <= LEVELS[limit];
+    let limit: LogLevel | undefined;
+    for (let name = component; limit === undefined; name = name.slice(0, name.lastIndexOf('.'))) {
+      limit = this.perComponent.get(name);
+      if (!name.includes('.')) break;
+    }
+    return LEVELS[level] <= LEVELS[limit ?? this.defaultLevel];
   }
 }
 

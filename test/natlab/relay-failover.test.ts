@@ -21,6 +21,8 @@ const DOMAIN = 'failover.example';
 const SIP_PORT = 5060;
 const PHONE_PORT = 5070;
 const { lab, root, bundle: BUNDLE } = natlabFixture('f', 'p2psip-natlab-failover-');
+// The failover's steps (relay lost, new allocation, links moved, each timed) reach a failure's message.
+process.env.P2PSIP_LOG ??= 'p2psip.relay:info,p2psip.nat:info';
 
 type LabHome = PhoneHome;
 
@@ -91,6 +93,14 @@ test('a call between homes whose relay peer is killed moves to another relay wit
       `path now ${after[0].path} via ${after[0].relay ?? after[0].via}; failover ${JSON.stringify(failover)}\n`,
   );
   const relayLog = homes.map((h) => lab.output(h.peer).split('\n').filter((l) => /relay|attach|ice/i.test(l)).join('\n')).join('\n---\n');
+  // Each home's failover steps, in ms from the kill: where the silence went.
+  for (const h of homes) {
+    const steps = lab.output(h.peer).split('\n').flatMap((line) => {
+      const m = /^(\S+Z) \S+ \S+ (relay-lost|relay-allocated|relay-refused|relay-link-moved|media-link-failed)(.*)$/.exec(line);
+      return m && Date.parse(m[1]) >= killedAt - 1000 ? [`+${Date.parse(m[1]) - killedAt} ${m[2]}${m[3]}`] : [];
+    });
+    console.log(`${h.home.name} (${h.home.kind}): ${steps.join(' | ') || 'no failover steps'}`);
+  }
   if (process.env.LAB_VERBOSE) console.log(`killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
   assert.ok(resumed, `media flows again: ${JSON.stringify(after)}; killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
   for (const [i, call] of after.entries()) assert.ok(call.longestGapMs.home < 3000, `${KINDS[i]} home: longest silence ${call.longestGapMs.home} ms (before the kill: ${before[i].gap} ms); killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
