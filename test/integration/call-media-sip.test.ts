@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
-import { freeUdpPort, processLab, runCli } from '../helpers/processes.js';
-import { SKIP_WITHOUT_SIPP } from '../helpers/sipp.js';
+import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
+import { type BackgroundSipp, SKIP_WITHOUT_SIPP, scenarioFrom, startSipp } from '../helpers/sipp.js';
 import { homesWithPhones } from '../helpers/sip-homes.js';
 
 /*
  * Issue 16's SDP handling between two homes on loopback, SIPp as the phones (which check every
  * SDP they get with regular expressions): a late offer, hold and resume by re-INVITE, an offer
- * that is not SDP (488 from the caller's own home, nothing forwarded), and a call over
- * --max-calls (503 with Retry-After). Both homes run with --max-calls 1.
+ * that is not SDP (488 from the caller's own home, nothing forwarded), a call over --max-calls
+ * (503 with Retry-After), and a call forked to two phones, one playing early media while the
+ * other answers. Both homes run with --max-calls 1.
  */
 const { root, running } = processLab('p2psip-media-sip-');
 const domain = 'smiths.example';
@@ -67,4 +70,30 @@ test('a second call while --max-calls 1 is in use gets 503 with Retry-After, and
   assert.equal((await first).code, 0, 'the first call ended normally');
   assert.equal((await bob.done).code, 0);
   assert.ok(media(homes.dirs.a).refused >= 2, 'the 488 and the 503 are counted');
+});
+
+/** The port a SIPp phone logged as offered to it (`-trace_logs`, the scenario's `offered-port` line). */
+function offeredPort(phone: BackgroundSipp): number {
+  const log = readdirSync(root).find((f) => f.endsWith(`_${phone.pid}_logs.log`));
+  const match = log ? /offered-port (\d+)/.exec(readFileSync(path.join(root, log), 'utf8')) : null;
+  assert.ok(match, `the phone logged its offered port: ${log}`);
+  return Number(match[1]);
+}
+
+test('an INVITE forked to two of bob\'s phones: each is offered anchor ports of its own; when one answers after the other\'s early media, the loser\'s ports go back, and all of them after the BYE', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const [firstPhone, secondPhone] = [homes.phones.bob, await freeUdpPort()];
+  await homes.register('bob', 'b', 3600, secondPhone);
+  const early = startSipp(scenarioFrom('uas-fork-early-media.xml', {}, root), ['-p', String(firstPhone), '-t', 'u1', '-trace_logs'], root);
+  const answering = startSipp(scenarioFrom('uas-fork-answer.xml', { ANSWER_MS: '3000' }, root), ['-p', String(secondPhone), '-t', 'u1', '-trace_logs'], root);
+  const caller = homes.callAsync('alice', 'a', 'bob', 'uac-call-long.xml', { TALK_MS: '1500' });
+  // Ringing: the phones' side and the other home's side of the call, and a pair more for the second branch.
+  assert.ok(await eventually(() => media(homes.dirs.b).portsInUse === 6, 4_000, 50), `three RTP/RTCP pairs while both phones ring: ${media(homes.dirs.b).portsInUse}`);
+  assert.ok(await eventually(() => media(homes.dirs.b).portsInUse === 4, 4_000, 50), `the cancelled branch's pair went back once the other answered: ${media(homes.dirs.b).portsInUse}`);
+  const [earlyRun, answerRun, callerRun] = await Promise.all([early.done, answering.done, caller]);
+  assert.equal(earlyRun.code, 0, earlyRun.errors);
+  assert.equal(answerRun.code, 0, answerRun.errors);
+  assert.equal(callerRun.code, 0, callerRun.errors);
+  assert.notEqual(offeredPort(early), offeredPort(answering), 'each phone was offered its own anchor port');
+  assert.ok(await eventually(() => media(homes.dirs.b).portsInUse === 0, 3_000), 'every port is back after the BYE');
+  assert.equal(media(homes.dirs.a).portsInUse, 0);
 });

@@ -61,6 +61,8 @@ interface CallState {
   farHome?: Id;
   /** The other home's X25519 share for this call: its later SDP must carry the same. */
   theirKey?: Uint8Array;
+  /** The latest offer that went to phones on `to` (a forked INVITE's branches each get a copy naming their own ports). */
+  toPhones?: { readonly sdp: SessionDescription; readonly to: 'a' | 'b' };
 }
 
 export class CallMedia {
@@ -117,6 +119,7 @@ export class CallMedia {
     try {
       this.acceptShare(call, offer, callId);
       this.setParties(call, offer, 'b', homeSource);
+      call.toPhones = { sdp: withoutShare(offer), to: 'a' };
       return this.towardsPhone(call, offer);
     } catch (error) {
       if (!known) this.close(callId); // a refused offer holds no ports
@@ -124,10 +127,11 @@ export class CallMedia {
     }
   }
 
-  /** Our phone answers the other home's offer: the SDP to send back to it. */
-  answerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string): string {
+  /** Our phone answers the other home's offer (from `branch`, when the INVITE forked): the SDP to send back to it. */
+  answerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
+    if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.setParties(call, answer, 'a', phoneSource);
     this.deps.anchor.answered(callId);
     return this.towardsHome(call, answer);
@@ -141,15 +145,41 @@ export class CallMedia {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.setParties(call, offer, side, phoneSource);
+    call.toPhones = { sdp: offer, to: side === 'a' ? 'b' : 'a' };
     return anchorSdp(offer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
   }
 
-  answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): string {
+  answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
+    if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.setParties(call, answer, side, phoneSource);
     this.deps.anchor.answered(callId);
     return anchorSdp(answer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
+  }
+
+  /**
+   * The offer for one more branch of an INVITE forked to several phones: the one the phones were
+   * to get, naming ports of this branch's own. Undefined when the call's offer did not go to
+   * phones, or no ports are left: the branch then gets the first branch's offer and ports.
+   */
+  async branchOffer(callId: string, branch: string): Promise<string | undefined> {
+    const call = this.calls.get(callId);
+    const offer = call?.toPhones;
+    if (!call || !offer) return undefined;
+    const ports = await this.deps.anchor.openBranch(callId, branch, offer.to);
+    if (!ports || this.calls.get(callId) !== call) return undefined;
+    return anchorSdp(offer.sdp, { address: this.deps.lanHost, ports: call.anchored.map((index) => (index === undefined ? undefined : ports[index])) });
+  }
+
+  /** The call was answered from `branch`: it keeps its ports, and the other branches' go back. */
+  branchWon(callId: string, branch: string): void {
+    this.deps.anchor.keepBranch(callId, branch);
+  }
+
+  /** `branch` ended without answering: its ports go back. */
+  branchEnded(callId: string, branch: string): void {
+    this.deps.anchor.closeBranch(callId, branch);
   }
 
   /** The call ended (BYE, CANCEL, a failure): its ports go back. */

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import { type MediaPortPool, MediaPortsExhausted } from './port-pool.js';
-import { type DropReason, emptyStreamCounters, RelayStream, type Side, type StreamCounters } from './relay-stream.js';
+import { type DropReason, emptyStreamCounters, RelayStream, type Side, type StreamCounters, type StreamSide } from './relay-stream.js';
 import type { Endpoint } from './sdp.js';
 import { RtcpQuality } from './rtcp-quality.js';
 
@@ -27,8 +27,8 @@ export interface StreamPlan {
 }
 
 export interface AnchoredStream {
-  /** The anchor's RTP port on each side (RTCP is the port above). */
-  readonly ports: Record<Side, number>;
+  /** The anchor's RTP port on each side (RTCP is the port above); a forked call's winning branch may bring its own. */
+  readonly ports: Readonly<Record<Side, number>>;
   readonly rtp: RelayStream;
   readonly rtcp: RelayStream;
   /** Loss and jitter from the phones' own RTCP reports. */
@@ -50,11 +50,38 @@ export interface MediaCounters {
 
 /** A session nobody answered is given up after this long (Timer C ends a real call's ringing at 3 minutes). */
 const UNANSWERED_MS = 300_000;
+/** Branches of one forked call with ports of their own; more share the first branch's. */
+const MAX_BRANCH_LEGS = 8;
+const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
+
+/** One stream's end on one side: its RTP port, the parties its RTP and RTCP sockets stand for, the sockets. */
+interface StreamEnd {
+  port: number;
+  readonly rtp: StreamSide;
+  readonly rtcp: StreamSide;
+  readonly sockets: readonly MediaSocket[];
+}
+
+/**
+ * A call forked to several phones (issue 16): each branch gets its own ports on their side, so
+ * whichever phone answers with SDP is told ports that are its alone. The branch that answered
+ * last is heard (its party swapped into each stream); the others' packets are dropped and counted.
+ * The first 2xx's branch keeps its ports, and every other branch's go back.
+ */
+interface Forking {
+  readonly side: Side;
+  /** Each stream's end that every branch shares until it gets its own: the first branch's. */
+  main: StreamEnd[];
+  readonly legs: Map<string, { ends: StreamEnd[]; ports: number[] }>;
+}
 
 interface SessionEntry {
   readonly session: MediaSession;
-  readonly sockets: MediaSocket[];
-  readonly ports: number[];
+  sockets: MediaSocket[];
+  ports: number[];
+  /** Each stream's ends, per side, as opened (to fork from). */
+  readonly ends: Record<Side, StreamEnd[]>;
+  forking?: Forking;
   readonly openedAt: number;
   answeredAt: number | undefined;
   timer: TimerHandle;
@@ -82,9 +109,10 @@ export class MediaAnchor {
     this.close(id);
     const sockets: MediaSocket[] = [];
     const ports: number[] = [];
+    const ends: Record<Side, StreamEnd[]> = { a: [], b: [] };
     try {
       const streams: AnchoredStream[] = [];
-      for (const plan of plans) streams.push(await this.anchorStream(plan, sockets, ports));
+      for (const plan of plans) streams.push(await this.anchorStream(plan, sockets, ports, ends));
       const session = { id, streams };
       for (const stream of streams) {
         this.farSidePorts.set(stream.ports.b, stream.rtp);
@@ -92,7 +120,7 @@ export class MediaAnchor {
       }
       this.counters.sessions++;
       if (this.sessions.has(id)) throw new MediaPortsExhausted(`media for call ${id} opened twice at once`); // CallMedia opens once per call
-      this.sessions.set(id, { session, sockets, ports, openedAt: this.clock.now(), answeredAt: undefined, timer: this.watch(id, this.timeoutMs) });
+      this.sessions.set(id, { session, sockets, ports, ends, openedAt: this.clock.now(), answeredAt: undefined, timer: this.watch(id, this.timeoutMs) });
       return session;
     } catch (error) {
       for (const socket of sockets) socket.close();
@@ -110,8 +138,104 @@ export class MediaAnchor {
     addCounters(this.ended, [entry.session]);
     for (const stream of entry.session.streams) for (const port of [stream.ports.b, stream.ports.b + 1]) this.farSidePorts.delete(port);
     this.clock.clearTimer(entry.timer);
+    for (const leg of entry.forking?.legs.values() ?? []) this.releaseLeg(leg);
     for (const socket of entry.sockets) socket.close();
     for (const port of entry.ports) this.pool.release(port);
+  }
+
+  private releaseLeg(leg: { ends: StreamEnd[]; ports: number[] }): void {
+    for (const end of leg.ends) for (const socket of end.sockets) socket.close();
+    for (const port of leg.ports) this.pool.release(port);
+  }
+
+  /**
+   * Ports of its own, on `side`, for one branch of a forked call: each stream's RTP port there
+   * (undefined when the ports or the branches run out, or the call is gone: the branch then
+   * shares the first branch's ports, as every branch did before this).
+   */
+  async openBranch(id: string, branch: string, side: Side): Promise<(number | undefined)[] | undefined> {
+    const entry = this.sessions.get(id);
+    if (!entry || (entry.forking && entry.forking.side !== side)) return undefined;
+    const known = entry.forking?.legs.get(branch);
+    if (known) return known.ends.map((end) => end.port);
+    if ((entry.forking?.legs.size ?? 0) >= MAX_BRANCH_LEGS) return undefined;
+    const sockets: MediaSocket[] = [];
+    const ports: number[] = [];
+    const ends: StreamEnd[] = [];
+    try {
+      for (const stream of entry.session.streams) ends.push(await this.openEnd(stream, side, sockets, ports));
+    } catch {
+      ends.length = 0;
+    }
+    // The call may have ended, or forked to the other side, while the ports opened.
+    if (ends.length === 0 || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side)) {
+      for (const socket of sockets) socket.close();
+      for (const port of ports) this.pool.release(port);
+      return undefined;
+    }
+    entry.forking ??= { side, main: entry.ends[side], legs: new Map() };
+    entry.forking.legs.set(branch, { ends, ports });
+    return ends.map((end) => end.port);
+  }
+
+  /** The phone of `branch` answered with SDP: it is the one heard now (the first branch's when it has no ports of its own). */
+  useBranch(id: string, branch: string): void {
+    const entry = this.sessions.get(id);
+    if (entry?.forking) this.hear(entry, entry.forking.legs.get(branch)?.ends ?? entry.forking.main);
+  }
+
+  private hear(entry: SessionEntry, ends: readonly StreamEnd[]): void {
+    const side = entry.forking!.side;
+    entry.session.streams.forEach((stream, i) => {
+      stream.rtp.switchParty(side, ends[i].rtp);
+      stream.rtcp.switchParty(side, ends[i].rtcp);
+    });
+  }
+
+  /** A branch ended without answering (or lost to another): its ports go back, and the first branch is heard if it was. */
+  closeBranch(id: string, branch: string): void {
+    const entry = this.sessions.get(id);
+    const forking = entry?.forking;
+    const leg = forking?.legs.get(branch);
+    if (!entry || !forking || !leg) return;
+    if (entry.session.streams[0]?.rtp.party(forking.side) === leg.ends[0]?.rtp) this.hear(entry, forking.main);
+    forking.legs.delete(branch);
+    this.releaseLeg(leg);
+  }
+
+  /**
+   * The first 2xx came from `branch`: it keeps its ports, which become the call's on that side
+   * (a re-offer names them), and every other branch's ports go back, the first branch's too
+   * when the winner had its own.
+   */
+  keepBranch(id: string, branch: string): void {
+    const entry = this.sessions.get(id);
+    const forking = entry?.forking;
+    if (!entry || !forking) return;
+    const leg = forking.legs.get(branch);
+    for (const key of [...forking.legs.keys()]) if (key !== branch) this.closeBranch(id, key);
+    this.useBranch(id, branch);
+    if (!leg) return;
+    forking.legs.delete(branch);
+    const retired = forking.main;
+    const closing = new Set(retired.flatMap((end) => end.sockets));
+    for (const socket of closing) socket.close();
+    entry.sockets = [...entry.sockets.filter((socket) => !closing.has(socket)), ...leg.ends.flatMap((end) => end.sockets)];
+    const freed = new Set(retired.map((end) => end.port));
+    for (const port of freed) this.pool.release(port);
+    entry.ports = [...entry.ports.filter((port) => !freed.has(port)), ...leg.ports];
+    entry.session.streams.forEach((stream, i) => {
+      const ports = stream.ports as Record<Side, number>;
+      if (forking.side === 'b') {
+        this.farSidePorts.delete(ports.b);
+        this.farSidePorts.delete(ports.b + 1);
+        this.farSidePorts.set(leg.ends[i].port, stream.rtp);
+        this.farSidePorts.set(leg.ends[i].port + 1, stream.rtcp);
+      }
+      ports[forking.side] = leg.ends[i].port;
+    });
+    forking.main = leg.ends;
+    entry.ends[forking.side] = leg.ends;
   }
 
   get active(): number {
@@ -154,25 +278,38 @@ export class MediaAnchor {
     return addCounters(sum, [...this.sessions.values()].map((entry) => entry.session));
   }
 
-  private async anchorStream(plan: StreamPlan, sockets: MediaSocket[], ports: number[]): Promise<AnchoredStream> {
+  private async anchorStream(plan: StreamPlan, sockets: MediaSocket[], ports: number[], ends: Record<Side, StreamEnd[]>): Promise<AnchoredStream> {
     const relays: { rtp?: RelayStream; rtcp?: RelayStream } = {};
-    const deliver = (side: Side, which: 'rtp' | 'rtcp') => (bytes: Uint8Array, from: Endpoint) => relays[which]!.receive(side, bytes, from);
     // Each side gets an RTP/RTCP pair: the phone talks to one, the far side to the other.
-    const a = await this.openPair(deliver('a', 'rtp'), deliver('a', 'rtcp'), sockets, ports);
-    const b = await this.openPair(deliver('b', 'rtp'), deliver('b', 'rtcp'), sockets, ports);
+    const a = await this.openEnd(relays, 'a', sockets, ports, plan);
+    const b = await this.openEnd(relays, 'b', sockets, ports, plan);
     const now = () => this.clock.now();
     const quality = new RtcpQuality();
     for (const which of ['rtp', 'rtcp'] as const) {
-      relays[which] = new RelayStream(
-        {
-          a: { send: (bytes, to) => a.sockets[which].send(bytes, to), offered: plan.offered.a[which], vouched: plan.vouched.a },
-          b: { send: (bytes, to) => b.sockets[which].send(bytes, to), offered: plan.offered.b[which], vouched: plan.vouched.b },
-        },
-        now,
-        which === 'rtcp' ? (side, packet) => quality.observe(side, packet) : undefined,
-      );
+      relays[which] = new RelayStream({ a: a[which], b: b[which] }, now, which === 'rtcp' ? (side, packet) => quality.observe(side, packet) : undefined);
     }
+    ends.a.push(a);
+    ends.b.push(b);
     return { ports: { a: a.port, b: b.port }, rtp: relays.rtp!, rtcp: relays.rtcp!, quality };
+  }
+
+  /**
+   * An RTP/RTCP port pair on one side of a stream, and the parties its sockets stand for: what
+   * comes in reaches the stream only while that party holds the side (a forked call's other
+   * branches are dropped and counted).
+   */
+  private async openEnd(relays: { rtp?: RelayStream; rtcp?: RelayStream }, side: Side, sockets: MediaSocket[], ports: number[], plan?: StreamPlan): Promise<StreamEnd> {
+    const parties = {} as Record<'rtp' | 'rtcp', StreamSide>;
+    const deliver = (which: 'rtp' | 'rtcp') => (bytes: Uint8Array, from: Endpoint) => {
+      const relay = relays[which]!;
+      if (relay.party(side) === parties[which]) relay.receive(side, bytes, from);
+      else relay.countDropped('other-branch');
+    };
+    const pair = await this.openPair(deliver('rtp'), deliver('rtcp'), sockets, ports);
+    for (const which of ['rtp', 'rtcp'] as const) {
+      parties[which] = { send: (bytes, to) => pair.sockets[which].send(bytes, to), offered: plan?.offered[side][which] ?? NOWHERE, vouched: plan?.vouched[side] ?? [] };
+    }
+    return { port: pair.port, rtp: parties.rtp, rtcp: parties.rtcp, sockets: [pair.sockets.rtp, pair.sockets.rtcp] };
   }
 
   /** The next pair whose both ports the system lets us bind (a port bound by someone else is passed over). */

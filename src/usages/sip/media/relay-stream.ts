@@ -9,7 +9,8 @@ import type { Endpoint } from './sdp.js';
  * stranger who sends first can neither inject audio nor have the call's audio sent to it.
  */
 export type Side = 'a' | 'b';
-export type DropReason = 'stranger' | 'not-latched' | 'oversize' | 'no-target' | 'unsealed';
+/** `other-branch`: from a phone of a forked call whose branch is not the one heard now (media-anchor.ts). */
+export type DropReason = 'stranger' | 'not-latched' | 'oversize' | 'no-target' | 'unsealed' | 'other-branch';
 
 export interface StreamSide {
   /** Sends out of this side's anchor port. */
@@ -57,7 +58,7 @@ export interface StreamCounters {
 
 /** Counters at zero: a new stream's, and the start of a sum over streams. */
 export function emptyStreamCounters(): StreamCounters {
-  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, fromSide: { a: 0, b: 0 }, overlayIn: 0, overlayOut: 0, probesOut: 0, probesIn: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0 } };
+  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, fromSide: { a: 0, b: 0 }, overlayIn: 0, overlayOut: 0, probesOut: 0, probesIn: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0, 'other-branch': 0 } };
 }
 
 /** RTP over UDP in practice stays well under a datagram; anything larger is not media. */
@@ -99,6 +100,26 @@ export class RelayStream {
     if (latched && (moved || !vouched.includes(latched.address))) this.latched[side] = undefined;
     this.sides[side].offered = offered;
     this.sides[side].vouched = vouched;
+  }
+
+  /** The party on `side` now (a forked call keeps its first branch's, to come back to). */
+  party(side: Side): StreamSide {
+    return this.sides[side];
+  }
+
+  /**
+   * Another branch of a forked call holds `side` now: its phone, behind an anchor port of its
+   * own (`party.send`). That phone is heard afresh, latched from the addresses vouched for it.
+   */
+  switchParty(side: Side, party: StreamSide): void {
+    if (this.sides[side] === party) return;
+    this.sides[side] = party;
+    this.latched[side] = undefined;
+  }
+
+  /** Counts a datagram the anchor dropped before it reached the stream. */
+  countDropped(reason: DropReason): void {
+    this.drop(reason);
   }
 
   /** From now on what goes to `side` is sealed and what comes from it must open (the internet leg). */

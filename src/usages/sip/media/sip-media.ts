@@ -136,7 +136,7 @@ export class SipMedia {
    * call's ports (so it is async). Throws MediaRefused (488 unreadable or untrusted SDP, 503
    * when ports or calls run out).
    */
-  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string): Promise<Uint8Array> {
+  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, branch?: string): Promise<Uint8Array> {
     try {
       if (kind === 'offer') {
         const isNew = !this.calls.has(callId);
@@ -156,10 +156,10 @@ export class SipMedia {
       }
       const text =
         from === 'phone'
-          ? this.calls.answerFromPhone(callId, message.body, source)
+          ? this.calls.answerFromPhone(callId, message.body, source, branch)
           : from === 'home'
             ? this.calls.answerFromHome(callId, message.body, source)
-            : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
+            : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
       return Buffer.from(text, 'utf8');
@@ -169,6 +169,26 @@ export class SipMedia {
       if (error instanceof SdpError) throw new MediaRefused(488, error.reason);
       throw error;
     }
+  }
+
+  /**
+   * The body for one more branch of an INVITE forked to several of this home's phones: the
+   * offer with ports of that branch's own (issue 16: each branch that answers with SDP has its
+   * own leg). Undefined (the branch shares the first one's) when that cannot be had.
+   */
+  async branchOffer(callId: string, branch: string): Promise<Uint8Array | undefined> {
+    const text = await this.calls.branchOffer(callId, branch);
+    return text === undefined ? undefined : Buffer.from(text, 'utf8');
+  }
+
+  /** The first 2xx came from `branch` of a forked INVITE: the other branches' ports go back. */
+  branchWon(callId: string, branch: string): void {
+    this.calls.branchWon(callId, branch);
+  }
+
+  /** A branch of a forked INVITE failed (or was cancelled): its ports go back. */
+  branchEnded(callId: string, branch: string): void {
+    this.calls.branchEnded(callId, branch);
   }
 
   /** The first 2xx to the call's INVITE came from the dialog with this To tag: its BYE ends the media. */

@@ -75,6 +75,11 @@ interface MediaPlan {
   readonly offered: boolean;
   /** The rewritten body the request goes on with. */
   readonly body?: Uint8Array;
+  /**
+   * An initial INVITE forked to several phones at once: each branch's own key and body (the offer
+   * with ports of that branch's own; the first branch's is `body`), in the first group's order.
+   */
+  readonly legs?: readonly { readonly key: string; readonly body?: Uint8Array }[];
 }
 
 interface Target {
@@ -117,6 +122,8 @@ interface Branch {
   timedOut: boolean;
   /** Responses wait here for their SDP to be rewritten, so they go up in the order they came. */
   responses?: Promise<void>;
+  /** A branch of an INVITE forked to several phones: its leg at the media anchor (MediaPlan.legs). */
+  readonly leg?: string;
 }
 
 interface ProxyCall {
@@ -197,7 +204,7 @@ export class SipProxy {
         this.deciding.delete(server);
         return this.challenge(server, false);
       }
-      this.anchorRequest(server, targets[0]).then(
+      this.anchorRequest(server, byQ(targets)[0]).then(
         (media) => {
           if (!this.deciding.delete(server)) {
             if (media && isInitialInvite(server)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
@@ -224,18 +231,23 @@ export class SipProxy {
    * with MediaRefused (488, 503) when the SDP cannot be anchored: nothing goes on half-rewritten.
    * (A call's ports go back when its answering dialog's BYE is answered: onBranchResponse.)
    */
-  private async anchorRequest(server: ServerTransaction, target: Target): Promise<MediaPlan | undefined> {
+  private async anchorRequest(server: ServerTransaction, group: readonly Target[]): Promise<MediaPlan | undefined> {
     const media = this.deps.media;
     const { request, checked, flow } = server;
     if (!media) return undefined;
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
-    const side = this.mediaSide(media, request, checked, flow, target);
+    const side = this.mediaSide(media, request, checked, flow, group[0]);
     if (!side) return undefined;
-    if (isInitialInvite(server)) media.admit(checked.callId);
-    if (!media.hasSdp(request)) return { side, offered: false };
+    const initial = isInitialInvite(server);
+    if (initial) media.admit(checked.callId);
+    if (!media.hasSdp(request)) return { side, offered: false, ...(initial && group.length > 1 ? { legs: group.map((_, i) => ({ key: String(i) })) } : {}) };
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
     const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host);
-    return { side, offered: kind === 'offer', body };
+    if (!initial || group.length === 1 || kind !== 'offer') return { side, offered: kind === 'offer', body };
+    // Forked: every phone but the first is offered ports of its own (or, when none are left, the first's).
+    const legs = [{ key: '0', body }];
+    for (let i = 1; i < group.length; i++) legs.push({ key: String(i), body: (await media.branchOffer(checked.callId, String(i))) ?? body });
+    return { side, offered: true, body, legs };
   }
 
   /**
@@ -398,22 +410,23 @@ export class SipProxy {
     const call: ProxyCall = { server, branches: [], later: groups.slice(1), starting: false, answered: false, cancelled: false, timerC: undefined, media };
     this.calls.set(server, call);
     if (targets.length > 1) this.counters.forked++;
-    this.startBranches(call, groups[0]);
+    this.startBranches(call, groups[0], media?.legs);
     if (server.invite) this.armTimerC(call);
   }
 
-  private startBranches(call: ProxyCall, targets: readonly Target[]): void {
+  private startBranches(call: ProxyCall, targets: readonly Target[], legs?: MediaPlan['legs']): void {
     const { server } = call;
     const loopHash = loopHashOf(server.request, server.checked);
     // Our Via and Record-Route add about 200 bytes to what came in.
     const large = serializeSipMessage(server.request).length + 200 > UDP_SIZE_LIMIT;
     call.starting = true;
-    for (const planned of targets) {
+    for (const [i, planned] of targets.entries()) {
       const tcp = large && planned.home && planned.flow.transport === 'UDP' ? this.deps.transport.connect(planned.flow.remote) : undefined;
       const target = tcp ? { ...planned, flow: tcp } : planned;
       const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
-      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow, call.media?.body);
-      const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false };
+      const leg = legs?.[i];
+      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow, leg?.body ?? call.media?.body);
+      const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false, ...(leg ? { leg: leg.key } : {}) };
       call.branches.push(branch);
       this.counters.forwarded++;
       branch.tx = this.deps.clients.send(request, branchId, target.flow, {
@@ -495,6 +508,7 @@ export class SipProxy {
       if (!call.winner && isInitialInvite(call.server)) {
         call.winner = branch;
         media.answeredBy(callId, essentials.to.params.get('tag') ?? '');
+        if (branch.leg !== undefined) media.branchWon(callId, branch.leg);
       }
       if (call.server.request.method === 'BYE') media.byeAnswered(callId, [essentials.from.params.get('tag') ?? '', essentials.to.params.get('tag') ?? '']);
     }
@@ -507,7 +521,7 @@ export class SipProxy {
       if (call.winner && call.winner !== branch) return withoutBody(received);
       const from: MediaSide = otherSide(plan.side);
       try {
-        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host) };
+        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host, branch.leg) };
       } catch (error) {
         // A response cannot be refused: it goes on without SDP rather than with half-rewritten SDP.
         media.counters.unreadableAnswers++;
@@ -559,6 +573,7 @@ export class SipProxy {
 
   private onBranchFinal(call: ProxyCall, branch: Branch, response: SipResponse): void {
     if (branch.final) return;
+    if (branch.leg !== undefined && !call.answered) this.deps.media?.branchEnded(call.server.checked.callId, branch.leg); // a ringing phone that gave up: its ports go back
     // The caller did not cancel: a branch we gave up on (Timer C) timed out, whatever it answered.
     branch.final = branch.timedOut && response.status === 487 ? { ...response, status: 408, reason: 'Request Timeout' } : response;
     // s16.7 step 5: a 6xx ("decline everywhere") ends the other branches of an INVITE.

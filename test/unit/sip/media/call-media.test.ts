@@ -174,3 +174,50 @@ test('--max-calls counts calls whose ports are still opening: of three new calls
   assert.ok(results.slice(1).every((r) => r.status === 'rejected' && r.reason instanceof MediaRefused && r.reason.status === 503 && r.reason.retryAfterSeconds === 30));
   assert.equal(a.anchor.portsInUse, 4, 'only the admitted call holds ports');
 });
+
+test('an offer forked to two phones: each is offered its own anchor port; the early media of one is heard until the other answers, which keeps its port while the first\'s goes back', async () => {
+  const { net, a, b } = homes();
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const ringing = net.phone('192.168.2.30', 20000);
+  const answering = net.phone('192.168.2.31', 22000);
+  const toB = await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toFirst = await b.offerFromHome('forked', enc(toB), HOME_A);
+  const toSecond = (await b.branchOffer('forked', '1'))!;
+  assert.ok(toSecond, 'the second branch has an offer of its own');
+  assert.equal(mediaOf(toSecond).address, HOME_B);
+  assert.notEqual(mediaOf(toSecond).port, mediaOf(toFirst).port, 'on a port of its own');
+  assert.doesNotMatch(toSecond, /p2psip-key/);
+  const rtp = (n: number) => new Uint8Array(172).fill(n);
+
+  // The first phone plays early media (183 with SDP): phone A hears it.
+  const early = b.answerFromPhone('forked', offer('192.168.2.30', 20000), '192.168.2.30', '0');
+  const toPhoneA = a.answerFromHome('forked', enc(early), HOME_B);
+  ringing.send(mediaOf(toFirst), rtp(1));
+  assert.deepEqual(phoneA.heard.at(-1), rtp(1), 'early media from the first phone');
+  phoneA.send(mediaOf(toPhoneA), rtp(2));
+  assert.deepEqual(ringing.heard.at(-1), rtp(2));
+
+  // The second phone answers (200 with SDP): it is heard, the first is not, and the first's port goes back.
+  const answer = b.answerFromPhone('forked', offer('192.168.2.31', 22000), '192.168.2.31', '1');
+  b.branchWon('forked', '1');
+  a.answerFromHome('forked', enc(answer), HOME_B);
+  answering.send(mediaOf(toSecond), rtp(3));
+  assert.deepEqual(phoneA.heard.at(-1), rtp(3), 'the answering phone is heard');
+  const heard = phoneA.heard.length;
+  ringing.send(mediaOf(toFirst), rtp(4));
+  assert.equal(phoneA.heard.length, heard, 'the cancelled phone is not');
+  phoneA.send(mediaOf(toPhoneA), rtp(5));
+  assert.deepEqual(answering.heard.at(-1), rtp(5), 'and phone A reaches the one that answered');
+  assert.equal(b.anchor.portsInUse, 4, 'the first branch\'s pair is free');
+  b.close('forked');
+  a.close('forked');
+  assert.equal(a.anchor.portsInUse + b.anchor.portsInUse, 0);
+});
+
+test('an offer from our own phone to another home is not forked here: no branch ports', async () => {
+  const { a } = homes();
+  await a.offerFromPhone('outward', offer('192.168.1.20', 10000), '192.168.1.20');
+  assert.equal(await a.branchOffer('outward', '1'), undefined);
+  assert.equal(a.anchor.portsInUse, 4);
+  a.close('outward');
+});

@@ -95,3 +95,71 @@ test('when the range runs out the call is refused (503) holding no port; ports t
   assert.equal(anchor.counters.refusedNoPorts, 1);
   assert.equal(open.size, 4, 'the refused call holds nothing');
 });
+
+test('a call forked to two phones: each branch has ports of its own, the one that answered last is heard, and the winner keeps its ports while the rest go back', async () => {
+  const { anchor, open, sent, deliver } = world();
+  const session = await anchor.open('call-1', [plan]);
+  const [stream] = session.streams;
+  const first = stream.ports.a;
+  const [second] = (await anchor.openBranch('call-1', '1', 'a'))!;
+  assert.ok(second !== undefined && second !== first && second !== stream.ports.b);
+  assert.equal(anchor.portsInUse, 6, 'a pair more for the second branch');
+  const phone2 = { address: '192.168.1.21', port: 12000 };
+
+  // The second phone answers with early media: it is heard at its own port, the first one is not.
+  anchor.useBranch('call-1', '1');
+  stream.rtp.setParty('a', phone2, [phone2.address]);
+  deliver(second, phone2);
+  assert.deepEqual(sent.at(-1), { port: stream.ports.b, to: far }, 'the second phone\'s early media goes to the far side');
+  deliver(stream.ports.b, far);
+  assert.deepEqual(sent.at(-1), { port: second, to: phone2 }, 'and the far side reaches it from its own port');
+  const before = sent.length;
+  deliver(first, phone);
+  assert.equal(sent.length, before, 'the first phone\'s packets go nowhere meanwhile');
+  assert.equal(stream.rtp.counters.dropped['other-branch'], 1);
+
+  // The first phone answers 200: the second branch's ports go back, and the first is heard again.
+  anchor.keepBranch('call-1', 'main');
+  assert.equal(anchor.portsInUse, 4);
+  assert.equal(open.has(second), false);
+  stream.rtp.setParty('a', phone, [phone.address]);
+  deliver(first, phone);
+  assert.deepEqual(sent.at(-1), { port: stream.ports.b, to: far });
+  anchor.close('call-1');
+  assert.equal(open.size, 0);
+  assert.equal(anchor.portsInUse, 0);
+});
+
+test('when the branch that answers has ports of its own, they become the call\'s, and the first branch\'s go back', async () => {
+  const { anchor, open, sent, deliver } = world();
+  const session = await anchor.open('call-1', [plan]);
+  const [stream] = session.streams;
+  const first = stream.ports.a;
+  const [second] = (await anchor.openBranch('call-1', '1', 'a'))!;
+  const [third] = (await anchor.openBranch('call-1', '2', 'a'))!;
+  assert.equal(anchor.portsInUse, 8);
+  anchor.keepBranch('call-1', '1');
+  assert.equal(stream.ports.a, second, 'a re-offer to the phone names the winner\'s ports');
+  assert.equal(anchor.portsInUse, 4, 'the first and third branches\' pairs are free');
+  assert.deepEqual([open.has(first), open.has(third!), open.has(second!)], [false, false, true]);
+  const phone2 = { address: '192.168.1.21', port: 12000 };
+  stream.rtp.setParty('a', phone2, [phone2.address]);
+  deliver(second!, phone2);
+  assert.deepEqual(sent.at(-1), { port: stream.ports.b, to: far });
+  anchor.close('call-1');
+  assert.equal(open.size, 0);
+  assert.equal(anchor.portsInUse, 0);
+});
+
+test('a branch that gives up frees its ports at once; branches beyond eight share the first one\'s', async () => {
+  const { anchor } = world();
+  await anchor.open('call-1', [plan]);
+  for (let i = 1; i <= 8; i++) assert.ok(await anchor.openBranch('call-1', String(i), 'a'));
+  assert.equal(await anchor.openBranch('call-1', '9', 'a'), undefined, 'the ninth shares');
+  assert.equal(anchor.portsInUse, 4 + 8 * 2);
+  anchor.closeBranch('call-1', '3');
+  assert.equal(anchor.portsInUse, 4 + 7 * 2);
+  assert.equal(await anchor.openBranch('call-2', '1', 'a'), undefined, 'no such call');
+  anchor.close('call-1');
+  assert.equal(anchor.portsInUse, 0);
+});
