@@ -130,7 +130,7 @@ export class CallMedia {
   /** Our phone answers the other home's offer (from `branch`, when the INVITE forked): the SDP to send back to it. */
   answerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
-    const answer = parseSdp(sdp);
+    const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.setParties(call, answer, 'a', phoneSource);
     this.deps.anchor.answered(callId);
@@ -146,16 +146,16 @@ export class CallMedia {
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.setParties(call, offer, side, phoneSource);
     call.toPhones = { sdp: offer, to: side === 'a' ? 'b' : 'a' };
-    return anchorSdp(offer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
+    return anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
   }
 
   answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
-    const answer = parseSdp(sdp);
+    const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.setParties(call, answer, side, phoneSource);
     this.deps.anchor.answered(callId);
-    return anchorSdp(answer, { address: this.deps.lanHost, ports: portsOn(call, side === 'a' ? 'b' : 'a') });
+    return anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
   }
 
   /**
@@ -220,9 +220,15 @@ export class CallMedia {
     return call;
   }
 
+  /** The description, if it has as many media lines as the call's offer (else SdpError: 488, or the answer goes on without SDP). */
+  private matching(call: CallState, sdp: SessionDescription): SessionDescription {
+    if (sdp.streams.length !== call.anchored.length) throw new SdpError(`${sdp.streams.length} media lines where the offer had ${call.anchored.length}`);
+    return sdp;
+  }
+
   /** Who is where on one side, from a description of that side's party. */
   private setParties(call: CallState, sdp: SessionDescription, side: 'a' | 'b', source: string): void {
-    if (sdp.streams.length !== call.anchored.length) throw new SdpError(`${sdp.streams.length} media lines where the offer had ${call.anchored.length}`);
+    this.matching(call, sdp);
     sdp.streams.forEach((stream, i) => {
       const index = call.anchored[i];
       if (index === undefined) return;
@@ -286,7 +292,17 @@ export class CallMedia {
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
-    return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: portsOn(call, 'a') });
+    return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a') });
+  }
+
+  /**
+   * The anchor's RTP port on a phones' side for each m= section: the ports of the phone heard
+   * there now, which in a forked call still ringing may be a branch's own (an UPDATE in the
+   * early dialog of the phone playing early media must name that phone's ports).
+   */
+  private portsHeard(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
+    const heard = this.deps.anchor.portsHeard(call.session.id, side);
+    return call.anchored.map((index) => (index === undefined ? undefined : heard[index]));
   }
 }
 

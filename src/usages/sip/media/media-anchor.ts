@@ -42,6 +42,9 @@ export interface MediaSession {
 
 export interface MediaCounters {
   sessions: number;
+  /** Branches of forked calls given ports of their own, and those that had to share the first branch's. */
+  branchLegs: number;
+  branchesSharing: number;
   /** Media frames over the overlay for no live stream (late ones of an ended call, or junk). */
   strayOverlayFrames: number;
   timeouts: number;
@@ -50,8 +53,13 @@ export interface MediaCounters {
 
 /** A session nobody answered is given up after this long (Timer C ends a real call's ringing at 3 minutes). */
 const UNANSWERED_MS = 300_000;
-/** Branches of one forked call with ports of their own; more share the first branch's. */
-const MAX_BRANCH_LEGS = 8;
+/**
+ * Branches of one forked call with ports of their own besides the first; more share the first
+ * one's. Nor does a branch get its own while fewer than a quarter of the pairs are free: ports
+ * for ringing phones must not crowd out the next calls (--max-calls bounds calls, not branches).
+ */
+const MAX_BRANCH_LEGS = 4;
+const BRANCH_RESERVE = 0.25;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 
 /** One stream's end on one side: its RTP port, the parties its RTP and RTCP sockets stand for, the sockets. */
@@ -88,7 +96,7 @@ interface SessionEntry {
 }
 
 export class MediaAnchor {
-  readonly counters: MediaCounters = { sessions: 0, strayOverlayFrames: 0, timeouts: 0, refusedNoPorts: 0 };
+  readonly counters: MediaCounters = { sessions: 0, branchLegs: 0, branchesSharing: 0, strayOverlayFrames: 0, timeouts: 0, refusedNoPorts: 0 };
   /** Hears of a session the anchor ended by itself (--media-timeout). */
   onTimeout: (id: string) => void = () => {};
   /** What ended calls' streams counted, so that status counters only ever grow. */
@@ -156,9 +164,11 @@ export class MediaAnchor {
   async openBranch(id: string, branch: string, side: Side): Promise<(number | undefined)[] | undefined> {
     const entry = this.sessions.get(id);
     if (!entry || (entry.forking && entry.forking.side !== side)) return undefined;
-    const known = entry.forking?.legs.get(branch);
-    if (known) return known.ends.map((end) => end.port);
-    if ((entry.forking?.legs.size ?? 0) >= MAX_BRANCH_LEGS) return undefined;
+    const room = () => (entry.forking?.legs.size ?? 0) < MAX_BRANCH_LEGS && this.pool.capacity - this.pool.pairsInUse - entry.session.streams.length >= this.pool.capacity * BRANCH_RESERVE;
+    if (entry.forking?.legs.has(branch) || !room()) {
+      this.counters.branchesSharing++;
+      return undefined;
+    }
     const sockets: MediaSocket[] = [];
     const ports: number[] = [];
     const ends: StreamEnd[] = [];
@@ -167,15 +177,30 @@ export class MediaAnchor {
     } catch {
       ends.length = 0;
     }
-    // The call may have ended, or forked to the other side, while the ports opened.
-    if (ends.length === 0 || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side)) {
+    // Meanwhile the call may have ended or forked to the other side, or another offer for this
+    // branch (or the last room) may have taken its turn: then these ports go straight back.
+    if (ends.length === 0 || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side) || entry.forking?.legs.has(branch) || (entry.forking?.legs.size ?? 0) >= MAX_BRANCH_LEGS) {
       for (const socket of sockets) socket.close();
       for (const port of ports) this.pool.release(port);
+      this.counters.branchesSharing++;
       return undefined;
     }
     entry.forking ??= { side, main: entry.ends[side], legs: new Map() };
     entry.forking.legs.set(branch, { ends, ports });
+    this.counters.branchLegs++;
     return ends.map((end) => end.port);
+  }
+
+  /** Each stream's RTP port on `side` for the party heard there now (a forked call's ringing branch may have its own). */
+  portsHeard(id: string, side: Side): number[] {
+    const entry = this.sessions.get(id);
+    if (!entry) return [];
+    const forking = entry.forking;
+    return entry.session.streams.map((stream, i) => {
+      if (forking?.side !== side) return stream.ports[side];
+      const heard = [forking.main, ...[...forking.legs.values()].map((leg) => leg.ends)].find((ends) => ends[i].rtp === stream.rtp.party(side));
+      return heard?.[i].port ?? stream.ports[side];
+    });
   }
 
   /** The phone of `branch` answered with SDP: it is the one heard now (the first branch's when it has no ports of its own). */

@@ -177,8 +177,12 @@ export class SipMedia {
    * own leg). Undefined (the branch shares the first one's) when that cannot be had.
    */
   async branchOffer(callId: string, branch: string): Promise<Uint8Array | undefined> {
-    const text = await this.calls.branchOffer(callId, branch);
-    return text === undefined ? undefined : Buffer.from(text, 'utf8');
+    try {
+      const text = await this.calls.branchOffer(callId, branch);
+      return text === undefined ? undefined : Buffer.from(text, 'utf8');
+    } catch {
+      return undefined; // it shares the first branch's offer, which did work
+    }
   }
 
   /** The first 2xx came from `branch` of a forked INVITE: the other branches' ports go back. */
@@ -245,6 +249,9 @@ export class SipMedia {
       dropped: totals.dropped,
       latched: anchor.latchedSides(),
       timeouts: anchor.counters.timeouts,
+      // Branches of forked calls offered ports of their own, and those that shared the first branch's.
+      branchLegs: anchor.counters.branchLegs,
+      branchesSharing: anchor.counters.branchesSharing,
       refused: this.counters.refused,
       refusedNoPorts: anchor.counters.refusedNoPorts,
       unreadableAnswers: this.counters.unreadableAnswers,

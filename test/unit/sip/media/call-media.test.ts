@@ -221,3 +221,19 @@ test('an offer from our own phone to another home is not forked here: no branch 
   assert.equal(a.anchor.portsInUse, 4);
   a.close('outward');
 });
+
+test('a ringing branch whose SDP has another number of media lines is refused and does not take the call\'s media from the phone heard', async () => {
+  const { net, a, b } = homes();
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const ringing = net.phone('192.168.2.30', 20000);
+  const toB = await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toFirst = await b.offerFromHome('forked', enc(toB), HOME_A);
+  await b.branchOffer('forked', '1');
+  a.answerFromHome('forked', enc(b.answerFromPhone('forked', offer('192.168.2.30', 20000), '192.168.2.30', '0')), HOME_B);
+  const twoStreams = enc(`${new TextDecoder().decode(offer('192.168.2.31', 22000))}m=video 22002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
+  assert.throws(() => b.answerFromPhone('forked', twoStreams, '192.168.2.31', '1'), SdpError);
+  ringing.send(mediaOf(toFirst), new Uint8Array(172).fill(7));
+  assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(7), 'the first phone is still heard');
+  b.close('forked');
+  a.close('forked');
+});

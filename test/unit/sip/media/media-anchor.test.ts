@@ -151,15 +151,46 @@ test('when the branch that answers has ports of its own, they become the call\'s
   assert.equal(anchor.portsInUse, 0);
 });
 
-test('a branch that gives up frees its ports at once; branches beyond eight share the first one\'s', async () => {
+test('a branch that gives up frees its ports at once; branches beyond four more, or past three quarters of the range, share the first one\'s', async () => {
   const { anchor } = world();
   await anchor.open('call-1', [plan]);
-  for (let i = 1; i <= 8; i++) assert.ok(await anchor.openBranch('call-1', String(i), 'a'));
-  assert.equal(await anchor.openBranch('call-1', '9', 'a'), undefined, 'the ninth shares');
-  assert.equal(anchor.portsInUse, 4 + 8 * 2);
+  for (let i = 1; i <= 4; i++) assert.ok(await anchor.openBranch('call-1', String(i), 'a'));
+  assert.equal(await anchor.openBranch('call-1', '5', 'a'), undefined, 'the fifth shares');
+  assert.equal(anchor.portsInUse, 4 + 4 * 2);
   anchor.closeBranch('call-1', '3');
-  assert.equal(anchor.portsInUse, 4 + 7 * 2);
+  assert.equal(anchor.portsInUse, 4 + 3 * 2);
   assert.equal(await anchor.openBranch('call-2', '1', 'a'), undefined, 'no such call');
   anchor.close('call-1');
   assert.equal(anchor.portsInUse, 0);
+  assert.equal(anchor.counters.branchLegs, 4);
+
+  // A range of 8 pairs: a call takes 2, and a branch may not leave fewer than 2 free.
+  const small = world({ low: 40000, high: 40015 }).anchor;
+  for (const id of ['x', 'y']) await small.open(id, [plan]);
+  assert.ok(await small.openBranch('x', '1', 'a'), '5 of 8 pairs in use after it');
+  assert.ok(await small.openBranch('y', '1', 'a'), '6 of 8: 2 still free');
+  assert.equal(await small.openBranch('x', '2', 'a'), undefined, 'one more would leave 1 free');
+  assert.equal(small.counters.branchesSharing, 1);
+});
+
+test('two offers for one branch at once (a merged or repeated INVITE) open its ports once; the loser\'s go straight back', async () => {
+  const { anchor, open } = world();
+  await anchor.open('call-1', [plan]);
+  const [first, second] = await Promise.all([anchor.openBranch('call-1', '1', 'a'), anchor.openBranch('call-1', '1', 'a')]);
+  assert.equal([first, second].filter(Boolean).length, 1, 'one of them has ports of its own');
+  assert.equal(anchor.portsInUse, 6);
+  anchor.close('call-1');
+  assert.equal(anchor.portsInUse, 0);
+  assert.equal(open.size, 0, 'every socket closed');
+});
+
+test('an offer to the phones while a forked call rings names the ports of the phone heard now', async () => {
+  const { anchor } = world();
+  const session = await anchor.open('call-1', [plan]);
+  const [own] = (await anchor.openBranch('call-1', '1', 'a'))!;
+  assert.deepEqual(anchor.portsHeard('call-1', 'a'), [session.streams[0].ports.a]);
+  anchor.useBranch('call-1', '1');
+  assert.deepEqual(anchor.portsHeard('call-1', 'a'), [own]);
+  assert.deepEqual(anchor.portsHeard('call-1', 'b'), [session.streams[0].ports.b], 'the other side is not forked');
+  anchor.close('call-1');
 });
