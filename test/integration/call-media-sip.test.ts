@@ -87,7 +87,7 @@ test('an INVITE forked to two of bob\'s phones: each is offered anchor ports of 
   const answering = startSipp(scenarioFrom('uas-fork-answer.xml', { ANSWER_MS: '3000' }, root), ['-p', String(secondPhone), '-t', 'u1', '-trace_logs'], root);
   const caller = homes.callAsync('alice', 'a', 'bob', 'uac-call-long.xml', { TALK_MS: '1500' });
   // Ringing: the phones' side and the other home's side of the call, and a pair more for the second branch.
-  assert.ok(await eventually(() => media(homes.dirs.b).portsInUse === 6, 4_000, 50), `three RTP/RTCP pairs while both phones ring: ${media(homes.dirs.b).portsInUse}`);
+  assert.ok(await eventually(() => media(homes.dirs.b).portsInUse === 6, 4_000, 50), `three RTP/RTCP pairs while both phones ring: ${JSON.stringify(media(homes.dirs.b))} ${JSON.stringify(homes.status(homes.dirs.b).sip?.registrar ?? {})}`);
   assert.ok(await eventually(() => media(homes.dirs.b).portsInUse === 4, 4_000, 50), `the cancelled branch's pair went back once the other answered: ${media(homes.dirs.b).portsInUse}`);
   const [earlyRun, answerRun, callerRun] = await Promise.all([early.done, answering.done, caller]);
   assert.equal(earlyRun.code, 0, earlyRun.errors);

@@ -349,6 +349,9 @@ export class MediaAnchor {
         return { port, sockets: { rtp: rtpSocket, rtcp: rtcpSocket } };
       }
       rtpSocket?.close();
+      // Bound by someone else: not ours, so not in use by us (the pool comes back to it last).
+      ports.pop();
+      this.pool.release(port);
     }
     throw new MediaPortsExhausted(`no free media port pair in ${this.pool.capacity}`);
   }
