@@ -109,6 +109,7 @@ json_close_array() { :; }
 json_add_object() { printf 'RULE'; }
 json_add_string() { printf ' %s=%s' "$1" "$2"; }
 json_close_object() { echo; }
+logger() { echo "LOG $*"; }
 `;
   writeFileSync(path.join(dir, 'harness.sh'), `${stub}\n. ${path.join(dir, 'root/etc/init.d/p2psip')}\nstart_service\n`);
   // Not enrolled yet: nothing runs.
@@ -130,4 +131,15 @@ json_close_object() { echo; }
   assert.match(out, /APPEND --bootstrap 198\.18\.0\.1:6084/);
   assert.match(out, /APPEND --sip-direct off/, 'SIP between homes through the overlay: the SIP port stays closed to the WAN');
   assert.equal(spawnSync('sh', ['-n', path.join(dir, 'root/etc/init.d/p2psip')]).status, 0, 'the init script parses');
+
+  // A malformed port option: logged, and nothing starts (no respawn loop, no firewall rule).
+  for (const [option, value] of [['media_ports', '40000'], ['media_ports', '40000-40002'], ['media_ports', '900-1999'], ['relay_ports', '41000-70000'], ['relay_ports', '41000-41127; rm -rf /'], ['overlay_port', '6084-6090']]) {
+    const changed = conf.replace(new RegExp(`option ${option} '[^']*'`), `option ${option} '${value}'`);
+    assert.notEqual(changed, conf, `${option} is in the default configuration`);
+    writeFileSync(path.join(dir, 'root/etc/config/p2psip'), changed);
+    const refused = spawnSync('sh', [path.join(dir, 'harness.sh')], { encoding: 'utf8' });
+    assert.match(refused.stdout, new RegExp(`^LOG -t p2psip ${option} '`), `${option} '${value}' is logged: ${refused.stdout}`);
+    assert.doesNotMatch(refused.stdout, /COMMAND|RULE/, `${option} '${value}' starts nothing`);
+  }
+  writeFileSync(path.join(dir, 'root/etc/config/p2psip'), conf);
 });
