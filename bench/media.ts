@@ -105,7 +105,10 @@ function anchorRelay(): Promise<Relay> {
 /** A relay in a child process of ours (the anchor, or the bare forwarder), driven over stdin. */
 async function childRelay(mode: '--anchor-child' | '--forwarder-child'): Promise<Relay> {
   // With the heap flags and malloc arenas the packaged service runs under (targets/*, bench/footprint.ts).
-  const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', process.argv[1], mode], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+  // The service wrappers' flags and allocator setting; BENCH_CHILD_FLAGS and BENCH_CHILD_ENV (K=V,...) try others.
+  const flags = (process.env.BENCH_CHILD_FLAGS ?? '--max-old-space-size=24 --max-semi-space-size=1').split(' ').filter(Boolean);
+  const extraEnv = Object.fromEntries((process.env.BENCH_CHILD_ENV ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const child = spawn(process.execPath, [...flags, process.argv[1], mode], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2', ...extraEnv } });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
   lines.on('line', (line) => waiting.shift()?.(line));
