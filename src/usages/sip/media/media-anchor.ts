@@ -81,6 +81,8 @@ interface Forking {
   /** Each stream's end that every branch shares until it gets its own: the first branch's. */
   main: StreamEnd[];
   readonly legs: Map<string, { ends: StreamEnd[]; ports: number[] }>;
+  /** Branches in the order their phones last sent SDP (null: one sharing the first's ports): who is heard when the latest gives up. */
+  heard: (string | null)[];
 }
 
 interface SessionEntry {
@@ -185,7 +187,7 @@ export class MediaAnchor {
       this.counters.branchesSharing++;
       return undefined;
     }
-    entry.forking ??= { side, main: entry.ends[side], legs: new Map() };
+    entry.forking ??= { side, main: entry.ends[side], legs: new Map(), heard: [] };
     entry.forking.legs.set(branch, { ends, ports });
     this.counters.branchLegs++;
     return ends.map((end) => end.port);
@@ -205,8 +207,11 @@ export class MediaAnchor {
 
   /** The phone of `branch` answered with SDP: it is the one heard now (the first branch's when it has no ports of its own). */
   useBranch(id: string, branch: string): void {
-    const entry = this.sessions.get(id);
-    if (entry?.forking) this.hear(entry, entry.forking.legs.get(branch)?.ends ?? entry.forking.main);
+    const forking = this.sessions.get(id)?.forking;
+    if (!forking) return;
+    const key = forking.legs.has(branch) ? branch : null;
+    forking.heard = [...forking.heard.filter((k) => k !== key).slice(-MAX_BRANCH_LEGS), key];
+    this.hear(this.sessions.get(id)!, key === null ? forking.main : forking.legs.get(key)!.ends);
   }
 
   private hear(entry: SessionEntry, ends: readonly StreamEnd[]): void {
@@ -217,14 +222,22 @@ export class MediaAnchor {
     });
   }
 
-  /** A branch ended without answering (or lost to another): its ports go back, and the first branch is heard if it was. */
+  /**
+   * A branch ended without answering (or lost to another): its ports go back. If its phone was the
+   * one heard, the branch that sent SDP before it is heard again (the first, when none did).
+   */
   closeBranch(id: string, branch: string): void {
     const entry = this.sessions.get(id);
     const forking = entry?.forking;
     const leg = forking?.legs.get(branch);
     if (!entry || !forking || !leg) return;
-    if (entry.session.streams[0]?.rtp.party(forking.side) === leg.ends[0]?.rtp) this.hear(entry, forking.main);
+    const wasHeard = entry.session.streams[0]?.rtp.party(forking.side) === leg.ends[0]?.rtp;
     forking.legs.delete(branch);
+    forking.heard = forking.heard.filter((k) => k !== branch);
+    if (wasHeard) {
+      const previous = forking.heard.at(-1);
+      this.hear(entry, previous ? forking.legs.get(previous)!.ends : forking.main);
+    }
     this.releaseLeg(leg);
   }
 

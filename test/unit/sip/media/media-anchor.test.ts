@@ -194,3 +194,30 @@ test('an offer to the phones while a forked call rings names the ports of the ph
   assert.deepEqual(anchor.portsHeard('call-1', 'b'), [session.streams[0].ports.b], 'the other side is not forked');
   anchor.close('call-1');
 });
+
+test('when the phone heard gives up, the one that sent SDP before it is heard again, down to the first', async () => {
+  const { anchor, open, sent, deliver } = world();
+  const session = await anchor.open('call-1', [plan]);
+  const [stream] = session.streams;
+  const phones = [phone, { address: '192.168.1.21', port: 12000 }, { address: '192.168.1.22', port: 14000 }];
+  const ports = [stream.ports.a, (await anchor.openBranch('call-1', '1', 'a'))![0]!, (await anchor.openBranch('call-1', '2', 'a'))![0]!];
+  const answers = (i: number) => {
+    anchor.useBranch('call-1', String(i));
+    stream.rtp.setParty('a', phones[i], [phones[i].address]);
+  };
+  const heard = () => [0, 1, 2].filter((i) => {
+    if (!open.has(ports[i])) return false; // its ports are gone
+    const before = sent.length;
+    deliver(ports[i], phones[i]);
+    return sent.length > before;
+  });
+  answers(0);
+  answers(1);
+  answers(2);
+  assert.deepEqual(heard(), [2]);
+  anchor.closeBranch('call-1', '2');
+  assert.deepEqual(heard(), [1], 'the second, which sent SDP before the third');
+  anchor.closeBranch('call-1', '1');
+  assert.deepEqual(heard(), [0], 'then the first');
+  anchor.close('call-1');
+});
