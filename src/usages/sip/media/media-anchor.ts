@@ -64,7 +64,7 @@ const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 
 /** One stream's end on one side: its RTP port, the parties its RTP and RTCP sockets stand for, the sockets. */
 interface StreamEnd {
-  port: number;
+  readonly port: number;
   readonly rtp: StreamSide;
   readonly rtcp: StreamSide;
   readonly sockets: readonly MediaSocket[];
@@ -78,8 +78,6 @@ interface StreamEnd {
  */
 interface Forking {
   readonly side: Side;
-  /** Each stream's end that every branch shares until it gets its own: the first branch's. */
-  main: StreamEnd[];
   readonly legs: Map<string, { ends: StreamEnd[]; ports: number[] }>;
   /** Branches in the order their phones last sent SDP (null: one sharing the first's ports): who is heard when the latest gives up. */
   heard: (string | null)[];
@@ -89,7 +87,7 @@ interface SessionEntry {
   readonly session: MediaSession;
   sockets: MediaSocket[];
   ports: number[];
-  /** Each stream's ends, per side, as opened (to fork from). */
+  /** Each stream's ends, per side: on a forked call's phones' side, the first branch's until another wins and brings its own. */
   readonly ends: Record<Side, StreamEnd[]>;
   forking?: Forking;
   readonly openedAt: number;
@@ -187,7 +185,7 @@ export class MediaAnchor {
       this.counters.branchesSharing++;
       return undefined;
     }
-    entry.forking ??= { side, main: entry.ends[side], legs: new Map(), heard: [] };
+    entry.forking ??= { side, legs: new Map(), heard: [] };
     entry.forking.legs.set(branch, { ends, ports });
     this.counters.branchLegs++;
     return ends.map((end) => end.port);
@@ -200,18 +198,19 @@ export class MediaAnchor {
     const forking = entry.forking;
     return entry.session.streams.map((stream, i) => {
       if (forking?.side !== side) return stream.ports[side];
-      const heard = [forking.main, ...[...forking.legs.values()].map((leg) => leg.ends)].find((ends) => ends[i].rtp === stream.rtp.party(side));
+      const heard = [entry.ends[side], ...[...forking.legs.values()].map((leg) => leg.ends)].find((ends) => ends[i].rtp === stream.rtp.party(side));
       return heard?.[i].port ?? stream.ports[side];
     });
   }
 
   /** The phone of `branch` answered with SDP: it is the one heard now (the first branch's when it has no ports of its own). */
   useBranch(id: string, branch: string): void {
-    const forking = this.sessions.get(id)?.forking;
-    if (!forking) return;
+    const entry = this.sessions.get(id);
+    const forking = entry?.forking;
+    if (!entry || !forking) return;
     const key = forking.legs.has(branch) ? branch : null;
     forking.heard = [...forking.heard.filter((k) => k !== key).slice(-MAX_BRANCH_LEGS), key];
-    this.hear(this.sessions.get(id)!, key === null ? forking.main : forking.legs.get(key)!.ends);
+    this.hear(entry, key === null ? entry.ends[forking.side] : forking.legs.get(key)!.ends);
   }
 
   private hear(entry: SessionEntry, ends: readonly StreamEnd[]): void {
@@ -236,7 +235,7 @@ export class MediaAnchor {
     forking.heard = forking.heard.filter((k) => k !== branch);
     if (wasHeard) {
       const previous = forking.heard.at(-1);
-      this.hear(entry, previous ? forking.legs.get(previous)!.ends : forking.main);
+      this.hear(entry, previous ? forking.legs.get(previous)!.ends : entry.ends[forking.side]);
     }
     this.releaseLeg(leg);
   }
@@ -255,7 +254,7 @@ export class MediaAnchor {
     this.useBranch(id, branch);
     if (!leg) return;
     forking.legs.delete(branch);
-    const retired = forking.main;
+    const retired = entry.ends[forking.side];
     const closing = new Set(retired.flatMap((end) => end.sockets));
     for (const socket of closing) socket.close();
     entry.sockets = [...entry.sockets.filter((socket) => !closing.has(socket)), ...leg.ends.flatMap((end) => end.sockets)];
@@ -272,7 +271,6 @@ export class MediaAnchor {
       }
       ports[forking.side] = leg.ends[i].port;
     });
-    forking.main = leg.ends;
     entry.ends[forking.side] = leg.ends;
   }
 

@@ -240,7 +240,7 @@ export class SipProxy {
     if (!side) return undefined;
     const initial = isInitialInvite(server);
     if (initial) media.admit(checked.callId);
-    if (!media.hasSdp(request)) return { side, offered: false, ...(initial && group.length > 1 ? { legs: group.map((_, i) => ({ key: String(i) })) } : {}) };
+    if (!media.hasSdp(request)) return { side, offered: false }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
     const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host);
     if (!initial || group.length === 1 || kind !== 'offer') return { side, offered: kind === 'offer', body };
