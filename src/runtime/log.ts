@@ -36,10 +36,10 @@ export class LogPolicy {
 
   /** The level set for the component itself or, failing that, its nearest dotted parent ("p2psip.nat" covers "p2psip.nat.relay"). */
   allows(component: string, level: LogLevel): boolean {
-    let limit: LogLevel | undefined;
-    for (let name = component; limit === undefined; name = name.slice(0, name.lastIndexOf('.'))) {
+    let limit = this.perComponent.get(component);
+    for (let name = component; limit === undefined && name.includes('.'); ) {
+      name = name.slice(0, name.lastIndexOf('.'));
       limit = this.perComponent.get(name);
-      if (!name.includes('.')) break;
     }
     return LEVELS[level] <= LEVELS[limit ?? this.defaultLevel];
   }

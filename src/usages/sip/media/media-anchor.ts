@@ -131,8 +131,7 @@ export class MediaAnchor {
       this.sessions.set(id, { session, sockets, ports, ends, openedAt: this.clock.now(), answeredAt: undefined, timer: this.watch(id, this.timeoutMs) });
       return session;
     } catch (error) {
-      for (const socket of sockets) socket.close();
-      for (const port of ports) this.pool.release(port);
+      this.giveBack(sockets, ports);
       this.counters.refusedNoPorts++;
       throw error;
     }
@@ -147,13 +146,17 @@ export class MediaAnchor {
     for (const stream of entry.session.streams) for (const port of [stream.ports.b, stream.ports.b + 1]) this.farSidePorts.delete(port);
     this.clock.clearTimer(entry.timer);
     for (const leg of entry.forking?.legs.values() ?? []) this.releaseLeg(leg);
-    for (const socket of entry.sockets) socket.close();
-    for (const port of entry.ports) this.pool.release(port);
+    this.giveBack(entry.sockets, entry.ports);
   }
 
   private releaseLeg(leg: { ends: StreamEnd[]; ports: number[] }): void {
-    for (const end of leg.ends) for (const socket of end.sockets) socket.close();
-    for (const port of leg.ports) this.pool.release(port);
+    this.giveBack(leg.ends.flatMap((end) => end.sockets), leg.ports);
+  }
+
+  /** Closes sockets and returns their pairs to the pool: every way ports are let go goes through here. */
+  private giveBack(sockets: Iterable<MediaSocket>, ports: Iterable<number>): void {
+    for (const socket of sockets) socket.close();
+    for (const port of ports) this.pool.release(port);
   }
 
   /**
@@ -164,8 +167,9 @@ export class MediaAnchor {
   async openBranch(id: string, branch: string, side: Side): Promise<(number | undefined)[] | undefined> {
     const entry = this.sessions.get(id);
     if (!entry || (entry.forking && entry.forking.side !== side)) return undefined;
-    const room = () => (entry.forking?.legs.size ?? 0) < MAX_BRANCH_LEGS && this.pool.capacity - this.pool.pairsInUse - entry.session.streams.length >= this.pool.capacity * BRANCH_RESERVE;
-    if (entry.forking?.legs.has(branch) || !room()) {
+    const legsFull = () => (entry.forking?.legs.size ?? 0) >= MAX_BRANCH_LEGS;
+    const reserveKept = this.pool.capacity - this.pool.pairsInUse - entry.session.streams.length >= this.pool.capacity * BRANCH_RESERVE;
+    if (entry.forking?.legs.has(branch) || legsFull() || !reserveKept) {
       this.counters.branchesSharing++;
       return undefined;
     }
@@ -179,9 +183,8 @@ export class MediaAnchor {
     }
     // Meanwhile the call may have ended or forked to the other side, or another offer for this
     // branch (or the last room) may have taken its turn: then these ports go straight back.
-    if (ends.length === 0 || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side) || entry.forking?.legs.has(branch) || (entry.forking?.legs.size ?? 0) >= MAX_BRANCH_LEGS) {
-      for (const socket of sockets) socket.close();
-      for (const port of ports) this.pool.release(port);
+    if (ends.length === 0 || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side) || entry.forking?.legs.has(branch) || legsFull()) {
+      this.giveBack(sockets, ports);
       this.counters.branchesSharing++;
       return undefined;
     }
@@ -256,10 +259,9 @@ export class MediaAnchor {
     forking.legs.delete(branch);
     const retired = entry.ends[forking.side];
     const closing = new Set(retired.flatMap((end) => end.sockets));
-    for (const socket of closing) socket.close();
-    entry.sockets = [...entry.sockets.filter((socket) => !closing.has(socket)), ...leg.ends.flatMap((end) => end.sockets)];
     const freed = new Set(retired.map((end) => end.port));
-    for (const port of freed) this.pool.release(port);
+    this.giveBack(closing, freed);
+    entry.sockets = [...entry.sockets.filter((socket) => !closing.has(socket)), ...leg.ends.flatMap((end) => end.sockets)];
     entry.ports = [...entry.ports.filter((port) => !freed.has(port)), ...leg.ports];
     entry.session.streams.forEach((stream, i) => {
       const ports = stream.ports as Record<Side, number>;
