@@ -17,7 +17,8 @@ import { freePort, residentMb, sleep } from './bench-helpers.js';
  * one JSON line per relay and call count: CPU per 1,000 packets (and the ratio to rtpengine's),
  * added latency p50/p99 and jitter against the direct path, loss, and resident memory per call.
  * A bare Node dgram forwarder carries the same streams too, under the same flags: the floor of
- * what any Node process pays for them. Memory is counted from idle after one warm-up call.
+ * what any Node process pays for them. Memory is counted from idle after a warm-up of as many
+ * calls, and the warm-up itself against the cold process (firstLoadAboveColdMB), file pages apart.
  * Usage: node scripts/bench.mjs media [SECONDS] [CALLS,...]   (defaults 10 and 1,10,20)
  */
 if (process.argv[2] === '--anchor-child') runAnchorChild();
@@ -36,6 +37,13 @@ interface Run {
   rssColdMB: number | null;
   rssIdleMB: number | null;
   rssLoadedMB: number | null;
+  /** The process's first load ever (the warm-up) against its cold start. */
+  firstLoadAboveColdMB: number | null;
+  /** Of that, pages of the node binary itself (its optimizing compiler), shared and clean. */
+  firstLoadFileMB: number | null;
+  /** Private (anonymous) and file-backed resident memory gained from idle to loaded. */
+  anonAboveIdleMB: number | null;
+  fileAboveIdleMB: number | null;
 }
 
 async function main(): Promise<void> {
@@ -76,6 +84,10 @@ function summary(r: Run, direct: Run, rssPerCallMB: number | null) {
     rssIdleMB: r.rssIdleMB,
     rssLoadedMB: r.rssLoadedMB,
     rssAboveIdleMB: r.rssLoadedMB === null || r.rssIdleMB === null ? null : round(r.rssLoadedMB - r.rssIdleMB),
+    firstLoadAboveColdMB: r.firstLoadAboveColdMB,
+    firstLoadFileMB: r.firstLoadFileMB,
+    anonAboveIdleMB: r.anonAboveIdleMB,
+    fileAboveIdleMB: r.fileAboveIdleMB,
     rssPerCallMB: rssPerCallMB === null ? null : round(rssPerCallMB),
   };
 }
@@ -224,12 +236,14 @@ async function rtpengineRelay(): Promise<Relay> {
 }
 
 async function measure(name: string, calls: number, seconds: number, relay: Relay): Promise<Run> {
-  // Idle is the relay after one call has come and gone, as any running peer is: the first call a
-  // process ever carries also pays the runtime's one-time warm-up (code compiled for the UDP path,
-  // allocator arenas), which is no call's own; it is shown apart (rssColdMB).
-  const rssColdMB = rssMB(relay.pid);
-  await warmUp(name, relay);
+  // Idle is the relay after as many calls as are measured have come and gone, as any running peer
+  // is: the first load a process ever carries also pays the runtime's one-time warm-up (its
+  // optimizing compiler paged in from the node binary, code compiled for the UDP path, allocator
+  // arenas), which is no call's own; it is shown apart (rssColdMB, and firstLoadAboveColdMB).
+  const cold = resident(relay.pid);
+  const firstLoad = await warmUp(name, relay, calls);
   const rssIdleMB = rssMB(relay.pid);
+  const idle = resident(relay.pid);
   const phones: { socket: Socket; port: number; peerPort: number }[] = [];
   const latencies: number[] = [];
   const transits = new Map<Socket, number>();
@@ -275,6 +289,7 @@ async function measure(name: string, calls: number, seconds: number, relay: Rela
   await sleep(300);
   const cpuAfter = cpuMs(relay.pid);
   const rssLoadedMB = rssMB(relay.pid);
+  const loaded = resident(relay.pid);
   for (const { socket } of phones) socket.close();
   await relay.stop();
   latencies.sort((x, y) => x - y);
@@ -288,25 +303,33 @@ async function measure(name: string, calls: number, seconds: number, relay: Rela
     latencyP50Us: at(0.5),
     latencyP99Us: at(0.99),
     jitterUs: jitterCount ? jitterSum / jitterCount : 0,
-    rssColdMB,
     rssIdleMB,
     rssLoadedMB,
+    rssColdMB: cold?.rss ?? null,
+    firstLoadAboveColdMB: cold && firstLoad ? round(firstLoad.rss - cold.rss) : null,
+    firstLoadFileMB: cold && firstLoad ? round(firstLoad.file - cold.file) : null,
+    anonAboveIdleMB: idle && loaded ? round(loaded.anon - idle.anon) : null,
+    fileAboveIdleMB: idle && loaded ? round(loaded.file - idle.file) : null,
   };
 }
 
-/** One call, 2 s of G.711 each way, then ended. */
-async function warmUp(name: string, relay: Relay): Promise<void> {
-  const [a, b] = [await openPhone(), await openPhone()];
-  const id = `warm-up-${name}`;
-  const { aSendsTo, bSendsTo } = await relay.call(id, a.port, b.port);
-  const phones = [{ ...a, peerPort: aSendsTo }, { ...b, peerPort: bSendsTo }];
+/** CALLS calls, 2 s of G.711 each way, then ended; returns the resident memory while they ran. */
+async function warmUp(name: string, relay: Relay, calls: number): Promise<ReturnType<typeof resident>> {
+  const phones: { socket: Socket; port: number; peerPort: number }[] = [];
+  for (let i = 0; i < calls; i++) {
+    const [a, b] = [await openPhone(), await openPhone()];
+    const { aSendsTo, bSendsTo } = await relay.call(`warm-up-${name}-${i}`, a.port, b.port);
+    phones.push({ ...a, peerPort: aSendsTo }, { ...b, peerPort: bSendsTo });
+  }
   for (let r = 0; r < 100; r++) {
     await sendRound(phones, r);
     await sleep(20);
   }
-  await relay.end(id);
+  const loaded = resident(relay.pid);
+  for (let i = 0; i < calls; i++) await relay.end(`warm-up-${name}-${i}`);
   for (const { socket } of phones) socket.close();
   await sleep(500);
+  return loaded;
 }
 
 async function openPhone(): Promise<{ socket: Socket; port: number }> {
@@ -333,6 +356,10 @@ function cpuMs(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function resident(pid: number | undefined) {
+  return pid === undefined ? null : residentMb(pid);
 }
 
 function rssMB(pid: number | undefined): number | null {
