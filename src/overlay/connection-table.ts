@@ -42,6 +42,11 @@ export class ConnectionTable {
     return entry?.address;
   }
 
+  /** Where a Node-ID is, without counting this as a use (choosing a hop is not using it). */
+  peek(id: Id): Address | undefined {
+    return this.entries.get(id)?.address;
+  }
+
   forget(id: Id): void {
     this.entries.delete(id);
   }

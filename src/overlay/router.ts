@@ -253,8 +253,23 @@ export class OverlayRouter {
    * that swallowed the first try (a failed or rogue peer, RFC 6940 s13.5).
    */
   private alternativeHop(target: Id, attempt: number): Address | undefined {
-    const hops = this.topology.nextHops(target);
-    return hops.length > 1 ? hops[attempt % hops.length].address : undefined;
+    const hops = this.nextHops(target);
+    return hops.length > 1 ? hops[attempt % hops.length] : undefined;
+  }
+
+  /**
+   * Where to send toward `target`: the topology's next hops, each at the address our own link to
+   * it last proved (the connection table), which a node's second-hand view lags when the node
+   * moved (a new NAT binding, another relay). A hop we hold no link to is entered at the
+   * topology's address, so that a failed link there names it and it is evicted (linkFailed).
+   */
+  private nextHops(target: Id, detour = 0): Address[] {
+    return this.topology.nextHops(target, detour).map((hop) => {
+      const linked = this.connections.peek(hop.id);
+      if (linked) return linked;
+      this.connections.learn(hop.id, hop.address);
+      return hop.address;
+    });
   }
 
   /** The configuration this node now holds; `listener` hears of senders that hold another. */
@@ -347,7 +362,7 @@ export class OverlayRouter {
     }
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
-    const candidates: Address[] = direct ? [direct] : this.topology.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0).map((c) => c.address);
+    const candidates: Address[] = direct ? [direct] : this.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0);
     const tryHop = (i: number): void => {
       if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
         this.counters.undeliverable++;
@@ -363,7 +378,7 @@ export class OverlayRouter {
           this.counters.undeliverable++;
           return;
         }
-        const retry = this.topology.nextHops(target).map((c) => c.address);
+        const retry = this.nextHops(target);
         candidates.splice(i + 1, candidates.length, ...retry.filter((a) => !candidates.slice(0, i + 1).some((b) => sameAddress(a, b))));
         tryHop(i + 1);
       });

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Simulation, type SimNode } from '../../src/sim/simulation.js';
+import type { FingerTable } from '../../src/overlay/topology/chord/finger-table.js';
+import type { Address } from '../../src/wire/address.js';
+import { type Id, idFromBytes, idToBytes } from '../../src/wire/id.js';
+import { resourceDestination } from '../../src/wire/message.js';
+import { MessageCode } from '../../src/wire/message-codes.js';
+import type { Contact } from '../../src/wire/messages/contact.js';
+import { pingReq } from '../../src/wire/messages/ping.js';
+
+/*
+ * A neighbour's address in the Chord table comes from views, second hand, and lags a node that
+ * moved (its NAT binding changed, it took another relay); the connection table holds the address
+ * its own link last proved. Forwarding must use the link's address, and a hop known only from the
+ * topology (a finger whose link lapsed) that stops answering must leave it, not be tried again on
+ * every request.
+ */
+const NOWHERE: Address = { host: '198.18.250.250', port: 9 };
+
+function ring(nodes = 8): Simulation {
+  const sim = new Simulation({ nodes, seed: 21 });
+  const first = sim.addNode(undefined);
+  for (let i = 1; i < nodes; i++) sim.addNode(first);
+  assert.notEqual(sim.runUntilCorrect(120_000), null, 'ring formed');
+  return sim;
+}
+
+/** The Chord table's own record of a node (white box: the table is the topology's private state). */
+function tableOf(node: SimNode): { successors: Contact[] } {
+  return (node.peer.router.topology as unknown as { table: { successors: Contact[] } }).table;
+}
+
+/** Puts the first successor at a dead address in the table, as a stale view would. */
+function staleSuccessor(node: SimNode): Contact {
+  const table = tableOf(node);
+  const successor = table.successors[0];
+  table.successors = [{ ...successor, address: NOWHERE }, ...table.successors.slice(1)];
+  return successor;
+}
+
+/** An ID just past `from`, so its responsible peer is from's first successor. */
+function idJustAfter(from: Id): Id {
+  const bytes = idToBytes(from);
+  for (let i = bytes.length - 1; i >= 0 && ++bytes[i] === 256; i--) bytes[i] = 0;
+  return idFromBytes(bytes);
+}
+
+function ping(sim: Simulation, from: SimNode, id: Id): { ms: number; responder: Id | undefined } {
+  const start = sim.clock.now();
+  let result: { ms: number; responder: Id | undefined } = { ms: -1, responder: undefined };
+  from.peer.router.request([resourceDestination(id)], MessageCode.PingReq, pingReq.encode({}), (error, response) => {
+    result = { ms: sim.clock.now() - start, responder: error ? undefined : response?.responder };
+  });
+  // Only until the answer: the topology's own upkeep (finger refreshes) must not mend things meanwhile.
+  for (let t = start + 10; result.ms < 0 && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
+  return result;
+}
+
+test('a hop is sent to the address its link proved, not to the stale one in the Chord table', () => {
+  const sim = ring();
+  const node = sim.nodes[0];
+  const successor = staleSuccessor(node);
+  assert.ok(node.peer.router.connections.peek(successor.id), 'the link to the successor is known');
+  const before = { ...node.peer.router.counters };
+  const answer = ping(sim, node, idJustAfter(node.peer.nodeId));
+  assert.ok(answer.ms >= 0 && answer.ms < 1_000, `answered after ${answer.ms} ms`);
+  assert.equal(answer.responder, successor.id);
+  assert.equal(node.peer.router.counters.forwardRetries, before.forwardRetries, 'the first hop took it');
+  assert.equal(node.peer.router.counters.timeouts, before.timeouts);
+});
+
+test('a finger whose link has lapsed and that does not answer is evicted at the first failure, not tried on every request', () => {
+  const sim = ring(32);
+  // A finger outside the neighbour lists (those the topology re-enters in the connection table).
+  const chosen = sim.nodes.flatMap((node) => fingersOf(node).entries().filter(([, c]) => !neighbourIds(node).has(c.id)).map(([k, c]) => ({ node, k, finger: c })))[0];
+  assert.ok(chosen, 'some node has a finger beyond its neighbour lists');
+  const { node, k, finger } = chosen;
+  // Its link lapsed (unused for half an hour) and the finger has moved meanwhile.
+  fingersOf(node).set(k, { ...finger, address: NOWHERE });
+  node.peer.router.connections.forget(finger.id);
+  const target = idJustAfter(finger.id);
+  const failuresBefore = neighbourFailures(node);
+  const first = ping(sim, node, target);
+  assert.ok(first.ms >= 0, 'answered through another hop');
+  // Evicted by the failure itself (the finger's own refresh would replace it too, but silently
+  // and only when its turn comes).
+  assert.equal(neighbourFailures(node), failuresBefore + 1, 'the failed hop was named a failed neighbour');
+  assert.ok(!fingersOf(node).contacts().some((c) => c.address === NOWHERE), 'the finger at the dead address is gone');
+  const retries = node.peer.router.counters.forwardRetries;
+  const second = ping(sim, node, target);
+  assert.ok(second.ms >= 0 && second.ms < 1_000, `answered after ${second.ms} ms`);
+  assert.equal(node.peer.router.counters.forwardRetries, retries, 'the dead address was not tried again');
+});
+
+function fingersOf(node: SimNode): FingerTable {
+  return (node.peer.router.topology as unknown as { fingers: FingerTable }).fingers;
+}
+
+function neighbourFailures(node: SimNode): number {
+  return (node.peer.router.topology.status() as { counters: { neighborFailures: number } }).counters.neighborFailures;
+}
+
+function neighbourIds(node: SimNode): Set<Id> {
+  return new Set([...node.peer.router.topology.successorIds(), ...node.peer.router.topology.predecessorIds()]);
+}
