@@ -264,6 +264,8 @@ export class OverlayPeer {
     // Whatever the router does later (renewed elsewhere, lost, back), our candidates follow at once.
     mapper.onChange = (changed) => {
       this.nat.portMapped = changed?.external;
+      // Relayed ports are no use when clients cannot reach our overlay port to keep them.
+      if (!this.mayRelay) void this.relayServerPart?.endAll();
     };
     // Insertion waits for the router a bounded time; a mapping that comes later still counts (onChange).
     let timer: TimerHandle | undefined;

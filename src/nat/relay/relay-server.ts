@@ -78,6 +78,8 @@ export interface RelayServerCounters {
   forbiddenPeers: number;
   /** Requests and Send indications without valid MESSAGE-INTEGRITY under the allocation's key, dropped. */
   unauthenticated: number;
+  /** Allocations ended because we could no longer relay (endAll). */
+  endedUnreachable: number;
 }
 
 interface Allocation {
@@ -94,7 +96,7 @@ interface Allocation {
 }
 
 export class RelayServer {
-  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0 };
+  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0, endedUnreachable: 0 };
   private readonly allocations = new Map<string, Allocation>();
   /** Allocates still being set up (a router forward can take a while), by client address: their node. */
   private readonly opening = new Map<string, string>();
@@ -142,6 +144,17 @@ export class RelayServer {
     this.closed = true;
     await Promise.all([...this.allocations.values()].map((a) => this.release(a)));
     await Promise.all(this.settling);
+  }
+
+  /**
+   * Ends every allocation now, its socket and router forward given back: we may no longer relay
+   * (our router stopped forwarding our overlay port, so clients cannot refresh, and new Allocates
+   * get 508 meanwhile). Each client's liveness check finds its allocation gone and it moves on.
+   */
+  async endAll(): Promise<void> {
+    const ending = [...this.allocations.values()];
+    this.counters.endedUnreachable += ending.length;
+    await Promise.all(ending.map((a) => this.release(a)));
   }
 
   // --- requests (RFC 8656 s7-s9) ---

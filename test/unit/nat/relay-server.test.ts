@@ -239,3 +239,35 @@ test('a port-mapped relay gives back a forward the router grants after it closed
   assert.equal(sockets[0].closed, true);
   assert.equal(server.status().active, 0);
 });
+
+test('when the relay may no longer serve (its overlay port is not forwarded any more), endAll ends every allocation and gives back its socket and forward', async () => {
+  const forwards = new Map<number, true>();
+  let serving = true;
+  const exposePort = async (port: number) => {
+    forwards.set(port, true);
+    return { external: { host: '198.18.0.50', port }, close: async () => void forwards.delete(port) };
+  };
+  const { server, request, toClients, settle, allocate, permit, sockets, send } = setup({ maxPerNode: 2 }, { host: '198.19.1.2', exposePort, serving: () => serving });
+  const keys = [await allocate(CLIENT), await allocate({ ...CLIENT, host: '198.18.0.13' })];
+  permit(keys[0]);
+  await settle();
+  assert.equal(forwards.size, 2);
+
+  serving = false;
+  await server.endAll();
+  assert.deepEqual([sockets[0].closed, sockets[1].closed], [true, true]);
+  assert.equal(forwards.size, 0, 'both router forwards given back');
+  assert.equal(server.counters.endedUnreachable, 2);
+  assert.equal(server.free, 4);
+  send(keys[0], new Uint8Array([1]));
+  assert.equal(sockets[0].sent.length, 0, 'nothing relayed any more');
+  // The client's next check gets no answer (it is no longer the holder of anything): it moves on.
+  const answers = toClients.length;
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(600)], keys[0]);
+  await settle();
+  assert.equal(toClients.length, answers);
+  // Meanwhile new clients are told the relay cannot serve.
+  request({ ...CLIENT, host: '198.18.0.14' }, StunMethod.Allocate);
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 508);
+});
