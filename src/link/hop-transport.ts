@@ -57,7 +57,8 @@ export interface TransportCounters {
   handlerFaults: number;
 }
 
-type Delivered = (ok: boolean) => void;
+/** Whether every fragment was acknowledged; when not, whether that is because the link died (no answer to any retransmission). */
+type Delivered = (ok: boolean, linkDied?: boolean) => void;
 
 interface DeliveryGroup {
   remaining: number;
@@ -354,7 +355,7 @@ export class HopTransport {
     for (const group of groups) {
       if (group.finished) continue;
       group.finished = true;
-      this.guard('delivery-callback', () => group.done?.(false));
+      this.guard('delivery-callback', () => group.done?.(false, true));
     }
     this.guard('failure-handler', () => this.failureHandler(peer.address));
   }

@@ -48,7 +48,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
 
   prepare(nodeId: Id): void {
     const key = idToHex(nodeId);
-    if (this.peer.router.connections.lookup(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
+    if (this.peer.router.connections.proven(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
     // Every media frame without a link asks again: after a failure, wait before the next Attach.
     const now = this.peer.router.clock.now();
     const backoff = this.backoff.get(key);
@@ -67,7 +67,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   }
 
   send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
-    const address = this.peer.router.connections.lookup(nodeId);
+    const address = this.peer.router.connections.proven(nodeId);
     if (!address) {
       this.counters.framesWithoutLink++;
       this.prepare(nodeId);
@@ -84,7 +84,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
 
   /** Whether the link to `nodeId` goes through a relay peer: ours (its Node-ID, hex), or the far home's (the relayed address it gave). */
   relayOf(nodeId: Id): { relayed: boolean; relay?: string } {
-    const address = this.peer.router.connections.lookup(nodeId);
+    const address = this.peer.router.connections.proven(nodeId);
     const server = address && this.peer.relayServerFor(address);
     if (server) {
       const ids = this.peer.router.connections.idsAt(server);

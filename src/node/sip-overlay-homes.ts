@@ -80,7 +80,7 @@ export class OverlayHomes implements RemoteHomes {
       // Direct SIP only to a home whose SIP address is where the overlay reaches it too: a
       // home behind a NAT answers with its private address, so its SIP goes through the overlay
       // (over the link its Attach set up, direct or relayed) instead.
-      const linked = this.router.connections.lookup(homes[i]);
+      const linked = this.router.connections.proven(homes[i]);
       const nodeId = idToHex(homes[i]);
       if (address && linked && linked.host === address.host) {
         if (this.reachable.size >= 1024) this.reachable.clear();

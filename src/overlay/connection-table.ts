@@ -6,6 +6,10 @@ import type { Id } from '../wire/id.js';
  * a symmetric response and of a direct request. Bounded and least-recently-used, and entries
  * nobody used or refreshed for half an hour go (peers leave; NAT bindings move), so a peer
  * that runs for months keeps only what it uses.
+ * An address is *proven* when the node itself showed it holds the Node-ID there (a message it
+ * signed and sent us over that link, or an Attach's connectivity checks); one only *suggested* by
+ * someone else (a neighbour's view, a RouteQuery answer) is a fallback and never replaces a
+ * proven one, so a rogue's word cannot steer where we send a node's traffic.
  */
 const MAX_AGE_MS = 30 * 60_000;
 const SWEEP_EVERY = 256;
@@ -13,6 +17,7 @@ const SWEEP_EVERY = 256;
 interface Entry {
   readonly address: Address;
   at: number;
+  proven: boolean;
 }
 
 export class ConnectionTable {
@@ -24,15 +29,26 @@ export class ConnectionTable {
     private readonly capacity = 2048,
   ) {}
 
+  /** The node showed it holds `id` at `address` (see above). */
   learn(id: Id, address: Address): void {
+    this.put(id, address, true);
+  }
+
+  /** Someone else says `id` is at `address`: kept only while nothing better is known. */
+  suggest(id: Id, address: Address): void {
+    if (!this.entries.has(id)) this.put(id, address, false);
+  }
+
+  private put(id: Id, address: Address, proven: boolean): void {
     if (++this.operations % SWEEP_EVERY === 0) this.sweep();
     const known = this.entries.get(id);
     if (known && (known.address === address || (known.address.host === address.host && known.address.port === address.port))) {
       known.at = this.now();
+      known.proven ||= proven;
       return;
     }
     this.entries.delete(id);
-    this.entries.set(id, { address, at: this.now() });
+    this.entries.set(id, { address, at: this.now(), proven });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as Id);
   }
 
@@ -42,9 +58,12 @@ export class ConnectionTable {
     return entry?.address;
   }
 
-  /** Where a Node-ID is, without counting this as a use (choosing a hop is not using it). */
-  peek(id: Id): Address | undefined {
-    return this.entries.get(id)?.address;
+  /** Where the node itself showed it is (a use, as lookup is); nothing when only others said where. */
+  proven(id: Id): Address | undefined {
+    const entry = this.entries.get(id);
+    if (!entry?.proven) return undefined;
+    entry.at = this.now();
+    return entry.address;
   }
 
   forget(id: Id): void {

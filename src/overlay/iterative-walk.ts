@@ -26,7 +26,7 @@ export function walkToResponsible(router: OverlayRouter, target: Id, done: (resp
     const next = candidates.find((c) => !visited.has(c.id));
     if (!next || steps >= MAX_STEPS) return done(undefined, path);
     visited.add(next.id);
-    if (!router.connections.lookup(next.id)) router.connections.learn(next.id, next.address); // a held link's address is fresher
+    router.connections.suggest(next.id, next.address); // a held link's address is fresher
     const body = routeQueryReq.encode({ sendUpdate: false, destination: resourceDestination(target) });
     router.request([nodeDestination(next.id)], MessageCode.RouteQueryReq, body, (error, response) => {
       if (error || !response) return step(candidates.filter((c) => c !== next), steps + 1); // this hop is silent: try the next best

@@ -113,6 +113,12 @@ export interface RouterCounters {
   rateLimited: number;
 }
 
+/** A next hop: where to send, and the node we expect there (none for a direct address). */
+interface Hop {
+  readonly id?: Id;
+  readonly address: Address;
+}
+
 interface Pending {
   readonly code: number;
   readonly callback: ResponseCallback;
@@ -254,22 +260,26 @@ export class OverlayRouter {
    */
   private alternativeHop(target: Id, attempt: number): Address | undefined {
     const hops = this.nextHops(target);
-    return hops.length > 1 ? hops[attempt % hops.length] : undefined;
+    return hops.length > 1 ? hops[attempt % hops.length].address : undefined;
   }
 
   /**
-   * Where to send toward `target`: the topology's next hops, each at the address our own link to
-   * it last proved (the connection table), which a node's second-hand view lags when the node
-   * moved (a new NAT binding, another relay). A hop we hold no link to is entered at the
-   * topology's address, so that a failed link there names it and it is evicted (linkFailed).
+   * Where to send toward `target`: the topology's next hops, each at the address the node itself
+   * last proved over a link (the connection table), which a second-hand view in the topology lags
+   * when the node moved (a new NAT binding, another relay); else at the topology's address.
    */
-  private nextHops(target: Id, detour = 0): Address[] {
-    return this.topology.nextHops(target, detour).map((hop) => {
-      const linked = this.connections.peek(hop.id);
-      if (linked) return linked;
-      this.connections.learn(hop.id, hop.address);
-      return hop.address;
-    });
+  private nextHops(target: Id, detour = 0): Hop[] {
+    return this.topology.nextHops(target, detour).map((hop) => ({ id: hop.id, address: this.connections.proven(hop.id) ?? hop.address }));
+  }
+
+  /**
+   * The link to a hop we chose died. The transport's failure report, which follows, evicts the
+   * nodes the connection table places at that address; a hop the topology alone placed there
+   * (a finger whose link lapsed, a stale view) is evicted here, or it would be tried again and
+   * again until the topology's own upkeep replaced it.
+   */
+  private hopDied(id: Id, address: Address): void {
+    if (!this.connections.idsAt(address).includes(id)) this.topology.neighborFailed(id);
   }
 
   /** The configuration this node now holds; `listener` hears of senders that hold another. */
@@ -330,7 +340,7 @@ export class OverlayRouter {
     const aimedAtSender = from !== undefined && (target.id === from.id || header.via.includes(target.id));
     const direct =
       target.kind === DestinationKind.Node && !aimedAtSender
-        ? (this.connections.lookup(target.id) ?? this.returnPaths.lookup(header.transactionId, target.id))
+        ? this.directAddress(target.id, header.transactionId)
         : undefined;
     if (!direct && this.topology.isResponsible(target.id)) {
       this.deliver({ header, payload: message.payload }, from);
@@ -362,7 +372,7 @@ export class OverlayRouter {
     }
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
-    const candidates: Address[] = direct ? [direct] : this.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0);
+    const candidates: Hop[] = direct ? [{ address: direct }] : this.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0);
     const tryHop = (i: number): void => {
       if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
         this.counters.undeliverable++;
@@ -371,15 +381,17 @@ export class OverlayRouter {
         return;
       }
       if (i > 0) this.counters.forwardRetries++;
-      this.sendTo(candidates[i], next, (ok) => {
+      const hop = candidates[i];
+      this.sendTo(hop.address, next, (ok, linkDied) => {
         if (ok) return;
-        // The transport already reported the dead link; try the next best hop.
+        if (linkDied && hop.id !== undefined) this.hopDied(hop.id, hop.address);
         if (direct) {
           this.counters.undeliverable++;
           return;
         }
+        // Try the next best hop (the dead one is out of the tables by now).
         const retry = this.nextHops(target);
-        candidates.splice(i + 1, candidates.length, ...retry.filter((a) => !candidates.slice(0, i + 1).some((b) => sameAddress(a, b))));
+        candidates.splice(i + 1, candidates.length, ...retry.filter((a) => !candidates.slice(0, i + 1).some((b) => sameAddress(a.address, b.address))));
         tryHop(i + 1);
       });
     };
@@ -547,8 +559,16 @@ export class OverlayRouter {
     this.log.debug('message-rejected', { code: header.code, error });
   }
 
-  private sendTo(address: Address, message: OverlayMessage, done: (ok: boolean) => void): void {
+  private sendTo(address: Address, message: OverlayMessage, done: (ok: boolean, linkDied?: boolean) => void): void {
     this.transport.send(address, message, done);
+  }
+
+  /**
+   * Where a message for a Node-ID goes straight: where the node proved it is; else back the way
+   * its request came (a response); else where someone said it is.
+   */
+  private directAddress(id: Id, transactionId: Uint8Array): Address | undefined {
+    return this.connections.proven(id) ?? this.returnPaths.lookup(transactionId, id) ?? this.connections.lookup(id);
   }
 
   /** The transport gave up on a link: whoever was there has failed. */

@@ -61,9 +61,11 @@ test('a hop is sent to the address its link proved, not to the stale one in the 
   const sim = ring();
   const node = sim.nodes[0];
   const successor = staleSuccessor(node);
-  assert.ok(node.peer.router.connections.peek(successor.id), 'the link to the successor is known');
+  const target = idJustAfter(node.peer.nodeId);
+  assert.deepEqual(node.peer.router.topology.nextHops(target)[0], { ...successor, address: NOWHERE }, 'the topology offers the stale address');
+  assert.deepEqual(node.peer.router.connections.proven(successor.id), successor.address, 'the link to the successor is proven');
   const before = { ...node.peer.router.counters };
-  const answer = ping(sim, node, idJustAfter(node.peer.nodeId));
+  const answer = ping(sim, node, target);
   assert.ok(answer.ms >= 0 && answer.ms < 1_000, `answered after ${answer.ms} ms`);
   assert.equal(answer.responder, successor.id);
   assert.equal(node.peer.router.counters.forwardRetries, before.forwardRetries, 'the first hop took it');
@@ -81,15 +83,16 @@ test('a finger whose link has lapsed and that does not answer is evicted at the 
   node.peer.router.connections.forget(finger.id);
   const target = idJustAfter(finger.id);
   const failuresBefore = neighbourFailures(node);
+  assert.equal(node.peer.router.topology.nextHops(target)[0].address, NOWHERE, 'the topology offers the dead address first');
   const first = ping(sim, node, target);
-  assert.ok(first.ms >= 0, 'answered through another hop');
+  assert.ok(first.responder !== undefined, 'answered through another hop');
   // Evicted by the failure itself (the finger's own refresh would replace it too, but silently
   // and only when its turn comes).
   assert.equal(neighbourFailures(node), failuresBefore + 1, 'the failed hop was named a failed neighbour');
   assert.ok(!fingersOf(node).contacts().some((c) => c.address === NOWHERE), 'the finger at the dead address is gone');
   const retries = node.peer.router.counters.forwardRetries;
   const second = ping(sim, node, target);
-  assert.ok(second.ms >= 0 && second.ms < 1_000, `answered after ${second.ms} ms`);
+  assert.ok(second.responder !== undefined && second.ms < 1_000, `answered after ${second.ms} ms`);
   assert.equal(node.peer.router.counters.forwardRetries, retries, 'the dead address was not tried again');
 });
 
@@ -104,3 +107,24 @@ function neighbourFailures(node: SimNode): number {
 function neighbourIds(node: SimNode): Set<Id> {
   return new Set([...node.peer.router.topology.successorIds(), ...node.peer.router.topology.predecessorIds()]);
 }
+
+test("someone else's word for a node's address (a RouteQuery answer, a view) neither replaces the address the node proved nor outranks the topology's", () => {
+  const sim = ring();
+  const node = sim.nodes[0];
+  const successor = tableOf(node).successors[0];
+  const target = idJustAfter(node.peer.nodeId);
+  const connections = node.peer.router.connections;
+  // A rogue answers a RouteQuery: "the successor is at my address".
+  const rogue = sim.nodes.find((n) => n !== node && n.peer.nodeId !== successor.id)!.peer.address;
+  connections.suggest(successor.id, rogue);
+  assert.deepEqual(connections.proven(successor.id), successor.address, 'the proven address stands');
+  const kept = ping(sim, node, target);
+  assert.equal(kept.responder, successor.id);
+  // Without a proven address, the suggestion does not outrank the topology's own.
+  connections.forget(successor.id);
+  connections.suggest(successor.id, NOWHERE);
+  const retries = node.peer.router.counters.forwardRetries;
+  const answer = ping(sim, node, target);
+  assert.ok(answer.responder === successor.id && answer.ms < 1_000, `answered after ${answer.ms} ms`);
+  assert.equal(node.peer.router.counters.forwardRetries, retries);
+});

@@ -339,7 +339,7 @@ export class ChordTopology implements Topology {
     this.counters.updatesSent++;
     // The table's address only where we hold no link: a neighbour whose link moved (its relay
     // died and it Attached again) must not be sent back to its old address every round.
-    if (!this.router.connections.lookup(target.id)) this.router.connections.learn(target.id, target.address);
+    this.router.connections.suggest(target.id, target.address);
     const body = updateReq.encode({ view: this.view(ChordUpdateType.Full) });
     this.router.request([nodeDestination(target.id)], MessageCode.UpdateReq, body, (error, response) => {
       if (error || !response) return; // a dead link is reported by the transport
@@ -398,7 +398,7 @@ export class ChordTopology implements Topology {
   private reachable(contacts: readonly Contact[]): Contact[] {
     const out: Contact[] = [];
     for (const c of contacts) {
-      const linked = this.router.connections.lookup(c.id);
+      const linked = this.router.connections.proven(c.id);
       if (linked) out.push({ ...c, address: linked });
       else if (c.attachFirst) this.attachTo(c);
       else out.push(c);
@@ -448,9 +448,9 @@ export class ChordTopology implements Topology {
     // Only where we hold no link yet: a link's address is at least as fresh as the table's (every
     // direct message, and every Attach, sets it), and a neighbour whose link moved (its relay
     // died, it Attached again) must not be sent back to the old address.
-    for (const c of this.table.all()) if (!this.router.connections.lookup(c.id)) this.router.connections.learn(c.id, c.address);
+    for (const c of this.table.all()) this.router.connections.suggest(c.id, c.address);
     const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
-    this.router.transport.setWatched(watched.map((c) => this.router.connections.lookup(c.id) ?? c.address));
+    this.router.transport.setWatched(watched.map((c) => this.router.connections.proven(c.id) ?? c.address));
     // A new first successor or predecessor is told at once (Chord's notify), which also
     // checks that it is alive instead of trusting a second-hand report until the next tick.
     if (!this.joined) return;
