@@ -8,8 +8,9 @@ import type { Id } from '../wire/id.js';
  * that runs for months keeps only what it uses.
  * An address is *proven* when the node itself showed it holds the Node-ID there (a message it
  * signed and sent us over that link, or an Attach's connectivity checks); one only *suggested* by
- * someone else (a neighbour's view, a RouteQuery answer) is a fallback and never replaces a
- * proven one, so a rogue's word cannot steer where we send a node's traffic.
+ * a neighbour's view never replaces a proven one. Forwarding trusts proven addresses over the
+ * topology's; a suggestion serves only a request for a Node-ID we hold nothing better for (the
+ * first Update to a new neighbour).
  */
 const MAX_AGE_MS = 30 * 60_000;
 const SWEEP_EVERY = 256;

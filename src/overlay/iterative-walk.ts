@@ -26,7 +26,6 @@ export function walkToResponsible(router: OverlayRouter, target: Id, done: (resp
     const next = candidates.find((c) => !visited.has(c.id));
     if (!next || steps >= MAX_STEPS) return done(undefined, path);
     visited.add(next.id);
-    router.connections.suggest(next.id, next.address); // a held link's address is fresher
     const body = routeQueryReq.encode({ sendUpdate: false, destination: resourceDestination(target) });
     router.request([nodeDestination(next.id)], MessageCode.RouteQueryReq, body, (error, response) => {
       if (error || !response) return step(candidates.filter((c) => c !== next), steps + 1); // this hop is silent: try the next best
@@ -34,7 +33,7 @@ export function walkToResponsible(router: OverlayRouter, target: Id, done: (resp
       const nextPeer = routeQueryAns.decode(response.body).nextPeer;
       if (!nextPeer) return done(next, path); // it is responsible
       step([nextPeer], steps + 1);
-    }, { ...STEP_POLICY, firstHop: next.address });
+    }, { ...STEP_POLICY, firstHop: router.connections.proven(next.id) ?? next.address }); // a held link's address is fresher
   };
   // Our own next hops, or none when we are responsible ourselves.
   step(router.topology.isResponsible(target) ? [] : router.topology.nextHops(target), 0);

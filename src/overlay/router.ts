@@ -113,10 +113,11 @@ export interface RouterCounters {
   rateLimited: number;
 }
 
-/** A next hop: where to send, and the node we expect there (none for a direct address). */
+/** A next hop: where to send, the node we expect there (none for a direct address), and whether only the topology said it is there. */
 interface Hop {
   readonly id?: Id;
   readonly address: Address;
+  readonly unproven?: boolean;
 }
 
 interface Pending {
@@ -269,17 +270,21 @@ export class OverlayRouter {
    * when the node moved (a new NAT binding, another relay); else at the topology's address.
    */
   private nextHops(target: Id, detour = 0): Hop[] {
-    return this.topology.nextHops(target, detour).map((hop) => ({ id: hop.id, address: this.connections.proven(hop.id) ?? hop.address }));
+    return this.topology.nextHops(target, detour).map((hop) => {
+      const proven = this.connections.proven(hop.id);
+      return proven ? { id: hop.id, address: proven } : { id: hop.id, address: hop.address, unproven: true };
+    });
   }
 
   /**
-   * The link to a hop we chose died. The transport's failure report, which follows, evicts the
-   * nodes the connection table places at that address; a hop the topology alone placed there
-   * (a finger whose link lapsed, a stale view) is evicted here, or it would be tried again and
-   * again until the topology's own upkeep replaced it.
+   * The link to a hop that only the topology placed at `address` died. The transport's failure
+   * report, which follows, evicts the nodes the connection table places there; this hop is
+   * evicted here, or it would be tried again and again until the topology's upkeep replaced it.
+   * Not when it has proved itself somewhere meanwhile (it moved, and Attached again).
    */
   private hopDied(id: Id, address: Address): void {
-    if (!this.connections.idsAt(address).includes(id)) this.topology.neighborFailed(id);
+    if (this.connections.proven(id) || this.connections.idsAt(address).includes(id)) return;
+    this.topology.neighborFailed(id);
   }
 
   /** The configuration this node now holds; `listener` hears of senders that hold another. */
@@ -384,12 +389,12 @@ export class OverlayRouter {
       const hop = candidates[i];
       this.sendTo(hop.address, next, (ok, linkDied) => {
         if (ok) return;
-        if (linkDied && hop.id !== undefined) this.hopDied(hop.id, hop.address);
+        if (linkDied && hop.unproven) this.hopDied(hop.id!, hop.address);
         if (direct) {
           this.counters.undeliverable++;
           return;
         }
-        // Try the next best hop (the dead one is out of the tables by now).
+        // Try the next best hop (a dead one is out of the tables by now).
         const retry = this.nextHops(target);
         candidates.splice(i + 1, candidates.length, ...retry.filter((a) => !candidates.slice(0, i + 1).some((b) => sameAddress(a.address, b.address))));
         tryHop(i + 1);

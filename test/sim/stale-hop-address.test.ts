@@ -4,7 +4,7 @@ import { Simulation, type SimNode } from '../../src/sim/simulation.js';
 import type { FingerTable } from '../../src/overlay/topology/chord/finger-table.js';
 import type { Address } from '../../src/wire/address.js';
 import { type Id, idFromBytes, idToBytes } from '../../src/wire/id.js';
-import { resourceDestination } from '../../src/wire/message.js';
+import { nodeDestination, resourceDestination } from '../../src/wire/message.js';
 import { MessageCode } from '../../src/wire/message-codes.js';
 import type { Contact } from '../../src/wire/messages/contact.js';
 import { pingReq } from '../../src/wire/messages/ping.js';
@@ -108,13 +108,13 @@ function neighbourIds(node: SimNode): Set<Id> {
   return new Set([...node.peer.router.topology.successorIds(), ...node.peer.router.topology.predecessorIds()]);
 }
 
-test("someone else's word for a node's address (a RouteQuery answer, a view) neither replaces the address the node proved nor outranks the topology's", () => {
+test("a neighbour view's word for a node's address neither replaces the address the node proved nor outranks the Chord table's", () => {
   const sim = ring();
   const node = sim.nodes[0];
   const successor = tableOf(node).successors[0];
   const target = idJustAfter(node.peer.nodeId);
   const connections = node.peer.router.connections;
-  // A rogue answers a RouteQuery: "the successor is at my address".
+  // A rogue's view says "the successor is at my address".
   const rogue = sim.nodes.find((n) => n !== node && n.peer.nodeId !== successor.id)!.peer.address;
   connections.suggest(successor.id, rogue);
   assert.deepEqual(connections.proven(successor.id), successor.address, 'the proven address stands');
@@ -127,4 +127,40 @@ test("someone else's word for a node's address (a RouteQuery answer, a view) nei
   const answer = ping(sim, node, target);
   assert.ok(answer.responder === successor.id && answer.ms < 1_000, `answered after ${answer.ms} ms`);
   assert.equal(node.peer.router.counters.forwardRetries, retries);
+});
+
+test('a neighbour that proves itself at a new address while a send to its old one is dying stays a neighbour', () => {
+  const sim = ring();
+  const node = sim.nodes[0];
+  const successorId = node.peer.router.topology.successorIds()[0];
+  const successor = sim.nodes.find((n) => n.peer.nodeId === successorId)!;
+  const connections = node.peer.router.connections;
+  // Proven at an address that has since died (its relay went away).
+  connections.learn(successorId, NOWHERE);
+  const failuresBefore = neighbourFailures(node);
+  const start = sim.clock.now();
+  let answered = false;
+  node.peer.router.request([resourceDestination(idJustAfter(node.peer.nodeId))], MessageCode.PingReq, pingReq.encode({}), () => (answered = true));
+  sim.clock.runUntil(start + 1_000);
+  // Meanwhile it speaks to us from its real address (it Attached again through another relay).
+  successor.peer.router.request([nodeDestination(node.peer.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => {}, { firstHop: node.peer.address });
+  for (let t = start + 1_010; !answered && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
+  assert.ok(answered);
+  assert.deepEqual(connections.proven(successorId), successor.peer.address, 'proven at its real address');
+  assert.ok(node.peer.router.topology.successorIds().includes(successorId), 'still a successor');
+  assert.equal(neighbourFailures(node), failuresBefore, 'the old address died, not the node');
+});
+
+test('every message in flight to a dead hop reports it; the hop counts as failed once', () => {
+  const sim = ring(32);
+  const { node, k, finger } = sim.nodes.flatMap((n) => fingersOf(n).entries().filter(([, c]) => !neighbourIds(n).has(c.id)).map(([k, c]) => ({ node: n, k, finger: c })))[0];
+  fingersOf(node).set(k, { ...finger, address: NOWHERE });
+  node.peer.router.connections.forget(finger.id);
+  const failuresBefore = neighbourFailures(node);
+  const start = sim.clock.now();
+  let done = 0;
+  for (let i = 0; i < 3; i++) node.peer.router.request([resourceDestination(idJustAfter(finger.id))], MessageCode.PingReq, pingReq.encode({}), () => done++);
+  for (let t = start + 10; done < 3 && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
+  assert.equal(done, 3);
+  assert.equal(neighbourFailures(node), failuresBefore + 1);
 });

@@ -192,7 +192,8 @@ export class ChordTopology implements Topology {
   }
 
   neighborFailed(id: Id): void {
-    if (id === this.router.nodeId) return;
+    // Once per failure: every message that was in flight to a dead hop reports it.
+    if (id === this.router.nodeId || (this.failed.has(id) && !this.holds(id))) return;
     this.counters.neighborFailures++;
     this.forget(id);
     if (this.joined && this.table.successors.length === 0) this.recoverSuccessor();
@@ -200,6 +201,11 @@ export class ChordTopology implements Topology {
 
   neighbors(): Contact[] {
     return this.table.all();
+  }
+
+  /** Whether `id` is a neighbour or a finger. */
+  private holds(id: Id): boolean {
+    return this.table.all().some((c) => c.id === id) || this.fingers.contacts().some((c) => c.id === id);
   }
 
   onNeighborsChanged(listener: () => void): void {

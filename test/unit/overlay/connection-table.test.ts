@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConnectionTable } from '../../../src/overlay/connection-table.js';
+
+/*
+ * Where Node-IDs are: an address the node proved (learn) against one a view suggested (suggest).
+ */
+const A = { host: '198.18.0.1', port: 6084 };
+const B = { host: '198.18.0.2', port: 6084 };
+
+test('a suggestion fills a gap, never replaces what is known, and gives way to a proof', () => {
+  const table = new ConnectionTable();
+  table.suggest(1n, A);
+  assert.deepEqual(table.lookup(1n), A);
+  assert.equal(table.proven(1n), undefined, 'only suggested');
+  table.suggest(1n, B);
+  assert.deepEqual(table.lookup(1n), A, 'a second suggestion does not move it');
+  table.learn(1n, B);
+  assert.deepEqual(table.proven(1n), B, 'the node proved another address');
+  table.suggest(1n, A);
+  assert.deepEqual(table.proven(1n), B, 'a suggestion never replaces a proof');
+  // A proof at the suggested address makes the same entry proven.
+  table.suggest(2n, A);
+  table.learn(2n, A);
+  assert.deepEqual(table.proven(2n), A);
+  assert.deepEqual(table.idsAt(A), [2n]);
+});
+
+test('entries unused for half an hour go; reading a proven address is a use', () => {
+  let now = 0;
+  const table = new ConnectionTable(() => now);
+  table.learn(1n, A);
+  table.suggest(2n, B);
+  for (let minute = 1; minute <= 40; minute++) {
+    now = minute * 60_000;
+    table.proven(1n);
+  }
+  // The sweep runs every 256 operations.
+  for (let i = 0; i < 256; i++) table.suggest(1000n + BigInt(i), B);
+  assert.deepEqual(table.proven(1n), A, 'in use');
+  assert.equal(table.lookup(2n), undefined, 'unused, gone');
+});
