@@ -107,6 +107,8 @@ export class HopTransport {
   /** Next sequence number of links forgotten lately (bounded, oldest dropped first). */
   private readonly lastSeq = new Map<string, number>();
   private watched: string[] = [];
+  /** Links held watched for traffic that goes beside this transport (hold), by address: how many holds. */
+  private readonly holds = new Map<string, number>();
   private readonly reassembler: Reassembler;
   private messageHandler: (from: Address, sender: Id, message: OverlayMessage) => void = () => {};
   private stunHandler: (from: Address, datagram: Uint8Array) => void = () => {};
@@ -204,10 +206,31 @@ export class HopTransport {
     if (keys.length === this.watched.length && keys.every((k, i) => k === this.watched[i])) return;
     for (const key of this.watched) {
       const peer = this.peers.get(key);
-      if (peer) peer.watched = false;
+      if (peer && !this.holds.has(key)) peer.watched = false;
     }
     for (const address of addresses) this.peerFor(address).watched = true;
     this.watched = keys;
+  }
+
+  /**
+   * Keeps the link to `address` watched (keepalives, failure detection) until the returned
+   * release is called: for traffic that goes beside this transport (a call's media over the
+   * link), which would otherwise leave the link looking idle until it expired.
+   */
+  hold(address: Address): () => void {
+    const key = addressKey(address);
+    this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
+    this.peerFor(address).watched = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.holds.get(key) ?? 1) - 1;
+      if (left > 0) return void this.holds.set(key, left);
+      this.holds.delete(key);
+      const peer = this.peers.get(key);
+      if (peer && !this.watched.includes(key)) peer.watched = false;
+    };
   }
 
   /** Smoothed round-trip time to an address, if measured. */
@@ -378,7 +401,7 @@ export class HopTransport {
         rto: this.options.initialRtoMs,
         lastHeardAt: now,
         lastSentAt: now,
-        watched: false,
+        watched: this.holds.has(key),
       };
       this.peers.set(key, peer);
     }

@@ -1,7 +1,8 @@
 import type { Logger } from '../runtime/log.js';
 import type { MediaBackhaul } from '../usages/sip/media/call-media.js';
 import type { MediaAnchor } from '../usages/sip/media/media-anchor.js';
-import { addressKey } from '../wire/address.js';
+import type { TimerHandle } from '../runtime/clock.js';
+import { type Address, addressKey } from '../wire/address.js';
 import { type Id, idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
 import type { OverlayPeer } from './overlay-peer.js';
@@ -17,6 +18,8 @@ import type { OverlayPeer } from './overlay-peer.js';
  */
 const HEADER_BYTES = 3;
 const HEARD_YOU = 0x01;
+/** A link a call's media used is held watched until no frame went on it for this long. */
+const HOLD_IDLE_MS = 30_000;
 /** After a failed Attach to a home, the next waits this long, doubling to the most. */
 const ATTACH_BACKOFF = { firstMs: 1_000, maxMs: 16_000 } as const;
 
@@ -25,6 +28,12 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   private readonly backoff = new Map<string, { until: number; waitMs: number }>();
   /** Homes whose link an Attach set up through a relay (theirs or ours). */
   private readonly relayedLinks = new Set<string>();
+  /**
+   * Links our media is going over, by home: held watched in the hop transport, which sees none of
+   * the media and would otherwise expire the link as idle in the middle of a long call.
+   */
+  private readonly held = new Map<string, { address: Address; release: () => void; lastSentAt: number }>();
+  private holdTimer: TimerHandle | undefined;
   readonly counters = { framesSent: 0, framesWithoutLink: 0, attaches: 0, attachFailures: 0 };
 
   constructor(
@@ -79,7 +88,32 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     body[2] = heardYou ? HEARD_YOU : 0;
     body.set(sealed, HEADER_BYTES);
     this.counters.framesSent++;
+    this.holdLink(idToHex(nodeId), address);
     this.peer.mediaLink.sendMedia(address, body);
+  }
+
+  private holdLink(key: string, address: Address): void {
+    const now = this.peer.router.clock.now();
+    const held = this.held.get(key);
+    if (held && addressKey(held.address) === addressKey(address)) {
+      held.lastSentAt = now;
+      return;
+    }
+    held?.release();
+    this.held.set(key, { address, release: this.peer.transport.hold(address), lastSentAt: now });
+    this.holdTimer ??= this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
+  }
+
+  /** Lets go of links no media went on for a while (their calls ended, or moved to direct paths). */
+  private releaseIdle(): void {
+    this.holdTimer = undefined;
+    const now = this.peer.router.clock.now();
+    for (const [key, held] of this.held) {
+      if (now - held.lastSentAt < HOLD_IDLE_MS) continue;
+      held.release();
+      this.held.delete(key);
+    }
+    if (this.held.size) this.holdTimer = this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
   }
 
   /** Whether the link to `nodeId` goes through a relay peer: ours (its Node-ID, hex), or the far home's (the relayed address it gave). */

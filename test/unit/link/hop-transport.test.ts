@@ -91,3 +91,25 @@ test('after giving up on a link, new frames to the same peer are not mistaken fo
   assert.deepEqual(got, [1, 3]);
   void network;
 });
+
+test('a held link stays watched, whatever the watched list does, until every hold is released; then it idles out', () => {
+  const { clock, a, b } = setup(0);
+  const expired: Address[] = [];
+  a.onLinkExpired((address) => expired.push(address));
+  a.send(b.localAddress, message(100, 1));
+  const releaseFirst = a.hold(b.localAddress);
+  const releaseSecond = a.hold(b.localAddress);
+  a.setWatched([b.localAddress]);
+  a.setWatched([]); // the topology's neighbours changed: the hold keeps it
+  releaseFirst();
+  releaseFirst(); // twice is once
+  const idleMs = DEFAULT_TRANSPORT_OPTIONS.idleLinkExpiryMs;
+  clock.runUntil(clock.now() + idleMs * 2);
+  assert.deepEqual(expired, [], 'held: kept alive by keepalives');
+  const keepalives = a.counters.keepalivesSent;
+  assert.ok(keepalives >= (idleMs * 2) / DEFAULT_TRANSPORT_OPTIONS.keepaliveIntervalMs - 1, `${keepalives} keepalives`);
+  releaseSecond();
+  clock.runUntil(clock.now() + idleMs * 2);
+  assert.deepEqual(expired, [b.localAddress], 'released: expired as idle');
+  assert.equal(a.counters.keepalivesSent, keepalives);
+});
