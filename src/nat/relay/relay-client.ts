@@ -13,7 +13,8 @@ import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, UD
 /*
  * A node's allocation on a relay peer (RFC 8656 s7-s10): allocated once a node knows it is
  * behind a NAT that filters, refreshed at half its lifetime, with permissions installed for
- * each peer it checks with, and released when the node stops.
+ * each peer it checks with (and renewed every two minutes for the peers its links reach through
+ * the relay, since traffic does not renew them), and released when the node stops.
  */
 export interface RelayClientDeps {
   readonly clock: Clock;
@@ -151,6 +152,9 @@ export class RelayClient {
       this.livenessTimer = this.deps.clock.setTimer(busy ? RELAY_LIVENESS.busyMs : RELAY_LIVENESS.idleMs, check);
       // Our own table of STUN transactions full is no news of the relay.
       if (this.deps.transactions.full) return;
+      // Traffic does not renew a permission (RFC 8656 s9): without this, every link through the
+      // relay would go dead 300 s after the Attach that permitted it.
+      this.permit(this.deps.link.routedPeers());
       this.counters.livenessChecks++;
       this.unanswered.push(now);
       if (this.unanswered.length > 16) this.unanswered.shift();

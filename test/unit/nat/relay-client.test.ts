@@ -195,3 +195,24 @@ test('a slow relay is not a dead one (late answers count); a relay that restarte
   busy.clock.runUntil(50_000);
   assert.equal(busyLost, 0, 'a full table is no news of the relay');
 });
+
+test('the peers a link reaches through the relay keep their permissions for as long as the allocation lives (traffic alone does not renew one)', async () => {
+  const { clock, client, link, requests, settle, reaches } = setup();
+  client.allocate([RELAY], () => {});
+  await settle();
+  const routed = { host: '198.18.0.50', port: 40123 };
+  const merelyChecked = { host: '198.18.0.51', port: 40123 };
+  client.permit([routed, merelyChecked]);
+  link.routeThroughRelay(routed);
+  await settle();
+  assert.ok(reaches(routed) && reaches(merelyChecked));
+  // Twenty minutes of a call through the relay: each permission lasts 300 s at the relay.
+  for (let t = 0; t < 20 * 60_000; t += RELAY_LIVENESS.idleMs) {
+    clock.runUntil(clock.now() + RELAY_LIVENESS.idleMs);
+    await settle();
+  }
+  assert.ok(reaches(routed), 'the peer a link goes to through the relay may still send');
+  assert.ok(!reaches(merelyChecked), 'a candidate that was only checked lost its permission');
+  const renewals = requests.filter((r) => r.method === StunMethod.CreatePermission).length - 1;
+  assert.ok(renewals >= 20 / 3 && renewals <= 20 / 2 + 1, `${renewals} renewals in 20 minutes (one every 2 to 3 minutes)`);
+});
