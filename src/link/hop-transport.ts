@@ -401,7 +401,7 @@ export class HopTransport {
         rto: this.options.initialRtoMs,
         lastHeardAt: now,
         lastSentAt: now,
-        watched: this.holds.has(key),
+        watched: this.holds.has(key) || this.watched.includes(key),
       };
       this.peers.set(key, peer);
     }

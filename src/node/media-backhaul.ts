@@ -78,6 +78,8 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
     const address = this.peer.router.connections.proven(nodeId);
     if (!address) {
+      // The link died (its hold died with it in the transport): the next one is held afresh.
+      this.letGo(idToHex(nodeId));
       this.counters.framesWithoutLink++;
       this.prepare(nodeId);
       return;
@@ -104,15 +106,16 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     this.holdTimer ??= this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
   }
 
+  private letGo(key: string): void {
+    this.held.get(key)?.release();
+    this.held.delete(key);
+  }
+
   /** Lets go of links no media went on for a while (their calls ended, or moved to direct paths). */
   private releaseIdle(): void {
     this.holdTimer = undefined;
     const now = this.peer.router.clock.now();
-    for (const [key, held] of this.held) {
-      if (now - held.lastSentAt < HOLD_IDLE_MS) continue;
-      held.release();
-      this.held.delete(key);
-    }
+    for (const [key, held] of this.held) if (now - held.lastSentAt >= HOLD_IDLE_MS) this.letGo(key);
     if (this.held.size) this.holdTimer = this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
   }
 

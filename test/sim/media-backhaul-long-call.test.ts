@@ -3,13 +3,14 @@ import { test } from 'node:test';
 import { OverlayMediaBackhaul } from '../../src/node/media-backhaul.js';
 import { silentLogger } from '../../src/runtime/log.js';
 import { Simulation } from '../../src/sim/simulation.js';
+import { type Address, addressKey } from '../../src/wire/address.js';
 
 /*
  * A call's media between two homes over their overlay link (when their media ports cannot reach
  * each other) goes beside the hop transport, which forgets a link nobody used for five minutes.
  * A call longer than that must not lose its link, and with it its media, every five minutes.
  */
-test('media over the overlay link flows for a ten-minute call without losing its link', () => {
+function twoHomes() {
   const sim = new Simulation({ nodes: 16, seed: 5, crypto: 'ed25519' });
   const first = sim.addNode(undefined);
   for (let i = 1; i < 16; i++) sim.addNode(first);
@@ -27,16 +28,24 @@ test('media over the overlay link flows for a ten-minute call without losing its
   backhauls[1].prepare(a.nodeId);
   sim.clock.runUntil(sim.clock.now() + 5_000);
   assert.ok(a.router.connections.proven(b.nodeId) && b.router.connections.proven(a.nodeId), 'the homes hold a link');
-  const attachesBefore = backhauls.map((h) => h.counters.attaches);
-
-  // 20 ms frames both ways for ten virtual minutes.
   const frame = new Uint8Array(172);
+  /** One 20 ms frame each way. */
+  const sendFrames = () => {
+    backhauls[0].send(b.nodeId, 40_000, frame, false);
+    backhauls[1].send(a.nodeId, 40_000, frame, false);
+  };
+  return { sim, a, b, backhauls, received, sendFrames };
+}
+
+test('media over the overlay link flows for a ten-minute call without losing its link', () => {
+  const { sim, a, b, backhauls, received, sendFrames } = twoHomes();
+  const attachesBefore = backhauls.map((h) => h.counters.attaches);
+  // 20 ms frames both ways for ten virtual minutes.
   const frames = 10 * 60 * 50;
   const start = sim.clock.now();
   for (let i = 0; i < frames; i++) {
     sim.clock.runUntil(start + i * 20);
-    backhauls[0].send(b.nodeId, 40_000, frame, false);
-    backhauls[1].send(a.nodeId, 40_000, frame, false);
+    sendFrames();
   }
   sim.clock.runUntil(start + frames * 20 + 1_000);
   for (const [i, backhaul] of backhauls.entries()) {
@@ -47,4 +56,35 @@ test('media over the overlay link flows for a ten-minute call without losing its
   // The call is over: its links are let go, and expire as idle links do.
   sim.clock.runUntil(sim.clock.now() + 6 * 60_000);
   assert.equal(a.router.connections.proven(b.nodeId), undefined, 'the idle link expired after the call');
+});
+
+test('a link that dies twice in a call is found dead and set up again both times', () => {
+  const { sim, a, b, received, sendFrames } = twoHomes();
+  // The path between the homes can fail: everything lost, or everything but STUN until a
+  // connectivity check gets through (as a relay's lapsed permission, which only an Attach renews).
+  const network = sim.network as unknown as { deliver: (from: Address, to: Address, datagram: Uint8Array) => void };
+  const deliver = network.deliver.bind(sim.network);
+  const pair = new Set([addressKey(a.address), addressKey(b.address)]);
+  let path: 'open' | 'down' | 'until-stun' = 'open';
+  network.deliver = (from, to, datagram) => {
+    if (path !== 'open' && pair.has(addressKey(from)) && pair.has(addressKey(to))) {
+      if (path === 'down' || datagram[0] > 3) return;
+      path = 'open';
+    }
+    deliver(from, to, datagram);
+  };
+  const start = sim.clock.now();
+  let atLastMinute = [0, 0];
+  for (let i = 0; i < 6 * 60 * 50; i++) {
+    sim.clock.runUntil(start + i * 20);
+    if (i === 60 * 50) path = 'down';
+    if (i === 100 * 50) path = 'open';
+    if (i === 200 * 50) path = 'until-stun';
+    if (i === 5 * 60 * 50) atLastMinute = [...received];
+    sendFrames();
+  }
+  sim.clock.runUntil(sim.clock.now() + 1_000);
+  assert.equal(path, 'open', 'a connectivity check repaired the path');
+  const lastMinute = received.map((n, i) => n - atLastMinute[i]);
+  assert.deepEqual(lastMinute, [60 * 50, 60 * 50], 'every frame of the last minute arrived');
 });
