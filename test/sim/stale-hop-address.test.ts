@@ -151,6 +151,26 @@ test('a neighbour that proves itself at a new address while a send to its old on
   assert.equal(neighbourFailures(node), failuresBefore, 'the old address died, not the node');
 });
 
+test('a hop only the Chord table placed, that proves itself elsewhere while the send to the table\'s address is dying, stays', () => {
+  const sim = ring();
+  const node = sim.nodes[0];
+  const successor = staleSuccessor(node);
+  const connections = node.peer.router.connections;
+  connections.forget(successor.id);
+  const failuresBefore = neighbourFailures(node);
+  const start = sim.clock.now();
+  let answered = false;
+  node.peer.router.request([resourceDestination(idJustAfter(node.peer.nodeId))], MessageCode.PingReq, pingReq.encode({}), () => (answered = true));
+  sim.clock.runUntil(start + 1_000);
+  // It speaks to us from where it really is before our send to the table's address gives up.
+  const live = sim.nodes.find((n) => n.peer.nodeId === successor.id)!;
+  live.peer.router.request([nodeDestination(node.peer.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => {}, { firstHop: node.peer.address });
+  for (let t = start + 1_010; !answered && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
+  assert.ok(answered);
+  assert.deepEqual(connections.proven(successor.id), successor.address);
+  assert.equal(neighbourFailures(node), failuresBefore, 'not evicted');
+});
+
 test('every message in flight to a dead hop reports it; the hop counts as failed once', () => {
   const sim = ring(32);
   const { node, k, finger } = sim.nodes.flatMap((n) => fingersOf(n).entries().filter(([, c]) => !neighbourIds(n).has(c.id)).map(([k, c]) => ({ node: n, k, finger: c })))[0];
