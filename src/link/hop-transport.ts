@@ -85,7 +85,6 @@ interface PeerLink {
   rto: number;
   lastHeardAt: number;
   lastSentAt: number;
-  watched: boolean;
 }
 
 export class HopTransport {
@@ -204,12 +203,8 @@ export class HopTransport {
   setWatched(addresses: readonly Address[]): void {
     const keys = addresses.map(addressKey);
     if (keys.length === this.watched.length && keys.every((k, i) => k === this.watched[i])) return;
-    for (const key of this.watched) {
-      const peer = this.peers.get(key);
-      if (peer && !this.holds.has(key)) peer.watched = false;
-    }
-    for (const address of addresses) this.peerFor(address).watched = true;
     this.watched = keys;
+    for (const address of addresses) this.peerFor(address);
   }
 
   /**
@@ -220,17 +215,20 @@ export class HopTransport {
   hold(address: Address): () => void {
     const key = addressKey(address);
     this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
-    this.peerFor(address).watched = true;
+    this.peerFor(address);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       const left = (this.holds.get(key) ?? 1) - 1;
-      if (left > 0) return void this.holds.set(key, left);
-      this.holds.delete(key);
-      const peer = this.peers.get(key);
-      if (peer && !this.watched.includes(key)) peer.watched = false;
+      if (left > 0) this.holds.set(key, left);
+      else this.holds.delete(key);
     };
+  }
+
+  /** Watched: the topology's neighbours (setWatched) and held links. */
+  private isWatched(key: string): boolean {
+    return this.holds.has(key) || this.watched.includes(key);
   }
 
   /** Smoothed round-trip time to an address, if measured. */
@@ -401,7 +399,6 @@ export class HopTransport {
         rto: this.options.initialRtoMs,
         lastHeardAt: now,
         lastSentAt: now,
-        watched: this.holds.has(key) || this.watched.includes(key),
       };
       this.peers.set(key, peer);
     }
@@ -432,7 +429,7 @@ export class HopTransport {
   private sweep(): void {
     const now = this.clock.now();
     for (const peer of [...this.peers.values()]) {
-      if (peer.watched) {
+      if (this.isWatched(peer.key)) {
         if (now - peer.lastSentAt >= this.keepaliveIntervalMs && peer.unacked.size === 0) {
           this.counters.keepalivesSent++;
           const seq = this.takeSeq(peer);

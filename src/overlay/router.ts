@@ -394,7 +394,7 @@ export class OverlayRouter {
           this.counters.undeliverable++;
           return;
         }
-        // Try the next best hop (a dead one is out of the tables by now).
+        // Try the next best hop (skipping those already tried).
         const retry = this.nextHops(target);
         candidates.splice(i + 1, candidates.length, ...retry.filter((a) => !candidates.slice(0, i + 1).some((b) => sameAddress(a.address, b.address))));
         tryHop(i + 1);

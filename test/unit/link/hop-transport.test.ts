@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/runtime/log.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { SimNetwork } from '../../../src/sim/sim-network.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
-import { type Address, addressKey } from '../../../src/wire/address.js';
+import type { Address } from '../../../src/wire/address.js';
 import type { OverlayMessage } from '../../../src/wire/message.js';
 
 function setup(loss: number) {
@@ -114,25 +114,14 @@ test('a held link stays watched, whatever the watched list does, until every hol
   assert.equal(a.counters.keepalivesSent, keepalives);
 });
 
-test('releasing a hold leaves a link the topology watches watched; a watched link that failed is watched again when it comes back', () => {
-  const { clock, network, a, b } = setup(0);
+test('releasing a hold leaves a link the topology watches watched', () => {
+  const { clock, a, b } = setup(0);
   const expired: Address[] = [];
   a.onLinkExpired((address) => expired.push(address));
   a.setWatched([b.localAddress]);
   a.hold(b.localAddress)();
-  const idleMs = DEFAULT_TRANSPORT_OPTIONS.idleLinkExpiryMs;
-  clock.runUntil(clock.now() + idleMs * 2);
+  const keepalives = a.counters.keepalivesSent;
+  clock.runUntil(clock.now() + DEFAULT_TRANSPORT_OPTIONS.idleLinkExpiryMs * 2);
   assert.deepEqual(expired, [], 'still watched');
-  // A watched address that stops answering fails; when something sends there again, the new link is watched from the start.
-  const gone = network.addHost();
-  const failures: Address[] = [];
-  a.onLinkFailure((address) => failures.push(address));
-  a.setWatched([gone.localAddress]);
-  gone.close();
-  clock.runUntil(clock.now() + DEFAULT_TRANSPORT_OPTIONS.keepaliveIntervalMs * 2 + 30_000);
-  assert.deepEqual(failures, [gone.localAddress]);
-  a.send(gone.localAddress, message(100, 2));
-  // (White box: whether the new link is watched; it cannot show by keepalives while its frame is unacknowledged.)
-  const links = (a as unknown as { peers: Map<string, { watched: boolean }> }).peers;
-  assert.equal(links.get(addressKey(gone.localAddress))?.watched, true, 'the recreated link is watched');
+  assert.ok(a.counters.keepalivesSent > keepalives);
 });
