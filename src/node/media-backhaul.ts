@@ -32,7 +32,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
    * Links our media is going over, by home: held watched in the hop transport, which sees none of
    * the media and would otherwise expire the link as idle in the middle of a long call.
    */
-  private readonly held = new Map<string, { address: Address; release: () => void; lastSentAt: number }>();
+  private readonly held = new Map<Id, { address: Address; release: () => void; lastSentAt: number }>();
   private holdTimer: TimerHandle | undefined;
   readonly counters = { framesSent: 0, framesWithoutLink: 0, attaches: 0, attachFailures: 0 };
 
@@ -79,7 +79,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     const address = this.peer.router.connections.proven(nodeId);
     if (!address) {
       // The link died (its hold died with it in the transport): the next one is held afresh.
-      this.letGo(idToHex(nodeId));
+      this.letGo(nodeId);
       this.counters.framesWithoutLink++;
       this.prepare(nodeId);
       return;
@@ -90,14 +90,15 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     body[2] = heardYou ? HEARD_YOU : 0;
     body.set(sealed, HEADER_BYTES);
     this.counters.framesSent++;
-    this.holdLink(idToHex(nodeId), address);
+    this.holdLink(nodeId, address);
     this.peer.mediaLink.sendMedia(address, body);
   }
 
-  private holdLink(key: string, address: Address): void {
+  /** Per media frame, so no strings are built: keyed by Node-ID, addresses compared field by field. */
+  private holdLink(key: Id, address: Address): void {
     const now = this.peer.router.clock.now();
     const held = this.held.get(key);
-    if (held && addressKey(held.address) === addressKey(address)) {
+    if (held && held.address.host === address.host && held.address.port === address.port) {
       held.lastSentAt = now;
       return;
     }
@@ -106,7 +107,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     this.holdTimer ??= this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
   }
 
-  private letGo(key: string): void {
+  private letGo(key: Id): void {
     this.held.get(key)?.release();
     this.held.delete(key);
   }
