@@ -142,7 +142,7 @@ export class RelayServer {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.allocations.values()].map((a) => this.release(a)));
+    await this.releaseAll();
     await Promise.all(this.settling);
   }
 
@@ -152,9 +152,12 @@ export class RelayServer {
    * get 508 meanwhile). Each client's liveness check finds its allocation gone and it moves on.
    */
   async endAll(): Promise<void> {
-    const ending = [...this.allocations.values()];
-    this.counters.endedUnreachable += ending.length;
-    await Promise.all(ending.map((a) => this.release(a)));
+    this.counters.endedUnreachable += this.allocations.size;
+    await this.releaseAll();
+  }
+
+  private releaseAll(): Promise<unknown> {
+    return Promise.all([...this.allocations.values()].map((a) => this.release(a)));
   }
 
   // --- requests (RFC 8656 s7-s9) ---
