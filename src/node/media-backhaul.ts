@@ -34,6 +34,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
    */
   private readonly held = new Map<Id, { address: Address; release: () => void; lastSentAt: number }>();
   private holdTimer: TimerHandle | undefined;
+  private stopped = false;
   readonly counters = { framesSent: 0, framesWithoutLink: 0, attaches: 0, attachFailures: 0 };
 
   constructor(
@@ -76,6 +77,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   }
 
   send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
+    if (this.stopped) return;
     const address = this.peer.router.connections.proven(nodeId);
     if (!address) {
       // The link died (its hold died with it in the transport): the next one is held afresh.
@@ -105,6 +107,13 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     held?.release();
     this.held.set(key, { address, release: this.peer.transport.hold(address), lastSentAt: now });
     this.holdTimer ??= this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.peer.router.clock.clearTimer(this.holdTimer);
+    this.holdTimer = undefined;
+    for (const key of [...this.held.keys()]) this.letGo(key);
   }
 
   private letGo(key: Id): void {

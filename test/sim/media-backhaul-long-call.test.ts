@@ -88,3 +88,29 @@ test('a link that dies twice in a call is found dead and set up again both times
   const lastMinute = received.map((n, i) => n - atLastMinute[i]);
   assert.deepEqual(lastMinute, [60 * 50, 60 * 50], 'every frame of the last minute arrived');
 });
+
+test('a peer that stops lets go at once of the links its calls held, and sends no more media', () => {
+  const { sim, a, b, backhauls, sendFrames } = twoHomes();
+  let holding = 0;
+  const hold = a.transport.hold.bind(a.transport);
+  a.transport.hold = (address) => {
+    holding++;
+    const release = hold(address);
+    return () => {
+      holding--;
+      release();
+    };
+  };
+  const start = sim.clock.now();
+  for (let i = 0; i < 50; i++) {
+    sim.clock.runUntil(start + i * 20);
+    sendFrames();
+  }
+  assert.equal(holding, 1, 'the call holds its link');
+  backhauls[0].stop();
+  assert.equal(holding, 0, 'stopping lets go of it without waiting for the idle timer');
+  const sent = backhauls[0].counters.framesSent;
+  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false);
+  assert.equal(backhauls[0].counters.framesSent, sent, 'nothing is sent after stop');
+  assert.equal(holding, 0, 'and nothing is held again');
+});

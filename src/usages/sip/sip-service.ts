@@ -155,7 +155,7 @@ export class SipService {
     this.deps.clock.clearTimer(this.sweepTimer);
     this.proxy.close();
     this.clients.terminateAll();
-    for (const call of this.deps.media?.activeCalls() ?? []) this.deps.media!.ended(String(call.callId));
+    this.deps.media?.close();
     this.transactions.terminateAll();
     await this.transport.close();
   }

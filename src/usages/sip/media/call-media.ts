@@ -46,6 +46,8 @@ export interface MediaBackhaul {
   prepare(nodeId: Id): void;
   /** Sends a sealed media datagram for the other home's port `port` over the link to it; `heardYou`: we hear that home directly. */
   send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void;
+  /** The peer is stopping: lets go of every link it holds for media, and arms no timer again. */
+  stop(): void;
 }
 
 interface CallState {
@@ -186,6 +188,13 @@ export class CallMedia {
   close(callId: string): void {
     if (!this.calls.delete(callId)) return;
     this.deps.anchor.close(callId);
+  }
+
+  /** The peer is stopping: every call's ports go back, and the links between homes are let go. */
+  closeAll(): void {
+    for (const callId of [...this.calls.keys()]) this.close(callId);
+    for (const session of this.deps.anchor.sessionsNow()) this.deps.anchor.close(session.id);
+    this.deps.backhaul?.stop();
   }
 
   /** One start per call: two offers for a new call at once (a forked late offer) share its ports. */

@@ -220,6 +220,14 @@ export class SipMedia {
     this.winningTags.delete(callId);
   }
 
+  /** The peer is stopping: every call ends. */
+  close(): void {
+    this.calls.closeAll();
+    this.facts.clear();
+    this.localCallers.clear();
+    this.winningTags.clear();
+  }
+
   /** status --json `media`. */
   status(): Record<string, unknown> {
     const anchor = this.calls.anchor;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SeededRandom } from '../../../../src/runtime/random.js';
 import { VirtualClock } from '../../../../src/sim/virtual-clock.js';
-import { CallMedia } from '../../../../src/usages/sip/media/call-media.js';
+import { CallMedia, type MediaBackhaul } from '../../../../src/usages/sip/media/call-media.js';
 import { MediaRefused, SipMedia } from '../../../../src/usages/sip/media/sip-media.js';
 import { SipHeaders } from '../../../../src/usages/sip/message/sip-message.js';
 import { MediaAnchor, type MediaSocket } from '../../../../src/usages/sip/media/media-anchor.js';
@@ -49,7 +49,7 @@ const offer = (address: string, port: number) =>
 const enc = (text: string) => new TextEncoder().encode(text);
 const mediaOf = (sdp: string) => parseSdp(sdp).streams[0].rtp;
 
-function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }) {
+function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }, backhaul?: MediaBackhaul) {
   const net = network();
   const clock = new VirtualClock();
   const at = (host: string, id: 'a' | 'b', low: number) =>
@@ -61,6 +61,7 @@ function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identitie
       publicHost: () => host,
       trust,
       nowSeconds: () => FIXED_NOW_SECONDS,
+      ...(backhaul ? { backhaul } : {}),
     });
   return { net, identities, a: at(HOME_A, 'a', 40000), b: at(HOME_B, 'b', 50000) };
 }
@@ -236,4 +237,16 @@ test('a ringing branch whose SDP has another number of media lines is refused an
   assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(7), 'the first phone is still heard');
   b.close('forked');
   a.close('forked');
+});
+
+test('a peer that stops ends every call: each call\'s ports go back and the links between homes are let go', async () => {
+  let stopped = 0;
+  const { a } = homes(undefined, undefined, { prepare: () => {}, send: () => {}, stop: () => stopped++ });
+  await a.offerFromPhone('call-s1', offer('192.168.1.20', 10000), '192.168.1.20');
+  await a.offerFromPhone('call-s2', offer('192.168.1.21', 10000), '192.168.1.21');
+  assert.equal(a.active, 2);
+  a.closeAll();
+  assert.equal(a.active, 0, 'no call holds ports');
+  assert.equal(a.anchor.portsInUse, 0, 'every port went back');
+  assert.equal(stopped, 1, 'the backhaul let go of its links');
 });
