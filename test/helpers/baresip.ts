@@ -1,3 +1,4 @@
+import { reapOnExit } from './reaper.js';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -66,7 +67,7 @@ export function startBaresip(dir: string, account: { user: string; domain: strin
   );
   let output = '';
   if (audio.recordDir) mkdirSync(audio.recordDir, { recursive: true });
-  const child = audio.spawnWith ? audio.spawnWith('baresip', ['-f', dir]) : spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = reapOnExit(audio.spawnWith ? audio.spawnWith('baresip', ['-f', dir]) : spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] }));
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   return { child, output: () => output };

@@ -1,3 +1,4 @@
+import { reapOnExit } from './reaper.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { after } from 'node:test';
 import { createSocket } from 'node:dgram';
@@ -89,7 +90,7 @@ export function startProcess(args: string[], { nodeFlags = [] }: { nodeFlags?: s
   // Many peers share this machine in tests: unless a test picks one, each takes a free SIP port.
   const runsPeer = args[0] === 'start' || args[0] === 'join';
   const full = runsPeer && !args.includes('--sip-port') ? [...args, '--sip-port', '0'] : args;
-  const child = spawn(NODE, [...NODE_ARGS, ...nodeFlags, BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = reapOnExit(spawn(NODE, [...NODE_ARGS, ...nodeFlags, BUNDLE, ...full], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const output: string[] = [];
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));

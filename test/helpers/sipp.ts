@@ -1,3 +1,4 @@
+import { reapOnExit } from './reaper.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -47,7 +48,7 @@ export interface BackgroundSipp {
 
 /** Starts SIPp as a phone waiting for a call (a UAS scenario) and resolves when it ends. */
 export function startSipp(scenarioFile: string, args: string[], cwd: string, timeoutSeconds = 30, netns?: string): BackgroundSipp {
-  const child = spawn(...inNamespace(netns, ['-sf', scenarioFile, '-i', '127.0.0.1', '-m', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args]), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = reapOnExit(spawn(...inNamespace(netns, ['-sf', scenarioFile, '-i', '127.0.0.1', '-m', '1', '-nostdin', '-timeout', `${timeoutSeconds}s`, '-timeout_error', '-trace_err', ...args]), { cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));

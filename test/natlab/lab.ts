@@ -1,3 +1,4 @@
+import { reapOnExit } from '../helpers/reaper.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -182,7 +183,7 @@ export class NatLab {
 
   /** Starts a long-running process inside a namespace; it is killed at teardown. */
   spawn(ns: string, command: string, args: string[], options: { stdin?: boolean } = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const child = reapOnExit(spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] }));
     this.processes.push(child);
     // Keep the pipes drained (a full pipe would stall the process) and the tail for failures.
     const tail: string[] = [];
