@@ -3,9 +3,9 @@ import type { Id } from '../wire/id.js';
 
 /*
  * Where to reach the Node-IDs this peer has recently heard from or learned of: the next hop of
- * a symmetric response and of a direct request. Bounded and least-recently-used, and entries
- * nobody used or refreshed for half an hour go (peers leave; NAT bindings move), so a peer
- * that runs for months keeps only what it uses.
+ * a symmetric response and of a direct request. Bounded and least-recently-used (a full table
+ * drops a suggestion before anything proven), and entries nobody used or refreshed for half an
+ * hour go (peers leave; NAT bindings move), so a peer that runs for months keeps only what it uses.
  * An address is *proven* when the node itself showed it holds the Node-ID there (a message it
  * signed and sent us over that link, or an Attach's connectivity checks); one only *suggested* by
  * a neighbour's view never replaces a proven one. Forwarding trusts proven addresses over the
@@ -14,6 +14,10 @@ import type { Id } from '../wire/id.js';
  */
 const MAX_AGE_MS = 30 * 60_000;
 const SWEEP_EVERY = 256;
+/** A use moves an entry to the recent end at most this often (forwarding uses them per message). */
+const REORDER_AFTER_MS = 1_000;
+/** When full, this many least recently used entries are looked at for a suggestion to drop first. */
+const EVICTION_SCAN = 64;
 
 interface Entry {
   readonly address: Address;
@@ -50,12 +54,12 @@ export class ConnectionTable {
     }
     this.entries.delete(id);
     this.entries.set(id, { address, at: this.now(), proven });
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as Id);
+    if (this.entries.size > this.capacity) this.evictOne();
   }
 
   lookup(id: Id): Address | undefined {
     const entry = this.entries.get(id);
-    if (entry) entry.at = this.now();
+    if (entry) this.used(id, entry);
     return entry?.address;
   }
 
@@ -63,8 +67,28 @@ export class ConnectionTable {
   proven(id: Id): Address | undefined {
     const entry = this.entries.get(id);
     if (!entry?.proven) return undefined;
-    entry.at = this.now();
+    this.used(id, entry);
     return entry.address;
+  }
+
+  /** Map order is least recently used first, so that a full table drops what nobody uses. */
+  private used(id: Id, entry: Entry): void {
+    const now = this.now();
+    if (now - entry.at >= REORDER_AFTER_MS) {
+      this.entries.delete(id);
+      this.entries.set(id, entry);
+    }
+    entry.at = now;
+  }
+
+  /** Full: the least recently used suggestion goes, else the least recently used entry. */
+  private evictOne(): void {
+    let scanned = 0;
+    for (const [id, entry] of this.entries) {
+      if (!entry.proven) return void this.entries.delete(id);
+      if (++scanned >= EVICTION_SCAN) break;
+    }
+    this.entries.delete(this.entries.keys().next().value as Id);
   }
 
   forget(id: Id): void {

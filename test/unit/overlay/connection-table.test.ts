@@ -40,3 +40,24 @@ test('entries unused for half an hour go; reading a proven address is a use', ()
   assert.deepEqual(table.proven(1n), A, 'in use');
   assert.equal(table.lookup(2n), undefined, 'unused, gone');
 });
+
+test('a full table drops a suggestion first, then the entry used least recently, never one in use', () => {
+  let now = 0;
+  const table = new ConnectionTable(() => now, 3);
+  table.learn(1n, A);
+  table.suggest(2n, B);
+  table.learn(3n, B);
+  table.learn(4n, B);
+  assert.equal(table.lookup(2n), undefined, 'the suggestion went, though it was not the oldest');
+  assert.deepEqual(table.proven(1n), A, 'the oldest proven entry stayed');
+  // Entry 1 is used (forwarding reads it for every message); entries 3 and 4 are not.
+  for (let second = 1; second <= 5; second++) {
+    now = second * 1_000;
+    table.proven(1n);
+  }
+  table.learn(5n, A);
+  assert.deepEqual(table.proven(1n), A, 'the entry in use stays, though it was learnt first');
+  assert.equal(table.proven(3n), undefined, 'the least recently used went');
+  assert.ok(table.proven(4n) && table.proven(5n));
+  assert.equal(table.size, 3);
+});
