@@ -231,6 +231,19 @@ export class HopTransport {
     return this.holds.has(key) || this.watched.includes(key);
   }
 
+  /**
+   * Whether a packet sent to `address` now should get through: the link is watched (keepalives
+   * hold both ends' NAT bindings open and would have reported its death), or the far end was heard
+   * within one keepalive interval. A link idle for longer may still be known, but a NAT that
+   * filters in front of the far end has likely closed its pinhole for us since.
+   */
+  isLive(address: Address): boolean {
+    const key = addressKey(address);
+    const peer = this.peers.get(key);
+    if (!peer) return false;
+    return this.isWatched(key) || this.clock.now() - peer.lastHeardAt < this.keepaliveIntervalMs;
+  }
+
   /** Smoothed round-trip time to an address, if measured. */
   rttTo(address: Address): number | undefined {
     return this.peers.get(addressKey(address))?.srtt;
@@ -397,7 +410,7 @@ export class HopTransport {
         srtt: undefined,
         rttvar: 0,
         rto: this.options.initialRtoMs,
-        lastHeardAt: now,
+        lastHeardAt: -Infinity, // a link we only sent on has not been heard (isLive)
         lastSentAt: now,
       };
       this.peers.set(key, peer);

@@ -58,7 +58,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
 
   prepare(nodeId: Id): void {
     const key = idToHex(nodeId);
-    if (this.peer.router.connections.proven(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
+    if (this.peer.router.liveAddress(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
     // Every media frame without a link asks again: after a failure, wait before the next Attach.
     const now = this.peer.router.clock.now();
     const backoff = this.backoff.get(key);
@@ -78,9 +78,10 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
 
   send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
     if (this.stopped) return;
-    const address = this.peer.router.connections.proven(nodeId);
+    // A link that is not live (it died, or idled since a last call until the far NAT's pinhole
+    // likely closed) is set up again; the next one is held afresh.
+    const address = this.peer.router.liveAddress(nodeId);
     if (!address) {
-      // The link died (its hold died with it in the transport): the next one is held afresh.
       this.letGo(nodeId);
       this.counters.framesWithoutLink++;
       this.prepare(nodeId);

@@ -187,7 +187,7 @@ export class PeerDaemon {
     if (sip) {
       // With --sip-direct off, other homes are not offered our SIP port either (a firewall keeps it to the LAN).
       serveSipAppAttach(peer.router, () => ({ host: advertised.host, port: sip.address.port }), () => (options.sipDirect ?? true) && !peer.attachFirst);
-      serveSipTunnel(peer.router, sip.transport);
+      serveSipTunnel(peer.router, sip.transport, log.child('sip-overlay'));
     }
     const signers = new DiskUserSigners(
       options.dataDir,

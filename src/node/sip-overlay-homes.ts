@@ -22,6 +22,7 @@ import { appAttachAns, appAttachReq, SIP_APPLICATION } from '../wire/messages/ap
  * cached for half a minute, so a call and a burst of calls cost one lookup.
  */
 const CACHE_MS = 30_000;
+const SLOW_RESOLVE_MS = 1_000;
 
 export class OverlayHomes implements RemoteHomes {
   private readonly cache = new Map<string, { flow: SipFlow | undefined; at: number }>();
@@ -52,12 +53,19 @@ export class OverlayHomes implements RemoteHomes {
     const cached = this.cache.get(aor);
     if (cached && now - cached.at < CACHE_MS) return done(cached.flow);
     this.lookups++;
+    let fetchedAt = now;
     const finish = (flow: SipFlow | undefined): void => {
+      const at = this.router.clock.now();
       if (this.cache.size > 1024) this.cache.clear();
-      this.cache.set(aor, { flow, at: this.router.clock.now() });
+      this.cache.set(aor, { flow, at });
+      // A call waits for this: a slow one is worth a line (which step took the time).
+      const fields = { aor, via: flow?.transport ?? 'not-found', fetchMs: fetchedAt - now, appAttachMs: at - fetchedAt };
+      if (at - now >= SLOW_RESOLVE_MS) this.log.info('sip-home-slow', fields);
+      else this.log.debug('sip-home', fields);
       done(flow);
     };
     fetchRegistrations(this.storage, this.kind, aor, (error, found) => {
+      fetchedAt = this.router.clock.now();
       if (error || !found) return finish(undefined);
       // A route's last destination is the home peer holding the phones' bindings.
       const homes = found.registrations.flatMap(({ registration: r }) => (r.type === 'route' ? [r.destinations[r.destinations.length - 1].id] : []));
@@ -107,9 +115,14 @@ export class OverlayHomes implements RemoteHomes {
  */
 const TUNNEL_TRY = { timeoutMs: 1_500, attempts: 4 };
 
-export function serveSipTunnel(router: OverlayRouter, transport: SipTransport): void {
+export function serveSipTunnel(router: OverlayRouter, transport: SipTransport, log: Logger): void {
   transport.setOverlaySender((nodeId, bytes) => {
-    router.request([nodeDestination(idFromHex(nodeId))], MessageCode.SipTunnelReq, sipTunnelReq.encode({ sip: bytes }), () => {}, TUNNEL_TRY);
+    const sentAt = router.clock.now();
+    router.request([nodeDestination(idFromHex(nodeId))], MessageCode.SipTunnelReq, sipTunnelReq.encode({ sip: bytes }), (error) => {
+      const ms = router.clock.now() - sentAt;
+      if (error) log.info('sip-tunnel-failed', { home: nodeId.slice(0, 8), error: error.message, ms });
+      else if (ms >= TUNNEL_TRY.timeoutMs) log.info('sip-tunnel-slow', { home: nodeId.slice(0, 8), ms });
+    }, TUNNEL_TRY);
   });
   router.handle(MessageCode.SipTunnelReq, (request) => {
     const { sip } = sipTunnelReq.decode(request.body);

@@ -21,8 +21,11 @@ const EVICTION_SCAN = 64;
 
 interface Entry {
   readonly address: Address;
+  /** Last use or refresh. */
   at: number;
   proven: boolean;
+  /** When the node last proved itself at this address (-Infinity: never, a suggestion). */
+  provedAt: number;
 }
 
 export class ConnectionTable {
@@ -47,13 +50,17 @@ export class ConnectionTable {
   private put(id: Id, address: Address, proven: boolean): void {
     if (++this.operations % SWEEP_EVERY === 0) this.sweep();
     const known = this.entries.get(id);
+    const now = this.now();
     if (known && (known.address === address || (known.address.host === address.host && known.address.port === address.port))) {
-      known.at = this.now();
-      known.proven ||= proven;
+      known.at = now;
+      if (proven) {
+        known.proven = true;
+        known.provedAt = now;
+      }
       return;
     }
     this.entries.delete(id);
-    this.entries.set(id, { address, at: this.now(), proven });
+    this.entries.set(id, { address, at: now, proven, provedAt: proven ? now : -Infinity });
     if (this.entries.size > this.capacity) this.evictOne();
   }
 
@@ -89,6 +96,12 @@ export class ConnectionTable {
       if (++scanned >= EVICTION_SCAN) break;
     }
     this.entries.delete(this.entries.keys().next().value as Id);
+  }
+
+  /** When the node last proved itself at its address (not a use); undefined when nothing is proven. */
+  provedAt(id: Id): number | undefined {
+    const entry = this.entries.get(id);
+    return entry?.proven ? entry.provedAt : undefined;
   }
 
   forget(id: Id): void {

@@ -573,7 +573,22 @@ export class OverlayRouter {
    * its request came (a response); else where someone said it is.
    */
   private directAddress(id: Id, transactionId: Uint8Array): Address | undefined {
-    return this.connections.proven(id) ?? this.returnPaths.lookup(transactionId, id) ?? this.connections.lookup(id);
+    // A proof gone stale (see liveAddress) sends the message through the overlay instead, whose
+    // links are kept open, rather than into a pinhole that has likely closed.
+    return this.liveAddress(id) ?? this.returnPaths.lookup(transactionId, id) ?? (this.connections.proven(id) ? undefined : this.connections.lookup(id));
+  }
+
+  /**
+   * Where `id` proved it is, while a packet sent there should still get through its NAT: it
+   * proved itself (or the link was heard, or is watched) within one keepalive interval. Between
+   * that and the link's expiry the address is known but a filtering NAT in front of the node has
+   * likely closed its pinhole: a message sent there is lost, and waits out the hop's timeouts.
+   */
+  liveAddress(id: Id): Address | undefined {
+    const address = this.connections.proven(id);
+    if (!address) return undefined;
+    const provedAt = this.connections.provedAt(id) ?? -Infinity;
+    return this.clock.now() - provedAt < this.transport.keepaliveIntervalMs || this.transport.isLive(address) ? address : undefined;
   }
 
   /** The transport gave up on a link: whoever was there has failed. */

@@ -87,6 +87,7 @@ test('a phone in every kind of home calls a phone in every other: answered and t
       const audio = `audio: caller sent ${sent} of ${AUDIO_PACKETS}, ${crossed} crossed, callee echoed ${echoed} (${percent(echoed, sent).toFixed(1)}%), ${back} came back (${percent(back, echoed).toFixed(1)}%)`;
       const line = `${caller.home.kind} -> ${callee.home.kind}: ${call.code === 0 && answered.code === 0 ? 'answered and ended' : 'FAILED'} (${Date.now() - started} ms); ${audio}`;
       results.push(line);
+      if (process.env.LAB_VERBOSE && Date.now() - started > Number(process.env.LAB_SLOW_MS ?? 8000)) console.log(`SLOW ${line}\n--- caller's home\n${lab.output(caller.peer)}\n--- callee's home\n${lab.output(callee.peer)}`);
       const logs = () => (process.env.LAB_VERBOSE ? `\n--- caller's home\n${lab.output(caller.peer)}\n--- callee's home\n${lab.output(callee.peer)}` : '');
       assert.equal(call.code, 0, `${line}\ncaller: ${call.errors}\n${uasLine}: ${answered.errors}\n${uasMessages()}${logs()}`);
       assert.equal(answered.code, 0, `${line}\n${answered.errors}`);

@@ -14,7 +14,8 @@ import { pingReq } from '../../src/wire/messages/ping.js';
  * moved (its NAT binding changed, it took another relay); the connection table holds the address
  * its own link last proved. Forwarding must use the link's address, and a hop known only from the
  * topology (a finger whose link lapsed) that stops answering must leave it, not be tried again on
- * every request.
+ * every request. And a proof goes stale: a node behind a NAT that filters is reachable at its
+ * proven address only while its NAT keeps a pinhole open for us.
  */
 const NOWHERE: Address = { host: '198.18.250.250', port: 9 };
 
@@ -183,4 +184,43 @@ test('every message in flight to a dead hop reports it; the hop counts as failed
   for (let t = start + 10; done < 3 && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
   assert.equal(done, 3);
   assert.equal(neighbourFailures(node), failuresBefore + 1);
+});
+
+test('a node proven long ago behind a filtering NAT is reached through the overlay, not at the address whose pinhole has closed', () => {
+  const sim = ring(48);
+  const key = (address: Address) => `${address.host}:${address.port}`;
+  // Who sent whom a datagram last, and when: the pinholes a NAT that filters would hold open.
+  const network = sim.network as unknown as { deliver: (from: Address, to: Address, datagram: Uint8Array) => void };
+  const deliver = network.deliver.bind(sim.network);
+  const lastSent = new Map<string, number>();
+  let filtered: { b: string; a: string; dropped: number } | undefined;
+  network.deliver = (from, to, datagram) => {
+    lastSent.set(`${key(from)}>${key(to)}`, sim.clock.now());
+    // Behind b's NAT, a datagram from a gets in only if b sent a one in the last 30 s.
+    if (filtered && key(to) === filtered.b && key(from) === filtered.a && sim.clock.now() - (lastSent.get(`${filtered.b}>${filtered.a}`) ?? -Infinity) > 30_000) {
+      filtered.dropped++;
+      return;
+    }
+    deliver(from, to, datagram);
+  };
+  // Calls from one home (not the first node, every node's STUN server) to homes that are not its
+  // neighbours set up links to them, with an Attach through the overlay each.
+  const a = sim.nodes[1];
+  const others = sim.nodes.slice(2).filter((n) => !neighbourIds(a).has(n.peer.nodeId) && !neighbourIds(n).has(a.peer.nodeId));
+  for (const b of others) a.peer.attach.attach(nodeDestination(b.peer.nodeId), {}, () => {});
+  sim.clock.runUntil(sim.clock.now() + 5_000);
+  // The calls ended a minute ago. A home that sent a nothing since (a's pinhole in its NAT closed)
+  // and that a still holds a proof for:
+  sim.clock.runUntil(sim.clock.now() + 60_000);
+  const b = others.find((n) => a.peer.router.connections.proven(n.peer.nodeId) && sim.clock.now() - (lastSent.get(`${key(n.peer.address)}>${key(a.peer.address)}`) ?? -Infinity) > 30_000);
+  assert.ok(b, 'a home whose NAT has closed its pinhole for a');
+  filtered = { b: key(b.peer.address), a: key(a.peer.address), dropped: 0 };
+  const before = { ...a.peer.router.counters };
+  const start = sim.clock.now();
+  let answered = -1;
+  a.peer.router.request([nodeDestination(b.peer.nodeId)], MessageCode.PingReq, pingReq.encode({}), (error) => (answered = error ? -2 : sim.clock.now() - start));
+  for (let t = start + 10; answered === -1 && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
+  assert.ok(answered >= 0 && answered < 1_000, `b answered after ${answered} ms (the first try went into the closed pinhole when this is over a second)`);
+  assert.equal(a.peer.router.counters.timeouts, before.timeouts, 'no try timed out');
+  assert.equal(filtered.dropped, 0, 'a sent nothing into the closed pinhole');
 });

@@ -125,3 +125,19 @@ test('releasing a hold leaves a link the topology watches watched', () => {
   assert.deepEqual(expired, [], 'still watched');
   assert.ok(a.counters.keepalivesSent > keepalives);
 });
+
+test('a link is live while the far end was heard within a keepalive interval, or while it is watched; sending alone proves nothing', () => {
+  const { clock, a, b } = setup(0);
+  const gone: Address = { host: '198.18.9.9', port: 6084 };
+  a.send(gone, message(100, 1), () => {});
+  assert.equal(a.isLive(gone), false, 'a link only sent on was never heard');
+  a.send(b.localAddress, message(100, 2), () => {});
+  clock.runUntil(clock.now() + 1_000);
+  assert.equal(a.isLive(b.localAddress), true, 'heard (its ack) a moment ago');
+  clock.runUntil(clock.now() + DEFAULT_TRANSPORT_OPTIONS.keepaliveIntervalMs);
+  assert.equal(a.isLive(b.localAddress), false, 'idle for a keepalive interval: a NAT may have closed its way in');
+  const release = a.hold(b.localAddress);
+  assert.equal(a.isLive(b.localAddress), true, 'watched: keepalives keep it open and would report its death');
+  release();
+  assert.equal(a.isLive(b.localAddress), false);
+});
