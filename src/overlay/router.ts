@@ -245,10 +245,12 @@ export class OverlayRouter {
     };
     const payload = sealPayload(this.options.suite, this.identity, header, body);
     const message = { header: { ...header, fragment: { offset: 0, total: payload.length } }, payload };
-    const firstHop = options.firstHop ?? (options.attempt ? this.alternativeHop(destinations[0].id, options.attempt) : undefined);
+    const firstHop: Hop | undefined = options.firstHop ? { address: options.firstHop } : options.attempt ? this.alternativeHop(destinations[0].id, options.attempt) : undefined;
     if (firstHop) {
-      this.sendTo(firstHop, message, (ok) => {
-        if (!ok) this.finish(key, new OverlayError(ErrorCode.RequestTimeout, `first hop ${addressKey(firstHop)} did not answer`));
+      this.sendTo(firstHop.address, message, (ok, linkDied) => {
+        if (ok) return;
+        if (linkDied && firstHop.unproven) this.hopDied(firstHop.id!, firstHop.address);
+        this.finish(key, new OverlayError(ErrorCode.RequestTimeout, `first hop ${addressKey(firstHop.address)} did not answer`));
       });
       return;
     }
@@ -259,9 +261,9 @@ export class OverlayRouter {
    * A retry leaves through the next-best finger or successor, so that its path avoids the hop
    * that swallowed the first try (a failed or rogue peer, RFC 6940 s13.5).
    */
-  private alternativeHop(target: Id, attempt: number): Address | undefined {
+  private alternativeHop(target: Id, attempt: number): Hop | undefined {
     const hops = this.nextHops(target);
-    return hops.length > 1 ? hops[attempt % hops.length].address : undefined;
+    return hops.length > 1 ? hops[attempt % hops.length] : undefined;
   }
 
   /**

@@ -224,3 +224,25 @@ test('a node proven long ago behind a filtering NAT is reached through the overl
   assert.equal(a.peer.router.counters.timeouts, before.timeouts, 'no try timed out');
   assert.equal(filtered.dropped, 0, 'a sent nothing into the closed pinhole');
 });
+
+test('a retry sent through a finger only the topology placed, whose link dies, evicts that finger', () => {
+  const sim = ring(32);
+  const chosen = sim.nodes.flatMap((node) => fingersOf(node).entries().filter(([, c]) => !neighbourIds(node).has(c.id)).map(([k, c]) => ({ node, k, finger: c })))[0];
+  assert.ok(chosen, 'some node has a finger beyond its neighbour lists');
+  const { node, k, finger } = chosen;
+  fingersOf(node).set(k, { ...finger, address: NOWHERE });
+  node.peer.router.connections.forget(finger.id);
+  const target = idJustAfter(finger.id);
+  const hops = node.peer.router.topology.nextHops(target);
+  const index = hops.findIndex((h) => h.address === NOWHERE);
+  assert.ok(index >= 0 && hops.length > 1, 'the dead finger is one of several next hops');
+  const failuresBefore = neighbourFailures(node);
+  // A retry leaves through the next hop its attempt number picks (RFC 6940 s13.5): make it the dead finger.
+  let done = false;
+  node.peer.router.request([resourceDestination(target)], MessageCode.PingReq, pingReq.encode({}), () => (done = true), { attempt: index || hops.length, timeoutMs: 30_000 });
+  const start = sim.clock.now();
+  for (let t = start + 10; !done && t <= start + 40_000; t += 10) sim.clock.runUntil(t);
+  assert.ok(done);
+  assert.equal(neighbourFailures(node), failuresBefore + 1, 'the finger that did not answer the retry was named failed');
+  assert.ok(!fingersOf(node).contacts().some((c) => c.address === NOWHERE), 'and is gone');
+});
