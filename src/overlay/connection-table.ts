@@ -23,6 +23,8 @@ interface Entry {
   readonly address: Address;
   /** Last use or refresh. */
   at: number;
+  /** Last moved to the recent end of the map. */
+  movedAt: number;
   proven: boolean;
   /** When the node last proved itself at this address (-Infinity: never, a suggestion). */
   provedAt: number;
@@ -52,16 +54,16 @@ export class ConnectionTable {
     const known = this.entries.get(id);
     const now = this.now();
     if (known && (known.address === address || (known.address.host === address.host && known.address.port === address.port))) {
-      known.at = now;
+      this.used(id, known);
       if (proven) {
         known.proven = true;
         known.provedAt = now;
       }
       return;
     }
+    if (!known && this.entries.size >= this.capacity && !this.evictFor(proven)) return;
     this.entries.delete(id);
-    this.entries.set(id, { address, at: now, proven, provedAt: proven ? now : -Infinity });
-    if (this.entries.size > this.capacity) this.evictOne();
+    this.entries.set(id, { address, at: now, movedAt: now, proven, provedAt: proven ? now : -Infinity });
   }
 
   lookup(id: Id): Address | undefined {
@@ -81,27 +83,33 @@ export class ConnectionTable {
   /** Map order is least recently used first, so that a full table drops what nobody uses. */
   private used(id: Id, entry: Entry): void {
     const now = this.now();
-    if (now - entry.at >= REORDER_AFTER_MS) {
+    if (now - entry.movedAt >= REORDER_AFTER_MS) {
       this.entries.delete(id);
       this.entries.set(id, entry);
+      entry.movedAt = now;
     }
     entry.at = now;
   }
 
-  /** Full: the least recently used suggestion goes, else the least recently used entry. */
-  private evictOne(): void {
+  /**
+   * Full: makes room for a new entry. The least recently used suggestion goes; failing one among
+   * the least recently used, a proof takes the least recently used entry's place, and a new
+   * suggestion is not kept (a neighbour's made-up views cannot flush what nodes proved).
+   */
+  private evictFor(proven: boolean): boolean {
     let scanned = 0;
     for (const [id, entry] of this.entries) {
-      if (!entry.proven) return void this.entries.delete(id);
+      if (!entry.proven) return this.entries.delete(id);
       if (++scanned >= EVICTION_SCAN) break;
     }
-    this.entries.delete(this.entries.keys().next().value as Id);
+    if (!proven) return false;
+    return this.entries.delete(this.entries.keys().next().value as Id);
   }
 
-  /** When the node last proved itself at its address (not a use); undefined when nothing is proven. */
-  provedAt(id: Id): number | undefined {
+  /** Where the node last proved it is, and when, without counting as a use; nothing unless proven. */
+  proof(id: Id): { address: Address; provedAt: number } | undefined {
     const entry = this.entries.get(id);
-    return entry?.proven ? entry.provedAt : undefined;
+    return entry?.proven ? { address: entry.address, provedAt: entry.provedAt } : undefined;
   }
 
   forget(id: Id): void {

@@ -50,9 +50,9 @@ test('a full table drops a suggestion first, then the entry used least recently,
   table.learn(4n, B);
   assert.equal(table.lookup(2n), undefined, 'the suggestion went, though it was not the oldest');
   assert.deepEqual(table.proven(1n), A, 'the oldest proven entry stayed');
-  // Entry 1 is used (forwarding reads it for every message); entries 3 and 4 are not.
-  for (let second = 1; second <= 5; second++) {
-    now = second * 1_000;
+  // Entry 1 is used (forwarding reads it for every message, here twice a second); entries 3 and 4 are not.
+  for (let tick = 1; tick <= 10; tick++) {
+    now = tick * 500;
     table.proven(1n);
   }
   table.learn(5n, A);
@@ -60,4 +60,17 @@ test('a full table drops a suggestion first, then the entry used least recently,
   assert.equal(table.proven(3n), undefined, 'the least recently used went');
   assert.ok(table.proven(4n) && table.proven(5n));
   assert.equal(table.size, 3);
+});
+
+test('a suggestion that arrives when the table is full of proofs is not kept: made-up views cannot flush proven addresses', () => {
+  const table = new ConnectionTable(() => 0, 100);
+  for (let i = 0n; i < 100n; i++) table.learn(i, A);
+  for (let i = 1000n; i < 1050n; i++) table.suggest(i, B);
+  for (let i = 0n; i < 100n; i++) assert.deepEqual(table.proven(i), A, `proof ${i} kept`);
+  assert.equal(table.lookup(1000n), undefined);
+  assert.equal(table.size, 100);
+  // A new proof still finds room: the least recently used proof goes.
+  table.learn(2000n, B);
+  assert.deepEqual(table.proven(2000n), B);
+  assert.equal(table.size, 100);
 });
