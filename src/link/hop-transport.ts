@@ -234,14 +234,14 @@ export class HopTransport {
   /**
    * Whether a packet sent to `address` now should get through: the link is watched (keepalives
    * hold both ends' NAT bindings open and would have reported its death), or the far end was heard
-   * within one keepalive interval. A link idle for longer may still be known, but a NAT that
-   * filters in front of the far end has likely closed its pinhole for us since.
+   * within `withinMs`. A link idle for longer may still be known, but a NAT that filters in front
+   * of the far end has likely closed its pinhole for us since.
    */
-  isLive(address: Address): boolean {
+  isLive(address: Address, withinMs = this.keepaliveIntervalMs): boolean {
     const key = addressKey(address);
     const peer = this.peers.get(key);
     if (!peer) return false;
-    return this.isWatched(key) || this.clock.now() - peer.lastHeardAt < this.keepaliveIntervalMs;
+    return this.isWatched(key) || this.clock.now() - peer.lastHeardAt < withinMs;
   }
 
   /** Smoothed round-trip time to an address, if measured. */

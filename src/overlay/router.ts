@@ -113,6 +113,13 @@ export interface RouterCounters {
   rateLimited: number;
 }
 
+/**
+ * How long after a node last proved itself (or was heard) a packet to it is trusted to get through
+ * a NAT that filters in front of it: many home routers close a UDP pinhole after 30 s of silence
+ * (RFC 4787 asks for two minutes; not all comply).
+ */
+const PINHOLE_TRUST_MS = 20_000;
+
 /** A next hop: where to send, the node we expect there (none for a direct address), and whether only the topology said it is there. */
 interface Hop {
   readonly id?: Id;
@@ -349,14 +356,19 @@ export class OverlayRouter {
       target.kind === DestinationKind.Node && !aimedAtSender
         ? this.directAddress(target.id, header.transactionId)
         : undefined;
+    // A node we hold only a stale proof for is still tried there when the overlay offers no way
+    // to it: in our own range (a client of ours; a ring of one), or while we have no next hop.
+    const lastKnown = () => (target.kind === DestinationKind.Node && !aimedAtSender ? this.connections.lookup(target.id) : undefined);
     if (!direct && this.topology.isResponsible(target.id)) {
+      const last = lastKnown();
+      if (last) return this.forward({ header, payload: message.payload }, from, last);
       this.deliver({ header, payload: message.payload }, from);
       return;
     }
-    this.forward({ header, payload: message.payload }, from, direct);
+    this.forward({ header, payload: message.payload }, from, direct, lastKnown);
   }
 
-  private forward(message: OverlayMessage, from: { id: Id; address: Address } | undefined, direct: Address | undefined): void {
+  private forward(message: OverlayMessage, from: { id: Id; address: Address } | undefined, direct: Address | undefined, lastKnown?: () => Address | undefined): void {
     let header = message.header;
     if (from) {
       if (this.options.dropForwarded) {
@@ -380,6 +392,8 @@ export class OverlayRouter {
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
     const candidates: Hop[] = direct ? [{ address: direct }] : this.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0);
+    const last = candidates.length === 0 ? lastKnown?.() : undefined;
+    if (last) candidates.push({ address: last });
     const tryHop = (i: number): void => {
       if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
         this.counters.undeliverable++;
@@ -587,10 +601,13 @@ export class OverlayRouter {
    * likely closed its pinhole: a message sent there is lost, and waits out the hop's timeouts.
    */
   liveAddress(id: Id): Address | undefined {
-    const address = this.connections.proven(id);
-    if (!address) return undefined;
-    const provedAt = this.connections.provedAt(id) ?? -Infinity;
-    return this.clock.now() - provedAt < this.transport.keepaliveIntervalMs || this.transport.isLive(address) ? address : undefined;
+    const proof = this.connections.proof(id);
+    if (!proof) return undefined;
+    // The far end's NAT is not ours to measure: trust a pinhole no longer than most routers keep
+    // one, nor longer than our own NAT keeps the binding it goes out of.
+    const windowMs = Math.min(PINHOLE_TRUST_MS, this.transport.keepaliveIntervalMs);
+    if (this.clock.now() - proof.provedAt >= windowMs && !this.transport.isLive(proof.address, windowMs)) return undefined;
+    return this.connections.proven(id); // a use
   }
 
   /** The transport gave up on a link: whoever was there has failed. */

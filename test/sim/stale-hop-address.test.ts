@@ -246,3 +246,23 @@ test('a retry sent through a finger only the topology placed, whose link dies, e
   assert.equal(neighbourFailures(node), failuresBefore + 1, 'the finger that did not answer the retry was named failed');
   assert.ok(!fingersOf(node).contacts().some((c) => c.address === NOWHERE), 'and is gone');
 });
+
+test('a message for a node in our own range that we hold only a stale proof for goes to its last address, never to us', () => {
+  const sim = ring(8);
+  const [peer, sender] = [sim.nodes[3], sim.nodes[6]];
+  // A node (a client of this peer, say) whose Node-ID is in the peer's range, last proved at a host
+  // that no longer answers.
+  const client = (peer.peer.nodeId - 1n) as Id;
+  assert.ok(peer.peer.router.topology.isResponsible(client), 'the peer is responsible for that Node-ID');
+  const host = (sim.network as unknown as { addHost(): { localAddress: Address; onDatagram(h: () => void): void } }).addHost();
+  let reached = 0;
+  host.onDatagram(() => reached++);
+  peer.peer.router.connections.learn(client, host.localAddress);
+  sim.clock.runUntil(sim.clock.now() + 60_000);
+  let outcome: string | undefined;
+  sender.peer.router.request([nodeDestination(client)], MessageCode.PingReq, pingReq.encode({}), (error, response) => (outcome = error ? 'error' : `answered by ${response?.responder}`), { timeoutMs: 5_000 });
+  const start = sim.clock.now();
+  for (let t = start + 10; outcome === undefined && t <= start + 20_000; t += 10) sim.clock.runUntil(t);
+  assert.ok(reached > 0, 'the peer sent it to where the node last was');
+  assert.equal(outcome, 'error', 'nobody else answered in its name');
+});
