@@ -20,6 +20,8 @@ const HEADER_BYTES = 3;
 const HEARD_YOU = 0x01;
 /** A link a call's media used is held watched until no frame went on it for this long. */
 const HOLD_IDLE_MS = 30_000;
+/** A link set up for a call that is still ringing is held this long (SIP's Timer C), media or not. */
+const RINGING_HOLD_MS = 180_000;
 /** After a failed Attach to a home, the next waits this long, doubling to the most. */
 const ATTACH_BACKOFF = { firstMs: 1_000, maxMs: 16_000 } as const;
 
@@ -32,7 +34,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
    * Links our media is going over, by home: held watched in the hop transport, which sees none of
    * the media and would otherwise expire the link as idle in the middle of a long call.
    */
-  private readonly held = new Map<Id, { address: Address; release: () => void; lastSentAt: number }>();
+  private readonly held = new Map<Id, { address: Address; release: () => void; lastSentAt: number; keepUntil: number }>();
   private holdTimer: TimerHandle | undefined;
   private stopped = false;
   readonly counters = { framesSent: 0, framesWithoutLink: 0, attaches: 0, attachFailures: 0 };
@@ -57,22 +59,31 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   }
 
   prepare(nodeId: Id): void {
+    if (this.stopped) return;
+    // Held while the phone rings, so that the link is still open when the call is answered.
+    const live = this.peer.router.liveAddress(nodeId);
+    if (live) return this.holdLink(nodeId, live, RINGING_HOLD_MS);
     const key = idToHex(nodeId);
-    if (this.peer.router.liveAddress(nodeId) || this.attaching.has(key) || this.attaching.size >= 64) return;
+    if (this.attaching.has(key) || this.attaching.size >= 64) return;
     // Every media frame without a link asks again: after a failure, wait before the next Attach.
     const now = this.peer.router.clock.now();
     const backoff = this.backoff.get(key);
     if (backoff && now < backoff.until) return;
     this.attaching.add(key);
     this.counters.attaches++;
-    this.peer.attach.attach(nodeDestination(nodeId), { timeoutMs: 6_000, attempts: 2 }, (error) => {
+    this.peer.attach.attach(nodeDestination(nodeId), { timeoutMs: 6_000, attempts: 2 }, (error, outcome) => {
       this.attaching.delete(key);
-      if (!error) return void this.backoff.delete(key);
+      const linked = !error && outcome?.id === nodeId ? this.peer.router.liveAddress(nodeId) : undefined;
+      if (linked && !this.stopped) {
+        this.backoff.delete(key);
+        return this.holdLink(nodeId, linked, RINGING_HOLD_MS);
+      }
+      // Also when another node answered for that Node-ID (the home is gone): no Attach per frame.
       this.counters.attachFailures++;
       const waitMs = Math.min(ATTACH_BACKOFF.maxMs, (backoff?.waitMs ?? ATTACH_BACKOFF.firstMs / 2) * 2);
       if (this.backoff.size >= 1024) this.backoff.clear();
       this.backoff.set(key, { until: this.peer.router.clock.now() + waitMs, waitMs });
-      this.log.info('media-link-failed', { home: key.slice(0, 8), error: error.message, retryInMs: waitMs });
+      this.log.info('media-link-failed', { home: key.slice(0, 8), error: error?.message ?? 'answered by another node', retryInMs: waitMs });
     });
   }
 
@@ -98,15 +109,16 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   }
 
   /** Per media frame, so no strings are built: keyed by Node-ID, addresses compared field by field. */
-  private holdLink(key: Id, address: Address): void {
+  private holdLink(key: Id, address: Address, keepForMs = 0): void {
     const now = this.peer.router.clock.now();
     const held = this.held.get(key);
     if (held && held.address.host === address.host && held.address.port === address.port) {
       held.lastSentAt = now;
+      if (keepForMs) held.keepUntil = Math.max(held.keepUntil, now + keepForMs);
       return;
     }
     held?.release();
-    this.held.set(key, { address, release: this.peer.transport.hold(address), lastSentAt: now });
+    this.held.set(key, { address, release: this.peer.transport.hold(address), lastSentAt: now, keepUntil: now + keepForMs });
     this.holdTimer ??= this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
   }
 
@@ -126,7 +138,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   private releaseIdle(): void {
     this.holdTimer = undefined;
     const now = this.peer.router.clock.now();
-    for (const [key, held] of this.held) if (now - held.lastSentAt >= HOLD_IDLE_MS) this.letGo(key);
+    for (const [key, held] of this.held) if (now - held.lastSentAt >= HOLD_IDLE_MS && now >= held.keepUntil) this.letGo(key);
     if (this.held.size) this.holdTimer = this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
   }
 

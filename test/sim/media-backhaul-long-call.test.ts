@@ -20,6 +20,19 @@ function twoHomes() {
   const far = sim.nodes.findIndex((n, i) => i > 0 && !neighbours(0).has(n.peer.nodeId) && !neighbours(i).has(sim.nodes[0].peer.nodeId));
   assert.ok(far > 0, 'two homes that are not neighbours');
   const [a, b] = [sim.nodes[0].peer, sim.nodes[far].peer];
+  // How many holds home a's links are under (held for media, or for a call ringing).
+  const holds = { a: 0 };
+  const hold = a.transport.hold.bind(a.transport);
+  a.transport.hold = (address) => {
+    holds.a++;
+    const release = hold(address);
+    let released = false;
+    return () => {
+      if (!released) holds.a--;
+      released = true;
+      release();
+    };
+  };
   const backhauls = [new OverlayMediaBackhaul(a, silentLogger), new OverlayMediaBackhaul(b, silentLogger)];
   const received = [0, 0];
   a.mediaLink.onMedia(() => received[0]++);
@@ -34,7 +47,7 @@ function twoHomes() {
     backhauls[0].send(b.nodeId, 40_000, frame, false);
     backhauls[1].send(a.nodeId, 40_000, frame, false);
   };
-  return { sim, a, b, backhauls, received, sendFrames };
+  return { sim, a, b, backhauls, received, sendFrames, holds };
 }
 
 test('media over the overlay link flows for a ten-minute call without losing its link', () => {
@@ -90,27 +103,35 @@ test('a link that dies twice in a call is found dead and set up again both times
 });
 
 test('a peer that stops lets go at once of the links its calls held, and sends no more media', () => {
-  const { sim, a, b, backhauls, sendFrames } = twoHomes();
-  let holding = 0;
-  const hold = a.transport.hold.bind(a.transport);
-  a.transport.hold = (address) => {
-    holding++;
-    const release = hold(address);
-    return () => {
-      holding--;
-      release();
-    };
-  };
+  const { sim, b, backhauls, sendFrames, holds } = twoHomes();
   const start = sim.clock.now();
   for (let i = 0; i < 50; i++) {
     sim.clock.runUntil(start + i * 20);
     sendFrames();
   }
-  assert.equal(holding, 1, 'the call holds its link');
+  assert.equal(holds.a, 1, 'the call holds its link');
   backhauls[0].stop();
-  assert.equal(holding, 0, 'stopping lets go of it without waiting for the idle timer');
+  assert.equal(holds.a, 0, 'stopping lets go of it without waiting for the idle timer');
   const sent = backhauls[0].counters.framesSent;
   backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false);
   assert.equal(backhauls[0].counters.framesSent, sent, 'nothing is sent after stop');
-  assert.equal(holding, 0, 'and nothing is held again');
+  assert.equal(holds.a, 0, 'and nothing is held again');
+});
+
+test('a link set up when the call starts ringing is still there when it is answered a minute later', () => {
+  const { sim, backhauls, received, sendFrames } = twoHomes();
+  const attachesBefore = backhauls.map((h) => h.counters.attaches);
+  // The phone rings for a minute: no media yet, the link idles past any NAT's pinhole.
+  sim.clock.runUntil(sim.clock.now() + 60_000);
+  const start = sim.clock.now();
+  for (let i = 0; i < 50; i++) {
+    sim.clock.runUntil(start + i * 20);
+    sendFrames();
+  }
+  sim.clock.runUntil(sim.clock.now() + 1_000);
+  for (const [i, backhaul] of backhauls.entries()) {
+    assert.equal(backhaul.counters.framesWithoutLink, 0, `home ${i} had its link when the call was answered`);
+    assert.equal(backhaul.counters.attaches, attachesBefore[i], `home ${i} did not Attach again`);
+  }
+  assert.deepEqual(received, [50, 50], 'the first words were heard');
 });

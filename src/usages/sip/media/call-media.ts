@@ -7,6 +7,7 @@ import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
 import type { MediaAnchor, MediaSession, StreamPlan } from './media-anchor.js';
 import { createKeyShare, type MediaKeyShare, type MediaRole, mediaSealers, shareIsFrom } from './media-crypto.js';
 import { anchorSdp, type Endpoint, parseSdp, SdpError, type SessionDescription } from './sdp.js';
+import { SipError } from '../sip-error.js';
 
 /*
  * A call's media at one home peer (issue 16): the phone's side of each stream is side a, the
@@ -69,6 +70,7 @@ interface CallState {
 
 export class CallMedia {
   private readonly calls = new Map<string, CallState>();
+  private closed = false;
   private readonly pending = new Map<string, Promise<CallState>>();
 
   constructor(private readonly deps: CallMediaDeps) {
@@ -192,6 +194,7 @@ export class CallMedia {
 
   /** The peer is stopping: every call's ports go back, and the links between homes are let go. */
   closeAll(): void {
+    this.closed = true;
     for (const callId of [...this.calls.keys()]) this.close(callId);
     for (const session of this.deps.anchor.sessionsNow()) this.deps.anchor.close(session.id);
     this.deps.backhaul?.stop();
@@ -218,6 +221,11 @@ export class CallMedia {
       plans.push({ offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } });
     }
     const session = await this.deps.anchor.open(callId, plans);
+    if (this.closed) {
+      // The peer stopped while the ports were opening.
+      this.deps.anchor.close(callId);
+      throw new SipError(503, 'Service Unavailable (the peer is stopping)');
+    }
     const call: CallState = { session, anchored, role, own: createKeyShare(this.deps.identity, callId, role, this.deps.random), certificate: this.deps.identity.certificate.bytes, sealed: false };
     this.calls.set(callId, call);
     return call;
