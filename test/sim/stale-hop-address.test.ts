@@ -75,14 +75,7 @@ test('a hop is sent to the address its link proved, not to the stale one in the 
 
 test('a finger whose link has lapsed and that does not answer is evicted at the first failure, not tried on every request', () => {
   const sim = ring(32);
-  // A finger outside the neighbour lists (those the topology re-enters in the connection table).
-  const chosen = sim.nodes.flatMap((node) => fingersOf(node).entries().filter(([, c]) => !neighbourIds(node).has(c.id)).map(([k, c]) => ({ node, k, finger: c })))[0];
-  assert.ok(chosen, 'some node has a finger beyond its neighbour lists');
-  const { node, k, finger } = chosen;
-  // Its link lapsed (unused for half an hour) and the finger has moved meanwhile.
-  fingersOf(node).set(k, { ...finger, address: NOWHERE });
-  node.peer.router.connections.forget(finger.id);
-  const target = idJustAfter(finger.id);
+  const { node, target } = deadFinger(sim);
   const failuresBefore = neighbourFailures(node);
   assert.equal(node.peer.router.topology.nextHops(target)[0].address, NOWHERE, 'the topology offers the dead address first');
   const first = ping(sim, node, target);
@@ -96,6 +89,20 @@ test('a finger whose link has lapsed and that does not answer is evicted at the 
   assert.ok(second.responder !== undefined && second.ms < 1_000, `answered after ${second.ms} ms`);
   assert.equal(node.peer.router.counters.forwardRetries, retries, 'the dead address was not tried again');
 });
+
+/**
+ * A finger outside its node's neighbour lists (those the topology re-enters in the connection
+ * table) whose link lapsed (unused for half an hour) and that has moved meanwhile; and an ID it
+ * is responsible for.
+ */
+function deadFinger(sim: Simulation): { node: SimNode; target: Id } {
+  const chosen = sim.nodes.flatMap((node) => fingersOf(node).entries().filter(([, c]) => !neighbourIds(node).has(c.id)).map(([k, c]) => ({ node, k, finger: c })))[0];
+  assert.ok(chosen, 'some node has a finger beyond its neighbour lists');
+  const { node, k, finger } = chosen;
+  fingersOf(node).set(k, { ...finger, address: NOWHERE });
+  node.peer.router.connections.forget(finger.id);
+  return { node, target: idJustAfter(finger.id) };
+}
 
 function fingersOf(node: SimNode): FingerTable {
   return (node.peer.router.topology as unknown as { fingers: FingerTable }).fingers;
@@ -227,12 +234,7 @@ test('a node proven long ago behind a filtering NAT is reached through the overl
 
 test('a retry sent through a finger only the topology placed, whose link dies, evicts that finger', () => {
   const sim = ring(32);
-  const chosen = sim.nodes.flatMap((node) => fingersOf(node).entries().filter(([, c]) => !neighbourIds(node).has(c.id)).map(([k, c]) => ({ node, k, finger: c })))[0];
-  assert.ok(chosen, 'some node has a finger beyond its neighbour lists');
-  const { node, k, finger } = chosen;
-  fingersOf(node).set(k, { ...finger, address: NOWHERE });
-  node.peer.router.connections.forget(finger.id);
-  const target = idJustAfter(finger.id);
+  const { node, target } = deadFinger(sim);
   const hops = node.peer.router.topology.nextHops(target);
   const index = hops.findIndex((h) => h.address === NOWHERE);
   assert.ok(index >= 0 && hops.length > 1, 'the dead finger is one of several next hops');
