@@ -42,3 +42,12 @@ test('nonces: our own are fresh, then stale; altered or foreign ones are forged'
   assert.equal(issuer.check(new NonceIssuer(new Uint8Array(32).fill(8), 300_000).issue(1_000_000), 1_100_000), 'forged');
   assert.equal(issuer.check('nodot', 1_100_000), 'forged');
 });
+
+test('two nonces issued in the same millisecond differ (each has its own nonce-counts) and both are fresh', () => {
+  const issuer = new NonceIssuer(new Uint8Array(32).fill(7), 300_000);
+  const [first, second] = [issuer.issue(1_000_000), issuer.issue(1_000_000)];
+  assert.notEqual(first, second);
+  assert.equal(issuer.check(first, 1_000_500), 'fresh');
+  assert.equal(issuer.check(second, 1_000_500), 'fresh');
+  assert.equal(issuer.check(first, 1_400_000), 'stale');
+});
