@@ -15,8 +15,10 @@ function twoHomes() {
   const first = sim.addNode(undefined);
   for (let i = 1; i < 16; i++) sim.addNode(first);
   assert.notEqual(sim.runUntilCorrect(120_000), null, 'ring formed');
-  // Two homes that are not neighbours: their link is the call's own, nobody else's.
-  const neighbours = (i: number) => new Set([...sim.nodes[i].peer.router.topology.successorIds(), ...sim.nodes[i].peer.router.topology.predecessorIds()]);
+  // Two homes that are neither neighbours nor fingers (the topology watches those links): their
+  // link is the call's own, nobody else's.
+  const fingers = (i: number) => ((sim.nodes[i].peer.router.topology as unknown as { fingers: { contacts(): { id: bigint }[] } }).fingers.contacts().map((c) => c.id));
+  const neighbours = (i: number) => new Set([...sim.nodes[i].peer.router.topology.successorIds(), ...sim.nodes[i].peer.router.topology.predecessorIds(), ...fingers(i)]);
   const far = sim.nodes.findIndex((n, i) => i > 0 && !neighbours(0).has(n.peer.nodeId) && !neighbours(i).has(sim.nodes[0].peer.nodeId));
   assert.ok(far > 0, 'two homes that are not neighbours');
   const [a, b] = [sim.nodes[0].peer, sim.nodes[far].peer];
@@ -51,7 +53,7 @@ function twoHomes() {
 }
 
 test('media over the overlay link flows for a ten-minute call without losing its link', () => {
-  const { sim, a, b, backhauls, received, sendFrames } = twoHomes();
+  const { sim, backhauls, received, sendFrames, holds } = twoHomes();
   const attachesBefore = backhauls.map((h) => h.counters.attaches);
   // 20 ms frames both ways for ten virtual minutes.
   const frames = 10 * 60 * 50;
@@ -66,9 +68,11 @@ test('media over the overlay link flows for a ten-minute call without losing its
     assert.equal(backhaul.counters.attaches, attachesBefore[i], `home ${i} never had to Attach again`);
   }
   assert.deepEqual(received, [frames, frames], 'every frame arrived');
-  // The call is over: its links are let go, and expire as idle links do.
-  sim.clock.runUntil(sim.clock.now() + 6 * 60_000);
-  assert.equal(a.router.connections.proven(b.nodeId), undefined, 'the idle link expired after the call');
+  // The call is over: its link is let go half a minute later (to expire as idle links do, unless
+  // the topology watches it by then: over ten minutes either home may have made the other a finger).
+  assert.equal(holds.a, 1, 'held during the call');
+  sim.clock.runUntil(sim.clock.now() + 60_000);
+  assert.equal(holds.a, 0, 'let go after the call');
 });
 
 test('a link that dies twice in a call is found dead and set up again both times', () => {
@@ -99,7 +103,8 @@ test('a link that dies twice in a call is found dead and set up again both times
   sim.clock.runUntil(sim.clock.now() + 1_000);
   assert.equal(path, 'open', 'a connectivity check repaired the path');
   const lastMinute = received.map((n, i) => n - atLastMinute[i]);
-  assert.deepEqual(lastMinute, [60 * 50, 60 * 50], 'every frame of the last minute arrived');
+  // (A frame sent just before the minute began may land in it.)
+  assert.ok(lastMinute.every((n) => n >= 60 * 50 && n <= 60 * 50 + 1), `every frame of the last minute arrived: ${lastMinute}`);
 });
 
 test('a peer that stops lets go at once of the links its calls held, and sends no more media', () => {

@@ -268,3 +268,30 @@ test('a message for a node in our own range that we hold only a stale proof for 
   assert.ok(reached > 0, 'the peer sent it to where the node last was');
   assert.equal(outcome, 'error', 'nobody else answered in its name');
 });
+
+test('behind NATs that filter, routing through fingers still works after minutes of quiet: their links are kept open', () => {
+  const sim = ring(32);
+  const key = (address: Address) => `${address.host}:${address.port}`;
+  // From now on every node sits behind a NAT that filters: a datagram from x gets in only if the
+  // node sent x one in the last minute.
+  const network = sim.network as unknown as { deliver: (from: Address, to: Address, datagram: Uint8Array) => void };
+  const deliver = network.deliver.bind(sim.network);
+  const start = sim.clock.now();
+  const lastSent = new Map<string, number>();
+  let dropped = 0;
+  network.deliver = (from, to, datagram) => {
+    lastSent.set(`${key(from)}>${key(to)}`, sim.clock.now());
+    if (sim.clock.now() - (lastSent.get(`${key(to)}>${key(from)}`) ?? start) > 60_000) return void dropped++;
+    deliver(from, to, datagram);
+  };
+  sim.clock.runUntil(start + 3 * 60_000);
+  const timeoutsBefore = sim.nodes.reduce((n, node) => n + node.peer.router.counters.timeouts, 0);
+  let answered = 0;
+  for (let i = 0; i < 40; i++) {
+    const from = sim.nodes[(i * 7) % sim.nodes.length];
+    const result = ping(sim, from, idJustAfter(sim.nodes[(i * 13 + 5) % sim.nodes.length].peer.nodeId));
+    if (result.responder !== undefined && result.ms < 1_000) answered++;
+  }
+  const timeouts = sim.nodes.reduce((n, node) => n + node.peer.router.counters.timeouts, 0) - timeoutsBefore;
+  assert.equal(answered, 40, `every lookup answered within a second (timeouts: ${timeouts}, datagrams the NATs dropped: ${dropped})`);
+});

@@ -372,6 +372,7 @@ export class ChordTopology implements Topology {
     this.options.attacher().attach(resourceDestination(next.target), {}, (error, outcome) => {
       if (error || !outcome || this.failed.has(outcome.id) || outcome.id === this.router.nodeId) return;
       this.fingers.set(next.k, { id: outcome.id, address: outcome.address });
+      this.watchLinks();
     });
   }
 
@@ -441,8 +442,20 @@ export class ChordTopology implements Topology {
   }
 
   /**
-   * Neighbours' addresses go to the connection table. The first successor and predecessor are
-   * watched by the transport's keepalives (Updates usually keep those links busy anyway); the
+   * The links routing relies on are watched: keepalives hold them (and the NAT pinholes on them)
+   * open and find them dead. Every neighbour and finger (RFC 6940 keeps a connection to each): one
+   * idle for a minute behind a NAT that filters would otherwise swallow the next message routed
+   * through it, and that request would wait out a timeout.
+   */
+  private watchLinks(): void {
+    const links = new Map<Id, Contact>();
+    for (const c of [...this.table.all(), ...this.fingers.contacts()]) links.set(c.id, c);
+    this.router.transport.setWatched([...links.values()].map((c) => this.router.connections.proven(c.id) ?? c.address));
+  }
+
+  /**
+   * Neighbours' addresses go to the connection table, and their links are watched (watchLinks).
+   * Updates go to the first successor and predecessor (which usually keeps those links busy); the
    * rest of each list is refreshed through those two neighbours' views.
    */
   private publishNeighbors(): void {
@@ -456,7 +469,7 @@ export class ChordTopology implements Topology {
     // died, it Attached again) must not be sent back to the old address.
     for (const c of this.table.all()) this.router.connections.suggest(c.id, c.address);
     const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
-    this.router.transport.setWatched(watched.map((c) => this.router.connections.proven(c.id) ?? c.address));
+    this.watchLinks();
     // A new first successor or predecessor is told at once (Chord's notify), which also
     // checks that it is alive instead of trusting a second-hand report until the next tick.
     if (!this.joined) return;
