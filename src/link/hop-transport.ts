@@ -432,7 +432,9 @@ export class HopTransport {
   }
 
   private scheduleSweep(): void {
-    this.sweepTimer = this.clock.setTimer(this.keepaliveIntervalMs / 2, () => {
+    // Every quarter interval, so that a keepalive follows the last datagram after 3/4 to 1
+    // interval, never later (a pinhole timed for the interval stays open).
+    this.sweepTimer = this.clock.setTimer(this.keepaliveIntervalMs / 4, () => {
       this.sweep();
       if (!this.stopped) this.scheduleSweep();
     });
@@ -443,7 +445,7 @@ export class HopTransport {
     const now = this.clock.now();
     for (const peer of [...this.peers.values()]) {
       if (this.isWatched(peer.key)) {
-        if (now - peer.lastSentAt >= this.keepaliveIntervalMs && peer.unacked.size === 0) {
+        if (now - peer.lastSentAt >= (this.keepaliveIntervalMs * 3) / 4 && peer.unacked.size === 0) {
           this.counters.keepalivesSent++;
           const seq = this.takeSeq(peer);
           const group: DeliveryGroup = { remaining: 1, finished: false, done: undefined };

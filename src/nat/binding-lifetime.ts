@@ -88,8 +88,12 @@ export class BindingLifetimeProbe {
   }
 }
 
-/** Keepalives at 80% of what a binding was seen to survive, within [2 s, 120 s]. */
+/**
+ * Keepalives at 80% of what a binding was seen to survive, at least every 2 s, and never less
+ * often than the default: a link's keepalives hold the far end's NAT pinhole open too, and that
+ * NAT is not ours to measure (many close a UDP pinhole after 30 s).
+ */
 export function keepaliveIntervalFor(lifetime: BindingLifetime, defaultMs: number): number {
-  if (lifetime.expiredBySeconds === null) return Math.min(120_000, Math.max(defaultMs, lifetime.survivedSeconds * 800));
-  return Math.max(2_000, Math.min(120_000, lifetime.survivedSeconds * 800));
+  if (lifetime.expiredBySeconds === null) return defaultMs;
+  return Math.max(2_000, Math.min(defaultMs, lifetime.survivedSeconds * 800));
 }

@@ -141,3 +141,24 @@ test('a link is live while the far end was heard within a keepalive interval, or
   release();
   assert.equal(a.isLive(b.localAddress), false);
 });
+
+test('on an idle watched link a keepalive follows the last datagram within one interval, never later', () => {
+  const { clock, a, b } = setup(0);
+  a.setWatched([b.localAddress]);
+  const interval = DEFAULT_TRANSPORT_OPTIONS.keepaliveIntervalMs;
+  const sentAt: number[] = [];
+  let count = a.counters.keepalivesSent;
+  for (let t = 100; t <= 10 * interval; t += 100) {
+    clock.runUntil(t);
+    if (a.counters.keepalivesSent > count) sentAt.push(t);
+    count = a.counters.keepalivesSent;
+    // Now and then a message goes on the link, at a time that does not suit the sweep.
+    if (t % (3 * interval) === 1_300) {
+      a.send(b.localAddress, message(100, t % 250), () => {});
+      sentAt.push(t);
+    }
+  }
+  const gaps = sentAt.slice(1).map((t, i) => t - sentAt[i]);
+  assert.ok(gaps.length >= 8, `keepalives: ${sentAt.length}`);
+  assert.ok(gaps.every((gap) => gap <= interval), `gaps between datagrams: ${gaps.join(', ')} ms`);
+});
