@@ -407,7 +407,10 @@ export class OverlayRouter {
         if (ok) return;
         if (linkDied && hop.unproven) this.hopDied(hop.id!, hop.address);
         if (direct) {
+          // Said at once, so the sender tries again rather than waiting out its timeout.
           this.counters.undeliverable++;
+          if (from) this.answerError(message, from, ErrorCode.RequestTimeout, 'the node did not answer');
+          else this.failLocal(message.header.transactionId, 'the node did not answer');
           return;
         }
         // Try the next best hop (skipping those already tried).
