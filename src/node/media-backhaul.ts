@@ -90,8 +90,11 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
     if (this.stopped) return;
     // A link that is not live (it died, or idled since a last call until the far NAT's pinhole
-    // likely closed) is set up again; the next one is held afresh.
-    const address = this.peer.router.liveAddress(nodeId);
+    // likely closed) is set up again; the next one is held afresh. One we hold is watched, so live
+    // while the node is proven there (per frame: no string is built on this path).
+    const held = this.held.get(nodeId);
+    const proven = held && this.peer.router.connections.proven(nodeId);
+    const address = proven && proven.host === held.address.host && proven.port === held.address.port ? proven : this.peer.router.liveAddress(nodeId);
     if (!address) {
       this.letGo(nodeId);
       this.counters.framesWithoutLink++;

@@ -352,23 +352,20 @@ export class OverlayRouter {
     // A request aimed at its own sender's Node-ID (a joining peer's Attach, RFC 6940 s10.6)
     // is for the peer responsible for that ID, not for the sender: never hand it straight back.
     const aimedAtSender = from !== undefined && (target.id === from.id || header.via.includes(target.id));
-    const direct =
-      target.kind === DestinationKind.Node && !aimedAtSender
-        ? this.directAddress(target.id, header.transactionId)
-        : undefined;
+    const toNode = target.kind === DestinationKind.Node && !aimedAtSender;
+    const direct = toNode ? this.directAddress(target.id, header.transactionId) : undefined;
     // A node we hold only a stale proof for is still tried there when the overlay offers no way
     // to it: in our own range (a client of ours; a ring of one), or while we have no next hop.
-    const lastKnown = () => (target.kind === DestinationKind.Node && !aimedAtSender ? this.connections.lookup(target.id) : undefined);
     if (!direct && this.topology.isResponsible(target.id)) {
-      const last = lastKnown();
+      const last = toNode ? this.connections.lookup(target.id) : undefined;
       if (last) return this.forward({ header, payload: message.payload }, from, last);
       this.deliver({ header, payload: message.payload }, from);
       return;
     }
-    this.forward({ header, payload: message.payload }, from, direct, lastKnown);
+    this.forward({ header, payload: message.payload }, from, direct, toNode);
   }
 
-  private forward(message: OverlayMessage, from: { id: Id; address: Address } | undefined, direct: Address | undefined, lastKnown?: () => Address | undefined): void {
+  private forward(message: OverlayMessage, from: { id: Id; address: Address } | undefined, direct: Address | undefined, orLastKnown = false): void {
     let header = message.header;
     if (from) {
       if (this.options.dropForwarded) {
@@ -392,7 +389,7 @@ export class OverlayRouter {
     const next = { header, payload: message.payload };
     const target = header.destinations[0].id;
     const candidates: Hop[] = direct ? [{ address: direct }] : this.nextHops(target, isRequestCode(header.code) ? detourChoice(header.transactionId, this.nodeId) : 0);
-    const last = candidates.length === 0 ? lastKnown?.() : undefined;
+    const last = candidates.length === 0 && orLastKnown ? this.connections.lookup(target) : undefined;
     if (last) candidates.push({ address: last });
     const tryHop = (i: number): void => {
       if (i >= candidates.length || i >= this.options.maxForwardAttempts) {
