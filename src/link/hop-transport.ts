@@ -105,7 +105,8 @@ export class HopTransport {
   private readonly peers = new Map<string, PeerLink>();
   /** Next sequence number of links forgotten lately (bounded, oldest dropped first). */
   private readonly lastSeq = new Map<string, number>();
-  private watched: string[] = [];
+  /** Keys of the links the topology watches (every neighbour and finger: a set, looked up per link each sweep). */
+  private watched = new Set<string>();
   /** Links held watched for traffic that goes beside this transport (hold), by address: how many holds. */
   private readonly holds = new Map<string, number>();
   private readonly reassembler: Reassembler;
@@ -202,8 +203,8 @@ export class HopTransport {
   /** Keepalives hold links to watched addresses open and detect their failure when idle. */
   setWatched(addresses: readonly Address[]): void {
     const keys = addresses.map(addressKey);
-    if (keys.length === this.watched.length && keys.every((k, i) => k === this.watched[i])) return;
-    this.watched = keys;
+    if (keys.length === this.watched.size && keys.every((k) => this.watched.has(k))) return;
+    this.watched = new Set(keys);
     for (const address of addresses) this.peerFor(address);
   }
 
@@ -228,7 +229,7 @@ export class HopTransport {
 
   /** Watched: the topology's neighbours (setWatched) and held links. */
   private isWatched(key: string): boolean {
-    return this.holds.has(key) || this.watched.includes(key);
+    return this.holds.has(key) || this.watched.has(key);
   }
 
   /**

@@ -591,12 +591,12 @@ export class OverlayRouter {
   private directAddress(id: Id, transactionId: Uint8Array): Address | undefined {
     // A proof gone stale (see liveAddress) sends the message through the overlay instead, whose
     // links are kept open, rather than into a pinhole that has likely closed.
-    return this.liveAddress(id) ?? this.returnPaths.lookup(transactionId, id) ?? (this.connections.proven(id) ? undefined : this.connections.lookup(id));
+    return this.liveAddress(id) ?? this.returnPaths.lookup(transactionId, id) ?? (this.connections.proof(id) ? undefined : this.connections.lookup(id));
   }
 
   /**
    * Where `id` proved it is, while a packet sent there should still get through its NAT: it
-   * proved itself (or the link was heard, or is watched) within one keepalive interval. Between
+   * proved itself (or the link was heard) within PINHOLE_TRUST_MS, or the link is watched. Between
    * that and the link's expiry the address is known but a filtering NAT in front of the node has
    * likely closed its pinhole: a message sent there is lost, and waits out the hop's timeouts.
    */
