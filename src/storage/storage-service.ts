@@ -40,10 +40,20 @@ export interface StorageServiceOptions {
  */
 const COPIES_IN_FLIGHT = 16;
 
+/**
+ * How long a Join waits for the admitting peer's hand-over (RFC 6940 s10.6 step 5). A small one
+ * takes a round trip; a large one carries on behind the Join rather than hold the newcomer out.
+ */
+const HANDOVER_WAIT_MS = 1_500;
+/** A peer that joins again within this long is not sent everything again (see handOverTo). */
+const REHANDOVER_MS = 60_000;
+
 interface Copy {
   readonly peer: Id;
   readonly resource: Id;
   readonly replicaNumber: number;
+  /** Called once the peer acknowledged the copy, or it failed. */
+  readonly sent?: () => void;
 }
 
 export const DEFAULT_STORAGE_OPTIONS: StorageServiceOptions = { replicas: 3, expiryIntervalMs: 60_000, rebalanceDelayMs: 500 };
@@ -66,7 +76,14 @@ export class StorageService {
    * would cost about 230 bytes for each of the thousands of resources a peer holds).
    */
   private readonly copiesSent = new Map<Id, readonly Id[]>();
-  private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) => this.sendCopy(copy, done));
+  private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) =>
+    this.sendCopy(copy, () => {
+      done();
+      copy.sent?.();
+    }),
+  );
+  /** Joining peers we handed data over to in the last REHANDOVER_MS, and when. */
+  private readonly handedOver = new Map<Id, number>();
   private rebalanceTimer: TimerHandle | undefined;
   private expiryTimer: TimerHandle | undefined;
   private stopped = false;
@@ -92,6 +109,7 @@ export class StorageService {
     this.router.handle(MessageCode.StatReq, (req) => this.onStat(req));
     this.router.handle(MessageCode.FindReq, (req) => this.onFind(req));
     this.topology.onNeighborsChanged(() => this.scheduleRebalance());
+    this.topology.beforeAdmitting((joiner, done) => this.handOverTo(joiner, done));
     this.scheduleExpiry();
   }
 
@@ -115,7 +133,7 @@ export class StorageService {
       // (handing over after a join) from a successor that held the data until now.
       const near = this.options.replicas - 1;
       const neighbors = [...this.topology.predecessorIds().slice(0, near), ...this.topology.successorIds().slice(0, near)];
-      if (!neighbors.includes(req.origin)) throw new OverlayError(ErrorCode.Forbidden, 'copies are accepted only from ring neighbours');
+      if (!neighbors.includes(req.origin) && req.origin !== this.topology.admittingPeer()) throw new OverlayError(ErrorCode.Forbidden, 'copies are accepted only from ring neighbours');
       this.counters.replicaStores++;
     } else if (!this.topology.isResponsible(resource)) {
       throw new OverlayError(ErrorCode.Forbidden, 'not responsible for this Resource-ID');
@@ -211,7 +229,7 @@ export class StorageService {
       byKind.set(change.kind, { ...entry, values: [...entry.values, change.data] });
     }
     if (byKind.size === 0 || this.stopped) return done();
-    if (this.topology.isResponsible(resource)) this.counters.replicationsSent++;
+    if (this.topology.successorIds().includes(peer)) this.counters.replicationsSent++;
     else this.counters.handovers++;
     const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
     this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
@@ -222,6 +240,43 @@ export class StorageService {
       if (sent) this.copiesSent.set(resource, without(sent, peer));
       this.scheduleRebalance();
     }, { attempts: 2 });
+  }
+
+  /**
+   * RFC 6940 s10.6 step 5: a peer joining through us first gets what it will be responsible for,
+   * the resources between our predecessor and it, so that the moment it has joined, a fetch it
+   * answers finds them (else it would answer "nothing stored" until our next rebalance).
+   */
+  private handOverTo(joiner: Id, done: () => void): void {
+    const self = this.router.nodeId;
+    // (A peer that restarts joins again while it may still be our predecessor: it gets its range again.)
+    const from = this.topology.predecessorIds().find((id) => id !== joiner) ?? self;
+    // Only a newcomer that will be our predecessor takes anything from us.
+    const between = joiner !== self && (from === self || betweenRightClosed(joiner, from, self));
+    const resources = between && !this.stopped ? this.store.resourceIds().filter((r) => betweenRightClosed(r, from, joiner)) : [];
+    if (resources.length === 0) return done();
+    // A Join means the peer starts afresh: whatever we sent it before, it gets again; but once a
+    // minute at most, or each Join (200 a second fit a peer's request budget) would send it all again.
+    const now = this.router.clock.now();
+    for (const [id, at] of this.handedOver) if (now - at >= REHANDOVER_MS) this.handedOver.delete(id);
+    const afresh = !this.handedOver.has(joiner);
+    if (afresh) this.handedOver.set(joiner, now);
+    const unsent = resources.filter((resource) => {
+      const sent = this.copiesSent.get(resource) ?? [];
+      if (afresh && sent.includes(joiner)) this.copiesSent.set(resource, without(sent, joiner));
+      return afresh || !sent.includes(joiner);
+    });
+    let waiting = unsent.length;
+    if (waiting === 0) return done();
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      this.router.clock.clearTimer(timer);
+      done();
+    };
+    const timer = this.router.clock.setTimer(HANDOVER_WAIT_MS, finish);
+    for (const resource of unsent) this.copyOnce({ peer: joiner, resource, replicaNumber: 1, sent: () => --waiting === 0 && finish() });
   }
 
   private scheduleRebalance(): void {

@@ -7,7 +7,8 @@ import { nodeResourceId } from '../../src/storage/access-control.js';
 import { signValue } from '../../src/storage/value-signing.js';
 import { Simulation, simulate } from '../../src/sim/simulation.js';
 import { idToBytes } from '../../src/wire/id.js';
-import { resourceDestination } from '../../src/wire/message.js';
+import { nodeDestination, resourceDestination } from '../../src/wire/message.js';
+import { joinReq } from '../../src/wire/messages/join.js';
 import { ErrorCode, MessageCode } from '../../src/wire/message-codes.js';
 import { storeReq } from '../../src/wire/messages/store.js';
 import type { StoredEntry } from '../../src/wire/messages/stored-data.js';
@@ -116,4 +117,50 @@ test('with 3 copies, no value is lost when 10% of peers fail one after another, 
 test('replication is what saves them: with a single copy, adjacent failures lose values', () => {
   const report = simulate({ nodes: 60, seed: 33, values: 400, failAdjacent: 3, replicas: 1 });
   assert.ok(report.valuesLost > 0, `lost ${report.valuesLost}`);
+});
+
+test('a peer that joins holds what it is now responsible for the moment it is joined: a fetch at once finds every value (RFC 6940 s10.6: the admitting peer stores them first)', () => {
+  const sim = new Simulation({ nodes: 30, seed: 34 });
+  const first = sim.addNode(undefined);
+  for (let i = 1; i < 30; i++) sim.addNode(first);
+  assert.notEqual(sim.runUntilCorrect(120_000), null);
+  sim.storeValues(120);
+  const kind = first.peer.kinds.named('DEBUG-NOTE')!;
+  let checked = 0;
+  let missing = 0;
+  let taker: (typeof sim.nodes)[number] | undefined;
+  let takerRange = 0;
+  // Newcomers until several have taken over stored resources (bounded).
+  for (let joiner = 0; joiner < 40 && checked < 6; joiner++) {
+    const node = sim.addNode(sim.nodes[joiner % 30]);
+    for (let step = 0; step < 2_000 && !node.peer.topology.joined; step++) sim.clock.runUntil(sim.clock.now() + 5);
+    assert.ok(node.peer.topology.joined, 'the newcomer joined');
+    const held = new Set(sim.nodes.flatMap((n) => (n === node || !n.alive ? [] : [...(n.peer.storage?.store.resourceIds() ?? [])])));
+    const takenOver = [...held].filter((resource) => node.peer.topology.isResponsible(resource));
+    // Asked of the newcomer, the peer now responsible, all at once, before later upkeep could fill it in.
+    const answers: boolean[] = [];
+    for (const resource of takenOver) node.peer.client.fetch(kind, resource, { all: true }, (error, result) => answers.push(!error && (result?.values.length ?? 0) > 0));
+    sim.clock.runUntil(sim.clock.now() + 20_000);
+    assert.equal(answers.length, takenOver.length, 'every fetch was answered');
+    checked += takenOver.length;
+    if (takenOver.length) [taker, takerRange] = [node, takenOver.length];
+    missing += answers.filter((found) => !found).length;
+  }
+  assert.ok(checked >= 6, `newcomers took over ${checked} stored resources`);
+  assert.equal(missing, 0, `${missing} of ${checked} resources were empty at the newcomer right after its join`);
+
+  // A peer that sends Join after Join (a rogue's cheap amplifier) is sent its range once (it may
+  // have restarted), not once per Join.
+  const newcomer = taker!;
+  const admitting = sim.nodes.find((n) => n.peer.nodeId === newcomer.peer.topology.successorIds()[0])!;
+  const handovers = () => admitting.peer.storage!.counters.handovers;
+  const before = handovers();
+  const joins: unknown[] = [];
+  for (let i = 0; i < 5; i++) {
+    const body = joinReq.encode({ joiningPeerId: newcomer.peer.nodeId });
+    newcomer.peer.router.request([nodeDestination(admitting.peer.nodeId)], MessageCode.JoinReq, body, (error) => joins.push(error), { firstHop: admitting.peer.address });
+  }
+  sim.clock.runUntil(sim.clock.now() + 20_000);
+  assert.deepEqual(joins, [undefined, undefined, undefined, undefined, undefined], 'each Join answered');
+  assert.ok(handovers() - before <= takerRange, `five Joins in a row: ${handovers() - before} copies for a range of ${takerRange} resources`);
 });

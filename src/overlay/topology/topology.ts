@@ -42,5 +42,12 @@ export interface Topology {
   predecessorIds(): Id[];
   /** Called whenever the successor or predecessor lists change. */
   onNeighborsChanged(listener: () => void): void;
+  /**
+   * What the layer above does for a peer asking to join through us before it is admitted
+   * (RFC 6940 s10.6 step 5: the storage hands over what the newcomer will be responsible for).
+   */
+  beforeAdmitting(handler: (joiner: Id, done: () => void) => void): void;
+  /** While joining: the peer admitting us, whose hand-over comes before we are part of the ring. */
+  admittingPeer(): Id | undefined;
   status(): Record<string, unknown>;
 }

@@ -77,6 +77,9 @@ export class ChordTopology implements Topology {
   private announced = new Set<Id>();
   private readonly lastAnnounce = new Map<Id, number>();
   private readonly changeListeners: (() => void)[] = [];
+  private admissionHandler: (joiner: Id, done: () => void) => void = (_joiner, done) => done();
+  /** The peer our Join went to, while it runs. */
+  private admitting: Id | undefined;
   private publishedSignature = '';
   /** Second-hand contacts behind filtering NATs, being Attached to before use. */
   private readonly attaching = new Set<Id>();
@@ -96,10 +99,15 @@ export class ChordTopology implements Topology {
       if (joiningPeerId !== req.origin || !req.previousHop) throw new OverlayError(ErrorCode.Forbidden, 'a Join must come from the joining peer');
       // RFC 7890 s2: a client uses the overlay but never routes or stores, so it never joins.
       if (req.certificate.claims.role === 'client') throw new OverlayError(ErrorCode.Forbidden, 'a client certificate cannot join the ring');
-      // RFC 6940 s10.6: the admitting peer takes the joining peer as its predecessor.
-      this.learn([{ id: joiningPeerId, address: req.previousHop.address, ...(attachFirst ? { attachFirst } : {}) }], true);
-      this.counters.joins++;
-      req.respond(joinAns.encode({ view: this.view(ChordUpdateType.Full) }));
+      const joiner = { id: joiningPeerId, address: req.previousHop.address, ...(attachFirst ? { attachFirst } : {}) };
+      // RFC 6940 s10.6: the joining peer gets what it will be responsible for, then the admitting
+      // peer takes it as its predecessor; answered, it is responsible the moment it has joined.
+      this.admissionHandler(joiningPeerId, () => {
+        if (this.join.state === 'left') return;
+        this.learn([joiner], true);
+        this.counters.joins++;
+        req.respond(joinAns.encode({ view: this.view(ChordUpdateType.Full) }));
+      });
     });
     router.handle(MessageCode.UpdateReq, (req) => {
       const { view } = updateReq.decode(req.body);
@@ -212,6 +220,14 @@ export class ChordTopology implements Topology {
     this.changeListeners.push(listener);
   }
 
+  beforeAdmitting(handler: (joiner: Id, done: () => void) => void): void {
+    this.admissionHandler = handler;
+  }
+
+  admittingPeer(): Id | undefined {
+    return this.join.state === 'joining' ? this.admitting : undefined;
+  }
+
   successorIds(): Id[] {
     return this.table.successors.map((c) => c.id);
   }
@@ -248,6 +264,7 @@ export class ChordTopology implements Topology {
   /** Step 2: Join to the admitting peer; its answer fills our neighbour table. */
   private sendJoin(admitting: Contact, attempt: number): void {
     this.router.connections.learn(admitting.id, admitting.address);
+    this.admitting = admitting.id;
     const body = joinReq.encode({ joiningPeerId: this.router.nodeId, ...(this.options.attachFirst() ? { attachFirst: true } : {}) });
     this.router.request([nodeDestination(admitting.id)], MessageCode.JoinReq, body, (error, response) => {
       if (this.join.state !== 'joining') return;

@@ -140,6 +140,14 @@ export class ClientTopology implements Topology {
     return [];
   }
 
+  /** A client admits no one. */
+  beforeAdmitting(): void {}
+
+  /** A client never joins the ring. */
+  admittingPeer(): undefined {
+    return undefined;
+  }
+
   onNeighborsChanged(listener: () => void): void {
     this.listeners.push(listener);
   }
