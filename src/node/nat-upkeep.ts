@@ -19,6 +19,12 @@ const CHECK_MS = 5_000;
 const RETRY_MS = 30_000;
 /** How often a node holding an allocation looks up the other relays, to have one ready. */
 const STANDBY_SURVEY_MS = 120_000;
+/**
+ * Sooner while it has none ready (it found none, or none would open a link), doubling up to the
+ * survey interval: right after our join the relays' entry may not have reached us yet, and an
+ * overlay with one relay should not be asked every few seconds.
+ */
+const STANDBY_RETRY_MS = 10_000;
 /** A relay that stopped answering is not taken again for this long. */
 const LOST_RELAY_AVOIDED_MS = 120_000;
 /**
@@ -34,6 +40,7 @@ export class NatUpkeep {
   private nextAllocateAt = 0;
   private nextSurveyAt = 0;
   private surveying = false;
+  private standbyRetryMs = STANDBY_RETRY_MS;
   private busy = false;
   private lifetimeMeasured = false;
   private stopped = false;
@@ -167,6 +174,7 @@ export class NatUpkeep {
     if (!kind) return withRelays([]);
     const stillUsable = (known ?? []).filter((r) => usable(r.address));
     if (stillUsable.length) return withRelays(stillUsable);
+    if (known) this.log.info('relay-survey', { reason: known.length ? 'the relays found last are passed over' : 'no relays found yet' });
     this.survey(kind, usable, withRelays);
   }
 
@@ -205,7 +213,14 @@ export class NatUpkeep {
       // A warm standby: with a sealed link open to the nearest other relay, losing ours costs no
       // handshake, only the Allocate.
       const standby = ranked[0];
-      if (standby && !this.stopped) this.peer.openSealedLink(standby.address, standby.nodeId, () => {});
+      this.log.info('relay-standby', { found: ranked.length, standby: standby ? addressKey(standby.address) : null });
+      const retrySoon = () => {
+        this.nextSurveyAt = Math.min(this.nextSurveyAt, this.peer.router.clock.now() + this.standbyRetryMs);
+        this.standbyRetryMs = Math.min(this.standbyRetryMs * 2, STANDBY_SURVEY_MS);
+      };
+      if (!standby) return retrySoon();
+      if (this.stopped) return;
+      this.peer.openSealedLink(standby.address, standby.nodeId, (error) => (error ? retrySoon() : (this.standbyRetryMs = STANDBY_RETRY_MS)));
     });
   }
 

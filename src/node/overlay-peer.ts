@@ -1,3 +1,4 @@
+import type { P2psipError } from '../runtime/errors.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { overlayHash } from '../identity/ids.js';
 import type { TrustPolicy } from '../identity/trust.js';
@@ -292,9 +293,14 @@ export class OverlayPeer {
    * is for the peer itself, which answers over that same link; only without it is the Ping for us,
    * routed back by the peer through the ring, which may still lead through a peer that just died.
    */
-  openSealedLink(to: Address, nodeId: Id | undefined, done: () => void): void {
+  openSealedLink(to: Address, nodeId: Id | undefined, done: (error?: P2psipError) => void): void {
     if (!this.sealedLink || this.sealedLink.peerAt(to)) return done();
-    this.router.request([nodeDestination(nodeId ?? this.nodeId)], MessageCode.PingReq, pingReq.encode({}), () => done(), { firstHop: to, timeoutMs: 3_000 });
+    const startedAt = this.router.clock.now();
+    this.router.request([nodeDestination(nodeId ?? this.nodeId)], MessageCode.PingReq, pingReq.encode({}), (error) => {
+      // A relay we could not reach costs whoever waits on it this long: say so (relay failover's steps).
+      this.deps.log.child('relay').info('sealed-link-opened', { to: addressKey(to), ok: !error, ms: this.router.clock.now() - startedAt, ...(error ? { error: error.message } : {}) });
+      done(error);
+    }, { firstHop: to, timeoutMs: 3_000 });
   }
 
   /** Behind a NAT that drops what it did not ask for: others must Attach first. */

@@ -96,10 +96,12 @@ test('a call between homes whose relay peer is killed moves to another relay wit
   // Each home's failover steps, in ms from the kill: where the silence went.
   for (const h of homes) {
     const steps = lab.output(h.peer).split('\n').flatMap((line) => {
-      const m = /^(\S+Z) \S+ \S+ (relay-lost|relay-allocated|relay-refused|relay-link-moved|media-link-failed)(.*)$/.exec(line);
+      const m = /^(\S+Z) \S+ \S+ (relay-lost|relay-survey|sealed-link-opened|relay-allocated|relay-refused|relay-link-moved|media-link-failed)(.*)$/.exec(line);
       return m && Date.parse(m[1]) >= killedAt - 1000 ? [`+${Date.parse(m[1]) - killedAt} ${m[2]}${m[3]}`] : [];
     });
-    console.log(`${h.home.name} (${h.home.kind}): ${steps.join(' | ') || 'no failover steps'}`);
+    // And the standby it held (the last survey before the kill): losing the relay needs no handshake with it.
+    const standby = lab.output(h.peer).split('\n').filter((line) => / relay-standby /.test(line) && Date.parse(line.split(' ')[0]) < killedAt).pop();
+    console.log(`${h.home.name} (${h.home.kind}): ${steps.join(' | ') || 'no failover steps'}; before: ${standby ?? 'no standby survey'}`);
   }
   if (process.env.LAB_VERBOSE) console.log(`killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
   assert.ok(resumed, `media flows again: ${JSON.stringify(after)}; killed at ${new Date(killedAt).toISOString()}\n${relayLog}`);
