@@ -183,8 +183,10 @@ export class NatUpkeep {
    * hold an allocation, so that losing it needs no lookup: the ring may route one through the
    * very relay that died.
    */
-  private survey(kind: KindDefinition, usable: (address: Address) => boolean, done: (ranked: RelayEntry[]) => void): void {
-    findRelays(this.peer.client, kind, (_error, relays) => {
+  private survey(kind: KindDefinition, usable: (address: Address) => boolean, done: (ranked: RelayEntry[], error?: Error) => void): void {
+    findRelays(this.peer.client, kind, (error, relays) => {
+      // A lookup that failed (a route through a peer that just died) tells nothing: keep what we knew.
+      if (error) return done(this.lastFound.filter((r) => usable(r.address)), error);
       const found = (relays ?? []).filter((r) => r.free > 0 && r.nodeId !== this.peer.nodeId && usable(r.address));
       const clock = this.peer.router.clock;
       const ping = (address: Address, answered: (rttMs: number | undefined) => void): void => {
@@ -208,12 +210,12 @@ export class NatUpkeep {
     // Not `busy`: losing our relay meanwhile must not wait for this lookup.
     this.surveying = true;
     const ours = this.peer.nat.relay.server;
-    this.survey(kind, (address) => !ours || addressKey(address) !== addressKey(ours), (ranked) => {
+    this.survey(kind, (address) => !ours || addressKey(address) !== addressKey(ours), (ranked, error) => {
       this.surveying = false;
       // A warm standby: with a sealed link open to the nearest other relay, losing ours costs no
       // handshake, only the Allocate.
       const standby = ranked[0];
-      this.log.info('relay-standby', { found: ranked.length, standby: standby ? addressKey(standby.address) : null });
+      this.log.info('relay-standby', { found: ranked.length, standby: standby ? addressKey(standby.address) : null, ...(error ? { error: error.message } : {}) });
       const retrySoon = () => {
         this.nextSurveyAt = Math.min(this.nextSurveyAt, this.peer.router.clock.now() + this.standbyRetryMs);
         this.standbyRetryMs = Math.min(this.standbyRetryMs * 2, STANDBY_SURVEY_MS);
