@@ -85,17 +85,21 @@ export class ResourceStore {
     const entryAt = (key: string) => batch.get(key) ?? slot?.entries.get(key);
     let addedBytes = 0;
     let addedEntries = 0;
+    const kept: StoredData[] = [];
     for (const value of data.values) {
       checkModel(kind, value);
       if (value.entry.value.length > kind.maxSize) {
         throw new OverlayError(ErrorCode.DataTooLarge, `value of ${value.entry.value.length} bytes exceeds ${kind.name}'s ${kind.maxSize}`);
       }
-      if (isExpired(value, nowMs)) throw new OverlayError(ErrorCode.DataTooOld, 'value has already expired');
       const key = entryKeyText(value.entry.key);
       const existing = entryAt(key);
-      if (existing && existing.storageTime > value.storageTime) {
-        throw new OverlayError(ErrorCode.DataTooOld, 'a newer value is already stored');
-      }
+      const stale = isExpired(value, nowMs) || (existing !== undefined && existing.storageTime > value.storageTime);
+      // A copy carries everything its sender holds: what we hold newer (or what expired on the
+      // way) is passed over, not a reason to refuse the rest, which would be sent again and again.
+      if (stale && replica) continue;
+      if (isExpired(value, nowMs)) throw new OverlayError(ErrorCode.DataTooOld, 'value has already expired');
+      if (stale) throw new OverlayError(ErrorCode.DataTooOld, 'a newer value is already stored');
+      kept.push(value);
       addedBytes += value.entry.value.length - (existing?.valueLength ?? 0);
       if (!existing) addedEntries++;
       batch.set(key, { storageTime: value.storageTime, valueLength: value.entry.value.length });
@@ -110,7 +114,7 @@ export class ResourceStore {
     if (this.limits.maxEntries !== undefined && this.entryCount + addedEntries > this.limits.maxEntries) {
       throw new OverlayError(ErrorCode.DataTooLarge, `quota: this peer holds its most entries (${this.limits.maxEntries}; its memory is capped)`);
     }
-    return data.values.map((value) => ({ op: 'put', resource, kind: data.kind, generation, data: value }));
+    return kept.map((value) => ({ op: 'put', resource, kind: data.kind, generation, data: value }));
   }
 
   /** Applies durable changes (after the backend acknowledged them, or when replaying it). */
@@ -212,6 +216,11 @@ export class ResourceStore {
       for (const { kind, generation, entries } of slots) for (const held of entries.values()) out.push({ op: 'put', resource: r, kind, generation, data: held.unpack() });
     }
     return out;
+  }
+
+  /** How many entries `resource` holds, of every kind. */
+  entriesOf(resource: Id): number {
+    return this.resources.get(resource)?.slots.reduce((n, slot) => n + slot.entries.size, 0) ?? 0;
   }
 
   resourceIds(): Id[] {

@@ -47,11 +47,20 @@ const COPIES_IN_FLIGHT = 16;
 const HANDOVER_WAIT_MS = 1_500;
 /** A peer that joins again within this long is not sent everything again (see handOverTo). */
 const REHANDOVER_MS = 60_000;
+/**
+ * After a copy to a peer failed, nothing more is sent to it for this long, doubling with each
+ * failure up to COPY_BACKOFF_MAX_MS: a neighbour that refuses or never answers our Stores would
+ * otherwise have its whole range sent again at every rebalance, and hold every copy slot.
+ */
+const COPY_BACKOFF_MS = 5_000;
+const COPY_BACKOFF_MAX_MS = 300_000;
 
 interface Copy {
   readonly peer: Id;
   readonly resource: Id;
   readonly replicaNumber: number;
+  /** A hand-over to a predecessor, not a replica for a successor (the counters tell them apart). */
+  readonly handover: boolean;
   /** Called once the peer acknowledged the copy, or it failed. */
   readonly sent?: () => void;
 }
@@ -84,6 +93,11 @@ export class StorageService {
   );
   /** Joining peers we handed data over to in the last REHANDOVER_MS, and when. */
   private readonly handedOver = new Map<Id, number>();
+  /** Joining peers whose hand-over is still being sent. */
+  private readonly handingOver = new Set<Id>();
+  /** Peers whose last copy failed: how many times in a row, and until when nothing goes to them. */
+  private readonly copyBackoff = new Map<Id, { failures: number; until: number }>();
+  private rebalanceAt = Infinity;
   private rebalanceTimer: TimerHandle | undefined;
   private expiryTimer: TimerHandle | undefined;
   private stopped = false;
@@ -133,7 +147,7 @@ export class StorageService {
       // (handing over after a join) from a successor that held the data until now.
       const near = this.options.replicas - 1;
       const neighbors = [...this.topology.predecessorIds().slice(0, near), ...this.topology.successorIds().slice(0, near)];
-      if (!neighbors.includes(req.origin) && req.origin !== this.topology.admittingPeer()) throw new OverlayError(ErrorCode.Forbidden, 'copies are accepted only from ring neighbours');
+      if (!neighbors.includes(req.origin) && !this.fromAdmittingPeer(req.origin, resource)) throw new OverlayError(ErrorCode.Forbidden, 'copies are accepted only from ring neighbours');
       this.counters.replicaStores++;
     } else if (!this.topology.isResponsible(resource)) {
       throw new OverlayError(ErrorCode.Forbidden, 'not responsible for this Resource-ID');
@@ -153,7 +167,11 @@ export class StorageService {
         return;
       }
       for (const change of changes) this.store.apply(change);
-      this.copiesSent.delete(resource);
+      // A copy that we took whole, of everything we hold, leaves its sender holding what we hold:
+      // it needs no copy back (else the two would send the range to each other at every rebalance).
+      const copied = request.kinds.reduce((n, k) => n + k.values.length, 0);
+      if (replica && changes.length === copied && this.store.entriesOf(resource) === copied) this.copiesSent.set(resource, [req.origin]);
+      else this.copiesSent.delete(resource);
       this.counters.stores++;
       const replicas = replica ? [] : this.replicaSet();
       req.respond(
@@ -163,6 +181,15 @@ export class StorageService {
       );
       if (!replica || this.topology.isResponsible(resource)) this.replicate(resource);
     });
+  }
+
+  /**
+   * While we join, the admitting peer hands over our future range, which lies before it: never
+   * its own range, between us and it.
+   */
+  private fromAdmittingPeer(origin: Id, resource: Id): boolean {
+    const admitting = this.topology.admittingPeer();
+    return admitting !== undefined && origin === admitting && !betweenRightClosed(resource, this.router.nodeId, admitting);
   }
 
   /** Signature, access control, then the store's own rules; throws OverlayError. */
@@ -208,20 +235,27 @@ export class StorageService {
   /** Sends our copy of `resource` to each replica peer that does not have it yet. */
   private replicate(resource: Id): void {
     this.replicaSet().forEach((peer, i) => {
-      this.copyOnce({ peer, resource, replicaNumber: i + 1 });
+      this.copyOnce({ peer, resource, replicaNumber: i + 1, handover: false });
     });
   }
 
-  /** Queues our copy of `resource` for `peer`, unless it was already sent there. */
+  /** Queues our copy of `resource` for `peer`, unless it was already sent there or the peer is backed off. */
   private copyOnce(copy: Copy): void {
     const sent = this.copiesSent.get(copy.resource) ?? [];
     if (sent.includes(copy.peer)) return;
+    const backoff = this.copyBackoff.get(copy.peer);
+    if (backoff && backoff.until > this.router.clock.now()) return this.scheduleRebalance(backoff.until - this.router.clock.now());
     this.copiesSent.set(copy.resource, appended(sent, copy.peer));
     this.copies.add(copy);
   }
 
   /** Sends what we hold of `resource` (as it is now, not when the copy was queued). */
-  private sendCopy({ peer, resource, replicaNumber }: Copy, done: () => void): void {
+  private sendCopy({ peer, resource, replicaNumber, handover }: Copy, done: () => void): void {
+    // Queued before the peer failed us: given back, for the rebalance after the back-off.
+    if (this.backedOff(peer)) {
+      this.unmark(resource, peer);
+      return done();
+    }
     const byKind = new Map<number, StoreKindData>();
     for (const change of this.store.changesFor(resource)) {
       if (change.op !== 'put') continue;
@@ -229,17 +263,34 @@ export class StorageService {
       byKind.set(change.kind, { ...entry, values: [...entry.values, change.data] });
     }
     if (byKind.size === 0 || this.stopped) return done();
-    if (this.topology.successorIds().includes(peer)) this.counters.replicationsSent++;
-    else this.counters.handovers++;
+    if (handover) this.counters.handovers++;
+    else this.counters.replicationsSent++;
     const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
     this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
       done();
-      if (!error) return;
-      // Not at the next ring change, which may be the failure that takes the last copy: soon.
-      const sent = this.copiesSent.get(resource);
-      if (sent) this.copiesSent.set(resource, without(sent, peer));
-      this.scheduleRebalance();
+      if (!error) return void this.copyBackoff.delete(peer);
+      this.unmark(resource, peer);
+      // Sent again not at the next ring change, which may be the failure that takes the last
+      // copy, but once the peer's back-off is over. One failure counts per round of copies: the
+      // others in it failed for the same reason.
+      if (this.backedOff(peer)) return;
+      const now = this.router.clock.now();
+      for (const [id, b] of this.copyBackoff) if (b.until <= now - COPY_BACKOFF_MAX_MS) this.copyBackoff.delete(id);
+      const failures = (this.copyBackoff.get(peer)?.failures ?? 0) + 1;
+      const waitMs = Math.min(COPY_BACKOFF_MS * 2 ** (failures - 1), COPY_BACKOFF_MAX_MS);
+      this.copyBackoff.set(peer, { failures, until: now + waitMs });
+      this.scheduleRebalance(waitMs);
     }, { attempts: 2 });
+  }
+
+  private backedOff(peer: Id): boolean {
+    const backoff = this.copyBackoff.get(peer);
+    return backoff !== undefined && backoff.until > this.router.clock.now();
+  }
+
+  private unmark(resource: Id, peer: Id): void {
+    const sent = this.copiesSent.get(resource);
+    if (sent) this.copiesSent.set(resource, without(sent, peer));
   }
 
   /**
@@ -248,40 +299,49 @@ export class StorageService {
    * answers finds them (else it would answer "nothing stored" until our next rebalance).
    */
   private handOverTo(joiner: Id, done: () => void): void {
-    const self = this.router.nodeId;
-    // (A peer that restarts joins again while it may still be our predecessor: it gets its range again.)
-    const from = this.topology.predecessorIds().find((id) => id !== joiner) ?? self;
-    // Only a newcomer that will be our predecessor takes anything from us.
-    const between = joiner !== self && (from === self || betweenRightClosed(joiner, from, self));
-    const resources = between && !this.stopped ? this.store.resourceIds().filter((r) => betweenRightClosed(r, from, joiner)) : [];
-    if (resources.length === 0) return done();
-    // A Join means the peer starts afresh: whatever we sent it before, it gets again; but once a
-    // minute at most, or each Join (200 a second fit a peer's request budget) would send it all again.
+    // A Join means the peer starts afresh (it may have restarted with nothing): it gets its range
+    // even if we sent it before, but once a minute at most, and not while its last hand-over is
+    // still on its way, or each Join (a peer may send 200 requests a second) would send it all again.
     const now = this.router.clock.now();
     for (const [id, at] of this.handedOver) if (now - at >= REHANDOVER_MS) this.handedOver.delete(id);
-    const afresh = !this.handedOver.has(joiner);
-    if (afresh) this.handedOver.set(joiner, now);
-    const unsent = resources.filter((resource) => {
-      const sent = this.copiesSent.get(resource) ?? [];
-      if (afresh && sent.includes(joiner)) this.copiesSent.set(resource, without(sent, joiner));
-      return afresh || !sent.includes(joiner);
-    });
-    let waiting = unsent.length;
-    if (waiting === 0) return done();
-    let finished = false;
-    const finish = (): void => {
-      if (finished) return;
-      finished = true;
+    if (this.stopped || this.handedOver.has(joiner) || this.handingOver.has(joiner) || this.backedOff(joiner)) return done();
+    const self = this.router.nodeId;
+    // (A peer that restarts joins again while it may still be our predecessor.)
+    const from = this.topology.predecessorIds().find((id) => id !== joiner) ?? self;
+    // Only a newcomer that will be our predecessor takes anything from us.
+    if (joiner === self || (from !== self && !betweenRightClosed(joiner, from, self))) return done();
+    const resources = this.store.resourceIds().filter((r) => betweenRightClosed(r, from, joiner));
+    if (resources.length === 0) return done();
+    this.handedOver.set(joiner, now);
+    this.handingOver.add(joiner);
+    let waiting = resources.length;
+    let answered = false;
+    const answer = (): void => {
+      if (answered) return;
+      answered = true;
       this.router.clock.clearTimer(timer);
       done();
     };
-    const timer = this.router.clock.setTimer(HANDOVER_WAIT_MS, finish);
-    for (const resource of unsent) this.copyOnce({ peer: joiner, resource, replicaNumber: 1, sent: () => --waiting === 0 && finish() });
+    const timer = this.router.clock.setTimer(HANDOVER_WAIT_MS, answer);
+    const sent = (): void => {
+      if (--waiting > 0) return;
+      this.handingOver.delete(joiner);
+      answer();
+    };
+    for (const resource of resources) {
+      this.copiesSent.set(resource, appended(without(this.copiesSent.get(resource) ?? [], joiner), joiner));
+      this.copies.add({ peer: joiner, resource, replicaNumber: 1, handover: true, sent });
+    }
   }
 
-  private scheduleRebalance(): void {
-    if (this.stopped || this.rebalanceTimer) return;
-    this.rebalanceTimer = this.router.clock.setTimer(this.options.rebalanceDelayMs, () => {
+
+  /** A rebalance in `delayMs` (or sooner, if one is due sooner already). */
+  private scheduleRebalance(delayMs = this.options.rebalanceDelayMs): void {
+    const at = this.router.clock.now() + delayMs;
+    if (this.stopped || (this.rebalanceTimer && this.rebalanceAt <= at)) return;
+    this.router.clock.clearTimer(this.rebalanceTimer);
+    this.rebalanceAt = at;
+    this.rebalanceTimer = this.router.clock.setTimer(delayMs, () => {
       this.rebalanceTimer = undefined;
       this.rebalance();
     });
@@ -303,7 +363,7 @@ export class StorageService {
       for (let i = 0; i < preds.length; i++) {
         const before = preds[i + 1];
         if (before === undefined || betweenRightClosed(resource, before, preds[i])) {
-          if (i < this.options.replicas - 1) this.copyOnce({ peer: preds[i], resource, replicaNumber: i + 1 });
+          if (i < this.options.replicas - 1) this.copyOnce({ peer: preds[i], resource, replicaNumber: i + 1, handover: true });
           break;
         }
       }

@@ -37,6 +37,19 @@ test('an older value never replaces a newer one (Error_Data_Too_Old), and expire
   refused(ErrorCode.DataTooOld, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 5, 'x', { time: NOW_MS - 10_000, lifetime: 1 })] }, false, NOW_MS));
 });
 
+test('a copy from a neighbour (a replica) passes over what we hold newer, or what expired on the way, and keeps the rest', () => {
+  const store = new ResourceStore(kinds);
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'newer here', { time: NOW_MS })]);
+  const copy = [value(alice, R, NOTE, 0, 'older there', { time: NOW_MS - 1000 }), value(alice, R, NOTE, 1, 'expired', { time: NOW_MS - 10_000, lifetime: 1 }), value(alice, R, NOTE, 2, 'new to us')];
+  const changes = store.prepare(R, { kind: NOTE, generation: 7n, values: copy }, true, NOW_MS);
+  assert.equal(changes.length, 1, 'only the value we lacked');
+  for (const c of changes) store.apply(c);
+  const held = store.fetch(R, NOTE, { all: true }, NOW_MS).values.map((v) => new TextDecoder().decode(v.entry.value));
+  assert.deepEqual(held.sort(), ['new to us', 'newer here']);
+  // Refusing the whole copy would have it sent again at every rebalance; a Store from a user still is refused.
+  refused(ErrorCode.DataTooOld, () => store.prepare(R, { kind: NOTE, generation: 0n, values: copy }, false, NOW_MS));
+});
+
 test('the data model, value size, entry count and unknown kinds are enforced', () => {
   const store = new ResourceStore(kinds);
   refused(ErrorCode.InvalidMessage, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, null, 'single in an array kind')] }, false, NOW_MS));

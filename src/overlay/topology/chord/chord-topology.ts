@@ -103,7 +103,8 @@ export class ChordTopology implements Topology {
       // RFC 6940 s10.6: the joining peer gets what it will be responsible for, then the admitting
       // peer takes it as its predecessor; answered, it is responsible the moment it has joined.
       this.admissionHandler(joiningPeerId, () => {
-        if (this.join.state === 'left') return;
+        // Left meanwhile: said at once, so the newcomer looks for another peer rather than time out.
+        if (this.join.state === 'left') return req.fail(ErrorCode.NotFound, 'this peer is leaving the ring');
         this.learn([joiner], true);
         this.counters.joins++;
         req.respond(joinAns.encode({ view: this.view(ChordUpdateType.Full) }));
