@@ -39,6 +39,8 @@ export interface StorageServiceOptions {
  * heap, and overrun the receiving neighbour's request budget; waiting copies cost a few words.
  */
 const COPIES_IN_FLIGHT = 16;
+/** Of those, to one peer: one that stalls our Stores holds no more slots than this. */
+const COPIES_IN_FLIGHT_PER_PEER = 4;
 
 /**
  * How long a Join waits for the admitting peer's hand-over (RFC 6940 s10.6 step 5). A small one
@@ -50,10 +52,11 @@ const REHANDOVER_MS = 60_000;
 /**
  * After a copy to a peer failed, nothing more is sent to it for this long, doubling with each
  * failure up to COPY_BACKOFF_MAX_MS: a neighbour that refuses or never answers our Stores would
- * otherwise have its whole range sent again at every rebalance, and hold every copy slot.
+ * otherwise have its whole range sent again at every rebalance (500 ms). Short enough that an
+ * honest peer behind a link that came back gets its replicas soon.
  */
 const COPY_BACKOFF_MS = 5_000;
-const COPY_BACKOFF_MAX_MS = 300_000;
+const COPY_BACKOFF_MAX_MS = 30_000;
 
 interface Copy {
   readonly peer: Id;
@@ -85,12 +88,10 @@ export class StorageService {
    * would cost about 230 bytes for each of the thousands of resources a peer holds).
    */
   private readonly copiesSent = new Map<Id, readonly Id[]>();
-  private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) =>
-    this.sendCopy(copy, () => {
-      done();
-      copy.sent?.();
-    }),
-  );
+  private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) => this.runCopy(copy, done));
+  /** Copies in flight to each peer, and those waiting for one of its slots. */
+  private readonly inFlightTo = new Map<Id, number>();
+  private readonly waitingFor = new Map<Id, Copy[]>();
   /** Joining peers we handed data over to in the last REHANDOVER_MS, and when. */
   private readonly handedOver = new Map<Id, number>();
   /** Joining peers whose hand-over is still being sent. */
@@ -130,6 +131,7 @@ export class StorageService {
   stop(): void {
     this.stopped = true;
     this.copies.clear();
+    this.waitingFor.clear();
     this.router.clock.clearTimer(this.rebalanceTimer);
     this.router.clock.clearTimer(this.expiryTimer);
   }
@@ -243,17 +245,42 @@ export class StorageService {
   private copyOnce(copy: Copy): void {
     const sent = this.copiesSent.get(copy.resource) ?? [];
     if (sent.includes(copy.peer)) return;
-    const backoff = this.copyBackoff.get(copy.peer);
-    if (backoff && backoff.until > this.router.clock.now()) return this.scheduleRebalance(backoff.until - this.router.clock.now());
+    const backoff = this.backoffLeft(copy.peer);
+    if (backoff > 0) return this.scheduleRebalance(backoff);
     this.copiesSent.set(copy.resource, appended(sent, copy.peer));
     this.copies.add(copy);
+  }
+
+  /** Runs a copy within its peer's share of the slots, or puts it aside until one is free. */
+  private runCopy(copy: Copy, done: () => void): void {
+    const running = this.inFlightTo.get(copy.peer) ?? 0;
+    if (running >= COPIES_IN_FLIGHT_PER_PEER) {
+      const waiting = this.waitingFor.get(copy.peer);
+      if (waiting) waiting.push(copy);
+      else this.waitingFor.set(copy.peer, [copy]);
+      return done();
+    }
+    this.inFlightTo.set(copy.peer, running + 1);
+    this.sendCopy(copy, () => {
+      const left = (this.inFlightTo.get(copy.peer) ?? 1) - 1;
+      if (left > 0) this.inFlightTo.set(copy.peer, left);
+      else this.inFlightTo.delete(copy.peer);
+      const waiting = this.waitingFor.get(copy.peer);
+      const next = waiting?.shift();
+      if (waiting?.length === 0) this.waitingFor.delete(copy.peer);
+      done();
+      copy.sent?.();
+      if (next && !this.stopped) this.copies.add(next);
+    });
   }
 
   /** Sends what we hold of `resource` (as it is now, not when the copy was queued). */
   private sendCopy({ peer, resource, replicaNumber, handover }: Copy, done: () => void): void {
     // Queued before the peer failed us: given back, for the rebalance after the back-off.
-    if (this.backedOff(peer)) {
+    const backoff = this.backoffLeft(peer);
+    if (backoff > 0) {
       this.unmark(resource, peer);
+      this.scheduleRebalance(backoff);
       return done();
     }
     const byKind = new Map<number, StoreKindData>();
@@ -268,13 +295,20 @@ export class StorageService {
     const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
     this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
       done();
-      if (!error) return void this.copyBackoff.delete(peer);
+      const now = this.router.clock.now();
+      const backoff = this.copyBackoff.get(peer);
+      if (!error) {
+        // One answer does not undo every failure: a peer that answers one copy a round and
+        // stalls the rest stays backed off.
+        if (backoff && backoff.failures > 1) this.copyBackoff.set(peer, { ...backoff, failures: backoff.failures - 1 });
+        else this.copyBackoff.delete(peer);
+        return;
+      }
       this.unmark(resource, peer);
       // Sent again not at the next ring change, which may be the failure that takes the last
       // copy, but once the peer's back-off is over. One failure counts per round of copies: the
       // others in it failed for the same reason.
-      if (this.backedOff(peer)) return;
-      const now = this.router.clock.now();
+      if (backoff && backoff.until > now) return this.scheduleRebalance(backoff.until - now);
       for (const [id, b] of this.copyBackoff) if (b.until <= now - COPY_BACKOFF_MAX_MS) this.copyBackoff.delete(id);
       const failures = (this.copyBackoff.get(peer)?.failures ?? 0) + 1;
       const waitMs = Math.min(COPY_BACKOFF_MS * 2 ** (failures - 1), COPY_BACKOFF_MAX_MS);
@@ -283,9 +317,9 @@ export class StorageService {
     }, { attempts: 2 });
   }
 
-  private backedOff(peer: Id): boolean {
-    const backoff = this.copyBackoff.get(peer);
-    return backoff !== undefined && backoff.until > this.router.clock.now();
+  /** How long nothing more goes to `peer` (0: copies may go). */
+  private backoffLeft(peer: Id): number {
+    return Math.max(0, (this.copyBackoff.get(peer)?.until ?? 0) - this.router.clock.now());
   }
 
   private unmark(resource: Id, peer: Id): void {
@@ -304,15 +338,17 @@ export class StorageService {
     // still on its way, or each Join (a peer may send 200 requests a second) would send it all again.
     const now = this.router.clock.now();
     for (const [id, at] of this.handedOver) if (now - at >= REHANDOVER_MS) this.handedOver.delete(id);
-    if (this.stopped || this.handedOver.has(joiner) || this.handingOver.has(joiner) || this.backedOff(joiner)) return done();
+    if (this.stopped || this.handedOver.has(joiner) || this.handingOver.has(joiner)) return done();
     const self = this.router.nodeId;
     // (A peer that restarts joins again while it may still be our predecessor.)
     const from = this.topology.predecessorIds().find((id) => id !== joiner) ?? self;
     // Only a newcomer that will be our predecessor takes anything from us.
     if (joiner === self || (from !== self && !betweenRightClosed(joiner, from, self))) return done();
+    this.handedOver.set(joiner, now); // before the scan: each Join costs one, at most once a minute
+    // It may have failed our copies before it restarted.
+    this.copyBackoff.delete(joiner);
     const resources = this.store.resourceIds().filter((r) => betweenRightClosed(r, from, joiner));
     if (resources.length === 0) return done();
-    this.handedOver.set(joiner, now);
     this.handingOver.add(joiner);
     let waiting = resources.length;
     let answered = false;
