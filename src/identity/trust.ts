@@ -71,7 +71,3 @@ export class OpenTrustPolicy extends CachingTrustPolicy {
     return { claims, bytes, publicKey };
   }
 }
-
-export function certificateHolds(cert: Certificate, nodeId: Id): boolean {
-  return cert.claims.nodeIds.includes(nodeId);
-}

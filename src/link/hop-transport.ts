@@ -245,11 +245,6 @@ export class HopTransport {
     return this.isWatched(key) || this.clock.now() - peer.lastHeardAt < withinMs;
   }
 
-  /** Smoothed round-trip time to an address, if measured. */
-  rttTo(address: Address): number | undefined {
-    return this.peers.get(addressKey(address))?.srtt;
-  }
-
   stats(): { links: number; unacked: number; reassembling: number } {
     let unacked = 0;
     for (const peer of this.peers.values()) unacked += peer.unacked.size;

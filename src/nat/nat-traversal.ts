@@ -72,8 +72,6 @@ export interface NatCounters {
   redirectsRefused: number;
 }
 
-const REFLEXIVE_REFRESH_MS = 5 * 60_000;
-
 export class NatTraversal {
   readonly stun = new StunServer();
   readonly transactions: StunTransactions;
@@ -85,7 +83,6 @@ export class NatTraversal {
   private readonly strangerResponsePorts: TokenBucket;
   /** Server-reflexive addresses, one per STUN server asked, first answer first. */
   private reflexive: { server: Address; mapped: Address }[] = [];
-  private reflexiveAt = -Infinity;
   readonly relay: RelayClient;
   /** The external address the home router forwards to us (port mapping), if any. */
   portMapped: Address | undefined;
@@ -213,25 +210,31 @@ export class NatTraversal {
 
 
   /** Learns the server-reflexive address from the first server; calls back when it answered or gave up. */
-  learnReflexive(servers: readonly Address[], done: () => void = () => {}): void {
+  learnReflexive(servers: readonly Address[], done: (answered: boolean) => void = () => {}): void {
     const own = addressKey(this.deps.host());
     // One server: a second would open our NAT's filter to it before discovery tests filtering.
     const asked = servers.filter((s) => addressKey(s) !== own).slice(0, 1);
-    if (asked.length === 0) return done();
+    if (asked.length === 0) return done(false);
     const found: { server: Address; mapped: Address }[] = [];
     let outstanding = asked.length;
     for (const server of asked) {
       this.bindingRequest(server, (mapped) => {
         if (mapped) found.push({ server, mapped });
         if (--outstanding > 0) return;
-        if (found.length) {
-          this.reflexive = found;
-          this.reflexiveAt = this.deps.clock.now();
-        }
-        this.deps.log.debug('reflexive', { mapped: found.map((f) => addressKey(f.mapped)) });
-        done();
+        const before = this.reflexive[0]?.mapped;
+        if (found.length) this.reflexive = found;
+        // Asked again later (NatUpkeep): an ISP renumbers homes, a rebooted router maps ports anew.
+        if (before && found.length && addressKey(before) !== addressKey(found[0].mapped)) {
+          this.deps.log.info('reflexive-changed', { from: addressKey(before), to: addressKey(found[0].mapped) });
+        } else this.deps.log.debug('reflexive', { mapped: found.map((f) => addressKey(f.mapped)) });
+        done(found.length > 0);
       });
     }
+  }
+
+  /** The STUN server that told us our server-reflexive address (asked again: the same mapping, unless it changed). */
+  get reflexiveServer(): Address | undefined {
+    return this.reflexive[0]?.server;
   }
 
   /** The host other nodes reach us at from outside our NAT: the router's mapped address once STUN confirms it, else what STUN told us. */
@@ -247,10 +250,6 @@ export class NatTraversal {
   confirmedPortMapping(): Address | undefined {
     const mapped = this.portMapped;
     return mapped && this.reflexive.some((r) => r.mapped.host === mapped.host) ? mapped : undefined;
-  }
-
-  get reflexiveStale(): boolean {
-    return this.deps.clock.now() - this.reflexiveAt > REFLEXIVE_REFRESH_MS;
   }
 
   /** Host, server-reflexive and relayed candidates for an Attach (RFC 6940 s6.5.1.1). */

@@ -25,6 +25,12 @@ const STANDBY_SURVEY_MS = 120_000;
  * overlay with one relay should not be asked every few seconds.
  */
 const STANDBY_RETRY_MS = 10_000;
+/**
+ * How often our server-reflexive address is asked for again: what goes into every Attach and
+ * into the SDP of every call between homes, which an ISP that renumbers the home (or a router that
+ * reboots and maps our port anew) makes stale.
+ */
+const REFLEXIVE_REFRESH_MS = 5 * 60_000;
 /** A relay that stopped answering is not taken again for this long. */
 const LOST_RELAY_AVOIDED_MS = 120_000;
 /**
@@ -43,6 +49,10 @@ export class NatUpkeep {
   private standbyRetryMs = STANDBY_RETRY_MS;
   private busy = false;
   private lifetimeMeasured = false;
+  private nextReflexiveAt = 0;
+  /** Whether the last ask went unanswered: the next goes to another bootstrap peer. */
+  private reflexiveUnanswered = false;
+  private reflexiveTurn = 0;
   private stopped = false;
   /** Relays that stopped answering ("host:port"), until when they are passed over. */
   private readonly avoided = new Map<string, number>();
@@ -68,6 +78,7 @@ export class NatUpkeep {
 
   start(): void {
     this.peer.nat.relay.onLost = (server, routed, silent) => this.relayLost(server, routed, silent);
+    this.nextReflexiveAt = this.peer.router.clock.now() + REFLEXIVE_REFRESH_MS; // learnt while joining
     this.schedule(1_000);
   }
 
@@ -125,6 +136,7 @@ export class NatUpkeep {
 
   private tick(): void {
     const now = this.peer.router.clock.now();
+    if (this.peer.topology.joined && now >= this.nextReflexiveAt && this.bootstrap.length > 0) this.refreshReflexive(now);
     if (this.peer.topology.joined && !this.busy) {
       if (this.peer.attachFirst) {
         if (this.peer.nat.relay.state === 'none' && now >= this.nextAllocateAt) this.allocate();
@@ -140,6 +152,22 @@ export class NatUpkeep {
       }
     }
     this.schedule(CHECK_MS);
+  }
+
+  /**
+   * Asks for our server-reflexive address again: of the peer that told us last (behind a NAT whose
+   * mapping depends on the destination, another peer sees another port), or, when that one did
+   * not answer last time, of the next bootstrap peer.
+   */
+  private refreshReflexive(now: number): void {
+    this.nextReflexiveAt = now + REFLEXIVE_REFRESH_MS;
+    const last = this.peer.nat.reflexiveServer;
+    let servers: readonly Address[] = this.bootstrap;
+    if (this.reflexiveUnanswered || !last) {
+      const turn = ++this.reflexiveTurn % this.bootstrap.length;
+      servers = [...this.bootstrap.slice(turn), ...this.bootstrap.slice(0, turn)];
+    } else servers = [last, ...this.bootstrap];
+    this.peer.nat.learnReflexive(servers, (answered) => (this.reflexiveUnanswered = !answered));
   }
 
   private announce(): void {

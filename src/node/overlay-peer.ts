@@ -274,7 +274,7 @@ export class OverlayPeer {
     const mapping = await Promise.race([mapper.map().catch(() => undefined), deadline]);
     this.deps.clock.clearTimer(timer);
     if (!mapping) return;
-    await new Promise<void>((resolve) => this.nat.learnReflexive(bootstrap, resolve));
+    await new Promise<void>((resolve) => this.nat.learnReflexive(bootstrap, () => resolve()));
   }
 
   /**

@@ -7,7 +7,6 @@ import { readBytes } from './schema.js';
  */
 export type Id = bigint;
 export const ID_BYTES = 16;
-export const ID_BITS = 128;
 export const RING_SIZE = 1n << 128n;
 
 // Hex is the fastest bigint <-> bytes path in V8, several times quicker than byte-wise shifts.

@@ -44,11 +44,6 @@ export function answerCodeFor(requestCode: number): number {
   return requestCode + 1;
 }
 
-export function messageCodeName(code: number): string {
-  for (const [name, value] of Object.entries(MessageCode)) if (value === code) return name;
-  return `code-${code}`;
-}
-
 /** RELOAD error codes (RFC 6940 s14.9). */
 export const ErrorCode = {
   Forbidden: 2,

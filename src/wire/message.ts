@@ -119,8 +119,3 @@ export function decodeMessage(value: unknown, path = '$.message'): OverlayMessag
     payload,
   };
 }
-
-/** True when the message is whole (not one fragment of a larger one). */
-export function isWhole(header: ForwardingHeader, payloadLength: number): boolean {
-  return header.fragment.offset === 0 && header.fragment.total === payloadLength;
-}

@@ -9,7 +9,6 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivate
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 const TAG_BYTES = 16;
-export const SEAL_OVERHEAD_BYTES = TAG_BYTES;
 
 export interface EphemeralKey {
   readonly privateKey: KeyObject;

@@ -175,11 +175,6 @@ export class EnrollmentAuthority {
     return certificate;
   }
 
-  /** Certificates issued here and not yet expired, newest last. */
-  issuedCertificates(): readonly IssuedRecord[] {
-    return this.issued;
-  }
-
   /**
    * `p2psip revoke`: puts the keys of a user's certificates (or one key by fingerprint) on the
    * configuration's revocation list and signs the new document; ConfigUpdate carries it on.

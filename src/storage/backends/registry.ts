@@ -15,7 +15,3 @@ export function createBackend(name: string, dataDir: string): StorageBackend {
   if (!factory) throw new RangeError(`unknown storage backend ${name} (known: ${Object.keys(FACTORIES).join(', ')})`);
   return factory(dataDir);
 }
-
-export function backendNames(): string[] {
-  return Object.keys(FACTORIES);
-}

@@ -23,10 +23,6 @@ export class NeighborTable {
     return this.predecessors[0];
   }
 
-  isEmpty(): boolean {
-    return this.successors.length === 0 && this.predecessors.length === 0;
-  }
-
   has(id: Id): boolean {
     return this.successors.some((c) => c.id === id) || this.predecessors.some((c) => c.id === id);
   }

@@ -61,12 +61,6 @@ export function parseHostPort(text: string): { host: string; port?: number } {
   return { host: host.toLowerCase(), ...(port !== undefined ? { port } : {}) };
 }
 
-export function formatSipUri(uri: SipUri): string {
-  const user = uri.user !== undefined ? `${escapeUser(uri.user)}${uri.password !== undefined ? `:${escapeUser(uri.password)}` : ''}@` : '';
-  const port = uri.port !== undefined ? `:${uri.port}` : '';
-  return `${uri.scheme}:${user}${uri.host}${port}${formatParams(uri.params)}${uri.headers !== undefined ? `?${uri.headers}` : ''}`;
-}
-
 /** The address-of-record key of a URI: user@host, lowercased host (RFC 3261 s10.3 step 5). */
 export function aorOf(uri: SipUri): string {
   return `${uri.user ?? ''}@${uri.host}`;

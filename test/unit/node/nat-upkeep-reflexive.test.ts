@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Link } from '../../../src/link/link.js';
+import { NatTraversal } from '../../../src/nat/nat-traversal.js';
+import { RelayLink } from '../../../src/nat/relay/relay-link.js';
+import { NatUpkeep } from '../../../src/node/nat-upkeep.js';
+import type { OverlayPeer } from '../../../src/node/overlay-peer.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import { type Address, addressKey } from '../../../src/wire/address.js';
+
+/*
+ * A home's public address changes under it (the ISP renumbers the line, the router reboots and
+ * maps the port anew): what goes into its Attaches and into the SDP of its calls must follow. Two
+ * public peers answer STUN (each a NatTraversal, as in a peer); the home sits behind a NAT whose
+ * mapping the test changes, and NatUpkeep asks again every five minutes.
+ */
+const HOME: Address = { host: '192.168.1.10', port: 6084 };
+const PUBLIC: Address[] = [
+  { host: '198.18.0.1', port: 6084 },
+  { host: '198.18.0.2', port: 6084 },
+];
+
+function world() {
+  const clock = new VirtualClock();
+  const random = new SeededRandom(5);
+  let mapped: Address = { host: '198.18.7.1', port: 40000 };
+  const silent = new Set<string>();
+  const nats = new Map<string, NatTraversal>();
+  const node = (host: Address): NatTraversal => {
+    const link: Link = { localAddress: host, send: () => {}, onDatagram: () => {}, close: async () => {} };
+    const nat = new NatTraversal({
+      clock,
+      random: random.fork(),
+      log: silentLogger,
+      host: () => host,
+      relayLink: new RelayLink(link),
+      sendRaw: (to, datagram) => {
+        // The home's datagrams leave through its NAT; answers to the mapping come back to it.
+        const source = addressKey(host) === addressKey(HOME) ? mapped : host;
+        if (silent.has(addressKey(host))) return;
+        const target = addressKey(to) === addressKey(mapped) ? nats.get(addressKey(HOME)) : nats.get(addressKey(to));
+        if (target) clock.setTimer(5, () => target.receive('host', source, datagram));
+      },
+    });
+    nats.set(addressKey(host), nat);
+    return nat;
+  };
+  for (const p of PUBLIC) node(p);
+  const home = node(HOME);
+  const peer = { router: { clock }, topology: { joined: true }, attachFirst: false, nat: home } as unknown as OverlayPeer;
+  return {
+    clock,
+    home,
+    upkeep: new NatUpkeep(peer, PUBLIC, false, silentLogger),
+    renumber: (to: Address) => (mapped = to),
+    silence: (p: Address) => silent.add(addressKey(p)),
+  };
+}
+
+test('the public address is asked for again every five minutes, so a renumbered home advertises its new one', () => {
+  const w = world();
+  w.home.learnReflexive([PUBLIC[0]]); // as when it joined
+  w.clock.runUntil(1_000);
+  assert.equal(w.home.publicHost, '198.18.7.1');
+  w.upkeep.start();
+  w.renumber({ host: '198.18.9.9', port: 51000 });
+  w.clock.runUntil(4 * 60_000);
+  assert.equal(w.home.publicHost, '198.18.7.1', 'not asked again before five minutes');
+  w.clock.runUntil(5 * 60_000 + 6_000);
+  assert.equal(w.home.publicHost, '198.18.9.9', 'the new address after five minutes');
+  assert.ok(w.home.candidates().some((c) => c.address.host === '198.18.9.9' && c.address.port === 51000), 'and in the Attach candidates');
+  assert.equal(addressKey(w.home.reflexiveServer!), addressKey(PUBLIC[0]), 'asked of the same peer, whose view of our mapping is the one to compare');
+  w.upkeep.stop();
+});
+
+test('when the peer that told us stops answering, the next refresh asks another bootstrap peer', () => {
+  const w = world();
+  w.home.learnReflexive([PUBLIC[0]]);
+  w.clock.runUntil(1_000);
+  w.upkeep.start();
+  w.silence(PUBLIC[0]);
+  w.renumber({ host: '198.18.9.10', port: 52000 });
+  w.clock.runUntil(5 * 60_000 + 60_000);
+  assert.equal(w.home.publicHost, '198.18.7.1', 'the first peer did not answer: nothing learnt');
+  w.clock.runUntil(10 * 60_000 + 60_000);
+  assert.equal(w.home.publicHost, '198.18.9.10', 'the second peer told us');
+  assert.equal(addressKey(w.home.reflexiveServer!), addressKey(PUBLIC[1]));
+  w.upkeep.stop();
+});
