@@ -1,4 +1,3 @@
-import { type Id } from '../wire/id.js';
 import { type Certificate, CertificateError, certificateSignatureValid, parseCertificate, SELF_ISSUER } from './certificate.js';
 import { nodeIdFromPublicKey } from './ids.js';
 import { publicKeyObject } from './keys.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
+import { eventually, freeUdpPort, processLab } from '../helpers/processes.js';
 import { type BackgroundSipp, SKIP_WITHOUT_SIPP, scenarioFrom, startSipp } from '../helpers/sipp.js';
 import { homesWithPhones } from '../helpers/sip-homes.js';
 

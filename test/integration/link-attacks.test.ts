@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Attr, attribute, decodeStun, encodeStun, StunClass, StunMethod } from '../../src/nat/stun/message.js';
+import { Attr, encodeStun, StunClass, StunMethod } from '../../src/nat/stun/message.js';
 import type { Address } from '../../src/wire/address.js';
 import { encodeFrame, FrameType } from '../../src/wire/frame.js';
 import { decodeSecurityFrame, encodeSecurityFrame, type LinkHello, type SealedFrame, type SecurityFrame } from '../../src/wire/link-security.js';

@@ -13,7 +13,7 @@ import { natlabFixture, peerStatus, startOpenPeer, startPublicPeers, stopPeer } 
  * removes it when it stops.
  */
 const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-iptables) and iptables-legacy are needed (.ci/run installs them)');
-const { lab, root, bundle: BUNDLE } = natlabFixture('k', 'p2psip-natlab-permanent-');
+const { lab, root } = natlabFixture('k', 'p2psip-natlab-permanent-');
 const status = peerStatus;
 
 

@@ -11,7 +11,7 @@ import { natlabFixture, peerStatus, startOpenPeer, startPublicPeers, stopPeer } 
  * peer becomes reachable by anyone (no Attach needed), and the forward is gone when it stops.
  */
 const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-iptables) and iptables-legacy are needed (.ci/run installs them)');
-const { lab, root, bundle: BUNDLE } = natlabFixture('m', 'p2psip-natlab-upnp-');
+const { lab, root } = natlabFixture('m', 'p2psip-natlab-upnp-');
 const status = peerStatus;
 
 /** A STUN Binding request from a port nobody behind the NAT ever talked to (argv: host, port). */

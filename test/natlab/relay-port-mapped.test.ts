@@ -13,7 +13,7 @@ import { natlabFixture, peerStatus, startOpenPeer, startPublicPeers, stopPeer } 
  * connect through it. Allocations that end take their forwards with them.
  */
 const SKIP = SKIP_WITHOUT_LAB || (HAS_MINIUPNPD ? false : 'miniupnpd (miniupnpd-iptables) and iptables-legacy are needed (.ci/run installs them)');
-const { lab, root, bundle: BUNDLE } = natlabFixture('q', 'p2psip-natlab-mapped-relay-');
+const { lab, root } = natlabFixture('q', 'p2psip-natlab-mapped-relay-');
 const status = peerStatus;
 
 

@@ -5,7 +5,7 @@ import { SeededRandom } from '../../src/runtime/random.js';
 import { Simulation } from '../../src/sim/simulation.js';
 import { encodeCbor } from '../../src/wire/cbor.js';
 import { encodeFrame, FrameType } from '../../src/wire/frame.js';
-import { decodeSecurityFrame, encodeSecurityFrame, type SealedFrame, type SecurityFrame } from '../../src/wire/link-security.js';
+import { decodeSecurityFrame, type SealedFrame, type SecurityFrame } from '../../src/wire/link-security.js';
 import { nodeDestination } from '../../src/wire/message.js';
 import { MessageCode } from '../../src/wire/message-codes.js';
 import { pingReq } from '../../src/wire/messages/ping.js';

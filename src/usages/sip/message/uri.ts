@@ -1,5 +1,5 @@
 import { SipError } from '../sip-error.js';
-import { formatParams, type Params, parseParams } from './params.js';
+import { type Params, parseParams } from './params.js';
 
 /*
  * SIP and SIPS URIs (RFC 3261 s19.1): sip:user:password@host:port;params?headers. The user part
@@ -72,10 +72,6 @@ function unescape(text: string): string {
   } catch {
     throw badUri('bad %-escape in user part');
   }
-}
-
-function escapeUser(text: string): string {
-  return text.replace(/[^A-Za-z0-9\-_.!~*'()&=+$,;?/]/g, (c) => encodeURIComponent(c));
 }
 
 function badUri(reason: string): SipError {
