@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Link } from '../../../src/link/link.js';
-import { NatTraversal } from '../../../src/nat/nat-traversal.js';
-import { RelayLink } from '../../../src/nat/relay/relay-link.js';
+import type { NatTraversal } from '../../../src/nat/nat-traversal.js';
 import { candidate } from '../../../src/nat/ice/candidates.js';
 import type { IceResult } from '../../../src/nat/ice/ice-session.js';
-import { silentLogger } from '../../../src/runtime/log.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 import { type Address, addressKey } from '../../../src/wire/address.js';
 import { CandidateType } from '../../../src/wire/messages/attach.js';
 import { seal, shortTermKey } from '../../../src/nat/stun/integrity.js';
+import { natNode } from '../../helpers/nat-node.js';
 import { Attr, decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
 
 /*
@@ -29,19 +27,11 @@ function pair(deliverable: (from: Address, to: Address) => boolean, rewrite: (fr
   const random = new SeededRandom(7);
   const sides = new Map<string, Side>();
   const make = (host: Address): Side => {
-    const link: Link = { localAddress: host, send: () => {}, onDatagram: () => {}, close: async () => {} };
-    const nat = new NatTraversal({
-      clock,
-      random: random.fork(),
-      log: silentLogger,
-      host: () => host,
-      relayLink: new RelayLink(link),
-      sendRaw: (to, datagram) => {
-        const source = rewrite(host);
-        if (!deliverable(source, to)) return;
-        const target = [...sides.values()].find((s) => addressKey(s.host) === addressKey(to) || addressKey(rewrite(s.host)) === addressKey(to));
-        if (target) clock.setTimer(5, () => target.nat.receive('host', source, datagram));
-      },
+    const nat = natNode(host, clock, random.fork(), (to, datagram) => {
+      const source = rewrite(host);
+      if (!deliverable(source, to)) return;
+      const target = [...sides.values()].find((s) => addressKey(s.host) === addressKey(to) || addressKey(rewrite(s.host)) === addressKey(to));
+      if (target) clock.setTimer(5, () => target.nat.receive('host', source, datagram));
     });
     const side = { nat, host };
     sides.set(addressKey(host), side);
@@ -122,8 +112,7 @@ test('checks with the wrong password are refused and never complete a session', 
 test('an Attach whose candidates name loopback, another LAN, multicast or port 0 sends nothing there; at most 8 candidates are checked', () => {
   const sent: Address[] = [];
   const clock = new VirtualClock();
-  const link: Link = { localAddress: { host: '198.18.0.1', port: 6084 }, send: () => {}, onDatagram: () => {}, close: async () => {} };
-  const nat = new NatTraversal({ clock, random: new SeededRandom(9), log: silentLogger, host: () => ({ host: '198.18.0.1', port: 6084 }), relayLink: new RelayLink(link), sendRaw: (to) => sent.push(to) });
+  const nat = natNode({ host: '198.18.0.1', port: 6084 }, clock, new SeededRandom(9), (to) => sent.push(to));
   const hostile = ['127.0.0.1', '10.0.0.1', '192.168.1.1', '169.254.0.1', '224.0.0.251', '255.255.255.255', '0.0.0.0'].map((host) => candidate(CandidateType.Host, { host, port: 5351 }));
   const global = Array.from({ length: 12 }, (_, i) => candidate(CandidateType.Host, { host: `198.18.7.${i + 1}`, port: 6084 }));
   const session = nat.ice.createSession()!;
@@ -136,11 +125,10 @@ test('an Attach whose candidates name loopback, another LAN, multicast or port 0
 test('peer-reflexive pairs stop at 100 (RFC 8445\'s check list limit): 5,000 authentic checks from new addresses get checks back to 100 of them only', () => {
   const clock = new VirtualClock();
   const checkedBack = new Set<string>();
-  const link: Link = { localAddress: { host: '198.18.0.2', port: 6084 }, send: () => {}, onDatagram: () => {}, close: async () => {} };
-  const nat = new NatTraversal({ clock, random: new SeededRandom(11), log: silentLogger, host: () => ({ host: '198.18.0.2', port: 6084 }), relayLink: new RelayLink(link), sendRaw: (to, datagram) => {
+  const nat = natNode({ host: '198.18.0.2', port: 6084 }, clock, new SeededRandom(11), (to, datagram) => {
     const message = decodeStun(datagram);
     if (message.klass === StunClass.Request && to.host.startsWith('198.19.')) checkedBack.add(addressKey(to));
-  } });
+  });
   const session = nat.ice.createSession()!;
   const peer = { ufrag: 'peer', pwd: 'q'.repeat(24) };
   session.start('controlled', peer, 1, []);
@@ -162,8 +150,7 @@ test('peer-reflexive pairs stop at 100 (RFC 8445\'s check list limit): 5,000 aut
 test('once a session ends, none of its checks is sent again', () => {
   const sent: Address[] = [];
   const clock = new VirtualClock();
-  const link: Link = { localAddress: { host: '198.18.0.1', port: 6084 }, send: () => {}, onDatagram: () => {}, close: async () => {} };
-  const nat = new NatTraversal({ clock, random: new SeededRandom(13), log: silentLogger, host: () => ({ host: '198.18.0.1', port: 6084 }), relayLink: new RelayLink(link), sendRaw: (to) => sent.push(to) });
+  const nat = natNode({ host: '198.18.0.1', port: 6084 }, clock, new SeededRandom(13), (to) => sent.push(to));
   const session = nat.ice.createSession()!;
   // Nobody answers these: each check would be retransmitted for seconds.
   session.start('controlling', { ufrag: 'abcd', pwd: 'p'.repeat(24) }, 1, Array.from({ length: 4 }, (_, i) => candidate(CandidateType.Host, { host: `198.18.9.${i + 1}`, port: 6084 })));

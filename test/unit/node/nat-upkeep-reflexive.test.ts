@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Link } from '../../../src/link/link.js';
-import { NatTraversal } from '../../../src/nat/nat-traversal.js';
-import { RelayLink } from '../../../src/nat/relay/relay-link.js';
+import type { NatTraversal } from '../../../src/nat/nat-traversal.js';
 import { NatUpkeep } from '../../../src/node/nat-upkeep.js';
 import type { OverlayPeer } from '../../../src/node/overlay-peer.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 import { type Address, addressKey } from '../../../src/wire/address.js';
+import { natNode } from '../../helpers/nat-node.js';
 
 /*
  * A home's public address changes under it (the ISP renumbers the line, the router reboots and
@@ -29,20 +28,12 @@ function world() {
   const silent = new Set<string>();
   const nats = new Map<string, NatTraversal>();
   const node = (host: Address): NatTraversal => {
-    const link: Link = { localAddress: host, send: () => {}, onDatagram: () => {}, close: async () => {} };
-    const nat = new NatTraversal({
-      clock,
-      random: random.fork(),
-      log: silentLogger,
-      host: () => host,
-      relayLink: new RelayLink(link),
-      sendRaw: (to, datagram) => {
-        // The home's datagrams leave through its NAT; answers to the mapping come back to it.
-        const source = addressKey(host) === addressKey(HOME) ? mapped : host;
-        if (silent.has(addressKey(host))) return;
-        const target = addressKey(to) === addressKey(mapped) ? nats.get(addressKey(HOME)) : nats.get(addressKey(to));
-        if (target) clock.setTimer(5, () => target.receive('host', source, datagram));
-      },
+    const nat = natNode(host, clock, random.fork(), (to, datagram) => {
+      // The home's datagrams leave through its NAT; answers to the mapping come back to it.
+      const source = addressKey(host) === addressKey(HOME) ? mapped : host;
+      if (silent.has(addressKey(host))) return;
+      const target = addressKey(to) === addressKey(mapped) ? nats.get(addressKey(HOME)) : nats.get(addressKey(to));
+      if (target) clock.setTimer(5, () => target.receive('host', source, datagram));
     });
     nats.set(addressKey(host), nat);
     return nat;
