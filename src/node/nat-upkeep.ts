@@ -162,11 +162,12 @@ export class NatUpkeep {
   private refreshReflexive(now: number): void {
     this.nextReflexiveAt = now + REFLEXIVE_REFRESH_MS;
     const last = this.peer.nat.reflexiveServer;
-    let servers: readonly Address[] = this.bootstrap;
-    if (this.reflexiveUnanswered || !last) {
+    let servers: readonly Address[];
+    if (last && !this.reflexiveUnanswered) servers = [last, ...this.bootstrap];
+    else {
       const turn = ++this.reflexiveTurn % this.bootstrap.length;
       servers = [...this.bootstrap.slice(turn), ...this.bootstrap.slice(0, turn)];
-    } else servers = [last, ...this.bootstrap];
+    }
     this.peer.nat.learnReflexive(servers, (answered) => (this.reflexiveUnanswered = !answered));
   }
 
