@@ -2,7 +2,7 @@ import type { Logger } from '../runtime/log.js';
 import type { MediaBackhaul } from '../usages/sip/media/call-media.js';
 import type { MediaAnchor } from '../usages/sip/media/media-anchor.js';
 import type { TimerHandle } from '../runtime/clock.js';
-import { type Address, addressKey } from '../wire/address.js';
+import { type Address, addressKey, sameAddress } from '../wire/address.js';
 import { type Id, idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
 import type { OverlayPeer } from './overlay-peer.js';
@@ -94,7 +94,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     // while the node is proven there (per frame: no string is built on this path).
     const held = this.held.get(nodeId);
     const proven = held && this.peer.router.connections.proven(nodeId);
-    const address = proven && proven.host === held.address.host && proven.port === held.address.port ? proven : this.peer.router.liveAddress(nodeId);
+    const address = proven && sameAddress(proven, held.address) ? proven : this.peer.router.liveAddress(nodeId);
     if (!address) {
       this.letGo(nodeId);
       this.counters.framesWithoutLink++;
@@ -115,7 +115,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   private holdLink(key: Id, address: Address, keepForMs = 0): void {
     const now = this.peer.router.clock.now();
     const held = this.held.get(key);
-    if (held && held.address.host === address.host && held.address.port === address.port) {
+    if (held && sameAddress(held.address, address)) {
       held.lastSentAt = now;
       if (keepForMs) held.keepUntil = Math.max(held.keepUntil, now + keepForMs);
       return;

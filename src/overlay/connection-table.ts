@@ -1,4 +1,4 @@
-import type { Address } from '../wire/address.js';
+import { type Address, sameAddress } from '../wire/address.js';
 import type { Id } from '../wire/id.js';
 
 /*
@@ -53,7 +53,7 @@ export class ConnectionTable {
     if (++this.operations % SWEEP_EVERY === 0) this.sweep();
     const known = this.entries.get(id);
     const now = this.now();
-    if (known && (known.address === address || (known.address.host === address.host && known.address.port === address.port))) {
+    if (known && (known.address === address || sameAddress(known.address, address))) {
       this.used(id, known);
       if (proven) {
         known.proven = true;
@@ -119,7 +119,7 @@ export class ConnectionTable {
   /** Node-IDs last seen at this address (usually one). */
   idsAt(address: Address): Id[] {
     const out: Id[] = [];
-    for (const [id, e] of this.entries) if (e.address.host === address.host && e.address.port === address.port) out.push(id);
+    for (const [id, e] of this.entries) if (sameAddress(e.address, address)) out.push(id);
     return out;
   }
 

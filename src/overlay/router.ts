@@ -9,7 +9,7 @@ import { P2psipError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
 import { KeyedRateLimiter, type RateLimit } from '../runtime/token-bucket.js';
-import { type Address, addressKey } from '../wire/address.js';
+import { type Address, addressKey, sameAddress } from '../wire/address.js';
 import { DecodeError } from '../wire/decode-error.js';
 import { decodePayload } from '../wire/payload.js';
 import type { Id } from '../wire/id.js';
@@ -642,8 +642,4 @@ function detourChoice(transactionId: Uint8Array, self: Id): number {
 
 function txKey(transactionId: Uint8Array): string {
   return Buffer.from(transactionId.buffer, transactionId.byteOffset, transactionId.byteLength).toString('hex');
-}
-
-function sameAddress(a: Address, b: Address): boolean {
-  return a.host === b.host && a.port === b.port;
 }

@@ -10,6 +10,11 @@ export interface Address {
 
 const keys = new WeakMap<Address, string>();
 
+/** The same host and port (no string built: it runs per datagram on some paths). */
+export function sameAddress(a: Address, b: Address): boolean {
+  return a.host === b.host && a.port === b.port;
+}
+
 /** "host:port" ("[v6]:port"), cached per address object: it keys the hot per-link maps. */
 export function addressKey(address: Address): string {
   let key = keys.get(address);
