@@ -365,11 +365,11 @@ export class StorageService {
       answer();
     };
     for (const resource of resources) {
-      this.copiesSent.set(resource, appended(without(this.copiesSent.get(resource) ?? [], joiner), joiner));
-      this.copies.add({ peer: joiner, resource, replicaNumber: 1, handover: true, sent });
+      // Sent again even if sent before (its back-off is cleared above, so copyOnce queues each).
+      this.unmark(resource, joiner);
+      this.copyOnce({ peer: joiner, resource, replicaNumber: 1, handover: true, sent });
     }
   }
-
 
   /** A rebalance in `delayMs` (or sooner, if one is due sooner already). */
   private scheduleRebalance(delayMs = this.options.rebalanceDelayMs): void {

@@ -486,19 +486,19 @@ export class ChordTopology implements Topology {
     // direct message, and every Attach, sets it), and a neighbour whose link moved (its relay
     // died, it Attached again) must not be sent back to the old address.
     for (const c of this.table.all()) this.router.connections.suggest(c.id, c.address);
-    const watched = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
+    const firsts = [this.table.successor, this.table.predecessor].filter((c): c is Contact => !!c);
     this.watchLinks();
     // A new first successor or predecessor is told at once (Chord's notify), which also
     // checks that it is alive instead of trusting a second-hand report until the next tick.
     if (!this.joined) return;
-    for (const c of watched) {
+    for (const c of firsts) {
       if (this.announced.has(c.id)) continue;
       const last = this.lastAnnounce.get(c.id) ?? -Infinity;
       if (this.router.clock.now() - last < ANNOUNCE_HOLDOFF_MS) continue;
       this.lastAnnounce.set(c.id, this.router.clock.now());
       this.sendUpdate(c);
     }
-    this.announced = new Set(watched.map((c) => c.id));
+    this.announced = new Set(firsts.map((c) => c.id));
   }
 
   private view(type: ChordUpdateType): ChordView {
