@@ -53,7 +53,11 @@ test('a CANCEL while the callee is still being looked up in the overlay: 200 and
   // A callee whose record home B is responsible for, and B paused, so A's lookup takes seconds.
   const ids = [status(homes.dirs.a).nodeId, status(homes.dirs.b).nodeId].map((hex: string) => BigInt(`0x${hex}`));
   const responsible = (id: bigint) => [...ids].sort((x, y) => (x < y ? -1 : 1)).find((n) => n >= id) ?? ids.reduce((x, y) => (x < y ? x : y));
-  const callee = Array.from({ length: 64 }, (_, i) => `carol${i}`).find((name) => responsible(resourceId(`${name}@${domain}`)) === ids[1])!;
+  // B's share of the ring is as small as its random Node-ID makes it (under 1% in some runs, when 64
+  // names found none and the call went to "undefined"): look until one falls in it, boundedly.
+  let callee: string | undefined;
+  for (let i = 0; i < 200_000 && !callee; i++) if (responsible(resourceId(`carol${i}@${domain}`)) === ids[1]) callee = `carol${i}`;
+  assert.ok(callee, 'a user name whose record home B holds');
   const homeB = running[1].child;
   homeB.kill('SIGSTOP');
   try {
