@@ -33,6 +33,20 @@ const EAGER_PROBES = 50;
 const PROBE_EVERY = 25;
 /** The far side said this recently (over the overlay) that it has not heard us directly: we use the overlay too. */
 const OVERLAY_FRESH_MS = 1000;
+/**
+ * The direct path is believed while something sealed came straight from the far side this
+ * recently. A path that worked can stop: the far home's ISP renumbered it, or its router
+ * rebooted and mapped our pinhole anew. Media then moves to the overlay (which the far side
+ * hears as "not heard") until the direct path is heard again: at 50 packets a second, 1.5 s of
+ * nothing is not jitter.
+ */
+const DIRECT_FRESH_MS = 1500;
+/**
+ * A side heard directly gets something straight back at least this often: when we have nothing
+ * to send it (a call on hold, a phone that suppresses silence), a sealed empty probe. So the far
+ * anchor keeps believing the direct path while it works, and both homes' NAT pinholes stay open.
+ */
+const DIRECT_KEEPALIVE_MS = 500;
 
 /** The internet leg's sealing (media-crypto.ts): what goes to that side is sealed, what comes from it opened. */
 export interface SideSealing {
@@ -72,6 +86,7 @@ export class RelayStream {
   /** When a sealed packet last came straight to our port from each side; when the side last said it has not heard us. */
   private readonly heardDirectAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
+  private readonly directSentAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
   /** When media last came from each side's party, and the longest silence between two of its packets (a path that failed over shows here). */
   private readonly lastFromSideAt: Record<Side, number | undefined> = { a: undefined, b: undefined };
@@ -132,9 +147,9 @@ export class RelayStream {
     this.backhaul[side] = backhaul;
   }
 
-  /** Whether the side's party has been heard straight at our media port (the direct path works inbound). */
+  /** Whether the side's party was heard straight at our media port lately (the direct path works inbound). */
   heardDirectly(side: Side): boolean {
-    return this.heardDirectAt[side] > -Infinity;
+    return this.now() - this.heardDirectAt[side] < DIRECT_FRESH_MS;
   }
 
   /** Whether media to the side goes over the overlay now. */
@@ -172,6 +187,7 @@ export class RelayStream {
       } else {
         this.latched[side] = { address: from.address, port: from.port };
         this.heardDirectAt[side] = this.now();
+        if (this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS) this.probe(side, this.latched[side]!, sealing);
       }
       if (bytes.length === 0) {
         this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving
@@ -215,17 +231,22 @@ export class RelayStream {
   private sendTo(side: Side, out: Uint8Array, target: Endpoint): void {
     const backhaul = this.backhaul[side];
     const sealing = this.sealing[side];
-    if (!backhaul || !sealing) return this.sides[side].send(out, target);
-    if (!this.overOverlay(side)) return this.sides[side].send(out, target);
+    if (!backhaul || !sealing || !this.overOverlay(side)) {
+      this.directSentAt[side] = this.now();
+      return this.sides[side].send(out, target);
+    }
     backhaul(out, this.sides[side].offered, this.heardDirectly(side));
     this.counters.overlayOut++;
     // The direct path gets probes of its own (sealed, empty: a copy of the media would be a
     // replay to whichever path delivered second, and so never show that the path works).
     const sent = this.sentUnheard[side]++;
-    if (sent < EAGER_PROBES || sent % PROBE_EVERY === 0) {
-      this.sides[side].send(sealing.seal(new Uint8Array(0)), target);
-      this.counters.probesOut++;
-    }
+    if (sent < EAGER_PROBES || sent % PROBE_EVERY === 0) this.probe(side, target, sealing);
+  }
+
+  private probe(side: Side, target: Endpoint, sealing: SideSealing): void {
+    this.directSentAt[side] = this.now();
+    this.sides[side].send(sealing.seal(new Uint8Array(0)), target);
+    this.counters.probesOut++;
   }
 
   private drop(reason: DropReason): void {

@@ -132,6 +132,51 @@ test('the internet leg goes over the overlay until the far home is heard directl
   assert.equal(stream.counters.overlayIn, 2);
 });
 
+test('a direct path that goes quiet (the far home renumbered) moves the media to the overlay in 1.5 s, and back once the far home is heard directly again', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  const overlay: { heardYou: boolean }[] = [];
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', (_sealed, _to, heardYou) => overlay.push({ heardYou }));
+  // A call whose direct path works: both ways, 20 ms apart.
+  for (let i = 0; i < 50; i++) {
+    stream.receive('b', fakeSealing.seal(rtp()), far);
+    stream.receive('a', rtp(), phone);
+    tick(20);
+  }
+  assert.equal(overlay.length, 0, 'straight to the far home while it is heard there');
+  // Nothing comes straight from the far home any more; our phone keeps talking.
+  const at = sent.length;
+  for (let i = 0; i < 100; i++) {
+    stream.receive('a', rtp(), phone);
+    tick(20);
+  }
+  const direct = sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 173).length;
+  assert.equal(direct, 74, 'direct for 1.5 s after the last packet heard (20 ms before the first of these)');
+  assert.equal(overlay.length, 26, 'then over the overlay');
+  assert.ok(overlay.every((o) => !o.heardYou), 'telling the far home we do not hear it directly');
+  assert.ok(sent.slice(at).some((s) => s.side === 'b' && s.bytes === 1), 'with direct probes meanwhile');
+  // The far home is heard directly again (at a new address, sealed): media goes straight there.
+  const moved = { address: '198.51.100.7', port: 41000 };
+  stream.receive('b', fakeSealing.seal(rtp()), moved);
+  stream.receive('a', rtp(), phone);
+  assert.deepEqual(sent.at(-1), { side: 'b', to: moved, bytes: 173 });
+  assert.equal(overlay.length, 26);
+});
+
+test('a side heard directly to which we send nothing (our phone on hold) gets a sealed empty probe every 500 ms, so the far anchor keeps the direct path', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', () => assert.fail('nothing goes over the overlay'));
+  for (let i = 0; i < 100; i++) {
+    stream.receive('b', fakeSealing.seal(rtp()), far);
+    tick(20);
+  }
+  const toFar = sent.filter((s) => s.side === 'b');
+  assert.equal(toFar.length, 4, 'one probe in each 500 ms of the 2 s');
+  assert.ok(toFar.every((s) => s.bytes === 1 && s.to.address === far.address && s.to.port === far.port), 'sealed, empty, to where the far home is heard');
+  assert.equal(stream.counters.probesOut, 4);
+});
+
 test('a forked call: the phone that answers after another played early media is heard, even on the same host', () => {
   const first = { address: '192.168.1.20', port: 10000 };
   const second = { address: '192.168.1.20', port: 20000 };
