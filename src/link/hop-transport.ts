@@ -441,17 +441,29 @@ export class HopTransport {
     const now = this.clock.now();
     for (const peer of [...this.peers.values()]) {
       if (this.isWatched(peer.key)) {
-        if (now - peer.lastSentAt >= (this.keepaliveIntervalMs * 3) / 4 && peer.unacked.size === 0) {
-          this.counters.keepalivesSent++;
-          const seq = this.takeSeq(peer);
-          const group: DeliveryGroup = { remaining: 1, finished: false, done: undefined };
-          this.transmitNew(peer, seq, encodeFrame({ type: FrameType.Keepalive, seq, sender: this.localId }), group);
-        }
+        if (now - peer.lastSentAt >= (this.keepaliveIntervalMs * 3) / 4 && peer.unacked.size === 0) this.sendKeepalive(peer);
       } else if (peer.unacked.size === 0 && now - Math.max(peer.lastHeardAt, peer.lastSentAt) > this.options.idleLinkExpiryMs) {
         this.forgetPeer(peer);
         this.guard('expiry-handler', () => this.expiryHandler(peer.address));
       }
     }
+  }
+
+  /**
+   * A keepalive on every watched link now, idle or not: when our public address may have changed,
+   * each neighbour meets the new one (and its link session to us is set up again) at once, not
+   * up to a keepalive interval later. (A link with frames in flight is being retried anyway.)
+   */
+  keepaliveNow(): void {
+    if (this.stopped) return;
+    for (const peer of this.peers.values()) if (this.isWatched(peer.key) && peer.unacked.size === 0) this.sendKeepalive(peer);
+  }
+
+  private sendKeepalive(peer: PeerLink): void {
+    this.counters.keepalivesSent++;
+    const seq = this.takeSeq(peer);
+    const group: DeliveryGroup = { remaining: 1, finished: false, done: undefined };
+    this.transmitNew(peer, seq, encodeFrame({ type: FrameType.Keepalive, seq, sender: this.localId }), group);
   }
 
   private count(bytes: Uint8Array): void {

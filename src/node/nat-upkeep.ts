@@ -3,7 +3,7 @@ import type { Link } from '../link/link.js';
 import type { Logger } from '../runtime/log.js';
 import type { KindDefinition } from '../storage/kind.js';
 import { ANNOUNCE_INTERVAL_MS, announceRelay, findRelays, type RelayEntry } from '../usages/relay/relay-directory.js';
-import { type Address, addressKey } from '../wire/address.js';
+import { type Address, addressKey, sameAddress } from '../wire/address.js';
 import { rankByRoundTrip } from '../nat/relay/relay-choice.js';
 import { nodeDestination } from '../wire/message.js';
 import type { OverlayPeer } from './overlay-peer.js';
@@ -31,6 +31,11 @@ const STANDBY_RETRY_MS = 10_000;
  * reboots and maps our port anew) makes stale.
  */
 const REFLEXIVE_REFRESH_MS = 5 * 60_000;
+/**
+ * Sooner when something suggests it changed (a neighbour no longer knows our link session, our
+ * relay went silent), but not more often than this: a neighbour that restarts says the same.
+ */
+const REFLEXIVE_RECHECK_MS = 15_000;
 /** A relay that stopped answering is not taken again for this long. */
 const LOST_RELAY_AVOIDED_MS = 120_000;
 /**
@@ -53,6 +58,7 @@ export class NatUpkeep {
   /** Whether the last ask went unanswered: the next goes to another bootstrap peer. */
   private reflexiveUnanswered = false;
   private reflexiveTurn = 0;
+  private reflexiveAskedAt = -Infinity;
   private stopped = false;
   /** Relays that stopped answering ("host:port"), until when they are passed over. */
   private readonly avoided = new Map<string, number>();
@@ -78,6 +84,7 @@ export class NatUpkeep {
 
   start(): void {
     this.peer.nat.relay.onLost = (server, routed, silent) => this.relayLost(server, routed, silent);
+    this.peer.sealedLink?.onSessionReset(() => this.addressMayHaveChanged());
     this.nextReflexiveAt = this.peer.router.clock.now() + REFLEXIVE_REFRESH_MS; // learnt while joining
     this.schedule(1_000);
   }
@@ -97,6 +104,7 @@ export class NatUpkeep {
       for (const id of connections.idsAt(address)) if (!this.moving.includes(id) && this.moving.length < 64) this.moving.push(id);
     }
     this.nextAllocateAt = 0;
+    if (silent) this.addressMayHaveChanged(server);
     // The relays measured last time, less the lost one: looking them up again could take a route
     // through the very peer that died.
     if (!this.busy && !this.stopped) this.allocate(this.lastFound);
@@ -161,6 +169,7 @@ export class NatUpkeep {
    */
   private refreshReflexive(now: number): void {
     this.nextReflexiveAt = now + REFLEXIVE_REFRESH_MS;
+    this.reflexiveAskedAt = now;
     const last = this.peer.nat.reflexiveServer;
     let servers: readonly Address[];
     if (last && !this.reflexiveUnanswered) servers = [last, ...this.bootstrap];
@@ -169,6 +178,23 @@ export class NatUpkeep {
       servers = [...this.bootstrap.slice(turn), ...this.bootstrap.slice(0, turn)];
     }
     this.peer.nat.learnReflexive(servers, (answered) => (this.reflexiveUnanswered = !answered));
+  }
+
+  /**
+   * Our public address may have changed (a neighbour no longer knows our link session; our relay
+   * went `silent`): unless we did so lately, every neighbour gets a keepalive now, so that each
+   * meets our new address at once, and we ask for that address again (of another server than
+   * `silent`, when that one told us last).
+   */
+  private addressMayHaveChanged(silent?: Address): void {
+    const now = this.peer.router.clock.now();
+    if (this.stopped || !this.peer.topology.joined || now - this.reflexiveAskedAt < REFLEXIVE_RECHECK_MS) return;
+    this.reflexiveAskedAt = now;
+    this.peer.transport.keepaliveNow();
+    if (this.bootstrap.length === 0) return;
+    const last = this.peer.nat.reflexiveServer;
+    if (silent && last && sameAddress(silent, last)) this.reflexiveUnanswered = true;
+    this.refreshReflexive(now);
   }
 
   private announce(): void {

@@ -229,6 +229,7 @@ export class SealedLink implements Link {
   private readonly halfOpen = new Map<string, Session>();
   private faultLogged = false;
   private handler: (from: Address, datagram: Uint8Array, peer?: LinkPeer) => void = () => {};
+  private sessionResetHandler: (address: Address) => void = () => {};
   private sweepTimer: TimerHandle | undefined;
   private closed = false;
 
@@ -284,6 +285,14 @@ export class SealedLink implements Link {
     else if (this.deps.clock.now() - state.pending.sentAt >= this.options.helloRetryMs) this.resendHello(state.pending);
     const queue = state.pending!.queue;
     if (queue.length < this.options.maxQueued) queue.push(datagram);
+  }
+
+  /**
+   * Told when the far end says it holds no session we send on: it restarted, or our datagrams
+   * now reach it from another address (our NAT mapped us anew, our ISP renumbered us).
+   */
+  onSessionReset(handler: (address: Address) => void): void {
+    this.sessionResetHandler = handler;
   }
 
   /** Who holds a confirmed session from this address (a relay serves only enrolled nodes). */
@@ -421,6 +430,7 @@ export class SealedLink implements Link {
     this.counters.recoveries++;
     this.dropSession(session);
     if (!state.pending) this.initiate(from, this.stateFor(key));
+    this.sessionResetHandler(from);
   }
 
   /** Responder side: cheap checks, the cookie, budgets; then check the initiator, agree keys, answer. */

@@ -65,6 +65,21 @@ test('idle watched links get keepalives; garbage datagrams are counted and dropp
   assert.equal(b.counters.malformed, 2);
 });
 
+test('keepaliveNow sends a keepalive on every watched link at once, busy or idle, and none on others', () => {
+  const { clock, network, a, b } = setup(0);
+  const c = network.addHost();
+  a.setWatched([b.localAddress]);
+  a.send(c.localAddress, message(100, 1), () => {});
+  a.send(b.localAddress, message(100, 2), () => {});
+  clock.runUntil(1_000); // b acked: nothing in flight to it, and the link is far from idle
+  const before = a.counters.keepalivesSent;
+  const heard = b.counters.datagramsReceived;
+  a.keepaliveNow();
+  assert.equal(a.counters.keepalivesSent, before + 1, 'one, to the watched link only');
+  clock.runUntil(1_100);
+  assert.equal(b.counters.datagramsReceived, heard + 1, 'and it arrived');
+});
+
 test('STUN-looking datagrams go to the STUN handler, not the overlay', () => {
   const { clock, network, b } = setup(0);
   const seen: number[] = [];

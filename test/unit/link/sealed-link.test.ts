@@ -106,6 +106,8 @@ test('after one end restarts, sealed frames for its lost session make it handsha
   const b = make(2);
   a.link.send(b.link.localAddress, frame(1));
   settle();
+  const resets: string[] = [];
+  a.link.onSessionReset((address) => resets.push(`${address.host}:${address.port}`));
   // B restarts: a new link on the same socket address, knowing no sessions.
   const b2 = make(2, OVERLAY, b.raw);
   a.link.send(b.link.localAddress, frame(2)); // sealed for a session B2 never had: dropped
@@ -115,6 +117,7 @@ test('after one end restarts, sealed frames for its lost session make it handsha
   assert.equal(b2.link.counters.handshakesStarted, 0, 'B2 signed nothing for an unauthenticated sender');
   assert.equal(a.link.counters.recoveries, 1);
   assert.equal(a.link.counters.handshakesStarted, 2, 'A, the session owner, opened a fresh one');
+  assert.deepEqual(resets, [`${b.link.localAddress.host}:${b.link.localAddress.port}`], 'and told the layer above (our address may have changed)');
   a.link.send(b.link.localAddress, frame(3));
   settle();
   assert.deepEqual(b2.received.map((r) => r.bytes[2]), [3]);

@@ -40,10 +40,17 @@ function world() {
   };
   for (const p of PUBLIC) node(p);
   const home = node(HOME);
-  const peer = { router: { clock }, topology: { joined: true }, attachFirst: false, nat: home } as unknown as OverlayPeer;
+  // The sealed link tells of a neighbour that no longer knows our session (we come from a new address).
+  let sessionReset: (address: Address) => void = () => {};
+  const sealedLink = { onSessionReset: (handler: (address: Address) => void) => (sessionReset = handler) };
+  const keepalives = { rounds: 0 };
+  const transport = { keepaliveNow: () => keepalives.rounds++ };
+  const peer = { router: { clock }, topology: { joined: true }, attachFirst: false, nat: home, sealedLink, transport } as unknown as OverlayPeer;
   return {
     clock,
     home,
+    sessionReset: (by: Address) => sessionReset(by),
+    keepalives,
     upkeep: new NatUpkeep(peer, PUBLIC, false, silentLogger),
     renumber: (to: Address) => (mapped = to),
     silence: (p: Address) => silent.add(addressKey(p)),
@@ -78,5 +85,30 @@ test('when the peer that told us stops answering, the next refresh asks another 
   w.clock.runUntil(10 * 60_000 + 60_000);
   assert.equal(w.home.publicHost, '198.18.9.10', 'the second peer told us');
   assert.equal(addressKey(w.home.reflexiveServer!), addressKey(PUBLIC[1]));
+  w.upkeep.stop();
+});
+
+test('a neighbour that no longer knows our link session has us greet every neighbour and ask our address at once, at most once in 15 s', () => {
+  const w = world();
+  w.home.learnReflexive([PUBLIC[0]]);
+  w.clock.runUntil(1_000);
+  w.upkeep.start();
+  w.renumber({ host: '198.18.9.11', port: 53000 });
+  w.clock.runUntil(20_000);
+  assert.equal(w.home.publicHost, '198.18.7.1', 'nothing said yet: the five-minute refresh is not due');
+  w.sessionReset(PUBLIC[1]);
+  w.clock.runUntil(21_000);
+  assert.equal(w.home.publicHost, '198.18.9.11', 'asked at once');
+  assert.equal(w.keepalives.rounds, 1, 'and every neighbour got a keepalive from the new address');
+  // Renumbered again at once (a router that rebooted twice); the next hint within 15 s waits for the refresh.
+  w.renumber({ host: '198.18.9.12', port: 53001 });
+  w.sessionReset(PUBLIC[1]);
+  w.clock.runUntil(30_000);
+  assert.equal(w.home.publicHost, '198.18.9.11', 'not asked again within 15 s');
+  w.clock.runUntil(36_000);
+  w.sessionReset(PUBLIC[1]);
+  w.clock.runUntil(37_000);
+  assert.equal(w.home.publicHost, '198.18.9.12', 'asked again after 15 s');
+  assert.equal(w.keepalives.rounds, 2);
   w.upkeep.stop();
 });
