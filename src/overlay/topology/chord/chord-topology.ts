@@ -38,6 +38,8 @@ export interface ChordOptions {
 }
 
 const ANNOUNCE_HOLDOFF_MS = 1000;
+/** A failed contact behind a filtering NAT that neighbours still list is Attached to again after this long (see acceptable). */
+const REATTACH_FAILED_MS = 10_000;
 
 export const DEFAULT_CHORD_OPTIONS = {
   successors: 5,
@@ -400,8 +402,8 @@ export class ChordTopology implements Topology {
   private merge(from: Contact, view: ChordView): void {
     this.failed.delete(from.id);
     this.learn([from], true);
-    const successors = this.reachable(view.successors.filter((c) => this.acceptable(c)));
-    const predecessors = this.reachable(view.predecessors.filter((c) => this.acceptable(c)));
+    const successors = this.reachable(view.successors.filter((c) => this.acceptable(c, from)), from);
+    const predecessors = this.reachable(view.predecessors.filter((c) => this.acceptable(c, from)), from);
     if (this.table.successor?.id === from.id) this.table.adoptSuccessorView(from, successors, predecessors);
     else if (this.table.predecessor?.id === from.id) this.table.adoptPredecessorView(from, successors, predecessors);
     else this.table.consider([...successors, ...predecessors]);
@@ -420,29 +422,45 @@ export class ChordTopology implements Topology {
    * have one; held back, and Attached to through the overlay, when they sit behind a NAT that
    * would drop our packets (RFC 6940 s10.6: a peer Attaches to each of its neighbours).
    */
-  private reachable(contacts: readonly Contact[]): Contact[] {
+  private reachable(contacts: readonly Contact[], toldBy?: Contact): Contact[] {
     const out: Contact[] = [];
     for (const c of contacts) {
       const linked = this.router.connections.proven(c.id);
       if (linked) out.push({ ...c, address: linked });
-      else if (c.attachFirst) this.attachTo(c);
+      else if (c.attachFirst) this.attachTo(c, toldBy);
       else out.push(c);
     }
     return out;
   }
 
-  private attachTo(contact: Contact): void {
+  /**
+   * The Attach goes first to the neighbour that told us of the contact, which has a link to it:
+   * routed by our own table, one that falls in the range we believe ours (our link to it died,
+   * and with it our belief that it sits between us and our predecessor) would come back to us.
+   */
+  private attachTo(contact: Contact, toldBy?: Contact): void {
     if (this.attaching.has(contact.id) || this.attaching.size >= 16 || this.join.state === 'left') return;
     this.attaching.add(contact.id);
-    this.options.attacher().attach(nodeDestination(contact.id), {}, (error, outcome) => {
+    this.options.attacher().attach(nodeDestination(contact.id), toldBy ? { firstHop: toldBy.address } : {}, (error, outcome) => {
       this.attaching.delete(contact.id);
-      if (error || !outcome || outcome.id !== contact.id || this.join.state === 'left') return;
-      this.learn([{ ...contact, address: outcome.address }], false);
+      if (error || !outcome || outcome.id !== contact.id || this.join.state === 'left') {
+        if (this.failed.has(contact.id)) this.failed.set(contact.id, this.router.clock.now()); // still gone: wait again
+        return;
+      }
+      this.learn([{ ...contact, address: outcome.address }], true); // the Attach's checks proved it
     });
   }
 
-  private acceptable(c: Contact): boolean {
-    return c.id !== this.router.nodeId && !this.failed.has(c.id);
+  /**
+   * Contacts we did not find failed lately. One behind a filtering NAT that a neighbour still
+   * lists (its link to that neighbour lives) is Attached to again after a short wait: our own
+   * link to it may have died of a change on our side (our public address, our router's
+   * mappings), and the Attach through that neighbour proves it before it is used.
+   */
+  private acceptable(c: Contact, toldBy?: Contact): boolean {
+    if (c.id === this.router.nodeId) return false;
+    const failedAt = this.failed.get(c.id);
+    return failedAt === undefined || (toldBy !== undefined && c.attachFirst === true && this.router.clock.now() - failedAt >= REATTACH_FAILED_MS);
   }
 
   private forget(id: Id): void {
