@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import { type MediaPortPool, MediaPortsExhausted } from './port-pool.js';
-import { type DropReason, emptyStreamCounters, RelayStream, type Side, type StreamCounters, type StreamSide } from './relay-stream.js';
+import { DIRECT_KEEPALIVE_MS, type DropReason, emptyStreamCounters, RelayStream, type Side, type StreamCounters, type StreamSide } from './relay-stream.js';
 import type { Endpoint } from './sdp.js';
 import { RtcpQuality } from './rtcp-quality.js';
 
@@ -104,6 +104,7 @@ export class MediaAnchor {
   private readonly sessions = new Map<string, SessionEntry>();
   /** Far-side ports of live streams: media that came over the overlay names the port it is for. */
   private readonly farSidePorts = new Map<number, RelayStream>();
+  private keepaliveTimer: TimerHandle | undefined;
 
   constructor(
     private readonly pool: MediaPortPool,
@@ -129,12 +130,28 @@ export class MediaAnchor {
       this.counters.sessions++;
       if (this.sessions.has(id)) throw new MediaPortsExhausted(`media for call ${id} opened twice at once`); // CallMedia opens once per call
       this.sessions.set(id, { session, sockets, ports, ends, openedAt: this.clock.now(), answeredAt: undefined, timer: this.watch(id, this.timeoutMs) });
+      this.keepDirectPaths();
       return session;
     } catch (error) {
       this.giveBack(sockets, ports);
       this.counters.refusedNoPorts++;
       throw error;
     }
+  }
+
+  /** While sessions live, each stream's direct path to the other home gets its keepalive (RelayStream.keepDirect). */
+  private keepDirectPaths(): void {
+    if (this.keepaliveTimer || this.sessions.size === 0) return;
+    this.keepaliveTimer = this.clock.setTimer(DIRECT_KEEPALIVE_MS, () => {
+      this.keepaliveTimer = undefined;
+      for (const { session } of this.sessions.values()) {
+        for (const stream of session.streams) {
+          stream.rtp.keepDirect('b');
+          stream.rtcp.keepDirect('b');
+        }
+      }
+      this.keepDirectPaths();
+    });
   }
 
   /** Ends a session (BYE, CANCEL, a failed call) and gives its ports back. */
@@ -145,6 +162,10 @@ export class MediaAnchor {
     addCounters(this.ended, [entry.session]);
     for (const stream of entry.session.streams) for (const port of [stream.ports.b, stream.ports.b + 1]) this.farSidePorts.delete(port);
     this.clock.clearTimer(entry.timer);
+    if (this.sessions.size === 0) {
+      this.clock.clearTimer(this.keepaliveTimer);
+      this.keepaliveTimer = undefined;
+    }
     for (const leg of entry.forking?.legs.values() ?? []) this.releaseLeg(leg);
     this.giveBack(entry.sockets, entry.ports);
   }

@@ -42,11 +42,13 @@ const OVERLAY_FRESH_MS = 1000;
  */
 const DIRECT_FRESH_MS = 1500;
 /**
- * A side heard directly gets something straight back at least this often: when we have nothing
- * to send it (a call on hold, a phone that suppresses silence), a sealed empty probe. So the far
- * anchor keeps believing the direct path while it works, and both homes' NAT pinholes stay open.
+ * A side heard directly gets something straight from us at least this often (keepDirect, on the
+ * anchor's timer): when we have nothing to send it (a call on hold, a phone that suppresses
+ * silence, the RTCP stream between its reports), a sealed empty probe. So the far anchor keeps
+ * believing the direct path while it works, and both homes' NAT pinholes stay open (RFC 7675's
+ * consent checks play the same part for ICE).
  */
-const DIRECT_KEEPALIVE_MS = 500;
+export const DIRECT_KEEPALIVE_MS = 500;
 
 /** The internet leg's sealing (media-crypto.ts): what goes to that side is sealed, what comes from it opened. */
 export interface SideSealing {
@@ -152,6 +154,13 @@ export class RelayStream {
     return this.now() - this.heardDirectAt[side] < DIRECT_FRESH_MS;
   }
 
+  /** A sealed side heard directly before, to which nothing went straight lately, gets a sealed empty probe. */
+  keepDirect(side: Side): void {
+    const sealing = this.sealing[side];
+    const target = this.latched[side];
+    if (sealing && target && this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS) this.probe(side, target, sealing);
+  }
+
   /** Whether media to the side goes over the overlay now. */
   overOverlay(side: Side): boolean {
     return this.backhaul[side] !== undefined && (!this.heardDirectly(side) || this.now() - this.unheardSaidAt[side] < OVERLAY_FRESH_MS);
@@ -187,7 +196,7 @@ export class RelayStream {
       } else {
         this.latched[side] = { address: from.address, port: from.port };
         this.heardDirectAt[side] = this.now();
-        if (this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS) this.probe(side, this.latched[side]!, sealing);
+        this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
       }
       if (bytes.length === 0) {
         this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving

@@ -163,18 +163,44 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   assert.equal(overlay.length, 26);
 });
 
-test('a side heard directly to which we send nothing (our phone on hold) gets a sealed empty probe every 500 ms, so the far anchor keeps the direct path', () => {
+test('keepDirect (the anchor calls it every 500 ms): a side heard directly to which nothing went straight for 500 ms gets a sealed empty probe; one never heard, or sent media, gets none', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', () => assert.fail('nothing goes over the overlay'));
+  stream.setBackhaul('b', () => {});
+  stream.keepDirect('b');
+  assert.equal(sent.length, 0, 'never heard directly: the overlay path probes of its own');
+  // The far home talks to us straight; our phone is on hold and sends nothing.
   for (let i = 0; i < 100; i++) {
     stream.receive('b', fakeSealing.seal(rtp()), far);
     tick(20);
+    if (i % 25 === 24) stream.keepDirect('b');
   }
   const toFar = sent.filter((s) => s.side === 'b');
   assert.equal(toFar.length, 4, 'one probe in each 500 ms of the 2 s');
   assert.ok(toFar.every((s) => s.bytes === 1 && s.to.address === far.address && s.to.port === far.port), 'sealed, empty, to where the far home is heard');
+  // Our phone talks again: the media itself keeps the path, no probe beside it.
+  for (let i = 0; i < 50; i++) {
+    stream.receive('b', fakeSealing.seal(rtp()), far);
+    stream.receive('a', rtp(), phone);
+    tick(20);
+    if (i % 25 === 24) stream.keepDirect('b');
+  }
   assert.equal(stream.counters.probesOut, 4);
+});
+
+test('each time the direct path goes quiet, its first overlay packets carry direct probes again', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', () => {});
+  const quietSpell = () => {
+    stream.receive('b', fakeSealing.seal(rtp()), far); // heard straight
+    tick(1600); // then nothing for longer than the path is believed
+    const at = sent.length;
+    for (let i = 0; i < 60; i++) stream.receive('a', rtp(), phone); // over the overlay now
+    return sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 1).length;
+  };
+  assert.equal(quietSpell(), 51, 'the first time: 50 eager probes, then one in 25');
+  assert.equal(quietSpell(), 51, 'and each time after (not one in 25 from the start)');
 });
 
 test('a forked call: the phone that answers after another played early media is heard, even on the same host', () => {
