@@ -58,7 +58,9 @@ export class NatUpkeep {
   /** Whether the last ask went unanswered: the next goes to another bootstrap peer. */
   private reflexiveUnanswered = false;
   private reflexiveTurn = 0;
-  private reflexiveAskedAt = -Infinity;
+  /** When we last acted on a sign that our address changed; one that came sooner after is acted on when the wait is over. */
+  private addressCheckedAt = -Infinity;
+  private addressCheckPending = false;
   private stopped = false;
   /** Relays that stopped answering ("host:port"), until when they are passed over. */
   private readonly avoided = new Map<string, number>();
@@ -144,6 +146,7 @@ export class NatUpkeep {
 
   private tick(): void {
     const now = this.peer.router.clock.now();
+    if (this.addressCheckPending && now - this.addressCheckedAt >= REFLEXIVE_RECHECK_MS) this.addressMayHaveChanged();
     if (this.peer.topology.joined && now >= this.nextReflexiveAt && this.bootstrap.length > 0) this.refreshReflexive(now);
     if (this.peer.topology.joined && !this.busy) {
       if (this.peer.attachFirst) {
@@ -169,7 +172,6 @@ export class NatUpkeep {
    */
   private refreshReflexive(now: number): void {
     this.nextReflexiveAt = now + REFLEXIVE_REFRESH_MS;
-    this.reflexiveAskedAt = now;
     const last = this.peer.nat.reflexiveServer;
     let servers: readonly Address[];
     if (last && !this.reflexiveUnanswered) servers = [last, ...this.bootstrap];
@@ -182,19 +184,24 @@ export class NatUpkeep {
 
   /**
    * Our public address may have changed (a neighbour no longer knows our link session; our relay
-   * went `silent`): unless we did so lately, every neighbour gets a keepalive now, so that each
-   * meets our new address at once, and we ask for that address again (of another server than
-   * `silent`, when that one told us last).
+   * went `silent`): every neighbour gets a keepalive now, so that each meets our new address at
+   * once, and we ask for that address again (of another server than `silent`, when that one told
+   * us last). A sign that comes within REFLEXIVE_RECHECK_MS of the last is acted on when that
+   * wait is over (the tick), not dropped: the renumbering may have come after the first.
    */
   private addressMayHaveChanged(silent?: Address): void {
-    const now = this.peer.router.clock.now();
-    if (this.stopped || !this.peer.topology.joined || now - this.reflexiveAskedAt < REFLEXIVE_RECHECK_MS) return;
-    this.reflexiveAskedAt = now;
-    this.peer.transport.keepaliveNow();
-    if (this.bootstrap.length === 0) return;
+    if (this.stopped || !this.peer.topology.joined) return;
     const last = this.peer.nat.reflexiveServer;
     if (silent && last && sameAddress(silent, last)) this.reflexiveUnanswered = true;
-    this.refreshReflexive(now);
+    const now = this.peer.router.clock.now();
+    if (now - this.addressCheckedAt < REFLEXIVE_RECHECK_MS) {
+      this.addressCheckPending = true;
+      return;
+    }
+    this.addressCheckPending = false;
+    this.addressCheckedAt = now;
+    this.peer.transport.keepaliveNow();
+    if (this.bootstrap.length > 0) this.refreshReflexive(now);
   }
 
   private announce(): void {
