@@ -441,7 +441,8 @@ export class ChordTopology implements Topology {
   private attachTo(contact: Contact, toldBy?: Contact): void {
     if (this.attaching.has(contact.id) || this.attaching.size >= 16 || this.join.state === 'left') return;
     this.attaching.add(contact.id);
-    this.options.attacher().attach(nodeDestination(contact.id), toldBy ? { firstHop: toldBy.address } : {}, (error, outcome) => {
+    const firstHop = toldBy && (this.router.connections.proven(toldBy.id) ?? toldBy.address);
+    this.options.attacher().attach(nodeDestination(contact.id), firstHop ? { firstHop } : {}, (error, outcome) => {
       this.attaching.delete(contact.id);
       if (error || !outcome || outcome.id !== contact.id || this.join.state === 'left') {
         if (this.failed.has(contact.id)) this.failed.set(contact.id, this.router.clock.now()); // still gone: wait again
