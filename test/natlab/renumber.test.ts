@@ -17,7 +17,7 @@ import { natlabFixture, peerStatus, type PhoneHome, phoneHome } from './fixture.
  * What must follow: the call's audio comes back both ways (the media moves to the overlay link
  * once the direct path is silent, the ring takes home 1 back at its new address, home 2 Attaches
  * to it there); home 1 learns its new public address at once, for its next Attaches and calls; and
- * a new call from the renumbered home, after the first ends, has audio both ways.
+ * new calls from the renumbered home and to it, after the first ends, have audio both ways.
  */
 const DOMAIN = 'renumber.example';
 const SIP_PORT = 5060;
@@ -46,7 +46,7 @@ function heardInNewRecordings(dir: string, before: ReadonlySet<string>, hz: numb
   return Math.max(0, ...files.map((f) => toneShare(readWav(path.join(dir, f)), hz)));
 }
 
-test('a home renumbered by its ISP mid-call: the call hears both ways again, the home learns its new address, and its next call has audio', { skip: SKIP_WITHOUT_LAB || SKIP_WITHOUT_BARESIP, timeout: 240_000 }, async () => {
+test('a home renumbered by its ISP mid-call: the call hears both ways again, the home learns its new address, and its next calls out and in have audio', { skip: SKIP_WITHOUT_LAB || SKIP_WITHOUT_BARESIP, timeout: 240_000 }, async () => {
   lab.build();
   const publicDirs = [`${root}/public-1`, `${root}/public-2`];
   assert.equal(runCli(['init', '--data', publicDirs[0], '--overlay', DOMAIN]).code, 0);
@@ -94,16 +94,18 @@ test('a home renumbered by its ISP mid-call: the call hears both ways again, the
   assert.ok(await eventually(() => /session closed|terminated/.test(renumbered.phone.output()), 5_000), 'the first call ends');
   await new Promise((resolve) => setTimeout(resolve, 500));
 
-  // A new call from the renumbered home: each phone hears the other.
-  const before = homes.map((h) => new Set(readdirSync(h.phone.recordings)));
-  phoneCommand(renumbered.phone, `/dial sip:${other.user}@${DOMAIN}`);
-  assert.ok(await eventually(() => established(renumbered, 2) && established(other, 2), 20_000), `the second call is answered: ${renumbered.phone.output().slice(-400)}`);
-  assert.ok(await eventually(async () => (await flowing(renumbered)) && (await flowing(other)), 10_000), `the second call's audio flows both ways: ${JSON.stringify(homes.map((h) => theCall(h)))}`);
-  await new Promise((resolve) => setTimeout(resolve, 3000));
-  phoneCommand(renumbered.phone, '/hangup');
-  await eventually(() => (other.phone.output().match(/session closed|terminated/g) ?? []).length >= 2, 5_000);
-  await new Promise((resolve) => setTimeout(resolve, 500)); // sndfile closes its files
-  const heard = [heardInNewRecordings(renumbered.phone.recordings, before[0], other.toneHz), heardInNewRecordings(other.phone.recordings, before[1], renumbered.toneHz)];
-  console.log(`second call, tone share of the other side in each recording: renumbered home heard ${heard[0].toFixed(3)}, the other ${heard[1].toFixed(3)}`);
-  assert.ok(heard.every((share) => share > 0.5), `each phone hears the other in the call after the renumbering: ${heard.map((h) => h.toFixed(3)).join(', ')}`);
+  // New calls, from the renumbered home and to it: each phone hears the other.
+  for (const [n, caller, callee] of [[2, renumbered, other], [3, other, renumbered]] as const) {
+    const before = homes.map((h) => new Set(readdirSync(h.phone.recordings)));
+    phoneCommand(caller.phone, `/dial sip:${callee.user}@${DOMAIN}`);
+    assert.ok(await eventually(() => established(caller, n) && established(callee, n), 20_000), `call ${n} is answered: ${caller.phone.output().slice(-400)}`);
+    assert.ok(await eventually(async () => (await flowing(renumbered)) && (await flowing(other)), 10_000), `call ${n}'s audio flows both ways: ${JSON.stringify(homes.map((h) => theCall(h)))}`);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    phoneCommand(caller.phone, '/hangup');
+    await eventually(() => (callee.phone.output().match(/session closed|terminated/g) ?? []).length >= n, 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // sndfile closes its files
+    const heard = [heardInNewRecordings(renumbered.phone.recordings, before[0], other.toneHz), heardInNewRecordings(other.phone.recordings, before[1], renumbered.toneHz)];
+    console.log(`call ${n} (${caller === renumbered ? 'from' : 'to'} the renumbered home), tone share of the other side in each recording: renumbered home heard ${heard[0].toFixed(3)}, the other ${heard[1].toFixed(3)}`);
+    assert.ok(heard.every((share) => share > 0.5), `each phone hears the other in call ${n}, after the renumbering: ${heard.map((h) => h.toFixed(3)).join(', ')}`);
+  }
 });
