@@ -40,6 +40,8 @@ export interface ChordOptions {
 const ANNOUNCE_HOLDOFF_MS = 1000;
 /** A failed contact behind a filtering NAT that neighbours still list is Attached to again after this long (see acceptable). */
 const REATTACH_FAILED_MS = 10_000;
+/** Attaches that one node's views may have us run at once, of the 16 in all. */
+const ATTACHES_PER_TELLER = 4;
 
 export const DEFAULT_CHORD_OPTIONS = {
   successors: 5,
@@ -85,6 +87,8 @@ export class ChordTopology implements Topology {
   private publishedSignature = '';
   /** Second-hand contacts behind filtering NATs, being Attached to before use. */
   private readonly attaching = new Set<Id>();
+  /** Of those, how many each neighbour's view had us start (at most ATTACHES_PER_TELLER). */
+  private readonly attachingFor = new Map<Id, number>();
 
   constructor(private readonly options: ChordOptions) {}
 
@@ -440,10 +444,19 @@ export class ChordTopology implements Topology {
    */
   private attachTo(contact: Contact, toldBy?: Contact): void {
     if (this.attaching.has(contact.id) || this.attaching.size >= 16 || this.join.state === 'left') return;
+    // One node's views (it may be a rogue one, swallowing what it is sent) hold a few slots at most.
+    const told = toldBy ? (this.attachingFor.get(toldBy.id) ?? 0) : 0;
+    if (toldBy && told >= ATTACHES_PER_TELLER) return;
     this.attaching.add(contact.id);
+    if (toldBy) this.attachingFor.set(toldBy.id, told + 1);
     const firstHop = toldBy && (this.router.connections.proven(toldBy.id) ?? toldBy.address);
     this.options.attacher().attach(nodeDestination(contact.id), firstHop ? { firstHop } : {}, (error, outcome) => {
       this.attaching.delete(contact.id);
+      if (toldBy) {
+        const left = (this.attachingFor.get(toldBy.id) ?? 1) - 1;
+        if (left > 0) this.attachingFor.set(toldBy.id, left);
+        else this.attachingFor.delete(toldBy.id);
+      }
       if (error || !outcome || outcome.id !== contact.id || this.join.state === 'left') {
         if (this.failed.has(contact.id)) this.failed.set(contact.id, this.router.clock.now()); // still gone: wait again
         return;
@@ -461,7 +474,9 @@ export class ChordTopology implements Topology {
   private acceptable(c: Contact, toldBy?: Contact): boolean {
     if (c.id === this.router.nodeId) return false;
     const failedAt = this.failed.get(c.id);
-    return failedAt === undefined || (toldBy !== undefined && c.attachFirst === true && this.router.clock.now() - failedAt >= REATTACH_FAILED_MS);
+    if (failedAt === undefined) return true;
+    const neighbour = toldBy !== undefined && this.table.all().some((n) => n.id === toldBy.id);
+    return neighbour && c.attachFirst === true && this.router.clock.now() - failedAt >= REATTACH_FAILED_MS;
   }
 
   private forget(id: Id): void {
