@@ -98,8 +98,14 @@ test('stores are checked against the certificate: bob may write as bob, not as h
 test('certificates are renewed before they expire, by the authority over the network', async () => {
   const before = { a: status(A).enrollment.certificateExpires, b: status(B).enrollment.certificateExpires };
   assert.ok(await eventually(() => status(A).enrollment.certificateExpires > before.a && status(B).enrollment.certificateExpires > before.b, 15_000));
-  // Past the first certificate's expiry the two still talk: the ring holds.
+  // Past the first certificate's expiry the two still talk: the ring holds, and what bob stores
+  // now, signed under the renewed certificate, is believed. (The note of the test before may have
+  // been signed under the first one, depending on how the timing fell: a value is believed only
+  // while the certificate it was signed under is, RFC 6940 s7.3.)
+  assert.equal(runCli(['store', 'DEBUG-NOTE', 'bob@smiths.example', 'renewed', '--data', B]).code, 0);
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(status(B).successors[0].id, status(A).nodeId);
-  assert.equal(runCli(['fetch', 'DEBUG-NOTE', 'bob@smiths.example', '--data', B]).code, 0);
+  const fetched = runCli(['fetch', 'DEBUG-NOTE', 'bob@smiths.example', '--data', B, '--json']);
+  assert.equal(fetched.code, 0, `${fetched.stdout}\n${fetched.stderr}`);
+  assert.ok(JSON.parse(fetched.stdout).values.some((v: { value: string }) => v.value === 'renewed'), fetched.stdout);
 });
