@@ -87,8 +87,10 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     });
   }
 
-  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void {
+  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean, directLost: boolean): void {
     if (this.stopped) return;
+    // Our own public address may have changed under the call (NatUpkeep checks, at most every 15 s).
+    if (directLost) this.peer.addressMayHaveChanged();
     // A link that is not live (it died, or idled since a last call until the far NAT's pinhole
     // likely closed) is set up again; the next one is held afresh. One we hold is watched, so live
     // while the node is proven there (per frame: no string is built on this path).

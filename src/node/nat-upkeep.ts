@@ -86,7 +86,8 @@ export class NatUpkeep {
 
   start(): void {
     this.peer.nat.relay.onLost = (server, routed, silent) => this.relayLost(server, routed, silent);
-    this.peer.sealedLink?.onSessionReset(() => this.addressMayHaveChanged());
+    this.peer.sealedLink?.onSessionReset(() => this.addressMayHaveChanged('session-reset'));
+    this.peer.addressMayHaveChanged = () => this.addressMayHaveChanged('media-path-quiet');
     this.nextReflexiveAt = this.peer.router.clock.now() + REFLEXIVE_REFRESH_MS; // learnt while joining
     this.schedule(1_000);
   }
@@ -106,7 +107,7 @@ export class NatUpkeep {
       for (const id of connections.idsAt(address)) if (!this.moving.includes(id) && this.moving.length < 64) this.moving.push(id);
     }
     this.nextAllocateAt = 0;
-    if (silent) this.addressMayHaveChanged(server);
+    if (silent) this.addressMayHaveChanged('relay-silent', server);
     // The relays measured last time, less the lost one: looking them up again could take a route
     // through the very peer that died.
     if (!this.busy && !this.stopped) this.allocate(this.lastFound);
@@ -146,7 +147,7 @@ export class NatUpkeep {
 
   private tick(): void {
     const now = this.peer.router.clock.now();
-    if (this.addressCheckPending && now - this.addressCheckedAt >= REFLEXIVE_RECHECK_MS) this.addressMayHaveChanged();
+    if (this.addressCheckPending && now - this.addressCheckedAt >= REFLEXIVE_RECHECK_MS) this.addressMayHaveChanged('deferred');
     if (this.peer.topology.joined && now >= this.nextReflexiveAt && this.bootstrap.length > 0) this.refreshReflexive(now);
     if (this.peer.topology.joined && !this.busy) {
       if (this.peer.attachFirst) {
@@ -184,20 +185,22 @@ export class NatUpkeep {
 
   /**
    * Our public address may have changed (a neighbour no longer knows our link session; our relay
-   * went `silent`): every neighbour gets a keepalive now, so that each meets our new address at
+   * went `silent`; a call's direct media path went quiet): every neighbour gets a keepalive now, so that each meets our new address at
    * once, and we ask for that address again (of another server than `silent`, when that one told
    * us last). A sign that comes within REFLEXIVE_RECHECK_MS of the last is acted on when that
    * wait is over (the tick), not dropped: the renumbering may have come after the first.
    */
-  private addressMayHaveChanged(silent?: Address): void {
+  private addressMayHaveChanged(sign: 'session-reset' | 'relay-silent' | 'media-path-quiet' | 'deferred', silent?: Address): void {
     if (this.stopped || !this.peer.topology.joined) return;
     const last = this.peer.nat.reflexiveServer;
     if (silent && last && sameAddress(silent, last)) this.reflexiveUnanswered = true;
     const now = this.peer.router.clock.now();
     if (now - this.addressCheckedAt < REFLEXIVE_RECHECK_MS) {
+      if (!this.addressCheckPending) this.log.debug('address-check-deferred', { inMs: this.addressCheckedAt + REFLEXIVE_RECHECK_MS - now });
       this.addressCheckPending = true;
       return;
     }
+    this.log.info('address-check', { sign });
     this.addressCheckPending = false;
     this.addressCheckedAt = now;
     this.peer.transport.keepaliveNow();

@@ -104,6 +104,11 @@ export class OverlayPeer {
   readonly kinds: KindRegistry;
   /** The sealing layer under the transport, unless links are plain. */
   readonly sealedLink: SealedLink | undefined;
+  /**
+   * Told of a sign, seen above the overlay, that our public address may have changed (a call's
+   * direct media path went quiet): NatUpkeep, once it runs, checks.
+   */
+  addressMayHaveChanged: () => void = () => {};
   /** STUN on the overlay port, candidates and connectivity checks (nat/). */
   readonly nat: NatTraversal;
   readonly attach: AttachService;

@@ -428,6 +428,7 @@ export class SealedLink implements Link {
     if (now - state.lastRecoveryAt < this.options.helloRetryMs) return;
     state.lastRecoveryAt = now;
     this.counters.recoveries++;
+    this.deps.log.debug('link-session-reset', { by: key });
     this.dropSession(session);
     if (!state.pending) this.initiate(from, this.stateFor(key));
     this.sessionResetHandler(from);

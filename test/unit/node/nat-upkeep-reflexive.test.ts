@@ -50,6 +50,7 @@ function world() {
     clock,
     home,
     sessionReset: (by: Address) => sessionReset(by),
+    peer,
     keepalives,
     upkeep: new NatUpkeep(peer, PUBLIC, false, silentLogger),
     renumber: (to: Address) => (mapped = to),
@@ -111,5 +112,19 @@ test('a neighbour that no longer knows our link session has us greet every neigh
   assert.equal(w.keepalives.rounds, 2);
   w.clock.runUntil(120_000);
   assert.equal(w.keepalives.rounds, 2, 'and only once');
+  w.upkeep.stop();
+});
+
+test('a call whose direct media path went quiet (OverlayPeer.addressMayHaveChanged, from the media backhaul) has us check at once too', () => {
+  const w = world();
+  w.home.learnReflexive([PUBLIC[0]]);
+  w.clock.runUntil(1_000);
+  w.upkeep.start();
+  w.renumber({ host: '198.18.9.13', port: 54000 });
+  w.clock.runUntil(20_000);
+  w.peer.addressMayHaveChanged();
+  w.clock.runUntil(21_000);
+  assert.equal(w.home.publicHost, '198.18.9.13');
+  assert.equal(w.keepalives.rounds, 1);
   w.upkeep.stop();
 });

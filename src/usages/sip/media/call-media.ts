@@ -45,8 +45,11 @@ export interface CallMediaDeps {
 export interface MediaBackhaul {
   /** Makes sure there is a link to the home `nodeId` (an Attach through the overlay if there is none). */
   prepare(nodeId: Id): void;
-  /** Sends a sealed media datagram for the other home's port `port` over the link to it; `heardYou`: we hear that home directly. */
-  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean): void;
+  /**
+   * Sends a sealed media datagram for the other home's port `port` over the link to it; `heardYou`:
+   * we hear that home directly; `directLost`: this is the first since a direct path to it went quiet.
+   */
+  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean, directLost: boolean): void;
   /** The peer is stopping: lets go of every link it holds for media, and arms no timer again. */
   stop(): void;
 }
@@ -295,7 +298,7 @@ export class CallMedia {
         const { send, receive } = mediaSealers(call.own.ephemeral, call.role, offerer, answerer, callId, `${i}/${channel}`);
         stream[channel].seal('b', { seal: (packet) => send.seal(packet), open: (datagram) => receive.open(datagram) });
         const backhaul = this.deps.backhaul;
-        if (backhaul && farHome !== undefined) stream[channel].setBackhaul('b', (sealed, to, heardYou) => backhaul.send(farHome, to.port, sealed, heardYou));
+        if (backhaul && farHome !== undefined) stream[channel].setBackhaul('b', (sealed, to, heardYou, directLost) => backhaul.send(farHome, to.port, sealed, heardYou, directLost));
       }
     });
     call.sealed = true;

@@ -26,7 +26,7 @@ export interface StreamSide {
  * that will not let a direct path open): the overlay link between the two home peers, direct or
  * through a relay peer. Only for a sealed side: what travels there is already sealed end to end.
  */
-export type Backhaul = (sealed: Uint8Array, to: Endpoint, heardYou: boolean) => void;
+export type Backhaul = (sealed: Uint8Array, to: Endpoint, heardYou: boolean, directLost: boolean) => void;
 
 /** After this many packets without hearing the far side directly, a direct probe goes only now and then. */
 const EAGER_PROBES = 50;
@@ -90,6 +90,8 @@ export class RelayStream {
   private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly directSentAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
+  /** Whether the loss of a direct path that worked was said (once per loss: see sendTo). */
+  private readonly directLossSaid: Record<Side, boolean> = { a: false, b: false };
   /** When media last came from each side's party, and the longest silence between two of its packets (a path that failed over shows here). */
   private readonly lastFromSideAt: Record<Side, number | undefined> = { a: undefined, b: undefined };
   private readonly longestGap: Record<Side, number> = { a: 0, b: 0 };
@@ -197,6 +199,7 @@ export class RelayStream {
         this.latched[side] = { address: from.address, port: from.port };
         this.heardDirectAt[side] = this.now();
         this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
+        this.directLossSaid[side] = false;
       }
       if (bytes.length === 0) {
         this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving
@@ -244,7 +247,12 @@ export class RelayStream {
       this.directSentAt[side] = this.now();
       return this.sides[side].send(out, target);
     }
-    backhaul(out, this.sides[side].offered, this.heardDirectly(side));
+    // A direct path that worked and went quiet is said once, with the first packet that leaves it:
+    // whoever wires the backhaul may read it as a sign that our own address changed.
+    const heard = this.heardDirectly(side);
+    const lost = !heard && this.heardDirectAt[side] > -Infinity && !this.directLossSaid[side];
+    if (lost) this.directLossSaid[side] = true;
+    backhaul(out, this.sides[side].offered, heard, lost);
     this.counters.overlayOut++;
     // The direct path gets probes of its own (sealed, empty: a copy of the media would be a
     // replay to whichever path delivered second, and so never show that the path works).

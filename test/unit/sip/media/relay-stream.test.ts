@@ -134,9 +134,9 @@ test('the internet leg goes over the overlay until the far home is heard directl
 
 test('a direct path that goes quiet (the far home renumbered) moves the media to the overlay in 1.5 s, and back once the far home is heard directly again', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
-  const overlay: { heardYou: boolean }[] = [];
+  const overlay: { heardYou: boolean; directLost: boolean }[] = [];
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', (_sealed, _to, heardYou) => overlay.push({ heardYou }));
+  stream.setBackhaul('b', (_sealed, _to, heardYou, directLost) => overlay.push({ heardYou, directLost }));
   // A call whose direct path works: both ways, 20 ms apart.
   for (let i = 0; i < 50; i++) {
     stream.receive('b', fakeSealing.seal(rtp()), far);
@@ -154,6 +154,8 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   assert.equal(direct, 74, 'direct for 1.5 s after the last packet heard (20 ms before the first of these)');
   assert.equal(overlay.length, 26, 'then over the overlay');
   assert.ok(overlay.every((o) => !o.heardYou), 'telling the far home we do not hear it directly');
+  assert.deepEqual(overlay.map((o) => o.directLost).indexOf(true), 0, 'the first packet that leaves the direct path says it was lost (a sign our own address may have changed)');
+  assert.equal(overlay.filter((o) => o.directLost).length, 1, 'and only the first');
   assert.ok(sent.slice(at).some((s) => s.side === 'b' && s.bytes === 1), 'with direct probes meanwhile');
   // The far home is heard directly again (at a new address, sealed): media goes straight there.
   const moved = { address: '198.51.100.7', port: 41000 };
@@ -161,6 +163,10 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   stream.receive('a', rtp(), phone);
   assert.deepEqual(sent.at(-1), { side: 'b', to: moved, bytes: 173 });
   assert.equal(overlay.length, 26);
+  // Lost again later: said again, once.
+  tick(1600);
+  for (let i = 0; i < 5; i++) stream.receive('a', rtp(), phone);
+  assert.deepEqual(overlay.slice(26).map((o) => o.directLost), [true, false, false, false, false]);
 });
 
 test('keepDirect (the anchor calls it every 500 ms): a side heard directly to which nothing went straight for 500 ms gets a sealed empty probe; one never heard, or sent media, gets none', () => {
