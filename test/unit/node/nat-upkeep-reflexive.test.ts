@@ -58,12 +58,18 @@ function world() {
   };
 }
 
-test('the public address is asked for again every five minutes, so a renumbered home advertises its new one', () => {
+/** A world whose home learnt its public address as when it joined, with NatUpkeep running. */
+function joinedWorld() {
   const w = world();
-  w.home.learnReflexive([PUBLIC[0]]); // as when it joined
+  w.home.learnReflexive([PUBLIC[0]]);
   w.clock.runUntil(1_000);
-  assert.equal(w.home.publicHost, '198.18.7.1');
   w.upkeep.start();
+  return w;
+}
+
+test('the public address is asked for again every five minutes, so a renumbered home advertises its new one', () => {
+  const w = joinedWorld();
+  assert.equal(w.home.publicHost, '198.18.7.1');
   w.renumber({ host: '198.18.9.9', port: 51000 });
   w.clock.runUntil(4 * 60_000);
   assert.equal(w.home.publicHost, '198.18.7.1', 'not asked again before five minutes');
@@ -75,10 +81,7 @@ test('the public address is asked for again every five minutes, so a renumbered 
 });
 
 test('when the peer that told us stops answering, the next refresh asks another bootstrap peer', () => {
-  const w = world();
-  w.home.learnReflexive([PUBLIC[0]]);
-  w.clock.runUntil(1_000);
-  w.upkeep.start();
+  const w = joinedWorld();
   w.silence(PUBLIC[0]);
   w.renumber({ host: '198.18.9.10', port: 52000 });
   w.clock.runUntil(5 * 60_000 + 60_000);
@@ -90,10 +93,7 @@ test('when the peer that told us stops answering, the next refresh asks another 
 });
 
 test('a neighbour that no longer knows our link session has us greet every neighbour and ask our address at once; a second sign within 15 s is acted on when the 15 s are over', () => {
-  const w = world();
-  w.home.learnReflexive([PUBLIC[0]]);
-  w.clock.runUntil(1_000);
-  w.upkeep.start();
+  const w = joinedWorld();
   w.renumber({ host: '198.18.9.11', port: 53000 });
   w.clock.runUntil(20_000);
   assert.equal(w.home.publicHost, '198.18.7.1', 'nothing said yet: the five-minute refresh is not due');
@@ -116,10 +116,7 @@ test('a neighbour that no longer knows our link session has us greet every neigh
 });
 
 test('a call whose direct media path went quiet (OverlayPeer.addressMayHaveChanged, from the media backhaul) has us check at once too', () => {
-  const w = world();
-  w.home.learnReflexive([PUBLIC[0]]);
-  w.clock.runUntil(1_000);
-  w.upkeep.start();
+  const w = joinedWorld();
   w.renumber({ host: '198.18.9.13', port: 54000 });
   w.clock.runUntil(20_000);
   w.peer.addressMayHaveChanged();
