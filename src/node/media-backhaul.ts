@@ -12,12 +12,11 @@ import type { OverlayPeer } from './overlay-peer.js';
  * ports cannot reach each other through the homes' NATs. The link is the one the overlay's
  * Attach set up (ICE-style checks on candidates exchanged through the overlay: direct wherever
  * the NATs allow it, else through a relay peer found by name under RELAY-SERVICE), so media
- * takes the same way. A frame is the receiving anchor's port (2 bytes), a flags byte (bit 0: the
- * sender hears the receiver's media ports directly, so the receiver may stop using the overlay)
- * and the sealed datagram; whoever forges one gets no further than the call key's AEAD check.
+ * takes the same way. A frame is the receiving anchor's port (2 bytes) and the sealed datagram
+ * (whose flags, under its tag, say whether the sender hears us directly: relay-stream.ts); whoever
+ * forges one, or changes one on the way, gets no further than the call key's AEAD check.
  */
-const HEADER_BYTES = 3;
-const HEARD_YOU = 0x01;
+const HEADER_BYTES = 2;
 /** A link a call's media used is held watched until no frame went on it for this long. */
 const HOLD_IDLE_MS = 30_000;
 /** A link set up for a call that is still ringing is held this long (SIP's Timer C), media or not. */
@@ -54,7 +53,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   deliverTo(anchor: MediaAnchor): void {
     this.peer.mediaLink.onMedia((from, body) => {
       if (body.length <= HEADER_BYTES) return;
-      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES), { address: from.host, port: from.port }, (body[2] & HEARD_YOU) !== 0);
+      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES));
     });
   }
 
@@ -87,7 +86,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     });
   }
 
-  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean, directLost: boolean): void {
+  send(nodeId: Id, port: number, sealed: Uint8Array, directLost: boolean): void {
     if (this.stopped) return;
     // Our own public address may have changed under the call (NatUpkeep checks, at most every 15 s).
     if (directLost) this.peer.addressMayHaveChanged();
@@ -106,7 +105,6 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     const body = new Uint8Array(HEADER_BYTES + sealed.length);
     body[0] = port >> 8;
     body[1] = port & 0xff;
-    body[2] = heardYou ? HEARD_YOU : 0;
     body.set(sealed, HEADER_BYTES);
     this.counters.framesSent++;
     this.holdLink(nodeId, address);

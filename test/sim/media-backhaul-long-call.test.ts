@@ -46,8 +46,8 @@ function twoHomes() {
   const frame = new Uint8Array(172);
   /** One 20 ms frame each way. */
   const sendFrames = () => {
-    backhauls[0].send(b.nodeId, 40_000, frame, false, false);
-    backhauls[1].send(a.nodeId, 40_000, frame, false, false);
+    backhauls[0].send(b.nodeId, 40_000, frame, false);
+    backhauls[1].send(a.nodeId, 40_000, frame, false);
   };
   return { sim, a, b, backhauls, received, sendFrames, holds };
 }
@@ -118,7 +118,7 @@ test('a peer that stops lets go at once of the links its calls held, and sends n
   backhauls[0].stop();
   assert.equal(holds.a, 0, 'stopping lets go of it without waiting for the idle timer');
   const sent = backhauls[0].counters.framesSent;
-  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false, false);
+  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false);
   assert.equal(backhauls[0].counters.framesSent, sent, 'nothing is sent after stop');
   assert.equal(holds.a, 0, 'and nothing is held again');
 });
@@ -127,10 +127,10 @@ test('the first frame after a direct media path went quiet tells the peer its ad
   const { a, b, backhauls } = twoHomes();
   let signs = 0;
   a.addressMayHaveChanged = () => signs++;
-  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false, false);
+  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false);
   assert.equal(signs, 0);
-  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false, true);
-  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false, false);
+  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), true);
+  backhauls[0].send(b.nodeId, 40_000, new Uint8Array(172), false);
   assert.equal(signs, 1);
 });
 

@@ -46,10 +46,10 @@ export interface MediaBackhaul {
   /** Makes sure there is a link to the home `nodeId` (an Attach through the overlay if there is none). */
   prepare(nodeId: Id): void;
   /**
-   * Sends a sealed media datagram for the other home's port `port` over the link to it; `heardYou`:
-   * we hear that home directly; `directLost`: this is the first since a direct path to it went quiet.
+   * Sends a sealed media datagram for the other home's port `port` over the link to it;
+   * `directLost`: this is the first since a direct path to it went quiet.
    */
-  send(nodeId: Id, port: number, sealed: Uint8Array, heardYou: boolean, directLost: boolean): void;
+  send(nodeId: Id, port: number, sealed: Uint8Array, directLost: boolean): void;
   /** The peer is stopping: lets go of every link it holds for media, and arms no timer again. */
   stop(): void;
 }
@@ -296,9 +296,9 @@ export class CallMedia {
     call.session.streams.forEach((stream, i) => {
       for (const channel of ['rtp', 'rtcp'] as const) {
         const { send, receive } = mediaSealers(call.own.ephemeral, call.role, offerer, answerer, callId, `${i}/${channel}`);
-        stream[channel].seal('b', { seal: (packet) => send.seal(packet), open: (datagram) => receive.open(datagram) });
+        stream[channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
         const backhaul = this.deps.backhaul;
-        if (backhaul && farHome !== undefined) stream[channel].setBackhaul('b', (sealed, to, heardYou, directLost) => backhaul.send(farHome, to.port, sealed, heardYou, directLost));
+        if (backhaul && farHome !== undefined) stream[channel].setBackhaul('b', (sealed, to, directLost) => backhaul.send(farHome, to.port, sealed, directLost));
       }
     });
     call.sealed = true;

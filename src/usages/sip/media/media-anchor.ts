@@ -305,10 +305,10 @@ export class MediaAnchor {
     return this.pool.pairsInUse * 2;
   }
 
-  /** Sealed media from the other home over the overlay link, for our far-side port `port`; `heardYou`: it hears us directly. */
-  receiveOverOverlay(port: number, datagram: Uint8Array, from: Endpoint, heardYou: boolean): void {
+  /** Sealed media from the other home over the overlay link, for our far-side port `port`. */
+  receiveOverOverlay(port: number, datagram: Uint8Array): void {
     const relay = this.farSidePorts.get(port);
-    if (relay) relay.receive('b', datagram, from, { heardYou });
+    if (relay) relay.receiveOverOverlay('b', datagram);
     else this.counters.strayOverlayFrames++;
   }
 

@@ -9,13 +9,17 @@ import { encodeCbor } from '../../../wire/cbor.js';
  * The internet leg of a call between two home peers, sealed (issue 16): each peer makes a fresh
  * X25519 key for the call and signs it with its enrolled identity, so the keys are agreed between
  * the two homes' certificates and never reused by another call. Each datagram is
- *   counter (6 bytes, big-endian) || ChaCha20-Poly1305(key of this direction, nonce = counter, aad = counter)
- * and is opened only once (a strict replay window). Phones never see any of this: they send
- * plain RTP to their own home peer, which seals it for the internet and opens it at the other end.
+ *   counter (6 bytes, big-endian) || flags (1 byte) || ChaCha20-Poly1305(key of this direction,
+ *     nonce = counter, aad = counter || flags)
+ * and is opened only once (a strict replay window). The flags are the sender's word about the
+ * path (relay-stream.ts): in the clear, but under the tag, so nobody on the way (a relay peer
+ * carrying the overlay link, say) can change them. Phones never see any of this: they send plain
+ * RTP to their own home peer, which seals it for the internet and opens it at the other end.
  */
 const COUNTER_BYTES = 6;
-/** Per datagram: the counter and the tag. */
-export const MEDIA_SEAL_OVERHEAD = COUNTER_BYTES + 16;
+const HEADER_BYTES = COUNTER_BYTES + 1;
+/** Per datagram: the counter, the flags and the tag. */
+export const MEDIA_SEAL_OVERHEAD = HEADER_BYTES + 16;
 
 export type MediaRole = 'offerer' | 'answerer';
 
@@ -45,7 +49,8 @@ export function shareIsFrom(share: MediaKeyShare, certifiedKey: Uint8Array, call
 export function mediaSealers(own: EphemeralKey, role: MediaRole, offerer: MediaKeyShare, answerer: MediaKeyShare, callId: string, channel: string): { send: MediaSealer; receive: MediaOpener } {
   const peer = role === 'offerer' ? answerer.publicKey : offerer.publicKey;
   const callSalt = new TextEncoder().encode(callId);
-  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offerer.publicKey, answerer.publicKey, encodeCbor(['p2psip media keys v1', callId, channel]));
+  // v2: the flags byte joined the header (a v1 home's datagrams fail the AEAD check, and are counted).
+  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offerer.publicKey, answerer.publicKey, encodeCbor(['p2psip media keys v2', callId, channel]));
   const [out, back] = role === 'offerer' ? [keys.initiatorToResponder, keys.responderToInitiator] : [keys.responderToInitiator, keys.initiatorToResponder];
   return { send: new MediaSealer(out), receive: new MediaOpener(back) };
 }
@@ -55,10 +60,20 @@ export class MediaSealer {
 
   constructor(private readonly key: Uint8Array) {}
 
-  seal(packet: Uint8Array): Uint8Array {
-    const header = counterBytes(this.counter++);
-    return new Uint8Array(Buffer.concat([header, sealBytes(this.key, this.counter - 1, header, packet)]));
+  /** `flags`: 0 to 255, read back by the opener (see MediaOpener.open). */
+  seal(packet: Uint8Array, flags = 0): Uint8Array {
+    const counter = this.counter++;
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUIntBE(counter, 0, COUNTER_BYTES);
+    header[COUNTER_BYTES] = flags;
+    return new Uint8Array(Buffer.concat([header, sealBytes(this.key, counter, header, packet)]));
   }
+}
+
+/** A datagram that opened: the phone's packet (empty for a path probe), and the sender's flags. */
+export interface OpenedMedia {
+  readonly packet: Uint8Array;
+  readonly flags: number;
 }
 
 export interface OpenerCounters {
@@ -73,31 +88,25 @@ export class MediaOpener {
 
   constructor(private readonly key: Uint8Array) {}
 
-  /** The phone's packet, or undefined (counted) for a forgery, a damaged datagram or a replay. */
-  open(datagram: Uint8Array): Uint8Array | undefined {
+  /** The phone's packet and the flags, or undefined (counted) for a forgery, a damaged datagram or a replay. */
+  open(datagram: Uint8Array): OpenedMedia | undefined {
     if (datagram.length < MEDIA_SEAL_OVERHEAD) {
       this.counters.failedAead++;
       return undefined;
     }
-    const header = datagram.subarray(0, COUNTER_BYTES);
+    const header = datagram.subarray(0, HEADER_BYTES);
     const counter = Buffer.from(header).readUIntBE(0, COUNTER_BYTES);
     if (!this.window.isFresh(counter)) {
       this.counters.replayed++;
       return undefined;
     }
-    const packet = openBytes(this.key, counter, header, datagram.subarray(COUNTER_BYTES));
+    const packet = openBytes(this.key, counter, header, datagram.subarray(HEADER_BYTES));
     if (!packet) {
       this.counters.failedAead++;
       return undefined;
     }
     this.window.accept(counter); // recorded only once authentic, so forgeries cannot burn counters
     this.counters.opened++;
-    return packet;
+    return { packet, flags: header[COUNTER_BYTES] };
   }
-}
-
-function counterBytes(counter: number): Uint8Array {
-  const bytes = Buffer.alloc(COUNTER_BYTES);
-  bytes.writeUIntBE(counter, 0, COUNTER_BYTES);
-  return bytes;
 }

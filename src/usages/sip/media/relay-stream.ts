@@ -26,7 +26,13 @@ export interface StreamSide {
  * that will not let a direct path open): the overlay link between the two home peers, direct or
  * through a relay peer. Only for a sealed side: what travels there is already sealed end to end.
  */
-export type Backhaul = (sealed: Uint8Array, to: Endpoint, heardYou: boolean, directLost: boolean) => void;
+export type Backhaul = (sealed: Uint8Array, to: Endpoint, directLost: boolean) => void;
+
+/**
+ * The sealed datagram's flag (under its AEAD tag, media-crypto.ts) by which a home tells the other
+ * that it hears it straight at its media port, so that the other may stop using the overlay.
+ */
+const HEARD_DIRECTLY = 0x01;
 
 /** After this many packets without hearing the far side directly, a direct probe goes only now and then. */
 const EAGER_PROBES = 50;
@@ -52,8 +58,9 @@ export const DIRECT_KEEPALIVE_MS = 500;
 
 /** The internet leg's sealing (media-crypto.ts): what goes to that side is sealed, what comes from it opened. */
 export interface SideSealing {
-  seal(packet: Uint8Array): Uint8Array;
-  open(datagram: Uint8Array): Uint8Array | undefined;
+  seal(packet: Uint8Array, flags: number): Uint8Array;
+  /** The packet (empty: a probe) and the sender's flags, both authentic, or undefined. */
+  open(datagram: Uint8Array): { packet: Uint8Array; flags: number } | undefined;
 }
 
 export interface StreamCounters {
@@ -160,7 +167,7 @@ export class RelayStream {
   keepDirect(side: Side): void {
     const sealing = this.sealing[side];
     const target = this.latched[side];
-    if (sealing && target && this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS) this.probe(side, target, sealing);
+    if (sealing && target && this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS) this.probe(side, target, sealing, this.heardFlag(side));
   }
 
   /** Whether media to the side goes over the overlay now. */
@@ -179,43 +186,51 @@ export class RelayStream {
     return this.latched[side];
   }
 
-  /**
-   * A datagram arrived at `side`'s anchor port from `from`; `overlay` when it came over the
-   * overlay link instead, saying whether its sender has heard us directly.
-   */
-  receive(side: Side, datagram: Uint8Array, from: Endpoint, overlay?: { heardYou: boolean }): void {
+  /** A datagram arrived at `side`'s anchor port from `from`. */
+  receive(side: Side, datagram: Uint8Array, from: Endpoint): void {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const sealing = this.sealing[side];
-    let bytes: Uint8Array | undefined = datagram;
     if (sealing) {
       // The internet leg: only the other home can make a packet that opens, so wherever one comes
       // from is where that home is now (a new NAT binding, another relay): latch there.
-      bytes = sealing.open(datagram);
-      if (!bytes) return this.drop('unsealed');
-      if (overlay) {
-        if (!overlay.heardYou) this.unheardSaidAt[side] = this.now();
-        this.counters.overlayIn++;
-      } else {
-        this.latched[side] = { address: from.address, port: from.port };
-        this.heardDirectAt[side] = this.now();
-        this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
-        this.directLossSaid[side] = false;
-      }
-      if (bytes.length === 0) {
-        this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving
-        return;
-      }
-    } else if (overlay) {
-      return this.drop('unsealed'); // only sealed media travels the overlay
-    } else {
-      const latched = this.latched[side];
-      if (latched) {
-        if (latched.address !== from.address || latched.port !== from.port) return this.drop('not-latched');
-      } else {
-        if (!this.sides[side].vouched.includes(from.address)) return this.drop('stranger');
-        this.latched[side] = { address: from.address, port: from.port };
-      }
+      const opened = sealing.open(datagram);
+      if (!opened) return this.drop('unsealed');
+      this.latched[side] = { address: from.address, port: from.port };
+      this.heardDirectAt[side] = this.now();
+      this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
+      this.directLossSaid[side] = false;
+      return this.relaySealed(side, opened.packet);
     }
+    const latched = this.latched[side];
+    if (latched) {
+      if (latched.address !== from.address || latched.port !== from.port) return this.drop('not-latched');
+    } else {
+      if (!this.sides[side].vouched.includes(from.address)) return this.drop('stranger');
+      this.latched[side] = { address: from.address, port: from.port };
+    }
+    this.relay(side, datagram);
+  }
+
+  /** A sealed datagram from `side` over the overlay link. */
+  receiveOverOverlay(side: Side, datagram: Uint8Array): void {
+    if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
+    const opened = this.sealing[side]?.open(datagram); // only sealed media travels the overlay
+    if (!opened) return this.drop('unsealed');
+    if (!(opened.flags & HEARD_DIRECTLY)) this.unheardSaidAt[side] = this.now();
+    this.counters.overlayIn++;
+    this.relaySealed(side, opened.packet);
+  }
+
+  private relaySealed(side: Side, packet: Uint8Array): void {
+    if (packet.length === 0) {
+      this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving
+      return;
+    }
+    this.relay(side, packet);
+  }
+
+  /** A packet from `side`'s party, authentic, goes to the other side's. */
+  private relay(side: Side, bytes: Uint8Array): void {
     const now = this.now();
     const last = this.lastFromSideAt[side];
     if (last !== undefined && now - last > this.longestGap[side]) this.longestGap[side] = now - last;
@@ -227,42 +242,52 @@ export class RelayStream {
     const other: Side = side === 'a' ? 'b' : 'a';
     const target = this.latched[other] ?? this.sides[other].offered;
     if (target.port === 0 || target.address === '0.0.0.0') return this.drop('no-target'); // on hold, or refused
-    const out = this.sealing[other] ? this.sealing[other]!.seal(bytes) : bytes;
-    this.sendTo(other, out, target);
+    this.counters.bytesOut += this.sendTo(other, bytes, target);
     this.counters.packetsOut++;
-    this.counters.bytesOut += out.length;
     this.lastPacketAt = this.now();
+  }
+
+  /** What a sealed datagram to `side` says of the path from it. */
+  private heardFlag(side: Side): number {
+    return this.heardDirectly(side) ? HEARD_DIRECTLY : 0;
   }
 
   /**
    * Straight to the party's port when it has been heard there; else over the overlay, with a
    * direct copy now and then so that a path through both NATs can still open (each side's
    * packets open its own NAT for the other's). While the far side still sends over the overlay
-   * (it has not heard us directly), we answer that way too.
+   * (it has not heard us directly), we answer that way too. Returns the bytes sent.
    */
-  private sendTo(side: Side, out: Uint8Array, target: Endpoint): void {
+  private sendTo(side: Side, packet: Uint8Array, target: Endpoint): number {
     const backhaul = this.backhaul[side];
     const sealing = this.sealing[side];
-    if (!backhaul || !sealing || !this.overOverlay(side)) {
+    if (!sealing) {
+      this.sides[side].send(packet, target);
+      return packet.length;
+    }
+    const flags = this.heardFlag(side);
+    const out = sealing.seal(packet, flags);
+    if (!backhaul || !this.overOverlay(side)) {
       this.directSentAt[side] = this.now();
-      return this.sides[side].send(out, target);
+      this.sides[side].send(out, target);
+      return out.length;
     }
     // A direct path that worked and went quiet is said once, with the first packet that leaves it:
     // whoever wires the backhaul may read it as a sign that our own address changed.
-    const heard = this.heardDirectly(side);
-    const lost = !heard && this.heardDirectAt[side] > -Infinity && !this.directLossSaid[side];
+    const lost = !flags && this.heardDirectAt[side] > -Infinity && !this.directLossSaid[side];
     if (lost) this.directLossSaid[side] = true;
-    backhaul(out, this.sides[side].offered, heard, lost);
+    backhaul(out, this.sides[side].offered, lost);
     this.counters.overlayOut++;
     // The direct path gets probes of its own (sealed, empty: a copy of the media would be a
     // replay to whichever path delivered second, and so never show that the path works).
     const sent = this.sentUnheard[side]++;
-    if (sent < EAGER_PROBES || sent % PROBE_EVERY === 0) this.probe(side, target, sealing);
+    if (sent < EAGER_PROBES || sent % PROBE_EVERY === 0) this.probe(side, target, sealing, flags);
+    return out.length;
   }
 
-  private probe(side: Side, target: Endpoint, sealing: SideSealing): void {
+  private probe(side: Side, target: Endpoint, sealing: SideSealing, flags: number): void {
     this.directSentAt[side] = this.now();
-    this.sides[side].send(sealing.seal(new Uint8Array(0)), target);
+    this.sides[side].send(sealing.seal(new Uint8Array(0), flags), target);
     this.counters.probesOut++;
   }
 

@@ -39,8 +39,8 @@ test('RTP sealed at one home opens at the other, both ways; nothing of it is rea
   const sealed = a.send.seal(rtp(7));
   assert.equal(sealed.length, 172 + MEDIA_SEAL_OVERHEAD);
   assert.equal(Buffer.from(sealed).includes(Buffer.from(rtp(7).subarray(0, 32))), false, 'no plaintext RTP on the internet');
-  assert.deepEqual(b.receive.open(sealed), rtp(7));
-  assert.deepEqual(a.receive.open(b.send.seal(rtp(9))), rtp(9));
+  assert.deepEqual(b.receive.open(sealed), { packet: rtp(7), flags: 0 });
+  assert.deepEqual(a.receive.open(b.send.seal(rtp(9), 1)), { packet: rtp(9), flags: 1 });
   // RTCP is a channel of its own, under keys of its own.
   const { offer, answer } = call('call-1@smiths');
   const rtcp = mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, 'call-1@smiths', '0/rtcp');
@@ -62,5 +62,16 @@ test('a replay, a flipped bit, a short datagram and another call\'s packet are d
   assert.equal(b.receive.open(elsewhere.a.send.seal(rtp(3))), undefined, 'keys are never shared across calls');
   assert.deepEqual(b.receive.counters, { opened: 1, failedAead: 3, replayed: 1 });
   // A forgery did not burn its counter: the genuine packet with that counter still opens.
-  assert.deepEqual(b.receive.open(a.send.seal(rtp(4))), rtp(4));
+  assert.deepEqual(b.receive.open(a.send.seal(rtp(4))), { packet: rtp(4), flags: 0 });
+});
+
+test('the flags byte (the sender\'s word about the path) is under the tag: changed on the way, the datagram does not open', () => {
+  const { a, b } = call('call-1@smiths');
+  const sealed = a.send.seal(rtp(1), 0);
+  assert.equal(sealed[6], 0, 'after the 6-byte counter, in the clear');
+  const flipped = new Uint8Array(sealed);
+  flipped[6] = 1; // a relay peer carrying the overlay link would keep the call on itself this way
+  assert.equal(b.receive.open(flipped), undefined);
+  assert.deepEqual(b.receive.counters, { opened: 0, failedAead: 1, replayed: 0 });
+  assert.deepEqual(b.receive.open(sealed), { packet: rtp(1), flags: 0 }, 'the genuine datagram still opens');
 });

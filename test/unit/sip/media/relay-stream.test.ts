@@ -63,10 +63,10 @@ test('a party on hold (c=0.0.0.0) or a refused stream gets nothing; an oversize 
 
 test('the internet leg sealed: what goes there is sealed, what comes opens or is dropped, and authentic media re-latches (a new path)', () => {
   const { stream, sent } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
-  const box = (bytes: Uint8Array) => new Uint8Array([0xee, ...bytes]);
-  stream.seal('b', { seal: box, open: (d) => (d[0] === 0xee ? d.subarray(1) : undefined) });
+  const box = (bytes: Uint8Array, flags = 0) => new Uint8Array([0xee, flags, ...bytes]);
+  stream.seal('b', { seal: box, open: (d) => (d[0] === 0xee ? { packet: d.subarray(2), flags: d[1] } : undefined) });
   stream.receive('a', rtp(10), phone);
-  assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 11 }, 'sealed towards the other home');
+  assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 12 }, 'sealed towards the other home');
   stream.receive('b', rtp(10), far);
   assert.equal(stream.counters.dropped.unsealed, 1, 'plain RTP from the internet is not media of this call');
   // The other home's packets now come from a relay: they open, so the stream follows them.
@@ -90,24 +90,26 @@ test('a re-offer with a new address unlatches the side; the same address keeps i
   assert.deepEqual(sent.at(-1)?.to, moved);
 });
 
-/** A stand-in for the call key's AEAD: a marker byte that only "the other home" puts on. */
+/** A stand-in for the call key's AEAD: a marker byte that only "the other home" puts on, and the flags byte it covers. */
 const fakeSealing = {
-  seal: (packet: Uint8Array) => new Uint8Array([0xaa, ...packet]),
-  open: (datagram: Uint8Array) => (datagram[0] === 0xaa ? datagram.subarray(1) : undefined),
+  seal: (packet: Uint8Array, flags = 0) => new Uint8Array([0xaa, flags, ...packet]),
+  open: (datagram: Uint8Array) => (datagram[0] === 0xaa ? { packet: datagram.subarray(2), flags: datagram[1] } : undefined),
 };
+/** What the sealed datagram's flags say: its sender hears us straight at our media port. */
+const heardYou = (sealed: Uint8Array) => (sealed[1] & 1) === 1;
 
 test('the internet leg goes over the overlay until the far home is heard directly, with sealed empty probes on the direct path meanwhile', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   const overlay: { bytes: number; heardYou: boolean }[] = [];
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', (sealed, _to, heardYou) => overlay.push({ bytes: sealed.length, heardYou }));
+  stream.setBackhaul('b', (sealed) => overlay.push({ bytes: sealed.length, heardYou: heardYou(sealed) }));
   // The phone talks; nothing came from the far home directly yet.
   for (let i = 0; i < 60; i++) stream.receive('a', rtp(), phone);
   assert.equal(overlay.length, 60, 'every packet over the overlay');
-  assert.ok(overlay.every((o) => o.bytes === 173 && !o.heardYou));
+  assert.ok(overlay.every((o) => o.bytes === 174 && !o.heardYou));
   const probes = sent.filter((s) => s.side === 'b');
   assert.equal(probes.length, 51, '50 eager probes, then one in 25');
-  assert.ok(probes.every((p) => p.bytes === 1), 'a probe is sealed and empty, never a copy of the media');
+  assert.ok(probes.every((p) => p.bytes === 2), 'a probe is sealed and empty, never a copy of the media');
   // A probe from the far home arrives straight at our port: the path works; nothing reaches the phone.
   const toPhoneBefore = sent.filter((s) => s.side === 'a').length;
   stream.receive('b', fakeSealing.seal(new Uint8Array(0)), { address: '203.0.113.9', port: 41000 });
@@ -115,17 +117,17 @@ test('the internet leg goes over the overlay until the far home is heard directl
   assert.equal(stream.counters.probesIn, 1);
   assert.equal(stream.heardDirectly('b'), true);
   // The far home still says (over the overlay) that it has not heard us: we keep the overlay, and probe.
-  stream.receive('b', fakeSealing.seal(rtp()), far, { heardYou: false });
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), 0));
   assert.equal(stream.overOverlay('b'), true);
   // It hears us now; a second later, media goes straight to where it was heard, and only there.
-  stream.receive('b', fakeSealing.seal(rtp()), far, { heardYou: true });
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), 1));
   tick(1001);
   const overlayBefore = overlay.length;
   stream.receive('a', rtp(), phone);
   assert.equal(overlay.length, overlayBefore, 'no longer over the overlay');
-  assert.deepEqual(sent.at(-1), { side: 'b', to: { address: '203.0.113.9', port: 41000 }, bytes: 173 });
+  assert.deepEqual(sent.at(-1), { side: 'b', to: { address: '203.0.113.9', port: 41000 }, bytes: 174 });
   // A forged frame over the overlay opens nowhere and changes nothing.
-  stream.receive('b', rtp(), far, { heardYou: false });
+  stream.receiveOverOverlay('b', rtp());
   assert.equal(stream.counters.dropped.unsealed, 1);
   assert.equal(stream.overOverlay('b'), false);
   // Nothing plain travels the overlay either.
@@ -136,7 +138,7 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   const overlay: { heardYou: boolean; directLost: boolean }[] = [];
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', (_sealed, _to, heardYou, directLost) => overlay.push({ heardYou, directLost }));
+  stream.setBackhaul('b', (sealed, _to, directLost) => overlay.push({ heardYou: heardYou(sealed), directLost }));
   // A call whose direct path works: both ways, 20 ms apart.
   for (let i = 0; i < 50; i++) {
     stream.receive('b', fakeSealing.seal(rtp()), far);
@@ -150,18 +152,18 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
     stream.receive('a', rtp(), phone);
     tick(20);
   }
-  const direct = sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 173).length;
+  const direct = sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 174).length;
   assert.equal(direct, 74, 'direct for 1.5 s after the last packet heard (20 ms before the first of these)');
   assert.equal(overlay.length, 26, 'then over the overlay');
   assert.ok(overlay.every((o) => !o.heardYou), 'telling the far home we do not hear it directly');
   assert.deepEqual(overlay.map((o) => o.directLost).indexOf(true), 0, 'the first packet that leaves the direct path says it was lost (a sign our own address may have changed)');
   assert.equal(overlay.filter((o) => o.directLost).length, 1, 'and only the first');
-  assert.ok(sent.slice(at).some((s) => s.side === 'b' && s.bytes === 1), 'with direct probes meanwhile');
+  assert.ok(sent.slice(at).some((s) => s.side === 'b' && s.bytes === 2), 'with direct probes meanwhile');
   // The far home is heard directly again (at a new address, sealed): media goes straight there.
   const moved = { address: '198.51.100.7', port: 41000 };
   stream.receive('b', fakeSealing.seal(rtp()), moved);
   stream.receive('a', rtp(), phone);
-  assert.deepEqual(sent.at(-1), { side: 'b', to: moved, bytes: 173 });
+  assert.deepEqual(sent.at(-1), { side: 'b', to: moved, bytes: 174 });
   assert.equal(overlay.length, 26);
   // Lost again later: said again, once.
   tick(1600);
@@ -183,7 +185,7 @@ test('keepDirect (the anchor calls it every 500 ms): a side heard directly to wh
   }
   const toFar = sent.filter((s) => s.side === 'b');
   assert.equal(toFar.length, 4, 'one probe in each 500 ms of the 2 s');
-  assert.ok(toFar.every((s) => s.bytes === 1 && s.to.address === far.address && s.to.port === far.port), 'sealed, empty, to where the far home is heard');
+  assert.ok(toFar.every((s) => s.bytes === 2 && s.to.address === far.address && s.to.port === far.port), 'sealed, empty, to where the far home is heard');
   // Our phone talks again: the media itself keeps the path, no probe beside it.
   for (let i = 0; i < 50; i++) {
     stream.receive('b', fakeSealing.seal(rtp()), far);
@@ -203,7 +205,7 @@ test('each time the direct path goes quiet, its first overlay packets carry dire
     tick(1600); // then nothing for longer than the path is believed
     const at = sent.length;
     for (let i = 0; i < 60; i++) stream.receive('a', rtp(), phone); // over the overlay now
-    return sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 1).length;
+    return sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 2).length;
   };
   assert.equal(quietSpell(), 51, 'the first time: 50 eager probes, then one in 25');
   assert.equal(quietSpell(), 51, 'and each time after (not one in 25 from the start)');
