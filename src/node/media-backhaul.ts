@@ -29,6 +29,8 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   private readonly backoff = new Map<string, { until: number; waitMs: number }>();
   /** Homes whose link an Attach set up through a relay (theirs or ours). */
   private readonly relayedLinks = new Set<string>();
+  /** The hosts of far homes' relayed addresses our links go to: frames from them say nothing of where a home is. */
+  private readonly farRelayHosts = new Set<string>();
   /**
    * Links our media is going over, by home: held watched in the hop transport, which sees none of
    * the media and would otherwise expire the link as idle in the middle of a long call.
@@ -46,6 +48,8 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
       if (this.relayedLinks.size >= 1024) this.relayedLinks.clear();
       if (outcome.relayed) this.relayedLinks.add(idToHex(outcome.id));
       else this.relayedLinks.delete(idToHex(outcome.id));
+      if (this.farRelayHosts.size >= 1024) this.farRelayHosts.clear();
+      if (outcome.remoteType === 'relay') this.farRelayHosts.add(outcome.address.host);
     });
   }
 
@@ -53,7 +57,9 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   deliverTo(anchor: MediaAnchor): void {
     this.peer.mediaLink.onMedia((from, body) => {
       if (body.length <= HEADER_BYTES) return;
-      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES));
+      // Through our own relay, `from` is the far home's address as the relay server sees it.
+      const direct = !this.farRelayHosts.has(from.host);
+      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES), direct ? from.host : undefined);
     });
   }
 

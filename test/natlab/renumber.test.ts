@@ -16,8 +16,10 @@ import { natlabFixture, peerStatus, type PhoneHome, phoneHome } from './fixture.
  *
  * What must follow: the call's audio comes back both ways (the media moves to the overlay link
  * once the direct path is silent, the ring takes home 1 back at its new address, home 2 Attaches
- * to it there); home 1 learns its new public address at once, for its next Attaches and calls; and
- * new calls from the renumbered home and to it, after the first ends, have audio both ways.
+ * to it there); then the media finds the direct way again (home 2 probes home 1's media port at
+ * the address home 1's link frames now come from); home 1 learns its new public address at once,
+ * for its next Attaches and calls; and new calls from the renumbered home and to it, after the
+ * first ends, have audio both ways.
  */
 const DOMAIN = 'renumber.example';
 const SIP_PORT = 5060;
@@ -25,6 +27,8 @@ const PHONE_PORT = 5070;
 const NEW_WAN = '198.18.0.111';
 /** How long a call may be silent after its home is renumbered (it was silent for good before). */
 const AUDIO_BACK_WITHIN_MS = 30_000;
+/** How long after that its media may stay on the overlay link before the direct way is found again. */
+const DIRECT_AGAIN_WITHIN_MS = 20_000;
 const { lab, root, bundle: BUNDLE } = natlabFixture('n', 'p2psip-natlab-renumber-');
 process.env.P2PSIP_LOG ??= 'p2psip.relay:info,p2psip.nat:info,p2psip.media:info';
 
@@ -80,15 +84,19 @@ test('a home renumbered by its ISP mid-call: the call hears both ways again, the
   const learntAfterMs = Date.now() - renumberedAt;
   const back = await eventually(async () => (await flowing(renumbered)) && (await flowing(other)), AUDIO_BACK_WITHIN_MS, 200);
   const backAfterMs = Date.now() - renumberedAt;
+  const directAgain = back && (await eventually(() => homes.every((h) => theCall(h).via === 'media-ports'), DIRECT_AGAIN_WITHIN_MS, 200));
+  const directAfterMs = Date.now() - renumberedAt;
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const calls = homes.map((h) => theCall(h));
   console.log(
     `\nRenumbered mid-call: new public address learnt ${learnt ? `after ${learntAfterMs} ms` : 'NEVER'}; audio flowing both ways again ${back ? `within ${backAfterMs} ms (polled)` : 'NEVER'}; ` +
-      `longest silence from the other home: renumbered home's anchor ${calls[0].longestGapMs?.home} ms, the other's ${calls[1].longestGapMs?.home} ms; path now ${calls[0].path} via ${calls[0].via}\n`,
+      `longest silence from the other home: renumbered home's anchor ${calls[0].longestGapMs?.home} ms, the other's ${calls[1].longestGapMs?.home} ms; ` +
+      `media ports to media ports again ${directAgain ? `within ${directAfterMs} ms` : 'NEVER'}; path now ${calls[0].path} via ${calls[0].via}\n`,
   );
   const logs = () => homes.map((h) => `${h.home.name}:\n${lab.output(h.peer).slice(-3000)}`).join('\n');
   assert.ok(learnt, `the renumbered home learns its new public address: ${JSON.stringify(peerStatus(renumbered.dir).nat?.reflexive)}\n${logs()}`);
   assert.ok(back, `the call's audio comes back both ways within ${AUDIO_BACK_WITHIN_MS} ms: ${JSON.stringify(calls)}\n${logs()}`);
+  assert.ok(directAgain, `the call's media finds the direct way between the homes again: ${JSON.stringify(calls)}\n${logs()}`);
 
   phoneCommand(other.phone, '/hangup');
   assert.ok(await eventually(() => /session closed|terminated/.test(renumbered.phone.output()), 5_000), 'the first call ends');

@@ -97,6 +97,12 @@ export class RelayStream {
   private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly directSentAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
+  /**
+   * Where the far side's frames over the overlay link come from, when that link is direct: the
+   * far home's public address now. After its ISP renumbered it, its media most likely comes from
+   * there too (its NAT keeps the port's number, as the SDP's address already assumes).
+   */
+  private readonly linkHost: Record<Side, string | undefined> = { a: undefined, b: undefined };
   /** Whether the loss of a direct path that worked was said (once per loss: see sendTo). */
   private readonly directLossSaid: Record<Side, boolean> = { a: false, b: false };
   /** When media last came from each side's party, and the longest silence between two of its packets (a path that failed over shows here). */
@@ -211,12 +217,16 @@ export class RelayStream {
     this.relay(side, datagram);
   }
 
-  /** A sealed datagram from `side` over the overlay link. */
-  receiveOverOverlay(side: Side, datagram: Uint8Array): void {
+  /**
+   * A sealed datagram from `side` over the overlay link; `linkHost`: where the link's datagrams
+   * come from, when the link is direct (not through a relay).
+   */
+  receiveOverOverlay(side: Side, datagram: Uint8Array, linkHost?: string): void {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const opened = this.sealing[side]?.open(datagram); // only sealed media travels the overlay
     if (!opened) return this.drop('unsealed');
     if (!(opened.flags & HEARD_DIRECTLY)) this.unheardSaidAt[side] = this.now();
+    if (linkHost !== undefined) this.linkHost[side] = linkHost;
     this.counters.overlayIn++;
     this.relaySealed(side, opened.packet);
   }
@@ -288,6 +298,13 @@ export class RelayStream {
   private probe(side: Side, target: Endpoint, sealing: SideSealing, flags: number): void {
     this.directSentAt[side] = this.now();
     this.sides[side].send(sealing.seal(new Uint8Array(0), flags), target);
+    this.counters.probesOut++;
+    // The far home's link comes from elsewhere than its media did (it was renumbered, or its
+    // router mapped it anew): probe its media port's number there too. Behind a port-restricted
+    // NAT it cannot reach us until we have sent to where it is now (an ICE peer-reflexive guess).
+    const host = this.linkHost[side];
+    if (host === undefined || host === target.address || this.heardDirectly(side)) return;
+    this.sides[side].send(sealing.seal(new Uint8Array(0), flags), { address: host, port: target.port });
     this.counters.probesOut++;
   }
 

@@ -211,6 +211,34 @@ test('each time the direct path goes quiet, its first overlay packets carry dire
   assert.equal(quietSpell(), 51, 'and each time after (not one in 25 from the start)');
 });
 
+test('the far home renumbered: its frames over a direct overlay link come from its new address, so direct probes go to its media port there too, until it is heard directly again', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', () => {});
+  stream.receive('b', fakeSealing.seal(rtp()), far); // the direct path worked
+  tick(1600); // then the far home's ISP renumbered it
+  const renumbered = '198.51.100.77';
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp()), renumbered);
+  const at = sent.length;
+  for (let i = 0; i < 10; i++) stream.receive('a', rtp(), phone);
+  const probes = sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 2);
+  assert.equal(probes.filter((p) => p.to.address === far.address && p.to.port === far.port).length, 10, 'where it was heard, as before');
+  assert.equal(probes.filter((p) => p.to.address === renumbered && p.to.port === far.port).length, 10, 'and its media port\'s number at its new address (a port-restricted NAT there lets nothing in before we sent)');
+  // Its media comes straight from there now: latched; one probe target only.
+  stream.receive('b', fakeSealing.seal(rtp()), { address: renumbered, port: far.port });
+  tick(1600);
+  const after = sent.length;
+  stream.receive('a', rtp(), phone);
+  assert.deepEqual(sent.slice(after).filter((s) => s.bytes === 2).map((s) => s.to), [{ address: renumbered, port: far.port }]);
+  // A frame over a link through the far home's relay says nothing of where the home is.
+  const quiet = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  quiet.stream.seal('b', fakeSealing);
+  quiet.stream.setBackhaul('b', () => {});
+  quiet.stream.receiveOverOverlay('b', fakeSealing.seal(rtp()));
+  quiet.stream.receive('a', rtp(), phone);
+  assert.deepEqual(quiet.sent.filter((s) => s.bytes === 2).map((s) => s.to), [far]);
+});
+
 test('a forked call: the phone that answers after another played early media is heard, even on the same host', () => {
   const first = { address: '192.168.1.20', port: 10000 };
   const second = { address: '192.168.1.20', port: 20000 };
