@@ -29,8 +29,6 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   private readonly backoff = new Map<string, { until: number; waitMs: number }>();
   /** Homes whose link an Attach set up through a relay (theirs or ours). */
   private readonly relayedLinks = new Set<string>();
-  /** The hosts of far homes' relayed addresses our links go to: frames from them say nothing of where a home is. */
-  private readonly farRelayHosts = new Set<string>();
   /**
    * Links our media is going over, by home: held watched in the hop transport, which sees none of
    * the media and would otherwise expire the link as idle in the middle of a long call.
@@ -48,8 +46,6 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
       if (this.relayedLinks.size >= 1024) this.relayedLinks.clear();
       if (outcome.relayed) this.relayedLinks.add(idToHex(outcome.id));
       else this.relayedLinks.delete(idToHex(outcome.id));
-      if (this.farRelayHosts.size >= 1024) this.farRelayHosts.clear();
-      if (outcome.remoteType === 'relay') this.farRelayHosts.add(outcome.address.host);
     });
   }
 
@@ -57,9 +53,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
   deliverTo(anchor: MediaAnchor): void {
     this.peer.mediaLink.onMedia((from, body) => {
       if (body.length <= HEADER_BYTES) return;
-      // Through our own relay, `from` is the far home's address as the relay server sees it.
-      const direct = !this.farRelayHosts.has(from.host);
-      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES), direct ? from.host : undefined);
+      anchor.receiveOverOverlay((body[0] << 8) | body[1], body.subarray(HEADER_BYTES));
     });
   }
 
@@ -149,6 +143,15 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
     const now = this.peer.router.clock.now();
     for (const [key, held] of this.held) if (now - held.lastSentAt >= HOLD_IDLE_MS && now >= held.keepUntil) this.letGo(key);
     if (this.held.size) this.holdTimer = this.peer.router.clock.setTimer(HOLD_IDLE_MS, () => this.releaseIdle());
+  }
+
+  /**
+   * Where the sealed link to the home `nodeId` proved it is, when that link is direct: its
+   * public address now, vouched for by its handshake (not by any media frame's source).
+   */
+  directHost(nodeId: Id): string | undefined {
+    const address = this.peer.router.connections.proven(nodeId);
+    return address && !this.relayOf(nodeId).relayed ? address.host : undefined;
   }
 
   /** Whether the link to `nodeId` goes through a relay peer: ours (its Node-ID, hex), or the far home's (the relayed address it gave). */

@@ -19,7 +19,13 @@ import { SipError } from '../sip-error.js';
  * revoked or unenrolled node gets no media. Re-offers in the same call keep the ports and the
  * keys and only update who is where.
  */
-const KEY_ATTRIBUTE = 'p2psip-key';
+const KEY_ATTRIBUTE = 'p2psip-key-v2';
+/**
+ * The attribute of homes that seal under media keys v1 (no flags byte): their datagrams and ours
+ * would not open at the other end, so such a call is refused (488) with the reason, not connected
+ * silent.
+ */
+const V1_KEY_ATTRIBUTE = 'p2psip-key';
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 
 export interface CallMediaDeps {
@@ -50,6 +56,8 @@ export interface MediaBackhaul {
    * `directLost`: this is the first since a direct path to it went quiet.
    */
   send(nodeId: Id, port: number, sealed: Uint8Array, directLost: boolean): void;
+  /** The host of the proven link to `nodeId`, when it goes there directly (not through a relay). */
+  directHost(nodeId: Id): string | undefined;
   /** The peer is stopping: lets go of every link it holds for media, and arms no timer again. */
   stop(): void;
 }
@@ -266,6 +274,7 @@ export class CallMedia {
    */
   private believedShare(sdp: SessionDescription, callId: string, theirRole: MediaRole): { share: MediaKeyShare; farHome: Id | undefined } {
     const theirs = readShare(sdp);
+    if (!theirs && sdp.lines.some((l) => l.startsWith(`a=${V1_KEY_ATTRIBUTE}:`))) throw new SdpError('the other home seals media under an older version (p2psip-key v1): update its p2psip');
     if (!theirs) throw new SdpError('the other home sent no media key');
     let homeKey: Uint8Array;
     let farHome: Id | undefined;
@@ -298,7 +307,9 @@ export class CallMedia {
         const { send, receive } = mediaSealers(call.own.ephemeral, call.role, offerer, answerer, callId, `${i}/${channel}`);
         stream[channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
         const backhaul = this.deps.backhaul;
-        if (backhaul && farHome !== undefined) stream[channel].setBackhaul('b', (sealed, to, directLost) => backhaul.send(farHome, to.port, sealed, directLost));
+        if (backhaul && farHome !== undefined) {
+          stream[channel].setBackhaul('b', { send: (sealed, to, directLost) => backhaul.send(farHome, to.port, sealed, directLost), directHost: () => backhaul.directHost(farHome) });
+        }
       }
     });
     call.sealed = true;
@@ -346,7 +357,7 @@ function readShare(sdp: SessionDescription): (MediaKeyShare & { certificate: Uin
 
 /** The description without any key share (a phone never sees one; ours replaces the other home's). */
 function withoutShare(sdp: SessionDescription): SessionDescription {
-  return { ...sdp, lines: sdp.lines.filter((l) => !l.startsWith(`a=${KEY_ATTRIBUTE}:`)) };
+  return { ...sdp, lines: sdp.lines.filter((l) => !l.startsWith(`a=${KEY_ATTRIBUTE}:`) && !l.startsWith(`a=${V1_KEY_ATTRIBUTE}:`)) };
 }
 
 /** Our share as a session-level attribute, before the first m= line. */

@@ -305,13 +305,10 @@ export class MediaAnchor {
     return this.pool.pairsInUse * 2;
   }
 
-  /**
-   * Sealed media from the other home over the overlay link, for our far-side port `port`;
-   * `linkHost`: where the link's datagrams come from, when the link is direct.
-   */
-  receiveOverOverlay(port: number, datagram: Uint8Array, linkHost?: string): void {
+  /** Sealed media from the other home over the overlay link, for our far-side port `port`. */
+  receiveOverOverlay(port: number, datagram: Uint8Array): void {
     const relay = this.farSidePorts.get(port);
-    if (relay) relay.receiveOverOverlay('b', datagram, linkHost);
+    if (relay) relay.receiveOverOverlay('b', datagram);
     else this.counters.strayOverlayFrames++;
   }
 

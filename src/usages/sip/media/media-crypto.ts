@@ -70,10 +70,14 @@ export class MediaSealer {
   }
 }
 
-/** A datagram that opened: the phone's packet (empty for a path probe), and the sender's flags. */
+/**
+ * A datagram that opened: the phone's packet (empty for a path probe), the sender's flags, and
+ * whether it was sealed after every other that opened (not one held back and let go late).
+ */
 export interface OpenedMedia {
   readonly packet: Uint8Array;
   readonly flags: number;
+  readonly newest: boolean;
 }
 
 export interface OpenerCounters {
@@ -105,8 +109,9 @@ export class MediaOpener {
       this.counters.failedAead++;
       return undefined;
     }
+    const newest = counter > this.window.highest;
     this.window.accept(counter); // recorded only once authentic, so forgeries cannot burn counters
     this.counters.opened++;
-    return { packet, flags: header[COUNTER_BYTES] };
+    return { packet, flags: header[COUNTER_BYTES], newest };
   }
 }

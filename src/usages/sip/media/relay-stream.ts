@@ -26,7 +26,12 @@ export interface StreamSide {
  * that will not let a direct path open): the overlay link between the two home peers, direct or
  * through a relay peer. Only for a sealed side: what travels there is already sealed end to end.
  */
-export type Backhaul = (sealed: Uint8Array, to: Endpoint, directLost: boolean) => void;
+export interface Backhaul {
+  /** Sends a sealed datagram over the link; `directLost`: the first since a direct path that worked went quiet. */
+  send(sealed: Uint8Array, to: Endpoint, directLost: boolean): void;
+  /** The far home's host as the link reaches it now, when the link is direct (not through a relay). */
+  directHost(): string | undefined;
+}
 
 /**
  * The sealed datagram's flag (under its AEAD tag, media-crypto.ts) by which a home tells the other
@@ -59,8 +64,11 @@ export const DIRECT_KEEPALIVE_MS = 500;
 /** The internet leg's sealing (media-crypto.ts): what goes to that side is sealed, what comes from it opened. */
 export interface SideSealing {
   seal(packet: Uint8Array, flags: number): Uint8Array;
-  /** The packet (empty: a probe) and the sender's flags, both authentic, or undefined. */
-  open(datagram: Uint8Array): { packet: Uint8Array; flags: number } | undefined;
+  /**
+   * The packet (empty: a probe) and the sender's flags, both authentic, and whether it is the
+   * newest that opened; or undefined.
+   */
+  open(datagram: Uint8Array): { packet: Uint8Array; flags: number; newest: boolean } | undefined;
 }
 
 export interface StreamCounters {
@@ -97,12 +105,6 @@ export class RelayStream {
   private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly directSentAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
-  /**
-   * Where the far side's frames over the overlay link come from, when that link is direct: the
-   * far home's public address now. After its ISP renumbered it, its media most likely comes from
-   * there too (its NAT keeps the port's number, as the SDP's address already assumes).
-   */
-  private readonly linkHost: Record<Side, string | undefined> = { a: undefined, b: undefined };
   /** Whether the loss of a direct path that worked was said (once per loss: see sendTo). */
   private readonly directLossSaid: Record<Side, boolean> = { a: false, b: false };
   /** When media last came from each side's party, and the longest silence between two of its packets (a path that failed over shows here). */
@@ -197,14 +199,19 @@ export class RelayStream {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const sealing = this.sealing[side];
     if (sealing) {
-      // The internet leg: only the other home can make a packet that opens, so wherever one comes
-      // from is where that home is now (a new NAT binding, another relay): latch there.
+      // The internet leg: only the other home can make a packet that opens, so wherever the newest
+      // comes from is where that home is now (a new NAT binding, another relay): latch there. One
+      // that opens late from elsewhere may be a probe someone caught on the way and sent on from
+      // an address of their choosing: it moves nothing.
       const opened = sealing.open(datagram);
       if (!opened) return this.drop('unsealed');
-      this.latched[side] = { address: from.address, port: from.port };
-      this.heardDirectAt[side] = this.now();
-      this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
-      this.directLossSaid[side] = false;
+      const latched = this.latched[side];
+      if (opened.newest || (latched && latched.address === from.address && latched.port === from.port)) {
+        this.latched[side] = { address: from.address, port: from.port };
+        this.heardDirectAt[side] = this.now();
+        this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
+        this.directLossSaid[side] = false;
+      }
       return this.relaySealed(side, opened.packet);
     }
     const latched = this.latched[side];
@@ -217,16 +224,14 @@ export class RelayStream {
     this.relay(side, datagram);
   }
 
-  /**
-   * A sealed datagram from `side` over the overlay link; `linkHost`: where the link's datagrams
-   * come from, when the link is direct (not through a relay).
-   */
-  receiveOverOverlay(side: Side, datagram: Uint8Array, linkHost?: string): void {
+  /** A sealed datagram from `side` over the overlay link. */
+  receiveOverOverlay(side: Side, datagram: Uint8Array): void {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const opened = this.sealing[side]?.open(datagram); // only sealed media travels the overlay
     if (!opened) return this.drop('unsealed');
-    if (!(opened.flags & HEARD_DIRECTLY)) this.unheardSaidAt[side] = this.now();
-    if (linkHost !== undefined) this.linkHost[side] = linkHost;
+    // Only the newest says where the far side stands: one held back on the way (by a relay peer
+    // that would keep the media going through itself) and let go late says nothing.
+    if (!(opened.flags & HEARD_DIRECTLY) && opened.newest) this.unheardSaidAt[side] = this.now();
     this.counters.overlayIn++;
     this.relaySealed(side, opened.packet);
   }
@@ -286,7 +291,7 @@ export class RelayStream {
     // whoever wires the backhaul may read it as a sign that our own address changed.
     const lost = !flags && this.heardDirectAt[side] > -Infinity && !this.directLossSaid[side];
     if (lost) this.directLossSaid[side] = true;
-    backhaul(out, this.sides[side].offered, lost);
+    backhaul.send(out, this.sides[side].offered, lost);
     this.counters.overlayOut++;
     // The direct path gets probes of its own (sealed, empty: a copy of the media would be a
     // replay to whichever path delivered second, and so never show that the path works).
@@ -299,11 +304,13 @@ export class RelayStream {
     this.directSentAt[side] = this.now();
     this.sides[side].send(sealing.seal(new Uint8Array(0), flags), target);
     this.counters.probesOut++;
-    // The far home's link comes from elsewhere than its media did (it was renumbered, or its
-    // router mapped it anew): probe its media port's number there too. Behind a port-restricted
-    // NAT it cannot reach us until we have sent to where it is now (an ICE peer-reflexive guess).
-    const host = this.linkHost[side];
-    if (host === undefined || host === target.address || this.heardDirectly(side)) return;
+    // The overlay link reaches the far home elsewhere than its media did (it was renumbered, or
+    // its router mapped it anew): probe its media port's number there too, where its NAT most
+    // likely kept it (as the SDP's address already assumes). Behind a port-restricted NAT it
+    // cannot reach us until we have sent to where it is now (an ICE peer-reflexive guess).
+    if (this.heardDirectly(side)) return;
+    const host = this.backhaul[side]?.directHost();
+    if (host === undefined || host === target.address) return;
     this.sides[side].send(sealing.seal(new Uint8Array(0), flags), { address: host, port: target.port });
     this.counters.probesOut++;
   }

@@ -25,7 +25,8 @@ export function otherSide(side: MediaSide): MediaSide {
   return ({ phone: 'home', home: 'phone', caller: 'callee', callee: 'caller' } as const)[side];
 }
 
-const KEY_LINE = /^a=p2psip-key:/m;
+/** A media key share of another home (call-media.ts), this version's or v1's. */
+const KEY_LINE = /^a=p2psip-key(?:-v2)?:/m;
 
 export interface MediaLimits {
   /** Anchored calls at once (`--max-calls`); a call beyond it is answered 503. */

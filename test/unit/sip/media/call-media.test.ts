@@ -71,7 +71,7 @@ test('an offer and its answer cross both homes: each phone is told its own home\
   const phoneA = net.phone('192.168.1.20', 10000);
   const phoneB = net.phone('192.168.2.30', 20000);
   const toB = await a.offerFromPhone('call-1', offer('192.168.1.20', 10000), '192.168.1.20');
-  assert.match(toB, /a=p2psip-key:/);
+  assert.match(toB, /a=p2psip-key-v2:/);
   assert.equal(mediaOf(toB).address, HOME_A);
   const toPhoneB = await b.offerFromHome('call-1', enc(toB), HOME_A);
   assert.doesNotMatch(toPhoneB, /p2psip-key/, 'a phone never sees a key share');
@@ -124,8 +124,11 @@ test('a key share signed by another node than its certificate names, none at all
   const forged = homes(undefined, impostor);
   const toB = await forged.a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20');
   await assert.rejects(forged.b.offerFromHome('call-2', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /not signed by it/.test(e.reason));
-  const stripped = toB.replace(/a=p2psip-key:[^\r]*\r\n/, '');
+  const stripped = toB.replace(/a=p2psip-key-v2:[^\r]*\r\n/, '');
   await assert.rejects(forged.b.offerFromHome('call-3', enc(stripped), HOME_A), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
+  // A home that seals under media keys v1 (before the flags byte): refused with the reason, not connected silent.
+  const v1 = toB.replace('a=p2psip-key-v2:', 'a=p2psip-key:');
+  await assert.rejects(forged.b.offerFromHome('call-3b', enc(v1), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /older version \(p2psip-key v1\)/.test(e.reason));
   assert.equal(forged.b.active, 0, 'the refused offers hold no ports');
   // The overlay revoked home A: its certificate is not believed, so its media is refused.
   const open = new OpenTrustPolicy(TEST_OVERLAY);
@@ -145,7 +148,7 @@ test('a key share signed by another node than its certificate names, none at all
 
 test('a stranger\'s offer with a key share that is not believed opens no port at all', async () => {
   const { b } = homes();
-  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key:AAAA\r\n`);
+  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key-v2:AAAA\r\n`);
   const errors = await Promise.all(Array.from({ length: 8 }, () => b.offerFromHome('junk', junk, '198.51.100.66').catch((e: unknown) => e)));
   assert.ok(errors.every((e) => e instanceof SdpError && e.status === 488));
   assert.equal(b.anchor.counters.sessions, 0, 'no session (and so no socket) was ever opened for them');
@@ -168,9 +171,9 @@ test('once a call\'s keys are agreed, SDP for it with another key share (or none
   const toPhoneB = await b.offerFromHome('call-5', enc(toB), HOME_A);
   a.answerFromHome('call-5', enc(b.answerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
   // A stranger's ACK "from home A", naming itself, with a made-up share, or with none.
-  const attacker = enc(`v=0\r\no=- 1 2 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\nm=audio 7777 RTP/AVP 0\r\na=p2psip-key:AAAA\r\n`);
+  const attacker = enc(`v=0\r\no=- 1 2 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\nm=audio 7777 RTP/AVP 0\r\na=p2psip-key-v2:AAAA\r\n`);
   assert.throws(() => b.answerFromHome('call-5', attacker, '198.51.100.66'), (e: unknown) => e instanceof SdpError && /another party/.test(e.reason));
-  await assert.rejects(b.offerFromHome('call-5', enc(toB.replace(/a=p2psip-key:[^\r]*\r\n/, '')), '198.51.100.66'), SdpError);
+  await assert.rejects(b.offerFromHome('call-5', enc(toB.replace(/a=p2psip-key-v2:[^\r]*\r\n/, '')), '198.51.100.66'), SdpError);
   // Home A's own re-offer (the same share) is taken.
   const reoffer = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20');
   await b.offerFromHome('call-5', enc(reoffer), HOME_A);
@@ -266,7 +269,7 @@ test('a ringing branch whose SDP has another number of media lines is refused an
 
 test('a peer that stops ends every call: each call\'s ports go back and the links between homes are let go', async () => {
   let stopped = 0;
-  const { a } = homes(undefined, undefined, { prepare: () => {}, send: () => {}, stop: () => stopped++ });
+  const { a } = homes(undefined, undefined, { prepare: () => {}, send: () => {}, directHost: () => undefined, stop: () => stopped++ });
   await a.offerFromPhone('call-s1', offer('192.168.1.20', 10000), '192.168.1.20');
   await a.offerFromPhone('call-s2', offer('192.168.1.21', 10000), '192.168.1.21');
   assert.equal(a.active, 2);

@@ -39,8 +39,8 @@ test('RTP sealed at one home opens at the other, both ways; nothing of it is rea
   const sealed = a.send.seal(rtp(7));
   assert.equal(sealed.length, 172 + MEDIA_SEAL_OVERHEAD);
   assert.equal(Buffer.from(sealed).includes(Buffer.from(rtp(7).subarray(0, 32))), false, 'no plaintext RTP on the internet');
-  assert.deepEqual(b.receive.open(sealed), { packet: rtp(7), flags: 0 });
-  assert.deepEqual(a.receive.open(b.send.seal(rtp(9), 1)), { packet: rtp(9), flags: 1 });
+  assert.deepEqual(b.receive.open(sealed), { packet: rtp(7), flags: 0, newest: true });
+  assert.deepEqual(a.receive.open(b.send.seal(rtp(9), 1)), { packet: rtp(9), flags: 1, newest: true });
   // RTCP is a channel of its own, under keys of its own.
   const { offer, answer } = call('call-1@smiths');
   const rtcp = mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, 'call-1@smiths', '0/rtcp');
@@ -62,7 +62,15 @@ test('a replay, a flipped bit, a short datagram and another call\'s packet are d
   assert.equal(b.receive.open(elsewhere.a.send.seal(rtp(3))), undefined, 'keys are never shared across calls');
   assert.deepEqual(b.receive.counters, { opened: 1, failedAead: 3, replayed: 1 });
   // A forgery did not burn its counter: the genuine packet with that counter still opens.
-  assert.deepEqual(b.receive.open(a.send.seal(rtp(4))), { packet: rtp(4), flags: 0 });
+  assert.deepEqual(b.receive.open(a.send.seal(rtp(4))), { packet: rtp(4), flags: 0, newest: true });
+});
+
+test('a datagram that opens after a later one did is not the newest (held back on the way, or caught and sent on)', () => {
+  const { a, b } = call('call-1@smiths');
+  const held = a.send.seal(rtp(1));
+  assert.equal(b.receive.open(a.send.seal(rtp(2)))?.newest, true);
+  assert.equal(b.receive.open(held)?.newest, false, 'it still opens (reordered media plays), but says nothing of the path');
+  assert.equal(b.receive.open(a.send.seal(rtp(3)))?.newest, true);
 });
 
 test('the flags byte (the sender\'s word about the path) is under the tag: changed on the way, the datagram does not open', () => {
@@ -73,5 +81,5 @@ test('the flags byte (the sender\'s word about the path) is under the tag: chang
   flipped[6] = 1; // a relay peer carrying the overlay link would keep the call on itself this way
   assert.equal(b.receive.open(flipped), undefined);
   assert.deepEqual(b.receive.counters, { opened: 0, failedAead: 1, replayed: 0 });
-  assert.deepEqual(b.receive.open(sealed), { packet: rtp(1), flags: 0 }, 'the genuine datagram still opens');
+  assert.deepEqual(b.receive.open(sealed), { packet: rtp(1), flags: 0, newest: true }, 'the genuine datagram still opens');
 });

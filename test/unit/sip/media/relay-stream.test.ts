@@ -64,7 +64,7 @@ test('a party on hold (c=0.0.0.0) or a refused stream gets nothing; an oversize 
 test('the internet leg sealed: what goes there is sealed, what comes opens or is dropped, and authentic media re-latches (a new path)', () => {
   const { stream, sent } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   const box = (bytes: Uint8Array, flags = 0) => new Uint8Array([0xee, flags, ...bytes]);
-  stream.seal('b', { seal: box, open: (d) => (d[0] === 0xee ? { packet: d.subarray(2), flags: d[1] } : undefined) });
+  stream.seal('b', { seal: box, open: (d) => (d[0] === 0xee ? { packet: d.subarray(2), flags: d[1], newest: true } : undefined) });
   stream.receive('a', rtp(10), phone);
   assert.deepEqual(sent.at(-1), { side: 'b', to: far, bytes: 12 }, 'sealed towards the other home');
   stream.receive('b', rtp(10), far);
@@ -90,19 +90,30 @@ test('a re-offer with a new address unlatches the side; the same address keeps i
   assert.deepEqual(sent.at(-1)?.to, moved);
 });
 
-/** A stand-in for the call key's AEAD: a marker byte that only "the other home" puts on, and the flags byte it covers. */
+/**
+ * A stand-in for the call key's AEAD: a marker byte that only "the other home" puts on, and the
+ * flags byte it covers. The marker 0xab stands for a datagram that opens late (not the newest).
+ */
 const fakeSealing = {
   seal: (packet: Uint8Array, flags = 0) => new Uint8Array([0xaa, flags, ...packet]),
-  open: (datagram: Uint8Array) => (datagram[0] === 0xaa ? { packet: datagram.subarray(2), flags: datagram[1] } : undefined),
+  open: (datagram: Uint8Array) => (datagram[0] === 0xaa || datagram[0] === 0xab ? { packet: datagram.subarray(2), flags: datagram[1], newest: datagram[0] === 0xaa } : undefined),
 };
+/** The same datagram, let go late (held back on the way, or caught and sent on by someone else). */
+const late = (sealed: Uint8Array) => new Uint8Array([0xab, ...sealed.subarray(1)]);
+/** A backhaul that records what it is sent, reaching the far home directly at `host` (or through a relay: undefined). */
+function backhaulTo(host?: string) {
+  const sent: { bytes: number; heardYou: boolean; directLost: boolean }[] = [];
+  return { sent, send: (sealed: Uint8Array, _to: Endpoint, directLost: boolean) => sent.push({ bytes: sealed.length, heardYou: heardYou(sealed), directLost }), directHost: () => host };
+}
 /** What the sealed datagram's flags say: its sender hears us straight at our media port. */
 const heardYou = (sealed: Uint8Array) => (sealed[1] & 1) === 1;
 
 test('the internet leg goes over the overlay until the far home is heard directly, with sealed empty probes on the direct path meanwhile', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
-  const overlay: { bytes: number; heardYou: boolean }[] = [];
+  const backhaul = backhaulTo(far.address);
+  const overlay = backhaul.sent;
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', (sealed) => overlay.push({ bytes: sealed.length, heardYou: heardYou(sealed) }));
+  stream.setBackhaul('b', backhaul);
   // The phone talks; nothing came from the far home directly yet.
   for (let i = 0; i < 60; i++) stream.receive('a', rtp(), phone);
   assert.equal(overlay.length, 60, 'every packet over the overlay');
@@ -136,9 +147,10 @@ test('the internet leg goes over the overlay until the far home is heard directl
 
 test('a direct path that goes quiet (the far home renumbered) moves the media to the overlay in 1.5 s, and back once the far home is heard directly again', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
-  const overlay: { heardYou: boolean; directLost: boolean }[] = [];
+  const backhaul = backhaulTo(far.address);
+  const overlay = backhaul.sent;
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', (sealed, _to, directLost) => overlay.push({ heardYou: heardYou(sealed), directLost }));
+  stream.setBackhaul('b', backhaul);
   // A call whose direct path works: both ways, 20 ms apart.
   for (let i = 0; i < 50; i++) {
     stream.receive('b', fakeSealing.seal(rtp()), far);
@@ -174,7 +186,7 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
 test('keepDirect (the anchor calls it every 500 ms): a side heard directly to which nothing went straight for 500 ms gets a sealed empty probe; one never heard, or sent media, gets none', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', () => {});
+  stream.setBackhaul('b', backhaulTo(far.address));
   stream.keepDirect('b');
   assert.equal(sent.length, 0, 'never heard directly: the overlay path probes of its own');
   // The far home talks to us straight; our phone is on hold and sends nothing.
@@ -199,7 +211,7 @@ test('keepDirect (the anchor calls it every 500 ms): a side heard directly to wh
 test('each time the direct path goes quiet, its first overlay packets carry direct probes again', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', () => {});
+  stream.setBackhaul('b', backhaulTo(far.address));
   const quietSpell = () => {
     stream.receive('b', fakeSealing.seal(rtp()), far); // heard straight
     tick(1600); // then nothing for longer than the path is believed
@@ -211,14 +223,15 @@ test('each time the direct path goes quiet, its first overlay packets carry dire
   assert.equal(quietSpell(), 51, 'and each time after (not one in 25 from the start)');
 });
 
-test('the far home renumbered: its frames over a direct overlay link come from its new address, so direct probes go to its media port there too, until it is heard directly again', () => {
+test('the far home renumbered: while it is not heard directly, probes also go to its media port at the host the overlay link reaches it at now, and only a direct link counts', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
-  stream.seal('b', fakeSealing);
-  stream.setBackhaul('b', () => {});
-  stream.receive('b', fakeSealing.seal(rtp()), far); // the direct path worked
-  tick(1600); // then the far home's ISP renumbered it
   const renumbered = '198.51.100.77';
-  stream.receiveOverOverlay('b', fakeSealing.seal(rtp()), renumbered);
+  let linkHost: string | undefined = far.address;
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', { send: () => {}, directHost: () => linkHost });
+  stream.receive('b', fakeSealing.seal(rtp()), far); // the direct path worked
+  tick(1600); // then the far home's ISP renumbered it, and the overlay link was set up again there
+  linkHost = renumbered;
   const at = sent.length;
   for (let i = 0; i < 10; i++) stream.receive('a', rtp(), phone);
   const probes = sent.slice(at).filter((s) => s.side === 'b' && s.bytes === 2);
@@ -230,13 +243,36 @@ test('the far home renumbered: its frames over a direct overlay link come from i
   const after = sent.length;
   stream.receive('a', rtp(), phone);
   assert.deepEqual(sent.slice(after).filter((s) => s.bytes === 2).map((s) => s.to), [{ address: renumbered, port: far.port }]);
-  // A frame over a link through the far home's relay says nothing of where the home is.
-  const quiet = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
-  quiet.stream.seal('b', fakeSealing);
-  quiet.stream.setBackhaul('b', () => {});
-  quiet.stream.receiveOverOverlay('b', fakeSealing.seal(rtp()));
-  quiet.stream.receive('a', rtp(), phone);
-  assert.deepEqual(quiet.sent.filter((s) => s.bytes === 2).map((s) => s.to), [far]);
+  // A link through a relay says nothing of where the home is.
+  linkHost = undefined;
+  stream.receive('b', fakeSealing.seal(rtp()), far);
+  tick(1600);
+  const relayed = sent.length;
+  stream.receive('a', rtp(), phone);
+  assert.deepEqual(sent.slice(relayed).filter((s) => s.bytes === 2).map((s) => s.to), [far]);
+});
+
+test('a sealed datagram that opens late from elsewhere (a probe caught on the way and sent on) moves nothing; a late "not heard" keeps nobody on the overlay', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', backhaulTo(far.address));
+  stream.receive('b', fakeSealing.seal(rtp(), 1), far);
+  const victim = { address: '192.0.2.66', port: 9 };
+  stream.receive('b', late(fakeSealing.seal(new Uint8Array(0), 1)), victim);
+  assert.deepEqual(stream.latchedTo('b'), far, 'still latched where the far home is');
+  stream.receive('a', rtp(), phone);
+  assert.deepEqual(sent.at(-1)?.to, far);
+  // The far home hears us; a relay on the overlay link lets go of an old "not heard" frame now.
+  tick(20);
+  stream.receiveOverOverlay('b', late(fakeSealing.seal(rtp(), 0)));
+  assert.equal(stream.overOverlay('b'), false, 'the media stays on the direct path');
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), 0));
+  assert.equal(stream.overOverlay('b'), true, 'the newest "not heard" is believed');
+  // From where it is latched, a late one still counts as heard there (reordering on one path).
+  tick(1600);
+  assert.equal(stream.heardDirectly('b'), false);
+  stream.receive('b', late(fakeSealing.seal(rtp(), 1)), far);
+  assert.equal(stream.heardDirectly('b'), true);
 });
 
 test('a forked call: the phone that answers after another played early media is heard, even on the same host', () => {
