@@ -5,7 +5,9 @@ import { createInterface } from 'node:readline';
 import { udpMediaSockets } from '../src/node/media-sockets.js';
 import { SystemClock } from '../src/runtime/clock.js';
 import { silentLogger } from '../src/runtime/log.js';
+import { ephemeralFromBytes } from '../src/link/secure/link-crypto.js';
 import { MediaAnchor } from '../src/usages/sip/media/media-anchor.js';
+import { type MediaRole, mediaSealers } from '../src/usages/sip/media/media-crypto.js';
 import { MediaPortPool } from '../src/usages/sip/media/port-pool.js';
 import { freePort, residentMb, sleep } from './bench-helpers.js';
 
@@ -19,9 +21,12 @@ import { freePort, residentMb, sleep } from './bench-helpers.js';
  * A bare Node dgram forwarder carries the same streams too, under the same flags: the floor of
  * what any Node process pays for them. Memory is counted from idle after a warm-up of as many
  * calls, and the warm-up itself against the cold process (firstLoadAboveColdMB), file pages apart.
+ * And the call as it really goes between two homes: phone, home peer, the internet leg sealed
+ * (ChaCha20-Poly1305 under the call's keys), the other home peer, phone (`p2psipSealed`: one
+ * home's CPU per 1,000 packets and its ratio to the plain anchor's; latency across both homes).
  * Usage: node scripts/bench.mjs media [SECONDS] [CALLS,...]   (defaults 10 and 1,10,20)
  */
-if (process.argv[2] === '--anchor-child') runAnchorChild();
+if (process.argv[2] === '--anchor-child') runAnchorChild(process.argv[3] as MediaRole | undefined);
 else if (process.argv[2] === '--forwarder-child') runForwarderChild();
 else void main();
 
@@ -55,7 +60,8 @@ async function main(): Promise<void> {
     runs.push(await measure('p2psip', calls, seconds, await anchorRelay()));
     runs.push(await measure('rtpengine', calls, seconds, await rtpengineRelay()));
     runs.push(await measure('node-forwarder', calls, seconds, await childRelay('--forwarder-child')));
-    const [direct, ours, theirs, plainNode] = runs.slice(-4);
+    runs.push(await measure('p2psip-sealed', calls, seconds, await sealedHomesRelay()));
+    const [direct, ours, theirs, plainNode, sealed] = runs.slice(-5);
     const perCall = (r: Run) => (r.rssLoadedMB !== null && r.rssIdleMB !== null ? (r.rssLoadedMB - r.rssIdleMB) / calls : null);
     console.log(
       JSON.stringify({
@@ -67,6 +73,10 @@ async function main(): Promise<void> {
         rtpengine: summary(theirs, direct, perCall(theirs)),
         // The floor Node itself sets: the same streams through a bare dgram forwarder, same flags.
         nodeForwarder: summary(plainNode, direct, perCall(plainNode)),
+        // Two home peers with the internet leg sealed between them: the CPU is one home's (each
+        // does the same work), latency and jitter are added across both.
+        sealedCpuRatioToPlain: sealed.cpuMsPer1000 && ours.cpuMsPer1000 ? round(sealed.cpuMsPer1000 / ours.cpuMsPer1000) : null,
+        p2psipSealed: summary(sealed, direct, perCall(sealed)),
         direct: { latencyP50Us: direct.latencyP50Us, latencyP99Us: direct.latencyP99Us, jitterUs: direct.jitterUs, loss: lossOf(direct) },
       }),
     );
@@ -114,13 +124,54 @@ function anchorRelay(): Promise<Relay> {
   return childRelay('--anchor-child');
 }
 
+/**
+ * Two home peers (anchors in processes of their own), the far side of each sealed towards the
+ * other's: phone a, home 1, sealed, home 2, phone b. Measured (pid) is home 1.
+ */
+async function sealedHomesRelay(): Promise<Relay> {
+  const [one, two] = [await childProcess('--anchor-child', 'offerer'), await childProcess('--anchor-child', 'answerer')];
+  return {
+    pid: one.pid,
+    call: async (id, a, b) => {
+      // Home 1's far side is pointed at home 2's once home 2 has its ports (as SDP does).
+      const first = JSON.parse(await one.ask({ op: 'open', id, a, b: 9 })) as { a: number; b: number };
+      const second = JSON.parse(await two.ask({ op: 'open', id, a: b, b: first.b })) as { a: number; b: number };
+      await one.ask({ op: 'point', id, b: second.b });
+      return { aSendsTo: first.a, bSendsTo: second.a };
+    },
+    end: async (id) => {
+      await one.ask({ op: 'close', id });
+      await two.ask({ op: 'close', id });
+    },
+    stop: async () => {
+      await one.stop();
+      await two.stop();
+    },
+  };
+}
+
 /** A relay in a child process of ours (the anchor, or the bare forwarder), driven over stdin. */
 async function childRelay(mode: '--anchor-child' | '--forwarder-child'): Promise<Relay> {
+  const { pid, ask, stop } = await childProcess(mode);
+  return {
+    pid,
+    call: async (id, a, b) => {
+      const ports = JSON.parse(await ask({ op: 'open', id, a, b })) as { a: number; b: number };
+      // Phone a talks to the anchor's a side; what it sends leaves the b side for phone b.
+      return { aSendsTo: ports.a, bSendsTo: ports.b };
+    },
+    end: async (id) => void (await ask({ op: 'close', id })),
+    stop,
+  };
+}
+
+/** A child process of this script in `mode`, answering one JSON line per JSON line asked. */
+async function childProcess(mode: '--anchor-child' | '--forwarder-child', ...args: string[]): Promise<{ pid: number | undefined; ask: (request: object) => Promise<string>; stop: () => Promise<void> }> {
   // With the heap flags and malloc arenas the packaged service runs under (targets/*, bench/footprint.ts).
   // The service wrappers' flags and allocator setting; BENCH_CHILD_FLAGS and BENCH_CHILD_ENV (K=V,...) try others.
   const flags = (process.env.BENCH_CHILD_FLAGS ?? '--max-old-space-size=24 --max-semi-space-size=1').split(' ').filter(Boolean);
   const extraEnv = Object.fromEntries((process.env.BENCH_CHILD_ENV ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  const child = spawn(process.execPath, [...flags, process.argv[1], mode], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2', ...extraEnv } });
+  const child = spawn(process.execPath, [...flags, process.argv[1], mode, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2', ...extraEnv } });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
   lines.on('line', (line) => waiting.shift()?.(line));
@@ -130,21 +181,21 @@ async function childRelay(mode: '--anchor-child' | '--forwarder-child'): Promise
       child.stdin!.write(`${JSON.stringify(request)}\n`);
     });
   await ask({ op: 'ready' });
-  return {
-    pid: child.pid,
-    call: async (id, a, b) => {
-      const ports = JSON.parse(await ask({ op: 'open', id, a, b })) as { a: number; b: number };
-      // Phone a talks to the anchor's a side; what it sends leaves the b side for phone b.
-      return { aSendsTo: ports.a, bSendsTo: ports.b };
-    },
-    end: async (id) => void (await ask({ op: 'close', id })),
-    stop: () => stopChild(child),
-  };
+  return { pid: child.pid, ask, stop: () => stopChild(child) };
 }
 
-function runAnchorChild(): void {
+/**
+ * The anchor's child. With a `role`, a home peer whose far side (b) is sealed under the call's
+ * keys, from fixed X25519 keys for both homes (a bench's: no enrollment, no signatures).
+ */
+function runAnchorChild(role?: MediaRole): void {
   const clock = new SystemClock();
-  const anchor = new MediaAnchor(new MediaPortPool(32000, 32999), udpMediaSockets('127.0.0.1', silentLogger), clock, 600_000);
+  // Each anchor of a sealed pair takes ports of its own.
+  const low = role === 'answerer' ? 34000 : 32000;
+  const anchor = new MediaAnchor(new MediaPortPool(low, low + 999), udpMediaSockets('127.0.0.1', silentLogger), clock, 600_000);
+  const keys = { offerer: ephemeralFromBytes(new Uint8Array(32).fill(1)), answerer: ephemeralFromBytes(new Uint8Array(32).fill(2)) };
+  const share = (r: MediaRole) => ({ publicKey: keys[r].publicKey, signature: new Uint8Array(0) });
+  const endpoint = (port: number) => ({ rtp: { address: '127.0.0.1', port }, rtcp: { address: '127.0.0.1', port: port + 1 } });
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const request = JSON.parse(line) as { op: string; id: string; a: number; b: number };
@@ -153,10 +204,22 @@ function runAnchorChild(): void {
       anchor.close(request.id);
       return void process.stdout.write('{}\n');
     }
-    const endpoint = (port: number) => ({ rtp: { address: '127.0.0.1', port }, rtcp: { address: '127.0.0.1', port: port + 1 } });
-    void anchor
-      .open(request.id, [{ offered: { a: endpoint(request.a), b: endpoint(request.b) }, vouched: { a: ['127.0.0.1'], b: ['127.0.0.1'] } }])
-      .then((session) => process.stdout.write(`${JSON.stringify(session.streams[0].ports)}\n`));
+    if (request.op === 'point') {
+      const stream = anchor.sessionsNow().find((s) => s.id === request.id)!.streams[0];
+      const far = endpoint(request.b);
+      stream.rtp.setParty('b', far.rtp, ['127.0.0.1']);
+      stream.rtcp.setParty('b', far.rtcp, ['127.0.0.1']);
+      return void process.stdout.write('{}\n');
+    }
+    void anchor.open(request.id, [{ offered: { a: endpoint(request.a), b: endpoint(request.b) }, vouched: { a: ['127.0.0.1'], b: ['127.0.0.1'] } }]).then((session) => {
+      if (role) {
+        for (const channel of ['rtp', 'rtcp'] as const) {
+          const { send, receive } = mediaSealers(keys[role], role, share('offerer'), share('answerer'), request.id, `0/${channel}`);
+          session.streams[0][channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
+        }
+      }
+      process.stdout.write(`${JSON.stringify(session.streams[0].ports)}\n`);
+    });
   });
   lines.on('close', () => process.exit(0));
 }
