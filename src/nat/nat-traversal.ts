@@ -210,11 +210,12 @@ export class NatTraversal {
 
 
   /** Learns the server-reflexive address from the first server; calls back when it answered or gave up. */
-  learnReflexive(servers: readonly Address[], done: (answered: boolean) => void = () => {}): void {
+  /** Asks `servers` (the first other than ourselves) for our server-reflexive address; `changed`: it is not the one we had. */
+  learnReflexive(servers: readonly Address[], done: (answered: boolean, changed: boolean) => void = () => {}): void {
     const own = addressKey(this.deps.host());
     // One server: a second would open our NAT's filter to it before discovery tests filtering.
     const asked = servers.filter((s) => addressKey(s) !== own).slice(0, 1);
-    if (asked.length === 0) return done(false);
+    if (asked.length === 0) return done(false, false);
     const found: { server: Address; mapped: Address }[] = [];
     let outstanding = asked.length;
     for (const server of asked) {
@@ -224,10 +225,10 @@ export class NatTraversal {
         const before = this.reflexive[0]?.mapped;
         if (found.length) this.reflexive = found;
         // Asked again later (NatUpkeep): an ISP renumbers homes, a rebooted router maps ports anew.
-        if (before && found.length && addressKey(before) !== addressKey(found[0].mapped)) {
-          this.deps.log.info('reflexive-changed', { from: addressKey(before), to: addressKey(found[0].mapped) });
-        } else this.deps.log.debug('reflexive', { mapped: found.map((f) => addressKey(f.mapped)) });
-        done(found.length > 0);
+        const changed = before !== undefined && found.length > 0 && addressKey(before) !== addressKey(found[0].mapped);
+        if (changed) this.deps.log.info('reflexive-changed', { from: addressKey(before), to: addressKey(found[0].mapped) });
+        else this.deps.log.debug('reflexive', { mapped: found.map((f) => addressKey(f.mapped)) });
+        done(found.length > 0, changed);
       });
     }
   }

@@ -180,7 +180,11 @@ export class NatUpkeep {
       const turn = ++this.reflexiveTurn % this.bootstrap.length;
       servers = [...this.bootstrap.slice(turn), ...this.bootstrap.slice(0, turn)];
     }
-    this.peer.nat.learnReflexive(servers, (answered) => (this.reflexiveUnanswered = !answered));
+    this.peer.nat.learnReflexive(servers, (answered, changed) => {
+      this.reflexiveUnanswered = !answered;
+      // The links we lost with our old address failed on our side: those peers may come back at once.
+      if (changed) this.peer.topology.ownAddressChanged();
+    });
   }
 
   /**

@@ -34,6 +34,11 @@ export interface Topology {
   nextHops(id: Id, detour?: number): Contact[];
   /** A neighbour stopped answering. */
   neighborFailed(id: Id): void;
+  /**
+   * Our own public address changed (the ISP renumbered us, the router mapped us anew): the peers
+   * whose links died with it did not fail, and may be learnt again at once.
+   */
+  ownAddressChanged(): void;
   /** Addresses whose links should be kept alive. */
   neighbors(): Contact[];
   /** Successors, nearest first: where replicas go (RFC 6940 s10.7). */

@@ -45,13 +45,15 @@ function world() {
   const sealedLink = { onSessionReset: (handler: (address: Address) => void) => (sessionReset = handler) };
   const keepalives = { rounds: 0 };
   const transport = { keepaliveNow: () => keepalives.rounds++ };
-  const peer = { router: { clock }, topology: { joined: true }, attachFirst: false, nat: home, sealedLink, transport } as unknown as OverlayPeer;
+  const topology = { joined: true, ownAddressChanges: 0, ownAddressChanged: () => topology.ownAddressChanges++ };
+  const peer = { router: { clock }, topology, attachFirst: false, nat: home, sealedLink, transport } as unknown as OverlayPeer;
   return {
     clock,
     home,
     sessionReset: (by: Address) => sessionReset(by),
     peer,
     keepalives,
+    topology,
     upkeep: new NatUpkeep(peer, PUBLIC, false, silentLogger),
     renumber: (to: Address) => (mapped = to),
     silence: (p: Address) => silent.add(addressKey(p)),
@@ -123,5 +125,19 @@ test('a call whose direct media path went quiet (OverlayPeer.addressMayHaveChang
   w.clock.runUntil(21_000);
   assert.equal(w.home.publicHost, '198.18.9.13');
   assert.equal(w.keepalives.rounds, 1);
+  w.upkeep.stop();
+});
+
+test('a changed public address tells the topology (the links lost with the old one were not the peers\' failures); the same address again does not', () => {
+  const w = joinedWorld();
+  w.peer.addressMayHaveChanged();
+  w.clock.runUntil(2_000);
+  assert.equal(w.topology.ownAddressChanges, 0, 'asked, and still the same address');
+  w.renumber({ host: '198.18.9.14', port: 55000 });
+  w.clock.runUntil(20_000);
+  w.peer.addressMayHaveChanged();
+  w.clock.runUntil(21_000);
+  assert.equal(w.home.publicHost, '198.18.9.14');
+  assert.equal(w.topology.ownAddressChanges, 1);
   w.upkeep.stop();
 });

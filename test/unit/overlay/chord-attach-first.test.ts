@@ -78,3 +78,16 @@ test('a contact behind a NAT that failed is Attached to again 10 s later, not be
   w.update([home]);
   assert.deepEqual(w.attaches.map((a) => a.id), [home.id], 'after 10 s: through the neighbour that lists it');
 });
+
+test('once our own public address changed, contacts whose links died with it are Attached to at once, not after the failure memory', () => {
+  const w = world();
+  const home = behindNat(8);
+  w.update([]);
+  w.topology.neighborFailed(home.id); // lost with our old address
+  w.clock.runUntil(2_000);
+  w.update([home]);
+  assert.equal(w.attaches.length, 0, 'remembered as failed');
+  w.topology.ownAddressChanged(); // NatUpkeep learnt our new address: the failure was ours
+  w.update([home]);
+  assert.deepEqual(w.attaches.map((a) => a.id), [home.id]);
+});

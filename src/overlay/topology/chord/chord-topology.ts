@@ -206,6 +206,11 @@ export class ChordTopology implements Topology {
     return preceding.length ? preceding : [successor];
   }
 
+  ownAddressChanged(): void {
+    // Not their failures but ours: without this, fingers lost to it stay out for failedMemoryMs.
+    this.failed.clear();
+  }
+
   neighborFailed(id: Id): void {
     // Once per failure: every message that was in flight to a dead hop reports it.
     if (id === this.router.nodeId || (this.failed.has(id) && !this.holds(id))) return;

@@ -114,6 +114,10 @@ export class ClientTopology implements Topology {
     return this.peer ? [this.peer] : [];
   }
 
+  ownAddressChanged(): void {
+    // A client keeps no memory of failed peers: its one link is set up again when it fails.
+  }
+
   neighborFailed(id: Id): void {
     if (id !== this.peer?.id) return;
     this.neighborLost();
