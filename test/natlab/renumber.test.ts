@@ -17,7 +17,7 @@ import { natlabFixture, peerStatus, type PhoneHome, phoneHome } from './fixture.
  * What must follow: the call's audio comes back both ways (the media moves to the overlay link
  * once the direct path is silent, the ring takes home 1 back at its new address, home 2 Attaches
  * to it there); then the media finds the direct way again (home 2 probes home 1's media port at
- * the address home 1's link frames now come from); home 1 learns its new public address at once,
+ * the host where its sealed link to home 1 proved home 1 is now); home 1 learns its new public address at once,
  * for its next Attaches and calls; and new calls from the renumbered home and to it, after the
  * first ends, have audio both ways.
  */

@@ -134,6 +134,14 @@ test('the first frame after a direct media path went quiet tells the peer its ad
   assert.equal(signs, 1);
 });
 
+test('directHost: the host where the sealed link proved the other home is, for the renumbered-home probes; none for a home we hold no link to', () => {
+  const { a, b, backhauls } = twoHomes();
+  const proven = a.router.connections.proven(b.nodeId);
+  assert.ok(proven);
+  assert.equal(backhauls[0].directHost(b.nodeId), proven.host);
+  assert.equal(backhauls[0].directHost(0x1234n), undefined);
+});
+
 test('a link set up when the call starts ringing is still there when it is answered a minute later', () => {
   const { sim, backhauls, received, sendFrames } = twoHomes();
   const attachesBefore = backhauls.map((h) => h.counters.attaches);

@@ -79,7 +79,7 @@ test('a contact behind a NAT that failed is Attached to again 10 s later, not be
   assert.deepEqual(w.attaches.map((a) => a.id), [home.id], 'after 10 s: through the neighbour that lists it');
 });
 
-test('once our own public address changed, contacts whose links died with it are Attached to at once, not after the failure memory', () => {
+test('once our own public address changed, contacts whose links died with it (found before or within 15 s after) are Attached to at once, not after the failure memory', () => {
   const w = world();
   const home = behindNat(8);
   w.update([]);
@@ -90,4 +90,16 @@ test('once our own public address changed, contacts whose links died with it are
   w.topology.ownAddressChanged(); // NatUpkeep learnt our new address: the failure was ours
   w.update([home]);
   assert.deepEqual(w.attaches.map((a) => a.id), [home.id]);
+  // Most links that die with the old address are found dead only after that (keepalives time out).
+  const later = behindNat(9);
+  w.clock.runUntil(6_000);
+  w.topology.neighborFailed(later.id);
+  w.update([later]);
+  assert.deepEqual(w.attaches.map((a) => a.id), [home.id, later.id], 'within 15 s of the change: not remembered as failed');
+  // Past the 15 s, a failure is the peer's again.
+  const gone = behindNat(10);
+  w.clock.runUntil(20_000);
+  w.topology.neighborFailed(gone.id);
+  w.update([gone]);
+  assert.equal(w.attaches.length, 2, 'remembered as failed, as before');
 });

@@ -38,6 +38,8 @@ export interface ChordOptions {
 }
 
 const ANNOUNCE_HOLDOFF_MS = 1000;
+/** After our own address changed, links that die within this long died with it: their peers are not remembered as failed. */
+const OWN_CHANGE_GRACE_MS = 15_000;
 /** A failed contact behind a filtering NAT that neighbours still list is Attached to again after this long (see acceptable). */
 const REATTACH_FAILED_MS = 10_000;
 /** Attaches that one node's views may have us run at once, of the 16 in all. */
@@ -72,6 +74,8 @@ export class ChordTopology implements Topology {
   /** Alone after every neighbour failed, and joining the ring found again (see recoverSuccessor). */
   private mergingAlone = false;
   private readonly failed = new Map<Id, number>();
+  /** When our own public address last changed (see ownAddressChanged). */
+  private ownAddressChangedAt = -Infinity;
   private readonly join = new JoinMachine();
   private stabilizeTimer: TimerHandle | undefined;
   private bootstrap: readonly Address[] = [];
@@ -208,14 +212,19 @@ export class ChordTopology implements Topology {
 
   ownAddressChanged(): void {
     // Not their failures but ours: without this, fingers lost to it stay out for failedMemoryMs.
+    // Links that died with the old address are mostly found dead only later (their keepalives
+    // time out), so those are not remembered either for a while (OWN_CHANGE_GRACE_MS).
     this.failed.clear();
+    this.ownAddressChangedAt = this.router.clock.now();
   }
 
   neighborFailed(id: Id): void {
     // Once per failure: every message that was in flight to a dead hop reports it.
-    if (id === this.router.nodeId || (this.failed.has(id) && !this.holds(id))) return;
+    const ours = this.router.clock.now() - this.ownAddressChangedAt < OWN_CHANGE_GRACE_MS;
+    if (id === this.router.nodeId || ((this.failed.has(id) || ours) && !this.holds(id))) return;
     this.counters.neighborFailures++;
     this.forget(id);
+    if (ours) this.failed.delete(id); // lost with our old address: may be learnt again at once
     if (this.joined && this.table.successors.length === 0) this.recoverSuccessor();
   }
 

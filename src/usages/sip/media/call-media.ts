@@ -13,7 +13,7 @@ import { SipError } from '../sip-error.js';
  * A call's media at one home peer (issue 16): the phone's side of each stream is side a, the
  * other home's side is side b. Offers and answers are rewritten where they cross the peer: what
  * goes to the phone names the anchor's LAN ports, what goes to the other home names its public
- * ports and carries this peer's key share (a=p2psip-key: an X25519 key, signed by its enrolled
+ * ports and carries this peer's key share (a=p2psip-key-v2: an X25519 key, signed by its enrolled
  * identity, with that identity's certificate), from which both homes derive the keys that seal
  * the internet leg. The other home's certificate must satisfy the overlay's trust policy, so a
  * revoked or unenrolled node gets no media. Re-offers in the same call keep the ports and the
@@ -342,7 +342,7 @@ function portsOn(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
   return call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports[side]));
 }
 
-/** a=p2psip-key:base64url(CBOR [x25519-key, signature, certificate]) */
+/** a=p2psip-key-v2:base64url(CBOR [x25519-key, signature, certificate]) */
 function readShare(sdp: SessionDescription): (MediaKeyShare & { certificate: Uint8Array }) | undefined {
   const line = sdp.lines.find((l) => l.startsWith(`a=${KEY_ATTRIBUTE}:`));
   if (!line) return undefined;

@@ -34,10 +34,15 @@ export interface Backhaul {
 }
 
 /**
- * The sealed datagram's flag (under its AEAD tag, media-crypto.ts) by which a home tells the other
- * that it hears it straight at its media port, so that the other may stop using the overlay.
+ * The sealed datagram's flags (under its AEAD tag, media-crypto.ts): the sender hears us straight
+ * at our media port (so we may stop using the overlay); and it sent this one over the overlay link
+ * (so nobody carrying that link can send it on to our media port as if it came straight, nor a
+ * probe over the overlay).
  */
 const HEARD_DIRECTLY = 0x01;
+const OVER_OVERLAY = 0x02;
+/** A sealed side's latch moves to another address once this many newest datagrams in a row came from there. */
+const NEWEST_TO_MOVE = 3;
 
 /** After this many packets without hearing the far side directly, a direct probe goes only now and then. */
 const EAGER_PROBES = 50;
@@ -105,6 +110,8 @@ export class RelayStream {
   private readonly unheardSaidAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly directSentAt: Record<Side, number> = { a: -Infinity, b: -Infinity };
   private readonly sentUnheard: Record<Side, number> = { a: 0, b: 0 };
+  /** Another address the newest sealed datagrams came from, and how many in a row (see NEWEST_TO_MOVE). */
+  private readonly moving: Record<Side, { at: Endpoint; count: number } | undefined> = { a: undefined, b: undefined };
   /** Whether the loss of a direct path that worked was said (once per loss: see sendTo). */
   private readonly directLossSaid: Record<Side, boolean> = { a: false, b: false };
   /** When media last came from each side's party, and the longest silence between two of its packets (a path that failed over shows here). */
@@ -199,20 +206,20 @@ export class RelayStream {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const sealing = this.sealing[side];
     if (sealing) {
-      // The internet leg: only the other home can make a packet that opens, so wherever the newest
-      // comes from is where that home is now (a new NAT binding, another relay): latch there. One
-      // that opens late from elsewhere may be a probe someone caught on the way and sent on from
-      // an address of their choosing: it moves nothing.
+      // The internet leg: only the other home can make a packet that opens, so where the newest
+      // come from is where that home is now (a new NAT binding): latch there. One that opens late
+      // from elsewhere, or a lone one, may be a probe someone caught on the way and sent on from an
+      // address of their choosing: it moves nothing.
       const opened = sealing.open(datagram);
-      if (!opened) return this.drop('unsealed');
-      const latched = this.latched[side];
-      if (opened.newest || (latched && latched.address === from.address && latched.port === from.port)) {
-        this.latched[side] = { address: from.address, port: from.port };
+      if (!opened || opened.flags & OVER_OVERLAY) return this.drop('unsealed');
+      const here = this.isLatched(side, from);
+      if (here) this.moving[side] = undefined; // still where we thought: strays from elsewhere count afresh
+      if (here || (opened.newest && this.moveLatch(side, from))) {
         this.heardDirectAt[side] = this.now();
         this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
         this.directLossSaid[side] = false;
       }
-      return this.relaySealed(side, opened.packet);
+      return this.relaySealed(side, opened.packet, opened);
     }
     const latched = this.latched[side];
     if (latched) {
@@ -228,15 +235,37 @@ export class RelayStream {
   receiveOverOverlay(side: Side, datagram: Uint8Array): void {
     if (datagram.length > MAX_MEDIA_DATAGRAM) return this.drop('oversize');
     const opened = this.sealing[side]?.open(datagram); // only sealed media travels the overlay
-    if (!opened) return this.drop('unsealed');
-    // Only the newest says where the far side stands: one held back on the way (by a relay peer
-    // that would keep the media going through itself) and let go late says nothing.
-    if (!(opened.flags & HEARD_DIRECTLY) && opened.newest) this.unheardSaidAt[side] = this.now();
+    if (!opened || !(opened.flags & OVER_OVERLAY)) return this.drop('unsealed');
     this.counters.overlayIn++;
-    this.relaySealed(side, opened.packet);
+    this.relaySealed(side, opened.packet, opened);
   }
 
-  private relaySealed(side: Side, packet: Uint8Array): void {
+  /** Whether `side` is latched to `from`. */
+  private isLatched(side: Side, from: Endpoint): boolean {
+    const latched = this.latched[side];
+    return latched !== undefined && latched.address === from.address && latched.port === from.port;
+  }
+
+  /** A newest sealed datagram from `from`, not where `side` is latched: latches there when it is the first, or the NEWEST_TO_MOVE-th in a row. */
+  private moveLatch(side: Side, from: Endpoint): boolean {
+    const moving = this.moving[side];
+    const count = moving && moving.at.address === from.address && moving.at.port === from.port ? moving.count + 1 : 1;
+    if (this.latched[side] && count < NEWEST_TO_MOVE) {
+      this.moving[side] = { at: { address: from.address, port: from.port }, count };
+      return false;
+    }
+    this.latched[side] = { address: from.address, port: from.port };
+    this.moving[side] = undefined;
+    return true;
+  }
+
+  /**
+   * An authentic packet from the far side, by either path. The newest says whether the far side
+   * hears us directly; one held back on the way (by a relay peer that would keep the media going
+   * through itself) and let go late says nothing.
+   */
+  private relaySealed(side: Side, packet: Uint8Array, opened: { flags: number; newest: boolean }): void {
+    if (opened.newest && !(opened.flags & HEARD_DIRECTLY)) this.unheardSaidAt[side] = this.now();
     if (packet.length === 0) {
       this.counters.probesIn++; // a path probe (see sendTo): it has done its work by arriving
       return;
@@ -281,8 +310,8 @@ export class RelayStream {
       return packet.length;
     }
     const flags = this.heardFlag(side);
-    const out = sealing.seal(packet, flags);
     if (!backhaul || !this.overOverlay(side)) {
+      const out = sealing.seal(packet, flags);
       this.directSentAt[side] = this.now();
       this.sides[side].send(out, target);
       return out.length;
@@ -291,6 +320,7 @@ export class RelayStream {
     // whoever wires the backhaul may read it as a sign that our own address changed.
     const lost = !flags && this.heardDirectAt[side] > -Infinity && !this.directLossSaid[side];
     if (lost) this.directLossSaid[side] = true;
+    const out = sealing.seal(packet, flags | OVER_OVERLAY);
     backhaul.send(out, this.sides[side].offered, lost);
     this.counters.overlayOut++;
     // The direct path gets probes of its own (sealed, empty: a copy of the media would be a

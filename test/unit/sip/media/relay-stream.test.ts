@@ -105,6 +105,9 @@ function backhaulTo(host?: string) {
   const sent: { bytes: number; heardYou: boolean; directLost: boolean }[] = [];
   return { sent, send: (sealed: Uint8Array, _to: Endpoint, directLost: boolean) => sent.push({ bytes: sealed.length, heardYou: heardYou(sealed), directLost }), directHost: () => host };
 }
+/** The flags (relay-stream.ts): the sender hears us straight at our media port; it sent this over the overlay link. */
+const HEARD = 0x01;
+const OVER_OVERLAY = 0x02;
 /** What the sealed datagram's flags say: its sender hears us straight at our media port. */
 const heardYou = (sealed: Uint8Array) => (sealed[1] & 1) === 1;
 
@@ -128,10 +131,10 @@ test('the internet leg goes over the overlay until the far home is heard directl
   assert.equal(stream.counters.probesIn, 1);
   assert.equal(stream.heardDirectly('b'), true);
   // The far home still says (over the overlay) that it has not heard us: we keep the overlay, and probe.
-  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), 0));
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), OVER_OVERLAY));
   assert.equal(stream.overOverlay('b'), true);
   // It hears us now; a second later, media goes straight to where it was heard, and only there.
-  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), 1));
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), OVER_OVERLAY | HEARD));
   tick(1001);
   const overlayBefore = overlay.length;
   stream.receive('a', rtp(), phone);
@@ -153,7 +156,7 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   stream.setBackhaul('b', backhaul);
   // A call whose direct path works: both ways, 20 ms apart.
   for (let i = 0; i < 50; i++) {
-    stream.receive('b', fakeSealing.seal(rtp()), far);
+    stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
     stream.receive('a', rtp(), phone);
     tick(20);
   }
@@ -173,7 +176,7 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   assert.ok(sent.slice(at).some((s) => s.side === 'b' && s.bytes === 2), 'with direct probes meanwhile');
   // The far home is heard directly again (at a new address, sealed): media goes straight there.
   const moved = { address: '198.51.100.7', port: 41000 };
-  stream.receive('b', fakeSealing.seal(rtp()), moved);
+  for (let i = 0; i < 3; i++) stream.receive('b', fakeSealing.seal(rtp(), HEARD), moved); // three in a row move the latch
   stream.receive('a', rtp(), phone);
   assert.deepEqual(sent.at(-1), { side: 'b', to: moved, bytes: 174 });
   assert.equal(overlay.length, 26);
@@ -191,7 +194,7 @@ test('keepDirect (the anchor calls it every 500 ms): a side heard directly to wh
   assert.equal(sent.length, 0, 'never heard directly: the overlay path probes of its own');
   // The far home talks to us straight; our phone is on hold and sends nothing.
   for (let i = 0; i < 100; i++) {
-    stream.receive('b', fakeSealing.seal(rtp()), far);
+    stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
     tick(20);
     if (i % 25 === 24) stream.keepDirect('b');
   }
@@ -200,7 +203,7 @@ test('keepDirect (the anchor calls it every 500 ms): a side heard directly to wh
   assert.ok(toFar.every((s) => s.bytes === 2 && s.to.address === far.address && s.to.port === far.port), 'sealed, empty, to where the far home is heard');
   // Our phone talks again: the media itself keeps the path, no probe beside it.
   for (let i = 0; i < 50; i++) {
-    stream.receive('b', fakeSealing.seal(rtp()), far);
+    stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
     stream.receive('a', rtp(), phone);
     tick(20);
     if (i % 25 === 24) stream.keepDirect('b');
@@ -238,14 +241,14 @@ test('the far home renumbered: while it is not heard directly, probes also go to
   assert.equal(probes.filter((p) => p.to.address === far.address && p.to.port === far.port).length, 10, 'where it was heard, as before');
   assert.equal(probes.filter((p) => p.to.address === renumbered && p.to.port === far.port).length, 10, 'and its media port\'s number at its new address (a port-restricted NAT there lets nothing in before we sent)');
   // Its media comes straight from there now: latched; one probe target only.
-  stream.receive('b', fakeSealing.seal(rtp()), { address: renumbered, port: far.port });
+  for (let i = 0; i < 3; i++) stream.receive('b', fakeSealing.seal(rtp()), { address: renumbered, port: far.port });
   tick(1600);
   const after = sent.length;
   stream.receive('a', rtp(), phone);
   assert.deepEqual(sent.slice(after).filter((s) => s.bytes === 2).map((s) => s.to), [{ address: renumbered, port: far.port }]);
   // A link through a relay says nothing of where the home is.
   linkHost = undefined;
-  stream.receive('b', fakeSealing.seal(rtp()), far);
+  for (let i = 0; i < 3; i++) stream.receive('b', fakeSealing.seal(rtp()), far);
   tick(1600);
   const relayed = sent.length;
   stream.receive('a', rtp(), phone);
@@ -264,15 +267,47 @@ test('a sealed datagram that opens late from elsewhere (a probe caught on the wa
   assert.deepEqual(sent.at(-1)?.to, far);
   // The far home hears us; a relay on the overlay link lets go of an old "not heard" frame now.
   tick(20);
-  stream.receiveOverOverlay('b', late(fakeSealing.seal(rtp(), 0)));
+  stream.receiveOverOverlay('b', late(fakeSealing.seal(rtp(), OVER_OVERLAY)));
   assert.equal(stream.overOverlay('b'), false, 'the media stays on the direct path');
-  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), 0));
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), OVER_OVERLAY));
   assert.equal(stream.overOverlay('b'), true, 'the newest "not heard" is believed');
   // From where it is latched, a late one still counts as heard there (reordering on one path).
   tick(1600);
   assert.equal(stream.heardDirectly('b'), false);
   stream.receive('b', late(fakeSealing.seal(rtp(), 1)), far);
   assert.equal(stream.heardDirectly('b'), true);
+});
+
+test('the latch on the far side moves only with three newest datagrams in a row from the new address; what was sent over the overlay never counts at the media port, nor the other way round', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', backhaulTo(far.address));
+  stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
+  const victim = { address: '192.0.2.66', port: 9 };
+  // A probe someone caught on the way (a NAT dropped it) and sent on at once: the newest, but alone.
+  stream.receive('b', fakeSealing.seal(new Uint8Array(0), HEARD), victim);
+  stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
+  stream.receive('b', fakeSealing.seal(new Uint8Array(0), HEARD), victim);
+  stream.receive('b', fakeSealing.seal(new Uint8Array(0), HEARD), victim);
+  assert.deepEqual(stream.latchedTo('b'), far, 'never three in a row from there');
+  // A relay peer carrying the overlay link sends its frames on to our media port from anywhere.
+  const dropped = stream.counters.dropped.unsealed;
+  for (let i = 0; i < 5; i++) stream.receive('b', fakeSealing.seal(rtp(), OVER_OVERLAY | HEARD), victim);
+  assert.deepEqual(stream.latchedTo('b'), far, 'what went over the overlay does not latch at the media port');
+  assert.equal(stream.counters.dropped.unsealed, dropped + 5);
+  stream.receiveOverOverlay('b', fakeSealing.seal(rtp(), HEARD));
+  assert.equal(stream.counters.dropped.unsealed, dropped + 6, 'nor does a direct datagram count over the overlay');
+  stream.receive('a', rtp(), phone);
+  assert.deepEqual(sent.at(-1)?.to, far);
+  // The far home's NAT mapped it anew: its packets come from another port, and the latch follows.
+  const rebound = { ...far, port: 41234 };
+  for (let i = 0; i < 3; i++) stream.receive('b', fakeSealing.seal(rtp(), HEARD), rebound);
+  assert.deepEqual(stream.latchedTo('b'), rebound);
+  // A newest datagram straight from the far home that says it does not hear us puts us on the overlay too.
+  tick(20);
+  assert.equal(stream.overOverlay('b'), false);
+  stream.receive('b', fakeSealing.seal(new Uint8Array(0), 0), rebound);
+  assert.equal(stream.overOverlay('b'), true, 'the far home\'s word, by whichever path it came');
 });
 
 test('a forked call: the phone that answers after another played early media is heard, even on the same host', () => {
