@@ -209,8 +209,10 @@ export class NatTraversal {
   }
 
 
-  /** Learns the server-reflexive address from the first server; calls back when it answered or gave up. */
-  /** Asks `servers` (the first other than ourselves) for our server-reflexive address; `changed`: it is not the one we had. */
+  /**
+   * Learns the server-reflexive address from the first server (other than ourselves); calls back
+   * when it answered or gave up, and whether the address is not the one we had.
+   */
   learnReflexive(servers: readonly Address[], done: (answered: boolean, changed: boolean) => void = () => {}): void {
     const own = addressKey(this.deps.host());
     // One server: a second would open our NAT's filter to it before discovery tests filtering.
