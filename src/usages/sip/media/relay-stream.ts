@@ -178,11 +178,18 @@ export class RelayStream {
     return this.now() - this.heardDirectAt[side] < DIRECT_FRESH_MS;
   }
 
-  /** A sealed side heard directly before, to which nothing went straight lately, gets a sealed empty probe. */
+  /**
+   * The anchor's tick (every DIRECT_KEEPALIVE_MS): a sealed side to which nothing went straight
+   * since about the last tick gets a sealed empty probe, where it is latched or, not heard yet,
+   * where its SDP says. So a home whose phone is silent (an announcement, a muted start) still
+   * opens its NAT to the far home's probes, and a live path gets something at least every
+   * DIRECT_KEEPALIVE_MS or so: one lost still leaves the far side hearing us within DIRECT_FRESH_MS.
+   */
   keepDirect(side: Side): void {
     const sealing = this.sealing[side];
-    const target = this.latched[side];
-    if (sealing && target && this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS) this.probe(side, target, sealing, this.heardFlag(side));
+    const target = this.latched[side] ?? (this.backhaul[side] ? this.sides[side].offered : undefined);
+    if (!sealing || !target || target.port === 0 || target.address === '0.0.0.0') return; // on hold, or refused
+    if (this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS / 2) this.probe(side, target, sealing, this.heardFlag(side));
   }
 
   /** Whether media to the side goes over the overlay now. */
@@ -215,8 +222,11 @@ export class RelayStream {
       const here = this.isLatched(side, from);
       if (here) this.moving[side] = undefined; // still where we thought: strays from elsewhere count afresh
       if (here || (opened.newest && this.moveLatch(side, from))) {
+        // Heard again after a quiet spell: the next time the path goes quiet, probe it eagerly
+        // again (not on every packet: while the far side does not hear us, that would be a probe
+        // beside every frame on the overlay).
+        if (!this.heardDirectly(side)) this.sentUnheard[side] = 0;
         this.heardDirectAt[side] = this.now();
-        this.sentUnheard[side] = 0; // the next time the path goes quiet, probe it eagerly again
         this.directLossSaid[side] = false;
       }
       return this.relaySealed(side, opened.packet, opened);

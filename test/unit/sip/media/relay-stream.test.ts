@@ -186,12 +186,13 @@ test('a direct path that goes quiet (the far home renumbered) moves the media to
   assert.deepEqual(overlay.slice(26).map((o) => o.directLost), [true, false, false, false, false]);
 });
 
-test('keepDirect (the anchor calls it every 500 ms): a side heard directly to which nothing went straight for 500 ms gets a sealed empty probe; one never heard, or sent media, gets none', () => {
+test('keepDirect (the anchor calls it every 500 ms): a side to which nothing went straight since the last tick gets a sealed empty probe, where it is heard or, not yet heard, where its SDP says; one sent media gets none', () => {
   const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   stream.seal('b', fakeSealing);
   stream.setBackhaul('b', backhaulTo(far.address));
   stream.keepDirect('b');
-  assert.equal(sent.length, 0, 'never heard directly: the overlay path probes of its own');
+  assert.deepEqual(sent.map((s) => s.to), [far], 'never heard, our phone silent: a probe to its SDP address still opens our NAT to the far home');
+  sent.length = 0;
   // The far home talks to us straight; our phone is on hold and sends nothing.
   for (let i = 0; i < 100; i++) {
     stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
@@ -200,6 +201,7 @@ test('keepDirect (the anchor calls it every 500 ms): a side heard directly to wh
   }
   const toFar = sent.filter((s) => s.side === 'b');
   assert.equal(toFar.length, 4, 'one probe in each 500 ms of the 2 s');
+  assert.equal(stream.counters.probesOut, 5);
   assert.ok(toFar.every((s) => s.bytes === 2 && s.to.address === far.address && s.to.port === far.port), 'sealed, empty, to where the far home is heard');
   // Our phone talks again: the media itself keeps the path, no probe beside it.
   for (let i = 0; i < 50; i++) {
@@ -208,7 +210,35 @@ test('keepDirect (the anchor calls it every 500 ms): a side heard directly to wh
     tick(20);
     if (i % 25 === 24) stream.keepDirect('b');
   }
-  assert.equal(stream.counters.probesOut, 4);
+  assert.equal(stream.counters.probesOut, 5);
+  // Media just after a tick, then none: the next tick probes (not the one after), so probes go
+  // about 500 ms apart and one lost leaves the far side hearing us within its 1.5 s.
+  stream.receive('b', fakeSealing.seal(rtp(), HEARD), far);
+  stream.receive('a', rtp(), phone);
+  tick(10);
+  stream.keepDirect('b');
+  assert.equal(stream.counters.probesOut, 5, 'just sent media: nothing');
+  tick(490);
+  stream.keepDirect('b');
+  assert.equal(stream.counters.probesOut, 6, 'the next tick');
+  // On hold (its SDP says 0.0.0.0) and never heard: nothing.
+  const held = harness({ a: phone, b: { address: '0.0.0.0', port: 40000 } }, { a: ['192.168.1.20'], b: [] });
+  held.stream.seal('b', fakeSealing);
+  held.stream.setBackhaul('b', backhaulTo(far.address));
+  held.stream.keepDirect('b');
+  assert.equal(held.sent.length, 0);
+});
+
+test('while the far home does not hear us but we hear it, the overlay packets carry eager probes only at first, not one beside each', () => {
+  const { stream, sent, tick } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  stream.seal('b', fakeSealing);
+  stream.setBackhaul('b', backhaulTo(far.address));
+  for (let i = 0; i < 200; i++) {
+    stream.receive('b', fakeSealing.seal(rtp(), 0), far); // straight to us, saying it does not hear us
+    stream.receive('a', rtp(), phone); // ours go over the overlay, with probes
+    tick(20);
+  }
+  assert.equal(sent.filter((s) => s.side === 'b' && s.bytes === 2).length, 56, '50 eager, then one in 25');
 });
 
 test('each time the direct path goes quiet, its first overlay packets carry direct probes again', () => {
