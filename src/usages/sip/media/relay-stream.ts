@@ -97,6 +97,11 @@ export function emptyStreamCounters(): StreamCounters {
   return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, fromSide: { a: 0, b: 0 }, overlayIn: 0, overlayOut: 0, probesOut: 0, probesIn: 0, dropped: { stranger: 0, 'not-latched': 0, oversize: 0, 'no-target': 0, unsealed: 0, 'other-branch': 0 } };
 }
 
+/** Per packet, so compared field by field (no key string built). */
+function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.address === b.address && a.port === b.port;
+}
+
 /** RTP over UDP in practice stays well under a datagram; anything larger is not media. */
 export const MAX_MEDIA_DATAGRAM = 1500;
 
@@ -137,7 +142,7 @@ export class RelayStream {
   setParty(side: Side, offered: Endpoint, vouched: readonly string[]): void {
     const latched = this.latched[side];
     const before = this.sides[side].offered;
-    const moved = before.address !== offered.address || before.port !== offered.port;
+    const moved = !sameEndpoint(before, offered);
     if (latched && (moved || !vouched.includes(latched.address))) this.latched[side] = undefined;
     this.sides[side].offered = offered;
     this.sides[side].vouched = vouched;
@@ -233,7 +238,7 @@ export class RelayStream {
     }
     const latched = this.latched[side];
     if (latched) {
-      if (latched.address !== from.address || latched.port !== from.port) return this.drop('not-latched');
+      if (!sameEndpoint(latched, from)) return this.drop('not-latched');
     } else {
       if (!this.sides[side].vouched.includes(from.address)) return this.drop('stranger');
       this.latched[side] = { address: from.address, port: from.port };
@@ -253,13 +258,13 @@ export class RelayStream {
   /** Whether `side` is latched to `from`. */
   private isLatched(side: Side, from: Endpoint): boolean {
     const latched = this.latched[side];
-    return latched !== undefined && latched.address === from.address && latched.port === from.port;
+    return latched !== undefined && sameEndpoint(latched, from);
   }
 
   /** A newest sealed datagram from `from`, not where `side` is latched: latches there when it is the first, or the NEWEST_TO_MOVE-th in a row. */
   private moveLatch(side: Side, from: Endpoint): boolean {
     const moving = this.moving[side];
-    const count = moving && moving.at.address === from.address && moving.at.port === from.port ? moving.count + 1 : 1;
+    const count = moving && sameEndpoint(moving.at, from) ? moving.count + 1 : 1;
     if (this.latched[side] && count < NEWEST_TO_MOVE) {
       this.moving[side] = { at: { address: from.address, port: from.port }, count };
       return false;
