@@ -25,6 +25,10 @@ export interface PhoneAudio {
   readonly host?: string;
   /** The home peer's SIP address, when not on loopback. */
   readonly proxyHost?: string;
+  /** Offers and accepts RTCP on the RTP port (RFC 5761), as baresip's rtcp_mux setting does; off by default. */
+  readonly rtcpMux?: boolean;
+  /** Prints what the far phone's RTCP reports said when a call ends (baresip's rtcpsummary module). */
+  readonly rtcpSummary?: boolean;
   /** Starts the process (inside a NAT lab namespace, say); a plain local process by default. */
   readonly spawnWith?: (command: string, args: string[]) => ChildProcess;
 }
@@ -50,11 +54,13 @@ export function startBaresip(dir: string, account: { user: string; domain: strin
       'auplay_srate 48000',
       'ausrc_channels 2',
       'auplay_channels 2',
+      `rtcp_mux ${audio.rtcpMux ? 'yes' : 'no'}`,
       'module_path /usr/lib/baresip/modules',
       'module g711.so',
       'module ausine.so',
       'module aufile.so',
       ...(audio.recordDir ? ['module sndfile.so', `snd_path ${audio.recordDir}`] : []),
+      ...(audio.rtcpSummary ? ['module rtcpsummary.so'] : []),
       'module stdio.so',
       'module_app account.so',
       'module_app menu.so',

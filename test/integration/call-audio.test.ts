@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli } from '../helpers/processes.js';
 import { startTwoHomes } from '../helpers/sip-homes.js';
-import { phoneCommand, SKIP_WITHOUT_BARESIP, type Softphone, startBaresip } from '../helpers/baresip.js';
+import { phoneCommand, type PhoneAudio, SKIP_WITHOUT_BARESIP, type Softphone, startBaresip } from '../helpers/baresip.js';
 import { readWav, toneShare } from '../helpers/audio.js';
 
 /*
@@ -18,9 +18,9 @@ const domain = 'smiths.example';
 const ALICE_HZ = 440;
 const BOB_HZ = 880;
 
-function phone(user: string, proxyPort: number, toneHz: number, sipPort: number): Softphone & { recordings: string } {
+function phone(user: string, proxyPort: number, toneHz: number, sipPort: number, options: PhoneAudio = {}): Softphone & { recordings: string } {
   const recordings = path.join(root, `${user}-heard`);
-  const started = startBaresip(path.join(root, user), { user, domain, password: `${user}-password`, proxyPort }, sipPort, { toneHz, recordDir: recordings });
+  const started = startBaresip(path.join(root, user), { user, domain, password: `${user}-password`, proxyPort }, sipPort, { toneHz, recordDir: recordings, ...options });
   running.push({ child: started.child, output: [], exited: new Promise((resolve) => started.child.once('exit', (code) => resolve(code))) });
   return { ...started, recordings };
 }
@@ -68,4 +68,35 @@ test('alice at home A calls bob at home B with baresip phones: each hears the ot
   // sndfile closes its files when the call's audio stops.
   assert.ok(await eventually(() => heard(bob.recordings, ALICE_HZ) > 0.5, 5_000), `bob heard alice's ${ALICE_HZ} Hz: share ${heard(bob.recordings, ALICE_HZ)}`);
   assert.ok(await eventually(() => heard(alice.recordings, BOB_HZ) > 0.5, 5_000), `alice heard bob's ${BOB_HZ} Hz: share ${heard(alice.recordings, BOB_HZ)}`);
+});
+
+test('two baresip phones that both multiplex RTCP on the RTP port (rtcp-mux): audio both ways, and their RTCP reports reach each other and the calls listing', { skip: SKIP_WITHOUT_BARESIP, timeout: 90_000 }, async () => {
+  const homes = await startTwoHomes(path.join(root, 'mux'), running, domain);
+  assert.equal(runCli(['user', 'add', 'carol', '--password', 'carol-password', '--data', homes.dirs.a]).code, 0);
+  assert.equal(runCli(['user', 'add', 'dave', '--password', 'dave-password', '--data', homes.dirs.b]).code, 0);
+  const muxing = { rtcpMux: true, rtcpSummary: true };
+  const dave = phone('dave', homes.sipPorts.b, BOB_HZ, await freeUdpPort(), muxing);
+  const carol = phone('carol', homes.sipPorts.a, ALICE_HZ, await freeUdpPort(), muxing);
+  for (const p of [carol, dave]) assert.ok(await eventually(() => /200 OK \(\) \[1 binding\]/.test(p.output()), 10_000), `registered: ${p.output().slice(-400)}`);
+  assert.ok(await eventually(() => runCli(['lookup', `sip:dave@${domain}`, '--data', homes.dirs.a]).code === 0, 10_000), 'dave is found in the overlay');
+
+  phoneCommand(carol, `/dial sip:dave@${domain}`);
+  assert.ok(await eventually(() => /Call established/.test(dave.output()) && /Call established/.test(carol.output()), 10_000), `established: ${carol.output().slice(-600)}`);
+  // baresip sends its first RTCP report about 5 s into a call; with rtcp-mux it comes on the RTP port.
+  const quality = (dir: string) => JSON.parse(runCli(['calls', '--data', dir, '--json']).stdout)[0];
+  assert.ok(await eventually(() => [homes.dirs.a, homes.dirs.b].every((dir) => quality(dir)?.lossPercent !== null), 15_000), `both anchors read the phones' reports from the RTP port: ${JSON.stringify(quality(homes.dirs.a))}`);
+  for (const dir of [homes.dirs.a, homes.dirs.b]) {
+    const call = quality(dir);
+    assert.equal(typeof call.jitterMs, 'number', JSON.stringify(call));
+    assert.ok(call.packetsSent > 200 && call.packetsReceived > 200, JSON.stringify(call));
+  }
+  // A round trip needs one phone's report answered by the other's: the second round, 5 s on.
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  phoneCommand(carol, '/hangup');
+  // rtcpsummary: JI=<local jitter>,<the far phone's, from its reports>; DL: round-trip from them.
+  const summaries = () => [carol, dave].map((p) => /JI=[\d.]+,[\d.]+;DL=([\d.]+);/.exec(p.output()));
+  assert.ok(await eventually(() => summaries().every(Boolean), 5_000), 'each phone printed its RTCP summary');
+  console.log(`rtcp-mux call, each phone's RTCP summary: ${summaries().map((m) => m![0]).join(' | ')}`);
+  assert.ok(summaries().every((m) => Number(m![1]) > 0), 'each phone measured a round trip: its reports went out and the far phone\'s came back');
+  assert.ok(await eventually(() => heard(dave.recordings, ALICE_HZ) > 0.5 && heard(carol.recordings, BOB_HZ) > 0.5, 5_000), 'each heard the other\'s tone');
 });

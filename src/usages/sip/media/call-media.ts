@@ -5,8 +5,9 @@ import type { Random } from '../../../runtime/random.js';
 import type { Id } from '../../../wire/id.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
 import type { MediaAnchor, MediaSession, StreamPlan } from './media-anchor.js';
+import type { Side } from './relay-stream.js';
 import { createKeyShare, type MediaKeyShare, type MediaRole, mediaSealers, shareIsFrom } from './media-crypto.js';
-import { anchorSdp, type Endpoint, parseSdp, SdpError, type SessionDescription } from './sdp.js';
+import { anchorSdp, type Endpoint, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
 import { SipError } from '../sip-error.js';
 
 /*
@@ -75,6 +76,8 @@ interface CallState {
   farHome?: Id;
   /** The other home's X25519 share for this call: its later SDP must carry the same. */
   theirKey?: Uint8Array;
+  /** The latest offer and whose party it described: its answer settles rtcp-mux for both sides. */
+  offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string };
   /** The latest offer that went to phones on `to` (a forked INVITE's branches each get a copy naming their own ports). */
   toPhones?: { readonly sdp: SessionDescription; readonly to: 'a' | 'b' };
 }
@@ -110,7 +113,7 @@ export class CallMedia {
   async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
-    this.setParties(call, offer, 'a', phoneSource);
+    this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer);
   }
 
@@ -119,7 +122,7 @@ export class CallMedia {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
     this.acceptShare(call, answer, callId);
-    this.setParties(call, answer, 'b', homeSource);
+    this.answered(call, answer, 'b', homeSource);
     this.deps.anchor.answered(callId);
     return this.towardsPhone(call, answer);
   }
@@ -133,7 +136,7 @@ export class CallMedia {
     const call = known ?? (await this.startOnce(callId, offer, 'answerer'));
     try {
       this.acceptShare(call, offer, callId);
-      this.setParties(call, offer, 'b', homeSource);
+      this.offered(call, offer, 'b', homeSource);
       call.toPhones = { sdp: withoutShare(offer), to: 'a' };
       return this.towardsPhone(call, offer);
     } catch (error) {
@@ -147,7 +150,7 @@ export class CallMedia {
     const call = this.expect(callId);
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
-    this.setParties(call, answer, 'a', phoneSource);
+    this.answered(call, answer, 'a', phoneSource);
     this.deps.anchor.answered(callId);
     return this.towardsHome(call, answer);
   }
@@ -159,7 +162,7 @@ export class CallMedia {
   async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
-    this.setParties(call, offer, side, phoneSource);
+    this.offered(call, offer, side, phoneSource);
     call.toPhones = { sdp: offer, to: side === 'a' ? 'b' : 'a' };
     return anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
   }
@@ -168,7 +171,7 @@ export class CallMedia {
     const call = this.expect(callId);
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
-    this.setParties(call, answer, side, phoneSource);
+    this.answered(call, answer, side, phoneSource);
     this.deps.anchor.answered(callId);
     return anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
   }
@@ -254,8 +257,30 @@ export class CallMedia {
     return sdp;
   }
 
-  /** Who is where on one side, from a description of that side's party. */
-  private setParties(call: CallState, sdp: SessionDescription, side: 'a' | 'b', source: string): void {
+  /**
+   * An offer from `side`'s party: who is where on that side. Until the answer, RTCP goes to its RTP
+   * port wherever it offered rtcp-mux (an offerer of mux takes RTCP there: RFC 5761 s5.1.1).
+   */
+  private offered(call: CallState, offer: SessionDescription, side: Side, source: string): void {
+    this.setParties(call, offer, side, source, offer.streams.map((s) => s.rtcpMux));
+    call.offer = { sdp: offer, side, source };
+  }
+
+  /**
+   * An answer from `side`'s party. It settles rtcp-mux, which is in use only where offer and
+   * answer both say so (RFC 5761 s5.1.1): a phone that declines a mux offer has its RTCP, and the
+   * offerer's, sent to the RTCP ports, on every leg of the call alike.
+   */
+  private answered(call: CallState, answer: SessionDescription, side: Side, source: string): void {
+    this.matching(call, answer);
+    const offer = call.offer;
+    const muxed = answer.streams.map((s, i) => s.rtcpMux && offer?.sdp.streams[i]?.rtcpMux === true);
+    if (offer && offer.side !== side) this.setParties(call, offer.sdp, offer.side, offer.source, muxed);
+    this.setParties(call, answer, side, source, muxed);
+  }
+
+  /** Who is where on one side, from a description of that side's party (`muxed`: per m= section, RTCP on the RTP port). */
+  private setParties(call: CallState, sdp: SessionDescription, side: Side, source: string, muxed: readonly boolean[]): void {
     this.matching(call, sdp);
     sdp.streams.forEach((stream, i) => {
       const index = call.anchored[i];
@@ -263,7 +288,7 @@ export class CallMedia {
       const anchored = call.session.streams[index];
       const vouched = [...new Set([stream.rtp.address, source])];
       anchored.rtp.setParty(side, stream.rtp, vouched);
-      anchored.rtcp.setParty(side, stream.rtcp, vouched);
+      anchored.rtcp.setParty(side, rtcpEndpoint(stream, muxed[i] === true), vouched);
     });
   }
 

@@ -344,9 +344,9 @@ export class MediaAnchor {
     const b = await this.openEnd(relays, 'b', sockets, ports, plan);
     const now = () => this.clock.now();
     const quality = new RtcpQuality();
-    for (const which of ['rtp', 'rtcp'] as const) {
-      relays[which] = new RelayStream({ a: a[which], b: b[which] }, now, which === 'rtcp' ? (side, packet) => quality.observe(side, packet) : undefined);
-    }
+    // Both streams are read for RTCP reports: with rtcp-mux they come on the RTP port (RFC 5761).
+    const observe = (side: Side, packet: Uint8Array) => quality.observe(side, packet);
+    for (const which of ['rtp', 'rtcp'] as const) relays[which] = new RelayStream({ a: a[which], b: b[which] }, now, observe);
     ends.a.push(a);
     ends.b.push(b);
     return { ports: { a: a.port, b: b.port }, rtp: relays.rtp!, rtcp: relays.rtcp!, quality };

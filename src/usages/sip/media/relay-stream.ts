@@ -128,7 +128,7 @@ export class RelayStream {
   constructor(
     private readonly sides: Record<Side, StreamSide>,
     private readonly now: () => number,
-    /** Sees each relayed packet as its sender sent it (the RTCP stream's quality reader). */
+    /** Sees each relayed packet as its sender sent it (the reader of the phones' RTCP reports). */
     private readonly observe?: (side: Side, packet: Uint8Array) => void,
   ) {
     this.lastPacketAt = now();

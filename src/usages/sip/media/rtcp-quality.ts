@@ -21,7 +21,10 @@ export interface QualityReport {
 export class RtcpQuality {
   private readonly latest: Partial<Record<Side, QualityReport>> = {};
 
-  /** An RTCP datagram (plain, after any internet-leg sealing came off) that `side` sent. */
+  /**
+   * A datagram (plain, after any internet-leg sealing came off) that `side` sent: RTCP, or RTP
+   * beside it on a muxed port, which has no report block where an SR or RR has one (RFC 5761 s4).
+   */
   observe(side: Side, packet: Uint8Array): void {
     const report = firstReportBlock(packet);
     if (report) this.latest[side] = report;

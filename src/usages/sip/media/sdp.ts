@@ -30,8 +30,9 @@ export interface MediaStream {
   readonly formats: readonly string[];
   /** Where the phone wants RTP: the section's c= or else the session's. */
   readonly rtp: Endpoint;
-  /** Where it wants RTCP: a=rtcp (RFC 3605), the RTP address itself with rtcp-mux, else port + 1. */
+  /** Where it wants RTCP when RTCP has a port of its own: a=rtcp (RFC 3605), else port + 1. */
   readonly rtcp: Endpoint;
+  /** It offers or accepts RTCP on the RTP port (a=rtcp-mux); in use only when offer and answer both say so. */
   readonly rtcpMux: boolean;
   readonly direction: Direction;
   /** a=rtpmap values by payload type ("0" -> "PCMU/8000"). */
@@ -87,7 +88,7 @@ function readStream(lines: string[], sessionConnection: string | undefined, sess
   const value = (name: string) => attributes.find((a) => a.startsWith(`${name}:`))?.slice(name.length + 1);
   const rtcpMux = attributes.includes('rtcp-mux');
   const rtcpAttribute = value('rtcp');
-  let rtcp: Endpoint = { address: address ?? '0.0.0.0', port: rtcpMux ? port : port + 1 };
+  let rtcp: Endpoint = { address: address ?? '0.0.0.0', port: port + 1 };
   if (rtcpAttribute !== undefined) {
     const r = /^(\d{1,5})(?: IN IP[46] (\S+))?$/.exec(rtcpAttribute);
     if (!r) throw new SdpError(`malformed a=rtcp "${rtcpAttribute.slice(0, 40)}"`);
@@ -112,6 +113,11 @@ function readStream(lines: string[], sessionConnection: string | undefined, sess
     codecs,
     secure: m[3].includes('SAVP') || attributes.some((a) => a.startsWith('crypto:') || a.startsWith('fingerprint:')),
   };
+}
+
+/** Where a party receives RTCP: on its RTP port when rtcp-mux is in use (RFC 5761), else its RTCP port. */
+export function rtcpEndpoint(stream: MediaStream, muxed: boolean): Endpoint {
+  return muxed ? stream.rtp : stream.rtcp;
 }
 
 /** c=IN IP4 192.0.2.1 (a multicast TTL suffix is refused: the anchor relays unicast only). */

@@ -278,3 +278,55 @@ test('a peer that stops ends every call: each call\'s ports go back and the link
   assert.equal(a.anchor.portsInUse, 0, 'every port went back');
   assert.equal(stopped, 1, 'the backhaul let go of its links');
 });
+
+/** A receiver report (RFC 3550 s6.4.2) with one report block: `lostFraction`/256 of packets lost. */
+function receiverReport(lostFraction: number): Uint8Array {
+  const rr = new Uint8Array(32);
+  rr[0] = 0x81; // version 2, one report block
+  rr[1] = 201;
+  rr[3] = 7; // length in 32-bit words, less one
+  rr[12] = lostFraction;
+  return rr;
+}
+
+test('rtcp-mux offered by one phone and declined by the other: RTCP goes to the RTCP ports on every leg, both ways (RFC 5761 s5.1.1)', async () => {
+  const { net, a, b } = homes();
+  const rtcpA = net.phone('192.168.1.20', 10001);
+  const rtcpB = net.phone('192.168.2.30', 20001);
+  const rtpA = net.phone('192.168.1.20', 10000);
+  const withMux = new TextDecoder().decode(offer('192.168.1.20', 10000)) + 'a=rtcp-mux\r\n';
+  const toB = await a.offerFromPhone('call-m', enc(withMux), '192.168.1.20');
+  assert.match(toB, /a=rtcp-mux/, 'the offer of mux goes on to the other home and its phone');
+  const toPhoneB = await b.offerFromHome('call-m', enc(toB), HOME_A);
+  assert.match(toPhoneB, /a=rtcp-mux/);
+  const toA = b.answerFromPhone('call-m', offer('192.168.2.30', 20000), '192.168.2.30'); // declines: no a=rtcp-mux
+  const toPhoneA = a.answerFromHome('call-m', enc(toA), HOME_B);
+  assert.doesNotMatch(toPhoneA, /a=rtcp-mux/);
+
+  rtcpB.send({ ...mediaOf(toPhoneB), port: mediaOf(toPhoneB).port + 1 }, receiverReport(64));
+  assert.deepEqual(rtcpA.heard, [receiverReport(64)], 'phone B\'s report reaches phone A\'s RTCP port, through home A\'s RTCP port');
+  assert.equal(rtpA.heard.length, 0, 'not its RTP port, which it did not agree to share');
+  rtcpA.send({ ...mediaOf(toPhoneA), port: mediaOf(toPhoneA).port + 1 }, receiverReport(32));
+  assert.deepEqual(rtcpB.heard, [receiverReport(32)], 'and phone A\'s reaches phone B\'s');
+  const [session] = a.anchor.sessionsNow();
+  assert.deepEqual(session.streams[0].quality.summary(), { lossPercent: 25, jitterMs: 0 }, 'the worse of the two reports');
+  assert.equal(a.anchor.totals().dropped.unsealed ?? 0, 0, 'nothing sealed for one port arrived at the other');
+});
+
+test('rtcp-mux offered and accepted (a WebRTC-style offer with a=rtcp:9 beside it): RTCP rides the RTP ports end to end, and its reports still count', async () => {
+  const { net, a, b } = homes();
+  const rtpA = net.phone('192.168.1.20', 10000);
+  const rtpB = net.phone('192.168.2.30', 20000);
+  const muxed = (address: string, port: number) => new TextDecoder().decode(offer(address, port)) + 'a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n';
+  const toB = await a.offerFromPhone('call-w', enc(muxed('192.168.1.20', 10000)), '192.168.1.20');
+  const toPhoneB = await b.offerFromHome('call-w', enc(toB), HOME_A);
+  const toA = b.answerFromPhone('call-w', enc(muxed('192.168.2.30', 20000)), '192.168.2.30');
+  const toPhoneA = a.answerFromHome('call-w', enc(toA), HOME_B);
+  assert.match(toPhoneA, /a=rtcp-mux/);
+
+  rtpB.send(mediaOf(toPhoneB), receiverReport(128));
+  assert.deepEqual(rtpA.heard, [receiverReport(128)], 'phone B\'s report reaches phone A on its RTP port');
+  rtpA.send(mediaOf(toPhoneA), receiverReport(0));
+  assert.deepEqual(rtpB.heard, [receiverReport(0)], 'and back');
+  assert.deepEqual(a.anchor.sessionsNow()[0].streams[0].quality.summary(), { lossPercent: 50, jitterMs: 0 });
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { anchorSdp, parseSdp, SdpError } from '../../../../src/usages/sip/media/sdp.js';
+import { anchorSdp, parseSdp, rtcpEndpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
 
 /*
  * SDP as real phones write it, read and pointed at the home peer's anchor ports (issue 16):
@@ -81,7 +81,8 @@ test('a Linphone-style offer: ICE attributes go, a=rtcp names the anchor, video 
   assert.deepEqual(audio.rtcp, { address: '192.168.1.30', port: 7079 });
   assert.equal(video.rtcpMux, true);
   assert.deepEqual(video.rtp, { address: '192.168.1.31', port: 9078 }, 'a section-level c= wins');
-  assert.deepEqual(video.rtcp, video.rtp, 'rtcp-mux: RTCP on the RTP port');
+  assert.deepEqual(rtcpEndpoint(video, true), video.rtp, 'rtcp-mux in use: RTCP on the RTP port');
+  assert.deepEqual(rtcpEndpoint(video, false), { address: '192.168.1.31', port: 9079 }, 'mux declined by the answer: the port above');
   const anchored = anchorSdp(parsed, { address: ANCHOR, ports: [40002, 40004] });
   assert.doesNotMatch(anchored, /a=(candidate|ice-ufrag|ice-pwd)/);
   assert.match(anchored, /a=rtcp:40003 IN IP4 198\.51\.100\.2\r\n/);
