@@ -330,3 +330,31 @@ test('rtcp-mux offered and accepted (a WebRTC-style offer with a=rtcp:9 beside i
   assert.deepEqual(rtpB.heard, [receiverReport(0)], 'and back');
   assert.deepEqual(a.anchor.sessionsNow()[0].streams[0].quality.summary(), { lossPercent: 50, jitterMs: 0 });
 });
+
+test('a call held with neither RTP nor RTCP past --media-timeout loses its ports at both homes, and the resume (a re-INVITE) anchors it afresh: audio both ways again, under new keys', async () => {
+  const { net, clock, a, b } = homes();
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const phoneB = net.phone('192.168.2.30', 20000);
+  const exchange = async () => {
+    const toB = await a.offerFromPhone('call-t', offer('192.168.1.20', 10000), '192.168.1.20');
+    const toPhoneB = await b.offerFromHome('call-t', enc(toB), HOME_A);
+    const toA = b.answerFromPhone('call-t', offer('192.168.2.30', 20000), '192.168.2.30');
+    return { toB, toPhoneB, toPhoneA: a.answerFromHome('call-t', enc(toA), HOME_B) };
+  };
+  const first = await exchange();
+  phoneA.send(mediaOf(first.toPhoneA), new Uint8Array(172).fill(1));
+  phoneB.send(mediaOf(first.toPhoneB), new Uint8Array(172).fill(2));
+  assert.equal(phoneA.heard.length + phoneB.heard.length, 2);
+
+  clock.runUntil(clock.now() + 61_000); // on hold, both phones silent: the homes' keepalives are no media
+  assert.equal(a.anchor.counters.timeouts + b.anchor.counters.timeouts, 2, 'each home ended the call\'s media at the timeout');
+  assert.equal(a.anchor.portsInUse + b.anchor.portsInUse, 0, 'and gave its ports back');
+  assert.equal(a.active + b.active, 0);
+
+  const resumed = await exchange();
+  assert.notEqual(/a=p2psip-key-v2:(\S+)/.exec(resumed.toB)![1], /a=p2psip-key-v2:(\S+)/.exec(first.toB)![1], 'a new key share: nothing sealed before is accepted again');
+  phoneA.send(mediaOf(resumed.toPhoneA), new Uint8Array(172).fill(3));
+  phoneB.send(mediaOf(resumed.toPhoneB), new Uint8Array(172).fill(4));
+  assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(3), 'phone B hears phone A again');
+  assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(4), 'and back');
+});
