@@ -30,10 +30,12 @@ export function formatStatus(s: Record<string, unknown>): string {
   lines.push(sip ? `sip        server ${sip.server}, realm ${sip.realm}, ${sip.auth}; ${sip.users} user(s) with ${sip.bindings} phone(s) on; calls ${sip.invites}` : 'sip        off');
   const storage = s.storage as { resources: number; entries: number; bytes: number; maxEntries: number; backend?: { name: string } } | undefined;
   if (storage) lines.push(`storage    ${storage.entries} of at most ${storage.maxEntries} entries in ${storage.resources} resource(s), ${storage.bytes} bytes (${storage.backend?.name ?? 'memory'} backend)`);
-  const nat = s.nat as { reflexive: string[]; behavior: { mapping?: string; filtering?: string } | string | null; relay: { state: string; relayed: string | null }; mapping?: { state?: string; external?: string | null } } | undefined;
+  const nat = s.nat as { reflexive: { server: string; mapped: string }[]; behavior: { mapping?: string; filtering?: string } | string | null; relay: { state: string; relayed: string | null }; mapping?: { state?: string; external?: string | null } } | undefined;
   if (nat) {
     const behavior = typeof nat.behavior === 'string' ? nat.behavior : nat.behavior ? `${nat.behavior.mapping ?? '?'} mapping, ${nat.behavior.filtering ?? '?'} filtering` : 'not measured yet';
-    lines.push(`nat        public ${nat.reflexive.length ? nat.reflexive.join(', ') : 'address not learned yet'}; ${behavior}; relay ${nat.relay.state}${nat.relay.relayed ? ` at ${nat.relay.relayed}` : ''}`);
+    // Each STUN server's answer: one address when the NAT maps the same for all (or there is none).
+    const mapped = [...new Set(nat.reflexive.map((r) => r.mapped))];
+    lines.push(`nat        public ${mapped.length ? mapped.join(', ') : 'address not learned yet'}; ${behavior}; relay ${nat.relay.state}${nat.relay.relayed ? ` at ${nat.relay.relayed}` : ''}`);
   }
   const memory = s.memory as { rssMB: number; heapUsedMB: number } | undefined;
   if (memory) lines.push(`memory     ${memory.rssMB} MB resident, ${memory.heapUsedMB} MB heap in use`);

@@ -24,16 +24,16 @@ import { MAPPING_PROTOCOLS, type MappingProtocol } from '../nat/port-mapping/por
 const USAGE = `usage: p2psip <command> [options]
 
   init     --data DIR --overlay NAME [--domain D] [--user NAME] [--cert-lifetime SECONDS] [--json]
-  invite   --data DIR [--user NAME] [--client] [--expires SECONDS] [--json]
+  invite   --data DIR [--user NAME] [--household N] [--client] [--expires SECONDS] [--json]
   join     TOKEN --data DIR [--no-start] [start options]
   revoke   USER --data DIR [--json]   |   revoke --fingerprint FP --data DIR [--json]
   start    --data DIR [--overlay-port P] [--bootstrap HOST:PORT[,HOST:PORT]] [--open]
            [--bind HOST] [--advertise HOST] [--overlay NAME] [--storage file|memory]
-           [--max-storage-bytes N] [--max-resource-bytes N] [--sip-port P|off] [--sip-auth on|off]
+           [--max-storage-bytes N] [--max-resource-bytes N] [--max-storage-entries N] [--sip-port P|off] [--sip-auth on|off]
            [--sip-digest SHA-256,MD5] [--sip-timer-c SECONDS] [--sip-direct on|off] [--relay auto|off] [--relay-ports LOW-HIGH] [--port-mapping on|off|pcp,nat-pmp,upnp-igd] [--verbose]
            [--media-anchor auto|always|off] [--media-ports LOW-HIGH] [--media-timeout SECONDS] [--max-calls N]
-  lookup   sip:NAME@DOMAIN --data DIR [--json]
-  user     add NAME [--password P] [--replace] | list | remove NAME   --data DIR [--json]
+  lookup   NAME|NAME@DOMAIN|sip:NAME@DOMAIN --data DIR [--json]
+  user     add NAME [--password P] [--replace] | list [--all] | remove NAME   --data DIR [--json]
   status   --data DIR [--json]
   calls    --data DIR [--json]
   route    NAME --data DIR [--json]
@@ -207,7 +207,7 @@ function onOffFlag(args: ParsedArgs, name: string, fallback: boolean): boolean {
 async function lookupCommand(args: ParsedArgs, out: Print): Promise<number> {
   checkKnownFlags(args, ['data', 'json']);
   const aor = args.positional[0];
-  if (!aor || !isUserUri(aor)) throw new UsageError('lookup needs sip:NAME@DOMAIN');
+  if (!aor || !isUserName(aor)) throw new UsageError('lookup needs a user: NAME (of this home\'s domain), NAME@DOMAIN or sip:NAME@DOMAIN');
   const answer = (await callPeer(requiredFlag(args, 'data'), { op: 'lookup', aor })) as {
     aor: string;
     registrations: { node: string; signer: string; destinations: string[]; expiresInSeconds: number }[];
@@ -222,9 +222,12 @@ async function lookupCommand(args: ParsedArgs, out: Print): Promise<number> {
   return answer.registrations.length > 0 || answer.local.length > 0 ? 0 : 1;
 }
 
-function isUserUri(text: string): boolean {
+/** `bob` (the peer adds its own domain), `bob@smiths.example` or `sip:bob@smiths.example`. */
+function isUserName(text: string): boolean {
+  if (/\s/.test(text)) return false;
+  const uri = text.includes(':') ? text : `sip:${text.includes('@') ? text : `${text}@domain.invalid`}`;
   try {
-    return parseSipUri(text.includes(':') ? text : `sip:${text}`).user !== undefined;
+    return parseSipUri(uri).user !== undefined;
   } catch {
     return false;
   }

@@ -31,6 +31,7 @@ import path from 'node:path';
 import { SipService } from '../usages/sip/sip-service.js';
 import type { DigestAlgorithm } from '../usages/sip/auth/digest.js';
 import { sipDomain, SipUserStore } from './sip-users.js';
+import { userName } from './overlay-names.js';
 import { HouseholdUsers } from './household-users.js';
 import { DiskUserSigners, userCertificateSource } from './sip-signers.js';
 import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
@@ -303,13 +304,18 @@ export class PeerDaemon {
     };
   }
 
+  /** This home's SIP domain: a bare name on the command line (`lookup bob`) is a user of it. */
+  private ownDomain(): string {
+    return sipDomain(this.setup.identity.certificate.claims.subject, this.setup.overlayName);
+  }
+
   private async handleControl(request: ControlRequest): Promise<unknown> {
     const { client, kinds, identity } = this.peer;
     switch (request.op) {
       case 'status':
         return this.status();
       case 'route':
-        return traceRoute(this.peer.router, String(request.name));
+        return traceRoute(this.peer.router, userName(String(request.name), this.ownDomain()));
       case 'attach':
         return attachCommand(this.peer.attach, String(request.nodeId));
       case 'calls':
@@ -324,7 +330,7 @@ export class PeerDaemon {
         return { ...invitation, expires: new Date(invitation.expires * 1000).toISOString(), enrollAt: addressKey(this.peer.address) };
       }
       case 'lookup':
-        return lookupUser(request.aor, client, kinds, this.sip, Date.now());
+        return lookupUser(userName(String(request.aor), this.ownDomain()), client, kinds, this.sip, Date.now());
       case 'user-certificate':
         return this.signers.obtain(String(request.user).toLowerCase());
       case 'users':

@@ -45,6 +45,10 @@ test('a REGISTER stores a signed SIP-REGISTRATION that any peer finds with looku
   assert.equal(atHome.local.length, 1);
   assert.equal(atHome.local[0].transport, 'UDP');
   const bob = JSON.parse(lookup(`sip:bob@${domain}`, dirs.a).stdout);
+  for (const name of ['bob', `bob@${domain}`]) {
+    const same = JSON.parse(lookup(name, dirs.a).stdout);
+    assert.deepEqual([same.aor, same.resourceId, same.registrations[0].destinations], [bob.aor, bob.resourceId, bob.registrations[0].destinations], `lookup ${name}: a bare name is this home's user`);
+  }
   assert.deepEqual(bob.registrations[0].destinations, [bId]);
   assert.equal(bob.registrations[0].signer, `bob@${domain}`, "bob's device signs with its own certificate");
   assert.equal(status(dirs.a).sip.overlay.published, 1);

@@ -23,3 +23,19 @@ test('bootstrap addresses parse for IPv4, IPv6 and a default port', () => {
   assert.throws(() => parseAddress('example.org:1'), RangeError);
   assert.throws(() => parseAddress('127.0.0.1:99999'), RangeError);
 });
+
+test('p2psip help names every flag a command reads (a flag the README uses must not be missing from it)', async () => {
+  const { main } = await import('../../../src/cli/main.js');
+  const { readdirSync, readFileSync } = await import('node:fs');
+  let usage = '';
+  assert.equal(await main(['help'], (text) => (usage += text)), 0);
+  const read = new Set<string>();
+  for (const dir of ['src/cli', 'src/node']) {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      for (const m of readFileSync(`${dir}/${file}`, 'utf8').matchAll(/(?:Flag\(args, |flags\.(?:has|get)\()'([a-z0-9-]+)'/g)) read.add(m[1]);
+    }
+  }
+  assert.ok(read.size > 40, `the flags read were found: ${[...read].join(' ')}`);
+  const missing = [...read].filter((flag) => !usage.includes(`--${flag}`));
+  assert.deepEqual(missing, [], 'flags read but not in the help');
+});
