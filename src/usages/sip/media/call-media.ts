@@ -78,6 +78,8 @@ interface CallState {
   theirKey?: Uint8Array;
   /** The latest offer and whose party it described: its answer settles rtcp-mux for both sides. */
   offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string };
+  /** Per m= section, whether rtcp-mux is in use as the last answer settled it (none yet: undefined). */
+  muxed?: readonly boolean[];
   /** The latest offer that went to phones on `to` (a forked INVITE's branches each get a copy naming their own ports). */
   toPhones?: { readonly sdp: SessionDescription; readonly to: 'a' | 'b' };
 }
@@ -258,11 +260,12 @@ export class CallMedia {
   }
 
   /**
-   * An offer from `side`'s party: who is where on that side. Until the answer, RTCP goes to its RTP
-   * port wherever it offered rtcp-mux (an offerer of mux takes RTCP there: RFC 5761 s5.1.1).
+   * An offer from `side`'s party: who is where on that side. Before any answer, RTCP goes to its
+   * RTP port wherever it offered rtcp-mux (an offerer of mux takes RTCP there: RFC 5761 s5.1.1);
+   * a re-offer changes nothing of what an answer settled until its own answer comes (it may fail).
    */
   private offered(call: CallState, offer: SessionDescription, side: Side, source: string): void {
-    this.setParties(call, offer, side, source, offer.streams.map((s) => s.rtcpMux));
+    this.setParties(call, offer, side, source, call.muxed ?? offer.streams.map((s) => s.rtcpMux));
     call.offer = { sdp: offer, side, source };
   }
 
@@ -275,20 +278,28 @@ export class CallMedia {
     this.matching(call, answer);
     const offer = call.offer;
     const muxed = answer.streams.map((s, i) => s.rtcpMux && offer?.sdp.streams[i]?.rtcpMux === true);
+    call.muxed = muxed;
     if (offer && offer.side !== side) this.setParties(call, offer.sdp, offer.side, offer.source, muxed);
     this.setParties(call, answer, side, source, muxed);
   }
 
-  /** Who is where on one side, from a description of that side's party (`muxed`: per m= section, RTCP on the RTP port). */
+  /**
+   * Who is where on one side, from a description of that side's party (`muxed`: per m= section,
+   * RTCP on the RTP port). Between the homes RTCP keeps a port of its own whatever the phones
+   * agreed: both anchors always have one, and each port opens only its own channel's datagrams.
+   */
   private setParties(call: CallState, sdp: SessionDescription, side: Side, source: string, muxed: readonly boolean[]): void {
     this.matching(call, sdp);
+    const otherHome = side === 'b' && call.sealed;
     sdp.streams.forEach((stream, i) => {
       const index = call.anchored[i];
       if (index === undefined) return;
       const anchored = call.session.streams[index];
       const vouched = [...new Set([stream.rtp.address, source])];
       anchored.rtp.setParty(side, stream.rtp, vouched);
-      anchored.rtcp.setParty(side, rtcpEndpoint(stream, muxed[i] === true), vouched);
+      anchored.rtcp.setParty(side, rtcpEndpoint(stream, muxed[i] === true && !otherHome), vouched);
+      // SRTCP's report blocks are ciphertext: nothing to read in them.
+      anchored.quality.readable = !stream.secure;
     });
   }
 

@@ -137,13 +137,15 @@ export class RelayStream {
   /**
    * A side's party as the answer (or a re-offer) describes it. Another SDP address or port is
    * another party (the phone that answered a forked call after another's early media, two phones
-   * on one host among them) or the same one moved: the side is heard afresh.
+   * on one host among them) or the same one moved: a phone's side is heard afresh.
    */
   setParty(side: Side, offered: Endpoint, vouched: readonly string[]): void {
     const latched = this.latched[side];
     const before = this.sides[side].offered;
     const moved = !sameEndpoint(before, offered);
-    if (latched && (moved || !vouched.includes(latched.address))) this.latched[side] = undefined;
+    // A sealed side's latch rests on the call's key, not on addresses: what opened came from the
+    // other home wherever it sent from, so only that home's datagrams move it (see moveLatch).
+    if (latched && !this.sealing[side] && (moved || !vouched.includes(latched.address))) this.latched[side] = undefined;
     this.sides[side].offered = offered;
     this.sides[side].vouched = vouched;
   }

@@ -20,12 +20,15 @@ export interface QualityReport {
 
 export class RtcpQuality {
   private readonly latest: Partial<Record<Side, QualityReport>> = {};
+  /** False for SRTP calls: their reports are encrypted past the header (RFC 3711 s3.4). */
+  readable = true;
 
   /**
    * A datagram (plain, after any internet-leg sealing came off) that `side` sent: RTCP, or RTP
    * beside it on a muxed port, which has no report block where an SR or RR has one (RFC 5761 s4).
    */
   observe(side: Side, packet: Uint8Array): void {
+    if (!this.readable) return;
     const report = firstReportBlock(packet);
     if (report) this.latest[side] = report;
   }

@@ -88,7 +88,7 @@ function readStream(lines: string[], sessionConnection: string | undefined, sess
   const value = (name: string) => attributes.find((a) => a.startsWith(`${name}:`))?.slice(name.length + 1);
   const rtcpMux = attributes.includes('rtcp-mux');
   const rtcpAttribute = value('rtcp');
-  let rtcp: Endpoint = { address: address ?? '0.0.0.0', port: port + 1 };
+  let rtcp: Endpoint = { address: address ?? '0.0.0.0', port: port === 0 ? 0 : port + 1 };
   if (rtcpAttribute !== undefined) {
     const r = /^(\d{1,5})(?: IN IP[46] (\S+))?$/.exec(rtcpAttribute);
     if (!r) throw new SdpError(`malformed a=rtcp "${rtcpAttribute.slice(0, 40)}"`);

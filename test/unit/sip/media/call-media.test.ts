@@ -358,3 +358,72 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
   assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(3), 'phone B hears phone A again');
   assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(4), 'and back');
 });
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+const muxing = (address: string, port: number) => `${text(offer(address, port))}a=rtcp-mux\r\n`;
+const rtcpPort = (sdp: string) => ({ ...mediaOf(sdp), port: mediaOf(sdp).port + 1 });
+
+async function placeCall(a: CallMedia, b: CallMedia, callId: string, offerText: string, answerText: string) {
+  const toB = await a.offerFromPhone(callId, enc(offerText), '192.168.1.20');
+  const toPhoneB = await b.offerFromHome(callId, enc(toB), HOME_A);
+  const toA = b.answerFromPhone(callId, enc(answerText), '192.168.2.30');
+  return { toB, toPhoneB, toA, toPhoneA: a.answerFromHome(callId, enc(toA), HOME_B) };
+}
+
+test('with rtcp-mux in use, the homes still send each other RTCP (and its keepalive probes) at the RTCP ports: nothing fails the far anchor\'s keys', async () => {
+  const backhaul: MediaBackhaul = { prepare: () => {}, send: () => {}, directHost: () => undefined, stop: () => {} };
+  const { clock, a, b } = homes(undefined, undefined, backhaul);
+  await placeCall(a, b, 'call-mp', muxing('192.168.1.20', 10000), muxing('192.168.2.30', 20000));
+  clock.runUntil(clock.now() + 2_000);
+  assert.equal(a.anchor.totals().dropped.unsealed + b.anchor.totals().dropped.unsealed, 0);
+  assert.ok(a.anchor.totals().probesIn > 0 && b.anchor.totals().probesIn > 0, 'the probes arrived and opened');
+});
+
+test('a re-offer keeps rtcp-mux as the answer settled it: while it is pending (or if it fails), and once it is answered the same way, each phone\'s reports still go where its RTCP comes from', async () => {
+  const { net, a, b } = homes();
+  const natA = net.phone('192.168.1.20', 30001); // phone A's RTCP leaves from another port than its SDP's
+  const sdpA = net.phone('192.168.1.20', 10001);
+  const rtpA = net.phone('192.168.1.20', 10000);
+  const rtcpB = net.phone('192.168.2.30', 20001);
+  const first = await placeCall(a, b, 'call-ro', muxing('192.168.1.20', 10000), text(offer('192.168.2.30', 20000)));
+  natA.send(rtcpPort(first.toPhoneA), receiverReport(1));
+  rtcpB.send(rtcpPort(first.toPhoneB), receiverReport(2));
+  assert.equal(natA.heard.length, 1, 'latched where phone A\'s RTCP comes from');
+
+  const again = muxing('192.168.1.20', 10000).replace('o=- 1 1', 'o=- 1 2'); // a session refresh, mux offered again
+  const toB = await a.offerFromPhone('call-ro', enc(again), '192.168.1.20');
+  await b.offerFromHome('call-ro', enc(toB), HOME_A);
+  rtcpB.send(rtcpPort(first.toPhoneB), receiverReport(3));
+  assert.equal(natA.heard.length, 2, 'pending re-offer: phone B\'s report still reaches phone A');
+  const toA = b.answerFromPhone('call-ro', offer('192.168.2.30', 20000), '192.168.2.30');
+  a.answerFromHome('call-ro', enc(toA), HOME_B);
+  rtcpB.send(rtcpPort(first.toPhoneB), receiverReport(4));
+  assert.equal(natA.heard.length, 3, 'answered the same way: the latch held');
+  assert.equal(sdpA.heard.length + rtpA.heard.length, 0);
+  assert.equal(a.anchor.totals().dropped.unsealed + b.anchor.totals().dropped.unsealed, 0);
+});
+
+test('our own phone\'s answers (a 183, then the 200) leave the latch on the other home where it is, though it sends from an address its SDP does not name', async () => {
+  const { net, a, b } = homes();
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const toB = await a.offerFromPhone('call-la', offer('192.168.1.20', 10000), '192.168.1.20');
+  // Home A's SDP names an address its media does not leave from (no STUN answer yet, say).
+  const elsewhere = toB.replaceAll(HOME_A, '192.0.2.99');
+  await b.offerFromHome('call-la', enc(elsewhere), '10.0.0.1');
+  const early = b.answerFromPhone('call-la', offer('192.168.2.30', 20000), '192.168.2.30');
+  const toPhoneA = a.answerFromHome('call-la', enc(early), HOME_B);
+  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(1));
+  const rtp = b.anchor.sessionsNow()[0].streams[0].rtp;
+  assert.equal(rtp.latchedTo('b')?.address, HOME_A, 'latched where home A\'s sealed media came from');
+  b.answerFromPhone('call-la', offer('192.168.2.30', 20000), '192.168.2.30');
+  assert.equal(rtp.latchedTo('b')?.address, HOME_A, 'the 200 moved nothing: only home A\'s own datagrams can');
+});
+
+test('SRTP calls\' reports are not read: their blocks are ciphertext, and calls shows no made-up loss', async () => {
+  const { net, a, b } = homes();
+  const rtcpB = net.phone('192.168.2.30', 20001);
+  const srtp = (address: string, port: number) => text(offer(address, port)).replace('RTP/AVP', 'RTP/SAVP') + 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n';
+  const call = await placeCall(a, b, 'call-s', srtp('192.168.1.20', 10000), srtp('192.168.2.30', 20000));
+  rtcpB.send(rtcpPort(call.toPhoneB), receiverReport(200));
+  assert.equal(b.anchor.sessionsNow()[0].streams[0].quality.summary(), undefined);
+});
