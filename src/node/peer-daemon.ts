@@ -32,6 +32,7 @@ import { SipService } from '../usages/sip/sip-service.js';
 import type { DigestAlgorithm } from '../usages/sip/auth/digest.js';
 import { sipDomain, SipUserStore } from './sip-users.js';
 import { userName } from './overlay-names.js';
+import { SavedBindings } from './saved-bindings.js';
 import { HouseholdUsers } from './household-users.js';
 import { DiskUserSigners, userCertificateSource } from './sip-signers.js';
 import { RegistrationPublisher } from '../usages/sip/overlay/registration-publisher.js';
@@ -99,6 +100,7 @@ export class PeerDaemon {
     private readonly configSync: ConfigSync | undefined,
     private readonly sip: SipService | undefined,
     private readonly publisher: RegistrationPublisher | undefined,
+    private readonly savedBindings: SavedBindings | undefined,
     private readonly signers: DiskUserSigners,
     private readonly household: HouseholdUsers,
     private readonly options: PeerDaemonOptions,
@@ -209,6 +211,7 @@ export class PeerDaemon {
             signers,
             clock,
             log.child('sip-overlay'),
+            (aor) => sip.location.bindings(aor),
           )
         : undefined;
     const users = new SipUserStore(options.dataDir, domain);
@@ -218,11 +221,15 @@ export class PeerDaemon {
       signers.onIssued = (user) => publisher.bindingsChanged(`${user}@${domain}`, sip.location.bindings(`${user}@${domain}`));
       signers.retryPending(() => users.list());
     }
+    // Insertion: the phones registered here before a restart are here again, and stored in the overlay.
+    const savedBindings = sip ? new SavedBindings(options.dataDir, sip.location, clock, log.child('sip')) : undefined;
+    const restored = savedBindings?.restore() ?? 0;
+    if (restored) log.info('bindings-restored', { bindings: restored });
     const household = new HouseholdUsers(users, signers, sip, publisher);
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
     await control.listen();
-    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, signers, household, options, random);
+    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, savedBindings, signers, household, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
@@ -271,6 +278,8 @@ export class PeerDaemon {
     clearTimeout(this.renewTimer);
     this.natUpkeep?.stop();
     this.signers.close();
+    this.savedBindings?.close();
+    this.publisher?.close();
     await this.sip?.close();
     await this.enrollment?.close();
     await this.peer.leave();

@@ -10,14 +10,25 @@ import { runSipp, scenarioFrom, startSipp } from './sipp.js';
 export async function startTwoHomes(root: string, running: Running[], domain: string, extra: string[] = []) {
   const dirs = { a: `${root}/a`, b: `${root}/b` };
   const sipPorts = { a: await freeUdpPort(), b: await freeUdpPort() };
+  const overlayPorts = { a: await freeUdpPort(), b: await freeUdpPort() };
   const status = (dir: string) => JSON.parse(runCli(['status', '--data', dir, '--json']).stdout);
+  const flags = (home: 'a' | 'b') => ['--data', dirs[home], '--bind', '127.0.0.1', '--overlay-port', String(overlayPorts[home]), '--sip-port', String(sipPorts[home]), '--sip-digest', 'MD5', ...extra];
+  const peers = {} as Record<'a' | 'b', Running>;
+  const run = (home: 'a' | 'b', args: string[]) => running.push((peers[home] = startProcess(args)));
   assert.equal(runCli(['init', '--data', dirs.a, '--overlay', domain]).code, 0);
-  running.push(startProcess(['start', '--data', dirs.a, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.a), '--sip-digest', 'MD5', ...extra]));
+  run('a', ['start', ...flags('a')]);
   assert.ok(await eventually(() => status(dirs.a).state === 'joined', 10_000), 'home A runs');
   const token = JSON.parse(runCli(['invite', '--data', dirs.a, '--user', 'bob', '--json']).stdout).token;
-  running.push(startProcess(['join', token, '--data', dirs.b, '--bind', '127.0.0.1', '--overlay-port', String(await freeUdpPort()), '--sip-port', String(sipPorts.b), '--sip-digest', 'MD5', ...extra]));
+  run('b', ['join', token, ...flags('b')]);
   assert.ok(await eventually(() => status(dirs.b).state === 'joined', 15_000), 'home B joined');
-  return { dirs, sipPorts, status };
+  /** Stops a home's peer as its service manager would (SIGTERM) and starts it again on the same ports. */
+  const restart = async (home: 'a' | 'b') => {
+    peers[home].child.kill('SIGTERM');
+    await peers[home].exited;
+    run(home, ['start', ...flags(home)]);
+    assert.ok(await eventually(() => status(dirs[home]).state === 'joined', 15_000), `home ${home} joined again`);
+  };
+  return { dirs, sipPorts, status, restart };
 }
 
 /**

@@ -92,6 +92,18 @@ test('a text message (MESSAGE, RFC 3428) from alice reaches bob at the other hom
   assert.equal(received.code, 0, received.errors);
 });
 
+test('home B restarts (its router rebooted): bob\'s phone is still registered there and in the overlay, and alice\'s call reaches it before it registers again', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const before = status(homes.dirs.b).sip.bindings;
+  await homes.restart('b');
+  const users = () => (JSON.parse(runCli(['user', 'list', '--data', homes.dirs.b, '--json']).stdout) as { users: { user: string; phones: number; published: boolean }[] }).users;
+  assert.equal(status(homes.dirs.b).sip.bindings, before, 'the bindings came back from disk');
+  assert.ok(await eventually(() => users().find((u) => u.user === 'bob')?.published === true, 20_000), `stored in the overlay again: ${JSON.stringify(users())}`);
+  const bob = homes.waits('bob', 'uas-answer.xml', { ANSWER_MS: '100' });
+  const caller = homes.call('alice', 'a', 'bob');
+  assert.equal(caller.code, 0, caller.errors);
+  assert.equal((await bob.done).code, 0);
+});
+
 test('baresip as bob\'s phone: it registers with digest at home B, and alice at home A reaches it; it answers and the call ends with BYE', { skip: SKIP_WITHOUT_SIPP || SKIP_WITHOUT_BARESIP }, async () => {
   // bob's SIPp phone leaves, so the baresip softphone is the one his calls reach.
   await homes.register('bob', 'b', 0, homes.phones.bob);

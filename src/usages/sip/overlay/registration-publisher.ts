@@ -1,6 +1,6 @@
 import type { NodeIdentity } from '../../../identity/identity.js';
 import { resourceId } from '../../../identity/ids.js';
-import type { Clock } from '../../../runtime/clock.js';
+import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { KindDefinition } from '../../../storage/kind.js';
 import type { StorageClient } from '../../../storage/storage-client.js';
@@ -16,7 +16,9 @@ import { encodeSipRegistration } from './sip-registration.js';
  * binding expires here). It is stored with half again the longest binding's lifetime, so the
  * phones' periodic refreshes cost the overlay nothing until the record would no longer outlive
  * every binding. Values are signed by the user's own certificate (USER-NODE-MATCH), which the
- * signer source provides.
+ * signer source provides. A store that fails (the peer is still joining after a restart, the
+ * responsible peer just left) is tried again, from 5 s up to every minute, while the AOR has
+ * phones here: a phone that refreshes every ten minutes should not leave its user unreachable that long.
  */
 export interface UserSigners {
   /** The identity that may sign `user`'s records, or undefined when this peer holds none. */
@@ -32,6 +34,7 @@ export interface PublisherCounters {
 }
 
 const LIFETIME_MARGIN_SECONDS = 30;
+const RETRY = { firstMs: 5_000, maxMs: 60_000 } as const;
 
 export class RegistrationPublisher {
   readonly counters: PublisherCounters = { published: 0, removed: 0, failures: 0, unsigned: 0, refreshesSkipped: 0 };
@@ -39,6 +42,9 @@ export class RegistrationPublisher {
   private readonly publishedUntil = new Map<string, number>();
   /** AORs whose record the overlay confirmed storing (and that were not removed since). */
   private readonly confirmed = new Set<string>();
+  /** AORs whose last store failed: when it is tried again, and the wait after that. */
+  private readonly retries = new Map<string, { timer: TimerHandle; waitMs: number }>();
+  private closed = false;
 
   constructor(
     private readonly storage: StorageClient,
@@ -47,10 +53,15 @@ export class RegistrationPublisher {
     private readonly signers: UserSigners,
     private readonly clock: Clock,
     private readonly log: Logger,
+    /** The AOR's bindings now, for a store tried again. */
+    private readonly bindingsOf: (aor: string) => readonly Binding[] = () => [],
   ) {}
 
   /** The location service's listener: `aor` is user@domain. */
   bindingsChanged(aor: string, bindings: readonly Binding[]): void {
+    if (this.closed) return;
+    const retry = this.retries.get(aor);
+    if (retry) this.clock.clearTimer(retry.timer);
     const user = aor.slice(0, aor.lastIndexOf('@'));
     const signer = this.signers.signerFor(user);
     if (!signer) {
@@ -82,15 +93,36 @@ export class RegistrationPublisher {
     return this.confirmed.has(aor) && (this.publishedUntil.get(aor) ?? 0) > this.clock.wallTime();
   }
 
+  /** Stops trying failed stores again (the peer is stopping). */
+  close(): void {
+    this.closed = true;
+    for (const retry of this.retries.values()) this.clock.clearTimer(retry.timer);
+    this.retries.clear();
+  }
+
   private done(error: Error | undefined, aor: string, what: 'published' | 'removed'): void {
     if (what === 'published' && !error) this.confirmed.add(aor);
     else this.confirmed.delete(aor);
     if (error) {
-      this.publishedUntil.delete(aor); // the next registration tries again
+      this.publishedUntil.delete(aor);
       this.counters.failures++;
       this.log.warn('registration-store-failed', { aor, error: error.message });
+      this.retryLater(aor, what);
       return;
     }
+    this.retries.delete(aor);
     this.counters[what]++;
+  }
+
+  private retryLater(aor: string, what: 'published' | 'removed'): void {
+    if (this.closed || what === 'removed') return; // a removal the overlay missed expires with its lifetime
+    const before = this.retries.get(aor)?.waitMs;
+    const waitMs = before === undefined ? RETRY.firstMs : Math.min(RETRY.maxMs, before * 2);
+    const timer = this.clock.setTimer(waitMs, () => {
+      const bindings = this.bindingsOf(aor);
+      if (bindings.length === 0) return void this.retries.delete(aor);
+      this.bindingsChanged(aor, bindings);
+    });
+    this.retries.set(aor, { timer, waitMs });
   }
 }

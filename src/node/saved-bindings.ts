@@ -1,0 +1,152 @@
+import { existsSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import type { Clock, TimerHandle } from '../runtime/clock.js';
+import type { Logger } from '../runtime/log.js';
+import type { Binding, LocationService } from '../usages/sip/registrar/location.js';
+import { readArray, readList, readText, readUint } from '../wire/schema.js';
+import { readCborFile, writeCborFile } from './cbor-file.js';
+
+/*
+ * The home's phone registrations, kept on disk so that a restarted peer (a router's reboot, a
+ * power cut, an upgrade) still knows where its phones are: without them, calls to the family get
+ * 480 until each phone's next REGISTER, up to its whole refresh interval (Kamailio's usrloc keeps
+ * them in a database for the same reason). RFC 6940's insertion then stores them in the overlay
+ * again. Only UDP bindings are kept: a TCP phone's connection did not survive the restart, and
+ * RFC 5626 s5.3 wants no binding whose flow is gone.
+ *
+ * A change of who is registered where is written within a second; a refresh that only pushes an
+ * expiry out, within a minute (flash wears, and a phone refreshes long before its binding lapses).
+ */
+const FILE = 'sip-bindings.cbor';
+const VERSION = 1;
+const MAX_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_BINDINGS = 10_000;
+const SOON_MS = 1_000;
+const REFRESH_MS = 60_000;
+
+/** One binding on disk: [aor, contact, expires (Unix seconds), callId, cseq, q or -1, instance or "", params, host, port]. */
+type SavedBinding = [string, string, number, string, number, number, string, [string, string | null][], string, number];
+
+export class SavedBindings {
+  private timer: TimerHandle | undefined;
+  private dueAt = Infinity;
+  /** Per AOR, who is registered where as last written (expiries aside). */
+  private readonly written = new Map<string, string>();
+  private closed = false;
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly location: LocationService,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  private get file(): string {
+    return path.join(this.dataDir, FILE);
+  }
+
+  /**
+   * Puts the saved bindings that have not expired back into the location service (whose
+   * listeners publish them), then saves every later change. Returns how many came back. A file
+   * that cannot be read is set aside (never overwritten) and the peer starts with none.
+   */
+  restore(): number {
+    let restored = 0;
+    try {
+      const byAor = new Map<string, Binding[]>();
+      const now = this.clock.wallTime();
+      for (const binding of readBindings(readCborFile(this.file, MAX_FILE_BYTES))) {
+        if (binding.binding.expiresAt <= now) continue;
+        byAor.set(binding.aor, [...(byAor.get(binding.aor) ?? []), binding.binding]);
+      }
+      for (const [aor, bindings] of byAor) {
+        this.written.set(aor, whoIsWhere(bindings));
+        this.location.set(aor, bindings);
+        restored += bindings.length;
+      }
+    } catch (error) {
+      const aside = `${this.file}.unreadable`;
+      if (existsSync(this.file)) renameSync(this.file, aside);
+      this.log.warn('bindings-unreadable', { file: this.file, keptAs: aside, error: (error as Error).message });
+    }
+    this.location.onChange((aor, bindings) => this.changed(aor, bindings));
+    return restored;
+  }
+
+  /** Writes what is pending now and stops saving (the peer is stopping: its bindings stay on disk). */
+  close(): void {
+    if (this.closed) return;
+    this.clock.clearTimer(this.timer);
+    if (this.dueAt < Infinity) this.write();
+    this.closed = true;
+  }
+
+  private changed(aor: string, bindings: readonly Binding[]): void {
+    if (this.closed) return;
+    const moved = this.written.get(aor) !== whoIsWhere(bindings);
+    this.schedule(moved ? SOON_MS : REFRESH_MS);
+  }
+
+  private schedule(delayMs: number): void {
+    const at = this.clock.now() + delayMs;
+    if (at >= this.dueAt) return;
+    this.clock.clearTimer(this.timer);
+    this.dueAt = at;
+    this.timer = this.clock.setTimer(delayMs, () => this.write());
+  }
+
+  private write(): void {
+    this.timer = undefined;
+    this.dueAt = Infinity;
+    const saved: SavedBinding[] = [];
+    this.written.clear();
+    for (const aor of this.location.aors()) {
+      const bindings = this.location.bindings(aor).filter((b) => b.flow.transport === 'UDP');
+      this.written.set(aor, whoIsWhere(this.location.bindings(aor)));
+      for (const b of bindings) {
+        if (saved.length >= MAX_BINDINGS) break;
+        saved.push([aor, b.contact, Math.floor(b.expiresAt / 1000), b.callId, b.cseq, b.q ?? -1, b.instance ?? '', [...(b.params ?? new Map())], b.flow.remote.host, b.flow.remote.port]);
+      }
+    }
+    try {
+      writeCborFile(this.file, [VERSION, saved]);
+    } catch (error) {
+      this.log.warn('bindings-not-saved', { file: this.file, error: (error as Error).message });
+    }
+  }
+}
+
+/** Who is registered where, expiries aside: a change here is written soon. */
+function whoIsWhere(bindings: readonly Binding[]): string {
+  return bindings
+    .map((b) => `${b.contact} ${b.flow.transport} ${b.flow.remote.host}:${b.flow.remote.port}`)
+    .sort()
+    .join('\n');
+}
+
+function readBindings(value: unknown): { aor: string; binding: Binding }[] {
+  if (value === undefined) return [];
+  const [version, list] = readArray(value, '$', 2, 2);
+  if (readUint(version, '$[0]') !== VERSION) throw new Error(`version ${String(version)} is not ${VERSION}`);
+  return readList(list, '$[1]', MAX_BINDINGS, (item, at) => {
+    const [aor, contact, expiresAt, callId, cseq, q, instance, params, host, port] = readArray(item, at, 10, 10);
+    const qValue = typeof q === 'number' && q >= 0 && q <= 1 ? q : undefined;
+    const instanceText = readText(instance, `${at}[6]`, 256);
+    return {
+      aor: readText(aor, `${at}[0]`, 512),
+      binding: {
+        contact: readText(contact, `${at}[1]`, 2048),
+        expiresAt: readUint(expiresAt, `${at}[2]`) * 1000,
+        callId: readText(callId, `${at}[3]`, 512),
+        cseq: readUint(cseq, `${at}[4]`),
+        q: qValue,
+        ...(instanceText ? { instance: instanceText } : {}),
+        params: new Map(readList(params, `${at}[7]`, 64, (pair, p) => {
+          const [name, text] = readArray(pair, p, 2, 2);
+          return [readText(name, `${p}[0]`, 128), text === null ? null : readText(text, `${p}[1]`, 1024)] as const;
+        })),
+        flow: { transport: 'UDP', remote: { host: readText(host, `${at}[8]`, 64), port: readUint(port, `${at}[9]`, 65535) } },
+      },
+    };
+  });
+}

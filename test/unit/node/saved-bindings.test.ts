@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { SavedBindings } from '../../../src/node/saved-bindings.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import { type Binding, LocationService } from '../../../src/usages/sip/registrar/location.js';
+
+/*
+ * The home's registrations on disk, so a restarted peer still reaches its phones: UDP bindings
+ * come back with their expiry, Call-ID, CSeq, q, instance and parameters; TCP ones and expired
+ * ones do not; who moved where is written within a second, a refresh within a minute; a file that
+ * cannot be read is set aside, never overwritten, and the peer starts with none.
+ */
+const root = mkdtempSync(path.join(tmpdir(), 'p2psip-bindings-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+function peer(dir: string, clock = new VirtualClock()) {
+  const location = new LocationService(() => clock.wallTime());
+  const saved = new SavedBindings(dir, location, clock, silentLogger);
+  return { clock, location, saved, restored: saved.restore() };
+}
+
+const udp = (clock: VirtualClock, contact: string, seconds: number, extra: Partial<Binding> = {}): Binding => ({
+  contact,
+  expiresAt: clock.wallTime() + seconds * 1000,
+  callId: `${contact}-call`,
+  cseq: 7,
+  q: 0.5,
+  instance: '<urn:uuid:00000000-0000-0000-0000-000000000001>',
+  params: new Map<string, string | null>([['expires', '600'], ['ob', null]]),
+  flow: { transport: 'UDP', remote: { host: '192.168.1.20', port: 5062 } },
+  ...extra,
+});
+
+test('UDP bindings survive a restart as they were registered; TCP and expired ones do not', () => {
+  const dir = path.join(root, `p${dirs++}`);
+  const first = peer(dir);
+  assert.equal(first.restored, 0, 'a first start has nothing to restore');
+  const alice = udp(first.clock, 'sip:alice@192.168.1.20:5062', 600);
+  const tcp = udp(first.clock, 'sip:alice@192.168.1.21:5062;transport=tcp', 600, { flow: { transport: 'TCP', remote: { host: '192.168.1.21', port: 40000 }, connectionId: 3 } });
+  first.location.set('alice@smiths.example', [alice, tcp]);
+  first.location.set('bob@smiths.example', [udp(first.clock, 'sip:bob@192.168.1.30:5060', 30)]);
+  first.saved.close();
+
+  const clock = new VirtualClock();
+  clock.runUntil(first.clock.now() + 60_000); // a minute later: bob's binding has lapsed
+  const second = peer(dir, clock);
+  assert.equal(second.restored, 1);
+  const [back] = second.location.bindings('alice@smiths.example');
+  assert.deepEqual({ ...back, expiresAt: 0 }, { ...alice, expiresAt: 0 });
+  assert.equal(Math.floor(back.expiresAt / 1000), Math.floor(alice.expiresAt / 1000), 'its expiry, to the second');
+  assert.deepEqual(second.location.bindings('bob@smiths.example'), []);
+});
+
+test('a new phone is written within a second; a refresh that only moves an expiry, within a minute; nothing after close', () => {
+  const dir = path.join(root, `p${dirs++}`);
+  const { clock, location, saved } = peer(dir);
+  const file = path.join(dir, 'sip-bindings.cbor');
+  location.set('alice@smiths.example', [udp(clock, 'sip:alice@192.168.1.20:5062', 600)]);
+  clock.runUntil(clock.now() + 999);
+  assert.equal(existsSync(file), false);
+  clock.runUntil(clock.now() + 1);
+  const written = readFileSync(file);
+  location.set('alice@smiths.example', [udp(clock, 'sip:alice@192.168.1.20:5062', 900)]); // a refresh
+  clock.runUntil(clock.now() + 59_000);
+  assert.deepEqual(readFileSync(file), written, 'not yet');
+  clock.runUntil(clock.now() + 1_000);
+  assert.notDeepEqual(readFileSync(file), written, 'written with the new expiry');
+  saved.close();
+  const size = statSync(file).size;
+  location.set('alice@smiths.example', []);
+  clock.runUntil(clock.now() + 120_000);
+  assert.equal(statSync(file).size, size, 'a stopping peer writes nothing more');
+});
+
+test('a file that cannot be read is set aside and the peer starts with no bindings, not a crash', () => {
+  const dir = path.join(root, `p${dirs++}`);
+  const first = peer(dir);
+  first.location.set('alice@smiths.example', [udp(first.clock, 'sip:alice@192.168.1.20:5062', 600)]);
+  first.saved.close();
+  const file = path.join(dir, 'sip-bindings.cbor');
+  const damaged = readFileSync(file).subarray(0, 20);
+  writeFileSync(file, damaged);
+  const second = peer(dir);
+  assert.equal(second.restored, 0);
+  assert.deepEqual(readFileSync(`${file}.unreadable`), damaged, 'kept for whoever wants to look');
+  writeFileSync(file, new Uint8Array([0x82, 0x02, 0x80])); // a version this peer does not know
+  assert.equal(peer(dir).restored, 0);
+});
