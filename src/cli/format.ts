@@ -26,8 +26,11 @@ export function formatStatus(s: Record<string, unknown>): string {
   list('successors', s.successors as Neighbor[]);
   list('predecessors', s.predecessors as Neighbor[]);
   lines.push(...formatFingers(s.fingers as Neighbor[]));
-  const sip = s.sip as { server: string; realm: string; auth: string; invites: string; bindings: number; users: number; overlay?: { published: number; unsigned: number } | null } | undefined;
+  const sip = s.sip as { server: string; realm: string; auth: string; invites: string; bindings: number; users: number; registrar?: { authFailures: number; lastAuthFailure: { user: string; reason: string; secondsAgo: number } | null } } | undefined;
   lines.push(sip ? `sip        server ${sip.server}, realm ${sip.realm}, ${sip.auth}; ${sip.users} user(s) with ${sip.bindings} phone(s) on; calls ${sip.invites}` : 'sip        off');
+  // A phone that will not register: a wrong password, or a name this home does not know.
+  const failed = sip?.registrar?.lastAuthFailure;
+  if (failed) lines.push(`           ${sip!.registrar!.authFailures} login(s) refused; the last for ${failed.user} (${failed.reason}), ${failed.secondsAgo} s ago`);
   const storage = s.storage as { resources: number; entries: number; bytes: number; maxEntries: number; backend?: { name: string } } | undefined;
   if (storage) lines.push(`storage    ${storage.entries} of at most ${storage.maxEntries} entries in ${storage.resources} resource(s), ${storage.bytes} bytes (${storage.backend?.name ?? 'memory'} backend)`);
   const nat = s.nat as { reflexive: { server: string; mapped: string }[]; behavior: { mapping?: string; filtering?: string } | string | null; relay: { state: string; relayed: string | null }; mapping?: { state?: string; external?: string | null } } | undefined;

@@ -51,6 +51,10 @@ test('a wrong password is challenged again and binds nothing', { skip: SKIP_WITH
   assert.equal(run.code, 0, run.errors);
   assert.equal(sip().bindings, 2);
   assert.equal(sip().registrar.authFailures, failuresBefore + 1);
+  assert.equal(sip().registrar.lastAuthFailure.user, 'alice');
+  assert.equal(sip().registrar.lastAuthFailure.reason, 'wrong password');
+  assert.match(runCli(['status', '--data', dir]).stdout, /login\(s\) refused; the last for alice \(wrong password\)/, 'the status page says so');
+  assert.ok(await eventually(() => running[0].output.join('').includes('sip-auth-failed'), 5_000), 'and the log');
 });
 
 test('a malformed request gets 400 with its reason, and no registration is lost', { skip: SKIP_WITHOUT_SIPP }, async () => {

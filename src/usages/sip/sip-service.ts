@@ -50,6 +50,8 @@ export interface SipServiceDeps {
   readonly media?: SipMedia;
 }
 
+/** A user whose credentials keep failing is logged at most this often. */
+const AUTH_FAILURE_LOG_MS = 60_000;
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
 /** Option tags this peer implements as a proxy and registrar (none yet: no path, outbound or gruu). */
 const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set();
@@ -85,6 +87,14 @@ export class SipService {
     this.location = new LocationService(() => deps.clock.wallTime());
     const algorithms = deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms;
     this.auth = new DigestAuthenticator(deps.credentials, new NonceIssuer(deps.nonceSecret, NONCE_LIFETIME_MS), deps.clock, deps.realm, algorithms, NONCE_LIFETIME_MS);
+    // A phone with a wrong password retries for ever: said in the log once a minute per user at most.
+    const said = new Map<string, number>();
+    this.auth.onFailure = (failure) => {
+      if (failure.at - (said.get(failure.user) ?? -Infinity) < AUTH_FAILURE_LOG_MS) return;
+      if (said.size >= 256) said.clear();
+      said.set(failure.user, failure.at);
+      deps.log.warn('sip-auth-failed', { user: failure.user, reason: failure.reason });
+    };
     this.registrar = new Registrar(this.location, this.auth, deps.clock, {
       ...DEFAULT_REGISTRAR_OPTIONS,
       realm: deps.realm,
@@ -127,6 +137,12 @@ export class SipService {
     return this.deps.media?.activeCalls() ?? [];
   }
 
+  /** The last credentials refused, for status: whose, why, how long ago. */
+  private lastAuthFailure(): { user: string; reason: string; secondsAgo: number } | null {
+    const failure = this.auth.lastFailure;
+    return failure ? { user: failure.user, reason: failure.reason, secondsAgo: Math.round((this.deps.clock.wallTime() - failure.at) / 1000) } : null;
+  }
+
   get address(): Address {
     return this.transport.localAddress;
   }
@@ -145,7 +161,7 @@ export class SipService {
       clientTransactions: this.clients.size,
       counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed },
       proxy: { ...this.proxy.counters },
-      registrar: { ...this.registrar.counters, ...this.auth.counters },
+      registrar: { ...this.registrar.counters, ...this.auth.counters, lastAuthFailure: this.lastAuthFailure() },
       transport: { ...this.transport.counters },
       media: this.deps.media ? this.deps.media.status() : { mode: 'off' },
     };

@@ -27,3 +27,10 @@ test('before any STUN answer, the NAT line says the address is not learned yet',
   const page = formatStatus(status({ reflexive: [], behavior: null, relay: { state: 'none', relayed: null } }));
   assert.match(page, /^nat {8}public address not learned yet;/m);
 });
+
+test('a phone whose logins are refused shows on the status page: how many, whose, why', () => {
+  const sip = { server: '192.168.1.2:5060', realm: 'smiths.example', auth: 'digest SHA-256,MD5', invites: 'challenged', bindings: 0, users: 0, registrar: { authFailures: 15, lastAuthFailure: { user: 'dan', reason: 'wrong password', secondsAgo: 4 } } };
+  const page = formatStatus({ ...status({ reflexive: [], behavior: null, relay: { state: 'none', relayed: null } }), sip });
+  assert.match(page, /^ {11}15 login\(s\) refused; the last for dan \(wrong password\), 4 s ago$/m);
+  assert.doesNotMatch(formatStatus({ ...status({ reflexive: [], behavior: null, relay: { state: 'none', relayed: null } }), sip: { ...sip, registrar: { authFailures: 0, lastAuthFailure: null } } }), /refused/);
+});

@@ -25,8 +25,19 @@ export interface AuthCounters {
   replays: number;
 }
 
+/** The last credentials that failed: whose, and why (what a family checks when a phone will not register). */
+export interface AuthFailure {
+  readonly user: string;
+  readonly reason: 'wrong password' | 'no such user here';
+  /** Wall-clock ms. */
+  readonly at: number;
+}
+
 export class DigestAuthenticator {
   readonly counters: AuthCounters = { authFailures: 0, replays: 0 };
+  lastFailure: AuthFailure | undefined;
+  /** Told of each failure as it happens. */
+  onFailure: (failure: AuthFailure) => void = () => {};
   private readonly counts: NonceCounts;
 
   constructor(
@@ -80,6 +91,8 @@ export class DigestAuthenticator {
         }
       }
       this.counters.authFailures++;
+      this.lastFailure = { user: user.slice(0, 64), reason: ha1 ? 'wrong password' : 'no such user here', at: now };
+      this.onFailure(this.lastFailure);
     }
     return { stale };
   }
