@@ -73,6 +73,8 @@ function describe(state: UserCertificateState): string {
       return `pending (${state.reason}); the running peer asks again every 15 s`;
     case 'refused':
       return `refused: ${state.reason}`;
+    case 'revoked':
+      return 'REVOKED by the overlay\'s authority: other homes no longer reach this user here';
     default:
       return 'not asked for yet';
   }

@@ -201,6 +201,7 @@ export class PeerDaemon {
       random,
       nowSeconds,
       log.child('sip'),
+      setup.trust instanceof AuthorityTrustPolicy ? (key) => (setup.trust as AuthorityTrustPolicy).isRevoked(key) : undefined,
     );
     const publisher =
       sip && registrationKind

@@ -39,6 +39,8 @@ export type UserCertificateState =
   | { readonly state: 'issued'; readonly expires: string }
   | { readonly state: 'pending'; readonly reason: string }
   | { readonly state: 'refused'; readonly reason: string }
+  /** The overlay's configuration revokes it (`p2psip revoke USER`): nothing is stored under it any more. */
+  | { readonly state: 'revoked'; readonly expires: string }
   | { readonly state: 'none' };
 
 export class DiskUserSigners implements UserSigners {
@@ -58,6 +60,8 @@ export class DiskUserSigners implements UserSigners {
     private readonly random: Random,
     private readonly nowSeconds: () => number,
     private readonly log: Logger,
+    /** Whether the overlay's current configuration revokes a key (an enrolled overlay's trust policy). */
+    private readonly isRevoked: (publicKey: Uint8Array) => boolean = () => false,
   ) {
     this.load();
   }
@@ -65,6 +69,7 @@ export class DiskUserSigners implements UserSigners {
   signerFor(user: string): NodeIdentity | undefined {
     if (this.isOwn(user)) return this.own;
     const kept = this.identities.get(user);
+    if (kept && this.isRevoked(kept.certificate.claims.publicKey)) return undefined; // every store would be refused
     if (kept && !this.dueForRenewal(kept.certificate)) return kept;
     if (this.source?.kind === 'remote') {
       // Answered later (onIssued publishes then); a refusal stands until `user add` asks again.
@@ -110,7 +115,7 @@ export class DiskUserSigners implements UserSigners {
   /** Where `user`'s certificate stands: `user list` shows this. */
   state(user: string): UserCertificateState {
     const certificate = this.isOwn(user) ? this.own.certificate : this.identities.get(user)?.certificate;
-    if (certificate) return { state: 'issued', expires: new Date(certificate.claims.expires * 1000).toISOString() };
+    if (certificate) return { state: this.isRevoked(certificate.claims.publicKey) ? 'revoked' : 'issued', expires: new Date(certificate.claims.expires * 1000).toISOString() };
     return this.failures.get(user) ?? { state: 'none' };
   }
 

@@ -103,4 +103,7 @@ test('revoking grandpa cuts off that one user, not the home', { skip: SKIP_WITHO
   assert.ok(await eventually(() => status(dirs.b).enrollment.revoked >= 1, 15_000), 'home B has the new configuration');
   assert.equal(status(dirs.b).state, 'joined', 'home B itself is still in the overlay');
   assert.ok(found('grandma', dirs.a), 'grandma is still reachable');
+  assert.equal(users(dirs.b).find((u) => u.user === 'grandpa')?.certificate.state, 'revoked', 'his home\'s user list says so');
+  assert.match(runCli(['user', 'list', '--data', dirs.b]).stdout, /sip:grandpa@\S+ {2}certificate REVOKED/);
+  assert.equal(users(dirs.b).find((u) => u.user === 'grandma')?.certificate.state, 'issued');
 });
