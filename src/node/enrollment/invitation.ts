@@ -46,6 +46,7 @@ export function decodeInvitation(token: string): Invitation {
       expires: readUint(expires, `${path}.expires`),
     };
   } catch (error) {
-    throw new InvitationError(`invitation is damaged: ${(error as Error).message}`);
+    // Said for the person holding it (a token cut short when copied, most likely); the decoder's words go last.
+    throw new InvitationError(`invitation is damaged or cut short: copy all of it again, one line starting with ${PREFIX} (${(error as Error).message})`);
   }
 }

@@ -336,7 +336,7 @@ export class ChordTopology implements Topology {
   private recoverSuccessor(): void {
     this.table.consider(this.fingers.contacts());
     if (this.table.successors.length > 0) return;
-    this.router.log.warn('partitioned-alone', { bootstrapPeers: this.bootstrap.length });
+    this.router.log.warn('partitioned-alone', { bootstrapPeers: this.bootstrap.length, meaning: 'no other peer answers (normal while the other homes are off): this one serves alone and keeps looking' });
     this.seekWhileAlone(0);
   }
 
