@@ -4,7 +4,7 @@ import { callPeer, PeerNotRunningError } from '../node/control-client.js';
 import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js';
 import type { HouseholdUser } from '../node/household-users.js';
 import { loadIdentity, type StoredIdentity } from '../node/identity-store.js';
-import { DiskUserSigners, userCertificateSource, type UserCertificateState } from '../node/sip-signers.js';
+import { DiskUserSigners, userCertificateSource, type UserCertificateState, type UserRelease } from '../node/sip-signers.js';
 import { sipDomain, SipUserStore, USER_NAME } from '../node/sip-users.js';
 import { UsageError } from '../runtime/errors.js';
 import { silentLogger } from '../runtime/log.js';
@@ -50,8 +50,15 @@ export async function userCommand(args: ParsedArgs, out: Print): Promise<number>
     case 'remove': {
       if (!name) throw new UsageError('user remove needs a NAME');
       const removed = store.remove(name);
-      out(json ? JSON.stringify({ user: name, removed }) : removed ? `removed ${name}` : `no user ${name}`);
-      return removed ? 0 : 1;
+      if (!removed) {
+        out(json ? JSON.stringify({ user: name, removed }) : `no user ${name}`);
+        return 1;
+      }
+      // The name and its place in the household go back to the overlay's authority.
+      const release = await releaseUser(dir, stored, name);
+      if (json) out(JSON.stringify({ user: name, removed, ...release }));
+      else out(release.released ? `removed ${name}; the name is free again, and its certificate revoked` : `removed ${name} here; the authority still counts the name as this home's: ${release.reason}`);
+      return 0;
     }
     case 'list': {
       if (args.flags.has('all')) return listHouseholds(dir, json, out);
@@ -88,6 +95,16 @@ async function obtainCertificate(dir: string, stored: StoredIdentity, user: stri
     if (!(error instanceof PeerNotRunningError)) throw error;
   }
   return offlineSigners(dir, stored).obtain(user);
+}
+
+/** Through the running peer when there is one (it also drops the user's phones); otherwise from here. */
+async function releaseUser(dir: string, stored: StoredIdentity, user: string): Promise<UserRelease> {
+  try {
+    return (await callPeer(dir, { op: 'user-release', user })) as UserRelease;
+  } catch (error) {
+    if (!(error instanceof PeerNotRunningError)) throw error;
+  }
+  return offlineSigners(dir, stored).release(user);
 }
 
 async function listUsers(dir: string, stored: StoredIdentity, store: SipUserStore): Promise<HouseholdUser[]> {

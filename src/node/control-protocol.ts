@@ -22,6 +22,7 @@ export type ControlRequest =
   | { op: 'lookup'; aor: string }
   | { op: 'user-certificate'; user: string }
   | { op: 'users' }
+  | { op: 'user-release'; user: string }
   | { op: 'households' };
 
 export type ControlAnswer = { ok: true; result: unknown } | { ok: false; error: string; name: string; internal?: boolean };

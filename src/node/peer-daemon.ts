@@ -117,9 +117,15 @@ export class PeerDaemon {
     const advertised = { host: options.advertiseHost ?? advertisableHost(options.bindHost), port: link.localAddress.port };
     const authority = setup.config ? EnrollmentAuthority.load(options.dataDir, setup.config, random) : undefined;
     let enrollment: EnrollmentServer | undefined;
+    // A home gave up a user: the configuration that revokes its certificates goes out (once ConfigSync runs).
+    let publishConfig: (signed: SignedConfig) => void = () => {};
     if (authority) {
       // RFC 6940 s11.3's enrollment server, on TCP at the overlay's port number.
-      const server = new EnrollmentServer((request) => authority.answer(request, nowSeconds()), log.child('enrollment'));
+      const server = new EnrollmentServer((request) => {
+        const answer = authority.answer(request, nowSeconds());
+        if (answer.ok === 'released') publishConfig(authority.config);
+        return answer;
+      }, log.child('enrollment'));
       enrollment = server;
       await bindOrExplain(() => server.listen({ host: options.bindHost, port: link.localAddress.port }), options.bindHost, link.localAddress.port, 'enrollment (TCP, on the overlay port)', '--overlay-port');
       announceEnrollmentAddress(authority, advertised, nowSeconds());
@@ -164,6 +170,7 @@ export class PeerDaemon {
         })
       : undefined;
     configSync?.start();
+    if (configSync) publishConfig = (signed) => configSync.publish(signed);
     const domain = sipDomain(setup.identity.certificate.claims.subject, setup.overlayName);
     const registrationKind = setup.kinds.named('SIP-REGISTRATION');
     const sipPort = options.sipPort;
@@ -345,6 +352,15 @@ export class PeerDaemon {
         return this.signers.obtain(String(request.user).toLowerCase());
       case 'users':
         return this.household.list();
+      case 'user-release': {
+        const user = String(request.user).toLowerCase();
+        // Its phones can register no more: their bindings go, and with them (signed while the
+        // certificate still stands) the record that sends calls here.
+        this.sip?.location.set(`${user}@${this.ownDomain()}`, []);
+        const outcome = await this.signers.release(user);
+        if (outcome.released && this.authority && this.configSync) this.configSync.publish(this.authority.config);
+        return outcome;
+      }
       case 'households':
         if (!this.authority) throw new EnrollmentRefused('this peer holds no enrollment authority: ask the one that ran p2psip init');
         return this.authority.households.users();

@@ -10,7 +10,7 @@ import { readArray, readBytes, readList, readText } from '../wire/schema.js';
 import { readCborFile, writeCborFile } from './cbor-file.js';
 import type { OverlayConfig } from './config/overlay-config.js';
 import type { EnrollmentAuthority } from './enrollment/enrollment-authority.js';
-import { requestUserCertificate } from './enrollment/enrollment-client.js';
+import { requestUserCertificate, releaseUserAtAuthority } from './enrollment/enrollment-client.js';
 import { EnrollmentRefused } from './enrollment/enrollment-errors.js';
 
 /*
@@ -31,9 +31,12 @@ const RETRY_MS = 15_000;
 /** Where user certificates come from for an enrolled home. */
 export type UserCertificateSource =
   /** This peer holds the authority: issue here, under this home's name. */
-  | { readonly kind: 'local'; issue(userKey: Uint8Array, user: string, nowSeconds: number): Certificate }
+  | { readonly kind: 'local'; issue(userKey: Uint8Array, user: string, nowSeconds: number): Certificate; release(user: string, nowSeconds: number): Promise<void> }
   /** Ask the authority over the network (rejects with EnrollmentRefused when it says no). */
-  | { readonly kind: 'remote'; request(user: string, userKeys: KeyPair, nowSeconds: number): Promise<Certificate> };
+  | { readonly kind: 'remote'; request(user: string, userKeys: KeyPair, nowSeconds: number): Promise<Certificate>; release(user: string, nowSeconds: number): Promise<void> };
+
+/** What became of a user this home gave up (`user remove`). */
+export type UserRelease = { readonly released: true } | { readonly released: false; readonly reason: string };
 
 export type UserCertificateState =
   | { readonly state: 'issued'; readonly expires: string }
@@ -47,6 +50,8 @@ export class DiskUserSigners implements UserSigners {
   private readonly identities = new Map<string, NodeIdentity>();
   private readonly failures = new Map<string, { state: 'pending' | 'refused'; reason: string }>();
   private readonly inFlight = new Map<string, Promise<UserCertificateState>>();
+  /** Users this home gave up: nothing asks for their certificate again until `user add` does. */
+  private readonly released = new Set<string>();
   private retryTimer: NodeJS.Timeout | undefined;
   /** Called when a user's certificate arrives later than its phones (to publish them now). */
   onIssued: (user: string) => void = () => undefined;
@@ -68,6 +73,7 @@ export class DiskUserSigners implements UserSigners {
 
   signerFor(user: string): NodeIdentity | undefined {
     if (this.isOwn(user)) return this.own;
+    if (this.released.has(user)) return undefined;
     const kept = this.identities.get(user);
     if (kept && this.isRevoked(kept.certificate.claims.publicKey)) return undefined; // every store would be refused
     if (kept && !this.dueForRenewal(kept.certificate)) return kept;
@@ -82,6 +88,7 @@ export class DiskUserSigners implements UserSigners {
 
   /** Makes sure `user` has a certificate (asking the authority if need be) and says how that went. */
   obtain(user: string): Promise<UserCertificateState> {
+    this.released.delete(user);
     if (this.isOwn(user)) return Promise.resolve(this.state(user));
     const kept = this.identities.get(user);
     if (kept && !this.dueForRenewal(kept.certificate)) return Promise.resolve(this.state(user));
@@ -117,6 +124,26 @@ export class DiskUserSigners implements UserSigners {
     const certificate = this.isOwn(user) ? this.own.certificate : this.identities.get(user)?.certificate;
     if (certificate) return { state: this.isRevoked(certificate.claims.publicKey) ? 'revoked' : 'issued', expires: new Date(certificate.claims.expires * 1000).toISOString() };
     return this.failures.get(user) ?? { state: 'none' };
+  }
+
+  /**
+   * Gives `user` up at the overlay's authority, which frees the name for any home and revokes the
+   * user's certificates, then forgets the certificate here. A device enrolled as that user keeps it.
+   */
+  async release(user: string): Promise<UserRelease> {
+    if (this.isOwn(user)) return { released: false, reason: 'this device was enrolled as that user: the name goes with the device' };
+    if (!this.source) {
+      this.forget(user); // open mode: nobody holds names
+      return { released: true };
+    }
+    try {
+      await this.source.release(user, this.nowSeconds());
+    } catch (error) {
+      return { released: false, reason: (error as Error).message };
+    }
+    this.forget(user);
+    this.released.add(user);
+    return { released: true };
   }
 
   /** Forgets a user removed from this home (`user remove`). */
@@ -207,6 +234,16 @@ export class DiskUserSigners implements UserSigners {
 /** Where an enrolled home gets its users' certificates: its own authority, or the overlay's over the network. */
 export function userCertificateSource(home: NodeIdentity, authority: EnrollmentAuthority | undefined, config: () => OverlayConfig, random: Random): UserCertificateSource {
   const own = home.certificate.claims.subject;
-  if (authority) return { kind: 'local', issue: (key, user, now) => authority.issueUser(key, user, own, now, { unlimited: true }) };
-  return { kind: 'remote', request: (user, keys, now) => requestUserCertificate(home, config(), user, keys, random, now) };
+  if (authority) {
+    return {
+      kind: 'local',
+      issue: (key, user, now) => authority.issueUser(key, user, own, now, { unlimited: true }),
+      release: async (user, now) => void authority.releaseUser(user, own, now),
+    };
+  }
+  return {
+    kind: 'remote',
+    request: (user, keys, now) => requestUserCertificate(home, config(), user, keys, random, now),
+    release: (user, now) => releaseUserAtAuthority(home, config(), user, random, now),
+  };
 }

@@ -97,6 +97,18 @@ test('the household is full at 3: a fourth user is refused, saying why', { skip:
   assert.match(fourth.result.certificate.reason, /invitation allows/);
 });
 
+test('a full home that removes a person (user remove) gets the place back: the name is free at the authority and its certificate revoked, and another person can be added', { skip: SKIP_WITHOUT_SIPP }, async () => {
+  const revokedBefore = status(dirs.a).enrollment.revoked;
+  const removed = runCli(['user', 'remove', 'kid', '--data', dirs.b, '--json']);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.deepEqual(JSON.parse(removed.stdout), { user: 'kid', removed: true, released: true });
+  const all = JSON.parse(runCli(['user', 'list', '--all', '--data', dirs.a, '--json']).stdout).users as { user: string }[];
+  assert.ok(!all.some((u) => u.user === `kid@${domain}`), `the authority no longer counts kid as home B's: ${JSON.stringify(all)}`);
+  assert.equal(status(dirs.a).enrollment.revoked, revokedBefore + 1, 'kid\'s certificate is revoked');
+  assert.ok(await eventually(() => status(dirs.b).enrollment.revoked === revokedBefore + 1, 15_000), 'and home B has that configuration');
+  assert.equal(userAdd(dirs.b, 'pet').result.certificate.state, 'issued', 'the household has room again');
+});
+
 test('revoking grandpa cuts off that one user, not the home', { skip: SKIP_WITHOUT_SIPP }, async () => {
   const revoked = JSON.parse(runCli(['revoke', 'grandpa', '--data', dirs.a, '--json']).stdout);
   assert.deepEqual(revoked.users, [`grandpa@${domain}`]);

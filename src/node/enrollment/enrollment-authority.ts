@@ -19,8 +19,14 @@ import { saveIdentity } from '../identity-store.js';
 import {
   ENROLL,
   USER,
+  RELEASE,
   type EnrollmentAnswer,
   type EnrollmentRequest,
+  type IssuedAnswer,
+  type RefusedAnswer,
+  type ReleasedAnswer,
+  type ReleaseRequest,
+  releaseProofInput,
   answerMac,
   enrollMac,
   enrollProofInput,
@@ -216,10 +222,14 @@ export class EnrollmentAuthority {
   }
 
   /** Answers one enrollment request; refusals carry a reason the joiner can show. */
+  answer(request: ReleaseRequest, nowSeconds: number): ReleasedAnswer | RefusedAnswer;
+  answer(request: Exclude<EnrollmentRequest, ReleaseRequest>, nowSeconds: number): IssuedAnswer | RefusedAnswer;
+  answer(request: EnrollmentRequest, nowSeconds: number): EnrollmentAnswer;
   answer(request: EnrollmentRequest, nowSeconds: number): EnrollmentAnswer {
     try {
       if (request.type === ENROLL) return this.enroll(request, nowSeconds);
       if (request.type === USER) return this.userFor(request, nowSeconds);
+      if (request.type === RELEASE) return this.releaseFor(request, nowSeconds);
       return this.renew(request, nowSeconds);
     } catch (error) {
       if (error instanceof P2psipError) return { ok: false, reason: error.message };
@@ -227,7 +237,7 @@ export class EnrollmentAuthority {
     }
   }
 
-  private enroll(request: Extract<EnrollmentRequest, { type: typeof ENROLL }>, nowSeconds: number): EnrollmentAnswer {
+  private enroll(request: Extract<EnrollmentRequest, { type: typeof ENROLL }>, nowSeconds: number): IssuedAnswer {
     const invitation = this.invitations.find((i) => Buffer.compare(i.id, request.invitationId) === 0);
     if (!invitation) throw new EnrollmentRefused('unknown invitation');
     if (!macEqual(enrollMac(invitation.secret, request.invitationId, request.publicKey, request.nonce, request.proof), request.mac)) {
@@ -252,7 +262,7 @@ export class EnrollmentAuthority {
    * A certificate for one of a home's users (issue 15's households): the home proves who it is
    * with its own certificate and key; the ledger decides whether it may hold that user.
    */
-  private userFor(request: UserRequest, nowSeconds: number): EnrollmentAnswer {
+  private userFor(request: UserRequest, nowSeconds: number): IssuedAnswer {
     const home = this.checkIssuedHere(request.certificate, nowSeconds);
     if (home.role !== undefined) throw new EnrollmentRefused(`a ${home.role} certificate cannot hold users: only a home peer can`);
     if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('request is stale or from the future: check the clock');
@@ -262,6 +272,33 @@ export class EnrollmentAuthority {
     if (!this.renewNonces.firstUse(Buffer.from(request.nonce).toString('hex'), request.time + RENEW_MAX_SKEW_SECONDS, nowSeconds)) throw new EnrollmentRefused('request replayed');
     const certificate = this.issueUser(request.userKey, request.user, home.subject, nowSeconds);
     return { ok: true, certificate: certificate.bytes, config: this.signed.bytes, mac: null };
+  }
+
+  /** A home gives up one of its users (`user remove`): proven as userFor's requests are. */
+  private releaseFor(request: ReleaseRequest, nowSeconds: number): ReleasedAnswer {
+    const home = this.checkIssuedHere(request.certificate, nowSeconds);
+    if (home.role !== undefined) throw new EnrollmentRefused(`a ${home.role} certificate holds no users`);
+    if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('request is stale or from the future: check the clock');
+    if (!verifyBytes(publicKeyObject(home.publicKey), releaseProofInput(request.certificate, request.user, request.nonce, request.time), request.proof)) {
+      throw new EnrollmentRefused('proof of possession does not verify');
+    }
+    if (!this.renewNonces.firstUse(Buffer.from(request.nonce).toString('hex'), request.time + RENEW_MAX_SKEW_SECONDS, nowSeconds)) throw new EnrollmentRefused('request replayed');
+    return { ok: 'released', config: this.releaseUser(request.user, home.subject, nowSeconds).bytes };
+  }
+
+  /**
+   * `home` no longer holds `user`: the name is free for any home (its household has room again)
+   * and the user's certificates are revoked, so the one the home kept signs nothing any more.
+   * Returns the configuration, newly signed when something was revoked.
+   */
+  releaseUser(user: string, home: string, nowSeconds: number): SignedConfig {
+    const subject = qualify(user.toLowerCase(), this.name);
+    const fingerprints = this.issued.filter((r) => r.subject === subject).map((r) => r.fingerprint);
+    // Checked before the ledger changes: a name freed with its certificates still believed would let two people sign as one.
+    if (fingerprints.length && !this.isRoot) throw new EnrollmentRefused('only the root authority can revoke the certificates of a user it frees');
+    this.households.release(subject, home);
+    if (fingerprints.length === 0) return this.signed;
+    return this.updateConfig((c) => ({ revoked: [...new Set([...c.revoked, ...fingerprints])] }), nowSeconds);
   }
 
   /**
@@ -295,7 +332,7 @@ export class EnrollmentAuthority {
   }
 
   /** Renewal keeps the user name, key and Node-IDs; only the validity moves on. */
-  private renew(request: Extract<EnrollmentRequest, { type: typeof RENEW }>, nowSeconds: number): EnrollmentAnswer {
+  private renew(request: Extract<EnrollmentRequest, { type: typeof RENEW }>, nowSeconds: number): IssuedAnswer {
     const claims = this.checkIssuedHere(request.certificate, nowSeconds);
     if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('renewal is stale or from the future: check the clock');
     if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce, request.time), request.proof)) {

@@ -8,7 +8,7 @@ import { saveConfig } from '../config/config-file.js';
 import { ConfigError, openConfig, type OverlayConfig, type SignedConfig } from '../config/overlay-config.js';
 import { saveIdentity } from '../identity-store.js';
 import { EnrollmentRefused } from './enrollment-authority.js';
-import { answerMac, ENROLL, enrollMac, enrollProofInput, macEqual, NONCE_BYTES, RENEW, renewProofInput, USER, userProofInput } from './enrollment-protocol.js';
+import { answerMac, ENROLL, enrollMac, enrollProofInput, issuedOrRefused, macEqual, NONCE_BYTES, RELEASE, releaseProofInput, RENEW, renewProofInput, USER, userProofInput } from './enrollment-protocol.js';
 import { sendEnrollment } from './enrollment-transport.js';
 import { decodeInvitation, InvitationError } from './invitation.js';
 
@@ -24,14 +24,14 @@ export async function enrollWithInvitation(token: string, dir: string, random: R
   const keys = keyPairFromSeed(random.bytes(32));
   const nonce = random.bytes(NONCE_BYTES);
   const proof = signBytes(keys, enrollProofInput(invitation.id, keys.publicKey, nonce));
-  const answer = await sendEnrollment(invitation.enrollAt, {
+  const answer = issuedOrRefused(await sendEnrollment(invitation.enrollAt, {
     type: ENROLL,
     invitationId: invitation.id,
     publicKey: keys.publicKey,
     nonce,
     proof,
     mac: enrollMac(invitation.secret, invitation.id, keys.publicKey, nonce, proof),
-  });
+  }));
   if (!answer.ok) throw new EnrollmentRefused(`enrollment refused: ${answer.reason}`);
   if (!answer.mac || !macEqual(answer.mac, answerMac(invitation.secret, nonce, answer.certificate, answer.config))) {
     throw new EnrollmentRefused('the enrollment answer is not from the inviting authority');
@@ -48,7 +48,7 @@ export async function enrollWithInvitation(token: string, dir: string, random: R
 export async function renewCertificate(identity: NodeIdentity, config: OverlayConfig, random: Random, nowSeconds: number): Promise<Certificate> {
   const nonce = random.bytes(NONCE_BYTES);
   const certificate = identity.certificate.bytes;
-  const answer = await sendEnrollment(issuerAddress(identity, config), { type: RENEW, certificate, nonce, time: nowSeconds, proof: signBytes(identity.keys, renewProofInput(certificate, nonce, nowSeconds)) });
+  const answer = issuedOrRefused(await sendEnrollment(issuerAddress(identity, config), { type: RENEW, certificate, nonce, time: nowSeconds, proof: signBytes(identity.keys, renewProofInput(certificate, nonce, nowSeconds)) }));
   if (!answer.ok) throw new EnrollmentRefused(`renewal refused: ${answer.reason}`);
   const renewed = checkOwnCertificate(config, answer.certificate, identity.keys.publicKey, nowSeconds);
   if (renewed.claims.nodeIds[0] !== identity.nodeId) throw new EnrollmentRefused('renewal changed the Node-ID');
@@ -63,9 +63,21 @@ export async function requestUserCertificate(home: NodeIdentity, config: Overlay
   const nonce = random.bytes(NONCE_BYTES);
   const certificate = home.certificate.bytes;
   const proof = signBytes(home.keys, userProofInput(certificate, user, userKeys.publicKey, nonce, nowSeconds));
-  const answer = await sendEnrollment(issuerAddress(home, config), { type: USER, certificate, user, userKey: userKeys.publicKey, nonce, time: nowSeconds, proof });
+  const answer = issuedOrRefused(await sendEnrollment(issuerAddress(home, config), { type: USER, certificate, user, userKey: userKeys.publicKey, nonce, time: nowSeconds, proof }));
   if (!answer.ok) throw new EnrollmentRefused(answer.reason);
   return checkOwnCertificate(config, answer.certificate, userKeys.publicKey, nowSeconds);
+}
+
+/**
+ * Tells the authority that this home gives up `user` (`user remove`): the name is free for any
+ * home and the user's certificates are revoked. Resolves once the authority agreed.
+ */
+export async function releaseUserAtAuthority(home: NodeIdentity, config: OverlayConfig, user: string, random: Random, nowSeconds: number): Promise<void> {
+  const nonce = random.bytes(NONCE_BYTES);
+  const certificate = home.certificate.bytes;
+  const proof = signBytes(home.keys, releaseProofInput(certificate, user, nonce, nowSeconds));
+  const answer = await sendEnrollment(issuerAddress(home, config), { type: RELEASE, certificate, user, nonce, time: nowSeconds, proof });
+  if (answer.ok !== 'released') throw new EnrollmentRefused(answer.ok ? 'the authority answered another request' : answer.reason);
 }
 
 /** Where the authority that issued `identity` takes enrollment requests (renewals, users). */

@@ -46,6 +46,15 @@ export class HouseholdLedger {
     this.save();
   }
 
+  /** `home` gives `user` up: the name is free again. A device enrolled as that user keeps it (it is the device's own name). */
+  release(user: string, home: string): void {
+    const holder = this.holders.get(user);
+    if (holder !== home) throw new EnrollmentRefused(`${user.slice(0, user.lastIndexOf('@'))} is not held by this home`);
+    if (user === home) throw new EnrollmentRefused('that is the name this device was enrolled under: it goes with the device (revoke it at the authority)');
+    this.holders.delete(user);
+    this.save();
+  }
+
   /** Every user and the home holding it, for `user list --all`. */
   users(): { user: string; home: string }[] {
     return [...this.holders].map(([user, home]) => ({ user, home })).sort((a, b) => a.user.localeCompare(b.user));

@@ -6,7 +6,9 @@ import { after, test } from 'node:test';
 import { parseCertificate } from '../../../src/identity/certificate.js';
 import { keyPairFromSeed, signBytes } from '../../../src/identity/keys.js';
 import { EnrollmentAuthority } from '../../../src/node/enrollment/enrollment-authority.js';
-import { decodeRequest, ENROLL, encodeRequest, enrollMac, enrollProofInput, USER, userProofInput } from '../../../src/node/enrollment/enrollment-protocol.js';
+import { decodeAnswer, decodeRequest, ENROLL, encodeAnswer, encodeRequest, enrollMac, enrollProofInput, issuedOrRefused, RELEASE, releaseProofInput, USER, userProofInput } from '../../../src/node/enrollment/enrollment-protocol.js';
+import { openConfig } from '../../../src/node/config/overlay-config.js';
+import { keyFingerprint } from '../../../src/identity/ids.js';
 import { decodeInvitation } from '../../../src/node/enrollment/invitation.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { encodeCbor } from '../../../src/wire/cbor.js';
@@ -24,7 +26,7 @@ const NOW = 1_800_000_000;
 const dir = path.join(root, 'authority');
 const { authority } = EnrollmentAuthority.create(dir, { overlay: 'browns.test' }, new SeededRandom(7), NOW);
 
-function enroll(seed: number, options: { household?: number; client?: boolean } = {}) {
+function enroll(seed: number, options: { household?: number; client?: boolean; user?: string } = {}) {
   const { id, secret } = decodeInvitation(authority.invite({ enrollAt: { host: '127.0.0.1', port: 1 }, ...options }, NOW).token);
   const keys = keyPairFromSeed(new Uint8Array(32).fill(seed));
   const nonce = new Uint8Array(16).fill(seed);
@@ -41,7 +43,7 @@ function ask(home: ReturnType<typeof enroll>, user: string, options: { signer?: 
   const time = options.time ?? NOW;
   const proof = signBytes(options.signer ?? home.keys, userProofInput(home.certificate, user, userKey, nonce, time));
   const request = decodeRequest(encodeRequest({ type: USER, certificate: home.certificate, user, userKey, nonce, time, proof }));
-  return authority.answer(request, NOW);
+  return issuedOrRefused(authority.answer(request, NOW));
 }
 const reason = (a: ReturnType<typeof ask>) => (a.ok ? '' : a.reason);
 
@@ -88,7 +90,47 @@ test('the ledger survives a restart of the authority', () => {
   );
 });
 
+function release(home: ReturnType<typeof enroll>, user: string, options: { signer?: ReturnType<typeof keyPairFromSeed>; nonce?: Uint8Array } = {}) {
+  const nonce = options.nonce ?? new Uint8Array(16).fill(++nonceByte);
+  const proof = signBytes(options.signer ?? home.keys, releaseProofInput(home.certificate, user, nonce, NOW));
+  const request = decodeRequest(encodeRequest({ type: RELEASE, certificate: home.certificate, user, nonce, time: NOW, proof }));
+  return decodeAnswer(encodeAnswer(authority.answer(request, NOW)));
+}
+
+test('a home that gives a user up frees the name and a place in its household, and the user\'s certificate is revoked', () => {
+  const small = enroll(6, { household: 1 });
+  const first = ask(small, 'lodger');
+  assert.ok(first.ok, reason(first));
+  assert.match(reason(ask(small, 'guest')), /invitation allows/, 'full');
+  assert.match(reason(ask(enroll(7), 'lodger')), /taken/);
+  const before = authority.config.config.sequence;
+  const answer = release(small, 'lodger');
+  assert.equal(answer.ok, 'released', JSON.stringify(answer));
+  const config = openConfig(answer.ok === 'released' ? answer.config : new Uint8Array(0), keyFingerprint(authority.config.config.authorities[0].publicKey));
+  assert.equal(config.config.sequence, before + 1, 'a new configuration');
+  assert.ok(config.config.revoked.includes(keyFingerprint(parseCertificate(first.certificate).claims.publicKey)), 'which revokes the certificate the home kept');
+  assert.ok(!authority.households.users().some((u) => u.user === 'lodger@browns.test'));
+  assert.ok(ask(small, 'guest').ok, 'the household has room again');
+  assert.ok(ask(enroll(8), 'lodger').ok, 'and another home may take the name');
+});
+
+test('a release is refused for a user the home does not hold, by another key, replayed, or of the name the device itself was enrolled under', () => {
+  const home = enroll(9);
+  assert.ok(ask(home, 'cousin').ok);
+  const refused = (a: ReturnType<typeof release>) => (a.ok === false ? a.reason : `not refused: ${String(a.ok)}`);
+  assert.match(refused(release(home, 'grandpa')), /not held by this home/);
+  assert.match(refused(release(home, 'cousin', { signer: keyPairFromSeed(new Uint8Array(32).fill(98)) })), /proof/);
+  const nonce = new Uint8Array(16).fill(251);
+  assert.equal(release(home, 'cousin', { nonce }).ok, 'released');
+  assert.match(refused(release(home, 'cousin', { nonce })), /replayed/);
+  const device = enroll(10, { user: 'nan' });
+  assert.match(refused(release(device, 'nan')), /enrolled under/);
+  assert.ok(authority.households.users().some((u) => u.user === 'nan@browns.test'), 'nothing changed');
+});
+
 test('a malformed user request is a typed DecodeError, never a crash', () => {
   assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x', new Uint8Array(31), new Uint8Array(16), 1, new Uint8Array(64)])), DecodeError);
   assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x'])), DecodeError);
+  assert.throws(() => decodeRequest(encodeCbor([RELEASE, new Uint8Array(3), 'x', new Uint8Array(16), 1])), DecodeError);
+  assert.throws(() => decodeAnswer(encodeCbor([2])), DecodeError);
 });
