@@ -27,7 +27,7 @@ export function formatStatus(s: Record<string, unknown>): string {
   list('predecessors', s.predecessors as Neighbor[]);
   lines.push(...formatFingers(s.fingers as Neighbor[]));
   const sip = s.sip as { server: string; realm: string; auth: string; invites: string; bindings: number; users: number; registrar?: { authFailures: number; lastAuthFailure: { user: string; reason: string; secondsAgo: number } | null } } | undefined;
-  lines.push(sip ? `sip        server ${sip.server}, realm ${sip.realm}, ${sip.auth}; ${sip.users} user(s) with ${sip.bindings} phone(s) on; calls ${sip.invites}` : 'sip        off');
+  lines.push(sip ? `sip        server ${sip.server}, realm ${sip.realm}, ${sip.auth}; ${sip.bindings} phone(s) registered, for ${sip.users} user(s); calls ${sip.invites}` : 'sip        off');
   // A phone that will not register: a wrong password, or a name this home does not know.
   const failed = sip?.registrar?.lastAuthFailure;
   if (failed) lines.push(`           ${sip!.registrar!.authFailures} login(s) refused; the last for ${failed.user} (${failed.reason}), ${failed.secondsAgo} s ago`);

@@ -32,5 +32,6 @@ test('a phone whose logins are refused shows on the status page: how many, whose
   const sip = { server: '192.168.1.2:5060', realm: 'smiths.example', auth: 'digest SHA-256,MD5', invites: 'challenged', bindings: 0, users: 0, registrar: { authFailures: 15, lastAuthFailure: { user: 'dan', reason: 'wrong password', secondsAgo: 4 } } };
   const page = formatStatus({ ...status({ reflexive: [], behavior: null, relay: { state: 'none', relayed: null } }), sip });
   assert.match(page, /^ {11}15 login\(s\) refused; the last for dan \(wrong password\), 4 s ago$/m);
+  assert.match(page, /; 0 phone\(s\) registered, for 0 user\(s\);/, 'says phones registered, not that the home has no users');
   assert.doesNotMatch(formatStatus({ ...status({ reflexive: [], behavior: null, relay: { state: 'none', relayed: null } }), sip: { ...sip, registrar: { authFailures: 0, lastAuthFailure: null } } }), /refused/);
 });
