@@ -50,12 +50,19 @@ export async function userCommand(args: ParsedArgs, out: Print): Promise<number>
     case 'remove': {
       if (!name) throw new UsageError('user remove needs a NAME');
       const removed = store.remove(name);
-      if (!removed) {
-        out(json ? JSON.stringify({ user: name, removed }) : `no user ${name}`);
-        return 1;
+      if (stored.mode === 'open') {
+        // No authority holds names in an open overlay: nothing to give back.
+        out(json ? JSON.stringify({ user: name, removed }) : removed ? `removed ${name}` : `no user ${name}`);
+        return removed ? 0 : 1;
       }
-      // The name and its place in the household go back to the overlay's authority.
+      // The name and its place in the household go back to the overlay's authority; asked again
+      // for a user removed here before, when the authority could not be asked then.
       const release = await releaseUser(dir, stored, name);
+      if (!removed) {
+        if (json) out(JSON.stringify({ user: name, removed, ...release }));
+        else out(release.released ? `no user ${name} here; the authority has freed the name now` : `no user ${name}`);
+        return release.released ? 0 : 1;
+      }
       if (json) out(JSON.stringify({ user: name, removed, ...release }));
       else out(release.released ? `removed ${name}; the name is free again, and its certificate revoked` : `removed ${name} here; the authority still counts the name as this home's: ${release.reason}`);
       return 0;

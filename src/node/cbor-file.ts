@@ -1,11 +1,15 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { decodeCbor, encodeCbor } from '../wire/cbor.js';
+import { DecodeError } from '../wire/decode-error.js';
 
 /** Small state files (identity, configuration, invitations): one CBOR value, replaced atomically. */
 export function readCborFile(file: string, maxBytes: number): unknown {
   if (!existsSync(file)) return undefined;
-  return decodeCbor(readFileSync(file), maxBytes, `$.${path.basename(file)}`);
+  const where = `$.${path.basename(file)}`;
+  // Sized before it is read: a file grown huge is refused without filling the heap.
+  if (statSync(file).size > maxBytes) throw new DecodeError(where, `file larger than ${maxBytes} bytes`);
+  return decodeCbor(readFileSync(file), maxBytes, where);
 }
 
 /** Writes to a temp file, syncs it and renames it over the old one, so a crash leaves one or the other. */

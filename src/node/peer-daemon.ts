@@ -231,7 +231,7 @@ export class PeerDaemon {
     }
     // Insertion: the phones registered here before a restart are here again, and stored in the overlay.
     const savedBindings = sip ? new SavedBindings(options.dataDir, sip.location, clock, log.child('sip')) : undefined;
-    const restored = savedBindings?.restore() ?? 0;
+    const restored = savedBindings?.restore((aor) => aor.endsWith(`@${domain}`) && users.list().includes(aor.slice(0, aor.lastIndexOf('@')))) ?? 0;
     if (restored) log.info('bindings-restored', { bindings: restored });
     const household = new HouseholdUsers(users, signers, sip, publisher);
     let daemon: PeerDaemon | undefined;

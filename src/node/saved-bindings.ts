@@ -46,17 +46,19 @@ export class SavedBindings {
   }
 
   /**
-   * Puts the saved bindings that have not expired back into the location service (whose
-   * listeners publish them), then saves every later change. Returns how many came back. A file
-   * that cannot be read is set aside (never overwritten) and the peer starts with none.
+   * Puts the saved bindings that have not expired, of AORs `isUser` still knows (one removed
+   * while the peer was down stays gone), back into the location service (whose listeners publish
+   * them), then saves every later change. Returns how many came back. A file that cannot be read
+   * is set aside (never overwritten) and the peer starts with none; one binding that cannot be
+   * read is skipped.
    */
-  restore(): number {
+  restore(isUser: (aor: string) => boolean): number {
     let restored = 0;
     try {
       const byAor = new Map<string, Binding[]>();
       const now = this.clock.wallTime();
       for (const binding of readBindings(readCborFile(this.file, MAX_FILE_BYTES))) {
-        if (binding.binding.expiresAt <= now) continue;
+        if (!binding || binding.binding.expiresAt <= now || !isUser(binding.aor)) continue;
         byAor.set(binding.aor, [...(byAor.get(binding.aor) ?? []), binding.binding]);
       }
       for (const [aor, bindings] of byAor) {
@@ -105,7 +107,8 @@ export class SavedBindings {
       this.written.set(aor, whoIsWhere(this.location.bindings(aor)));
       for (const b of bindings) {
         if (saved.length >= MAX_BINDINGS) break;
-        saved.push([aor, b.contact, Math.floor(b.expiresAt / 1000), b.callId, b.cseq, b.q ?? -1, b.instance ?? '', [...(b.params ?? new Map())], b.flow.remote.host, b.flow.remote.port]);
+        const entry: SavedBinding = [aor, b.contact, Math.floor(b.expiresAt / 1000), b.callId, b.cseq, b.q ?? -1, b.instance ?? '', [...(b.params ?? new Map())], b.flow.remote.host, b.flow.remote.port];
+        if (withinLimits(entry)) saved.push(entry); // what could not be read back is not written
       }
     }
     try {
@@ -124,29 +127,52 @@ function whoIsWhere(bindings: readonly Binding[]): string {
     .join('\n');
 }
 
-function readBindings(value: unknown): { aor: string; binding: Binding }[] {
+const LIMITS = { aor: 512, contact: 2048, callId: 512, instance: 256, params: 64, paramName: 128, paramValue: 1024, host: 64 } as const;
+
+function withinLimits([aor, contact, , callId, , , instance, params, host]: SavedBinding): boolean {
+  return (
+    aor.length <= LIMITS.aor &&
+    contact.length <= LIMITS.contact &&
+    callId.length <= LIMITS.callId &&
+    instance.length <= LIMITS.instance &&
+    params.length <= LIMITS.params &&
+    params.every(([name, value]) => name.length <= LIMITS.paramName && (value?.length ?? 0) <= LIMITS.paramValue) &&
+    host.length <= LIMITS.host
+  );
+}
+
+/** The saved bindings; undefined for one that cannot be read (skipped, the others kept). */
+function readBindings(value: unknown): ({ aor: string; binding: Binding } | undefined)[] {
   if (value === undefined) return [];
   const [version, list] = readArray(value, '$', 2, 2);
   if (readUint(version, '$[0]') !== VERSION) throw new Error(`version ${String(version)} is not ${VERSION}`);
   return readList(list, '$[1]', MAX_BINDINGS, (item, at) => {
-    const [aor, contact, expiresAt, callId, cseq, q, instance, params, host, port] = readArray(item, at, 10, 10);
-    const qValue = typeof q === 'number' && q >= 0 && q <= 1 ? q : undefined;
-    const instanceText = readText(instance, `${at}[6]`, 256);
-    return {
-      aor: readText(aor, `${at}[0]`, 512),
-      binding: {
-        contact: readText(contact, `${at}[1]`, 2048),
-        expiresAt: readUint(expiresAt, `${at}[2]`) * 1000,
-        callId: readText(callId, `${at}[3]`, 512),
-        cseq: readUint(cseq, `${at}[4]`),
-        q: qValue,
-        ...(instanceText ? { instance: instanceText } : {}),
-        params: new Map(readList(params, `${at}[7]`, 64, (pair, p) => {
-          const [name, text] = readArray(pair, p, 2, 2);
-          return [readText(name, `${p}[0]`, 128), text === null ? null : readText(text, `${p}[1]`, 1024)] as const;
-        })),
-        flow: { transport: 'UDP', remote: { host: readText(host, `${at}[8]`, 64), port: readUint(port, `${at}[9]`, 65535) } },
-      },
-    };
+    try {
+      return readBinding(item, at);
+    } catch {
+      return undefined;
+    }
   });
+}
+
+function readBinding(item: unknown, at: string): { aor: string; binding: Binding } {
+  const [aor, contact, expiresAt, callId, cseq, q, instance, params, host, port] = readArray(item, at, 10, 10);
+  const qValue = typeof q === 'number' && q >= 0 && q <= 1 ? q : undefined;
+  const instanceText = readText(instance, `${at}[6]`, LIMITS.instance);
+  return {
+    aor: readText(aor, `${at}[0]`, LIMITS.aor),
+    binding: {
+      contact: readText(contact, `${at}[1]`, LIMITS.contact),
+      expiresAt: readUint(expiresAt, `${at}[2]`) * 1000,
+      callId: readText(callId, `${at}[3]`, LIMITS.callId),
+      cseq: readUint(cseq, `${at}[4]`),
+      q: qValue,
+      ...(instanceText ? { instance: instanceText } : {}),
+      params: new Map(readList(params, `${at}[7]`, LIMITS.params, (pair, p) => {
+        const [name, text] = readArray(pair, p, 2, 2);
+        return [readText(name, `${p}[0]`, LIMITS.paramName), text === null ? null : readText(text, `${p}[1]`, LIMITS.paramValue)] as const;
+      })),
+      flow: { transport: 'UDP', remote: { host: readText(host, `${at}[8]`, LIMITS.host), port: readUint(port, `${at}[9]`, 65535) } },
+    },
+  };
 }

@@ -64,7 +64,9 @@ export function createLogger(component: string, policy: LogPolicy, sink: LogSink
 }
 
 function formatField(value: unknown): string {
-  if (typeof value === 'string') return /\s/.test(value) ? JSON.stringify(value) : value;
+  // JSON quoting escapes control characters, so a peer's words (a SIP user name, say) cannot
+  // drive the operator's terminal or forge a line of their own.
+  if (typeof value === 'string') return /[\s\p{C}]/u.test(value) ? JSON.stringify(value).replace(/\p{C}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : value;
   if (typeof value === 'bigint') return value.toString(16);
   if (value instanceof Error) return JSON.stringify(`${value.name}: ${value.message}`);
   return JSON.stringify(value);

@@ -118,7 +118,10 @@ function fromMap(value: unknown): OverlayConfig {
 
 export function signConfig(config: OverlayConfig, rootKeys: KeyPair): SignedConfig {
   if (Buffer.compare(config.authorities[0].publicKey, rootKeys.publicKey) !== 0) throw new ConfigError('the root authority signs the configuration');
-  return { config, bytes: signSign1(encodeCbor(toMap(config)), rootKeys) };
+  const bytes = signSign1(encodeCbor(toMap(config)), rootKeys);
+  // Never signed too big to open: every node (the root after a restart too) would refuse it.
+  if (bytes.length > MAX_DOCUMENT) throw new ConfigError(`the configuration would be ${bytes.length} bytes, more than a node opens (${MAX_DOCUMENT}): too many revocations`);
+  return { config, bytes };
 }
 
 /**

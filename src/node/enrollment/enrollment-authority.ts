@@ -57,6 +57,9 @@ const CLOCK_SKEW_SECONDS = 300;
 const AUTHORITY_FILE = 'authority.cbor';
 const INVITATIONS_FILE = 'invitations.cbor';
 const ISSUED_FILE = 'issued.cbor';
+/** A home gives up at most this many users a day (each may add revocations every node carries). */
+const RELEASES_PER_WINDOW = 8;
+const RELEASE_WINDOW_SECONDS = 86_400;
 
 /** A certificate this authority issued, remembered so that `p2psip revoke USER` can find its key. */
 export interface IssuedRecord {
@@ -64,6 +67,8 @@ export interface IssuedRecord {
   readonly fingerprint: string;
   readonly nodeId: Id;
   readonly expires: number;
+  /** A user certificate (role user), false for a device's; undefined in records kept before this was. */
+  readonly user?: boolean;
 }
 
 export { EnrollmentRefused };
@@ -98,6 +103,8 @@ export class EnrollmentAuthority {
   private readonly lastRenewal = new Map<string, number>();
   /** Who holds which user, and how many each home may hold. */
   readonly households: HouseholdLedger;
+  /** When each home last gave users up (release-req), for RELEASES_PER_WINDOW. */
+  private readonly releases = new Map<string, number[]>();
 
   private constructor(
     private readonly dir: string,
@@ -293,12 +300,19 @@ export class EnrollmentAuthority {
    */
   releaseUser(user: string, home: string, nowSeconds: number): SignedConfig {
     const subject = qualify(user.toLowerCase(), this.name);
-    const fingerprints = this.issued.filter((r) => r.subject === subject).map((r) => r.fingerprint);
-    // Checked before the ledger changes: a name freed with its certificates still believed would let two people sign as one.
+    this.households.checkRelease(subject, home);
+    // Each release may grow the configuration's revocation list, which every node must open: a
+    // family gives up a few people a year, so a home that does it more is refused.
+    const recent = (this.releases.get(home) ?? []).filter((t) => t > nowSeconds - RELEASE_WINDOW_SECONDS);
+    if (recent.length >= RELEASES_PER_WINDOW) throw new EnrollmentRefused(`this home gave up ${recent.length} users in the last day: try again tomorrow`);
+    const fingerprints = this.issued.filter((r) => r.subject === subject && r.user !== false).map((r) => r.fingerprint);
     if (fingerprints.length && !this.isRoot) throw new EnrollmentRefused('only the root authority can revoke the certificates of a user it frees');
+    // Revoked first, then freed: a failure between the two leaves the name held, never free with its certificates believed.
+    const signed = fingerprints.length ? this.updateConfig((c) => ({ revoked: [...new Set([...c.revoked, ...fingerprints])] }), nowSeconds) : this.signed;
     this.households.release(subject, home);
-    if (fingerprints.length === 0) return this.signed;
-    return this.updateConfig((c) => ({ revoked: [...new Set([...c.revoked, ...fingerprints])] }), nowSeconds);
+    if (this.releases.size >= 10_000) this.releases.clear();
+    this.releases.set(home, [...recent, nowSeconds]);
+    return signed;
   }
 
   /**
@@ -307,6 +321,11 @@ export class EnrollmentAuthority {
    */
   issueUser(userKey: Uint8Array, user: string, home: string, nowSeconds: number, options: { unlimited?: boolean } = {}): Certificate {
     const subject = qualify(user.toLowerCase(), this.name);
+    // A device's name (the first peer's, a joined peer-… or client-…) is nobody's user: no home
+    // may take it, nor give it up later and so have the device's certificates revoked.
+    if (this.issued.some((r) => r.subject === subject && r.user !== true) && this.households.holderOf(subject) !== subject) {
+      throw new EnrollmentRefused(`${subject.slice(0, subject.lastIndexOf('@'))} is taken: a device of the overlay has that name`);
+    }
     this.households.claim(subject, home, options);
     return this.issue(userKey, subject, nowSeconds, undefined, 'user');
   }
@@ -371,10 +390,10 @@ export class EnrollmentAuthority {
     const fingerprint = keyFingerprint(claims.publicKey);
     this.issued = this.issued
       .filter((r) => r.fingerprint !== fingerprint && r.expires > nowSeconds)
-      .concat({ subject: claims.subject, fingerprint, nodeId: claims.nodeIds[0], expires: claims.expires });
+      .concat({ subject: claims.subject, fingerprint, nodeId: claims.nodeIds[0], expires: claims.expires, user: claims.role === 'user' });
     writeCborFile(
       path.join(this.dir, ISSUED_FILE),
-      this.issued.map((r) => [r.subject, r.fingerprint, idToBytes(r.nodeId), r.expires]),
+      this.issued.map((r) => [r.subject, r.fingerprint, idToBytes(r.nodeId), r.expires, ...(r.user === undefined ? [] : [r.user])]),
     );
   }
 
@@ -412,12 +431,13 @@ function loadIssued(dir: string): IssuedRecord[] {
   const value = readCborFile(path.join(dir, ISSUED_FILE), 4 << 20);
   if (value === undefined) return [];
   return readList(value, '$.issued', 100_000, (item, p) => {
-    const [subject, fingerprint, nodeId, expires] = readArray(item, p, 4, 4);
+    const [subject, fingerprint, nodeId, expires, user] = readArray(item, p, 4, 5);
     return {
       subject: readText(subject, `${p}.subject`, 256),
       fingerprint: readText(fingerprint, `${p}.fingerprint`, 64),
       nodeId: readId(nodeId, `${p}.nodeId`),
       expires: readUint(expires, `${p}.expires`),
+      ...(user === undefined ? {} : { user: readBool(user, `${p}.user`) }),
     };
   });
 }

@@ -46,13 +46,22 @@ export class HouseholdLedger {
     this.save();
   }
 
-  /** `home` gives `user` up: the name is free again. A device enrolled as that user keeps it (it is the device's own name). */
-  release(user: string, home: string): void {
-    const holder = this.holders.get(user);
-    if (holder !== home) throw new EnrollmentRefused(`${user.slice(0, user.lastIndexOf('@'))} is not held by this home`);
+  /** Throws unless `home` may give `user` up: it holds it, and it is not the name the device itself was enrolled under. */
+  checkRelease(user: string, home: string): void {
+    if (this.holders.get(user) !== home) throw new EnrollmentRefused(`${user.slice(0, user.lastIndexOf('@'))} is not held by this home`);
     if (user === home) throw new EnrollmentRefused('that is the name this device was enrolled under: it goes with the device (revoke it at the authority)');
+  }
+
+  /** `home` gives `user` up (see checkRelease): the name is free again. */
+  release(user: string, home: string): void {
+    this.checkRelease(user, home);
     this.holders.delete(user);
     this.save();
+  }
+
+  /** The home holding `user`, if any. */
+  holderOf(user: string): string | undefined {
+    return this.holders.get(user);
   }
 
   /** Every user and the home holding it, for `user list --all`. */

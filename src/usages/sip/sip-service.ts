@@ -52,6 +52,7 @@ export interface SipServiceDeps {
 
 /** A user whose credentials keep failing is logged at most this often. */
 const AUTH_FAILURE_LOG_MS = 60_000;
+const AUTH_FAILURE_LOG_GAP_MS = 5_000;
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
 /** Option tags this peer implements as a proxy and registrar (none yet: no path, outbound or gruu). */
 const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set();
@@ -87,12 +88,15 @@ export class SipService {
     this.location = new LocationService(() => deps.clock.wallTime());
     const algorithms = deps.algorithms ?? DEFAULT_REGISTRAR_OPTIONS.algorithms;
     this.auth = new DigestAuthenticator(deps.credentials, new NonceIssuer(deps.nonceSecret, NONCE_LIFETIME_MS), deps.clock, deps.realm, algorithms, NONCE_LIFETIME_MS);
-    // A phone with a wrong password retries for ever: said in the log once a minute per user at most.
+    // A phone with a wrong password retries for ever: said in the log once a minute per user, and
+    // one line in AUTH_FAILURE_LOG_GAP_MS at most whatever names a stranger rotates through.
     const said = new Map<string, number>();
+    let lastSaidAt = -Infinity;
     this.auth.onFailure = (failure) => {
-      if (failure.at - (said.get(failure.user) ?? -Infinity) < AUTH_FAILURE_LOG_MS) return;
+      if (failure.at - (said.get(failure.user) ?? -Infinity) < AUTH_FAILURE_LOG_MS || failure.at - lastSaidAt < AUTH_FAILURE_LOG_GAP_MS) return;
       if (said.size >= 256) said.clear();
       said.set(failure.user, failure.at);
+      lastSaidAt = failure.at;
       deps.log.warn('sip-auth-failed', { user: failure.user, reason: failure.reason });
     };
     this.registrar = new Registrar(this.location, this.auth, deps.clock, {

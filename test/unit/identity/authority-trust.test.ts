@@ -78,6 +78,13 @@ test('the configuration document: signed by its root, pinned, and newer only wit
   assert.throws(() => openConfig(tampered));
 });
 
+test('a configuration too big for a node to open is never signed (a revocation list grown without bound)', () => {
+  const many = Array.from({ length: 1200 }, (_, i) => keyFingerprint(keyPairFromSeed(new Uint8Array(32).fill(i % 250).map((b, j) => (j === 0 ? i >> 8 : b))).publicKey));
+  assert.throws(() => signConfig({ ...config, revoked: many }, smiths), (e: unknown) => e instanceof ConfigError && /too many revocations/.test(e.message));
+  const fits = signConfig({ ...config, revoked: many.slice(0, 100) }, smiths);
+  assert.equal(openConfig(fits.bytes).config.revoked.length, 100);
+});
+
 test('invitation tokens round-trip, and anything else is refused clearly', () => {
   const invitation = { enrollAt: { host: '198.18.0.1', port: 6084 }, rootFingerprint: keyFingerprint(smiths.publicKey), id: new Uint8Array(8).fill(5), secret: new Uint8Array(16).fill(6), expires: NOW };
   const token = encodeInvitation(invitation);

@@ -128,6 +128,29 @@ test('a release is refused for a user the home does not hold, by another key, re
   assert.ok(authority.households.users().some((u) => u.user === 'nan@browns.test'), 'nothing changed');
 });
 
+test('no home may take a device\'s name as a user (and so give it up and have the device\'s certificates revoked)', () => {
+  const rogue = enroll(11);
+  const other = enroll(12);
+  const deviceName = other.subject.slice(0, other.subject.indexOf('@'));
+  assert.match(reason(ask(rogue, deviceName)), /a device of the overlay has that name/);
+  assert.match(reason(ask(rogue, 'home')), /a device of the overlay has that name/, 'the first peer\'s own name');
+  const refused = (a: ReturnType<typeof release>) => (a.ok === false ? a.reason : `not refused: ${String(a.ok)}`);
+  assert.match(refused(release(rogue, deviceName)), /not held by this home/);
+  assert.ok(!authority.config.config.revoked.includes(keyFingerprint(other.keys.publicKey)));
+});
+
+test('a home gives up at most 8 users a day: the revocation list every node opens cannot be grown without bound', () => {
+  const churner = enroll(13);
+  for (let i = 0; i < 8; i++) {
+    assert.ok(ask(churner, `temp${i}`).ok);
+    assert.equal(release(churner, `temp${i}`).ok, 'released');
+  }
+  assert.ok(ask(churner, 'temp8').ok);
+  const ninth = release(churner, 'temp8');
+  assert.match(ninth.ok === false ? ninth.reason : '', /try again tomorrow/);
+  assert.ok(authority.households.users().some((u) => u.user === 'temp8@browns.test'), 'refused before anything changed');
+});
+
 test('a malformed user request is a typed DecodeError, never a crash', () => {
   assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x', new Uint8Array(31), new Uint8Array(16), 1, new Uint8Array(64)])), DecodeError);
   assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x'])), DecodeError);

@@ -21,7 +21,7 @@ let dirs = 0;
 function peer(dir: string, clock = new VirtualClock()) {
   const location = new LocationService(() => clock.wallTime());
   const saved = new SavedBindings(dir, location, clock, silentLogger);
-  return { clock, location, saved, restored: saved.restore() };
+  return { clock, location, saved, restored: saved.restore((aor) => !aor.startsWith('removed@')) };
 }
 
 const udp = (clock: VirtualClock, contact: string, seconds: number, extra: Partial<Binding> = {}): Binding => ({
@@ -90,4 +90,17 @@ test('a file that cannot be read is set aside and the peer starts with no bindin
   assert.deepEqual(readFileSync(`${file}.unreadable`), damaged, 'kept for whoever wants to look');
   writeFileSync(file, new Uint8Array([0x82, 0x02, 0x80])); // a version this peer does not know
   assert.equal(peer(dir).restored, 0);
+});
+
+test('a binding too large to read back is not written (the others are), and a user removed while the peer was down does not come back', () => {
+  const dir = path.join(root, `p${dirs++}`);
+  const first = peer(dir);
+  const huge = udp(first.clock, `sip:alice@192.168.1.20:5062;x=${'y'.repeat(3000)}`, 600);
+  first.location.set('alice@smiths.example', [huge, udp(first.clock, 'sip:alice@192.168.1.21:5062', 600)]);
+  first.location.set('removed@smiths.example', [udp(first.clock, 'sip:removed@192.168.1.40:5060', 600)]);
+  first.saved.close();
+  const second = peer(dir);
+  assert.deepEqual(second.location.bindings('alice@smiths.example').map((b) => b.contact), ['sip:alice@192.168.1.21:5062'], 'the other phone survives');
+  assert.deepEqual(second.location.bindings('removed@smiths.example'), [], 'not a user any more');
+  assert.equal(second.restored, 1);
 });

@@ -18,3 +18,13 @@ test('a bare level sets the default for every component', () => {
   assert.equal(policy.allows('p2psip.overlay', 'info'), true);
   assert.equal(policy.allows('p2psip.overlay', 'debug'), false);
 });
+
+test('a field a peer chose (a SIP user name) cannot forge a log line or drive the terminal: controls are escaped', async () => {
+  const { createLogger } = await import('../../../src/runtime/log.js');
+  const lines: string[] = [];
+  const log = createLogger('p2psip', LogPolicy.parse('warn'), (line) => lines.push(line), () => 0);
+  log.warn('sip-auth-failed', { user: 'eve\nWARN p2psip forged=1\u001b[31m\u202e', plain: 'alice' });
+  assert.equal(lines.length, 1);
+  assert.doesNotMatch(lines[0], /[\n\u001b\u202e]/);
+  assert.match(lines[0], /user="eve\\nWARN p2psip forged=1\\u001b\[31m\\u202e" plain=alice/);
+});

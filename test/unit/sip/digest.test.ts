@@ -51,3 +51,29 @@ test('two nonces issued in the same millisecond differ (each has its own nonce-c
   assert.equal(issuer.check(second, 1_000_500), 'fresh');
   assert.equal(issuer.check(first, 1_400_000), 'stale');
 });
+
+test('a refused login is told as the family needs it: whose and why, for real attempts only, the name made printable', async () => {
+  const { DigestAuthenticator, REGISTRAR_CHALLENGE } = await import('../../../src/usages/sip/auth/digest-authenticator.js');
+  const { parseSipMessage } = await import('../../../src/usages/sip/message/parser.js');
+  const { ha1 } = await import('../../../src/usages/sip/auth/digest.js');
+  const { VirtualClock } = await import('../../../src/sim/virtual-clock.js');
+  const clock = new VirtualClock();
+  const issuer = new NonceIssuer(new Uint8Array(32).fill(9), 300_000);
+  const credentials = { lookup: (user: string) => (user === 'dan' ? { MD5: ha1('MD5', 'dan', 'smiths.example', 'right-password'), 'SHA-256': '' } : undefined) };
+  const auth = new DigestAuthenticator(credentials, issuer, clock, 'smiths.example', ['MD5'], 300_000);
+  const told: string[] = [];
+  auth.onFailure = (f) => told.push(`${f.user}: ${f.reason}`);
+  const register = (user: string, nonce: string, password: string) => {
+    const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', user, 'smiths.example', password), method: 'REGISTER', uri: 'sip:smiths.example', nonce, qop: 'auth', nc: '00000001', cnonce: 'c' });
+    const text = `REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest username="${user}", realm="smiths.example", nonce="${nonce}", uri="sip:smiths.example", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c"\r\nContent-Length: 0\r\n\r\n`;
+    return auth.verify(parseSipMessage(new TextEncoder().encode(text)) as never, REGISTRAR_CHALLENGE);
+  };
+  const fresh = () => issuer.issue(clock.wallTime());
+  assert.equal(register('dan', fresh(), 'wrong-password').user, undefined);
+  assert.equal(register('nobody', fresh(), 'whatever').user, undefined);
+  assert.equal(register('dan', 'forged-nonce', 'right-password').user, undefined);
+  assert.equal(register('e\u001bvil', fresh(), 'x').user, undefined);
+  assert.deepEqual(told, ['dan: wrong password', 'nobody: no such user here', 'e?vil: no such user here'], 'the forged nonce is counted, not told');
+  assert.equal(auth.counters.authFailures, 4);
+  assert.equal(register('dan', fresh(), 'right-password').user, 'dan');
+});

@@ -91,8 +91,12 @@ export class DigestAuthenticator {
         }
       }
       this.counters.authFailures++;
-      this.lastFailure = { user: user.slice(0, 64), reason: ha1 ? 'wrong password' : 'no such user here', at: now };
-      this.onFailure(this.lastFailure);
+      // Told to the family only for a real attempt (our fresh nonce, a qop we offer): a forged
+      // nonce says nothing about the phone's settings. The name as printable ASCII, at most 64.
+      if (verdict === 'fresh' && (qop === undefined || qop === 'auth')) {
+        this.lastFailure = { user: user.slice(0, 64).replace(/[^\x21-\x7e]/g, '?'), reason: ha1 ? 'wrong password' : 'no such user here', at: now };
+        this.onFailure(this.lastFailure);
+      }
     }
     return { stale };
   }

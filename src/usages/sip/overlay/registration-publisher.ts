@@ -65,6 +65,7 @@ export class RegistrationPublisher {
     const user = aor.slice(0, aor.lastIndexOf('@'));
     const signer = this.signers.signerFor(user);
     if (!signer) {
+      this.retries.delete(aor); // nothing to sign with: nothing to try again
       this.counters.unsigned++;
       this.log.warn('registration-not-published', { aor, reason: 'this peer holds no certificate for that user' });
       return;
@@ -117,6 +118,7 @@ export class RegistrationPublisher {
   private retryLater(aor: string, what: 'published' | 'removed'): void {
     if (this.closed || what === 'removed') return; // a removal the overlay missed expires with its lifetime
     const before = this.retries.get(aor)?.waitMs;
+    this.clock.clearTimer(this.retries.get(aor)?.timer);
     const waitMs = before === undefined ? RETRY.firstMs : Math.min(RETRY.maxMs, before * 2);
     const timer = this.clock.setTimer(waitMs, () => {
       const bindings = this.bindingsOf(aor);
