@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../node/config/config-file.js';
 import { callPeer, PeerNotRunningError } from '../node/control-client.js';
+import type { ControlRequest } from '../node/control-protocol.js';
 import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js';
 import type { HouseholdUser } from '../node/household-users.js';
 import { loadIdentity, type StoredIdentity } from '../node/identity-store.js';
@@ -94,48 +95,41 @@ function describe(state: UserCertificateState): string {
   }
 }
 
-/** Through the running peer when there is one (it keeps retrying); otherwise from here, once. */
-async function obtainCertificate(dir: string, stored: StoredIdentity, user: string): Promise<UserCertificateState> {
+/** Asks the running peer; when none runs, `offline` does the same from here. */
+async function viaPeer<T>(dir: string, request: ControlRequest, offline: () => T | Promise<T>): Promise<T> {
   try {
-    return (await callPeer(dir, { op: 'user-certificate', user })) as UserCertificateState;
+    return (await callPeer(dir, request)) as T;
   } catch (error) {
     if (!(error instanceof PeerNotRunningError)) throw error;
   }
-  return offlineSigners(dir, stored).obtain(user);
+  return offline();
 }
 
-/** Through the running peer when there is one (it also drops the user's phones); otherwise from here. */
-async function releaseUser(dir: string, stored: StoredIdentity, user: string): Promise<UserRelease> {
-  try {
-    return (await callPeer(dir, { op: 'user-release', user })) as UserRelease;
-  } catch (error) {
-    if (!(error instanceof PeerNotRunningError)) throw error;
-  }
-  return offlineSigners(dir, stored).release(user);
+/** Through the running peer (it keeps retrying); otherwise from here, once. */
+function obtainCertificate(dir: string, stored: StoredIdentity, user: string): Promise<UserCertificateState> {
+  return viaPeer(dir, { op: 'user-certificate', user }, () => offlineSigners(dir, stored).obtain(user));
 }
 
-async function listUsers(dir: string, stored: StoredIdentity, store: SipUserStore): Promise<HouseholdUser[]> {
-  try {
-    return (await callPeer(dir, { op: 'users' })) as HouseholdUser[];
-  } catch (error) {
-    if (!(error instanceof PeerNotRunningError)) throw error;
-  }
-  const signers = offlineSigners(dir, stored);
-  return store.list().map((user) => ({ user, aor: `sip:${user}@${store.realm}`, certificate: signers.state(user), phones: 0, published: false }));
+/** Through the running peer (it also drops the user's phones); otherwise from here. */
+function releaseUser(dir: string, stored: StoredIdentity, user: string): Promise<UserRelease> {
+  return viaPeer(dir, { op: 'user-release', user }, () => offlineSigners(dir, stored).release(user));
+}
+
+function listUsers(dir: string, stored: StoredIdentity, store: SipUserStore): Promise<HouseholdUser[]> {
+  return viaPeer(dir, { op: 'users' }, () => {
+    const signers = offlineSigners(dir, stored);
+    return store.list().map((user) => ({ user, aor: `sip:${user}@${store.realm}`, certificate: signers.state(user), phones: 0, published: false }));
+  });
 }
 
 /** `user list --all`, at the authority: every user of the overlay and the home that holds it. */
 async function listHouseholds(dir: string, json: boolean, out: Print): Promise<number> {
-  let users: { user: string; home: string }[];
-  try {
-    users = (await callPeer(dir, { op: 'households' })) as typeof users;
-  } catch (error) {
-    if (!(error instanceof PeerNotRunningError)) throw error;
+  const users = await viaPeer<{ user: string; home: string }[]>(dir, { op: 'households' }, () => {
     const config = loadConfig(dir);
     const authority = config && EnrollmentAuthority.load(dir, config, new SystemRandom());
     if (!authority) throw new UsageError(`${dir} holds no enrollment authority: run user list --all where p2psip init ran`);
-    users = authority.households.users();
-  }
+    return authority.households.users();
+  });
   out(json ? JSON.stringify({ users }) : users.length ? users.map((u) => `${u.user}  held by ${u.home}`).join('\n') : '(no users held by any home yet)');
   return 0;
 }
