@@ -32,6 +32,7 @@ import { SipService } from '../usages/sip/sip-service.js';
 import type { DigestAlgorithm } from '../usages/sip/auth/digest.js';
 import { sipDomain, SipUserStore } from './sip-users.js';
 import { userName } from './overlay-names.js';
+import { RELAY_SERVICE_NAME } from '../usages/relay/relay-directory.js';
 import { SavedBindings } from './saved-bindings.js';
 import { HouseholdUsers } from './household-users.js';
 import { DiskUserSigners, userCertificateSource } from './sip-signers.js';
@@ -332,7 +333,8 @@ export class PeerDaemon {
       case 'status':
         return this.status();
       case 'route':
-        return traceRoute(this.peer.router, userName(String(request.name), this.ownDomain()));
+        // A user's name (bare ones are this home's), or the relays' well-known name as it is.
+        return traceRoute(this.peer.router, request.name === RELAY_SERVICE_NAME ? RELAY_SERVICE_NAME : userName(String(request.name), this.ownDomain()));
       case 'attach':
         return attachCommand(this.peer.attach, String(request.nodeId));
       case 'calls':

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli, type Running, startProcess } from '../helpers/processes.js';
+import { resourceId } from '../../src/identity/ids.js';
+import { idToHex } from '../../src/wire/id.js';
 
 /*
  * `p2psip store` and `p2psip fetch` against real peers with the file backend: a value stored
@@ -48,6 +50,8 @@ test('one name form everywhere: peer, peer@domain and sip:peer@domain name the s
   const routes = forms.map((name) => JSON.parse(runCli(['route', name, '--data', `${root}/c`, '--json']).stdout).resourceId);
   assert.deepEqual(new Set(routes).size, 1, `route alice, alice@x and sip:alice@x go to the same place: ${routes.join(' ')}`);
   assert.equal(routes[0], ids[0]);
+  const relays = JSON.parse(runCli(['route', 'relay-service', '--data', `${root}/c`, '--json']).stdout).resourceId;
+  assert.equal(relays, idToHex(resourceId('relay-service')), 'the relays\' well-known name is routed as it is');
 });
 
 test('unknown kinds are usage errors; a name with nothing stored exits 1', () => {
