@@ -33,7 +33,7 @@ export type UserCertificateSource =
   /** This peer holds the authority: issue here, under this home's name. */
   | { readonly kind: 'local'; issue(userKey: Uint8Array, user: string, nowSeconds: number): Certificate; release(user: string, nowSeconds: number): Promise<void> }
   /** Ask the authority over the network (rejects with EnrollmentRefused when it says no). */
-  | { readonly kind: 'remote'; request(user: string, userKeys: KeyPair, nowSeconds: number): Promise<Certificate>; release(user: string, nowSeconds: number): Promise<void> };
+  | { readonly kind: 'remote'; request(user: string, userKeys: KeyPair, nowSeconds: number): Promise<Certificate>; release(user: string, nowSeconds: number, userKey?: Uint8Array): Promise<void> };
 
 /** What became of a user this home gave up (`user remove`). */
 export type UserRelease = { readonly released: true } | { readonly released: false; readonly reason: string };
@@ -137,7 +137,7 @@ export class DiskUserSigners implements UserSigners {
       return { released: true };
     }
     try {
-      await this.source.release(user, this.nowSeconds());
+      await this.source.release(user, this.nowSeconds(), this.identities.get(user)?.certificate.claims.publicKey);
     } catch (error) {
       return { released: false, reason: (error as Error).message };
     }
@@ -244,6 +244,6 @@ export function userCertificateSource(home: NodeIdentity, authority: EnrollmentA
   return {
     kind: 'remote',
     request: (user, keys, now) => requestUserCertificate(home, config(), user, keys, random, now),
-    release: (user, now) => releaseUserAtAuthority(home, config(), user, random, now),
+    release: (user, now, userKey) => releaseUserAtAuthority(home, config(), user, userKey, random, now),
   };
 }

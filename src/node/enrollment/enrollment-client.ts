@@ -1,4 +1,5 @@
 import { AuthorityTrustPolicy } from '../../identity/authority-trust.js';
+import { keyFingerprint } from '../../identity/ids.js';
 import { type Certificate, CertificateError } from '../../identity/certificate.js';
 import type { NodeIdentity } from '../../identity/identity.js';
 import { type KeyPair, keyPairFromSeed, signBytes } from '../../identity/keys.js';
@@ -72,12 +73,16 @@ export async function requestUserCertificate(home: NodeIdentity, config: Overlay
  * Tells the authority that this home gives up `user` (`user remove`): the name is free for any
  * home and the user's certificates are revoked. Resolves once the authority agreed.
  */
-export async function releaseUserAtAuthority(home: NodeIdentity, config: OverlayConfig, user: string, random: Random, nowSeconds: number): Promise<void> {
+export async function releaseUserAtAuthority(home: NodeIdentity, config: OverlayConfig, user: string, userKey: Uint8Array | undefined, random: Random, nowSeconds: number): Promise<void> {
   const nonce = random.bytes(NONCE_BYTES);
   const certificate = home.certificate.bytes;
   const proof = signBytes(home.keys, releaseProofInput(certificate, user, nonce, nowSeconds));
   const answer = await sendEnrollment(issuerAddress(home, config), { type: RELEASE, certificate, user, nonce, time: nowSeconds, proof });
   if (answer.ok !== 'released') throw new EnrollmentRefused(answer.ok ? 'the authority answered another request' : answer.reason);
+  // Believed only as the root's own word: a configuration it signed that revokes the key we held
+  // for the user (the link is plain TCP; nobody else can make such a document).
+  const signed = openConfig(answer.config, keyFingerprint(config.authorities[0].publicKey));
+  if (userKey && !signed.config.revoked.includes(keyFingerprint(userKey))) throw new EnrollmentRefused(`the authority's answer does not revoke ${user}'s certificate`);
 }
 
 /** Where the authority that issued `identity` takes enrollment requests (renewals, users). */

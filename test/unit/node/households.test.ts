@@ -151,6 +151,28 @@ test('a home gives up at most 8 users a day: the revocation list every node open
   assert.ok(authority.households.users().some((u) => u.user === 'temp8@browns.test'), 'refused before anything changed');
 });
 
+test('a home believes a release only from a configuration the root signed that revokes the user\'s key (the link is plain TCP)', async () => {
+  const { EnrollmentServer } = await import('../../../src/node/enrollment/enrollment-transport.js');
+  const { releaseUserAtAuthority } = await import('../../../src/node/enrollment/enrollment-client.js');
+  const { silentLogger } = await import('../../../src/runtime/log.js');
+  const { freeUdpPort } = await import('../../helpers/processes.js'); // free for TCP too
+  const home = enroll(14);
+  const identity = { nodeId: parseCertificate(home.certificate).claims.nodeIds[0], keys: home.keys, certificate: { ...parseCertificate(home.certificate), bytes: home.certificate } };
+  // The key the home holds for the user (this file's requests share one user key, revoked by the releases above: another here).
+  const userKey = keyPairFromSeed(new Uint8Array(32).fill(201)).publicKey;
+  // Someone on the path answers "released" with a genuine but older configuration.
+  const stale = authority.config.bytes;
+  const port = await freeUdpPort();
+  const liar = new EnrollmentServer(() => ({ ok: 'released', config: stale }), silentLogger);
+  await liar.listen({ host: '127.0.0.1', port });
+  const config = { ...authority.config.config, authorities: authority.config.config.authorities.map((a) => ({ ...a, enrollAt: { host: '127.0.0.1', port } })) };
+  try {
+    await assert.rejects(releaseUserAtAuthority(identity as never, config, 'visitor', userKey, new SeededRandom(3), NOW), /does not revoke visitor/);
+  } finally {
+    await liar.close();
+  }
+});
+
 test('a malformed user request is a typed DecodeError, never a crash', () => {
   assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x', new Uint8Array(31), new Uint8Array(16), 1, new Uint8Array(64)])), DecodeError);
   assert.throws(() => decodeRequest(encodeCbor([USER, new Uint8Array(3), 'x'])), DecodeError);
