@@ -232,7 +232,8 @@ export class PeerDaemon {
     }
     // Insertion: the phones registered here before a restart are here again, and stored in the overlay.
     const savedBindings = sip ? new SavedBindings(options.dataDir, sip.location, clock, log.child('sip')) : undefined;
-    const restored = savedBindings?.restore((aor) => aor.endsWith(`@${domain}`) && users.list().includes(aor.slice(0, aor.lastIndexOf('@')))) ?? 0;
+    const people = new Set(users.list().map((user) => `${user}@${domain}`));
+    const restored = savedBindings?.restore((aor) => people.has(aor)) ?? 0;
     if (restored) log.info('bindings-restored', { bindings: restored });
     const household = new HouseholdUsers(users, signers, sip, publisher);
     let daemon: PeerDaemon | undefined;
