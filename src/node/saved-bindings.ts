@@ -103,9 +103,9 @@ export class SavedBindings {
     const saved: SavedBinding[] = [];
     this.written.clear();
     for (const aor of this.location.aors()) {
-      const bindings = this.location.bindings(aor).filter((b) => b.flow.transport === 'UDP');
-      this.written.set(aor, whoIsWhere(this.location.bindings(aor)));
-      for (const b of bindings) {
+      const bindings = this.location.bindings(aor);
+      this.written.set(aor, whoIsWhere(bindings));
+      for (const b of bindings.filter((binding) => binding.flow.transport === 'UDP')) {
         if (saved.length >= MAX_BINDINGS) break;
         const entry: SavedBinding = [aor, b.contact, Math.floor(b.expiresAt / 1000), b.callId, b.cseq, b.q ?? -1, b.instance ?? '', [...(b.params ?? new Map())], b.flow.remote.host, b.flow.remote.port];
         if (withinLimits(entry)) saved.push(entry); // what could not be read back is not written
