@@ -2,6 +2,7 @@ import type { Logger } from '../runtime/log.js';
 import type { MediaBackhaul } from '../usages/sip/media/call-media.js';
 import type { MediaAnchor } from '../usages/sip/media/media-anchor.js';
 import type { TimerHandle } from '../runtime/clock.js';
+import { type Backoff, nextWait } from '../runtime/backoff.js';
 import { type Address, addressKey, sameAddress } from '../wire/address.js';
 import { type Id, idToHex } from '../wire/id.js';
 import { nodeDestination } from '../wire/message.js';
@@ -22,7 +23,7 @@ const HOLD_IDLE_MS = 30_000;
 /** A link set up for a call that is still ringing is held this long (SIP's Timer C), media or not. */
 const RINGING_HOLD_MS = 180_000;
 /** After a failed Attach to a home, the next waits this long, doubling to the most. */
-const ATTACH_BACKOFF = { firstMs: 1_000, maxMs: 16_000 } as const;
+const ATTACH_BACKOFF: Backoff = { firstMs: 1_000, maxMs: 16_000 };
 
 export class OverlayMediaBackhaul implements MediaBackhaul {
   private readonly attaching = new Set<string>();
@@ -79,7 +80,7 @@ export class OverlayMediaBackhaul implements MediaBackhaul {
       }
       // Also when another node answered for that Node-ID (the home is gone): no Attach per frame.
       this.counters.attachFailures++;
-      const waitMs = Math.min(ATTACH_BACKOFF.maxMs, (backoff?.waitMs ?? ATTACH_BACKOFF.firstMs / 2) * 2);
+      const waitMs = nextWait(backoff?.waitMs, ATTACH_BACKOFF);
       if (this.backoff.size >= 1024) this.backoff.clear();
       this.backoff.set(key, { until: this.peer.router.clock.now() + waitMs, waitMs });
       this.log.info('media-link-failed', { home: key.slice(0, 8), error: error?.message ?? 'answered by another node', retryInMs: waitMs });

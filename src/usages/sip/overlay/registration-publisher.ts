@@ -1,5 +1,6 @@
 import type { NodeIdentity } from '../../../identity/identity.js';
 import { resourceId } from '../../../identity/ids.js';
+import { type Backoff, nextWait } from '../../../runtime/backoff.js';
 import type { Clock, TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { KindDefinition } from '../../../storage/kind.js';
@@ -34,7 +35,7 @@ export interface PublisherCounters {
 }
 
 const LIFETIME_MARGIN_SECONDS = 30;
-const RETRY = { firstMs: 5_000, maxMs: 60_000 } as const;
+const RETRY: Backoff = { firstMs: 5_000, maxMs: 60_000 };
 
 export class RegistrationPublisher {
   readonly counters: PublisherCounters = { published: 0, removed: 0, failures: 0, unsigned: 0, refreshesSkipped: 0 };
@@ -117,9 +118,9 @@ export class RegistrationPublisher {
 
   private retryLater(aor: string, what: 'published' | 'removed'): void {
     if (this.closed || what === 'removed') return; // a removal the overlay missed expires with its lifetime
-    const before = this.retries.get(aor)?.waitMs;
-    this.clock.clearTimer(this.retries.get(aor)?.timer);
-    const waitMs = before === undefined ? RETRY.firstMs : Math.min(RETRY.maxMs, before * 2);
+    const before = this.retries.get(aor);
+    this.clock.clearTimer(before?.timer);
+    const waitMs = nextWait(before?.waitMs, RETRY);
     const timer = this.clock.setTimer(waitMs, () => {
       const bindings = this.bindingsOf(aor);
       if (bindings.length === 0) return void this.retries.delete(aor);
