@@ -6,7 +6,7 @@ import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { baseOptions } from './esbuild-options.mjs';
-import { privateNamesPattern } from './private-names.mjs';
+import { internalNamesPattern } from './internal-names.mjs';
 import { buildPackage } from './packaging/package.mjs';
 
 const args = process.argv.slice(2);
@@ -14,8 +14,8 @@ const targetIndex = args.indexOf('--target');
 const target = targetIndex >= 0 ? args[targetIndex + 1] : 'node18';
 const settings = JSON.parse(readFileSync(path.join('targets', target, 'build.json'), 'utf8'));
 mkdirSync(path.dirname(settings.output), { recursive: true });
-// A minified bundle also shortens our classes' private member names (scripts/private-names.mjs).
-const mangle = settings.esbuild.minify ? { mangleProps: privateNamesPattern().pattern } : {};
+// A minified bundle also shortens the member names no one outside the program sees (scripts/internal-names.mjs).
+const mangle = settings.esbuild.minify ? { mangleProps: internalNamesPattern().pattern } : {};
 const result = await build({
   ...baseOptions,
   ...settings.esbuild,
