@@ -99,10 +99,12 @@ export class SipService {
       lastSaidAt = failure.at;
       deps.log.warn('sip-auth-failed', { user: failure.user, reason: failure.reason });
     };
+    const selfHosts = [...(deps.localHosts ?? []), deps.bind.host, 'localhost'].map((h) => h.toLowerCase());
     this.registrar = new Registrar(this.location, this.auth, deps.clock, {
       ...DEFAULT_REGISTRAR_OPTIONS,
       realm: deps.realm,
-      domains: deps.domains,
+      // Our own addresses are aliases of the first domain (a phone set up with "server 192.168.1.2").
+      domains: [...deps.domains, ...selfHosts.filter((h) => h !== '0.0.0.0' && h !== '::')],
       requireAuth: deps.requireAuth,
       algorithms,
     });
@@ -117,9 +119,10 @@ export class SipService {
       auth: deps.requireAuth ? this.auth : undefined,
       flowTokens: new FlowTokens(new Uint8Array(createHmac('sha256', deps.nonceSecret).update('p2psip flow tokens').digest())),
       onFlowFailed: (flow) => flow.connectionId !== undefined && this.location.removeConnection(flow.connectionId),
-      selfHosts: [...(deps.localHosts ?? []), deps.bind.host, 'localhost'].map((h) => h.toLowerCase()),
+      selfHosts,
       selfNodeId: deps.nodeId ?? '',
       servesDomain: (host) => this.registrar.servesDomain(host),
+      canonicalAor: (uri) => this.registrar.canonicalAor(uri),
       isLocalUser: (user) => deps.credentials.lookup(user) !== undefined,
       remote: deps.remote,
       log: deps.log.child('proxy'),

@@ -14,11 +14,11 @@ import type { LocationService } from '../registrar/location.js';
 import { SipError } from '../sip-error.js';
 import { FLOW_PARAM, type FlowTokens } from './flow-tokens.js';
 import { chosenFinal, response408Headers, synthetic, upstream } from './final-responses.js';
-import { isIpLiteral, routeUri, tryParseSipUri, udpTo, withoutParam } from './route-uris.js';
+import { isIpLiteral, routeUri, tryParseSipUri, udpTo, withHost, withoutParam } from './route-uris.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
 import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
-import type { SipFlow, SipTransport } from '../transport/sip-transport.js';
+import { type SipFlow, type SipTransport, sameFlow } from '../transport/sip-transport.js';
 import { MediaRefused, type MediaSide, otherSide, type SipMedia } from '../media/sip-media.js';
 
 /*
@@ -49,6 +49,8 @@ export interface ProxyDeps {
   /** Our Node-ID (hex): Record-Route carries it too, so in-dialog requests can come through the overlay. */
   readonly selfNodeId: string;
   readonly servesDomain: (host: string) => boolean;
+  /** The AOR the registrar keeps for a URI of ours: a user at our address is the user at our domain. */
+  readonly canonicalAor: (uri: SipUri) => string;
   readonly isLocalUser: (user: string) => boolean;
   readonly remote: RemoteHomes | undefined;
   readonly log: Logger;
@@ -286,12 +288,22 @@ export class SipProxy {
       this.counters.cancels++;
       return invite.respond(487, 'Request Terminated');
     }
-    if (!invite || !call) return cancel.respond(481, 'Call/Transaction Does Not Exist');
-    cancel.respond(200, 'OK');
+    if (!invite) return cancel.respond(481, 'Call/Transaction Does Not Exist');
+    cancel.respond(200, 'OK'); // s9.2: the INVITE's transaction is there; if it was answered already, the CANCEL changes nothing
+    if (!call) return;
     this.counters.cancels++;
     call.cancelled = true;
     if (call.branches.length === 0) return invite.respond(487, 'Request Terminated');
-    for (const branch of call.branches) this.cancelBranch(branch);
+    for (const branch of call.branches) {
+      this.cancelBranch(branch);
+      // A phone that has said nothing (asleep, switched off) may never answer: its branch ends
+      // now, quietly (no more INVITEs to it), so the caller hears 487 at once and not 408 in 32 s.
+      // Its transaction listens on, so a late ring is still cancelled (s9.1).
+      if (!branch.final && !branch.provisional && branch.tx.isInvite) {
+        branch.tx.quiet();
+        this.onBranchFinal(call, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
+      }
+    }
   }
 
   /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
@@ -333,8 +345,7 @@ export class SipProxy {
 
   private targets(request: SipRequest, checked: CheckedRequest, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
     const routes = request.headers.getAll('Route');
-    const first = routes[0] ? routeUri(routes[0]) : undefined;
-    const next = first && this.isSelfRoute(first) ? routeUri(routes[1]) : first;
+    const next = routeUri(routes[this.selfRoutes(routes)]);
     if (next) return done([{ uri: request.uri, flow: this.flowTo(next), home: next.params.has(PEER_PARAM) }]);
     let uri: SipUri;
     try {
@@ -347,12 +358,11 @@ export class SipProxy {
     // with the mark taken off again (the phone never sees it).
     const token = uri.params.get(FLOW_PARAM);
     const unmarked = token ? withoutParam(request.uri, FLOW_PARAM) : request.uri;
-    const registered = this.bindingFor(unmarked);
-    if (registered) return done([registered]);
     const marked = token ? this.deps.flowTokens?.decode(token) : undefined;
-    if (marked) return done([{ uri: unmarked, flow: marked, registered: true }]);
+    const registered = this.bindingFor(unmarked, marked);
+    if (registered) return done([registered]);
     if (uri.user && this.deps.servesDomain(uri.host)) {
-      const aor = aorOf(uri);
+      const aor = this.deps.canonicalAor(uri);
       const bindings = this.deps.location.bindings(aor);
       if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow, registered: true, q: b.q })));
       if (this.deps.isLocalUser(uri.user)) {
@@ -363,16 +373,18 @@ export class SipProxy {
         this.counters.notFound++;
         return done(undefined, [404, 'Not Found']);
       }
-      return this.viaOverlay(request, aor, done);
+      // Dialed at our address (a phone whose domain is our IP): the other home knows the user by our domain.
+      const domain = aor.slice(aor.lastIndexOf('@') + 1);
+      return this.viaOverlay(uri.host === domain ? request.uri : withHost(request.uri, domain), aor, done);
     }
     if (this.isSelf(uri.host, uri.port)) return done(undefined, [404, 'Not Found']);
     // An AOR of another family in the overlay: its home is found the same way, never by DNS.
-    if (uri.user && !isIpLiteral(uri.host) && this.deps.remote) return this.viaOverlay(request, aorOf(uri), done);
+    if (uri.user && !isIpLiteral(uri.host) && this.deps.remote) return this.viaOverlay(request.uri, aorOf(uri), done);
     done([{ uri: request.uri, flow: udpTo(uri) }]);
   }
 
   /** RFC 7904 s4: the callee's home peer, from its SIP-REGISTRATION record, or 404. */
-  private viaOverlay(request: SipRequest, aor: string, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
+  private viaOverlay(requestUri: string, aor: string, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
     this.counters.remoteLookups++;
     this.deps.remote!.resolve(aor, (flow) => {
       const self = !flow || (flow.transport === 'OVERLAY' ? flow.nodeId === this.deps.selfNodeId : this.isSelf(flow.remote.host, flow.remote.port));
@@ -380,26 +392,38 @@ export class SipProxy {
         this.counters.notFound++;
         return done(undefined, [404, 'Not Found']);
       }
-      done([{ uri: request.uri, flow: flow!, home: true }]);
+      done([{ uri: requestUri, flow: flow!, home: true }]);
     });
   }
 
-  /** An in-dialog request to a phone registered here: its Request-URI equals a registered Contact (s19.1.4). */
-  private bindingFor(contact: string): Target | undefined {
-    let wanted: SipUri;
-    try {
-      wanted = parseSipUri(contact);
-    } catch {
-      return undefined;
+  /**
+   * An in-dialog request to a phone registered here: its Request-URI equals a registered Contact
+   * (s19.1.4). With our mark on it (`marked`, the flow the dialog was made over), the binding on
+   * that flow; else the one binding of that Contact (the phone registered again from a new NAT
+   * port since); else, when several phones claim it, the marked flow itself.
+   */
+  private bindingFor(contact: string, marked: SipFlow | undefined): Target | undefined {
+    const wanted = tryParseSipUri(contact);
+    const matching = wanted
+      ? this.deps.location.aors().flatMap((aor) => this.deps.location.bindings(aor)).filter((b) => {
+          const registered = b.contact === contact ? wanted : tryParseSipUri(b.contact);
+          return registered !== undefined && sameSipUri(registered, wanted);
+        })
+      : [];
+    const chosen = marked ? (matching.find((b) => sameFlow(b.flow, marked)) ?? (matching.length === 1 ? matching[0] : undefined)) : matching[0];
+    if (chosen) return { uri: contact, flow: chosen.flow, registered: true };
+    return marked ? { uri: contact, flow: marked, registered: true } : undefined;
+  }
+
+  /** How many Routes on top name us (two where we record-routed twice, RFC 5658). */
+  private selfRoutes(routes: readonly string[]): number {
+    let n = 0;
+    while (n < routes.length && n < 2) {
+      const uri = routeUri(routes[n]);
+      if (!uri || !this.isSelfRoute(uri)) break;
+      n++;
     }
-    for (const aor of this.deps.location.aors()) {
-      for (const b of this.deps.location.bindings(aor)) {
-        if (b.contact === contact) return { uri: contact, flow: b.flow, registered: true };
-        const registered = tryParseSipUri(b.contact);
-        if (registered && sameSipUri(registered, wanted)) return { uri: contact, flow: b.flow, registered: true };
-      }
-    }
-    return undefined;
+    return n;
   }
 
   // --- forwarding (s16.6) and responses (s16.7) ---
@@ -484,9 +508,7 @@ export class SipProxy {
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
     // response (a retransmitted 2xx sent without state too) finds a caller behind a NAT.
     if (from && from.transport !== 'OVERLAY') headers.replaceFirstValue('Via', formatVia(stampVia(checked.vias[0], from)));
-    const firstRoute = request.headers.getAll('Route')[0];
-    const route = firstRoute ? routeUri(firstRoute) : undefined;
-    if (route && this.isSelfRoute(route)) headers.removeFirstValue('Route'); // s16.4
+    for (let n = this.selfRoutes(request.headers.getAll('Route')); n > 0; n--) headers.removeFirstValue('Route'); // s16.4
     headers.set('Max-Forwards', String((checked.maxForwards ?? 70) - 1));
     // s22.3: credentials for our realm were for us, and go no further.
     const others = headers.getAll('Proxy-Authorization').filter((value) => !this.deps.auth?.isOurRealm(value));
@@ -494,7 +516,15 @@ export class SipProxy {
       headers.remove('Proxy-Authorization');
       for (const value of others) headers.add('Proxy-Authorization', value);
     }
-    if (DIALOG_CREATING.has(request.method)) headers.prepend('Record-Route', `<sip:${this.hostPort()};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`);
+    if (DIALOG_CREATING.has(request.method)) {
+      // RFC 5658: each side reaches us again as it reached us. A phone on TCP is told
+      // ;transport=tcp (a bare numeric host means UDP, RFC 3263 s4.1); where the two sides differ,
+      // we record-route twice, the side nearest each end on its own end (s16.6 step 4).
+      const inbound = this.recordRoute(from);
+      const outbound = this.recordRoute(target.flow);
+      if (inbound !== outbound) headers.prepend('Record-Route', inbound);
+      headers.prepend('Record-Route', outbound);
+    }
     headers.prepend('Via', `SIP/2.0/${target.flow.transport} ${this.hostPort()};branch=${branch};rport`);
     return { kind: 'request', method: request.method, uri: target.uri, headers, body };
   }
@@ -552,6 +582,7 @@ export class SipProxy {
     if (response.status < 200) {
       branch.provisional = true;
       if (branch.cancelWhenProvisional) this.sendCancel(branch);
+      if (branch.final) return; // a silent branch ended at the caller's CANCEL rings late: cancelled, not passed up
       if (call.server.invite && !call.answered && !branch.timedOut) this.armTimerC(call);
       if (!call.answered) call.server.send(upstream(response));
       return;
@@ -661,6 +692,11 @@ export class SipProxy {
     if ((port ?? 5060) !== this.deps.self.port) return false;
     const h = host.replace(/^\[|\]$/g, '').toLowerCase();
     return h === this.deps.self.host || (this.deps.selfHosts ?? []).includes(h) || (this.deps.servesDomain(h) && !isIpLiteral(h));
+  }
+
+  private recordRoute(flow: SipFlow | undefined): string {
+    const transport = flow?.transport === 'TCP' ? ';transport=tcp' : '';
+    return `<sip:${this.hostPort()}${transport};lr;${PEER_PARAM}=${this.deps.selfNodeId}>`;
   }
 
   private hostPort(): string {

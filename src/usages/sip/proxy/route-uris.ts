@@ -9,6 +9,13 @@ export function withoutParam(uri: string, name: string): string {
   return uri.replace(new RegExp(`;${name}=[^;?>]*`, 'i'), '');
 }
 
+/** `uri` with its host[:port] replaced by `host` (a user at one of our aliases, retargeted to the home's domain). */
+export function withHost(uri: string, host: string): string {
+  const start = uri.lastIndexOf('@') + 1;
+  const end = uri.slice(start).search(/[;?]/);
+  return uri.slice(0, start) + host + (end < 0 ? '' : uri.slice(start + end));
+}
+
 export function tryParseSipUri(text: string): SipUri | undefined {
   try {
     return parseSipUri(text);

@@ -1,5 +1,5 @@
 import type { Params } from '../message/params.js';
-import type { SipFlow } from '../transport/sip-transport.js';
+import { type SipFlow, sameFlow } from '../transport/sip-transport.js';
 
 /*
  * The location service (RFC 3261 s10): for each address-of-record, the contacts its phones
@@ -66,9 +66,7 @@ export class LocationService {
 
   /** Whether a message came over a flow some phone registered from (the same TCP connection, or UDP source address). */
   hasFlow(flow: SipFlow): boolean {
-    return this.flows().some((f) =>
-      f.transport !== flow.transport ? false : f.transport === 'TCP' ? f.connectionId === flow.connectionId : f.remote.host === flow.remote.host && f.remote.port === flow.remote.port,
-    );
+    return this.flows().some((f) => sameFlow(f, flow));
   }
 
   /** Every live binding's flow (to keep registered TCP connections open). */

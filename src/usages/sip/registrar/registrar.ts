@@ -4,9 +4,10 @@ import { type DigestAuthenticator, REGISTRAR_CHALLENGE } from '../auth/digest-au
 import { type NameAddr, parseNameAddr } from '../message/name-addr.js';
 import { formatParams } from '../message/params.js';
 import type { SipResponse } from '../message/sip-message.js';
-import { aorOf, parseSipUri, type SipUri } from '../message/uri.js';
+import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { SipError } from '../sip-error.js';
 import type { ServerTransaction } from '../transactions/server-transactions.js';
+import { sameFlow } from '../transport/sip-transport.js';
 import type { Binding, LocationService } from './location.js';
 
 /*
@@ -19,7 +20,11 @@ export type { Credentials } from '../auth/digest-authenticator.js';
 
 export interface RegistrarOptions {
   readonly realm: string;
-  /** Domains we are the registrar for (s10.3 step 1); the host part of every AOR. */
+  /**
+   * Domains we are the registrar for (s10.3 step 1). The first is the home's domain, the host part
+   * of every AOR kept; the others (the peer's own addresses) are aliases of it, since many phones
+   * set up with only "server 192.168.1.2" write that address as their domain (s10.3 step 5).
+   */
   readonly domains: readonly string[];
   readonly requireAuth: boolean;
   /** Challenges offered, most preferred first (RFC 8760 s2.4: SHA-256 before MD5). */
@@ -60,6 +65,11 @@ export class Registrar {
     return this.options.domains.includes(host.toLowerCase());
   }
 
+  /** The AOR kept for a URI: at the home's domain when the host is one of ours. */
+  canonicalAor(uri: SipUri): string {
+    return this.servesDomain(uri.host) ? `${uri.user ?? ''}@${this.options.domains[0]}` : aorOf(uri);
+  }
+
   handle(tx: ServerTransaction): void {
     this.counters.registers++;
     try {
@@ -78,7 +88,7 @@ export class Registrar {
     const to = addressOfRecord(checked.to.uri);
     // s10.3 step 1: only AORs of our domains.
     if (!this.servesDomain(to.host)) throw new SipError(404, 'Not Found (not a domain of this registrar)');
-    const aor = aorOf(to);
+    const aor = this.canonicalAor(to);
     const headerExpires = request.headers.get('Expires');
     if (headerExpires !== undefined && !/^\d{1,10}$/.test(headerExpires)) throw new SipError(400, 'malformed Expires');
     const contactTexts = request.headers.getAll('Contact');
@@ -98,6 +108,8 @@ export class Registrar {
       bindings = this.removeMatching(bindings, () => true, checked.callId, checked.cseq.seq);
       this.location.set(aor, bindings);
     } else {
+      // Values of this request already taken: a Contact repeated in it is one binding, not a stale update.
+      const made = new Set<Binding>();
       for (const contact of contacts) {
         const qText = contact.params.get('q');
         const expiresParam = contact.params.get('expires');
@@ -109,7 +121,7 @@ export class Registrar {
           return;
         }
         const existing = bindings.find((b) => sameContact(b.contact, contact.uri));
-        if (existing && existing.callId === checked.callId && checked.cseq.seq <= existing.cseq) {
+        if (existing && !made.has(existing) && existing.callId === checked.callId && checked.cseq.seq <= existing.cseq) {
           throw new SipError(500, 'Server Internal Error (CSeq out of order)');
         }
         if (requested === 0) {
@@ -131,12 +143,20 @@ export class Registrar {
           ...(instance ? { instance } : {}),
           ...(contact.params.size ? { params: contact.params } : {}),
         };
+        // One Contact reaches one phone: a Contact another user's phone registered from its own
+        // flow is not taken over (their in-dialog requests follow their Contact, s16.5).
+        if (!existing && this.contactOfAnother(aor, contact.uri, tx)) throw new SipError(403, 'Forbidden (this Contact is registered by another user)');
         if (!existing) this.counters.bindingsAdded++;
+        made.add(binding);
         bindings = [...bindings.filter((b) => b !== existing), binding];
       }
       if (contacts.length > 0) this.location.set(aor, bindings);
     }
     tx.respond(200, 'OK', (response) => this.listBindings(response, this.location.bindings(aor), now));
+  }
+
+  private contactOfAnother(aor: string, contact: string, tx: ServerTransaction): boolean {
+    return this.location.aors().some((other) => other !== aor && this.location.bindings(other).some((b) => sameContact(b.contact, contact) && !sameFlow(b.flow, tx.flow)));
   }
 
   private removeMatching(bindings: Binding[], match: (b: Binding) => boolean, callId: string, cseq: number): Binding[] {
@@ -196,13 +216,11 @@ function readContact(text: string): NameAddr {
   return contact;
 }
 
-/** s10.3 step 7 compares contact URIs by URI equality (s19.1.4); scheme, user and host:port decide here. */
+/** s10.3 step 7 compares contact URIs by URI equality (s19.1.4): ;transport=tcp is another binding. */
 function sameContact(a: string, b: string): boolean {
   if (a === b) return true;
   try {
-    const x = parseSipUri(a);
-    const y = parseSipUri(b);
-    return x.scheme === y.scheme && x.user === y.user && x.host === y.host && (x.port ?? 5060) === (y.port ?? 5060);
+    return sameSipUri(parseSipUri(a), parseSipUri(b));
   } catch {
     return false;
   }

@@ -109,6 +109,11 @@ export class ClientTransaction {
     (this.callbacks.transportError ?? this.callbacks.timeout)();
   }
 
+  /** No more retransmissions; responses are still taken until Timer B (the layer above cancelled a silent branch). */
+  quiet(): void {
+    this.owner.clock.clearTimer(this.retransmitTimer);
+  }
+
   /** Stops everything without telling anyone (the layer above gave up on this branch). */
   terminate(): void {
     this.state = 'terminated';

@@ -28,6 +28,14 @@ export interface SipFlow {
   readonly nodeId?: string;
 }
 
+/** The same flow: one TCP connection, one UDP source address, or one peer of the overlay. */
+export function sameFlow(a: SipFlow, b: SipFlow): boolean {
+  if (a.transport !== b.transport) return false;
+  if (a.transport === 'TCP') return a.connectionId === b.connectionId;
+  if (a.transport === 'OVERLAY') return a.nodeId === b.nodeId;
+  return a.remote.host === b.remote.host && a.remote.port === b.remote.port;
+}
+
 /** Carries a SIP message to a peer through the overlay (the node layer provides it). */
 export type OverlaySender = (nodeId: string, bytes: Uint8Array) => void;
 

@@ -1,0 +1,350 @@
+import assert from 'node:assert/strict';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { connect, type Socket as TcpSocket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
+import type { SipMessage, SipRequest, SipResponse } from '../../../src/usages/sip/message/sip-message.js';
+import { SipService } from '../../../src/usages/sip/sip-service.js';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { SystemClock } from '../../../src/runtime/clock.js';
+
+/*
+ * The home's proxy and registrar as ordinary phones meet them, over real UDP and TCP on
+ * loopback (the defects a Kamailio-minded review reproduced):
+ * - a phone whose domain is the peer's address (set up with "server 127.0.0.1") is the user at
+ *   the home's domain, callable as such;
+ * - one Contact reaches one phone: another user cannot register it, and in-dialog requests follow
+ *   the flow the dialog was made over;
+ * - a phone on TCP is record-routed with ;transport=tcp (twice, RFC 5658, when the other side is UDP);
+ * - Contacts that differ by ;transport are two bindings, and a value repeated in one REGISTER is one;
+ * - CANCEL of a call whose phone never answered: 487 at once, no more INVITEs to it, and a late
+ *   ring is cancelled; CANCEL after the 2xx is answered 200.
+ */
+const domain = 'smiths.example';
+let service: SipService;
+let sipPort = 0;
+const clock = new SystemClock();
+const phones: Phone[] = [];
+
+before(async () => {
+  service = await SipService.start({
+    bind: { host: '127.0.0.1', port: 0 },
+    advertisedHost: '127.0.0.1',
+    realm: domain,
+    domains: [domain, '127.0.0.1'],
+    requireAuth: false,
+    credentials: { lookup: (user) => (['alice', 'bob', 'carol'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
+    clock,
+    log: silentLogger,
+    nonceSecret: new Uint8Array(32).fill(7),
+  });
+  sipPort = service.address.port;
+});
+after(async () => {
+  for (const phone of phones) phone.close();
+  await service.close();
+});
+
+/** A phone: what it receives is kept in order; `next` waits for the first unread message that matches. */
+class Phone {
+  readonly inbox: SipMessage[] = [];
+  private read = 0;
+  private waiters: (() => void)[] = [];
+  private udp?: UdpSocket;
+  private tcp?: TcpSocket;
+  port = 0;
+
+  static async udp(): Promise<Phone> {
+    const phone = new Phone();
+    phone.udp = createSocket('udp4');
+    phone.udp.on('message', (bytes) => phone.take(parseSipMessage(new Uint8Array(bytes))));
+    await new Promise<void>((resolve) => phone.udp!.bind(0, '127.0.0.1', () => resolve()));
+    phone.port = phone.udp.address().port;
+    phones.push(phone);
+    return phone;
+  }
+
+  static async tcp(): Promise<Phone> {
+    const phone = new Phone();
+    phone.tcp = connect(sipPort, '127.0.0.1');
+    await new Promise<void>((resolve) => phone.tcp!.once('connect', () => resolve()));
+    phone.port = phone.tcp.localPort!;
+    let buffer = '';
+    phone.tcp.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      for (let end = buffer.indexOf('\r\n\r\n'); end >= 0; end = buffer.indexOf('\r\n\r\n')) {
+        const length = Number(/\r\nContent-Length: *(\d+)/i.exec(buffer.slice(0, end))?.[1] ?? 0);
+        if (buffer.length < end + 4 + length) break;
+        phone.take(parseSipMessage(new Uint8Array(Buffer.from(buffer.slice(0, end + 4 + length), 'latin1'))));
+        buffer = buffer.slice(end + 4 + length);
+      }
+    });
+    phones.push(phone);
+    return phone;
+  }
+
+  get transport(): 'UDP' | 'TCP' {
+    return this.tcp ? 'TCP' : 'UDP';
+  }
+
+  send(lines: readonly string[]): void {
+    const text = `${lines.join('\r\n')}\r\n\r\n`;
+    if (this.tcp) this.tcp.write(text);
+    else this.udp!.send(text, sipPort, '127.0.0.1');
+  }
+
+  async next(match: (m: SipMessage) => boolean, ms = 3000): Promise<SipMessage> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      for (; this.read < this.inbox.length; this.read++) {
+        if (match(this.inbox[this.read])) return this.inbox[this.read++];
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`phone ${this.port}: nothing matching within ${ms} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
+  }
+
+  requests(method: string): SipRequest[] {
+    return this.inbox.filter((m): m is SipRequest => m.kind === 'request' && m.method === method);
+  }
+
+  close(): void {
+    this.udp?.close();
+    this.tcp?.destroy();
+  }
+
+  private take(message: SipMessage): void {
+    this.inbox.push(message);
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+}
+
+const isRequest = (method: string) => (m: SipMessage) => m.kind === 'request' && m.method === method;
+const isResponse = (status: number, method: string) => (m: SipMessage) => m.kind === 'response' && m.status === status && (m.headers.get('CSeq') ?? '').endsWith(method);
+let sequence = 0;
+
+function via(phone: Phone, branch: string): string {
+  return `Via: SIP/2.0/${phone.transport} 127.0.0.1:${phone.port};branch=z9hG4bK${branch};rport`;
+}
+
+async function register(phone: Phone, user: string, contacts: string[], host = domain, expires = 600): Promise<SipResponse> {
+  const n = ++sequence;
+  phone.send([
+    `REGISTER sip:${host} SIP/2.0`,
+    via(phone, `reg${n}`),
+    `From: <sip:${user}@${host}>;tag=r${n}`,
+    `To: <sip:${user}@${host}>`,
+    `Call-ID: reg-${user}-${phone.port}`,
+    `CSeq: ${n} REGISTER`,
+    ...contacts.map((c) => `Contact: ${c}`),
+    `Expires: ${expires}`,
+    'Content-Length: 0',
+  ]);
+  return (await phone.next((m) => m.kind === 'response' && m.headers.get('CSeq') === `${n} REGISTER`)) as SipResponse;
+}
+
+/** Each phone's bindings go (Contact: *), so the next test's calls ring only its own phones. */
+async function unregister(...pairs: [Phone, string][]): Promise<void> {
+  for (const [phone, user] of pairs) assert.equal((await register(phone, user, ['*'], domain, 0)).status, 200);
+  assert.deepEqual(service.location.aors().filter((aor) => service.location.bindings(aor).length > 0), []);
+}
+
+interface Call {
+  readonly callId: string;
+  readonly lines: string[];
+  readonly branch: string;
+}
+
+function invite(caller: Phone, callerUser: string, uri: string): Call {
+  const n = ++sequence;
+  const lines = [
+    `INVITE ${uri} SIP/2.0`,
+    via(caller, `inv${n}`),
+    'Max-Forwards: 70',
+    `From: <sip:${callerUser}@${domain}>;tag=c${n}`,
+    `To: <${uri}>`,
+    `Call-ID: call-${n}`,
+    'CSeq: 1 INVITE',
+    `Contact: <sip:${callerUser}@127.0.0.1:${caller.port}${caller.transport === 'TCP' ? ';transport=tcp' : ''}>`,
+    'Content-Length: 0',
+  ];
+  caller.send(lines);
+  return { callId: `call-${n}`, lines, branch: `inv${n}` };
+}
+
+/** The phone's answer to a request it received, as it would write it. */
+function answer(phone: Phone, request: SipRequest, status: number, reason: string, toTag = 'callee'): void {
+  const to = request.headers.get('To')!;
+  phone.send([
+    `SIP/2.0 ${status} ${reason}`,
+    ...request.headers.getAll('Via').map((v) => `Via: ${v}`),
+    ...request.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`),
+    `From: ${request.headers.get('From')}`,
+    `To: ${to.includes('tag=') ? to : `${to};tag=${toTag}`}`,
+    `Call-ID: ${request.headers.get('Call-ID')}`,
+    `CSeq: ${request.headers.get('CSeq')}`,
+    ...(status < 300 ? [`Contact: <sip:callee@127.0.0.1:${phone.port}>`] : []),
+    'Content-Length: 0',
+  ]);
+}
+
+function cancel(caller: Phone, call: Call): void {
+  caller.send(call.lines.filter((l) => !l.startsWith('Contact')).map((l) => l.replace(/^INVITE /, 'CANCEL ').replace('CSeq: 1 INVITE', 'CSeq: 1 CANCEL')));
+}
+
+test("a phone whose domain is the peer's address registers as the user at the home's domain, and is called there and at that address", async () => {
+  const alice = await Phone.udp();
+  const bob = await Phone.udp();
+  const ok = await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`], '127.0.0.1');
+  assert.equal(ok.status, 200);
+  assert.deepEqual(service.location.aors(), ['alice@smiths.example'], 'one AOR, at the domain');
+  assert.equal((await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`])).status, 200);
+
+  const byDomain = invite(bob, 'bob', `sip:alice@${domain}`);
+  const reached = (await alice.next(isRequest('INVITE'))) as SipRequest;
+  assert.equal(reached.headers.get('Call-ID'), byDomain.callId);
+  answer(alice, reached, 486, 'Busy Here');
+  assert.ok(await bob.next(isResponse(486, 'INVITE')));
+
+  // bob's phone, set up the same way, dials alice at the peer's address.
+  const byAddress = invite(bob, 'bob', 'sip:alice@127.0.0.1');
+  const again = (await alice.next(isRequest('INVITE'))) as SipRequest;
+  assert.equal(again.headers.get('Call-ID'), byAddress.callId);
+  answer(alice, again, 486, 'Busy Here');
+  assert.ok(await bob.next(isResponse(486, 'INVITE')));
+  await unregister([alice, 'alice'], [bob, 'bob']);
+});
+
+test("one Contact reaches one phone: another user's phone cannot register it, and in-dialog requests follow the dialog's flow", async () => {
+  const carol = await Phone.udp();
+  const alice = await Phone.udp();
+  const bob = await Phone.udp();
+  const carolContact = `<sip:carol@127.0.0.1:${carol.port}>`;
+  assert.equal((await register(carol, 'carol', [carolContact])).status, 200);
+  const taken = await register(alice, 'alice', [carolContact]);
+  assert.equal(taken.status, 403, 'alice may not register the Contact carol registered from her own flow');
+  assert.match(taken.reason, /another user/);
+  assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+  assert.equal((await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`])).status, 200);
+
+  // bob calls carol; carol answers; the ACK and BYE, sent to carol's marked Contact, reach carol.
+  const call = invite(bob, 'bob', `sip:carol@${domain}`);
+  const ringing = (await carol.next(isRequest('INVITE'))) as SipRequest;
+  answer(carol, ringing, 200, 'OK');
+  const ok = (await bob.next(isResponse(200, 'INVITE'))) as SipResponse;
+  const target = /<([^>]+)>/.exec(ok.headers.get('Contact')!)![1];
+  const routes = ok.headers.getAll('Record-Route').reverse();
+  const inDialog = (method: string, cseq: number) => [
+    `${method} ${target} SIP/2.0`,
+    via(bob, `${method}${++sequence}`),
+    'Max-Forwards: 70',
+    ...routes.map((r) => `Route: ${r}`),
+    `From: ${call.lines.find((l) => l.startsWith('From:'))!.slice(6)}`,
+    `To: ${ok.headers.get('To')}`,
+    `Call-ID: ${call.callId}`,
+    `CSeq: ${cseq} ${method}`,
+    'Content-Length: 0',
+  ];
+  bob.send(inDialog('ACK', 1));
+  bob.send(inDialog('BYE', 2));
+  const bye = (await carol.next(isRequest('BYE'))) as SipRequest;
+  assert.equal(carol.requests('ACK').length, 1);
+  answer(carol, bye, 200, 'OK');
+  assert.ok(await bob.next(isResponse(200, 'BYE')));
+  assert.equal(alice.requests('ACK').length + alice.requests('BYE').length, 0, "nothing of carol's call reaches alice");
+  await unregister([carol, 'carol'], [alice, 'alice'], [bob, 'bob']);
+});
+
+test('a phone on TCP is record-routed with ;transport=tcp, and twice (RFC 5658) when the callee is on UDP; its BYE on TCP reaches the callee', async () => {
+  const bobTcp = await Phone.tcp();
+  const alice = await Phone.udp();
+  assert.equal((await register(bobTcp, 'bob', [`<sip:bob@127.0.0.1:${bobTcp.port};transport=tcp>`])).status, 200);
+  assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+
+  const call = invite(bobTcp, 'bob', `sip:alice@${domain}`);
+  const reached = (await alice.next(isRequest('INVITE'))) as SipRequest;
+  const recorded = reached.headers.getAll('Record-Route');
+  assert.equal(recorded.length, 2, recorded.join(' | '));
+  assert.doesNotMatch(recorded[0], /transport=/, 'the side nearest alice (UDP) is plain');
+  assert.match(recorded[1], /;transport=tcp;lr/, "the side nearest bob's TCP phone says TCP");
+  answer(alice, reached, 200, 'OK');
+  const ok = (await bobTcp.next(isResponse(200, 'INVITE'))) as SipResponse;
+  const routeSet = ok.headers.getAll('Record-Route').reverse();
+  assert.match(routeSet[0], /transport=tcp/, "bob's first Route is the TCP one");
+
+  const target = /<([^>]+)>/.exec(ok.headers.get('Contact')!)![1];
+  bobTcp.send([
+    `BYE ${target} SIP/2.0`,
+    via(bobTcp, `bye${++sequence}`),
+    'Max-Forwards: 70',
+    ...routeSet.map((r) => `Route: ${r}`),
+    `From: ${call.lines.find((l) => l.startsWith('From:'))!.slice(6)}`,
+    `To: ${ok.headers.get('To')}`,
+    `Call-ID: ${call.callId}`,
+    'CSeq: 2 BYE',
+    'Content-Length: 0',
+  ]);
+  const bye = (await alice.next(isRequest('BYE'))) as SipRequest;
+  assert.equal(bye.headers.getAll('Route').length, 0, 'both of our Routes are taken off');
+  answer(alice, bye, 200, 'OK');
+  assert.ok(await bobTcp.next(isResponse(200, 'BYE')));
+
+  // Two phones on UDP: one Record-Route, as before.
+  const carol = await Phone.udp();
+  assert.equal((await register(carol, 'carol', [`<sip:carol@127.0.0.1:${carol.port}>`])).status, 200);
+  invite(carol, 'carol', `sip:alice@${domain}`);
+  const plain = (await alice.next(isRequest('INVITE'))) as SipRequest;
+  assert.equal(plain.headers.getAll('Record-Route').length, 1);
+  answer(alice, plain, 486, 'Busy Here');
+  assert.ok(await carol.next(isResponse(486, 'INVITE')));
+  await unregister([bobTcp, 'bob'], [alice, 'alice'], [carol, 'carol']);
+});
+
+test('Contacts that differ by ;transport are two bindings; a Contact repeated in one REGISTER is one', async () => {
+  const dave = await Phone.udp();
+  const both = await register(dave, 'bob', [`<sip:bob@127.0.0.1:${dave.port}>`, `<sip:bob@127.0.0.1:${dave.port};transport=tcp>`]);
+  assert.equal(both.status, 200, both.reason);
+  const mine = both.headers.getAll('Contact').filter((c) => c.includes(`:${dave.port}`));
+  assert.equal(mine.length, 2, mine.join(' | '));
+  const repeated = await register(dave, 'bob', [`<sip:bob@127.0.0.1:${dave.port}>`, `<sip:bob@127.0.0.1:${dave.port}>`]);
+  assert.equal(repeated.status, 200, repeated.reason);
+  assert.equal(repeated.headers.getAll('Contact').filter((c) => c.includes(`:${dave.port}`)).length, 2);
+  await unregister([dave, 'bob']);
+});
+
+test('CANCEL of a call whose phone never answered: 487 at once, no more INVITEs to it, a late ring is cancelled; CANCEL after the 2xx is answered 200', async () => {
+  const sleepy = await Phone.udp();
+  const caller = await Phone.udp();
+  assert.equal((await register(sleepy, 'carol', [`<sip:carol@127.0.0.1:${sleepy.port}>`])).status, 200);
+  assert.equal((await register(caller, 'alice', [`<sip:alice@127.0.0.1:${caller.port}>`])).status, 200);
+
+  const call = invite(caller, 'alice', `sip:carol@${domain}`);
+  const first = (await sleepy.next(isRequest('INVITE'))) as SipRequest; // the phone says nothing
+  const cancelledAt = Date.now();
+  cancel(caller, call);
+  assert.ok(await caller.next(isResponse(200, 'CANCEL')));
+  assert.ok(await caller.next(isResponse(487, 'INVITE'), 1500));
+  assert.ok(Date.now() - cancelledAt < 1500, 'the 487 comes at once, not after Timer B');
+  const sentBefore = sleepy.requests('INVITE').length;
+  await new Promise((resolve) => setTimeout(resolve, 1600)); // Timer A would have resent at 0.5 and 1.5 s
+  assert.equal(sleepy.requests('INVITE').length, sentBefore, 'no INVITE after the CANCEL');
+  answer(sleepy, first, 180, 'Ringing'); // it wakes and rings
+  const stop = (await sleepy.next(isRequest('CANCEL'))) as SipRequest;
+  answer(sleepy, stop, 200, 'OK');
+  answer(sleepy, first, 487, 'Request Terminated');
+  assert.ok(await sleepy.next(isRequest('ACK')));
+  assert.equal(caller.inbox.filter((m) => m.kind === 'response' && m.status === 180).length, 0, 'the late ring is not passed up');
+
+  // CANCEL after the 2xx: the INVITE's transaction is still there, so 200 (s9.2), and nothing else happens.
+  const answered = invite(caller, 'alice', `sip:carol@${domain}`);
+  const ring = (await sleepy.next((m) => isRequest('INVITE')(m) && m.headers.get('Call-ID') === answered.callId)) as SipRequest;
+  answer(sleepy, ring, 200, 'OK');
+  assert.ok(await caller.next(isResponse(200, 'INVITE')));
+  cancel(caller, answered);
+  assert.ok(await caller.next(isResponse(200, 'CANCEL')));
+  assert.equal(sleepy.requests('CANCEL').length, 1, 'no CANCEL goes to an answered phone');
+});
