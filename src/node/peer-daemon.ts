@@ -182,7 +182,7 @@ export class PeerDaemon {
             bind: { host: options.bindHost, port: sipPort },
             advertisedHost: advertised.host,
             realm: domain,
-            domains: [domain, advertised.host],
+            domains: [domain],
             requireAuth: options.sipAuth ?? true,
             ...(options.sipDigest ? { algorithms: options.sipDigest } : {}),
             credentials: new SipUserStore(options.dataDir, domain),

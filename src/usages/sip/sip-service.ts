@@ -103,8 +103,9 @@ export class SipService {
     this.registrar = new Registrar(this.location, this.auth, deps.clock, {
       ...DEFAULT_REGISTRAR_OPTIONS,
       realm: deps.realm,
+      domains: deps.domains,
       // Our own addresses are aliases of the first domain (a phone set up with "server 192.168.1.2").
-      domains: [...deps.domains, ...selfHosts.filter((h) => h !== '0.0.0.0' && h !== '::')],
+      aliases: { hosts: [deps.advertisedHost.toLowerCase(), ...selfHosts], port: transport.localAddress.port },
       requireAuth: deps.requireAuth,
       algorithms,
     });
@@ -121,7 +122,7 @@ export class SipService {
       onFlowFailed: (flow) => flow.connectionId !== undefined && this.location.removeConnection(flow.connectionId),
       selfHosts,
       selfNodeId: deps.nodeId ?? '',
-      servesDomain: (host) => this.registrar.servesDomain(host),
+      servesDomain: (host, port) => this.registrar.servesDomain(host, port),
       canonicalAor: (uri) => this.registrar.canonicalAor(uri),
       isLocalUser: (user) => deps.credentials.lookup(user) !== undefined,
       remote: deps.remote,
@@ -231,7 +232,8 @@ export class SipService {
     if (!user) return true;
     try {
       const uri = parseSipUri(request.uri);
-      return !this.registrar.servesDomain(uri.host) && uri.host === this.deps.advertisedHost;
+      // At our address, not at the domain: a phone's keepalive to its server (a user at the domain is the user's).
+      return !this.deps.domains.includes(uri.host) && this.registrar.isOwnAddress(uri.host, uri.port);
     } catch {
       return false;
     }

@@ -71,9 +71,17 @@ test('a refused login is told as the family needs it: whose and why, for real at
   const fresh = () => issuer.issue(clock.wallTime());
   assert.equal(register('dan', fresh(), 'wrong-password').user, undefined);
   assert.equal(register('nobody', fresh(), 'whatever').user, undefined);
-  assert.equal(register('dan', 'forged-nonce', 'right-password').user, undefined);
+  assert.equal(register('dan', 'forged-nonce', 'wrong-password').user, undefined);
   assert.equal(register('e\u001bvil', fresh(), 'x').user, undefined);
   assert.deepEqual(told, ['dan: wrong password', 'nobody: no such user here', 'e?vil: no such user here'], 'the forged nonce is counted, not told');
   assert.equal(auth.counters.authFailures, 4);
   assert.equal(register('dan', fresh(), 'right-password').user, 'dan');
+
+  // After a restart (a new secret) the phone answers with the nonce it holds: right password, stale=true,
+  // so it retries at once with ours instead of showing a failed login; a wrong one is no stale.
+  const before = new NonceIssuer(new Uint8Array(32).fill(8), 300_000).issue(clock.wallTime());
+  assert.deepEqual(register('dan', before, 'right-password'), { stale: true });
+  assert.deepEqual(register('dan', before, 'wrong-password'), { stale: false });
+  assert.deepEqual(register('nobody', before, 'right-password'), { stale: false });
+  assert.equal(told.length, 3, 'a nonce of another process is never told as a failed login');
 });

@@ -31,7 +31,7 @@ before(async () => {
     bind: { host: '127.0.0.1', port: 0 },
     advertisedHost: '127.0.0.1',
     realm: domain,
-    domains: [domain, '127.0.0.1'],
+    domains: [domain],
     requireAuth: false,
     credentials: { lookup: (user) => (['alice', 'bob', 'carol'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
     clock,
@@ -216,6 +216,13 @@ test("a phone whose domain is the peer's address registers as the user at the ho
   assert.equal(again.headers.get('Call-ID'), byAddress.callId);
   answer(alice, again, 486, 'Busy Here');
   assert.ok(await bob.next(isResponse(486, 'INVITE')));
+
+  // A phone's keepalive to its server's address is answered by the peer; the same host on another port is someone else.
+  bob.send([`OPTIONS sip:bob@127.0.0.1:${sipPort} SIP/2.0`, via(bob, `opt${++sequence}`), `From: <sip:bob@${domain}>;tag=o`, `To: <sip:bob@127.0.0.1:${sipPort}>`, 'Call-ID: keepalive', 'CSeq: 1 OPTIONS', 'Content-Length: 0']);
+  assert.ok(await bob.next(isResponse(200, 'OPTIONS')));
+  assert.equal(bob.requests('OPTIONS').length, 0, 'answered by the peer, not passed to the phone');
+  const elsewhere = await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`], '127.0.0.1:9');
+  assert.equal(elsewhere.status, 404, 'a user at our host but another port is not ours');
   await unregister([alice, 'alice'], [bob, 'bob']);
 });
 

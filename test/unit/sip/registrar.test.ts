@@ -127,10 +127,15 @@ test('an older CSeq in the same Call-ID is refused; a stale nonce is challenged 
   const stale = await send(register('alice', { cseq: 8, authorization: credentials(challenge, 'MD5', 'alice', users.alice, staleNonce) }));
   assert.equal(stale.status, 401);
   assert.ok(stale.headers.getAll('WWW-Authenticate').every((h) => h.includes('stale=true')));
+  // A nonce that is not ours (another process's, before a restart): stale only with a digest that proves
+  // the password (RFC 2617 s3.2.1), so a phone retries at once; with a wrong password it is no stale.
   const forgedNonce = `${(Date.now() - 1000).toString(36)}.notOurMac`;
-  const forged = await send(register('alice', { cseq: 9, authorization: credentials(challenge, 'MD5', 'alice', users.alice, forgedNonce) }));
+  const forged = await send(register('alice', { cseq: 9, authorization: credentials(challenge, 'MD5', 'alice', 'not-the-password', forgedNonce) }));
   assert.equal(forged.status, 401);
-  assert.equal(forged.headers.get('WWW-Authenticate')!.includes('stale=true'), false, 'a forged nonce is not called stale');
+  assert.equal(forged.headers.get('WWW-Authenticate')!.includes('stale=true'), false, 'a foreign nonce with a wrong digest is not called stale');
+  const restarted = await send(register('alice', { cseq: 10, authorization: credentials(challenge, 'MD5', 'alice', users.alice, forgedNonce) }));
+  assert.equal(restarted.status, 401);
+  assert.ok(restarted.headers.getAll('WWW-Authenticate').every((h) => h.includes('stale=true')), 'a foreign nonce with the right digest is stale');
 });
 
 test('Contact: * with Expires: 0 removes every binding; Contact: * without it is a 400', async () => {

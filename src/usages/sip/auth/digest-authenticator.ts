@@ -74,13 +74,20 @@ export class DigestAuthenticator {
       }
       const ha1 = this.credentials.lookup(user)?.[algorithm];
       const qop = p.get('qop');
+      const nc = p.get('nc') ?? '';
+      const cnonce = p.get('cnonce') ?? '';
+      // The digest's uri is not compared with the Request-URI (RFC 2617 s3.2.2.5 would): SIPp puts
+      // the server's address there, and the nonce-count already stops a captured request's reuse.
+      const rightPassword = () =>
+        sameDigest(digestResponse({ algorithm, ha1: ha1!, method: request.method, uri, nonce, ...(qop ? { qop: 'auth' as const, nc, cnonce } : {}) }), response);
+      if (verdict === 'forged' && ha1 && (qop === undefined || qop === 'auth') && rightPassword()) {
+        // Our nonce from before a restart (another secret): the phone knows the password, so it is
+        // told stale=true and answers our new nonce at once, as after any nonce's expiry (s22.4).
+        stale = true;
+        continue;
+      }
       if (verdict === 'fresh' && ha1 && (qop === undefined || qop === 'auth')) {
-        const nc = p.get('nc') ?? '';
-        const cnonce = p.get('cnonce') ?? '';
-        const expected = digestResponse({ algorithm, ha1, method: request.method, uri, nonce, ...(qop ? { qop: 'auth' as const, nc, cnonce } : {}) });
-        // The digest's uri is not compared with the Request-URI (RFC 2617 s3.2.2.5 would): SIPp puts
-        // the server's address there, and the nonce-count already stops a captured request's reuse.
-        if (sameDigest(expected, response)) {
+        if (rightPassword()) {
           // Without qop there is no count: such a nonce is good once.
           if (this.counts.advance(`${nonce}|${qop ? cnonce : ''}`, qop ? parseInt(nc, 16) : 1, this.clock.now())) return { user };
           // A count used before: challenge with stale=true, so a phone that did this by mistake

@@ -48,7 +48,7 @@ export interface ProxyDeps {
   readonly selfHosts?: readonly string[];
   /** Our Node-ID (hex): Record-Route carries it too, so in-dialog requests can come through the overlay. */
   readonly selfNodeId: string;
-  readonly servesDomain: (host: string) => boolean;
+  readonly servesDomain: (host: string, port?: number) => boolean;
   /** The AOR the registrar keeps for a URI of ours: a user at our address is the user at our domain. */
   readonly canonicalAor: (uri: SipUri) => string;
   readonly isLocalUser: (user: string) => boolean;
@@ -267,7 +267,7 @@ export class SipProxy {
     if (verdict.user !== undefined) return true;
     // Worth a look (it may reach a phone here): a dialog's request, a marked Contact, a user of this home.
     const uri = tryParseSipUri(request.uri);
-    const maybeInward = checked.to.params.has('tag') || uri?.params.has(FLOW_PARAM) || (uri?.user && this.deps.servesDomain(uri.host) && this.deps.isLocalUser(uri.user));
+    const maybeInward = checked.to.params.has('tag') || uri?.params.has(FLOW_PARAM) || (uri?.user && this.deps.servesDomain(uri.host, uri.port) && this.deps.isLocalUser(uri.user));
     if (maybeInward) return false;
     this.challenge(server, verdict.stale ?? false);
     return 'challenged';
@@ -361,7 +361,7 @@ export class SipProxy {
     const marked = token ? this.deps.flowTokens?.decode(token) : undefined;
     const registered = this.bindingFor(unmarked, marked);
     if (registered) return done([registered]);
-    if (uri.user && this.deps.servesDomain(uri.host)) {
+    if (uri.user && this.deps.servesDomain(uri.host, uri.port)) {
       const aor = this.deps.canonicalAor(uri);
       const bindings = this.deps.location.bindings(aor);
       if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow, registered: true, q: b.q })));

@@ -20,12 +20,13 @@ export type { Credentials } from '../auth/digest-authenticator.js';
 
 export interface RegistrarOptions {
   readonly realm: string;
-  /**
-   * Domains we are the registrar for (s10.3 step 1). The first is the home's domain, the host part
-   * of every AOR kept; the others (the peer's own addresses) are aliases of it, since many phones
-   * set up with only "server 192.168.1.2" write that address as their domain (s10.3 step 5).
-   */
+  /** Domains we are the registrar for (s10.3 step 1); the first is the host part of every AOR kept. */
   readonly domains: readonly string[];
+  /**
+   * The peer's own addresses, with its SIP port: aliases of the first domain (s10.3 step 5), since
+   * many phones set up with only "server 192.168.1.2" write that address as their domain.
+   */
+  readonly aliases?: { readonly hosts: readonly string[]; readonly port: number };
   readonly requireAuth: boolean;
   /** Challenges offered, most preferred first (RFC 8760 s2.4: SHA-256 before MD5). */
   readonly algorithms: readonly DigestAlgorithm[];
@@ -60,14 +61,20 @@ export class Registrar {
     private readonly options: RegistrarOptions,
   ) {}
 
-  /** Is `host` one of ours (an AOR we keep bindings for)? */
-  servesDomain(host: string): boolean {
-    return this.options.domains.includes(host.toLowerCase());
+  /** Is `host` (with `port`, when the URI names one) one of ours: an AOR we keep bindings for? */
+  servesDomain(host: string, port?: number): boolean {
+    return this.options.domains.includes(host.toLowerCase()) || this.isOwnAddress(host, port);
   }
 
-  /** The AOR kept for a URI: at the home's domain when the host is one of ours. */
+  /** One of the peer's own addresses on its SIP port (a URI without a port means that port, s19.1.2). */
+  isOwnAddress(host: string, port?: number): boolean {
+    const aliases = this.options.aliases;
+    return aliases !== undefined && aliases.hosts.includes(host.toLowerCase()) && (port === undefined || port === aliases.port);
+  }
+
+  /** The AOR kept for a URI: at the home's domain when the URI is one of ours. */
   canonicalAor(uri: SipUri): string {
-    return this.servesDomain(uri.host) ? `${uri.user ?? ''}@${this.options.domains[0]}` : aorOf(uri);
+    return this.servesDomain(uri.host, uri.port) ? `${uri.user ?? ''}@${this.options.domains[0]}` : aorOf(uri);
   }
 
   handle(tx: ServerTransaction): void {
@@ -87,7 +94,7 @@ export class Registrar {
     // a malformed REGISTER hears why (400) instead of being asked for credentials it has.
     const to = addressOfRecord(checked.to.uri);
     // s10.3 step 1: only AORs of our domains.
-    if (!this.servesDomain(to.host)) throw new SipError(404, 'Not Found (not a domain of this registrar)');
+    if (!this.servesDomain(to.host, to.port)) throw new SipError(404, 'Not Found (not a domain of this registrar)');
     const aor = this.canonicalAor(to);
     const headerExpires = request.headers.get('Expires');
     if (headerExpires !== undefined && !/^\d{1,10}$/.test(headerExpires)) throw new SipError(400, 'malformed Expires');
