@@ -3,14 +3,14 @@ import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
 import type { Address } from '../../../wire/address.js';
 import type { CheckedRequest, Essentials } from '../message/check.js';
-import { inviteCompanion } from '../message/invite-companions.js';
+import { inDialogRequest, inviteCompanion } from '../message/invite-companions.js';
 import { responseFlow, stampVia } from '../message/response.js';
 import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
-import type { LocationService } from '../registrar/location.js';
+import type { Binding, LocationService } from '../registrar/location.js';
 import { SipError } from '../sip-error.js';
 import { FLOW_PARAM, type FlowTokens } from './flow-tokens.js';
 import { chosenFinal, response408Headers, synthetic, upstream } from './final-responses.js';
@@ -120,6 +120,13 @@ interface Branch {
   cancelWhenProvisional: boolean;
   /** A CANCEL went on this branch already. */
   cancelSent?: boolean;
+  /**
+   * A phone of this home that had said nothing when the caller cancelled: its branch counted as
+   * 487 for the caller at once. What it says later is settled here (orphanResponse), never passed up.
+   */
+  endedForCaller?: boolean;
+  /** The BYE that ends a dialog such a phone opened by answering late. */
+  hungUp?: boolean;
   /** Cancelled by us because Timer C ran out, not by the caller: its 487 goes up as a 408. */
   timedOut: boolean;
   /** Responses wait here for their SDP to be rewritten, so they go up in the order they came. */
@@ -296,11 +303,11 @@ export class SipProxy {
     if (call.branches.length === 0) return invite.respond(487, 'Request Terminated');
     for (const branch of call.branches) {
       this.cancelBranch(branch);
-      // A phone that has said nothing (asleep, switched off) may never answer: its branch ends
-      // now, quietly (no more INVITEs to it), so the caller hears 487 at once and not 408 in 32 s.
-      // Its transaction listens on, so a late ring is still cancelled (s9.1).
-      if (!branch.final && !branch.provisional && branch.tx.isInvite) {
-        branch.tx.quiet();
+      // A phone of ours that has said nothing (asleep, switched off) may never answer: for the
+      // caller its branch ends now (487 at once, not 408 after Timer B). The INVITE goes on being
+      // resent until Timer B, so a phone that wakes rings, and that ring lets the CANCEL go (s9.1).
+      if (!branch.final && !branch.provisional && branch.tx.isInvite && branch.toPhone) {
+        branch.endedForCaller = true;
         this.onBranchFinal(call, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
       }
     }
@@ -359,7 +366,9 @@ export class SipProxy {
     const token = uri.params.get(FLOW_PARAM);
     const unmarked = token ? withoutParam(request.uri, FLOW_PARAM) : request.uri;
     const marked = token ? this.deps.flowTokens?.decode(token) : undefined;
-    const registered = this.bindingFor(unmarked, marked);
+    // A user of ours is found by the AOR's own bindings, never through someone's Contact.
+    const aorOfOurs = uri.user !== undefined && this.deps.servesDomain(uri.host, uri.port);
+    const registered = aorOfOurs && !marked ? undefined : this.bindingFor(unmarked, marked);
     if (registered) return done([registered]);
     if (uri.user && this.deps.servesDomain(uri.host, uri.port)) {
       const aor = this.deps.canonicalAor(uri);
@@ -398,9 +407,10 @@ export class SipProxy {
 
   /**
    * An in-dialog request to a phone registered here: its Request-URI equals a registered Contact
-   * (s19.1.4). With our mark on it (`marked`, the flow the dialog was made over), the binding on
-   * that flow; else the one binding of that Contact (the phone registered again from a new NAT
-   * port since); else, when several phones claim it, the marked flow itself.
+   * (s19.1.4), which anyone may register. With our mark on it (`marked`, the flow the dialog was
+   * made over): the binding on that flow, else one from the same host (the phone registered again
+   * from a new port), else the marked flow itself. Without: the binding registered from the
+   * Contact's own address, else the first.
    */
   private bindingFor(contact: string, marked: SipFlow | undefined): Target | undefined {
     const wanted = tryParseSipUri(contact);
@@ -410,15 +420,18 @@ export class SipProxy {
           return registered !== undefined && sameSipUri(registered, wanted);
         })
       : [];
-    const chosen = marked ? (matching.find((b) => sameFlow(b.flow, marked)) ?? (matching.length === 1 ? matching[0] : undefined)) : matching[0];
+    const fromHost = (b: Binding, host: string) => b.flow.transport !== 'OVERLAY' && b.flow.remote.host === host;
+    const chosen = marked
+      ? (matching.find((b) => sameFlow(b.flow, marked)) ?? matching.find((b) => b.flow.transport === marked.transport && fromHost(b, marked.remote.host)))
+      : (matching.find((b) => fromHost(b, wanted!.host) && b.flow.remote.port === (wanted!.port ?? 5060)) ?? matching[0]);
     if (chosen) return { uri: contact, flow: chosen.flow, registered: true };
     return marked ? { uri: contact, flow: marked, registered: true } : undefined;
   }
 
-  /** How many Routes on top name us (two where we record-routed twice, RFC 5658). */
+  /** How many Routes on top name us (two where we record-routed twice, RFC 5658; more with a phone's outbound Route). */
   private selfRoutes(routes: readonly string[]): number {
     let n = 0;
-    while (n < routes.length && n < 2) {
+    while (n < routes.length) {
       const uri = routeUri(routes[n]);
       if (!uri || !this.isSelfRoute(uri)) break;
       n++;
@@ -530,6 +543,7 @@ export class SipProxy {
   }
 
   private onBranchResponse(call: ProxyCall, branch: Branch, received: SipResponse, essentials: Essentials): void {
+    if (branch.endedForCaller) return this.orphanResponse(branch, received);
     const media = this.deps.media;
     const plan = call.media;
     const callId = call.server.checked.callId;
@@ -623,6 +637,29 @@ export class SipProxy {
     call.server.send(upstream(chosenFinal(call.branches.map((b) => b.final!))));
   }
 
+  /**
+   * What a phone says after its branch ended for the caller: a ring is cancelled; an answer is
+   * ACKed (each time it comes) and the dialog it opened is hung up, as a caller does whose CANCEL
+   * came too late (s15); the media anchor is not asked (the call ended).
+   */
+  private orphanResponse(branch: Branch, response: SipResponse): void {
+    if (response.status < 200) {
+      branch.provisional = true;
+      return this.sendCancel(branch);
+    }
+    if (response.status >= 300) return; // its transaction ACKs it
+    this.deps.transport.send(branch.flow, serializeSipMessage(inDialogRequest(branch.request, response, 'ACK', this.ourVia(branch.flow))));
+    if (branch.hungUp) return;
+    branch.hungUp = true;
+    const bye = inDialogRequest(branch.request, response, 'BYE', this.ourVia(branch.flow));
+    const id = bye.headers.get('Via')!.split('branch=')[1].split(';')[0];
+    this.deps.clients.send(bye, id, branch.flow, { response: () => {}, timeout: () => {} });
+  }
+
+  private ourVia(flow: SipFlow): string {
+    return `SIP/2.0/${flow.transport} ${this.hostPort()};branch=${BRANCH_PREFIX}${randomBytes(8).toString('hex')};rport`;
+  }
+
   private cancelBranch(branch: Branch): void {
     if (branch.final || !branch.tx.isInvite) return;
     if (branch.provisional) this.sendCancel(branch);
@@ -639,11 +676,12 @@ export class SipProxy {
     branch.cancelSent = true;
     this.deps.clients.send(inviteCompanion(branch.request, 'CANCEL'), branch.branch, branch.tx.flow, { response: () => {}, timeout: () => {} });
     const owner = call ?? [...this.calls.values()].find((c) => c.branches.includes(branch));
-    if (!owner) return;
+    // Armed even when the call has ended for the caller: a phone that rings, is cancelled and never
+    // answers must not keep its transaction for ever (a 1xx stopped Timer B).
     this.deps.servers.clock.setTimer(TIMEOUT_MS, () => {
-      if (branch.final) return;
+      if (!branch.tx.waiting) return;
       branch.tx.terminate();
-      this.onBranchFinal(owner, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
+      if (owner) this.onBranchFinal(owner, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
     });
   }
 

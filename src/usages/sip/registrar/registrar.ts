@@ -7,7 +7,6 @@ import type { SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { SipError } from '../sip-error.js';
 import type { ServerTransaction } from '../transactions/server-transactions.js';
-import { sameFlow } from '../transport/sip-transport.js';
 import type { Binding, LocationService } from './location.js';
 
 /*
@@ -69,7 +68,7 @@ export class Registrar {
   /** One of the peer's own addresses on its SIP port (a URI without a port means that port, s19.1.2). */
   isOwnAddress(host: string, port?: number): boolean {
     const aliases = this.options.aliases;
-    return aliases !== undefined && aliases.hosts.includes(host.toLowerCase()) && (port === undefined || port === aliases.port);
+    return aliases !== undefined && aliases.hosts.includes(host.replace(/^\[|\]$/g, '').toLowerCase()) && (port === undefined || port === aliases.port);
   }
 
   /** The AOR kept for a URI: at the home's domain when the URI is one of ours. */
@@ -101,6 +100,12 @@ export class Registrar {
     const contactTexts = request.headers.getAll('Contact');
     const wildcard = contactTexts.length === 1 && contactTexts[0] === '*';
     const contacts = wildcard ? [] : contactTexts.map(readContact);
+    // A Contact is where a phone is. One at this home's domain or at the peer's own SIP address
+    // would loop the user's calls back here, or draw another user's calls to this phone.
+    for (const contact of contacts) {
+      const uri = parseSipUri(contact.uri);
+      if (this.servesDomain(uri.host, uri.port ?? 5060)) throw new SipError(403, "Forbidden (a Contact must be the phone's own address, not this home's)");
+    }
     if (this.options.requireAuth) {
       const user = this.authenticate(tx);
       if (user === undefined) return; // challenged
@@ -150,9 +155,6 @@ export class Registrar {
           ...(instance ? { instance } : {}),
           ...(contact.params.size ? { params: contact.params } : {}),
         };
-        // One Contact reaches one phone: a Contact another user's phone registered from its own
-        // flow is not taken over (their in-dialog requests follow their Contact, s16.5).
-        if (!existing && this.contactOfAnother(aor, contact.uri, tx)) throw new SipError(403, 'Forbidden (this Contact is registered by another user)');
         if (!existing) this.counters.bindingsAdded++;
         made.add(binding);
         bindings = [...bindings.filter((b) => b !== existing), binding];
@@ -160,10 +162,6 @@ export class Registrar {
       if (contacts.length > 0) this.location.set(aor, bindings);
     }
     tx.respond(200, 'OK', (response) => this.listBindings(response, this.location.bindings(aor), now));
-  }
-
-  private contactOfAnother(aor: string, contact: string, tx: ServerTransaction): boolean {
-    return this.location.aors().some((other) => other !== aor && this.location.bindings(other).some((b) => sameContact(b.contact, contact) && !sameFlow(b.flow, tx.flow)));
   }
 
   private removeMatching(bindings: Binding[], match: (b: Binding) => boolean, callId: string, cseq: number): Binding[] {

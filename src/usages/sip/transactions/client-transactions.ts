@@ -109,9 +109,9 @@ export class ClientTransaction {
     (this.callbacks.transportError ?? this.callbacks.timeout)();
   }
 
-  /** No more retransmissions; responses are still taken until Timer B (the layer above cancelled a silent branch). */
-  quiet(): void {
-    this.owner.clock.clearTimer(this.retransmitTimer);
+  /** No final response yet. */
+  get waiting(): boolean {
+    return this.state === 'calling' || this.state === 'proceeding';
   }
 
   /** Stops everything without telling anyone (the layer above gave up on this branch). */
