@@ -596,7 +596,6 @@ export class SipProxy {
     if (response.status < 200) {
       branch.provisional = true;
       if (branch.cancelWhenProvisional) this.sendCancel(branch);
-      if (branch.final) return; // a silent branch ended at the caller's CANCEL rings late: cancelled, not passed up
       if (call.server.invite && !call.answered && !branch.timedOut) this.armTimerC(call);
       if (!call.answered) call.server.send(upstream(response));
       return;
