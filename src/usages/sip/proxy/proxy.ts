@@ -370,7 +370,7 @@ export class SipProxy {
     const aorOfOurs = uri.user !== undefined && this.deps.servesDomain(uri.host, uri.port);
     const registered = aorOfOurs && !marked ? undefined : this.bindingFor(unmarked, marked);
     if (registered) return done([registered]);
-    if (uri.user && this.deps.servesDomain(uri.host, uri.port)) {
+    if (uri.user && aorOfOurs) {
       const aor = this.deps.canonicalAor(uri);
       const bindings = this.deps.location.bindings(aor);
       if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow, registered: true, q: b.q })));
@@ -647,16 +647,15 @@ export class SipProxy {
       return this.sendCancel(branch);
     }
     if (response.status >= 300) return; // its transaction ACKs it
-    this.deps.transport.send(branch.flow, serializeSipMessage(inDialogRequest(branch.request, response, 'ACK', this.ourVia(branch.flow))));
+    this.deps.transport.send(branch.flow, serializeSipMessage(inDialogRequest(branch.request, response, 'ACK', this.ourVia(branch.flow, newBranchId()))));
     if (branch.hungUp) return;
     branch.hungUp = true;
-    const bye = inDialogRequest(branch.request, response, 'BYE', this.ourVia(branch.flow));
-    const id = bye.headers.get('Via')!.split('branch=')[1].split(';')[0];
-    this.deps.clients.send(bye, id, branch.flow, { response: () => {}, timeout: () => {} });
+    const id = newBranchId();
+    this.deps.clients.send(inDialogRequest(branch.request, response, 'BYE', this.ourVia(branch.flow, id)), id, branch.flow, { response: () => {}, timeout: () => {} });
   }
 
-  private ourVia(flow: SipFlow): string {
-    return `SIP/2.0/${flow.transport} ${this.hostPort()};branch=${BRANCH_PREFIX}${randomBytes(8).toString('hex')};rport`;
+  private ourVia(flow: SipFlow, branchId: string): string {
+    return `SIP/2.0/${flow.transport} ${this.hostPort()};branch=${branchId};rport`;
   }
 
   private cancelBranch(branch: Branch): void {
@@ -760,6 +759,11 @@ function loopHashOf(request: SipRequest, checked: CheckedRequest): string {
  * each 2xx it gets again; given a fresh branch at each proxy, a strict UA (SIPp) takes the second
  * ACK for an unexpected request and drops the call.
  */
+/** A branch of our own for a request that starts a transaction of its own (no loop hash: nothing is forwarded). */
+function newBranchId(): string {
+  return `${BRANCH_PREFIX}${randomBytes(8).toString('hex')}`;
+}
+
 function statelessBranch(request: SipRequest, checked: CheckedRequest, flow: SipFlow): string {
   const top = checked.vias[0];
   const hash = createHash('sha256');
