@@ -59,7 +59,7 @@ export class ClientTransaction {
     }
     if (this.flow.transport === 'UDP') this.scheduleRetransmit();
     this.timeoutTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => {
-      if (this.state === 'calling' || this.state === 'proceeding') {
+      if (this.waiting) {
         this.terminate();
         this.callbacks.timeout();
       }
@@ -104,7 +104,7 @@ export class ClientTransaction {
 
   /** The connection it went out on was never made: the layer above hears of it as a transport error. */
   failed(): void {
-    if (this.state !== 'calling' && this.state !== 'proceeding') return;
+    if (!this.waiting) return;
     this.terminate();
     (this.callbacks.transportError ?? this.callbacks.timeout)();
   }
