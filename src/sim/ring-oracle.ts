@@ -4,12 +4,12 @@ import type { Id } from '../wire/id.js';
  * The simulator's view from outside the overlay: every live node, sorted on the ring, so that
  * the true successor of any ID is one binary search away. Used to judge the overlay, never by it.
  */
-export class RingOracle {
+export class RingOracle<Node> {
   private sorted: Id[] = [];
-  private readonly nodes = new Map<Id, unknown>();
+  private readonly nodes = new Map<Id, Node>();
   private dirty = false;
 
-  add(id: Id, node: unknown): void {
+  add(id: Id, node: Node): void {
     this.nodes.set(id, node);
     this.dirty = true;
   }
@@ -23,7 +23,7 @@ export class RingOracle {
     return this.nodes.size;
   }
 
-  liveNodes(): unknown[] {
+  liveNodes(): Node[] {
     return [...this.nodes.values()];
   }
 

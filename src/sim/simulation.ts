@@ -118,7 +118,7 @@ export class Simulation {
   readonly nodes: SimNode[] = [];
   readonly trust: OpenTrustPolicy;
   private readonly overlayName: string;
-  private readonly oracle = new RingOracle();
+  private readonly oracle = new RingOracle<SimNode>();
 
   constructor(private readonly options: SimulationOptions) {
     this.random = new SeededRandom(options.seed);
@@ -173,14 +173,14 @@ export class Simulation {
   }
 
   private honestAddresses() {
-    return (this.oracle.liveNodes() as SimNode[]).filter((n) => !n.rogue).map((n) => n.peer.address);
+    return this.oracle.liveNodes().filter((n) => !n.rogue).map((n) => n.peer.address);
   }
 
   /** Honest peers that believe some rogue's address to be a node other than that rogue. */
   private countImpersonations(): number {
-    const rogues = (this.oracle.liveNodes() as SimNode[]).filter((n) => n.rogue);
+    const rogues = this.oracle.liveNodes().filter((n) => n.rogue);
     let count = 0;
-    for (const node of this.oracle.liveNodes() as SimNode[]) {
+    for (const node of this.oracle.liveNodes()) {
       if (node.rogue || !node.peer.sealedLink) continue;
       for (const rogue of rogues) {
         const believed = node.peer.sealedLink.peerAt(rogue.peer.address);
@@ -202,7 +202,7 @@ export class Simulation {
   }
 
   randomLive(): SimNode {
-    const live = this.oracle.liveNodes() as SimNode[];
+    const live = this.oracle.liveNodes();
     return live[randomInt(this.random, live.length)];
   }
 
@@ -214,7 +214,7 @@ export class Simulation {
   /** Live nodes whose first successor is not the true next live node on the ring. */
   ringErrors(): number {
     let errors = 0;
-    for (const node of this.oracle.liveNodes() as SimNode[]) {
+    for (const node of this.oracle.liveNodes()) {
       const expected = this.oracle.successorOf(node.peer.nodeId + 1n);
       const actual = node.peer.topology.successorIds()[0];
       if (!node.peer.topology.joined || (this.oracle.size > 1 && actual !== expected)) errors++;
@@ -387,7 +387,7 @@ export class Simulation {
   }
 
   private pick(count: number): SimNode[] {
-    const live = [...(this.oracle.liveNodes() as SimNode[])];
+    const live = [...this.oracle.liveNodes()];
     const out: SimNode[] = [];
     for (let i = 0; i < count && live.length > 0; i++) out.push(live.splice(randomInt(this.random, live.length), 1)[0]);
     return out;
