@@ -1,20 +1,22 @@
-// The names esbuild may shorten in the product bundle (its mangleProps): members that nothing
-// outside the program can see by name. TypeScript's checker decides. A name may shrink when every
-// declaration of it is one of:
-// - a member a class declares `private`;
-// - a method or accessor of a class (on the prototype: JSON, spread and Object.keys never see it),
-//   unless a type from outside src/ that the class extends or implements has it too;
-// - a method of an interface, or a property whose type is only a function (JSON drops functions,
-//   and no CBOR map or status field holds one).
-// It stays whole when it is ever used as anything else: a data property of an interface or
-// class, an object-literal key whose property is not one of the above, a destructured name, an
-// enum member, a string, a property of something typed outside src/ (Node's, a library's), any
-// identifier of a bundled library, or a name the runtime calls by itself (then, toJSON, next, ...).
-// Keys of status JSON, CBOR maps, files on disk and Node objects so stay as written, and no
-// build's renaming can reach the wire or the disk. (Issue 16's size target.)
+// The names esbuild may shorten in the product bundle (its mangleProps): members of our own types
+// whose names nothing outside the program reads or writes. TypeScript's checker decides. A name may
+// shrink when every declaration of it is a member of a class or interface in src/ (a method, an
+// accessor or a data property), unless a type from outside src/ that the class extends or
+// implements has it too. It stays whole when it is ever used as anything else:
+// - an object-literal key of a property that is not such a member, a destructured name of one,
+//   or an access to something typed outside src/ (Node's, a library's);
+// - a string (`x['name']`, `'name' in x`), an enum member, an identifier of a bundled library,
+//   a name the runtime calls by itself (then, toJSON, next, ...);
+// - a data property that leaves the program or enters it by name: JSON, CBOR, files, logs and
+//   Node's options (scripts/escaping-names.mjs follows the types to find them);
+// - a word in backticks in README.md or docs/: what the docs promise (status --json fields,
+//   control requests) stays as written even if the types ever lost track of it.
+// Keys of status JSON, CBOR maps, files on disk and Node objects so stay as written, and no build's
+// renaming can reach the wire or the disk. (Issue 16's size target.)
 import { createRequire } from 'node:module';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { escapingNames } from './escaping-names.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -28,26 +30,8 @@ export function internalNamesPattern(root = process.cwd()) {
   const config = ts.parseJsonConfigFileContent(ts.readConfigFile(configPath, ts.sys.readFile).config, ts.sys, root);
   const program = ts.createProgram(config.fileNames, config.options);
   const checker = program.getTypeChecker();
-  const ours = (node) => {
-    const file = node.getSourceFile();
-    return !file.isDeclarationFile && !file.fileName.includes('node_modules');
-  };
-  const isPrivate = (declaration) =>
-    (ts.isClassElement(declaration) || ts.isParameterPropertyDeclaration(declaration, declaration.parent)) &&
-    (ts.getCombinedModifierFlags(declaration) & ts.ModifierFlags.Private) !== 0;
-  const isClassMethod = (declaration) =>
-    (ts.isMethodDeclaration(declaration) || ts.isGetAccessorDeclaration(declaration) || ts.isSetAccessorDeclaration(declaration)) &&
-    ts.isClassLike(declaration.parent) &&
-    !inheritedFromOutside(declaration.parent, declaration.name.getText());
-  const isFunctionProperty = (declaration) =>
-    (ts.isMethodSignature(declaration) && ts.isInterfaceDeclaration(declaration.parent)) ||
-    ((ts.isPropertySignature(declaration) || ts.isPropertyDeclaration(declaration) || ts.isParameterPropertyDeclaration(declaration, declaration.parent)) &&
-      onlyFunctions(checker.getTypeAtLocation(declaration)));
-  const onlyFunctions = (type) => {
-    const present = checker.getNonNullableType(type);
-    if (present.isUnion()) return present.types.every((member) => member.flags & (ts.TypeFlags.Undefined | ts.TypeFlags.Null) || onlyFunctions(member));
-    return present.getCallSignatures().length > 0;
-  };
+  const ourFile = (file) => !file.isDeclarationFile && file.fileName.startsWith(path.join(root, 'src') + path.sep);
+  const ours = (node) => ourFile(node.getSourceFile());
   const inheritedFromOutside = (classNode, name) =>
     (classNode.heritageClauses ?? []).some((clause) =>
       clause.types.some((heritage) => {
@@ -55,38 +39,54 @@ export function internalNamesPattern(root = process.cwd()) {
         return property?.declarations?.some((declaration) => !ours(declaration) || (ts.isClassLike(declaration.parent) && inheritedFromOutside(declaration.parent, name)));
       }),
     );
-  const isInternal = (declaration) => ours(declaration) && (isPrivate(declaration) || isClassMethod(declaration) || isFunctionProperty(declaration));
+  const isMember = (node) =>
+    ts.isPropertyDeclaration(node) || ts.isMethodDeclaration(node) || ts.isGetAccessorDeclaration(node) || ts.isSetAccessorDeclaration(node) ||
+    ts.isPropertySignature(node) || ts.isMethodSignature(node) || ts.isParameterPropertyDeclaration(node, node.parent);
+  const isInternal = (declaration) =>
+    ours(declaration) && isMember(declaration) && !ts.isObjectLiteralExpression(declaration.parent) &&
+    !(ts.isClassLike(declaration.parent) && inheritedFromOutside(declaration.parent, declaration.name.getText()));
   const allInternal = (symbol) => (symbol?.declarations?.length ?? 0) > 0 && symbol.declarations.every(isInternal);
 
+  const files = program.getSourceFiles().filter(ourFile);
   const internal = new Set();
-  const kept = new Set(CALLED_BY_THE_RUNTIME);
+  const kept = new Set([...CALLED_BY_THE_RUNTIME, ...escapingNames(ts, checker, files, ourFile)]);
   const keep = (name) => kept.add(name);
   // An object literal's key is the property its contextual type declares.
   const keyOfLiteral = (node) => {
     const type = checker.getContextualType(node.parent);
     return type && checker.getPropertyOfType(type, node.name.text);
   };
+  // A destructured name is the property of the destructured value's type.
+  const propertyOfBinding = (node, name) => {
+    const type = checker.getTypeAtLocation(node.parent);
+    return type && checker.getPropertyOfType(type, name);
+  };
 
-  for (const file of program.getSourceFiles().filter((file) => ours(file))) {
+  for (const file of files) {
     const visit = (node) => {
       const named = node.name && ts.isIdentifier(node.name);
-      if (named && (ts.isPropertyDeclaration(node) || ts.isMethodDeclaration(node) || ts.isGetAccessorDeclaration(node) || ts.isSetAccessorDeclaration(node) || ts.isPropertySignature(node) || ts.isMethodSignature(node) || ts.isParameterPropertyDeclaration(node, node.parent))) {
+      if (named && isMember(node)) {
         if (ts.isObjectLiteralExpression(node.parent)) {
           if (!allInternal(keyOfLiteral(node))) keep(node.name.text);
         } else if (isInternal(node)) internal.add(node.name.text);
         else keep(node.name.text);
       }
       if (named && (ts.isPropertyAssignment(node) || ts.isShorthandPropertyAssignment(node)) && !allInternal(keyOfLiteral(node))) keep(node.name.text);
-      if (ts.isStringLiteralLike(node)) keep(node.text);
+      if (ts.isStringLiteralLike(node) || ts.isTemplateHead(node) || ts.isTemplateMiddle(node) || ts.isTemplateTail(node)) keep(node.text);
       if (ts.isEnumMember(node) && node.name && (ts.isIdentifier(node.name) || ts.isStringLiteral(node.name))) keep(node.name.text);
-      if (ts.isBindingElement(node)) {
+      if (ts.isBindingElement(node) && ts.isObjectBindingPattern(node.parent)) {
         const name = node.propertyName ?? node.name;
-        if (ts.isIdentifier(name)) keep(name.text);
+        if (ts.isIdentifier(name) && !allInternal(propertyOfBinding(node, name.text))) keep(name.text);
       }
-      if ((ts.isPropertyAccessExpression(node) || ts.isPropertyAccessChain?.(node)) && !allInternal(checker.getSymbolAtLocation(node.name))) keep(node.name.text);
+      if (ts.isPropertyAccessExpression(node) && !allInternal(checker.getSymbolAtLocation(node.name))) keep(node.name.text);
       ts.forEachChild(node, visit);
     };
     visit(file);
+  }
+  // What the docs name in backticks.
+  const docs = readdirSync(path.join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => path.join(root, 'docs', name));
+  for (const file of [path.join(root, 'README.md'), ...docs]) {
+    for (const quoted of readFileSync(file, 'utf8').matchAll(/`([^`\n]+)`/g)) for (const word of quoted[1].matchAll(/[A-Za-z_$][\w$]*/g)) keep(word[0]);
   }
   // What the bundled libraries read or write by name, whatever its spelling.
   // (Every runtime dependency is bundled: package.json names them, so a new one is covered too.)
