@@ -60,6 +60,16 @@ export function decodeAddress(value: unknown, path: string): Address {
   return { host: ipFromBytes(bytes), port: readUint(port, `${path}[1]`, 65535) };
 }
 
+/**
+ * The block a connecting host counts against in per-source limits: an IPv4 address, or an IPv6
+ * address's /64 (one home's LAN, which a single host can fill with addresses of its own).
+ */
+export function sourceBlock(address: string): string {
+  const host = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(host) !== 6) return host;
+  return `${ipFromBytes(new Uint8Array([...ipToBytes(host).subarray(0, 8), ...new Uint8Array(8)]))}/64`;
+}
+
 const encodedIps = new Map<string, Uint8Array>();
 
 /** Cached: a peer encodes the same few dozen neighbour addresses over and over. */

@@ -166,8 +166,9 @@ export class SipService {
       bindings: this.location.size,
       users: this.location.aors().length,
       transactions: this.transactions.size,
+      transactionBytes: this.transactions.heldBytes,
       clientTransactions: this.clients.size,
-      counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed },
+      counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed, refusedFull: this.transactions.refusedFull },
       proxy: { ...this.proxy.counters },
       registrar: { ...this.registrar.counters, ...this.auth.counters, lastAuthFailure: this.lastAuthFailure() },
       transport: { ...this.transport.counters },
@@ -203,12 +204,14 @@ export class SipService {
       checked = checkRequest(message);
     } catch (error) {
       if (!(error instanceof SipError)) throw error;
+      this.counters.badRequests++;
       this.refuseStatelessly(message, error, flow);
       return;
     }
     const tx = this.transactions.receive(message, checked, flow);
     if (tx === 'ack') return this.proxy.forwardAck(message, checked, flow); // the ACK of a 2xx, end to end
     if (!tx) return; // a retransmission, answered by its transaction, or the ACK of our non-2xx
+    if (tx === 'full') return this.refuseStatelessly(message, new SipError(503, 'Service Unavailable'), flow);
     const unsupported = unsupportedExtensions(message);
     if (unsupported.length) return tx.respond(420, 'Bad Extension', (r) => r.headers.add('Unsupported', unsupported.join(', ')));
     switch (message.method) {
@@ -244,7 +247,6 @@ export class SipService {
    * be copied, so the phone learns what was wrong; without a Via there is nowhere to send it.
    */
   private refuseStatelessly(request: SipRequest, error: SipError, flow: SipFlow): void {
-    this.counters.badRequests++;
     const vias = request.headers.getAll('Via');
     if (vias.length === 0) {
       this.counters.dropped++;
@@ -266,6 +268,7 @@ export class SipService {
    */
   private refuseUnparsed(error: SipError, bytes: Uint8Array, flow: SipFlow): void {
     this.deps.log.debug('sip-malformed', { from: addressKey(flow.remote), reason: error.reason });
+    this.counters.badRequests++;
     const salvaged = salvageHeaders(bytes);
     if (!salvaged) {
       this.counters.dropped++;

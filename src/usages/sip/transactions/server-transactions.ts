@@ -22,6 +22,12 @@ import { T1_MS, T2_MS, T4_MS, TIMEOUT_MS } from './timers.js';
 
 const TIMER_J_MS = TIMEOUT_MS;
 const MAX_TRANSACTIONS = 10_000;
+/**
+ * What live transactions may hold, requests and the responses kept to answer retransmissions
+ * (counted as twice each request's size): a flood of large requests, each kept 32 s, must not
+ * fill a router's heap.
+ */
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 type State = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
@@ -29,13 +35,18 @@ export type ServerTransaction = NonInviteServerTransaction | InviteServerTransac
 
 /** What both kinds of server transaction share: the request they answer and how they answer it. */
 abstract class BaseServerTransaction {
+  /** Bytes counted against MAX_HELD_BYTES while it lives. */
+  readonly heldBytes: number;
+
   constructor(
     readonly key: string,
     readonly request: SipRequest,
     readonly checked: CheckedRequest,
     readonly flow: SipFlow,
     protected readonly owner: ServerTransactions,
-  ) {}
+  ) {
+    this.heldBytes = 2 * requestSize(request);
+  }
 
   /** Sends a response built from the request (s8.2.6); a final one completes the transaction. */
   respond(status: number, reason: string, decorate?: (response: SipResponse) => void, toTag?: string): void {
@@ -62,6 +73,7 @@ export class NonInviteServerTransaction extends BaseServerTransaction {
       return;
     }
     this.state = 'completed';
+    this.owner.answered(this);
     this.timer = this.owner.clock.setTimer(this.flow.transport === 'UDP' ? TIMER_J_MS : 0, () => this.terminate());
   }
 
@@ -103,6 +115,7 @@ export class InviteServerTransaction extends BaseServerTransaction {
       return;
     }
     this.state = 'completed';
+    this.owner.answered(this);
     if (this.flow.transport === 'UDP') this.scheduleRetransmit();
     this.endTimer = this.owner.clock.setTimer(TIMEOUT_MS, () => this.terminate()); // Timer H
   }
@@ -144,7 +157,12 @@ export class InviteServerTransaction extends BaseServerTransaction {
 
 export class ServerTransactions {
   private readonly live = new Map<string, ServerTransaction>();
+  /** Live transactions that have sent their final non-2xx answer, oldest first: the first to go when full. */
+  private readonly finished = new Map<string, ServerTransaction>();
+  private held = 0;
   retransmissionsAbsorbed = 0;
+  /** New requests refused (503) because the live transactions held all they may. */
+  refusedFull = 0;
 
   constructor(
     private readonly transport: SipTransport,
@@ -154,9 +172,10 @@ export class ServerTransactions {
   /**
    * The transaction for a new request, or undefined when it was a retransmission (answered
    * here) or an ACK that belongs to one of our INVITE transactions (it ends there, s17.2.1).
-   * An ACK that matches none (the ACK of a 2xx, end to end) comes back as 'ack' for the core.
+   * An ACK that matches none (the ACK of a 2xx, end to end) comes back as 'ack' for the core,
+   * and a new request when the transactions are full is 'full' (to be refused with 503).
    */
-  receive(request: SipRequest, checked: CheckedRequest, flow: SipFlow): ServerTransaction | 'ack' | undefined {
+  receive(request: SipRequest, checked: CheckedRequest, flow: SipFlow): ServerTransaction | 'ack' | 'full' | undefined {
     const key = transactionKey(request, checked);
     const existing = this.live.get(key);
     if (request.method === 'ACK') {
@@ -171,13 +190,26 @@ export class ServerTransactions {
       existing.retransmitted();
       return undefined;
     }
-    if (this.live.size >= MAX_TRANSACTIONS) {
-      // Full: the oldest has long been answered; make room rather than refuse new phones.
-      this.live.values().next().value?.terminate();
-    }
     const transaction = request.method === 'INVITE' ? new InviteServerTransaction(key, request, checked, flow, this) : new NonInviteServerTransaction(key, request, checked, flow, this);
+    // Full: transactions that have given their final answer make room, oldest first (they only
+    // absorb retransmissions now); one still waiting for its answer (a ringing call) never does.
+    const full = () => this.live.size >= MAX_TRANSACTIONS || this.held + transaction.heldBytes > MAX_HELD_BYTES;
+    for (const answered of this.finished.values()) {
+      if (!full()) break;
+      answered.terminate();
+    }
+    if (full()) {
+      this.refusedFull++;
+      return 'full';
+    }
     this.live.set(key, transaction);
+    this.held += transaction.heldBytes;
     return transaction;
+  }
+
+  /** A transaction gave its final non-2xx answer: it may make room for new ones. */
+  answered(transaction: ServerTransaction): void {
+    this.finished.set(transaction.key, transaction);
   }
 
   /** The INVITE transaction a CANCEL is for (s9.2: same branch, sent-by and Request-URI). */
@@ -191,7 +223,15 @@ export class ServerTransactions {
   }
 
   forget(key: string): void {
+    const transaction = this.live.get(key);
+    if (transaction) this.held -= transaction.heldBytes;
     this.live.delete(key);
+    this.finished.delete(key);
+  }
+
+  /** Bytes the live transactions hold (as counted against MAX_HELD_BYTES). */
+  get heldBytes(): number {
+    return this.held;
   }
 
   get size(): number {
@@ -215,4 +255,11 @@ export function transactionKey(request: SipRequest, checked: CheckedRequest): st
   const method = request.method === 'ACK' ? 'INVITE' : request.method;
   if (branch && branch.startsWith(BRANCH_COOKIE)) return `${branch}|${sentBy}|${method}`;
   return `legacy|${request.uri}|${checked.callId}|${checked.cseq.seq}|${checked.from.params.get('tag') ?? ''}|${sentBy}|${method}`;
+}
+
+/** A request's size on the wire, near enough: start line, header lines and body. */
+function requestSize(request: SipRequest): number {
+  let size = request.method.length + request.uri.length + 12 + request.body.length;
+  for (const [name, value] of request.headers.lines()) size += name.length + value.length + 4;
+  return size;
 }

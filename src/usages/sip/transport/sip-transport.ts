@@ -2,7 +2,7 @@ import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import type { Logger } from '../../../runtime/log.js';
-import { type Address, addressKey } from '../../../wire/address.js';
+import { type Address, addressKey, sourceBlock } from '../../../wire/address.js';
 import { parseSipMessage } from '../message/parser.js';
 import type { SipMessage } from '../message/sip-message.js';
 import { SipError } from '../sip-error.js';
@@ -48,6 +48,10 @@ export interface SipTransportCounters {
   keepalivesAnswered: number;
   connectionsOpened: number;
   connectionsClosed: number;
+  /** Connections refused because their host already holds MAX_CONNECTIONS_PER_HOST. */
+  connectionsRefused: number;
+  /** Connections cut: idle, a message left unfinished, or output left unread. */
+  connectionsCut: number;
   sendFailures: number;
 }
 
@@ -55,14 +59,26 @@ export type MessageHandler = (message: SipMessage, flow: SipFlow) => void;
 export type MalformedHandler = (error: SipError, bytes: Uint8Array, flow: SipFlow) => void;
 
 const MAX_CONNECTIONS = 512;
+/** Connections from one host (an IPv6 /64): a phone keeps one or two, a home peer one. */
+const MAX_CONNECTIONS_PER_HOST = 16;
+/** A registered phone's connection lives with its binding (keepOpen); any other this long idle. */
 const IDLE_CONNECTION_MS = 15 * 60_000;
+const IDLE_UNREGISTERED_MS = 2 * 60_000;
+/** A message begun must be whole within this: bytes trickled one by one do not hold a connection. */
+const PARTIAL_MESSAGE_MS = 30_000;
+/** Output a connection may leave unread before it is dropped (a client that asks and never reads). */
+const MAX_UNSENT_BYTES = 256 * 1024;
+/** After a framing error: time for our error response to leave before the connection is cut. */
+const CLOSE_AFTER_ERROR_MS = 2_000;
 
 export class SipTransport {
-  readonly counters: SipTransportCounters = { udpReceived: 0, tcpReceived: 0, overlayReceived: 0, sent: 0, malformed: 0, keepalivesAnswered: 0, connectionsOpened: 0, connectionsClosed: 0, sendFailures: 0 };
+  readonly counters: SipTransportCounters = { udpReceived: 0, tcpReceived: 0, overlayReceived: 0, sent: 0, malformed: 0, keepalivesAnswered: 0, connectionsOpened: 0, connectionsClosed: 0, connectionsRefused: 0, connectionsCut: 0, sendFailures: 0 };
   private messageHandler: MessageHandler = () => {};
   private overlaySender: OverlaySender | undefined;
   private malformedHandler: MalformedHandler = () => {};
   private readonly connections = new Map<number, Socket>();
+  /** Accepted connections by host (sourceBlock: an IPv6 /64 is one host). */
+  private readonly perHost = new Map<string, number>();
   /** Connections we opened, by the address they go to. */
   private readonly outgoing = new Map<string, number>();
   private connectFailedHandler: (connectionId: number) => void = () => {};
@@ -128,7 +144,10 @@ export class SipTransport {
         this.counters.sendFailures++;
         return false;
       }
-      socket.write(bytes);
+      if (!this.write(socket, bytes)) {
+        this.counters.sendFailures++;
+        return false;
+      }
     } else {
       this.udp.send(bytes, flow.remote.port, flow.remote.host).catch((error: Error) => {
         this.counters.sendFailures++;
@@ -180,11 +199,37 @@ export class SipTransport {
   }
 
   private accept(socket: Socket): void {
-    if (this.closed || this.connections.size >= MAX_CONNECTIONS) {
+    const host = sourceBlock(socket.remoteAddress ?? '0.0.0.0');
+    const fromHost = this.perHost.get(host) ?? 0;
+    if (this.closed || this.connections.size >= MAX_CONNECTIONS || fromHost >= MAX_CONNECTIONS_PER_HOST) {
+      if (!this.closed) this.counters.connectionsRefused++;
       socket.destroy();
       return;
     }
+    this.perHost.set(host, fromHost + 1);
+    socket.once('close', () => {
+      const left = (this.perHost.get(host) ?? 1) - 1;
+      if (left > 0) this.perHost.set(host, left);
+      else this.perHost.delete(host);
+    });
     this.adopt(socket, { host: socket.remoteAddress ?? '0.0.0.0', port: socket.remotePort ?? 0 });
+  }
+
+  /** Writes unless the other end has left too much unread: then the connection is cut. */
+  private write(socket: Socket, bytes: Uint8Array): boolean {
+    if (socket.writableLength + bytes.length > MAX_UNSENT_BYTES) {
+      this.cut(socket, 'output-unread');
+      return false;
+    }
+    socket.write(bytes);
+    return true;
+  }
+
+  private cut(socket: Socket, why: string): void {
+    if (socket.destroyed) return;
+    this.counters.connectionsCut++;
+    this.log.debug('tcp-connection-cut', { from: `${socket.remoteAddress}:${socket.remotePort}`, why });
+    socket.destroy();
   }
 
   /**
@@ -226,20 +271,37 @@ export class SipTransport {
     this.counters.connectionsOpened++;
     const flow: SipFlow = { transport: 'TCP', remote, connectionId: id };
     const framer = new SipStreamFramer();
-    socket.setTimeout(IDLE_CONNECTION_MS, () => socket.destroy());
+    let framingLost = false;
+    let partial: ReturnType<typeof setTimeout> | undefined;
+    socket.setTimeout(IDLE_UNREGISTERED_MS);
+    socket.on('timeout', () => this.cut(socket, framingLost ? 'framing-lost' : 'idle'));
     socket.on('data', (chunk: Buffer) => {
+      if (framingLost) return;
       let items;
       try {
         items = framer.push(new Uint8Array(chunk));
       } catch (error) {
+        // The stream has lost its framing: nothing after this can be trusted or need be read.
+        framingLost = true;
         this.refused(error, new Uint8Array(chunk), flow);
-        socket.end(); // the stream has lost its framing: nothing after this can be trusted
+        socket.end();
+        socket.pause();
+        socket.setTimeout(CLOSE_AFTER_ERROR_MS);
         return;
+      }
+      // The clock runs from the first byte of a message that is still unfinished.
+      if (items.length > 0 || framer.pending === 0) {
+        clearTimeout(partial);
+        partial = undefined;
+      }
+      if (framer.pending > 0 && !partial) {
+        partial = setTimeout(() => this.cut(socket, 'message-unfinished'), PARTIAL_MESSAGE_MS);
+        partial.unref();
       }
       for (const item of items) {
         if (item.kind === 'ping') {
           this.counters.keepalivesAnswered++;
-          socket.write(CRLF.subarray(0, 2));
+          if (!this.write(socket, CRLF.subarray(0, 2))) return;
           continue;
         }
         this.counters.tcpReceived++;
@@ -248,6 +310,7 @@ export class SipTransport {
     });
     socket.on('error', (error) => this.log.debug('tcp-connection-error', { error }));
     socket.on('close', () => {
+      clearTimeout(partial);
       this.connections.delete(id);
       this.counters.connectionsClosed++;
     });
@@ -277,3 +340,4 @@ function isKeepalive(bytes: Uint8Array): boolean {
   for (const b of bytes) if (b !== 0x0d && b !== 0x0a) return false;
   return true;
 }
+

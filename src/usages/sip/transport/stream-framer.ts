@@ -1,5 +1,5 @@
 import { badRequest, SipError } from '../sip-error.js';
-import { findHeadEnd, MAX_SIP_MESSAGE_BYTES, parseHead } from '../message/parser.js';
+import { findHeadEnd, MAX_SIP_MESSAGE_BYTES, type ParsedHead, parseHead } from '../message/parser.js';
 import type { SipMessage } from '../message/sip-message.js';
 
 /*
@@ -10,41 +10,80 @@ import type { SipMessage } from '../message/sip-message.js';
 export type StreamItem = { readonly kind: 'message'; readonly message: SipMessage } | { readonly kind: 'ping' };
 
 export class SipStreamFramer {
-  private buffer: Uint8Array = new Uint8Array(0);
+  // Received bytes not yet framed are store[start, end): appending copies each byte once (the
+  // store doubles, or what is left is moved to its front), and the search for the blank line
+  // goes on from where it stopped, so a sender trickling a message byte by byte costs linear
+  // work, not quadratic.
+  private store = new Uint8Array(4096);
+  private start = 0;
+  private end = 0;
+  /** Bytes of the pending message already searched for the blank line. */
+  private searched = 0;
+  /** The pending message's head, once read, while its body is still arriving. */
+  private head: { bodyStart: number; contentLength: number; message: ParsedHead['message'] } | undefined;
+
+  /** Bytes received and not yet part of a whole message. */
+  get pending(): number {
+    return this.end - this.start;
+  }
 
   /** Adds received bytes and returns every item now complete. Throws SipError (then close the stream). */
   push(chunk: Uint8Array): StreamItem[] {
-    const joined = new Uint8Array(this.buffer.length + chunk.length);
-    joined.set(this.buffer, 0);
-    joined.set(chunk, this.buffer.length);
-    this.buffer = joined;
+    this.append(chunk);
     const items: StreamItem[] = [];
     for (let guard = 0; guard < 1000; guard++) {
       const item = this.next();
       if (!item) break;
       items.push(item);
     }
-    if (this.buffer.length > MAX_SIP_MESSAGE_BYTES) throw new SipError(513, 'Message Too Large');
+    if (this.pending > MAX_SIP_MESSAGE_BYTES) throw new SipError(513, 'Message Too Large');
     return items;
   }
 
+  private append(chunk: Uint8Array): void {
+    if (this.end + chunk.length > this.store.length) {
+      const needed = this.pending + chunk.length;
+      const store = needed > this.store.length ? new Uint8Array(Math.max(needed, this.store.length * 2)) : this.store;
+      store.set(this.store.subarray(this.start, this.end), 0);
+      this.store = store;
+      this.end = this.pending;
+      this.start = 0;
+    }
+    this.store.set(chunk, this.end);
+    this.end += chunk.length;
+  }
+
+  private consume(count: number): void {
+    this.start += count;
+    this.searched = 0;
+    this.head = undefined;
+    if (this.start === this.end) this.start = this.end = 0;
+  }
+
   private next(): StreamItem | undefined {
-    const b = this.buffer;
-    if (b.length >= 4 && b[0] === 0x0d && b[1] === 0x0a && b[2] === 0x0d && b[3] === 0x0a) {
-      this.buffer = b.subarray(4);
-      return { kind: 'ping' };
+    const b = this.store.subarray(this.start, this.end);
+    if (!this.head) {
+      if (b.length >= 4 && b[0] === 0x0d && b[1] === 0x0a && b[2] === 0x0d && b[3] === 0x0a) {
+        this.consume(4);
+        return { kind: 'ping' };
+      }
+      if (b.length >= 2 && b[0] === 0x0d && b[1] === 0x0a && !(b.length >= 3 && b[2] === 0x0d)) {
+        this.consume(2);
+        return this.next();
+      }
+      const end = findHeadEnd(b, this.searched);
+      if (!end) {
+        this.searched = Math.max(0, b.length - 2); // a CRLF may still be cut at the end
+        return undefined;
+      }
+      const head = parseHead(Buffer.from(b.buffer, b.byteOffset, end.headEnd).toString('utf8'));
+      if (head.contentLength === undefined) throw badRequest('Content-Length is required on a stream');
+      this.head = { bodyStart: end.bodyStart, contentLength: head.contentLength, message: head.message };
     }
-    if (b.length >= 2 && b[0] === 0x0d && b[1] === 0x0a && !(b.length >= 3 && b[2] === 0x0d)) {
-      this.buffer = b.subarray(2);
-      return this.next();
-    }
-    const end = findHeadEnd(b);
-    if (!end) return undefined;
-    const head = parseHead(Buffer.from(b.buffer, b.byteOffset, end.headEnd).toString('utf8'));
-    if (head.contentLength === undefined) throw badRequest('Content-Length is required on a stream');
-    if (b.length - end.bodyStart < head.contentLength) return undefined;
-    const body = b.slice(end.bodyStart, end.bodyStart + head.contentLength);
-    this.buffer = b.subarray(end.bodyStart + head.contentLength);
-    return { kind: 'message', message: { ...head.message, body } as SipMessage };
+    const { bodyStart, contentLength, message } = this.head;
+    if (b.length - bodyStart < contentLength) return undefined;
+    const body = b.slice(bodyStart, bodyStart + contentLength);
+    this.consume(bodyStart + contentLength);
+    return { kind: 'message', message: { ...message, body } as SipMessage };
   }
 }

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { silentLogger } from '../../../src/runtime/log.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import { checkRequest } from '../../../src/usages/sip/message/check.js';
+import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
+import type { SipRequest } from '../../../src/usages/sip/message/sip-message.js';
+import { ServerTransactions } from '../../../src/usages/sip/transactions/server-transactions.js';
+import { SipStreamFramer } from '../../../src/usages/sip/transport/stream-framer.js';
+import { SipTransport } from '../../../src/usages/sip/transport/sip-transport.js';
+import { sourceBlock } from '../../../src/wire/address.js';
+
+/*
+ * What a stranger on a SIP port can hold (found by an attacker's review): a stream that lost its
+ * framing is read no further; a client that never reads what it asked for is cut; one host
+ * holds at most 16 connections; the framer's work grows with the bytes given, however they are
+ * cut; and server transactions, kept 32 s each, hold at most 4 MiB, making room from those
+ * already answered and never from a call still ringing.
+ */
+const encoder = new TextEncoder();
+const options = (n: number, extra = '') =>
+  `OPTIONS sip:home@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKs${n}\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=${n}\r\nTo: <sip:home@x>\r\nCall-ID: s${n}\r\nCSeq: 1 OPTIONS\r\n${extra}Content-Length: 0\r\n\r\n`;
+
+test('the framer gives the same messages however the stream is cut, byte by byte too, and counts what is pending', () => {
+  const stream = encoder.encode(`\r\n\r\n${options(1)}${options(2)}\r\n`);
+  const whole = new SipStreamFramer().push(stream);
+  const framer = new SipStreamFramer();
+  // The ping in one piece (a CRLF alone at a chunk's end is read as a pong), then byte by byte.
+  const trickled = [framer.push(stream.subarray(0, 4)), ...[...stream.subarray(4)].map((byte) => framer.push(new Uint8Array([byte])))].flat();
+  assert.deepEqual(
+    trickled.map((item) => (item.kind === 'ping' ? 'ping' : item.message.headers.get('Call-ID'))),
+    ['ping', 's1', 's2'],
+  );
+  assert.deepEqual(trickled, whole);
+  assert.equal(framer.pending, 0, 'a lone CRLF (a pong) is skipped');
+  framer.push(encoder.encode(options(3).slice(0, 40)));
+  assert.equal(framer.pending, 40);
+});
+
+test('a stream that grows past 64 KiB without a whole message is refused', () => {
+  const framer = new SipStreamFramer();
+  const junk = new Uint8Array(16 * 1024).fill(0x41);
+  assert.throws(() => {
+    for (let i = 0; i < 5; i++) framer.push(junk);
+  }, /Message Too Large/);
+});
+
+async function withTransport(run: (transport: SipTransport) => Promise<void>): Promise<void> {
+  const transport = await SipTransport.open({ host: '127.0.0.1', port: 0 }, silentLogger);
+  try {
+    await run(transport);
+  } finally {
+    await transport.close();
+  }
+}
+
+const open = (port: number) =>
+  new Promise<Socket>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', reject);
+  });
+const closed = (socket: Socket, withinMs: number) =>
+  new Promise<boolean>((resolve) => {
+    if (socket.destroyed) return resolve(true);
+    const timer = setTimeout(() => resolve(false), withinMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+
+test('a connection that lost its framing is read no further and closed within seconds, and others are still served', { timeout: 20_000 }, async () => {
+  await withTransport(async (transport) => {
+    const received: string[] = [];
+    transport.onMessage((message) => received.push(message.headers.get('Call-ID') ?? ''));
+    const attacker = await open(transport.localAddress.port);
+    attacker.on('error', () => {});
+    const junk = Buffer.alloc(64 * 1024, 0x41);
+    // Far more than the framer takes: before, every chunk was added and scanned again.
+    for (let i = 0; i < 64 && !attacker.destroyed; i++) attacker.write(junk);
+    assert.ok(await closed(attacker, 5_000), 'the connection was closed');
+    assert.equal(transport.counters.malformed, 1, 'one framing error, nothing read after it');
+    const phone = await open(transport.localAddress.port);
+    phone.write(options(7));
+    for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    phone.destroy();
+    assert.deepEqual(received, ['s7']);
+  });
+});
+
+test('a client that sends keepalives and never reads the answers is cut off', { timeout: 30_000 }, async () => {
+  await withTransport(async (transport) => {
+    const reader = await open(transport.localAddress.port);
+    reader.on('error', () => {});
+    reader.pause(); // never reads: the pongs pile up in the peer
+    const pings = Buffer.alloc(1024 * 1024, '\r\n\r\n');
+    for (let i = 0; i < 64 && !reader.destroyed; i++) {
+      if (!reader.write(pings)) await Promise.race([new Promise((resolve) => reader.once('drain', resolve)), closed(reader, 2_000)]);
+    }
+    assert.ok(await closed(reader, 5_000), 'cut');
+    assert.ok(transport.counters.connectionsCut >= 1, JSON.stringify(transport.counters));
+  });
+});
+
+test('one host holds at most 16 connections; the 17th is refused and the others stay', { timeout: 20_000 }, async () => {
+  await withTransport(async (transport) => {
+    const sockets = await Promise.all(Array.from({ length: 16 }, () => open(transport.localAddress.port)));
+    const extra = await open(transport.localAddress.port);
+    extra.on('error', () => {});
+    assert.ok(await closed(extra, 3_000), 'the 17th is closed');
+    assert.equal(transport.counters.connectionsRefused, 1);
+    assert.ok(sockets.every((socket) => !socket.destroyed), 'the first 16 stay open');
+    for (const socket of sockets) socket.destroy();
+  });
+  assert.equal(sourceBlock('2001:db8:1:2:aaaa::1'), sourceBlock('2001:db8:1:2:bbbb::2'), 'an IPv6 /64 is one host');
+  assert.notEqual(sourceBlock('2001:db8:1:2::1'), sourceBlock('2001:db8:1:3::1'));
+  assert.equal(sourceBlock('::ffff:198.18.0.1'), '198.18.0.1');
+});
+
+test('server transactions hold at most 4 MiB: answered ones make room, a ringing INVITE stays, and when all wait the new request is "full"', () => {
+  const sent: Uint8Array[] = [];
+  const transport = { send: (_flow: unknown, bytes: Uint8Array) => (sent.push(bytes), true) } as unknown as SipTransport;
+  const transactions = new ServerTransactions(transport, new VirtualClock());
+  const flow = { transport: 'UDP' as const, remote: { host: '198.18.0.9', port: 5060 } };
+  const request = (text: string) => {
+    const message = parseSipMessage(encoder.encode(text)) as SipRequest;
+    return [message, checkRequest(message)] as const;
+  };
+  const invite = request(options(0).replace(/OPTIONS/g, 'INVITE'));
+  const ringing = transactions.receive(invite[0], invite[1], flow);
+  assert.ok(ringing && typeof ringing === 'object');
+  ringing.respond(180, 'Ringing');
+  const padding = `Subject: ${'x'.repeat(30_000)}\r\n`; // about 30 KB a request, as in the attack
+  let refused = 0;
+  for (let n = 1; n <= 1_000; n++) {
+    const [message, checked] = request(options(n, padding));
+    const tx = transactions.receive(message, checked, flow);
+    if (tx === 'full') refused++;
+    else if (tx && typeof tx === 'object') tx.respond(200, 'OK');
+    assert.ok(transactions.heldBytes <= 4 * 1024 * 1024, `held ${transactions.heldBytes}`);
+  }
+  assert.equal(refused, 0, 'answered transactions made room');
+  assert.ok(transactions.inviteFor(invite[0], invite[1]) === ringing, 'the ringing INVITE is still there');
+  // Requests nobody has answered yet (forwarded and waiting) cannot be pushed out: new ones are refused.
+  for (let n = 2_000; n < 2_200; n++) {
+    const [message, checked] = request(options(n, padding));
+    if (transactions.receive(message, checked, flow) === 'full') refused++;
+  }
+  assert.ok(refused > 0 && transactions.refusedFull === refused, `refused ${refused}`);
+  assert.ok(transactions.inviteFor(invite[0], invite[1]) === ringing);
+  assert.ok(transactions.heldBytes <= 4 * 1024 * 1024);
+});
