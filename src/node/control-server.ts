@@ -1,5 +1,5 @@
 import { P2psipError } from '../runtime/errors.js';
-import { existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/log.js';
 import { type ControlAnswer, type ControlRequest, controlSocketPath } from './control-protocol.js';
@@ -24,6 +24,10 @@ export class ControlServer {
       this.server!.once('error', reject);
       this.server!.listen(file, () => resolve());
     });
+    // Whoever can connect can run the peer (mint invitations, add people): its owner only,
+    // whatever the umask (the data directory is 0700 as well).
+    chmodSync(file, 0o600);
+    this.server.on('error', (error) => this.log.warn('control-listener-error', { error }));
   }
 
   async close(): Promise<void> {

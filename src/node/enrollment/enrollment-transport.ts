@@ -1,7 +1,7 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/log.js';
 import { P2psipError } from '../../runtime/errors.js';
-import type { Address } from '../../wire/address.js';
+import { type Address, sourceBlock } from '../../wire/address.js';
 import { decodeAnswer, decodeRequest, encodeAnswer, encodeRequest, type EnrollmentAnswer, type EnrollmentRequest, MAX_ENROLLMENT_MESSAGE } from './enrollment-protocol.js';
 
 /** One length-framed CBOR message each way over TCP, on the overlay's port number. */
@@ -49,7 +49,7 @@ function readFrame(socket: Socket): Promise<Uint8Array> {
 export interface EnrollmentServerLimits {
   /** Connections open at once, in all. */
   readonly maxConnections: number;
-  /** Connections open at once from one IP address. */
+  /** Connections open at once from one IPv4 address or IPv6 /64. */
   readonly maxPerSource: number;
   /** A connection is closed this long after it opened, whatever it is doing (slow senders too). */
   readonly deadlineMs: number;
@@ -64,9 +64,9 @@ export class EnrollmentServer {
   /** Connections refused by the limits above, for status and tests. */
   refused = 0;
 
-  constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, log: Logger, limits: EnrollmentServerLimits = DEFAULT_ENROLLMENT_SERVER_LIMITS) {
+  constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, private readonly log: Logger, limits: EnrollmentServerLimits = DEFAULT_ENROLLMENT_SERVER_LIMITS) {
     this.server = createServer((socket) => {
-      const source = socket.remoteAddress ?? '?';
+      const source = sourceBlock(socket.remoteAddress ?? '?');
       const fromSource = this.perSource.get(source) ?? 0;
       if (this.open >= limits.maxConnections || fromSource >= limits.maxPerSource) {
         this.refused++;
@@ -104,6 +104,8 @@ export class EnrollmentServer {
       this.server.once('error', reject);
       this.server.listen(address.port, address.host, () => {
         this.server.off('error', reject);
+        // Later errors (out of file descriptors when accepting) are the listener's to survive.
+        this.server.on('error', (error) => this.log.warn('enrollment-listener-error', { error }));
         resolve();
       });
     });
