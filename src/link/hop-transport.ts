@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../runtime/clock.js';
+import { KeyCounts } from '../runtime/key-counts.js';
 import type { Logger } from '../runtime/log.js';
 import { type Address, addressKey } from '../wire/address.js';
 import { DecodeError } from '../wire/decode-error.js';
@@ -108,7 +109,7 @@ export class HopTransport {
   /** Keys of the links the topology watches (every neighbour and finger: a set, looked up per link each sweep). */
   private watched = new Set<string>();
   /** Links held watched for traffic that goes beside this transport (hold), by address: how many holds. */
-  private readonly holds = new Map<string, number>();
+  private readonly holds = new KeyCounts();
   private readonly reassembler: Reassembler;
   private messageHandler: (from: Address, sender: Id, message: OverlayMessage) => void = () => {};
   private stunHandler: (from: Address, datagram: Uint8Array) => void = () => {};
@@ -215,21 +216,19 @@ export class HopTransport {
    */
   hold(address: Address): () => void {
     const key = addressKey(address);
-    this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
+    this.holds.add(key);
     this.peerFor(address);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.holds.get(key) ?? 1) - 1;
-      if (left > 0) this.holds.set(key, left);
-      else this.holds.delete(key);
+      this.holds.remove(key);
     };
   }
 
   /** Watched: the topology's neighbours (setWatched) and held links. */
   private isWatched(key: string): boolean {
-    return this.holds.has(key) || this.watched.has(key);
+    return this.holds.of(key) > 0 || this.watched.has(key);
   }
 
   /**

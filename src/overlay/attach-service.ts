@@ -1,6 +1,7 @@
 import type { NatTraversal } from '../nat/nat-traversal.js';
 import type { IceResult } from '../nat/ice/ice-session.js';
 import { P2psipError } from '../runtime/errors.js';
+import { KeyCounts } from '../runtime/key-counts.js';
 import type { Address } from '../wire/address.js';
 import type { Destination } from '../wire/message.js';
 import { ErrorCode, MessageCode } from '../wire/message-codes.js';
@@ -53,7 +54,7 @@ export class AttachService {
   readonly counters: AttachCounters = { attachesSent: 0, attachesAnswered: 0, direct: 0, relayed: 0, failed: 0 };
   private readonly listeners: AttachListener[] = [];
   /** Attaches we are answering (checks under way), per origin node. */
-  private readonly answering = new Map<string, number>();
+  private readonly answering = new KeyCounts();
 
   constructor(
     private readonly router: OverlayRouter,
@@ -63,16 +64,11 @@ export class AttachService {
       const request = attachReq.decode(req.body);
       // Each Attach makes us send checks: one sender gets a few sessions at once, not the node's all.
       const origin = idToHex(req.origin);
-      const running = this.answering.get(origin) ?? 0;
-      if (running >= MAX_SESSIONS_PER_ORIGIN) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress from this node');
+      if (this.answering.of(origin) >= MAX_SESSIONS_PER_ORIGIN) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress from this node');
       const session = this.nat.ice.createSession();
       if (!session) throw new OverlayError(ErrorCode.InProgress, 'too many Attaches in progress');
-      this.answering.set(origin, running + 1);
-      session.onDone(() => {
-        const left = (this.answering.get(origin) ?? 1) - 1;
-        if (left > 0) this.answering.set(origin, left);
-        else this.answering.delete(origin);
-      });
+      this.answering.add(origin);
+      session.onDone(() => this.answering.remove(origin));
       this.counters.attachesAnswered++;
       const candidates = this.nat.candidates();
       this.nat.prepareChecks(request.candidates);

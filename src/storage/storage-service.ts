@@ -4,6 +4,7 @@ import { OverlayError } from '../overlay/overlay-error.js';
 import type { IncomingRequest, OverlayRouter } from '../overlay/router.js';
 import type { TimerHandle } from '../runtime/clock.js';
 import { appended, without } from '../runtime/exact-array.js';
+import { KeyCounts } from '../runtime/key-counts.js';
 import { InFlightQueue } from '../runtime/in-flight-queue.js';
 import type { Logger } from '../runtime/log.js';
 import type { Id } from '../wire/id.js';
@@ -90,7 +91,7 @@ export class StorageService {
   private readonly copiesSent = new Map<Id, readonly Id[]>();
   private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) => this.runCopy(copy, done));
   /** Copies in flight to each peer, and those waiting for one of its slots. */
-  private readonly inFlightTo = new Map<Id, number>();
+  private readonly inFlightTo = new KeyCounts<Id>();
   private readonly waitingFor = new Map<Id, Copy[]>();
   /** Joining peers we handed data over to in the last REHANDOVER_MS, and when. */
   private readonly handedOver = new Map<Id, number>();
@@ -253,18 +254,16 @@ export class StorageService {
 
   /** Runs a copy within its peer's share of the slots, or puts it aside until one is free. */
   private runCopy(copy: Copy, done: () => void): void {
-    const running = this.inFlightTo.get(copy.peer) ?? 0;
+    const running = this.inFlightTo.of(copy.peer);
     if (running >= COPIES_IN_FLIGHT_PER_PEER) {
       const waiting = this.waitingFor.get(copy.peer);
       if (waiting) waiting.push(copy);
       else this.waitingFor.set(copy.peer, [copy]);
       return done();
     }
-    this.inFlightTo.set(copy.peer, running + 1);
+    this.inFlightTo.add(copy.peer);
     this.sendCopy(copy, () => {
-      const left = (this.inFlightTo.get(copy.peer) ?? 1) - 1;
-      if (left > 0) this.inFlightTo.set(copy.peer, left);
-      else this.inFlightTo.delete(copy.peer);
+      this.inFlightTo.remove(copy.peer);
       const waiting = this.waitingFor.get(copy.peer);
       const next = waiting?.shift();
       if (waiting?.length === 0) this.waitingFor.delete(copy.peer);

@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { KeyCounts } from '../../runtime/key-counts.js';
 import type { Logger } from '../../runtime/log.js';
 import { P2psipError } from '../../runtime/errors.js';
 import { type Address, sourceBlock } from '../../wire/address.js';
@@ -59,7 +60,7 @@ export const DEFAULT_ENROLLMENT_SERVER_LIMITS: EnrollmentServerLimits = { maxCon
 
 export class EnrollmentServer {
   private readonly server: Server;
-  private readonly perSource = new Map<string, number>();
+  private readonly perSource = new KeyCounts();
   private open = 0;
   /** Connections refused by the limits above, for status and tests. */
   refused = 0;
@@ -67,21 +68,18 @@ export class EnrollmentServer {
   constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, private readonly log: Logger, limits: EnrollmentServerLimits = DEFAULT_ENROLLMENT_SERVER_LIMITS) {
     this.server = createServer((socket) => {
       const source = sourceBlock(socket.remoteAddress ?? '?');
-      const fromSource = this.perSource.get(source) ?? 0;
-      if (this.open >= limits.maxConnections || fromSource >= limits.maxPerSource) {
+      if (this.open >= limits.maxConnections || this.perSource.of(source) >= limits.maxPerSource) {
         this.refused++;
         socket.destroy();
         return;
       }
       this.open++;
-      this.perSource.set(source, fromSource + 1);
+      this.perSource.add(source);
       const deadline = setTimeout(() => socket.destroy(), limits.deadlineMs);
       socket.once('close', () => {
         clearTimeout(deadline);
         this.open--;
-        const left = (this.perSource.get(source) ?? 1) - 1;
-        if (left > 0) this.perSource.set(source, left);
-        else this.perSource.delete(source);
+        this.perSource.remove(source);
       });
       readFrame(socket).then(
         (bytes) => {

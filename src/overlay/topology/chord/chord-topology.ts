@@ -1,4 +1,5 @@
 import type { TimerHandle } from '../../../runtime/clock.js';
+import { KeyCounts } from '../../../runtime/key-counts.js';
 import { randomInt } from '../../../runtime/random.js';
 import { type Address, addressKey } from '../../../wire/address.js';
 import { type Id, idShort, idToHex } from '../../../wire/id.js';
@@ -92,7 +93,7 @@ export class ChordTopology implements Topology {
   /** Second-hand contacts behind filtering NATs, being Attached to before use. */
   private readonly attaching = new Set<Id>();
   /** Of those, how many each neighbour's view had us start (at most ATTACHES_PER_TELLER). */
-  private readonly attachingFor = new Map<Id, number>();
+  private readonly attachingFor = new KeyCounts<Id>();
 
   constructor(private readonly options: ChordOptions) {}
 
@@ -459,18 +460,13 @@ export class ChordTopology implements Topology {
   private attachTo(contact: Contact, toldBy?: Contact): void {
     if (this.attaching.has(contact.id) || this.attaching.size >= 16 || this.join.state === 'left') return;
     // One node's views (it may be a rogue one, swallowing what it is sent) hold a few slots at most.
-    const told = toldBy ? (this.attachingFor.get(toldBy.id) ?? 0) : 0;
-    if (toldBy && told >= ATTACHES_PER_TELLER) return;
+    if (toldBy && this.attachingFor.of(toldBy.id) >= ATTACHES_PER_TELLER) return;
     this.attaching.add(contact.id);
-    if (toldBy) this.attachingFor.set(toldBy.id, told + 1);
+    if (toldBy) this.attachingFor.add(toldBy.id);
     const firstHop = toldBy && (this.router.connections.proven(toldBy.id) ?? toldBy.address);
     this.options.attacher().attach(nodeDestination(contact.id), firstHop ? { firstHop } : {}, (error, outcome) => {
       this.attaching.delete(contact.id);
-      if (toldBy) {
-        const left = (this.attachingFor.get(toldBy.id) ?? 1) - 1;
-        if (left > 0) this.attachingFor.set(toldBy.id, left);
-        else this.attachingFor.delete(toldBy.id);
-      }
+      if (toldBy) this.attachingFor.remove(toldBy.id);
       if (error || !outcome || outcome.id !== contact.id || this.join.state === 'left') {
         if (this.failed.has(contact.id)) this.failed.set(contact.id, this.router.clock.now()); // still gone: wait again
         return;

@@ -157,7 +157,7 @@ export class InviteServerTransaction extends BaseServerTransaction {
 
 export class ServerTransactions {
   private readonly live = new Map<string, ServerTransaction>();
-  /** Live transactions that have sent their final non-2xx answer, oldest first: the first to go when full. */
+  /** Live transactions that gave their final answer (a non-INVITE's, an INVITE's non-2xx), oldest first: the first to go when full. */
   private readonly finished = new Map<string, ServerTransaction>();
   private held = 0;
   retransmissionsAbsorbed = 0;
@@ -207,7 +207,7 @@ export class ServerTransactions {
     return transaction;
   }
 
-  /** A transaction gave its final non-2xx answer: it may make room for new ones. */
+  /** A transaction gave its final answer and only absorbs retransmissions now: it may make room for new ones. */
   answered(transaction: ServerTransaction): void {
     this.finished.set(transaction.key, transaction);
   }

@@ -1,6 +1,7 @@
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
+import { KeyCounts } from '../../../runtime/key-counts.js';
 import type { Logger } from '../../../runtime/log.js';
 import { type Address, addressKey, sourceBlock } from '../../../wire/address.js';
 import { parseSipMessage } from '../message/parser.js';
@@ -48,7 +49,7 @@ export interface SipTransportCounters {
   keepalivesAnswered: number;
   connectionsOpened: number;
   connectionsClosed: number;
-  /** Connections refused because their host already holds MAX_CONNECTIONS_PER_HOST. */
+  /** Connections refused: their host already held MAX_CONNECTIONS_PER_HOST, or MAX_CONNECTIONS were open. */
   connectionsRefused: number;
   /** Connections cut: idle, a message left unfinished, or output left unread. */
   connectionsCut: number;
@@ -78,7 +79,7 @@ export class SipTransport {
   private malformedHandler: MalformedHandler = () => {};
   private readonly connections = new Map<number, Socket>();
   /** Accepted connections by host (sourceBlock: an IPv6 /64 is one host). */
-  private readonly perHost = new Map<string, number>();
+  private readonly perHost = new KeyCounts();
   /** Connections we opened, by the address they go to. */
   private readonly outgoing = new Map<string, number>();
   private connectFailedHandler: (connectionId: number) => void = () => {};
@@ -200,18 +201,13 @@ export class SipTransport {
 
   private accept(socket: Socket): void {
     const host = sourceBlock(socket.remoteAddress ?? '0.0.0.0');
-    const fromHost = this.perHost.get(host) ?? 0;
-    if (this.closed || this.connections.size >= MAX_CONNECTIONS || fromHost >= MAX_CONNECTIONS_PER_HOST) {
+    if (this.closed || this.connections.size >= MAX_CONNECTIONS || this.perHost.of(host) >= MAX_CONNECTIONS_PER_HOST) {
       if (!this.closed) this.counters.connectionsRefused++;
       socket.destroy();
       return;
     }
-    this.perHost.set(host, fromHost + 1);
-    socket.once('close', () => {
-      const left = (this.perHost.get(host) ?? 1) - 1;
-      if (left > 0) this.perHost.set(host, left);
-      else this.perHost.delete(host);
-    });
+    this.perHost.add(host);
+    socket.once('close', () => this.perHost.remove(host));
     this.adopt(socket, { host: socket.remoteAddress ?? '0.0.0.0', port: socket.remotePort ?? 0 });
   }
 
@@ -289,7 +285,7 @@ export class SipTransport {
         socket.setTimeout(CLOSE_AFTER_ERROR_MS);
         return;
       }
-      // The clock runs from the first byte of a message that is still unfinished.
+      // An unfinished message has PARTIAL_MESSAGE_MS from its first byte, or from the last whole message.
       if (items.length > 0 || framer.pending === 0) {
         clearTimeout(partial);
         partial = undefined;
