@@ -23,19 +23,41 @@ const options = (n: number, extra = '') =>
   `OPTIONS sip:home@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKs${n}\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=${n}\r\nTo: <sip:home@x>\r\nCall-ID: s${n}\r\nCSeq: 1 OPTIONS\r\n${extra}Content-Length: 0\r\n\r\n`;
 
 test('the framer gives the same messages however the stream is cut, byte by byte too, and counts what is pending', () => {
-  const stream = encoder.encode(`\r\n\r\n${options(1)}${options(2)}\r\n`);
+  const stream = encoder.encode(`\r\n\r\n${options(1)}\r\n${options(2)}\r\n`);
   const whole = new SipStreamFramer().push(stream);
   const framer = new SipStreamFramer();
-  // The ping in one piece (a CRLF alone at a chunk's end is read as a pong), then byte by byte.
-  const trickled = [framer.push(stream.subarray(0, 4)), ...[...stream.subarray(4)].map((byte) => framer.push(new Uint8Array([byte])))].flat();
+  const trickled = [...stream].flatMap((byte) => framer.push(new Uint8Array([byte])));
   assert.deepEqual(
     trickled.map((item) => (item.kind === 'ping' ? 'ping' : item.message.headers.get('Call-ID'))),
     ['ping', 's1', 's2'],
+    'a ping cut after its first CRLF is still a ping; a pong before a message is skipped',
   );
   assert.deepEqual(trickled, whole);
-  assert.equal(framer.pending, 0, 'a lone CRLF (a pong) is skipped');
+  assert.equal(framer.pending, 0, 'a CRLF waiting to be told from half a ping is not an unfinished message');
   framer.push(encoder.encode(options(3).slice(0, 40)));
-  assert.equal(framer.pending, 40);
+  assert.equal(framer.pending, 40, "the held CRLF was a pong: only the message's 40 bytes are pending");
+});
+
+test('a ping split across two reads is answered once, and a lone CRLF keepalive is never an unfinished message', () => {
+  const framer = new SipStreamFramer();
+  assert.deepEqual(framer.push(encoder.encode('\r\n')), []);
+  assert.equal(framer.pending, 0);
+  assert.deepEqual(framer.push(encoder.encode('\r\n')), [{ kind: 'ping' }]);
+  assert.deepEqual(framer.push(encoder.encode('\r\n')), []);
+  const [item] = framer.push(encoder.encode(options(4)));
+  assert.equal(item?.kind === 'message' && item.message.headers.get('Call-ID'), 's4');
+  assert.equal(framer.pending, 0);
+});
+
+test('the room one large message needed is given back once the connection is idle', () => {
+  const framer = new SipStreamFramer();
+  const small = framer.capacity;
+  const large = encoder.encode(options(5, `X-Padding: ${'p'.repeat(60_000)}\r\n`));
+  framer.push(large.subarray(0, 30_000));
+  assert.ok(framer.capacity >= 30_000);
+  const items = framer.push(large.subarray(30_000));
+  assert.equal(items.length, 1);
+  assert.equal(framer.capacity, small);
 });
 
 test('a stream that grows past 64 KiB without a whole message is refused', () => {
