@@ -171,7 +171,7 @@ export class SipService {
       counters: { ...this.counters, retransmissionsAbsorbed: this.transactions.retransmissionsAbsorbed, refusedFull: this.transactions.refusedFull },
       proxy: { ...this.proxy.counters },
       registrar: { ...this.registrar.counters, ...this.auth.counters, lastAuthFailure: this.lastAuthFailure() },
-      transport: { ...this.transport.counters },
+      transport: { ...this.transport.counters, unframedBytes: this.transport.unframedBytes },
       media: this.deps.media ? this.deps.media.status() : { mode: 'off' },
     };
   }

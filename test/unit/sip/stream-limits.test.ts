@@ -140,6 +140,43 @@ test('one host holds at most 16 connections; the 17th is refused and the others 
   assert.equal(sourceBlock('::ffff:198.18.0.1'), '198.18.0.1');
 });
 
+test('unfinished messages from many hosts together hold at most about 4 MiB, and a phone is still heard', { timeout: 30_000 }, async () => {
+  await withTransport(async (transport) => {
+    const received: string[] = [];
+    transport.onMessage((message) => received.push(message.headers.get('Call-ID') ?? ''));
+    // 80 connections from five loopback hosts, each holding 60 KiB of a head that never ends:
+    // 4.7 MiB if all were kept.
+    const hosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6'];
+    const attackers = await Promise.all(
+      hosts.flatMap((host) =>
+        Array.from({ length: 16 }, () =>
+          new Promise<Socket>((resolve, reject) => {
+            const socket = connect({ port: transport.localAddress.port, host: '127.0.0.1', localAddress: host }, () => resolve(socket));
+            socket.on('error', reject);
+          }),
+        ),
+      ),
+    );
+    const junk = Buffer.alloc(60 * 1024, 0x41);
+    for (const socket of attackers) {
+      socket.removeAllListeners('error');
+      socket.on('error', () => {});
+      socket.write(junk);
+    }
+    const cut = await Promise.all(attackers.map((socket) => closed(socket, 5_000)));
+    const survivors = cut.filter((isCut) => !isCut).length;
+    assert.ok(survivors >= 60 && survivors < 80, `${survivors} of 80 kept`);
+    assert.ok(transport.unframedBytes <= 4 * 1024 * 1024, `${transport.unframedBytes} bytes held`);
+    const phone = await open(transport.localAddress.port);
+    phone.write(options(8));
+    for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(received, ['s8']);
+    for (const socket of [...attackers, phone]) socket.destroy();
+    for (let i = 0; i < 50 && transport.unframedBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(transport.unframedBytes, 0, 'every closed connection gave its share back');
+  });
+});
+
 test('server transactions hold at most 4 MiB: answered ones make room, a ringing INVITE stays, and when all wait the new request is "full"', () => {
   const sent: Uint8Array[] = [];
   const transport = { send: (_flow: unknown, bytes: Uint8Array) => (sent.push(bytes), true) } as unknown as SipTransport;

@@ -51,7 +51,7 @@ export interface SipTransportCounters {
   connectionsClosed: number;
   /** Connections refused: their host already held MAX_CONNECTIONS_PER_HOST, or MAX_CONNECTIONS were open. */
   connectionsRefused: number;
-  /** Connections cut: idle, a message left unfinished, or output left unread. */
+  /** Connections cut: idle, a message left unfinished, output left unread, or input past the shared budget. */
   connectionsCut: number;
   sendFailures: number;
 }
@@ -69,6 +69,13 @@ const IDLE_UNREGISTERED_MS = 2 * 60_000;
 const PARTIAL_MESSAGE_MS = 30_000;
 /** Output a connection may leave unread before it is dropped (a client that asks and never reads). */
 const MAX_UNSENT_BYTES = 256 * 1024;
+/**
+ * Unfinished input all connections may hold together (each holds at most 64 KiB). Past it, a
+ * connection that adds to more than a phone's message is cut: 32 hosts with 16 connections
+ * each would otherwise hold 32 MiB.
+ */
+const MAX_UNFRAMED_BYTES = 4 * 1024 * 1024;
+const PHONE_MESSAGE_BYTES = 8 * 1024;
 /** After a framing error: time for our error response to leave before the connection is cut. */
 const CLOSE_AFTER_ERROR_MS = 2_000;
 
@@ -85,6 +92,8 @@ export class SipTransport {
   private connectFailedHandler: (connectionId: number) => void = () => {};
   private nextConnectionId = 1;
   private closed = false;
+  /** Bytes of unfinished messages all connections hold (MAX_UNFRAMED_BYTES). */
+  private unframed = 0;
 
   private constructor(
     private readonly udp: SocketAsPromised,
@@ -108,6 +117,10 @@ export class SipTransport {
     tcp.on('error', (error) => log.warn('tcp-error', { error }));
     transport = new SipTransport(udp, tcp, { host: bound.address, port: bound.port }, log);
     return transport;
+  }
+
+  get unframedBytes(): number {
+    return this.unframed;
   }
 
   onMessage(handler: MessageHandler): void {
@@ -271,6 +284,12 @@ export class SipTransport {
     let partial: ReturnType<typeof setTimeout> | undefined;
     socket.setTimeout(IDLE_UNREGISTERED_MS);
     socket.on('timeout', () => this.cut(socket, framingLost ? 'framing-lost' : 'idle'));
+    // This connection's share of unframedBytes.
+    let held = 0;
+    const release = () => {
+      this.unframed -= held;
+      held = 0;
+    };
     socket.on('data', (chunk: Buffer) => {
       if (framingLost) return;
       let items;
@@ -279,10 +298,18 @@ export class SipTransport {
       } catch (error) {
         // The stream has lost its framing: nothing after this can be trusted or need be read.
         framingLost = true;
+        release();
         this.refused(error, new Uint8Array(chunk), flow);
         socket.end();
         socket.pause();
         socket.setTimeout(CLOSE_AFTER_ERROR_MS);
+        return;
+      }
+      this.unframed += framer.pending - held;
+      held = framer.pending;
+      if (this.unframed > MAX_UNFRAMED_BYTES && held > PHONE_MESSAGE_BYTES) {
+        release();
+        this.cut(socket, 'unframed-over-budget');
         return;
       }
       // An unfinished message has PARTIAL_MESSAGE_MS from its first byte, or from the last whole message.
@@ -307,6 +334,7 @@ export class SipTransport {
     socket.on('error', (error) => this.log.debug('tcp-connection-error', { error }));
     socket.on('close', () => {
       clearTimeout(partial);
+      release();
       this.connections.delete(id);
       this.counters.connectionsClosed++;
     });
