@@ -126,7 +126,7 @@ export class PeerDaemon {
         const answer = authority.answer(request, nowSeconds());
         if (answer.ok === 'released') publishConfig(authority.config);
         return answer;
-      }, log.child('enrollment'));
+      }, log.child('enrollment'), clock);
       enrollment = server;
       await bindOrExplain(() => server.listen({ host: options.bindHost, port: link.localAddress.port }), options.bindHost, link.localAddress.port, 'enrollment (TCP, on the overlay port)', '--overlay-port');
       announceEnrollmentAddress(authority, advertised, nowSeconds());

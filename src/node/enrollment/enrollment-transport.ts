@@ -1,7 +1,9 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Clock } from '../../runtime/clock.js';
 import { KeyCounts } from '../../runtime/key-counts.js';
 import type { Logger } from '../../runtime/log.js';
 import { P2psipError } from '../../runtime/errors.js';
+import { KeyedRateLimiter, type RateLimit } from '../../runtime/token-bucket.js';
 import { type Address, sourceBlock } from '../../wire/address.js';
 import { decodeAnswer, decodeRequest, encodeAnswer, encodeRequest, type EnrollmentAnswer, type EnrollmentRequest, MAX_ENROLLMENT_MESSAGE } from './enrollment-protocol.js';
 
@@ -21,7 +23,6 @@ function frame(body: Uint8Array): Buffer {
 /** Collects one framed message from a socket; rejects oversize frames before buffering them. */
 function readFrame(socket: Socket): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0);
     const fail = (error: Error): void => {
       socket.destroy();
       reject(error);
@@ -29,17 +30,25 @@ function readFrame(socket: Socket): Promise<Uint8Array> {
     socket.setTimeout(TIMEOUT_MS, () => fail(new EnrollmentUnreachable('enrollment timed out')));
     socket.on('error', (e) => fail(new EnrollmentUnreachable(`enrollment connection failed: ${e.message}`)));
     socket.on('end', () => fail(new EnrollmentUnreachable('enrollment connection closed early')));
+    // Chunks are kept as they come and joined once the frame is whole: a request trickled a byte
+    // at a time costs linear work.
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let length: number | undefined;
     const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (buffered.length < 4) return;
-      const length = buffered.readUInt32BE(0);
-      if (length > MAX_ENROLLMENT_MESSAGE) return fail(new EnrollmentUnreachable('enrollment message too large'));
-      if (buffered.length >= 4 + length) {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (length === undefined) {
+        if (received < 4) return;
+        length = Buffer.concat(chunks).readUInt32BE(0);
+        if (length > MAX_ENROLLMENT_MESSAGE) return fail(new EnrollmentUnreachable('enrollment message too large'));
+      }
+      if (received >= 4 + length) {
         // One message each way: whatever follows it is not read, nor kept.
         socket.off('data', onData);
         socket.pause();
         socket.removeAllListeners('end');
-        resolve(new Uint8Array(buffered.subarray(4, 4 + length)));
+        resolve(new Uint8Array(Buffer.concat(chunks).subarray(4, 4 + length)));
       }
     };
     socket.on('data', onData);
@@ -54,21 +63,34 @@ export interface EnrollmentServerLimits {
   readonly maxPerSource: number;
   /** A connection is closed this long after it opened, whatever it is doing (slow senders too). */
   readonly deadlineMs: number;
+  /**
+   * Connections from one source over time: each request costs a signature check, and a source
+   * that opens, asks and closes at once would otherwise be held by nothing. A home's devices
+   * enroll once and renew rarely, so even many homes behind one carrier NAT stay well within it.
+   */
+  readonly perSourceRate: RateLimit;
 }
 
-export const DEFAULT_ENROLLMENT_SERVER_LIMITS: EnrollmentServerLimits = { maxConnections: 64, maxPerSource: 4, deadlineMs: TIMEOUT_MS };
+export const DEFAULT_ENROLLMENT_SERVER_LIMITS: EnrollmentServerLimits = { maxConnections: 64, maxPerSource: 4, deadlineMs: TIMEOUT_MS, perSourceRate: { burst: 20, ratePerSecond: 0.5 } };
 
 export class EnrollmentServer {
   private readonly server: Server;
   private readonly perSource = new KeyCounts();
+  private readonly rate: KeyedRateLimiter<string>;
   private open = 0;
   /** Connections refused by the limits above, for status and tests. */
   refused = 0;
 
-  constructor(answer: (request: EnrollmentRequest) => EnrollmentAnswer, private readonly log: Logger, limits: EnrollmentServerLimits = DEFAULT_ENROLLMENT_SERVER_LIMITS) {
+  constructor(
+    answer: (request: EnrollmentRequest) => EnrollmentAnswer,
+    private readonly log: Logger,
+    clock: Clock,
+    limits: EnrollmentServerLimits = DEFAULT_ENROLLMENT_SERVER_LIMITS,
+  ) {
+    this.rate = new KeyedRateLimiter(limits.perSourceRate, clock);
     this.server = createServer((socket) => {
       const source = sourceBlock(socket.remoteAddress ?? '?');
-      if (this.open >= limits.maxConnections || this.perSource.of(source) >= limits.maxPerSource) {
+      if (this.open >= limits.maxConnections || this.perSource.of(source) >= limits.maxPerSource || !this.rate.allow(source)) {
         this.refused++;
         socket.destroy();
         return;

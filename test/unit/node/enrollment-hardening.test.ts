@@ -7,11 +7,13 @@ import { after, test } from 'node:test';
 import { parseCertificate } from '../../../src/identity/certificate.js';
 import { keyPairFromSeed, signBytes } from '../../../src/identity/keys.js';
 import { EnrollmentAuthority } from '../../../src/node/enrollment/enrollment-authority.js';
-import { ENROLL, enrollMac, enrollProofInput, RENEW, renewProofInput } from '../../../src/node/enrollment/enrollment-protocol.js';
-import { EnrollmentServer } from '../../../src/node/enrollment/enrollment-transport.js';
+import { decodeAnswer, ENROLL, encodeRequest, enrollMac, enrollProofInput, RENEW, renewProofInput } from '../../../src/node/enrollment/enrollment-protocol.js';
+import { DEFAULT_ENROLLMENT_SERVER_LIMITS, EnrollmentServer, sendEnrollment } from '../../../src/node/enrollment/enrollment-transport.js';
 import { decodeInvitation } from '../../../src/node/enrollment/invitation.js';
 import { silentLogger } from '../../../src/runtime/log.js';
+import { SystemClock } from '../../../src/runtime/clock.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 
 /*
  * The enrollment authority as an attacker meets it (issue 13): a captured renewal cannot be
@@ -26,12 +28,18 @@ function authority(name: string) {
   return EnrollmentAuthority.create(path.join(root, name), { overlay: `${name}.test` }, new SeededRandom(name.length), NOW);
 }
 
-function enroll(a: EnrollmentAuthority, seed: number) {
+/** A device's first request, on a fresh invitation. */
+function enrollRequest(a: EnrollmentAuthority, seed: number) {
   const { id, secret } = decodeInvitation(a.invite({ enrollAt: { host: '127.0.0.1', port: 1 } }, NOW).token);
   const keys = keyPairFromSeed(new Uint8Array(32).fill(seed));
   const nonce = new Uint8Array(16).fill(seed);
   const proof = signBytes(keys, enrollProofInput(id, keys.publicKey, nonce));
-  const answer = a.answer({ type: ENROLL, invitationId: id, publicKey: keys.publicKey, nonce, proof, mac: enrollMac(secret, id, keys.publicKey, nonce, proof) }, NOW);
+  return { keys, request: { type: ENROLL, invitationId: id, publicKey: keys.publicKey, nonce, proof, mac: enrollMac(secret, id, keys.publicKey, nonce, proof) } as const };
+}
+
+function enroll(a: EnrollmentAuthority, seed: number) {
+  const { keys, request } = enrollRequest(a, seed);
+  const answer = a.answer(request, NOW);
   assert.ok(answer.ok, answer.ok ? '' : answer.reason);
   return { keys, certificate: answer.certificate };
 }
@@ -64,7 +72,7 @@ test('devices enrolled without a user get names of 64 random bits, all different
 
 test('the listener holds at most its connections per source and in all, and closes each at its deadline', async () => {
   const { authority: a } = authority('listener');
-  const server = new EnrollmentServer((request) => a.answer(request, NOW), silentLogger, { maxConnections: 6, maxPerSource: 4, deadlineMs: 600 });
+  const server = new EnrollmentServer((request) => a.answer(request, NOW), silentLogger, new SystemClock(), { ...DEFAULT_ENROLLMENT_SERVER_LIMITS, maxConnections: 6, maxPerSource: 4, deadlineMs: 600 });
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server as unknown as { server: import('node:net').Server }).server.address() as import('node:net').AddressInfo;
   const closedAt: number[] = [];
@@ -85,4 +93,43 @@ test('the listener holds at most its connections per source and in all, and clos
   assert.equal(server.refused, 2, 'the fifth and sixth connection from one source were refused');
   assert.ok(closedAt[1] < 300, `refused ones closed at once: ${closedAt}`);
   assert.ok(closedAt.slice(2).every((t) => t >= 550 && t < 1500), `the rest closed at their deadline, slow as they were: ${closedAt}`);
+});
+
+test('one source gets a burst of requests, then one every two seconds; a request trickled a byte at a time is still read', async () => {
+  const { authority: a } = authority('rate');
+  const clock = new VirtualClock();
+  const server = new EnrollmentServer((request) => a.answer(request, NOW), silentLogger, clock, { ...DEFAULT_ENROLLMENT_SERVER_LIMITS, perSourceRate: { burst: 3, ratePerSecond: 0.5 } });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = (server as unknown as { server: import('node:net').Server }).server.address() as import('node:net').AddressInfo;
+  const to = { host: '127.0.0.1', port };
+  let seed = 40;
+  const ask = () => sendEnrollment(to, enrollRequest(a, seed++).request).then((answer) => answer.ok, (error: Error) => error.name);
+  try {
+    const burst = [];
+    for (let i = 0; i < 4; i++) burst.push(await ask());
+    assert.deepEqual(burst, [true, true, true, 'EnrollmentUnreachable'], 'the fourth at once is refused');
+    clock.runUntil(clock.now() + 2_000);
+    assert.equal(await ask(), true, 'two seconds later there is room for one more');
+    assert.equal(await ask(), 'EnrollmentUnreachable');
+    clock.runUntil(clock.now() + 2_000);
+    // The same request, a byte at a time.
+    const socket = connect(port, '127.0.0.1');
+    const request = encodeRequest(enrollRequest(a, 60).request);
+    const framed = Buffer.concat([Buffer.from([0, 0, request.length >> 8, request.length & 0xff]), request]);
+    const answer = new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    for (const byte of framed) {
+      socket.write(Buffer.from([byte]));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const bytes = await answer;
+    assert.equal(decodeAnswer(new Uint8Array(bytes.subarray(4))).ok, true);
+    assert.equal(server.refused, 2);
+  } finally {
+    await server.close();
+  }
 });

@@ -10,6 +10,7 @@ import { decodeAnswer, decodeRequest, ENROLL, encodeAnswer, encodeRequest, enrol
 import { openConfig } from '../../../src/node/config/overlay-config.js';
 import { keyFingerprint } from '../../../src/identity/ids.js';
 import { decodeInvitation } from '../../../src/node/enrollment/invitation.js';
+import { SystemClock } from '../../../src/runtime/clock.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { encodeCbor } from '../../../src/wire/cbor.js';
 import { DecodeError } from '../../../src/wire/decode-error.js';
@@ -163,7 +164,7 @@ test('a home believes a release only from a configuration the root signed that r
   // Someone on the path answers "released" with a genuine but older configuration.
   const stale = authority.config.bytes;
   const port = await freeUdpPort();
-  const liar = new EnrollmentServer(() => ({ ok: 'released', config: stale }), silentLogger);
+  const liar = new EnrollmentServer(() => ({ ok: 'released', config: stale }), silentLogger, new SystemClock());
   await liar.listen({ host: '127.0.0.1', port });
   const config = { ...authority.config.config, authorities: authority.config.config.authorities.map((a) => ({ ...a, enrollAt: { host: '127.0.0.1', port } })) };
   try {
