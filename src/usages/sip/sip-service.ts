@@ -3,7 +3,7 @@ import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Logger } from '../../runtime/log.js';
 import { type Address, addressKey } from '../../wire/address.js';
 import { type DigestAlgorithm, NonceIssuer } from './auth/digest.js';
-import { checkRequest } from './message/check.js';
+import { type CheckedRequest, checkRequest } from './message/check.js';
 import { serializeSipMessage } from './message/serializer.js';
 import { SipHeaders, type SipMessage, type SipRequest, type SipResponse } from './message/sip-message.js';
 import { LocationService } from './registrar/location.js';
@@ -54,6 +54,18 @@ export interface SipServiceDeps {
 const AUTH_FAILURE_LOG_MS = 60_000;
 const AUTH_FAILURE_LOG_GAP_MS = 5_000;
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
+
+/** A new subscription to message-summary whose subscriber and target are the same user. */
+function isOwnMailboxSubscription(request: SipRequest, checked: CheckedRequest): boolean {
+  const event = (request.headers.get('Event') ?? '').split(';')[0].trim();
+  if (event !== 'message-summary' || checked.to.params.has('tag')) return false;
+  try {
+    const subscriber = parseSipUri(checked.from.uri).user;
+    return subscriber !== undefined && subscriber === parseSipUri(checked.to.uri).user;
+  } catch {
+    return false;
+  }
+}
 /** Option tags this peer implements as a proxy and registrar (none yet: no path, outbound or gruu). */
 const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set();
 
@@ -221,6 +233,11 @@ export class SipService {
         return this.proxy.handleCancel(tx, this.transactions.inviteFor(message, checked));
       case 'OPTIONS':
         if (this.isForThisPeer(checked.requestUri.user, message)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        return this.proxy.handleRequest(tx);
+      case 'SUBSCRIBE':
+        // RFC 3842: a phone asks its own account whether voicemail waits, and a home has no
+        // voicemail. Forwarded, the question reached every phone of the user, itself included.
+        if (isOwnMailboxSubscription(message, checked)) return tx.respond(489, 'Bad Event');
         return this.proxy.handleRequest(tx);
       default:
         // s8.2.1: addressed to the peer itself (no user, no Route on), a method it does not serve.

@@ -20,7 +20,9 @@ import { VirtualClock } from '../../../src/sim/virtual-clock.js';
  * - Contacts that differ by ;transport are two bindings, and a value repeated in one REGISTER is one;
  * - CANCEL of a call whose phone never answered: 487 at once; a late ring is cancelled, a late
  *   answer ACKed and hung up, and the branch's transaction ends even if the phone never answers
- *   its CANCEL's INVITE; CANCEL after the 2xx is answered 200.
+ *   its CANCEL's INVITE; CANCEL after the 2xx is answered 200;
+ * - a phone asking its own account for voicemail news (message-summary) is answered 489 by the
+ *   home, which has no voicemail, instead of the question reaching every phone of the user.
  */
 const domain = 'smiths.example';
 let service: SipService;
@@ -331,6 +333,27 @@ test('Contacts that differ by ;transport are two bindings; a Contact repeated in
   assert.equal(repeated.status, 200, repeated.reason);
   assert.equal(repeated.headers.getAll('Contact').filter((c) => c.includes(`:${dave.port}`)).length, 2);
   await unregister([dave, 'bob']);
+});
+
+test("a phone's message-summary SUBSCRIBE to its own account is answered 489 here and reaches no phone; other subscriptions are forwarded", async () => {
+  const [desk, kitchen, bobPhone] = [await Phone.udp(), await Phone.udp(), await Phone.udp()];
+  await register(desk, 'alice', [`<sip:alice@127.0.0.1:${desk.port}>`]);
+  await register(kitchen, 'alice', [`<sip:alice@127.0.0.1:${kitchen.port}>`]);
+  await register(bobPhone, 'bob', [`<sip:bob@127.0.0.1:${bobPhone.port}>`]);
+  const subscribe = (to: string, event: string) => {
+    const n = ++sequence;
+    desk.send([`SUBSCRIBE sip:${to}@${domain} SIP/2.0`, via(desk, `sub${n}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=s${n}`, `To: <sip:${to}@${domain}>`, `Call-ID: sub-${n}`, `CSeq: 1 SUBSCRIBE`, `Event: ${event}`, `Contact: <sip:alice@127.0.0.1:${desk.port}>`, 'Expires: 600', 'Content-Length: 0']);
+  };
+  subscribe('alice', 'message-summary');
+  await desk.next(isResponse(489, 'SUBSCRIBE'));
+  subscribe('bob', 'presence');
+  const forwarded = (await bobPhone.next(isRequest('SUBSCRIBE'))) as SipRequest;
+  assert.equal(forwarded.headers.get('Event'), 'presence');
+  answer(bobPhone, forwarded, 489, 'Bad Event');
+  await desk.next(isResponse(489, 'SUBSCRIBE'));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual([desk, kitchen].map((phone) => phone.requests('SUBSCRIBE').length), [0, 0], "no phone of alice's was asked");
+  await unregister([desk, 'alice'], [kitchen, 'alice'], [bobPhone, 'bob']);
 });
 
 test('CANCEL of a call whose phone never answered: 487 at once; a late ring is cancelled, a late answer ACKed and hung up; CANCEL after the 2xx is answered 200', async () => {
