@@ -52,6 +52,9 @@ export class SdpError extends SipError {
   }
 }
 
+/** Any control character but TAB, once lines are split at CRLF or LF. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 /** Reads SDP text; refuses (SdpError, 488) what is not SDP a stream can be anchored from. */
 export function parseSdp(body: Uint8Array | string): SessionDescription {
   const text = typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
@@ -64,6 +67,8 @@ export function parseSdp(body: Uint8Array | string): SessionDescription {
   const sections: { start: number; lines: string[] }[] = [];
   lines.forEach((line, i) => {
     if (!/^[a-z]=/.test(line)) throw new SdpError(`line ${i + 1} is not type=value`);
+    // A lone CR ends a line for some phones' parsers: a line the anchor never read would reach them.
+    if (CONTROL.test(line)) throw new SdpError(`line ${i + 1} holds a control character`);
     if (line.startsWith('m=')) {
       if (sections.length >= MAX_MEDIA) throw new SdpError(`more than ${MAX_MEDIA} media lines`);
       sections.push({ start: i, lines: [line] });

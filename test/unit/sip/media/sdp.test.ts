@@ -122,6 +122,9 @@ test('SDP that cannot be read is refused with 488 and a reason, never half-read'
     [BARESIP.replace(/o=[^\r]*/, 'o=- x y'), 'o= line'],
     [`${BARESIP}${'a=x\r\n'.repeat(5000)}`, 'too large'],
     [BARESIP.replace('a=ptime:20', 'a=rtcp:port'), 'a=rtcp'],
+    // A lone CR: a phone that ends lines at it would read a c= the anchor never rewrote (review F5).
+    [BARESIP.replace('a=ptime:20', 'a=ptime:20\ra=x\rc=IN IP4 198.51.100.66'), 'control character'],
+    [BARESIP.replace('a=ptime:20', 'a=ptime:20\u0000'), 'control character'],
   ] as const;
   for (const [text, reason] of bad) {
     assert.throws(() => parseSdp(text), (e: unknown) => e instanceof SdpError && e.status === 488 && e.reason.includes(reason), `${reason}`);
