@@ -67,10 +67,23 @@ export class RelayClient {
     if (!server) return done(undefined);
     this.state = 'allocating';
     this.request(server, StunMethod.Allocate, [{ type: Attr.RequestedTransport, value: new Uint8Array([UDP_TRANSPORT, 0, 0, 0]) }, lifetimeAttr(DEFAULT_LIFETIME_SECONDS)], (ok, answer) => {
-      const relayedAttr = answer && attribute(answer, Attr.XorRelayedAddress);
-      if (!ok || !answer || !relayedAttr) {
+      // Everything the answer says is read before anything changes: a relay (any enrolled node
+      // can offer itself as one) whose answer cannot be read is refused like one that says no,
+      // and the next is asked. Before, a bad address left us "allocated" with no relay for good.
+      let relayed: Address | undefined;
+      let refusal = answer ? `error ${errorCode(answer)}` : 'no answer';
+      if (ok && answer) {
+        try {
+          const relayedAttr = attribute(answer, Attr.XorRelayedAddress);
+          relayed = relayedAttr && decodeXorAddress(relayedAttr.value, answer.transactionId);
+          refusal = 'answer without a relayed address';
+        } catch (error) {
+          refusal = `unreadable answer: ${(error as Error).message}`;
+        }
+      }
+      if (!ok || !answer || !relayed) {
         this.state = 'none';
-        this.lastError = answer ? `error ${errorCode(answer)}` : 'no answer';
+        this.lastError = refusal;
         this.deps.log.info('relay-refused', { server: addressKey(server), error: this.lastError });
         return this.allocate(servers.slice(1), done);
       }
@@ -78,7 +91,7 @@ export class RelayClient {
       this.server = server;
       const key = attribute(answer, Attr.AllocationKey)?.value;
       this.key = key ? new Uint8Array(key) : undefined;
-      this.relayed = decodeXorAddress(relayedAttr.value, answer.transactionId);
+      this.relayed = relayed;
       this.deps.link.useRelay(server, (peer, datagram) => this.wrap(peer, datagram));
       // The liveness checks are Refreshes: they keep the allocation too (every 5 s at most, of a 600 s lifetime).
       this.watch(server);

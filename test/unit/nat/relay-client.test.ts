@@ -4,7 +4,7 @@ import type { Link } from '../../../src/link/link.js';
 import { RELAY_LIVENESS, RelayClient } from '../../../src/nat/relay/relay-client.js';
 import { RelayLink } from '../../../src/nat/relay/relay-link.js';
 import { RelayServer } from '../../../src/nat/relay/relay-server.js';
-import { decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
+import { Attr, decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
 import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
@@ -215,4 +215,33 @@ test('the peers a link reaches through the relay keep their permissions for as l
   assert.ok(!reaches(merelyChecked), 'a candidate that was only checked lost its permission');
   const renewals = requests.filter((r) => r.method === StunMethod.CreatePermission).length - 1;
   assert.ok(renewals >= 20 / 3 && renewals <= 20 / 2 + 1, `${renewals} renewals in 20 minutes (one every 2 to 3 minutes)`);
+});
+
+test('a relay whose Allocate answer cannot be read is refused like one that says no, and the next relay is asked (review F8)', async () => {
+  const { clock, server, transactions } = setup();
+  const ROGUE = { host: '198.18.0.66', port: 6084 };
+  const asked: string[] = [];
+  const link = new RelayLink({ localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} });
+  const client = new RelayClient({
+    clock,
+    log: silentLogger,
+    transactions,
+    sendRaw: (to: Address, datagram: Uint8Array) => {
+      const message = decodeStun(datagram);
+      asked.push(`${to.host} ${message.method}`);
+      if (to.host !== ROGUE.host) return server.handle(CLIENT, message, datagram);
+      // Success, with a relayed address 7 bytes long.
+      const answer = encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: new Uint8Array(7) }]);
+      transactions.handleAnswer(ROGUE, answer, decodeStun(answer));
+    },
+    link,
+  });
+  const results: (Address | undefined)[] = [];
+  client.allocate([ROGUE, RELAY], (relayed) => results.push(relayed));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(results.length, 1, 'done is called once');
+  assert.equal(results[0]?.host, RELAY.host, 'the second relay holds the allocation');
+  assert.equal(client.state, 'allocated');
+  assert.deepEqual(client.server, RELAY);
+  assert.deepEqual(asked.slice(0, 2), [`${ROGUE.host} ${StunMethod.Allocate}`, `${RELAY.host} ${StunMethod.Allocate}`]);
 });
