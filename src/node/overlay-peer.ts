@@ -172,7 +172,9 @@ export class OverlayPeer {
             sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
             nodeAt: (address) => {
               const peer = this.sealedLink?.peerAt(address);
-              return peer ? idToHex(peer.nodeIds[0]) : undefined;
+              if (!peer) return undefined;
+              const certificate = peer.certificate.bytes;
+              return { id: idToHex(peer.nodeIds[0]), stillBelieved: () => believed(deps.trust, certificate, deps.clock) };
             },
             limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
             ...(deps.relay.ownHosts ? { ownHosts: deps.relay.ownHosts } : {}),
@@ -446,5 +448,15 @@ export class OverlayPeer {
     const pred = this.topology.predecessorIds()[0];
     if (pred === undefined) return 0xffffffff;
     return Number(clockwise(pred, this.nodeId) >> 96n);
+  }
+}
+
+/** Whether `trust` believes the certificate now (verdicts are cached: this costs a lookup). */
+function believed(trust: TrustPolicy, certificate: Uint8Array, clock: Clock): boolean {
+  try {
+    trust.accept(certificate, Math.floor(clock.wallTime() / 1000));
+    return true;
+  } catch {
+    return false;
   }
 }

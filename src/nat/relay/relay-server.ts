@@ -37,6 +37,12 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
 };
 
 const PERMISSION_MS = 300_000;
+/**
+ * Live permissions one allocation may hold: a node behind a NAT talks through its relay to its
+ * neighbours, fingers and the homes it is in calls with, a few dozen hosts. Expired ones are
+ * forgotten as new ones come, so the map never grows past this.
+ */
+const MAX_PERMISSIONS = 128;
 
 export interface RelayServerDeps {
   readonly clock: Clock;
@@ -47,8 +53,12 @@ export interface RelayServerDeps {
   readonly openSocket: (bind: Address) => Promise<Link>;
   /** Sends from the relay's own (overlay) port. */
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
-  /** The enrolled node behind a client address (its sealed link), if any. */
-  readonly nodeAt: (address: Address) => string | undefined;
+  /**
+   * The enrolled node behind a client address (its sealed link), if any: its Node-ID, and whether
+   * its certificate is still believed (asked again at every Refresh and CreatePermission, so a
+   * node revoked or expired since it allocated loses its relay).
+   */
+  readonly nodeAt: (address: Address) => RelayClientNode | undefined;
   /** This host's own addresses: never a permitted peer. */
   readonly ownHosts?: readonly string[];
   /** Whether relayed ports would be reachable now (our address is public or the router forwards for us); else Allocates get 508. */
@@ -80,11 +90,19 @@ export interface RelayServerCounters {
   unauthenticated: number;
   /** Allocations ended because we could no longer relay (endAll). */
   endedUnreachable: number;
+  /** Allocations ended because their node's certificate was no longer believed (revoked, expired). */
+  endedNotEnrolled: number;
+}
+
+export interface RelayClientNode {
+  readonly id: string;
+  readonly stillBelieved: () => boolean;
 }
 
 interface Allocation {
   readonly client: Address;
   readonly node: string;
+  readonly stillBelieved: () => boolean;
   readonly socket: Link;
   /** Where peers send to reach the client (the port's forward on the router, for a port-mapped relay). */
   readonly relayed: Address;
@@ -96,7 +114,7 @@ interface Allocation {
 }
 
 export class RelayServer {
-  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0, endedUnreachable: 0 };
+  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0, endedUnreachable: 0, endedNotEnrolled: 0 };
   private readonly allocations = new Map<string, Allocation>();
   /** Allocates still being set up (a router forward can take a while), by client address: their node. */
   private readonly opening = new Map<string, string>();
@@ -126,8 +144,18 @@ export class RelayServer {
       this.counters.unauthenticated++;
       return true;
     }
-    if (isSend) this.relayToPeer(allocation, message);
-    else if (message.method === StunMethod.Refresh) this.refresh(allocation, message);
+    if (isSend) {
+      this.relayToPeer(allocation, message);
+      return true;
+    }
+    if (!allocation.stillBelieved()) {
+      // Revoked or expired since it allocated: its relay ends here, whatever keys it holds.
+      this.counters.endedNotEnrolled++;
+      void this.release(allocation);
+      this.deps.sendRaw(from, errorAnswer(message.method, message.transactionId, 403, 'Forbidden: no longer an enrolled node'));
+      return true;
+    }
+    if (message.method === StunMethod.Refresh) this.refresh(allocation, message);
     else this.permit(allocation, message);
     return true;
   }
@@ -168,15 +196,16 @@ export class RelayServer {
     const existing = this.allocations.get(key);
     if (existing) return answer(this.allocated(request, existing)); // a retransmission (s7.2)
     if (this.opening.has(key) || this.closed) return;
-    const node = this.deps.nodeAt(from);
+    const enrolled = this.deps.nodeAt(from);
     const refuse = (code: number, reason: string): void => {
       this.counters.refused++;
       answer(errorAnswer(StunMethod.Allocate, request.transactionId, code, reason));
     };
-    if (!node) {
+    if (!enrolled) {
       this.counters.refused++; // a stranger: dropped, not answered (no reflection, no amplification)
       return;
     }
+    const node = enrolled.id;
     if (this.deps.serving && !this.deps.serving()) return refuse(508, 'Insufficient Capacity: this peer is behind a NAT, its relayed ports would not be reachable');
     if (this.allocations.size + this.opening.size >= this.deps.limits.maxAllocations) return refuse(508, 'Insufficient Capacity');
     const held = [...this.allocations.values()].filter((a) => a.node === node).length + [...this.opening.values()].filter((n) => n === node).length;
@@ -202,7 +231,7 @@ export class RelayServer {
       await Promise.all([socket.close(), exposed?.close()]);
       return exposed ? undefined : refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
     }
-    const allocation: Allocation = { client: from, node, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
+    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
     this.allocations.set(key, allocation);
     this.counters.allocations++;
@@ -239,8 +268,14 @@ export class RelayServer {
       this.counters.forbiddenPeers++;
       return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 403, 'Forbidden: only global unicast peers'));
     }
-    const until = this.deps.clock.now() + PERMISSION_MS;
-    for (const peer of peers) allocation.permissions.set(peer.host, until);
+    const now = this.deps.clock.now();
+    for (const [host, until] of allocation.permissions) if (until <= now) allocation.permissions.delete(host);
+    const added = new Set(peers.map((peer) => peer.host).filter((host) => !allocation.permissions.has(host)));
+    if (allocation.permissions.size + added.size > MAX_PERMISSIONS) {
+      this.counters.refused++;
+      return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 508, `Insufficient Capacity: ${MAX_PERMISSIONS} permissions`));
+    }
+    for (const peer of peers) allocation.permissions.set(peer.host, now + PERMISSION_MS);
     answer(seal(encodeStun(StunMethod.CreatePermission, StunClass.Success, request.transactionId, []), allocation.key));
   }
 
@@ -269,8 +304,9 @@ export class RelayServer {
     return false;
   }
 
+  /** Keyed by the peer's host, as permissions are: a peer hopping source ports gets no fresh budget. */
   private pairBudget(allocation: Allocation, peer: Address): boolean {
-    const key = addressKey(peer);
+    const key = peer.host;
     let bucket = allocation.pairs.get(key);
     if (!bucket) {
       if (allocation.pairs.size >= 64) for (const [k, b] of allocation.pairs) if (b.isIdle()) allocation.pairs.delete(k);

@@ -42,7 +42,7 @@ function setup(ownHosts: string[] = []) {
       if (relayHost.answerDelayMs > 0) clock.schedule(relayHost.answerDelayMs, deliver);
       else deliver();
     },
-    nodeAt: () => 'node-client',
+    nodeAt: () => ({ id: 'node-client', stillBelieved: () => true }),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 },
   });
   const current = { server };
@@ -73,7 +73,7 @@ function setup(ownHosts: string[] = []) {
   };
   /** The relay restarts: a fresh server that holds no allocation (and answers Bindings all the same). */
   const restartRelay = () => {
-    const fresh = new RelayServer({ clock, random, log: silentLogger, host: RELAY.host, ownHosts, openSocket: async (bind) => ({ localAddress: { host: bind.host, port: nextPort++ }, send: () => {}, onDatagram: () => {}, close: async () => {} }) as Link, sendRaw: (_to, datagram) => transactions.handleAnswer(RELAY, datagram, decodeStun(datagram)), nodeAt: () => 'node-client', limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 } });
+    const fresh = new RelayServer({ clock, random, log: silentLogger, host: RELAY.host, ownHosts, openSocket: async (bind) => ({ localAddress: { host: bind.host, port: nextPort++ }, send: () => {}, onDatagram: () => {}, close: async () => {} }) as Link, sendRaw: (_to, datagram) => transactions.handleAnswer(RELAY, datagram, decodeStun(datagram)), nodeAt: () => ({ id: 'node-client', stillBelieved: () => true }), limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 } });
     current.server = fresh;
   };
   return { clock, server, client, link, relayHost, requests, answers, settle, reaches, restartRelay, transactions };

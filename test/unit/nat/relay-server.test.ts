@@ -23,6 +23,8 @@ function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps>
   const toClients: { to: Address; message: StunMessage }[] = [];
   const sockets: { link: Link; sent: { to: Address; datagram: Uint8Array }[]; deliver: (from: Address, d: Uint8Array) => void; closed: boolean }[] = [];
   let nextPort = 50000;
+  /** Hosts whose node's certificate is no longer believed. */
+  const revoked = new Set<string>();
   const server = new RelayServer({
     clock,
     random,
@@ -36,7 +38,7 @@ function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps>
       return socket.link;
     },
     sendRaw: (to, datagram) => toClients.push({ to, message: decodeStun(datagram) }),
-    nodeAt: (address) => (address.host.startsWith('198.18.0.1') ? `node-${address.host}` : undefined),
+    nodeAt: (address) => (address.host.startsWith('198.18.0.1') ? { id: `node-${address.host}`, stillBelieved: () => !revoked.has(address.host) } : undefined),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600, ...limits },
     ...more,
   });
@@ -58,7 +60,7 @@ function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps>
   };
   const permit = (key: Uint8Array, peer: Address = PEER, from: Address = CLIENT) => request(from, StunMethod.CreatePermission, (id) => [{ type: Attr.XorPeerAddress, value: encodeXorAddress(peer, id) }], key);
   const send = (key: Uint8Array | undefined, data: Uint8Array, peer: Address = PEER, from: Address = CLIENT) => deliver(from, encodeIndication(StunMethod.Send, random.bytes(12), peer, data, key));
-  return { clock, server, toClients, sockets, request, settle, random, allocate, permit, send, deliver };
+  return { clock, server, toClients, sockets, request, settle, random, allocate, permit, send, deliver, revoked };
 }
 
 test('an enrolled node gets an allocation with a relayed address; a stranger gets nothing, a second allocation 486', async () => {
@@ -95,6 +97,48 @@ test('datagrams pass only to and from peers with a permission, and a pair is hel
   socket.deliver(PEER, new Uint8Array([0x80, 0x42]));
   assert.equal(server.counters.droppedOverRate, 16);
   assert.equal(server.counters.relayedToClients, 0);
+});
+
+test('a peer hopping source ports shares one budget: the pair is the peer host (review F7)', async () => {
+  const { sockets, server, allocate, permit } = setup();
+  const key = await allocate();
+  permit(key);
+  for (let port = 7000; port < 7100; port++) sockets[0].deliver({ host: PEER.host, port }, new Uint8Array([0x80, 1]));
+  assert.equal(server.counters.relayedToClients, 5, 'the burst once, not once per port');
+  assert.equal(server.counters.droppedOverRate, 95);
+});
+
+test('one allocation holds at most 128 live permissions; expired ones make room (review F3)', async () => {
+  const { clock, toClients, allocate, request } = setup();
+  const key = await allocate();
+  const ask = (first: number) =>
+    request(CLIENT, StunMethod.CreatePermission, (id) => Array.from({ length: 16 }, (_, i) => ({ type: Attr.XorPeerAddress, value: encodeXorAddress({ host: `198.19.${first + i}.1`, port: 1 }, id) })), key);
+  const codes: (number | 'ok')[] = [];
+  for (let round = 0; round < 9; round++) {
+    ask(round * 16);
+    const answer = toClients.pop()!.message;
+    codes.push(answer.klass === StunClass.Success ? 'ok' : errorCode(answer)!);
+  }
+  assert.deepEqual(codes, ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 508], 'the ninth 16 would make 144');
+  ask(0);
+  assert.equal(toClients.pop()!.message.klass, StunClass.Success, 'renewing hosts it holds adds none');
+  clock.runUntil(clock.now() + 301_000);
+  ask(200);
+  assert.equal(toClients.pop()!.message.klass, StunClass.Success, 'once the old ones expired there is room');
+});
+
+test('a node revoked after it allocated loses its relay at its next Refresh or CreatePermission (review F2)', async () => {
+  const { toClients, sockets, settle, server, allocate, permit, request, revoked } = setup();
+  const key = await allocate();
+  permit(key);
+  assert.equal(toClients.pop()!.message.klass, StunClass.Success);
+  revoked.add(CLIENT.host);
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(600)], key);
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 403);
+  assert.equal(sockets[0].closed, true);
+  assert.equal(server.status().active, 0);
+  assert.equal(server.counters.endedNotEnrolled, 1);
 });
 
 test('a Data indication carries the peer and its datagram back to the client; Refresh with lifetime 0 releases the port', async () => {
