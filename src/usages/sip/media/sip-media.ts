@@ -25,6 +25,9 @@ export function otherSide(side: MediaSide): MediaSide {
   return ({ phone: 'home', home: 'phone', caller: 'callee', callee: 'caller' } as const)[side];
 }
 
+/** Calls whose caller (`always`) or answering dialog is remembered at once. */
+const MAX_REMEMBERED = 4096;
+
 /** A media key share of another home (call-media.ts), this version's or v1's. */
 const KEY_LINE = /^a=p2psip-key(?:-v2)?:/m;
 
@@ -111,7 +114,8 @@ export class SipMedia {
     // Two phones of this home: the caller is the one whose From tag began the call.
     const caller = this.localCallers.get(dialog.callId);
     if (caller === undefined) {
-      if (this.localCallers.size >= 4096) this.localCallers.clear();
+      // Full: the oldest goes (a live call's caller is forgotten only after 4095 newer calls).
+      if (this.localCallers.size >= MAX_REMEMBERED) this.localCallers.delete(this.localCallers.keys().next().value as string);
       this.localCallers.set(dialog.callId, dialog.fromTag);
       return 'caller';
     }
@@ -199,7 +203,7 @@ export class SipMedia {
   /** The first 2xx to the call's INVITE came from the dialog with this To tag: its BYE ends the media. */
   answeredBy(callId: string, toTag: string): void {
     if (!this.winningTags.has(callId) && this.calls.has(callId)) {
-      if (this.winningTags.size >= 4096) this.winningTags.clear();
+      if (this.winningTags.size >= MAX_REMEMBERED) this.winningTags.delete(this.winningTags.keys().next().value as string);
       this.winningTags.set(callId, toTag);
     }
   }
@@ -211,6 +215,17 @@ export class SipMedia {
   byeAnswered(callId: string, tags: readonly string[]): void {
     const owner = this.winningTags.get(callId);
     if (owner === undefined || tags.includes(owner)) this.ended(callId);
+  }
+
+  /**
+   * A new call's INVITE was refused before its media began (488, 503): what was noted of it goes.
+   * Nothing of a call whose media runs is touched (a stranger's INVITE may reuse its Call-ID).
+   */
+  refused(callId: string): void {
+    if (this.calls.has(callId)) return;
+    this.facts.delete(callId);
+    this.localCallers.delete(callId);
+    this.winningTags.delete(callId);
   }
 
   /** The call is over (BYE, CANCEL, a failed INVITE): its ports go back. */

@@ -223,6 +223,7 @@ export class SipProxy {
         },
         (error) => {
           if (!this.deciding.delete(server)) return;
+          if (isInitialInvite(server)) this.deps.media?.refused(checked.callId);
           if (!(error instanceof MediaRefused)) {
             this.deps.log.warn('media-fault', { callId: checked.callId, error });
             return server.respond(500, 'Server Internal Error');

@@ -194,6 +194,20 @@ test('a BYE ends the media only for the dialog that answered first; the BYE of a
   assert.equal(a.anchor.portsInUse, 0);
 });
 
+test('with --media-anchor always, thousands of refused INVITEs do not make a live local call forget its caller (review F9)', () => {
+  const { a } = homes();
+  const media = new SipMedia(a, 'always', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  const invite = { kind: 'request' as const, method: 'INVITE', uri: 'sip:bob@x', headers: new SipHeaders(), body: new Uint8Array(0) };
+  const side = (callId: string, fromTag: string) => media.sideOf(invite, { home: false, ownPhone: true }, { registered: true }, { callId, fromTag });
+  assert.equal(side('live', 'alice-tag'), 'caller');
+  for (let i = 0; i < 5000; i++) {
+    assert.equal(side(`junk-${i}`, 'x'), 'caller');
+    media.refused(`junk-${i}`); // answered 488 or 503: it never began
+  }
+  assert.equal(side('live', 'bob-tag'), 'callee', "bob's re-INVITE is still the callee's");
+  assert.equal(side('live', 'alice-tag'), 'caller');
+});
+
 test('--max-calls counts calls whose ports are still opening: of three new calls at once over a limit of one, two are refused with 503', async () => {
   const { a } = homes();
   const media = new SipMedia(a, 'auto', { maxCalls: 1, retryAfterSeconds: 30 }, () => 0);
