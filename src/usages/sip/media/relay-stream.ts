@@ -6,7 +6,9 @@ import type { Endpoint } from './sdp.js';
  * source by symmetric RTP latching (RFC 7362 s4.1.1): a phone behind a NAT, or one that sends
  * from another port than its SDP says, is reached where its packets come from. Only a source at
  * an address the signalling vouched for can latch, and once latched nobody else is heard, so a
- * stranger who sends first can neither inject audio nor have the call's audio sent to it.
+ * stranger who sends first can neither inject audio nor have the call's audio sent to it. (A
+ * phone's side moves to the port its SDP names, or to a vouched source heard several times in a
+ * row: see relatch.)
  */
 export type Side = 'a' | 'b';
 /** `other-branch`: from a phone of a forked call whose branch is not the one heard now (media-anchor.ts). */
@@ -239,12 +241,11 @@ export class RelayStream {
       return this.relaySealed(side, opened.packet, opened);
     }
     const latched = this.latched[side];
-    if (latched) {
-      if (!sameEndpoint(latched, from)) return this.drop('not-latched');
-    } else {
+    if (!latched) {
       if (!this.sides[side].vouched.includes(from.address)) return this.drop('stranger');
       this.latched[side] = { address: from.address, port: from.port };
-    }
+    } else if (sameEndpoint(latched, from)) this.moving[side] = undefined;
+    else if (!this.relatch(side, from)) return this.drop('not-latched');
     this.relay(side, datagram);
   }
 
@@ -261,6 +262,21 @@ export class RelayStream {
   private isLatched(side: Side, from: Endpoint): boolean {
     const latched = this.latched[side];
     return latched !== undefined && sameEndpoint(latched, from);
+  }
+
+  /**
+   * A phone's side latched to one source hears another vouched for it: one packet spoofed from the
+   * phone's address before the phone spoke must not hold the call for good. The port its SDP
+   * names takes the latch at once; another port of a vouched address after NEWEST_TO_MOVE packets
+   * in a row (a phone behind a NAT that the first packet beat).
+   */
+  private relatch(side: Side, from: Endpoint): boolean {
+    const party = this.sides[side];
+    if (!party.vouched.includes(from.address)) return false;
+    if (!sameEndpoint(from, party.offered)) return this.moveLatch(side, from);
+    this.latched[side] = { address: from.address, port: from.port };
+    this.moving[side] = undefined;
+    return true;
   }
 
   /** A newest sealed datagram from `from`, not where `side` is latched: latches there when it is the first, or the NEWEST_TO_MOVE-th in a row. */

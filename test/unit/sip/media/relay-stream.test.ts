@@ -53,6 +53,29 @@ test('a stranger who sends first neither injects audio nor latches the stream to
   assert.equal(sent.length, 1);
 });
 
+test('one packet spoofed from the phone\'s address before the phone spoke does not hold the call: the SDP port takes the latch at once, another port after three in a row (review F6)', () => {
+  const { stream, sent } = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  const junk = { address: '192.168.1.20', port: 9 };
+  stream.receive('a', rtp(), junk);
+  assert.deepEqual(stream.latchedTo('a'), junk, 'it came first, from a vouched address');
+  stream.receive('a', rtp(), phone);
+  assert.deepEqual(stream.latchedTo('a'), phone, 'the port its SDP names');
+  stream.receive('a', rtp(), junk);
+  assert.equal(stream.counters.dropped['not-latched'], 1, 'one more spoofed packet moves nothing');
+  // A phone behind a NAT (its source is not its SDP port), beaten by the spoofer's first packet.
+  const natted = { address: '192.168.1.20', port: 61000 };
+  const second = harness({ a: phone, b: far }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
+  second.stream.receive('a', rtp(), junk);
+  second.stream.receive('a', rtp(), natted);
+  second.stream.receive('a', rtp(), natted);
+  assert.deepEqual(second.stream.latchedTo('a'), junk);
+  second.stream.receive('a', rtp(), natted);
+  assert.deepEqual(second.stream.latchedTo('a'), natted, 'the third in a row moves it');
+  second.stream.receive('b', rtp(), far);
+  assert.deepEqual(second.sent.at(-1)?.to, natted, 'the far audio goes to the phone');
+  assert.equal(sent.filter((s) => s.side === 'b').length, 2, 'only the latched source was relayed');
+});
+
 test('a party on hold (c=0.0.0.0) or a refused stream gets nothing; an oversize datagram is not media', () => {
   const { stream, sent } = harness({ a: phone, b: { address: '0.0.0.0', port: 40000 } }, { a: ['192.168.1.20'], b: ['203.0.113.9'] });
   stream.receive('a', rtp(), phone);
