@@ -194,7 +194,6 @@ function runAnchorChild(role?: MediaRole): void {
   const low = role === 'answerer' ? 34000 : 32000;
   const anchor = new MediaAnchor(new MediaPortPool(low, low + 999), udpMediaSockets('127.0.0.1', silentLogger), clock, 600_000);
   const keys = { offerer: ephemeralFromBytes(new Uint8Array(32).fill(1)), answerer: ephemeralFromBytes(new Uint8Array(32).fill(2)) };
-  const share = (r: MediaRole) => ({ publicKey: keys[r].publicKey, signature: new Uint8Array(0) });
   const endpoint = (port: number) => ({ rtp: { address: '127.0.0.1', port }, rtcp: { address: '127.0.0.1', port: port + 1 } });
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
@@ -214,7 +213,7 @@ function runAnchorChild(role?: MediaRole): void {
     void anchor.open(request.id, [{ offered: { a: endpoint(request.a), b: endpoint(request.b) }, vouched: { a: ['127.0.0.1'], b: ['127.0.0.1'] } }]).then((session) => {
       if (role) {
         for (const channel of ['rtp', 'rtcp'] as const) {
-          const { send, receive } = mediaSealers(keys[role], role, share('offerer'), share('answerer'), request.id, `0/${channel}`);
+          const { send, receive } = mediaSealers(keys[role], role, keys.offerer.publicKey, keys.answerer.publicKey, request.id, `0/${channel}`);
           session.streams[0][channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
         }
       }

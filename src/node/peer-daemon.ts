@@ -159,6 +159,8 @@ export class PeerDaemon {
               replicas: setup.replicas,
             },
     });
+    const sipPort = options.sipPort;
+    const media = sipPort !== undefined && options.mediaAnchor !== 'off' ? homeMedia(options, setup.identity, setup.trust, peer, advertised.host, clock, random, nowSeconds, log.child('media')) : undefined;
     const initialConfig = authority?.config ?? setup.config;
     const configSync = initialConfig
       ? new ConfigSync({
@@ -167,14 +169,16 @@ export class PeerDaemon {
           clock,
           log: log.child('config'),
           initial: initialConfig,
-          adopt: (signed) => adoptConfig(signed, options.dataDir, setup, authority, peer),
+          adopt: (signed) => {
+            adoptConfig(signed, options.dataDir, setup, authority, peer);
+            media?.revalidate(); // a home revoked mid-call loses its media at once
+          },
         })
       : undefined;
     configSync?.start();
     if (configSync) publishConfig = (signed) => configSync.publish(signed);
     const domain = sipDomain(setup.identity.certificate.claims.subject, setup.overlayName);
     const registrationKind = setup.kinds.named('SIP-REGISTRATION');
-    const sipPort = options.sipPort;
     const sip =
       sipPort === undefined
         ? undefined
@@ -193,7 +197,7 @@ export class PeerDaemon {
             nonceSecret: random.bytes(32),
             ...(options.sipTimerCSeconds ? { timerCMs: options.sipTimerCSeconds * 1000 } : {}),
             localHosts: localAddresses(options.bindHost),
-            ...(options.mediaAnchor === 'off' ? {} : { media: homeMedia(options, setup.identity, setup.trust, peer, advertised.host, clock, random, nowSeconds, log.child('media')) }),
+            ...(media ? { media } : {}),
           }), options.bindHost, sipPort, 'SIP (UDP and TCP)', '--sip-port');
     if (sip) {
       // With --sip-direct off, other homes are not offered our SIP port either (a firewall keeps it to the LAN).

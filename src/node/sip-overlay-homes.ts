@@ -45,7 +45,7 @@ export class OverlayHomes implements RemoteHomes {
   ) {}
 
   peer(nodeId: string, address: Address): SipFlow {
-    return this.direct && this.reachable.get(nodeId) === addressKey(address) ? { transport: 'UDP', remote: address } : { transport: 'OVERLAY', remote: address, nodeId };
+    return this.direct && this.reachable.get(nodeId) === addressKey(address) ? { transport: 'UDP', remote: address, nodeId } : { transport: 'OVERLAY', remote: address, nodeId };
   }
 
   resolve(aor: string, done: (flow: SipFlow | undefined) => void): void {
@@ -93,7 +93,7 @@ export class OverlayHomes implements RemoteHomes {
       if (address && linked && linked.host === address.host) {
         if (this.reachable.size >= 1024) this.reachable.clear();
         this.reachable.set(nodeId, addressKey(address));
-        return done({ transport: 'UDP', remote: address });
+        return done({ transport: 'UDP', remote: address, nodeId });
       }
       this.reachable.delete(nodeId);
       if (address) {

@@ -2,11 +2,11 @@ import type { NodeIdentity } from '../../../identity/identity.js';
 import type { TrustPolicy } from '../../../identity/trust.js';
 import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
 import type { Random } from '../../../runtime/random.js';
-import type { Id } from '../../../wire/id.js';
+import { type Id, idToHex } from '../../../wire/id.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
 import type { MediaAnchor, MediaSession, StreamPlan } from './media-anchor.js';
 import type { Side } from './relay-stream.js';
-import { createKeyShare, type MediaKeyShare, type MediaRole, mediaSealers, shareIsFrom } from './media-crypto.js';
+import { createCallKey, type MediaRole, mediaSealers, type SdpStatement, signStatement, statementSignedBy } from './media-crypto.js';
 import { anchorSdp, type Endpoint, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
 import { SipError } from '../sip-error.js';
 
@@ -14,19 +14,27 @@ import { SipError } from '../sip-error.js';
  * A call's media at one home peer (issue 16): the phone's side of each stream is side a, the
  * other home's side is side b. Offers and answers are rewritten where they cross the peer: what
  * goes to the phone names the anchor's LAN ports, what goes to the other home names its public
- * ports and carries this peer's key share (a=p2psip-key-v2: an X25519 key, signed by its enrolled
- * identity, with that identity's certificate), from which both homes derive the keys that seal
- * the internet leg. The other home's certificate must satisfy the overlay's trust policy, so a
- * revoked or unenrolled node gets no media. Re-offers in the same call keep the ports and the
- * keys and only update who is where.
+ * ports and carries this peer's key share (a=p2psip-key-v3: an X25519 key and a statement about
+ * the SDP, signed by its enrolled identity, with that identity's certificate: media-crypto.ts),
+ * from which both homes derive the keys that seal the internet leg. The other home's certificate
+ * must satisfy the overlay's trust policy, so a revoked or unenrolled node gets no media. Re-offers
+ * in the same call keep the ports and the keys and only update who is where; each must be signed
+ * afresh by the same home, later than the last.
  */
-const KEY_ATTRIBUTE = 'p2psip-key-v2';
+const KEY_ATTRIBUTE = 'p2psip-key-v3';
 /**
- * The attribute of homes that seal under media keys v1 (no flags byte): their datagrams and ours
- * would not open at the other end, so such a call is refused (488) with the reason, not connected
- * silent.
+ * The attributes of homes of older versions: v1 sealed without the flags byte, v2 signed the key
+ * alone (not the SDP, its destination or its time). Such a call is refused (488) with the reason,
+ * not connected silent or unchecked.
  */
-const V1_KEY_ATTRIBUTE = 'p2psip-key';
+const OLDER_KEY_ATTRIBUTES = [
+  ['p2psip-key-v2', 'v2'],
+  ['p2psip-key', 'v1'],
+] as const;
+/** How far a new call's offer may be signed from our clock; and how long its signature is remembered. */
+const OFFER_FRESH_SECONDS = 600;
+/** New calls' offers remembered, so that one is not played to us twice. */
+const MAX_OFFERS_SEEN = 1024;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 
 export interface CallMediaDeps {
@@ -39,6 +47,7 @@ export interface CallMediaDeps {
   readonly publicHost: () => string;
   /** Whose media keys are believed: the overlay's enrolled, unrevoked nodes. */
   readonly trust: TrustPolicy;
+  /** Wall-clock seconds: statements carry their time, and certificates are checked at it. */
   readonly nowSeconds: () => number;
   /** The overlay link to the other home, for media its ports cannot exchange directly. */
   readonly backhaul?: MediaBackhaul;
@@ -63,19 +72,37 @@ export interface MediaBackhaul {
   stop(): void;
 }
 
+/** The other home of a call, as its first believed SDP showed it. */
+interface FarHome {
+  readonly nodeId: Id | undefined;
+  /** Its identity key: every later SDP must be signed by it. */
+  readonly identityKey: Uint8Array;
+  /** Its X25519 key for the call: every later SDP must carry the same. */
+  readonly callKey: Uint8Array;
+  /** Its certificate as last sent (checked again when the overlay's configuration changes). */
+  certificate: Uint8Array;
+  /** The sequence number of its latest SDP: an older one is refused. */
+  sequence: number;
+}
+
+/** Another home's SDP whose statement was believed. */
+interface Believed {
+  readonly statement: SdpStatement;
+  readonly certificate: Uint8Array;
+  readonly identityKey: Uint8Array;
+  readonly nodeId: Id | undefined;
+}
+
 interface CallState {
   readonly session: MediaSession;
   /** Which m= sections are anchored (port 0 ones are not), in order: index into session.streams. */
   readonly anchored: readonly (number | undefined)[];
   readonly role: MediaRole;
-  readonly own: { share: MediaKeyShare; ephemeral: EphemeralKey };
-  /** This peer's certificate, sent with its share. */
-  readonly certificate: Uint8Array;
-  sealed: boolean;
-  /** The other home's Node-ID, once its certificate was believed. */
-  farHome?: Id;
-  /** The other home's X25519 share for this call: its later SDP must carry the same. */
-  theirKey?: Uint8Array;
+  readonly ephemeral: EphemeralKey;
+  /** SDPs this peer has signed in the call. */
+  signed: number;
+  /** The other home, once its keys are agreed (the internet leg is sealed from then on). */
+  far?: FarHome;
   /** The latest offer and whose party it described: its answer settles rtcp-mux for both sides. */
   offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string };
   /** Per m= section, whether rtcp-mux is in use as the last answer settled it (none yet: undefined). */
@@ -88,6 +115,8 @@ export class CallMedia {
   private readonly calls = new Map<string, CallState>();
   private closed = false;
   private readonly pending = new Map<string, Promise<CallState>>();
+  /** Signatures of new calls' offers believed lately, and until when (wall seconds) they are kept. */
+  private readonly offersSeen = new Map<string, number>();
 
   constructor(private readonly deps: CallMediaDeps) {
     deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
@@ -108,36 +137,42 @@ export class CallMedia {
 
   /** The other home of a call (its Node-ID), once the call's keys are agreed. */
   farHomeOf(callId: string): Id | undefined {
-    return this.calls.get(callId)?.farHome;
+    return this.calls.get(callId)?.far?.nodeId;
   }
 
-  /** This home's phone offers (INVITE, re-INVITE): the SDP to send on to the other home. */
-  async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string): Promise<string> {
+  /**
+   * This home's phone offers (INVITE, re-INVITE, or a 200 answering an INVITE without SDP): the
+   * SDP to send on to the other home, `toHome` (hex Node-ID) when it is known here.
+   */
+  async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.offered(call, offer, 'a', phoneSource);
-    return this.towardsHome(call, offer);
+    return this.towardsHome(call, offer, toHome);
   }
 
   /** The other home answers our phone's offer: the SDP for the phone. */
   answerFromHome(callId: string, sdp: Uint8Array, homeSource: string): string {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
-    this.acceptShare(call, answer, callId);
+    this.acceptShare(call, this.believe(answer, callId, theirRole(call.role), call, false), callId);
     this.answered(call, answer, 'b', homeSource);
     this.deps.anchor.answered(callId);
     return this.towardsPhone(call, answer);
   }
 
-  /** Another home offers to our phone: the SDP for the phone. */
-  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string): Promise<string> {
+  /**
+   * Another home offers to our phone: the SDP for the phone. `inRequest`: it came in a request (an
+   * INVITE that may begin a call), not in a response to ours; such an offer must name this home.
+   */
+  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true): Promise<string> {
     const offer = parseSdp(sdp);
     const known = this.calls.get(callId) ?? (await this.pending.get(callId));
-    // A new call's key share is checked before any port opens: a stranger's offer costs no sockets.
-    if (!known) this.believedShare(offer, callId, 'offerer');
+    // A new call's statement is checked before any port opens: a stranger's offer costs no sockets.
+    const believed = this.believe(offer, callId, known ? theirRole(known.role) : 'offerer', known, inRequest);
     const call = known ?? (await this.startOnce(callId, offer, 'answerer'));
     try {
-      this.acceptShare(call, offer, callId);
+      this.acceptShare(call, believed, callId);
       this.offered(call, offer, 'b', homeSource);
       call.toPhones = { sdp: withoutShare(offer), to: 'a' };
       return this.towardsPhone(call, offer);
@@ -155,6 +190,24 @@ export class CallMedia {
     this.answered(call, answer, 'a', phoneSource);
     this.deps.anchor.answered(callId);
     return this.towardsHome(call, answer);
+  }
+
+  /**
+   * The overlay's configuration changed (a revocation): calls with a home whose certificate is no
+   * longer believed lose their media at once. Returns those calls' IDs.
+   */
+  revalidate(): string[] {
+    const ended: string[] = [];
+    for (const [callId, call] of [...this.calls]) {
+      if (!call.far) continue;
+      try {
+        this.deps.trust.accept(call.far.certificate, this.deps.nowSeconds());
+      } catch {
+        this.close(callId);
+        ended.push(callId);
+      }
+    }
+    return ended;
   }
 
   /**
@@ -242,7 +295,7 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, role, own: createKeyShare(this.deps.identity, callId, role, this.deps.random), certificate: this.deps.identity.certificate.bytes, sealed: false };
+    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0 };
     this.calls.set(callId, call);
     return call;
   }
@@ -290,7 +343,7 @@ export class CallMedia {
    */
   private setParties(call: CallState, sdp: SessionDescription, side: Side, source: string, muxed: readonly boolean[]): void {
     this.matching(call, sdp);
-    const otherHome = side === 'b' && call.sealed;
+    const otherHome = side === 'b' && call.far !== undefined;
     sdp.streams.forEach((stream, i) => {
       const index = call.anchored[i];
       if (index === undefined) return;
@@ -303,44 +356,66 @@ export class CallMedia {
     });
   }
 
-  /** The other home's share, checked against its (trusted) certificate, and the internet leg sealed with it. */
   /**
-   * The other home's key share in `sdp`, believed: its certificate passes the trust policy (an
-   * enrolled, unrevoked home) and signed it for this call in `theirRole`. Throws SdpError (488).
+   * Another home's SDP, believed: its certificate passes the trust policy (an enrolled, unrevoked
+   * home), and it signed this very SDP for this call in `role`, for this home or for none it could
+   * name. In a call whose keys are agreed: by the same home, with the same call key, later than its
+   * last. `opensCall`: an offer in a request that may begin a call, which must name this home,
+   * be fresh, and not have been seen before. Throws SdpError (488).
    */
-  private believedShare(sdp: SessionDescription, callId: string, theirRole: MediaRole): { share: MediaKeyShare; farHome: Id | undefined } {
-    const theirs = readShare(sdp);
-    if (!theirs && sdp.lines.some((l) => l.startsWith(`a=${V1_KEY_ATTRIBUTE}:`))) throw new SdpError('the other home seals media under an older version (p2psip-key v1): update its p2psip');
-    if (!theirs) throw new SdpError('the other home sent no media key');
-    let homeKey: Uint8Array;
-    let farHome: Id | undefined;
+  private believe(sdp: SessionDescription, callId: string, role: MediaRole, call: CallState | undefined, opensCall: boolean): Believed {
+    const share = readShare(sdp, callId, role);
+    if (!share) {
+      const older = OLDER_KEY_ATTRIBUTES.find(([name]) => sdp.lines.some((l) => l.startsWith(`a=${name}:`)));
+      if (older) throw new SdpError(`the other home seals media under an older version (p2psip-key ${older[1]}): update its p2psip`);
+      throw new SdpError('the other home sent no media key, or more than one');
+    }
+    const now = this.deps.nowSeconds();
+    let certificate;
     try {
-      const certificate = this.deps.trust.accept(theirs.certificate, this.deps.nowSeconds());
+      certificate = this.deps.trust.accept(share.certificate, now);
       if (certificate.claims.role !== undefined) throw new Error(`a ${certificate.claims.role} certificate is no home`);
-      homeKey = certificate.claims.publicKey;
-      farHome = certificate.claims.nodeIds[0];
     } catch (error) {
       throw new SdpError(`the other home's certificate is not believed: ${(error as Error).message}`);
     }
-    if (!shareIsFrom(theirs, homeKey, callId, theirRole)) throw new SdpError('the other home\'s media key is not signed by it');
-    return { share: theirs, farHome };
+    const identityKey = certificate.claims.publicKey;
+    const { statement } = share;
+    if (!statementSignedBy(statement, share.signature, identityKey)) throw new SdpError("the other home's SDP is not signed by it");
+    if (statement.toHome !== '' && statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home');
+    const far = call?.far;
+    if (far) {
+      // Later SDP of the call: anyone who saw an earlier one could otherwise send it again, or another.
+      if (!sameBytes(identityKey, far.identityKey) || !sameBytes(statement.publicKey, far.callKey)) throw new SdpError('SDP for this call from another party than the home it was agreed with');
+      if (statement.sequence <= far.sequence) throw new SdpError('an earlier SDP of this call, sent again');
+    } else if (opensCall) {
+      if (statement.toHome === '') throw new SdpError('an offer for a new call that names no home');
+      if (Math.abs(statement.time - now) > OFFER_FRESH_SECONDS) throw new SdpError("an offer signed too long ago or in the future: check both homes' clocks");
+      this.firstSight(share.signature, now);
+    }
+    return { statement, certificate: share.certificate, identityKey, nodeId: certificate.claims.nodeIds[0] };
   }
 
-  private acceptShare(call: CallState, sdp: SessionDescription, callId: string): void {
-    if (call.sealed) {
-      // Later SDP of the call must come from the home its keys were agreed with: the same share.
-      // Anyone else who learnt the Call-ID could otherwise point the call's media elsewhere.
-      const again = readShare(sdp);
-      if (!again || !call.theirKey || Buffer.compare(Buffer.from(again.publicKey), Buffer.from(call.theirKey)) !== 0) throw new SdpError('SDP for this call from another party than the home it was agreed with');
+  /** A new call's offer, once: its signature is remembered while it would still be fresh. */
+  private firstSight(signature: Uint8Array, now: number): void {
+    const key = Buffer.from(signature).toString('base64');
+    for (const [seen, until] of this.offersSeen) if (until < now) this.offersSeen.delete(seen);
+    if (this.offersSeen.has(key)) throw new SdpError('an offer already received, sent again');
+    if (this.offersSeen.size >= MAX_OFFERS_SEEN) this.offersSeen.delete(this.offersSeen.keys().next().value as string);
+    this.offersSeen.set(key, now + 2 * OFFER_FRESH_SECONDS);
+  }
+
+  /** The other home's believed SDP: the first seals the internet leg under the keys it agrees; later ones move its sequence on. */
+  private acceptShare(call: CallState, theirs: Believed, callId: string): void {
+    if (call.far) {
+      call.far.sequence = theirs.statement.sequence;
+      call.far.certificate = theirs.certificate;
       return;
     }
-    const theirRole: MediaRole = call.role === 'offerer' ? 'answerer' : 'offerer';
-    const { share: theirs, farHome } = this.believedShare(sdp, callId, theirRole);
-    call.theirKey = theirs.publicKey;
-    const [offerer, answerer] = call.role === 'offerer' ? [call.own.share, theirs] : [theirs, call.own.share];
+    const [offererKey, answererKey] = call.role === 'offerer' ? [call.ephemeral.publicKey, theirs.statement.publicKey] : [theirs.statement.publicKey, call.ephemeral.publicKey];
+    const farHome = theirs.nodeId;
     call.session.streams.forEach((stream, i) => {
       for (const channel of ['rtp', 'rtcp'] as const) {
-        const { send, receive } = mediaSealers(call.own.ephemeral, call.role, offerer, answerer, callId, `${i}/${channel}`);
+        const { send, receive } = mediaSealers(call.ephemeral, call.role, offererKey, answererKey, callId, `${i}/${channel}`);
         stream[channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
         const backhaul = this.deps.backhaul;
         if (backhaul && farHome !== undefined) {
@@ -348,14 +423,29 @@ export class CallMedia {
         }
       }
     });
-    call.sealed = true;
-    call.farHome = farHome;
+    call.far = { nodeId: farHome, identityKey: theirs.identityKey, callKey: theirs.statement.publicKey, certificate: theirs.certificate, sequence: theirs.statement.sequence };
     if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
   }
 
-  private towardsHome(call: CallState, sdp: SessionDescription): string {
+  /** The SDP for the other home (`toHome`, hex, when known; the call's far home once agreed), signed. */
+  private towardsHome(call: CallState, sdp: SessionDescription, toHome?: string): string {
     const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost(), ports: portsOn(call, 'b') });
-    return addShare(text, call.own.share, call.certificate);
+    const lines = text.split('\r\n');
+    if (lines.at(-1) === '') lines.pop();
+    const farHome = call.far?.nodeId;
+    const statement: SdpStatement = {
+      callId: call.session.id,
+      role: call.role,
+      publicKey: call.ephemeral.publicKey,
+      toHome: farHome !== undefined ? idToHex(farHome) : (toHome ?? ''),
+      sequence: ++call.signed,
+      time: this.deps.nowSeconds(),
+      body: lines.join('\r\n'),
+    };
+    const value = [statement.publicKey, this.deps.identity.certificate.bytes, statement.toHome, statement.sequence, statement.time, signStatement(this.deps.identity, statement)];
+    const firstMedia = lines.findIndex((l) => l.startsWith('m='));
+    lines.splice(firstMedia < 0 ? lines.length : firstMedia, 0, `a=${KEY_ATTRIBUTE}:${Buffer.from(encodeCbor(value)).toString('base64url')}`);
+    return `${lines.join('\r\n')}\r\n`;
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
@@ -378,29 +468,37 @@ function portsOn(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
   return call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports[side]));
 }
 
-/** a=p2psip-key-v2:base64url(CBOR [x25519-key, signature, certificate]) */
-function readShare(sdp: SessionDescription): (MediaKeyShare & { certificate: Uint8Array }) | undefined {
-  const line = sdp.lines.find((l) => l.startsWith(`a=${KEY_ATTRIBUTE}:`));
-  if (!line) return undefined;
+/** The other role in a call. */
+function theirRole(role: MediaRole): MediaRole {
+  return role === 'offerer' ? 'answerer' : 'offerer';
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+/**
+ * a=p2psip-key-v3:base64url(CBOR [x25519-key, certificate, to-home, sequence, time, signature]),
+ * exactly one, read as the statement the sender made in `role` about the rest of the SDP.
+ */
+function readShare(sdp: SessionDescription, callId: string, role: MediaRole): { statement: SdpStatement; certificate: Uint8Array; signature: Uint8Array } | undefined {
+  const prefix = `a=${KEY_ATTRIBUTE}:`;
+  const keyLines = sdp.lines.filter((l) => l.startsWith(prefix));
+  if (keyLines.length !== 1) return undefined;
   try {
-    const value = decodeCbor(Buffer.from(line.slice(KEY_ATTRIBUTE.length + 3), 'base64url'), 8192, '$.mediaKey');
-    if (!Array.isArray(value) || !value.slice(0, 3).every((v) => v instanceof Uint8Array)) return undefined;
-    return { publicKey: value[0], signature: value[1], certificate: value[2] };
+    const value = decodeCbor(Buffer.from(keyLines[0].slice(prefix.length), 'base64url'), 8192, '$.mediaKey');
+    if (!Array.isArray(value) || value.length !== 6) return undefined;
+    const [publicKey, certificate, toHome, sequence, time, signature] = value as unknown[];
+    if (!(publicKey instanceof Uint8Array) || !(certificate instanceof Uint8Array) || !(signature instanceof Uint8Array)) return undefined;
+    if (typeof toHome !== 'string' || !Number.isSafeInteger(sequence) || !Number.isSafeInteger(time)) return undefined;
+    const body = sdp.lines.filter((l) => !l.startsWith(prefix)).join('\r\n');
+    return { statement: { callId, role, publicKey, toHome, sequence: sequence as number, time: time as number, body }, certificate, signature };
   } catch {
     return undefined;
   }
 }
 
-/** The description without any key share (a phone never sees one; ours replaces the other home's). */
+/** The description without any key share, of any version (a phone never sees one; ours replaces the other home's). */
 function withoutShare(sdp: SessionDescription): SessionDescription {
-  return { ...sdp, lines: sdp.lines.filter((l) => !l.startsWith(`a=${KEY_ATTRIBUTE}:`) && !l.startsWith(`a=${V1_KEY_ATTRIBUTE}:`)) };
-}
-
-/** Our share as a session-level attribute, before the first m= line. */
-function addShare(text: string, share: MediaKeyShare, certificate: Uint8Array): string {
-  const lines = text.split('\r\n');
-  const firstMedia = lines.findIndex((l) => l.startsWith('m='));
-  const attribute = `a=${KEY_ATTRIBUTE}:${Buffer.from(encodeCbor([share.publicKey, share.signature, certificate])).toString('base64url')}`;
-  lines.splice(firstMedia < 0 ? lines.length - 1 : firstMedia, 0, attribute);
-  return lines.join('\r\n');
+  return { ...sdp, lines: sdp.lines.filter((l) => !l.startsWith('a=p2psip-key')) };
 }

@@ -7,8 +7,9 @@ import { encodeCbor } from '../../../wire/cbor.js';
 
 /*
  * The internet leg of a call between two home peers, sealed (issue 16): each peer makes a fresh
- * X25519 key for the call and signs it with its enrolled identity, so the keys are agreed between
- * the two homes' certificates and never reused by another call. Each datagram is
+ * X25519 key for the call and signs it, with each SDP it sends, by its enrolled identity, so the
+ * keys are agreed between the two homes' certificates and never reused by another call. Each
+ * datagram is
  *   counter (6 bytes, big-endian) || flags (1 byte) || ChaCha20-Poly1305(key of this direction,
  *     nonce = counter, aad = counter || flags)
  * and is opened only once (a strict replay window). The flags are the sender's word about the
@@ -23,34 +24,54 @@ export const MEDIA_SEAL_OVERHEAD = HEADER_BYTES + 16;
 
 export type MediaRole = 'offerer' | 'answerer';
 
-/** What a peer sends the other for a call: its ephemeral key, signed by its identity. */
-export interface MediaKeyShare {
+/**
+ * What a home states, signed by its enrolled identity, with every SDP it sends another home in a
+ * call (v3). The signature covers the SDP itself, so nothing in it can be changed or added on the
+ * way (where the media goes, hold, codecs); the home it is for, so an offer cannot be replayed to
+ * another home; a sequence number, so an older SDP of the call cannot be played again; and the
+ * time, so a new call's offer is believed for minutes, not for ever.
+ */
+export interface SdpStatement {
+  readonly callId: string;
+  /** The sender's role in the call (it never changes, whoever offers later). */
+  readonly role: MediaRole;
+  /** The sender's X25519 key for the call. */
   readonly publicKey: Uint8Array;
-  readonly signature: Uint8Array;
+  /** The home it is for (hex Node-ID); '' when the sender cannot name it (a late offer in a 200). */
+  readonly toHome: string;
+  /** 1, 2, ... for each SDP the sender sends in the call. */
+  readonly sequence: number;
+  /** Wall-clock seconds at signing. */
+  readonly time: number;
+  /** The SDP as sent, its key line left out, lines joined with CRLF. */
+  readonly body: string;
 }
 
-const shareInput = (callId: string, role: MediaRole, publicKey: Uint8Array): Uint8Array => encodeCbor(['p2psip-media-key', callId, role, publicKey]);
+const statementInput = (s: SdpStatement): Uint8Array => encodeCbor(['p2psip-media-sdp-v3', s.callId, s.role, s.publicKey, s.toHome, s.sequence, s.time, s.body]);
 
-/** This peer's share for `callId`, and the private half it keeps until the other share arrives. */
-export function createKeyShare(identity: NodeIdentity, callId: string, role: MediaRole, random: Random): { share: MediaKeyShare; ephemeral: EphemeralKey } {
-  const ephemeral = ephemeralFromBytes(random.bytes(32));
-  return { share: { publicKey: ephemeral.publicKey, signature: signBytes(identity.keys, shareInput(callId, role, ephemeral.publicKey)) }, ephemeral };
+/** A fresh X25519 key for one call. */
+export function createCallKey(random: Random): EphemeralKey {
+  return ephemeralFromBytes(random.bytes(32));
 }
 
-/** Whether the other peer's share was signed by the key its (already checked) certificate names. */
-export function shareIsFrom(share: MediaKeyShare, certifiedKey: Uint8Array, callId: string, role: MediaRole): boolean {
-  return share.publicKey.length === 32 && verifyBytes(publicKeyObject(certifiedKey), shareInput(callId, role, share.publicKey), share.signature);
+export function signStatement(identity: NodeIdentity, statement: SdpStatement): Uint8Array {
+  return signBytes(identity.keys, statementInput(statement));
+}
+
+/** Whether the statement was signed by the key its sender's (already checked) certificate names. */
+export function statementSignedBy(statement: SdpStatement, signature: Uint8Array, certifiedKey: Uint8Array): boolean {
+  return statement.publicKey.length === 32 && verifyBytes(publicKeyObject(certifiedKey), statementInput(statement), signature);
 }
 
 /**
- * Both directions' sealers for one channel of a call, once both shares are known. RTP and RTCP
+ * Both directions' sealers for one channel of a call, once both keys are known. RTP and RTCP
  * (and each stream) are channels of their own: each has its own keys, so no two ever share a nonce.
  */
-export function mediaSealers(own: EphemeralKey, role: MediaRole, offerer: MediaKeyShare, answerer: MediaKeyShare, callId: string, channel: string): { send: MediaSealer; receive: MediaOpener } {
-  const peer = role === 'offerer' ? answerer.publicKey : offerer.publicKey;
+export function mediaSealers(own: EphemeralKey, role: MediaRole, offererKey: Uint8Array, answererKey: Uint8Array, callId: string, channel: string): { send: MediaSealer; receive: MediaOpener } {
+  const peer = role === 'offerer' ? answererKey : offererKey;
   const callSalt = new TextEncoder().encode(callId);
   // v2: the flags byte joined the header (a v1 home's datagrams fail the AEAD check, and are counted).
-  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offerer.publicKey, answerer.publicKey, encodeCbor(['p2psip media keys v2', callId, channel]));
+  const keys = deriveLinkKeys(own, peer, callSalt, new Uint8Array(0), offererKey, answererKey, encodeCbor(['p2psip media keys v2', callId, channel]));
   const [out, back] = role === 'offerer' ? [keys.initiatorToResponder, keys.responderToInitiator] : [keys.responderToInitiator, keys.initiatorToResponder];
   return { send: new MediaSealer(out), receive: new MediaOpener(back) };
 }

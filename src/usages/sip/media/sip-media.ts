@@ -28,8 +28,8 @@ export function otherSide(side: MediaSide): MediaSide {
 /** Calls whose caller (`always`) or answering dialog is remembered at once. */
 const MAX_REMEMBERED = 4096;
 
-/** A media key share of another home (call-media.ts), this version's or v1's. */
-const KEY_LINE = /^a=p2psip-key(?:-v2)?:/m;
+/** A media key share of another home (call-media.ts), this version's or an older one's. */
+const KEY_LINE = /^a=p2psip-key(?:-v[23])?:/m;
 
 export interface MediaLimits {
   /** Anchored calls at once (`--max-calls`); a call beyond it is answered 503. */
@@ -56,6 +56,8 @@ export interface MediaCallCounters {
   refused: number;
   /** Responses whose SDP could not be read: forwarded without a body, never half-rewritten. */
   unreadableAnswers: number;
+  /** Calls whose media ended because the other home's certificate was revoked mid-call. */
+  endedRevoked: number;
 }
 
 /** What the overlay link that carries media can say about itself (node/media-backhaul.ts). */
@@ -74,7 +76,7 @@ interface CallFacts {
 }
 
 export class SipMedia {
-  readonly counters: MediaCallCounters = { anchored: 0, reoffers: 0, refused: 0, unreadableAnswers: 0 };
+  readonly counters: MediaCallCounters = { anchored: 0, reoffers: 0, refused: 0, unreadableAnswers: 0, endedRevoked: 0 };
   private readonly facts = new Map<string, CallFacts>();
   /** Calls between two phones of this home (`always`): the caller's From tag. */
   private readonly localCallers = new Map<string, string>();
@@ -141,16 +143,16 @@ export class SipMedia {
    * call's ports (so it is async). Throws MediaRefused (488 unreadable or untrusted SDP, 503
    * when ports or calls run out).
    */
-  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, branch?: string): Promise<Uint8Array> {
+  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, branch?: string, toHome?: string): Promise<Uint8Array> {
     try {
       if (kind === 'offer') {
         const isNew = !this.calls.has(callId);
         if (isNew && this.calls.active >= this.limits.maxCalls) throw new MediaPortsExhausted(`${this.limits.maxCalls} calls already anchored (--max-calls)`);
         const text =
           from === 'phone'
-            ? await this.calls.offerFromPhone(callId, message.body, source)
+            ? await this.calls.offerFromPhone(callId, message.body, source, toHome)
             : from === 'home'
-              ? await this.calls.offerFromHome(callId, message.body, source)
+              ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request')
               : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
         if (!isNew) this.counters.reoffers++;
         if (isNew) {
@@ -236,6 +238,14 @@ export class SipMedia {
     this.winningTags.delete(callId);
   }
 
+  /** The overlay's configuration changed: calls with a home no longer believed lose their media. */
+  revalidate(): void {
+    for (const callId of this.calls.revalidate()) {
+      this.counters.endedRevoked++;
+      this.ended(callId);
+    }
+  }
+
   /** The peer is stopping: every call ends. */
   close(): void {
     this.calls.closeAll();
@@ -279,6 +289,7 @@ export class SipMedia {
       refused: this.counters.refused,
       refusedNoPorts: anchor.counters.refusedNoPorts,
       unreadableAnswers: this.counters.unreadableAnswers,
+      endedRevoked: this.counters.endedRevoked,
       maxCalls: this.limits.maxCalls,
       portRange: anchor.portRange,
       portsInUse: anchor.portsInUse,

@@ -252,7 +252,8 @@ export class SipProxy {
     if (initial) media.admit(checked.callId);
     if (!media.hasSdp(request)) return { side, offered: false }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
-    const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host);
+    // The other home an offer goes to, named in what this peer signs (its Node-ID, when the route knows it).
+    const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host, undefined, group[0].flow.nodeId);
     if (!initial || group.length === 1 || kind !== 'offer') return { side, offered: kind === 'offer', body };
     // Forked: every phone but the first is offered ports of its own (or, when none are left, the first's).
     const legs = [{ key: '0', body }];
@@ -566,7 +567,7 @@ export class SipProxy {
       if (call.winner && call.winner !== branch) return withoutBody(received);
       const from: MediaSide = otherSide(plan.side);
       try {
-        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host, branch.leg) };
+        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host, branch.leg, call.server.flow.nodeId) };
       } catch (error) {
         // A response cannot be refused: it goes on without SDP rather than with half-rewritten SDP.
         media.counters.unreadableAnswers++;

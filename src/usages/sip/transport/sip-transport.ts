@@ -25,7 +25,7 @@ export interface SipFlow {
   readonly remote: Address;
   /** The TCP connection, for flows over TCP. */
   readonly connectionId?: number;
-  /** The peer at the far end, for flows through the overlay (hex Node-ID). */
+  /** The peer at the far end (hex Node-ID): for flows through the overlay, and ours straight to another home peer. */
   readonly nodeId?: string;
 }
 

@@ -11,6 +11,7 @@ import { parseSdp, type Endpoint, SdpError } from '../../../../src/usages/sip/me
 import { CertificateError } from '../../../../src/identity/certificate.js';
 import { OpenTrustPolicy, type TrustPolicy } from '../../../../src/identity/trust.js';
 import { FIXED_NOW_SECONDS, TEST_OVERLAY, testIdentity } from '../../../helpers/fixtures.js';
+import { idToHex } from '../../../../src/wire/id.js';
 
 /*
  * A call's media between two homes on an in-memory network: phone A's offer crosses home A
@@ -44,12 +45,14 @@ function network() {
 
 const HOME_A = '203.0.113.1';
 const HOME_B = '203.0.113.2';
+/** Home B's Node-ID: what home A's offers name (every offer here goes from A to B). */
+const TO_B = idToHex(testIdentity(12).nodeId);
 const offer = (address: string, port: number) =>
   new TextEncoder().encode(`v=0\r\no=- 1 1 IN IP4 ${address}\r\ns=-\r\nc=IN IP4 ${address}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n`);
 const enc = (text: string) => new TextEncoder().encode(text);
 const mediaOf = (sdp: string) => parseSdp(sdp).streams[0].rtp;
 
-function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }, backhaul?: MediaBackhaul) {
+function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }, backhaul?: MediaBackhaul, nowSeconds = FIXED_NOW_SECONDS, publicOf: Partial<Record<'a' | 'b', string>> = {}) {
   const net = network();
   const clock = new VirtualClock();
   const at = (host: string, id: 'a' | 'b', low: number) =>
@@ -58,9 +61,9 @@ function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identitie
       identity: identities[id],
       random: new SeededRandom(low),
       lanHost: host,
-      publicHost: () => host,
+      publicHost: () => publicOf[id] ?? host,
       trust,
-      nowSeconds: () => FIXED_NOW_SECONDS,
+      nowSeconds: () => nowSeconds,
       ...(backhaul ? { backhaul } : {}),
     });
   return { net, clock, identities, a: at(HOME_A, 'a', 40000), b: at(HOME_B, 'b', 50000) };
@@ -70,8 +73,8 @@ test('an offer and its answer cross both homes: each phone is told its own home\
   const { net, a, b } = homes();
   const phoneA = net.phone('192.168.1.20', 10000);
   const phoneB = net.phone('192.168.2.30', 20000);
-  const toB = await a.offerFromPhone('call-1', offer('192.168.1.20', 10000), '192.168.1.20');
-  assert.match(toB, /a=p2psip-key-v2:/);
+  const toB = await a.offerFromPhone('call-1', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  assert.match(toB, /a=p2psip-key-v3:/);
   assert.equal(mediaOf(toB).address, HOME_A);
   const toPhoneB = await b.offerFromHome('call-1', enc(toB), HOME_A);
   assert.doesNotMatch(toPhoneB, /p2psip-key/, 'a phone never sees a key share');
@@ -97,7 +100,7 @@ test('while both phones are silent (a call on hold), each home keeps the direct 
   const { net, clock, a, b } = homes();
   const phoneA = net.phone('192.168.1.20', 10000);
   const phoneB = net.phone('192.168.2.30', 20000);
-  const toB = await a.offerFromPhone('call-h', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toB = await a.offerFromPhone('call-h', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   const toPhoneB = await b.offerFromHome('call-h', enc(toB), HOME_A);
   const toA = b.answerFromPhone('call-h', offer('192.168.2.30', 20000), '192.168.2.30');
   const toPhoneA = a.answerFromHome('call-h', enc(toA), HOME_B);
@@ -122,12 +125,12 @@ test('a key share signed by another node than its certificate names, none at all
   // Home A's peer signs with its own key but sends a certificate of another node (a thief's replay of it).
   const impostor = { a: { ...testIdentity(11), certificate: testIdentity(13).certificate }, b: testIdentity(12) };
   const forged = homes(undefined, impostor);
-  const toB = await forged.a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toB = await forged.a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await assert.rejects(forged.b.offerFromHome('call-2', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /not signed by it/.test(e.reason));
-  const stripped = toB.replace(/a=p2psip-key-v2:[^\r]*\r\n/, '');
+  const stripped = toB.replace(/a=p2psip-key-v3:[^\r]*\r\n/, '');
   await assert.rejects(forged.b.offerFromHome('call-3', enc(stripped), HOME_A), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
   // A home that seals under media keys v1 (before the flags byte): refused with the reason, not connected silent.
-  const v1 = toB.replace('a=p2psip-key-v2:', 'a=p2psip-key:');
+  const v1 = toB.replace('a=p2psip-key-v3:', 'a=p2psip-key:');
   await assert.rejects(forged.b.offerFromHome('call-3b', enc(v1), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /older version \(p2psip-key v1\)/.test(e.reason));
   assert.equal(forged.b.active, 0, 'the refused offers hold no ports');
   // The overlay revoked home A: its certificate is not believed, so its media is refused.
@@ -142,13 +145,13 @@ test('a key share signed by another node than its certificate names, none at all
     },
   };
   const revoked = homes(revokedA);
-  const fromRevoked = await revoked.a.offerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20');
+  const fromRevoked = await revoked.a.offerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await assert.rejects(revoked.b.offerFromHome('call-4', enc(fromRevoked), HOME_A), (e: unknown) => e instanceof SdpError && /revoked/.test(e.reason));
 });
 
 test('a stranger\'s offer with a key share that is not believed opens no port at all', async () => {
   const { b } = homes();
-  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key-v2:AAAA\r\n`);
+  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key-v3:AAAA\r\n`);
   const errors = await Promise.all(Array.from({ length: 8 }, () => b.offerFromHome('junk', junk, '198.51.100.66').catch((e: unknown) => e)));
   assert.ok(errors.every((e) => e instanceof SdpError && e.status === 488));
   assert.equal(b.anchor.counters.sessions, 0, 'no session (and so no socket) was ever opened for them');
@@ -156,7 +159,7 @@ test('a stranger\'s offer with a key share that is not believed opens no port at
 
 test('two offers for one new call at once (a forked late offer) share one session, and close frees every port', async () => {
   const { a } = homes();
-  const [first, second] = await Promise.all([a.offerFromPhone('fork', offer('192.168.1.20', 10000), '192.168.1.20'), a.offerFromPhone('fork', offer('192.168.1.21', 10002), '192.168.1.21')]);
+  const [first, second] = await Promise.all([a.offerFromPhone('fork', offer('192.168.1.20', 10000), '192.168.1.20', TO_B), a.offerFromPhone('fork', offer('192.168.1.21', 10002), '192.168.1.21', TO_B)]);
   assert.equal(mediaOf(first).port, mediaOf(second).port, 'the same anchor ports');
   assert.equal(a.active, 1);
   assert.equal(a.anchor.portsInUse, 4);
@@ -164,28 +167,81 @@ test('two offers for one new call at once (a forked late offer) share one sessio
   assert.equal(a.anchor.portsInUse, 0, 'nothing orphaned');
 });
 
-test('once a call\'s keys are agreed, SDP for it with another key share (or none) is refused: knowing the Call-ID does not re-point the media', async () => {
+test("once a call's keys are agreed, SDP for it that home A did not sign, or signed earlier, is refused: seeing its SDP does not re-point the media (review F1)", async () => {
   const { net, a, b } = homes();
   const phoneB = net.phone('192.168.2.30', 20000);
-  const toB = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toB = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   const toPhoneB = await b.offerFromHome('call-5', enc(toB), HOME_A);
   a.answerFromHome('call-5', enc(b.answerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
-  // A stranger's ACK "from home A", naming itself, with a made-up share, or with none.
-  const attacker = enc(`v=0\r\no=- 1 2 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\nm=audio 7777 RTP/AVP 0\r\na=p2psip-key-v2:AAAA\r\n`);
-  assert.throws(() => b.answerFromHome('call-5', attacker, '198.51.100.66'), (e: unknown) => e instanceof SdpError && /another party/.test(e.reason));
-  await assert.rejects(b.offerFromHome('call-5', enc(toB.replace(/a=p2psip-key-v2:[^\r]*\r\n/, '')), '198.51.100.66'), SdpError);
-  // Home A's own re-offer (the same share) is taken.
-  const reoffer = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20');
+  // Someone who saw home A's INVITE: its genuine key line under SDP of their own, a made-up one, none at all.
+  const keyLine = /a=p2psip-key-v3:[^\r]*\r\n/.exec(toB)![0];
+  const theirs = (share: string) => enc(`v=0\r\no=- 1 2 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${share}m=audio 7777 RTP/AVP 0\r\na=inactive\r\n`);
+  await assert.rejects(b.offerFromHome('call-5', theirs(keyLine), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /not signed by it/.test(e.reason));
+  assert.throws(() => b.answerFromHome('call-5', theirs('a=p2psip-key-v3:AAAA\r\n'), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
+  await assert.rejects(b.offerFromHome('call-5', enc(toB.replace(keyLine, '')), '198.51.100.66'), SdpError);
+  // Home A's first offer, whole, played again as a re-offer.
+  await assert.rejects(b.offerFromHome('call-5', enc(toB), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /earlier SDP/.test(e.reason));
+  // Home A's own re-offer (signed afresh, later) is taken.
+  const reoffer = await a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await b.offerFromHome('call-5', enc(reoffer), HOME_A);
   // Phone B's audio still goes to home A, never to the attacker.
   phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(7));
   assert.ok(!net.wire.some((w) => w.to.address === '198.51.100.66'), 'nothing sent to the stranger');
 });
 
+test('a new call\'s offer is believed by the home it names, once, and while it is fresh: replayed elsewhere, again, or stale, it opens no port (review F1)', async () => {
+  const { a, b } = homes();
+  const toB = await a.offerFromPhone('call-r', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  // Home C (another node) is not the home it names.
+  const c = homes(undefined, { a: testIdentity(11), b: testIdentity(14) }).b;
+  await assert.rejects(c.offerFromHome('call-r', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && /another home/.test(e.reason));
+  assert.equal(c.anchor.counters.sessions, 0);
+  await b.offerFromHome('call-r', enc(toB), HOME_A);
+  b.close('call-r'); // the call ended
+  await assert.rejects(b.offerFromHome('call-r', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && /already received/.test(e.reason));
+  // An offer that names no home opens no call when it comes in a request (a late offer in a 200 may).
+  const unnamed = await a.offerFromPhone('call-u', offer('192.168.1.20', 10000), '192.168.1.20');
+  await assert.rejects(b.offerFromHome('call-u', enc(unnamed), HOME_A), (e: unknown) => e instanceof SdpError && /names no home/.test(e.reason));
+  await b.offerFromHome('call-u', enc(unnamed), HOME_A, false);
+  // Signed eleven minutes ago.
+  const late = homes(undefined, undefined, undefined, FIXED_NOW_SECONDS - 660);
+  const stale = await late.a.offerFromPhone('call-s', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await assert.rejects(b.offerFromHome('call-s', enc(stale), HOME_A), (e: unknown) => e instanceof SdpError && /too long ago/.test(e.reason));
+  assert.equal(b.active, 1, 'only the late offer in a response holds ports');
+});
+
+test('a home revoked in the middle of a call: its media ends when the configuration says so, and its re-offers are refused (review F4)', async () => {
+  const open = new OpenTrustPolicy(TEST_OVERLAY);
+  let revokedNow = false;
+  const trust: TrustPolicy = {
+    mode: 'authority',
+    overlay: TEST_OVERLAY,
+    accept: (bytes, now) => {
+      const certificate = open.accept(bytes, now);
+      if (revokedNow && certificate.claims.subject === 'node11@test.p2psip') throw new CertificateError('certificate is revoked');
+      return certificate;
+    },
+  };
+  const { net, a, b } = homes(trust);
+  const phoneB = net.phone('192.168.2.30', 20000);
+  const toPhoneB = await b.offerFromHome('call-v', enc(await a.offerFromPhone('call-v', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+  a.answerFromHome('call-v', enc(b.answerFromPhone('call-v', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  revokedNow = true;
+  const reoffer = await a.offerFromPhone('call-v', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await assert.rejects(b.offerFromHome('call-v', enc(reoffer), HOME_A), (e: unknown) => e instanceof SdpError && /revoked/.test(e.reason));
+  const media = new SipMedia(b, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  media.revalidate();
+  assert.equal(b.active, 0, 'the call with the revoked home lost its media');
+  assert.equal(b.anchor.portsInUse, 0);
+  assert.equal(media.counters.endedRevoked, 1);
+  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(7));
+  assert.ok(!net.wire.some((w) => w.to.address === HOME_A && w.from.address !== HOME_A), 'nothing goes to home A any more');
+});
+
 test('a BYE ends the media only for the dialog that answered first; the BYE of a second dialog a fork made leaves it', async () => {
   const { a } = homes();
   const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
-  await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20');
+  await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   media.answeredBy('forked', 'x-tag');
   media.byeAnswered('forked', ['caller-tag', 'y-tag']); // the caller hangs up the second 2xx's dialog
   assert.equal(a.active, 1, 'the answered call keeps its media');
@@ -223,7 +279,7 @@ test('an offer forked to two phones: each is offered its own anchor port; the ea
   const phoneA = net.phone('192.168.1.20', 10000);
   const ringing = net.phone('192.168.2.30', 20000);
   const answering = net.phone('192.168.2.31', 22000);
-  const toB = await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toB = await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   const toFirst = await b.offerFromHome('forked', enc(toB), HOME_A);
   const toSecond = (await b.branchOffer('forked', '1'))!;
   assert.ok(toSecond, 'the second branch has an offer of its own');
@@ -259,7 +315,7 @@ test('an offer forked to two phones: each is offered its own anchor port; the ea
 
 test('an offer from our own phone to another home is not forked here: no branch ports', async () => {
   const { a } = homes();
-  await a.offerFromPhone('outward', offer('192.168.1.20', 10000), '192.168.1.20');
+  await a.offerFromPhone('outward', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   assert.equal(await a.branchOffer('outward', '1'), undefined);
   assert.equal(a.anchor.portsInUse, 4);
   a.close('outward');
@@ -269,7 +325,7 @@ test('a ringing branch whose SDP has another number of media lines is refused an
   const { net, a, b } = homes();
   const phoneA = net.phone('192.168.1.20', 10000);
   const ringing = net.phone('192.168.2.30', 20000);
-  const toB = await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20');
+  const toB = await a.offerFromPhone('forked', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   const toFirst = await b.offerFromHome('forked', enc(toB), HOME_A);
   await b.branchOffer('forked', '1');
   a.answerFromHome('forked', enc(b.answerFromPhone('forked', offer('192.168.2.30', 20000), '192.168.2.30', '0')), HOME_B);
@@ -284,8 +340,8 @@ test('a ringing branch whose SDP has another number of media lines is refused an
 test('a peer that stops ends every call: each call\'s ports go back and the links between homes are let go', async () => {
   let stopped = 0;
   const { a } = homes(undefined, undefined, { prepare: () => {}, send: () => {}, directHost: () => undefined, stop: () => stopped++ });
-  await a.offerFromPhone('call-s1', offer('192.168.1.20', 10000), '192.168.1.20');
-  await a.offerFromPhone('call-s2', offer('192.168.1.21', 10000), '192.168.1.21');
+  await a.offerFromPhone('call-s1', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await a.offerFromPhone('call-s2', offer('192.168.1.21', 10000), '192.168.1.21', TO_B);
   assert.equal(a.active, 2);
   a.closeAll();
   assert.equal(a.active, 0, 'no call holds ports');
@@ -309,7 +365,7 @@ test('rtcp-mux offered by one phone and declined by the other: RTCP goes to the 
   const rtcpB = net.phone('192.168.2.30', 20001);
   const rtpA = net.phone('192.168.1.20', 10000);
   const withMux = new TextDecoder().decode(offer('192.168.1.20', 10000)) + 'a=rtcp-mux\r\n';
-  const toB = await a.offerFromPhone('call-m', enc(withMux), '192.168.1.20');
+  const toB = await a.offerFromPhone('call-m', enc(withMux), '192.168.1.20', TO_B);
   assert.match(toB, /a=rtcp-mux/, 'the offer of mux goes on to the other home and its phone');
   const toPhoneB = await b.offerFromHome('call-m', enc(toB), HOME_A);
   assert.match(toPhoneB, /a=rtcp-mux/);
@@ -332,7 +388,7 @@ test('rtcp-mux offered and accepted (a WebRTC-style offer with a=rtcp:9 beside i
   const rtpA = net.phone('192.168.1.20', 10000);
   const rtpB = net.phone('192.168.2.30', 20000);
   const muxed = (address: string, port: number) => new TextDecoder().decode(offer(address, port)) + 'a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n';
-  const toB = await a.offerFromPhone('call-w', enc(muxed('192.168.1.20', 10000)), '192.168.1.20');
+  const toB = await a.offerFromPhone('call-w', enc(muxed('192.168.1.20', 10000)), '192.168.1.20', TO_B);
   const toPhoneB = await b.offerFromHome('call-w', enc(toB), HOME_A);
   const toA = b.answerFromPhone('call-w', enc(muxed('192.168.2.30', 20000)), '192.168.2.30');
   const toPhoneA = a.answerFromHome('call-w', enc(toA), HOME_B);
@@ -350,7 +406,7 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
   const phoneA = net.phone('192.168.1.20', 10000);
   const phoneB = net.phone('192.168.2.30', 20000);
   const exchange = async () => {
-    const toB = await a.offerFromPhone('call-t', offer('192.168.1.20', 10000), '192.168.1.20');
+    const toB = await a.offerFromPhone('call-t', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
     const toPhoneB = await b.offerFromHome('call-t', enc(toB), HOME_A);
     const toA = b.answerFromPhone('call-t', offer('192.168.2.30', 20000), '192.168.2.30');
     return { toB, toPhoneB, toPhoneA: a.answerFromHome('call-t', enc(toA), HOME_B) };
@@ -366,7 +422,7 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
   assert.equal(a.active + b.active, 0);
 
   const resumed = await exchange();
-  assert.notEqual(/a=p2psip-key-v2:(\S+)/.exec(resumed.toB)![1], /a=p2psip-key-v2:(\S+)/.exec(first.toB)![1], 'a new key share: nothing sealed before is accepted again');
+  assert.notEqual(/a=p2psip-key-v3:(\S+)/.exec(resumed.toB)![1], /a=p2psip-key-v3:(\S+)/.exec(first.toB)![1], 'a new key share: nothing sealed before is accepted again');
   phoneA.send(mediaOf(resumed.toPhoneA), new Uint8Array(172).fill(3));
   phoneB.send(mediaOf(resumed.toPhoneB), new Uint8Array(172).fill(4));
   assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(3), 'phone B hears phone A again');
@@ -378,7 +434,7 @@ const muxing = (address: string, port: number) => `${text(offer(address, port))}
 const rtcpPort = (sdp: string) => ({ ...mediaOf(sdp), port: mediaOf(sdp).port + 1 });
 
 async function placeCall(a: CallMedia, b: CallMedia, callId: string, offerText: string, answerText: string) {
-  const toB = await a.offerFromPhone(callId, enc(offerText), '192.168.1.20');
+  const toB = await a.offerFromPhone(callId, enc(offerText), '192.168.1.20', TO_B);
   const toPhoneB = await b.offerFromHome(callId, enc(toB), HOME_A);
   const toA = b.answerFromPhone(callId, enc(answerText), '192.168.2.30');
   return { toB, toPhoneB, toA, toPhoneA: a.answerFromHome(callId, enc(toA), HOME_B) };
@@ -405,7 +461,7 @@ test('a re-offer keeps rtcp-mux as the answer settled it: while it is pending (o
   assert.equal(natA.heard.length, 1, 'latched where phone A\'s RTCP comes from');
 
   const again = muxing('192.168.1.20', 10000).replace('o=- 1 1', 'o=- 1 2'); // a session refresh, mux offered again
-  const toB = await a.offerFromPhone('call-ro', enc(again), '192.168.1.20');
+  const toB = await a.offerFromPhone('call-ro', enc(again), '192.168.1.20', TO_B);
   await b.offerFromHome('call-ro', enc(toB), HOME_A);
   rtcpB.send(rtcpPort(first.toPhoneB), receiverReport(3));
   assert.equal(natA.heard.length, 2, 'pending re-offer: phone B\'s report still reaches phone A');
@@ -418,11 +474,10 @@ test('a re-offer keeps rtcp-mux as the answer settled it: while it is pending (o
 });
 
 test('our own phone\'s answers (a 183, then the 200) leave the latch on the other home where it is, though it sends from an address its SDP does not name', async () => {
-  const { net, a, b } = homes();
-  const phoneA = net.phone('192.168.1.20', 10000);
-  const toB = await a.offerFromPhone('call-la', offer('192.168.1.20', 10000), '192.168.1.20');
   // Home A's SDP names an address its media does not leave from (no STUN answer yet, say).
-  const elsewhere = toB.replaceAll(HOME_A, '192.0.2.99');
+  const { net, a, b } = homes(undefined, undefined, undefined, undefined, { a: '192.0.2.99' });
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const elsewhere = await a.offerFromPhone('call-la', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await b.offerFromHome('call-la', enc(elsewhere), '10.0.0.1');
   const early = b.answerFromPhone('call-la', offer('192.168.2.30', 20000), '192.168.2.30');
   const toPhoneA = a.answerFromHome('call-la', enc(early), HOME_B);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SeededRandom } from '../../../../src/runtime/random.js';
-import { createKeyShare, MEDIA_SEAL_OVERHEAD, mediaSealers, shareIsFrom } from '../../../../src/usages/sip/media/media-crypto.js';
+import { createCallKey, MEDIA_SEAL_OVERHEAD, mediaSealers, signStatement, statementSignedBy } from '../../../../src/usages/sip/media/media-crypto.js';
 import { testIdentity } from '../../../helpers/fixtures.js';
 
 /*
@@ -14,24 +14,26 @@ const other = testIdentity(2);
 const random = new SeededRandom(16);
 
 function call(callId: string) {
-  const offer = createKeyShare(home, callId, 'offerer', random);
-  const answer = createKeyShare(other, callId, 'answerer', random);
+  const offer = { ephemeral: createCallKey(random) };
+  const answer = { ephemeral: createCallKey(random) };
+  const [offererKey, answererKey] = [offer.ephemeral.publicKey, answer.ephemeral.publicKey];
   return {
     offer,
     answer,
-    a: mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, callId, '0/rtp'),
-    b: mediaSealers(answer.ephemeral, 'answerer', offer.share, answer.share, callId, '0/rtp'),
+    a: mediaSealers(offer.ephemeral, 'offerer', offererKey, answererKey, callId, '0/rtp'),
+    b: mediaSealers(answer.ephemeral, 'answerer', offererKey, answererKey, callId, '0/rtp'),
   };
 }
 const rtp = (n: number) => new Uint8Array(172).fill(n);
 
-test('each home checks the other\'s key share against its certificate, for this call and role only', () => {
-  const { offer, answer } = call('call-1@smiths');
-  assert.ok(shareIsFrom(offer.share, home.certificate.claims.publicKey, 'call-1@smiths', 'offerer'));
-  assert.ok(shareIsFrom(answer.share, other.certificate.claims.publicKey, 'call-1@smiths', 'answerer'));
-  assert.equal(shareIsFrom(offer.share, other.certificate.claims.publicKey, 'call-1@smiths', 'offerer'), false, 'not another node\'s');
-  assert.equal(shareIsFrom(offer.share, home.certificate.claims.publicKey, 'call-2@smiths', 'offerer'), false, 'not another call\'s');
-  assert.equal(shareIsFrom(offer.share, home.certificate.claims.publicKey, 'call-1@smiths', 'answerer'), false, 'not the other role\'s');
+test("each home checks the other's statement against its certificate: this SDP, call, role, home, sequence and time only", () => {
+  const statement = { callId: 'call-1@smiths', role: 'offerer' as const, publicKey: createCallKey(random).publicKey, toHome: 'ab'.repeat(16), sequence: 1, time: 1_800_000_000, body: 'v=0\r\nm=audio 40000 RTP/AVP 0' };
+  const signature = signStatement(home, statement);
+  assert.ok(statementSignedBy(statement, signature, home.certificate.claims.publicKey));
+  assert.equal(statementSignedBy(statement, signature, other.certificate.claims.publicKey), false, "not another node's");
+  for (const changed of [{ callId: 'call-2@smiths' }, { role: 'answerer' as const }, { toHome: 'cd'.repeat(16) }, { sequence: 2 }, { time: 1_800_000_001 }, { body: 'v=0\r\nm=audio 40002 RTP/AVP 0' }, { publicKey: createCallKey(random).publicKey }]) {
+    assert.equal(statementSignedBy({ ...statement, ...changed }, signature, home.certificate.claims.publicKey), false, JSON.stringify(Object.keys(changed)));
+  }
 });
 
 test('RTP sealed at one home opens at the other, both ways; nothing of it is readable on the way', () => {
@@ -43,8 +45,8 @@ test('RTP sealed at one home opens at the other, both ways; nothing of it is rea
   assert.deepEqual(a.receive.open(b.send.seal(rtp(9), 1)), { packet: rtp(9), flags: 1, newest: true });
   // RTCP is a channel of its own, under keys of its own.
   const { offer, answer } = call('call-1@smiths');
-  const rtcp = mediaSealers(offer.ephemeral, 'offerer', offer.share, answer.share, 'call-1@smiths', '0/rtcp');
-  const rtpSide = mediaSealers(answer.ephemeral, 'answerer', offer.share, answer.share, 'call-1@smiths', '0/rtp');
+  const rtcp = mediaSealers(offer.ephemeral, 'offerer', offer.ephemeral.publicKey, answer.ephemeral.publicKey, 'call-1@smiths', '0/rtcp');
+  const rtpSide = mediaSealers(answer.ephemeral, 'answerer', offer.ephemeral.publicKey, answer.ephemeral.publicKey, 'call-1@smiths', '0/rtp');
   assert.equal(rtpSide.receive.open(rtcp.send.seal(rtp(5))), undefined);
 });
 
