@@ -167,9 +167,18 @@ export class CallMedia {
    */
   async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true): Promise<string> {
     const offer = parseSdp(sdp);
-    const known = this.calls.get(callId) ?? (await this.pending.get(callId));
-    // A new call's statement is checked before any port opens: a stranger's offer costs no sockets.
-    const believed = this.believe(offer, callId, known ? theirRole(known.role) : 'offerer', known, inRequest);
+    let known = this.calls.get(callId) ?? (await this.pending.get(callId));
+    let believed: Believed;
+    if (known?.far && inRequest && this.offeredAnew(offer, callId, known.far)) {
+      // The other home forgot the call (its --media-timeout passed, ours not) and offers it as a
+      // new one: checked as one (for us, fresh, unseen) before the old media goes.
+      believed = this.believe(offer, callId, 'offerer', undefined, true);
+      this.close(callId);
+      known = undefined;
+    } else {
+      // A new call's statement is checked before any port opens: a stranger's offer costs no sockets.
+      believed = this.believe(offer, callId, known ? theirRole(known.role) : 'offerer', known, inRequest);
+    }
     const call = known ?? (await this.startOnce(callId, offer, 'answerer'));
     try {
       this.acceptShare(call, believed, callId);
@@ -393,6 +402,13 @@ export class CallMedia {
       this.firstSight(share.signature, now);
     }
     return { statement, certificate: share.certificate, identityKey, nodeId: certificate.claims.nodeIds[0] };
+  }
+
+  /** Whether `offer` is the call's far home offering it afresh: another call key, signed as a new call's offerer by the same identity. */
+  private offeredAnew(offer: SessionDescription, callId: string, far: FarHome): boolean {
+    const share = readShare(offer, callId, 'offerer');
+    if (!share || sameBytes(share.statement.publicKey, far.callKey)) return false;
+    return statementSignedBy(share.statement, share.signature, far.identityKey);
   }
 
   /** A new call's offer, once: its signature is remembered while it would still be fresh. */

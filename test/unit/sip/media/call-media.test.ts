@@ -429,6 +429,32 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
   assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(4), 'and back');
 });
 
+test('a call whose media ended at one home only: that home offers it afresh and the other takes it as new, whichever home called; played again, that offer moves nothing (review F10)', async () => {
+  for (const forgets of ['caller', 'callee'] as const) {
+    const { net, a, b } = homes();
+    const phoneA = net.phone('192.168.1.20', 10000);
+    const phoneB = net.phone('192.168.2.30', 20000);
+    const toPhoneB = await b.offerFromHome('call-f', enc(await a.offerFromPhone('call-f', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+    a.answerFromHome('call-f', enc(b.answerFromPhone('call-f', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+    // One home's --media-timeout passed (its phone sent nothing it heard), the other's not.
+    const [gone, kept, goneHost, keptId] = forgets === 'caller' ? [a, b, HOME_A, TO_B] : [b, a, HOME_B, idToHex(testIdentity(11).nodeId)];
+    gone.close('call-f');
+    const phoneOfGone = forgets === 'caller' ? { address: '192.168.1.20', port: 10000 } : { address: '192.168.2.30', port: 20000 };
+    const resume = await gone.offerFromPhone('call-f', offer(phoneOfGone.address, phoneOfGone.port), phoneOfGone.address, keptId);
+    const toKeptPhone = await kept.offerFromHome('call-f', enc(resume), goneHost);
+    await assert.rejects(kept.offerFromHome('call-f', enc(resume), goneHost), (e: unknown) => e instanceof SdpError, 'the same offer again');
+    const keptPhone = forgets === 'caller' ? { address: '192.168.2.30', port: 20000 } : { address: '192.168.1.20', port: 10000 };
+    const toGonePhone = gone.answerFromHome('call-f', enc(kept.answerFromPhone('call-f', offer(keptPhone.address, keptPhone.port), keptPhone.address)), forgets === 'caller' ? HOME_B : HOME_A);
+    assert.equal(kept.active, 1, 'the old session gave way to the new');
+    const [toPhoneA, toPhoneBNow] = forgets === 'caller' ? [toGonePhone, toKeptPhone] : [toKeptPhone, toGonePhone];
+    phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(5));
+    phoneB.send(mediaOf(toPhoneBNow), new Uint8Array(172).fill(6));
+    assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(5), `${forgets} forgot: phone B hears phone A`);
+    assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(6), `${forgets} forgot: and back`);
+    assert.ok(toPhoneB.length > 0);
+  }
+});
+
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const muxing = (address: string, port: number) => `${text(offer(address, port))}a=rtcp-mux\r\n`;
 const rtcpPort = (sdp: string) => ({ ...mediaOf(sdp), port: mediaOf(sdp).port + 1 });
