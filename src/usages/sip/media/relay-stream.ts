@@ -147,7 +147,10 @@ export class RelayStream {
     const moved = !sameEndpoint(before, offered);
     // A sealed side's latch rests on the call's key, not on addresses: what opened came from the
     // other home wherever it sent from, so only that home's datagrams move it (see moveLatch).
-    if (latched && !this.sealing[side] && (moved || !vouched.includes(latched.address))) this.latched[side] = undefined;
+    if (latched && !this.sealing[side] && (moved || !vouched.includes(latched.address))) {
+      this.latched[side] = undefined;
+      this.moving[side] = undefined;
+    }
     this.sides[side].offered = offered;
     this.sides[side].vouched = vouched;
   }
@@ -165,6 +168,7 @@ export class RelayStream {
     if (this.sides[side] === party) return;
     this.sides[side] = party;
     this.latched[side] = undefined;
+    this.moving[side] = undefined;
   }
 
   /** Counts a datagram the anchor dropped before it reached the stream. */
