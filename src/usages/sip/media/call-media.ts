@@ -72,23 +72,35 @@ export interface MediaBackhaul {
   stop(): void;
 }
 
-/** The other home of a call, as its first believed SDP showed it. */
+/** The other home of a call, as its believed SDP showed it. */
 interface FarHome {
   readonly nodeId: Id | undefined;
+  /** Its role in the call, as it signs it. */
+  readonly role: MediaRole;
   /** Its identity key: every later SDP must be signed by it. */
   readonly identityKey: Uint8Array;
   /** Its X25519 key for the call: every later SDP must carry the same. */
   readonly callKey: Uint8Array;
-  /** Its certificate as last sent (checked again when the overlay's configuration changes). */
+  /** Its certificate as last sent, and when that expires (checked again when the overlay's configuration changes). */
   certificate: Uint8Array;
+  expires: number;
   /** The sequence number of its latest SDP: an older one is refused. */
   sequence: number;
 }
 
-/** Another home's SDP whose statement was believed. */
+/**
+ * Another home's SDP whose statement was believed, and what it means for the call:
+ * - `new`: a call we do not know (an offer, or a home that kept a call we forgot: either role);
+ * - `first`: the first SDP of the other home in a call our phone began;
+ * - `same`: later SDP under the call key agreed;
+ * - `rekey`: the other home forgot the call and took it up again in its old role, under a new key;
+ * - `restart`: it forgot the call and offers it as a new one (it was the answerer): we start anew too.
+ */
 interface Believed {
+  readonly kind: 'new' | 'first' | 'same' | 'rekey' | 'restart';
   readonly statement: SdpStatement;
   readonly certificate: Uint8Array;
+  readonly expires: number;
   readonly identityKey: Uint8Array;
   readonly nodeId: Id | undefined;
 }
@@ -151,35 +163,33 @@ export class CallMedia {
     return this.towardsHome(call, offer, toHome);
   }
 
-  /** The other home answers our phone's offer: the SDP for the phone. */
-  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string): string {
+  /** The other home (`fromHome`, hex Node-ID, when the route knows it) answers our phone's offer: the SDP for the phone. */
+  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string, fromHome?: string): string {
     const call = this.expect(callId);
     const answer = parseSdp(sdp);
-    this.acceptShare(call, this.believe(answer, callId, theirRole(call.role), call, false), callId);
+    const believed = this.believe(answer, callId, call, { inRequest: false, fromHome });
+    if (believed.kind === 'new' || believed.kind === 'restart') throw new SdpError('an answer that is not from the home this call was offered to');
+    this.acceptShare(call, believed, callId);
     this.answered(call, answer, 'b', homeSource);
     this.deps.anchor.answered(callId);
     return this.towardsPhone(call, answer);
   }
 
   /**
-   * Another home offers to our phone: the SDP for the phone. `inRequest`: it came in a request (an
-   * INVITE that may begin a call), not in a response to ours; such an offer must name this home.
+   * Another home (`fromHome`, hex Node-ID, when the route knows it) offers to our phone: the SDP
+   * for the phone. `inRequest`: it came in a request (an INVITE that may begin a call), not in a
+   * response to ours; such an offer must name this home.
    */
-  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true): Promise<string> {
+  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true, fromHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
     let known = this.calls.get(callId) ?? (await this.pending.get(callId));
-    let believed: Believed;
-    if (known?.far && inRequest && this.offeredAnew(offer, callId, known.far)) {
-      // The other home forgot the call (its --media-timeout passed, ours not) and offers it as a
-      // new one: checked as one (for us, fresh, unseen) before the old media goes.
-      believed = this.believe(offer, callId, 'offerer', undefined, true);
-      this.close(callId);
+    // Checked before any port opens: a stranger's offer costs no sockets.
+    const believed = this.believe(offer, callId, known, { inRequest, fromHome });
+    if (believed.kind === 'restart') {
+      this.close(callId); // checked as a new call already: only now does the old media go
       known = undefined;
-    } else {
-      // A new call's statement is checked before any port opens: a stranger's offer costs no sockets.
-      believed = this.believe(offer, callId, known ? theirRole(known.role) : 'offerer', known, inRequest);
     }
-    const call = known ?? (await this.startOnce(callId, offer, 'answerer'));
+    const call = known ?? (await this.startOnce(callId, offer, theirRole(believed.statement.role)));
     try {
       this.acceptShare(call, believed, callId);
       this.offered(call, offer, 'b', homeSource);
@@ -210,7 +220,8 @@ export class CallMedia {
     for (const [callId, call] of [...this.calls]) {
       if (!call.far) continue;
       try {
-        this.deps.trust.accept(call.far.certificate, this.deps.nowSeconds());
+        // Revoked, not merely expired meanwhile (a renewed one comes with the home's next SDP).
+        this.deps.trust.accept(call.far.certificate, Math.min(this.deps.nowSeconds(), call.far.expires));
       } catch {
         this.close(callId);
         ended.push(callId);
@@ -366,14 +377,14 @@ export class CallMedia {
   }
 
   /**
-   * Another home's SDP, believed: its certificate passes the trust policy (an enrolled, unrevoked
-   * home), and it signed this very SDP for this call in `role`, for this home or for none it could
-   * name. In a call whose keys are agreed: by the same home, with the same call key, later than its
-   * last. `opensCall`: an offer in a request that may begin a call, which must name this home,
-   * be fresh, and not have been seen before. Throws SdpError (488).
+   * Another home's SDP, believed (or SdpError, 488): its certificate passes the trust policy (an
+   * enrolled, unrevoked home); it signed this very SDP for this call, for this home (or, in a
+   * response, for none it could name), and is the home the route says it came from. What may
+   * change the call (a new call, a new key) must be fresh and never seen before; later SDP under
+   * the agreed key must come later than the last.
    */
-  private believe(sdp: SessionDescription, callId: string, role: MediaRole, call: CallState | undefined, opensCall: boolean): Believed {
-    const share = readShare(sdp, callId, role);
+  private believe(sdp: SessionDescription, callId: string, call: CallState | undefined, context: { inRequest: boolean; fromHome?: string | undefined }): Believed {
+    const share = readShare(sdp, callId);
     if (!share) {
       const older = OLDER_KEY_ATTRIBUTES.find(([name]) => sdp.lines.some((l) => l.startsWith(`a=${name}:`)));
       if (older) throw new SdpError(`the other home seals media under an older version (p2psip-key ${older[1]}): update its p2psip`);
@@ -388,46 +399,60 @@ export class CallMedia {
       throw new SdpError(`the other home's certificate is not believed: ${(error as Error).message}`);
     }
     const identityKey = certificate.claims.publicKey;
+    const nodeId = certificate.claims.nodeIds[0];
     const { statement } = share;
     if (!statementSignedBy(statement, share.signature, identityKey)) throw new SdpError("the other home's SDP is not signed by it");
-    if (statement.toHome !== '' && statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home');
-    const far = call?.far;
-    if (far) {
-      // Later SDP of the call: anyone who saw an earlier one could otherwise send it again, or another.
-      if (!sameBytes(identityKey, far.identityKey) || !sameBytes(statement.publicKey, far.callKey)) throw new SdpError('SDP for this call from another party than the home it was agreed with');
-      if (statement.sequence <= far.sequence) throw new SdpError('an earlier SDP of this call, sent again');
-    } else if (opensCall) {
-      if (statement.toHome === '') throw new SdpError('an offer for a new call that names no home');
-      if (Math.abs(statement.time - now) > OFFER_FRESH_SECONDS) throw new SdpError("an offer signed too long ago or in the future: check both homes' clocks");
-      this.firstSight(share.signature, now);
+    if (statement.toHome === '' ? context.inRequest : statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home, or for none');
+    if (context.fromHome !== undefined && (nodeId === undefined || idToHex(nodeId) !== context.fromHome)) throw new SdpError('SDP signed by another home than the one it came from');
+    const kind = this.meaning(statement, identityKey, call, context.inRequest);
+    if (kind !== 'same' && Math.abs(statement.time - now) > OFFER_FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
+    this.firstSight(share.signature, now);
+    return { kind, statement, certificate: share.certificate, expires: certificate.claims.expires, identityKey, nodeId };
+  }
+
+  /** What a believed statement means for the call (see Believed); SdpError when it fits none. */
+  private meaning(statement: SdpStatement, identityKey: Uint8Array, call: CallState | undefined, inRequest: boolean): Believed['kind'] {
+    if (!call) return 'new';
+    const far = call.far;
+    if (!far) {
+      if (statement.role === call.role) throw new SdpError('SDP in the role this home plays in the call');
+      return 'first';
     }
-    return { statement, certificate: share.certificate, identityKey, nodeId: certificate.claims.nodeIds[0] };
+    // Anyone who saw the call's SDP could otherwise send it again, or another.
+    if (!sameBytes(identityKey, far.identityKey)) throw new SdpError('SDP for this call from another party than the home it was agreed with');
+    if (sameBytes(statement.publicKey, far.callKey)) {
+      if (statement.role !== far.role) throw new SdpError('SDP for this call in another role than its home plays');
+      if (statement.sequence <= far.sequence) throw new SdpError('an earlier SDP of this call, sent again');
+      return 'same';
+    }
+    if (statement.role === far.role) return 'rekey';
+    if (inRequest && statement.role === 'offerer') return 'restart';
+    throw new SdpError('SDP for this call under another key, in another role');
   }
 
-  /** Whether `offer` is the call's far home offering it afresh: another call key, signed as a new call's offerer by the same identity. */
-  private offeredAnew(offer: SessionDescription, callId: string, far: FarHome): boolean {
-    const share = readShare(offer, callId, 'offerer');
-    if (!share || sameBytes(share.statement.publicKey, far.callKey)) return false;
-    return statementSignedBy(share.statement, share.signature, far.identityKey);
-  }
-
-  /** A new call's offer, once: its signature is remembered while it would still be fresh. */
+  /** Each statement believed once: its signature is remembered while it would still be fresh. */
   private firstSight(signature: Uint8Array, now: number): void {
     const key = Buffer.from(signature).toString('base64');
     for (const [seen, until] of this.offersSeen) if (until < now) this.offersSeen.delete(seen);
-    if (this.offersSeen.has(key)) throw new SdpError('an offer already received, sent again');
+    if (this.offersSeen.has(key)) throw new SdpError('SDP already received, sent again');
     if (this.offersSeen.size >= MAX_OFFERS_SEEN) this.offersSeen.delete(this.offersSeen.keys().next().value as string);
     this.offersSeen.set(key, now + 2 * OFFER_FRESH_SECONDS);
   }
 
-  /** The other home's believed SDP: the first seals the internet leg under the keys it agrees; later ones move its sequence on. */
+  /**
+   * The other home's believed SDP: under a key not yet agreed (its first, or after it took the
+   * call up again) the internet leg is sealed afresh; later ones move its sequence on.
+   */
   private acceptShare(call: CallState, theirs: Believed, callId: string): void {
-    if (call.far) {
-      call.far.sequence = theirs.statement.sequence;
-      call.far.certificate = theirs.certificate;
+    const far = call.far;
+    if (theirs.kind === 'same' && far) {
+      far.sequence = theirs.statement.sequence;
+      far.certificate = theirs.certificate;
+      far.expires = theirs.expires;
       return;
     }
-    const [offererKey, answererKey] = call.role === 'offerer' ? [call.ephemeral.publicKey, theirs.statement.publicKey] : [theirs.statement.publicKey, call.ephemeral.publicKey];
+    const theirKey = theirs.statement.publicKey;
+    const [offererKey, answererKey] = call.role === 'offerer' ? [call.ephemeral.publicKey, theirKey] : [theirKey, call.ephemeral.publicKey];
     const farHome = theirs.nodeId;
     call.session.streams.forEach((stream, i) => {
       for (const channel of ['rtp', 'rtcp'] as const) {
@@ -439,7 +464,7 @@ export class CallMedia {
         }
       }
     });
-    call.far = { nodeId: farHome, identityKey: theirs.identityKey, callKey: theirs.statement.publicKey, certificate: theirs.certificate, sequence: theirs.statement.sequence };
+    call.far = { nodeId: farHome, role: theirs.statement.role, identityKey: theirs.identityKey, callKey: theirKey, certificate: theirs.certificate, expires: theirs.expires, sequence: theirs.statement.sequence };
     if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
   }
 
@@ -458,7 +483,7 @@ export class CallMedia {
       time: this.deps.nowSeconds(),
       body: lines.join('\r\n'),
     };
-    const value = [statement.publicKey, this.deps.identity.certificate.bytes, statement.toHome, statement.sequence, statement.time, signStatement(this.deps.identity, statement)];
+    const value = [statement.publicKey, this.deps.identity.certificate.bytes, statement.toHome, statement.sequence, statement.time, statement.role, signStatement(this.deps.identity, statement)];
     const firstMedia = lines.findIndex((l) => l.startsWith('m='));
     lines.splice(firstMedia < 0 ? lines.length : firstMedia, 0, `a=${KEY_ATTRIBUTE}:${Buffer.from(encodeCbor(value)).toString('base64url')}`);
     return `${lines.join('\r\n')}\r\n`;
@@ -494,19 +519,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * a=p2psip-key-v3:base64url(CBOR [x25519-key, certificate, to-home, sequence, time, signature]),
- * exactly one, read as the statement the sender made in `role` about the rest of the SDP.
+ * a=p2psip-key-v3:base64url(CBOR [x25519-key, certificate, to-home, sequence, time, role, signature]),
+ * exactly one, read as the statement its sender made about the rest of the SDP.
  */
-function readShare(sdp: SessionDescription, callId: string, role: MediaRole): { statement: SdpStatement; certificate: Uint8Array; signature: Uint8Array } | undefined {
+function readShare(sdp: SessionDescription, callId: string): { statement: SdpStatement; certificate: Uint8Array; signature: Uint8Array } | undefined {
   const prefix = `a=${KEY_ATTRIBUTE}:`;
   const keyLines = sdp.lines.filter((l) => l.startsWith(prefix));
   if (keyLines.length !== 1) return undefined;
   try {
     const value = decodeCbor(Buffer.from(keyLines[0].slice(prefix.length), 'base64url'), 8192, '$.mediaKey');
-    if (!Array.isArray(value) || value.length !== 6) return undefined;
-    const [publicKey, certificate, toHome, sequence, time, signature] = value as unknown[];
+    if (!Array.isArray(value) || value.length !== 7) return undefined;
+    const [publicKey, certificate, toHome, sequence, time, role, signature] = value as unknown[];
     if (!(publicKey instanceof Uint8Array) || !(certificate instanceof Uint8Array) || !(signature instanceof Uint8Array)) return undefined;
-    if (typeof toHome !== 'string' || !Number.isSafeInteger(sequence) || !Number.isSafeInteger(time)) return undefined;
+    if (typeof toHome !== 'string' || !Number.isSafeInteger(sequence) || !Number.isSafeInteger(time) || (role !== 'offerer' && role !== 'answerer')) return undefined;
     const body = sdp.lines.filter((l) => !l.startsWith(prefix)).join('\r\n');
     return { statement: { callId, role, publicKey, toHome, sequence: sequence as number, time: time as number, body }, certificate, signature };
   } catch {

@@ -141,18 +141,19 @@ export class SipMedia {
   /**
    * The body `message` goes on with: its SDP rewritten for the next hop. An offer may open the
    * call's ports (so it is async). Throws MediaRefused (488 unreadable or untrusted SDP, 503
-   * when ports or calls run out).
+   * when ports or calls run out). `otherHome`: the other home's Node-ID (hex) as the route knows
+   * it, where SDP from our phone goes or where SDP from a home came from.
    */
-  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, branch?: string, toHome?: string): Promise<Uint8Array> {
+  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, branch?: string, otherHome?: string): Promise<Uint8Array> {
     try {
       if (kind === 'offer') {
         const isNew = !this.calls.has(callId);
         if (isNew && this.calls.active >= this.limits.maxCalls) throw new MediaPortsExhausted(`${this.limits.maxCalls} calls already anchored (--max-calls)`);
         const text =
           from === 'phone'
-            ? await this.calls.offerFromPhone(callId, message.body, source, toHome)
+            ? await this.calls.offerFromPhone(callId, message.body, source, otherHome)
             : from === 'home'
-              ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request')
+              ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
               : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
         if (!isNew) this.counters.reoffers++;
         if (isNew) {
@@ -165,7 +166,7 @@ export class SipMedia {
         from === 'phone'
           ? this.calls.answerFromPhone(callId, message.body, source, branch)
           : from === 'home'
-            ? this.calls.answerFromHome(callId, message.body, source)
+            ? this.calls.answerFromHome(callId, message.body, source, otherHome)
             : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on

@@ -252,8 +252,9 @@ export class SipProxy {
     if (initial) media.admit(checked.callId);
     if (!media.hasSdp(request)) return { side, offered: false }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
-    // The other home an offer goes to, named in what this peer signs (its Node-ID, when the route knows it).
-    const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host, undefined, group[0].flow.nodeId);
+    // The other home as the route knows it: where our phone's SDP goes, or where a home's came from.
+    const otherHome = side === 'home' ? flow.nodeId : group[0].flow.nodeId;
+    const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host, undefined, otherHome);
     if (!initial || group.length === 1 || kind !== 'offer') return { side, offered: kind === 'offer', body };
     // Forked: every phone but the first is offered ports of its own (or, when none are left, the first's).
     const legs = [{ key: '0', body }];
@@ -332,7 +333,7 @@ export class SipProxy {
       const side = media?.hasSdp(request) ? this.mediaSide(media, request, checked, flow, target) : undefined;
       if (!media || !side) return send();
       media
-        .rewrite(checked.callId, request, 'answer', side, flow.remote.host)
+        .rewrite(checked.callId, request, 'answer', side, flow.remote.host, undefined, side === 'home' ? flow.nodeId : target.flow.nodeId)
         .then(send, () => {
           media.counters.unreadableAnswers++;
           send(new Uint8Array(0));
@@ -567,7 +568,8 @@ export class SipProxy {
       if (call.winner && call.winner !== branch) return withoutBody(received);
       const from: MediaSide = otherSide(plan.side);
       try {
-        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host, branch.leg, call.server.flow.nodeId) };
+        const otherHome = from === 'home' ? branch.flow.nodeId : call.server.flow.nodeId;
+        return { ...received, body: await media.rewrite(call.server.checked.callId, received, plan.offered ? 'answer' : 'offer', from, branch.flow.remote.host, branch.leg, otherHome) };
       } catch (error) {
         // A response cannot be refused: it goes on without SDP rather than with half-rewritten SDP.
         media.counters.unreadableAnswers++;

@@ -201,7 +201,7 @@ test('a new call\'s offer is believed by the home it names, once, and while it i
   await assert.rejects(b.offerFromHome('call-r', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && /already received/.test(e.reason));
   // An offer that names no home opens no call when it comes in a request (a late offer in a 200 may).
   const unnamed = await a.offerFromPhone('call-u', offer('192.168.1.20', 10000), '192.168.1.20');
-  await assert.rejects(b.offerFromHome('call-u', enc(unnamed), HOME_A), (e: unknown) => e instanceof SdpError && /names no home/.test(e.reason));
+  await assert.rejects(b.offerFromHome('call-u', enc(unnamed), HOME_A), (e: unknown) => e instanceof SdpError && /for none/.test(e.reason));
   await b.offerFromHome('call-u', enc(unnamed), HOME_A, false);
   // Signed eleven minutes ago.
   const late = homes(undefined, undefined, undefined, FIXED_NOW_SECONDS - 660);
@@ -452,6 +452,78 @@ test('a call whose media ended at one home only: that home offers it afresh and 
     assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(5), `${forgets} forgot: phone B hears phone A`);
     assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(6), `${forgets} forgot: and back`);
     assert.ok(toPhoneB.length > 0);
+  }
+});
+
+/** A call from phone A (home A) to phone B (home B), answered. */
+async function liveCall(h: ReturnType<typeof homes>, callId: string) {
+  const toB = await h.a.offerFromPhone(callId, offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  const toPhoneB = await h.b.offerFromHome(callId, enc(toB), HOME_A);
+  const toPhoneA = h.a.answerFromHome(callId, enc(h.b.answerFromPhone(callId, offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  return { toB, toPhoneB, toPhoneA };
+}
+const TO_A = idToHex(testIdentity(11).nodeId);
+
+test('no SDP a home believed once is believed again: a re-offer or an offer from a 200 played back as a new call, or an old re-offer after the call was taken up again (second review F-1, F-3)', async () => {
+  const h = homes();
+  await liveCall(h, 'call-x');
+  const hold = await h.a.offerFromPhone('call-x', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await h.b.offerFromHome('call-x', enc(hold), HOME_A);
+  h.b.close('call-x'); // a BYE
+  await assert.rejects(h.b.offerFromHome('call-x', enc(hold), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /already received/.test(e.reason));
+  assert.equal(h.b.active, 0);
+  // A late offer: B's phone offers in its 200; A answers in the ACK. Played back to A as an INVITE.
+  const in200 = await h.b.offerFromPhone('call-l', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
+  await h.a.offerFromHome('call-l', enc(in200), HOME_B, false);
+  h.b.answerFromHome('call-l', enc(h.a.answerFromPhone('call-l', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A);
+  h.a.close('call-l');
+  await assert.rejects(h.a.offerFromHome('call-l', enc(in200), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /already received/.test(e.reason));
+  // Home A forgets a live call and takes it up again under a new key; its old re-offer comes again.
+  const phoneA = h.net.phone('192.168.1.20', 10000);
+  const phoneB = h.net.phone('192.168.2.30', 20000);
+  await liveCall(h, 'call-k');
+  const oldHold = await h.a.offerFromPhone('call-k', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await h.b.offerFromHome('call-k', enc(oldHold), HOME_A);
+  h.a.close('call-k');
+  const toPhoneB = await h.b.offerFromHome('call-k', enc(await h.a.offerFromPhone('call-k', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+  const toPhoneA = h.a.answerFromHome('call-k', enc(h.b.answerFromPhone('call-k', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  const sessions = h.b.anchor.counters.sessions;
+  await assert.rejects(h.b.offerFromHome('call-k', enc(oldHold), '198.51.100.66'), SdpError);
+  assert.equal(h.b.anchor.counters.sessions, sessions, 'the live session stayed');
+  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(5));
+  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(6));
+  assert.deepEqual([phoneB.heard.at(-1), phoneA.heard.at(-1)], [new Uint8Array(172).fill(5), new Uint8Array(172).fill(6)]);
+});
+
+test("SDP from another home than the one the route says it came from is refused: a late offer in a 200 from home C when the INVITE went to home B (second review F-2)", async () => {
+  const h = homes();
+  const c = homes(undefined, { a: testIdentity(14), b: testIdentity(12) }).a;
+  const fromC = await c.offerFromPhone('call-m', offer('192.168.3.40', 30000), '192.168.3.40');
+  await assert.rejects(h.a.offerFromHome('call-m', enc(fromC), HOME_B, false, TO_B), (e: unknown) => e instanceof SdpError && /another home than the one it came from/.test(e.reason));
+  assert.equal(h.a.active, 0);
+});
+
+test('a call whose media ended at one home only, taken up by the home that kept it: either home may have forgotten, and audio comes back both ways (second review F-4)', async () => {
+  for (const forgot of ['callee', 'caller'] as const) {
+    const h = homes();
+    const phoneA = h.net.phone('192.168.1.20', 10000);
+    const phoneB = h.net.phone('192.168.2.30', 20000);
+    await liveCall(h, 'call-4');
+    let toPhoneA: string;
+    let toPhoneB: string;
+    if (forgot === 'callee') {
+      h.b.close('call-4'); // home B's --media-timeout; the caller resumes
+      toPhoneB = await h.b.offerFromHome('call-4', enc(await h.a.offerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+      toPhoneA = h.a.answerFromHome('call-4', enc(h.b.answerFromPhone('call-4', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+    } else {
+      h.a.close('call-4'); // home A's; the callee re-offers
+      toPhoneA = await h.a.offerFromHome('call-4', enc(await h.b.offerFromPhone('call-4', offer('192.168.2.30', 20000), '192.168.2.30', TO_A)), HOME_B);
+      toPhoneB = h.b.answerFromHome('call-4', enc(h.a.answerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A);
+    }
+    phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(1));
+    phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(2));
+    assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(1), `${forgot} forgot: phone B hears phone A`);
+    assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(2), `${forgot} forgot: and back`);
   }
 });
 
