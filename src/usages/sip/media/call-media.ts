@@ -31,10 +31,10 @@ const OLDER_KEY_ATTRIBUTES = [
   ['p2psip-key-v2', 'v2'],
   ['p2psip-key', 'v1'],
 ] as const;
-/** How far a new call's offer may be signed from our clock; and how long its signature is remembered. */
-const OFFER_FRESH_SECONDS = 600;
-/** New calls' offers remembered, so that one is not played to us twice. */
-const MAX_OFFERS_SEEN = 1024;
+/** How far SDP that changes a call (a new call, a new key) may be signed from our clock. */
+const FRESH_SECONDS = 600;
+/** Statements remembered (for twice FRESH_SECONDS), so that none is believed twice. */
+const MAX_STATEMENTS_SEEN = 1024;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 
 export interface CallMediaDeps {
@@ -127,8 +127,8 @@ export class CallMedia {
   private readonly calls = new Map<string, CallState>();
   private closed = false;
   private readonly pending = new Map<string, Promise<CallState>>();
-  /** Signatures of new calls' offers believed lately, and until when (wall seconds) they are kept. */
-  private readonly offersSeen = new Map<string, number>();
+  /** Signatures of statements believed lately, and until when (wall seconds) each is kept: in that order. */
+  private readonly statementsSeen = new Map<string, number>();
 
   constructor(private readonly deps: CallMediaDeps) {
     deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
@@ -405,7 +405,7 @@ export class CallMedia {
     if (statement.toHome === '' ? context.inRequest : statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home, or for none');
     if (context.fromHome !== undefined && (nodeId === undefined || idToHex(nodeId) !== context.fromHome)) throw new SdpError('SDP signed by another home than the one it came from');
     const kind = this.meaning(statement, identityKey, call, context.inRequest);
-    if (kind !== 'same' && Math.abs(statement.time - now) > OFFER_FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
+    if (kind !== 'same' && Math.abs(statement.time - now) > FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
     this.firstSight(share.signature, now);
     return { kind, statement, certificate: share.certificate, expires: certificate.claims.expires, identityKey, nodeId };
   }
@@ -433,10 +433,13 @@ export class CallMedia {
   /** Each statement believed once: its signature is remembered while it would still be fresh. */
   private firstSight(signature: Uint8Array, now: number): void {
     const key = Buffer.from(signature).toString('base64');
-    for (const [seen, until] of this.offersSeen) if (until < now) this.offersSeen.delete(seen);
-    if (this.offersSeen.has(key)) throw new SdpError('SDP already received, sent again');
-    if (this.offersSeen.size >= MAX_OFFERS_SEEN) this.offersSeen.delete(this.offersSeen.keys().next().value as string);
-    this.offersSeen.set(key, now + 2 * OFFER_FRESH_SECONDS);
+    for (const [seen, until] of this.statementsSeen) {
+      if (until >= now) break; // kept in the order they expire
+      this.statementsSeen.delete(seen);
+    }
+    if (this.statementsSeen.has(key)) throw new SdpError('SDP already received, sent again');
+    if (this.statementsSeen.size >= MAX_STATEMENTS_SEEN) this.statementsSeen.delete(this.statementsSeen.keys().next().value as string);
+    this.statementsSeen.set(key, now + 2 * FRESH_SECONDS);
   }
 
   /**
