@@ -8,6 +8,14 @@ import { SipService } from '../../../src/usages/sip/sip-service.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SystemClock } from '../../../src/runtime/clock.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
+import { OpenTrustPolicy } from '../../../src/identity/trust.js';
+import { udpMediaSockets } from '../../../src/node/media-sockets.js';
+import { SeededRandom } from '../../../src/runtime/random.js';
+import { CallMedia } from '../../../src/usages/sip/media/call-media.js';
+import { MediaAnchor } from '../../../src/usages/sip/media/media-anchor.js';
+import { MediaPortPool } from '../../../src/usages/sip/media/port-pool.js';
+import { SipMedia } from '../../../src/usages/sip/media/sip-media.js';
+import { FIXED_NOW_SECONDS, TEST_OVERLAY, testIdentity } from '../../helpers/fixtures.js';
 
 /*
  * The home's proxy and registrar as ordinary phones meet them, over real UDP and TCP on
@@ -22,7 +30,8 @@ import { VirtualClock } from '../../../src/sim/virtual-clock.js';
  *   answer ACKed and hung up, and the branch's transaction ends even if the phone never answers
  *   its CANCEL's INVITE; CANCEL after the 2xx is answered 200;
  * - a phone asking its own account for voicemail news (message-summary) is answered 489 by the
- *   home, which has no voicemail, instead of the question reaching every phone of the user.
+ *   home, which has no voicemail, instead of the question reaching every phone of the user;
+ * - a stranger's INVITE that reuses a live call's Call-ID, and fails, leaves that call's media.
  */
 const domain = 'smiths.example';
 let service: SipService;
@@ -438,5 +447,36 @@ test("a phone that rings after the caller's CANCEL, is cancelled and never ends 
     assert.equal(live(), 0, 'the INVITE and CANCEL transactions are gone');
   } finally {
     await other.close();
+  }
+});
+
+test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves that call's media where it was (third media review X8)", async () => {
+  const media = new SipMedia(
+    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(47000, 47099), udpMediaSockets('127.0.0.1', silentLogger), clock, 60_000), identity: testIdentity(11), random: new SeededRandom(3), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
+    'always',
+    { maxCalls: 10, retryAfterSeconds: 5 },
+    () => Date.now(),
+  );
+  const anchored = await SipService.start({ media, bind: { host: '127.0.0.1', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(8) });
+  try {
+    const port = anchored.address.port;
+    const [alice, bob, stranger] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.2', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+    const sdp = (p: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${p} RTP/AVP 0\r\na=sendrecv\r\n`;
+    const withBody = (lines: string[], body: string) => [...lines, 'Content-Type: application/sdp', `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -2)}`];
+    alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live1'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
+    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
+    await alice.next(isResponse(200, 'INVITE'));
+    assert.ok(media.calls.has('live-call'));
+    // The stranger: the same Call-ID, no To tag, no SDP; bob's phone, busy, refuses it.
+    stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL1;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
+    answer(bob, (await bob.next((m) => isRequest('INVITE')(m) && (m.headers.get('From') ?? '').includes('mallory'))) as SipRequest, 486, 'Busy Here');
+    await stranger.next(isResponse(486, 'INVITE'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(media.calls.has('live-call'), "the live call's media stays");
+  } finally {
+    await anchored.close();
   }
 });

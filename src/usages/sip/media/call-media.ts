@@ -33,8 +33,12 @@ const OLDER_KEY_ATTRIBUTES = [
 ] as const;
 /** How far SDP that changes a call (a new call, a new key) may be signed from our clock. */
 const FRESH_SECONDS = 600;
-/** Statements remembered (for twice FRESH_SECONDS), so that none is believed twice. */
-const MAX_STATEMENTS_SEEN = 1024;
+/**
+ * Statements remembered (for twice FRESH_SECONDS), so that none is believed twice: per signing
+ * home, so one home that signs a great many can push out only its own, never another's.
+ */
+const MAX_SEEN_PER_HOME = 256;
+const MAX_HOMES_SEEN = 1024;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 
 export interface CallMediaDeps {
@@ -86,6 +90,8 @@ interface FarHome {
   expires: number;
   /** The sequence number of its latest SDP: an older one is refused. */
   sequence: number;
+  /** When it signed its latest SDP that changed the call (wall seconds): a new key must not be older. */
+  time: number;
 }
 
 /**
@@ -113,6 +119,14 @@ interface CallState {
   readonly ephemeral: EphemeralKey;
   /** SDPs this peer has signed in the call. */
   signed: number;
+  /** The other home our phone's first offer went to (hex Node-ID), when the route knew it: only it may answer. */
+  offeredTo?: string;
+  /**
+   * Every call key of the other home this call has sealed under (hex). Ours is kept when it
+   * takes the call up again under a new key; one of its old keys again would give the old keys,
+   * their nonces from 0 and an empty replay window.
+   */
+  readonly farKeys: Set<string>;
   /** The other home, once its keys are agreed (the internet leg is sealed from then on). */
   far?: FarHome;
   /** The latest offer and whose party it described: its answer settles rtcp-mux for both sides. */
@@ -128,7 +142,7 @@ export class CallMedia {
   private closed = false;
   private readonly pending = new Map<string, Promise<CallState>>();
   /** Signatures of statements believed lately, and until when (wall seconds) each is kept: in that order. */
-  private readonly statementsSeen = new Map<string, number>();
+  private readonly statementsSeen = new Map<string, Map<string, number>>();
 
   constructor(private readonly deps: CallMediaDeps) {
     deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
@@ -159,6 +173,7 @@ export class CallMedia {
   async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
+    if (!call.far && toHome !== undefined) call.offeredTo = toHome;
     this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer, toHome);
   }
@@ -315,7 +330,7 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0 };
+    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
     this.calls.set(callId, call);
     return call;
   }
@@ -404,18 +419,20 @@ export class CallMedia {
     if (!statementSignedBy(statement, share.signature, identityKey)) throw new SdpError("the other home's SDP is not signed by it");
     if (statement.toHome === '' ? context.inRequest : statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home, or for none');
     if (context.fromHome !== undefined && (nodeId === undefined || idToHex(nodeId) !== context.fromHome)) throw new SdpError('SDP signed by another home than the one it came from');
-    const kind = this.meaning(statement, identityKey, call, context.inRequest);
+    const kind = this.meaning(statement, identityKey, nodeId, call, context.inRequest);
     if (kind !== 'same' && Math.abs(statement.time - now) > FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
-    this.firstSight(share.signature, now);
+    this.firstSight(identityKey, share.signature, now);
     return { kind, statement, certificate: share.certificate, expires: certificate.claims.expires, identityKey, nodeId };
   }
 
   /** What a believed statement means for the call (see Believed); SdpError when it fits none. */
-  private meaning(statement: SdpStatement, identityKey: Uint8Array, call: CallState | undefined, inRequest: boolean): Believed['kind'] {
+  private meaning(statement: SdpStatement, identityKey: Uint8Array, nodeId: Id | undefined, call: CallState | undefined, inRequest: boolean): Believed['kind'] {
     if (!call) return 'new';
     const far = call.far;
     if (!far) {
       if (statement.role === call.role) throw new SdpError('SDP in the role this home plays in the call');
+      // In a request too (the ACK of a late offer, an UPDATE while ringing): the home we offered to, no other.
+      if (call.offeredTo !== undefined && (nodeId === undefined || idToHex(nodeId) !== call.offeredTo)) throw new SdpError('SDP from another home than the one this call was offered to');
       return 'first';
     }
     // Anyone who saw the call's SDP could otherwise send it again, or another.
@@ -425,21 +442,31 @@ export class CallMedia {
       if (statement.sequence <= far.sequence) throw new SdpError('an earlier SDP of this call, sent again');
       return 'same';
     }
+    if (statement.time < far.time) throw new SdpError('SDP of this call under a key older than the one agreed');
+    if (call.farKeys.has(Buffer.from(statement.publicKey).toString('hex'))) throw new SdpError('SDP of this call under a key it had before');
     if (statement.role === far.role) return 'rekey';
     if (inRequest && statement.role === 'offerer') return 'restart';
     throw new SdpError('SDP for this call under another key, in another role');
   }
 
-  /** Each statement believed once: its signature is remembered while it would still be fresh. */
-  private firstSight(signature: Uint8Array, now: number): void {
-    const key = Buffer.from(signature).toString('base64');
-    for (const [seen, until] of this.statementsSeen) {
-      if (until >= now) break; // kept in the order they expire
-      this.statementsSeen.delete(seen);
+  /** Each statement believed once: its signature is remembered, under its signer's, while it would still be fresh. */
+  private firstSight(identityKey: Uint8Array, signature: Uint8Array, now: number): void {
+    const home = Buffer.from(identityKey).toString('base64');
+    let seen = this.statementsSeen.get(home);
+    if (seen) this.statementsSeen.delete(home); // set again below: the homes heard from last stay longest
+    else {
+      if (this.statementsSeen.size >= MAX_HOMES_SEEN) this.statementsSeen.delete(this.statementsSeen.keys().next().value as string);
+      seen = new Map();
     }
-    if (this.statementsSeen.has(key)) throw new SdpError('SDP already received, sent again');
-    if (this.statementsSeen.size >= MAX_STATEMENTS_SEEN) this.statementsSeen.delete(this.statementsSeen.keys().next().value as string);
-    this.statementsSeen.set(key, now + 2 * FRESH_SECONDS);
+    this.statementsSeen.set(home, seen);
+    for (const [signed, until] of seen) {
+      if (until >= now) break; // kept in the order they expire
+      seen.delete(signed);
+    }
+    const key = Buffer.from(signature).toString('base64');
+    if (seen.has(key)) throw new SdpError('SDP already received, sent again');
+    if (seen.size >= MAX_SEEN_PER_HOME) seen.delete(seen.keys().next().value as string);
+    seen.set(key, now + 2 * FRESH_SECONDS);
   }
 
   /**
@@ -467,7 +494,8 @@ export class CallMedia {
         }
       }
     });
-    call.far = { nodeId: farHome, role: theirs.statement.role, identityKey: theirs.identityKey, callKey: theirKey, certificate: theirs.certificate, expires: theirs.expires, sequence: theirs.statement.sequence };
+    call.far = { nodeId: farHome, role: theirs.statement.role, identityKey: theirs.identityKey, callKey: theirKey, certificate: theirs.certificate, expires: theirs.expires, sequence: theirs.statement.sequence, time: theirs.statement.time };
+    call.farKeys.add(Buffer.from(theirKey).toString('hex'));
     if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
   }
 

@@ -82,6 +82,11 @@ interface MediaPlan {
    * with ports of that branch's own; the first branch's is `body`), in the first group's order.
    */
   readonly legs?: readonly { readonly key: string; readonly body?: Uint8Array }[];
+  /**
+   * The call's media was there before this request: an INVITE that reuses a live call's Call-ID
+   * (a stranger's, with no To tag) did not begin it, and its failure ends nothing.
+   */
+  readonly existed: boolean;
 }
 
 interface Target {
@@ -216,7 +221,7 @@ export class SipProxy {
       this.anchorRequest(server, byQ(targets)[0]).then(
         (media) => {
           if (!this.deciding.delete(server)) {
-            if (media && isInitialInvite(server)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
+            if (media && !media.existed && isInitialInvite(server)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
             return;
           }
           this.fork(server, targets, media);
@@ -248,18 +253,19 @@ export class SipProxy {
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
     const side = this.mediaSide(media, request, checked, flow, group[0]);
     if (!side) return undefined;
+    const existed = media.calls.has(checked.callId);
     const initial = isInitialInvite(server);
     if (initial) media.admit(checked.callId);
-    if (!media.hasSdp(request)) return { side, offered: false }; // a late offer: the phones' offers share one session
+    if (!media.hasSdp(request)) return { side, offered: false, existed }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
     // The other home as the route knows it: where our phone's SDP goes, or where a home's came from.
     const otherHome = side === 'home' ? flow.nodeId : group[0].flow.nodeId;
     const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host, undefined, otherHome);
-    if (!initial || group.length === 1 || kind !== 'offer') return { side, offered: kind === 'offer', body };
+    if (!initial || group.length === 1 || kind !== 'offer') return { side, offered: kind === 'offer', body, existed };
     // Forked: every phone but the first is offered ports of its own (or, when none are left, the first's).
     const legs = [{ key: '0', body }];
     for (let i = 1; i < group.length; i++) legs.push({ key: String(i), body: (await media.branchOffer(checked.callId, String(i))) ?? body });
-    return { side, offered: true, body, legs };
+    return { side, offered: true, body, legs, existed };
   }
 
   /**
@@ -636,7 +642,7 @@ export class SipProxy {
     this.deps.servers.clock.clearTimer(call.timerC);
     this.calls.delete(call.server);
     if (call.answered) return;
-    if (call.media && isInitialInvite(call.server)) this.deps.media!.ended(call.server.checked.callId); // the call never began
+    if (call.media && !call.media.existed && isInitialInvite(call.server)) this.deps.media!.ended(call.server.checked.callId); // the call never began
     call.server.send(upstream(chosenFinal(call.branches.map((b) => b.final!))));
   }
 

@@ -527,6 +527,50 @@ test('a call whose media ended at one home only, taken up by the home that kept 
   }
 });
 
+test('a call taken up under a new key never goes back to an old one, even with a statement held back on the way: the old keys would seal with their nonces from 0 again (third review X1)', async () => {
+  const h = homes();
+  const phoneA = h.net.phone('192.168.1.20', 10000);
+  const phoneB = h.net.phone('192.168.2.30', 20000);
+  await liveCall(h, 'call-w');
+  // A hold re-offer of home A's under its first key, which the attacker keeps from home B.
+  const withheld = await h.a.offerFromPhone('call-w', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  h.a.close('call-w'); // home A forgets the call and takes it up under a new key; home B re-keys
+  const toPhoneB = await h.b.offerFromHome('call-w', enc(await h.a.offerFromPhone('call-w', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+  const toPhoneA = h.a.answerFromHome('call-w', enc(h.b.answerFromPhone('call-w', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  await assert.rejects(h.b.offerFromHome('call-w', enc(withheld), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /key it had before/.test(e.reason));
+  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(3));
+  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(4));
+  assert.deepEqual([phoneB.heard.at(-1), phoneA.heard.at(-1)], [new Uint8Array(172).fill(3), new Uint8Array(172).fill(4)]);
+});
+
+test('statements are remembered per home: another home signing a thousand cannot push out the one home A signed (third review X4)', async () => {
+  const h = homes();
+  const toB = await h.a.offerFromPhone('call-y', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await h.b.offerFromHome('call-y', enc(toB), HOME_A);
+  h.b.close('call-y');
+  // Home C, enrolled, signs 1,100 re-offers in a call of its own with home B.
+  const c = homes(undefined, { a: testIdentity(14), b: testIdentity(12) }).a;
+  await h.b.offerFromHome('call-c', enc(await c.offerFromPhone('call-c', offer('192.168.3.40', 30000), '192.168.3.40', TO_B)), '198.51.100.7');
+  for (let i = 0; i < 1100; i++) await h.b.offerFromHome('call-c', enc(await c.offerFromPhone('call-c', offer('192.168.3.40', 30000), '192.168.3.40', TO_B)), '198.51.100.7');
+  await assert.rejects(h.b.offerFromHome('call-y', enc(toB), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /already received/.test(e.reason));
+});
+
+test("a call's first SDP from the other home, in a request too (the ACK of a late offer), must come from the home it was offered to (third review X2)", async () => {
+  const h = homes();
+  // Home A's phone offers in its 200 to home B's INVITE without SDP; the route knew home B.
+  const in200 = await h.a.offerFromPhone('call-z', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  // Home C, enrolled and on the path, signs an answer of its own for call-z, for home A (it got
+  // an offer of home A's identity for that Call-ID to do so), and sends it in an ACK.
+  const cHome = homes(undefined, { a: testIdentity(11), b: testIdentity(14) });
+  await cHome.b.offerFromHome('call-z', enc(await cHome.a.offerFromPhone('call-z', offer('192.168.1.20', 10000), '192.168.1.20', idToHex(testIdentity(14).nodeId))), HOME_A);
+  const answerOfC = cHome.b.answerFromPhone('call-z', offer('192.168.3.40', 30000), '192.168.3.40');
+  assert.throws(() => h.a.answerFromHome('call-z', enc(answerOfC), '198.51.100.7'), (e: unknown) => e instanceof SdpError && /another home than the one this call was offered to/.test(e.reason));
+  // Home B's own answer is still taken.
+  await h.b.offerFromHome('call-z', enc(in200), HOME_A, false);
+  h.a.answerFromHome('call-z', enc(h.b.answerFromPhone('call-z', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  assert.ok(h.a.farHomeOf('call-z') !== undefined);
+});
+
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const muxing = (address: string, port: number) => `${text(offer(address, port))}a=rtcp-mux\r\n`;
 const rtcpPort = (sdp: string) => ({ ...mediaOf(sdp), port: mediaOf(sdp).port + 1 });
