@@ -1,6 +1,8 @@
 import type { NodeIdentity } from '../../../identity/identity.js';
 import type { TrustPolicy } from '../../../identity/trust.js';
 import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
+import { bytesToHex } from '../../../runtime/hex.js';
+import { OnceSet } from '../../../runtime/once-set.js';
 import type { Random } from '../../../runtime/random.js';
 import { type Id, idToHex } from '../../../wire/id.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
@@ -35,7 +37,8 @@ const OLDER_KEY_ATTRIBUTES = [
 const FRESH_SECONDS = 600;
 /**
  * Statements remembered (for twice FRESH_SECONDS), so that none is believed twice: per signing
- * home, so one home that signs a great many can push out only its own, never another's.
+ * home, so a home that signs a great many fills only its own memory (and is then refused), never
+ * another's.
  */
 const MAX_SEEN_PER_HOME = 256;
 const MAX_HOMES_SEEN = 1024;
@@ -141,8 +144,8 @@ export class CallMedia {
   private readonly calls = new Map<string, CallState>();
   private closed = false;
   private readonly pending = new Map<string, Promise<CallState>>();
-  /** Signatures of statements believed lately, and until when (wall seconds) each is kept: in that order. */
-  private readonly statementsSeen = new Map<string, Map<string, number>>();
+  /** Signatures of statements believed lately, per signing home (most recently heard last). */
+  private readonly statementsSeen = new Map<string, OnceSet>();
 
   constructor(private readonly deps: CallMediaDeps) {
     deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
@@ -443,7 +446,7 @@ export class CallMedia {
       return 'same';
     }
     if (statement.time < far.time) throw new SdpError('SDP of this call under a key older than the one agreed');
-    if (call.farKeys.has(Buffer.from(statement.publicKey).toString('hex'))) throw new SdpError('SDP of this call under a key it had before');
+    if (call.farKeys.has(bytesToHex(statement.publicKey))) throw new SdpError('SDP of this call under a key it had before');
     if (statement.role === far.role) return 'rekey';
     if (inRequest && statement.role === 'offerer') return 'restart';
     throw new SdpError('SDP for this call under another key, in another role');
@@ -451,22 +454,15 @@ export class CallMedia {
 
   /** Each statement believed once: its signature is remembered, under its signer's, while it would still be fresh. */
   private firstSight(identityKey: Uint8Array, signature: Uint8Array, now: number): void {
-    const home = Buffer.from(identityKey).toString('base64');
+    const home = bytesToHex(identityKey);
     let seen = this.statementsSeen.get(home);
     if (seen) this.statementsSeen.delete(home); // set again below: the homes heard from last stay longest
     else {
       if (this.statementsSeen.size >= MAX_HOMES_SEEN) this.statementsSeen.delete(this.statementsSeen.keys().next().value as string);
-      seen = new Map();
+      seen = new OnceSet(MAX_SEEN_PER_HOME);
     }
     this.statementsSeen.set(home, seen);
-    for (const [signed, until] of seen) {
-      if (until >= now) break; // kept in the order they expire
-      seen.delete(signed);
-    }
-    const key = Buffer.from(signature).toString('base64');
-    if (seen.has(key)) throw new SdpError('SDP already received, sent again');
-    if (seen.size >= MAX_SEEN_PER_HOME) seen.delete(seen.keys().next().value as string);
-    seen.set(key, now + 2 * FRESH_SECONDS);
+    if (!seen.firstUse(bytesToHex(signature), now + 2 * FRESH_SECONDS, now)) throw new SdpError('SDP already received, sent again, or too many from that home');
   }
 
   /**
@@ -495,7 +491,7 @@ export class CallMedia {
       }
     });
     call.far = { nodeId: farHome, role: theirs.statement.role, identityKey: theirs.identityKey, callKey: theirKey, certificate: theirs.certificate, expires: theirs.expires, sequence: theirs.statement.sequence, time: theirs.statement.time };
-    call.farKeys.add(Buffer.from(theirKey).toString('hex'));
+    call.farKeys.add(bytesToHex(theirKey));
     if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
   }
 
