@@ -14,6 +14,16 @@ export interface TrustPolicy {
   accept(bytes: Uint8Array, nowSeconds: number): Certificate;
 }
 
+/** Whether `trust` believes the certificate at `nowSeconds` (verdicts are cached: a lookup, mostly). */
+export function believes(trust: TrustPolicy, certificate: Uint8Array, nowSeconds: number): boolean {
+  try {
+    trust.accept(certificate, nowSeconds);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * What every policy shares: verified certificates are cached by their bytes (a busy neighbour
  * costs one check), and validity in time is checked on every use.

@@ -1,7 +1,7 @@
 import type { P2psipError } from '../runtime/errors.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { overlayHash } from '../identity/ids.js';
-import type { TrustPolicy } from '../identity/trust.js';
+import { believes, type TrustPolicy } from '../identity/trust.js';
 import type { SignatureSuite } from '../identity/signature-suite.js';
 import { DEFAULT_TRANSPORT_OPTIONS, HopTransport, type TransportOptions } from '../link/hop-transport.js';
 import type { Link } from '../link/link.js';
@@ -174,7 +174,7 @@ export class OverlayPeer {
               const peer = this.sealedLink?.peerAt(address);
               if (!peer) return undefined;
               const certificate = peer.certificate.bytes;
-              return { id: idToHex(peer.nodeIds[0]), stillBelieved: () => believed(deps.trust, certificate, deps.clock) };
+              return { id: idToHex(peer.nodeIds[0]), stillBelieved: () => believes(deps.trust, certificate, Math.floor(deps.clock.wallTime() / 1000)) };
             },
             limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
             ...(deps.relay.ownHosts ? { ownHosts: deps.relay.ownHosts } : {}),
@@ -448,15 +448,5 @@ export class OverlayPeer {
     const pred = this.topology.predecessorIds()[0];
     if (pred === undefined) return 0xffffffff;
     return Number(clockwise(pred, this.nodeId) >> 96n);
-  }
-}
-
-/** Whether `trust` believes the certificate now (verdicts are cached: this costs a lookup). */
-function believed(trust: TrustPolicy, certificate: Uint8Array, clock: Clock): boolean {
-  try {
-    trust.accept(certificate, Math.floor(clock.wallTime() / 1000));
-    return true;
-  } catch {
-    return false;
   }
 }

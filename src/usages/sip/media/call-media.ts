@@ -1,5 +1,5 @@
 import type { NodeIdentity } from '../../../identity/identity.js';
-import type { TrustPolicy } from '../../../identity/trust.js';
+import { believes, type TrustPolicy } from '../../../identity/trust.js';
 import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
 import { bytesToHex } from '../../../runtime/hex.js';
 import { OnceSet } from '../../../runtime/once-set.js';
@@ -236,14 +236,10 @@ export class CallMedia {
   revalidate(): string[] {
     const ended: string[] = [];
     for (const [callId, call] of [...this.calls]) {
-      if (!call.far) continue;
-      try {
-        // Revoked, not merely expired meanwhile (a renewed one comes with the home's next SDP).
-        this.deps.trust.accept(call.far.certificate, Math.min(this.deps.nowSeconds(), call.far.expires));
-      } catch {
-        this.close(callId);
-        ended.push(callId);
-      }
+      // Revoked, not merely expired meanwhile (a renewed one comes with the home's next SDP).
+      if (!call.far || believes(this.deps.trust, call.far.certificate, Math.min(this.deps.nowSeconds(), call.far.expires))) continue;
+      this.close(callId);
+      ended.push(callId);
     }
     return ended;
   }
