@@ -31,7 +31,9 @@ import { FIXED_NOW_SECONDS, TEST_OVERLAY, testIdentity } from '../../helpers/fix
  *   its CANCEL's INVITE; CANCEL after the 2xx is answered 200;
  * - a phone asking its own account for voicemail news (message-summary) is answered 489 by the
  *   home, which has no voicemail, instead of the question reaching every phone of the user;
- * - a stranger's INVITE that reuses a live call's Call-ID, and fails, leaves that call's media.
+ * - a stranger's INVITE that reuses a live call's Call-ID, and fails, leaves that call's media;
+ * - a re-INVITE that took up a call whose media this home had forgotten, and fails (491, say),
+ *   lets go of the media it began, so the phones' retry starts afresh.
  */
 const domain = 'smiths.example';
 let service: SipService;
@@ -476,6 +478,50 @@ test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves tha
     await stranger.next(isResponse(486, 'INVITE'));
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.ok(media.calls.has('live-call'), "the live call's media stays");
+  } finally {
+    await anchored.close();
+  }
+});
+
+test('a re-INVITE that took up a call whose media had timed out here, and failed (491), lets go of what it began; the retry anchors afresh (third media review X5)', async () => {
+  const media = new SipMedia(
+    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(47100, 47199), udpMediaSockets('127.0.0.1', silentLogger), clock, 60_000), identity: testIdentity(11), random: new SeededRandom(4), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
+    'always',
+    { maxCalls: 10, retryAfterSeconds: 5 },
+    () => Date.now(),
+  );
+  const anchored = await SipService.start({ media, bind: { host: '127.0.0.1', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(9) });
+  try {
+    const port = anchored.address.port;
+    const [alice, bob] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+    const sdp = (p: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${p} RTP/AVP 0\r\na=sendrecv\r\n`;
+    const withBody = (lines: string[], body: string) => [...lines, 'Content-Type: application/sdp', `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -2)}`];
+    const inviteLines = (branch: string, cseq: number, toTag: string) => [`INVITE sip:bob@${domain} SIP/2.0`, via(alice, branch), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a5`, `To: <sip:bob@${domain}>${toTag}`, 'Call-ID: forgot-call', `CSeq: ${cseq} INVITE`, `Contact: <sip:alice@127.0.0.1:${alice.port}>`];
+    const bobAnswers = (offered: SipRequest, status: string, body?: string) => {
+      const lines = [`SIP/2.0 ${status}`, ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${(offered.headers.get('To') ?? '').replace(/;tag=b5$/, '')};tag=b5`, 'Call-ID: forgot-call', `CSeq: ${offered.headers.get('CSeq')}`, `Contact: <sip:bob@127.0.0.1:${bob.port}>`];
+      bob.send(body ? withBody(lines, body) : [...lines, 'Content-Length: 0']);
+    };
+    alice.send(withBody(inviteLines('fg1', 1, ''), sdp(30010)));
+    bobAnswers((await bob.next(isRequest('INVITE'))) as SipRequest, '200 OK', sdp(30012));
+    await alice.next(isResponse(200, 'INVITE'));
+    media.calls.close('forgot-call'); // its media timed out here (a long hold with no RTP)
+    // The resume: a re-INVITE with SDP anchors the call afresh; bob's phone, itself re-inviting, answers 491.
+    alice.send(withBody(inviteLines('fg2', 2, ';tag=b5'), sdp(30010)));
+    const reinvite = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    assert.ok(media.calls.has('forgot-call'), 'the re-INVITE took the call up');
+    bobAnswers(reinvite, '491 Request Pending');
+    await alice.next(isResponse(491, 'INVITE'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(!media.calls.has('forgot-call'), 'the failed re-INVITE let go of the media it began');
+    assert.equal(media.calls.anchor.portsInUse, 0);
+    // Alice's phone retries (RFC 3261 s14.1): anchored afresh, and answered.
+    alice.send(withBody(inviteLines('fg3', 3, ';tag=b5'), sdp(30010)));
+    bobAnswers((await bob.next(isRequest('INVITE'))) as SipRequest, '200 OK', sdp(30012));
+    const answered = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
+    assert.match(Buffer.from(answered.body).toString(), /m=audio \d+ RTP\/AVP 0/);
+    assert.ok(media.calls.has('forgot-call'));
   } finally {
     await anchored.close();
   }

@@ -103,7 +103,8 @@ interface FarHome {
  * - `first`: the first SDP of the other home in a call our phone began;
  * - `same`: later SDP under the call key agreed;
  * - `rekey`: the other home forgot the call and took it up again in its old role, under a new key;
- * - `restart`: it forgot the call and offers it as a new one (it was the answerer): we start anew too.
+ * - `restart`: it forgot the call and offers it as a new one, in a request or in the 200 to our
+ *   SDP-less re-INVITE (it was the answerer): we start anew too.
  */
 interface Believed {
   readonly kind: 'new' | 'first' | 'same' | 'rekey' | 'restart';
@@ -418,18 +419,20 @@ export class CallMedia {
     if (!statementSignedBy(statement, share.signature, identityKey)) throw new SdpError("the other home's SDP is not signed by it");
     if (statement.toHome === '' ? context.inRequest : statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home, or for none');
     if (context.fromHome !== undefined && (nodeId === undefined || idToHex(nodeId) !== context.fromHome)) throw new SdpError('SDP signed by another home than the one it came from');
-    const kind = this.meaning(statement, identityKey, nodeId, call, context.inRequest);
+    const kind = this.meaning(statement, identityKey, nodeId, call);
     if (kind !== 'same' && Math.abs(statement.time - now) > FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
     this.firstSight(identityKey, share.signature, now);
     return { kind, statement, certificate: share.certificate, expires: certificate.claims.expires, identityKey, nodeId };
   }
 
   /** What a believed statement means for the call (see Believed); SdpError when it fits none. */
-  private meaning(statement: SdpStatement, identityKey: Uint8Array, nodeId: Id | undefined, call: CallState | undefined, inRequest: boolean): Believed['kind'] {
+  private meaning(statement: SdpStatement, identityKey: Uint8Array, nodeId: Id | undefined, call: CallState | undefined): Believed['kind'] {
     if (!call) return 'new';
     const far = call.far;
     if (!far) {
-      if (statement.role === call.role) throw new SdpError('SDP in the role this home plays in the call');
+      // Both homes forgot the call and both phones offered it afresh at once (RFC 3261 s14.1 glare):
+      // each offer is answered 491, its request's failure lets its state go, and the phones retry.
+      if (statement.role === call.role) throw new SipError(491, 'Request Pending (both homes offered this call at once)');
       // In a request too (the ACK of a late offer, an UPDATE while ringing): the home we offered to, no other.
       if (call.offeredTo !== undefined && (nodeId === undefined || idToHex(nodeId) !== call.offeredTo)) throw new SdpError('SDP from another home than the one this call was offered to');
       return 'first';
@@ -444,7 +447,8 @@ export class CallMedia {
     if (statement.time < far.time) throw new SdpError('SDP of this call under a key older than the one agreed');
     if (call.farKeys.has(bytesToHex(statement.publicKey))) throw new SdpError('SDP of this call under a key it had before');
     if (statement.role === far.role) return 'rekey';
-    if (inRequest && statement.role === 'offerer') return 'restart';
+    // In a request (its re-INVITE) or in the 200 to an SDP-less re-INVITE of ours (its phone's offer).
+    if (statement.role === 'offerer') return 'restart';
     throw new SdpError('SDP for this call under another key, in another role');
   }
 

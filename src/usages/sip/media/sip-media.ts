@@ -2,7 +2,6 @@ import type { SipMessage } from '../message/sip-message.js';
 import { SipError } from '../sip-error.js';
 import type { CallMedia } from './call-media.js';
 import { MediaPortsExhausted } from './port-pool.js';
-import { SdpError } from './sdp.js';
 import type { RelayStream } from './relay-stream.js';
 import type { Id } from '../../../wire/id.js';
 
@@ -174,7 +173,8 @@ export class SipMedia {
     } catch (error) {
       this.counters.refused++;
       if (error instanceof MediaPortsExhausted) throw new MediaRefused(503, `Service Unavailable (${error.message})`, this.limits.retryAfterSeconds);
-      if (error instanceof SdpError) throw new MediaRefused(488, error.reason);
+      // 488 unreadable or untrusted SDP, 491 offers crossed, 503 the peer is stopping.
+      if (error instanceof SipError) throw new MediaRefused(error.status, error.reason);
       throw error;
     }
   }

@@ -221,7 +221,7 @@ export class SipProxy {
       this.anchorRequest(server, byQ(targets)[0]).then(
         (media) => {
           if (!this.deciding.delete(server)) {
-            if (media && !media.existed && isInitialInvite(server)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
+            if (beganMedia(server, media)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
             return;
           }
           this.fork(server, targets, media);
@@ -642,7 +642,7 @@ export class SipProxy {
     this.deps.servers.clock.clearTimer(call.timerC);
     this.calls.delete(call.server);
     if (call.answered) return;
-    if (call.media && !call.media.existed && isInitialInvite(call.server)) this.deps.media!.ended(call.server.checked.callId); // the call never began
+    if (beganMedia(call.server, call.media)) this.deps.media!.ended(call.server.checked.callId); // the call, or its media taken up again, never began
     call.server.send(upstream(chosenFinal(call.branches.map((b) => b.final!))));
   }
 
@@ -789,6 +789,14 @@ function withoutBody(response: SipResponse): SipResponse {
 }
 
 /** An INVITE that starts a dialog (no To tag), not a re-INVITE inside one. */
+/**
+ * An INVITE whose media was not there before it: a new call, or a re-INVITE that took up a call
+ * this home had forgotten (its --media-timeout). When it fails, the media it began goes.
+ */
+function beganMedia(server: ServerTransaction, media: MediaPlan | undefined): boolean {
+  return server.invite && media !== undefined && !media.existed;
+}
+
 function isInitialInvite(server: ServerTransaction): boolean {
   return server.invite && !server.checked.to.params.has('tag');
 }

@@ -9,6 +9,7 @@ import { MediaAnchor, type MediaSocket } from '../../../../src/usages/sip/media/
 import { MediaPortPool } from '../../../../src/usages/sip/media/port-pool.js';
 import { parseSdp, type Endpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
 import { CertificateError } from '../../../../src/identity/certificate.js';
+import { SipError } from '../../../../src/usages/sip/sip-error.js';
 import { OpenTrustPolicy, type TrustPolicy } from '../../../../src/identity/trust.js';
 import { FIXED_NOW_SECONDS, TEST_OVERLAY, testIdentity } from '../../../helpers/fixtures.js';
 import { idToHex } from '../../../../src/wire/id.js';
@@ -525,6 +526,59 @@ test('a call whose media ended at one home only, taken up by the home that kept 
     assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(1), `${forgot} forgot: phone B hears phone A`);
     assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(2), `${forgot} forgot: and back`);
   }
+});
+
+test('a call whose media ended at one home only, resumed by a re-INVITE without SDP: the offer comes in the 200 and the answer in the ACK, whichever home forgot, and audio comes back both ways (third review X3)', async () => {
+  for (const forgot of ['callee', 'caller'] as const) {
+    const h = homes();
+    const phoneA = h.net.phone('192.168.1.20', 10000);
+    const phoneB = h.net.phone('192.168.2.30', 20000);
+    await liveCall(h, 'call-3');
+    let toPhoneA: string;
+    let toPhoneB: string;
+    if (forgot === 'callee') {
+      h.b.close('call-3'); // home B's --media-timeout; phone A re-INVITEs without SDP, phone B offers in its 200
+      const in200 = await h.b.offerFromPhone('call-3', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
+      toPhoneA = await h.a.offerFromHome('call-3', enc(in200), HOME_B, false, TO_B);
+      toPhoneB = h.b.answerFromHome('call-3', enc(h.a.answerFromPhone('call-3', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, TO_A);
+    } else {
+      h.a.close('call-3'); // home A's; phone B re-INVITEs without SDP, phone A offers in its 200
+      const in200 = await h.a.offerFromPhone('call-3', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+      toPhoneB = await h.b.offerFromHome('call-3', enc(in200), HOME_A, false, TO_A);
+      toPhoneA = h.a.answerFromHome('call-3', enc(h.b.answerFromPhone('call-3', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B, TO_B);
+    }
+    phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(3));
+    phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(4));
+    assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(3), `${forgot} forgot: phone B hears phone A`);
+    assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(4), `${forgot} forgot: and back`);
+  }
+});
+
+test('both homes forgot the call and both phones offer it afresh at once: each offer is answered 491 (not 488), and once the failed re-INVITEs let their states go, the first retry carries audio both ways (third review X5)', async () => {
+  const h = homes();
+  const phoneA = h.net.phone('192.168.1.20', 10000);
+  const phoneB = h.net.phone('192.168.2.30', 20000);
+  await liveCall(h, 'call-5');
+  h.a.close('call-5'); // a long hold: both anchors time out together
+  h.b.close('call-5');
+  const fromA = await h.a.offerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  const fromB = await h.b.offerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
+  const glare = (e: unknown) => e instanceof SipError && e.status === 491 && /Request Pending/.test(e.reason);
+  await assert.rejects(h.b.offerFromHome('call-5', enc(fromA), HOME_A, true, TO_A), glare);
+  // At home A, as its proxy meets it: the re-INVITE is answered 491.
+  const atA = new SipMedia(h.a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  const reinvite = { kind: 'request' as const, method: 'INVITE', uri: 'sip:alice@x', headers: new SipHeaders(), body: enc(fromB) };
+  await assert.rejects(atA.rewrite('call-5', reinvite, 'offer', 'home', HOME_B, undefined, TO_B), (e: unknown) => e instanceof MediaRefused && e.status === 491);
+  // Each re-INVITE failed (491): the proxy lets the media it began go (proxy-phones tests that); phone B retries first.
+  h.a.close('call-5');
+  h.b.close('call-5');
+  const retry = await h.b.offerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
+  const toPhoneA = await h.a.offerFromHome('call-5', enc(retry), HOME_B, true, TO_B);
+  const toPhoneB = h.b.answerFromHome('call-5', enc(h.a.answerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, TO_A);
+  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(7));
+  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(8));
+  assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(7), 'phone B hears phone A');
+  assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(8), 'and back');
 });
 
 test('a call taken up under a new key never goes back to an old one, even with a statement held back on the way: the old keys would seal with their nonces from 0 again (third review X1)', async () => {
