@@ -139,6 +139,12 @@ interface CallState {
   muxed?: readonly boolean[];
   /** The latest offer that went to phones on `to` (a forked INVITE's branches each get a copy naming their own ports). */
   toPhones?: { readonly sdp: SessionDescription; readonly to: 'a' | 'b' };
+  /**
+   * The other home's latest SDP in a response, and what our phone was given for it: a 2xx sent
+   * again (its first lost on the way to our phone) carries the very same bytes, and must reach the
+   * phone with its SDP, though a statement is believed only once.
+   */
+  lastResponse?: { readonly bytes: Uint8Array; readonly forPhone: string };
 }
 
 export class CallMedia {
@@ -185,13 +191,15 @@ export class CallMedia {
   /** The other home (`fromHome`, hex Node-ID, when the route knows it) answers our phone's offer: the SDP for the phone. */
   answerFromHome(callId: string, sdp: Uint8Array, homeSource: string, fromHome?: string): string {
     const call = this.expect(callId);
+    const again = sentAgain(call, sdp);
+    if (again !== undefined) return again;
     const answer = parseSdp(sdp);
     const believed = this.believe(answer, callId, call, { inRequest: false, fromHome });
     if (believed.kind === 'new' || believed.kind === 'restart') throw new SdpError('an answer that is not from the home this call was offered to');
     this.acceptShare(call, believed, callId);
     this.answered(call, answer, 'b', homeSource);
     this.deps.anchor.answered(callId);
-    return this.towardsPhone(call, answer);
+    return this.forPhone(call, sdp, this.towardsPhone(call, answer));
   }
 
   /**
@@ -202,6 +210,8 @@ export class CallMedia {
   async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true, fromHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
     let known = this.calls.get(callId) ?? (await this.pending.get(callId));
+    const again = !inRequest && known ? sentAgain(known, sdp) : undefined;
+    if (again !== undefined) return again;
     // Checked before any port opens: a stranger's offer costs no sockets.
     const believed = this.believe(offer, callId, known, { inRequest, fromHome });
     if (believed.kind === 'restart') {
@@ -213,7 +223,8 @@ export class CallMedia {
       this.acceptShare(call, believed, callId);
       this.offered(call, offer, 'b', homeSource);
       call.toPhones = { sdp: withoutShare(offer), to: 'a' };
-      return this.towardsPhone(call, offer);
+      const text = this.towardsPhone(call, offer);
+      return inRequest ? text : this.forPhone(call, sdp, text);
     } catch (error) {
       if (!known) this.close(callId); // a refused offer holds no ports
       throw error;
@@ -516,6 +527,12 @@ export class CallMedia {
     return `${lines.join('\r\n')}\r\n`;
   }
 
+  /** What our phone is given for the other home's SDP in a response, kept for that response sent again. */
+  private forPhone(call: CallState, bytes: Uint8Array, text: string): string {
+    call.lastResponse = { bytes: Uint8Array.from(bytes), forPhone: text };
+    return text;
+  }
+
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
     return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a') });
   }
@@ -539,6 +556,12 @@ function portsOn(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
 /** The other role in a call. */
 function theirRole(role: MediaRole): MediaRole {
   return role === 'offerer' ? 'answerer' : 'offerer';
+}
+
+/** What our phone was given for this very SDP of the other home, when a response carries it again. */
+function sentAgain(call: CallState, bytes: Uint8Array): string | undefined {
+  const last = call.lastResponse;
+  return last && sameBytes(last.bytes, bytes) ? last.forPhone : undefined;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

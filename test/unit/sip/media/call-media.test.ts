@@ -581,6 +581,24 @@ test('both homes forgot the call and both phones offer it afresh at once: each o
   assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(8), 'and back');
 });
 
+test("the other home's 200 sent again (its first lost on the way to our phone) reaches the phone with the same SDP, an answer or a late offer; its SDP in a request, or changed, is still refused", async () => {
+  const h = homes();
+  const toB = await h.a.offerFromPhone('call-r', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await h.b.offerFromHome('call-r', enc(toB), HOME_A);
+  const answer200 = enc(h.b.answerFromPhone('call-r', offer('192.168.2.30', 20000), '192.168.2.30'));
+  const first = h.a.answerFromHome('call-r', answer200, HOME_B, TO_B);
+  assert.equal(h.a.answerFromHome('call-r', answer200, HOME_B, TO_B), first, 'the 2xx retransmission carries the same SDP to phone A');
+  assert.match(first, /m=audio 4\d{4} /);
+  const edited = enc(Buffer.from(answer200).toString().replace('a=sendrecv', 'a=recvonly'));
+  assert.throws(() => h.a.answerFromHome('call-r', edited, HOME_B, TO_B), (e: unknown) => e instanceof SdpError && /not signed by it/.test(e.reason));
+  // A late offer: phone A's SDP-less re-INVITE; phone B offers in its 200, sent twice.
+  const late200 = enc(await h.b.offerFromPhone('call-r', offer('192.168.2.30', 20000), '192.168.2.30', TO_A));
+  const toPhoneA = await h.a.offerFromHome('call-r', late200, HOME_B, false, TO_B);
+  assert.equal(await h.a.offerFromHome('call-r', late200, HOME_B, false, TO_B), toPhoneA);
+  // The same bytes as a request (a re-INVITE played back) are believed no more than before.
+  await assert.rejects(h.a.offerFromHome('call-r', late200, HOME_B, true, TO_B), (e: unknown) => e instanceof SdpError);
+});
+
 test('a call taken up under a new key never goes back to an old one, even with a statement held back on the way: the old keys would seal with their nonces from 0 again (third review X1)', async () => {
   const h = homes();
   const phoneA = h.net.phone('192.168.1.20', 10000);
