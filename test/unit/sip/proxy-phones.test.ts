@@ -452,21 +452,30 @@ test("a phone that rings after the caller's CANCEL, is cancelled and never ends 
   }
 });
 
-test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves that call's media where it was (third media review X8)", async () => {
+/** A phone's SDP offering audio at `port` on loopback. */
+const sdp = (port: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=sendrecv\r\n`;
+/** A message's lines with `body` as its SDP (Phone.send ends the last line with the blank line). */
+const withBody = (lines: string[], body: string) => [...lines, 'Content-Type: application/sdp', `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -2)}`];
+
+/** A home of its own that anchors every call's media, local ones too (--media-anchor always), on ports from `lowPort`. */
+async function anchoringHome(lowPort: number): Promise<{ media: SipMedia; anchored: SipService }> {
   const media = new SipMedia(
-    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(47000, 47099), udpMediaSockets('127.0.0.1', silentLogger), clock, 60_000), identity: testIdentity(11), random: new SeededRandom(3), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
+    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(lowPort, lowPort + 99), udpMediaSockets('127.0.0.1', silentLogger), clock, 60_000), identity: testIdentity(11), random: new SeededRandom(lowPort), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
     'always',
     { maxCalls: 10, retryAfterSeconds: 5 },
     () => Date.now(),
   );
   const anchored = await SipService.start({ media, bind: { host: '127.0.0.1', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(8) });
+  return { media, anchored };
+}
+
+test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves that call's media where it was (third media review X8)", async () => {
+  const { media, anchored } = await anchoringHome(47000);
   try {
     const port = anchored.address.port;
     const [alice, bob, stranger] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.2', port)];
     await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
     await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
-    const sdp = (p: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${p} RTP/AVP 0\r\na=sendrecv\r\n`;
-    const withBody = (lines: string[], body: string) => [...lines, 'Content-Type: application/sdp', `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -2)}`];
     alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live1'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
     const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
     bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
@@ -484,20 +493,12 @@ test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves tha
 });
 
 test('a re-INVITE that took up a call whose media had timed out here, and failed (491), lets go of what it began; the retry anchors afresh (third media review X5)', async () => {
-  const media = new SipMedia(
-    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(47100, 47199), udpMediaSockets('127.0.0.1', silentLogger), clock, 60_000), identity: testIdentity(11), random: new SeededRandom(4), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
-    'always',
-    { maxCalls: 10, retryAfterSeconds: 5 },
-    () => Date.now(),
-  );
-  const anchored = await SipService.start({ media, bind: { host: '127.0.0.1', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(9) });
+  const { media, anchored } = await anchoringHome(47100);
   try {
     const port = anchored.address.port;
     const [alice, bob] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
     await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
     await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
-    const sdp = (p: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${p} RTP/AVP 0\r\na=sendrecv\r\n`;
-    const withBody = (lines: string[], body: string) => [...lines, 'Content-Type: application/sdp', `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -2)}`];
     const inviteLines = (branch: string, cseq: number, toTag: string) => [`INVITE sip:bob@${domain} SIP/2.0`, via(alice, branch), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a5`, `To: <sip:bob@${domain}>${toTag}`, 'Call-ID: forgot-call', `CSeq: ${cseq} INVITE`, `Contact: <sip:alice@127.0.0.1:${alice.port}>`];
     const bobAnswers = (offered: SipRequest, status: string, body?: string) => {
       const lines = [`SIP/2.0 ${status}`, ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${(offered.headers.get('To') ?? '').replace(/;tag=b5$/, '')};tag=b5`, 'Call-ID: forgot-call', `CSeq: ${offered.headers.get('CSeq')}`, `Contact: <sip:bob@127.0.0.1:${bob.port}>`];

@@ -53,6 +53,16 @@ const offer = (address: string, port: number) =>
 const enc = (text: string) => new TextEncoder().encode(text);
 const mediaOf = (sdp: string) => parseSdp(sdp).streams[0].rtp;
 
+let audioMark = 0;
+/** Each phone sends to the anchor port its SDP named, and the other phone hears exactly that, through both homes. */
+function assertTwoWayAudio(a: { phone: ReturnType<ReturnType<typeof network>['phone']>; sdp: string }, b: typeof a, label = 'phone B hears phone A') {
+  const [fromA, fromB] = [new Uint8Array(172).fill(++audioMark), new Uint8Array(172).fill(++audioMark)];
+  a.phone.send(mediaOf(a.sdp), fromA);
+  b.phone.send(mediaOf(b.sdp), fromB);
+  assert.deepEqual(b.phone.heard.at(-1), fromA, label);
+  assert.deepEqual(a.phone.heard.at(-1), fromB, `${label}: and back`);
+}
+
 function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }, backhaul?: MediaBackhaul, nowSeconds = FIXED_NOW_SECONDS, publicOf: Partial<Record<'a' | 'b', string>> = {}) {
   const net = network();
   const clock = new VirtualClock();
@@ -424,10 +434,7 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
 
   const resumed = await exchange();
   assert.notEqual(/a=p2psip-key-v3:(\S+)/.exec(resumed.toB)![1], /a=p2psip-key-v3:(\S+)/.exec(first.toB)![1], 'a new key share: nothing sealed before is accepted again');
-  phoneA.send(mediaOf(resumed.toPhoneA), new Uint8Array(172).fill(3));
-  phoneB.send(mediaOf(resumed.toPhoneB), new Uint8Array(172).fill(4));
-  assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(3), 'phone B hears phone A again');
-  assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(4), 'and back');
+  assertTwoWayAudio({ phone: phoneA, sdp: resumed.toPhoneA }, { phone: phoneB, sdp: resumed.toPhoneB }, 'phone B hears phone A again');
 });
 
 test('a call whose media ended at one home only: that home offers it afresh and the other takes it as new, whichever home called; played again, that offer moves nothing (review F10)', async () => {
@@ -435,7 +442,7 @@ test('a call whose media ended at one home only: that home offers it afresh and 
     const { net, a, b } = homes();
     const phoneA = net.phone('192.168.1.20', 10000);
     const phoneB = net.phone('192.168.2.30', 20000);
-    const toPhoneB = await b.offerFromHome('call-f', enc(await a.offerFromPhone('call-f', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+    await b.offerFromHome('call-f', enc(await a.offerFromPhone('call-f', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
     a.answerFromHome('call-f', enc(b.answerFromPhone('call-f', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
     // One home's --media-timeout passed (its phone sent nothing it heard), the other's not.
     const [gone, kept, goneHost, keptId] = forgets === 'caller' ? [a, b, HOME_A, TO_B] : [b, a, HOME_B, idToHex(testIdentity(11).nodeId)];
@@ -447,12 +454,8 @@ test('a call whose media ended at one home only: that home offers it afresh and 
     const keptPhone = forgets === 'caller' ? { address: '192.168.2.30', port: 20000 } : { address: '192.168.1.20', port: 10000 };
     const toGonePhone = gone.answerFromHome('call-f', enc(kept.answerFromPhone('call-f', offer(keptPhone.address, keptPhone.port), keptPhone.address)), forgets === 'caller' ? HOME_B : HOME_A);
     assert.equal(kept.active, 1, 'the old session gave way to the new');
-    const [toPhoneA, toPhoneBNow] = forgets === 'caller' ? [toGonePhone, toKeptPhone] : [toKeptPhone, toGonePhone];
-    phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(5));
-    phoneB.send(mediaOf(toPhoneBNow), new Uint8Array(172).fill(6));
-    assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(5), `${forgets} forgot: phone B hears phone A`);
-    assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(6), `${forgets} forgot: and back`);
-    assert.ok(toPhoneB.length > 0);
+    const [toPhoneA, toPhoneB] = forgets === 'caller' ? [toGonePhone, toKeptPhone] : [toKeptPhone, toGonePhone];
+    assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, `${forgets} forgot: phone B hears phone A`);
   }
 });
 
@@ -491,9 +494,7 @@ test('no SDP a home believed once is believed again: a re-offer or an offer from
   const sessions = h.b.anchor.counters.sessions;
   await assert.rejects(h.b.offerFromHome('call-k', enc(oldHold), '198.51.100.66'), SdpError);
   assert.equal(h.b.anchor.counters.sessions, sessions, 'the live session stayed');
-  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(5));
-  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(6));
-  assert.deepEqual([phoneB.heard.at(-1), phoneA.heard.at(-1)], [new Uint8Array(172).fill(5), new Uint8Array(172).fill(6)]);
+  assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB });
 });
 
 test("SDP from another home than the one the route says it came from is refused: a late offer in a 200 from home C when the INVITE went to home B (second review F-2)", async () => {
@@ -521,10 +522,7 @@ test('a call whose media ended at one home only, taken up by the home that kept 
       toPhoneA = await h.a.offerFromHome('call-4', enc(await h.b.offerFromPhone('call-4', offer('192.168.2.30', 20000), '192.168.2.30', TO_A)), HOME_B);
       toPhoneB = h.b.answerFromHome('call-4', enc(h.a.answerFromPhone('call-4', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A);
     }
-    phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(1));
-    phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(2));
-    assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(1), `${forgot} forgot: phone B hears phone A`);
-    assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(2), `${forgot} forgot: and back`);
+    assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, `${forgot} forgot: phone B hears phone A`);
   }
 });
 
@@ -547,10 +545,7 @@ test('a call whose media ended at one home only, resumed by a re-INVITE without 
       toPhoneB = await h.b.offerFromHome('call-3', enc(in200), HOME_A, false, TO_A);
       toPhoneA = h.a.answerFromHome('call-3', enc(h.b.answerFromPhone('call-3', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B, TO_B);
     }
-    phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(3));
-    phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(4));
-    assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(3), `${forgot} forgot: phone B hears phone A`);
-    assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(4), `${forgot} forgot: and back`);
+    assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, `${forgot} forgot: phone B hears phone A`);
   }
 });
 
@@ -575,10 +570,7 @@ test('both homes forgot the call and both phones offer it afresh at once: each o
   const retry = await h.b.offerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
   const toPhoneA = await h.a.offerFromHome('call-5', enc(retry), HOME_B, true, TO_B);
   const toPhoneB = h.b.answerFromHome('call-5', enc(h.a.answerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, TO_A);
-  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(7));
-  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(8));
-  assert.deepEqual(phoneB.heard.at(-1), new Uint8Array(172).fill(7), 'phone B hears phone A');
-  assert.deepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(8), 'and back');
+  assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, 'phone B hears phone A');
 });
 
 test("the other home's 200 sent again (its first lost on the way to our phone) reaches the phone with the same SDP, an answer or a late offer; its SDP in a request, or changed, is still refused", async () => {
@@ -610,9 +602,7 @@ test('a call taken up under a new key never goes back to an old one, even with a
   const toPhoneB = await h.b.offerFromHome('call-w', enc(await h.a.offerFromPhone('call-w', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
   const toPhoneA = h.a.answerFromHome('call-w', enc(h.b.answerFromPhone('call-w', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
   await assert.rejects(h.b.offerFromHome('call-w', enc(withheld), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /key it had before/.test(e.reason));
-  phoneA.send(mediaOf(toPhoneA), new Uint8Array(172).fill(3));
-  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(4));
-  assert.deepEqual([phoneB.heard.at(-1), phoneA.heard.at(-1)], [new Uint8Array(172).fill(3), new Uint8Array(172).fill(4)]);
+  assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB });
 });
 
 test('statements are remembered per home: another home signing a thousand fills only its own memory and cannot push out the one home A signed (third review X4)', async () => {
