@@ -33,7 +33,10 @@ const OLDER_KEY_ATTRIBUTES = [
   ['p2psip-key-v2', 'v2'],
   ['p2psip-key', 'v1'],
 ] as const;
-/** How far SDP that changes a call (a new call, a new key) may be signed from our clock. */
+/**
+ * How far another home's SDP may be signed from our clock: what changes a call (a new call, a new
+ * key), and what a call's later SDP says too (a re-offer held back on the way is stale by then).
+ */
 const FRESH_SECONDS = 600;
 /**
  * Statements remembered (for twice FRESH_SECONDS), so that none is believed twice: per signing
@@ -405,9 +408,9 @@ export class CallMedia {
   /**
    * Another home's SDP, believed (or SdpError, 488): its certificate passes the trust policy (an
    * enrolled, unrevoked home); it signed this very SDP for this call, for this home (or, in a
-   * response, for none it could name), and is the home the route says it came from. What may
-   * change the call (a new call, a new key) must be fresh and never seen before; later SDP under
-   * the agreed key must come later than the last.
+   * response, for none it could name), and is the home the route says it came from. Every
+   * statement must be fresh and never seen before; later SDP under the agreed key must also come
+   * later than the last.
    */
   private believe(sdp: SessionDescription, callId: string, call: CallState | undefined, context: { inRequest: boolean; fromHome?: string | undefined }): Believed {
     const share = readShare(sdp, callId);
@@ -431,7 +434,7 @@ export class CallMedia {
     if (statement.toHome === '' ? context.inRequest : statement.toHome !== idToHex(this.deps.identity.nodeId)) throw new SdpError('SDP signed for another home, or for none');
     if (context.fromHome !== undefined && (nodeId === undefined || idToHex(nodeId) !== context.fromHome)) throw new SdpError('SDP signed by another home than the one it came from');
     const kind = this.meaning(statement, identityKey, nodeId, call);
-    if (kind !== 'same' && Math.abs(statement.time - now) > FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
+    if (Math.abs(statement.time - now) > FRESH_SECONDS) throw new SdpError("SDP signed too long ago or in the future: check both homes' clocks");
     this.firstSight(identityKey, share.signature, now);
     return { kind, statement, certificate: share.certificate, expires: certificate.claims.expires, identityKey, nodeId };
   }

@@ -66,6 +66,8 @@ function assertTwoWayAudio(a: { phone: ReturnType<ReturnType<typeof network>['ph
 function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identities = { a: testIdentity(11), b: testIdentity(12) }, backhaul?: MediaBackhaul, nowSeconds = FIXED_NOW_SECONDS, publicOf: Partial<Record<'a' | 'b', string>> = {}) {
   const net = network();
   const clock = new VirtualClock();
+  /** Both homes' wall clock, which a test may move on. */
+  const wall = { seconds: nowSeconds };
   const at = (host: string, id: 'a' | 'b', low: number) =>
     new CallMedia({
       anchor: new MediaAnchor(new MediaPortPool(low, low + 99), net.factoryAt(host), clock, 60_000),
@@ -74,10 +76,10 @@ function homes(trust: TrustPolicy = new OpenTrustPolicy(TEST_OVERLAY), identitie
       lanHost: host,
       publicHost: () => publicOf[id] ?? host,
       trust,
-      nowSeconds: () => nowSeconds,
+      nowSeconds: () => wall.seconds,
       ...(backhaul ? { backhaul } : {}),
     });
-  return { net, clock, identities, a: at(HOME_A, 'a', 40000), b: at(HOME_B, 'b', 50000) };
+  return { net, clock, wall, identities, a: at(HOME_A, 'a', 40000), b: at(HOME_B, 'b', 50000) };
 }
 
 test('an offer and its answer cross both homes: each phone is told its own home\'s anchor, and audio flows both ways, sealed between the homes', async () => {
@@ -589,6 +591,18 @@ test("the other home's 200 sent again (its first lost on the way to our phone) r
   assert.equal(await h.a.offerFromHome('call-r', late200, HOME_B, false, TO_B), toPhoneA);
   // The same bytes as a request (a re-INVITE played back) are believed no more than before.
   await assert.rejects(h.a.offerFromHome('call-r', late200, HOME_B, true, TO_B), (e: unknown) => e instanceof SdpError);
+});
+
+test('SDP under the agreed key is bounded in time too: a re-offer held back on the way for eleven minutes is refused, and one signed now is taken (third review X6)', async () => {
+  const h = homes();
+  const phoneA = h.net.phone('192.168.1.20', 10000);
+  const phoneB = h.net.phone('192.168.2.30', 20000);
+  const { toPhoneA } = await liveCall(h, 'call-6');
+  const heldBack = await h.a.offerFromPhone('call-6', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  h.wall.seconds += 660;
+  await assert.rejects(h.b.offerFromHome('call-6', enc(heldBack), HOME_A), (e: unknown) => e instanceof SdpError && /too long ago/.test(e.reason));
+  const toPhoneB = await h.b.offerFromHome('call-6', enc(await h.a.offerFromPhone('call-6', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+  assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB });
 });
 
 test('a call taken up under a new key never goes back to an old one, even with a statement held back on the way: the old keys would seal with their nonces from 0 again (third review X1)', async () => {
