@@ -3,6 +3,7 @@ import { OverlayError } from '../overlay/overlay-error.js';
 import { appended, without } from '../runtime/exact-array.js';
 import type { Id } from '../wire/id.js';
 import { ErrorCode } from '../wire/message-codes.js';
+import { MAX_UINT64 } from '../wire/schema.js';
 import type { FetchKindResponse, Selector } from '../wire/messages/fetch.js';
 import type { StoredMeta } from '../wire/messages/stat.js';
 import type { StoreKindData } from '../wire/messages/store.js';
@@ -79,7 +80,8 @@ export class ResourceStore {
     if (!replica && data.generation !== 0n && data.generation !== current) {
       throw new OverlayError(ErrorCode.GenerationCounterTooLow, `generation ${data.generation} is stale; current is ${current}`);
     }
-    const generation = replica ? data.generation : current + 1n;
+    // Saturates: a copy may carry the largest generation there is, and one more would fit no field.
+    const generation = replica ? data.generation : current < MAX_UINT64 ? current + 1n : current;
     // The entries as they would be after this Store: the stored ones plus this batch's.
     const batch = new Map<string, { storageTime: bigint; valueLength: number }>();
     const entryAt = (key: string) => batch.get(key) ?? slot?.entries.get(key);

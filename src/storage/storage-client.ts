@@ -6,7 +6,8 @@ import type { P2psipError } from '../runtime/errors.js';
 import type { Id } from '../wire/id.js';
 import { resourceDestination } from '../wire/message.js';
 import { MessageCode } from '../wire/message-codes.js';
-import { fetchAns, fetchReq, type Selector } from '../wire/messages/fetch.js';
+import type { DecodeError } from '../wire/decode-error.js';
+import { fetchAns, fetchReq, type FetchKindResponse, type Selector } from '../wire/messages/fetch.js';
 import { storeAns, storeReq, type StoreAns } from '../wire/messages/store.js';
 import type { StoredData, StoredEntry } from '../wire/messages/stored-data.js';
 import { checkAccess } from './access-control.js';
@@ -45,7 +46,13 @@ export class StorageClient {
     const body = storeReq.encode({ resource, replicaNumber: 0, kinds: [{ kind: kind.id, generation: 0n, values }] });
     this.router.request([resourceDestination(resource)], MessageCode.StoreReq, body, (error, response) => {
       if (error || !response) return done(error);
-      done(undefined, storeAns.decode(response.body));
+      let answer: StoreAns;
+      try {
+        answer = storeAns.decode(response.body);
+      } catch (decodeError) {
+        return done(decodeError as DecodeError); // an answer we cannot read is an error, not a hang
+      }
+      done(undefined, answer);
     }, POLICY);
   }
 
@@ -53,7 +60,12 @@ export class StorageClient {
     const body = fetchReq.encode({ resource, specifiers: [{ kind: kind.id, generation: 0n, selector }] });
     this.router.request([resourceDestination(resource)], MessageCode.FetchReq, body, (error, response) => {
       if (error || !response) return done(error);
-      const answer = fetchAns.decode(response.body).kinds.find((k) => k.kind === kind.id);
+      let answer: FetchKindResponse | undefined;
+      try {
+        answer = fetchAns.decode(response.body).kinds.find((k) => k.kind === kind.id);
+      } catch (decodeError) {
+        return done(decodeError as DecodeError); // an answer we cannot read is an error, not a hang
+      }
       const now = this.router.clock.wallTime();
       let rejected = 0;
       const values = (answer?.values ?? []).filter((value) => {

@@ -21,10 +21,16 @@ export function readUint(value: unknown, path: string, max = 0xffffffff): number
   return value;
 }
 
-/** A 64-bit unsigned integer; cbor-x gives bigint above 2^32 and number below. */
+export const MAX_UINT64 = (1n << 64n) - 1n;
+
+/**
+ * A 64-bit unsigned integer: cbor-x gives bigint for a 64-bit integer and number for a shorter
+ * one. A float is a number too: one past 2^53 (1e300, say) is refused, or it would become a
+ * bigint no 64-bit field can carry on.
+ */
 export function readUint64(value: unknown, path: string): bigint {
-  if (typeof value === 'bigint' && value >= 0n && value < 1n << 64n) return value;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return BigInt(value);
+  if (typeof value === 'bigint' && value >= 0n && value <= MAX_UINT64) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
   throw new DecodeError(path, 'expected an unsigned 64-bit integer');
 }
 

@@ -1,4 +1,4 @@
-import { close, closeSync, existsSync, fdatasync, fsyncSync, mkdirSync, open, openSync, readFileSync, rename, truncateSync, write } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, fsyncSync, ftruncate, mkdirSync, open, openSync, readFileSync, rename, truncateSync, write } from 'node:fs';
 import path from 'node:path';
 import { DecodeError } from '../../wire/decode-error.js';
 import type { BackendStats, StorageBackend, StorageChange } from './backend.js';
@@ -11,9 +11,12 @@ import { crc32 } from '../../runtime/crc32.js';
  *   record = length: u32 BE | crc32(cbor): u32 BE | cbor (a change, see change-codec.ts)
  *
  * A Store is acknowledged only after its records are written and fdatasync'd; writes that queue
- * up meanwhile share one sync (group commit). At start the log is replayed up to the first
- * record that is short or fails its checksum — the tail a kill left half-written — and the file
- * is cut back there, so nothing corrupt is ever served and later appends start clean.
+ * up meanwhile share one sync (group commit); a group whose write or sync fails is cut off the
+ * log again before anything else is written. At start the log is replayed record by record:
+ * one record that fails its checksum while every record after it checks (a flipped bit) is
+ * passed over, and so is a whole record that is not a change we can read; other damage is the
+ * tail a kill left half-written, and the file is cut back there. Nothing corrupt is ever
+ * served, and the next compaction leaves what was passed over behind.
  * Compaction writes the live records to a new file, syncs it and renames it over the log: a kill
  * at any moment leaves either the old log or the new one. It runs as asynchronous writes in the
  * same queue as appends, so fetches are served throughout.
@@ -36,6 +39,12 @@ export class FileBackend implements StorageBackend {
   private counters = { bytesWritten: 0, syncs: 0, compactions: 0 };
   /** Bytes cut from a torn tail at the last load. */
   recoveredTailBytes = 0;
+  /** Bytes passed over at the last load in the middle of the log (damaged, or unreadable records): compaction drops them. */
+  damagedBytes = 0;
+  /** The log's length as far as whole records go. */
+  private size = 0;
+  /** Set when an append failed part-way and the log could not yet be cut back to `size`. */
+  private cutBackPending = false;
 
   constructor(private readonly dir: string) {}
 
@@ -46,26 +55,37 @@ export class FileBackend implements StorageBackend {
   load(): StorageChange[] {
     mkdirSync(this.dir, { recursive: true });
     const changes: StorageChange[] = [];
-    let good = 0;
-    if (existsSync(this.file)) {
+    let end = 0; // the end of the last whole record
+    const existed = existsSync(this.file);
+    if (existed) {
       const data = readFileSync(this.file);
-      while (good + HEADER <= data.length) {
-        const length = data.readUInt32BE(good);
-        if (length === 0 || length > MAX_RECORD || good + HEADER + length > data.length) break;
-        const body = data.subarray(good + HEADER, good + HEADER + length);
-        if (crc32(body) !== data.readUInt32BE(good + 4)) break;
+      let at = 0;
+      while (at + HEADER <= data.length) {
+        const next = recordEnd(data, at);
+        if (next === undefined) {
+          // A record whose bytes were damaged (a flipped bit) but whose length still leads to
+          // one or more records that check all the way to the end: passed over, and what follows is kept. We do
+          // not hunt for a record start elsewhere: a stored value's bytes could be made to look like one.
+          const skipTo = claimedEnd(data, at);
+          if (skipTo === undefined || skipTo === data.length || !wholeToTheEnd(data, skipTo)) break;
+          this.damagedBytes += skipTo - at;
+          at = skipTo;
+          continue;
+        }
         try {
-          changes.push(decodeChange(body));
+          changes.push(decodeChange(data.subarray(at + HEADER, next)));
         } catch (error) {
           if (!(error instanceof DecodeError)) throw error;
-          break;
+          this.damagedBytes += next - at; // whole and checksummed, but not a change we can read: passed over
         }
-        good += HEADER + length;
+        at = end = next;
       }
-      this.recoveredTailBytes = data.length - good;
-      if (good < data.length) truncateSync(this.file, good);
+      this.recoveredTailBytes = data.length - end;
+      if (end < data.length) truncateSync(this.file, end);
     }
     this.fd = openSync(this.file, 'a');
+    if (!existed) syncDirectory(this.dir); // a new file's name is durable only once its directory is
+    this.size = end;
     this.logRecords = changes.length;
     return changes;
   }
@@ -89,7 +109,7 @@ export class FileBackend implements StorageBackend {
   }
 
   wantsCompaction(liveRecords: number): boolean {
-    return this.logRecords > 2 * liveRecords + 1000;
+    return this.damagedBytes > 0 || this.logRecords > 2 * liveRecords + 1000;
   }
 
   stats(): BackendStats {
@@ -113,8 +133,40 @@ export class FileBackend implements StorageBackend {
       else job.done(error);
       this.pump();
     };
-    if (job.type === 'append') this.writeAll(this.fd, job.bytes, (error) => (error ? finish(error) : this.sync(this.fd, finish)));
+    if (job.type === 'append') this.runAppend(job.bytes, finish);
     else this.runCompaction(job.live(), finish);
+  }
+
+  /**
+   * Writes and syncs one group of records. If that fails, the log is cut back to where the group
+   * began, so half a record never sits before later ones (a restart would take it for the end);
+   * until the cut succeeds, nothing else is written.
+   */
+  private runAppend(bytes: Buffer, done: (error?: Error) => void): void {
+    const start = this.size;
+    const failed = (error: Error): void => {
+      this.cutBackPending = true;
+      this.cutBack(() => done(error));
+    };
+    const write = (): void =>
+      this.writeAll(this.fd, bytes, (error) => {
+        if (error) return failed(error);
+        this.sync(this.fd, (syncError) => {
+          if (syncError) return failed(syncError);
+          this.size = start + bytes.length;
+          done();
+        });
+      });
+    if (!this.cutBackPending) return write();
+    this.cutBack((error) => (error ? done(error) : write()));
+  }
+
+  private cutBack(done: (error?: Error) => void): void {
+    ftruncate(this.fd, this.size, (error) => {
+      if (error) return done(error);
+      this.cutBackPending = false;
+      done();
+    });
   }
 
   private sync(fd: number, done: (error?: Error) => void): void {
@@ -149,6 +201,9 @@ export class FileBackend implements StorageBackend {
               closeSync(this.fd);
               this.fd = openSync(this.file, 'a');
               this.logRecords = live.length;
+              this.size = bytes.length;
+              this.damagedBytes = 0;
+              this.cutBackPending = false;
               this.counters.compactions++;
               done();
             });
@@ -157,6 +212,30 @@ export class FileBackend implements StorageBackend {
       });
     });
   }
+}
+
+/** Where the record at `at` ends, if it is whole and its checksum holds. */
+function recordEnd(data: Buffer, at: number): number | undefined {
+  if (at + HEADER > data.length) return undefined;
+  const end = claimedEnd(data, at);
+  return end !== undefined && crc32(data.subarray(at + HEADER, end)) === data.readUInt32BE(at + 4) ? end : undefined;
+}
+
+/** Where the record at `at` ends by its length field, whatever its checksum says. */
+function claimedEnd(data: Buffer, at: number): number | undefined {
+  const length = data.readUInt32BE(at);
+  const end = at + HEADER + length;
+  return length === 0 || length > MAX_RECORD || end > data.length ? undefined : end;
+}
+
+/** Whether every record from `at` on is whole and checks, to the end of the log. */
+function wholeToTheEnd(data: Buffer, at: number): boolean {
+  while (at < data.length) {
+    const next = recordEnd(data, at);
+    if (next === undefined) return false;
+    at = next;
+  }
+  return true;
 }
 
 function frame(change: StorageChange): Buffer {

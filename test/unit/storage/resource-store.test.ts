@@ -110,3 +110,11 @@ test('fetch selects array ranges; expired entries are not served and are listed 
   assert.equal(store.find(0n, NOTE), R);
   assert.equal(store.stat(R, NOTE, { all: true }, later).values[0].sha256.length, 32);
 });
+
+test('a copy carrying the largest generation there is leaves it there: the next Store does not count past 2^64 - 1', () => {
+  const store = new ResourceStore(kinds);
+  const top = (1n << 64n) - 1n;
+  for (const c of store.prepare(R, { kind: NOTE, generation: top, values: [value(alice, R, NOTE, 0, 'a')] }, true, NOW_MS)) store.apply(c);
+  assert.equal(storeAll(store, 0n, [value(alice, R, NOTE, 1, 'b')]), top);
+  assert.equal(storeAll(store, top, [value(alice, R, NOTE, 2, 'c')]), top, 'a Store naming the generation held still matches it');
+});

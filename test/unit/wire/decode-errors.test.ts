@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeCbor } from '../../../src/wire/cbor.js';
+import { decodeCbor, encodeCbor } from '../../../src/wire/cbor.js';
 import { DecodeError } from '../../../src/wire/decode-error.js';
 import { decodeFrame } from '../../../src/wire/frame.js';
 import { joinReq } from '../../../src/wire/messages/join.js';
+import { decodeStoredData } from '../../../src/wire/messages/stored-data.js';
 import { updateReq } from '../../../src/wire/messages/update.js';
 import { decodePayload } from '../../../src/wire/payload.js';
 import { unhex } from '../../helpers/fixtures.js';
@@ -58,4 +59,15 @@ test('a data frame whose fragment runs past the message length is rejected', () 
 test('a payload without a signature is rejected', () => {
   rejects(encodeCbor([new Uint8Array(1), new Uint8Array(3)]), decodePayload, '$.payload');
   rejects(encodeCbor([new Uint8Array(1), new Uint8Array(3), new Uint8Array(0)]), decodePayload, '$.payload.signature');
+});
+
+test('a 64-bit field is an integer below 2^64: a float past 2^53 (1e300) or a bignum is refused, not turned into a number no field can carry on', () => {
+  const stored = (time: unknown) => encodeCbor([time, 60, [0, true, new Uint8Array(1)], [new Uint8Array(1), new Uint8Array(64)]]);
+  const decode = (bytes: Uint8Array) => decodeStoredData(decodeCbor(bytes, 1024), '$.value');
+  rejects(stored(1e300), decode, '$.value.storageTime');
+  rejects(stored(2 ** 60), decode, '$.value.storageTime'); // a float, however whole
+  rejects(stored(1n << 64n), decode, '$.value.storageTime');
+  assert.equal(decode(stored((1n << 64n) - 1n)).storageTime, (1n << 64n) - 1n);
+  assert.equal(decode(stored(1_700_000_000_000n)).storageTime, 1_700_000_000_000n);
+  assert.equal(decode(stored(5)).storageTime, 5n);
 });
