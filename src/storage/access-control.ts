@@ -14,8 +14,9 @@ import type { KindDefinition } from './kind.js';
  *   NODE-MATCH       resource = H(Node-ID)
  *   USER-NODE-MATCH  resource = H(user name), dictionary key = Node-ID
  *   NODE-MULTIPLE    resource = H(Node-ID || i), 0 <= i < max-node-multiple
- *   NODE-KEYED       any resource, dictionary key = Node-ID (ours: a directory at a well-known
- *                    name where each node may write only its own entry)
+ *   NODE-KEYED       resource = H(kind name in lower case), dictionary key = Node-ID (ours: a
+ *                    directory at a well-known name where each node may write only its own
+ *                    entry; at that name only, or one node could fill any peer with entries)
  * H is SHA-256 truncated to 128 bits, as for every Resource-ID here.
  */
 export function nodeResourceId(nodeId: Id): Id {
@@ -26,6 +27,11 @@ export function nodeMultipleResourceId(nodeId: Id, index: number): Id {
   const i = Buffer.alloc(4);
   i.writeUInt32BE(index);
   return idFromBytes(createHash('sha256').update(idToBytes(nodeId)).update(i).digest());
+}
+
+/** The one Resource-ID of a NODE-KEYED kind: RELAY-SERVICE's directory is at "relay-service". */
+export function directoryResourceId(kind: KindDefinition): Id {
+  return resourceId(kind.name.toLowerCase());
 }
 
 /** Returns null when allowed, else the reason for Error_Forbidden. */
@@ -42,6 +48,7 @@ export function checkAccess(kind: KindDefinition, resource: Id, key: EntryKey, s
       return nodeIds.includes(idFromBytes(key)) ? null : 'USER-NODE-MATCH: the dictionary key is not a Node-ID of the signer';
     }
     case 'NODE-KEYED':
+      if (resource !== directoryResourceId(kind)) return `NODE-KEYED: ${kind.name} is stored at "${kind.name.toLowerCase()}" only`;
       if (!(key instanceof Uint8Array) || key.length !== 16) return 'NODE-KEYED: the dictionary key must be a Node-ID';
       return nodeIds.includes(idFromBytes(key)) ? null : 'NODE-KEYED: the dictionary key is not a Node-ID of the signer';
     case 'NODE-MULTIPLE': {

@@ -1,4 +1,4 @@
-import { resourceId } from '../../identity/ids.js';
+import { directoryResourceId } from '../../storage/access-control.js';
 import type { NodeIdentity } from '../../identity/identity.js';
 import type { P2psipError } from '../../runtime/errors.js';
 import type { KindDefinition } from '../../storage/kind.js';
@@ -16,6 +16,7 @@ import { readArray, readUint } from '../../wire/schema.js';
  *
  *   relay-entry = [address, free-allocations: uint]
  */
+/** Where the directory is: its kind's name in lower case, as for every NODE-KEYED kind (access-control.ts). */
 export const RELAY_SERVICE_NAME = 'relay-service';
 const LIFETIME_SECONDS = 600;
 
@@ -27,14 +28,14 @@ export interface RelayEntry {
 
 export function announceRelay(storage: StorageClient, kind: KindDefinition, identity: NodeIdentity, address: Address, free: number, done: (error: P2psipError | undefined) => void): void {
   const value = encodeCbor([encodeAddress(address), free]);
-  storage.store(kind, resourceId(RELAY_SERVICE_NAME), [{ key: idToBytes(identity.nodeId), exists: true, value }], LIFETIME_SECONDS, (error) => done(error));
+  storage.store(kind, directoryResourceId(kind), [{ key: idToBytes(identity.nodeId), exists: true, value }], LIFETIME_SECONDS, (error) => done(error));
 }
 
 /** Renew this often, well within the entry's lifetime. */
 export const ANNOUNCE_INTERVAL_MS = (LIFETIME_SECONDS * 1000) / 3;
 
 export function findRelays(storage: StorageClient, kind: KindDefinition, done: (error: P2psipError | Error | undefined, relays?: RelayEntry[]) => void): void {
-  storage.fetch(kind, resourceId(RELAY_SERVICE_NAME), { all: true }, (error, result) => {
+  storage.fetch(kind, directoryResourceId(kind), { all: true }, (error, result) => {
     if (error || !result) return done(error ?? new Error('no answer'));
     const relays: RelayEntry[] = [];
     for (const value of result.values) {

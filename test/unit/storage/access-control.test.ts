@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkAccess, nodeMultipleResourceId, nodeResourceId } from '../../../src/storage/access-control.js';
+import { checkAccess, directoryResourceId, nodeMultipleResourceId, nodeResourceId } from '../../../src/storage/access-control.js';
 import { KindRegistry } from '../../../src/storage/kind.js';
 import { resourceId } from '../../../src/identity/ids.js';
 import { idToBytes } from '../../../src/wire/id.js';
@@ -38,4 +38,15 @@ test('NODE-MULTIPLE: H(Node-ID || i) for i below the kind limit, and no further'
   assert.equal(checkAccess(kind, nodeMultipleResourceId(alice.nodeId, 3), null, alice.certificate), null);
   assert.match(checkAccess(kind, nodeMultipleResourceId(alice.nodeId, 4), null, alice.certificate) ?? '', /NODE-MULTIPLE/);
   assert.match(checkAccess(kind, nodeMultipleResourceId(alice.nodeId, 0), null, mallory.certificate) ?? '', /NODE-MULTIPLE/);
+});
+
+test('NODE-KEYED: at the directory\'s own name only ("relay-service" for RELAY-SERVICE), under the signer\'s own Node-ID', () => {
+  const kind = kinds.named('RELAY-SERVICE')!;
+  const directory = resourceId('relay-service');
+  assert.equal(directoryResourceId(kind), directory);
+  assert.equal(checkAccess(kind, directory, idToBytes(mallory.nodeId), mallory.certificate), null);
+  assert.match(checkAccess(kind, directory, idToBytes(alice.nodeId), mallory.certificate) ?? '', /not a Node-ID of the signer/);
+  // Anywhere else, one node could fill any peer it picks with entries of its own (and share a user's quota).
+  assert.match(checkAccess(kind, resourceId(sub(alice)), idToBytes(mallory.nodeId), mallory.certificate) ?? '', /stored at "relay-service" only/);
+  assert.match(checkAccess(kind, nodeResourceId(mallory.nodeId), idToBytes(mallory.nodeId), mallory.certificate) ?? '', /NODE-KEYED/);
 });
