@@ -57,6 +57,11 @@ export class ResourceStore {
   private readonly certificates = new Map<string, Uint8Array>();
   private bytesHeld = 0;
   private entryCount = 0;
+  /**
+   * What Stores that passed the checks but are not durable yet will add: counted against every
+   * quota as if held, or a burst of Stores, each checked before any is applied, would all pass.
+   */
+  private readonly pending = { bytes: 0, entries: 0, bytesOf: new Map<Id, number>(), entriesOf: new Map<string, number>() };
 
   constructor(
     private readonly kinds: KindRegistry,
@@ -87,7 +92,7 @@ export class ResourceStore {
     const entryAt = (key: string) => batch.get(key) ?? slot?.entries.get(key);
     let addedBytes = 0;
     let addedEntries = 0;
-    const kept: StoredData[] = [];
+    const kept: StorageChange[] = [];
     for (const value of data.values) {
       checkModel(kind, value);
       if (value.entry.value.length > kind.maxSize) {
@@ -101,22 +106,44 @@ export class ResourceStore {
       if (stale && replica) continue;
       if (isExpired(value, nowMs)) throw new OverlayError(ErrorCode.DataTooOld, 'value has already expired');
       if (stale) throw new OverlayError(ErrorCode.DataTooOld, 'a newer value is already stored');
-      kept.push(value);
-      addedBytes += value.entry.value.length - (existing?.valueLength ?? 0);
-      if (!existing) addedEntries++;
+      const bytes = value.entry.value.length - (existing?.valueLength ?? 0);
+      const reserved = { bytes: Math.max(0, bytes), entries: existing ? 0 : 1 };
+      kept.push({ op: 'put', resource, kind: data.kind, generation: 0n, data: value, reserved });
+      addedBytes += bytes;
+      addedEntries += reserved.entries;
       batch.set(key, { storageTime: value.storageTime, valueLength: value.entry.value.length });
     }
-    if ((slot?.entries.size ?? 0) + addedEntries > kind.maxCount) {
+    const pending = this.pending;
+    const slotKey = `${resource}/${data.kind}`;
+    if ((slot?.entries.size ?? 0) + (pending.entriesOf.get(slotKey) ?? 0) + addedEntries > kind.maxCount) {
       throw new OverlayError(ErrorCode.DataTooLarge, `${kind.name} holds at most ${kind.maxCount} entries`);
     }
-    if ((this.resources.get(resource)?.bytes ?? 0) + addedBytes > this.limits.maxBytesPerResource) {
+    if ((this.resources.get(resource)?.bytes ?? 0) + (pending.bytesOf.get(resource) ?? 0) + addedBytes > this.limits.maxBytesPerResource) {
       throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this Resource-ID is full here');
     }
-    if (this.bytesHeld + addedBytes > this.limits.maxBytesTotal) throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this peer is full');
-    if (this.limits.maxEntries !== undefined && this.entryCount + addedEntries > this.limits.maxEntries) {
+    if (this.bytesHeld + pending.bytes + addedBytes > this.limits.maxBytesTotal) throw new OverlayError(ErrorCode.DataTooLarge, 'quota: this peer is full');
+    if (this.limits.maxEntries !== undefined && this.entryCount + pending.entries + addedEntries > this.limits.maxEntries) {
       throw new OverlayError(ErrorCode.DataTooLarge, `quota: this peer holds its most entries (${this.limits.maxEntries}; its memory is capped)`);
     }
-    return kept.map((value) => ({ op: 'put', resource, kind: data.kind, generation, data: value }));
+    const changes = kept.map((change) => ({ ...change, generation }));
+    for (const change of changes) this.reserve(change, 1);
+    return changes;
+  }
+
+  /** Gives back what checked changes held of the quotas, when they will not be applied (the backend failed). */
+  release(changes: readonly StorageChange[]): void {
+    for (const change of changes) this.reserve(change, -1);
+  }
+
+  private reserve(change: StorageChange, sign: 1 | -1): void {
+    if (change.op !== 'put' || !change.reserved) return;
+    const { bytes, entries } = change.reserved;
+    const pending = this.pending;
+    const slotKey = `${change.resource}/${change.kind}`;
+    pending.bytes += sign * bytes;
+    pending.entries += sign * entries;
+    adjust(pending.bytesOf, change.resource, sign * bytes);
+    adjust(pending.entriesOf, slotKey, sign * entries);
   }
 
   /** Applies durable changes (after the backend acknowledged them, or when replaying it). */
@@ -131,6 +158,7 @@ export class ResourceStore {
       if (resource.slots.length === 0) this.resources.delete(change.resource);
       return;
     }
+    this.reserve(change, -1); // held as its own now, or passed over
     if (!resource) this.resources.set(change.resource, (resource = { slots: [], bytes: 0 }));
     let slot = slotOf(resource, change.kind);
     if (!slot) resource.slots = appended(resource.slots, (slot = { kind: change.kind, generation: 0n, entries: new EntryList() }));
@@ -236,6 +264,13 @@ export class ResourceStore {
   get size(): { resources: number; entries: number; bytes: number } {
     return { resources: this.resources.size, entries: this.entryCount, bytes: this.bytesHeld };
   }
+}
+
+/** Adds `by` to a count, forgetting it at 0. */
+function adjust<K>(counts: Map<K, number>, key: K, by: number): void {
+  const next = (counts.get(key) ?? 0) + by;
+  if (next === 0) counts.delete(key);
+  else counts.set(key, next);
 }
 
 function checkModel(kind: KindDefinition, value: StoredData): void {

@@ -155,15 +155,17 @@ export class StorageService {
     } else if (!this.topology.isResponsible(resource)) {
       throw new OverlayError(ErrorCode.Forbidden, 'not responsible for this Resource-ID');
     }
-    let changes: StorageChange[];
+    const changes: StorageChange[] = [];
     try {
-      changes = request.kinds.flatMap((kindData) => this.check(resource, kindData, replica));
+      for (const kindData of request.kinds) changes.push(...this.check(resource, kindData, replica));
     } catch (error) {
+      this.store.release(changes); // the kinds checked before the one refused
       this.counters.storesRefused++;
       throw error;
     }
     this.backend.append(changes, (error) => {
       if (error) {
+        this.store.release(changes);
         this.counters.backendErrors++;
         this.log.error('backend-write-failed', { error });
         req.fail(ErrorCode.DataTooLarge, 'storage is failing on this peer');

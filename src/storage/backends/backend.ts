@@ -10,8 +10,21 @@ import type { StoredData } from '../../wire/messages/stored-data.js';
  * storage/backends/registry.ts. Nothing outside this folder changes.
  */
 export type StorageChange =
-  | { readonly op: 'put'; readonly resource: Id; readonly kind: number; readonly generation: bigint; readonly data: StoredData }
+  | {
+      readonly op: 'put';
+      readonly resource: Id;
+      readonly kind: number;
+      readonly generation: bigint;
+      readonly data: StoredData;
+      /** What a checked put holds of the store's quotas until it is applied or given up (never persisted). */
+      readonly reserved?: Reservation;
+    }
   | { readonly op: 'remove'; readonly resource: Id; readonly kind: number; readonly key: string };
+
+export interface Reservation {
+  readonly bytes: number;
+  readonly entries: number;
+}
 
 export interface BackendStats {
   readonly records: number;

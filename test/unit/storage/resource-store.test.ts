@@ -118,3 +118,23 @@ test('a copy carrying the largest generation there is leaves it there: the next 
   assert.equal(storeAll(store, 0n, [value(alice, R, NOTE, 1, 'b')]), top);
   assert.equal(storeAll(store, top, [value(alice, R, NOTE, 2, 'c')]), top, 'a Store naming the generation held still matches it');
 });
+
+test('Stores checked but not yet durable count against the quotas: a burst cannot pass the checks all at once, and a refused write gives its share back', () => {
+  const store = new ResourceStore(kinds, { maxBytesPerResource: 256 * 1024, maxBytesTotal: 1024 * 1024, maxEntries: 100 });
+  const batch = (first: number) => Array.from({ length: 32 }, (_, i) => value(alice, R, NOTE, first + i, 'x'.repeat(400)));
+  // Each Store is checked as it arrives; none is applied until the disk has it (as StorageService does).
+  const first = store.prepare(R, { kind: NOTE, generation: 0n, values: batch(0) }, false, NOW_MS);
+  const second = store.prepare(R, { kind: NOTE, generation: 0n, values: batch(32) }, false, NOW_MS);
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: batch(64) }, false, NOW_MS));
+  store.release(second); // its write failed
+  // A Store of an entry another Store has in flight counts it as new until that one is applied.
+  const again = store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'y', { time: NOW_MS + 1 })] }, false, NOW_MS);
+  assert.equal(again[0].op === 'put' && again[0].reserved?.entries, 1);
+  store.release(again);
+  for (const change of first) store.apply(change);
+  assert.deepEqual(store.size, { resources: 1, entries: 32, bytes: 32 * 400 });
+  const third = store.prepare(R, { kind: NOTE, generation: 0n, values: batch(64) }, false, NOW_MS);
+  for (const change of third) store.apply(change);
+  assert.equal(store.size.entries, 64);
+  refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: batch(96) }, false, NOW_MS));
+});
