@@ -151,8 +151,10 @@ export class ResourceStore {
     let resource = this.resources.get(change.resource);
     if (change.op === 'remove') {
       const slot = slotOf(resource, change.kind);
-      const old = slot?.entries.delete(change.key);
-      if (!resource || !slot || !old) return;
+      const held = slot?.entries.get(change.key);
+      // The sweep saw one value expire; a Store of a newer one may have been applied since.
+      if (!resource || !slot || !held || (change.storageTime !== undefined && held.storageTime !== change.storageTime)) return;
+      const old = slot.entries.delete(change.key)!;
       this.account(resource, -old.valueLength, -1);
       if (slot.entries.size === 0) resource.slots = without(resource.slots, slot);
       if (resource.slots.length === 0) this.resources.delete(change.resource);
@@ -231,7 +233,7 @@ export class ResourceStore {
     const out: StorageChange[] = [];
     for (const [resource, { slots }] of this.resources) {
       for (const { kind, entries } of slots) {
-        for (const value of entries.values()) if (isExpired(value, nowMs)) out.push({ op: 'remove', resource, kind, key: value.keyText });
+        for (const value of entries.values()) if (isExpired(value, nowMs)) out.push({ op: 'remove', resource, kind, key: value.keyText, storageTime: value.storageTime });
       }
     }
     return out;

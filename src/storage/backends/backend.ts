@@ -19,7 +19,14 @@ export type StorageChange =
       /** What a checked put holds of the store's quotas until it is applied or given up (never persisted). */
       readonly reserved?: Reservation;
     }
-  | { readonly op: 'remove'; readonly resource: Id; readonly kind: number; readonly key: string };
+  | {
+      readonly op: 'remove';
+      readonly resource: Id;
+      readonly kind: number;
+      readonly key: string;
+      /** The value that expired: a newer one stored meanwhile stays (absent in records of older versions: whatever is there goes). */
+      readonly storageTime?: bigint;
+    };
 
 export interface Reservation {
   readonly bytes: number;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OverlayError } from '../../../src/overlay/overlay-error.js';
+import { decodeChange, encodeChange } from '../../../src/storage/backends/change-codec.js';
 import { KindRegistry } from '../../../src/storage/kind.js';
 import { ResourceStore } from '../../../src/storage/resource-store.js';
 import { ErrorCode } from '../../../src/wire/message-codes.js';
@@ -137,4 +138,23 @@ test('Stores checked but not yet durable count against the quotas: a burst canno
   for (const change of third) store.apply(change);
   assert.equal(store.size.entries, 64);
   refused(ErrorCode.DataTooLarge, () => store.prepare(R, { kind: NOTE, generation: 0n, values: batch(96) }, false, NOW_MS));
+});
+
+test('the expiry sweep removes the value it saw expire, not a newer one a refresh stored meanwhile (in memory and when the log is replayed)', async () => {
+  const store = new ResourceStore(kinds);
+  const later = NOW_MS + 10_000;
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'old', { lifetime: 5 })]);
+  const removals = store.expired(later);
+  assert.equal(removals.length, 1);
+  // A refresh was checked before the sweep ran, and is applied (and logged) before the removal.
+  const refresh = store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 0, 'fresh', { time: later - 1000 })] }, false, later - 1000);
+  const log = [...refresh, ...removals].map((change) => decodeChange(encodeChange(change)));
+  for (const change of [...refresh, ...removals]) store.apply(change);
+  assert.equal(store.fetch(R, NOTE, { all: true }, later).values.length, 1, 'the acknowledged refresh is kept');
+  const replayed = new ResourceStore(kinds);
+  for (const change of log) replayed.apply(change);
+  assert.equal(replayed.fetch(R, NOTE, { all: true }, later).values.length, 1, 'and kept after a restart');
+  // A removal written by an older version names no value: whatever is there goes.
+  replayed.apply({ op: 'remove', resource: R, kind: NOTE, key: log[1].op === 'remove' ? log[1].key : '' });
+  assert.equal(replayed.size.entries, 0);
 });
