@@ -218,12 +218,19 @@ export class ResourceStore {
     };
   }
 
-  /** RFC 6940 s7.4.4: the closest Resource-ID at or after `from` holding values of `kind`. */
-  find(from: Id, kind: number): Id | null {
-    let best: Id | null = null;
+  /**
+   * RFC 6940 s7.4.4: for each kind, the closest Resource-ID at or after `from` holding values of
+   * it. One pass over what is held, however many kinds are asked; an unknown kind is refused.
+   */
+  find(from: Id, kinds: readonly number[]): (Id | null)[] {
+    for (const kind of kinds) this.kind(kind);
+    const best: (Id | null)[] = kinds.map(() => null);
     for (const [resource, held] of this.resources) {
-      if (!slotOf(held, kind) || resource < from) continue;
-      if (best === null || resource < best) best = resource;
+      if (resource < from) continue;
+      kinds.forEach((kind, i) => {
+        const closest = best[i];
+        if ((closest === null || resource < closest) && slotOf(held, kind)) best[i] = resource;
+      });
     }
     return best;
   }

@@ -228,7 +228,8 @@ export class StorageService {
 
   private onFind(req: IncomingRequest): void {
     const { resource, kinds } = findReq.decode(req.body);
-    req.respond(findAns.encode({ results: kinds.map((kind) => ({ kind, closest: this.store.find(resource, kind) })) }));
+    const closest = this.store.find(resource, kinds);
+    req.respond(findAns.encode({ results: kinds.map((kind, i) => ({ kind, closest: closest[i] })) }));
   }
 
   // --- replication (RFC 6940 s10.7) ---

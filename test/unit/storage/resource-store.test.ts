@@ -108,7 +108,7 @@ test('fetch selects array ranges; expired entries are not served and are listed 
   assert.equal(removals.length, 1);
   for (const r of removals) store.apply(r);
   assert.equal(store.size.entries, 2);
-  assert.equal(store.find(0n, NOTE), R);
+  assert.deepEqual(store.find(0n, [NOTE]), [R]);
   assert.equal(store.stat(R, NOTE, { all: true }, later).values[0].sha256.length, 32);
 });
 
@@ -157,4 +157,18 @@ test('the expiry sweep removes the value it saw expire, not a newer one a refres
   // A removal written by an older version names no value: whatever is there goes.
   replayed.apply({ op: 'remove', resource: R, kind: NOTE, key: log[1].op === 'remove' ? log[1].key : '' });
   assert.equal(replayed.size.entries, 0);
+});
+
+test('Find answers every kind asked in one pass over what is held, and refuses a kind it does not know (Error_Unknown_Kind)', () => {
+  const store = new ResourceStore(kinds);
+  const bob = testIdentity(3);
+  const B = userResource(bob);
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'a')]);
+  for (const c of store.prepare(B, { kind: NOTE, generation: 0n, values: [value(bob, B, NOTE, 0, 'b')] }, false, NOW_MS)) store.apply(c);
+  const [low, high] = R < B ? [R, B] : [B, R];
+  const registration = kinds.named('SIP-REGISTRATION')!.id;
+  assert.deepEqual(store.find(0n, [NOTE, registration]), [low, null]);
+  assert.deepEqual(store.find(low + 1n, [NOTE]), [high]);
+  assert.deepEqual(store.find(high + 1n, [NOTE]), [null]);
+  refused(ErrorCode.UnknownKind, () => store.find(0n, [NOTE, 0xbad]));
 });
