@@ -53,8 +53,8 @@ function slotOf(resource: ResourceEntry | undefined, kind: number): KindSlot | u
 
 export class ResourceStore {
   private readonly resources = new Map<Id, ResourceEntry>();
-  /** One copy of each signer's certificate, however many values it signed. */
-  private readonly certificates = new Map<string, Uint8Array>();
+  /** One copy of each signer's certificate, however many values it signed, kept while any value it signed is. */
+  private readonly certificates = new Map<string, { readonly bytes: Uint8Array; uses: number }>();
   private bytesHeld = 0;
   private entryCount = 0;
   /**
@@ -155,6 +155,7 @@ export class ResourceStore {
       // The sweep saw one value expire; a Store of a newer one may have been applied since.
       if (!resource || !slot || !held || (change.storageTime !== undefined && held.storageTime !== change.storageTime)) return;
       const old = slot.entries.delete(change.key)!;
+      this.letGoOfCertificate(old.certificate);
       this.account(resource, -old.valueLength, -1);
       if (slot.entries.size === 0) resource.slots = without(resource.slots, slot);
       if (resource.slots.length === 0) this.resources.delete(change.resource);
@@ -168,6 +169,7 @@ export class ResourceStore {
     if (old && old.storageTime > change.data.storageTime) return;
     this.account(resource, change.data.entry.value.length - (old?.valueLength ?? 0), old ? 0 : 1);
     slot.entries.set(HeldValue.pack(change.data, this.sharedCertificate(change.data.certificate)));
+    if (old) this.letGoOfCertificate(old.certificate);
     if (change.generation > slot.generation) slot.generation = change.generation;
   }
 
@@ -182,13 +184,23 @@ export class ResourceStore {
    * a decoded certificate is a view into the whole message that carried it).
    */
   private sharedCertificate(decoded: Uint8Array): Uint8Array {
-    const certKey = Buffer.from(decoded.buffer, decoded.byteOffset, decoded.length).toString('base64');
-    let certificate = this.certificates.get(certKey);
-    if (!certificate) {
-      certificate = new Uint8Array(decoded);
-      this.certificates.set(certKey, certificate);
-    }
-    return certificate;
+    const certKey = base64(decoded);
+    let shared = this.certificates.get(certKey);
+    if (!shared) this.certificates.set(certKey, (shared = { bytes: new Uint8Array(decoded), uses: 0 }));
+    shared.uses++;
+    return shared.bytes;
+  }
+
+  /** A value signed under `certificate` is gone: the certificate goes with the last of them. */
+  private letGoOfCertificate(certificate: Uint8Array): void {
+    const certKey = base64(certificate);
+    const shared = this.certificates.get(certKey);
+    if (shared && --shared.uses === 0) this.certificates.delete(certKey);
+  }
+
+  /** Certificates held for the values held (one each, however many values a signer stored). */
+  get certificatesHeld(): number {
+    return this.certificates.size;
   }
 
   generation(resource: Id, kind: number): bigint {
@@ -273,6 +285,10 @@ export class ResourceStore {
   get size(): { resources: number; entries: number; bytes: number } {
     return { resources: this.resources.size, entries: this.entryCount, bytes: this.bytesHeld };
   }
+}
+
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64');
 }
 
 /** Adds `by` to a count, forgetting it at 0. */

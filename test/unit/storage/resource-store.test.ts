@@ -172,3 +172,18 @@ test('Find answers every kind asked in one pass over what is held, and refuses a
   assert.deepEqual(store.find(high + 1n, [NOTE]), [null]);
   refused(ErrorCode.UnknownKind, () => store.find(0n, [NOTE, 0xbad]));
 });
+
+test('a signer\'s certificate is kept once while any value it signed is held, and let go with the last of them', () => {
+  const store = new ResourceStore(kinds);
+  const signers = [alice, testIdentity(3), testIdentity(4)];
+  for (const signer of signers) {
+    const resource = userResource(signer);
+    for (let i = 0; i < 3; i++) for (const c of store.prepare(resource, { kind: NOTE, generation: 0n, values: [value(signer, resource, NOTE, i, 'v', { lifetime: 5 })] }, false, NOW_MS)) store.apply(c);
+  }
+  assert.equal(store.certificatesHeld, 3);
+  storeAll(store, 0n, [value(alice, R, NOTE, 0, 'replaced', { time: NOW_MS + 1 })]);
+  assert.equal(store.certificatesHeld, 3, 'a value replaced by its own signer keeps the one copy');
+  for (const removal of store.expired(NOW_MS + 10_000)) store.apply(removal);
+  assert.equal(store.size.entries, 1);
+  assert.equal(store.certificatesHeld, 1, 'only alice still has a value held');
+});
