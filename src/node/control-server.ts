@@ -1,10 +1,31 @@
 import { P2psipError } from '../runtime/errors.js';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/log.js';
 import { type ControlAnswer, type ControlRequest, controlSocketPath } from './control-protocol.js';
 
 const MAX_LINE = 64 * 1024;
+
+/**
+ * Whether a peer already runs on the data directory `dir`: its control socket takes a connection.
+ * That is the directory's lock. The kernel lets go of it when the process dies, however it dies,
+ * so a socket file left by a crash (or a pid reused after a power cut) never keeps a peer from
+ * starting; a second peer on the same directory would interleave its writes with the first's.
+ */
+export function controlSocketAnswers(dir: string): Promise<boolean> {
+  const file = controlSocketPath(dir);
+  if (!existsSync(file)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const socket = connect(file);
+    const answer = (running: boolean): void => {
+      socket.destroy();
+      resolve(running);
+    };
+    socket.setTimeout(2_000, () => answer(true)); // a socket that accepts but is slow is still a live peer's
+    socket.once('connect', () => answer(true));
+    socket.once('error', () => answer(false));
+  });
+}
 
 /** Serves the control socket; `handle` answers one request. */
 export class ControlServer {
@@ -18,7 +39,7 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     const file = controlSocketPath(this.dir);
-    if (existsSync(file)) unlinkSync(file); // left by a crashed run; the data lock is the pid file
+    if (existsSync(file)) unlinkSync(file); // left by a crashed run (a live one was refused: controlSocketAnswers)
     this.server = createServer((socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);

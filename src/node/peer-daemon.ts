@@ -15,7 +15,7 @@ import { EnrollmentAuthority, EnrollmentRefused } from './enrollment/enrollment-
 import { renewCertificate } from './enrollment/enrollment-client.js';
 import { EnrollmentServer } from './enrollment/enrollment-transport.js';
 import { loadNodeSetup, type NodeSetup, OPEN_MODE_WARNING } from './node-setup.js';
-import { ControlServer } from './control-server.js';
+import { ControlServer, controlSocketAnswers } from './control-server.js';
 import { saveIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
@@ -110,6 +110,7 @@ export class PeerDaemon {
 
   static async start(options: PeerDaemonOptions): Promise<PeerDaemon> {
     const { log } = options;
+    if (await controlSocketAnswers(options.dataDir)) throw new ConfigError(`a peer is already running on ${options.dataDir} (its control socket answers): stop it first, or give this one a --data of its own`);
     const clock = new SystemClock();
     const random = new SystemRandom();
     const nowSeconds = (): number => Math.floor(clock.wallTime() / 1000);
