@@ -13,7 +13,9 @@ import { ErrorCode, MessageCode } from '../wire/message-codes.js';
 import { fetchAns, fetchReq } from '../wire/messages/fetch.js';
 import { findAns, findReq } from '../wire/messages/find.js';
 import { statAns, statReq } from '../wire/messages/stat.js';
-import { type StoreKindData, storeAns, storeReq } from '../wire/messages/store.js';
+import { MAX_KINDS_PER_MESSAGE, type StoreKindData, storeAns, storeReq } from '../wire/messages/store.js';
+import { encodeStoredData } from '../wire/messages/stored-data.js';
+import { encodeCbor } from '../wire/cbor.js';
 import { betweenRightClosed } from '../overlay/topology/chord/ring.js';
 import type { Topology } from '../overlay/topology/topology.js';
 import { checkAccess } from './access-control.js';
@@ -58,6 +60,8 @@ const REHANDOVER_MS = 60_000;
  */
 const COPY_BACKOFF_MS = 5_000;
 const COPY_BACKOFF_MAX_MS = 30_000;
+/** Values a copy's StoreReq carries at most, by their encoded size: room left for the message's header, via list and signature. */
+const COPY_BYTES = 48 * 1024;
 
 interface Copy {
   readonly peer: Id;
@@ -294,8 +298,10 @@ export class StorageService {
     if (byKind.size === 0 || this.stopped) return done();
     if (handover) this.counters.handovers++;
     else this.counters.replicationsSent++;
-    const body = storeReq.encode({ resource, replicaNumber, kinds: [...byKind.values()] });
-    this.router.request([nodeDestination(peer)], MessageCode.StoreReq, body, (error) => {
+    const bodies = copyBodies(resource, replicaNumber, [...byKind.values()]);
+    const sendFrom = (index: number, finished: (error: unknown) => void): void =>
+      this.router.request([nodeDestination(peer)], MessageCode.StoreReq, bodies[index], (error) => (error || index + 1 === bodies.length ? finished(error) : sendFrom(index + 1, finished)), { attempts: 2 });
+    sendFrom(0, (error) => {
       done();
       const now = this.router.clock.now();
       const backoff = this.copyBackoff.get(peer);
@@ -316,7 +322,7 @@ export class StorageService {
       const waitMs = Math.min(COPY_BACKOFF_MS * 2 ** (failures - 1), COPY_BACKOFF_MAX_MS);
       this.copyBackoff.set(peer, { failures, until: now + waitMs });
       this.scheduleRebalance(waitMs);
-    }, { attempts: 2 });
+    });
   }
 
   /** How long nothing more goes to `peer` (0: copies may go). */
@@ -448,4 +454,32 @@ export class StorageService {
 
   private startedAt = 0;
   private bytesAtStart = 0;
+}
+
+/**
+ * A copy of one resource as StoreReqs that each fit a message: a resource may hold more than one
+ * message carries (64 notes of 1 KiB with their certificates come to 84 kB), and a copy that
+ * does not fit would be refused for ever and keep its peer backed off.
+ */
+function copyBodies(resource: Id, replicaNumber: number, kinds: readonly StoreKindData[]): Uint8Array[] {
+  const bodies: Uint8Array[] = [];
+  let batch: StoreKindData[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (batch.length) bodies.push(storeReq.encode({ resource, replicaNumber, kinds: batch }));
+    batch = [];
+    bytes = 0;
+  };
+  for (const kind of kinds) {
+    for (const value of kind.values) {
+      const size = encodeCbor(encodeStoredData(value)).length;
+      if (bytes + size > COPY_BYTES || batch.length === MAX_KINDS_PER_MESSAGE) flush();
+      const last = batch[batch.length - 1];
+      if (last?.kind === kind.kind) batch[batch.length - 1] = { ...last, values: [...last.values, value] };
+      else batch.push({ kind: kind.kind, generation: kind.generation, values: [value] });
+      bytes += size;
+    }
+  }
+  flush();
+  return bodies;
 }

@@ -197,3 +197,17 @@ test('a peer that joins holds what it is now responsible for the moment it is jo
   assert.ok(range() > 4, `a range of ${range()} resources, more than a peer's share of slots`);
   assert.equal(storesAtNewcomer, 4, 'copies open at once to a peer that stalls them');
 });
+
+test('a resource larger than one message (64 notes of 1 KiB with their certificates) still reaches both replicas, in several StoreReqs', () => {
+  const sim = ring();
+  const alice = sim.nodes[4].peer;
+  const note = alice.kinds.named('DEBUG-NOTE')!;
+  const resource = resourceId(alice.subject);
+  for (let first = 0; first < 64; first += 16) {
+    const entries = Array.from({ length: 16 }, (_, i): StoredEntry => ({ key: first + i, exists: true, value: new Uint8Array(1024).fill(i) }));
+    assert.equal(run(sim, (done) => alice.client.store(note, resource, entries, 600, done)).error, undefined);
+  }
+  sim.clock.runUntil(sim.clock.now() + 30_000);
+  const holders = sim.nodes.filter((s) => s.peer.storage?.store.entriesOf(resource) === 64);
+  assert.equal(holders.length, 3, 'the responsible peer and its two successors each hold all 64');
+});
