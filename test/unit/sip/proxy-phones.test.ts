@@ -492,6 +492,33 @@ test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves tha
   }
 });
 
+test("a stranger's INVITE that reuses a live call's Call-ID and is answered moves none of that call's media and gets nothing our home signed (media review F2)", async () => {
+  const { media, anchored } = await anchoringHome(47200);
+  try {
+    const port = anchored.address.port;
+    const [alice, bob, stranger] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.2', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+    alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live9'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-9', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
+    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call-9', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
+    await alice.next(isResponse(200, 'INVITE'));
+    const rtp = () => media.calls.anchor.sessionsNow().find((s) => s.id === 'live-call-9')!.streams[0].rtp;
+    const parties = () => JSON.stringify([rtp().party('a'), rtp().party('b')]);
+    const before = parties();
+    // The same Call-ID, no To tag, no SDP, a Via branch that looks like a home's; bob's phone (call waiting) answers with an offer.
+    stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL9;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call-9', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
+    const evil = (await bob.next((m) => isRequest('INVITE')(m) && (m.headers.get('From') ?? '').includes('mallory'))) as SipRequest;
+    bob.send(withBody(['SIP/2.0 200 OK', ...evil.headers.getAll('Via').map((v) => `Via: ${v}`), ...evil.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${evil.headers.get('From')}`, `To: ${evil.headers.get('To')};tag=b9`, 'Call-ID: live-call-9', 'CSeq: 7 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30050)));
+    const got = (await stranger.next(isResponse(200, 'INVITE'))) as SipResponse;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(parties(), before, "the live call's media did not move");
+    assert.doesNotMatch(Buffer.from(got.body).toString(), /p2psip-key/, 'no statement signed by our home');
+  } finally {
+    await anchored.close();
+  }
+});
+
 test('a re-INVITE that took up a call whose media had timed out here, and failed (491), lets go of what it began; the retry anchors afresh (third media review X5)', async () => {
   const { media, anchored } = await anchoringHome(47100);
   try {

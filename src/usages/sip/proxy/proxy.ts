@@ -255,6 +255,9 @@ export class SipProxy {
     if (!side) return undefined;
     const existed = media.calls.has(checked.callId);
     const initial = isInitialInvite(server);
+    // A new call under a live call's Call-ID (a stranger's, most likely) is not that call: what its
+    // phone answers must not move the live call's media, nor get our home's signature. Not anchored.
+    if (initial && existed) return undefined;
     if (initial) media.admit(checked.callId);
     if (!media.hasSdp(request)) return { side, offered: false, existed }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
