@@ -46,6 +46,8 @@ const FRESH_SECONDS = 600;
 const MAX_SEEN_PER_HOME = 256;
 const MAX_HOMES_SEEN = 1024;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
+/** How long a response's SDP may come again byte for byte (its 2xx resent): 64*T1. */
+const RESENT_FOR_SECONDS = 32;
 
 export interface CallMediaDeps {
   readonly anchor: MediaAnchor;
@@ -147,7 +149,7 @@ interface CallState {
    * again (its first lost on the way to our phone) carries the very same bytes, and must reach the
    * phone with its SDP, though a statement is believed only once.
    */
-  lastResponse?: { readonly bytes: Uint8Array; readonly forPhone: string };
+  lastResponse?: { readonly bytes: Uint8Array; readonly forPhone: string; readonly kind: 'offer' | 'answer'; readonly until: number };
 }
 
 export class CallMedia {
@@ -191,18 +193,22 @@ export class CallMedia {
     return this.towardsHome(call, offer, toHome);
   }
 
-  /** The other home (`fromHome`, hex Node-ID, when the route knows it) answers our phone's offer: the SDP for the phone. */
-  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string, fromHome?: string): string {
+  /**
+   * The other home (`fromHome`, hex Node-ID, when the route knows it) answers our phone's offer:
+   * the SDP for the phone. `inRequest`: in an ACK or PRACK (a late offer's answer), not a response.
+   */
+  answerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = false, fromHome?: string): string {
     const call = this.expect(callId);
-    const again = sentAgain(call, sdp);
+    const again = inRequest ? undefined : this.sentAgain(call, sdp, 'answer');
     if (again !== undefined) return again;
     const answer = parseSdp(sdp);
-    const believed = this.believe(answer, callId, call, { inRequest: false, fromHome });
+    const believed = this.believe(answer, callId, call, { inRequest, fromHome });
     if (believed.kind === 'new' || believed.kind === 'restart') throw new SdpError('an answer that is not from the home this call was offered to');
     this.acceptShare(call, believed, callId);
     this.answered(call, answer, 'b', homeSource);
     this.deps.anchor.answered(callId);
-    return this.forPhone(call, sdp, this.towardsPhone(call, answer));
+    const text = this.towardsPhone(call, answer);
+    return inRequest ? text : this.forPhone(call, sdp, text, 'answer');
   }
 
   /**
@@ -213,7 +219,7 @@ export class CallMedia {
   async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true, fromHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
     let known = this.calls.get(callId) ?? (await this.pending.get(callId));
-    const again = !inRequest && known ? sentAgain(known, sdp) : undefined;
+    const again = !inRequest && known ? this.sentAgain(known, sdp, 'offer') : undefined;
     if (again !== undefined) return again;
     // Checked before any port opens: a stranger's offer costs no sockets.
     const believed = this.believe(offer, callId, known, { inRequest, fromHome });
@@ -227,7 +233,7 @@ export class CallMedia {
       this.offered(call, offer, 'b', homeSource);
       call.toPhones = { sdp: withoutShare(offer), to: 'a' };
       const text = this.towardsPhone(call, offer);
-      return inRequest ? text : this.forPhone(call, sdp, text);
+      return inRequest ? text : this.forPhone(call, sdp, text, 'offer');
     } catch (error) {
       if (!known) this.close(callId); // a refused offer holds no ports
       throw error;
@@ -484,6 +490,7 @@ export class CallMedia {
    * call up again) the internet leg is sealed afresh; later ones move its sequence on.
    */
   private acceptShare(call: CallState, theirs: Believed, callId: string): void {
+    call.lastResponse = undefined; // newer SDP is believed: none older is taken again
     const far = call.far;
     if (theirs.kind === 'same' && far) {
       far.sequence = theirs.statement.sequence;
@@ -530,10 +537,19 @@ export class CallMedia {
     return `${lines.join('\r\n')}\r\n`;
   }
 
-  /** What our phone is given for the other home's SDP in a response, kept for that response sent again. */
-  private forPhone(call: CallState, bytes: Uint8Array, text: string): string {
-    call.lastResponse = { bytes: Uint8Array.from(bytes), forPhone: text };
+  /**
+   * What our phone is given for the other home's SDP in a response, kept for that response sent
+   * again: a 2xx is resent for 64*T1 (RFC 3261 s13.3.1.4), and only until newer SDP is believed.
+   */
+  private forPhone(call: CallState, bytes: Uint8Array, text: string, kind: 'offer' | 'answer'): string {
+    call.lastResponse = { bytes: Uint8Array.from(bytes), forPhone: text, kind, until: this.deps.nowSeconds() + RESENT_FOR_SECONDS };
     return text;
+  }
+
+  /** What our phone was given for this very SDP of the other home, when a response carries it again in time. */
+  private sentAgain(call: CallState, bytes: Uint8Array, kind: 'offer' | 'answer'): string | undefined {
+    const last = call.lastResponse;
+    return last && last.kind === kind && this.deps.nowSeconds() <= last.until && sameBytes(last.bytes, bytes) ? last.forPhone : undefined;
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
@@ -559,12 +575,6 @@ function portsOn(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
 /** The other role in a call. */
 function theirRole(role: MediaRole): MediaRole {
   return role === 'offerer' ? 'answerer' : 'offerer';
-}
-
-/** What our phone was given for this very SDP of the other home, when a response carries it again. */
-function sentAgain(call: CallState, bytes: Uint8Array): string | undefined {
-  const last = call.lastResponse;
-  return last && sameBytes(last.bytes, bytes) ? last.forPhone : undefined;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

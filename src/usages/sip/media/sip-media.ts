@@ -165,7 +165,7 @@ export class SipMedia {
         from === 'phone'
           ? this.calls.answerFromPhone(callId, message.body, source, branch)
           : from === 'home'
-            ? this.calls.answerFromHome(callId, message.body, source, otherHome)
+            ? this.calls.answerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
             : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on

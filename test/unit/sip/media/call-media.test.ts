@@ -540,12 +540,12 @@ test('a call whose media ended at one home only, resumed by a re-INVITE without 
       h.b.close('call-3'); // home B's --media-timeout; phone A re-INVITEs without SDP, phone B offers in its 200
       const in200 = await h.b.offerFromPhone('call-3', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
       toPhoneA = await h.a.offerFromHome('call-3', enc(in200), HOME_B, false, TO_B);
-      toPhoneB = h.b.answerFromHome('call-3', enc(h.a.answerFromPhone('call-3', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, TO_A);
+      toPhoneB = h.b.answerFromHome('call-3', enc(h.a.answerFromPhone('call-3', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, false, TO_A);
     } else {
       h.a.close('call-3'); // home A's; phone B re-INVITEs without SDP, phone A offers in its 200
       const in200 = await h.a.offerFromPhone('call-3', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
       toPhoneB = await h.b.offerFromHome('call-3', enc(in200), HOME_A, false, TO_A);
-      toPhoneA = h.a.answerFromHome('call-3', enc(h.b.answerFromPhone('call-3', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B, TO_B);
+      toPhoneA = h.a.answerFromHome('call-3', enc(h.b.answerFromPhone('call-3', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B, false, TO_B);
     }
     assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, `${forgot} forgot: phone B hears phone A`);
   }
@@ -571,7 +571,7 @@ test('both homes forgot the call and both phones offer it afresh at once: each o
   h.b.close('call-5');
   const retry = await h.b.offerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30', TO_A);
   const toPhoneA = await h.a.offerFromHome('call-5', enc(retry), HOME_B, true, TO_B);
-  const toPhoneB = h.b.answerFromHome('call-5', enc(h.a.answerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, TO_A);
+  const toPhoneB = h.b.answerFromHome('call-5', enc(h.a.answerFromPhone('call-5', offer('192.168.1.20', 10000), '192.168.1.20')), HOME_A, false, TO_A);
   assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, 'phone B hears phone A');
 });
 
@@ -580,17 +580,34 @@ test("the other home's 200 sent again (its first lost on the way to our phone) r
   const toB = await h.a.offerFromPhone('call-r', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await h.b.offerFromHome('call-r', enc(toB), HOME_A);
   const answer200 = enc(h.b.answerFromPhone('call-r', offer('192.168.2.30', 20000), '192.168.2.30'));
-  const first = h.a.answerFromHome('call-r', answer200, HOME_B, TO_B);
-  assert.equal(h.a.answerFromHome('call-r', answer200, HOME_B, TO_B), first, 'the 2xx retransmission carries the same SDP to phone A');
+  const first = h.a.answerFromHome('call-r', answer200, HOME_B, false, TO_B);
+  assert.equal(h.a.answerFromHome('call-r', answer200, HOME_B, false, TO_B), first, 'the 2xx retransmission carries the same SDP to phone A');
   assert.match(first, /m=audio 4\d{4} /);
   const edited = enc(Buffer.from(answer200).toString().replace('a=sendrecv', 'a=recvonly'));
-  assert.throws(() => h.a.answerFromHome('call-r', edited, HOME_B, TO_B), (e: unknown) => e instanceof SdpError && /not signed by it/.test(e.reason));
+  assert.throws(() => h.a.answerFromHome('call-r', edited, HOME_B, false, TO_B), (e: unknown) => e instanceof SdpError && /not signed by it/.test(e.reason));
   // A late offer: phone A's SDP-less re-INVITE; phone B offers in its 200, sent twice.
   const late200 = enc(await h.b.offerFromPhone('call-r', offer('192.168.2.30', 20000), '192.168.2.30', TO_A));
   const toPhoneA = await h.a.offerFromHome('call-r', late200, HOME_B, false, TO_B);
   assert.equal(await h.a.offerFromHome('call-r', late200, HOME_B, false, TO_B), toPhoneA);
   // The same bytes as a request (a re-INVITE played back) are believed no more than before.
   await assert.rejects(h.a.offerFromHome('call-r', late200, HOME_B, true, TO_B), (e: unknown) => e instanceof SdpError);
+});
+
+test("what a 200 sent again may repeat is that 200's SDP only: not in an ACK, not as the other kind, not after newer SDP, not past 64*T1 (fourth media review F1)", async () => {
+  const h = homes();
+  const toB = await h.a.offerFromPhone('call-c', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await h.b.offerFromHome('call-c', enc(toB), HOME_A);
+  const answer200 = enc(h.b.answerFromPhone('call-c', offer('192.168.2.30', 20000), '192.168.2.30'));
+  h.a.answerFromHome('call-c', answer200, HOME_B, false, TO_B);
+  const refused = (e: unknown) => e instanceof SdpError;
+  assert.throws(() => h.a.answerFromHome('call-c', answer200, HOME_B, true, TO_B), refused, 'the same bytes in an ACK are a replay');
+  await assert.rejects(h.a.offerFromHome('call-c', answer200, HOME_B, false, TO_B), refused, 'an answer is not taken as an offer');
+  // Newer SDP from the other home (a late offer in the 200 to an SDP-less re-INVITE) is believed.
+  const late200 = enc(await h.b.offerFromPhone('call-c', offer('192.168.2.30', 20000), '192.168.2.30', TO_A));
+  await h.a.offerFromHome('call-c', late200, HOME_B, false, TO_B);
+  assert.throws(() => h.a.answerFromHome('call-c', answer200, HOME_B, false, TO_B), refused, 'the older answer is not played again');
+  h.wall.seconds += 33;
+  await assert.rejects(h.a.offerFromHome('call-c', late200, HOME_B, false, TO_B), refused, 'past 64*T1 it is no 2xx resent');
 });
 
 test('SDP under the agreed key is bounded in time too: a re-offer held back on the way for eleven minutes is refused, and one signed now is taken (third review X6)', async () => {
