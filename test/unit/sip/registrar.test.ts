@@ -212,6 +212,47 @@ test('a stranger (no phone of this home, no other home) gets 407 for relaying a 
   assert.equal((service.status().proxy as { forwarded: number }).forwarded, forwardedBefore + 1, 'relayed once authenticated');
 });
 
+test("an INVITE proven by a user's digest from a flow no phone registered (a pjsip phone's large INVITE on TCP): its 2xx's ACK, which cannot be challenged, is relayed; an ACK of another dialog is not (SIP review F1)", async () => {
+  const socket = async () => {
+    const udp = createSocket('udp4');
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
+    const inbox: ReturnType<typeof parseSipMessage>[] = [];
+    udp.on('message', (m) => inbox.push(parseSipMessage(new Uint8Array(m))));
+    const next = async (match: (m: ReturnType<typeof parseSipMessage>) => boolean, ms = 1500) => {
+      for (let waited = 0; waited < ms; waited += 10) {
+        const at = inbox.findIndex(match);
+        if (at >= 0) return inbox.splice(at, 1)[0];
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return undefined;
+    };
+    return { udp, port: udp.address().port, next, send: (lines: string[]) => udp.send(lines.join('\r\n') + '\r\n\r\n', service.address.port, '127.0.0.1') };
+  };
+  const [caller, callee] = [await socket(), await socket()];
+  try {
+    const uri = `sip:dave@127.0.0.1:${callee.port}`;
+    const invite = (cseq: number, authorization?: string) => [`INVITE ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKinv${cseq};rport`, 'Max-Forwards: 70', `From: <sip:alice@${realm}>;tag=a1`, `To: <${uri}>`, 'Call-ID: proven-ack', `CSeq: ${cseq} INVITE`, `Contact: <sip:alice@127.0.0.1:${caller.port}>`, ...(authorization ? [`Proxy-Authorization: ${authorization}`] : []), 'Content-Length: 0'];
+    caller.send(invite(1));
+    const challenge = (await caller.next((m) => m.kind === 'response' && m.status === 407)) as SipResponse;
+    const nonce = parseAuthParams(challenge.headers.get('Proxy-Authenticate')!).params.get('nonce')!;
+    const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', 'alice', realm, users.alice), method: 'INVITE', uri, nonce, qop: 'auth', nc: '00000001', cnonce: 'ab' });
+    caller.send(invite(2, `Digest username="alice", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="ab"`));
+    const reached = await callee.next((m) => m.kind === 'request' && m.method === 'INVITE');
+    assert.ok(reached && reached.kind === 'request');
+    callee.send(['SIP/2.0 200 OK', ...reached.headers.getAll('Via').map((v) => `Via: ${v}`), ...reached.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${reached.headers.get('From')}`, `To: ${reached.headers.get('To')};tag=d1`, 'Call-ID: proven-ack', 'CSeq: 2 INVITE', `Contact: <${uri}>`, 'Content-Length: 0']);
+    const ok = (await caller.next((m) => m.kind === 'response' && m.status === 200)) as SipResponse;
+    assert.ok(ok);
+    const ack = (fromTag: string, branch: string) => [`ACK ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${branch};rport`, 'Max-Forwards: 70', ...ok.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`), `From: <sip:alice@${realm}>;tag=${fromTag}`, `To: ${ok.headers.get('To')}`, 'Call-ID: proven-ack', 'CSeq: 2 ACK', 'Content-Length: 0'];
+    caller.send(ack('other', 'ackx'));
+    assert.equal(await callee.next((m) => m.kind === 'request' && m.method === 'ACK', 500), undefined, 'an ACK of a dialog nobody proved goes nowhere');
+    caller.send(ack('a1', 'ack1'));
+    assert.ok(await callee.next((m) => m.kind === 'request' && m.method === 'ACK'), "the proven caller's ACK reaches the callee");
+  } finally {
+    caller.udp.close();
+    callee.udp.close();
+  }
+});
+
 test('a contact with a malformed q is refused with 400; q=0.5 and q=1.000 are taken', async () => {
   const challenge = await send(register('alice', { cseq: 20, callId: 'q-values' }));
   const auth = (nc: string) => credentials(challenge, 'MD5', 'alice', users.alice, undefined, nc);

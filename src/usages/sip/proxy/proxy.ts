@@ -173,6 +173,9 @@ const BRANCH_PREFIX = 'z9hG4bKp2p';
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 /** Requests whose Contact sets a dialog's remote target (RFC 3261 s12, RFC 3311): these Contacts get flow marks. */
 const TARGET_REFRESHING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'UPDATE']);
+/** How long after a 2xx its ACK may come (64*T1, RFC 3261 s13.3.1.4). */
+const ACK_WINDOW_MS = 32_000;
+const MAX_ANSWERED_PROVEN = 4096;
 /** The Record-Route URI parameter naming the recording peer's Node-ID. */
 const PEER_PARAM = 'p2p-node';
 
@@ -181,6 +184,13 @@ export class SipProxy {
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   /** Requests whose targets are still being found (an overlay lookup may take seconds). */
   private readonly deciding = new Set<ServerTransaction>();
+  /** INVITEs whose caller proved a user of this home with digest (not by the flow it registered). */
+  private readonly provenByDigest = new WeakSet<ServerTransaction>();
+  /**
+   * Dialogs (Call-ID, From tag) whose INVITE was proven by digest and answered 2xx: their ACK,
+   * which cannot be challenged (s22.1), is relayed for 64*T1 after the answer. Oldest go first past the bound.
+   */
+  private readonly answeredProvenDialogs = new Map<string, number>();
 
   constructor(private readonly deps: ProxyDeps) {}
 
@@ -283,7 +293,10 @@ export class SipProxy {
     const auth = this.deps.auth;
     if (!auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow)) return true;
     const verdict = request.headers.has('Proxy-Authorization') ? auth.verify(request, PROXY_CHALLENGE) : { stale: false };
-    if (verdict.user !== undefined) return true;
+    if (verdict.user !== undefined) {
+      this.provenByDigest.add(server);
+      return true;
+    }
     // Worth a look (it may reach a phone here): a dialog's request, a marked Contact, a user of this home.
     const uri = tryParseSipUri(request.uri);
     const maybeInward = checked.to.params.has('tag') || uri?.params.has(FLOW_PARAM) || (uri?.user && this.deps.servesDomain(uri.host, uri.port) && this.deps.isLocalUser(uri.user));
@@ -325,10 +338,23 @@ export class SipProxy {
     }
   }
 
+  private rememberAnswered(checked: CheckedRequest): void {
+    const dialogs = this.answeredProvenDialogs;
+    const key = `${checked.callId}\n${checked.from.params.get('tag') ?? ''}`;
+    dialogs.delete(key);
+    dialogs.set(key, this.deps.servers.clock.now() + ACK_WINDOW_MS);
+    if (dialogs.size > MAX_ANSWERED_PROVEN) dialogs.delete(dialogs.keys().next().value!);
+  }
+
+  private answeredProven(checked: CheckedRequest): boolean {
+    const until = this.answeredProvenDialogs.get(`${checked.callId}\n${checked.from.params.get('tag') ?? ''}`);
+    return until !== undefined && until >= this.deps.servers.clock.now();
+  }
+
   /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
   forwardAck(request: SipRequest, checked: CheckedRequest, flow: SipFlow): void {
     if (checked.maxForwards === 0) return; // s16.3 step 3: no response to an ACK; it just goes no further
-    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow);
+    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow) || this.answeredProven(checked);
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
       if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
@@ -622,6 +648,7 @@ export class SipProxy {
       if (call.server.state === 'proceeding' || call.server.state === 'trying' || call.server.state === 'accepted') call.server.send(up);
       else this.deps.transport.send(responseFlow(call.server.checked, call.server.flow), serializeSipMessage(up));
       if (first && call.server.invite) for (const other of call.branches) if (other !== branch && !other.final) this.cancelBranch(other);
+      if (this.provenByDigest.has(call.server)) this.rememberAnswered(call.server.checked);
       this.finishIfDone(call);
       return;
     }
