@@ -334,6 +334,26 @@ test('a phone on TCP is record-routed with ;transport=tcp, and twice (RFC 5658) 
   await unregister([bobTcp, 'bob'], [alice, 'alice'], [carol, 'carol']);
 });
 
+test("a phone registered on UDP that sends its INVITE over a new TCP connection (pjsip's switch for a large message) gets the callee's BYE back over that connection (SIP review F2)", async () => {
+  const aliceUdp = await Phone.udp();
+  const bob = await Phone.udp();
+  assert.equal((await register(aliceUdp, 'alice', [`<sip:alice@127.0.0.1:${aliceUdp.port}>`])).status, 200);
+  assert.equal((await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`])).status, 200);
+  const alice = await Phone.tcp();
+  const lines = [`INVITE sip:bob@${domain} SIP/2.0`, via(alice, `tcp${++sequence}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=at`, `To: <sip:bob@${domain}>`, 'Call-ID: tcp-switch', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port};transport=tcp>`, 'Content-Length: 0'];
+  alice.send(lines);
+  const reached = (await bob.next(isRequest('INVITE'))) as SipRequest;
+  assert.match(reached.headers.get('Contact')!, /p2p-flow=/, "alice's Contact is marked with the connection it came on");
+  answer(bob, reached, 200, 'OK', 'bt');
+  assert.ok(await alice.next(isResponse(200, 'INVITE')));
+  const aliceContact = /<([^>]+)>/.exec(reached.headers.get('Contact')!)![1];
+  bob.send([`BYE ${aliceContact} SIP/2.0`, via(bob, `bye${++sequence}`), 'Max-Forwards: 70', ...reached.headers.getAll('Record-Route').map((r) => `Route: ${r}`), `From: ${reached.headers.get('To')};tag=bt`, `To: <sip:alice@${domain}>;tag=at`, 'Call-ID: tcp-switch', 'CSeq: 1 BYE', 'Content-Length: 0']);
+  const bye = (await alice.next(isRequest('BYE'))) as SipRequest;
+  answer(alice, bye, 200, 'OK');
+  assert.ok(await bob.next(isResponse(200, 'BYE')));
+  await unregister([aliceUdp, 'alice'], [bob, 'bob']);
+});
+
 test('Contacts that differ by ;transport are two bindings; a Contact repeated in one REGISTER is one', async () => {
   const dave = await Phone.udp();
   const both = await register(dave, 'bob', [`<sip:bob@127.0.0.1:${dave.port}>`, `<sip:bob@127.0.0.1:${dave.port};transport=tcp>`]);

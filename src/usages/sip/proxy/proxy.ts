@@ -500,7 +500,7 @@ export class SipProxy {
       const target = tcp ? { ...planned, flow: tcp } : planned;
       const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
       const leg = legs?.[i];
-      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow, leg?.body ?? call.media?.body);
+      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow, leg?.body ?? call.media?.body, this.provenByDigest.has(server));
       const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false, ...(leg ? { leg: leg.key } : {}) };
       call.branches.push(branch);
       this.counters.forwarded++;
@@ -551,9 +551,13 @@ export class SipProxy {
     return { ...message, headers };
   }
 
-  private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow, body = original.body): SipRequest {
-    // Only what this home's phones send is marked: other homes mark their own phones' Contacts.
-    const marks = from && TARGET_REFRESHING.has(original.method) && this.deps.location.hasFlow(from);
+  /** `proven`: its sender proved a user of this home with digest (a phone of ours on a flow it did not register). */
+  private forwardCopy(original: SipRequest, checked: CheckedRequest, target: Target, branch: string, from?: SipFlow, body = original.body, proven = false): SipRequest {
+    // What phones send is marked, so requests in the dialog come back over the flow it came on:
+    // a registered one, or one whose sender proved a user here, or a TCP connection (the only way
+    // back to a phone that sent a large INVITE over one). Other homes mark their own phones' Contacts.
+    const fromPhone = from && (proven || this.deps.location.hasFlow(from) || (from.transport === 'TCP' && !this.fromOtherHome(checked, from)));
+    const marks = fromPhone && TARGET_REFRESHING.has(original.method);
     const request = marks ? this.markContacts(original, from) : original;
     const headers = request.headers.clone();
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
