@@ -149,7 +149,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     sipPort: sipPortFlag(args),
     sipAuth: onOffFlag(args, 'sip-auth', true),
     sipDigest: digestFlag(args),
-    ...(args.flags.has('sip-timer-c') ? { sipTimerCSeconds: numberFlag(args, 'sip-timer-c', 180, 5, 3600) } : {}),
+    ...(args.flags.has('sip-timer-c') ? { sipTimerCSeconds: numberFlag(args, 'sip-timer-c', 181, 5, 3600) } : {}),
     sipDirect: onOffFlag(args, 'sip-direct', true),
     relay: relayFlag(args),
     portMapping: portMappingFlag(args),

@@ -82,6 +82,18 @@ export class NonInviteServerTransaction extends BaseServerTransaction {
     if (this.last) this.owner.transmit(responseFlow(this.checked, this.flow), this.last);
   }
 
+  /**
+   * Ends without a final response (RFC 4320 s4.1: no 408 to a non-INVITE request; its sender's
+   * Timer F has fired as ours did, and a late 408 only adds to an overload). Retransmissions are
+   * still absorbed for Timer J, so they are not taken for new requests.
+   */
+  endUnanswered(): void {
+    if (this.state === 'completed' || this.state === 'terminated') return;
+    this.state = 'completed';
+    this.owner.answered(this);
+    this.timer = this.owner.clock.setTimer(this.flow.transport === 'UDP' ? TIMER_J_MS : 0, () => this.terminate());
+  }
+
   terminate(): void {
     this.state = 'terminated';
     this.owner.clock.clearTimer(this.timer);

@@ -4,5 +4,5 @@ export const T2_MS = 4_000;
 export const T4_MS = 5_000;
 /** Timers B, F, H, J: 64*T1. */
 export const TIMEOUT_MS = 64 * T1_MS;
-/** Timer C (s16.6 step 11): a proxy gives up on an unanswered INVITE branch after three minutes. */
-export const TIMER_C_MS = 180_000;
+/** Timer C (s16.6 step 11): a proxy gives up on an unanswered INVITE branch after more than three minutes (the RFC says "greater than"). */
+export const TIMER_C_MS = 181_000;
