@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkRequest } from '../../../src/usages/sip/message/check.js';
+import { checkRequest, readEssentials } from '../../../src/usages/sip/message/check.js';
 import { parseNameAddr } from '../../../src/usages/sip/message/name-addr.js';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
 import { serializeSipMessage } from '../../../src/usages/sip/message/serializer.js';
@@ -149,4 +149,12 @@ test('requests missing or mangling what every request needs are answered 400 (or
     assert.throws(() => checkRequest(request(text)), (e: unknown) => e instanceof SipError && e.status === status && reason.test(e.reason), name);
   }
   assert.throws(() => parseVia('SIP/2.0/UDP'), SipError);
+});
+
+test("a request's Date must be an RFC 1123 date in GMT; a response's is not checked (a 200 with a one-digit day still goes through)", () => {
+  const base = 'Via: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:a@s>;tag=1\r\nTo: <sip:b@s>;tag=2\r\nCall-ID: d\r\nCSeq: 1 INVITE\r\n';
+  const oddDate = 'Date: Mon, 6 Jan 2025 10:00:00 GMT\r\n';
+  assert.throws(() => checkRequest(request(`INVITE sip:b@s SIP/2.0\r\nMax-Forwards: 70\r\n${base}${oddDate}Content-Length: 0\r\n\r\n`.replace(/\r\n/g, '\n'))), (e: unknown) => e instanceof SipError && e.status === 400 && /Date/.test(e.reason));
+  const ok = parseSipMessage(new TextEncoder().encode(`SIP/2.0 200 OK\r\n${base}${oddDate}Content-Length: 0\r\n\r\n`));
+  assert.equal(readEssentials(ok).callId, 'd');
 });

@@ -49,8 +49,6 @@ export function readEssentials(message: SipMessage): Essentials {
   const vias = headers.getAll('Via').map(parseVia);
   if (vias.length === 0) throw badRequest('missing Via');
   for (const name of SINGLE_VALUED) if (headers.count(name) > 1) throw badRequest(`more than one ${name}`);
-  const date = headers.get('Date');
-  if (date !== undefined && !SIP_DATE.test(date)) throw badRequest('Date is not an RFC 1123 date in GMT');
   const maxForwardsText = headers.get('Max-Forwards');
   // 1*DIGIT, so leading zeros are fine (RFC 4475 s3.1.1.1); a hop count above 255 is not.
   if (maxForwardsText !== undefined && (!/^\d{1,10}$/.test(maxForwardsText) || Number(maxForwardsText) > 255)) throw badRequest('malformed Max-Forwards');
@@ -70,6 +68,10 @@ const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+\-.]*:[^\s<>"]+$/;
 export function checkRequest(request: SipRequest): CheckedRequest {
   const essentials = readEssentials(request);
   if (essentials.cseq.method !== request.method) throw badRequest('CSeq method does not match the request');
+  // A request's Date is checked (RFC 4475 s3.1.2.12); a response's is nobody's business here,
+  // and a 200 dropped for a one-digit day would end a call that was answered.
+  const date = request.headers.get('Date');
+  if (date !== undefined && !SIP_DATE.test(date)) throw badRequest('Date is not an RFC 1123 date in GMT');
   if (!ABSOLUTE_URI.test(request.uri)) throw badRequest('malformed Request-URI');
   const requestUri = parseSipUri(request.uri);
   // s19.1.5: header fields ride in a URI only to be copied into a request built from it.
