@@ -265,7 +265,9 @@ export class SipService {
    */
   private refuseStatelessly(request: SipRequest, error: SipError, flow: SipFlow): void {
     const vias = request.headers.getAll('Via');
-    if (vias.length === 0) {
+    const cseq = request.headers.get('CSeq') ?? '';
+    // s17: an ACK is never answered, however it is written.
+    if (vias.length === 0 || request.method === 'ACK' || /\sACK\s*$/i.test(cseq)) {
       this.counters.dropped++;
       return;
     }
@@ -273,7 +275,10 @@ export class SipService {
     for (const via of vias) headers.add('Via', via);
     for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
       const value = request.headers.get(name);
-      if (value !== undefined) headers.add(name, value);
+      if (value === undefined) continue;
+      // s8.2.6.2: a final response carries a To tag; one made from the request, so a resent request gets the same.
+      const untagged = name === 'To' && !/;\s*tag=/i.test(value);
+      headers.add(name, untagged ? `${value};tag=${createHmac('sha256', 'p2psip-stateless').update(`${vias[0]}\n${request.headers.get('Call-ID') ?? ''}`).digest('hex').slice(0, 10)}` : value);
     }
     const response: SipResponse = { kind: 'response', status: error.status, reason: error.reason.replace(/[\r\n]/g, ' '), headers, body: new Uint8Array(0) };
     this.transport.send(flow, serializeSipMessage(response));

@@ -289,3 +289,22 @@ test('a phone may use counts of one nonce out of order (parallel requests); each
   assert.equal(again.status, 401, 'the same count twice is a replay');
   assert.match(again.headers.get('WWW-Authenticate')!, /stale=true/, 'challenged as stale, so a phone retries without asking for the password');
 });
+
+test('a malformed request gets 400 with a To tag (s8.2.6.2); a malformed ACK gets nothing at all (SIP review F4)', async () => {
+  const phone = createSocket('udp4');
+  await new Promise<void>((resolve) => phone.bind(0, '127.0.0.1', () => resolve()));
+  const received: SipResponse[] = [];
+  phone.on('message', (m) => received.push(parseSipMessage(new Uint8Array(m)) as SipResponse));
+  try {
+    const port = phone.address().port;
+    const malformed = (method: string) => [`${method} sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKbad${method};rport`, 'Max-Forwards: 300', `From: <sip:alice@${realm}>;tag=a`, `To: <sip:bob@${realm}>`, `Call-ID: bad-${method}`, `CSeq: 1 ${method}`, 'Content-Length: 0'].join('\r\n') + '\r\n\r\n';
+    phone.send(malformed('ACK'), service.address.port, '127.0.0.1');
+    phone.send(malformed('OPTIONS'), service.address.port, '127.0.0.1');
+    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(received.map((r) => `${r.status} ${r.headers.get('CSeq')}`), ['400 1 OPTIONS'], 'the ACK is not answered');
+    assert.match(received[0].headers.get('To')!, /^<sip:bob@smiths\.example>;tag=[0-9a-f]{10}$/);
+  } finally {
+    phone.close();
+  }
+});
