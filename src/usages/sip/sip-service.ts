@@ -246,9 +246,10 @@ export class SipService {
     }
   }
 
-  /** OPTIONS without a user, or with no Route onward, to our own address: a keepalive or capability probe for us. */
+  /** OPTIONS with no Route onward (a phone's outbound proxy Route to us is no Route onward), without a user or to our own address: a keepalive or capability probe for us. */
   private isForThisPeer(user: string | undefined, request: SipRequest): boolean {
-    if (request.headers.has('Route')) return false;
+    const routes = request.headers.getAll('Route');
+    if (this.proxy.ownRoutes(routes) < routes.length) return false; // a Route onward; our own are taken off first (s16.4)
     if (!user) return true;
     try {
       const uri = parseSipUri(request.uri);

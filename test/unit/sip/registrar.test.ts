@@ -308,3 +308,25 @@ test('a malformed request gets 400 with a To tag (s8.2.6.2); a malformed ACK get
     phone.close();
   }
 });
+
+test("an OPTIONS keepalive that carries the phone's outbound-proxy Route to us is answered by us, at any SIP port (SIP review F5)", async () => {
+  const phone = createSocket('udp4');
+  await new Promise<void>((resolve) => phone.bind(0, '127.0.0.1', () => resolve()));
+  const received: SipResponse[] = [];
+  phone.on('message', (m) => received.push(parseSipMessage(new Uint8Array(m)) as SipResponse));
+  try {
+    const port = phone.address().port;
+    const ours = `127.0.0.1:${service.address.port}`;
+    const options = (uri: string, route: string, n: number) => [`OPTIONS ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKka${n};rport`, 'Max-Forwards: 70', `Route: ${route}`, `From: <sip:alice@${realm}>;tag=k${n}`, `To: <${uri}>`, `Call-ID: keepalive-${n}`, `CSeq: ${n} OPTIONS`, 'Content-Length: 0'].join('\r\n') + '\r\n\r\n';
+    const cases = [
+      [`sip:${realm}`, `<sip:${realm};lr>`],
+      [`sip:${ours}`, `<sip:${ours};lr>`],
+      [`sip:alice@${ours}`, `<sip:${realm};lr>`],
+    ];
+    for (const [i, [uri, route]] of cases.entries()) phone.send(options(uri, route, i + 1), service.address.port, '127.0.0.1');
+    for (let i = 0; i < 150 && received.length < cases.length; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(received.map((r) => `${r.headers.get('CSeq')} ${r.status}`).sort(), ['1 OPTIONS 200', '2 OPTIONS 200', '3 OPTIONS 200']);
+  } finally {
+    phone.close();
+  }
+});

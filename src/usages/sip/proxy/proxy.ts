@@ -390,7 +390,7 @@ export class SipProxy {
 
   private targets(request: SipRequest, checked: CheckedRequest, done: (targets: Target[] | undefined, refusal?: [number, string]) => void): void {
     const routes = request.headers.getAll('Route');
-    const next = routeUri(routes[this.selfRoutes(routes)]);
+    const next = routeUri(routes[this.ownRoutes(routes)]);
     if (next) return done([{ uri: request.uri, flow: this.flowTo(next), home: next.params.has(PEER_PARAM) }]);
     let uri: SipUri;
     try {
@@ -467,7 +467,8 @@ export class SipProxy {
   }
 
   /** How many Routes on top name us (two where we record-routed twice, RFC 5658; more with a phone's outbound Route). */
-  private selfRoutes(routes: readonly string[]): number {
+  /** How many of the Routes at the top name this peer (s16.4: each is taken off before the request is looked at). */
+  ownRoutes(routes: readonly string[]): number {
     let n = 0;
     while (n < routes.length) {
       const uri = routeUri(routes[n]);
@@ -563,7 +564,7 @@ export class SipProxy {
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
     // response (a retransmitted 2xx sent without state too) finds a caller behind a NAT.
     if (from && from.transport !== 'OVERLAY') headers.replaceFirstValue('Via', formatVia(stampVia(checked.vias[0], from)));
-    for (let n = this.selfRoutes(request.headers.getAll('Route')); n > 0; n--) headers.removeFirstValue('Route'); // s16.4
+    for (let n = this.ownRoutes(request.headers.getAll('Route')); n > 0; n--) headers.removeFirstValue('Route'); // s16.4
     headers.set('Max-Forwards', String((checked.maxForwards ?? 70) - 1));
     // s22.3: credentials for our realm were for us, and go no further.
     const others = headers.getAll('Proxy-Authorization').filter((value) => !this.deps.auth?.isOurRealm(value));
@@ -749,7 +750,7 @@ export class SipProxy {
   private isSelfRoute(uri: SipUri): boolean {
     const peer = uri.params.get(PEER_PARAM);
     if (peer) return peer === this.deps.selfNodeId;
-    return this.isSelf(uri.host, uri.port) || (uri.port === undefined && this.deps.servesDomain(uri.host) && !isIpLiteral(uri.host));
+    return this.isSelf(uri.host, uri.port);
   }
 
   /**
@@ -771,8 +772,10 @@ export class SipProxy {
   }
 
   private isSelf(host: string, port: number | undefined): boolean {
-    if ((port ?? 5060) !== this.deps.self.port) return false;
     const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+    // A domain we serve, with no port: ours whatever our port (it is never looked up in DNS).
+    if (port === undefined && this.deps.servesDomain(h) && !isIpLiteral(h)) return true;
+    if ((port ?? 5060) !== this.deps.self.port) return false;
     return h === this.deps.self.host || (this.deps.selfHosts ?? []).includes(h) || (this.deps.servesDomain(h) && !isIpLiteral(h));
   }
 
