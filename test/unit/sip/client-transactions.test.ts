@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { SystemClock } from '../../../src/runtime/clock.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { readEssentials } from '../../../src/usages/sip/message/check.js';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
@@ -51,4 +52,22 @@ test('a second CANCEL for one branch joins the first instead of starting a twin 
   assert.equal(clients.receive(ok as never, readEssentials(ok)), true);
   assert.equal(answered, 1);
   first.terminate();
+});
+
+test('a non-INVITE request is resent every T2 once a provisional response came, not doubling from T1 as while Trying (s17.1.2.2)', () => {
+  const sentAt: number[] = [];
+  const clock = new VirtualClock();
+  const transport = { send: () => (sentAt.push(clock.now()), true), onConnectFailed: () => {} } as unknown as SipTransport;
+  const clients = new ClientTransactions(transport, clock);
+  const message = parseSipMessage(
+    new TextEncoder().encode('MESSAGE sip:bob@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtimere\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:bob@x>\r\nCall-ID: timer-e\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n'),
+  ) as SipRequest;
+  const tx = clients.send(message, 'z9hG4bKtimere', { transport: 'UDP', remote: { host: '127.0.0.1', port: 5070 } }, { response: () => {}, timeout: () => {} });
+  clock.runUntil(clock.now() + 100); // sent at 0; the 100 Trying comes before the first resend
+  const trying = parseSipMessage(new TextEncoder().encode('SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtimere\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:bob@x>\r\nCall-ID: timer-e\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n'));
+  clients.receive(trying as never, readEssentials(trying));
+  clock.runUntil(clock.now() + 11_000);
+  const start = sentAt[0];
+  assert.deepEqual(sentAt.map((t) => t - start), [0, 500, 4_500, 8_500], 'the T1 already armed runs out, then every T2 (not 1, 2, 4 s)');
+  tx.terminate();
 });

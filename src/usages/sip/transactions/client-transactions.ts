@@ -127,7 +127,8 @@ export class ClientTransaction {
     this.retransmitTimer = this.owner.clock.setTimer(this.interval, () => {
       if (this.state !== 'calling' && !(this.state === 'proceeding' && !this.isInvite)) return;
       this.owner.transmit(this.flow, this.bytes);
-      this.interval = this.isInvite ? this.interval * 2 : Math.min(this.interval * 2, T2_MS);
+      // s17.1.2.2: doubling to T2 while Trying; every T2 once a provisional response came (Proceeding).
+      this.interval = this.isInvite ? this.interval * 2 : this.state === 'proceeding' ? T2_MS : Math.min(this.interval * 2, T2_MS);
       this.scheduleRetransmit();
     });
   }
