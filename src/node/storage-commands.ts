@@ -3,7 +3,7 @@ import { userName } from './overlay-names.js';
 import { sipDomain } from './sip-users.js';
 import { resourceId } from '../identity/ids.js';
 import { P2psipError, UsageError } from '../runtime/errors.js';
-import { nodeMultipleResourceId, nodeResourceId } from '../storage/access-control.js';
+import { directoryResourceId, nodeMultipleResourceId, nodeResourceId } from '../storage/access-control.js';
 import type { KindDefinition, KindRegistry } from '../storage/kind.js';
 import type { FetchResult, StorageClient } from '../storage/storage-client.js';
 import { parseCertificate } from '../identity/certificate.js';
@@ -50,8 +50,12 @@ export function resourceFor(kind: KindDefinition, name: string, identity: NodeId
     case 'USER-MATCH':
     case 'USER-NODE-MATCH':
       return resourceId(userName(name, sipDomain(identity.certificate.claims.subject, identity.certificate.claims.overlay)));
-    case 'NODE-KEYED':
-      return resourceId(name);
+    case 'NODE-KEYED': {
+      // A directory at its kind's own name, and nowhere else (access-control.ts).
+      const directory = kind.name.toLowerCase();
+      if (name.toLowerCase() !== directory) throw new UsageError(`${kind.name} is stored at "${directory}" only`);
+      return directoryResourceId(kind);
+    }
     case 'NODE-MATCH':
       return nodeResourceId(nodeIdOf(name, identity));
     case 'NODE-MULTIPLE': {

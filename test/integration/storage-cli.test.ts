@@ -90,15 +90,20 @@ test('a peer run with the service wrappers\' heap flags sizes its entry quota to
   // it holds, and still answers. Without --relay off it would announce itself under RELAY-SERVICE
   // a second after starting, and that entry would race the test's own for the quota.
   await start(dir, port, undefined, ['--storage', 'memory', '--max-storage-entries', '2', '--relay', 'off']);
-  const names = ['one@open.p2psip.lab', 'two@open.p2psip.lab', 'three@open.p2psip.lab'];
+  // TURN-SERVICE: a node may use four Resource-IDs of its own (NODE-MULTIPLE), here all on this peer.
+  const names = ['self/0', 'self/1', 'self/2'];
   for (const name of names.slice(0, 2)) {
-    const stored = runCli(['store', 'RELAY-SERVICE', name, `at ${name}`, '--data', dir]);
+    const stored = runCli(['store', 'TURN-SERVICE', name, `at ${name}`, '--data', dir]);
     assert.equal(stored.code, 0, stored.stderr);
   }
-  const refused = runCli(['store', 'RELAY-SERVICE', names[2], 'one too many', '--data', dir]);
+  const refused = runCli(['store', 'TURN-SERVICE', names[2], 'one too many', '--data', dir]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /DataTooLarge: quota: this peer holds its most entries \(2; its memory is capped\)/);
-  const held = JSON.parse(runCli(['fetch', 'RELAY-SERVICE', names[0], '--data', dir, '--json']).stdout);
+  const held = JSON.parse(runCli(['fetch', 'TURN-SERVICE', names[0], '--data', dir, '--json']).stdout);
   assert.deepEqual(held.values.map((v: { value: string }) => v.value), [`at ${names[0]}`]);
+  // The relays' directory is at its own name only.
+  const elsewhere = runCli(['store', 'RELAY-SERVICE', 'one@open.p2psip.lab', 'x', '--data', dir]);
+  assert.equal(elsewhere.code, 1);
+  assert.match(elsewhere.stderr, /RELAY-SERVICE is stored at "relay-service" only/);
   assert.equal(JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).storage.entries, 2);
 });

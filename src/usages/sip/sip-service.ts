@@ -15,7 +15,7 @@ import { ServerTransactions } from './transactions/server-transactions.js';
 import { ClientTransactions } from './transactions/client-transactions.js';
 import { type RemoteHomes, SipProxy } from './proxy/proxy.js';
 import { readEssentials } from './message/check.js';
-import { parseSipUri } from './message/uri.js';
+import { parseSipUri, type SipUri } from './message/uri.js';
 import { type SipFlow, SipTransport } from './transport/sip-transport.js';
 import type { SipMedia } from './media/sip-media.js';
 
@@ -232,7 +232,7 @@ export class SipService {
       case 'CANCEL':
         return this.proxy.handleCancel(tx, this.transactions.inviteFor(message, checked));
       case 'OPTIONS':
-        if (this.isForThisPeer(checked.requestUri.user, message)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        if (this.isForThisPeer(checked.requestUri, message)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
         return this.proxy.handleRequest(tx);
       case 'SUBSCRIBE':
         // RFC 3842: a phone asks its own account whether voicemail waits, and a home has no
@@ -241,23 +241,24 @@ export class SipService {
         return this.proxy.handleRequest(tx);
       default:
         // s8.2.1: addressed to the peer itself (no user, no Route on), a method it does not serve.
-        if (checked.requestUri.user === undefined && this.isForThisPeer(undefined, message)) return tx.respond(405, 'Method Not Allowed', (r) => r.headers.add('Allow', 'OPTIONS, REGISTER'));
+        if (checked.requestUri.user === undefined && this.isForThisPeer(checked.requestUri, message)) return tx.respond(405, 'Method Not Allowed', (r) => r.headers.add('Allow', 'OPTIONS, REGISTER'));
         return this.proxy.handleRequest(tx);
     }
   }
 
-  /** OPTIONS with no Route onward (a phone's outbound proxy Route to us is no Route onward), without a user or to our own address: a keepalive or capability probe for us. */
-  private isForThisPeer(user: string | undefined, request: SipRequest): boolean {
+  /**
+   * A request for the peer itself (a phone's keepalive or capability probe): no Route onward (a
+   * phone's outbound-proxy Route to us is none: our own are taken off first, s16.4), and without
+   * a user, or to a user at our own address. Routed through us, its URI must name us too: a
+   * dialog's request to a phone's Contact carries only our Routes and is the phone's.
+   */
+  private isForThisPeer(uri: SipUri, request: SipRequest): boolean {
     const routes = request.headers.getAll('Route');
-    if (this.proxy.ownRoutes(routes) < routes.length) return false; // a Route onward; our own are taken off first (s16.4)
-    if (!user) return true;
-    try {
-      const uri = parseSipUri(request.uri);
-      // At our address, not at the domain: a phone's keepalive to its server (a user at the domain is the user's).
-      return !this.deps.domains.includes(uri.host) && this.registrar.isOwnAddress(uri.host, uri.port);
-    } catch {
-      return false;
-    }
+    if (this.proxy.ownRoutes(routes) < routes.length) return false;
+    if (routes.length > 0 && !this.proxy.namesUs(uri)) return false;
+    if (uri.user === undefined) return true;
+    // At our address, not at the domain: a phone's keepalive to its server (a user at the domain is the user's).
+    return !this.deps.domains.includes(uri.host) && this.registrar.isOwnAddress(uri.host, uri.port);
   }
 
   /**

@@ -324,8 +324,11 @@ test("an OPTIONS keepalive that carries the phone's outbound-proxy Route to us i
       [`sip:alice@${ours}`, `<sip:${realm};lr>`],
     ];
     for (const [i, [uri, route]] of cases.entries()) phone.send(options(uri, route, i + 1), service.address.port, '127.0.0.1');
-    for (let i = 0; i < 150 && received.length < cases.length; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(received.map((r) => `${r.headers.get('CSeq')} ${r.status}`).sort(), ['1 OPTIONS 200', '2 OPTIONS 200', '3 OPTIONS 200']);
+    // A dialog's request to a phone's Contact (no user) carries only our Route: it is the phone's, not ours.
+    const bye = [`BYE sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKbye9;rport`, 'Max-Forwards: 70', `Route: <sip:${ours};lr>`, `From: <sip:alice@${realm}>;tag=k9`, `To: <sip:bob@${realm}>;tag=b9`, 'Call-ID: dialog-9', 'CSeq: 9 BYE', 'Content-Length: 0'];
+    phone.send(bye.join('\r\n') + '\r\n\r\n', service.address.port, '127.0.0.1');
+    for (let i = 0; i < 150 && received.length < cases.length + 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(received.map((r) => `${r.headers.get('CSeq')} ${r.status}`).sort(), ['1 OPTIONS 200', '2 OPTIONS 200', '3 OPTIONS 200', '9 BYE 407'], "the BYE goes to the proxy (a stranger's, so challenged), not answered 405 by us");
   } finally {
     phone.close();
   }

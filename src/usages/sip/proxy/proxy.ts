@@ -753,6 +753,11 @@ export class SipProxy {
     return this.isSelf(uri.host, uri.port);
   }
 
+  /** A URI at this peer: an address of ours, or a domain we serve. */
+  namesUs(uri: SipUri): boolean {
+    return this.isSelf(uri.host, uri.port);
+  }
+
   /**
    * s16.3 step 4: a Via of ours whose branch carries the loop hash this request has now came
    * back unchanged: a loop (482). A different hash is a spiral (retargeted on the way), and fine.
