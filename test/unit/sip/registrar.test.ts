@@ -245,6 +245,14 @@ test("an INVITE proven by a user's digest from a flow no phone registered (a pjs
     const ack = (fromTag: string, branch: string) => [`ACK ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${branch};rport`, 'Max-Forwards: 70', ...ok.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`), `From: <sip:alice@${realm}>;tag=${fromTag}`, `To: ${ok.headers.get('To')}`, 'Call-ID: proven-ack', 'CSeq: 2 ACK', 'Content-Length: 0'];
     caller.send(ack('other', 'ackx'));
     assert.equal(await callee.next((m) => m.kind === 'request' && m.method === 'ACK', 500), undefined, 'an ACK of a dialog nobody proved goes nowhere');
+    // The proven dialog's ACK sent somewhere its INVITE did not go: not relayed there.
+    const elsewhere = await socket();
+    try {
+      caller.send(ack('a1', 'acky').map((line) => line.replace(`ACK ${uri} `, `ACK sip:dave@127.0.0.1:${elsewhere.port} `)));
+      assert.equal(await elsewhere.next(() => true, 500), undefined, 'the allowance is for the callee only');
+    } finally {
+      elsewhere.udp.close();
+    }
     caller.send(ack('a1', 'ack1'));
     assert.ok(await callee.next((m) => m.kind === 'request' && m.method === 'ACK'), "the proven caller's ACK reaches the callee");
   } finally {

@@ -9,31 +9,43 @@ import type { SipFlow } from '../transport/sip-transport.js';
  * Contact of what such a phone sends through us gets `;p2p-flow=TOKEN`, and a request whose
  * Request-URI carries one goes back over that flow. The token names the flow and carries a MAC,
  * so nobody can make us send into another phone's connection with a token of their own making.
+ * A token also says whether the flow is a phone of this home's (registered, or its sender proved
+ * a user here) or only someone's TCP connection (the one way back to it): only the first kind
+ * counts as a phone of ours for who may reach it.
  */
 export const FLOW_PARAM = 'p2p-flow';
+
+/** The flow a token names, and whether it is a phone of this home's. */
+export interface MarkedFlow {
+  readonly flow: SipFlow;
+  readonly ours: boolean;
+}
 
 export class FlowTokens {
   constructor(private readonly secret: Uint8Array) {}
 
-  encode(flow: SipFlow): string | undefined {
+  encode(flow: SipFlow, ours = true): string | undefined {
     if (flow.transport === 'OVERLAY') return undefined;
-    const body = flow.transport === 'TCP' ? `t~${flow.connectionId}~${flow.remote.host}~${flow.remote.port}` : `u~${flow.remote.host}~${flow.remote.port}`;
+    const path = flow.transport === 'TCP' ? `t~${flow.connectionId}~${flow.remote.host}~${flow.remote.port}` : `u~${flow.remote.host}~${flow.remote.port}`;
+    const body = ours ? path : `s~${path}`;
     return `${body}~${this.mac(body)}`.replace(/:/g, '-'); // IPv6 colons are not allowed bare in a URI parameter
   }
 
-  decode(token: string): SipFlow | undefined {
+  decode(token: string): MarkedFlow | undefined {
     const parts = token.replace(/-/g, ':').split('~');
     const mac = parts.pop();
     const body = parts.join('~');
     if (!mac || !same(mac, this.mac(body))) return undefined;
-    if (parts[0] === 't' && parts.length === 4) return { transport: 'TCP', connectionId: Number(parts[1]), remote: { host: parts[2], port: Number(parts[3]) } };
-    if (parts[0] === 'u' && parts.length === 3) return { transport: 'UDP', remote: { host: parts[1], port: Number(parts[2]) } };
+    const ours = parts[0] !== 's';
+    if (!ours) parts.shift();
+    if (parts[0] === 't' && parts.length === 4) return { flow: { transport: 'TCP', connectionId: Number(parts[1]), remote: { host: parts[2], port: Number(parts[3]) } }, ours };
+    if (parts[0] === 'u' && parts.length === 3) return { flow: { transport: 'UDP', remote: { host: parts[1], port: Number(parts[2]) } }, ours };
     return undefined;
   }
 
   /** Each Contact with the token of the flow it came over (values that cannot be read are left alone). */
-  markContacts(contacts: readonly string[], flow: SipFlow): string[] | undefined {
-    const token = this.encode(flow);
+  markContacts(contacts: readonly string[], flow: SipFlow, ours = true): string[] | undefined {
+    const token = this.encode(flow, ours);
     if (!token) return undefined;
     return contacts.map((value) => {
       try {

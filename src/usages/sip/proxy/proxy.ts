@@ -12,7 +12,7 @@ import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
 import type { Binding, LocationService } from '../registrar/location.js';
 import { SipError } from '../sip-error.js';
-import { FLOW_PARAM, type FlowTokens } from './flow-tokens.js';
+import { FLOW_PARAM, type FlowTokens, type MarkedFlow } from './flow-tokens.js';
 import { chosenFinal, response408Headers, synthetic, upstream } from './final-responses.js';
 import { isIpLiteral, routeUri, tryParseSipUri, udpTo, withHost, withoutParam } from './route-uris.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
@@ -173,6 +173,10 @@ const BRANCH_PREFIX = 'z9hG4bKp2p';
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
 /** Requests whose Contact sets a dialog's remote target (RFC 3261 s12, RFC 3311): these Contacts get flow marks. */
 const TARGET_REFRESHING = new Set(['INVITE', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'UPDATE']);
+function dialogKey(checked: CheckedRequest, toTag: string): string {
+  return `${checked.callId}\n${checked.from.params.get('tag') ?? ''}\n${toTag}`;
+}
+
 /** How long after a 2xx its ACK may come (64*T1, RFC 3261 s13.3.1.4). */
 const ACK_WINDOW_MS = 32_000;
 const MAX_ANSWERED_PROVEN = 4096;
@@ -187,10 +191,11 @@ export class SipProxy {
   /** INVITEs whose caller proved a user of this home with digest (not by the flow it registered). */
   private readonly provenByDigest = new WeakSet<ServerTransaction>();
   /**
-   * Dialogs (Call-ID, From tag) whose INVITE was proven by digest and answered 2xx: their ACK,
-   * which cannot be challenged (s22.1), is relayed for 64*T1 after the answer. Oldest go first past the bound.
+   * Dialogs (Call-ID, From tag, To tag) whose INVITE was proven by digest and answered 2xx: their
+   * ACK, which cannot be challenged (s22.1), is relayed for 64*T1 after the answer, from the host
+   * the INVITE came from and to where it went. Oldest go first past the bound.
    */
-  private readonly answeredProvenDialogs = new Map<string, number>();
+  private readonly answeredProvenDialogs = new Map<string, { readonly until: number; readonly callerHost: string; readonly callee: SipFlow }>();
 
   constructor(private readonly deps: ProxyDeps) {}
 
@@ -338,26 +343,29 @@ export class SipProxy {
     }
   }
 
-  private rememberAnswered(checked: CheckedRequest): void {
+  private rememberAnswered(server: ServerTransaction, toTag: string, callee: SipFlow): void {
     const dialogs = this.answeredProvenDialogs;
-    const key = `${checked.callId}\n${checked.from.params.get('tag') ?? ''}`;
+    const key = dialogKey(server.checked, toTag);
     dialogs.delete(key);
-    dialogs.set(key, this.deps.servers.clock.now() + ACK_WINDOW_MS);
+    dialogs.set(key, { until: this.deps.servers.clock.now() + ACK_WINDOW_MS, callerHost: server.flow.remote.host, callee });
     if (dialogs.size > MAX_ANSWERED_PROVEN) dialogs.delete(dialogs.keys().next().value!);
   }
 
-  private answeredProven(checked: CheckedRequest): boolean {
-    const until = this.answeredProvenDialogs.get(`${checked.callId}\n${checked.from.params.get('tag') ?? ''}`);
-    return until !== undefined && until >= this.deps.servers.clock.now();
+  /** Where the ACK of a proven caller's answered INVITE may go, when `flow` is where that caller is. */
+  private answeredProven(checked: CheckedRequest, flow: SipFlow): SipFlow | undefined {
+    const answered = this.answeredProvenDialogs.get(dialogKey(checked, checked.to.params.get('tag') ?? ''));
+    return answered && answered.until >= this.deps.servers.clock.now() && answered.callerHost === flow.remote.host ? answered.callee : undefined;
   }
 
   /** An ACK for a 2xx, or any request that matched no transaction and needs none: forwarded statelessly (s16.11). */
   forwardAck(request: SipRequest, checked: CheckedRequest, flow: SipFlow): void {
     if (checked.maxForwards === 0) return; // s16.3 step 3: no response to an ACK; it just goes no further
-    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow) || this.answeredProven(checked);
+    const trusted = !this.deps.auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow);
+    const answered = trusted ? undefined : this.answeredProven(checked, flow);
     this.targets(request, checked, (targets) => {
       const target = targets?.[0];
-      if (!target || (!trusted && !target.registered)) return; // a stranger's ACK reaches this home's phones only
+      // A stranger's ACK reaches this home's phones only; a proven caller's, where its INVITE went.
+      if (!target || (!trusted && !target.registered && !(answered && sameFlow(answered, target.flow)))) return;
       const branch = statelessBranch(request, checked, target.flow);
       const send = (body?: Uint8Array) => {
         this.counters.statelessForwards++;
@@ -450,7 +458,7 @@ export class SipProxy {
    * from a new port), else the marked flow itself. Without: the binding registered from the
    * Contact's own address, else the first.
    */
-  private bindingFor(contact: string, marked: SipFlow | undefined): Target | undefined {
+  private bindingFor(contact: string, marked: MarkedFlow | undefined): Target | undefined {
     const wanted = tryParseSipUri(contact);
     const matching = wanted
       ? this.deps.location.aors().flatMap((aor) => this.deps.location.bindings(aor)).filter((b) => {
@@ -460,10 +468,11 @@ export class SipProxy {
       : [];
     const fromHost = (b: Binding, host: string) => b.flow.transport !== 'OVERLAY' && b.flow.remote.host === host;
     const chosen = marked
-      ? (matching.find((b) => sameFlow(b.flow, marked)) ?? matching.find((b) => b.flow.transport === marked.transport && fromHost(b, marked.remote.host)))
+      ? (matching.find((b) => sameFlow(b.flow, marked.flow)) ?? matching.find((b) => b.flow.transport === marked.flow.transport && fromHost(b, marked.flow.remote.host)))
       : (matching.find((b) => fromHost(b, wanted!.host) && b.flow.remote.port === (wanted!.port ?? 5060)) ?? matching[0]);
     if (chosen) return { uri: contact, flow: chosen.flow, registered: true };
-    return marked ? { uri: contact, flow: marked, registered: true } : undefined;
+    // A mark made on a phone's flow is a phone of ours; one on a stranger's TCP connection only says how to reach it.
+    return marked ? { uri: contact, flow: marked.flow, registered: marked.ours } : undefined;
   }
 
   /** How many Routes on top name us (two where we record-routed twice, RFC 5658; more with a phone's outbound Route). */
@@ -542,9 +551,9 @@ export class SipProxy {
   }
 
   /** A copy whose Contacts carry the token of the flow the message came over (flow-tokens.ts). */
-  private markContacts<M extends SipRequest | SipResponse>(message: M, flow: SipFlow): M {
+  private markContacts<M extends SipRequest | SipResponse>(message: M, flow: SipFlow, ours = true): M {
     const contacts = message.headers.getAll('Contact');
-    const marked = contacts.length ? this.deps.flowTokens?.markContacts(contacts, flow) : undefined;
+    const marked = contacts.length ? this.deps.flowTokens?.markContacts(contacts, flow, ours) : undefined;
     if (!marked) return message;
     const headers = message.headers.clone();
     headers.remove('Contact');
@@ -557,9 +566,9 @@ export class SipProxy {
     // What phones send is marked, so requests in the dialog come back over the flow it came on:
     // a registered one, or one whose sender proved a user here, or a TCP connection (the only way
     // back to a phone that sent a large INVITE over one). Other homes mark their own phones' Contacts.
-    const fromPhone = from && (proven || this.deps.location.hasFlow(from) || (from.transport === 'TCP' && !this.fromOtherHome(checked, from)));
-    const marks = fromPhone && TARGET_REFRESHING.has(original.method);
-    const request = marks ? this.markContacts(original, from) : original;
+    const ours = from !== undefined && (proven || this.deps.location.hasFlow(from));
+    const marks = from && TARGET_REFRESHING.has(original.method) && (ours || (from.transport === 'TCP' && !this.fromOtherHome(checked, from)));
+    const request = marks ? this.markContacts(original, from, ours) : original;
     const headers = request.headers.clone();
     // RFC 3581 s4, s18.2.1: the Via we pass on says where the request really came from, so every
     // response (a retransmitted 2xx sent without state too) finds a caller behind a NAT.
@@ -599,7 +608,7 @@ export class SipProxy {
       }
       if (call.server.request.method === 'BYE') media.byeAnswered(callId, [essentials.from.params.get('tag') ?? '', essentials.to.params.get('tag') ?? '']);
     }
-    if (!media || !plan || received.status === 100) return this.relayResponse(call, branch, received);
+    if (!media || !plan || received.status === 100) return this.relayResponse(call, branch, received, essentials);
     // The other side's SDP: the answer to the request's offer, or (a late offer) the offer itself.
     const rewrite = async (): Promise<SipResponse> => {
       if (received.status >= 300 || !media.hasSdp(received)) return received;
@@ -619,7 +628,7 @@ export class SipProxy {
     };
     branch.responses = (branch.responses ?? Promise.resolve())
       .then(rewrite)
-      .then((response) => this.relayResponse(call, branch, response))
+      .then((response) => this.relayResponse(call, branch, response, essentials))
       .catch((error) => this.handlerFault(callId, error));
   }
 
@@ -628,7 +637,7 @@ export class SipProxy {
     this.deps.log.warn('sip-handler-fault', { callId, error });
   }
 
-  private relayResponse(call: ProxyCall, branch: Branch, received: SipResponse): void {
+  private relayResponse(call: ProxyCall, branch: Branch, received: SipResponse, essentials: Essentials): void {
     if (received.status === 100) {
       // s9.1: any provisional response, a 100 too, lets a CANCEL go (it is not forwarded, nor does it reset Timer C).
       branch.provisional = true;
@@ -653,7 +662,7 @@ export class SipProxy {
       if (call.server.state === 'proceeding' || call.server.state === 'trying' || call.server.state === 'accepted') call.server.send(up);
       else this.deps.transport.send(responseFlow(call.server.checked, call.server.flow), serializeSipMessage(up));
       if (first && call.server.invite) for (const other of call.branches) if (other !== branch && !other.final) this.cancelBranch(other);
-      if (this.provenByDigest.has(call.server)) this.rememberAnswered(call.server.checked);
+      if (call.server.invite && this.provenByDigest.has(call.server)) this.rememberAnswered(call.server, essentials.to.params.get('tag') ?? '', branch.flow);
       this.finishIfDone(call);
       return;
     }
