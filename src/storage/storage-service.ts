@@ -13,7 +13,7 @@ import { ErrorCode, MessageCode } from '../wire/message-codes.js';
 import { fetchAns, fetchReq } from '../wire/messages/fetch.js';
 import { findAns, findReq } from '../wire/messages/find.js';
 import { statAns, statReq } from '../wire/messages/stat.js';
-import { MAX_KINDS_PER_MESSAGE, type StoreKindData, storeAns, storeReq } from '../wire/messages/store.js';
+import { MAX_KINDS_PER_MESSAGE, MAX_VALUES_PER_STORE, type StoreKindData, storeAns, storeReq } from '../wire/messages/store.js';
 import { encodeStoredData } from '../wire/messages/stored-data.js';
 import { encodeCbor } from '../wire/cbor.js';
 import { betweenRightClosed } from '../overlay/topology/chord/ring.js';
@@ -62,6 +62,9 @@ const COPY_BACKOFF_MS = 5_000;
 const COPY_BACKOFF_MAX_MS = 30_000;
 /** Values a copy's StoreReq carries at most, by their encoded size: room left for the message's header, via list and signature. */
 const COPY_BYTES = 48 * 1024;
+const MAX_COPIES_IN_PARTS = 1024;
+/** The parts of one copy follow each other (in order, one at a time): a part later than this starts another copy. */
+const COPY_PARTS_MS = 30_000;
 
 interface Copy {
   readonly peer: Id;
@@ -93,6 +96,8 @@ export class StorageService {
    * would cost about 230 bytes for each of the thousands of resources a peer holds).
    */
   private readonly copiesSent = new Map<Id, readonly Id[]>();
+  /** Copies arriving in several StoreReqs, taken whole so far: whose, and how many values they carried. */
+  private readonly copyInParts = new Map<Id, { readonly origin: Id; readonly values: number; readonly at: number }>();
   private readonly copies = new InFlightQueue<Copy>(COPIES_IN_FLIGHT, (copy, done) => this.runCopy(copy, done));
   /** Copies in flight to each peer, and those waiting for one of its slots. */
   private readonly inFlightTo = new KeyCounts<Id>();
@@ -178,8 +183,18 @@ export class StorageService {
       for (const change of changes) this.store.apply(change);
       // A copy that we took whole, of everything we hold, leaves its sender holding what we hold:
       // it needs no copy back (else the two would send the range to each other at every rebalance).
+      // A large copy comes in several StoreReqs: what they carried is counted together.
       const copied = request.kinds.reduce((n, k) => n + k.values.length, 0);
-      if (replica && changes.length === copied && this.store.entriesOf(resource) === copied) this.copiesSent.set(resource, [req.origin]);
+      const whole = replica && changes.length === copied;
+      const now = this.router.clock.now();
+      const before = this.copyInParts.get(resource);
+      const carried = copied + (whole && before?.origin === req.origin && now - before.at < COPY_PARTS_MS ? before.values : 0);
+      this.copyInParts.delete(resource);
+      if (whole) {
+        if (this.copyInParts.size >= MAX_COPIES_IN_PARTS) this.copyInParts.delete(this.copyInParts.keys().next().value!);
+        this.copyInParts.set(resource, { origin: req.origin, values: carried, at: now });
+      }
+      if (whole && this.store.entriesOf(resource) === carried) this.copiesSent.set(resource, [req.origin]);
       else this.copiesSent.delete(resource);
       this.counters.stores++;
       const replicas = replica ? [] : this.replicaSet();
@@ -473,9 +488,11 @@ function copyBodies(resource: Id, replicaNumber: number, kinds: readonly StoreKi
   for (const kind of kinds) {
     for (const value of kind.values) {
       const size = encodeCbor(encodeStoredData(value)).length;
-      if (bytes + size > COPY_BYTES || batch.length === MAX_KINDS_PER_MESSAGE) flush();
       const last = batch[batch.length - 1];
-      if (last?.kind === kind.kind) batch[batch.length - 1] = { ...last, values: [...last.values, value] };
+      const fullKind = last?.kind === kind.kind && last.values.length === MAX_VALUES_PER_STORE;
+      if (bytes + size > COPY_BYTES || fullKind || (last?.kind !== kind.kind && batch.length === MAX_KINDS_PER_MESSAGE)) flush();
+      const current = batch[batch.length - 1];
+      if (current?.kind === kind.kind) batch[batch.length - 1] = { ...current, values: [...current.values, value] };
       else batch.push({ kind: kind.kind, generation: kind.generation, values: [value] });
       bytes += size;
     }
