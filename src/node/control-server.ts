@@ -11,6 +11,7 @@ const MAX_LINE = 64 * 1024;
  * That is the directory's lock. The kernel lets go of it when the process dies, however it dies,
  * so a socket file left by a crash (or a pid reused after a power cut) never keeps a peer from
  * starting; a second peer on the same directory would interleave its writes with the first's.
+ * (Two started within the same fraction of a second, before either listens, are not told apart.)
  */
 export function controlSocketAnswers(dir: string): Promise<boolean> {
   const file = controlSocketPath(dir);
