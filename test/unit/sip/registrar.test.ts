@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import { type DigestAlgorithm, digestResponse, ha1, NonceIssuer } from '../../../src/usages/sip/auth/digest.js';
 import { parseAuthParams } from '../../../src/usages/sip/message/auth-params.js';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
-import type { SipResponse } from '../../../src/usages/sip/message/sip-message.js';
+import type { SipMessage, SipResponse } from '../../../src/usages/sip/message/sip-message.js';
 import { SipService } from '../../../src/usages/sip/sip-service.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SystemClock } from '../../../src/runtime/clock.js';
@@ -212,23 +212,25 @@ test('a stranger (no phone of this home, no other home) gets 407 for relaying a 
   assert.equal((service.status().proxy as { forwarded: number }).forwarded, forwardedBefore + 1, 'relayed once authenticated');
 });
 
-test("an INVITE proven by a user's digest from a flow no phone registered (a pjsip phone's large INVITE on TCP): its 2xx's ACK, which cannot be challenged, is relayed; an ACK of another dialog is not (SIP review F1)", async () => {
-  const socket = async () => {
-    const udp = createSocket('udp4');
-    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
-    const inbox: ReturnType<typeof parseSipMessage>[] = [];
-    udp.on('message', (m) => inbox.push(parseSipMessage(new Uint8Array(m))));
-    const next = async (match: (m: ReturnType<typeof parseSipMessage>) => boolean, ms = 1500) => {
-      for (let waited = 0; waited < ms; waited += 10) {
-        const at = inbox.findIndex(match);
-        if (at >= 0) return inbox.splice(at, 1)[0];
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      return undefined;
-    };
-    return { udp, port: udp.address().port, next, send: (lines: string[]) => udp.send(lines.join('\r\n') + '\r\n\r\n', service.address.port, '127.0.0.1') };
+/** A phone on its own UDP socket: what it receives waits in order until `next` takes what matches (undefined after `ms`). */
+async function udpPhone() {
+  const udp = createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
+  const inbox: SipMessage[] = [];
+  udp.on('message', (m) => inbox.push(parseSipMessage(new Uint8Array(m))));
+  const next = async (match: (m: SipMessage) => boolean, ms = 1500) => {
+    for (let waited = 0; waited < ms; waited += 10) {
+      const at = inbox.findIndex(match);
+      if (at >= 0) return inbox.splice(at, 1)[0];
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return undefined;
   };
-  const [caller, callee] = [await socket(), await socket()];
+  return { udp, port: udp.address().port, next, send: (lines: string[]) => udp.send(lines.join('\r\n') + '\r\n\r\n', service.address.port, '127.0.0.1') };
+}
+
+test("an INVITE proven by a user's digest from a flow no phone registered (a pjsip phone's large INVITE on TCP): its 2xx's ACK, which cannot be challenged, is relayed; an ACK of another dialog is not (SIP review F1)", async () => {
+  const [caller, callee] = [await udpPhone(), await udpPhone()];
   try {
     const uri = `sip:dave@127.0.0.1:${callee.port}`;
     const invite = (cseq: number, authorization?: string) => [`INVITE ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKinv${cseq};rport`, 'Max-Forwards: 70', `From: <sip:alice@${realm}>;tag=a1`, `To: <${uri}>`, 'Call-ID: proven-ack', `CSeq: ${cseq} INVITE`, `Contact: <sip:alice@127.0.0.1:${caller.port}>`, ...(authorization ? [`Proxy-Authorization: ${authorization}`] : []), 'Content-Length: 0'];
@@ -246,7 +248,7 @@ test("an INVITE proven by a user's digest from a flow no phone registered (a pjs
     caller.send(ack('other', 'ackx'));
     assert.equal(await callee.next((m) => m.kind === 'request' && m.method === 'ACK', 500), undefined, 'an ACK of a dialog nobody proved goes nowhere');
     // The proven dialog's ACK sent somewhere its INVITE did not go: not relayed there.
-    const elsewhere = await socket();
+    const elsewhere = await udpPhone();
     try {
       caller.send(ack('a1', 'acky').map((line) => line.replace(`ACK ${uri} `, `ACK sip:dave@127.0.0.1:${elsewhere.port} `)));
       assert.equal(await elsewhere.next(() => true, 500), undefined, 'the allowance is for the callee only');
@@ -299,45 +301,40 @@ test('a phone may use counts of one nonce out of order (parallel requests); each
 });
 
 test('a malformed request gets 400 with a To tag (s8.2.6.2); a malformed ACK gets nothing at all (SIP review F4)', async () => {
-  const phone = createSocket('udp4');
-  await new Promise<void>((resolve) => phone.bind(0, '127.0.0.1', () => resolve()));
-  const received: SipResponse[] = [];
-  phone.on('message', (m) => received.push(parseSipMessage(new Uint8Array(m)) as SipResponse));
+  const phone = await udpPhone();
   try {
-    const port = phone.address().port;
-    const malformed = (method: string) => [`${method} sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKbad${method};rport`, 'Max-Forwards: 300', `From: <sip:alice@${realm}>;tag=a`, `To: <sip:bob@${realm}>`, `Call-ID: bad-${method}`, `CSeq: 1 ${method}`, 'Content-Length: 0'].join('\r\n') + '\r\n\r\n';
-    phone.send(malformed('ACK'), service.address.port, '127.0.0.1');
-    phone.send(malformed('OPTIONS'), service.address.port, '127.0.0.1');
-    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.deepEqual(received.map((r) => `${r.status} ${r.headers.get('CSeq')}`), ['400 1 OPTIONS'], 'the ACK is not answered');
-    assert.match(received[0].headers.get('To')!, /^<sip:bob@smiths\.example>;tag=[0-9a-f]{10}$/);
+    const malformed = (method: string) => [`${method} sip:bob@${realm} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bKbad${method};rport`, 'Max-Forwards: 300', `From: <sip:alice@${realm}>;tag=a`, `To: <sip:bob@${realm}>`, `Call-ID: bad-${method}`, `CSeq: 1 ${method}`, 'Content-Length: 0'];
+    phone.send(malformed('ACK'));
+    phone.send(malformed('OPTIONS'));
+    const answer = (await phone.next((m) => m.kind === 'response')) as SipResponse;
+    assert.equal(`${answer.status} ${answer.headers.get('CSeq')}`, '400 1 OPTIONS');
+    assert.match(answer.headers.get('To')!, /^<sip:bob@smiths\.example>;tag=[0-9a-f]{10}$/);
+    assert.equal(await phone.next((m) => m.kind === 'response', 200), undefined, 'the ACK is not answered');
   } finally {
-    phone.close();
+    phone.udp.close();
   }
 });
 
 test("an OPTIONS keepalive that carries the phone's outbound-proxy Route to us is answered by us, at any SIP port (SIP review F5)", async () => {
-  const phone = createSocket('udp4');
-  await new Promise<void>((resolve) => phone.bind(0, '127.0.0.1', () => resolve()));
-  const received: SipResponse[] = [];
-  phone.on('message', (m) => received.push(parseSipMessage(new Uint8Array(m)) as SipResponse));
+  const phone = await udpPhone();
   try {
-    const port = phone.address().port;
     const ours = `127.0.0.1:${service.address.port}`;
-    const options = (uri: string, route: string, n: number) => [`OPTIONS ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKka${n};rport`, 'Max-Forwards: 70', `Route: ${route}`, `From: <sip:alice@${realm}>;tag=k${n}`, `To: <${uri}>`, `Call-ID: keepalive-${n}`, `CSeq: ${n} OPTIONS`, 'Content-Length: 0'].join('\r\n') + '\r\n\r\n';
+    const options = (uri: string, route: string, n: number) => [`OPTIONS ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bKka${n};rport`, 'Max-Forwards: 70', `Route: ${route}`, `From: <sip:alice@${realm}>;tag=k${n}`, `To: <${uri}>`, `Call-ID: keepalive-${n}`, `CSeq: ${n} OPTIONS`, 'Content-Length: 0'];
     const cases = [
       [`sip:${realm}`, `<sip:${realm};lr>`],
       [`sip:${ours}`, `<sip:${ours};lr>`],
       [`sip:alice@${ours}`, `<sip:${realm};lr>`],
     ];
-    for (const [i, [uri, route]] of cases.entries()) phone.send(options(uri, route, i + 1), service.address.port, '127.0.0.1');
+    for (const [i, [uri, route]] of cases.entries()) phone.send(options(uri, route, i + 1));
     // A dialog's request to a phone's Contact (no user) carries only our Route: it is the phone's, not ours.
-    const bye = [`BYE sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKbye9;rport`, 'Max-Forwards: 70', `Route: <sip:${ours};lr>`, `From: <sip:alice@${realm}>;tag=k9`, `To: <sip:bob@${realm}>;tag=b9`, 'Call-ID: dialog-9', 'CSeq: 9 BYE', 'Content-Length: 0'];
-    phone.send(bye.join('\r\n') + '\r\n\r\n', service.address.port, '127.0.0.1');
-    for (let i = 0; i < 150 && received.length < cases.length + 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(received.map((r) => `${r.headers.get('CSeq')} ${r.status}`).sort(), ['1 OPTIONS 200', '2 OPTIONS 200', '3 OPTIONS 200', '9 BYE 407'], "the BYE goes to the proxy (a stranger's, so challenged), not answered 405 by us");
+    phone.send([`BYE sip:127.0.0.1:${phone.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bKbye9;rport`, 'Max-Forwards: 70', `Route: <sip:${ours};lr>`, `From: <sip:alice@${realm}>;tag=k9`, `To: <sip:bob@${realm}>;tag=b9`, 'Call-ID: dialog-9', 'CSeq: 9 BYE', 'Content-Length: 0']);
+    const answers: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const answer = (await phone.next((m) => m.kind === 'response')) as SipResponse | undefined;
+      if (answer) answers.push(`${answer.headers.get('CSeq')} ${answer.status}`);
+    }
+    assert.deepEqual(answers.sort(), ['1 OPTIONS 200', '2 OPTIONS 200', '3 OPTIONS 200', '9 BYE 407'], "the BYE goes to the proxy (a stranger's, so challenged), not answered 405 by us");
   } finally {
-    phone.close();
+    phone.udp.close();
   }
 });
