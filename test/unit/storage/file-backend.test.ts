@@ -26,6 +26,16 @@ function put(i: number): StorageChange {
   return { op: 'put', resource: R, kind: 0xf0001, generation: BigInt(i + 1), data: value(alice, R, 0xf0001, i, `value ${i}`) };
 }
 
+/** A log holding `changes`, its backend closed. */
+async function logOf(changes: StorageChange[]): Promise<{ d: string; file: string }> {
+  const d = dir();
+  const backend = new FileBackend(d);
+  backend.load();
+  await appendAll(backend, changes);
+  await backend.close();
+  return { d, file: `${d}/store.log` };
+}
+
 /** Which put(i) a loaded change is. */
 function valueIndex(change: StorageChange): number | undefined {
   return change.op === 'put' && typeof change.data.entry.key === 'number' ? change.data.entry.key : undefined;
@@ -50,12 +60,7 @@ test('appended changes survive a reopen, in order, and each append is synced bef
 });
 
 test('a torn last record (a kill mid-write) is cut off at load, and later appends start clean', async () => {
-  const d = dir();
-  const a = new FileBackend(d);
-  a.load();
-  await appendAll(a, [put(0), put(1)]);
-  await a.close();
-  const file = `${d}/store.log`;
+  const { d, file } = await logOf([put(0), put(1)]);
   const whole = readFileSync(file);
   appendFileSync(file, whole.subarray(0, 20)); // half a record
   const b = new FileBackend(d);
@@ -67,12 +72,7 @@ test('a torn last record (a kill mid-write) is cut off at load, and later append
 });
 
 test('a record whose checksum fails is never served; the records after it are kept, and compaction drops it', async () => {
-  const d = dir();
-  const a = new FileBackend(d);
-  a.load();
-  await appendAll(a, [put(0), put(1), put(2)]);
-  await a.close();
-  const file = `${d}/store.log`;
+  const { d, file } = await logOf([put(0), put(1), put(2)]);
   const bytes = readFileSync(file);
   const second = 8 + bytes.readUInt32BE(0);
   bytes[second + 30] ^= 0x40; // flip a bit inside the second record
@@ -91,12 +91,7 @@ test('a record whose checksum fails is never served; the records after it are ke
 });
 
 test('damage in the last record is a torn tail: cut off, as a kill mid-write leaves it', async () => {
-  const d = dir();
-  const a = new FileBackend(d);
-  a.load();
-  await appendAll(a, [put(0), put(1)]);
-  await a.close();
-  const file = `${d}/store.log`;
+  const { d, file } = await logOf([put(0), put(1)]);
   const bytes = readFileSync(file);
   bytes[bytes.length - 3] ^= 0x01;
   writeFileSync(file, bytes);
