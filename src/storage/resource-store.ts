@@ -108,14 +108,13 @@ export class ResourceStore {
       if (stale) throw new OverlayError(ErrorCode.DataTooOld, 'a newer value is already stored');
       const bytes = value.entry.value.length - (existing?.valueLength ?? 0);
       const reserved = { bytes: Math.max(0, bytes), entries: existing ? 0 : 1 };
-      kept.push({ op: 'put', resource, kind: data.kind, generation: 0n, data: value, reserved });
+      kept.push({ op: 'put', resource, kind: data.kind, generation, data: value, reserved });
       addedBytes += bytes;
       addedEntries += reserved.entries;
       batch.set(key, { storageTime: value.storageTime, valueLength: value.entry.value.length });
     }
     const pending = this.pending;
-    const slotKey = `${resource}/${data.kind}`;
-    if ((slot?.entries.size ?? 0) + (pending.entriesOf.get(slotKey) ?? 0) + addedEntries > kind.maxCount) {
+    if ((slot?.entries.size ?? 0) + (pending.entriesOf.get(slotKey(resource, data.kind)) ?? 0) + addedEntries > kind.maxCount) {
       throw new OverlayError(ErrorCode.DataTooLarge, `${kind.name} holds at most ${kind.maxCount} entries`);
     }
     if ((this.resources.get(resource)?.bytes ?? 0) + (pending.bytesOf.get(resource) ?? 0) + addedBytes > this.limits.maxBytesPerResource) {
@@ -125,9 +124,8 @@ export class ResourceStore {
     if (this.limits.maxEntries !== undefined && this.entryCount + pending.entries + addedEntries > this.limits.maxEntries) {
       throw new OverlayError(ErrorCode.DataTooLarge, `quota: this peer holds its most entries (${this.limits.maxEntries}; its memory is capped)`);
     }
-    const changes = kept.map((change) => ({ ...change, generation }));
-    for (const change of changes) this.reserve(change, 1);
-    return changes;
+    for (const change of kept) this.reserve(change, 1);
+    return kept;
   }
 
   /** Gives back what checked changes held of the quotas, when they will not be applied (the backend failed). */
@@ -139,11 +137,10 @@ export class ResourceStore {
     if (change.op !== 'put' || !change.reserved) return;
     const { bytes, entries } = change.reserved;
     const pending = this.pending;
-    const slotKey = `${change.resource}/${change.kind}`;
     pending.bytes += sign * bytes;
     pending.entries += sign * entries;
     adjust(pending.bytesOf, change.resource, sign * bytes);
-    adjust(pending.entriesOf, slotKey, sign * entries);
+    adjust(pending.entriesOf, slotKey(change.resource, change.kind), sign * entries);
   }
 
   /** Applies durable changes (after the backend acknowledged them, or when replaying it). */
@@ -285,6 +282,11 @@ export class ResourceStore {
   get size(): { resources: number; entries: number; bytes: number } {
     return { resources: this.resources.size, entries: this.entryCount, bytes: this.bytesHeld };
   }
+}
+
+/** A kind's slot at one Resource-ID, as the pending counts know it. */
+function slotKey(resource: Id, kind: number): string {
+  return `${resource}/${kind}`;
 }
 
 function base64(bytes: Uint8Array): string {
