@@ -8,10 +8,8 @@ const MAX_LINE = 64 * 1024;
 
 /**
  * Whether a peer already runs on the data directory `dir`: its control socket takes a connection.
- * That is the directory's lock. The kernel lets go of it when the process dies, however it dies,
- * so a socket file left by a crash (or a pid reused after a power cut) never keeps a peer from
- * starting; a second peer on the same directory would interleave its writes with the first's.
- * (Two started within the same fraction of a second, before either listens, are not told apart.)
+ * A socket file left by a crash (or a pid reused after a power cut) answers nothing, so it never
+ * keeps a peer from starting. One half of the directory's lock (DataDirLock).
  */
 export function controlSocketAnswers(dir: string): Promise<boolean> {
   const file = controlSocketPath(dir);
@@ -40,7 +38,7 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     const file = controlSocketPath(this.dir);
-    if (existsSync(file)) unlinkSync(file); // left by a crashed run (a live one was refused: controlSocketAnswers)
+    if (existsSync(file)) unlinkSync(file); // left by a crashed run (a live one was refused: DataDirLock)
     this.server = createServer((socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);

@@ -15,7 +15,8 @@ import { EnrollmentAuthority, EnrollmentRefused } from './enrollment/enrollment-
 import { renewCertificate } from './enrollment/enrollment-client.js';
 import { EnrollmentServer } from './enrollment/enrollment-transport.js';
 import { loadNodeSetup, type NodeSetup, OPEN_MODE_WARNING } from './node-setup.js';
-import { ControlServer, controlSocketAnswers } from './control-server.js';
+import { ControlServer } from './control-server.js';
+import { DataDirLock } from './data-dir-lock.js';
 import { saveIdentity } from './identity-store.js';
 import { OverlayPeer } from './overlay-peer.js';
 import { traceRoute } from './route-trace.js';
@@ -95,6 +96,7 @@ export class PeerDaemon {
   private constructor(
     readonly peer: OverlayPeer,
     private readonly control: ControlServer,
+    private readonly lock: DataDirLock,
     private readonly setup: NodeSetup,
     private readonly authority: EnrollmentAuthority | undefined,
     private readonly enrollment: EnrollmentServer | undefined,
@@ -109,8 +111,17 @@ export class PeerDaemon {
   ) {}
 
   static async start(options: PeerDaemonOptions): Promise<PeerDaemon> {
+    const lock = await DataDirLock.take(options.dataDir);
+    try {
+      return await PeerDaemon.startLocked(options, lock);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  }
+
+  private static async startLocked(options: PeerDaemonOptions, lock: DataDirLock): Promise<PeerDaemon> {
     const { log } = options;
-    if (await controlSocketAnswers(options.dataDir)) throw new ConfigError(`a peer is already running on ${options.dataDir} (its control socket answers): stop it first, or give this one a --data of its own`);
     const clock = new SystemClock();
     const random = new SystemRandom();
     const nowSeconds = (): number => Math.floor(clock.wallTime() / 1000);
@@ -244,7 +255,7 @@ export class PeerDaemon {
     let daemon: PeerDaemon | undefined;
     const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
     await control.listen();
-    daemon = new PeerDaemon(peer, control, setup, authority, enrollment, configSync, sip, publisher, savedBindings, signers, household, options, random);
+    daemon = new PeerDaemon(peer, control, lock, setup, authority, enrollment, configSync, sip, publisher, savedBindings, signers, household, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
@@ -299,6 +310,7 @@ export class PeerDaemon {
     await this.enrollment?.close();
     await this.peer.leave();
     await this.control.close();
+    this.lock.release();
     this.options.log.info('stopped');
   }
 
