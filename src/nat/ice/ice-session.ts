@@ -198,7 +198,7 @@ export class IceSession {
     this.deps.transactions.request(transactionId, request, pair.remote, send, (answer) => {
       this.inFlight.delete(transactionId);
       this.checked(pair, nominate, answer);
-    }, { rtoMs, attempts });
+    }, { rtoMs, attempts, symmetric: true });
   }
 
   private checked(pair: Pair, nominated: boolean, answer: StunAnswer | undefined): void {

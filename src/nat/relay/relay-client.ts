@@ -202,6 +202,6 @@ export class RelayClient {
     const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes), key);
     this.deps.transactions.request(transactionId, bytes, server, this.deps.sendRaw, (answer) => {
       done(answer?.message.klass === StunClass.Success, answer?.message);
-    }, options);
+    }, { ...options, symmetric: true }); // the allocation is this 5-tuple's
   }
 }

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Random } from '../../runtime/random.js';
-import type { Address } from '../../wire/address.js';
+import { type Address, addressKey } from '../../wire/address.js';
 import type { StunMessage } from './message.js';
 import { bytesToHex } from '../../runtime/hex.js';
 
@@ -8,7 +8,9 @@ import { bytesToHex } from '../../runtime/hex.js';
  * STUN client transactions over UDP (RFC 8489 s6.2.1): a request is retransmitted with a
  * doubling timeout until an answer with its transaction ID arrives or the tries run out.
  * The lab-friendly defaults (100 ms, 5 tries: about 3 s) are ICE's pacing (RFC 8445 s14.3)
- * rather than RFC 8489's 500 ms, which suits checks that race each other.
+ * rather than RFC 8489's 500 ms, which suits checks that race each other. A symmetric request's
+ * answer counts only from where the request went, so one forged by someone who saw the
+ * transaction ID neither fails an ICE check nor ends a TURN request early.
  */
 export interface StunAnswer {
   readonly message: StunMessage;
@@ -20,12 +22,20 @@ export interface StunAnswer {
 export interface StunRequestOptions {
   readonly rtoMs?: number;
   readonly attempts?: number;
+  /**
+   * Count an answer only from where the request went: ICE checks (RFC 8445 s7.2.5.2.1) and TURN,
+   * whose allocation is the 5-tuple. A plain Binding may be answered from another of the server's
+   * addresses (a wildcard-bound server on a host with two), and a CHANGE-REQUEST (RFC 5780) must be.
+   */
+  readonly symmetric?: boolean;
 }
 
 export type StunSend = (to: Address, datagram: Uint8Array) => void;
 
 interface Pending {
   readonly done: (answer: StunAnswer | undefined) => void;
+  /** Where the answer must come from (addressKey), for a symmetric request. */
+  readonly from: string | undefined;
   timer: TimerHandle | undefined;
 }
 
@@ -34,6 +44,8 @@ const MAX_PENDING = 1024;
 export class StunTransactions {
   private readonly pending = new Map<string, Pending>();
   retransmissions = 0;
+  /** Answers with a pending transaction's ID from somewhere the request did not go: dropped, and the transaction waits on. */
+  strayAnswers = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -53,7 +65,7 @@ export class StunTransactions {
   request(transactionId: Uint8Array, request: Uint8Array, to: Address, send: StunSend, done: (answer: StunAnswer | undefined) => void, options: StunRequestOptions = {}): void {
     const key = bytesToHex(transactionId);
     if (this.pending.size >= MAX_PENDING) return done(undefined);
-    const entry: Pending = { done, timer: undefined };
+    const entry: Pending = { done, from: options.symmetric ? addressKey(to) : undefined, timer: undefined };
     this.pending.set(key, entry);
     const attempts = options.attempts ?? 5;
     const transmit = (attempt: number, rto: number): void => {
@@ -74,6 +86,11 @@ export class StunTransactions {
     const key = bytesToHex(message.transactionId);
     const entry = this.pending.get(key);
     if (!entry) return false;
+    // A forged or misrouted answer must neither end the transaction nor give it a false address.
+    if (entry.from !== undefined && entry.from !== addressKey(from)) {
+      this.strayAnswers++;
+      return true;
+    }
     this.pending.delete(key);
     this.clock.clearTimer(entry.timer);
     entry.done({ message, bytes, from });

@@ -22,13 +22,14 @@ interface Side {
   readonly host: Address;
 }
 
-function pair(deliverable: (from: Address, to: Address) => boolean, rewrite: (from: Address) => Address = (a) => a) {
+function pair(deliverable: (from: Address, to: Address) => boolean, rewrite: (from: Address) => Address = (a) => a, onPath?: (from: Address, datagram: Uint8Array, answer: (from: Address, datagram: Uint8Array) => void) => void) {
   const clock = new VirtualClock();
   const random = new SeededRandom(7);
   const sides = new Map<string, Side>();
   const make = (host: Address): Side => {
     const nat = natNode(host, clock, random.fork(), (to, datagram) => {
       const source = rewrite(host);
+      onPath?.(source, datagram, (from, forged) => clock.setTimer(1, () => sides.get(addressKey(host))!.nat.receive('host', from, forged)));
       if (!deliverable(source, to)) return;
       const target = [...sides.values()].find((s) => addressKey(s.host) === addressKey(to) || addressKey(rewrite(s.host)) === addressKey(to));
       if (target) clock.setTimer(5, () => target.nat.receive('host', source, datagram));
@@ -160,4 +161,22 @@ test('once a session ends, none of its checks is sent again', () => {
   clock.runUntil(clock.now() + 30_000);
   assert.equal(sent.length, atClose);
   assert.equal(nat.transactions.size, 0, 'no transaction left pending');
+});
+
+test('an on-path stranger who answers every check first, from its own address, neither fails a pair nor becomes one', () => {
+  const stranger = { host: '198.18.0.66', port: 6084 };
+  let forged = 0;
+  const { clock, make } = pair(() => true, undefined, (_from, datagram, answer) => {
+    const message = decodeStun(datagram);
+    if (message.klass !== StunClass.Request) return;
+    forged++;
+    answer(stranger, encodeStun(StunMethod.Binding, StunClass.Success, message.transactionId, []));
+  });
+  const a = make({ host: '198.18.0.1', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const r = run(a, b, clock);
+  assert.ok(forged >= 2);
+  assert.equal(addressKey(r.a!.remote), '198.18.0.2:6084');
+  assert.equal(addressKey(r.b!.remote), '198.18.0.1:6084');
+  assert.ok(a.nat.transactions.strayAnswers >= 1, 'the forged answers were dropped and counted');
 });
