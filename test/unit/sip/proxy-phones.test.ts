@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, type Socket as TcpSocket } from 'node:net';
+import { connect, createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../../src/usages/sip/message/sip-message.js';
@@ -67,7 +67,9 @@ class Phone {
   private waiters: (() => void)[] = [];
   private udp?: UdpSocket;
   private tcp?: TcpSocket;
+  private listener?: TcpServer;
   port = 0;
+  listenPort = 0;
   host = '127.0.0.1';
   server = sipPort;
 
@@ -86,21 +88,36 @@ class Phone {
 
   static async tcp(): Promise<Phone> {
     const phone = new Phone();
-    phone.tcp = connect(sipPort, '127.0.0.1');
-    await new Promise<void>((resolve) => phone.tcp!.once('connect', () => resolve()));
-    phone.port = phone.tcp.localPort!;
+    const socket = connect(sipPort, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    phone.port = socket.localPort!;
+    phone.useConnection(socket);
+    phones.push(phone);
+    return phone;
+  }
+
+  /** A phone on TCP that also listens, at `listenPort`, for connections to its Contact (RFC 3261 s18.2.1). */
+  static async tcpListening(): Promise<Phone> {
+    const phone = await Phone.tcp();
+    phone.listener = createServer((socket) => phone.useConnection(socket));
+    await new Promise<void>((resolve) => phone.listener!.listen(0, '127.0.0.1', () => resolve()));
+    phone.listenPort = (phone.listener.address() as { port: number }).port;
+    return phone;
+  }
+
+  /** What a phone's connection carries; the phone answers over the newest one. */
+  useConnection(socket: TcpSocket): void {
+    this.tcp = socket;
     let buffer = '';
-    phone.tcp.on('data', (chunk) => {
+    socket.on('data', (chunk) => {
       buffer += chunk.toString('latin1');
       for (let end = buffer.indexOf('\r\n\r\n'); end >= 0; end = buffer.indexOf('\r\n\r\n')) {
         const length = Number(/\r\nContent-Length: *(\d+)/i.exec(buffer.slice(0, end))?.[1] ?? 0);
         if (buffer.length < end + 4 + length) break;
-        phone.take(parseSipMessage(new Uint8Array(Buffer.from(buffer.slice(0, end + 4 + length), 'latin1'))));
+        this.take(parseSipMessage(new Uint8Array(Buffer.from(buffer.slice(0, end + 4 + length), 'latin1'))));
         buffer = buffer.slice(end + 4 + length);
       }
     });
-    phones.push(phone);
-    return phone;
   }
 
   get transport(): 'UDP' | 'TCP' {
@@ -132,9 +149,14 @@ class Phone {
     return this.inbox.filter((m): m is SipRequest => m.kind === 'request' && m.method === method);
   }
 
+  closeConnection(): void {
+    this.tcp?.destroy();
+  }
+
   close(): void {
     this.udp?.close();
     this.tcp?.destroy();
+    this.listener?.close();
   }
 
   private take(message: SipMessage): void {
@@ -352,6 +374,44 @@ test("a phone registered on UDP that sends its INVITE over a new TCP connection 
   answer(alice, bye, 200, 'OK');
   assert.ok(await bob.next(isResponse(200, 'BYE')));
   await unregister([aliceUdp, 'alice'], [bob, 'bob']);
+});
+
+test("a phone on TCP whose connection has closed is called over a new connection to its Contact (RFC 3261 s18.1.1), and its dialog goes on over it; one using outbound (;reg-id) gets no connection and its binding goes (RFC 5626 s5.3)", async () => {
+  const alice = await Phone.udp();
+  const carol = await Phone.tcpListening();
+  assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+  assert.equal((await register(carol, 'carol', [`<sip:carol@127.0.0.1:${carol.listenPort};transport=tcp>`])).status, 200);
+  const counters = () => service.status() as { transport: { connectionsClosed: number }; proxy: { reconnects: number } };
+  const closed = () => counters().transport.connectionsClosed;
+  const before = closed();
+  carol.closeConnection(); // its connection closes (the phone restarted its stack, say); it still listens
+  for (let i = 0; i < 50 && closed() === before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+
+  const call = invite(alice, 'alice', `sip:carol@${domain}`);
+  const reached = (await carol.next(isRequest('INVITE'))) as SipRequest;
+  assert.equal(counters().proxy.reconnects, 1);
+  answer(carol, reached, 200, 'OK', 'ct');
+  const ok = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
+  const carolContact = /<([^>]+)>/.exec(ok.headers.get('Contact')!)![1];
+  alice.send([`BYE ${carolContact} SIP/2.0`, via(alice, `bye${++sequence}`), 'Max-Forwards: 70', ...ok.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`), `From: ${call.lines.find((l) => l.startsWith('From:'))!.slice(6)}`, `To: ${ok.headers.get('To')}`, `Call-ID: ${call.callId}`, 'CSeq: 2 BYE', 'Content-Length: 0']);
+  const bye = (await carol.next(isRequest('BYE'))) as SipRequest;
+  answer(carol, bye, 200, 'OK');
+  assert.ok(await alice.next(isResponse(200, 'BYE')));
+  assert.equal(counters().proxy.reconnects, 1, 'the BYE went over the connection the INVITE opened');
+
+  // With outbound the flow is the only way to the phone: it has closed, so the call fails and the binding goes.
+  const dave = await Phone.tcpListening();
+  assert.equal((await register(dave, 'bob', [`<sip:bob@127.0.0.1:${dave.listenPort};transport=tcp>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-0000-0000-00000000da7e>"`])).status, 200);
+  const daveClosed = closed();
+  dave.closeConnection();
+  for (let i = 0; i < 50 && closed() === daveClosed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  invite(alice, 'alice', `sip:bob@${domain}`);
+  const refused = (await alice.next((m) => m.kind === 'response' && m.status >= 400)) as SipResponse;
+  assert.ok([430, 480].includes(refused.status), `${refused.status}`);
+  assert.equal(service.location.bindings(`bob@${domain}`).length, 0);
+  assert.equal(dave.requests('INVITE').length, 0);
+  assert.equal(counters().proxy.reconnects, 1);
+  await unregister([alice, 'alice'], [carol, 'carol']);
 });
 
 test('Contacts that differ by ;transport are two bindings; a Contact repeated in one REGISTER is one', async () => {

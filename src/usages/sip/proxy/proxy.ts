@@ -14,6 +14,7 @@ import type { Binding, LocationService } from '../registrar/location.js';
 import { SipError } from '../sip-error.js';
 import { FLOW_PARAM, type FlowTokens, type MarkedFlow } from './flow-tokens.js';
 import { chosenFinal, response408Headers, synthetic, upstream } from './final-responses.js';
+import { reconnectAddress } from './phone-reconnect.js';
 import { isIpLiteral, routeUri, tryParseSipUri, udpTo, withHost, withoutParam } from './route-uris.js';
 import type { ClientTransaction, ClientTransactions } from '../transactions/client-transactions.js';
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
@@ -166,6 +167,8 @@ export interface ProxyCounters {
   /** Requests from strangers challenged before being relayed (407). */
   challenged: number;
   strayResponses: number;
+  /** New connections opened to phones on TCP whose registered connection had closed. */
+  reconnects: number;
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
@@ -184,7 +187,7 @@ const MAX_ANSWERED_PROVEN = 4096;
 const PEER_PARAM = 'p2p-node';
 
 export class SipProxy {
-  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0 };
+  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0, reconnects: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   /** Requests whose targets are still being found (an overlay lookup may take seconds). */
   private readonly deciding = new Set<ServerTransaction>();
@@ -419,7 +422,7 @@ export class SipProxy {
     if (uri.user && aorOfOurs) {
       const aor = this.deps.canonicalAor(uri);
       const bindings = this.deps.location.bindings(aor);
-      if (bindings.length) return done(bindings.map((b) => ({ uri: b.contact, flow: b.flow, registered: true, q: b.q })));
+      if (bindings.length) return done(bindings.map((b) => this.phoneTarget(b)));
       if (this.deps.isLocalUser(uri.user)) {
         this.counters.unavailable++;
         return done(undefined, [480, 'Temporarily Unavailable']); // a user of this home with no phone on
@@ -470,9 +473,22 @@ export class SipProxy {
     const chosen = marked
       ? (matching.find((b) => sameFlow(b.flow, marked.flow)) ?? matching.find((b) => b.flow.transport === marked.flow.transport && fromHost(b, marked.flow.remote.host)))
       : (matching.find((b) => fromHost(b, wanted!.host) && b.flow.remote.port === (wanted!.port ?? 5060)) ?? matching[0]);
-    if (chosen) return { uri: contact, flow: chosen.flow, registered: true };
+    if (chosen) return this.phoneTarget(chosen, contact);
     // A mark made on a phone's flow is a phone of ours; one on a stranger's TCP connection only says how to reach it.
     return marked ? { uri: contact, flow: marked.flow, registered: marked.ours } : undefined;
+  }
+
+  /** A registered phone: over its flow, or over a new connection where that closed and the phone listens (phone-reconnect.ts). */
+  private phoneTarget(binding: Binding, uri = binding.contact): Target {
+    const target: Target = { uri, flow: binding.flow, registered: true, q: binding.q };
+    const { flow } = binding;
+    if (flow.transport !== 'TCP' || (flow.connectionId !== undefined && this.deps.transport.hasConnection(flow.connectionId))) return target;
+    const to = reconnectAddress(binding);
+    const fresh = to && this.deps.transport.connect(to);
+    if (!fresh) return target;
+    this.counters.reconnects++;
+    this.deps.location.moveFlow(flow, fresh);
+    return { ...target, flow: fresh };
   }
 
   /** How many Routes on top name us (two where we record-routed twice, RFC 5658; more with a phone's outbound Route). */

@@ -64,6 +64,13 @@ export class LocationService {
     return removed;
   }
 
+  /** The bindings reached over `from` are reached over `to` from now on (a new connection to a phone whose own closed). */
+  moveFlow(from: SipFlow, to: SipFlow): void {
+    for (const [aor, list] of [...this.byAor]) {
+      if (list.some((b) => sameFlow(b.flow, from))) this.set(aor, list.map((b) => (sameFlow(b.flow, from) ? { ...b, flow: to } : b)));
+    }
+  }
+
   /** Whether a message came over a flow some phone registered from (the same TCP connection, or UDP source address). */
   hasFlow(flow: SipFlow): boolean {
     return this.flows().some((f) => sameFlow(f, flow));
