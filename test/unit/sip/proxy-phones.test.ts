@@ -414,6 +414,23 @@ test("a phone on TCP whose connection has closed is called over a new connection
   await unregister([alice, 'alice'], [carol, 'carol']);
 });
 
+test('a response whose request came over a TCP connection that has since closed goes over a new connection to the address it came from, at the port in sent-by (RFC 3261 s18.2.2)', async () => {
+  const alice = await Phone.udp();
+  assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+  const bob = await Phone.tcpListening();
+  const n = ++sequence;
+  bob.send([`INVITE sip:alice@${domain} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${bob.listenPort};branch=z9hG4bKgone${n}`, 'Max-Forwards: 70', `From: <sip:bob@${domain}>;tag=b${n}`, `To: <sip:alice@${domain}>`, `Call-ID: gone-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.listenPort};transport=tcp>`, 'Content-Length: 0']);
+  const reached = (await alice.next(isRequest('INVITE'))) as SipRequest;
+  const closed = () => (service.status() as { transport: { connectionsClosed: number } }).transport.connectionsClosed;
+  const before = closed();
+  bob.closeConnection();
+  for (let i = 0; i < 50 && closed() === before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  answer(alice, reached, 200, 'OK', 'at');
+  const ok = (await bob.next(isResponse(200, 'INVITE'))) as SipResponse;
+  assert.equal(ok.headers.get('Call-ID'), `gone-${n}`);
+  await unregister([alice, 'alice']);
+});
+
 test('Contacts that differ by ;transport are two bindings; a Contact repeated in one REGISTER is one', async () => {
   const dave = await Phone.udp();
   const both = await register(dave, 'bob', [`<sip:bob@127.0.0.1:${dave.port}>`, `<sip:bob@127.0.0.1:${dave.port};transport=tcp>`]);

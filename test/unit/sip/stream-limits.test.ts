@@ -140,6 +140,16 @@ test('one host holds at most 16 connections; the 17th is refused and the others 
   assert.equal(sourceBlock('::ffff:198.18.0.1'), '198.18.0.1');
 });
 
+test("connections we open count against their host too: a stranger whose requests name port after port in Via gets 16, and the peer's other hosts are still served", { timeout: 20_000 }, async () => {
+  await withTransport(async (transport) => {
+    const flows = Array.from({ length: 40 }, (_, i) => transport.connect({ host: '127.0.0.1', port: 9 + i }));
+    assert.equal(flows.filter((flow) => flow !== undefined).length, 16);
+    assert.equal(transport.counters.connectionsRefused, 24);
+    assert.equal(transport.connect({ host: '127.0.0.1', port: 9 })?.connectionId, flows[0]!.connectionId, 'one to the same address is reused');
+    assert.ok(transport.connect({ host: '127.0.0.2', port: 9 }), 'another host still gets one');
+  });
+});
+
 test('unfinished messages from many hosts together hold at most about 4 MiB, and a phone is still heard', { timeout: 30_000 }, async () => {
   await withTransport(async (transport) => {
     const received: string[] = [];

@@ -67,7 +67,7 @@ export class NonInviteServerTransaction extends BaseServerTransaction {
   send(response: SipResponse): void {
     if (this.state === 'completed' || this.state === 'terminated') return; // s17.2.2: one final response
     this.last = serializeSipMessage(response);
-    this.owner.transmit(responseFlow(this.checked, this.flow), this.last);
+    this.owner.transmit(this, this.last);
     if (response.status < 200) {
       this.state = 'proceeding';
       return;
@@ -79,7 +79,7 @@ export class NonInviteServerTransaction extends BaseServerTransaction {
 
   /** A retransmitted request: the latest response again (s17.2.2 Proceeding and Completed). */
   retransmitted(): void {
-    if (this.last) this.owner.transmit(responseFlow(this.checked, this.flow), this.last);
+    if (this.last) this.owner.transmit(this, this.last);
   }
 
   /**
@@ -114,7 +114,7 @@ export class InviteServerTransaction extends BaseServerTransaction {
   send(response: SipResponse): void {
     const success = response.status >= 200 && response.status < 300;
     if (this.state === 'accepted' && success) {
-      this.owner.transmit(responseFlow(this.checked, this.flow), serializeSipMessage(response)); // RFC 6026 s7.1
+      this.owner.transmit(this, serializeSipMessage(response)); // RFC 6026 s7.1
       return;
     }
     if (this.state !== 'proceeding') return;
@@ -154,7 +154,7 @@ export class InviteServerTransaction extends BaseServerTransaction {
   }
 
   private transmit(): void {
-    if (this.last) this.owner.transmit(responseFlow(this.checked, this.flow), this.last);
+    if (this.last) this.owner.transmit(this, this.last);
   }
 
   private scheduleRetransmit(): void {
@@ -230,7 +230,15 @@ export class ServerTransactions {
     return tx?.invite ? tx : undefined;
   }
 
-  transmit(flow: SipFlow, bytes: Uint8Array): void {
+  /**
+   * A response, where s18.2.2 sends it: over the request's connection while that is open, else
+   * over a new one to the address it came from at the port in sent-by (a phone on TCP listens there).
+   */
+  transmit(tx: BaseServerTransaction, bytes: Uint8Array): void {
+    let flow = responseFlow(tx.checked, tx.flow);
+    if (flow.transport === 'TCP' && !this.transport.hasConnection(flow.connectionId!)) {
+      flow = this.transport.connect({ host: flow.remote.host, port: tx.checked.vias[0].port ?? 5060 }) ?? flow;
+    }
     this.transport.send(flow, bytes);
   }
 

@@ -49,7 +49,7 @@ export interface SipTransportCounters {
   keepalivesAnswered: number;
   connectionsOpened: number;
   connectionsClosed: number;
-  /** Connections refused: their host already held MAX_CONNECTIONS_PER_HOST, or MAX_CONNECTIONS were open. */
+  /** Connections refused or not opened: their host already held MAX_CONNECTIONS_PER_HOST, or MAX_CONNECTIONS were open. */
   connectionsRefused: number;
   /** Connections cut: idle, a message left unfinished, output left unread, or input past the shared budget. */
   connectionsCut: number;
@@ -60,7 +60,7 @@ export type MessageHandler = (message: SipMessage, flow: SipFlow) => void;
 export type MalformedHandler = (error: SipError, bytes: Uint8Array, flow: SipFlow) => void;
 
 const MAX_CONNECTIONS = 512;
-/** Connections from one host (an IPv6 /64): a phone keeps one or two, a home peer one. */
+/** Connections with one host (an IPv6 /64), its and ours: a phone keeps one or two, a home peer one. */
 const MAX_CONNECTIONS_PER_HOST = 16;
 /** A registered phone's connection lives with its binding (keepOpen); any other this long idle. */
 const IDLE_CONNECTION_MS = 15 * 60_000;
@@ -247,11 +247,18 @@ export class SipTransport {
    * made, the flow is closed and later sends on it fail.
    */
   connect(remote: Address): SipFlow | undefined {
-    if (this.closed || this.connections.size >= MAX_CONNECTIONS) return undefined;
     const key = addressKey(remote);
     const existing = this.outgoing.get(key);
     if (existing !== undefined && this.hasConnection(existing)) return { transport: 'TCP', remote, connectionId: existing };
+    // Ours count against the host as its own do: a stranger naming port after port gets 16 of the 512.
+    const host = sourceBlock(remote.host);
+    if (this.closed || this.connections.size >= MAX_CONNECTIONS || this.perHost.of(host) >= MAX_CONNECTIONS_PER_HOST) {
+      if (!this.closed) this.counters.connectionsRefused++;
+      return undefined;
+    }
+    this.perHost.add(host);
     const socket = createConnection({ host: remote.host, port: remote.port });
+    socket.once('close', () => this.perHost.remove(host));
     const flow = this.adopt(socket, remote);
     this.outgoing.set(key, flow.connectionId!);
     let connected = false;
