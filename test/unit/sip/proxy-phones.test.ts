@@ -616,6 +616,42 @@ test("a stranger's INVITE that reuses a live call's Call-ID and is answered move
   }
 });
 
+test("a second dialog under a live call's Call-ID, from a phone of this home: its late-offer ACK and its UPDATE with SDP go on untouched and move none of the live call's media (review F5)", async () => {
+  const { media, anchored } = await anchoringHome(47300);
+  try {
+    const port = anchored.address.port;
+    const [alice, bob, carol] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+    await register(carol, 'carol', [`<sip:carol@127.0.0.1:${carol.port}>`]);
+    alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live5'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-5', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
+    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call-5', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
+    await alice.next(isResponse(200, 'INVITE'));
+    const rtp = () => media.calls.anchor.sessionsNow().find((s) => s.id === 'live-call-5')!.streams[0].rtp;
+    const parties = () => JSON.stringify([rtp().party('a'), rtp().party('b')]);
+    const before = parties();
+    // Carol, a phone of this home, reuses the Call-ID with a late offer; bob's phone offers in its 200.
+    carol.send([`INVITE sip:bob@${domain} SIP/2.0`, via(carol, 'second5'), 'Max-Forwards: 70', `From: <sip:carol@${domain}>;tag=c5`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-5', 'CSeq: 3 INVITE', `Contact: <sip:carol@127.0.0.1:${carol.port}>`, 'Content-Length: 0']);
+    const second = (await bob.next((m) => isRequest('INVITE')(m) && (m.headers.get('From') ?? '').includes('carol'))) as SipRequest;
+    bob.send(withBody(['SIP/2.0 200 OK', ...second.headers.getAll('Via').map((v) => `Via: ${v}`), ...second.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${second.headers.get('From')}`, `To: ${second.headers.get('To')};tag=b5`, 'Call-ID: live-call-5', 'CSeq: 3 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30050)));
+    const ok = (await carol.next(isResponse(200, 'INVITE'))) as SipResponse;
+    const routes = ok.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`);
+    const inDialog = (method: string, cseq: number, branch: string) => [`${method} sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(carol, branch), 'Max-Forwards: 70', ...routes, `From: <sip:carol@${domain}>;tag=c5`, `To: <sip:bob@${domain}>;tag=b5`, 'Call-ID: live-call-5', `CSeq: ${cseq} ${method}`];
+    carol.send(withBody(inDialog('ACK', 3, 'ack5'), sdp(30070)));
+    const ack = (await bob.next(isRequest('ACK'))) as SipRequest;
+    assert.match(Buffer.from(ack.body).toString(), /m=audio 30070 /, "carol's answer goes on as she wrote it");
+    carol.send(withBody(inDialog('UPDATE', 4, 'upd5'), sdp(30090)));
+    const update = (await bob.next(isRequest('UPDATE'))) as SipRequest;
+    assert.match(Buffer.from(update.body).toString(), /m=audio 30090 /);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(parties(), before, "the live call's media did not move");
+    assert.equal(media.counters.reoffers, 0);
+  } finally {
+    await anchored.close();
+  }
+});
+
 test('a re-INVITE that took up a call whose media had timed out here, and failed (491), lets go of what it began; the retry anchors afresh (third media review X5)', async () => {
   const { media, anchored } = await anchoringHome(47100);
   try {

@@ -81,6 +81,8 @@ export class SipMedia {
   private readonly localCallers = new Map<string, string>();
   /** The To tag of the dialog that answered each call first. */
   private readonly winningTags = new Map<string, string>();
+  /** The From tag of each call's INVITE: every dialog of the call, forked or not, carries it. */
+  private readonly callerTags = new Map<string, string>();
 
   constructor(
     readonly calls: CallMedia,
@@ -93,8 +95,7 @@ export class SipMedia {
     calls.anchor.onTimeout = (callId) => {
       timedOut(callId);
       this.facts.delete(callId);
-      this.localCallers.delete(callId);
-      this.winningTags.delete(callId);
+      this.forget(callId);
     };
   }
 
@@ -124,10 +125,25 @@ export class SipMedia {
   }
 
   /** A new call (with or without an offer yet) must fit under `--max-calls`: else 503 with Retry-After. */
-  admit(callId: string): void {
-    if (this.calls.has(callId) || this.calls.active < this.limits.maxCalls) return;
-    this.counters.refused++;
-    throw new MediaRefused(503, `Service Unavailable (${this.limits.maxCalls} calls already anchored, --max-calls)`, this.limits.retryAfterSeconds);
+  admit(callId: string, callerTag: string): void {
+    if (!(this.calls.has(callId) || this.calls.active < this.limits.maxCalls)) {
+      this.counters.refused++;
+      throw new MediaRefused(503, `Service Unavailable (${this.limits.maxCalls} calls already anchored, --max-calls)`, this.limits.retryAfterSeconds);
+    }
+    if (this.callerTags.size >= MAX_REMEMBERED) this.callerTags.delete(this.callerTags.keys().next().value as string);
+    this.callerTags.set(callId, callerTag);
+  }
+
+  /**
+   * Whether a request of the dialog with these tags (From and To, either way round) may act on the
+   * call's media: one of the call's own dialogs, and once answered, the one that answered. A second
+   * dialog under the same Call-ID (a stranger's INVITE that reused it) moves nothing.
+   */
+  ownsDialog(callId: string, tags: readonly string[]): boolean {
+    const caller = this.callerTags.get(callId);
+    if (caller !== undefined && !tags.includes(caller)) return false;
+    const winner = this.winningTags.get(callId);
+    return winner === undefined || tags.includes(winner);
   }
 
   /** Whether the message has an SDP body to rewrite. */
@@ -225,18 +241,20 @@ export class SipMedia {
    * Nothing of a call whose media runs is touched (a stranger's INVITE may reuse its Call-ID).
    */
   refused(callId: string): void {
-    if (this.calls.has(callId)) return;
-    this.facts.delete(callId);
-    this.localCallers.delete(callId);
-    this.winningTags.delete(callId);
+    if (!this.calls.has(callId)) this.forget(callId);
   }
 
   /** The call is over (BYE, CANCEL, a failed INVITE): its ports go back. */
   ended(callId: string): void {
     this.calls.close(callId);
+    this.forget(callId);
+  }
+
+  private forget(callId: string): void {
     this.facts.delete(callId);
     this.localCallers.delete(callId);
     this.winningTags.delete(callId);
+    this.callerTags.delete(callId);
   }
 
   /** The overlay's configuration changed: calls with a home no longer believed lose their media. */
@@ -253,6 +271,7 @@ export class SipMedia {
     this.facts.clear();
     this.localCallers.clear();
     this.winningTags.clear();
+    this.callerTags.clear();
   }
 
   /** status --json `media`. */

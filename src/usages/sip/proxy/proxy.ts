@@ -275,8 +275,11 @@ export class SipProxy {
     const initial = isInitialInvite(server);
     // A new call under a live call's Call-ID (a stranger's, most likely) is not that call: what its
     // phone answers must not move the live call's media, nor get our home's signature. Not anchored.
+    const fromTag = checked.from.params.get('tag') ?? '';
     if (initial && existed) return undefined;
-    if (initial) media.admit(checked.callId);
+    // Nor does a request of that other call's dialogs (its PRACK or UPDATE with SDP, say): review F5.
+    if (!initial && !media.ownsDialog(checked.callId, [fromTag, checked.to.params.get('tag') ?? ''])) return undefined;
+    if (initial) media.admit(checked.callId, fromTag);
     if (!media.hasSdp(request)) return { side, offered: false, existed }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
     // The other home as the route knows it: where our phone's SDP goes, or where a home's came from.
@@ -377,7 +380,7 @@ export class SipProxy {
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
       const media = this.deps.media;
       const side = media?.hasSdp(request) ? this.mediaSide(media, request, checked, flow, target) : undefined;
-      if (!media || !side) return send();
+      if (!media || !side || !media.ownsDialog(checked.callId, [checked.from.params.get('tag') ?? '', checked.to.params.get('tag') ?? ''])) return send();
       media
         .rewrite(checked.callId, request, 'answer', side, flow.remote.host, undefined, side === 'home' ? flow.nodeId : target.flow.nodeId)
         .then(send, () => {
