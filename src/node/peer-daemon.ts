@@ -128,7 +128,7 @@ export class PeerDaemon {
     const setup = loadNodeSetup(options.dataDir, options.open, options.overlayName, random, nowSeconds(), log);
     const link = await bindOrExplain(() => UdpLink.open({ host: options.bindHost, port: options.overlayPort }, log.child('udp')), options.bindHost, options.overlayPort, 'the overlay (UDP)', '--overlay-port');
     const advertised = { host: options.advertiseHost ?? advertisableHost(options.bindHost), port: link.localAddress.port };
-    const authority = setup.config ? EnrollmentAuthority.load(options.dataDir, setup.config, random) : undefined;
+    const authority = setup.config ? EnrollmentAuthority.load(options.dataDir, setup.config, random, nowSeconds()) : undefined;
     let enrollment: EnrollmentServer | undefined;
     // A home gave up a user: the configuration that revokes its certificates goes out (once ConfigSync runs).
     let publishConfig: (signed: SignedConfig) => void = () => {};

@@ -112,6 +112,7 @@ export class EnrollmentAuthority {
     private readonly keys: KeyPair,
     private signed: SignedConfig,
     private readonly random: Random,
+    private readonly startedAt = 0,
   ) {
     this.invitations = loadInvitations(dir);
     this.issued = loadIssued(dir);
@@ -145,12 +146,15 @@ export class EnrollmentAuthority {
     return { authority, identity };
   }
 
-  /** The authority kept in DIR, if this node holds one. */
-  static load(dir: string, signed: SignedConfig, random: Random): EnrollmentAuthority | undefined {
+  /**
+   * The authority kept in DIR, if this node holds one. `startedAt` (seconds): when it starts to
+   * serve; requests signed before then are refused, as their nonces were forgotten.
+   */
+  static load(dir: string, signed: SignedConfig, random: Random, startedAt = 0): EnrollmentAuthority | undefined {
     const value = readCborFile(path.join(dir, AUTHORITY_FILE), 1024);
     if (value === undefined) return undefined;
     const [name, seed] = readArray(value, '$.authority', 2, 2);
-    return new EnrollmentAuthority(dir, readText(name, '$.authority.name', 64), keyPairFromSeed(readBytes(seed, '$.authority.seed', 32, 32)), signed, random);
+    return new EnrollmentAuthority(dir, readText(name, '$.authority.name', 64), keyPairFromSeed(readBytes(seed, '$.authority.seed', 32, 32)), signed, random, startedAt);
   }
 
   get config(): SignedConfig {
@@ -272,7 +276,7 @@ export class EnrollmentAuthority {
   private userFor(request: UserRequest, nowSeconds: number): IssuedAnswer {
     const home = this.checkIssuedHere(request.certificate, nowSeconds);
     if (home.role !== undefined) throw new EnrollmentRefused(`a ${home.role} certificate cannot hold users: only a home peer can`);
-    if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('request is stale or from the future: check the clock');
+    this.checkTime(request.time, nowSeconds, 'request');
     if (!verifyBytes(publicKeyObject(home.publicKey), userProofInput(request.certificate, request.user, request.userKey, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
     }
@@ -285,7 +289,7 @@ export class EnrollmentAuthority {
   private releaseFor(request: ReleaseRequest, nowSeconds: number): ReleasedAnswer {
     const home = this.checkIssuedHere(request.certificate, nowSeconds);
     if (home.role !== undefined) throw new EnrollmentRefused(`a ${home.role} certificate holds no users`);
-    if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('request is stale or from the future: check the clock');
+    this.checkTime(request.time, nowSeconds, 'request');
     if (!verifyBytes(publicKeyObject(home.publicKey), releaseProofInput(request.certificate, request.user, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
     }
@@ -330,6 +334,16 @@ export class EnrollmentAuthority {
     return this.issue(userKey, subject, nowSeconds, undefined, 'user');
   }
 
+  /**
+   * A signed request's clock must be near ours (its nonce is remembered that long) and no earlier
+   * than this authority's start: the nonces seen before a restart are forgotten, so a request
+   * captured then could otherwise be played again (a user given up, then taken back, given up anew).
+   */
+  private checkTime(time: number, nowSeconds: number, what: string): void {
+    if (Math.abs(time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused(`${what} is stale or from the future: check the clock`);
+    if (time < this.startedAt) throw new EnrollmentRefused(`${what} was signed before the authority last started: send it again (if this repeats, the clock is behind)`);
+  }
+
   /** A certificate this authority issued, still valid and not revoked: its claims. */
   private checkIssuedHere(bytes: Uint8Array, nowSeconds: number): Certificate['claims'] {
     const parsed = parseCertificate(bytes);
@@ -353,7 +367,7 @@ export class EnrollmentAuthority {
   /** Renewal keeps the user name, key and Node-IDs; only the validity moves on. */
   private renew(request: Extract<EnrollmentRequest, { type: typeof RENEW }>, nowSeconds: number): IssuedAnswer {
     const claims = this.checkIssuedHere(request.certificate, nowSeconds);
-    if (Math.abs(request.time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused('renewal is stale or from the future: check the clock');
+    this.checkTime(request.time, nowSeconds, 'renewal');
     if (!verifyBytes(publicKeyObject(claims.publicKey), renewProofInput(request.certificate, request.nonce, request.time), request.proof)) {
       throw new EnrollmentRefused('proof of possession does not verify');
     }

@@ -129,6 +129,24 @@ test('a release is refused for a user the home does not hold, by another key, re
   assert.ok(authority.households.users().some((u) => u.user === 'nan@browns.test'), 'nothing changed');
 });
 
+test("a release captured before the authority restarted cannot be played again after it, when its nonce is forgotten; one signed since is taken", () => {
+  const home = enroll(13);
+  assert.ok(ask(home, 'niece').ok);
+  const signedRelease = (user: string, time: number, seed: number) => {
+    const nonce = new Uint8Array(16).fill(seed);
+    return decodeRequest(encodeRequest({ type: RELEASE, certificate: home.certificate, user, nonce, time, proof: signBytes(home.keys, releaseProofInput(home.certificate, user, nonce, time)) }));
+  };
+  const captured = signedRelease('niece', NOW, 240);
+  assert.equal(authority.answer(captured, NOW).ok, 'released');
+  assert.ok(ask(home, 'niece').ok, 'the home takes her back');
+  const restarted = EnrollmentAuthority.load(dir, authority.config, new SeededRandom(9), NOW + 120)!;
+  const replayed = restarted.answer(captured, NOW + 180);
+  assert.equal(replayed.ok, false);
+  assert.match(replayed.ok === false ? replayed.reason : '', /signed before the authority last started/);
+  assert.ok(restarted.households.users().some((u) => u.user === 'niece@browns.test'), 'she is still held');
+  assert.equal(restarted.answer(signedRelease('niece', NOW + 180, 241), NOW + 180).ok, 'released', 'a release signed since the restart is taken');
+});
+
 test('no home may take a device\'s name as a user (and so give it up and have the device\'s certificates revoked)', () => {
   const rogue = enroll(11);
   const other = enroll(12);
