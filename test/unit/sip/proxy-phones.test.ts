@@ -566,17 +566,35 @@ async function anchoringHome(lowPort: number): Promise<{ media: SipMedia; anchor
   return { media, anchored };
 }
 
+/** Where the anchor sends a call's audio on each side (its latched parties). */
+function mediaParties(media: SipMedia, callId: string): string {
+  const rtp = media.calls.anchor.sessionsNow().find((s) => s.id === callId)!.streams[0].rtp;
+  return JSON.stringify([rtp.party('a'), rtp.party('b')]);
+}
+
+/** Alice calls bob on `home`'s port and bob answers: a live call whose media the home anchors. */
+async function answeredCall(home: SipService, callId: string, more: string[] = []): Promise<{ alice: Phone; bob: Phone; others: Phone[] }> {
+  const port = home.address.port;
+  const [alice, bob] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
+  await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+  await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+  const others: Phone[] = [];
+  for (const user of more) {
+    const phone = await Phone.udp(user === 'stranger' ? '127.0.0.2' : '127.0.0.1', port);
+    if (user !== 'stranger') await register(phone, user, [`<sip:${user}@127.0.0.1:${phone.port}>`]);
+    others.push(phone);
+  }
+  alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, `live-${callId}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
+  const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
+  bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
+  await alice.next(isResponse(200, 'INVITE'));
+  return { alice, bob, others };
+}
+
 test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves that call's media where it was (third media review X8)", async () => {
   const { media, anchored } = await anchoringHome(47000);
   try {
-    const port = anchored.address.port;
-    const [alice, bob, stranger] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.2', port)];
-    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
-    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
-    alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live1'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
-    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
-    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
-    await alice.next(isResponse(200, 'INVITE'));
+    const { bob, others: [stranger] } = await answeredCall(anchored, 'live-call', ['stranger']);
     assert.ok(media.calls.has('live-call'));
     // The stranger: the same Call-ID, no To tag, no SDP; bob's phone, busy, refuses it.
     stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL1;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
@@ -592,16 +610,8 @@ test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves tha
 test("a stranger's INVITE that reuses a live call's Call-ID and is answered moves none of that call's media and gets nothing our home signed (media review F2)", async () => {
   const { media, anchored } = await anchoringHome(47200);
   try {
-    const port = anchored.address.port;
-    const [alice, bob, stranger] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.2', port)];
-    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
-    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
-    alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live9'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-9', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
-    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
-    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call-9', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
-    await alice.next(isResponse(200, 'INVITE'));
-    const rtp = () => media.calls.anchor.sessionsNow().find((s) => s.id === 'live-call-9')!.streams[0].rtp;
-    const parties = () => JSON.stringify([rtp().party('a'), rtp().party('b')]);
+    const { bob, others: [stranger] } = await answeredCall(anchored, 'live-call-9', ['stranger']);
+    const parties = () => mediaParties(media, 'live-call-9');
     const before = parties();
     // The same Call-ID, no To tag, no SDP, a Via branch that looks like a home's; bob's phone (call waiting) answers with an offer.
     stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL9;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call-9', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
@@ -619,17 +629,8 @@ test("a stranger's INVITE that reuses a live call's Call-ID and is answered move
 test("a second dialog under a live call's Call-ID, from a phone of this home: its late-offer ACK and its UPDATE with SDP go on untouched and move none of the live call's media (review F5)", async () => {
   const { media, anchored } = await anchoringHome(47300);
   try {
-    const port = anchored.address.port;
-    const [alice, bob, carol] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
-    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
-    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
-    await register(carol, 'carol', [`<sip:carol@127.0.0.1:${carol.port}>`]);
-    alice.send(withBody([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'live5'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-5', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(30000)));
-    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
-    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b1`, 'Call-ID: live-call-5', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30002)));
-    await alice.next(isResponse(200, 'INVITE'));
-    const rtp = () => media.calls.anchor.sessionsNow().find((s) => s.id === 'live-call-5')!.streams[0].rtp;
-    const parties = () => JSON.stringify([rtp().party('a'), rtp().party('b')]);
+    const { bob, others: [carol] } = await answeredCall(anchored, 'live-call-5', ['carol']);
+    const parties = () => mediaParties(media, 'live-call-5');
     const before = parties();
     // Carol, a phone of this home, reuses the Call-ID with a late offer; bob's phone offers in its 200.
     carol.send([`INVITE sip:bob@${domain} SIP/2.0`, via(carol, 'second5'), 'Max-Forwards: 70', `From: <sip:carol@${domain}>;tag=c5`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-5', 'CSeq: 3 INVITE', `Contact: <sip:carol@127.0.0.1:${carol.port}>`, 'Content-Length: 0']);
