@@ -1,59 +1,21 @@
 import { P2psipError } from '../runtime/errors.js';
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../runtime/log.js';
-import { type ControlAnswer, type ControlRequest, controlSocketPath } from './control-protocol.js';
+import type { ControlAnswer, ControlRequest } from './control-protocol.js';
+import type { DataDirLock } from './data-dir-lock.js';
 
 const MAX_LINE = 64 * 1024;
 
-/**
- * Whether a peer already runs on the data directory `dir`: its control socket takes a connection.
- * A socket file left by a crash (or a pid reused after a power cut) answers nothing, so it never
- * keeps a peer from starting. One half of the directory's lock (DataDirLock).
- */
-export function controlSocketAnswers(dir: string): Promise<boolean> {
-  const file = controlSocketPath(dir);
-  if (!existsSync(file)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const socket = connect(file);
-    const answer = (running: boolean): void => {
-      socket.destroy();
-      resolve(running);
-    };
-    socket.setTimeout(2_000, () => answer(true)); // a socket that accepts but is slow is still a live peer's
-    socket.once('connect', () => answer(true));
-    socket.once('error', () => answer(false));
-  });
-}
-
-/** Serves the control socket; `handle` answers one request. */
+/** Answers the control socket's requests, one JSON line each; `handle` answers one request. */
 export class ControlServer {
-  private server: Server | undefined;
-
   constructor(
-    private readonly dir: string,
     private readonly handle: (request: ControlRequest) => Promise<unknown>,
     private readonly log: Logger,
   ) {}
 
-  async listen(): Promise<void> {
-    const file = controlSocketPath(this.dir);
-    if (existsSync(file)) unlinkSync(file); // left by a crashed run (a live one was refused: DataDirLock)
-    this.server = createServer((socket) => this.serve(socket));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(file, () => resolve());
-    });
-    // Whoever can connect can run the peer (mint invitations, add people): its owner only,
-    // whatever the umask (the data directory is 0700 as well).
-    chmodSync(file, 0o600);
-    this.server.on('error', (error) => this.log.warn('control-listener-error', { error }));
-  }
-
-  async close(): Promise<void> {
-    const file = controlSocketPath(this.dir);
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    if (existsSync(file)) unlinkSync(file);
+  /** Takes over the control socket the directory's lock holds. */
+  listen(lock: DataDirLock): void {
+    lock.hand((socket) => this.serve(socket));
   }
 
   private serve(socket: Socket): void {

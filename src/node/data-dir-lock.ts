@@ -1,65 +1,95 @@
-import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
-import path from 'node:path';
-import { createServer, type Server } from 'node:net';
+import { chmodSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../runtime/log.js';
 import { ConfigError } from './config/overlay-config.js';
-import { controlSocketAnswers } from './control-server.js';
+import { controlSocketPath } from './control-protocol.js';
 
 /**
  * One peer per data directory: two would interleave their writes to the storage log, the saved
  * bindings and the identities, and each would lose the other's records at compaction.
  *
- * The lock is a Unix socket in Linux's abstract namespace, named after the directory's real path.
- * Binding it is atomic, so two peers started at the same instant are told apart, and the kernel lets
- * go of it when the process dies, however it dies: nothing is left on disk to clean up. Abstract
- * names are per network namespace (and Linux only), so the directory's control socket is asked as
- * well: it answers for a live peer started in another namespace.
+ * The lock is the directory's control socket, bound before the peer opens anything else. Binding
+ * a Unix socket is atomic: of two peers started at once, one gets EADDRINUSE. A socket file is
+ * live while a process listens on it, and the kernel stops that when the process dies, however it
+ * dies; a file left by a dead peer answers no connection, and only then is it removed and bound
+ * afresh. (Two peers that find such a file at the same instant may both take it; Linux's abstract
+ * sockets would close that gap, but Node 18 cannot bind one.)
  */
 export class DataDirLock {
-  private constructor(private readonly server: Server | undefined) {}
+  /** Until the control server takes over, whoever connects is told the peer is starting. */
+  private serve: (socket: Socket) => void = (socket) => {
+    socket.on('error', () => socket.destroy()); // a probe that hung up at once (socketAnswers)
+    socket.resume(); // read to the client's end, so the connection closes and release() is not held up
+    socket.end(`${JSON.stringify({ ok: false, error: 'the peer is starting: try again in a moment', name: 'Starting' })}\n`);
+  };
 
-  static async take(dir: string): Promise<DataDirLock> {
-    const server = await holdName(lockName(dir), dir);
-    if (await controlSocketAnswers(dir)) {
-      server?.close();
-      throw alreadyRunning(dir, 'its control socket answers');
+  private constructor(
+    private readonly server: Server,
+    private readonly file: string,
+    log: Logger,
+  ) {
+    server.on('connection', (socket) => this.serve(socket));
+    server.on('error', (error) => log.warn('control-listener-error', { error }));
+  }
+
+  static async take(dir: string, log: Logger): Promise<DataDirLock> {
+    const file = controlSocketPath(dir);
+    const server = createServer();
+    try {
+      await listen(server, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      if (await socketAnswers(file)) throw alreadyRunning(dir);
+      unlinkSync(file); // left by a peer that died: nobody listens on it
+      await listen(server, file).catch((again: NodeJS.ErrnoException) => {
+        throw again.code === 'EADDRINUSE' ? alreadyRunning(dir) : again;
+      });
     }
-    return new DataDirLock(server);
+    // Whoever can connect can run the peer (mint invitations, add people): its owner only,
+    // whatever the umask (the data directory is 0700 as well).
+    chmodSync(file, 0o600);
+    return new DataDirLock(server, file, log);
   }
 
-  release(): void {
-    this.server?.close();
+  /** The control socket's connections go to `serve` from now on. */
+  hand(serve: (socket: Socket) => void): void {
+    this.serve = serve;
+  }
+
+  async release(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    try {
+      unlinkSync(this.file);
+    } catch {
+      // already gone
+    }
   }
 }
 
-/** The abstract socket's name (a leading NUL byte) for a directory, however the directory is spelled. */
-export function lockName(dir: string): string {
-  return `\0p2psip-data-${createHash('sha256').update(realPath(dir)).digest('hex').slice(0, 32)}`;
+/** Whether a process listens on the Unix socket `file` (a slow one still counts). */
+export function socketAnswers(file: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(file);
+    const answer = (running: boolean): void => {
+      socket.destroy();
+      resolve(running);
+    };
+    socket.setTimeout(2_000, () => answer(true));
+    socket.once('connect', () => answer(true));
+    socket.once('error', () => answer(false));
+  });
 }
 
-function realPath(dir: string): string {
-  try {
-    return realpathSync(dir);
-  } catch {
-    return path.resolve(dir); // not there yet: loading the setup says so
-  }
-}
-
-function holdName(name: string, dir: string): Promise<Server | undefined> {
+function listen(server: Server, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const server = createServer((socket) => socket.destroy());
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      // Where abstract names do not exist, the control socket's answer is the lock.
-      if (error.code === 'EADDRINUSE') reject(alreadyRunning(dir, 'it holds the directory\'s lock'));
-      else resolve(undefined);
-    });
-    server.listen(name, () => {
-      server.unref();
-      resolve(server);
+    server.once('error', reject);
+    server.listen(file, () => {
+      server.off('error', reject);
+      resolve();
     });
   });
 }
 
-function alreadyRunning(dir: string, how: string): ConfigError {
-  return new ConfigError(`a peer is already running on ${dir} (${how}): stop it first, or give this one a --data of its own`);
+function alreadyRunning(dir: string): ConfigError {
+  return new ConfigError(`a peer is already running on ${dir} (its control socket answers): stop it first, or give this one a --data of its own`);
 }

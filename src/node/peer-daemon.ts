@@ -95,7 +95,6 @@ export class PeerDaemon {
 
   private constructor(
     readonly peer: OverlayPeer,
-    private readonly control: ControlServer,
     private readonly lock: DataDirLock,
     private readonly setup: NodeSetup,
     private readonly authority: EnrollmentAuthority | undefined,
@@ -111,11 +110,11 @@ export class PeerDaemon {
   ) {}
 
   static async start(options: PeerDaemonOptions): Promise<PeerDaemon> {
-    const lock = await DataDirLock.take(options.dataDir);
+    const lock = await DataDirLock.take(options.dataDir, options.log.child('control'));
     try {
       return await PeerDaemon.startLocked(options, lock);
     } catch (error) {
-      lock.release();
+      await lock.release();
       throw error;
     }
   }
@@ -253,9 +252,9 @@ export class PeerDaemon {
     if (restored) log.info('bindings-restored', { bindings: restored });
     const household = new HouseholdUsers(users, signers, sip, publisher);
     let daemon: PeerDaemon | undefined;
-    const control = new ControlServer(options.dataDir, (request) => daemon!.handleControl(request), log.child('control'));
-    await control.listen();
-    daemon = new PeerDaemon(peer, control, lock, setup, authority, enrollment, configSync, sip, publisher, savedBindings, signers, household, options, random);
+    const control = new ControlServer((request) => daemon!.handleControl(request), log.child('control'));
+    control.listen(lock);
+    daemon = new PeerDaemon(peer, lock, setup, authority, enrollment, configSync, sip, publisher, savedBindings, signers, household, options, random);
     const self = addressKey(advertised);
     const configured = (authority?.config.config.bootstrap ?? setup.bootstrap).filter((a) => addressKey(a) !== self);
     const bootstrap = options.bootstrap.length ? options.bootstrap : configured;
@@ -309,8 +308,7 @@ export class PeerDaemon {
     await this.sip?.close();
     await this.enrollment?.close();
     await this.peer.leave();
-    await this.control.close();
-    this.lock.release();
+    await this.lock.release();
     this.options.log.info('stopped');
   }
 

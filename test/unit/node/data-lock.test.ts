@@ -1,15 +1,21 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, symlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { after, test } from 'node:test';
 import { controlSocketPath } from '../../../src/node/control-protocol.js';
-import { ControlServer, controlSocketAnswers } from '../../../src/node/control-server.js';
-import { DataDirLock, lockName } from '../../../src/node/data-dir-lock.js';
+import { ControlServer } from '../../../src/node/control-server.js';
+import { DataDirLock, socketAnswers } from '../../../src/node/data-dir-lock.js';
 import { ConfigError } from '../../../src/node/config/overlay-config.js';
 import { PeerDaemon, type PeerDaemonOptions } from '../../../src/node/peer-daemon.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { removeDir, tempDir } from '../../helpers/processes.js';
 
+/*
+ * One peer per data directory: the lock is the control socket, bound before anything else is
+ * opened (data-dir-lock.ts). A second peer is refused, even at the same instant; a socket file a
+ * killed peer left behind locks nothing.
+ */
 const dirs: string[] = [];
 after(() => dirs.forEach(removeDir));
 
@@ -19,18 +25,62 @@ function dataDir(): string {
   return dir;
 }
 
+const take = (dir: string) => DataDirLock.take(dir, silentLogger);
+const answers = (dir: string) => socketAnswers(controlSocketPath(dir));
+
+/** One request on the control socket, its answer. */
+function ask(dir: string): Promise<{ ok: boolean; result?: unknown; error?: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(controlSocketPath(dir));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString()));
+    socket.on('end', () => resolve(JSON.parse(text)));
+    socket.on('error', reject);
+    socket.write('{"command":"status"}\n');
+  });
+}
+
 test('a data directory is locked by its live control socket: a second peer on it is refused before it touches anything', async () => {
   const dir = dataDir();
-  const first = new ControlServer(dir, async () => ({}), silentLogger);
-  await first.listen();
-  assert.equal(await controlSocketAnswers(dir), true);
+  const first = await take(dir);
+  assert.equal(await answers(dir), true);
   await assert.rejects(
     PeerDaemon.start({ dataDir: dir, log: silentLogger } as unknown as PeerDaemonOptions),
     (error: unknown) => error instanceof ConfigError && /already running on/.test(error.message),
   );
-  assert.equal(await controlSocketAnswers(dir), true, 'the first peer still holds it');
-  await first.close();
-  assert.equal(await controlSocketAnswers(dir), false);
+  assert.equal(await answers(dir), true, 'the first peer still holds it');
+  await first.release();
+  assert.equal(await answers(dir), false);
+  assert.equal(existsSync(controlSocketPath(dir)), false);
+});
+
+test('while the peer starts the control socket says so; then the control server answers on it', async () => {
+  const dir = dataDir();
+  const lock = await take(dir);
+  assert.match((await ask(dir)).error ?? '', /starting/);
+  new ControlServer(async () => ({ up: true }), silentLogger).listen(lock);
+  assert.deepEqual(await ask(dir), { ok: true, result: { up: true } });
+  await lock.release();
+});
+
+test('two peers started on one directory at the same instant: exactly one takes it', async () => {
+  const dir = dataDir();
+  const results = await Promise.allSettled([take(dir), take(dir), take(dir)]);
+  const taken = results.filter((result) => result.status === 'fulfilled') as PromiseFulfilledResult<DataDirLock>[];
+  assert.equal(taken.length, 1);
+  for (const result of results) if (result.status === 'rejected') assert.match((result.reason as Error).message, /already running on/);
+  await taken[0]!.value.release();
+  await (await take(dir)).release();
+});
+
+test('the lock names the directory, not its spelling: a symlink to a locked directory is refused too', async () => {
+  const dir = dataDir();
+  const link = `${dataDir()}/alias`;
+  symlinkSync(dir, link);
+  const lock = await take(dir);
+  await assert.rejects(take(`${link}/`), /already running on/);
+  await (await take(dataDir())).release(); // another directory is free
+  await lock.release();
 });
 
 test('the socket a killed peer left behind (nobody listening on it) does not lock the directory', async () => {
@@ -39,52 +89,13 @@ test('the socket a killed peer left behind (nobody listening on it) does not loc
   // A process that listens on the control socket and is then killed, as a crash or a power cut leaves it.
   const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-  assert.equal(await controlSocketAnswers(dir), true);
+  await assert.rejects(take(dir), /already running on/);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
   assert.equal(existsSync(file), true, 'the socket file is still there');
-  assert.equal(await controlSocketAnswers(dir), false);
-  const next = new ControlServer(dir, async () => ({}), silentLogger);
-  await next.listen();
-  assert.equal(await controlSocketAnswers(dir), true);
-  await next.close();
-});
-
-test('two peers started on one directory at the same instant, before either listens: exactly one takes it', async () => {
-  const dir = dataDir();
-  const results = await Promise.allSettled([DataDirLock.take(dir), DataDirLock.take(dir), DataDirLock.take(dir)]);
-  const taken = results.filter((result) => result.status === 'fulfilled') as PromiseFulfilledResult<DataDirLock>[];
-  assert.equal(taken.length, 1);
-  for (const result of results) if (result.status === 'rejected') assert.match((result.reason as Error).message, /already running on/);
-  // The peer that lost the race is refused before it opens its storage or its sockets.
-  await assert.rejects(
-    PeerDaemon.start({ dataDir: dir, log: silentLogger } as unknown as PeerDaemonOptions),
-    (error: unknown) => error instanceof ConfigError && /already running on .*lock/.test(error.message),
-  );
-  taken[0]!.value.release();
-  await new Promise((resolve) => setImmediate(resolve));
-  (await DataDirLock.take(dir)).release();
-});
-
-test('the lock names the directory, not its spelling: a symlink to a locked directory is refused too', async () => {
-  const dir = dataDir();
-  const link = `${dataDir()}/alias`;
-  symlinkSync(dir, link);
-  const lock = await DataDirLock.take(dir);
-  await assert.rejects(DataDirLock.take(`${link}/`), /already running on/);
-  (await DataDirLock.take(dataDir())).release(); // another directory is free
-  lock.release();
-});
-
-test('a peer killed while holding the lock leaves nothing behind: the next start takes it', async () => {
-  const dir = dataDir();
-  const name = lockName(dir);
-  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(name)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-  await assert.rejects(DataDirLock.take(dir), /already running on/);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-  (await DataDirLock.take(dir)).release();
+  assert.equal(await answers(dir), false);
+  const next = await take(dir);
+  assert.equal(await answers(dir), true);
+  await next.release();
 });
