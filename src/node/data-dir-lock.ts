@@ -1,4 +1,4 @@
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/log.js';
 import { ConfigError } from './config/overlay-config.js';
@@ -33,6 +33,7 @@ export class DataDirLock {
   }
 
   static async take(dir: string, log: Logger): Promise<DataDirLock> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 }); // an open-mode peer's first start makes its directory
     const file = controlSocketPath(dir);
     const server = createServer();
     try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, symlinkSync } from 'node:fs';
+import { existsSync, statSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, test } from 'node:test';
 import { controlSocketPath } from '../../../src/node/control-protocol.js';
@@ -98,4 +98,12 @@ test('the socket a killed peer left behind (nobody listening on it) does not loc
   const next = await take(dir);
   assert.equal(await answers(dir), true);
   await next.release();
+});
+
+test("a directory that does not exist yet (an open-mode peer's first start) is made, owner-only, and locked", async () => {
+  const dir = `${dataDir()}/new/peer`;
+  const lock = await take(dir);
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  assert.equal(await answers(dir), true);
+  await lock.release();
 });
