@@ -130,6 +130,7 @@ export class SipMedia {
       this.counters.refused++;
       throw new MediaRefused(503, `Service Unavailable (${this.limits.maxCalls} calls already anchored, --max-calls)`, this.limits.retryAfterSeconds);
     }
+    if (this.callerTags.has(callId)) return; // a second INVITE before the first's media began is not the call
     if (this.callerTags.size >= MAX_REMEMBERED) this.callerTags.delete(this.callerTags.keys().next().value as string);
     this.callerTags.set(callId, callerTag);
   }

@@ -76,6 +76,8 @@ const MAX_UNSENT_BYTES = 256 * 1024;
  */
 const MAX_UNFRAMED_BYTES = 4 * 1024 * 1024;
 const PHONE_MESSAGE_BYTES = 8 * 1024;
+/** How long a connection of ours may take to be made. */
+const CONNECT_TIMEOUT_MS = 5_000;
 /** After a framing error: time for our error response to leave before the connection is cut. */
 const CLOSE_AFTER_ERROR_MS = 2_000;
 
@@ -262,7 +264,13 @@ export class SipTransport {
     const flow = this.adopt(socket, remote);
     this.outgoing.set(key, flow.connectionId!);
     let connected = false;
-    socket.once('connect', () => (connected = true));
+    // A host that drops the SYN would hold the request until Timer B; give up sooner (then 430 or 503).
+    const deadline = setTimeout(() => socket.destroy(), CONNECT_TIMEOUT_MS);
+    deadline.unref();
+    socket.once('connect', () => {
+      connected = true;
+      clearTimeout(deadline);
+    });
     socket.once('close', () => {
       if (this.outgoing.get(key) === flow.connectionId) this.outgoing.delete(key);
       // Never connected (refused, unreachable): what was sent on it did not go (s18.1.1, s8.1.3.1).
