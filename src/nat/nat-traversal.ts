@@ -304,7 +304,7 @@ export class NatTraversal {
       relay: this.relay.status(),
       ...(this.deps.relayServer ? { relayServer: this.deps.relayServer.status() } : {}),
       ice: { ...this.ice.counters, active: this.ice.activeSessions },
-      stunClient: { ...this.counters, retransmissions: this.transactions.retransmissions, strayAnswers: this.transactions.strayAnswers },
+      stunClient: { ...this.counters, retransmissions: this.transactions.retransmissions, strayAnswers: this.transactions.strayAnswers, forgedAnswers: this.transactions.forgedAnswers },
     };
   }
 

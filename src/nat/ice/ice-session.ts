@@ -195,19 +195,18 @@ export class IceSession {
     };
     const { rtoMs, attempts } = this.deps.timing;
     this.inFlight.add(transactionId);
+    // s7.2.5.1: an answer without the right MESSAGE-INTEGRITY (success or error) is not one.
+    const authentic = (answer: StunAnswer): boolean => integrityValid(answer.bytes, answer.message, shortTermKey(remote.pwd));
     this.deps.transactions.request(transactionId, request, pair.remote, send, (answer) => {
       this.inFlight.delete(transactionId);
       this.checked(pair, nominate, answer);
-    }, { rtoMs, attempts, symmetric: true });
+    }, { rtoMs, attempts, symmetric: true, accept: authentic });
   }
 
   private checked(pair: Pair, nominated: boolean, answer: StunAnswer | undefined): void {
     if (this.state !== 'checking') return;
-    const ok =
-      answer !== undefined &&
-      answer.message.klass === StunClass.Success &&
-      addressKey(answer.from) === addressKey(pair.remote) && // s7.2.5.2.1: symmetric paths only
-      integrityValid(answer.bytes, answer.message, shortTermKey(this.remote!.pwd));
+    // The transaction let through only authentic answers from where the check went (s7.2.5.2.1).
+    const ok = answer !== undefined && answer.message.klass === StunClass.Success;
     pair.state = ok ? 'succeeded' : 'failed';
     if (this.role === 'controlled') {
       if (ok && pair.nominated) this.finish(pair);

@@ -2,7 +2,7 @@ import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Logger } from '../../runtime/log.js';
 import { type Address, addressKey } from '../../wire/address.js';
 import { isGlobalUnicast } from '../address-scope.js';
-import { seal } from '../stun/integrity.js';
+import { integrityValid, seal } from '../stun/integrity.js';
 import { Attr, attribute, decodeXorAddress, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
 
 type Attributes = { type: number; value: Uint8Array }[];
@@ -200,8 +200,11 @@ export class RelayClient {
     const transactionId = this.deps.transactions.newTransactionId();
     const key = method === StunMethod.Allocate ? undefined : this.key;
     const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes), key);
+    // Once allocated, the relay seals every answer (error ones too) under the allocation's key:
+    // a forged error, even from the relay's own address, must not cost us the relay.
+    const accept = key && ((answer: { bytes: Uint8Array; message: StunMessage }) => integrityValid(answer.bytes, answer.message, key));
     this.deps.transactions.request(transactionId, bytes, server, this.deps.sendRaw, (answer) => {
       done(answer?.message.klass === StunClass.Success, answer?.message);
-    }, { ...options, symmetric: true }); // the allocation is this 5-tuple's
+    }, { ...options, symmetric: true, accept }); // the allocation is this 5-tuple's
   }
 }

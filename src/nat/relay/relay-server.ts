@@ -152,7 +152,7 @@ export class RelayServer {
       // Revoked or expired since it allocated: its relay ends here, whatever keys it holds.
       this.counters.endedNotEnrolled++;
       void this.release(allocation);
-      this.deps.sendRaw(from, errorAnswer(message.method, message.transactionId, 403, 'Forbidden: no longer an enrolled node'));
+      this.deps.sendRaw(from, errorAnswer(message.method, message.transactionId, 403, 'Forbidden: no longer an enrolled node', allocation.key));
       return true;
     }
     if (message.method === StunMethod.Refresh) this.refresh(allocation, message);
@@ -260,20 +260,20 @@ export class RelayServer {
   private permit(allocation: Allocation, request: StunMessage): void {
     const answer = (bytes: Uint8Array) => this.deps.sendRaw(allocation.client, bytes);
     const peers = peerAddresses(request);
-    if (peers.length === 0 || peers.length > 16) return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request'));
+    if (peers.length === 0 || peers.length > 16) return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request', allocation.key));
     // RFC 8656 s9.1 lets a relay refuse peers by policy (403): ours is global unicast, not our own addresses.
     // (A port-mapped relay's own public address is its router's: never a peer either.)
     const own = new Set([...this.ownHosts, allocation.relayed.host.toLowerCase()]);
     if (!peers.every((peer) => isGlobalUnicast(peer.host, own))) {
       this.counters.forbiddenPeers++;
-      return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 403, 'Forbidden: only global unicast peers'));
+      return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 403, 'Forbidden: only global unicast peers', allocation.key));
     }
     const now = this.deps.clock.now();
     for (const [host, until] of allocation.permissions) if (until <= now) allocation.permissions.delete(host);
     const added = new Set(peers.map((peer) => peer.host).filter((host) => !allocation.permissions.has(host)));
     if (allocation.permissions.size + added.size > MAX_PERMISSIONS) {
       this.counters.refused++;
-      return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 508, `Insufficient Capacity: ${MAX_PERMISSIONS} permissions`));
+      return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 508, `Insufficient Capacity: ${MAX_PERMISSIONS} permissions`, allocation.key));
     }
     for (const peer of peers) allocation.permissions.set(peer.host, now + PERMISSION_MS);
     answer(seal(encodeStun(StunMethod.CreatePermission, StunClass.Success, request.transactionId, []), allocation.key));

@@ -28,10 +28,11 @@ export function peerAddresses(message: StunMessage): Address[] {
   return message.attributes.filter((a) => a.type === Attr.XorPeerAddress).map((a) => decodeXorAddress(a.value, message.transactionId));
 }
 
-export function errorAnswer(method: number, transactionId: Uint8Array, code: number, reason: string): Uint8Array {
+/** An error answer; sealed under the allocation's `key` once there is one (its client drops any other). */
+export function errorAnswer(method: number, transactionId: Uint8Array, code: number, reason: string, key?: Uint8Array): Uint8Array {
   const text = new TextEncoder().encode(reason);
   const value = new Uint8Array([0, 0, Math.floor(code / 100), code % 100, ...text]);
-  return seal(encodeStun(method, StunClass.Error, transactionId, [{ type: Attr.ErrorCode, value }]));
+  return seal(encodeStun(method, StunClass.Error, transactionId, [{ type: Attr.ErrorCode, value }]), key);
 }
 
 export function errorCode(message: StunMessage): number | undefined {

@@ -9,8 +9,10 @@ import { bytesToHex } from '../../runtime/hex.js';
  * doubling timeout until an answer with its transaction ID arrives or the tries run out.
  * The lab-friendly defaults (100 ms, 5 tries: about 3 s) are ICE's pacing (RFC 8445 s14.3)
  * rather than RFC 8489's 500 ms, which suits checks that race each other. A symmetric request's
- * answer counts only from where the request went, so one forged by someone who saw the
- * transaction ID neither fails an ICE check nor ends a TURN request early.
+ * answer counts only from where the request went, and an answer `accept` refuses (one without
+ * MESSAGE-INTEGRITY under the request's key, RFC 8489 s9.1.4) is dropped as if never received:
+ * one forged by someone who saw the transaction ID neither fails an ICE check nor ends a TURN
+ * request early, even from a spoofed source.
  */
 export interface StunAnswer {
   readonly message: StunMessage;
@@ -28,6 +30,11 @@ export interface StunRequestOptions {
    * addresses (a wildcard-bound server on a host with two), and a CHANGE-REQUEST (RFC 5780) must be.
    */
   readonly symmetric?: boolean;
+  /**
+   * Whether an answer is authentic (its MESSAGE-INTEGRITY under the key the request was sealed
+   * with): one that is not is counted in `forgedAnswers`, and the transaction waits on.
+   */
+  readonly accept?: (answer: StunAnswer) => boolean;
 }
 
 export type StunSend = (to: Address, datagram: Uint8Array) => void;
@@ -36,6 +43,7 @@ interface Pending {
   readonly done: (answer: StunAnswer | undefined) => void;
   /** Where the answer must come from (addressKey), for a symmetric request. */
   readonly from: string | undefined;
+  readonly accept: ((answer: StunAnswer) => boolean) | undefined;
   timer: TimerHandle | undefined;
 }
 
@@ -46,6 +54,8 @@ export class StunTransactions {
   retransmissions = 0;
   /** Answers with a pending transaction's ID from somewhere the request did not go: dropped, and the transaction waits on. */
   strayAnswers = 0;
+  /** Answers from the right place that failed their request's integrity check: dropped, and the transaction waits on. */
+  forgedAnswers = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -65,7 +75,7 @@ export class StunTransactions {
   request(transactionId: Uint8Array, request: Uint8Array, to: Address, send: StunSend, done: (answer: StunAnswer | undefined) => void, options: StunRequestOptions = {}): void {
     const key = bytesToHex(transactionId);
     if (this.pending.size >= MAX_PENDING) return done(undefined);
-    const entry: Pending = { done, from: options.symmetric ? addressKey(to) : undefined, timer: undefined };
+    const entry: Pending = { done, from: options.symmetric ? addressKey(to) : undefined, accept: options.accept, timer: undefined };
     this.pending.set(key, entry);
     const attempts = options.attempts ?? 5;
     const transmit = (attempt: number, rto: number): void => {
@@ -91,9 +101,14 @@ export class StunTransactions {
       this.strayAnswers++;
       return true;
     }
+    const answer = { message, bytes, from };
+    if (entry.accept && !entry.accept(answer)) {
+      this.forgedAnswers++;
+      return true;
+    }
     this.pending.delete(key);
     this.clock.clearTimer(entry.timer);
-    entry.done({ message, bytes, from });
+    entry.done(answer);
     return true;
   }
 

@@ -180,3 +180,25 @@ test('an on-path stranger who answers every check first, from its own address, n
   assert.equal(addressKey(r.b!.remote), '198.18.0.1:6084');
   assert.ok(a.nat.transactions.strayAnswers >= 1, 'the forged answers were dropped and counted');
 });
+
+test('an answer forged from the checked address itself, without the right MESSAGE-INTEGRITY, neither fails a pair nor ends its check (RFC 8489 s9.1.4)', () => {
+  let forged = 0;
+  // An attacker who sees each check and spoofs the checked peer's address: an error answer at once,
+  // and a success answer sealed under a guessed password.
+  const { clock, make } = pair(() => true, undefined, (_from, datagram, answer) => {
+    const message = decodeStun(datagram);
+    if (message.klass !== StunClass.Request) return;
+    forged++;
+    const checked = { host: '198.18.0.2', port: 6084 };
+    answer(checked, seal(encodeStun(StunMethod.Binding, StunClass.Error, message.transactionId, [{ type: Attr.ErrorCode, value: new Uint8Array([0, 0, 4, 0]) }])));
+    answer(checked, seal(encodeStun(StunMethod.Binding, StunClass.Success, message.transactionId, []), shortTermKey('guessed'.repeat(4))));
+  });
+  const a = make({ host: '198.18.0.1', port: 6084 });
+  const b = make({ host: '198.18.0.2', port: 6084 });
+  const r = run(a, b, clock);
+  assert.ok(forged >= 2);
+  assert.equal(addressKey(r.a!.remote), '198.18.0.2:6084', 'the pair the forger tried to fail was checked and nominated');
+  assert.equal(addressKey(r.b!.remote), '198.18.0.1:6084');
+  assert.ok(a.nat.transactions.forgedAnswers >= 2, 'the forged answers were dropped and counted');
+  assert.equal((a.nat.status().stunClient as { forgedAnswers: number }).forgedAnswers, a.nat.transactions.forgedAnswers);
+});

@@ -6,6 +6,7 @@ import { RelayLink } from '../../../src/nat/relay/relay-link.js';
 import { RelayServer } from '../../../src/nat/relay/relay-server.js';
 import { Attr, decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
 import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
+import { errorAnswer } from '../../../src/nat/relay/turn-codec.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
@@ -22,10 +23,10 @@ function setup(ownHosts: string[] = []) {
   const clock = new VirtualClock();
   const random = new SeededRandom(5);
   const transactions = new StunTransactions(clock, random);
-  const requests: { method: number; klass: number }[] = [];
+  const requests: { method: number; klass: number; transactionId: Uint8Array }[] = [];
   const answers: { method: number; klass: number }[] = [];
   /** The relay's host: it answers Bindings (as every peer's STUN server does) until it dies. */
-  const relayHost = { alive: true, answerDelayMs: 0 };
+  const relayHost = { alive: true, answerDelayMs: 0, believed: true };
   let nextPort = 50000;
   let fromPeer: (from: Address, datagram: Uint8Array) => void = () => {};
   const server = new RelayServer({
@@ -42,7 +43,7 @@ function setup(ownHosts: string[] = []) {
       if (relayHost.answerDelayMs > 0) clock.schedule(relayHost.answerDelayMs, deliver);
       else deliver();
     },
-    nodeAt: () => ({ id: 'node-client', stillBelieved: () => true }),
+    nodeAt: () => ({ id: 'node-client', stillBelieved: () => relayHost.believed }),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 },
   });
   const current = { server };
@@ -55,7 +56,7 @@ function setup(ownHosts: string[] = []) {
     // The relay is reached in the same turn of the event loop, as if over a perfect network.
     sendRaw: (_to: Address, datagram: Uint8Array) => {
       const message = decodeStun(datagram);
-      requests.push({ method: message.method, klass: message.klass });
+      requests.push({ method: message.method, klass: message.klass, transactionId: message.transactionId });
       if (!relayHost.alive) return;
       if (message.method === StunMethod.Binding) {
         const answer = encodeStun(StunMethod.Binding, StunClass.Success, message.transactionId, []);
@@ -244,4 +245,41 @@ test('a relay whose Allocate answer cannot be read is refused like one that says
   assert.equal(client.state, 'allocated');
   assert.deepEqual(client.server, RELAY);
   assert.deepEqual(asked.slice(0, 2), [`${ROGUE.host} ${StunMethod.Allocate}`, `${RELAY.host} ${StunMethod.Allocate}`]);
+});
+
+test('an error answer forged from the relay\'s own address, without the allocation\'s key, does not cost us the relay; the relay\'s own sealed refusal does (RFC 8489 s9.1.4)', async () => {
+  const { clock, client, transactions, requests, relayHost, settle } = setup();
+  client.allocate([RELAY], () => {});
+  await settle();
+  assert.equal(client.state, 'allocated');
+  let lost = 0;
+  client.onLost = () => lost++;
+  // An on-path attacker answers each Refresh first, spoofing the relay: 437 Allocation Mismatch, sealed under no key or a guessed one.
+  let forged = 0;
+  const seen = new Set<string>();
+  for (let t = 0; t < 30_000; t += 5) {
+    clock.schedule(t, () => {
+      for (const r of requests.filter((q) => q.method === StunMethod.Refresh)) {
+        const id = Buffer.from(r.transactionId).toString('hex');
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const error = errorAnswer(StunMethod.Refresh, r.transactionId, 437, 'Allocation Mismatch', forged % 2 ? new Uint8Array(16) : undefined);
+        forged++;
+        transactions.handleAnswer(RELAY, error, decodeStun(error));
+      }
+    });
+  }
+  relayHost.answerDelayMs = 20; // the real answer comes after the forged one
+  clock.runUntil(30_000);
+  assert.ok(forged >= 4, `${forged} forged errors`);
+  assert.equal(lost, 0, 'the relay is kept');
+  assert.equal(client.state, 'allocated');
+  assert.ok(transactions.forgedAnswers >= forged, 'each forged answer dropped and counted');
+
+  // The relay itself refuses (we were revoked): its 403 is sealed under the key, and ends the allocation at once.
+  relayHost.believed = false;
+  clock.runUntil(40_000);
+  assert.equal(lost, 1);
+  assert.equal(client.state, 'none');
+  assert.match(client.lastError ?? '', /no longer holds/);
 });
