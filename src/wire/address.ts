@@ -61,6 +61,28 @@ export function decodeAddress(value: unknown, path: string): Address {
 }
 
 /**
+ * One spelling per IP, so two texts of one address compare equal: lower case, no brackets, IPv6
+ * compressed, and an IPv4-mapped IPv6 address (how a socket bound to :: sees an IPv4 peer) as
+ * its IPv4. Anything that is not an IP comes back lower-cased.
+ */
+export function canonicalHost(host: string): string {
+  const text = host.replace(/^\[|\]$/g, '').toLowerCase();
+  const family = isIP(text);
+  if (family !== 6) return text;
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted && isIP(dotted[1]) === 4) return dotted[1];
+  if (text.includes('.')) return text; // another embedded-IPv4 spelling: rare enough to leave as written
+  const bytes = parseIp(text);
+  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? ipFromBytes(bytes.subarray(12)) : ipFromBytes(bytes);
+}
+
+/** The same host however each is written (canonicalHost). */
+export function sameHost(a: string, b: string): boolean {
+  return a === b || canonicalHost(a) === canonicalHost(b);
+}
+
+/**
  * The block a connecting host counts against in per-source limits: an IPv4 address, or an IPv6
  * address's /64 (one home's LAN, which a single host can fill with addresses of its own).
  */

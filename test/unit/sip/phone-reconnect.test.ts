@@ -24,3 +24,9 @@ test('no new connection for a Contact on another host, without ;transport=tcp, s
   assert.equal(reconnectAddress(binding('sip:carol@192.168.1.20:5062;transport=tcp', { transport: 'UDP', remote: { host: '192.168.1.20', port: 5062 } })), undefined);
   assert.equal(reconnectAddress(binding('not a uri', from)), undefined);
 });
+
+test('hosts are compared as addresses: an IPv4 phone seen as ::ffff:a.b.c.d under --bind ::, and IPv6 however it is written (review R3, S2)', () => {
+  assert.deepEqual(reconnectAddress(binding('sip:carol@192.168.1.20:5062;transport=tcp', tcpFrom('::ffff:192.168.1.20'))), { host: '::ffff:192.168.1.20', port: 5062 });
+  assert.deepEqual(reconnectAddress(binding('sip:carol@[FD00:0:0::20]:5062;transport=tcp', tcpFrom('fd00::20'))), { host: 'fd00::20', port: 5062 });
+  assert.equal(reconnectAddress(binding('sip:carol@192.168.1.21:5062;transport=tcp', tcpFrom('::ffff:192.168.1.20'))), undefined);
+});

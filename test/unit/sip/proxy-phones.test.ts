@@ -414,6 +414,39 @@ test("a phone on TCP whose connection has closed is called over a new connection
   await unregister([alice, 'alice'], [carol, 'carol']);
 });
 
+test("an ATA whose two lines registered over one TCP connection, each listening on its own port, gets each line's calls on that line's port after the connection closes (review R2)", async () => {
+  const alice = await Phone.udp();
+  const ata = await Phone.tcpListening();
+  // The second line listens on a port of its own.
+  const line2 = new Phone();
+  const line2Listener = createServer((socket) => line2.useConnection(socket));
+  await new Promise<void>((resolve) => line2Listener.listen(0, '127.0.0.1', () => resolve()));
+  const line2Port = (line2Listener.address() as { port: number }).port;
+  try {
+    assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+    assert.equal((await register(ata, 'carol', [`<sip:carol@127.0.0.1:${ata.listenPort};transport=tcp>`])).status, 200);
+    assert.equal((await register(ata, 'bob', [`<sip:bob@127.0.0.1:${line2Port};transport=tcp>`])).status, 200);
+    const closed = () => (service.status() as { transport: { connectionsClosed: number } }).transport.connectionsClosed;
+    const before = closed();
+    ata.closeConnection();
+    for (let i = 0; i < 50 && closed() === before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    // A call to line 1 opens a connection to line 1's port; a call to line 2 then goes to line 2's, not over line 1's new connection.
+    const first = invite(alice, 'alice', `sip:carol@${domain}`);
+    answer(ata, (await ata.next(isRequest('INVITE'))) as SipRequest, 486, 'Busy Here');
+    await alice.next((m) => isResponse(486, 'INVITE')(m) && m.headers.get('Call-ID') === first.callId);
+    const second = invite(alice, 'alice', `sip:bob@${domain}`);
+    const reached = (await line2.next(isRequest('INVITE'))) as SipRequest;
+    assert.equal(reached.headers.get('Call-ID'), second.callId);
+    assert.equal(ata.requests('INVITE').length, 1, 'line 1 got only its own call');
+    answer(line2, reached, 486, 'Busy Here');
+    await alice.next((m) => isResponse(486, 'INVITE')(m) && m.headers.get('Call-ID') === second.callId);
+    await unregister([alice, 'alice'], [ata, 'carol'], [line2, 'bob']);
+  } finally {
+    line2.close();
+    line2Listener.close();
+  }
+});
+
 test('a response whose request came over a TCP connection that has since closed goes over a new connection to the address it came from, at the port in sent-by (RFC 3261 s18.2.2)', async () => {
   const alice = await Phone.udp();
   assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
@@ -648,6 +681,43 @@ test("a second dialog under a live call's Call-ID, from a phone of this home: it
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(parties(), before, "the live call's media did not move");
     assert.equal(media.counters.reoffers, 0);
+  } finally {
+    await anchored.close();
+  }
+});
+
+test("a forked late-offer call: the losing phone's 2xx gets a BYE, and that BYE ends none of the answered call's media (review M3)", async () => {
+  const { media, anchored } = await anchoringHome(47400);
+  try {
+    const port = anchored.address.port;
+    const [alice, desk, kitchen] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(desk, 'bob', [`<sip:bob@127.0.0.1:${desk.port}>`]);
+    await register(kitchen, 'bob', [`<sip:bob@127.0.0.1:${kitchen.port}>`]);
+    // A late offer: alice's INVITE has no SDP; both of bob's phones offer in their 200s, the kitchen's a moment late.
+    alice.send([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'late-m3'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a3`, `To: <sip:bob@${domain}>`, 'Call-ID: late-m3', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`, 'Content-Length: 0']);
+    const [atDesk, atKitchen] = [(await desk.next(isRequest('INVITE'))) as SipRequest, (await kitchen.next(isRequest('INVITE'))) as SipRequest];
+    const ok = (phone: Phone, request: SipRequest, tag: string, rtp: number) =>
+      phone.send(withBody(['SIP/2.0 200 OK', ...request.headers.getAll('Via').map((v) => `Via: ${v}`), ...request.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${request.headers.get('From')}`, `To: ${request.headers.get('To')};tag=${tag}`, 'Call-ID: late-m3', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${phone.port}>`], sdp(rtp)));
+    ok(desk, atDesk, 'desk', 30100);
+    const won = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
+    assert.match(won.headers.get('To')!, /tag=desk/);
+    ok(kitchen, atKitchen, 'kitchen', 30102);
+    const lost = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
+    assert.match(lost.headers.get('To')!, /tag=kitchen/);
+    const inDialog = (response: SipResponse, method: string, cseq: number, branch: string, phone: Phone) => [`${method} sip:bob@127.0.0.1:${phone.port} SIP/2.0`, via(alice, branch), 'Max-Forwards: 70', ...response.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`), `From: <sip:alice@${domain}>;tag=a3`, `To: ${response.headers.get('To')}`, 'Call-ID: late-m3', `CSeq: ${cseq} ${method}`];
+    alice.send(withBody(inDialog(won, 'ACK', 1, 'ack-m3a', desk), sdp(30104)));
+    await desk.next(isRequest('ACK'));
+    assert.ok(media.calls.has('late-m3'), 'the answered call is anchored');
+    const parties = mediaParties(media, 'late-m3');
+    // The caller hangs up the second dialog at once (RFC 3261 s13.2.2.4): ACK, then BYE.
+    alice.send(inDialog(lost, 'ACK', 1, 'ack-m3b', kitchen).concat('Content-Length: 0'));
+    alice.send(inDialog(lost, 'BYE', 2, 'bye-m3b', kitchen).concat('Content-Length: 0'));
+    answer(kitchen, (await kitchen.next(isRequest('BYE'))) as SipRequest, 200, 'OK');
+    await alice.next(isResponse(200, 'BYE'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(media.calls.has('late-m3'), "the losing dialog's BYE ended none of the call's media");
+    assert.equal(mediaParties(media, 'late-m3'), parties);
   } finally {
     await anchored.close();
   }

@@ -220,9 +220,12 @@ export class SipMedia {
     this.calls.branchEnded(callId, branch);
   }
 
-  /** The first 2xx to the call's INVITE came from the dialog with this To tag: its BYE ends the media. */
+  /**
+   * The first 2xx to the call's INVITE came from the dialog with this To tag: its BYE ends the
+   * media. A late-offer call has no media yet (its 2xx carries the offer), but was admitted.
+   */
   answeredBy(callId: string, toTag: string): void {
-    if (!this.winningTags.has(callId) && this.calls.has(callId)) {
+    if (!this.winningTags.has(callId) && (this.calls.has(callId) || this.callerTags.has(callId))) {
       if (this.winningTags.size >= MAX_REMEMBERED) this.winningTags.delete(this.winningTags.keys().next().value as string);
       this.winningTags.set(callId, toTag);
     }

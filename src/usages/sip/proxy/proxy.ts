@@ -490,7 +490,7 @@ export class SipProxy {
     const fresh = to && this.deps.transport.connect(to);
     if (!fresh) return target;
     this.counters.reconnects++;
-    this.deps.location.moveFlow(flow, fresh);
+    this.deps.location.moveFlow(flow, fresh, (b) => reconnectAddress(b)?.port === to.port);
     return { ...target, flow: fresh };
   }
 

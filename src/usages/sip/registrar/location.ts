@@ -64,10 +64,15 @@ export class LocationService {
     return removed;
   }
 
-  /** The bindings reached over `from` are reached over `to` from now on (a new connection to a phone whose own closed). */
-  moveFlow(from: SipFlow, to: SipFlow): void {
+  /**
+   * The bindings reached over `from` that `which` picks are reached over `to` from now on (a new
+   * connection to a phone whose own closed: only the Contacts that listen where it went; an ATA's
+   * other lines, registered over the same connection, listen elsewhere).
+   */
+  moveFlow(from: SipFlow, to: SipFlow, which: (binding: Binding) => boolean): void {
+    const moves = (b: Binding): boolean => sameFlow(b.flow, from) && which(b);
     for (const [aor, list] of [...this.byAor]) {
-      if (list.some((b) => sameFlow(b.flow, from))) this.set(aor, list.map((b) => (sameFlow(b.flow, from) ? { ...b, flow: to } : b)));
+      if (list.some(moves)) this.set(aor, list.map((b) => (moves(b) ? { ...b, flow: to } : b)));
     }
   }
 
