@@ -126,7 +126,7 @@ function listUsers(dir: string, stored: StoredIdentity, store: SipUserStore): Pr
 async function listHouseholds(dir: string, json: boolean, out: Print): Promise<number> {
   const users = await viaPeer<{ user: string; home: string }[]>(dir, { op: 'households' }, () => {
     const config = loadConfig(dir);
-    const authority = config && EnrollmentAuthority.load(dir, config, new SystemRandom());
+    const authority = config && EnrollmentAuthority.load(dir, config, new SystemRandom(), Math.floor(Date.now() / 1000));
     if (!authority) throw new UsageError(`${dir} holds no enrollment authority: run user list --all where p2psip init ran`);
     return authority.households.users();
   });
@@ -139,7 +139,7 @@ function offlineSigners(dir: string, stored: StoredIdentity): DiskUserSigners {
   const { claims } = identity.certificate;
   const random = new SystemRandom();
   const config = loadConfig(dir);
-  const authority = config ? EnrollmentAuthority.load(dir, config, random) : undefined;
+  const authority = config ? EnrollmentAuthority.load(dir, config, random, Math.floor(Date.now() / 1000)) : undefined;
   const source = mode === 'open' || !config ? undefined : userCertificateSource(identity, authority, () => config.config, random);
   return new DiskUserSigners(dir, identity, sipDomain(claims.subject, claims.overlay), mode === 'open' ? 'open' : 'authority', source, random, () => Math.floor(Date.now() / 1000), silentLogger);
 }

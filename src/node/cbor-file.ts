@@ -12,13 +12,17 @@ export function readCborFile(file: string, maxBytes: number): unknown {
   return decodeCbor(readFileSync(file), maxBytes, where);
 }
 
-/** Writes to a temp file, syncs it and renames it over the old one, so a crash leaves one or the other. */
 export function writeCborFile(file: string, value: unknown, mode = 0o600): void {
+  writeFileAtomically(file, encodeCbor(value), mode);
+}
+
+/** Writes to a temp file, syncs it and renames it over the old one, so a crash leaves one or the other. */
+export function writeFileAtomically(file: string, bytes: Uint8Array, mode = 0o600): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const temp = `${file}.tmp`;
   const fd = openSync(temp, 'w', mode);
   try {
-    writeSync(fd, encodeCbor(value));
+    writeSync(fd, bytes);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

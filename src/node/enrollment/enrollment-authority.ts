@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { OnceSet } from '../../runtime/once-set.js';
 import { userInDomain } from '../../identity/authority-trust.js';
 import { type Certificate, certificateSignatureValid, issueCertificate, parseCertificate } from '../../identity/certificate.js';
 import { keyFingerprint } from '../../identity/ids.js';
@@ -40,6 +39,7 @@ import {
 import { EnrollmentRefused } from './enrollment-errors.js';
 import { DEFAULT_HOUSEHOLD_SIZE, HouseholdLedger } from './household-ledger.js';
 import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from './invitation.js';
+import { UsedNonces } from './used-nonces.js';
 
 /*
  * The enrollment authority of one family (RFC 6940 s11.3's enrollment server, on the family's
@@ -57,6 +57,7 @@ const CLOCK_SKEW_SECONDS = 300;
 const AUTHORITY_FILE = 'authority.cbor';
 const INVITATIONS_FILE = 'invitations.cbor';
 const ISSUED_FILE = 'issued.cbor';
+const NONCES_FILE = 'authority-nonces.bin';
 /** A home gives up at most this many users a day (each may add revocations every node carries). */
 const RELEASES_PER_WINDOW = 8;
 const RELEASE_WINDOW_SECONDS = 86_400;
@@ -97,8 +98,8 @@ export interface InitOptions {
 export class EnrollmentAuthority {
   private invitations: StoredInvitation[];
   private issued: IssuedRecord[];
-  /** Renewal nonces seen lately: each is good once while its time can be believed. */
-  private readonly renewNonces = new OnceSet(10_000);
+  /** Nonces of signed requests seen lately (on disk, across restarts): each is good once while its time can be believed. */
+  private readonly renewNonces: UsedNonces;
   /** When each key last renewed (bounded by the certificates issued here). */
   private readonly lastRenewal = new Map<string, number>();
   /** Who holds which user, and how many each home may hold. */
@@ -112,8 +113,9 @@ export class EnrollmentAuthority {
     private readonly keys: KeyPair,
     private signed: SignedConfig,
     private readonly random: Random,
-    private readonly startedAt = 0,
+    nowSeconds: number,
   ) {
+    this.renewNonces = UsedNonces.open(path.join(dir, NONCES_FILE), 10_000, nowSeconds);
     this.invitations = loadInvitations(dir);
     this.issued = loadIssued(dir);
     this.households = new HouseholdLedger(dir);
@@ -138,7 +140,7 @@ export class EnrollmentAuthority {
     writeCborFile(path.join(dir, AUTHORITY_FILE), [domain, keys.seed]);
     const signed = signConfig(config, keys);
     saveConfig(dir, signed);
-    const authority = new EnrollmentAuthority(dir, domain, keys, signed, random);
+    const authority = new EnrollmentAuthority(dir, domain, keys, signed, random, nowSeconds);
     const nodeKeys = keyPairFromSeed(random.bytes(32));
     const certificate = authority.issue(nodeKeys.publicKey, qualify(options.user ?? 'home', domain), nowSeconds);
     const identity = { nodeId: certificate.claims.nodeIds[0], keys: nodeKeys, certificate };
@@ -146,15 +148,12 @@ export class EnrollmentAuthority {
     return { authority, identity };
   }
 
-  /**
-   * The authority kept in DIR, if this node holds one. `startedAt` (seconds): when it starts to
-   * serve; requests signed before then are refused, as their nonces were forgotten.
-   */
-  static load(dir: string, signed: SignedConfig, random: Random, startedAt = 0): EnrollmentAuthority | undefined {
+  /** The authority kept in DIR, if this node holds one (`nowSeconds`: to forget nonces no longer live). */
+  static load(dir: string, signed: SignedConfig, random: Random, nowSeconds: number): EnrollmentAuthority | undefined {
     const value = readCborFile(path.join(dir, AUTHORITY_FILE), 1024);
     if (value === undefined) return undefined;
     const [name, seed] = readArray(value, '$.authority', 2, 2);
-    return new EnrollmentAuthority(dir, readText(name, '$.authority.name', 64), keyPairFromSeed(readBytes(seed, '$.authority.seed', 32, 32)), signed, random, startedAt);
+    return new EnrollmentAuthority(dir, readText(name, '$.authority.name', 64), keyPairFromSeed(readBytes(seed, '$.authority.seed', 32, 32)), signed, random, nowSeconds);
   }
 
   get config(): SignedConfig {
@@ -335,13 +334,12 @@ export class EnrollmentAuthority {
   }
 
   /**
-   * A signed request's clock must be near ours (its nonce is remembered that long) and no earlier
-   * than this authority's start: the nonces seen before a restart are forgotten, so a request
-   * captured then could otherwise be played again (a user given up, then taken back, given up anew).
+   * A signed request's clock must be near ours: its nonce is remembered that long (on disk, so
+   * a request captured before a restart cannot be played after it: a user given up, taken back,
+   * and given up anew).
    */
   private checkTime(time: number, nowSeconds: number, what: string): void {
     if (Math.abs(time - nowSeconds) > RENEW_MAX_SKEW_SECONDS) throw new EnrollmentRefused(`${what} is stale or from the future: check the clock`);
-    if (time < this.startedAt) throw new EnrollmentRefused(`${what} was signed before the authority last started: send it again (if this repeats, the clock is behind)`);
   }
 
   /** A certificate this authority issued, still valid and not revoked: its claims. */

@@ -1,0 +1,71 @@
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { OnceSet } from '../../runtime/once-set.js';
+import { writeFileAtomically } from '../cbor-file.js';
+
+/*
+ * The nonces an authority has taken, kept across restarts: a signed renewal, user or release
+ * request is good once while its time can be believed, and a restart must not make one captured
+ * earlier good again. (Refusing everything signed before the restart did that too, but refused a
+ * device whose clock ran a little behind for as many seconds after each restart.) An append-only
+ * file of small records, synced before the request is answered; a crash mid-append leaves a torn
+ * last record, which is dropped. Each start rewrites it with the live records only.
+ *
+ *   record = until (uint32, seconds, big-endian) | key length (uint8) | key (UTF-8)
+ */
+const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+export class UsedNonces {
+  private constructor(
+    private readonly file: string,
+    private readonly once: OnceSet,
+  ) {}
+
+  /** The nonces in `file` still live at `nowSeconds`; the file is rewritten with just those. */
+  static open(file: string, maxKeys: number, nowSeconds: number): UsedNonces {
+    const once = new OnceSet(maxKeys);
+    const live: Uint8Array[] = [];
+    if (existsSync(file) && statSync(file).size <= MAX_FILE_BYTES) {
+      for (const { key, until, bytes } of records(readFileSync(file))) {
+        if (until >= nowSeconds && once.firstUse(key, until, nowSeconds)) live.push(bytes);
+      }
+    }
+    // (An oversized file is not read: then, as after a lost disk, requests are believed for their time window alone.)
+    writeFileAtomically(file, Buffer.concat(live));
+    return new UsedNonces(file, once);
+  }
+
+  /** True the first time `key` is offered while live (and it is on disk before this returns). */
+  firstUse(key: string, until: number, nowSeconds: number): boolean {
+    if (!this.once.firstUse(key, until, nowSeconds)) return false;
+    const fd = openSync(this.file, 'a', 0o600);
+    try {
+      writeSync(fd, record(key, until));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  }
+
+  get size(): number {
+    return this.once.size;
+  }
+}
+
+function record(key: string, until: number): Uint8Array {
+  const text = Buffer.from(key, 'utf8').subarray(0, 255);
+  const out = Buffer.alloc(5 + text.length);
+  out.writeUInt32BE(Math.max(0, Math.min(0xffffffff, Math.floor(until))), 0);
+  out.writeUInt8(text.length, 4);
+  text.copy(out, 5);
+  return out;
+}
+
+function* records(data: Buffer): Generator<{ key: string; until: number; bytes: Uint8Array }> {
+  for (let at = 0; at + 5 <= data.length; ) {
+    const length = data.readUInt8(at + 4);
+    if (at + 5 + length > data.length) return; // torn by a crash mid-append
+    yield { until: data.readUInt32BE(at), key: data.toString('utf8', at + 5, at + 5 + length), bytes: data.subarray(at, at + 5 + length) };
+    at += 5 + length;
+  }
+}
