@@ -452,7 +452,8 @@ test('a response whose request came over a TCP connection that has since closed 
   assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
   const bob = await Phone.tcpListening();
   const n = ++sequence;
-  bob.send([`INVITE sip:alice@${domain} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${bob.listenPort};branch=z9hG4bKgone${n}`, 'Max-Forwards: 70', `From: <sip:bob@${domain}>;tag=b${n}`, `To: <sip:alice@${domain}>`, `Call-ID: gone-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.listenPort};transport=tcp>`, 'Content-Length: 0']);
+  // Its Via names another host (a phone that wrote its LAN name or an old address): the answer goes to where the request came from (s18.2.2's received), at the Via's port.
+  bob.send([`INVITE sip:alice@${domain} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.9:${bob.listenPort};branch=z9hG4bKgone${n}`, 'Max-Forwards: 70', `From: <sip:bob@${domain}>;tag=b${n}`, `To: <sip:alice@${domain}>`, `Call-ID: gone-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.listenPort};transport=tcp>`, 'Content-Length: 0']);
   const reached = (await alice.next(isRequest('INVITE'))) as SipRequest;
   const closed = () => (service.status() as { transport: { connectionsClosed: number } }).transport.connectionsClosed;
   const before = closed();

@@ -140,12 +140,29 @@ test('one host holds at most 16 connections; the 17th is refused and the others 
   assert.equal(sourceBlock('::ffff:198.18.0.1'), '198.18.0.1');
 });
 
-test("connections we open count against their host too: a stranger whose requests name port after port in Via gets 16, and the peer's other hosts are still served", { timeout: 20_000 }, async () => {
+test("connections we open count against their host too: a stranger whose requests name port after port in Via, then hang up, gets 16 connections back for its 40 responses, and the peer's other hosts are still served", { timeout: 20_000 }, async () => {
   await withTransport(async (transport) => {
-    const flows = Array.from({ length: 40 }, (_, i) => transport.connect({ host: '127.0.0.1', port: 9 + i }));
-    assert.equal(flows.filter((flow) => flow !== undefined).length, 16);
+    const transactions = new ServerTransactions(transport, new VirtualClock());
+    const waiting: { respond: (status: number, reason: string) => void }[] = [];
+    transport.onMessage((message, flow) => {
+      const tx = message.kind === 'request' ? transactions.receive(message, checkRequest(message), flow) : undefined;
+      if (tx && typeof tx === 'object') waiting.push(tx);
+    });
+    // Forty requests, each over its own connection, each naming another port of the stranger's in Via; each connection closes unanswered.
+    for (let i = 0; i < 40; i++) {
+      const socket = await open(transport.localAddress.port);
+      socket.write(options(i).replace('127.0.0.1:1;', `127.0.0.1:${20_000 + i};`));
+      for (let t = 0; t < 100 && waiting.length <= i; t++) await new Promise((resolve) => setTimeout(resolve, 5));
+      const gone = transport.counters.connectionsClosed;
+      socket.destroy();
+      for (let t = 0; t < 100 && transport.counters.connectionsClosed === gone; t++) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(waiting.length, 40);
+    const opened = transport.counters.connectionsOpened;
+    // The answers go at once, each over a new connection to its Via port (s18.2.2): 16 are made, the rest refused.
+    for (const tx of waiting) tx.respond(200, 'OK');
+    assert.equal(transport.counters.connectionsOpened - opened, 16);
     assert.equal(transport.counters.connectionsRefused, 24);
-    assert.equal(transport.connect({ host: '127.0.0.1', port: 9 })?.connectionId, flows[0]!.connectionId, 'one to the same address is reused');
     assert.ok(transport.connect({ host: '127.0.0.2', port: 9 }), 'another host still gets one');
   });
 });
