@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { silentLogger } from '../../../src/runtime/log.js';
@@ -165,6 +166,33 @@ test("connections we open count against their host too: a stranger whose request
     assert.equal(transport.counters.connectionsRefused, 24);
     assert.ok(transport.connect({ host: '127.0.0.2', port: 9 }), 'another host still gets one');
   });
+});
+
+test('a connection of ours to a host that never answers its SYN is given up after 5 s, and told as failed (its requests fail at once, not after Timer B)', { timeout: 20_000 }, async () => {
+  // A listener whose process is stopped, with a backlog of one: once its queue is full the kernel drops every SYN.
+  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const fill: Socket[] = [];
+  try {
+    const port = await new Promise<number>((resolve) => child.stdout!.once('data', (data) => resolve(Number(String(data).trim()))));
+    child.kill('SIGSTOP');
+    for (let i = 0; i < 3; i++) fill.push(connect(port, '127.0.0.1').on('error', () => {}));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await withTransport(async (transport) => {
+      const failed: number[] = [];
+      transport.onConnectFailed((id) => failed.push(id));
+      const started = Date.now();
+      const flow = transport.connect({ host: '127.0.0.1', port })!;
+      assert.ok(flow.connectionId !== undefined);
+      for (let t = 0; t < 160 && failed.length === 0; t++) await new Promise((resolve) => setTimeout(resolve, 50));
+      const waited = Date.now() - started;
+      assert.deepEqual(failed, [flow.connectionId], 'told as a connection that could not be made');
+      assert.ok(waited >= 4_900 && waited < 6_500, `given up after ${waited} ms`);
+      assert.equal(transport.hasConnection(flow.connectionId!), false);
+    });
+  } finally {
+    for (const socket of fill) socket.destroy();
+    child.kill('SIGKILL');
+  }
 });
 
 test('unfinished messages from many hosts together hold at most about 4 MiB, and a phone is still heard', { timeout: 30_000 }, async () => {
