@@ -2,6 +2,7 @@ import { existsSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
+import { reconnectAddress } from '../usages/sip/proxy/phone-reconnect.js';
 import type { Binding, LocationService } from '../usages/sip/registrar/location.js';
 import { readArray, readList, readText, readUint } from '../wire/schema.js';
 import { readCborFile, writeCborFile } from './cbor-file.js';
@@ -11,8 +12,11 @@ import { readCborFile, writeCborFile } from './cbor-file.js';
  * power cut, an upgrade) still knows where its phones are: without them, calls to the family get
  * 480 until each phone's next REGISTER, up to its whole refresh interval (Kamailio's usrloc keeps
  * them in a database for the same reason). RFC 6940's insertion then stores them in the overlay
- * again. Only UDP bindings are kept: a TCP phone's connection did not survive the restart, and
- * RFC 5626 s5.3 wants no binding whose flow is gone.
+ * again. A TCP phone's connection did not survive the restart: its binding is kept only where the
+ * peer may open a new one to the phone (phone-reconnect.ts: it listens at its Contact, on the host
+ * it registered from, without outbound), and comes back on a connection that does not exist yet,
+ * one per old connection, so the first call connects. RFC 5626 s5.3 wants no binding whose flow
+ * is gone, so an outbound phone's is not kept.
  *
  * A change of who is registered where is written within a second; a refresh that only pushes an
  * expiry out, within a minute (flash wears, and a phone refreshes long before its binding lapses).
@@ -24,8 +28,11 @@ const MAX_BINDINGS = 10_000;
 const SOON_MS = 1_000;
 const REFRESH_MS = 60_000;
 
-/** One binding on disk: [aor, contact, expires (Unix seconds), callId, cseq, q or -1, instance or "", params, host, port]. */
-type SavedBinding = [string, string, number, string, number, number, string, [string, string | null][], string, number];
+/**
+ * One binding on disk: [aor, contact, expires (Unix seconds), callId, cseq, q or -1, instance or "",
+ * params, host, port] for UDP, with "TCP" added for TCP (a release that knew only UDP skips those).
+ */
+type SavedBinding = [string, string, number, string, number, number, string, [string, string | null][], string, number, ...'TCP'[]];
 
 export class SavedBindings {
   private timer: TimerHandle | undefined;
@@ -105,9 +112,10 @@ export class SavedBindings {
     for (const aor of this.location.aors()) {
       const bindings = this.location.bindings(aor);
       this.written.set(aor, whoIsWhere(bindings));
-      for (const b of bindings.filter((binding) => binding.flow.transport === 'UDP')) {
+      for (const b of bindings.filter((binding) => binding.flow.transport === 'UDP' || reconnectAddress(binding) !== undefined)) {
         if (saved.length >= MAX_BINDINGS) break;
         const entry: SavedBinding = [aor, b.contact, Math.floor(b.expiresAt / 1000), b.callId, b.cseq, b.q ?? -1, b.instance ?? '', [...(b.params ?? new Map())], b.flow.remote.host, b.flow.remote.port];
+        if (b.flow.transport === 'TCP') entry.push('TCP');
         if (withinLimits(entry)) saved.push(entry); // what could not be read back is not written
       }
     }
@@ -146,17 +154,27 @@ function readBindings(value: unknown): ({ aor: string; binding: Binding } | unde
   if (value === undefined) return [];
   const [version, list] = readArray(value, '$', 2, 2);
   if (readUint(version, '$[0]') !== VERSION) throw new Error(`version ${String(version)} is not ${VERSION}`);
+  // A TCP binding's connection is gone: each old one gets an id no live connection has (negative), so
+  // the bindings that shared one still share it, and the first call to one of them connects anew.
+  const closedConnections = new Map<string, number>();
+  const closedConnection = (remote: { host: string; port: number }): number => {
+    const key = `${remote.host} ${remote.port}`;
+    if (!closedConnections.has(key)) closedConnections.set(key, -1 - closedConnections.size);
+    return closedConnections.get(key)!;
+  };
   return readList(list, '$[1]', MAX_BINDINGS, (item, at) => {
     try {
-      return readBinding(item, at);
+      return readBinding(item, at, closedConnection);
     } catch {
       return undefined;
     }
   });
 }
 
-function readBinding(item: unknown, at: string): { aor: string; binding: Binding } {
-  const [aor, contact, expiresAt, callId, cseq, q, instance, params, host, port] = readArray(item, at, 10, 10);
+function readBinding(item: unknown, at: string, closedConnection: (remote: { host: string; port: number }) => number): { aor: string; binding: Binding } {
+  const [aor, contact, expiresAt, callId, cseq, q, instance, params, host, port, transport] = readArray(item, at, 10, 11);
+  if (transport !== undefined && transport !== 'TCP') throw new Error(`${at}[10]: not a transport this release keeps`);
+  const remote = { host: readText(host, `${at}[8]`, LIMITS.host), port: readUint(port, `${at}[9]`, 65535) };
   const qValue = typeof q === 'number' && q >= 0 && q <= 1 ? q : undefined;
   const instanceText = readText(instance, `${at}[6]`, LIMITS.instance);
   return {
@@ -172,7 +190,7 @@ function readBinding(item: unknown, at: string): { aor: string; binding: Binding
         const [name, text] = readArray(pair, p, 2, 2);
         return [readText(name, `${p}[0]`, LIMITS.paramName), text === null ? null : readText(text, `${p}[1]`, LIMITS.paramValue)] as const;
       })),
-      flow: { transport: 'UDP', remote: { host: readText(host, `${at}[8]`, LIMITS.host), port: readUint(port, `${at}[9]`, 65535) } },
+      flow: transport === 'TCP' ? { transport: 'TCP', remote, connectionId: closedConnection(remote) } : { transport: 'UDP', remote },
     },
   };
 }

@@ -447,6 +447,25 @@ test("an ATA whose two lines registered over one TCP connection, each listening 
   }
 });
 
+test('a TCP binding the peer kept across its restart (on a connection not yet made) is called over a new connection to its Contact', async () => {
+  const alice = await Phone.udp();
+  const carol = await Phone.tcpListening();
+  assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+  const reconnects = () => (service.status() as { proxy: { reconnects: number } }).proxy.reconnects;
+  const before = reconnects();
+  // As saved-bindings.ts brings it back: the old connection's address, an id no connection has.
+  service.location.set(`carol@${domain}`, [{ contact: `sip:carol@127.0.0.1:${carol.listenPort};transport=tcp`, expiresAt: Date.now() + 600_000, callId: 'kept', cseq: 1, q: undefined, flow: { transport: 'TCP', remote: { host: '127.0.0.1', port: 40999 }, connectionId: -1 } }]);
+  const call = invite(alice, 'alice', `sip:carol@${domain}`);
+  const reached = (await carol.next(isRequest('INVITE'))) as SipRequest;
+  assert.equal(reached.headers.get('Call-ID'), call.callId);
+  assert.equal(reconnects() - before, 1);
+  answer(carol, reached, 486, 'Busy Here');
+  await alice.next(isResponse(486, 'INVITE'));
+  assert.ok((service.location.bindings(`carol@${domain}`)[0].flow.connectionId ?? -1) >= 0, 'the binding is on the new connection now');
+  service.location.set(`carol@${domain}`, []);
+  await unregister([alice, 'alice']);
+});
+
 test('a response whose request came over a TCP connection that has since closed goes over a new connection to the address it came from, at the port in sent-by (RFC 3261 s18.2.2)', async () => {
   const alice = await Phone.udp();
   assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
-import type { Address } from '../../../wire/address.js';
+import { type Address, sameHost } from '../../../wire/address.js';
 import type { CheckedRequest, Essentials } from '../message/check.js';
 import { inDialogRequest, inviteCompanion } from '../message/invite-companions.js';
 import { responseFlow, stampVia } from '../message/response.js';
@@ -490,7 +490,10 @@ export class SipProxy {
     const fresh = to && this.deps.transport.connect(to);
     if (!fresh) return target;
     this.counters.reconnects++;
-    this.deps.location.moveFlow(flow, fresh, (b) => reconnectAddress(b)?.port === to.port);
+    this.deps.location.moveFlow(flow, fresh, (b) => {
+      const listening = reconnectAddress(b);
+      return listening !== undefined && listening.port === to.port && sameHost(listening.host, to.host);
+    });
     return { ...target, flow: fresh };
   }
 
