@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, test } from 'node:test';
 import { controlSocketPath } from '../../../src/node/control-protocol.js';
@@ -98,6 +98,43 @@ test('the socket a killed peer left behind (nobody listening on it) does not loc
   const next = await take(dir);
   assert.equal(await answers(dir), true);
   await next.release();
+});
+
+/** A socket file whose listener was killed: what a crashed peer leaves. */
+async function deadSocket(dir: string): Promise<void> {
+  const file = controlSocketPath(dir);
+  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+test("peers started at the same instant on a directory a killed peer left its socket in: exactly one takes it (one takeover at a time)", async () => {
+  for (let round = 0; round < 5; round++) {
+    const dir = dataDir();
+    await deadSocket(dir);
+    const results = await Promise.allSettled([take(dir), take(dir), take(dir)]);
+    const taken = results.filter((result) => result.status === 'fulfilled') as PromiseFulfilledResult<DataDirLock>[];
+    assert.equal(taken.length, 1, `round ${round}: ${taken.length} took it`);
+    for (const result of results) if (result.status === 'rejected') assert.match((result.reason as Error).message, /already running on/);
+    assert.equal(await answers(dir), true);
+    await taken[0]!.value.release();
+    assert.equal(existsSync(`${controlSocketPath(dir)}.takeover`), false, 'no marker left behind');
+  }
+});
+
+test('a takeover marker left by a start that died in the middle of one is set aside after 10 s', async () => {
+  const dir = dataDir();
+  await deadSocket(dir);
+  const marker = `${controlSocketPath(dir)}.takeover`;
+  writeFileSync(marker, '');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(marker, old, old);
+  const lock = await take(dir);
+  assert.equal(await answers(dir), true);
+  await lock.release();
+  assert.equal(existsSync(marker), false);
 });
 
 test("a directory that does not exist yet (an open-mode peer's first start) is made, owner-only, and locked", async () => {
