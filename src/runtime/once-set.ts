@@ -18,6 +18,12 @@ export class OnceSet {
     return true;
   }
 
+  /** The keys still live at `now`, with their expiries (expired ones are forgotten first). */
+  live(now: number): IterableIterator<[string, number]> {
+    this.forgetExpired(now);
+    return this.expiries.entries();
+  }
+
   private forgetExpired(now: number): void {
     for (const [key, until] of this.expiries) if (until < now) this.expiries.delete(key);
   }

@@ -8,43 +8,58 @@ import { writeFileAtomically } from '../cbor-file.js';
  * earlier good again. (Refusing everything signed before the restart did that too, but refused a
  * device whose clock ran a little behind for as many seconds after each restart.) An append-only
  * file of small records, synced before the request is answered; a crash mid-append leaves a torn
- * last record, which is dropped. Each start rewrites it with the live records only.
+ * last record, which is dropped. Each start rewrites it with the live records only, and so does
+ * a running authority once it has appended COMPACT_AFTER_BYTES: signed requests at the transport's
+ * rate would otherwise grow it by megabytes a day, past what a start reads.
  *
  *   record = until (uint32, seconds, big-endian) | key length (uint8) | key (UTF-8)
  */
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
+/** Well above the live records (10,000 keys of 37 bytes), well under MAX_FILE_BYTES. */
+const COMPACT_AFTER_BYTES = 1024 * 1024;
 
 export class UsedNonces {
+  private bytesOnDisk: number;
+
   private constructor(
     private readonly file: string,
     private readonly once: OnceSet,
-  ) {}
+    nowSeconds: number,
+  ) {
+    this.bytesOnDisk = this.compact(nowSeconds);
+  }
 
   /** The nonces in `file` still live at `nowSeconds`; the file is rewritten with just those. */
   static open(file: string, maxKeys: number, nowSeconds: number): UsedNonces {
     const once = new OnceSet(maxKeys);
-    const live: Uint8Array[] = [];
     if (existsSync(file) && statSync(file).size <= MAX_FILE_BYTES) {
-      for (const { key, until, bytes } of records(readFileSync(file))) {
-        if (until >= nowSeconds && once.firstUse(key, until, nowSeconds)) live.push(bytes);
-      }
+      for (const { key, until } of records(readFileSync(file))) if (until >= nowSeconds) once.firstUse(key, until, nowSeconds);
     }
     // (An oversized file is not read: then, as after a lost disk, requests are believed for their time window alone.)
-    writeFileAtomically(file, Buffer.concat(live));
-    return new UsedNonces(file, once);
+    return new UsedNonces(file, once, nowSeconds);
   }
 
   /** True the first time `key` is offered while live (and it is on disk before this returns). */
   firstUse(key: string, until: number, nowSeconds: number): boolean {
     if (!this.once.firstUse(key, until, nowSeconds)) return false;
+    const appended = record(key, until);
     const fd = openSync(this.file, 'a', 0o600);
     try {
-      writeSync(fd, record(key, until));
+      writeSync(fd, appended);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+    this.bytesOnDisk += appended.length;
+    if (this.bytesOnDisk > COMPACT_AFTER_BYTES) this.bytesOnDisk = this.compact(nowSeconds);
     return true;
+  }
+
+  /** Rewrites the file with the live records only; returns its size. */
+  private compact(nowSeconds: number): number {
+    const live = Buffer.concat([...this.once.live(nowSeconds)].map(([key, until]) => record(key, until)));
+    writeFileAtomically(this.file, live);
+    return live.length;
   }
 
   get size(): number {
@@ -61,11 +76,11 @@ function record(key: string, until: number): Uint8Array {
   return out;
 }
 
-function* records(data: Buffer): Generator<{ key: string; until: number; bytes: Uint8Array }> {
+function* records(data: Buffer): Generator<{ key: string; until: number }> {
   for (let at = 0; at + 5 <= data.length; ) {
     const length = data.readUInt8(at + 4);
     if (at + 5 + length > data.length) return; // torn by a crash mid-append
-    yield { until: data.readUInt32BE(at), key: data.toString('utf8', at + 5, at + 5 + length), bytes: data.subarray(at, at + 5 + length) };
+    yield { until: data.readUInt32BE(at), key: data.toString('utf8', at + 5, at + 5 + length) };
     at += 5 + length;
   }
 }
