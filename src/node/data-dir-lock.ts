@@ -125,7 +125,8 @@ function claim(marker: string): boolean {
 
 function isStale(marker: string): boolean {
   try {
-    return Date.now() - statSync(marker).mtimeMs > TAKEOVER_STALE_MS;
+    // Either way: a router without a real-time clock may boot with its clock behind the marker's time.
+    return Math.abs(Date.now() - statSync(marker).mtimeMs) > TAKEOVER_STALE_MS;
   } catch {
     return false; // gone since: the next claim decides
   }

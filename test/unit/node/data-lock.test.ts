@@ -137,6 +137,19 @@ test('a takeover marker left by a start that died in the middle of one is set as
   assert.equal(existsSync(marker), false);
 });
 
+test('a takeover marker dated in the future (a router booted with its clock behind) is set aside too', async () => {
+  const dir = dataDir();
+  await deadSocket(dir);
+  const marker = `${controlSocketPath(dir)}.takeover`;
+  writeFileSync(marker, '');
+  const ahead = new Date(Date.now() + 3_600_000);
+  utimesSync(marker, ahead, ahead);
+  const lock = await take(dir);
+  assert.equal(await answers(dir), true);
+  await lock.release();
+  assert.equal(existsSync(marker), false);
+});
+
 test("a directory that does not exist yet (an open-mode peer's first start) is made, owner-only, and locked", async () => {
   const dir = `${dataDir()}/new/peer`;
   const lock = await take(dir);
