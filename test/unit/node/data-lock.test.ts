@@ -83,16 +83,25 @@ test('the lock names the directory, not its spelling: a symlink to a locked dire
   await lock.release();
 });
 
+/** Another process listening on `dir`'s control socket; the function returned kills it (SIGKILL) and waits for its end. */
+async function listenerInChild(dir: string): Promise<() => Promise<void>> {
+  const file = controlSocketPath(dir);
+  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  return async () => {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
+}
+
 test('the socket a killed peer left behind (nobody listening on it) does not lock the directory', async () => {
   const dir = dataDir();
   const file = controlSocketPath(dir);
   // A process that listens on the control socket and is then killed, as a crash or a power cut leaves it.
-  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  const kill = await listenerInChild(dir);
   await assert.rejects(take(dir), /already running on/);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
+  await kill();
   assert.equal(existsSync(file), true, 'the socket file is still there');
   assert.equal(await answers(dir), false);
   const next = await take(dir);
@@ -102,12 +111,7 @@ test('the socket a killed peer left behind (nobody listening on it) does not loc
 
 /** A socket file whose listener was killed: what a crashed peer leaves. */
 async function deadSocket(dir: string): Promise<void> {
-  const file = controlSocketPath(dir);
-  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
+  await (await listenerInChild(dir))();
 }
 
 test("peers started at the same instant on a directory a killed peer left its socket in: exactly one takes it (one takeover at a time)", async () => {
