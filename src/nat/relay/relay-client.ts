@@ -188,6 +188,9 @@ export class RelayClient {
     this.counters.lost++;
     this.lastError = silent ? 'relay stopped answering' : 'relay no longer holds the allocation';
     this.deps.log.warn('relay-lost', { server: addressKey(server), silent, peersThroughIt: routed.length });
+    // A silent relay may only have been cut off from us: if it hears this, it frees our allocation,
+    // and an Allocate of ours from this same address later is answered, not refused as a mismatch (437).
+    if (silent) this.request(server, StunMethod.Refresh, [lifetimeAttr(0)], () => {});
     this.drop();
     this.onLost(server, routed, silent);
   }

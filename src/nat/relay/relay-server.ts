@@ -1,6 +1,7 @@
 import type { Link } from '../../link/link.js';
 import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Logger } from '../../runtime/log.js';
+import { bytesToHex } from '../../runtime/hex.js';
 import type { Random } from '../../runtime/random.js';
 import { type RateLimit, TokenBucket } from '../../runtime/token-bucket.js';
 import { type Address, addressKey } from '../../wire/address.js';
@@ -108,6 +109,8 @@ interface Allocation {
   readonly relayed: Address;
   readonly exposed: ExposedPort;
   readonly key: Uint8Array;
+  /** The Allocate that made it: only its retransmissions are answered again (with the key). */
+  readonly allocateId: string;
   readonly permissions: Map<string, number>;
   readonly pairs: Map<string, TokenBucket>;
   expiry: TimerHandle | undefined;
@@ -194,7 +197,14 @@ export class RelayServer {
     const key = addressKey(from);
     const answer = (bytes: Uint8Array): void => this.deps.sendRaw(from, bytes);
     const existing = this.allocations.get(key);
-    if (existing) return answer(this.allocated(request, existing)); // a retransmission (s7.2)
+    if (existing) {
+      // A retransmission gets the same answer (s7.2). Any other Allocate from this 5-tuple gets 437:
+      // answering it with the allocation would hand its key, in clear, to whoever can forge the
+      // client's address and watch the answer go by, and with the key they could end or use it.
+      if (bytesToHex(request.transactionId) === existing.allocateId) return answer(this.allocated(request, existing));
+      this.counters.refused++;
+      return answer(errorAnswer(StunMethod.Allocate, request.transactionId, 437, 'Allocation Mismatch'));
+    }
     if (this.opening.has(key) || this.closed) return;
     const enrolled = this.deps.nodeAt(from);
     const refuse = (code: number, reason: string): void => {
@@ -231,7 +241,7 @@ export class RelayServer {
       await Promise.all([socket.close(), exposed?.close()]);
       return exposed ? undefined : refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
     }
-    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), permissions: new Map(), pairs: new Map(), expiry: undefined };
+    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), allocateId: bytesToHex(request.transactionId), permissions: new Map(), pairs: new Map(), expiry: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
     this.allocations.set(key, allocation);
     this.counters.allocations++;

@@ -155,6 +155,24 @@ test('a relay that stops answering mid-call is noticed within 1.6 s and handed b
   assert.ok(idleLost[0] - 30_000 <= 21_000, `idle relay noticed after ${idleLost[0] - 30_000} ms`);
 });
 
+test('a relay cut off from us for a while, then back, allocates for us again: our silent loss released the old allocation (review F1)', async () => {
+  const { clock, client, relayHost, server, settle } = setup();
+  client.allocate([RELAY], () => {});
+  await settle();
+  const lost: boolean[] = [];
+  client.onLost = (_server, _routed, silent) => lost.push(silent);
+  relayHost.alive = false; // our requests stop reaching it
+  for (let t = 100; lost.length === 0 && t <= 30_000; t += 100) clock.runUntil(t);
+  assert.deepEqual(lost, [true]);
+  relayHost.alive = true; // back: the release, retransmitted, gets through
+  clock.runUntil(clock.now() + 5_000);
+  assert.equal(server.status().active, 0, 'the relay freed the allocation we no longer use');
+  let relayed: Address | undefined;
+  client.allocate([RELAY], (address) => (relayed = address));
+  await settle();
+  assert.ok(relayed, `allocated again (${client.lastError})`);
+});
+
 test('a slow relay is not a dead one (late answers count); a relay that restarted and forgot us is lost; our own full STUN table says nothing of the relay', async () => {
   const slow = setup();
   slow.client.allocate([RELAY], () => {});

@@ -80,6 +80,26 @@ test('an enrolled node gets an allocation with a relayed address; a stranger get
   assert.equal(errorCode(toClients.pop()!.message), 486);
 });
 
+test('only a retransmission of the Allocate gets the allocation again; another Allocate from its 5-tuple gets 437 and no key (review F1)', async () => {
+  const { deliver, toClients, settle, random } = setup();
+  const id = random.bytes(12);
+  const allocateBytes = encodeStun(StunMethod.Allocate, StunClass.Request, id, [lifetimeAttr(600)]);
+  deliver(CLIENT, allocateBytes);
+  await settle();
+  const key = attribute(toClients.pop()!.message, Attr.AllocationKey)!.value;
+  deliver(CLIENT, allocateBytes); // the client's retransmission: its answer was lost
+  await settle();
+  const again = toClients.pop()!.message;
+  assert.equal(again.klass, StunClass.Success);
+  assert.deepEqual(attribute(again, Attr.AllocationKey)!.value, key, 'the same allocation, the same key');
+  // Someone who forges the client's address, with a transaction of their own, and reads the answer.
+  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]));
+  await settle();
+  const forged = toClients.pop()!.message;
+  assert.equal(errorCode(forged), 437);
+  assert.equal(attribute(forged, Attr.AllocationKey), undefined, 'the key is not given out again');
+});
+
 test('datagrams pass only to and from peers with a permission, and a pair is held to its rate', async () => {
   const { toClients, sockets, server, allocate, permit, send } = setup();
   const key = await allocate();
