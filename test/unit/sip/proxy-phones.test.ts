@@ -311,6 +311,31 @@ test("a Contact is a phone's own address; calls find a user by the AOR, and in-d
   await unregister([mallory, 'alice'], [bob, 'bob']);
 });
 
+test("on a peer bound to :: (IPv4 phones arrive as ::ffff:a.b.c.d), a request to a Contact reaches the phone that registered it from that address, not one that registered it first under another name (review F7)", async () => {
+  const dual = await SipService.start({ bind: { host: '::', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(7) });
+  try {
+    const port = dual.address.port;
+    const carol = await Phone.udp('127.0.0.2', port);
+    const mallory = await Phone.udp('127.0.0.3', port);
+    const bob = await Phone.udp('127.0.0.1', port);
+    const carolContact = `sip:carol@127.0.0.2:${carol.port}`;
+    assert.equal((await register(mallory, 'alice', [`<${carolContact}>`])).status, 200, 'first, under another name');
+    assert.equal((await register(carol, 'carol', [`<${carolContact}>`])).status, 200);
+    assert.match(dual.location.bindings(`carol@${domain}`)[0].flow.remote.host, /^::ffff:127\.0\.0\.2$/, 'the case under test: a mapped address');
+    const n = ++sequence;
+    bob.send([`MESSAGE ${carolContact} SIP/2.0`, via(bob, `msg${n}`), 'Max-Forwards: 70', `From: <sip:bob@${domain}>;tag=m${n}`, `To: <${carolContact}>`, `Call-ID: msg-${n}`, 'CSeq: 1 MESSAGE', 'Content-Length: 0']);
+    const message = (callId: string) => (m: SipMessage) => isRequest('MESSAGE')(m) && m.headers.get('Call-ID') === callId;
+    answer(carol, (await carol.next(message(`msg-${n}`))) as SipRequest, 200, 'OK'); // the phone at that address gets it
+    assert.equal(mallory.requests('MESSAGE').length, 0, 'the one that registered her Contact first gets nothing');
+    // A Route naming this peer in another spelling of its address is ours too, not a hop onward (to ourselves).
+    bob.send([`MESSAGE ${carolContact} SIP/2.0`, via(bob, `msg${n}b`), 'Max-Forwards: 70', `Route: <sip:[::ffff:127.0.0.1]:${port};lr>`, `From: <sip:bob@${domain}>;tag=m${n}`, `To: <${carolContact}>`, `Call-ID: msg-${n}b`, 'CSeq: 1 MESSAGE', 'Content-Length: 0']);
+    answer(carol, (await carol.next(message(`msg-${n}b`))) as SipRequest, 200, 'OK');
+    assert.ok(await bob.next(isResponse(200, 'MESSAGE')));
+  } finally {
+    await dual.close();
+  }
+});
+
 test('a phone on TCP is record-routed with ;transport=tcp, and twice (RFC 5658) when the callee is on UDP; its BYE on TCP reaches the callee', async () => {
   const bobTcp = await Phone.tcp();
   const alice = await Phone.udp();

@@ -472,7 +472,7 @@ export class SipProxy {
           return registered !== undefined && sameSipUri(registered, wanted);
         })
       : [];
-    const fromHost = (b: Binding, host: string) => b.flow.transport !== 'OVERLAY' && b.flow.remote.host === host;
+    const fromHost = (b: Binding, host: string) => b.flow.transport !== 'OVERLAY' && sameHost(b.flow.remote.host, host);
     const chosen = marked
       ? (matching.find((b) => sameFlow(b.flow, marked.flow)) ?? matching.find((b) => b.flow.transport === marked.flow.transport && fromHost(b, marked.flow.remote.host)))
       : (matching.find((b) => fromHost(b, wanted!.host) && b.flow.remote.port === (wanted!.port ?? 5060)) ?? matching[0]);
@@ -812,7 +812,7 @@ export class SipProxy {
     // A domain we serve, with no port: ours whatever our port (it is never looked up in DNS).
     if (port === undefined && this.deps.servesDomain(h) && !isIpLiteral(h)) return true;
     if ((port ?? 5060) !== this.deps.self.port) return false;
-    return h === this.deps.self.host || (this.deps.selfHosts ?? []).includes(h) || (this.deps.servesDomain(h) && !isIpLiteral(h));
+    return [this.deps.self.host, ...(this.deps.selfHosts ?? [])].some((own) => sameHost(own, h)) || (this.deps.servesDomain(h) && !isIpLiteral(h));
   }
 
   private recordRoute(flow: SipFlow | undefined): string {
