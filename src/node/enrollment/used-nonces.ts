@@ -8,8 +8,8 @@ import { writeFileAtomically } from '../cbor-file.js';
  * earlier good again. (Refusing everything signed before the restart did that too, but refused a
  * device whose clock ran a little behind for as many seconds after each restart.) An append-only
  * file of small records, synced before the request is answered; a crash mid-append leaves a torn
- * last record, which is dropped. Each start rewrites it with the live records only, and so does
- * a running authority once it has appended COMPACT_AFTER_BYTES: signed requests at the transport's
+ * last record, which is dropped. The first nonce taken after a start rewrites it with the live
+ * records only, and so does a running authority once it has appended COMPACT_AFTER_BYTES: signed requests at the transport's
  * rate would otherwise grow it by megabytes a day, past what a start reads.
  *
  *   record = until (uint32, seconds, big-endian) | key length (uint8) | key (UTF-8)
@@ -19,29 +19,35 @@ const MAX_FILE_BYTES = 4 * 1024 * 1024;
 const COMPACT_AFTER_BYTES = 1024 * 1024;
 
 export class UsedNonces {
-  private bytesOnDisk: number;
+  /** Unknown until the first nonce is taken, which rewrites the file with the live records. */
+  private bytesOnDisk: number | undefined;
 
   private constructor(
     private readonly file: string,
     private readonly once: OnceSet,
-    nowSeconds: number,
-  ) {
-    this.bytesOnDisk = this.compact(nowSeconds);
-  }
+  ) {}
 
-  /** The nonces in `file` still live at `nowSeconds`; the file is rewritten with just those. */
+  /**
+   * The nonces in `file` still live at `nowSeconds`. Opening only reads: `user list` loads the
+   * authority too, perhaps as root or from a read-only copy, and must leave the file as it was.
+   */
   static open(file: string, maxKeys: number, nowSeconds: number): UsedNonces {
     const once = new OnceSet(maxKeys);
     if (existsSync(file) && statSync(file).size <= MAX_FILE_BYTES) {
       for (const { key, until } of records(readFileSync(file))) if (until >= nowSeconds) once.firstUse(key, until, nowSeconds);
     }
     // (An oversized file is not read: then, as after a lost disk, requests are believed for their time window alone.)
-    return new UsedNonces(file, once, nowSeconds);
+    return new UsedNonces(file, once);
   }
 
   /** True the first time `key` is offered while live (and it is on disk before this returns). */
   firstUse(key: string, until: number, nowSeconds: number): boolean {
     if (!this.once.firstUse(key, until, nowSeconds)) return false;
+    // The first rewrites the file (expired records out, a torn last one too, so appends parse).
+    if (this.bytesOnDisk === undefined) {
+      this.bytesOnDisk = this.compact(nowSeconds);
+      return true;
+    }
     const appended = record(key, until);
     const fd = openSync(this.file, 'a', 0o600);
     try {

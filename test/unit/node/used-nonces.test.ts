@@ -59,5 +59,21 @@ test('a record torn by a crash mid-append is dropped; the records before it stan
   const restarted = UsedNonces.open(file, 100, NOW + 1);
   assert.equal(restarted.size, 1);
   assert.equal(restarted.firstUse(nonce(7), NOW + WINDOW, NOW + 1), false);
-  assert.equal(statSync(file).size, 5 + 32, 'the torn record is gone from the file');
+  assert.equal(restarted.firstUse(nonce(8), NOW + WINDOW, NOW + 1), true);
+  assert.equal(statSync(file).size, 2 * (5 + 32), 'the torn record is gone from the file');
+  assert.equal(UsedNonces.open(file, 100, NOW + 2).size, 2, 'and what came after it reads back');
+});
+
+test('opening only reads: a listing run as another user, or on a read-only copy, leaves the file as it was (review F4)', () => {
+  const file = nonceFile();
+  const nonces = UsedNonces.open(file, 100, NOW);
+  nonces.firstUse(nonce(1), NOW + 10, NOW);
+  nonces.firstUse(nonce(2), NOW + WINDOW, NOW);
+  const before = statSync(file);
+  const opened = UsedNonces.open(file, 100, NOW + 60);
+  assert.equal(opened.size, 1, 'the expired one is not believed');
+  const after = statSync(file);
+  assert.deepEqual([after.ino, after.size, after.mtimeMs, after.uid], [before.ino, before.size, before.mtimeMs, before.uid], 'the same file, untouched');
+  assert.equal(opened.firstUse(nonce(3), NOW + 60 + WINDOW, NOW + 60), true);
+  assert.equal(statSync(file).size, 2 * (5 + 32), 'the first nonce taken drops the expired record');
 });
