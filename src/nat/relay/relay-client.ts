@@ -119,12 +119,14 @@ export class RelayClient {
     for (const p of peers) this.permitted.set(p.host, now);
     // XOR-PEER-ADDRESS is XORed with the carrying message's transaction ID.
     const attributes = (id: Uint8Array) => peers.map((p) => ({ type: Attr.XorPeerAddress, value: encodeXorAddress(p, id) }));
+    // An unsealed error may split a batch, never refuse a peer: a relay of the release before
+    // sends its errors unsealed, and a batch it refuses would otherwise wait out its time.
     this.request(this.server!, StunMethod.CreatePermission, attributes, (ok, answer) => {
       if (ok) return;
       for (const p of peers) if (this.permitted.get(p.host) === now) this.permitted.delete(p.host);
       this.deps.log.info('relay-permission-refused', { peers: peers.map(addressKey).join(' '), error: answer ? `error ${errorCode(answer)}` : 'no answer' });
       if (answer && peers.length > 1 && this.state === 'allocated') for (const p of peers) this.createPermission([p], now);
-    });
+    }, undefined, peers.length > 1);
   }
 
   /** Sends one datagram to `peer` out of the relayed address. */
@@ -199,13 +201,13 @@ export class RelayClient {
     return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null, ...this.counters };
   }
 
-  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void, options = { rtoMs: 250, attempts: 5 }): void {
+  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void, options = { rtoMs: 250, attempts: 5 }, unsealedErrors = false): void {
     const transactionId = this.deps.transactions.newTransactionId();
     const key = method === StunMethod.Allocate ? undefined : this.key;
     const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes), key);
     // Once allocated, the relay seals every answer (error ones too) under the allocation's key:
     // a forged error, even from the relay's own address, must not cost us the relay.
-    const accept = key && ((answer: { bytes: Uint8Array; message: StunMessage }) => integrityValid(answer.bytes, answer.message, key));
+    const accept = key && ((answer: { bytes: Uint8Array; message: StunMessage }) => integrityValid(answer.bytes, answer.message, key) || (unsealedErrors && answer.message.klass === StunClass.Error));
     this.deps.transactions.request(transactionId, bytes, server, this.deps.sendRaw, (answer) => {
       done(answer?.message.klass === StunClass.Success, answer?.message);
     }, { ...options, symmetric: true, accept }); // the allocation is this 5-tuple's

@@ -114,6 +114,27 @@ test('a refused CreatePermission is not remembered as granted: each peer is aske
   assert.equal(asked(), 4, 'the refused one is asked for again, not taken as held');
 });
 
+test('an unsealed error (a relay of the release before, or a forger) splits a batch of permissions; each peer alone is refused only under the key (review F5)', async () => {
+  const { clock, client, transactions, requests, relayHost, settle, reaches } = setup();
+  client.allocate([RELAY], () => {});
+  await settle();
+  const peers = [{ host: '198.18.0.50', port: 40123 }, { host: '198.18.0.51', port: 40124 }];
+  relayHost.answerDelayMs = 20; // the unsealed 403 comes first
+  const refuseUnsealed = () => {
+    for (const r of requests.filter((q) => q.method === StunMethod.CreatePermission)) {
+      const error = errorAnswer(StunMethod.CreatePermission, r.transactionId, 403, 'Forbidden');
+      transactions.handleAnswer(RELAY, error, decodeStun(error));
+    }
+  };
+  client.permit(peers);
+  refuseUnsealed();
+  const asked = () => requests.filter((r) => r.method === StunMethod.CreatePermission).length;
+  assert.equal(asked(), 3, 'the batch at once, then each alone (not after the batch timed out)');
+  refuseUnsealed(); // and each alone, refused unsealed too: not believed
+  clock.runUntil(clock.now() + 1_000);
+  assert.ok(peers.every(reaches), 'both permitted, under the key');
+});
+
 test('a relay that stops answering mid-call is noticed within 1.6 s and handed back with the peers reached through it; an idle one within 21 s', async () => {
   const { clock, client, link, relayHost, settle } = setup();
   client.allocate([RELAY], () => {});
