@@ -10,7 +10,7 @@ import { SystemClock } from '../../../src/runtime/clock.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
 import type { SipMessage, SipRequest } from '../../../src/usages/sip/message/sip-message.js';
-import { SipService } from '../../../src/usages/sip/sip-service.js';
+import { loopbackSipService, onSipMessages } from '../../helpers/sip-service.js';
 
 /*
  * The whole way a TCP phone's registration survives a restart, on loopback: the phone registers
@@ -28,36 +28,12 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function home(): Promise<{ service: SipService; saved: SavedBindings; restored: number }> {
-  const service = await SipService.start({
-    bind: { host: '127.0.0.1', port: 0 },
-    advertisedHost: '127.0.0.1',
-    realm: domain,
-    domains: [domain],
-    requireAuth: false,
-    credentials: { lookup: () => undefined },
-    clock,
-    log: silentLogger,
-    nonceSecret: new Uint8Array(32).fill(7),
-  });
+async function home() {
+  const service = await loopbackSipService(domain);
   const saved = new SavedBindings(root, service.location, clock, silentLogger);
   const restored = saved.restore(() => true);
   closers.push(() => (saved.close(), service.close()));
   return { service, saved, restored };
-}
-
-/** SIP messages as they arrive on a stream, whole. */
-function onMessages(socket: Socket, take: (message: SipMessage) => void): void {
-  let buffer = '';
-  socket.on('data', (chunk) => {
-    buffer += chunk.toString('latin1');
-    for (let end = buffer.indexOf('\r\n\r\n'); end >= 0; end = buffer.indexOf('\r\n\r\n')) {
-      const length = Number(/\r\nContent-Length: *(\d+)/i.exec(buffer.slice(0, end))?.[1] ?? 0);
-      if (buffer.length < end + 4 + length) break;
-      take(parseSipMessage(new Uint8Array(Buffer.from(buffer.slice(0, end + 4 + length), 'latin1'))));
-      buffer = buffer.slice(end + 4 + length);
-    }
-  });
 }
 
 function within<T>(ms: number, what: string, wait: (resolve: (value: T) => void) => void): Promise<T> {
@@ -73,13 +49,13 @@ test('a TCP phone registered before a restart is called after it: saved, restore
   // carol's phone listens at its Contact (s18.2.1) and registers over a connection of its own.
   const invites: { request: SipRequest; socket: Socket }[] = [];
   let invited: () => void = () => {};
-  const listener = createServer((socket) => onMessages(socket, (m) => m.kind === 'request' && m.method === 'INVITE' && (invites.push({ request: m, socket }), invited())));
+  const listener = createServer((socket) => onSipMessages(socket, (m) => m.kind === 'request' && m.method === 'INVITE' && (invites.push({ request: m, socket }), invited())));
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   closers.push(() => listener.close());
   const listenPort = (listener.address() as { port: number }).port;
   const connection = connect(before.service.address.port, '127.0.0.1');
   await new Promise<void>((resolve) => connection.once('connect', resolve));
-  const registered = within<SipMessage>(3_000, 'answer to REGISTER', (resolve) => onMessages(connection, resolve));
+  const registered = within<SipMessage>(3_000, 'answer to REGISTER', (resolve) => onSipMessages(connection, resolve));
   connection.write(
     [
       `REGISTER sip:${domain} SIP/2.0`,

@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
 import type { Clock, TimerHandle } from '../../../src/runtime/clock.js';
-import { silentLogger } from '../../../src/runtime/log.js';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
 import type { SipMessage } from '../../../src/usages/sip/message/sip-message.js';
-import { SipService } from '../../../src/usages/sip/sip-service.js';
+import { loopbackSipService } from '../../helpers/sip-service.js';
 
 /*
  * RFC 4320 s4.1: a transaction-stateful element never sends 408 to a non-INVITE request. When
@@ -34,7 +33,7 @@ function fastClock(): Clock {
 
 test('a MESSAGE whose phone never answers gets no 408 (RFC 4320 s4.1); its retransmissions are still absorbed, not forwarded again', async () => {
   const domain = 'smiths.example';
-  const service = await SipService.start({ bind: { host: '127.0.0.1', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock: fastClock(), log: silentLogger, nonceSecret: new Uint8Array(32).fill(3) });
+  const service = await loopbackSipService(domain, { clock: fastClock(), nonceSecret: new Uint8Array(32).fill(3) });
   const sockets = [createSocket('udp4'), createSocket('udp4')];
   try {
     const inboxes: SipMessage[][] = [[], []];

@@ -4,7 +4,7 @@ import { connect, createServer, type Server as TcpServer, type Socket as TcpSock
 import { after, before, test } from 'node:test';
 import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../../src/usages/sip/message/sip-message.js';
-import { SipService } from '../../../src/usages/sip/sip-service.js';
+import type { SipService } from '../../../src/usages/sip/sip-service.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 import { SystemClock } from '../../../src/runtime/clock.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
@@ -16,6 +16,7 @@ import { MediaAnchor } from '../../../src/usages/sip/media/media-anchor.js';
 import { MediaPortPool } from '../../../src/usages/sip/media/port-pool.js';
 import { SipMedia } from '../../../src/usages/sip/media/sip-media.js';
 import { FIXED_NOW_SECONDS, TEST_OVERLAY, testIdentity } from '../../helpers/fixtures.js';
+import { loopbackSipService, onSipMessages } from '../../helpers/sip-service.js';
 
 /*
  * The home's proxy and registrar as ordinary phones meet them, over real UDP and TCP on
@@ -42,16 +43,9 @@ const clock = new SystemClock();
 const phones: Phone[] = [];
 
 before(async () => {
-  service = await SipService.start({
-    bind: { host: '127.0.0.1', port: 0 },
-    advertisedHost: '127.0.0.1',
-    realm: domain,
-    domains: [domain],
-    requireAuth: false,
+  service = await loopbackSipService(domain, {
     credentials: { lookup: (user) => (['alice', 'bob', 'carol'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
     clock,
-    log: silentLogger,
-    nonceSecret: new Uint8Array(32).fill(7),
   });
   sipPort = service.address.port;
 });
@@ -108,16 +102,7 @@ class Phone {
   /** What a phone's connection carries; the phone answers over the newest one. */
   useConnection(socket: TcpSocket): void {
     this.tcp = socket;
-    let buffer = '';
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('latin1');
-      for (let end = buffer.indexOf('\r\n\r\n'); end >= 0; end = buffer.indexOf('\r\n\r\n')) {
-        const length = Number(/\r\nContent-Length: *(\d+)/i.exec(buffer.slice(0, end))?.[1] ?? 0);
-        if (buffer.length < end + 4 + length) break;
-        this.take(parseSipMessage(new Uint8Array(Buffer.from(buffer.slice(0, end + 4 + length), 'latin1'))));
-        buffer = buffer.slice(end + 4 + length);
-      }
-    });
+    onSipMessages(socket, (message) => this.take(message));
   }
 
   get transport(): 'UDP' | 'TCP' {
@@ -312,7 +297,7 @@ test("a Contact is a phone's own address; calls find a user by the AOR, and in-d
 });
 
 test("on a peer bound to :: (IPv4 phones arrive as ::ffff:a.b.c.d), a request to a Contact reaches the phone that registered it from that address, not one that registered it first under another name (review F7)", async () => {
-  const dual = await SipService.start({ bind: { host: '::', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(7) });
+  const dual = await loopbackSipService(domain, { bind: { host: '::', port: 0 } });
   try {
     const port = dual.address.port;
     const carol = await Phone.udp('127.0.0.2', port);
@@ -593,15 +578,9 @@ test('CANCEL of a call whose phone never answered: 487 at once; a late ring is c
 
 test("a phone that rings after the caller's CANCEL, is cancelled and never ends its INVITE leaves no transaction behind (Timer B's stand-in, 64*T1)", async () => {
   const virtual = new VirtualClock();
-  const other = await SipService.start({
-    bind: { host: '127.0.0.1', port: 0 },
-    advertisedHost: '127.0.0.1',
-    realm: domain,
-    domains: [domain],
-    requireAuth: false,
+  const other = await loopbackSipService(domain, {
     credentials: { lookup: (user) => (['alice', 'carol'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
     clock: virtual,
-    log: silentLogger,
     nonceSecret: new Uint8Array(32).fill(8),
   });
   try {
@@ -640,7 +619,7 @@ async function anchoringHome(lowPort: number): Promise<{ media: SipMedia; anchor
     { maxCalls: 10, retryAfterSeconds: 5 },
     () => Date.now(),
   );
-  const anchored = await SipService.start({ media, bind: { host: '127.0.0.1', port: 0 }, advertisedHost: '127.0.0.1', realm: domain, domains: [domain], requireAuth: false, credentials: { lookup: () => undefined }, clock, log: silentLogger, nonceSecret: new Uint8Array(32).fill(8) });
+  const anchored = await loopbackSipService(domain, { media, clock, nonceSecret: new Uint8Array(32).fill(8) });
   return { media, anchored };
 }
 
