@@ -39,6 +39,13 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
 
 const PERMISSION_MS = 300_000;
 /**
+ * After an Allocate that does not match, how long the allocation's holder has to show it is alive
+ * (a request or Send under the key; a live client refreshes every 5 s at most) before the
+ * allocation is taken for a crashed node's, and ended so that the node, restarted on the same
+ * port, can allocate again.
+ */
+const DOUBT_MS = 15_000;
+/**
  * Live permissions one allocation may hold: a node behind a NAT talks through its relay to its
  * neighbours, fingers and the homes it is in calls with, a few dozen hosts. Expired ones are
  * forgotten as new ones come, so the map never grows past this.
@@ -93,6 +100,8 @@ export interface RelayServerCounters {
   endedUnreachable: number;
   /** Allocations ended because their node's certificate was no longer believed (revoked, expired). */
   endedNotEnrolled: number;
+  /** Allocations ended because another Allocate came from their address and they fell silent (a restarted node). */
+  endedSuperseded: number;
 }
 
 export interface RelayClientNode {
@@ -114,10 +123,14 @@ interface Allocation {
   readonly permissions: Map<string, number>;
   readonly pairs: Map<string, TokenBucket>;
   expiry: TimerHandle | undefined;
+  /** When a request or Send under the key last came (ms). */
+  heardAt: number;
+  /** Set while a mismatched Allocate waits to see whether the holder is alive. */
+  doubt: TimerHandle | undefined;
 }
 
 export class RelayServer {
-  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0, endedUnreachable: 0, endedNotEnrolled: 0 };
+  readonly counters: RelayServerCounters = { allocations: 0, refused: 0, relayedToPeers: 0, relayedToClients: 0, droppedNoPermission: 0, droppedOverRate: 0, forbiddenPeers: 0, unauthenticated: 0, endedUnreachable: 0, endedNotEnrolled: 0, endedSuperseded: 0 };
   private readonly allocations = new Map<string, Allocation>();
   /** Allocates still being set up (a router forward can take a while), by client address: their node. */
   private readonly opening = new Map<string, string>();
@@ -147,6 +160,7 @@ export class RelayServer {
       this.counters.unauthenticated++;
       return true;
     }
+    allocation.heardAt = this.deps.clock.now();
     if (isSend) {
       this.relayToPeer(allocation, message);
       return true;
@@ -203,6 +217,7 @@ export class RelayServer {
       // client's address and watch the answer go by, and with the key they could end or use it.
       if (bytesToHex(request.transactionId) === existing.allocateId) return answer(this.allocated(request, existing));
       this.counters.refused++;
+      this.doubt(existing);
       return answer(errorAnswer(StunMethod.Allocate, request.transactionId, 437, 'Allocation Mismatch'));
     }
     if (this.opening.has(key) || this.closed) return;
@@ -241,7 +256,7 @@ export class RelayServer {
       await Promise.all([socket.close(), exposed?.close()]);
       return exposed ? undefined : refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
     }
-    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), allocateId: bytesToHex(request.transactionId), permissions: new Map(), pairs: new Map(), expiry: undefined };
+    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), allocateId: bytesToHex(request.transactionId), permissions: new Map(), pairs: new Map(), expiry: undefined, heardAt: this.deps.clock.now(), doubt: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
     this.allocations.set(key, allocation);
     this.counters.allocations++;
@@ -338,8 +353,25 @@ export class RelayServer {
     allocation.expiry = this.deps.clock.setTimer(seconds * 1000, () => void this.release(allocation));
   }
 
+  /**
+   * Someone sent an Allocate from this allocation's address: its node restarted and forgot it, or
+   * a stranger forged the address. The holder's next request under the key settles it; silence
+   * ends the allocation (the restarted node's next Allocate is then served).
+   */
+  private doubt(allocation: Allocation): void {
+    if (allocation.doubt) return;
+    const since = this.deps.clock.now();
+    allocation.doubt = this.deps.clock.setTimer(DOUBT_MS, () => {
+      allocation.doubt = undefined;
+      if (allocation.heardAt >= since) return; // the holder is alive: the Allocate was not its own
+      this.counters.endedSuperseded++;
+      void this.release(allocation);
+    });
+  }
+
   private async release(allocation: Allocation): Promise<void> {
     this.deps.clock.clearTimer(allocation.expiry);
+    this.deps.clock.clearTimer(allocation.doubt);
     if (this.allocations.get(addressKey(allocation.client)) === allocation) this.allocations.delete(addressKey(allocation.client));
     await Promise.all([allocation.socket.close(), allocation.exposed.close()]);
   }

@@ -100,6 +100,33 @@ test('only a retransmission of the Allocate gets the allocation again; another A
   assert.equal(attribute(forged, Attr.AllocationKey), undefined, 'the key is not given out again');
 });
 
+test('after a mismatched Allocate, an allocation whose holder goes on refreshing is kept; a silent one (its node restarted) ends, and the node allocates again', async () => {
+  const { clock, server, request, toClients, settle, allocate } = setup();
+  const key = await allocate();
+  const again = async () => {
+    request(CLIENT, StunMethod.Allocate, [lifetimeAttr(600)]);
+    await settle();
+    return toClients.pop()!.message;
+  };
+  // A forger: the live holder refreshes every 5 s, as its liveness checks do.
+  assert.equal(errorCode(await again()), 437);
+  for (let t = 5_000; t <= 30_000; t += 5_000) {
+    clock.runUntil(t);
+    request(CLIENT, StunMethod.Refresh, [lifetimeAttr(600)], key);
+    assert.equal(toClients.pop()!.message.klass, StunClass.Success, `still held at ${t} ms`);
+  }
+  assert.equal(server.counters.endedSuperseded, 0);
+  // The node restarted on the same port: its new Allocate gets 437, and nothing refreshes the old one.
+  clock.runUntil(clock.now() + 1_000);
+  assert.equal(errorCode(await again()), 437);
+  clock.runUntil(clock.now() + 16_000);
+  assert.equal(server.counters.endedSuperseded, 1);
+  assert.equal(server.status().active, 0);
+  const answer = await again();
+  assert.equal(answer.klass, StunClass.Success, 'its next Allocate is served');
+  assert.notDeepEqual(attribute(answer, Attr.AllocationKey)!.value, key, 'a new allocation, a new key');
+});
+
 test('datagrams pass only to and from peers with a permission, and a pair is held to its rate', async () => {
   const { toClients, sockets, server, allocate, permit, send } = setup();
   const key = await allocate();
