@@ -9,8 +9,9 @@ import { writeFileAtomically } from '../cbor-file.js';
  * device whose clock ran a little behind for as many seconds after each restart.) An append-only
  * file of small records, synced before the request is answered; a crash mid-append leaves a torn
  * last record, which is dropped. The first nonce taken after a start rewrites it with the live
- * records only, and so does a running authority once it has appended COMPACT_AFTER_BYTES: signed requests at the transport's
- * rate would otherwise grow it by megabytes a day, past what a start reads.
+ * records only, and so does a running authority once it has appended COMPACT_AFTER_BYTES: signed
+ * requests at the transport's rate would otherwise grow it by megabytes a day, past what a start
+ * reads.
  *
  *   record = until (uint32, seconds, big-endian) | key length (uint8) | key (UTF-8)
  */

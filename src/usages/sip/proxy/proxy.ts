@@ -812,7 +812,7 @@ export class SipProxy {
     // A domain we serve, with no port: ours whatever our port (it is never looked up in DNS).
     if (port === undefined && this.deps.servesDomain(h) && !isIpLiteral(h)) return true;
     if ((port ?? 5060) !== this.deps.self.port) return false;
-    return [this.deps.self.host, ...(this.deps.selfHosts ?? [])].some((own) => sameHost(own, h)) || (this.deps.servesDomain(h) && !isIpLiteral(h));
+    return sameHost(this.deps.self.host, h) || (this.deps.selfHosts ?? []).some((own) => sameHost(own, h)) || (this.deps.servesDomain(h) && !isIpLiteral(h));
   }
 
   private recordRoute(flow: SipFlow | undefined): string {
