@@ -206,7 +206,6 @@ export class CallMedia {
     if (believed.kind === 'new' || believed.kind === 'restart') throw new SdpError('an answer that is not from the home this call was offered to');
     this.acceptShare(call, believed, callId);
     this.answered(call, answer, 'b', homeSource);
-    this.deps.anchor.answered(callId);
     const text = this.towardsPhone(call, answer);
     return inRequest ? text : this.forPhone(call, sdp, text, 'answer');
   }
@@ -246,7 +245,6 @@ export class CallMedia {
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, 'a', phoneSource);
-    this.deps.anchor.answered(callId);
     return this.towardsHome(call, answer);
   }
 
@@ -282,7 +280,6 @@ export class CallMedia {
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, side, phoneSource);
-    this.deps.anchor.answered(callId);
     return anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
   }
 

@@ -392,15 +392,16 @@ export class MediaAnchor {
 
   /**
    * Ends the session when no stream has carried a packet for timeoutMs since the call was
-   * answered. Before the answer a call may ring without media as long as the proxy's Timer C
-   * lets it; only one left unanswered for UNANSWERED_MS (its INVITE lost track of) is ended.
+   * answered. Before the answer a call may ring without media (an SDP answer in a 183 included)
+   * as long as the proxy's Timer C lets it; only one quiet for UNANSWERED_MS (its INVITE lost
+   * track of) is ended.
    */
   private watch(id: string, after: number): TimerHandle {
     return this.clock.setTimer(after, () => {
       const entry = this.sessions.get(id);
       if (!entry) return;
       const now = this.clock.now();
-      const quietSince = entry.answeredAt === undefined ? entry.openedAt : Math.max(entry.answeredAt, ...entry.session.streams.flatMap((s) => [s.rtp.lastPacketAt, s.rtcp.lastPacketAt]));
+      const quietSince = Math.max(entry.answeredAt ?? entry.openedAt, ...entry.session.streams.flatMap((s) => [s.rtp.lastPacketAt, s.rtcp.lastPacketAt]));
       const limit = entry.answeredAt === undefined ? UNANSWERED_MS : this.timeoutMs;
       if (now - quietSince >= limit) {
         this.counters.timeouts++;
@@ -412,7 +413,7 @@ export class MediaAnchor {
     });
   }
 
-  /** The call was answered (an SDP answer passed): from now on the media timeout applies. */
+  /** The call was answered (its INVITE's 2xx, or the ACK that carries a late offer's answer): from now on the media timeout applies. */
   answered(id: string): void {
     const entry = this.sessions.get(id);
     if (entry && entry.answeredAt === undefined) entry.answeredAt = this.clock.now();

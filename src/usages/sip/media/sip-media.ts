@@ -184,6 +184,8 @@ export class SipMedia {
           : from === 'home'
             ? this.calls.answerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
             : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
+      // An answer in a 183 (or its PRACK) leaves the call ringing: the media timeout waits for the call's answer.
+      if (answersCall(message)) this.calls.anchor.answered(callId);
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
       return Buffer.from(text, 'utf8');
@@ -225,6 +227,7 @@ export class SipMedia {
    * media. A late-offer call has no media yet (its 2xx carries the offer), but was admitted.
    */
   answeredBy(callId: string, toTag: string): void {
+    this.calls.anchor.answered(callId); // its answer may have come before, in a reliable 183
     if (!this.winningTags.has(callId) && (this.calls.has(callId) || this.callerTags.has(callId))) {
       if (this.winningTags.size >= MAX_REMEMBERED) this.winningTags.delete(this.winningTags.keys().next().value as string);
       this.winningTags.set(callId, toTag);
@@ -372,6 +375,12 @@ function codecsIn(sdp: string): string[] {
     for (const f of formats) if (f === '0' || f === '8') names.push(f === '0' ? 'PCMU' : 'PCMA');
   }
   return [...new Set(names)];
+}
+
+/** Whether an SDP answer in `message` is the call's answer: in a 2xx to an INVITE, or in an ACK (a late offer's). */
+function answersCall(message: SipMessage): boolean {
+  if (message.kind === 'request') return message.method === 'ACK';
+  return message.status >= 200 && message.status < 300 && / INVITE$/i.test((message.headers.get('CSeq') ?? '').trim());
 }
 
 /** Every SDP another home peer sends carries its signed media key (call-media.ts). */

@@ -251,6 +251,31 @@ test('a home revoked in the middle of a call: its media ends when the configurat
   assert.ok(!net.wire.some((w) => w.to.address === HOME_A && w.from.address !== HOME_A), 'nothing goes to home A any more');
 });
 
+test('an answer in a 183 leaves the call ringing: with no media for longer than --media-timeout it keeps its ports, and the 200 starts the timeout (review M2)', async () => {
+  const { clock, a, b } = homes();
+  const atA = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  const response = (status: number, reason: string, cseq: string, body: Uint8Array) => {
+    const headers = new SipHeaders();
+    headers.add('CSeq', cseq);
+    headers.add('Content-Type', 'application/sdp');
+    return { kind: 'response' as const, status, reason, headers, body };
+  };
+  const toB = await a.offerFromPhone('call-e', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await b.offerFromHome('call-e', enc(toB), HOME_A);
+  const early = enc(b.answerFromPhone('call-e', offer('192.168.2.30', 20000), '192.168.2.30'));
+  await atA.rewrite('call-e', response(183, 'Session Progress', '1 INVITE', early), 'answer', 'home', HOME_B, undefined, TO_B);
+  clock.runUntil(clock.now() + 90_000); // rings a minute and a half, no early media sent
+  assert.equal(a.active, 1, 'still ringing, still anchored');
+  assert.equal(a.anchor.counters.timeouts, 0);
+  const answer = enc(b.answerFromPhone('call-e', offer('192.168.2.30', 20000), '192.168.2.30'));
+  const forPhone = Buffer.from(await atA.rewrite('call-e', response(200, 'OK', '1 INVITE', answer), 'answer', 'home', HOME_B, undefined, TO_B)).toString();
+  assert.match(forPhone, /m=audio 4\d{4} /, 'the 200 reaches the phone with its SDP');
+  clock.runUntil(clock.now() + 59_000);
+  assert.equal(a.active, 1);
+  clock.runUntil(clock.now() + 2_000);
+  assert.equal(a.active, 0, 'answered and silent for --media-timeout: its ports go back');
+});
+
 test('a BYE ends the media only for the dialog that answered first; the BYE of a second dialog a fork made leaves it', async () => {
   const { a } = homes();
   const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
@@ -425,6 +450,7 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
     return { toB, toPhoneB, toPhoneA: a.answerFromHome('call-t', enc(toA), HOME_B) };
   };
   const first = await exchange();
+  for (const home of [a, b]) home.anchor.answered('call-t'); // each proxy saw the 200 (SipMedia tells the anchor)
   phoneA.send(mediaOf(first.toPhoneA), new Uint8Array(172).fill(1));
   phoneB.send(mediaOf(first.toPhoneB), new Uint8Array(172).fill(2));
   assert.equal(phoneA.heard.length + phoneB.heard.length, 2);

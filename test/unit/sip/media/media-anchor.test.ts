@@ -87,6 +87,20 @@ test('a session nobody ever answers is given up after five minutes', async () =>
   assert.equal(anchor.counters.timeouts, 1);
 });
 
+test('a call still ringing with early media flowing is not given up at five minutes; five quiet minutes end it', async () => {
+  const { clock, anchor, deliver } = world();
+  const session = await anchor.open('early', [plan]);
+  for (let t = 0; t < 8; t++) {
+    clock.runUntil(clock.now() + 50_000);
+    deliver(session.streams[0].ports.b, far); // the far side's ringback
+  }
+  assert.equal(anchor.active, 1, 'six and a half minutes of early media');
+  clock.runUntil(clock.now() + 299_000);
+  assert.equal(anchor.active, 1);
+  clock.runUntil(clock.now() + 61_000);
+  assert.equal(anchor.active, 0);
+});
+
 test('when the range runs out the call is refused (503) holding no port; ports the system refuses are skipped', async () => {
   const { anchor, open } = world({ low: 40000, high: 40007, busy: [40001] });
   const first = await anchor.open('one', [plan]); // 40000 is passed over: its RTCP port is taken elsewhere
