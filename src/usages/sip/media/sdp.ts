@@ -141,7 +141,7 @@ function checkedAddress(address: string): string {
 /** Where the anchor takes each stream: its address, and per m= section the RTP port (RTCP is port + 1). */
 export interface AnchorPlan {
   readonly address: string;
-  /** One per m= section; undefined leaves that section as it is (a refused stream, or SRTP passed through). */
+  /** One per m= section; undefined for a section the call does not anchor (disabled in its first offer): it goes out disabled. */
   readonly ports: readonly (number | undefined)[];
 }
 
@@ -149,31 +149,37 @@ export interface AnchorPlan {
  * The same description pointed at the anchor: every anchored stream's port, c= and a=rtcp name
  * the anchor, ICE attributes go (the phone talks to the anchor directly), the o= line names the
  * anchor with its version raised (RFC 3264 s8: a changed description is a new version), and
- * everything else is kept.
+ * everything else is kept. No address of the phone's goes on: a c= names the anchor, or stays
+ * 0.0.0.0 (an RFC 2543 hold, which the far phone must hear of), and a stream the call has no
+ * ports for (one disabled at first and offered again) goes out disabled, port 0 (RFC 3264 s8.2).
  */
 export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
   const family = plan.address.includes(':') ? 'IP6' : 'IP4';
+  const anchorConnection = `c=IN ${family} ${plan.address}`;
+  const connection = (line: string) => (isUnspecified(line.slice(line.lastIndexOf(' ') + 1)) ? line : anchorConnection);
   const out: string[] = [];
   let section = -1;
   let anchored = false;
   for (const line of sdp.lines) {
     if (line.startsWith('m=')) {
       section++;
+      const stream = sdp.streams[section];
       const port = plan.ports[section];
-      anchored = port !== undefined && sdp.streams[section].port !== 0;
-      out.push(anchored ? line.replace(/^(m=[a-z]+ )\d+(\/\d+)?/, `$1${port}`) : line);
-      if (anchored) out.push(`c=IN ${family} ${plan.address}`);
+      anchored = port !== undefined && stream.port !== 0;
+      out.push(line.replace(/^(m=[a-z]+ )\d+(\/\d+)?/, `$1${anchored ? port : 0}`));
+      if (anchored) out.push(isUnspecified(stream.rtp.address) ? `c=IN ${stream.rtp.address === '::' ? 'IP6' : 'IP4'} ${stream.rtp.address}` : anchorConnection);
       continue;
     }
     if (section < 0) {
       if (line.startsWith('o=')) out.push(nextVersion(line, family, plan.address));
-      // The session-level address names the anchor when every stream is anchored; else each section says its own.
-      else if (line.startsWith('c=')) out.push(plan.ports.every((p) => p !== undefined) ? `c=IN ${family} ${plan.address}` : line);
+      else if (line.startsWith('c=')) out.push(connection(line));
       else if (!isIceLine(line)) out.push(line);
       continue;
     }
     if (!anchored) {
-      out.push(line);
+      // Disabled: where it would have gone (its ICE candidates, its RTCP address) says nothing but the phone's address.
+      if (line.startsWith('c=')) out.push(connection(line));
+      else if (!isIceLine(line) && !line.startsWith('a=rtcp:')) out.push(line);
       continue;
     }
     if (line.startsWith('c=') || isIceLine(line)) continue;
@@ -181,6 +187,11 @@ export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
     else out.push(line);
   }
   return `${out.join('\r\n')}\r\n`;
+}
+
+/** c=IN IP4 0.0.0.0 (or IP6 ::): "send me nothing", the old way to hold a call (RFC 3264 s8.4). */
+function isUnspecified(address: string): boolean {
+  return address === '0.0.0.0' || address === '::';
 }
 
 function isIceLine(line: string): boolean {

@@ -276,6 +276,42 @@ test('an answer in a 183 leaves the call ringing: with no media for longer than 
   assert.equal(a.active, 0, 'answered and silent for --media-timeout: its ports go back');
 });
 
+test('an old-style hold (c=0.0.0.0) reaches the far phone as one, with no address of either home; the resume brings audio back both ways (review M4)', async () => {
+  const { net, a, b } = homes();
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const phoneB = net.phone('192.168.2.30', 20000);
+  const exchange = async (fromA: Uint8Array) => {
+    const toPhoneB = await b.offerFromHome('call-h', enc(await a.offerFromPhone('call-h', fromA, '192.168.1.20', TO_B)), HOME_A);
+    const toPhoneA = a.answerFromHome('call-h', enc(b.answerFromPhone('call-h', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+    return { toPhoneA, toPhoneB };
+  };
+  const talking = await exchange(offer('192.168.1.20', 10000));
+  assertTwoWayAudio({ phone: phoneA, sdp: talking.toPhoneA }, { phone: phoneB, sdp: talking.toPhoneB });
+  const held = await exchange(enc(Buffer.from(offer('192.168.1.20', 10000)).toString().replace('c=IN IP4 192.168.1.20', 'c=IN IP4 0.0.0.0')));
+  assert.match(held.toPhoneB, /\r\nc=IN IP4 0\.0\.0\.0\r\n/, 'phone B is told it is held');
+  assert.doesNotMatch(held.toPhoneB, /192\.168\.|203\.0\.113\.1\b/, 'nor phone A\'s address, nor home A\'s');
+  phoneB.send(mediaOf(talking.toPhoneB), new Uint8Array(172).fill(7));
+  assert.notDeepEqual(phoneA.heard.at(-1), new Uint8Array(172).fill(7), 'a held phone is sent nothing');
+  const resumed = await exchange(offer('192.168.1.20', 10000));
+  assertTwoWayAudio({ phone: phoneA, sdp: resumed.toPhoneA }, { phone: phoneB, sdp: resumed.toPhoneB }, 'resumed: phone B hears phone A');
+});
+
+test('video refused in the first offer and offered later: the call has no ports for it, so it goes on disabled, and no phone\'s address crosses (review M3)', async () => {
+  const { a, b } = homes();
+  const withVideo = (address: string, port: number, videoPort: number) =>
+    enc(`${Buffer.from(offer(address, port)).toString()}m=video ${videoPort} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
+  const toB = await a.offerFromPhone('call-v', withVideo('192.168.1.20', 10000, 0), '192.168.1.20', TO_B);
+  await b.offerFromHome('call-v', enc(toB), HOME_A);
+  a.answerFromHome('call-v', enc(b.answerFromPhone('call-v', withVideo('192.168.2.30', 20000, 0), '192.168.2.30')), HOME_B);
+  const reoffer = await a.offerFromPhone('call-v', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20');
+  assert.match(reoffer, /m=video 0 RTP\/AVP 96/, 'offered to the other home disabled');
+  assert.doesNotMatch(reoffer, /192\.168\./);
+  const toPhoneB = await b.offerFromHome('call-v', enc(reoffer), HOME_A);
+  assert.match(toPhoneB, /m=audio 5\d{4} [^\r]*\r\nc=IN IP4 203\.0\.113\.2\r\n/);
+  assert.match(toPhoneB, /m=video 0 /);
+  assert.doesNotMatch(toPhoneB, /192\.168\.|203\.0\.113\.1/);
+});
+
 test('a BYE ends the media only for the dialog that answered first; the BYE of a second dialog a fork made leaves it', async () => {
   const { a } = homes();
   const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);

@@ -93,15 +93,30 @@ test('a Linphone-style offer: ICE attributes go, a=rtcp names the anchor, video 
   assert.ok(streams.every((s) => s.rtp.address === ANCHOR));
 });
 
-test('hold, both ways: a=sendonly and the old c=0.0.0.0; a refused stream (port 0) is left as it is', () => {
+test('hold, both ways: a=sendonly, and the old c=0.0.0.0 kept so that the far phone hears of it (review M4)', () => {
   const hold = parseSdp(BARESIP.replace('a=sendrecv', 'a=sendonly'));
   assert.equal(hold.streams[0].direction, 'sendonly');
   assert.match(anchorSdp(hold, { address: ANCHOR, ports: [40000] }), /a=sendonly\r\n/);
   const old = parseSdp(BARESIP.replace('c=IN IP4 192.168.1.20', 'c=IN IP4 0.0.0.0'));
   assert.equal(old.streams[0].rtp.address, '0.0.0.0');
+  const held = anchorSdp(old, { address: ANCHOR, ports: [40000] });
+  assert.match(held, /\r\nc=IN IP4 0\.0\.0\.0\r\nt=0 0\r\nm=audio 40000 RTP\/AVP 0 8 101\r\nc=IN IP4 0\.0\.0\.0\r\n/, 'on hold at the session and the stream');
+  const resumed = anchorSdp(parseSdp(BARESIP), { address: ANCHOR, ports: [40000] });
+  assert.match(resumed, /m=audio 40000 RTP\/AVP 0 8 101\r\nc=IN IP4 198\.51\.100\.2\r\n/);
+});
+
+test('a stream refused at first stays refused, and no phone address goes with it: offered again later, it goes out disabled (review M3)', () => {
   const refused = parseSdp(LINPHONE.replace('m=video 9078', 'm=video 0'));
-  const anchored = anchorSdp(refused, { address: ANCHOR, ports: [40002, 40004] });
-  assert.match(anchored, /m=video 0 RTP\/AVP 96\r\nc=IN IP4 192\.168\.1\.31\r\n/, 'a refused stream stays refused, untouched');
+  const anchored = anchorSdp(refused, { address: ANCHOR, ports: [40002, undefined] });
+  assert.match(anchored, /m=video 0 RTP\/AVP 96\r\nc=IN IP4 198\.51\.100\.2\r\n/, 'refused, its c= naming the anchor');
+  assert.match(anchored, /^c=IN IP4 198\.51\.100\.2$/m, 'the session-level address names the anchor');
+  assert.doesNotMatch(anchored, /192\.168\./);
+  // The re-offer that turns video on: the call has no ports for it, so the far side is offered it disabled.
+  const withCandidates = LINPHONE.replace('a=rtcp-mux\r\n', 'a=rtcp:9079 IN IP4 192.168.1.31\r\na=candidate:3 1 UDP 2130706431 192.168.1.31 9078 typ host\r\n');
+  const reoffer = anchorSdp(parseSdp(withCandidates), { address: ANCHOR, ports: [40002, undefined] });
+  assert.match(reoffer, /m=audio 40002 /);
+  assert.match(reoffer, /m=video 0 RTP\/AVP 96\r\nc=IN IP4 198\.51\.100\.2\r\n/);
+  assert.doesNotMatch(reoffer, /192\.168\./);
 });
 
 test('SRTP (RTP/SAVP with a=crypto) is recognised, so it can pass through untouched', () => {
