@@ -683,6 +683,47 @@ test("a stranger's INVITE that reuses a live call's Call-ID and is answered move
   }
 });
 
+test("a stranger who knows an anchored call's dialog cannot re-offer in it: its re-INVITE and UPDATE are refused (403), its ACK with SDP goes nowhere, and the media stays (review M1)", async () => {
+  const { media, anchored } = await anchoringHome(47250);
+  try {
+    const { bob, others: [stranger] } = await answeredCall(anchored, 'live-call-m1', ['stranger']);
+    const before = mediaParties(media, 'live-call-m1');
+    const inDialog = (method: string, cseq: number, branch: string) =>
+      withBody([`${method} sip:bob@127.0.0.1:${bob.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bK${branch};rport`, 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>;tag=b1`, 'Call-ID: live-call-m1', `CSeq: ${cseq} ${method}`, `Contact: <sip:m@127.0.0.2:${stranger.port}>`], sdp(31000));
+    stranger.send(inDialog('INVITE', 9, 'evilre'));
+    assert.equal(((await stranger.next(isResponse(403, 'INVITE'))) as SipResponse).reason, "Forbidden (not a party to this call's media)");
+    stranger.send(inDialog('UPDATE', 10, 'evilup'));
+    assert.ok(await stranger.next(isResponse(403, 'UPDATE')));
+    stranger.send(inDialog('ACK', 9, 'evilack'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(bob.inbox.filter((m) => m.kind === 'request' && ['INVITE', 'UPDATE', 'ACK'].includes(m.method) && m.headers.get('Call-ID') === 'live-call-m1' && m.body.length > 0 && Buffer.from(m.body).toString().includes('31000')).length, 0, "none of the stranger's SDP reached bob");
+    assert.equal(mediaParties(media, 'live-call-m1'), before, "the call's media did not move");
+  } finally {
+    await anchored.close();
+  }
+});
+
+test('a late offer whose answer in the ACK cannot be read: the ACK goes on with no body and no Content-Type (review M14)', async () => {
+  const { anchored } = await anchoringHome(47350);
+  try {
+    const port = anchored.address.port;
+    const [alice, bob] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+    alice.send([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, 'late14'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a14`, `To: <sip:bob@${domain}>`, 'Call-ID: late-14', 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`, 'Content-Length: 0']);
+    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b14`, 'Call-ID: late-14', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30140)));
+    const ok = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
+    const routes = ok.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`);
+    alice.send(withBody([`ACK sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(alice, 'ack14'), 'Max-Forwards: 70', ...routes, `From: <sip:alice@${domain}>;tag=a14`, `To: <sip:bob@${domain}>;tag=b14`, 'Call-ID: late-14', 'CSeq: 1 ACK'], 'v=0\r\nthis is no SDP\r\n'));
+    const ack = (await bob.next(isRequest('ACK'))) as SipRequest;
+    assert.equal(ack.body.length, 0);
+    assert.equal(ack.headers.get('Content-Type'), undefined, 'no Content-Type for a body that is not there');
+  } finally {
+    await anchored.close();
+  }
+});
+
 test("a second dialog under a live call's Call-ID, from a phone of this home: its late-offer ACK and its UPDATE with SDP go on untouched and move none of the live call's media (review F5)", async () => {
   const { media, anchored } = await anchoringHome(47300);
   try {

@@ -147,6 +147,11 @@ export class SipMedia {
     return winner === undefined || tags.includes(winner);
   }
 
+  /** Whether the dialog with these tags is one of a call whose media is anchored here now. */
+  anchorsDialog(callId: string, tags: readonly string[]): boolean {
+    return this.calls.has(callId) && this.ownsDialog(callId, tags);
+  }
+
   /** Whether the message has an SDP body to rewrite. */
   hasSdp(message: SipMessage): boolean {
     if (message.body.length === 0) return false;

@@ -270,15 +270,21 @@ export class SipProxy {
     if (!media) return undefined;
     if (request.method !== 'INVITE' && request.method !== 'UPDATE' && request.method !== 'PRACK') return undefined;
     const side = this.mediaSide(media, request, checked, flow, group[0]);
-    if (!side) return undefined;
-    const existed = media.calls.has(checked.callId);
     const initial = isInitialInvite(server);
+    const fromTag = checked.from.params.get('tag') ?? '';
+    const tags = [fromTag, checked.to.params.get('tag') ?? ''];
+    if (!side) {
+      // Neither the other home nor our phone, in an anchored call's dialog: an offer (or the one its
+      // answer would carry) would go round the anchor and tell our phone's address (review M1).
+      if (!initial && media.anchorsDialog(checked.callId, tags)) throw new MediaRefused(403, "Forbidden (not a party to this call's media)");
+      return undefined;
+    }
+    const existed = media.calls.has(checked.callId);
     // A new call under a live call's Call-ID (a stranger's, most likely) is not that call: what its
     // phone answers must not move the live call's media, nor get our home's signature. Not anchored.
-    const fromTag = checked.from.params.get('tag') ?? '';
     if (initial && existed) return undefined;
     // Nor does a request of that other call's dialogs (its PRACK or UPDATE with SDP, say): review F5.
-    if (!initial && !media.ownsDialog(checked.callId, [fromTag, checked.to.params.get('tag') ?? ''])) return undefined;
+    if (!initial && !media.ownsDialog(checked.callId, tags)) return undefined;
     if (initial) media.admit(checked.callId, fromTag);
     if (!media.hasSdp(request)) return { side, offered: false, existed }; // a late offer: the phones' offers share one session
     const kind = request.method === 'PRACK' ? 'answer' : 'offer';
@@ -375,12 +381,20 @@ export class SipProxy {
       const branch = statelessBranch(request, checked, target.flow);
       const send = (body?: Uint8Array) => {
         this.counters.statelessForwards++;
-        this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(request, checked, target, branch, undefined, body)));
+        // An answer that could not be anchored goes as none: no body, and no Content-Type claiming one (review M14).
+        const original = body?.length === 0 ? { ...request, headers: request.headers.clone() } : request;
+        if (original !== request) original.headers.remove('Content-Type');
+        this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(original, checked, target, branch, undefined, body)));
       };
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
       const media = this.deps.media;
       const side = media?.hasSdp(request) ? this.mediaSide(media, request, checked, flow, target) : undefined;
-      if (!media || !side || !media.ownsDialog(checked.callId, [checked.from.params.get('tag') ?? '', checked.to.params.get('tag') ?? ''])) return send();
+      const tags = [checked.from.params.get('tag') ?? '', checked.to.params.get('tag') ?? ''];
+      if (media && !side && media.hasSdp(request) && media.anchorsDialog(checked.callId, tags)) {
+        media.counters.refused++; // a stranger's answer in an anchored call's ACK (review M1): it goes nowhere
+        return;
+      }
+      if (!media || !side || !media.ownsDialog(checked.callId, tags)) return send();
       media
         .rewrite(checked.callId, request, 'answer', side, flow.remote.host, undefined, side === 'home' ? flow.nodeId : target.flow.nodeId)
         .then(send, () => {
