@@ -703,6 +703,27 @@ test("a stranger who knows an anchored call's dialog cannot re-offer in it: its 
   }
 });
 
+test("another phone of this home that learnt a call's dialog cannot take its media: its re-INVITE in that dialog is refused (403), and the call's own phones still re-offer (review M12)", async () => {
+  const { media, anchored } = await anchoringHome(47280);
+  try {
+    const { alice, bob } = await answeredCall(anchored, 'live-call-m12');
+    const carol = await Phone.udp('127.0.0.3', anchored.address.port);
+    assert.equal((await register(carol, 'carol', [`<sip:carol@127.0.0.3:${carol.port}>`])).status, 200);
+    const before = mediaParties(media, 'live-call-m12');
+    const reinvite = (phone: Phone, cseq: number, branch: string, audioPort: number) =>
+      withBody([`INVITE sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(phone, branch), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>;tag=b1`, 'Call-ID: live-call-m12', `CSeq: ${cseq} INVITE`, `Contact: <sip:alice@${phone.host}:${phone.port}>`], sdp(audioPort));
+    carol.send(reinvite(carol, 5, 'carol12', 31200));
+    assert.equal(((await carol.next(isResponse(403, 'INVITE'))) as SipResponse).reason, "Forbidden (SDP for another phone's call)");
+    assert.equal(mediaParties(media, 'live-call-m12'), before, "the call's media did not move");
+    // Alice's own re-INVITE (hold, say) still reaches bob, anchored.
+    alice.send(reinvite(alice, 6, 'alice12', 30004));
+    const held = (await bob.next((m) => isRequest('INVITE')(m) && m.headers.get('CSeq') === '6 INVITE')) as SipRequest;
+    assert.doesNotMatch(Buffer.from(held.body).toString(), /m=audio 30004 /, 'rewritten to the anchor');
+  } finally {
+    await anchored.close();
+  }
+});
+
 test('a late offer whose answer in the ACK cannot be read: the ACK goes on with no body and no Content-Type (review M14)', async () => {
   const { anchored } = await anchoringHome(47350);
   try {

@@ -128,6 +128,12 @@ interface CallState {
   readonly ephemeral: EphemeralKey;
   /** SDPs this peer has signed in the call. */
   signed: number;
+  /**
+   * Where each phone of the call signals from (review M12): the caller's from its first offer,
+   * the callee's from its answer in the 2xx. SDP for a phone's side from another host is refused:
+   * a phone that learnt another's dialog cannot take that call's media.
+   */
+  readonly phoneHosts: Partial<Record<Side, string>>;
   /** The other home our phone's first offer went to (hex Node-ID), when the route knew it: only it may answer. */
   offeredTo?: string;
   /**
@@ -187,7 +193,7 @@ export class CallMedia {
    */
   async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
+    const call = this.phoneCall(callId, 'a', phoneSource) ?? (await this.startOnce(callId, offer, 'offerer', ['a', phoneSource]));
     if (!call.far && toHome !== undefined) call.offeredTo = toHome;
     this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer, toHome);
@@ -242,6 +248,7 @@ export class CallMedia {
   /** Our phone answers the other home's offer (from `branch`, when the INVITE forked): the SDP to send back to it. */
   answerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
+    this.checkPhone(call, 'a', phoneSource);
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, 'a', phoneSource);
@@ -269,7 +276,7 @@ export class CallMedia {
    */
   async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
+    const call = this.phoneCall(callId, side, phoneSource) ?? (await this.startOnce(callId, offer, 'offerer', [side, phoneSource]));
     this.offered(call, offer, side, phoneSource);
     call.toPhones = { sdp: offer, to: side === 'a' ? 'b' : 'a' };
     return anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
@@ -277,6 +284,7 @@ export class CallMedia {
 
   answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
+    this.checkPhone(call, side, phoneSource);
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, side, phoneSource);
@@ -295,6 +303,15 @@ export class CallMedia {
     const ports = await this.deps.anchor.openBranch(callId, branch, offer.to);
     if (!ports || this.calls.get(callId) !== call) return undefined;
     return anchorSdp(offer.sdp, { address: this.deps.lanHost, ports: call.anchored.map((index) => (index === undefined ? undefined : ports[index])) });
+  }
+
+  /**
+   * The phone on `side` gave the call's answer (in the 2xx or the ACK) from `host`: the call's
+   * SDP for that side comes from there from now on. Until then any ringing phone may send some.
+   */
+  answeredFrom(callId: string, side: Side, host: string): void {
+    const call = this.calls.get(callId);
+    if (call) call.phoneHosts[side] ??= host;
   }
 
   /** The call was answered from `branch`: it keeps its ports, and the other branches' go back. */
@@ -321,16 +338,28 @@ export class CallMedia {
     this.deps.backhaul?.stop();
   }
 
-  /** One start per call: two offers for a new call at once (a forked late offer) share its ports. */
-  private startOnce(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
+  /** A call that SDP from a phone on `side` (at `host`) belongs to: undefined when there is none yet; 403 when another phone holds that side. */
+  private phoneCall(callId: string, side: Side, host: string): CallState | undefined {
+    const call = this.calls.get(callId);
+    if (call) this.checkPhone(call, side, host);
+    return call;
+  }
+
+  private checkPhone(call: CallState, side: Side, host: string): void {
+    const bound = call.phoneHosts[side];
+    if (bound !== undefined && bound !== host) throw new SipError(403, "Forbidden (SDP for another phone's call)");
+  }
+
+  /** One start per call: two offers for a new call at once (a forked late offer) share its ports. `caller`: the phone that offers, and its host. */
+  private startOnce(callId: string, offer: SessionDescription, role: MediaRole, caller?: [Side, string]): Promise<CallState> {
     const running = this.pending.get(callId);
     if (running) return running;
-    const started = this.start(callId, offer, role).finally(() => this.pending.delete(callId));
+    const started = this.start(callId, offer, role, caller).finally(() => this.pending.delete(callId));
     this.pending.set(callId, started);
     return started;
   }
 
-  private async start(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
+  private async start(callId: string, offer: SessionDescription, role: MediaRole, caller?: [Side, string]): Promise<CallState> {
     const anchored: (number | undefined)[] = [];
     const plans: StreamPlan[] = [];
     for (const stream of offer.streams) {
@@ -347,7 +376,7 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
+    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set(), phoneHosts: caller ? { [caller[0]]: caller[1] } : {} };
     this.calls.set(callId, call);
     return call;
   }

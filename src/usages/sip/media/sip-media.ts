@@ -190,7 +190,10 @@ export class SipMedia {
             ? this.calls.answerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
             : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
       // An answer in a 183 (or its PRACK) leaves the call ringing: the media timeout waits for the call's answer.
-      if (answersCall(message)) this.calls.anchor.answered(callId);
+      if (answersCall(message)) {
+        this.calls.anchor.answered(callId);
+        if (from !== 'home') this.calls.answeredFrom(callId, from === 'callee' ? 'b' : 'a', source);
+      }
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
       return Buffer.from(text, 'utf8');
