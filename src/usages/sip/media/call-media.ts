@@ -324,8 +324,12 @@ export class CallMedia {
     this.deps.anchor.closeBranch(callId, branch);
   }
 
-  /** The call ended (BYE, CANCEL, a failure): its ports go back. */
+  /** The call ended (BYE, CANCEL, a failure): its ports go back, those still opening once they are open (review M7). */
   close(callId: string): void {
+    this.pending.get(callId)?.then(
+      () => this.close(callId),
+      () => {},
+    );
     if (!this.calls.delete(callId)) return;
     this.deps.anchor.close(callId);
   }

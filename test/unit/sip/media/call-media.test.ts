@@ -312,6 +312,17 @@ test('video refused in the first offer and offered later: the call has no ports 
   assert.doesNotMatch(toPhoneB, /192\.168\.|203\.0\.113\.1/);
 });
 
+test('a call that ends while its ports are still opening (a CANCEL just after a late offer) gives them back once they open (review M7)', async () => {
+  const { a } = homes();
+  const opening = a.offerFromPhone('call-c', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  assert.equal(a.active, 1, 'counted while its ports open');
+  a.close('call-c');
+  await opening;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(a.active, 0);
+  assert.equal(a.anchor.portsInUse, 0, 'no port held for the five minutes an unanswered call may ring');
+});
+
 test('a BYE ends the media only for the dialog that answered first; the BYE of a second dialog a fork made leaves it', async () => {
   const { a } = homes();
   const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
