@@ -413,6 +413,12 @@ export class MediaAnchor {
     });
   }
 
+  /** Whether the session's call was answered; undefined when there is no such session. */
+  isAnswered(id: string): boolean | undefined {
+    const entry = this.sessions.get(id);
+    return entry && entry.answeredAt !== undefined;
+  }
+
   /** The call was answered (its INVITE's 2xx, or the ACK that carries a late offer's answer): from now on the media timeout applies. */
   answered(id: string): void {
     const entry = this.sessions.get(id);

@@ -248,7 +248,8 @@ export class SipMedia {
    */
   byeAnswered(callId: string, tags: readonly string[]): void {
     const owner = this.winningTags.get(callId);
-    if (owner === undefined || tags.includes(owner)) this.ended(callId);
+    // Before the answer, a BYE ends one early dialog (a forked phone's) only; the INVITE's own end ends the media (review M11).
+    if (owner === undefined ? this.calls.anchor.isAnswered(callId) !== false : tags.includes(owner)) this.ended(callId);
   }
 
   /**

@@ -335,6 +335,21 @@ test('a BYE ends the media only for the dialog that answered first; the BYE of a
   assert.equal(a.anchor.portsInUse, 0);
 });
 
+test('before the call is answered, a BYE in one early dialog (a forked phone\'s) leaves the media to the phones still ringing (review M11)', async () => {
+  const { a } = homes();
+  const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  await a.offerFromPhone('early-bye', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  media.byeAnswered('early-bye', ['caller-tag', 'early-1']);
+  assert.equal(a.active, 1, 'the other branch may still answer with SDP');
+  media.ended('early-bye'); // the INVITE's final failure (or the CANCEL) ends it
+  assert.equal(a.anchor.portsInUse, 0);
+  // A call answered with no winning dialog noted here (taken up again by a re-INVITE): its BYE ends it.
+  await a.offerFromPhone('resumed', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  a.anchor.answered('resumed');
+  media.byeAnswered('resumed', ['caller-tag', 'x']);
+  assert.equal(a.active, 0);
+});
+
 test('with --media-anchor always, thousands of refused INVITEs do not make a live local call forget its caller (review F9)', () => {
   const { a } = homes();
   const media = new SipMedia(a, 'always', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
