@@ -32,7 +32,8 @@ import { loopbackSipService, onSipMessages } from '../../helpers/sip-service.js'
  *   its CANCEL's INVITE; CANCEL after the 2xx is answered 200;
  * - a phone asking its own account for voicemail news (message-summary) is answered 489 by the
  *   home, which has no voicemail, instead of the question reaching every phone of the user;
- * - a stranger's INVITE that reuses a live call's Call-ID, and fails, leaves that call's media;
+ * - an INVITE that reuses the Call-ID of a call in progress is refused (482) and moves none of its
+ *   media; a stranger, or another phone of this home, cannot re-offer in a call's dialog (403);
  * - a re-INVITE that took up a call whose media this home had forgotten, and fails (491, say),
  *   lets go of the media it began, so the phones' retry starts afresh.
  */
@@ -648,36 +649,41 @@ async function answeredCall(home: SipService, callId: string, more: string[] = [
   return { alice, bob, others };
 }
 
-test("a stranger's INVITE that reuses a live call's Call-ID and fails leaves that call's media where it was (third media review X8)", async () => {
+test("a stranger's INVITE that reuses a live call's Call-ID is refused (482) before it reaches a phone, and moves none of that call's media (third media review X8, media review F2, review M10)", async () => {
   const { media, anchored } = await anchoringHome(47000);
   try {
-    const { bob, others: [stranger] } = await answeredCall(anchored, 'live-call', ['stranger']);
-    assert.ok(media.calls.has('live-call'));
-    // The stranger: the same Call-ID, no To tag, no SDP; bob's phone, busy, refuses it.
-    stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL1;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
-    answer(bob, (await bob.next((m) => isRequest('INVITE')(m) && (m.headers.get('From') ?? '').includes('mallory'))) as SipRequest, 486, 'Busy Here');
-    await stranger.next(isResponse(486, 'INVITE'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.ok(media.calls.has('live-call'), "the live call's media stays");
+    const { bob, others: [stranger] } = await answeredCall(anchored, 'live-call-9', ['stranger']);
+    const before = mediaParties(media, 'live-call-9');
+    // The same Call-ID, no To tag, no SDP (bob's phone would offer in its 200), a Via branch that looks like a home's.
+    stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL9;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call-9', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
+    assert.ok(await stranger.next(isResponse(482, 'INVITE')));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(bob.requests('INVITE').length, 1, "bob's phone saw only the live call's INVITE");
+    assert.ok(media.calls.has('live-call-9'), "the live call's media stays");
+    assert.equal(mediaParties(media, 'live-call-9'), before, 'where it was');
   } finally {
     await anchored.close();
   }
 });
 
-test("a stranger's INVITE that reuses a live call's Call-ID and is answered moves none of that call's media and gets nothing our home signed (media review F2)", async () => {
-  const { media, anchored } = await anchoringHome(47200);
+test("a late-offer call not yet anchored keeps its Call-ID: another caller's INVITE under it is refused (482), and the call still gets its media (review M15)", async () => {
+  const { media, anchored } = await anchoringHome(47100);
   try {
-    const { bob, others: [stranger] } = await answeredCall(anchored, 'live-call-9', ['stranger']);
-    const parties = () => mediaParties(media, 'live-call-9');
-    const before = parties();
-    // The same Call-ID, no To tag, no SDP, a Via branch that looks like a home's; bob's phone (call waiting) answers with an offer.
-    stranger.send([`INVITE sip:bob@${domain} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.2:${stranger.port};branch=z9hG4bKp2pEVIL9;rport`, 'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=m1', `To: <sip:bob@${domain}>`, 'Call-ID: live-call-9', 'CSeq: 7 INVITE', `Contact: <sip:m@127.0.0.2:${stranger.port}>`, 'Content-Length: 0']);
-    const evil = (await bob.next((m) => isRequest('INVITE')(m) && (m.headers.get('From') ?? '').includes('mallory'))) as SipRequest;
-    bob.send(withBody(['SIP/2.0 200 OK', ...evil.headers.getAll('Via').map((v) => `Via: ${v}`), ...evil.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${evil.headers.get('From')}`, `To: ${evil.headers.get('To')};tag=b9`, 'Call-ID: live-call-9', 'CSeq: 7 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30050)));
-    const got = (await stranger.next(isResponse(200, 'INVITE'))) as SipResponse;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(parties(), before, "the live call's media did not move");
-    assert.doesNotMatch(Buffer.from(got.body).toString(), /p2psip-key/, 'no statement signed by our home');
+    const port = anchored.address.port;
+    const [alice, bob, carol] = [await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.1', port), await Phone.udp('127.0.0.3', port)];
+    await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`]);
+    await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`]);
+    await register(carol, 'carol', [`<sip:carol@127.0.0.3:${carol.port}>`]);
+    const lateInvite = (phone: Phone, user: string, tag: string, branch: string) => [`INVITE sip:bob@${domain} SIP/2.0`, via(phone, branch), 'Max-Forwards: 70', `From: <sip:${user}@${domain}>;tag=${tag}`, `To: <sip:bob@${domain}>`, 'Call-ID: late-15', 'CSeq: 1 INVITE', `Contact: <sip:${user}@${phone.host}:${phone.port}>`, 'Content-Length: 0'];
+    alice.send(lateInvite(alice, 'alice', 'a15', 'late15a'));
+    const offered = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    carol.send(lateInvite(carol, 'carol', 'c15', 'late15c'));
+    assert.ok(await carol.next(isResponse(482, 'INVITE')));
+    bob.send(withBody(['SIP/2.0 200 OK', ...offered.headers.getAll('Via').map((v) => `Via: ${v}`), ...offered.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${offered.headers.get('From')}`, `To: ${offered.headers.get('To')};tag=b15`, 'Call-ID: late-15', 'CSeq: 1 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30150)));
+    const ok = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
+    assert.match(Buffer.from(ok.body).toString(), /m=audio \d+ /, "bob's offer reaches alice, anchored");
+    assert.doesNotMatch(Buffer.from(ok.body).toString(), /m=audio 30150 /);
+    assert.ok(media.calls.has('late-15'));
   } finally {
     await anchored.close();
   }
@@ -740,33 +746,6 @@ test('a late offer whose answer in the ACK cannot be read: the ACK goes on with 
     const ack = (await bob.next(isRequest('ACK'))) as SipRequest;
     assert.equal(ack.body.length, 0);
     assert.equal(ack.headers.get('Content-Type'), undefined, 'no Content-Type for a body that is not there');
-  } finally {
-    await anchored.close();
-  }
-});
-
-test("a second dialog under a live call's Call-ID, from a phone of this home: its late-offer ACK and its UPDATE with SDP go on untouched and move none of the live call's media (review F5)", async () => {
-  const { media, anchored } = await anchoringHome(47300);
-  try {
-    const { bob, others: [carol] } = await answeredCall(anchored, 'live-call-5', ['carol']);
-    const parties = () => mediaParties(media, 'live-call-5');
-    const before = parties();
-    // Carol, a phone of this home, reuses the Call-ID with a late offer; bob's phone offers in its 200.
-    carol.send([`INVITE sip:bob@${domain} SIP/2.0`, via(carol, 'second5'), 'Max-Forwards: 70', `From: <sip:carol@${domain}>;tag=c5`, `To: <sip:bob@${domain}>`, 'Call-ID: live-call-5', 'CSeq: 3 INVITE', `Contact: <sip:carol@127.0.0.1:${carol.port}>`, 'Content-Length: 0']);
-    const second = (await bob.next((m) => isRequest('INVITE')(m) && (m.headers.get('From') ?? '').includes('carol'))) as SipRequest;
-    bob.send(withBody(['SIP/2.0 200 OK', ...second.headers.getAll('Via').map((v) => `Via: ${v}`), ...second.headers.getAll('Record-Route').map((r) => `Record-Route: ${r}`), `From: ${second.headers.get('From')}`, `To: ${second.headers.get('To')};tag=b5`, 'Call-ID: live-call-5', 'CSeq: 3 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], sdp(30050)));
-    const ok = (await carol.next(isResponse(200, 'INVITE'))) as SipResponse;
-    const routes = ok.headers.getAll('Record-Route').reverse().map((r) => `Route: ${r}`);
-    const inDialog = (method: string, cseq: number, branch: string) => [`${method} sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(carol, branch), 'Max-Forwards: 70', ...routes, `From: <sip:carol@${domain}>;tag=c5`, `To: <sip:bob@${domain}>;tag=b5`, 'Call-ID: live-call-5', `CSeq: ${cseq} ${method}`];
-    carol.send(withBody(inDialog('ACK', 3, 'ack5'), sdp(30070)));
-    const ack = (await bob.next(isRequest('ACK'))) as SipRequest;
-    assert.match(Buffer.from(ack.body).toString(), /m=audio 30070 /, "carol's answer goes on as she wrote it");
-    carol.send(withBody(inDialog('UPDATE', 4, 'upd5'), sdp(30090)));
-    const update = (await bob.next(isRequest('UPDATE'))) as SipRequest;
-    assert.match(Buffer.from(update.body).toString(), /m=audio 30090 /);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(parties(), before, "the live call's media did not move");
-    assert.equal(media.counters.reoffers, 0);
   } finally {
     await anchored.close();
   }

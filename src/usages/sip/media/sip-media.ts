@@ -147,6 +147,12 @@ export class SipMedia {
     return winner === undefined || tags.includes(winner);
   }
 
+  /** Whether a new call's INVITE (From tag `fromTag`) reuses the Call-ID of a call anchored here, or of another caller's call not yet anchored. */
+  callIdTaken(callId: string, fromTag: string): boolean {
+    const caller = this.callerTags.get(callId);
+    return this.calls.has(callId) || (caller !== undefined && caller !== fromTag);
+  }
+
   /** Whether the dialog with these tags is one of a call whose media is anchored here now. */
   anchorsDialog(callId: string, tags: readonly string[]): boolean {
     return this.calls.has(callId) && this.ownsDialog(callId, tags);
@@ -254,10 +260,11 @@ export class SipMedia {
 
   /**
    * A new call's INVITE was refused before its media began (488, 503): what was noted of it goes.
-   * Nothing of a call whose media runs is touched (a stranger's INVITE may reuse its Call-ID).
+   * Nothing of a call whose media runs, or of another caller's, is touched (a stranger's INVITE may reuse its Call-ID).
    */
-  refused(callId: string): void {
-    if (!this.calls.has(callId)) this.forget(callId);
+  refused(callId: string, fromTag: string): void {
+    const caller = this.callerTags.get(callId);
+    if (!this.calls.has(callId) && (caller === undefined || caller === fromTag)) this.forget(callId);
   }
 
   /** The call is over (BYE, CANCEL, a failed INVITE): its ports go back. */

@@ -246,7 +246,7 @@ export class SipProxy {
         },
         (error) => {
           if (!this.deciding.delete(server)) return;
-          if (isInitialInvite(server)) this.deps.media?.refused(checked.callId);
+          if (isInitialInvite(server)) this.deps.media?.refused(checked.callId, checked.from.params.get('tag') ?? '');
           if (!(error instanceof MediaRefused)) {
             this.deps.log.warn('media-fault', { callId: checked.callId, error });
             return server.respond(500, 'Server Internal Error');
@@ -281,8 +281,9 @@ export class SipProxy {
     }
     const existed = media.calls.has(checked.callId);
     // A new call under a live call's Call-ID (a stranger's, most likely) is not that call: what its
-    // phone answers must not move the live call's media, nor get our home's signature. Not anchored.
-    if (initial && existed) return undefined;
+    // phone answers must not move the live call's media, nor get our home's signature, nor go
+    // round the anchor with the phone's address (review M10, M15). Refused, as a merged request is.
+    if (initial && media.callIdTaken(checked.callId, fromTag)) throw new MediaRefused(482, 'Loop Detected (a call in progress has this Call-ID)');
     // Nor does a request of that other call's dialogs (its PRACK or UPDATE with SDP, say): review F5.
     if (!initial && !media.ownsDialog(checked.callId, tags)) return undefined;
     if (initial) media.admit(checked.callId, fromTag);

@@ -358,7 +358,7 @@ test('with --media-anchor always, thousands of refused INVITEs do not make a liv
   assert.equal(side('live', 'alice-tag'), 'caller');
   for (let i = 0; i < 5000; i++) {
     assert.equal(side(`junk-${i}`, 'x'), 'caller');
-    media.refused(`junk-${i}`); // answered 488 or 503: it never began
+    media.refused(`junk-${i}`, 'caller'); // answered 488 or 503: it never began
   }
   assert.equal(side('live', 'bob-tag'), 'callee', "bob's re-INVITE is still the callee's");
   assert.equal(side('live', 'alice-tag'), 'caller');
