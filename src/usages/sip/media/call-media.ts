@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { NodeIdentity } from '../../../identity/identity.js';
 import { believes, type TrustPolicy } from '../../../identity/trust.js';
 import type { EphemeralKey } from '../../../link/secure/link-crypto.js';
@@ -46,6 +47,8 @@ const FRESH_SECONDS = 600;
 const MAX_SEEN_PER_HOME = 256;
 const MAX_HOMES_SEEN = 1024;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
+/** Calls whose last SDP each way is remembered past their media, so a call taken up again goes on with the next o= version. */
+const MAX_VERSIONED_CALLS = 1024;
 /** How long a response's SDP may come again byte for byte (its 2xx resent): 64*T1. */
 const RESENT_FOR_SECONDS = 32;
 
@@ -164,6 +167,8 @@ export class CallMedia {
   private readonly pending = new Map<string, Promise<CallState>>();
   /** Signatures of statements believed lately, per signing home (most recently heard last). */
   private readonly statementsSeen = new Map<string, OnceSet>();
+  /** Per call, the o= version and a digest of the rest of the last SDP sent to each side (see versioned). */
+  private readonly sentVersions = new Map<string, Partial<Record<Side, { version: bigint; digest: string }>>>();
 
   constructor(private readonly deps: CallMediaDeps) {
     deps.anchor.onTimeout = (callId) => this.calls.delete(callId); // silent for --media-timeout: its ports are gone
@@ -278,8 +283,9 @@ export class CallMedia {
     const offer = parseSdp(sdp);
     const call = this.phoneCall(callId, side, phoneSource) ?? (await this.startOnce(callId, offer, 'offerer', [side, phoneSource]));
     this.offered(call, offer, side, phoneSource);
-    call.toPhones = { sdp: offer, to: side === 'a' ? 'b' : 'a' };
-    return anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
+    const to = side === 'a' ? 'b' : 'a';
+    call.toPhones = { sdp: offer, to };
+    return this.versioned(callId, to, anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, to) }));
   }
 
   answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): string {
@@ -288,7 +294,8 @@ export class CallMedia {
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, side, phoneSource);
-    return anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, side === 'a' ? 'b' : 'a') });
+    const to = side === 'a' ? 'b' : 'a';
+    return this.versioned(callId, to, anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, to) }));
   }
 
   /**
@@ -546,9 +553,29 @@ export class CallMedia {
     if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
   }
 
+  /**
+   * RFC 3264 s8: what goes to `to` keeps its o= version while it is the same SDP, and the version
+   * goes up by one when anything else changed, the anchor's ports too (a call taken up again
+   * after its media timed out), though the phone's SDP and version did not (review M9).
+   */
+  private versioned(callId: string, to: Side, text: string): string {
+    const origin = /^o=(\S+ \S+ )(\d+)( .*)$/m.exec(text);
+    if (!origin) return text;
+    const digest = createHash('sha256').update(text.replace(origin[0], `o=${origin[1]}${origin[3]}`)).digest('base64');
+    let sent = this.sentVersions.get(callId);
+    if (sent) this.sentVersions.delete(callId); // set again below: the calls heard from last stay longest
+    else if (this.sentVersions.size >= MAX_VERSIONED_CALLS) this.sentVersions.delete(this.sentVersions.keys().next().value as string);
+    sent ??= {};
+    this.sentVersions.set(callId, sent);
+    const last = sent[to];
+    const version = last === undefined ? BigInt(origin[2]) : last.digest === digest ? last.version : last.version + 1n;
+    sent[to] = { version, digest };
+    return version === BigInt(origin[2]) ? text : text.replace(origin[0], `o=${origin[1]}${version}${origin[3]}`);
+  }
+
   /** The SDP for the other home (`toHome`, hex, when known; the call's far home once agreed), signed. */
   private towardsHome(call: CallState, sdp: SessionDescription, toHome?: string): string {
-    const text = anchorSdp(withoutShare(sdp), { address: this.deps.publicHost(), ports: portsOn(call, 'b') });
+    const text = this.versioned(call.session.id, 'b', anchorSdp(withoutShare(sdp), { address: this.deps.publicHost(), ports: portsOn(call, 'b') }));
     const lines = text.split('\r\n');
     if (lines.at(-1) === '') lines.pop();
     const farHome = call.far?.nodeId;
@@ -583,7 +610,7 @@ export class CallMedia {
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
-    return anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a') });
+    return this.versioned(call.session.id, 'a', anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a') }));
   }
 
   /**

@@ -527,6 +527,26 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
   assertTwoWayAudio({ phone: phoneA, sdp: resumed.toPhoneA }, { phone: phoneB, sdp: resumed.toPhoneB }, 'phone B hears phone A again');
 });
 
+test('the o= version each phone is given goes up by one whenever its SDP changes, the anchor\'s new ports after a timeout too, and stays while nothing changed (review M9)', async () => {
+  const { clock, a, b } = homes();
+  const version = (sdp: string) => BigInt(/^o=\S+ \S+ (\d+) /m.exec(sdp)![1]);
+  const exchange = async () => {
+    const toPhoneB = await b.offerFromHome('call-o', enc(await a.offerFromPhone('call-o', offer('192.168.1.20', 10000), '192.168.1.20', TO_B)), HOME_A);
+    const toPhoneA = a.answerFromHome('call-o', enc(b.answerFromPhone('call-o', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+    return { toPhoneA, toPhoneB };
+  };
+  const first = await exchange();
+  const refresh = await exchange(); // a session refresh: the same SDP from both phones, the same ports
+  assert.equal(version(refresh.toPhoneA), version(first.toPhoneA), 'the same SDP keeps its version');
+  assert.equal(refresh.toPhoneB, first.toPhoneB.replace(/^o=.*$/m, refresh.toPhoneB.match(/^o=.*$/m)![0]));
+  for (const home of [a, b]) home.anchor.answered('call-o');
+  clock.runUntil(clock.now() + 61_000); // on hold, silent: both homes let the media go
+  const resumed = await exchange(); // the phones' SDP and versions as before; the anchors' ports are new
+  assert.notEqual(mediaOf(resumed.toPhoneA).port, mediaOf(first.toPhoneA).port);
+  assert.equal(version(resumed.toPhoneA), version(first.toPhoneA) + 1n, "phone A is told of the anchor's new port by a new version");
+  assert.equal(version(resumed.toPhoneB), version(first.toPhoneB) + 1n);
+});
+
 test('a call whose media ended at one home only: that home offers it afresh and the other takes it as new, whichever home called; played again, that offer moves nothing (review F10)', async () => {
   for (const forgets of ['caller', 'callee'] as const) {
     const { net, a, b } = homes();
