@@ -4,7 +4,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/log.js';
 import type { Random } from '../runtime/random.js';
 import { CallMedia } from '../usages/sip/media/call-media.js';
-import { MediaAnchor } from '../usages/sip/media/media-anchor.js';
+import { MediaAnchor, UNANSWERED_MS } from '../usages/sip/media/media-anchor.js';
 import { MediaPortPool } from '../usages/sip/media/port-pool.js';
 import { type MediaAnchorMode, SipMedia } from '../usages/sip/media/sip-media.js';
 import { udpMediaSockets } from './media-sockets.js';
@@ -22,6 +22,8 @@ export interface HomeMediaOptions {
   readonly mediaPorts?: { low: number; high: number };
   readonly mediaTimeoutSeconds?: number;
   readonly maxCalls?: number;
+  /** The proxy's Timer C (--sip-timer-c): a call may ring that long, and the 2xx may take 64*T1 more. */
+  readonly sipTimerCSeconds?: number;
 }
 
 /**
@@ -31,7 +33,8 @@ export interface HomeMediaOptions {
  */
 export function homeMedia(options: HomeMediaOptions, identity: NodeIdentity, trust: TrustPolicy, peer: OverlayPeer, lanHost: string, clock: Clock, random: Random, nowSeconds: () => number, log: Logger): SipMedia {
   const ports = options.mediaPorts ?? MEDIA_DEFAULTS;
-  const anchor = new MediaAnchor(new MediaPortPool(ports.low, ports.high), udpMediaSockets(options.bindHost, log), clock, (options.mediaTimeoutSeconds ?? MEDIA_DEFAULTS.timeoutSeconds) * 1000);
+  const ringingMs = Math.max(UNANSWERED_MS, ((options.sipTimerCSeconds ?? 0) + 32) * 1000); // review M13
+  const anchor = new MediaAnchor(new MediaPortPool(ports.low, ports.high), udpMediaSockets(options.bindHost, log), clock, (options.mediaTimeoutSeconds ?? MEDIA_DEFAULTS.timeoutSeconds) * 1000, ringingMs);
   const backhaul = new OverlayMediaBackhaul(peer, log);
   backhaul.deliverTo(anchor);
   const calls = new CallMedia({ anchor, identity, random, lanHost, publicHost: () => peer.nat.publicHost ?? lanHost, trust, nowSeconds, backhaul });

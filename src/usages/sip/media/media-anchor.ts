@@ -51,8 +51,8 @@ export interface MediaCounters {
   refusedNoPorts: number;
 }
 
-/** A session nobody answered is given up after this long (Timer C ends a real call's ringing at 3 minutes). */
-const UNANSWERED_MS = 300_000;
+/** A session nobody answered is given up after this long without a packet (Timer C ends a real call's ringing at 3 minutes by default). */
+export const UNANSWERED_MS = 300_000;
 /**
  * Branches of one forked call with ports of their own besides the first; more share the first
  * one's. Nor does a branch get its own while fewer than a quarter of the pairs are free: ports
@@ -111,6 +111,8 @@ export class MediaAnchor {
     private readonly openSocket: MediaSocketFactory,
     private readonly clock: Clock,
     private readonly timeoutMs: number,
+    /** How long a call may ring without a packet: longer than the proxy's Timer C (--sip-timer-c). */
+    private readonly unansweredMs = UNANSWERED_MS,
   ) {}
 
   /** Anchors a call's streams; throws MediaPortsExhausted (answer 503) when the ports run out, holding none. */
@@ -393,7 +395,7 @@ export class MediaAnchor {
   /**
    * Ends the session when no stream has carried a packet for timeoutMs since the call was
    * answered. Before the answer a call may ring without media (an SDP answer in a 183 included)
-   * as long as the proxy's Timer C lets it; only one quiet for UNANSWERED_MS (its INVITE lost
+   * as long as the proxy's Timer C lets it; only one quiet for unansweredMs (its INVITE lost
    * track of) is ended.
    */
   private watch(id: string, after: number): TimerHandle {
@@ -402,7 +404,7 @@ export class MediaAnchor {
       if (!entry) return;
       const now = this.clock.now();
       const quietSince = Math.max(entry.answeredAt ?? entry.openedAt, ...entry.session.streams.flatMap((s) => [s.rtp.lastPacketAt, s.rtcp.lastPacketAt]));
-      const limit = entry.answeredAt === undefined ? UNANSWERED_MS : this.timeoutMs;
+      const limit = entry.answeredAt === undefined ? this.unansweredMs : this.timeoutMs;
       if (now - quietSince >= limit) {
         this.counters.timeouts++;
         this.close(id);

@@ -10,7 +10,7 @@ import type { Endpoint } from '../../../../src/usages/sip/media/sdp.js';
  * through them, ports given back on close and after the media timeout, a full range refused
  * without holding anything, ports the system refuses skipped.
  */
-function world(options: { low?: number; high?: number; busy?: number[] } = {}) {
+function world(options: { low?: number; high?: number; busy?: number[]; ringingMs?: number } = {}) {
   const clock = new VirtualClock();
   const open = new Map<number, (bytes: Uint8Array, from: Endpoint) => void>();
   const sent: { port: number; to: Endpoint }[] = [];
@@ -19,7 +19,7 @@ function world(options: { low?: number; high?: number; busy?: number[] } = {}) {
     open.set(port, receive);
     return { send: (_bytes, to) => sent.push({ port, to }), close: () => open.delete(port) };
   };
-  const anchor = new MediaAnchor(new MediaPortPool(options.low ?? 40000, options.high ?? 40099), factory, clock, 60_000);
+  const anchor = new MediaAnchor(new MediaPortPool(options.low ?? 40000, options.high ?? 40099), factory, clock, 60_000, options.ringingMs);
   const deliver = (port: number, from: Endpoint) => open.get(port)!(new Uint8Array(172), from);
   return { clock, anchor, open, sent, deliver };
 }
@@ -98,6 +98,15 @@ test('a call still ringing with early media flowing is not given up at five minu
   clock.runUntil(clock.now() + 299_000);
   assert.equal(anchor.active, 1);
   clock.runUntil(clock.now() + 61_000);
+  assert.equal(anchor.active, 0);
+});
+
+test('a proxy whose Timer C is ten minutes (--sip-timer-c 600) lets a call ring that long without media (review M13)', async () => {
+  const { clock, anchor } = world({ ringingMs: 632_000 });
+  await anchor.open('long-ring', [plan]);
+  clock.runUntil(clock.now() + 600_000);
+  assert.equal(anchor.active, 1);
+  clock.runUntil(clock.now() + 60_000);
   assert.equal(anchor.active, 0);
 });
 
