@@ -148,7 +148,7 @@ interface CallState {
   /** The other home, once its keys are agreed (the internet leg is sealed from then on). */
   far?: FarHome;
   /** The latest offer and whose party it described: its answer settles rtcp-mux for both sides. */
-  offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string };
+  offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string; answered?: boolean };
   /** Per m= section, whether rtcp-mux is in use as the last answer settled it (none yet: undefined). */
   muxed?: readonly boolean[];
   /** The latest offer that went to phones on `to` (a forked INVITE's branches each get a copy naming their own ports). */
@@ -185,6 +185,12 @@ export class CallMedia {
 
   has(callId: string): boolean {
     return this.calls.has(callId);
+  }
+
+  /** Whether the call's latest offer still waits for its answer: SDP in a PRACK is that answer, else a new offer (RFC 3262 s5). */
+  awaitsAnswer(callId: string): boolean {
+    const offer = this.calls.get(callId)?.offer;
+    return offer !== undefined && offer.answered !== true;
   }
 
   /** The other home of a call (its Node-ID), once the call's keys are agreed. */
@@ -424,6 +430,7 @@ export class CallMedia {
     const offer = call.offer;
     const muxed = answer.streams.map((s, i) => s.rtcpMux && offer?.sdp.streams[i]?.rtcpMux === true);
     call.muxed = muxed;
+    if (offer) offer.answered = true;
     if (offer && offer.side !== side) this.setParties(call, offer.sdp, offer.side, offer.source, muxed);
     this.setParties(call, answer, side, source, muxed);
   }

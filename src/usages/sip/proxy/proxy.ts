@@ -288,7 +288,8 @@ export class SipProxy {
     if (!initial && !media.ownsDialog(checked.callId, tags)) return undefined;
     if (initial) media.admit(checked.callId, fromTag);
     if (!media.hasSdp(request)) return { side, offered: false, existed }; // a late offer: the phones' offers share one session
-    const kind = request.method === 'PRACK' ? 'answer' : 'offer';
+    // A PRACK answers the offer of a reliable 18x; after an answer there, it may offer anew (review M8).
+    const kind = request.method === 'PRACK' && media.calls.awaitsAnswer(checked.callId) ? 'answer' : 'offer';
     // The other home as the route knows it: where our phone's SDP goes, or where a home's came from.
     const otherHome = side === 'home' ? flow.nodeId : group[0].flow.nodeId;
     const body = await media.rewrite(checked.callId, request, kind, side, flow.remote.host, undefined, otherHome);

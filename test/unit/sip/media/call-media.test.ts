@@ -323,6 +323,18 @@ test('a call that ends while its ports are still opening (a CANCEL just after a 
   assert.equal(a.anchor.portsInUse, 0, 'no port held for the five minutes an unanswered call may ring');
 });
 
+test('SDP in a PRACK is the answer only while an offer waits for one (a late offer in a reliable 183); after a 183 that answered, it is a new offer (review M8)', async () => {
+  const { a, b } = homes();
+  const toB = await a.offerFromPhone('call-p', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  assert.equal(a.awaitsAnswer('call-p'), true, 'the INVITE offered');
+  await b.offerFromHome('call-p', enc(toB), HOME_A);
+  a.answerFromHome('call-p', enc(b.answerFromPhone('call-p', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  assert.equal(a.awaitsAnswer('call-p'), false, 'answered in the reliable 183: SDP in the PRACK offers anew');
+  await a.offerFromPhone('call-p', offer('192.168.1.20', 10000), '192.168.1.20');
+  assert.equal(a.awaitsAnswer('call-p'), true);
+  assert.equal(a.awaitsAnswer('no-such-call'), false);
+});
+
 test('a BYE ends the media only for the dialog that answered first; the BYE of a second dialog a fork made leaves it', async () => {
   const { a } = homes();
   const media = new SipMedia(a, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
