@@ -1,4 +1,4 @@
-import type { Endpoint } from './sdp.js';
+import { type Endpoint, isUnspecified } from './sdp.js';
 
 /*
  * One anchored media stream (issue 16): packets that reach the anchor's port on one side go out
@@ -201,7 +201,7 @@ export class RelayStream {
   keepDirect(side: Side): void {
     const sealing = this.sealing[side];
     const target = this.latched[side] ?? (this.backhaul[side] ? this.sides[side].offered : undefined);
-    if (!sealing || !target || target.port === 0 || target.address === '0.0.0.0') return; // on hold, or refused
+    if (!sealing || !target || target.port === 0 || isUnspecified(target.address)) return; // on hold, or refused
     if (this.now() - this.directSentAt[side] >= DIRECT_KEEPALIVE_MS / 2) this.probe(side, target, sealing, this.heardFlag(side));
   }
 
@@ -322,7 +322,7 @@ export class RelayStream {
     this.observe?.(side, bytes);
     const other: Side = side === 'a' ? 'b' : 'a';
     const target = this.latched[other] ?? this.sides[other].offered;
-    if (target.port === 0 || target.address === '0.0.0.0') return this.drop('no-target'); // on hold, or refused
+    if (target.port === 0 || isUnspecified(target.address)) return this.drop('no-target'); // on hold, or refused (a datagram to :: or 0.0.0.0 would reach this very host)
     this.counters.bytesOut += this.sendTo(other, bytes, target);
     this.counters.packetsOut++;
     this.lastPacketAt = this.now();

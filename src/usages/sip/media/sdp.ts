@@ -190,7 +190,7 @@ export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
 }
 
 /** c=IN IP4 0.0.0.0 (or IP6 ::): "send me nothing", the old way to hold a call (RFC 3264 s8.4). */
-function isUnspecified(address: string): boolean {
+export function isUnspecified(address: string): boolean {
   return address === '0.0.0.0' || address === '::';
 }
 

@@ -82,6 +82,11 @@ test('a party on hold (c=0.0.0.0) or a refused stream gets nothing; an oversize 
   stream.receive('a', rtp(1501), phone);
   assert.equal(sent.length, 0);
   assert.deepEqual(stream.counters.dropped, { stranger: 0, 'not-latched': 0, oversize: 1, 'no-target': 1, unsealed: 0, 'other-branch': 0 });
+  // IPv6's unspecified address likewise: a datagram sent to :: would reach this very host.
+  const v6 = harness({ a: phone, b: { address: '::', port: 40000 } }, { a: ['192.168.1.20'], b: ['2001:db8::9'] });
+  v6.stream.receive('a', rtp(), phone);
+  assert.equal(v6.sent.length, 0);
+  assert.equal(v6.stream.counters.dropped['no-target'], 1);
 });
 
 test('the internet leg sealed: what goes there is sealed, what comes opens or is dropped, and authentic media re-latches (a new path)', () => {
