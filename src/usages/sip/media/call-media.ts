@@ -132,8 +132,8 @@ interface CallState {
   /** SDPs this peer has signed in the call. */
   signed: number;
   /**
-   * Where each phone of the call signals from (review M12): the caller's from its first offer,
-   * the callee's from its answer in the 2xx. SDP for a phone's side from another host is refused:
+   * Where each phone of the call signals from (review M12): the caller's from the INVITE that
+   * offered, the callee's from its 2xx (see boundTo). SDP for a phone's side from another host is refused:
    * a phone that learnt another's dialog cannot take that call's media.
    */
   readonly phoneHosts: Partial<Record<Side, string>>;
@@ -204,7 +204,7 @@ export class CallMedia {
    */
   async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.phoneCall(callId, 'a', phoneSource) ?? (await this.startOnce(callId, offer, 'offerer', ['a', phoneSource]));
+    const call = this.phoneCall(callId, 'a', phoneSource) ?? (await this.startOnce(callId, offer, 'offerer'));
     if (!call.far && toHome !== undefined) call.offeredTo = toHome;
     this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer, toHome);
@@ -287,7 +287,7 @@ export class CallMedia {
    */
   async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.phoneCall(callId, side, phoneSource) ?? (await this.startOnce(callId, offer, 'offerer', [side, phoneSource]));
+    const call = this.phoneCall(callId, side, phoneSource) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.offered(call, offer, side, phoneSource);
     const to = side === 'a' ? 'b' : 'a';
     call.toPhones = { sdp: offer, to };
@@ -319,10 +319,11 @@ export class CallMedia {
   }
 
   /**
-   * The phone on `side` gave the call's answer (in the 2xx or the ACK) from `host`: the call's
-   * SDP for that side comes from there from now on. Until then any ringing phone may send some.
+   * The phone on `side` is the call's, at `host` (it made the call, or gave its 2xx or the ACK):
+   * the call's SDP for that side comes from there from now on. Until then any ringing phone of a
+   * forked call may send some (a late offer's in its 183 too).
    */
-  answeredFrom(callId: string, side: Side, host: string): void {
+  boundTo(callId: string, side: Side, host: string): void {
     const call = this.calls.get(callId);
     if (call) call.phoneHosts[side] ??= host;
   }
@@ -367,16 +368,16 @@ export class CallMedia {
     if (bound !== undefined && bound !== host) throw new SipError(403, "Forbidden (SDP for another phone's call)");
   }
 
-  /** One start per call: two offers for a new call at once (a forked late offer) share its ports. `caller`: the phone that offers, and its host. */
-  private startOnce(callId: string, offer: SessionDescription, role: MediaRole, caller?: [Side, string]): Promise<CallState> {
+  /** One start per call: two offers for a new call at once (a forked late offer) share its ports. */
+  private startOnce(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
     const running = this.pending.get(callId);
     if (running) return running;
-    const started = this.start(callId, offer, role, caller).finally(() => this.pending.delete(callId));
+    const started = this.start(callId, offer, role).finally(() => this.pending.delete(callId));
     this.pending.set(callId, started);
     return started;
   }
 
-  private async start(callId: string, offer: SessionDescription, role: MediaRole, caller?: [Side, string]): Promise<CallState> {
+  private async start(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
     const anchored: (number | undefined)[] = [];
     const plans: StreamPlan[] = [];
     for (const stream of offer.streams) {
@@ -393,7 +394,7 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set(), phoneHosts: caller ? { [caller[0]]: caller[1] } : {} };
+    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set(), phoneHosts: {} };
     this.calls.set(callId, call);
     return call;
   }

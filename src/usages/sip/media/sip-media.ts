@@ -183,6 +183,12 @@ export class SipMedia {
               ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
               : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
         if (!isNew) this.counters.reoffers++;
+        if (isNew && message.kind === 'request') this.bindPhone(callId, from, source); // our phone calls
+        if (answersCall(message)) {
+          // A late offer in the call's 2xx: the call is answered, by this phone.
+          this.calls.anchor.answered(callId);
+          this.bindPhone(callId, from, source);
+        }
         if (isNew) {
           this.counters.anchored++;
           this.facts.set(callId, { caller: aorIn(message.headers.get('From')), callee: aorIn(message.headers.get('To')), startedAt: this.now(), codecs: codecsIn(text) });
@@ -198,7 +204,7 @@ export class SipMedia {
       // An answer in a 183 (or its PRACK) leaves the call ringing: the media timeout waits for the call's answer.
       if (answersCall(message)) {
         this.calls.anchor.answered(callId);
-        if (from !== 'home') this.calls.answeredFrom(callId, from === 'callee' ? 'b' : 'a', source);
+        this.bindPhone(callId, from, source);
       }
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
@@ -210,6 +216,11 @@ export class SipMedia {
       if (error instanceof SipError) throw new MediaRefused(error.status, error.reason);
       throw error;
     }
+  }
+
+  /** SDP from a phone (`from`, at `source`) that made the call or answered it: that side of the call is that phone's. */
+  private bindPhone(callId: string, from: MediaSide, source: string): void {
+    if (from !== 'home') this.calls.boundTo(callId, from === 'callee' ? 'b' : 'a', source);
   }
 
   /**
