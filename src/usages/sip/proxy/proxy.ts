@@ -390,9 +390,10 @@ export class SipProxy {
       };
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
       const media = this.deps.media;
-      const side = media?.hasSdp(request) ? this.mediaSide(media, request, checked, flow, target) : undefined;
+      const sdp = media?.hasSdp(request) === true;
+      const side = media && sdp ? this.mediaSide(media, request, checked, flow, target) : undefined;
       const tags = [checked.from.params.get('tag') ?? '', checked.to.params.get('tag') ?? ''];
-      if (media && !side && media.hasSdp(request) && media.anchorsDialog(checked.callId, tags)) {
+      if (media && sdp && !side && media.anchorsDialog(checked.callId, tags)) {
         media.counters.refused++; // a stranger's answer in an anchored call's ACK (review M1): it goes nowhere
         return;
       }
