@@ -131,12 +131,6 @@ interface CallState {
   readonly ephemeral: EphemeralKey;
   /** SDPs this peer has signed in the call. */
   signed: number;
-  /**
-   * Where each phone of the call signals from (review M12): the caller's from the INVITE that
-   * offered, the callee's from its 2xx (see boundTo). SDP for a phone's side from another host is refused:
-   * a phone that learnt another's dialog cannot take that call's media.
-   */
-  readonly phoneHosts: Partial<Record<Side, string>>;
   /** The other home our phone's first offer went to (hex Node-ID), when the route knew it: only it may answer. */
   offeredTo?: string;
   /**
@@ -204,7 +198,7 @@ export class CallMedia {
    */
   async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.phoneCall(callId, 'a', phoneSource) ?? (await this.startOnce(callId, offer, 'offerer'));
+    const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     if (!call.far && toHome !== undefined) call.offeredTo = toHome;
     this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer, toHome);
@@ -259,7 +253,6 @@ export class CallMedia {
   /** Our phone answers the other home's offer (from `branch`, when the INVITE forked): the SDP to send back to it. */
   answerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
-    this.checkPhone(call, 'a', phoneSource);
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, 'a', phoneSource);
@@ -287,21 +280,20 @@ export class CallMedia {
    */
   async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
     const offer = parseSdp(sdp);
-    const call = this.phoneCall(callId, side, phoneSource) ?? (await this.startOnce(callId, offer, 'offerer'));
+    const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     this.offered(call, offer, side, phoneSource);
     const to = side === 'a' ? 'b' : 'a';
     call.toPhones = { sdp: offer, to };
-    return this.versioned(callId, to, anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, to) }));
+    return this.versioned(callId, to, anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, to), keepHold: answeredOnce(call) }));
   }
 
   answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): string {
     const call = this.expect(callId);
-    this.checkPhone(call, side, phoneSource);
     const answer = this.matching(call, parseSdp(sdp));
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.answered(call, answer, side, phoneSource);
     const to = side === 'a' ? 'b' : 'a';
-    return this.versioned(callId, to, anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, to) }));
+    return this.versioned(callId, to, anchorSdp(answer, { address: this.deps.lanHost, ports: this.portsHeard(call, to), keepHold: answeredOnce(call) }));
   }
 
   /**
@@ -316,16 +308,6 @@ export class CallMedia {
     const ports = await this.deps.anchor.openBranch(callId, branch, offer.to);
     if (!ports || this.calls.get(callId) !== call) return undefined;
     return anchorSdp(offer.sdp, { address: this.deps.lanHost, ports: call.anchored.map((index) => (index === undefined ? undefined : ports[index])) });
-  }
-
-  /**
-   * The phone on `side` is the call's, at `host` (it made the call, or gave its 2xx or the ACK):
-   * the call's SDP for that side comes from there from now on. Until then any ringing phone of a
-   * forked call may send some (a late offer's in its 183 too).
-   */
-  boundTo(callId: string, side: Side, host: string): void {
-    const call = this.calls.get(callId);
-    if (call) call.phoneHosts[side] ??= host;
   }
 
   /** The call was answered from `branch`: it keeps its ports, and the other branches' go back. */
@@ -356,18 +338,6 @@ export class CallMedia {
     this.deps.backhaul?.stop();
   }
 
-  /** A call that SDP from a phone on `side` (at `host`) belongs to: undefined when there is none yet; 403 when another phone holds that side. */
-  private phoneCall(callId: string, side: Side, host: string): CallState | undefined {
-    const call = this.calls.get(callId);
-    if (call) this.checkPhone(call, side, host);
-    return call;
-  }
-
-  private checkPhone(call: CallState, side: Side, host: string): void {
-    const bound = call.phoneHosts[side];
-    if (bound !== undefined && bound !== host) throw new SipError(403, "Forbidden (SDP for another phone's call)");
-  }
-
   /** One start per call: two offers for a new call at once (a forked late offer) share its ports. */
   private startOnce(callId: string, offer: SessionDescription, role: MediaRole): Promise<CallState> {
     const running = this.pending.get(callId);
@@ -394,7 +364,7 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set(), phoneHosts: {} };
+    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
     this.calls.set(callId, call);
     return call;
   }
@@ -583,7 +553,7 @@ export class CallMedia {
 
   /** The SDP for the other home (`toHome`, hex, when known; the call's far home once agreed), signed. */
   private towardsHome(call: CallState, sdp: SessionDescription, toHome?: string): string {
-    const text = this.versioned(call.session.id, 'b', anchorSdp(withoutShare(sdp), { address: this.deps.publicHost(), ports: portsOn(call, 'b') }));
+    const text = this.versioned(call.session.id, 'b', anchorSdp(withoutShare(sdp), { address: this.deps.publicHost(), ports: portsOn(call, 'b'), keepHold: answeredOnce(call) }));
     const lines = text.split('\r\n');
     if (lines.at(-1) === '') lines.pop();
     const farHome = call.far?.nodeId;
@@ -618,7 +588,7 @@ export class CallMedia {
   }
 
   private towardsPhone(call: CallState, sdp: SessionDescription): string {
-    return this.versioned(call.session.id, 'a', anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a') }));
+    return this.versioned(call.session.id, 'a', anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a'), keepHold: answeredOnce(call) }));
   }
 
   /**
@@ -635,6 +605,11 @@ export class CallMedia {
 /** The anchor's RTP port on one side for each m= section (none for a section that is not anchored). */
 function portsOn(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
   return call.anchored.map((index) => (index === undefined ? undefined : call.session.streams[index].ports[side]));
+}
+
+/** Whether an answer has settled the call once (a c=0.0.0.0 after that is a hold: AnchorPlan.keepHold). */
+function answeredOnce(call: CallState): boolean {
+  return call.muxed !== undefined;
 }
 
 /** The other role in a call. */

@@ -143,6 +143,11 @@ export interface AnchorPlan {
   readonly address: string;
   /** One per m= section; undefined for a section the call does not anchor (disabled in its first offer): it goes out disabled. */
   readonly ports: readonly (number | undefined)[];
+  /**
+   * A c=0.0.0.0 goes on as it is: in a call already answered it is a hold (RFC 3264 s8.4); in a
+   * first offer it may only mean "no address yet" (trickle ICE), and the anchor's address does.
+   */
+  readonly keepHold?: boolean;
 }
 
 /**
@@ -150,13 +155,14 @@ export interface AnchorPlan {
  * the anchor, ICE attributes go (the phone talks to the anchor directly), the o= line names the
  * anchor with its version raised (RFC 3264 s8: a changed description is a new version), and
  * everything else is kept. No address of the phone's goes on: a c= names the anchor, or stays
- * 0.0.0.0 (an RFC 2543 hold, which the far phone must hear of), and a stream the call has no
+ * 0.0.0.0 (an RFC 2543 hold, which the far phone must hear of: see keepHold), and a stream the call has no
  * ports for (one disabled at first and offered again) goes out disabled, port 0 (RFC 3264 s8.2).
  */
 export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
   const family = plan.address.includes(':') ? 'IP6' : 'IP4';
   const anchorConnection = `c=IN ${family} ${plan.address}`;
-  const connection = (line: string) => (isUnspecified(line.slice(line.lastIndexOf(' ') + 1)) ? line : anchorConnection);
+  const held = (address: string) => plan.keepHold === true && isUnspecified(address);
+  const connection = (line: string) => (held(line.slice(line.lastIndexOf(' ') + 1)) ? line : anchorConnection);
   const out: string[] = [];
   let section = -1;
   let anchored = false;
@@ -167,7 +173,7 @@ export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
       const port = plan.ports[section];
       anchored = port !== undefined && stream.port !== 0;
       out.push(line.replace(/^(m=[a-z]+ )\d+(\/\d+)?/, `$1${anchored ? port : 0}`));
-      if (anchored) out.push(isUnspecified(stream.rtp.address) ? `c=IN ${stream.rtp.address === '::' ? 'IP6' : 'IP4'} ${stream.rtp.address}` : anchorConnection);
+      if (anchored) out.push(held(stream.rtp.address) ? `c=IN ${stream.rtp.address === '::' ? 'IP6' : 'IP4'} ${stream.rtp.address}` : anchorConnection);
       continue;
     }
     if (section < 0) {

@@ -183,8 +183,7 @@ export class SipMedia {
               ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
               : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
         if (!isNew) this.counters.reoffers++;
-        if (isNew && message.kind === 'request') this.bindPhone(callId, from, source); // our phone calls
-        if (answersCall(message)) this.answeredWith(callId, from, source); // a late offer in the call's 2xx
+        if (answersCall(message)) this.calls.anchor.answered(callId); // a late offer in the call's 2xx
         if (isNew) {
           this.counters.anchored++;
           this.facts.set(callId, { caller: aorIn(message.headers.get('From')), callee: aorIn(message.headers.get('To')), startedAt: this.now(), codecs: codecsIn(text) });
@@ -198,7 +197,7 @@ export class SipMedia {
             ? this.calls.answerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
             : this.calls.answerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
       // An answer in a 183 (or its PRACK) leaves the call ringing: the media timeout waits for the call's answer.
-      if (answersCall(message)) this.answeredWith(callId, from, source);
+      if (answersCall(message)) this.calls.anchor.answered(callId);
       const facts = this.facts.get(callId);
       if (facts) facts.codecs = codecsIn(text); // what both ends agreed on
       return Buffer.from(text, 'utf8');
@@ -209,17 +208,6 @@ export class SipMedia {
       if (error instanceof SipError) throw new MediaRefused(error.status, error.reason);
       throw error;
     }
-  }
-
-  /** SDP in the call's 2xx or ACK: the call is answered (the media timeout starts), and by that phone when a phone sent it. */
-  private answeredWith(callId: string, from: MediaSide, source: string): void {
-    this.calls.anchor.answered(callId);
-    this.bindPhone(callId, from, source);
-  }
-
-  /** SDP from a phone (`from`, at `source`) that made the call or answered it: that side of the call is that phone's. */
-  private bindPhone(callId: string, from: MediaSide, source: string): void {
-    if (from !== 'home') this.calls.boundTo(callId, from === 'callee' ? 'b' : 'a', source);
   }
 
   /**

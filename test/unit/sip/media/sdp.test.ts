@@ -99,8 +99,12 @@ test('hold, both ways: a=sendonly, and the old c=0.0.0.0 kept so that the far ph
   assert.match(anchorSdp(hold, { address: ANCHOR, ports: [40000] }), /a=sendonly\r\n/);
   const old = parseSdp(BARESIP.replace('c=IN IP4 192.168.1.20', 'c=IN IP4 0.0.0.0'));
   assert.equal(old.streams[0].rtp.address, '0.0.0.0');
-  const held = anchorSdp(old, { address: ANCHOR, ports: [40000] });
+  const held = anchorSdp(old, { address: ANCHOR, ports: [40000], keepHold: true });
   assert.match(held, /\r\nc=IN IP4 0\.0\.0\.0\r\nt=0 0\r\nm=audio 40000 RTP\/AVP 0 8 101\r\nc=IN IP4 0\.0\.0\.0\r\n/, 'on hold at the session and the stream');
+  // In a first offer it may mean "no address yet" (trickle ICE): the anchor's address goes, and latching finds the phone.
+  const first = anchorSdp(old, { address: ANCHOR, ports: [40000] });
+  assert.match(first, /m=audio 40000 RTP\/AVP 0 8 101\r\nc=IN IP4 198\.51\.100\.2\r\n/);
+  assert.doesNotMatch(first, /0\.0\.0\.0/);
   const resumed = anchorSdp(parseSdp(BARESIP), { address: ANCHOR, ports: [40000] });
   assert.match(resumed, /m=audio 40000 RTP\/AVP 0 8 101\r\nc=IN IP4 198\.51\.100\.2\r\n/);
 });
