@@ -7,7 +7,7 @@ import { inDialogRequest, inviteCompanion } from '../message/invite-companions.j
 import { responseFlow, stampVia } from '../message/response.js';
 import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
-import type { SipRequest, SipResponse } from '../message/sip-message.js';
+import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { type DigestAuthenticator, PROXY_CHALLENGE } from '../auth/digest-authenticator.js';
 import type { Binding, LocationService } from '../registrar/location.js';
@@ -384,8 +384,7 @@ export class SipProxy {
       const send = (body?: Uint8Array) => {
         this.counters.statelessForwards++;
         // An answer that could not be anchored goes as none: no body, and no Content-Type claiming one (review M14).
-        const original = body?.length === 0 ? { ...request, headers: request.headers.clone() } : request;
-        if (original !== request) original.headers.remove('Content-Type');
+        const original = body?.length === 0 ? withoutBody(request) : request;
         this.deps.transport.send(target.flow, serializeSipMessage(this.forwardCopy(original, checked, target, branch, undefined, body)));
       };
       // The answer to a late offer (the offer was in the 2xx) rides on the ACK.
@@ -873,14 +872,13 @@ function statelessBranch(request: SipRequest, checked: CheckedRequest, flow: Sip
   return `${BRANCH_PREFIX}${hash.digest('hex').slice(0, 16)}`;
 }
 
-/** A response as it goes on without its body (SDP that must not travel as it is). */
-function withoutBody(response: SipResponse): SipResponse {
-  const headers = response.headers.clone();
+/** A message as it goes on without its body (SDP that must not travel as it is), and so without a Content-Type. */
+function withoutBody<M extends SipMessage>(message: M): M {
+  const headers = message.headers.clone();
   headers.remove('Content-Type');
-  return { ...response, headers, body: new Uint8Array(0) };
+  return { ...message, headers, body: new Uint8Array(0) };
 }
 
-/** An INVITE that starts a dialog (no To tag), not a re-INVITE inside one. */
 /**
  * An INVITE whose media was not there before it: a new call, or a re-INVITE that took up a call
  * this home had forgotten (its --media-timeout). When it fails, the media it began goes.
