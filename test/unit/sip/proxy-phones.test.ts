@@ -612,10 +612,10 @@ const sdp = (port: number) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP
 /** A message's lines with `body` as its SDP (Phone.send ends the last line with the blank line). */
 const withBody = (lines: string[], body: string) => [...lines, 'Content-Type: application/sdp', `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -2)}`];
 
-/** A home of its own that anchors every call's media, local ones too (--media-anchor always), on ports from `lowPort`. */
-async function anchoringHome(lowPort: number): Promise<{ media: SipMedia; anchored: SipService }> {
+/** A home of its own that anchors every call's media, local ones too (--media-anchor always), on ports from `lowPort`; `timeoutMs` is its --media-timeout. */
+async function anchoringHome(lowPort: number, timeoutMs = 60_000): Promise<{ media: SipMedia; anchored: SipService }> {
   const media = new SipMedia(
-    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(lowPort, lowPort + 99), udpMediaSockets('127.0.0.1', silentLogger), clock, 60_000), identity: testIdentity(11), random: new SeededRandom(lowPort), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
+    new CallMedia({ anchor: new MediaAnchor(new MediaPortPool(lowPort, lowPort + 99), udpMediaSockets('127.0.0.1', silentLogger), clock, timeoutMs), identity: testIdentity(11), random: new SeededRandom(lowPort), lanHost: '127.0.0.1', publicHost: () => '127.0.0.1', trust: new OpenTrustPolicy(TEST_OVERLAY), nowSeconds: () => FIXED_NOW_SECONDS }),
     'always',
     { maxCalls: 10, retryAfterSeconds: 5 },
     () => Date.now(),
@@ -798,6 +798,34 @@ test('a re-INVITE that took up a call whose media had timed out here, and failed
     const answered = (await alice.next(isResponse(200, 'INVITE'))) as SipResponse;
     assert.match(Buffer.from(answered.body).toString(), /m=audio \d+ RTP\/AVP 0/);
     assert.ok(media.calls.has('forgot-call'));
+  } finally {
+    await anchored.close();
+  }
+});
+
+test("an UPDATE that took up a call whose media had timed out here: the call's BYE gives the ports back at once (review R4)", async () => {
+  const { media, anchored } = await anchoringHome(47150, 1_000);
+  try {
+    const { alice, bob } = await answeredCall(anchored, 'update-call');
+    // A long hold with no RTP: its media times out here.
+    for (let i = 0; i < 40 && media.calls.has('update-call'); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(!media.calls.has('update-call'), 'the media timed out');
+    const inDialog = (method: string, cseq: number, branch: string) => [`${method} sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(alice, branch), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>;tag=b1`, 'Call-ID: update-call', `CSeq: ${cseq} ${method}`, `Contact: <sip:alice@127.0.0.1:${alice.port}>`];
+    const bobAnswers = (request: SipRequest, body?: string) => {
+      const lines = ['SIP/2.0 200 OK', ...request.headers.getAll('Via').map((v) => `Via: ${v}`), `From: ${request.headers.get('From')}`, `To: ${request.headers.get('To')}`, 'Call-ID: update-call', `CSeq: ${request.headers.get('CSeq')}`, `Contact: <sip:bob@127.0.0.1:${bob.port}>`];
+      bob.send(body ? withBody(lines, body) : [...lines, 'Content-Length: 0']);
+    };
+    // The resume comes as an UPDATE (RFC 3311): it anchors the call afresh.
+    alice.send(withBody(inDialog('UPDATE', 2, 'up-r4'), sdp(30020)));
+    bobAnswers((await bob.next(isRequest('UPDATE'))) as SipRequest, sdp(30022));
+    assert.match(Buffer.from((await alice.next(isResponse(200, 'UPDATE'))).body).toString(), /m=audio \d+ RTP\/AVP 0/);
+    assert.ok(media.calls.has('update-call'), 'the UPDATE took the call up');
+    alice.send([...inDialog('BYE', 3, 'bye-r4'), 'Content-Length: 0']);
+    bobAnswers((await bob.next(isRequest('BYE'))) as SipRequest);
+    await alice.next(isResponse(200, 'BYE'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(!media.calls.has('update-call'), "the BYE ended the call's media");
+    assert.equal(media.calls.anchor.portsInUse, 0);
   } finally {
     await anchored.close();
   }

@@ -183,7 +183,10 @@ export class SipMedia {
               ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
               : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
         if (!isNew) this.counters.reoffers++;
-        if (answersCall(message)) this.calls.anchor.answered(callId); // a late offer in the call's 2xx
+        // A late offer in the call's 2xx; or an UPDATE that took up a call whose media went: an
+        // UPDATE offers only once the first offer was answered (RFC 3311 s5.1), and no 2xx of an
+        // INVITE will mark it now (review R4: its BYE then freed nothing for 5 minutes).
+        if (answersCall(message) || (isNew && message.kind === 'request' && message.method === 'UPDATE')) this.calls.anchor.answered(callId);
         if (isNew) {
           this.counters.anchored++;
           this.facts.set(callId, { caller: aorIn(message.headers.get('From')), callee: aorIn(message.headers.get('To')), startedAt: this.now(), codecs: codecsIn(text) });
