@@ -194,12 +194,14 @@ export class CallMedia {
 
   /**
    * This home's phone offers (INVITE, re-INVITE, or a 200 answering an INVITE without SDP): the
-   * SDP to send on to the other home, `toHome` (hex Node-ID) when it is known here.
+   * SDP to send on to the other home, `toHome` (hex Node-ID) when it is known here. `branch`: the
+   * phone is one of several the call forked to, offering in its early dialog: it is heard now.
    */
-  async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string): Promise<string> {
+  async offerFromPhone(callId: string, sdp: Uint8Array, phoneSource: string, toHome?: string, branch?: string): Promise<string> {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     if (!call.far && toHome !== undefined) call.offeredTo = toHome;
+    if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
     this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer, toHome);
   }
@@ -224,9 +226,10 @@ export class CallMedia {
   /**
    * Another home (`fromHome`, hex Node-ID, when the route knows it) offers to our phone: the SDP
    * for the phone. `inRequest`: it came in a request (an INVITE that may begin a call), not in a
-   * response to ours; such an offer must name this home.
+   * response to ours; such an offer must name this home. `branch`: it goes to one of several
+   * phones the call forked to, in that phone's early dialog (an UPDATE): it names that phone's ports.
    */
-  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true, fromHome?: string): Promise<string> {
+  async offerFromHome(callId: string, sdp: Uint8Array, homeSource: string, inRequest = true, fromHome?: string, branch?: string): Promise<string> {
     const offer = parseSdp(sdp);
     let known = this.calls.get(callId) ?? (await this.pending.get(callId));
     const again = !inRequest && known ? this.sentAgain(known, sdp, 'offer') : undefined;
@@ -242,7 +245,7 @@ export class CallMedia {
       this.acceptShare(call, believed, callId);
       this.offered(call, offer, 'b', homeSource);
       call.toPhones = { sdp: withoutShare(offer), to: 'a' };
-      const text = this.towardsPhone(call, offer);
+      const text = this.towardsPhone(call, offer, branch);
       return inRequest ? text : this.forPhone(call, sdp, text, 'offer');
     } catch (error) {
       if (!known) this.close(callId); // a refused offer holds no ports
@@ -277,14 +280,17 @@ export class CallMedia {
   /**
    * A call between two phones of this home (`--media-anchor always`): the caller is side a, the
    * callee side b; each is told the anchor's LAN ports of the other side. Nothing is sealed.
+   * `branch`: the early dialog of one of the callee's phones the call forked to (an UPDATE from
+   * it, which makes it the one heard, or to it, which names its ports).
    */
-  async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string): Promise<string> {
+  async offerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): Promise<string> {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
+    if (branch !== undefined && side === 'b') this.deps.anchor.useBranch(callId, branch);
     this.offered(call, offer, side, phoneSource);
     const to = side === 'a' ? 'b' : 'a';
     call.toPhones = { sdp: offer, to };
-    return this.versioned(callId, to, anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, to), keepHold: answeredOnce(call) }));
+    return this.versioned(callId, to, anchorSdp(offer, { address: this.deps.lanHost, ports: this.portsHeard(call, to, branch), keepHold: answeredOnce(call) }));
   }
 
   answerLocal(callId: string, sdp: Uint8Array, side: 'a' | 'b', phoneSource: string, branch?: string): string {
@@ -587,17 +593,17 @@ export class CallMedia {
     return last && last.kind === kind && this.deps.nowSeconds() <= last.until && sameBytes(last.bytes, bytes) ? last.forPhone : undefined;
   }
 
-  private towardsPhone(call: CallState, sdp: SessionDescription): string {
-    return this.versioned(call.session.id, 'a', anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a'), keepHold: answeredOnce(call) }));
+  private towardsPhone(call: CallState, sdp: SessionDescription, branch?: string): string {
+    return this.versioned(call.session.id, 'a', anchorSdp(withoutShare(sdp), { address: this.deps.lanHost, ports: this.portsHeard(call, 'a', branch), keepHold: answeredOnce(call) }));
   }
 
   /**
    * The anchor's RTP port on a phones' side for each m= section: the ports of the phone heard
-   * there now, which in a forked call still ringing may be a branch's own (an UPDATE in the
-   * early dialog of the phone playing early media must name that phone's ports).
+   * there now, or of `branch`'s phone, which in a forked call still ringing may be a branch's own
+   * (an UPDATE in a phone's early dialog must name that phone's ports: review M6).
    */
-  private portsHeard(call: CallState, side: 'a' | 'b'): (number | undefined)[] {
-    const heard = this.deps.anchor.portsHeard(call.session.id, side);
+  private portsHeard(call: CallState, side: 'a' | 'b', branch?: string): (number | undefined)[] {
+    const heard = this.deps.anchor.portsHeard(call.session.id, side, branch);
     return call.anchored.map((index) => (index === undefined ? undefined : heard[index]));
   }
 }

@@ -217,14 +217,18 @@ export class MediaAnchor {
     return ends.map((end) => end.port);
   }
 
-  /** Each stream's RTP port on `side` for the party heard there now (a forked call's ringing branch may have its own). */
-  portsHeard(id: string, side: Side): number[] {
+  /**
+   * Each stream's RTP port on `side` for the party heard there now, or for `branch`'s phone when
+   * given (a forked call's ringing branch may have its own; one with none shares the first's).
+   */
+  portsHeard(id: string, side: Side, branch?: string): number[] {
     const entry = this.sessions.get(id);
     if (!entry) return [];
     const forking = entry.forking;
+    const ofBranch = forking && branch !== undefined ? (forking.legs.get(branch)?.ends ?? entry.ends[forking.side]) : undefined;
     return entry.session.streams.map((stream, i) => {
       if (forking?.side !== side) return stream.ports[side];
-      const heard = [entry.ends[side], ...[...forking.legs.values()].map((leg) => leg.ends)].find((ends) => ends[i].rtp === stream.rtp.party(side));
+      const heard = ofBranch ?? [entry.ends[side], ...[...forking.legs.values()].map((leg) => leg.ends)].find((ends) => ends[i].rtp === stream.rtp.party(side));
       return heard?.[i].port ?? stream.ports[side];
     });
   }

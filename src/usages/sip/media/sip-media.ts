@@ -26,6 +26,8 @@ export function otherSide(side: MediaSide): MediaSide {
 
 /** Calls whose caller (`always`) or answering dialog is remembered at once. */
 const MAX_REMEMBERED = 4096;
+/** Early dialogs noted per forked call: the anchor gives at most this many branches ports of their own. */
+const MAX_BRANCHES_NOTED = 16;
 
 /** A media key share of another home (call-media.ts), this version's or an older one's. */
 const KEY_LINE = /^a=p2psip-key(?:-v[23])?:/m;
@@ -83,6 +85,8 @@ export class SipMedia {
   private readonly winningTags = new Map<string, string>();
   /** The From tag of each call's INVITE: every dialog of the call, forked or not, carries it. */
   private readonly callerTags = new Map<string, string>();
+  /** Per call forked to several of our phones, the branch of each early dialog (by its To tag) that carried SDP. */
+  private readonly branchTags = new Map<string, Map<string, string>>();
 
   constructor(
     readonly calls: CallMedia,
@@ -171,17 +175,20 @@ export class SipMedia {
    * when ports or calls run out). `otherHome`: the other home's Node-ID (hex) as the route knows
    * it, where SDP from our phone goes or where SDP from a home came from.
    */
-  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, branch?: string, otherHome?: string): Promise<Uint8Array> {
+  async rewrite(callId: string, message: SipMessage, kind: 'offer' | 'answer', from: MediaSide, source: string, forkBranch?: string, otherHome?: string): Promise<Uint8Array> {
+    // A branch's response names its early dialog; what comes later in that dialog (an UPDATE, a PRACK, their answers) is that branch's (review M6).
+    if (forkBranch !== undefined && message.kind === 'response') this.noteBranch(callId, tagIn(message.headers.get('To')), forkBranch);
+    const branch = forkBranch ?? this.branchOfDialog(callId, message);
     try {
       if (kind === 'offer') {
         const isNew = !this.calls.has(callId);
         if (isNew && this.calls.active >= this.limits.maxCalls) throw new MediaPortsExhausted(`${this.limits.maxCalls} calls already anchored (--max-calls)`);
         const text =
           from === 'phone'
-            ? await this.calls.offerFromPhone(callId, message.body, source, otherHome)
+            ? await this.calls.offerFromPhone(callId, message.body, source, otherHome, branch)
             : from === 'home'
-              ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request', otherHome)
-              : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source);
+              ? await this.calls.offerFromHome(callId, message.body, source, message.kind === 'request', otherHome, branch)
+              : await this.calls.offerLocal(callId, message.body, from === 'caller' ? 'a' : 'b', source, branch);
         if (!isNew) this.counters.reoffers++;
         // A late offer in the call's 2xx; or an UPDATE that took up a call whose media went: an
         // UPDATE offers only once the first offer was answered (RFC 3311 s5.1), and no 2xx of an
@@ -274,7 +281,24 @@ export class SipMedia {
     this.forget(callId);
   }
 
+  private noteBranch(callId: string, toTag: string, branch: string): void {
+    let tags = this.branchTags.get(callId);
+    if (!tags) {
+      if (this.branchTags.size >= MAX_REMEMBERED) this.branchTags.delete(this.branchTags.keys().next().value as string);
+      this.branchTags.set(callId, (tags = new Map()));
+    }
+    if (toTag !== '' && (tags.has(toTag) || tags.size < MAX_BRANCHES_NOTED)) tags.set(toTag, branch);
+  }
+
+  /** The forked branch whose early dialog `message` is in (its tag is the To tag or the From tag, as the request goes), if any. */
+  private branchOfDialog(callId: string, message: SipMessage): string | undefined {
+    const tags = this.branchTags.get(callId);
+    if (!tags) return undefined;
+    return tags.get(tagIn(message.headers.get('To'))) ?? tags.get(tagIn(message.headers.get('From')));
+  }
+
   private forget(callId: string): void {
+    this.branchTags.delete(callId);
     this.facts.delete(callId);
     this.localCallers.delete(callId);
     this.winningTags.delete(callId);
@@ -292,6 +316,7 @@ export class SipMedia {
   /** The peer is stopping: every call ends. */
   close(): void {
     this.calls.closeAll();
+    this.branchTags.clear();
     this.facts.clear();
     this.localCallers.clear();
     this.winningTags.clear();
@@ -379,6 +404,11 @@ export class SipMedia {
 }
 
 /** The address-of-record in a From or To value: sip:user@host without parameters. */
+/** A From or To header's tag ('' when it has none). */
+function tagIn(value: string | undefined): string {
+  return /;\s*tag\s*=\s*([^;>\s]+)/i.exec(value?.replace(/<[^>]*>/, '') ?? '')?.[1] ?? '';
+}
+
 function aorIn(value: string | undefined): string {
   const match = /<?(sips?:[^>;\s]+)/i.exec(value ?? '');
   return match ? match[1] : '';

@@ -439,6 +439,50 @@ test('an offer forked to two phones: each is offered its own anchor port; the ea
   assert.equal(a.anchor.portsInUse + b.anchor.portsInUse, 0);
 });
 
+test("an UPDATE in the early dialog of a forked phone not heard now names that phone's own ports, and its answer makes it the one heard (review M6)", async () => {
+  const { net, a, b } = homes();
+  const atB = new SipMedia(b, 'auto', { maxCalls: 4, retryAfterSeconds: 30 }, () => 0);
+  const phoneA = net.phone('192.168.1.20', 10000);
+  const kitchen = net.phone('192.168.2.30', 20000);
+  const hall = net.phone('192.168.2.31', 22000);
+  /** A message of the call at home B: From phone A's tag, To `toTag` (the branch's), with SDP. */
+  const sip = (start: { method: string } | { status: number }, cseq: string, toTag: string, body: Uint8Array) => {
+    const headers = new SipHeaders();
+    headers.add('From', '<sip:alice@home-a>;tag=caller');
+    headers.add('To', `<sip:bob@home-b>${toTag ? `;tag=${toTag}` : ''}`);
+    headers.add('CSeq', cseq);
+    headers.add('Content-Type', 'application/sdp');
+    return 'method' in start ? { kind: 'request' as const, method: start.method, uri: 'sip:bob@192.168.2.30', headers, body } : { kind: 'response' as const, status: start.status, reason: 'x', headers, body };
+  };
+  const text = (bytes: Uint8Array) => Buffer.from(bytes).toString();
+  const toB = await a.offerFromPhone('m6', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  const toKitchen = text(await atB.rewrite('m6', sip({ method: 'INVITE' }, '1 INVITE', '', enc(toB)), 'offer', 'home', HOME_A));
+  const toHall = text((await atB.branchOffer('m6', '1'))!);
+  const rtp = (n: number) => new Uint8Array(172).fill(n);
+  // Both phones play early media (183 with SDP, reliably): the hall's came last, so it is heard.
+  a.answerFromHome('m6', enc(text(await atB.rewrite('m6', sip({ status: 183 }, '1 INVITE', 'k', offer('192.168.2.30', 20000)), 'answer', 'phone', '192.168.2.30', '0'))), HOME_B);
+  const toPhoneA = a.answerFromHome('m6', enc(text(await atB.rewrite('m6', sip({ status: 183 }, '1 INVITE', 'h', offer('192.168.2.31', 22000)), 'answer', 'phone', '192.168.2.31', '1'))), HOME_B);
+  hall.send(mediaOf(toHall), rtp(1));
+  assert.deepEqual(phoneA.heard.at(-1), rtp(1));
+  // Phone A updates the kitchen's early dialog (RFC 3311): the kitchen is offered its own ports, not the hall's.
+  const update = await a.offerFromPhone('m6', offer('192.168.1.20', 10000), '192.168.1.20');
+  const updateToKitchen = text(await atB.rewrite('m6', sip({ method: 'UPDATE' }, '2 UPDATE', 'k', enc(update)), 'offer', 'home', HOME_A));
+  assert.equal(mediaOf(updateToKitchen).port, mediaOf(toKitchen).port, "the kitchen's own port");
+  // The kitchen answers the UPDATE: it is heard now, both ways; the hall is not.
+  const kitchenAnswer = text(await atB.rewrite('m6', sip({ status: 200 }, '2 UPDATE', 'k', offer('192.168.2.30', 20000)), 'answer', 'phone', '192.168.2.30'));
+  a.answerFromHome('m6', enc(kitchenAnswer), HOME_B);
+  kitchen.send(mediaOf(toKitchen), rtp(2));
+  assert.deepEqual(phoneA.heard.at(-1), rtp(2), "the kitchen's early media");
+  const heard = phoneA.heard.length;
+  hall.send(mediaOf(toHall), rtp(3));
+  assert.equal(phoneA.heard.length, heard, 'not the hall');
+  phoneA.send(mediaOf(toPhoneA), rtp(4));
+  assert.deepEqual(kitchen.heard.at(-1), rtp(4), 'phone A reaches the kitchen');
+  assert.notDeepEqual(hall.heard.at(-1), rtp(4));
+  atB.close();
+  a.close('m6');
+});
+
 test('an offer from our own phone to another home is not forked here: no branch ports', async () => {
   const { a } = homes();
   await a.offerFromPhone('outward', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
