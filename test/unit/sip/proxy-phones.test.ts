@@ -804,7 +804,7 @@ test('a re-INVITE that took up a call whose media had timed out here, and failed
 });
 
 test("an UPDATE that took up a call whose media had timed out here: the call's BYE gives the ports back at once (review R4)", async () => {
-  const { media, anchored } = await anchoringHome(47150, 1_000);
+  const { media, anchored } = await anchoringHome(47500, 1_000);
   try {
     const { alice, bob } = await answeredCall(anchored, 'update-call');
     // A long hold with no RTP: its media times out here.
@@ -827,6 +827,47 @@ test("an UPDATE that took up a call whose media had timed out here: the call's B
     assert.ok(!media.calls.has('update-call'), "the BYE ended the call's media");
     assert.equal(media.calls.anchor.portsInUse, 0);
   } finally {
+    await anchored.close();
+  }
+});
+
+test('a re-INVITE that adds video to a call the home anchors: the callee is offered anchor ports for both streams, and video reaches each phone where its SDP said', async () => {
+  const { anchored } = await anchoringHome(47600);
+  const sockets: UdpSocket[] = [];
+  try {
+    const { alice, bob } = await answeredCall(anchored, 'video-call');
+    const withVideo = (audioPort: number) => `${sdp(audioPort).replace(/a=sendrecv\r\n$/, '')}a=sendrecv\r\nm=video ${audioPort + 4} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`;
+    const lines = [`INVITE sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(alice, 'video-re'), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>;tag=b1`, 'Call-ID: video-call', 'CSeq: 2 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`];
+    alice.send(withBody(lines, withVideo(30000)));
+    const reinvite = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    const toBob = Buffer.from(reinvite.body).toString();
+    const videoPortFor = (text: string) => Number(/m=video (\d+)/.exec(text)?.[1]);
+    assert.ok(videoPortFor(toBob) > 0, 'bob is offered the video at an anchor port');
+    assert.doesNotMatch(toBob, /m=video 30004/);
+    bob.send(withBody(['SIP/2.0 200 OK', ...reinvite.headers.getAll('Via').map((v) => `Via: ${v}`), `From: ${reinvite.headers.get('From')}`, `To: ${reinvite.headers.get('To')}`, 'Call-ID: video-call', 'CSeq: 2 INVITE', `Contact: <sip:bob@127.0.0.1:${bob.port}>`], withVideo(30002)));
+    const toAlice = Buffer.from((await alice.next(isResponse(200, 'INVITE'))).body).toString();
+    assert.ok(videoPortFor(toAlice) > 0 && videoPortFor(toAlice) !== 30006, 'alice is answered with an anchor port for the video');
+
+    // Each phone's video socket sends to the anchor port it was given; the other phone's receives it.
+    const bind = async (port: number) => {
+      const socket = createSocket('udp4');
+      sockets.push(socket);
+      await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', resolve));
+      const got: Buffer[] = [];
+      socket.on('message', (m) => got.push(m));
+      return { socket, got };
+    };
+    const [aliceVideo, bobVideo] = [await bind(30004), await bind(30006)];
+    const frame = (n: number) => Buffer.alloc(600, n);
+    for (let i = 0; i < 40 && (bobVideo.got.length === 0 || aliceVideo.got.length === 0); i++) {
+      aliceVideo.socket.send(frame(1), videoPortFor(toAlice), '127.0.0.1');
+      bobVideo.socket.send(frame(2), videoPortFor(toBob), '127.0.0.1');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.deepEqual(bobVideo.got[0], frame(1), "alice's video reaches bob");
+    assert.deepEqual(aliceVideo.got[0], frame(2), "and bob's reaches alice");
+  } finally {
+    for (const socket of sockets) socket.close();
     await anchored.close();
   }
 });

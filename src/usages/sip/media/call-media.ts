@@ -125,8 +125,14 @@ interface Believed {
 
 interface CallState {
   readonly session: MediaSession;
-  /** Which m= sections are anchored (port 0 ones are not), in order: index into session.streams. */
-  readonly anchored: readonly (number | undefined)[];
+  /** Which m= sections are anchored (port 0 ones are not), in order: index into session.streams. A re-offer may add some (grow). */
+  readonly anchored: (number | undefined)[];
+  /**
+   * What each stream's keys on the internet leg are derived for, by its index in session.streams:
+   * the first streams' index, and for a stream a re-offer added its m= line, which both homes
+   * agree on whatever streams each could add before.
+   */
+  readonly sealLabels: string[];
   readonly role: MediaRole;
   readonly ephemeral: EphemeralKey;
   /** SDPs this peer has signed in the call. */
@@ -202,6 +208,7 @@ export class CallMedia {
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     if (!call.far && toHome !== undefined) call.offeredTo = toHome;
     if (branch !== undefined) this.deps.anchor.useBranch(callId, branch);
+    await this.grow(call, offer);
     this.offered(call, offer, 'a', phoneSource);
     return this.towardsHome(call, offer, toHome);
   }
@@ -217,7 +224,7 @@ export class CallMedia {
     const answer = parseSdp(sdp);
     const believed = this.believe(answer, callId, call, { inRequest, fromHome });
     if (believed.kind === 'new' || believed.kind === 'restart') throw new SdpError('an answer that is not from the home this call was offered to');
-    this.acceptShare(call, believed, callId);
+    this.acceptShare(call, believed);
     this.answered(call, answer, 'b', homeSource);
     const text = this.towardsPhone(call, answer);
     return inRequest ? text : this.forPhone(call, sdp, text, 'answer');
@@ -242,7 +249,8 @@ export class CallMedia {
     }
     const call = known ?? (await this.startOnce(callId, offer, theirRole(believed.statement.role)));
     try {
-      this.acceptShare(call, believed, callId);
+      this.acceptShare(call, believed);
+      if (known) await this.grow(call, offer);
       this.offered(call, offer, 'b', homeSource);
       call.toPhones = { sdp: withoutShare(offer), to: 'a' };
       const text = this.towardsPhone(call, offer, branch);
@@ -287,6 +295,7 @@ export class CallMedia {
     const offer = parseSdp(sdp);
     const call = this.calls.get(callId) ?? (await this.startOnce(callId, offer, 'offerer'));
     if (branch !== undefined && side === 'b') this.deps.anchor.useBranch(callId, branch);
+    await this.grow(call, offer);
     this.offered(call, offer, side, phoneSource);
     const to = side === 'a' ? 'b' : 'a';
     call.toPhones = { sdp: offer, to };
@@ -370,9 +379,30 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
+    const call: CallState = { session, anchored, sealLabels: session.streams.map((_, i) => String(i)), role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
     this.calls.set(callId, call);
     return call;
+  }
+
+  /**
+   * A re-offer's sections the call has no ports for (m= lines added at the end, RFC 3264 s8.1,
+   * or one disabled until now) are anchored now, and sealed like the rest once keys are agreed.
+   * When they cannot be (no ports left, or the call still rings on several phones) they go on
+   * disabled (port 0), and the call goes on with the streams it had.
+   */
+  private async grow(call: CallState, offer: SessionDescription): Promise<void> {
+    if (offer.streams.length < call.anchored.length) return; // matching() refuses it: m= lines are never removed
+    while (call.anchored.length < offer.streams.length) call.anchored.push(undefined);
+    const lines = offer.streams.flatMap((stream, line) => (stream.port !== 0 && call.anchored[line] === undefined ? [line] : []));
+    if (lines.length === 0) return;
+    const added = await this.deps.anchor.addStreams(call.session.id, lines.length);
+    if (!added || this.calls.get(call.session.id) !== call) return;
+    const first = call.session.streams.length - added.length;
+    lines.forEach((line, k) => {
+      call.anchored[line] = first + k;
+      call.sealLabels[first + k] = `m${line}`;
+    });
+    if (call.far) for (let i = first; i < call.session.streams.length; i++) this.sealStream(call, i, call.far.callKey, call.far.nodeId);
   }
 
   private expect(callId: string): CallState {
@@ -393,7 +423,7 @@ export class CallMedia {
    * a re-offer changes nothing of what an answer settled until its own answer comes (it may fail).
    */
   private offered(call: CallState, offer: SessionDescription, side: Side, source: string): void {
-    this.setParties(call, offer, side, source, call.muxed ?? offer.streams.map((s) => s.rtcpMux));
+    this.setParties(call, offer, side, source, offer.streams.map((s, i) => call.muxed?.[i] ?? s.rtcpMux));
     call.offer = { sdp: offer, side, source };
   }
 
@@ -510,7 +540,7 @@ export class CallMedia {
    * The other home's believed SDP: under a key not yet agreed (its first, or after it took the
    * call up again) the internet leg is sealed afresh; later ones move its sequence on.
    */
-  private acceptShare(call: CallState, theirs: Believed, callId: string): void {
+  private acceptShare(call: CallState, theirs: Believed): void {
     call.lastResponse = undefined; // newer SDP is believed: none older is taken again
     const far = call.far;
     if (theirs.kind === 'same' && far) {
@@ -520,18 +550,8 @@ export class CallMedia {
       return;
     }
     const theirKey = theirs.statement.publicKey;
-    const [offererKey, answererKey] = call.role === 'offerer' ? [call.ephemeral.publicKey, theirKey] : [theirKey, call.ephemeral.publicKey];
     const farHome = theirs.nodeId;
-    call.session.streams.forEach((stream, i) => {
-      for (const channel of ['rtp', 'rtcp'] as const) {
-        const { send, receive } = mediaSealers(call.ephemeral, call.role, offererKey, answererKey, callId, `${i}/${channel}`);
-        stream[channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
-        const backhaul = this.deps.backhaul;
-        if (backhaul && farHome !== undefined) {
-          stream[channel].setBackhaul('b', { send: (sealed, to, directLost) => backhaul.send(farHome, to.port, sealed, directLost), directHost: () => backhaul.directHost(farHome) });
-        }
-      }
-    });
+    for (let i = 0; i < call.session.streams.length; i++) this.sealStream(call, i, theirKey, farHome);
     call.far = { nodeId: farHome, role: theirs.statement.role, identityKey: theirs.identityKey, callKey: theirKey, certificate: theirs.certificate, expires: theirs.expires, sequence: theirs.statement.sequence, time: theirs.statement.time };
     call.farKeys.add(bytesToHex(theirKey));
     if (farHome !== undefined) this.deps.backhaul?.prepare(farHome);
@@ -555,6 +575,20 @@ export class CallMedia {
     const version = last === undefined ? BigInt(origin[2]) : last.digest === digest ? last.version : last.version + 1n;
     sent[to] = { version, digest };
     return version === BigInt(origin[2]) ? text : text.replace(origin[0], `o=${origin[1]}${version}${origin[3]}`);
+  }
+
+  /** Stream `index`'s internet leg: sealed under keys of our call key and the far home's (`theirKey`), and carried over the overlay link to it when its ports cannot meet. */
+  private sealStream(call: CallState, index: number, theirKey: Uint8Array, farHome: Id | undefined): void {
+    const [offererKey, answererKey] = call.role === 'offerer' ? [call.ephemeral.publicKey, theirKey] : [theirKey, call.ephemeral.publicKey];
+    const stream = call.session.streams[index];
+    for (const channel of ['rtp', 'rtcp'] as const) {
+      const { send, receive } = mediaSealers(call.ephemeral, call.role, offererKey, answererKey, call.session.id, `${call.sealLabels[index]}/${channel}`);
+      stream[channel].seal('b', { seal: (packet, flags) => send.seal(packet, flags), open: (datagram) => receive.open(datagram) });
+      const backhaul = this.deps.backhaul;
+      if (backhaul && farHome !== undefined) {
+        stream[channel].setBackhaul('b', { send: (sealed, to, directLost) => backhaul.send(farHome, to.port, sealed, directLost), directHost: () => backhaul.directHost(farHome) });
+      }
+    }
   }
 
   /** The SDP for the other home (`toHome`, hex, when known; the call's far home once agreed), signed. */

@@ -61,6 +61,8 @@ export const UNANSWERED_MS = 300_000;
 const MAX_BRANCH_LEGS = 4;
 const BRANCH_RESERVE = 0.25;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
+/** A stream whose parties are not known yet: the SDP that brings it says where they are. */
+const NO_PLAN: StreamPlan = { offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } };
 
 /** One stream's end on one side: its RTP port, the parties its RTP and RTCP sockets stand for, the sockets. */
 interface StreamEnd {
@@ -84,7 +86,8 @@ interface Forking {
 }
 
 interface SessionEntry {
-  readonly session: MediaSession;
+  /** Its streams grow when a re-offer adds one (addStreams). */
+  readonly session: { readonly id: string; readonly streams: AnchoredStream[] };
   sockets: MediaSocket[];
   ports: number[];
   /** Each stream's ends, per side: on a forked call's phones' side, the first branch's until another wins and brings its own. */
@@ -139,6 +142,41 @@ export class MediaAnchor {
       this.counters.refusedNoPorts++;
       throw error;
     }
+  }
+
+  /**
+   * Streams a re-offer brings into a live call (RFC 3264 s8.1: an m= line added, or one taken up
+   * that was disabled), anchored like the first ones and appended to its session's streams.
+   * Undefined, holding nothing, when the ports run out or the call still rings on several phones
+   * (their own ports are for the first streams only): the new sections then stay disabled.
+   */
+  async addStreams(id: string, count: number): Promise<readonly AnchoredStream[] | undefined> {
+    const entry = this.sessions.get(id);
+    const forked = () => (entry?.forking?.legs.size ?? 0) > 0;
+    if (!entry || forked()) return undefined;
+    const sockets: MediaSocket[] = [];
+    const ports: number[] = [];
+    const ends: Record<Side, StreamEnd[]> = { a: [], b: [] };
+    const streams: AnchoredStream[] = [];
+    try {
+      for (let i = 0; i < count; i++) streams.push(await this.anchorStream(NO_PLAN, sockets, ports, ends));
+    } catch {
+      streams.length = 0;
+    }
+    // Meanwhile the call may have ended, or forked.
+    if (streams.length === 0 || this.sessions.get(id) !== entry || forked()) {
+      this.giveBack(sockets, ports);
+      return undefined;
+    }
+    entry.sockets.push(...sockets);
+    entry.ports.push(...ports);
+    for (const side of ['a', 'b'] as const) entry.ends[side].push(...ends[side]);
+    for (const stream of streams) {
+      this.farSidePorts.set(stream.ports.b, stream.rtp);
+      this.farSidePorts.set(stream.ports.b + 1, stream.rtcp);
+    }
+    entry.session.streams.push(...streams);
+    return streams;
   }
 
   /** While sessions live, each stream's direct path to the other home gets its keepalive (RelayStream.keepDirect). */

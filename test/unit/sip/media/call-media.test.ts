@@ -296,20 +296,61 @@ test('an old-style hold (c=0.0.0.0) reaches the far phone as one, with no addres
   assertTwoWayAudio({ phone: phoneA, sdp: resumed.toPhoneA }, { phone: phoneB, sdp: resumed.toPhoneB }, 'resumed: phone B hears phone A');
 });
 
-test('video refused in the first offer and offered later: the call has no ports for it, so it goes on disabled, and no phone\'s address crosses (review M3)', async () => {
+test("video taken up mid-call, disabled in the first offer or added as a new m= line (a softphone's video button): both homes anchor it, it flows both ways sealed between them, and no phone's address crosses (review M3)", async () => {
+  for (const firstVideo of [0, undefined]) {
+    const { net, a, b } = homes();
+    const callId = `call-v-${firstVideo ?? 'added'}`;
+    const sdpWith = (address: string, port: number, videoPort?: number) =>
+      videoPort === undefined ? offer(address, port) : enc(`${Buffer.from(offer(address, port)).toString()}m=video ${videoPort} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
+    const videoOf = (sdp: string) => parseSdp(sdp).streams[1].rtp;
+    const [audioA, videoA] = [net.phone('192.168.1.20', 10000), net.phone('192.168.1.20', 10002)];
+    const [audioB, videoB] = [net.phone('192.168.2.30', 20000), net.phone('192.168.2.30', 20002)];
+    const toB = await a.offerFromPhone(callId, sdpWith('192.168.1.20', 10000, firstVideo), '192.168.1.20', TO_B);
+    await b.offerFromHome(callId, enc(toB), HOME_A);
+    a.answerFromHome(callId, enc(b.answerFromPhone(callId, sdpWith('192.168.2.30', 20000, firstVideo), '192.168.2.30')), HOME_B);
+    const portsBefore = a.anchor.portsInUse;
+
+    const reoffer = await a.offerFromPhone(callId, sdpWith('192.168.1.20', 10000, 10002), '192.168.1.20');
+    assert.match(reoffer, /m=video [1-9]\d* RTP\/AVP 96/, `${callId}: offered to the other home at a port of home A`);
+    assert.doesNotMatch(reoffer, /192\.168\./);
+    assert.equal(a.anchor.portsInUse, portsBefore + 4, 'an RTP/RTCP pair on each side for the video');
+    const toPhoneB = await b.offerFromHome(callId, enc(reoffer), HOME_A);
+    assert.equal(videoOf(toPhoneB).address, HOME_B);
+    assert.doesNotMatch(toPhoneB, /192\.168\.|203\.0\.113\.1/);
+    const toPhoneA = a.answerFromHome(callId, enc(b.answerFromPhone(callId, sdpWith('192.168.2.30', 20000, 20002), '192.168.2.30')), HOME_B);
+    assert.equal(videoOf(toPhoneA).address, HOME_A);
+    assert.doesNotMatch(toPhoneA, /192\.168\.|203\.0\.113\.2/);
+
+    const frame = (n: number) => new Uint8Array(900).fill(n);
+    videoA.send(videoOf(toPhoneA), frame(7));
+    assert.deepEqual(videoB.heard.at(-1), frame(7), `${callId}: phone A's video reaches phone B`);
+    videoB.send(videoOf(toPhoneB), frame(8));
+    assert.deepEqual(videoA.heard.at(-1), frame(8), 'and back');
+    audioA.send(mediaOf(toPhoneA), frame(9).subarray(0, 172));
+    assert.deepEqual(audioB.heard.at(-1), frame(9).subarray(0, 172), 'the audio goes on as before');
+    const between = net.wire.filter((w) => w.from.address.startsWith('203.') && w.to.address.startsWith('203.') && w.bytes.length > 100);
+    assert.ok(between.length >= 3 && between.every((w) => ![7, 8, 9].some((n) => Buffer.from(w.bytes).includes(Buffer.from(frame(n).subarray(0, 64))))), 'sealed between the homes');
+    a.close(callId);
+    b.close(callId);
+    assert.equal(a.anchor.portsInUse + b.anchor.portsInUse, 0, 'the video ports go back with the call');
+  }
+});
+
+test('video offered mid-call when the media ports have run out goes on disabled (port 0), and the call keeps its audio', async () => {
   const { a, b } = homes();
-  const withVideo = (address: string, port: number, videoPort: number) =>
-    enc(`${Buffer.from(offer(address, port)).toString()}m=video ${videoPort} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
-  const toB = await a.offerFromPhone('call-v', withVideo('192.168.1.20', 10000, 0), '192.168.1.20', TO_B);
-  await b.offerFromHome('call-v', enc(toB), HOME_A);
-  a.answerFromHome('call-v', enc(b.answerFromPhone('call-v', withVideo('192.168.2.30', 20000, 0), '192.168.2.30')), HOME_B);
-  const reoffer = await a.offerFromPhone('call-v', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20');
-  assert.match(reoffer, /m=video 0 RTP\/AVP 96/, 'offered to the other home disabled');
-  assert.doesNotMatch(reoffer, /192\.168\./);
-  const toPhoneB = await b.offerFromHome('call-v', enc(reoffer), HOME_A);
-  assert.match(toPhoneB, /m=audio 5\d{4} [^\r]*\r\nc=IN IP4 203\.0\.113\.2\r\n/);
+  const withVideo = (address: string, port: number) => enc(`${Buffer.from(offer(address, port)).toString()}m=video ${port + 2} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
+  const toB = await a.offerFromPhone('call-full', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
+  await b.offerFromHome('call-full', enc(toB), HOME_A);
+  const toPhoneA = a.answerFromHome('call-full', enc(b.answerFromPhone('call-full', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  for (let i = 0; i < 24; i++) await a.offerFromPhone(`filler-${i}`, offer('192.168.1.21', 12000 + 2 * i), '192.168.1.21', TO_B); // 50 pairs in use of 50
+  const reoffer = await a.offerFromPhone('call-full', withVideo('192.168.1.20', 10000), '192.168.1.20');
+  assert.match(reoffer, /m=video 0 RTP\/AVP 96/);
+  assert.equal(parseSdp(reoffer).streams[0].rtp.port, mediaOf(toB).port, 'the audio keeps its port');
+  const toPhoneB = await b.offerFromHome('call-full', enc(reoffer), HOME_A);
   assert.match(toPhoneB, /m=video 0 /);
-  assert.doesNotMatch(toPhoneB, /192\.168\.|203\.0\.113\.1/);
+  const toPhoneAgain = a.answerFromHome('call-full', enc(b.answerFromPhone('call-full', enc(`${Buffer.from(offer('192.168.2.30', 20000)).toString()}m=video 0 RTP/AVP 96\r\n`), '192.168.2.30')), HOME_B);
+  assert.equal(mediaOf(toPhoneAgain).port, mediaOf(toPhoneA).port);
+  assert.match(toPhoneAgain, /m=video 0 /);
 });
 
 test('a call that ends while its ports are still opening (a CANCEL just after a late offer) gives them back once they open (review M7)', async () => {
