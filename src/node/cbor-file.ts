@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { decodeCbor, encodeCbor } from '../wire/cbor.js';
 import { DecodeError } from '../wire/decode-error.js';
@@ -16,16 +16,42 @@ export function writeCborFile(file: string, value: unknown, mode = 0o600): void 
   writeFileAtomically(file, encodeCbor(value), mode);
 }
 
-/** Writes to a temp file, syncs it and renames it over the old one, so a crash leaves one or the other. */
+/**
+ * Writes to a temp file, syncs it, renames it over the old one and syncs the directory, so a
+ * crash or a power cut leaves one or the other, and a write that returned is there after one. A
+ * disk too full for all of it (write(2) writes what fits, then fails) throws and leaves the old
+ * file as it was: a short file must never replace a good one (the node's key is in one).
+ */
 export function writeFileAtomically(file: string, bytes: Uint8Array, mode = 0o600): void {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temp = `${file}.tmp`;
-  const fd = openSync(temp, 'w', mode);
+  const directory = path.dirname(file);
+  mkdirSync(directory, { recursive: true, mode: 0o700 });
+  // One temp name per process: the peer and a command writing the same file at once do not share one.
+  const temp = `${file}.${process.pid}.tmp`;
   try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(temp, 'w', mode);
+    try {
+      for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, file);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
   }
-  renameSync(temp, file);
+  syncDirectory(directory);
+}
+
+/** Makes a rename in `directory` durable (Linux: fsync on the directory itself). */
+function syncDirectory(directory: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(directory, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not every system lets a directory be opened or synced (Windows): the rename stands unsynced there.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

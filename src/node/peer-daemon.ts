@@ -283,8 +283,10 @@ export class PeerDaemon {
         this.authority && this.authority.name === identity.certificate.claims.issuer
           ? this.authority.issue(identity.keys.publicKey, identity.certificate.claims.subject, now, identity.nodeId)
           : await renewCertificate(identity, this.currentConfig().config, this.random, now);
+      // Saved before it is used: one that could not be saved (a full disk) would be lost at the
+      // next start, with the one on disk then perhaps expired; this way the renewal is tried again.
+      saveIdentity(this.options.dataDir, 'authority', { ...identity, certificate: renewed });
       identity.certificate = renewed;
-      saveIdentity(this.options.dataDir, 'authority', identity);
       this.options.log.info('certificate-renewed', { expires: new Date(renewed.claims.expires * 1000).toISOString() });
       this.scheduleRenewal();
     } catch (error) {

@@ -83,7 +83,7 @@ test('the OpenWrt .ipk has opkg\'s layout, and its procd script maps UCI options
   execFileSync('tar', ['xzf', packages.openwrt, '-C', dir]);
   assert.equal(readFileSync(path.join(dir, 'debian-binary'), 'utf8'), '2.0\n');
   const data = execFileSync('tar', ['tzf', path.join(dir, 'data.tar.gz')], { encoding: 'utf8' });
-  for (const file of ['./usr/share/p2psip/p2psip.js', './usr/bin/p2psip', './etc/init.d/p2psip', './etc/config/p2psip']) assert.ok(data.includes(`${file}\n`), `${file} in data.tar.gz`);
+  for (const file of ['./usr/share/p2psip/p2psip.js', './usr/bin/p2psip', './etc/init.d/p2psip', './etc/config/p2psip', './lib/upgrade/keep.d/p2psip']) assert.ok(data.includes(`${file}\n`), `${file} in data.tar.gz`);
   mkdirSync(path.join(dir, 'control'));
   execFileSync('tar', ['xzf', path.join(dir, 'control.tar.gz'), '-C', path.join(dir, 'control')]);
   const control = readFileSync(path.join(dir, 'control', 'control'), 'utf8');
@@ -92,6 +92,8 @@ test('the OpenWrt .ipk has opkg\'s layout, and its procd script maps UCI options
   assert.match(readFileSync(path.join(dir, 'control', 'conffiles'), 'utf8'), /^\/etc\/config\/p2psip$/m);
   mkdirSync(path.join(dir, 'root'));
   execFileSync('tar', ['xzf', path.join(dir, 'data.tar.gz'), '-C', path.join(dir, 'root')]);
+  // sysupgrade keeps what keep.d lists: the node's key, certificates and users survive a firmware upgrade.
+  assert.equal(readFileSync(path.join(dir, 'root/lib/upgrade/keep.d/p2psip'), 'utf8'), '/etc/p2psip/\n');
   // procd and UCI as OpenWrt's /lib/functions.sh provide them, reduced to what the script uses:
   // config_get reads the package's own default configuration file.
   const stub = `
