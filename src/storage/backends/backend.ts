@@ -38,6 +38,8 @@ export interface BackendStats {
   readonly bytesWritten: number;
   readonly syncs: number;
   readonly compactions: number;
+  /** Compactions that failed (a full disk): each leaves the log as it was. */
+  readonly compactionsFailed: number;
 }
 
 export interface StorageBackend {

@@ -1,4 +1,4 @@
-import { close, closeSync, existsSync, fdatasync, fsyncSync, ftruncate, mkdirSync, open, openSync, readFileSync, rename, truncateSync, write } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, fsyncSync, ftruncate, mkdirSync, open, openSync, readFileSync, rename, rm, truncateSync, write } from 'node:fs';
 import path from 'node:path';
 import { DecodeError } from '../../wire/decode-error.js';
 import type { BackendStats, StorageBackend, StorageChange } from './backend.js';
@@ -25,6 +25,8 @@ const LOG = 'store.log';
 const HEADER = 8;
 const MAX_RECORD = 64 * 1024;
 const COMPACT_CHUNK = 256 * 1024;
+/** After a compaction failed (a full disk, most likely), the next checks that skip it: 1, 2, 4, ... up to this many. */
+const MAX_COMPACTION_BACKOFF = 64;
 
 type Job =
   | { readonly type: 'append'; readonly bytes: Buffer; readonly done: ((error?: Error) => void)[] }
@@ -36,7 +38,9 @@ export class FileBackend implements StorageBackend {
   private readonly queue: Job[] = [];
   private busy = false;
   private logRecords = 0;
-  private counters = { bytesWritten: 0, syncs: 0, compactions: 0 };
+  private counters = { bytesWritten: 0, syncs: 0, compactions: 0, compactionsFailed: 0 };
+  /** wantsCompaction() checks still to say no after compactions failed in a row (each costs a whole copy of the live data). */
+  private compactionBackoff = { skip: 0, next: 1 };
   /** Bytes cut from a torn tail at the last load. */
   recoveredTailBytes = 0;
   /** Bytes passed over at the last load in the middle of the log (damaged, or unreadable records): compaction drops them. */
@@ -109,7 +113,12 @@ export class FileBackend implements StorageBackend {
   }
 
   wantsCompaction(liveRecords: number): boolean {
-    return this.damagedBytes > 0 || this.logRecords > 2 * liveRecords + 1000;
+    const wanted = this.damagedBytes > 0 || this.logRecords > 2 * liveRecords + 1000;
+    if (wanted && this.compactionBackoff.skip > 0) {
+      this.compactionBackoff.skip--;
+      return false;
+    }
+    return wanted;
   }
 
   stats(): BackendStats {
@@ -185,18 +194,29 @@ export class FileBackend implements StorageBackend {
     });
   }
 
+  /**
+   * Writes the live records to a new log and renames it over the old one. When that fails (the
+   * disk is full) the partial copy goes at once, so the disk is no fuller than before, and the
+   * next tries come ever later: each would write up to a whole copy of the data to flash again.
+   */
   private runCompaction(live: StorageChange[], done: (error?: Error) => void): void {
     const temp = `${this.file}.compact`;
     const bytes = Buffer.concat(live.map(frame));
+    const failed = (error: Error): void => {
+      this.counters.compactionsFailed++;
+      this.compactionBackoff = { skip: this.compactionBackoff.next, next: Math.min(2 * this.compactionBackoff.next, MAX_COMPACTION_BACKOFF) };
+      rm(temp, { force: true }, () => done(error));
+    };
     open(temp, 'w', (error, fd) => {
-      if (error) return done(error);
+      if (error) return failed(error);
       this.writeAll(fd, bytes, (writeError) => {
-        if (writeError) return close(fd, () => done(writeError));
+        if (writeError) return close(fd, () => failed(writeError));
         this.sync(fd, (syncError) => {
           close(fd, () => {
-            if (syncError) return done(syncError);
+            if (syncError) return failed(syncError);
             rename(temp, this.file, (renameError) => {
-              if (renameError) return done(renameError);
+              if (renameError) return failed(renameError);
+              this.compactionBackoff = { skip: 0, next: 1 };
               syncDirectory(this.dir);
               closeSync(this.fd);
               this.fd = openSync(this.file, 'a');

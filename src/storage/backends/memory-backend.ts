@@ -23,7 +23,7 @@ export class MemoryBackend implements StorageBackend {
   }
 
   stats(): BackendStats {
-    return { records: this.records, bytesWritten: 0, syncs: 0, compactions: 0 };
+    return { records: this.records, bytesWritten: 0, syncs: 0, compactions: 0, compactionsFailed: 0 };
   }
 
   async close(): Promise<void> {}

@@ -149,6 +149,42 @@ test('an append that fails half-way (a full disk) is cut off the log, so the Sto
   await b.close();
 });
 
+test('a compaction the full disk cuts short leaves the log as it was and no partial copy, and the next tries come ever later (durability review 3)', async () => {
+  const d = dir();
+  const a = new FileBackend(d);
+  a.load();
+  for (let i = 0; i < 1100; i++) await appendAll(a, [put(i % 5)]);
+  const realWrite = fs.write;
+  // The disk is full: each write gets a few bytes out, the next fails.
+  (fs as unknown as { write: unknown }).write = (fd: number, buffer: Buffer, offset: number, length: number, position: null, callback: (error: Error | null, written: number) => void) => {
+    if (length > 100) return realWrite(fd, buffer, offset, 100, position, callback);
+    process.nextTick(() => callback(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), 0));
+  };
+  const compact = () => new Promise<Error | undefined>((resolve) => a.compact(() => [0, 1, 2, 3, 4].map(put), resolve));
+  const skipped = () => {
+    let n = 0;
+    while (!a.wantsCompaction(5) && n < 1000) n++;
+    return n;
+  };
+  try {
+    assert.equal(a.wantsCompaction(5), true);
+    assert.match(String(await compact()), /ENOSPC/);
+    assert.ok(!fs.existsSync(`${d}/store.log.compact`), 'the partial copy is gone');
+    assert.equal(skipped(), 1, 'the next check passes it over');
+    assert.match(String(await compact()), /ENOSPC/);
+    assert.equal(skipped(), 2);
+    assert.match(String(await compact()), /ENOSPC/);
+    assert.equal(skipped(), 4, 'and the next twice as many');
+  } finally {
+    (fs as unknown as { write: unknown }).write = realWrite;
+  }
+  assert.equal(a.stats().compactionsFailed, 3);
+  assert.equal(await compact(), undefined, 'with room again it compacts');
+  assert.equal(a.wantsCompaction(5), false);
+  await a.close();
+  assert.deepEqual(new FileBackend(d).load().map(valueIndex), [0, 1, 2, 3, 4]);
+});
+
 test('compaction rewrites the log to the live records and appends keep working after it', async () => {
   const d = dir();
   const a = new FileBackend(d);
