@@ -1,6 +1,7 @@
 import { callPeer } from '../node/control-client.js';
 import { PeerDaemon } from '../node/peer-daemon.js';
-import { createLogger, LogPolicy } from '../runtime/log.js';
+import { createLogger, LogPolicy, silentLogger } from '../runtime/log.js';
+import { DataDirLock } from '../node/data-dir-lock.js';
 import { P2psipError, UsageError } from '../runtime/errors.js';
 import { simulate } from '../sim/simulation.js';
 import { LINK_ATTACKS, type RogueAttack } from '../sim/rogue-link-attacks.js';
@@ -78,10 +79,20 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
       case 'join': {
         const args = parseArgs(rest, ['verbose', 'json', 'no-start']);
         checkKnownFlags(args, [...START_FLAGS, 'no-start']);
-        await enrollFromArgs(args, out);
+        // The directory is the peer's from the start: a `user add` typed meanwhile waits for the identity.
+        const lock = await DataDirLock.take(requiredFlag(args, 'data'), silentLogger);
+        try {
+          await enrollFromArgs(args, out);
+        } catch (error) {
+          await lock.release();
+          throw error;
+        }
         // A packaged device enrolls once, then its service manager runs the peer.
-        if (args.flags.has('no-start')) return 0;
-        return await startCommand(args);
+        if (args.flags.has('no-start')) {
+          await lock.release();
+          return 0;
+        }
+        return await startCommand(args, lock);
       }
       case 'status':
         return await statusCommand(parseArgs(rest, ['json']), out);
@@ -118,7 +129,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
   }
 }
 
-async function startCommand(args: ParsedArgs): Promise<number> {
+async function startCommand(args: ParsedArgs, lock?: DataDirLock): Promise<number> {
   checkKnownFlags(args, START_FLAGS);
   const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
   const log = createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
@@ -159,7 +170,7 @@ async function startCommand(args: ParsedArgs): Promise<number> {
     ...(args.flags.has('media-timeout') ? { mediaTimeoutSeconds: numberFlag(args, 'media-timeout', 60, 5, 86_400) } : {}),
     ...(args.flags.has('max-calls') ? { maxCalls: numberFlag(args, 'max-calls', 32, 1, 10_000) } : {}),
     log,
-  });
+  }, lock);
   const status = daemon.status();
   process.stdout.write(`p2psip peer ${status.nodeId} on ${status.address} (overlay ${status.overlay})\n`);
   const sip = status.sip as { server: string; realm: string; auth: string; invites: string } | undefined;

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../node/config/config-file.js';
 import { callPeer, PeerNotRunningError } from '../node/control-client.js';
+import { controlSocketPath } from '../node/control-protocol.js';
+import { socketAnswers } from '../node/data-dir-lock.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControlRequest } from '../node/control-protocol.js';
 import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js';
 import type { HouseholdUser } from '../node/household-users.js';
@@ -14,6 +17,18 @@ import { checkKnownFlags, type ParsedArgs, requiredFlag, stringFlag } from './ar
 
 type Print = (text: string) => void;
 
+/** How long a command waits for a `join` still enrolling in the directory (it asks the authority over the network). */
+const ENROLLING_WAIT_MS = 60_000;
+
+/** The directory's identity; while a `join` there is still enrolling (it holds the directory), waited for. */
+async function identityOf(dir: string): Promise<StoredIdentity | undefined> {
+  for (let waited = 0; ; waited += 250) {
+    const stored = loadIdentity(dir);
+    if (stored || waited >= ENROLLING_WAIT_MS || !(await socketAnswers(controlSocketPath(dir)))) return stored;
+    await sleep(250);
+  }
+}
+
 /**
  * `p2psip user add NAME [--password P] [--replace] | list [--all] | remove NAME --data DIR`: the
  * people of this home and their SIP accounts. A user is reachable from other homes only with a
@@ -24,7 +39,7 @@ export async function userCommand(args: ParsedArgs, out: Print): Promise<number>
   checkKnownFlags(args, ['data', 'password', 'json', 'replace', 'all']);
   const [action, given] = args.positional;
   const dir = requiredFlag(args, 'data');
-  const stored = loadIdentity(dir);
+  const stored = await identityOf(dir);
   if (!stored) throw new UsageError(`no identity in ${dir}: run p2psip init, join or start --open first`);
   const { claims } = stored.identity.certificate;
   const store = new SipUserStore(dir, sipDomain(claims.subject, claims.overlay));

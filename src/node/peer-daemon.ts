@@ -109,8 +109,9 @@ export class PeerDaemon {
     private readonly random: SystemRandom,
   ) {}
 
-  static async start(options: PeerDaemonOptions): Promise<PeerDaemon> {
-    const lock = await DataDirLock.take(options.dataDir, options.log.child('control'));
+  /** `held`: the data directory's lock, when the caller took it already (join, enrolling first). */
+  static async start(options: PeerDaemonOptions, held?: DataDirLock): Promise<PeerDaemon> {
+    const lock = held ?? (await DataDirLock.take(options.dataDir, options.log.child('control')));
     try {
       return await PeerDaemon.startLocked(options, lock);
     } catch (error) {
