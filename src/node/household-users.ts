@@ -27,12 +27,14 @@ export class HouseholdUsers {
   list(): HouseholdUser[] {
     return this.users.list().map((user) => {
       const aor = `${user}@${this.users.realm}`;
+      const certificate = this.signers.state(user);
       return {
         user,
         aor: `sip:${aor}`,
-        certificate: this.signers.state(user),
+        certificate,
         phones: this.sip?.location.bindings(aor).length ?? 0,
-        published: this.publisher?.isPublished(aor) ?? false,
+        // A registration signed under a revoked certificate may still be stored, but no home believes it.
+        published: certificate.state !== 'revoked' && (this.publisher?.isPublished(aor) ?? false),
       };
     });
   }

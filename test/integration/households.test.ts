@@ -116,6 +116,7 @@ test('revoking grandpa cuts off that one user, not the home', { skip: SKIP_WITHO
   assert.equal(status(dirs.b).state, 'joined', 'home B itself is still in the overlay');
   assert.ok(found('grandma', dirs.a), 'grandma is still reachable');
   assert.equal(users(dirs.b).find((u) => u.user === 'grandpa')?.certificate.state, 'revoked', 'his home\'s user list says so');
-  assert.match(runCli(['user', 'list', '--data', dirs.b]).stdout, /sip:grandpa@\S+ {2}certificate REVOKED/);
+  assert.equal(users(dirs.b).find((u) => u.user === 'grandpa')?.published, false, 'and that other homes do not reach him (README walkthrough review F14)');
+  assert.match(runCli(['user', 'list', '--data', dirs.b]).stdout, /sip:grandpa@\S+ {2}certificate REVOKED.*not in the overlay/);
   assert.equal(users(dirs.b).find((u) => u.user === 'grandma')?.certificate.state, 'issued');
 });

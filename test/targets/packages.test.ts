@@ -53,7 +53,7 @@ test('the Debian package installs into a debootstrap root: files in place, a sys
   const installed = spawnSync('chroot', [target, 'dpkg', '-i', '--force-depends', '/tmp/p2psip.deb'], { encoding: 'utf8' });
   assert.equal(installed.status, 0, `${installed.stdout}${installed.stderr}`);
   const inRoot = (p: string) => path.join(target, p);
-  for (const file of ['usr/lib/p2psip/p2psip.js', 'usr/bin/p2psip', 'lib/systemd/system/p2psip.service', 'etc/p2psip/p2psip.env', 'usr/share/doc/p2psip/copyright', 'usr/share/doc/p2psip/README.md', 'usr/share/doc/p2psip/phones.md', 'usr/share/man/man1/p2psip.1.gz']) {
+  for (const file of ['usr/lib/p2psip/p2psip.js', 'usr/bin/p2psip', 'lib/systemd/system/p2psip.service', 'etc/p2psip/p2psip.env', 'usr/share/doc/p2psip/copyright', 'usr/share/doc/p2psip/README.md', 'usr/share/doc/p2psip/phones.md', 'usr/share/doc/p2psip/commands.md', 'usr/share/man/man1/p2psip.1.gz']) {
     assert.ok(existsSync(inRoot(file)), `${file} installed`);
   }
   assert.equal(statSync(inRoot('usr/bin/p2psip')).mode & 0o111, 0o111, 'the command is executable');
