@@ -360,11 +360,11 @@ async function fetchCli(args: ParsedArgs, out: Print): Promise<number> {
   checkKnownFlags(args, ['data', 'json']);
   const [kind, name] = args.positional;
   if (!kind || !name) throw new UsageError('fetch needs KIND NAME');
-  const result = (await callPeer(requiredFlag(args, 'data'), { op: 'fetch', kind, name })) as { values: { key: unknown; value: string; signer: string; storedAt: string }[] } & Record<string, unknown>;
+  const result = (await callPeer(requiredFlag(args, 'data'), { op: 'fetch', kind, name })) as { values: { key: unknown; value: string; encoding: string; signer: string; storedAt: string }[] } & Record<string, unknown>;
   if (args.flags.has('json')) out(JSON.stringify(result));
   else {
     out(`${result.kind} at ${result.resourceId}: ${result.values.length} value(s), generation ${result.generation}, from ${result.responder}`);
-    for (const v of result.values) out(`  ${v.key === null ? '' : `[${v.key}] `}${v.value}  (by ${v.signer}, ${v.storedAt})`);
+    for (const v of result.values) out(`  ${v.key === null ? '' : `[${v.key}] `}${v.encoding === 'hex' ? `(hex) ${v.value}` : v.value}  (by ${v.signer}, ${v.storedAt})`);
   }
   return result.values.length > 0 ? 0 : 1;
 }

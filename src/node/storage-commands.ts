@@ -29,7 +29,9 @@ export interface StoreCommand {
 
 export interface FetchedValue {
   key: string | number | null;
+  /** The value as text, or in hex when it is not UTF-8 text (a kind whose values are CBOR, such as RELAY-SERVICE). */
   value: string;
+  encoding: 'utf8' | 'hex';
   storedAt: string;
   lifetime: number;
   signer: string;
@@ -97,10 +99,21 @@ export async function fetchCommand(client: StorageClient, kinds: KindRegistry, i
   const result = await wrap<FetchResult>((d) => client.fetch(kind, resource, { all: true }, d));
   const values: FetchedValue[] = result.values.map((v) => ({
     key: typeof v.entry.key === 'number' || v.entry.key === null ? v.entry.key : Buffer.from(v.entry.key).toString('hex'),
-    value: new TextDecoder().decode(v.entry.value),
+    ...shown(v.entry.value),
     storedAt: new Date(Number(v.storageTime)).toISOString(),
     lifetime: v.lifetime,
     signer: parseCertificate(v.certificate).claims.subject,
   }));
   return { kind: kind.name, resourceId: idToHex(resource), generation: Number(result.generation), responder: idToHex(result.responder), rejected: result.rejected, values };
+}
+
+/** A stored value as a person reads it: text when it is printable UTF-8, else hex. */
+function shown(bytes: Uint8Array): { value: string; encoding: 'utf8' | 'hex' } {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    if (!/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) return { value: text, encoding: 'utf8' };
+  } catch {
+    // not UTF-8
+  }
+  return { value: Buffer.from(bytes).toString('hex'), encoding: 'hex' };
 }

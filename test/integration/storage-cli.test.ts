@@ -35,7 +35,12 @@ test('a value stored through one peer is fetched through another, with its signe
   const result = JSON.parse(fetched.stdout);
   assert.deepEqual(result.values.map((v: { value: string }) => v.value), ['hello from a']);
   assert.equal(result.values[0].signer, USER);
+  assert.equal(result.values[0].encoding, 'utf8');
   assert.match(runCli(['fetch', 'DEBUG-NOTE', USER, '--data', `${root}/b`]).stdout, /hello from a/);
+  // The relays' directory holds CBOR entries: shown in hex, not as garbled text (README walkthrough review F6).
+  const relays = JSON.parse(runCli(['fetch', 'RELAY-SERVICE', 'relay-service', '--data', `${root}/b`, '--json']).stdout) as { values: { value: string; encoding: string }[] };
+  assert.ok(relays.values.length >= 1 && relays.values.every((v) => v.encoding === 'hex' && /^[0-9a-f]+$/.test(v.value)), JSON.stringify(relays));
+  assert.match(runCli(['fetch', 'RELAY-SERVICE', 'relay-service', '--data', `${root}/b`]).stdout, /\(hex\) [0-9a-f]+ /);
 });
 
 test('one name form everywhere: peer, peer@domain and sip:peer@domain name the same resource for store, fetch and route', async () => {
