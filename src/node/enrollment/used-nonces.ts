@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { OnceSet } from '../../runtime/once-set.js';
-import { writeFileAtomically } from '../cbor-file.js';
+import { writeFileAtomically } from '../../runtime/durable-files.js';
 
 /*
  * The nonces an authority has taken, kept across restarts: a signed renewal, user or release
@@ -52,8 +52,11 @@ export class UsedNonces {
     const appended = record(key, until);
     const fd = openSync(this.file, 'a', 0o600);
     try {
-      writeSync(fd, appended);
+      for (let written = 0; written < appended.length; ) written += writeSync(fd, appended, written);
       fsyncSync(fd);
+    } catch (error) {
+      this.bytesOnDisk = undefined; // a full disk: the next use rewrites the file whole, without the half record
+      throw error;
     } finally {
       closeSync(fd);
     }

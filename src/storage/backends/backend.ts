@@ -40,6 +40,12 @@ export interface BackendStats {
   readonly compactions: number;
   /** Compactions that failed (a full disk): each leaves the log as it was. */
   readonly compactionsFailed: number;
+  /** Damaged records passed over at load, not yet compacted away (bytes). */
+  readonly damagedBytes?: number;
+  /** Bytes cut off the end of the log at load (a torn last append, or worse). */
+  readonly cutAtLoad?: number;
+  /** Where the log was copied before more was cut off than a torn append leaves. */
+  readonly setAside?: string;
 }
 
 export interface StorageBackend {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { chownSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { readCborFile, writeCborFile } from '../../../src/node/cbor-file.js';
@@ -37,6 +37,15 @@ if (limited) {
     assert.ok((readCborFile(file, 1 << 20) as string[])[0] === BIG[0], 'the new value, whole');
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(dir), ['state.cbor']);
+  });
+
+  test("root writing into another user's data directory (sudo p2psip user add) leaves the file that user's, so the service can still read it (durability review F9)", { skip: process.getuid?.() !== 0 && 'needs root' }, () => {
+    const dir = tempDir('p2psip-cbor-file-');
+    dirs.push(dir);
+    chownSync(dir, 65534, 65534); // the service's user, say
+    const file = path.join(dir, 'sip-users.cbor');
+    writeCborFile(file, [1]);
+    assert.deepEqual([statSync(file).uid, statSync(file).gid], [65534, 65534]);
   });
 
   test('a write the disk cuts short fails, and the good file stays as it was (durability review 1)', () => {

@@ -66,9 +66,27 @@ test('a torn last record (a kill mid-write) is cut off at load, and later append
   const b = new FileBackend(d);
   assert.equal(b.load().length, 2);
   assert.equal(b.recoveredTailBytes, 20);
+  assert.equal(b.setAside, undefined, 'a torn append is routine: nothing kept aside');
   await appendAll(b, [put(2)]);
   await b.close();
   assert.equal(new FileBackend(d).load().length, 3);
+});
+
+test('damage that cuts off more than a torn append leaves (a bad length field mid-log): the log as it was is kept aside, and status says so (durability review F1)', async () => {
+  const big = (i: number): StorageChange => ({ op: 'put', resource: R, kind: 0xf0001, generation: BigInt(i + 1), data: value(alice, R, 0xf0001, i, `${i} `.repeat(4000)) });
+  const { d, file } = await logOf(Array.from({ length: 12 }, (_, i) => big(i)));
+  const whole = readFileSync(file);
+  const third = whole.readUInt32BE(0) + 8 + whole.readUInt32BE(whole.readUInt32BE(0) + 8) + 8;
+  const damaged = Buffer.from(whole);
+  damaged.writeUInt32BE(0xffffffff, third); // the third record's length: nothing after it can be found
+  writeFileSync(file, damaged);
+  const b = new FileBackend(d);
+  assert.equal(b.load().length, 2);
+  assert.ok(b.recoveredTailBytes > 64 * 1024);
+  assert.equal(b.setAside, `${d}/store.log.damaged`);
+  assert.deepEqual(readFileSync(b.setAside!), damaged, 'the log as it was, every good record after the damage in it');
+  assert.deepEqual({ cutAtLoad: b.stats().cutAtLoad, setAside: b.stats().setAside }, { cutAtLoad: b.recoveredTailBytes, setAside: b.setAside });
+  await b.close();
 });
 
 test('a record whose checksum fails is never served; the records after it are kept, and compaction drops it', async () => {
