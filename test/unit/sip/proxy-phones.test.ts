@@ -81,9 +81,10 @@ class Phone {
     return phone;
   }
 
-  static async tcp(): Promise<Phone> {
+  static async tcp(server = sipPort): Promise<Phone> {
     const phone = new Phone();
-    const socket = connect(sipPort, '127.0.0.1');
+    phone.server = server;
+    const socket = connect(server, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     phone.port = socket.localPort!;
     phone.useConnection(socket);
@@ -92,8 +93,8 @@ class Phone {
   }
 
   /** A phone on TCP that also listens, at `listenPort`, for connections to its Contact (RFC 3261 s18.2.1). */
-  static async tcpListening(): Promise<Phone> {
-    const phone = await Phone.tcp();
+  static async tcpListening(server = sipPort): Promise<Phone> {
+    const phone = await Phone.tcp(server);
     phone.listener = createServer((socket) => phone.useConnection(socket));
     await new Promise<void>((resolve) => phone.listener!.listen(0, '127.0.0.1', () => resolve()));
     phone.listenPort = (phone.listener.address() as { port: number }).port;
@@ -602,6 +603,32 @@ test("a phone that rings after the caller's CANCEL, is cancelled and never ends 
     assert.ok(live() >= 1);
     virtual.runUntil(virtual.now() + 40_000);
     assert.equal(live(), 0, 'the INVITE and CANCEL transactions are gone');
+  } finally {
+    await other.close();
+  }
+});
+
+test("a call whose only phone cannot be reached at once (its outbound flow closed) leaves no Timer C behind: it ran 3 minutes on a call already over", async () => {
+  const virtual = new VirtualClock();
+  const other = await loopbackSipService(domain, {
+    credentials: { lookup: (user) => (['alice', 'bob'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
+    clock: virtual,
+    nonceSecret: new Uint8Array(32).fill(8),
+  });
+  try {
+    const port = other.address.port;
+    const alice = await Phone.udp('127.0.0.1', port);
+    const bob = await Phone.tcpListening(port);
+    assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+    assert.equal((await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.listenPort};transport=tcp>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-0000-0000-00000000b0b0>"`])).status, 200);
+    bob.closeConnection();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    virtual.runUntil(virtual.now() + 40_000); // whatever the registrations armed and ended
+    const before = virtual.pendingTimers();
+    invite(alice, 'alice', `sip:bob@${domain}`);
+    assert.ok(await alice.next((m) => m.kind === 'response' && m.status >= 400));
+    virtual.runUntil(virtual.now() + 40_000); // the INVITE's own transaction ends (Timer H)
+    assert.equal(virtual.pendingTimers(), before, 'no timer outlives the call');
   } finally {
     await other.close();
   }

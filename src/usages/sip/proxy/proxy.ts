@@ -533,8 +533,10 @@ export class SipProxy {
     const call: ProxyCall = { server, branches: [], later: groups.slice(1), starting: false, answered: false, cancelled: false, timerC: undefined, media };
     this.calls.set(server, call);
     if (targets.length > 1) this.counters.forked++;
-    this.startBranches(call, groups[0], media?.legs);
+    // Armed first: branches that all fail at once end the call, and with it the timer (it was left
+    // running for 3 minutes on a call already over, a phone's closed outbound flow, say).
     if (server.invite) this.armTimerC(call);
+    this.startBranches(call, groups[0], media?.legs);
   }
 
   private startBranches(call: ProxyCall, targets: readonly Target[], legs?: MediaPlan['legs']): void {
