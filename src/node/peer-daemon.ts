@@ -25,6 +25,7 @@ import { NatUpkeep } from './nat-upkeep.js';
 import { type MappingProtocol, PortMapper } from '../nat/port-mapping/port-mapper.js';
 import { systemPortMappingIo } from './port-mapping-io.js';
 import { createBackend } from '../storage/backends/registry.js';
+import type { StorageBackend } from '../storage/backends/backend.js';
 import type { ControlRequest } from './control-protocol.js';
 import { fetchCommand, storeCommand } from './storage-commands.js';
 import type { StorageLimits } from '../storage/resource-store.js';
@@ -145,6 +146,8 @@ export class PeerDaemon {
     }
     const role = setup.identity.certificate.claims.role ?? 'peer';
     if (role === 'user') throw new ConfigError('this data directory holds a user certificate, which cannot run a node: enroll the device with an invitation');
+    const backend = createBackend(options.storage, path.join(options.dataDir, 'storage'));
+    const storageLimits = fitToDisk(options.storageLimits ?? setup.limits, backend, log);
     const peer = new OverlayPeer({
       identity: setup.identity,
       trust: setup.trust,
@@ -165,9 +168,9 @@ export class PeerDaemon {
         role === 'client'
           ? undefined
           : {
-              backend: createBackend(options.storage, path.join(options.dataDir, 'storage')),
+              backend,
               kinds: setup.kinds,
-              limits: options.storageLimits ?? setup.limits,
+              limits: storageLimits,
               replicas: setup.replicas,
             },
     });
@@ -454,4 +457,12 @@ function allInterfaceAddresses(): string[] {
 function localAddresses(bindHost: string): string[] {
   if (bindHost !== '0.0.0.0' && bindHost !== '::') return [bindHost];
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
+/** The storage quota, lowered to what the backend's disk has room for (FileBackend.room), and said so. */
+function fitToDisk(limits: StorageLimits, backend: StorageBackend, log: Logger): StorageLimits {
+  const room = backend.room?.();
+  if (room === undefined || room >= limits.maxBytesTotal) return limits;
+  log.warn('storage-quota-fit-to-disk', { maxBytesTotal: room, asked: limits.maxBytesTotal });
+  return { ...limits, maxBytesTotal: room };
 }

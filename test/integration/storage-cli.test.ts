@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { eventually, freeUdpPort, processLab, runCli, type Running, startProcess } from '../helpers/processes.js';
 import { resourceId } from '../../src/identity/ids.js';
@@ -111,4 +113,20 @@ test('a peer run with the service wrappers\' heap flags sizes its entry quota to
   assert.equal(elsewhere.code, 1);
   assert.match(elsewhere.stderr, /RELAY-SERVICE is stored at "relay-service" only/);
   assert.equal(JSON.parse(runCli(['status', '--data', dir, '--json']).stdout).storage.entries, 2);
+});
+
+test("on a small disk (a router's flash, here a 9 MB tmpfs) the byte quota is lowered at start to what the log and a compaction's copy fit in, so Stores are refused by quota before the disk fills (durability review F5)", { skip: process.getuid?.() !== 0 && 'mounting a tmpfs needs root' }, async () => {
+  const dir = `${root}/small-flash`;
+  mkdirSync(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=9m', 'tmpfs', dir]);
+  try {
+    const proc = await start(`${dir}/data`, await freeUdpPort(), undefined, ['--relay', 'off']);
+    const storage = JSON.parse(runCli(['status', '--data', `${dir}/data`, '--json']).stdout).storage;
+    assert.ok(storage.maxBytes > 1_500_000 && storage.maxBytes < 2_500_000, `a third of the 9 MB less 2 MB and the state files: ${storage.maxBytes}`);
+    assert.match(proc.output.join(''), /storage-quota-fit-to-disk/);
+    proc.child.kill('SIGTERM');
+    await proc.exited;
+  } finally {
+    execFileSync('umount', ['-l', dir]);
+  }
 });

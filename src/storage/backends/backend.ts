@@ -59,5 +59,11 @@ export interface StorageBackend {
   /** True when the stored bytes are large against the live data. */
   wantsCompaction(liveRecords: number): boolean;
   stats(): BackendStats;
+  /**
+   * Bytes of live values the medium has room for, when it can tell (a disk: the free space, and
+   * what the backend holds already, with room for its own bookkeeping); the quota is never set
+   * higher. Undefined: no bound but the configured quotas.
+   */
+  room?(): number | undefined;
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { close, closeSync, existsSync, fdatasync, ftruncate, mkdirSync, open, openSync, readFileSync, rename, rm, truncateSync, write } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, ftruncate, mkdirSync, open, openSync, readFileSync, rename, rm, statfsSync, statSync, truncateSync, write } from 'node:fs';
 import path from 'node:path';
 import { DecodeError } from '../../wire/decode-error.js';
 import type { BackendStats, StorageBackend, StorageChange } from './backend.js';
@@ -26,6 +26,8 @@ const LOG = 'store.log';
 const HEADER = 8;
 const MAX_RECORD = 64 * 1024;
 const COMPACT_CHUNK = 256 * 1024;
+/** Disk kept free beside the log: the node's small state files, the saved registrations, the used nonces. */
+const DISK_RESERVE = 2 * 1024 * 1024;
 /** After a compaction failed (a full disk, most likely), the next checks that skip it: 1, 2, 4, ... up to this many. */
 const MAX_COMPACTION_BACKOFF = 64;
 
@@ -128,6 +130,24 @@ export class FileBackend implements StorageBackend {
       return false;
     }
     return wanted;
+  }
+
+  /**
+   * The log grows to about twice the live records before it is compacted, and a compaction
+   * writes one copy more beside it: a third of the room the log may take (the free space and
+   * its own bytes, less a reserve). A router's small flash (OpenWrt keeps the data in /etc) gets
+   * a quota it can hold, not the default one it would fill. Node before 18.15 has no statfs:
+   * undefined there.
+   */
+  room(): number | undefined {
+    if (typeof statfsSync !== 'function') return undefined;
+    try {
+      const { bavail, bsize } = statfsSync(existsSync(this.dir) ? this.dir : path.dirname(this.dir));
+      const log = existsSync(this.file) ? statSync(this.file).size : 0;
+      return Math.max(0, Math.floor((bavail * bsize + log - DISK_RESERVE) / 3));
+    } catch {
+      return undefined;
+    }
   }
 
   stats(): BackendStats {
