@@ -19,8 +19,9 @@ export function parseArgs(argv: readonly string[], booleanFlags: readonly string
     const name = arg.slice(2, eq > 0 ? eq : undefined);
     if (eq > 0) flags.set(name, arg.slice(eq + 1));
     else if (booleanFlags.includes(name)) flags.set(name, true);
-    else if (i + 1 < argv.length) flags.set(name, argv[++i]);
-    else throw new UsageError(`--${name} needs a value`);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) flags.set(name, argv[++i]);
+    // No value: an unknown flag is then told as unknown (checkKnownFlags), a known one as needing a value (stringFlag).
+    else flags.set(name, true);
   }
   return { positional, flags };
 }

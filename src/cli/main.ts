@@ -45,7 +45,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--duration SECONDS] [--loss RATE] [--crypto simulated|ed25519] [--values V]
            [--replicas R] [--fail-adjacent K] [--fail-sequential FRACTION] [--fail-gap SECONDS]
            [--rogue FRACTION] [--rogue-attacks drop,counter-overflow,hello-relay,hello-replay,junk-hellos,unknown-session]
-           [--links sealed|plain] --json
+           [--links sealed|plain] [--json]
 `;
 
 const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries', 'media-anchor', 'media-ports', 'media-timeout', 'max-calls', 'relay-ports'];

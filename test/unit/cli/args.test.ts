@@ -13,7 +13,9 @@ test('flags, boolean flags and positional words are parsed; unknown or malformed
   assert.throws(() => checkKnownFlags(args, ['data']), UsageError);
   assert.throws(() => requiredFlag(parseArgs([], []), 'data'), UsageError);
   assert.throws(() => numberFlag(parseArgs(['--nodes', 'many'], []), 'nodes', 1), UsageError);
-  assert.throws(() => parseArgs(['--data'], []), UsageError);
+  assert.throws(() => requiredFlag(parseArgs(['--data'], []), 'data'), /--data needs a value/);
+  assert.throws(() => requiredFlag(parseArgs(['--data', '--json'], ['json']), 'data'), /--data needs a value/, 'not "--json" taken for the directory');
+  assert.throws(() => checkKnownFlags(parseArgs(['status', '--bogus'], []), ['data']), /unknown flag --bogus/, 'an unknown flag at the end is told as unknown (README walkthrough review F9)');
 });
 
 test('bootstrap addresses parse for IPv4, IPv6 and a default port', () => {
