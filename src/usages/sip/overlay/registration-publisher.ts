@@ -108,7 +108,9 @@ export class RegistrationPublisher {
     if (error) {
       this.publishedUntil.delete(aor);
       this.counters.failures++;
-      this.log.warn('registration-store-failed', { aor, error: error.message });
+      // A first failure is most often the overlay still forming around a peer that just started:
+      // a warning only once a retry has failed too (every restart began with one: walkthrough F5).
+      this.log[this.retries.has(aor) ? 'warn' : 'info']('registration-store-failed', { aor, error: error.message });
       this.retryLater(aor, what);
       return;
     }

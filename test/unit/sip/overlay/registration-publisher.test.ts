@@ -18,7 +18,7 @@ const kind = DEFAULT_KINDS.find((k) => k.name === 'SIP-REGISTRATION')!;
 const home = testIdentity(21);
 const alice = testIdentity(22);
 
-function publisher(failures: number) {
+function publisher(failures: number, log = silentLogger) {
   const clock = new VirtualClock();
   const stores: number[] = [];
   let bindings: Binding[] = [{ contact: 'sip:alice@192.168.1.20', expiresAt: clock.wallTime() + 600_000, callId: 'c', cseq: 1, q: undefined, flow: { transport: 'UDP', remote: { host: '192.168.1.20', port: 5060 } } }];
@@ -28,7 +28,7 @@ function publisher(failures: number) {
       done(stores.length <= failures ? new OverlayError(404, 'no peer answered (still joining)') : undefined);
     },
   } as unknown as StorageClient;
-  const published = new RegistrationPublisher(storage, kind, home.nodeId, { signerFor: () => alice }, clock, silentLogger, () => bindings);
+  const published = new RegistrationPublisher(storage, kind, home.nodeId, { signerFor: () => alice }, clock, log, () => bindings);
   return { clock, stores, published, setBindings: (b: Binding[]) => (bindings = b), first: () => bindings };
 }
 
@@ -59,4 +59,14 @@ test('retries wait at most a minute, stop when the user has no phone here, and s
   stopping.published.close();
   stopping.clock.runUntil(stopping.clock.now() + 300_000);
   assert.equal(stopping.stores.length, 1);
+});
+
+test("a store that fails once (a peer just started, its ring still forming) is no warning; one whose retry fails too is (README walkthrough review F5)", () => {
+  const levels: string[] = [];
+  const log = { ...silentLogger, warn: (event: string) => levels.push(`warn ${event}`), info: (event: string) => levels.push(`info ${event}`) };
+  const { clock, published, first } = publisher(2, log);
+  published.bindingsChanged('alice@smiths.example', first());
+  clock.runUntil(clock.now() + 120_000);
+  assert.deepEqual(levels, ['info registration-store-failed', 'warn registration-store-failed']);
+  assert.equal(published.isPublished('alice@smiths.example'), true);
 });
