@@ -17,20 +17,23 @@ import { SipError } from '../sip-error.js';
  * A call's media at one home peer (issue 16): the phone's side of each stream is side a, the
  * other home's side is side b. Offers and answers are rewritten where they cross the peer: what
  * goes to the phone names the anchor's LAN ports, what goes to the other home names its public
- * ports and carries this peer's key share (a=p2psip-key-v3: an X25519 key and a statement about
+ * ports and carries this peer's key share (a=p2psip-key-v4: an X25519 key and a statement about
  * the SDP, signed by its enrolled identity, with that identity's certificate: media-crypto.ts),
  * from which both homes derive the keys that seal the internet leg. The other home's certificate
  * must satisfy the overlay's trust policy, so a revoked or unenrolled node gets no media. Re-offers
  * in the same call keep the ports and the keys and only update who is where; each must be signed
  * afresh by the same home, later than the last.
  */
-const KEY_ATTRIBUTE = 'p2psip-key-v3';
+const KEY_ATTRIBUTE = 'p2psip-key-v4';
 /**
  * The attributes of homes of older versions: v1 sealed without the flags byte, v2 signed the key
- * alone (not the SDP, its destination or its time). Such a call is refused (488) with the reason,
- * not connected silent or unchecked.
+ * alone (not the SDP, its destination or its time), v3 derived each stream's keys for its place
+ * among the anchored streams (which a stream added mid-call, or a call taken up again, changes)
+ * where v4 derives them for its m= line. Such a call is refused (488) with the reason, not
+ * connected silent or unchecked.
  */
 const OLDER_KEY_ATTRIBUTES = [
+  ['p2psip-key-v3', 'v3'],
   ['p2psip-key-v2', 'v2'],
   ['p2psip-key', 'v1'],
 ] as const;
@@ -129,10 +132,13 @@ interface CallState {
   readonly anchored: (number | undefined)[];
   /**
    * What each stream's keys on the internet leg are derived for, by its index in session.streams:
-   * the first streams' index, and for a stream a re-offer added its m= line, which both homes
-   * agree on whatever streams each could add before.
+   * its m= line, which both homes agree on whatever streams each anchored, added or took up again.
    */
   readonly sealLabels: string[];
+  /** m= lines of the session as the last answer settled it: no offer may have fewer (RFC 3264 s8). */
+  agreedLines: number;
+  /** A re-offer's new streams being anchored: the next waits for it (grow). */
+  growing?: Promise<void>;
   readonly role: MediaRole;
   readonly ephemeral: EphemeralKey;
   /** SDPs this peer has signed in the call. */
@@ -379,7 +385,9 @@ export class CallMedia {
       this.deps.anchor.close(callId);
       throw new SipError(503, 'Service Unavailable (the peer is stopping)');
     }
-    const call: CallState = { session, anchored, sealLabels: session.streams.map((_, i) => String(i)), role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
+    const sealLabels: string[] = [];
+    anchored.forEach((index, line) => index !== undefined && (sealLabels[index] = `m${line}`));
+    const call: CallState = { session, anchored, sealLabels, agreedLines: offer.streams.length, role, ephemeral: createCallKey(this.deps.random), signed: 0, farKeys: new Set() };
     this.calls.set(callId, call);
     return call;
   }
@@ -388,21 +396,37 @@ export class CallMedia {
    * A re-offer's sections the call has no ports for (m= lines added at the end, RFC 3264 s8.1,
    * or one disabled until now) are anchored now, and sealed like the rest once keys are agreed.
    * When they cannot be (no ports left, or the call still rings on several phones) they go on
-   * disabled (port 0), and the call goes on with the streams it had.
+   * disabled (port 0), and the call goes on with the streams it had. One re-offer's ports open at
+   * a time per call: two at once would each open the same lines. Throws 491 when the call's media
+   * ended meanwhile (a BYE, its timeout): the phone offers again, and that offer takes it up afresh.
    */
   private async grow(call: CallState, offer: SessionDescription): Promise<void> {
-    if (offer.streams.length < call.anchored.length) return; // matching() refuses it: m= lines are never removed
+    while (call.growing) await call.growing;
+    // Fewer lines than the call knows: matching() decides whether the session ever had so few.
     while (call.anchored.length < offer.streams.length) call.anchored.push(undefined);
     const lines = offer.streams.flatMap((stream, line) => (stream.port !== 0 && call.anchored[line] === undefined ? [line] : []));
-    if (lines.length === 0) return;
+    if (lines.length > 0) {
+      const adding = this.addLines(call, lines);
+      call.growing = adding;
+      try {
+        await adding;
+      } finally {
+        if (call.growing === adding) call.growing = undefined;
+      }
+    }
+    if (this.calls.get(call.session.id) !== call) throw new SipError(491, "Request Pending (the call's media ended meanwhile: offer again)");
+  }
+
+  /** Opens ports for the m= lines `lines` of a live call, and seals them once keys are agreed. */
+  private async addLines(call: CallState, lines: readonly number[]): Promise<void> {
     const added = await this.deps.anchor.addStreams(call.session.id, lines.length);
     if (!added || this.calls.get(call.session.id) !== call) return;
-    const first = call.session.streams.length - added.length;
     lines.forEach((line, k) => {
-      call.anchored[line] = first + k;
-      call.sealLabels[first + k] = `m${line}`;
+      const index = call.session.streams.indexOf(added[k]);
+      call.anchored[line] = index;
+      call.sealLabels[index] = `m${line}`;
+      if (call.far) this.sealStream(call, index, call.far.callKey, call.far.nodeId);
     });
-    if (call.far) for (let i = first; i < call.session.streams.length; i++) this.sealStream(call, i, call.far.callKey, call.far.nodeId);
   }
 
   private expect(callId: string): CallState {
@@ -411,9 +435,15 @@ export class CallMedia {
     return call;
   }
 
-  /** The description, if it has as many media lines as the call's offer (else SdpError: 488, or the answer goes on without SDP). */
-  private matching(call: CallState, sdp: SessionDescription): SessionDescription {
-    if (sdp.streams.length !== call.anchored.length) throw new SdpError(`${sdp.streams.length} media lines where the offer had ${call.anchored.length}`);
+  /**
+   * The description, if it has no fewer media lines than the session as last agreed and no more
+   * than the call knows (an offer's new ones were added by grow); an answer, as many as the offer
+   * it answers. Else SdpError: 488, or the answer goes on without SDP.
+   */
+  private matching(call: CallState, sdp: SessionDescription, answering?: SessionDescription): SessionDescription {
+    const lines = sdp.streams.length;
+    if (answering && lines !== answering.streams.length) throw new SdpError(`${lines} media lines where the offer had ${answering.streams.length}`);
+    if (lines < call.agreedLines || lines > call.anchored.length) throw new SdpError(`${lines} media lines where the session has ${call.agreedLines}`);
     return sdp;
   }
 
@@ -433,8 +463,9 @@ export class CallMedia {
    * offerer's, sent to the RTCP ports, on every leg of the call alike.
    */
   private answered(call: CallState, answer: SessionDescription, side: Side, source: string): void {
-    this.matching(call, answer);
     const offer = call.offer;
+    this.matching(call, answer, offer?.sdp);
+    call.agreedLines = answer.streams.length;
     const muxed = answer.streams.map((s, i) => s.rtcpMux && offer?.sdp.streams[i]?.rtcpMux === true);
     call.muxed = muxed;
     if (offer) offer.answered = true;
@@ -662,7 +693,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * a=p2psip-key-v3:base64url(CBOR [x25519-key, certificate, to-home, sequence, time, role, signature]),
+ * a=p2psip-key-v4:base64url(CBOR [x25519-key, certificate, to-home, sequence, time, role, signature]),
  * exactly one, read as the statement its sender made about the rest of the SDP.
  */
 function readShare(sdp: SessionDescription, callId: string): { statement: SdpStatement; certificate: Uint8Array; signature: Uint8Array } | undefined {

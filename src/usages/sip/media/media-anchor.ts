@@ -242,9 +242,10 @@ export class MediaAnchor {
     } catch {
       ends.length = 0;
     }
-    // Meanwhile the call may have ended or forked to the other side, or another offer for this
-    // branch (or the last room) may have taken its turn: then these ports go straight back.
-    if (ends.length === 0 || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side) || entry.forking?.legs.has(branch) || legsFull()) {
+    // Meanwhile the call may have ended, forked to the other side or gained a stream (addStreams),
+    // or another offer for this branch (or the last room) may have taken its turn: then these
+    // ports go straight back.
+    if (ends.length !== entry.session.streams.length || this.sessions.get(id) !== entry || (entry.forking && entry.forking.side !== side) || entry.forking?.legs.has(branch) || legsFull()) {
       this.giveBack(sockets, ports);
       this.counters.branchesSharing++;
       return undefined;

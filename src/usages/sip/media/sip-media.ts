@@ -30,7 +30,7 @@ const MAX_REMEMBERED = 4096;
 const MAX_BRANCHES_NOTED = 16;
 
 /** A media key share of another home (call-media.ts), this version's or an older one's. */
-const KEY_LINE = /^a=p2psip-key(?:-v[23])?:/m;
+const KEY_LINE = /^a=p2psip-key(?:-v[234])?:/m;
 
 export interface MediaLimits {
   /** Anchored calls at once (`--max-calls`); a call beyond it is answered 503. */

@@ -87,7 +87,7 @@ test('an offer and its answer cross both homes: each phone is told its own home\
   const phoneA = net.phone('192.168.1.20', 10000);
   const phoneB = net.phone('192.168.2.30', 20000);
   const toB = await a.offerFromPhone('call-1', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
-  assert.match(toB, /a=p2psip-key-v3:/);
+  assert.match(toB, /a=p2psip-key-v4:/);
   assert.equal(mediaOf(toB).address, HOME_A);
   const toPhoneB = await b.offerFromHome('call-1', enc(toB), HOME_A);
   assert.doesNotMatch(toPhoneB, /p2psip-key/, 'a phone never sees a key share');
@@ -140,11 +140,14 @@ test('a key share signed by another node than its certificate names, none at all
   const forged = homes(undefined, impostor);
   const toB = await forged.a.offerFromPhone('call-2', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await assert.rejects(forged.b.offerFromHome('call-2', enc(toB), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /not signed by it/.test(e.reason));
-  const stripped = toB.replace(/a=p2psip-key-v3:[^\r]*\r\n/, '');
+  const stripped = toB.replace(/a=p2psip-key-v4:[^\r]*\r\n/, '');
   await assert.rejects(forged.b.offerFromHome('call-3', enc(stripped), HOME_A), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
   // A home that seals under media keys v1 (before the flags byte): refused with the reason, not connected silent.
-  const v1 = toB.replace('a=p2psip-key-v3:', 'a=p2psip-key:');
+  const v1 = toB.replace('a=p2psip-key-v4:', 'a=p2psip-key:');
   await assert.rejects(forged.b.offerFromHome('call-3b', enc(v1), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /older version \(p2psip-key v1\)/.test(e.reason));
+  // v3 derived a stream's keys for its place among the anchored streams, not its m= line: refused the same way.
+  const v3 = toB.replace('a=p2psip-key-v4:', 'a=p2psip-key-v3:');
+  await assert.rejects(forged.b.offerFromHome('call-3c', enc(v3), HOME_A), (e: unknown) => e instanceof SdpError && e.status === 488 && /older version \(p2psip-key v3\)/.test(e.reason));
   assert.equal(forged.b.active, 0, 'the refused offers hold no ports');
   // The overlay revoked home A: its certificate is not believed, so its media is refused.
   const open = new OpenTrustPolicy(TEST_OVERLAY);
@@ -164,7 +167,7 @@ test('a key share signed by another node than its certificate names, none at all
 
 test('a stranger\'s offer with a key share that is not believed opens no port at all', async () => {
   const { b } = homes();
-  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key-v3:AAAA\r\n`);
+  const junk = enc(`v=0\r\no=- 1 1 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${'m=audio 7000 RTP/AVP 0\r\n'.repeat(16)}a=p2psip-key-v4:AAAA\r\n`);
   const errors = await Promise.all(Array.from({ length: 8 }, () => b.offerFromHome('junk', junk, '198.51.100.66').catch((e: unknown) => e)));
   assert.ok(errors.every((e) => e instanceof SdpError && e.status === 488));
   assert.equal(b.anchor.counters.sessions, 0, 'no session (and so no socket) was ever opened for them');
@@ -187,10 +190,10 @@ test("once a call's keys are agreed, SDP for it that home A did not sign, or sig
   const toPhoneB = await b.offerFromHome('call-5', enc(toB), HOME_A);
   a.answerFromHome('call-5', enc(b.answerFromPhone('call-5', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
   // Someone who saw home A's INVITE: its genuine key line under SDP of their own, a made-up one, none at all.
-  const keyLine = /a=p2psip-key-v3:[^\r]*\r\n/.exec(toB)![0];
+  const keyLine = /a=p2psip-key-v4:[^\r]*\r\n/.exec(toB)![0];
   const theirs = (share: string) => enc(`v=0\r\no=- 1 2 IN IP4 198.51.100.66\r\ns=-\r\nc=IN IP4 198.51.100.66\r\nt=0 0\r\n${share}m=audio 7777 RTP/AVP 0\r\na=inactive\r\n`);
   await assert.rejects(b.offerFromHome('call-5', theirs(keyLine), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /not signed by it/.test(e.reason));
-  assert.throws(() => b.answerFromHome('call-5', theirs('a=p2psip-key-v3:AAAA\r\n'), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
+  assert.throws(() => b.answerFromHome('call-5', theirs('a=p2psip-key-v4:AAAA\r\n'), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /no media key/.test(e.reason));
   await assert.rejects(b.offerFromHome('call-5', enc(toB.replace(keyLine, '')), '198.51.100.66'), SdpError);
   // Home A's first offer, whole, played again as a re-offer.
   await assert.rejects(b.offerFromHome('call-5', enc(toB), '198.51.100.66'), (e: unknown) => e instanceof SdpError && /earlier SDP/.test(e.reason));
@@ -336,14 +339,68 @@ test("video taken up mid-call, disabled in the first offer or added as a new m= 
   }
 });
 
+/** Audio, and video at `videoPort` (0: disabled), as a softphone offers them. */
+const withVideo = (address: string, port: number, videoPort: number) => enc(`${Buffer.from(offer(address, port)).toString()}m=video ${videoPort} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
+const videoOf = (sdp: string) => parseSdp(sdp).streams[1].rtp;
+
+test('two re-offers adding video at once (a phone and a retransmission, or two homes racing) open its ports once: the second waits for the first (review 22, 1)', async () => {
+  const h = homes();
+  await liveCall(h, 'call-race');
+  const before = h.a.anchor.portsInUse;
+  const [first, second] = await Promise.all([h.a.offerFromPhone('call-race', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20'), h.a.offerFromPhone('call-race', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20')]);
+  assert.equal(h.a.anchor.portsInUse, before + 4, 'one RTP/RTCP pair on each side, not two');
+  assert.equal(videoOf(first).port, videoOf(second).port);
+  assert.equal(h.a.anchor.sessionsNow().find((x) => x.id === 'call-race')!.streams.length, 2);
+});
+
+test("a video re-offer the far phone refuses (488) leaves the call as it was: the next audio-only re-offer (a hold) is taken, not refused for its fewer m= lines (review 22, 2)", async () => {
+  const h = homes();
+  const phoneA = h.net.phone('192.168.1.20', 10000);
+  const phoneB = h.net.phone('192.168.2.30', 20000);
+  await liveCall(h, 'call-refused');
+  await h.b.offerFromHome('call-refused', enc(await h.a.offerFromPhone('call-refused', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20')), HOME_A);
+  // Phone B answers 488: no answer comes back. Phone A holds, with its one m= line.
+  const held = Buffer.from(offer('192.168.1.20', 10000)).toString().replace('a=sendrecv', 'a=sendonly');
+  const toPhoneB = await h.b.offerFromHome('call-refused', enc(await h.a.offerFromPhone('call-refused', enc(held), '192.168.1.20')), HOME_A);
+  const answer = Buffer.from(offer('192.168.2.30', 20000)).toString().replace('a=sendrecv', 'a=recvonly');
+  const toPhoneA = h.a.answerFromHome('call-refused', enc(h.b.answerFromPhone('call-refused', enc(answer), '192.168.2.30')), HOME_B);
+  assert.match(toPhoneA, /a=recvonly/);
+  assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, 'the audio goes on');
+});
+
+test('video added mid-call still flows after one home forgot the call and took it up under a new key: both homes derive its keys for its m= line (review 22, 3)', async () => {
+  const h = homes();
+  const [videoA, videoB] = [h.net.phone('192.168.1.20', 10002), h.net.phone('192.168.2.30', 20002)];
+  await liveCall(h, 'call-rekey');
+  await h.b.offerFromHome('call-rekey', enc(await h.a.offerFromPhone('call-rekey', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20')), HOME_A);
+  h.a.answerFromHome('call-rekey', enc(h.b.answerFromPhone('call-rekey', withVideo('192.168.2.30', 20000, 20002), '192.168.2.30')), HOME_B);
+  h.b.close('call-rekey'); // home B's --media-timeout; phone A re-offers, and home B takes the call up as new
+  const toPhoneB = await h.b.offerFromHome('call-rekey', enc(await h.a.offerFromPhone('call-rekey', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20')), HOME_A);
+  const toPhoneA = h.a.answerFromHome('call-rekey', enc(h.b.answerFromPhone('call-rekey', withVideo('192.168.2.30', 20000, 20002), '192.168.2.30')), HOME_B);
+  const frame = (n: number) => new Uint8Array(900).fill(n);
+  videoA.send(videoOf(toPhoneA), frame(3));
+  assert.deepEqual(videoB.heard.at(-1), frame(3), "phone A's video reaches phone B under the new keys");
+  videoB.send(videoOf(toPhoneB), frame(4));
+  assert.deepEqual(videoA.heard.at(-1), frame(4), 'and back');
+});
+
+test('a re-offer whose new stream is still opening when the call ends (a BYE) is refused 491, and holds no port (review 22, 6)', async () => {
+  const h = homes();
+  await liveCall(h, 'call-bye');
+  const reoffer = h.a.offerFromPhone('call-bye', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20');
+  h.a.close('call-bye');
+  await assert.rejects(reoffer, (e: unknown) => e instanceof SipError && e.status === 491);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(h.a.anchor.portsInUse, 0);
+});
+
 test('video offered mid-call when the media ports have run out goes on disabled (port 0), and the call keeps its audio', async () => {
   const { a, b } = homes();
-  const withVideo = (address: string, port: number) => enc(`${Buffer.from(offer(address, port)).toString()}m=video ${port + 2} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n`);
   const toB = await a.offerFromPhone('call-full', offer('192.168.1.20', 10000), '192.168.1.20', TO_B);
   await b.offerFromHome('call-full', enc(toB), HOME_A);
   const toPhoneA = a.answerFromHome('call-full', enc(b.answerFromPhone('call-full', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
   for (let i = 0; i < 24; i++) await a.offerFromPhone(`filler-${i}`, offer('192.168.1.21', 12000 + 2 * i), '192.168.1.21', TO_B); // 50 pairs in use of 50
-  const reoffer = await a.offerFromPhone('call-full', withVideo('192.168.1.20', 10000), '192.168.1.20');
+  const reoffer = await a.offerFromPhone('call-full', withVideo('192.168.1.20', 10000, 10002), '192.168.1.20');
   assert.match(reoffer, /m=video 0 RTP\/AVP 96/);
   assert.equal(parseSdp(reoffer).streams[0].rtp.port, mediaOf(toB).port, 'the audio keeps its port');
   const toPhoneB = await b.offerFromHome('call-full', enc(reoffer), HOME_A);
@@ -375,7 +432,7 @@ test("a late offer forked to two of our phones: the one that offered in its 183 
   };
   await atA.rewrite('forked-late', response(183, offer('192.168.1.20', 10000)), 'offer', 'phone', '192.168.1.20', '0', TO_B);
   const fromKitchen = Buffer.from(await atA.rewrite('forked-late', response(200, offer('192.168.1.21', 12000)), 'offer', 'phone', '192.168.1.21', '1', TO_B)).toString();
-  assert.match(fromKitchen, /a=p2psip-key-v3:/, "the kitchen phone's 200 goes to the other home with its offer, signed");
+  assert.match(fromKitchen, /a=p2psip-key-v4:/, "the kitchen phone's 200 goes to the other home with its offer, signed");
 });
 
 test('SDP in a PRACK is the answer only while an offer waits for one (a late offer in a reliable 183); after a 183 that answered, it is a new offer (review M8)', async () => {
@@ -634,7 +691,7 @@ test('a call held with neither RTP nor RTCP past --media-timeout loses its ports
   assert.equal(a.active + b.active, 0);
 
   const resumed = await exchange();
-  assert.notEqual(/a=p2psip-key-v3:(\S+)/.exec(resumed.toB)![1], /a=p2psip-key-v3:(\S+)/.exec(first.toB)![1], 'a new key share: nothing sealed before is accepted again');
+  assert.notEqual(/a=p2psip-key-v4:(\S+)/.exec(resumed.toB)![1], /a=p2psip-key-v4:(\S+)/.exec(first.toB)![1], 'a new key share: nothing sealed before is accepted again');
   assertTwoWayAudio({ phone: phoneA, sdp: resumed.toPhoneA }, { phone: phoneB, sdp: resumed.toPhoneB }, 'phone B hears phone A again');
 });
 
