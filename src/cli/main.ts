@@ -1,6 +1,6 @@
 import { callPeer } from '../node/control-client.js';
 import { PeerDaemon } from '../node/peer-daemon.js';
-import { createLogger, LogPolicy, silentLogger } from '../runtime/log.js';
+import { createLogger, type Logger, LogPolicy } from '../runtime/log.js';
 import { DataDirLock } from '../node/data-dir-lock.js';
 import { P2psipError, UsageError } from '../runtime/errors.js';
 import { simulate } from '../sim/simulation.js';
@@ -80,7 +80,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
         const args = parseArgs(rest, ['verbose', 'json', 'no-start']);
         checkKnownFlags(args, [...START_FLAGS, 'no-start']);
         // The directory is the peer's from the start: a `user add` typed meanwhile waits for the identity.
-        const lock = await DataDirLock.take(requiredFlag(args, 'data'), silentLogger);
+        const lock = await DataDirLock.take(requiredFlag(args, 'data'), peerLog(args).child('control'));
         try {
           await enrollFromArgs(args, out);
         } catch (error) {
@@ -129,10 +129,15 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
   }
 }
 
+/** A running peer's log: warnings and errors on stderr (--verbose: info too; P2PSIP_LOG per component). */
+function peerLog(args: ParsedArgs): Logger {
+  const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
+  return createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
+}
+
 async function startCommand(args: ParsedArgs, lock?: DataDirLock): Promise<number> {
   checkKnownFlags(args, START_FLAGS);
-  const policy = LogPolicy.parse(process.env.P2PSIP_LOG, args.flags.has('verbose') ? 'info' : 'warn');
-  const log = createLogger('p2psip', policy, (line) => process.stderr.write(`${line}\n`), () => Date.now());
+  const log = peerLog(args);
   const bootstrap = (stringFlag(args, 'bootstrap') ?? '')
     .split(',')
     .filter(Boolean)

@@ -99,7 +99,7 @@ export async function fetchCommand(client: StorageClient, kinds: KindRegistry, i
   const result = await wrap<FetchResult>((d) => client.fetch(kind, resource, { all: true }, d));
   const values: FetchedValue[] = result.values.map((v) => ({
     key: typeof v.entry.key === 'number' || v.entry.key === null ? v.entry.key : Buffer.from(v.entry.key).toString('hex'),
-    ...shown(v.entry.value),
+    ...readableValue(v.entry.value),
     storedAt: new Date(Number(v.storageTime)).toISOString(),
     lifetime: v.lifetime,
     signer: parseCertificate(v.certificate).claims.subject,
@@ -108,10 +108,11 @@ export async function fetchCommand(client: StorageClient, kinds: KindRegistry, i
 }
 
 /** A stored value as a person reads it: text when it is printable UTF-8, else hex. */
-function shown(bytes: Uint8Array): { value: string; encoding: 'utf8' | 'hex' } {
+export function readableValue(bytes: Uint8Array): { value: string; encoding: 'utf8' | 'hex' } {
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    if (!/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) return { value: text, encoding: 'utf8' };
+    // Tabs and line ends are text; other C0 and C1 controls (a terminal would act on them) are not.
+    if (!/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/.test(text)) return { value: text, encoding: 'utf8' };
   } catch {
     // not UTF-8
   }

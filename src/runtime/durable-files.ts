@@ -1,4 +1,4 @@
-import { closeSync, fchownSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /*
@@ -18,7 +18,9 @@ export function writeFileAtomically(file: string, bytes: Uint8Array, mode = 0o60
   // One temp name per process: the peer and a command writing the same file at once do not share one.
   const temp = `${file}.${process.pid}.tmp`;
   try {
-    const fd = openSync(temp, 'w', mode);
+    // Created afresh, never through a link someone planted under the name: root writes here too.
+    rmSync(temp, { force: true });
+    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     try {
       // Root running a command (`sudo p2psip user add`) must not leave a file the service's own
       // user cannot read: the file belongs to whoever owns the directory.

@@ -129,9 +129,9 @@ export class StorageService {
     this.startedAt = this.router.clock.now();
     this.bytesAtStart = this.backend.stats().bytesWritten;
     for (const change of this.backend.load()) this.store.apply(change);
-    const { damagedBytes = 0, cutAtLoad = 0, setAside } = this.backend.stats();
+    const { damagedBytes = 0, cutAtLoad = 0, setAside, setAsideError } = this.backend.stats();
     // A torn last append is routine after a crash; anything more is damage a person should hear of.
-    if (damagedBytes > 0 || setAside) this.log.warn('storage-log-damaged', { damagedBytes, cutAtLoad, ...(setAside ? { setAside } : {}) });
+    if (damagedBytes > 0 || setAside || setAsideError) this.log.warn('storage-log-damaged', { damagedBytes, cutAtLoad, ...(setAside ? { setAside } : {}), ...(setAsideError ? { setAsideError } : {}) });
     else if (cutAtLoad > 0) this.log.info('storage-log-torn-tail', { cutAtLoad });
     this.router.handle(MessageCode.StoreReq, (req) => this.onStore(req));
     this.router.handle(MessageCode.FetchReq, (req) => this.onFetch(req));

@@ -44,8 +44,9 @@ export interface BackendStats {
   readonly damagedBytes?: number;
   /** Bytes cut off the end of the log at load (a torn last append, or worse). */
   readonly cutAtLoad?: number;
-  /** Where the log was copied before more was cut off than a torn append leaves. */
+  /** Where the log was copied before more was cut off than a torn append leaves, or why it could not be. */
   readonly setAside?: string;
+  readonly setAsideError?: string;
 }
 
 export interface StorageBackend {

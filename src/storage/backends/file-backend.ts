@@ -50,6 +50,8 @@ export class FileBackend implements StorageBackend {
   damagedBytes = 0;
   /** Where the log was copied before load cut off more than a torn append (the newest such copy only). */
   setAside: string | undefined;
+  /** Why that copy could not be made. */
+  setAsideError: string | undefined;
   /** The log's length as far as whole records go. */
   private size = 0;
   /** Set when an append failed part-way and the log could not yet be cut back to `size`. */
@@ -93,8 +95,12 @@ export class FileBackend implements StorageBackend {
       // More cut off than one torn append can leave: damage (a bad flash page) cost good records
       // after it. They are not hunted for (see above), but the log as it was is kept aside, once.
       if (this.recoveredTailBytes > HEADER + MAX_RECORD) {
-        this.setAside = `${this.file}.damaged`;
-        writeFileAtomically(this.setAside, data);
+        try {
+          writeFileAtomically(`${this.file}.damaged`, data);
+          this.setAside = `${this.file}.damaged`;
+        } catch (error) {
+          this.setAsideError = (error as Error).message; // a full disk: the peer starts all the same, and says so
+        }
       }
       if (end < data.length) truncateSync(this.file, end);
     }
@@ -151,7 +157,7 @@ export class FileBackend implements StorageBackend {
   }
 
   stats(): BackendStats {
-    return { records: this.logRecords, ...this.counters, damagedBytes: this.damagedBytes, cutAtLoad: this.recoveredTailBytes, ...(this.setAside ? { setAside: this.setAside } : {}) };
+    return { records: this.logRecords, ...this.counters, damagedBytes: this.damagedBytes, cutAtLoad: this.recoveredTailBytes, ...(this.setAside ? { setAside: this.setAside } : {}), ...(this.setAsideError ? { setAsideError: this.setAsideError } : {}) };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, readdirSync, statSync } from 'node:fs';
+import { chownSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { readCborFile, writeCborFile } from '../../../src/node/cbor-file.js';
@@ -46,6 +46,18 @@ if (limited) {
     const file = path.join(dir, 'sip-users.cbor');
     writeCborFile(file, [1]);
     assert.deepEqual([statSync(file).uid, statSync(file).gid], [65534, 65534]);
+  });
+
+  test('a link planted under the temp name is not written through (root writes state files too: review 22, 5)', () => {
+    const dir = tempDir('p2psip-cbor-file-');
+    dirs.push(dir);
+    const target = path.join(dir, 'elsewhere');
+    writeFileSync(target, 'precious');
+    const file = path.join(dir, 'sip-users.cbor');
+    symlinkSync(target, `${file}.${process.pid}.tmp`);
+    writeCborFile(file, [1]);
+    assert.equal(readFileSync(target, 'utf8'), 'precious');
+    assert.deepEqual(readCborFile(file, 1024), [1]);
   });
 
   test('a write the disk cuts short fails, and the good file stays as it was (durability review 1)', () => {

@@ -87,6 +87,16 @@ test('damage that cuts off more than a torn append leaves (a bad length field mi
   assert.deepEqual(readFileSync(b.setAside!), damaged, 'the log as it was, every good record after the damage in it');
   assert.deepEqual({ cutAtLoad: b.stats().cutAtLoad, setAside: b.stats().setAside }, { cutAtLoad: b.recoveredTailBytes, setAside: b.setAside });
   await b.close();
+
+  // The copy cannot be made (a full disk; here a directory in its way): the peer still starts, and says why.
+  const again = await logOf(Array.from({ length: 12 }, (_, i) => big(i)));
+  writeFileSync(again.file, damaged);
+  fs.mkdirSync(`${again.d}/store.log.damaged/in-the-way`, { recursive: true });
+  const c = new FileBackend(again.d);
+  assert.equal(c.load().length, 2);
+  assert.equal(c.setAside, undefined);
+  assert.ok(c.stats().setAsideError, 'the reason is in status');
+  await c.close();
 });
 
 test('a record whose checksum fails is never served; the records after it are kept, and compaction drops it', async () => {
