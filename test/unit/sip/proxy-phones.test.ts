@@ -578,13 +578,19 @@ test('CANCEL of a call whose phone never answered: 487 at once; a late ring is c
   assert.equal(sleepy.requests('CANCEL').length, 1, 'no CANCEL goes to an answered phone');
 });
 
-test("a phone that rings after the caller's CANCEL, is cancelled and never ends its INVITE leaves no transaction behind (Timer B's stand-in, 64*T1)", async () => {
+/** A home of its own whose timers run on a virtual clock the test moves, with these users (any password). */
+async function onVirtualTime(users: string[]): Promise<{ virtual: VirtualClock; other: SipService }> {
   const virtual = new VirtualClock();
   const other = await loopbackSipService(domain, {
-    credentials: { lookup: (user) => (['alice', 'carol'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
+    credentials: { lookup: (user) => (users.includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
     clock: virtual,
     nonceSecret: new Uint8Array(32).fill(8),
   });
+  return { virtual, other };
+}
+
+test("a phone that rings after the caller's CANCEL, is cancelled and never ends its INVITE leaves no transaction behind (Timer B's stand-in, 64*T1)", async () => {
+  const { virtual, other } = await onVirtualTime(['alice', 'carol']);
   try {
     const port = other.address.port;
     const stubborn = await Phone.udp('127.0.0.1', port);
@@ -609,12 +615,7 @@ test("a phone that rings after the caller's CANCEL, is cancelled and never ends 
 });
 
 test("a call whose only phone cannot be reached at once (its outbound flow closed) leaves no Timer C behind: it ran 3 minutes on a call already over", async () => {
-  const virtual = new VirtualClock();
-  const other = await loopbackSipService(domain, {
-    credentials: { lookup: (user) => (['alice', 'bob'].includes(user) ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
-    clock: virtual,
-    nonceSecret: new Uint8Array(32).fill(8),
-  });
+  const { virtual, other } = await onVirtualTime(['alice', 'bob']);
   try {
     const port = other.address.port;
     const alice = await Phone.udp('127.0.0.1', port);
