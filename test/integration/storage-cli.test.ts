@@ -123,7 +123,8 @@ test("on a small disk (a router's flash, here a 9 MB tmpfs) the byte quota is lo
     const proc = await start(`${dir}/data`, await freeUdpPort(), undefined, ['--relay', 'off']);
     const storage = JSON.parse(runCli(['status', '--data', `${dir}/data`, '--json']).stdout).storage;
     assert.ok(storage.maxBytes > 1_500_000 && storage.maxBytes < 2_500_000, `a third of the 9 MB less 2 MB and the state files: ${storage.maxBytes}`);
-    assert.match(proc.output.join(''), /storage-quota-fit-to-disk/);
+    // Read as it arrives: start() may return before the child's output has been read at all.
+    assert.ok(await eventually(() => /storage-quota-fit-to-disk/.test(proc.output.join('')), 10_000), proc.output.join(''));
     proc.child.kill('SIGTERM');
     await proc.exited;
   } finally {
