@@ -46,6 +46,8 @@ export function numberFlag(args: ParsedArgs, name: string, fallback: number, min
   return n;
 }
 
-export function checkKnownFlags(args: ParsedArgs, known: readonly string[]): void {
+/** Every flag one of `known`, and at most `words` positional words (a stray word is a mistake, not ignored). */
+export function checkKnownFlags(args: ParsedArgs, known: readonly string[], words = 0): void {
   for (const name of args.flags.keys()) if (!known.includes(name)) throw new UsageError(`unknown flag --${name}`);
+  if (args.positional.length > words) throw new UsageError(`unexpected "${args.positional[words]}"`);
 }

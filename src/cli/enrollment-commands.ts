@@ -71,7 +71,7 @@ export async function enrollFromArgs(args: ParsedArgs, out: Print): Promise<void
 
 /** `p2psip revoke USER --data DIR` (or `--fingerprint FP`): the root authority revokes a device's key. */
 export async function revokeCommand(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'fingerprint', 'json']);
+  checkKnownFlags(args, ['data', 'fingerprint', 'json'], 1);
   const user = args.positional[0];
   const fingerprint = stringFlag(args, 'fingerprint');
   if (!user === !fingerprint) throw new UsageError('revoke needs a USER or --fingerprint FP (one of them)');

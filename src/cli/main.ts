@@ -48,7 +48,7 @@ const USAGE = `usage: p2psip <command> [options]
            [--links sealed|plain] [--json]
 `;
 
-const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'json', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries', 'media-anchor', 'media-ports', 'media-timeout', 'max-calls', 'relay-ports'];
+const START_FLAGS = ['data', 'overlay-port', 'bootstrap', 'open', 'bind', 'advertise', 'overlay', 'verbose', 'storage', 'max-storage-bytes', 'max-resource-bytes', 'sip-port', 'sip-auth', 'sip-digest', 'sip-timer-c', 'sip-direct', 'relay', 'port-mapping', 'max-storage-entries', 'media-anchor', 'media-ports', 'media-timeout', 'max-calls', 'relay-ports'];
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_OVERLAY = 'open.p2psip.lab';
 const DEFAULT_OVERLAY_PORT = 6084;
@@ -65,7 +65,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
   try {
     switch (command) {
       case 'start':
-        return await startCommand(parseArgs(rest, ['open', 'verbose', 'json']));
+        return await startCommand(parseArgs(rest, ['open', 'verbose']));
       case 'init':
         return initCommand(parseArgs(rest, ['json']), out);
       case 'invite':
@@ -77,8 +77,8 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
       case 'revoke':
         return await revokeCommand(parseArgs(rest, ['json']), out);
       case 'join': {
-        const args = parseArgs(rest, ['verbose', 'json', 'no-start']);
-        checkKnownFlags(args, [...START_FLAGS, 'no-start']);
+        const args = parseArgs(rest, ['verbose', 'no-start']);
+        checkKnownFlags(args, [...START_FLAGS, 'no-start'], 1);
         // The directory is the peer's from the start: a `user add` typed meanwhile waits for the identity.
         const lock = await DataDirLock.take(requiredFlag(args, 'data'), peerLog(args).child('control'));
         try {
@@ -92,7 +92,7 @@ export async function main(argv: readonly string[], out: Print = (t) => process.
           await lock.release();
           return 0;
         }
-        return await startCommand(args, lock);
+        return await startCommand({ ...args, positional: [] }, lock); // the token was join's
       }
       case 'status':
         return await statusCommand(parseArgs(rest, ['json']), out);
@@ -221,7 +221,7 @@ function onOffFlag(args: ParsedArgs, name: string, fallback: boolean): boolean {
 }
 
 async function lookupCommand(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'json']);
+  checkKnownFlags(args, ['data', 'json'], 1);
   const aor = args.positional[0];
   if (!aor || !isUserName(aor)) throw new UsageError('lookup needs a user: NAME (of this home\'s domain), NAME@DOMAIN or sip:NAME@DOMAIN');
   const answer = (await callPeer(requiredFlag(args, 'data'), { op: 'lookup', aor })) as {
@@ -257,7 +257,7 @@ async function statusCommand(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 async function routeCommand(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'json']);
+  checkKnownFlags(args, ['data', 'json'], 1);
   const name = args.positional[0];
   if (!name) throw new UsageError('route needs a NAME');
   const trace = (await callPeer(requiredFlag(args, 'data'), { op: 'route', name })) as Record<string, unknown>;
@@ -336,7 +336,7 @@ async function callsCli(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 async function attachCli(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'json']);
+  checkKnownFlags(args, ['data', 'json'], 1);
   const nodeId = args.positional[0];
   if (!nodeId || !/^[0-9a-f]{32}$/i.test(nodeId)) throw new UsageError('attach needs a NODE-ID (32 hex digits, as status shows)');
   const report = (await callPeer(requiredFlag(args, 'data'), { op: 'attach', nodeId })) as Record<string, unknown>;
@@ -345,7 +345,7 @@ async function attachCli(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 async function storeCli(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'json', 'index', 'key', 'lifetime']);
+  checkKnownFlags(args, ['data', 'json', 'index', 'key', 'lifetime'], 3);
   const [kind, name, value] = args.positional;
   if (!kind || !name || value === undefined) throw new UsageError('store needs KIND NAME VALUE');
   const result = (await callPeer(requiredFlag(args, 'data'), {
@@ -362,7 +362,7 @@ async function storeCli(args: ParsedArgs, out: Print): Promise<number> {
 }
 
 async function fetchCli(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'json']);
+  checkKnownFlags(args, ['data', 'json'], 2);
   const [kind, name] = args.positional;
   if (!kind || !name) throw new UsageError('fetch needs KIND NAME');
   const result = (await callPeer(requiredFlag(args, 'data'), { op: 'fetch', kind, name })) as { values: { key: unknown; value: string; encoding: string; signer: string; storedAt: string }[] } & Record<string, unknown>;

@@ -36,7 +36,7 @@ async function identityOf(dir: string): Promise<StoredIdentity | undefined> {
  * or itself when none runs) and says whether it was issued, is pending or was refused.
  */
 export async function userCommand(args: ParsedArgs, out: Print): Promise<number> {
-  checkKnownFlags(args, ['data', 'password', 'json', 'replace', 'all']);
+  checkKnownFlags(args, ['data', 'password', 'json', 'replace', 'all'], 2);
   const [action, given] = args.positional;
   const dir = requiredFlag(args, 'data');
   const stored = await identityOf(dir);

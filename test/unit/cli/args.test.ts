@@ -41,3 +41,15 @@ test('p2psip help names every flag a command reads (a flag the README uses must 
   const missing = [...read].filter((flag) => !usage.includes(`--${flag}`));
   assert.deepEqual(missing, [], 'flags read but not in the help');
 });
+
+test('a stray word or a flag a command does not have is a usage error, not silently ignored: status, start --json, store with four words (README walkthrough review F9)', async () => {
+  const { main } = await import('../../../src/cli/main.js');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/p2psip-args-`);
+  assert.throws(() => checkKnownFlags(parseArgs(['A', 'B', 'C'], []), [], 2), /unexpected "C"/);
+  assert.doesNotThrow(() => checkKnownFlags(parseArgs(['A', 'B'], []), [], 2));
+  for (const argv of [['status', 'now', '--data', dir], ['start', '--data', dir, '--json'], ['store', 'DEBUG-NOTE', 'me', 'hello', 'again', '--data', dir], ['calls', 'all', '--data', dir]]) {
+    assert.equal(await main(argv, () => {}), 2, argv.join(' '));
+  }
+});
