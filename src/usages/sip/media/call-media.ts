@@ -7,10 +7,10 @@ import { OnceSet } from '../../../runtime/once-set.js';
 import type { Random } from '../../../runtime/random.js';
 import { type Id, idToHex } from '../../../wire/id.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
-import type { MediaAnchor, MediaSession, StreamPlan } from './media-anchor.js';
+import { type MediaAnchor, type MediaSession, type StreamPlan, UNKNOWN_PARTIES } from './media-anchor.js';
 import type { Side } from './relay-stream.js';
 import { createCallKey, type MediaRole, mediaSealers, type SdpStatement, signStatement, statementSignedBy } from './media-crypto.js';
-import { anchorSdp, type Endpoint, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
+import { anchorSdp, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
 import { SipError } from '../sip-error.js';
 
 /*
@@ -49,7 +49,6 @@ const FRESH_SECONDS = 600;
  */
 const MAX_SEEN_PER_HOME = 256;
 const MAX_HOMES_SEEN = 1024;
-const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
 /** Calls whose last SDP each way is remembered past their media, so a call taken up again goes on with the next o= version. */
 const MAX_VERSIONED_CALLS = 1024;
 /** How long a response's SDP may come again byte for byte (its 2xx resent): 64*T1. */
@@ -377,7 +376,7 @@ export class CallMedia {
         continue;
       }
       anchored.push(plans.length);
-      plans.push({ offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } });
+      plans.push(UNKNOWN_PARTIES);
     }
     const session = await this.deps.anchor.open(callId, plans);
     if (this.closed) {

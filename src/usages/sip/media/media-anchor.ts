@@ -61,8 +61,8 @@ export const UNANSWERED_MS = 300_000;
 const MAX_BRANCH_LEGS = 4;
 const BRANCH_RESERVE = 0.25;
 const NOWHERE: Endpoint = { address: '0.0.0.0', port: 0 };
-/** A stream whose parties are not known yet: the SDP that brings it says where they are. */
-const NO_PLAN: StreamPlan = { offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } };
+/** A stream whose parties are not known yet: the SDP that brings it says where they are (CallMedia sets them). */
+export const UNKNOWN_PARTIES: StreamPlan = { offered: { a: { rtp: NOWHERE, rtcp: NOWHERE }, b: { rtp: NOWHERE, rtcp: NOWHERE } }, vouched: { a: [], b: [] } };
 
 /** One stream's end on one side: its RTP port, the parties its RTP and RTCP sockets stand for, the sockets. */
 interface StreamEnd {
@@ -159,7 +159,7 @@ export class MediaAnchor {
     const ends: Record<Side, StreamEnd[]> = { a: [], b: [] };
     const streams: AnchoredStream[] = [];
     try {
-      for (let i = 0; i < count; i++) streams.push(await this.anchorStream(NO_PLAN, sockets, ports, ends));
+      for (let i = 0; i < count; i++) streams.push(await this.anchorStream(UNKNOWN_PARTIES, sockets, ports, ends));
     } catch {
       streams.length = 0;
     }
