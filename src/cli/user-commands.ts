@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../node/config/config-file.js';
 import { callPeer, PeerNotRunningError } from '../node/control-client.js';
-import { controlSocketPath } from '../node/control-protocol.js';
+import { type ControlRequest, controlSocketPath } from '../node/control-protocol.js';
 import { socketAnswers } from '../node/data-dir-lock.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ControlRequest } from '../node/control-protocol.js';
 import { EnrollmentAuthority } from '../node/enrollment/enrollment-authority.js';
 import type { HouseholdUser } from '../node/household-users.js';
 import { loadIdentity, type StoredIdentity } from '../node/identity-store.js';
@@ -22,10 +21,10 @@ const ENROLLING_WAIT_MS = 60_000;
 
 /** The directory's identity; while a `join` there is still enrolling (it holds the directory), waited for. */
 async function identityOf(dir: string): Promise<StoredIdentity | undefined> {
-  for (let waited = 0; ; waited += 250) {
+  // A deadline, not a count of sleeps: each probe of the socket may take up to 2 s itself.
+  for (const deadline = Date.now() + ENROLLING_WAIT_MS; ; await sleep(250)) {
     const stored = loadIdentity(dir);
-    if (stored || waited >= ENROLLING_WAIT_MS || !(await socketAnswers(controlSocketPath(dir)))) return stored;
-    await sleep(250);
+    if (stored || Date.now() >= deadline || !(await socketAnswers(controlSocketPath(dir)))) return stored;
   }
 }
 

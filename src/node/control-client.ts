@@ -17,13 +17,12 @@ const STARTING_WAIT_MS = 30_000;
 
 /** Sends one request to the peer running in `dir` and returns its result; waits while it is still starting. */
 export async function callPeer(dir: string, request: ControlRequest, timeoutMs = 20_000): Promise<unknown> {
-  for (let waited = 0; ; waited += 250) {
+  for (const deadline = Date.now() + STARTING_WAIT_MS; ; await sleep(250)) {
     try {
       return await callOnce(dir, request, timeoutMs);
     } catch (error) {
-      if (!(error instanceof PeerStartingError) || waited >= STARTING_WAIT_MS) throw error;
+      if (!(error instanceof PeerStartingError) || Date.now() >= deadline) throw error;
     }
-    await sleep(250);
   }
 }
 
