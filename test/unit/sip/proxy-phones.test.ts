@@ -737,6 +737,33 @@ test("a stranger who knows an anchored call's dialog cannot re-offer in it: its 
   }
 });
 
+test("a re-INVITE that bob's phone refuses (488) leaves the call's media where the last answer had it, and one bob takes moves it (review M5)", async () => {
+  const { media, anchored } = await anchoringHome(47700);
+  try {
+    const { alice, bob } = await answeredCall(anchored, 'live-call-m5');
+    const before = mediaParties(media, 'live-call-m5');
+    const reinvite = (cseq: number, branch: string) =>
+      withBody([`INVITE sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(alice, branch), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>;tag=b1`, 'Call-ID: live-call-m5', `CSeq: ${cseq} INVITE`, `Contact: <sip:alice@127.0.0.1:${alice.port}>`], sdp(31010));
+    const bobAnswers = (request: SipRequest, status: string, body?: string) => {
+      const lines = [`SIP/2.0 ${status}`, ...request.headers.getAll('Via').map((v) => `Via: ${v}`), `From: ${request.headers.get('From')}`, `To: ${request.headers.get('To')}`, 'Call-ID: live-call-m5', `CSeq: ${request.headers.get('CSeq')}`, `Contact: <sip:bob@127.0.0.1:${bob.port}>`];
+      bob.send(body ? withBody(lines, body) : [...lines, 'Content-Length: 0']);
+    };
+    alice.send(reinvite(2, 'm5-re1'));
+    const refused = (await bob.next(isRequest('INVITE'))) as SipRequest;
+    assert.notEqual(mediaParties(media, 'live-call-m5'), before, 'the pending re-offer names alice\'s new port');
+    bobAnswers(refused, '488 Not Acceptable Here');
+    await alice.next(isResponse(488, 'INVITE'));
+    assert.equal(mediaParties(media, 'live-call-m5'), before, 'refused: the session goes on as it was');
+
+    alice.send(reinvite(3, 'm5-re2'));
+    bobAnswers((await bob.next(isRequest('INVITE'))) as SipRequest, '200 OK', sdp(30002));
+    await alice.next(isResponse(200, 'INVITE'));
+    assert.match(mediaParties(media, 'live-call-m5'), /31010/, 'answered: alice is at her new port');
+  } finally {
+    await anchored.close();
+  }
+});
+
 test('a late offer whose answer in the ACK cannot be read: the ACK goes on with no body and no Content-Type (review M14)', async () => {
   const { anchored } = await anchoringHome(47350);
   try {

@@ -8,7 +8,7 @@ import type { Random } from '../../../runtime/random.js';
 import { type Id, idToHex } from '../../../wire/id.js';
 import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
 import { type MediaAnchor, type MediaSession, type StreamPlan, UNKNOWN_PARTIES } from './media-anchor.js';
-import type { Side } from './relay-stream.js';
+import type { Side, StreamSide } from './relay-stream.js';
 import { createCallKey, type MediaRole, mediaSealers, type SdpStatement, signStatement, statementSignedBy } from './media-crypto.js';
 import { anchorSdp, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
 import { SipError } from '../sip-error.js';
@@ -125,6 +125,15 @@ interface Believed {
   readonly nodeId: Id | undefined;
 }
 
+/** A session as its last answer settled it: the offer answered, and where the offering side's party was on each anchored stream. */
+interface SettledSession {
+  readonly offer: NonNullable<CallState['offer']>;
+  readonly side: Side;
+  readonly parties: readonly { readonly rtp: Party; readonly rtcp: Party }[];
+}
+
+type Party = Pick<StreamSide, 'offered' | 'vouched'>;
+
 interface CallState {
   readonly session: MediaSession;
   /** Which m= sections are anchored (port 0 ones are not), in order: index into session.streams. A re-offer may add some (grow). */
@@ -152,8 +161,11 @@ interface CallState {
   readonly farKeys: Set<string>;
   /** The other home, once its keys are agreed (the internet leg is sealed from then on). */
   far?: FarHome;
-  /** The latest offer and whose party it described: its answer settles rtcp-mux for both sides. */
-  offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string; answered?: boolean };
+  /**
+   * The latest offer and whose party it described: its answer settles rtcp-mux for both sides.
+   * `before`: a re-offer keeps what the session was until it is answered, to go back to if it fails.
+   */
+  offer?: { readonly sdp: SessionDescription; readonly side: Side; readonly source: string; answered?: boolean; readonly before?: SettledSession };
   /** Per m= section, whether rtcp-mux is in use as the last answer settled it (none yet: undefined). */
   muxed?: readonly boolean[];
   /** The latest offer that went to phones on `to` (a forked INVITE's branches each get a copy naming their own ports). */
@@ -452,8 +464,31 @@ export class CallMedia {
    * a re-offer changes nothing of what an answer settled until its own answer comes (it may fail).
    */
   private offered(call: CallState, offer: SessionDescription, side: Side, source: string): void {
+    // An offer after one still unanswered (its failure not seen here) goes back to the same settled session.
+    const partyOf = (party: StreamSide): Party => ({ offered: party.offered, vouched: party.vouched });
+    const settled = call.offer?.answered ? call.offer : undefined;
+    const pending = call.offer?.before?.side === side ? call.offer.before : undefined;
+    const before = settled ? { offer: settled, side, parties: call.session.streams.map((s) => ({ rtp: partyOf(s.rtp.party(side)), rtcp: partyOf(s.rtcp.party(side)) })) } : pending;
     this.setParties(call, offer, side, source, offer.streams.map((s, i) => call.muxed?.[i] ?? s.rtcpMux));
-    call.offer = { sdp: offer, side, source };
+    call.offer = { sdp: offer, side, source, ...(before ? { before } : {}) };
+  }
+
+  /**
+   * The call's latest offer failed (its re-INVITE or UPDATE got no 2xx): the session goes on as
+   * the last answer left it (RFC 3264 s8), so the offering party is again where that answer's
+   * session had it, not where the failed offer said (review M5: a phone on hold that had moved
+   * its port would hear nothing until it sent again). Streams the offer added keep their ports.
+   */
+  offerFailed(callId: string): void {
+    const call = this.calls.get(callId);
+    const before = call?.offer?.answered ? undefined : call?.offer?.before;
+    if (!call || !before) return;
+    before.parties.forEach((party, i) => {
+      const stream = call.session.streams[i];
+      stream.rtp.setParty(before.side, party.rtp.offered, party.rtp.vouched);
+      stream.rtcp.setParty(before.side, party.rtcp.offered, party.rtcp.vouched);
+    });
+    call.offer = before.offer;
   }
 
   /**

@@ -275,6 +275,11 @@ export class SipMedia {
     if (!this.calls.has(callId) && (caller === undefined || caller === fromTag)) this.forget(callId);
   }
 
+  /** A re-offer in the call (a re-INVITE or UPDATE) got no 2xx: its media goes on as the last answer left it. */
+  offerFailed(callId: string): void {
+    this.calls.offerFailed(callId);
+  }
+
   /** The call is over (BYE, CANCEL, a failed INVITE): its ports go back. */
   ended(callId: string): void {
     this.calls.close(callId);

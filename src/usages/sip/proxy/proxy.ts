@@ -727,6 +727,7 @@ export class SipProxy {
     this.calls.delete(call.server);
     if (call.answered) return;
     if (beganMedia(call.server, call.media)) this.deps.media!.ended(call.server.checked.callId); // the call, or its media taken up again, never began
+    else if (call.media?.offered) this.deps.media!.offerFailed(call.server.checked.callId); // a re-offer refused: the session goes on as it was
     const final = chosenFinal(call.branches.map((b) => b.final!));
     if (final.status === 408 && !call.server.invite) return call.server.endUnanswered(); // RFC 4320 s4.1
     call.server.send(upstream(final));

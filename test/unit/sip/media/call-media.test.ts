@@ -368,6 +368,28 @@ test("a video re-offer the far phone refuses (488) leaves the call as it was: th
   assertTwoWayAudio({ phone: phoneA, sdp: toPhoneA }, { phone: phoneB, sdp: toPhoneB }, 'the audio goes on');
 });
 
+test("a re-offer that fails (the far phone answers 488) leaves the session as the last answer had it: phone A, silent on hold, still hears phone B at its old port; answered, the same re-offer moves it (review M5)", async () => {
+  const h = homes();
+  const oldPort = h.net.phone('192.168.1.20', 10000);
+  const newPort = h.net.phone('192.168.1.20', 10010);
+  const phoneB = h.net.phone('192.168.2.30', 20000);
+  const { toPhoneB } = await liveCall(h, 'call-m5');
+  const moved = (version: number) => enc(Buffer.from(offer('192.168.1.20', 10010)).toString().replace('o=- 1 1', `o=- 1 ${version}`));
+  await h.b.offerFromHome('call-m5', enc(await h.a.offerFromPhone('call-m5', moved(2), '192.168.1.20')), HOME_A);
+  // Phone B answers 488: the failure goes back through both homes.
+  h.b.offerFailed('call-m5');
+  h.a.offerFailed('call-m5');
+  phoneB.send(mediaOf(toPhoneB), new Uint8Array(172).fill(7));
+  assert.deepEqual(oldPort.heard.at(-1), new Uint8Array(172).fill(7), 'phone A hears phone B where the session had it');
+  assert.equal(newPort.heard.length, 0, 'not at the port of the offer that failed');
+
+  const toPhoneB2 = await h.b.offerFromHome('call-m5', enc(await h.a.offerFromPhone('call-m5', moved(3), '192.168.1.20')), HOME_A);
+  h.a.answerFromHome('call-m5', enc(h.b.answerFromPhone('call-m5', offer('192.168.2.30', 20000), '192.168.2.30')), HOME_B);
+  h.a.offerFailed('call-m5'); // a failure said late (of an offer already answered) changes nothing
+  phoneB.send(mediaOf(toPhoneB2), new Uint8Array(172).fill(8));
+  assert.deepEqual(newPort.heard.at(-1), new Uint8Array(172).fill(8), 'answered, the re-offer moved phone A');
+});
+
 test('video added mid-call still flows after one home forgot the call and took it up under a new key: both homes derive its keys for its m= line (review 22, 3)', async () => {
   const h = homes();
   const [videoA, videoB] = [h.net.phone('192.168.1.20', 10002), h.net.phone('192.168.2.30', 20002)];
