@@ -50,6 +50,21 @@ test('a ping split across two reads is answered once, and a lone CRLF keepalive 
   assert.equal(framer.pending, 0);
 });
 
+test("a ping whose first bytes end a read after a 4 KiB message is still a ping when the framer makes room: it was dropped, and the next message lost its framing (fuzz review F1)", () => {
+  // The message and the ping's first bytes just fill the framer's first 4 KiB, so the next read makes it move what it holds.
+  const large = options(6, `X-Padding: ${'p'.repeat(4096 - 3 - options(6, 'X-Padding: \r\n').length)}\r\n`);
+  const stream = encoder.encode(`${large}\r\n\r\n${options(7)}`);
+  for (const cut of [large.length + 1, large.length + 2, large.length + 3]) {
+    const framer = new SipStreamFramer();
+    const items = [...framer.push(stream.subarray(0, cut)), ...framer.push(stream.subarray(cut))];
+    assert.deepEqual(
+      items.map((item) => (item.kind === 'ping' ? 'ping' : item.message.headers.get('Call-ID'))),
+      ['s6', 'ping', 's7'],
+      `cut ${cut - large.length} bytes into the ping`,
+    );
+  }
+});
+
 test('the room one large message needed is given back once the connection is idle', () => {
   const framer = new SipStreamFramer();
   const small = framer.capacity;

@@ -52,11 +52,13 @@ export class SipStreamFramer {
 
   private append(chunk: Uint8Array): void {
     if (this.end + chunk.length > this.store.length) {
-      const needed = this.pending + chunk.length;
+      // Every byte held moves, a keepalive's first bytes too (`pending` does not count those).
+      const held = this.end - this.start;
+      const needed = held + chunk.length;
       const store = needed > this.store.length ? new Uint8Array(Math.max(needed, this.store.length * 2)) : this.store;
       store.set(this.store.subarray(this.start, this.end), 0);
       this.store = store;
-      this.end = this.pending;
+      this.end = held;
       this.start = 0;
     }
     this.store.set(chunk, this.end);
