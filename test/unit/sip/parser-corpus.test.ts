@@ -97,6 +97,14 @@ test('leading blank lines, bare LF line ends, unknown headers and extension meth
   assert.doesNotThrow(() => checkRequest(r));
 });
 
+test('headers named after what every JavaScript object has (constructor, __proto__, toString) are plain headers, and go on as they came (fuzz review F2)', () => {
+  const names = ['Constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+  const r = request(`${base.replace('Content-Length: 0', names.map((name, i) => `${name}: v${i}`).join('\n') + '\nContent-Length: 0')}`);
+  names.forEach((name, i) => assert.equal(r.headers.get(name), `v${i}`, name));
+  const again = Buffer.from(serializeSipMessage(r)).toString();
+  for (const [i, name] of ['Constructor', '__proto__', 'Tostring', 'Hasownproperty', 'Valueof'].entries()) assert.match(again, new RegExp(`\r\n${name}: v${i}\r\n`));
+});
+
 test('a datagram body is cut at Content-Length; without Content-Length the rest is the body', () => {
   const withBody = base.replace('Content-Length: 0\n\n', 'Content-Length: 4\n\nbodyEXTRA');
   assert.equal(new TextDecoder().decode(request(withBody).body), 'body');

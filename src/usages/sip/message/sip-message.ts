@@ -22,7 +22,7 @@ export interface SipResponse {
 export type SipMessage = SipRequest | SipResponse;
 
 /** RFC 3261 s7.3.3 and later RFCs' compact forms. */
-const COMPACT: Record<string, string> = {
+const COMPACT = new Map<string, string>(Object.entries({
   a: 'Accept-Contact',
   b: 'Referred-By',
   c: 'Content-Type',
@@ -42,10 +42,10 @@ const COMPACT: Record<string, string> = {
   v: 'Via',
   x: 'Session-Expires',
   y: 'Identity',
-};
+}));
 
-/** Spellings that title-casing would get wrong. */
-const SPECIAL: Record<string, string> = {
+/** Spellings that title-casing would get wrong. Maps, not objects: a header named `constructor` or `__proto__` is only a name. */
+const SPECIAL = new Map<string, string>(Object.entries({
   'call-id': 'Call-ID',
   cseq: 'CSeq',
   'www-authenticate': 'WWW-Authenticate',
@@ -53,15 +53,14 @@ const SPECIAL: Record<string, string> = {
   'record-route': 'Record-Route',
   rack: 'RAck',
   rseq: 'RSeq',
-};
+}));
 
 /** Headers whose values hold commas that do not separate values (s7.3.1). */
 const UNSPLITTABLE = new Set(['WWW-Authenticate', 'Authorization', 'Proxy-Authenticate', 'Proxy-Authorization', 'Date', 'Subject', 'User-Agent', 'Server', 'Call-ID', 'CSeq', 'Content-Type']);
 
 export function canonicalHeaderName(name: string): string {
   const lower = name.toLowerCase();
-  if (lower.length === 1 && COMPACT[lower]) return COMPACT[lower];
-  return SPECIAL[lower] ?? lower.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+  return (lower.length === 1 ? COMPACT.get(lower) : SPECIAL.get(lower)) ?? lower.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 export class SipHeaders {
