@@ -10,7 +10,7 @@ import { decodeCbor, encodeCbor } from '../../../wire/cbor.js';
 import { type MediaAnchor, type MediaSession, type StreamPlan, UNKNOWN_PARTIES } from './media-anchor.js';
 import type { Side, StreamSide } from './relay-stream.js';
 import { createCallKey, type MediaRole, mediaSealers, type SdpStatement, signStatement, statementSignedBy } from './media-crypto.js';
-import { anchorSdp, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
+import { anchorSdp, nextSdpVersion, parseSdp, rtcpEndpoint, SdpError, type SessionDescription } from './sdp.js';
 import { SipError } from '../sip-error.js';
 
 /*
@@ -637,7 +637,7 @@ export class CallMedia {
     sent ??= {};
     this.sentVersions.set(callId, sent);
     const last = sent[to];
-    const version = last === undefined ? BigInt(origin[2]) : last.digest === digest ? last.version : last.version + 1n;
+    const version = last === undefined ? BigInt(origin[2]) : last.digest === digest ? last.version : nextSdpVersion(last.version);
     sent[to] = { version, digest };
     return version === BigInt(origin[2]) ? text : text.replace(origin[0], `o=${origin[1]}${version}${origin[3]}`);
   }

@@ -69,6 +69,8 @@ export function parseSdp(body: Uint8Array | string): SessionDescription {
     if (!/^[a-z]=/.test(line)) throw new SdpError(`line ${i + 1} is not type=value`);
     // A lone CR ends a line for some phones' parsers: a line the anchor never read would reach them.
     if (CONTROL.test(line)) throw new SdpError(`line ${i + 1} holds a control character`);
+    // The origin is the session's (RFC 8866 s5): one inside a media section would go on unrewritten, a LAN address with it.
+    if (line.startsWith('o=') && sections.length) throw new SdpError(`line ${i + 1}: an o= line inside a media section`);
     if (line.startsWith('m=')) {
       if (sections.length >= MAX_MEDIA) throw new SdpError(`more than ${MAX_MEDIA} media lines`);
       sections.push({ start: i, lines: [line] });
@@ -77,7 +79,7 @@ export function parseSdp(body: Uint8Array | string): SessionDescription {
     else if (DIRECTIONS.has(line.slice(2))) sessionDirection = line.slice(2) as Direction;
   });
   const origins = lines.filter((l) => l.startsWith('o='));
-  if (origins.length !== 1 || !/^o=\S+ \S+ \d{1,20} IN IP[46] \S+$/.test(origins[0])) throw new SdpError('missing, repeated or malformed o= line');
+  if (origins.length !== 1 || !/^o=\S+ \S+ \d{1,19} IN IP[46] \S+$/.test(origins[0])) throw new SdpError('missing, repeated or malformed o= line');
   const streams = sections.map((section) => readStream(section.lines, sessionConnection, sessionDirection));
   return { lines, streams };
 }
@@ -195,6 +197,14 @@ export function anchorSdp(sdp: SessionDescription, plan: AnchorPlan): string {
   return `${out.join('\r\n')}\r\n`;
 }
 
+/**
+ * The o= version after `version`. Versions have at most 19 digits here (parseSdp), so the count
+ * wraps to 0 past that: SDP the anchor sends on is always SDP it would read itself (fuzz review F3).
+ */
+export function nextSdpVersion(version: bigint): bigint {
+  return (version + 1n) % 10n ** 19n;
+}
+
 /** c=IN IP4 0.0.0.0 (or IP6 ::): "send me nothing", the old way to hold a call (RFC 3264 s8.4). */
 export function isUnspecified(address: string): boolean {
   return address === '0.0.0.0' || address === '::';
@@ -209,7 +219,7 @@ function isIceLine(line: string): boolean {
 /** o=<user> <sess-id> <sess-version> IN IP4 <address>: a new version, from the anchor (no LAN address leaves the home). */
 function nextVersion(line: string, family: string, address: string): string {
   const parts = line.split(' ');
-  parts[2] = (BigInt(parts[2]) + 1n).toString();
+  parts[2] = nextSdpVersion(BigInt(parts[2])).toString();
   parts[4] = family;
   parts[5] = address;
   return parts.join(' ');

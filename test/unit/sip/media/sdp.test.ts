@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { anchorSdp, parseSdp, rtcpEndpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
+import { anchorSdp, nextSdpVersion, parseSdp, rtcpEndpoint, SdpError } from '../../../../src/usages/sip/media/sdp.js';
 
 /*
  * SDP as real phones write it, read and pointed at the home peer's anchor ports (issue 16):
@@ -144,8 +144,19 @@ test('SDP that cannot be read is refused with 488 and a reason, never half-read'
     // A lone CR: a phone that ends lines at it would read a c= the anchor never rewrote (review F5).
     [BARESIP.replace('a=ptime:20', 'a=ptime:20\ra=x\rc=IN IP4 198.51.100.66'), 'control character'],
     [BARESIP.replace('a=ptime:20', 'a=ptime:20\u0000'), 'control character'],
+    // An origin after the first m= would go on unrewritten, with the phone's address (fuzz review F3).
+    [`${BARESIP.replace(/o=[^\r]*\r\n/, '')}o=- 1 1 IN IP4 192.168.1.20\r\n`, 'inside a media section'],
+    [BARESIP.replace(/o=(\S+ \S+) \d+/, 'o=$1 12345678901234567890'), 'o= line'],
   ] as const;
   for (const [text, reason] of bad) {
     assert.throws(() => parseSdp(text), (e: unknown) => e instanceof SdpError && e.status === 488 && e.reason.includes(reason), `${reason}`);
   }
+});
+
+test('the o= version the anchor sends on is always one it would read: past 19 digits it wraps to 0 (fuzz review F3)', () => {
+  const highest = BARESIP.replace(/o=(\S+ \S+) \d+/, 'o=$1 9999999999999999999');
+  const anchored = anchorSdp(parseSdp(highest), { address: '203.0.113.1', ports: [40000] });
+  assert.match(anchored, /^o=\S+ \S+ 0 IN IP4 203\.0\.113\.1$/m);
+  assert.doesNotThrow(() => parseSdp(anchored));
+  assert.equal(nextSdpVersion(41n), 42n);
 });
