@@ -13,6 +13,12 @@ export interface ReassemblyLimits {
 }
 
 export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = { maxInProgress: 64, maxBytes: 1 << 20, timeoutMs: 15_000 };
+/**
+ * Every fragment but a message's last carries at least this much (fragmenter.ts never cuts
+ * smaller), so a message is held in at most total/64 + 1 pieces: empty or tiny ones at distinct
+ * offsets would each cost a map entry for 15 s while `total` alone was counted (fuzz review F4).
+ */
+const MIN_FRAGMENT_BYTES = 64;
 
 interface Pending {
   readonly total: number;
@@ -37,6 +43,11 @@ export class Reassembler {
     const { fragment, transactionId, code } = piece.header;
     if (fragment.offset === 0 && fragment.total === piece.payload.length) return piece;
     this.expire();
+    const length = piece.payload.length;
+    if (length === 0 || (length < MIN_FRAGMENT_BYTES && fragment.offset + length < fragment.total)) {
+      this.dropped++;
+      return undefined;
+    }
     const key = `${sourceKey}/${Buffer.from(transactionId).toString('hex')}/${code}`;
     let entry = this.pending.get(key);
     if (!entry) {
@@ -49,8 +60,15 @@ export class Reassembler {
       this.bytesHeld += entry.total;
     }
     if (entry.total !== fragment.total || entry.pieces.has(fragment.offset)) return undefined;
-    entry.pieces.set(fragment.offset, piece.payload);
-    entry.received += piece.payload.length;
+    if (entry.received + length > entry.total) {
+      // More bytes than the message has: overlapping pieces, a malformed sender.
+      this.remove(key, entry);
+      this.dropped++;
+      return undefined;
+    }
+    // A copy: a view would keep the whole datagram it was decoded from.
+    entry.pieces.set(fragment.offset, piece.payload.slice());
+    entry.received += length;
     if (fragment.offset === 0) entry.first = piece;
     if (entry.received < entry.total) return undefined;
     this.remove(key, entry);

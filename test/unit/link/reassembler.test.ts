@@ -44,3 +44,29 @@ test('incomplete messages expire, freeing their memory', () => {
   r.accept('p', fragmentMessage(message(4000, 2), 1200)[0]);
   assert.equal(r.inProgress(), 1);
 });
+
+test('empty or tiny fragments are refused, and pieces that add up to more than the message drop it: a sender cannot make a message held in thousands of pieces (fuzz review F4)', () => {
+  const r = new Reassembler(new SystemClock());
+  const piece = (offset: number, size: number, total: number, tx = 9): OverlayMessage => {
+    const m = message(size, tx);
+    return { header: { ...m.header, fragment: { offset, total } }, payload: m.payload };
+  };
+  for (let offset = 0; offset < 2000; offset++) r.accept('attacker', piece(offset, 0, 65_536));
+  for (let offset = 0; offset < 2000; offset++) r.accept('attacker', piece(offset, 63, 65_536, 10));
+  assert.equal(r.dropped, 4000);
+  assert.equal(r.inProgress(), 0, 'no message was even begun');
+
+  // Overlapping pieces: more bytes than the message has.
+  r.accept('attacker', piece(0, 1000, 1500, 11));
+  assert.equal(r.inProgress(), 1);
+  r.accept('attacker', piece(100, 1000, 1500, 11));
+  assert.equal(r.inProgress(), 0, 'the malformed message is dropped at once');
+
+  // A last piece may be small; a message cut into 64-byte pieces still comes whole.
+  const original = message(300, 12);
+  let whole: OverlayMessage | undefined;
+  for (let offset = 0; offset < 300; offset += 64) {
+    whole = r.accept('peer', { header: { ...original.header, fragment: { offset, total: 300 } }, payload: original.payload.subarray(offset, Math.min(300, offset + 64)) }) ?? whole;
+  }
+  assert.deepEqual(whole?.payload, original.payload);
+});
