@@ -85,3 +85,30 @@ test('a refused login is told as the family needs it: whose and why, for real at
   assert.deepEqual(register('nobody', before, 'right-password'), { stale: false });
   assert.equal(told.length, 3, 'a nonce of another process is never told as a failed login');
 });
+
+test('a nonce-count that jumps far ahead costs nothing (no shift by the jump) and leaves no older count usable; one not of 8 hex digits is refused with 400 (fuzz review F5)', async () => {
+  const { NonceCounts } = await import('../../../src/usages/sip/auth/nonce-counts.js');
+  const counts = new NonceCounts(300_000, 16);
+  assert.ok(counts.advance('k', 1, 0));
+  assert.ok(counts.advance('k', 0xffffffff, 0), 'a shift by the jump would build a 2^32-bit number, past what a BigInt may hold');
+  assert.equal(counts.advance('k', 0xffffffff, 0), false, 'the same count again is a replay');
+  assert.equal(counts.advance('k', 1, 0), false, 'an old count is too old to tell');
+  assert.ok(counts.advance('k', 0xfffffffe, 0), 'one just below the highest is still taken once');
+
+  const { DigestAuthenticator, REGISTRAR_CHALLENGE } = await import('../../../src/usages/sip/auth/digest-authenticator.js');
+  const { parseSipMessage } = await import('../../../src/usages/sip/message/parser.js');
+  const { SipError } = await import('../../../src/usages/sip/sip-error.js');
+  const { VirtualClock } = await import('../../../src/sim/virtual-clock.js');
+  const clock = new VirtualClock();
+  const issuer = new NonceIssuer(new Uint8Array(32).fill(9), 300_000);
+  const credentials = { lookup: (user: string) => (user === 'dan' ? { MD5: ha1('MD5', 'dan', 'smiths.example', 'pw'), 'SHA-256': '' } : undefined) };
+  const auth = new DigestAuthenticator(credentials, issuer, clock, 'smiths.example', ['MD5'], 300_000);
+  const register = (nc: string) => {
+    const nonce = issuer.issue(clock.wallTime());
+    const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', 'dan', 'smiths.example', 'pw'), method: 'REGISTER', uri: 'sip:smiths.example', nonce, qop: 'auth', nc, cnonce: 'c' });
+    const text = `REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest username="dan", realm="smiths.example", nonce="${nonce}", uri="sip:smiths.example", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="c"\r\nContent-Length: 0\r\n\r\n`;
+    return auth.verify(parseSipMessage(new TextEncoder().encode(text)) as never, REGISTRAR_CHALLENGE);
+  };
+  assert.equal(register('00000001').user, 'dan');
+  for (const nc of ['1', '100000000', 'fffffffff', '0000000g']) assert.throws(() => register(nc), (e: unknown) => e instanceof SipError && e.status === 400, nc);
+});

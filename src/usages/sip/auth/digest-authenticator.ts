@@ -76,6 +76,7 @@ export class DigestAuthenticator {
       const qop = p.get('qop');
       const nc = p.get('nc') ?? '';
       const cnonce = p.get('cnonce') ?? '';
+      if (qop !== undefined && !/^[0-9a-f]{8}$/i.test(nc)) throw new SipError(400, 'malformed nonce-count (8 hex digits: RFC 7616 s3.4)');
       // The digest's uri is not compared with the Request-URI (RFC 2617 s3.2.2.5 would): SIPp puts
       // the server's address there, and the nonce-count already stops a captured request's reuse.
       const rightPassword = () =>

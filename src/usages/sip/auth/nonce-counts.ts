@@ -29,7 +29,8 @@ export class NonceCounts {
         entry.seen |= bit;
         return true;
       }
-      entry.seen = ((entry.seen << -behind) | 1n) & ((1n << WINDOW) - 1n);
+      // A jump past the window leaves nothing older in it: no shift by the jump, which may be 2^32 bits (fuzz review F5).
+      entry.seen = -behind >= WINDOW ? 1n : ((entry.seen << -behind) | 1n) & ((1n << WINDOW) - 1n);
       entry.highest = count;
       return true;
     }
