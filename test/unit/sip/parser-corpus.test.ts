@@ -94,6 +94,8 @@ test('leading blank lines, bare LF line ends, unknown headers and extension meth
   const r = parseSipMessage(new TextEncoder().encode('\r\n\r\nNEWMETHOD sip:x@y SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\nX-Weird_Header.1: !%*\nTo: sip:x@y\nFrom: sip:z@y;tag=1\nCall-ID: c\nCSeq: 2 NEWMETHOD\n\n')) as SipRequest;
   assert.equal(r.method, 'NEWMETHOD');
   assert.equal(r.headers.get('X-Weird_header.1'), '!%*');
+  const tabbed = parseSipMessage(new TextEncoder().encode('OPTIONS sip:x@y SIP/2.0\r\nSubject: a\tb\r\nTo: sip:x@y\r\n\r\n'));
+  assert.equal(tabbed.headers.get('Subject'), 'a\tb', 'a tab is white space, not a control character');
   assert.doesNotThrow(() => checkRequest(r));
 });
 
@@ -131,6 +133,10 @@ const malformed: [string, string, number, RegExp][] = [
   ['space in header name', base.replace('Max-Forwards: 70', 'Max Forwards: 70'), 400, /header name/],
   ['fold before any header', 'OPTIONS sip:a@b SIP/2.0\n folded: x\n\n', 400, /folded/],
   ['status 99', 'SIP/2.0 099 Odd\n\n', 400, /status code/],
+  // A phone that ends lines at a lone CR would read a Contact this peer never saw (fuzz review F6).
+  ['lone CR in a header value', base.replace('Max-Forwards: 70', 'Subject: hi\rContact: <sip:evil@198.51.100.66>\nMax-Forwards: 70'), 400, /control character on line 3/],
+  ['NUL in a header value', base.replace('Max-Forwards: 70', 'Subject: hi\u0000there\nMax-Forwards: 70'), 400, /control character/],
+  ['ESC in the start line', base.replace('REGISTER sip:smiths.example', 'REGISTER sip:smiths\u001b.example'), 400, /control character on line 1/],
 ];
 
 test('malformed messages are refused with the status code and a reason', () => {
