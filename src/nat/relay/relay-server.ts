@@ -284,7 +284,12 @@ export class RelayServer {
 
   private permit(allocation: Allocation, request: StunMessage): void {
     const answer = (bytes: Uint8Array) => this.deps.sendRaw(allocation.client, bytes);
-    const peers = peerAddresses(request);
+    let peers: Address[] = [];
+    try {
+      peers = peerAddresses(request);
+    } catch {
+      // An address that cannot be read is a Bad Request (below), not a fault of the relay's.
+    }
     if (peers.length === 0 || peers.length > 16) return answer(errorAnswer(StunMethod.CreatePermission, request.transactionId, 400, 'Bad Request', allocation.key));
     // RFC 8656 s9.1 lets a relay refuse peers by policy (403): ours is global unicast, not our own addresses.
     // (A port-mapped relay's own public address is its router's: never a peer either.)

@@ -50,7 +50,12 @@ export function encodeIndication(method: typeof StunMethod.Send | typeof StunMet
 }
 
 export function decodeIndication(message: StunMessage): { peer: Address; data: Uint8Array } | undefined {
-  const peer = peerAddresses(message)[0];
+  let peer: Address | undefined;
+  try {
+    peer = peerAddresses(message)[0];
+  } catch {
+    return undefined; // an address that cannot be read: the indication is dropped, as one without any
+  }
   const data = attribute(message, Attr.Data);
   return peer && data ? { peer, data: data.value } : undefined;
 }

@@ -235,6 +235,17 @@ test('a permission for loopback, a LAN, link-local, multicast or the relay\'s ow
   assert.equal(toClients.pop()!.message.klass, StunClass.Success, 'a global peer is fine');
 });
 
+test("a peer address that cannot be read is a Bad Request in CreatePermission (400), and drops a Send: neither is a fault of the relay's (fuzz review)", async () => {
+  const { toClients, sockets, allocate, request, deliver } = setup();
+  const key = await allocate();
+  const garbled = { type: Attr.XorPeerAddress, value: new Uint8Array([0, 9, 1]) };
+  assert.doesNotThrow(() => request(CLIENT, StunMethod.CreatePermission, [garbled], key));
+  assert.equal(errorCode(toClients.pop()!.message), 400);
+  const data = { type: Attr.Data, value: new Uint8Array([0x80, 1]) };
+  assert.doesNotThrow(() => deliver(CLIENT, seal(encodeStun(StunMethod.Send, StunClass.Indication, new Uint8Array(12).fill(4), [garbled, data]), key)));
+  assert.equal(sockets[0].sent.length, 0);
+});
+
 test('after Allocate, requests and Send indications without MESSAGE-INTEGRITY under the allocation\'s key are dropped: a spoofed Refresh cannot end it', async () => {
   const { request, toClients, sockets, settle, server, allocate, permit, send } = setup();
   const key = await allocate();
