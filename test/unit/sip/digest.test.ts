@@ -113,3 +113,15 @@ test('a nonce-count that jumps far ahead costs nothing (no shift by the jump) an
   assert.equal(register('00000001').user, 'dan');
   for (const nc of ['1', '100000000', 'fffffffff', '0000000g']) assert.throws(() => register(nc), (e: unknown) => e instanceof SipError && e.status === 400, nc);
 });
+
+test('credentials with an empty nonce and response (an ATA\'s IMS-style first REGISTER) are challenged, not refused 400 (proxy review P4)', async () => {
+  const { DigestAuthenticator, REGISTRAR_CHALLENGE } = await import('../../../src/usages/sip/auth/digest-authenticator.js');
+  const { parseSipMessage } = await import('../../../src/usages/sip/message/parser.js');
+  const { SipError } = await import('../../../src/usages/sip/sip-error.js');
+  const { VirtualClock } = await import('../../../src/sim/virtual-clock.js');
+  const auth = new DigestAuthenticator({ lookup: () => undefined }, new NonceIssuer(new Uint8Array(32).fill(9), 300_000), new VirtualClock(), 'smiths.example', ['MD5'], 300_000);
+  const register = (credentials: string) =>
+    auth.verify(parseSipMessage(new TextEncoder().encode(`REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest ${credentials}\r\nContent-Length: 0\r\n\r\n`)) as never, REGISTRAR_CHALLENGE);
+  assert.deepEqual(register('username="dan", realm="smiths.example", nonce="", uri="sip:smiths.example", response=""'), { stale: false });
+  assert.throws(() => register('realm="smiths.example", nonce="", uri="sip:smiths.example", response=""'), (e: unknown) => e instanceof SipError && e.status === 400, 'no username at all is still malformed');
+});

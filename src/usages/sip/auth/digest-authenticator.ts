@@ -66,7 +66,9 @@ export class DigestAuthenticator {
       const nonce = p.get('nonce');
       const response = p.get('response');
       const uri = p.get('uri');
-      if (!user || !nonce || !response || !uri) throw new SipError(400, 'incomplete credentials');
+      if (!user || !uri) throw new SipError(400, 'incomplete credentials');
+      // An empty nonce or response (3GPP TS 24.229's first REGISTER, which some ATAs send) asks for a challenge (s22.4).
+      if (!nonce || !response) continue;
       const verdict = this.nonces.check(nonce, now);
       if (verdict === 'stale') {
         stale = true;
