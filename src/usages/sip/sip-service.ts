@@ -58,10 +58,18 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, RE
 /** A new subscription to message-summary whose subscriber and target are the same user. */
 function isOwnMailboxSubscription(request: SipRequest, checked: CheckedRequest): boolean {
   const event = (request.headers.get('Event') ?? '').split(';')[0].trim();
-  if (event !== 'message-summary' || checked.to.params.has('tag')) return false;
+  return event === 'message-summary' && isToOwnAccount(checked);
+}
+
+/**
+ * Out of any dialog, from a user to that user's own account: a phone asking its server (a
+ * keepalive OPTIONS, baresip's kaoptions; a PUBLISH; a voicemail SUBSCRIBE), not calling anyone.
+ */
+function isToOwnAccount(checked: CheckedRequest): boolean {
+  if (checked.to.params.has('tag')) return false;
   try {
-    const subscriber = parseSipUri(checked.from.uri).user;
-    return subscriber !== undefined && subscriber === parseSipUri(checked.to.uri).user;
+    const user = parseSipUri(checked.from.uri).user;
+    return user !== undefined && user === parseSipUri(checked.to.uri).user && user === checked.requestUri.user;
   } catch {
     return false;
   }
@@ -232,8 +240,12 @@ export class SipService {
       case 'CANCEL':
         return this.proxy.handleCancel(tx, this.transactions.inviteFor(message, checked));
       case 'OPTIONS':
-        if (this.isForThisPeer(checked.requestUri, message)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        // A phone's keepalive to its own account is for its server: forwarded, it reached every phone of the user, itself included.
+        if (this.isForThisPeer(checked.requestUri, message) || isToOwnAccount(checked)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
         return this.proxy.handleRequest(tx);
+      case 'PUBLISH':
+        // RFC 3903 s6: no home keeps published event state (no event state compositor), so none is forwarded to phones.
+        return tx.respond(489, 'Bad Event');
       case 'SUBSCRIBE':
         // RFC 3842: a phone asks its own account whether voicemail waits, and a home has no
         // voicemail. Forwarded, the question reached every phone of the user, itself included.

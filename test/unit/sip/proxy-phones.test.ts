@@ -529,6 +529,28 @@ test("a phone's message-summary SUBSCRIBE to its own account is answered 489 her
   await unregister([desk, 'alice'], [kitchen, 'alice'], [bobPhone, 'bob']);
 });
 
+test("a phone's keepalive OPTIONS to its own account (baresip's kaoptions) is answered here, and a PUBLISH gets 489: neither reaches any phone; OPTIONS to another user still goes to that user's phones (proxy review P2)", async () => {
+  const [desk, kitchen, bobPhone] = [await Phone.udp(), await Phone.udp(), await Phone.udp()];
+  await register(desk, 'alice', [`<sip:alice@127.0.0.1:${desk.port}>`]);
+  await register(kitchen, 'alice', [`<sip:alice@127.0.0.1:${kitchen.port}>`]);
+  await register(bobPhone, 'bob', [`<sip:bob@127.0.0.1:${bobPhone.port}>`]);
+  const ask = (method: string, to: string, extra: string[] = []) => {
+    const n = ++sequence;
+    desk.send([`${method} sip:${to}@${domain} SIP/2.0`, via(desk, `own${n}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=o${n}`, `To: <sip:${to}@${domain}>`, `Call-ID: own-${n}`, `CSeq: 1 ${method}`, ...extra, 'Content-Length: 0']);
+  };
+  ask('OPTIONS', 'alice');
+  const alive = await desk.next(isResponse(200, 'OPTIONS'));
+  assert.match(alive.headers.get('Allow') ?? '', /INVITE/);
+  ask('PUBLISH', 'alice', ['Event: presence', 'Expires: 3600']);
+  await desk.next(isResponse(489, 'PUBLISH'));
+  ask('OPTIONS', 'bob');
+  answer(bobPhone, (await bobPhone.next(isRequest('OPTIONS'))) as SipRequest, 200, 'OK');
+  await desk.next(isResponse(200, 'OPTIONS'));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual([desk, kitchen].map((phone) => phone.requests('OPTIONS').length + phone.requests('PUBLISH').length), [0, 0], "no phone of alice's was asked");
+  await unregister([desk, 'alice'], [kitchen, 'alice'], [bobPhone, 'bob']);
+});
+
 test('CANCEL of a call whose phone never answered: 487 at once; a late ring is cancelled, a late answer ACKed and hung up; CANCEL after the 2xx is answered 200', async () => {
   const sleepy = await Phone.udp();
   const caller = await Phone.udp();
