@@ -600,6 +600,31 @@ test('CANCEL of a call whose phone never answered: 487 at once; a late ring is c
   assert.equal(sleepy.requests('CANCEL').length, 1, 'no CANCEL goes to an answered phone');
 });
 
+test("CANCEL of a call to another home that has said nothing (its INVITE lost on the way): 487 at once, not 408 after Timer B; its late 100 lets the CANCEL go (proxy review P8)", async () => {
+  let homePort = 0;
+  const here = await loopbackSipService(domain, {
+    remote: { resolve: (_aor, done) => done({ transport: 'UDP', remote: { host: '127.0.0.1', port: homePort }, nodeId: 'ab'.repeat(20) }), peer: (nodeId, address) => ({ transport: 'UDP', remote: address, nodeId }) },
+  });
+  try {
+    const silentHome = await Phone.udp('127.0.0.1', here.address.port);
+    homePort = silentHome.port;
+    const caller = await Phone.udp('127.0.0.1', here.address.port);
+    assert.equal((await register(caller, 'alice', [`<sip:alice@127.0.0.1:${caller.port}>`])).status, 200);
+    const call = invite(caller, 'alice', 'sip:dave@joneses.example');
+    const lost = (await silentHome.next(isRequest('INVITE'))) as SipRequest; // the home says nothing
+    const cancelledAt = Date.now();
+    cancel(caller, call);
+    assert.ok(await caller.next(isResponse(200, 'CANCEL')));
+    assert.ok(await caller.next(isResponse(487, 'INVITE'), 1500));
+    assert.ok(Date.now() - cancelledAt < 1500, 'the 487 comes at once, not after Timer B');
+    answer(silentHome, lost, 100, 'Trying'); // it was only slow
+    const stop = (await silentHome.next(isRequest('CANCEL'))) as SipRequest;
+    assert.equal(stop.headers.get('Call-ID'), call.callId);
+  } finally {
+    await here.close();
+  }
+});
+
 /** A home of its own whose timers run on a virtual clock the test moves, with these users (any password). */
 async function onVirtualTime(users: string[]): Promise<{ virtual: VirtualClock; other: SipService }> {
   const virtual = new VirtualClock();

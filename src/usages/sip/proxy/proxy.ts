@@ -347,10 +347,11 @@ export class SipProxy {
     if (call.branches.length === 0) return invite.respond(487, 'Request Terminated');
     for (const branch of call.branches) {
       this.cancelBranch(branch);
-      // A phone of ours that has said nothing (asleep, switched off) may never answer: for the
-      // caller its branch ends now (487 at once, not 408 after Timer B). The INVITE goes on being
-      // resent until Timer B, so a phone that wakes rings, and that ring lets the CANCEL go (s9.1).
-      if (!branch.final && !branch.provisional && branch.tx.isInvite && branch.toPhone) {
+      // A branch that has said nothing, a phone of ours asleep or switched off, or another home that
+      // never got the INVITE, may never answer: for the caller it ends now (487 at once, not 408
+      // after Timer B). The INVITE goes on until Timer B, so a phone that wakes rings, and that
+      // ring (or the other home's 100) lets the CANCEL go (s9.1).
+      if (!branch.final && !branch.provisional && branch.tx.isInvite) {
         branch.endedForCaller = true;
         this.onBranchFinal(call, branch, synthetic(487, 'Request Terminated', response408Headers(branch.request)));
       }
