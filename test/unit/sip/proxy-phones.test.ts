@@ -551,6 +551,22 @@ test("a phone's keepalive OPTIONS to its own account (baresip's kaoptions) is an
   await unregister([desk, 'alice'], [kitchen, 'alice'], [bobPhone, 'bob']);
 });
 
+test('a MESSAGE forked to two phones that both take it gets one 200 back, not one per phone (s16.7 step 10, proxy review P1)', async () => {
+  const [sender, desk, kitchen] = [await Phone.udp(), await Phone.udp(), await Phone.udp()];
+  await register(sender, 'alice', [`<sip:alice@127.0.0.1:${sender.port}>`]);
+  await register(desk, 'bob', [`<sip:bob@127.0.0.1:${desk.port}>`]);
+  await register(kitchen, 'bob', [`<sip:bob@127.0.0.1:${kitchen.port}>`]);
+  const n = ++sequence;
+  sender.send([`MESSAGE sip:bob@${domain} SIP/2.0`, via(sender, `msg${n}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=m${n}`, `To: <sip:bob@${domain}>`, `Call-ID: msg-${n}`, 'CSeq: 1 MESSAGE', 'Content-Type: text/plain', 'Content-Length: 2', '', 'hi']);
+  const [toDesk, toKitchen] = [(await desk.next(isRequest('MESSAGE'))) as SipRequest, (await kitchen.next(isRequest('MESSAGE'))) as SipRequest];
+  answer(desk, toDesk, 200, 'OK', 'desk');
+  await sender.next(isResponse(200, 'MESSAGE'));
+  answer(kitchen, toKitchen, 200, 'OK', 'kitchen');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(sender.inbox.filter((m) => isResponse(200, 'MESSAGE')(m) && m.headers.get('Call-ID') === `msg-${n}`).length, 1);
+  await unregister([sender, 'alice'], [desk, 'bob'], [kitchen, 'bob']);
+});
+
 test('CANCEL of a call whose phone never answered: 487 at once; a late ring is cancelled, a late answer ACKed and hung up; CANCEL after the 2xx is answered 200', async () => {
   const sleepy = await Phone.udp();
   const caller = await Phone.udp();

@@ -695,8 +695,13 @@ export class SipProxy {
       return;
     }
     if (response.status < 300) {
-      // s16.7 step 10: every 2xx goes up; the first ends the other branches.
+      // s16.7 step 10: every 2xx of an INVITE goes up, and the first ends the other branches; of a
+      // non-INVITE (a MESSAGE forked to two phones), only the first final response does.
       const first = !call.answered;
+      if (!first && !call.server.invite) {
+        branch.final = response;
+        return this.finishIfDone(call);
+      }
       call.answered = true;
       branch.final = response;
       const up = upstream(response);
