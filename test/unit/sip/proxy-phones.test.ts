@@ -641,6 +641,34 @@ test("CANCEL of a call to another home that has said nothing (its INVITE lost on
   }
 });
 
+test("an INVITE too large for UDP to another home whose SIP port takes no TCP goes through the overlay, not a 500 (RFC 3261 s18.1.1, proxy review P5)", async () => {
+  let homePort = 0;
+  const nodeId = 'cd'.repeat(20);
+  const here = await loopbackSipService(domain, {
+    remote: { resolve: (_aor, done) => done({ transport: 'UDP', remote: { host: '127.0.0.1', port: homePort }, nodeId }), peer: (id, address) => ({ transport: 'UDP', remote: address, nodeId: id }) },
+  });
+  const throughOverlay: { nodeId: string; text: string }[] = [];
+  here.transport.setOverlaySender((to, bytes) => throughOverlay.push({ nodeId: to, text: Buffer.from(bytes).toString() }));
+  try {
+    const udpOnlyHome = await Phone.udp('127.0.0.1', here.address.port); // a UDP socket: its port takes no TCP connection
+    homePort = udpOnlyHome.port;
+    const caller = await Phone.udp('127.0.0.1', here.address.port);
+    assert.equal((await register(caller, 'alice', [`<sip:alice@127.0.0.1:${caller.port}>`])).status, 200);
+    const sdp = `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n${'a=x-padding:0123456789abcdef\r\n'.repeat(40)}`;
+    const n = ++sequence;
+    caller.send([`INVITE sip:dave@joneses.example SIP/2.0`, via(caller, `big${n}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=b${n}`, '<sip:dave@joneses.example>'.replace(/^/, 'To: '), `Call-ID: big-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${caller.port}>`, 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp.replace(/\r\n$/, '')]);
+    for (let i = 0; i < 100 && throughOverlay.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(throughOverlay.length, 1, 'sent through the overlay once TCP was refused');
+    assert.equal(throughOverlay[0].nodeId, nodeId);
+    assert.match(throughOverlay[0].text, /^INVITE sip:dave@joneses\.example SIP\/2\.0\r\nVia: SIP\/2\.0\/OVERLAY /);
+    assert.equal(here.status().proxy.overlayFallbacks, 1);
+    assert.equal(udpOnlyHome.requests('INVITE').length, 0, 'never as a datagram larger than 1300 bytes');
+    assert.equal(caller.inbox.filter((m) => m.kind === 'response' && m.status >= 300).length, 0, 'the caller got no failure');
+  } finally {
+    await here.close();
+  }
+});
+
 /** A home of its own whose timers run on a virtual clock the test moves, with these users (any password). */
 async function onVirtualTime(users: string[]): Promise<{ virtual: VirtualClock; other: SipService }> {
   const virtual = new VirtualClock();

@@ -169,6 +169,8 @@ export interface ProxyCounters {
   strayResponses: number;
   /** New connections opened to phones on TCP whose registered connection had closed. */
   reconnects: number;
+  /** Requests too large for UDP that another home's SIP port took no TCP for, sent through the overlay instead. */
+  overlayFallbacks: number;
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
@@ -187,7 +189,7 @@ const MAX_ANSWERED_PROVEN = 4096;
 const PEER_PARAM = 'p2p-node';
 
 export class SipProxy {
-  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0, reconnects: 0 };
+  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0, reconnects: 0, overlayFallbacks: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   /** Requests whose targets are still being found (an overlay lookup may take seconds). */
   private readonly deciding = new Set<ServerTransaction>();
@@ -541,33 +543,49 @@ export class SipProxy {
   }
 
   private startBranches(call: ProxyCall, targets: readonly Target[], legs?: MediaPlan['legs']): void {
-    const { server } = call;
-    const loopHash = loopHashOf(server.request, server.checked);
-    // Our Via and Record-Route add about 200 bytes to what came in.
-    const large = serializeSipMessage(server.request).length + 200 > UDP_SIZE_LIMIT;
+    const loopHash = loopHashOf(call.server.request, call.server.checked);
     call.starting = true;
-    for (const [i, planned] of targets.entries()) {
-      const tcp = large && planned.home && planned.flow.transport === 'UDP' ? this.deps.transport.connect(planned.flow.remote) : undefined;
-      const target = tcp ? { ...planned, flow: tcp } : planned;
-      const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
-      const leg = legs?.[i];
-      const request = this.forwardCopy(server.request, server.checked, target, branchId, server.flow, leg?.body ?? call.media?.body, this.provenByDigest.has(server));
-      const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false, ...(leg ? { leg: leg.key } : {}) };
-      call.branches.push(branch);
-      this.counters.forwarded++;
-      branch.tx = this.deps.clients.send(request, branchId, target.flow, {
-        response: (response, essentials) => this.onBranchResponse(call, branch, response, essentials),
-        timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
-        transportError: () => {
-          if (target.registered) this.deps.onFlowFailed?.(target.flow);
-          const [status, reason] = target.registered ? [430, 'Flow Failed'] : [503, 'Service Unavailable'];
-          this.onBranchFinal(call, branch, synthetic(status, reason, response408Headers(request)));
-        },
-      });
-    }
+    for (const [i, planned] of targets.entries()) this.startBranch(call, planned, loopHash, legs?.[i]);
     call.starting = false;
-    if (server.invite && call.branches.length > targets.length) this.armTimerC(call); // a later q group gets its own Timer C
+    if (call.server.invite && call.branches.length > targets.length) this.armTimerC(call); // a later q group gets its own Timer C
     this.finishIfDone(call);
+  }
+
+  /**
+   * One branch, to `planned`. s18.1.1: a request for another home over UDP that is larger than
+   * 1300 bytes as it goes (the anchor's SDP with its key share, our Via and Record-Routes) goes
+   * over TCP instead; when that home takes no TCP, through the overlay, which has no such limit
+   * (s18.1.1 would try UDP again, where such a datagram is cut in IP fragments that NATs drop).
+   */
+  private startBranch(call: ProxyCall, planned: Target, loopHash: string, leg?: NonNullable<MediaPlan['legs']>[number]): void {
+    const { server } = call;
+    const branchId = `${BRANCH_PREFIX}${loopHash}.${randomBytes(6).toString('hex')}`;
+    const copyFor = (target: Target) => this.forwardCopy(server.request, server.checked, target, branchId, server.flow, leg?.body ?? call.media?.body, this.provenByDigest.has(server));
+    let target = planned;
+    let request = copyFor(target);
+    const tcp = planned.home && planned.flow.transport === 'UDP' && serializeSipMessage(request).length > UDP_SIZE_LIMIT ? this.deps.transport.connect(planned.flow.remote) : undefined;
+    if (tcp) {
+      target = { ...planned, flow: tcp };
+      request = copyFor(target);
+    }
+    const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false, ...(leg ? { leg: leg.key } : {}) };
+    call.branches.push(branch);
+    this.counters.forwarded++;
+    branch.tx = this.deps.clients.send(request, branchId, target.flow, {
+      response: (response, essentials) => this.onBranchResponse(call, branch, response, essentials),
+      timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
+      transportError: () => {
+        const nodeId = planned.flow.nodeId;
+        if (tcp && nodeId !== undefined && !branch.final && !branch.endedForCaller && !call.cancelled && !call.answered) {
+          this.counters.overlayFallbacks++;
+          call.branches.splice(call.branches.indexOf(branch), 1);
+          return this.startBranch(call, { ...planned, flow: { transport: 'OVERLAY', remote: planned.flow.remote, nodeId } }, loopHash, leg);
+        }
+        if (target.registered) this.deps.onFlowFailed?.(target.flow);
+        const [status, reason] = target.registered ? [430, 'Flow Failed'] : [503, 'Service Unavailable'];
+        this.onBranchFinal(call, branch, synthetic(status, reason, response408Headers(request)));
+      },
+    });
   }
 
   /**
