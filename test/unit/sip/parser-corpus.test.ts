@@ -95,7 +95,7 @@ test('leading blank lines, bare LF line ends, unknown headers and extension meth
   assert.equal(r.method, 'NEWMETHOD');
   assert.equal(r.headers.get('X-Weird_header.1'), '!%*');
   const tabbed = parseSipMessage(new TextEncoder().encode('OPTIONS sip:x@y SIP/2.0\r\nSubject: a\tb\r\nTo: sip:x@y\r\n\r\n'));
-  assert.equal(tabbed.headers.get('Subject'), 'a\tb', 'a tab is white space, not a control character');
+  assert.equal(tabbed.headers.get('Subject'), 'a\tb', 'a tab is white space');
   assert.doesNotThrow(() => checkRequest(r));
 });
 
@@ -134,9 +134,8 @@ const malformed: [string, string, number, RegExp][] = [
   ['fold before any header', 'OPTIONS sip:a@b SIP/2.0\n folded: x\n\n', 400, /folded/],
   ['status 99', 'SIP/2.0 099 Odd\n\n', 400, /status code/],
   // A phone that ends lines at a lone CR would read a Contact this peer never saw (fuzz review F6).
-  ['lone CR in a header value', base.replace('Max-Forwards: 70', 'Subject: hi\rContact: <sip:evil@198.51.100.66>\nMax-Forwards: 70'), 400, /control character on line 3/],
-  ['NUL in a header value', base.replace('Max-Forwards: 70', 'Subject: hi\u0000there\nMax-Forwards: 70'), 400, /control character/],
-  ['ESC in the start line', base.replace('REGISTER sip:smiths.example', 'REGISTER sip:smiths\u001b.example'), 400, /control character on line 1/],
+  ['lone CR in a header value', base.replace('Max-Forwards: 70', 'Subject: hi\rContact: <sip:evil@198.51.100.66>\nMax-Forwards: 70'), 400, /lone CR on line 3/],
+  ['lone CR in the start line', base.replace('REGISTER sip:smiths.example', 'REGISTER sip:smiths.example\rVia: x'), 400, /lone CR on line 1/],
 ];
 
 test('malformed messages are refused with the status code and a reason', () => {

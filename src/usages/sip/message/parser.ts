@@ -12,8 +12,11 @@ export const MAX_HEADER_LINES = 256;
 const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 const REQUEST_LINE = /^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP\/(\d+\.\d+)$/;
 const STATUS_LINE = /^SIP\/(\d+\.\d+) (\d{3}) ?(.*)$/;
-/** Control characters but HTAB: a lone CR ends a line for some parsers, so a header this peer never read would reach them. */
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/**
+ * A CR within a line: some parsers end a line at a lone CR, so a header this peer never read would
+ * reach them. (Other controls may stand in a quoted-pair, s25.1: RFC 4475's intmeth has NUL and BEL.)
+ */
+const LONE_CR = /\r/;
 
 /** Where the head ends: the index after the blank line, and the blank line's own index. */
 export function findHeadEnd(bytes: Uint8Array, from = 0): { headEnd: number; bodyStart: number } | undefined {
@@ -52,8 +55,8 @@ export interface ParsedHead {
 export function parseHead(text: string): ParsedHead {
   const rawLines = text.replace(/\r$/, '').split(/\r?\n/);
   const startLine = rawLines[0];
-  const tainted = rawLines.findIndex((line) => CONTROL.test(line));
-  if (tainted >= 0) throw badRequest(`a control character on line ${tainted + 1}`);
+  const tainted = rawLines.findIndex((line) => LONE_CR.test(line));
+  if (tainted >= 0) throw badRequest(`a lone CR on line ${tainted + 1}`);
   const headers = new SipHeaders();
   let current: [string, string] | undefined;
   let count = 0;
