@@ -661,7 +661,7 @@ test("an INVITE too large for UDP to another home whose SIP port takes no TCP go
     assert.equal(throughOverlay.length, 1, 'sent through the overlay once TCP was refused');
     assert.equal(throughOverlay[0].nodeId, nodeId);
     assert.match(throughOverlay[0].text, /^INVITE sip:dave@joneses\.example SIP\/2\.0\r\nVia: SIP\/2\.0\/OVERLAY /);
-    assert.equal(here.status().proxy.overlayFallbacks, 1);
+    assert.equal((here.status() as { proxy: { overlayFallbacks: number } }).proxy.overlayFallbacks, 1);
     assert.equal(udpOnlyHome.requests('INVITE').length, 0, 'never as a datagram larger than 1300 bytes');
     assert.equal(caller.inbox.filter((m) => m.kind === 'response' && m.status >= 300).length, 0, 'the caller got no failure');
   } finally {
