@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { digestResponse, ha1, NonceIssuer } from '../../../src/usages/sip/auth/digest.js';
+import { DigestAuthenticator, REGISTRAR_CHALLENGE } from '../../../src/usages/sip/auth/digest-authenticator.js';
+import { NonceCounts } from '../../../src/usages/sip/auth/nonce-counts.js';
+import { parseSipMessage } from '../../../src/usages/sip/message/parser.js';
+import { SipError } from '../../../src/usages/sip/sip-error.js';
+import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 
 /* The digest computations against the worked examples of RFC 2617 s3.5 and RFC 7616 s3.9.1. */
 test('RFC 2617 s3.5: MD5 with qop=auth gives the published response', () => {
@@ -52,23 +57,29 @@ test('two nonces issued in the same millisecond differ (each has its own nonce-c
   assert.equal(issuer.check(first, 1_400_000), 'stale');
 });
 
-test('a refused login is told as the family needs it: whose and why, for real attempts only, the name made printable', async () => {
-  const { DigestAuthenticator, REGISTRAR_CHALLENGE } = await import('../../../src/usages/sip/auth/digest-authenticator.js');
-  const { parseSipMessage } = await import('../../../src/usages/sip/message/parser.js');
-  const { ha1 } = await import('../../../src/usages/sip/auth/digest.js');
-  const { VirtualClock } = await import('../../../src/sim/virtual-clock.js');
+/** dan's account at smiths.example with `password`, and nonces on a virtual clock. */
+function dansHome(password: string) {
   const clock = new VirtualClock();
   const issuer = new NonceIssuer(new Uint8Array(32).fill(9), 300_000);
-  const credentials = { lookup: (user: string) => (user === 'dan' ? { MD5: ha1('MD5', 'dan', 'smiths.example', 'right-password'), 'SHA-256': '' } : undefined) };
+  const credentials = { lookup: (user: string) => (user === 'dan' ? { MD5: ha1('MD5', 'dan', 'smiths.example', password), 'SHA-256': '' } : undefined) };
   const auth = new DigestAuthenticator(credentials, issuer, clock, 'smiths.example', ['MD5'], 300_000);
+  /** What the authenticator makes of a REGISTER whose Authorization is `authorization`. */
+  const verify = (authorization: string) =>
+    auth.verify(parseSipMessage(new TextEncoder().encode(`REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: ${authorization}\r\nContent-Length: 0\r\n\r\n`)) as never, REGISTRAR_CHALLENGE);
+  return { clock, auth, verify, fresh: () => issuer.issue(clock.wallTime()) };
+}
+
+/** Digest credentials as a phone computes them (MD5, qop=auth). */
+function phoneCredentials(user: string, nonce: string, password: string, nc = '00000001'): string {
+  const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', user, 'smiths.example', password), method: 'REGISTER', uri: 'sip:smiths.example', nonce, qop: 'auth', nc, cnonce: 'c' });
+  return `Digest username="${user}", realm="smiths.example", nonce="${nonce}", uri="sip:smiths.example", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="c"`;
+}
+
+test('a refused login is told as the family needs it: whose and why, for real attempts only, the name made printable', () => {
+  const { clock, auth, verify, fresh } = dansHome('right-password');
   const told: string[] = [];
   auth.onFailure = (f) => told.push(`${f.user}: ${f.reason}`);
-  const register = (user: string, nonce: string, password: string) => {
-    const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', user, 'smiths.example', password), method: 'REGISTER', uri: 'sip:smiths.example', nonce, qop: 'auth', nc: '00000001', cnonce: 'c' });
-    const text = `REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest username="${user}", realm="smiths.example", nonce="${nonce}", uri="sip:smiths.example", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c"\r\nContent-Length: 0\r\n\r\n`;
-    return auth.verify(parseSipMessage(new TextEncoder().encode(text)) as never, REGISTRAR_CHALLENGE);
-  };
-  const fresh = () => issuer.issue(clock.wallTime());
+  const register = (user: string, nonce: string, password: string) => verify(phoneCredentials(user, nonce, password));
   assert.equal(register('dan', fresh(), 'wrong-password').user, undefined);
   assert.equal(register('nobody', fresh(), 'whatever').user, undefined);
   assert.equal(register('dan', 'forged-nonce', 'wrong-password').user, undefined);
@@ -86,8 +97,7 @@ test('a refused login is told as the family needs it: whose and why, for real at
   assert.equal(told.length, 3, 'a nonce of another process is never told as a failed login');
 });
 
-test('a nonce-count that jumps far ahead costs nothing (no shift by the jump) and leaves no older count usable; one not of 8 hex digits is refused with 400 (fuzz review F5)', async () => {
-  const { NonceCounts } = await import('../../../src/usages/sip/auth/nonce-counts.js');
+test('a nonce-count that jumps far ahead costs nothing (no shift by the jump) and leaves no older count usable; one not of 8 hex digits is refused with 400 (fuzz review F5)', () => {
   const counts = new NonceCounts(300_000, 16);
   assert.ok(counts.advance('k', 1, 0));
   assert.ok(counts.advance('k', 0xffffffff, 0), 'a shift by the jump would build a 2^32-bit number, past what a BigInt may hold');
@@ -95,32 +105,13 @@ test('a nonce-count that jumps far ahead costs nothing (no shift by the jump) an
   assert.equal(counts.advance('k', 1, 0), false, 'an old count is too old to tell');
   assert.ok(counts.advance('k', 0xfffffffe, 0), 'one just below the highest is still taken once');
 
-  const { DigestAuthenticator, REGISTRAR_CHALLENGE } = await import('../../../src/usages/sip/auth/digest-authenticator.js');
-  const { parseSipMessage } = await import('../../../src/usages/sip/message/parser.js');
-  const { SipError } = await import('../../../src/usages/sip/sip-error.js');
-  const { VirtualClock } = await import('../../../src/sim/virtual-clock.js');
-  const clock = new VirtualClock();
-  const issuer = new NonceIssuer(new Uint8Array(32).fill(9), 300_000);
-  const credentials = { lookup: (user: string) => (user === 'dan' ? { MD5: ha1('MD5', 'dan', 'smiths.example', 'pw'), 'SHA-256': '' } : undefined) };
-  const auth = new DigestAuthenticator(credentials, issuer, clock, 'smiths.example', ['MD5'], 300_000);
-  const register = (nc: string) => {
-    const nonce = issuer.issue(clock.wallTime());
-    const response = digestResponse({ algorithm: 'MD5', ha1: ha1('MD5', 'dan', 'smiths.example', 'pw'), method: 'REGISTER', uri: 'sip:smiths.example', nonce, qop: 'auth', nc, cnonce: 'c' });
-    const text = `REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest username="dan", realm="smiths.example", nonce="${nonce}", uri="sip:smiths.example", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="c"\r\nContent-Length: 0\r\n\r\n`;
-    return auth.verify(parseSipMessage(new TextEncoder().encode(text)) as never, REGISTRAR_CHALLENGE);
-  };
-  assert.equal(register('00000001').user, 'dan');
-  for (const nc of ['1', '100000000', 'fffffffff', '0000000g']) assert.throws(() => register(nc), (e: unknown) => e instanceof SipError && e.status === 400, nc);
+  const { verify, fresh } = dansHome('pw');
+  assert.equal(verify(phoneCredentials('dan', fresh(), 'pw')).user, 'dan');
+  for (const nc of ['1', '100000000', 'fffffffff', '0000000g']) assert.throws(() => verify(phoneCredentials('dan', fresh(), 'pw', nc)), (e: unknown) => e instanceof SipError && e.status === 400, nc);
 });
 
-test('credentials with an empty nonce and response (an ATA\'s IMS-style first REGISTER) are challenged, not refused 400 (proxy review P4)', async () => {
-  const { DigestAuthenticator, REGISTRAR_CHALLENGE } = await import('../../../src/usages/sip/auth/digest-authenticator.js');
-  const { parseSipMessage } = await import('../../../src/usages/sip/message/parser.js');
-  const { SipError } = await import('../../../src/usages/sip/sip-error.js');
-  const { VirtualClock } = await import('../../../src/sim/virtual-clock.js');
-  const auth = new DigestAuthenticator({ lookup: () => undefined }, new NonceIssuer(new Uint8Array(32).fill(9), 300_000), new VirtualClock(), 'smiths.example', ['MD5'], 300_000);
-  const register = (credentials: string) =>
-    auth.verify(parseSipMessage(new TextEncoder().encode(`REGISTER sip:smiths.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20;branch=z9hG4bK1\r\nFrom: <sip:dan@smiths.example>;tag=1\r\nTo: <sip:dan@smiths.example>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest ${credentials}\r\nContent-Length: 0\r\n\r\n`)) as never, REGISTRAR_CHALLENGE);
-  assert.deepEqual(register('username="dan", realm="smiths.example", nonce="", uri="sip:smiths.example", response=""'), { stale: false });
-  assert.throws(() => register('realm="smiths.example", nonce="", uri="sip:smiths.example", response=""'), (e: unknown) => e instanceof SipError && e.status === 400, 'no username at all is still malformed');
+test("credentials with an empty nonce and response (an ATA's IMS-style first REGISTER) are challenged, not refused 400 (proxy review P4)", () => {
+  const { verify } = dansHome('pw');
+  assert.deepEqual(verify('Digest username="dan", realm="smiths.example", nonce="", uri="sip:smiths.example", response=""'), { stale: false });
+  assert.throws(() => verify('Digest realm="smiths.example", nonce="", uri="sip:smiths.example", response=""'), (e: unknown) => e instanceof SipError && e.status === 400, 'no username at all is still malformed');
 });
