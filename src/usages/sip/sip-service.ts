@@ -58,20 +58,23 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, RE
 /** A new subscription to message-summary whose subscriber and target are the same user. */
 function isOwnMailboxSubscription(request: SipRequest, checked: CheckedRequest): boolean {
   const event = (request.headers.get('Event') ?? '').split(';')[0].trim();
-  return event === 'message-summary' && isToOwnAccount(checked);
+  return event === 'message-summary' && ownAccountOf(checked) !== undefined;
 }
 
-/**
- * Out of any dialog, from a user to that user's own account: a phone asking its server (a
- * keepalive OPTIONS, baresip's kaoptions; a PUBLISH; a voicemail SUBSCRIBE), not calling anyone.
- */
-function isToOwnAccount(checked: CheckedRequest): boolean {
-  if (checked.to.params.has('tag')) return false;
+/** A keepalive OPTIONS a phone sends its own account (baresip's kaoptions): for its server, not for the user's phones. */
+function isOwnAccountKeepalive(checked: CheckedRequest): boolean {
+  const user = ownAccountOf(checked);
+  return user !== undefined && user === checked.requestUri.user;
+}
+
+/** The user, when a request out of any dialog is from a user to that same user (a phone asking its own account). */
+function ownAccountOf(checked: CheckedRequest): string | undefined {
+  if (checked.to.params.has('tag')) return undefined;
   try {
     const user = parseSipUri(checked.from.uri).user;
-    return user !== undefined && user === parseSipUri(checked.to.uri).user && user === checked.requestUri.user;
+    return user !== undefined && user === parseSipUri(checked.to.uri).user ? user : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 /** Option tags this peer implements as a proxy and registrar (none yet: no path, outbound or gruu). */
@@ -240,8 +243,8 @@ export class SipService {
       case 'CANCEL':
         return this.proxy.handleCancel(tx, this.transactions.inviteFor(message, checked));
       case 'OPTIONS':
-        // A phone's keepalive to its own account is for its server: forwarded, it reached every phone of the user, itself included.
-        if (this.isForThisPeer(checked.requestUri, message) || isToOwnAccount(checked)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        // Forwarded, a phone's keepalive to its own account reached every phone of the user, itself included.
+        if (this.isForThisPeer(checked.requestUri, message) || isOwnAccountKeepalive(checked)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
         return this.proxy.handleRequest(tx);
       case 'PUBLISH':
         // RFC 3903 s6: no home keeps published event state (no event state compositor), so none is forwarded to phones.
