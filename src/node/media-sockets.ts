@@ -21,7 +21,10 @@ export function udpMediaSockets(host: string, log: Logger): MediaSocketFactory {
     try {
       await socket.bind(port, host);
     } catch {
-      return undefined; // bound by someone else
+      // Bound by someone else. The socket is closed all the same: each pass round the pool tries
+      // that port again, and one descriptor left per try ran a router out of them (leak review F2).
+      await socket.close().catch(() => undefined);
+      return undefined;
     }
     socket.socket.on('error', (error) => log.debug('media-socket-error', { port, error }));
     const media: MediaSocket = {

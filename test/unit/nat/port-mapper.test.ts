@@ -272,3 +272,14 @@ test('no forward outlives remove(): an answer still under way is waited for and 
   assert.equal((await granted)?.lifetimeSeconds, 0);
   assert.equal(third.forPort(45000), undefined, 'an unclean stop would leave relayed forwards open for good');
 });
+
+test('a router that never grants a mapping is asked for ever, and the attempts the status shows stay the last 32 (leak review F3)', async () => {
+  const { mapper, run } = world(pmpRouter({ up: true, epoch: () => 5, lifetime: 0 })); // it grants nothing that lasts
+  const m = mapper(['nat-pmp']);
+  for (let i = 0; i < 50; i++) {
+    const tried = m.map();
+    await run(1000);
+    assert.equal(await tried, undefined);
+  }
+  assert.equal(m.tried.length, 32);
+});
