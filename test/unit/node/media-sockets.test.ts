@@ -5,7 +5,7 @@ import { udpMediaSockets } from '../../../src/node/media-sockets.js';
 import { silentLogger } from '../../../src/runtime/log.js';
 
 /* The anchor's media ports on real UDP: a port another program holds is passed over and costs nothing. */
-const udpSockets = () => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
+const udpSockets = () => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
 
 test('a media port another program holds is reported taken, and each try closes its socket: one descriptor was left per try, every pass round the pool (leak review F2)', async () => {
   const holder = createSocket('udp4');
