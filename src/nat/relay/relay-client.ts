@@ -108,7 +108,9 @@ export class RelayClient {
     // that names one more (RFC 8656 s9.1, 403). A remote candidate relayed by this same relay is
     // such an address: asked for with the others, it would cost every pair its permission.
     const relayHost = new Set([this.server.host]);
-    // Permissions last 300 s at the relay; renew well before.
+    // Permissions last 300 s at the relay; renew well before. One that lapsed there is forgotten
+    // here too, or every host ever Attached through a long-lived relay stays (leak review F1).
+    for (const [host, at] of this.permitted) if (at < now - 300_000) this.permitted.delete(host);
     const fresh = peers.filter((p) => isGlobalUnicast(p.host, relayHost) && (this.permitted.get(p.host) ?? -Infinity) < now - 120_000);
     const unique = [...new Map(fresh.map((p) => [p.host, p])).values()].slice(0, 16);
     if (unique.length > 0) this.createPermission(unique, now);
@@ -198,7 +200,7 @@ export class RelayClient {
   }
 
   status(): Record<string, unknown> {
-    return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null, ...this.counters };
+    return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null, permissions: this.permitted.size, ...this.counters };
   }
 
   private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void, options = { rtoMs: 250, attempts: 5 }, unsealedErrors = false): void {

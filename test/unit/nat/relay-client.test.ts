@@ -236,7 +236,7 @@ test('a slow relay is not a dead one (late answers count); a relay that restarte
   assert.equal(busyLost, 0, 'a full table is no news of the relay');
 });
 
-test('the peers a link reaches through the relay keep their permissions for as long as the allocation lives (traffic alone does not renew one)', async () => {
+test('the peers a link reaches through the relay keep their permissions for as long as the allocation lives (traffic alone does not renew one); a lapsed one is forgotten', async () => {
   const { clock, client, link, requests, settle, reaches } = setup();
   client.allocate([RELAY], () => {});
   await settle();
@@ -253,6 +253,7 @@ test('the peers a link reaches through the relay keep their permissions for as l
   }
   assert.ok(reaches(routed), 'the peer a link goes to through the relay may still send');
   assert.ok(!reaches(merelyChecked), 'a candidate that was only checked lost its permission');
+  assert.equal(client.status().permissions, 1, 'and is forgotten here too (leak review F1)');
   const renewals = requests.filter((r) => r.method === StunMethod.CreatePermission).length - 1;
   assert.ok(renewals >= 20 / 3 && renewals <= 20 / 2 + 1, `${renewals} renewals in 20 minutes (one every 2 to 3 minutes)`);
 });
