@@ -81,7 +81,14 @@ export class OverlayHomes implements RemoteHomes {
     if (i >= homes.length) return done(undefined);
     const body = appAttachReq.encode({ application: SIP_APPLICATION, candidates: [] });
     this.router.request([nodeDestination(homes[i])], MessageCode.AppAttachReq, body, (error, response) => {
-      const candidates = !error && response ? appAttachAns.decode(response.body).candidates : undefined;
+      let candidates;
+      try {
+        candidates = !error && response ? appAttachAns.decode(response.body).candidates : undefined;
+      } catch {
+        // An answer this version cannot read (another version's, a rogue peer's) is no answer:
+        // thrown, it ended this callback, and the call waited for a lookup that never came back (leak review F4).
+        candidates = undefined;
+      }
       // No candidate: its SIP port takes nothing unasked; SIP goes to it through the overlay.
       if (candidates && candidates.length === 0) return done(undefined);
       const address = candidates?.[0]?.address;
