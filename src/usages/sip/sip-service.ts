@@ -14,8 +14,9 @@ import { SipError } from './sip-error.js';
 import { ServerTransactions } from './transactions/server-transactions.js';
 import { ClientTransactions } from './transactions/client-transactions.js';
 import { type RemoteHomes, SipProxy } from './proxy/proxy.js';
+import { tryParseSipUri } from './proxy/route-uris.js';
 import { readEssentials } from './message/check.js';
-import { parseSipUri, type SipUri } from './message/uri.js';
+import type { SipUri } from './message/uri.js';
 import { type SipFlow, SipTransport } from './transport/sip-transport.js';
 import type { SipMedia } from './media/sip-media.js';
 
@@ -55,27 +56,10 @@ const AUTH_FAILURE_LOG_MS = 60_000;
 const AUTH_FAILURE_LOG_GAP_MS = 5_000;
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, REGISTER';
 
-/** A new subscription to message-summary whose subscriber and target are the same user. */
-function isOwnMailboxSubscription(request: SipRequest, checked: CheckedRequest): boolean {
+/** A new subscription to message-summary whose subscriber and target are the same user of this home. */
+function isOwnMailboxSubscription(request: SipRequest, ownAccount: string | undefined): boolean {
   const event = (request.headers.get('Event') ?? '').split(';')[0].trim();
-  return event === 'message-summary' && ownAccountOf(checked) !== undefined;
-}
-
-/** A keepalive OPTIONS a phone sends its own account (baresip's kaoptions): for its server, not for the user's phones. */
-function isOwnAccountKeepalive(checked: CheckedRequest): boolean {
-  const user = ownAccountOf(checked);
-  return user !== undefined && user === checked.requestUri.user;
-}
-
-/** The user, when a request out of any dialog is from a user to that same user (a phone asking its own account). */
-function ownAccountOf(checked: CheckedRequest): string | undefined {
-  if (checked.to.params.has('tag')) return undefined;
-  try {
-    const user = parseSipUri(checked.from.uri).user;
-    return user !== undefined && user === parseSipUri(checked.to.uri).user ? user : undefined;
-  } catch {
-    return undefined;
-  }
+  return event === 'message-summary' && ownAccount !== undefined;
 }
 /** Option tags this peer implements as a proxy and registrar (none yet: no path, outbound or gruu). */
 const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set();
@@ -244,21 +228,42 @@ export class SipService {
         return this.proxy.handleCancel(tx, this.transactions.inviteFor(message, checked));
       case 'OPTIONS':
         // Forwarded, a phone's keepalive to its own account reached every phone of the user, itself included.
-        if (this.isForThisPeer(checked.requestUri, message) || isOwnAccountKeepalive(checked)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
+        if (this.isForThisPeer(checked.requestUri, message) || this.isOwnAccountKeepalive(checked)) return tx.respond(200, 'OK', (r) => r.headers.add('Allow', ALLOW));
         return this.proxy.handleRequest(tx);
       case 'PUBLISH':
-        // RFC 3903 s6: no home keeps published event state (no event state compositor), so none is forwarded to phones.
-        return tx.respond(489, 'Bad Event');
+        // RFC 3903 s6: no home keeps published event state (no event state compositor), so none
+        // is forwarded to phones. One for another domain is that domain's to answer.
+        if (this.registrar.servesDomain(checked.requestUri.host, checked.requestUri.port)) return tx.respond(489, 'Bad Event');
+        return this.proxy.handleRequest(tx);
       case 'SUBSCRIBE':
         // RFC 3842: a phone asks its own account whether voicemail waits, and a home has no
         // voicemail. Forwarded, the question reached every phone of the user, itself included.
-        if (isOwnMailboxSubscription(message, checked)) return tx.respond(489, 'Bad Event');
+        if (isOwnMailboxSubscription(message, this.ownAccountOf(checked))) return tx.respond(489, 'Bad Event');
         return this.proxy.handleRequest(tx);
       default:
         // s8.2.1: addressed to the peer itself (no user, no Route on), a method it does not serve.
         if (checked.requestUri.user === undefined && this.isForThisPeer(checked.requestUri, message)) return tx.respond(405, 'Method Not Allowed', (r) => r.headers.add('Allow', 'OPTIONS, REGISTER'));
         return this.proxy.handleRequest(tx);
     }
+  }
+
+  /** A keepalive OPTIONS a phone sends its own account (baresip's kaoptions): for its server, not for the user's phones. */
+  private isOwnAccountKeepalive(checked: CheckedRequest): boolean {
+    const account = this.ownAccountOf(checked);
+    return account !== undefined && this.registrar.canonicalAor(checked.requestUri) === account;
+  }
+
+  /**
+   * The AOR, when a request out of any dialog is from a user of this home to that same user (a
+   * phone asking its own account). john@A writing to john@B is two people, and B's to answer.
+   */
+  private ownAccountOf(checked: CheckedRequest): string | undefined {
+    if (checked.to.params.has('tag')) return undefined;
+    const from = tryParseSipUri(checked.from.uri);
+    const to = tryParseSipUri(checked.to.uri);
+    if (from === undefined || to?.user === undefined || !this.registrar.servesDomain(to.host, to.port)) return undefined;
+    const account = this.registrar.canonicalAor(to);
+    return this.registrar.canonicalAor(from) === account ? account : undefined;
   }
 
   /**

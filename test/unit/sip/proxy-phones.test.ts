@@ -549,6 +549,26 @@ test("what a phone asks its own account is answered here and reaches no phone: a
   await unregister([desk, 'alice'], [kitchen, 'alice'], [bobPhone, 'bob']);
 });
 
+test('only a user of this home asking that same account is answered here (regression review F4, F5): alice of another domain probing our alice reaches her phones; OPTIONS and PUBLISH for another domain go there', async () => {
+  const [desk, kitchen, otherHome] = [await Phone.udp(), await Phone.udp(), await Phone.udp()];
+  await register(desk, 'alice', [`<sip:alice@127.0.0.1:${desk.port}>`]);
+  await register(kitchen, 'alice', [`<sip:alice@127.0.0.1:${kitchen.port}>`]);
+  const elsewhere = `127.0.0.1:${otherHome.port}`; // another domain, at an address the test owns
+  const ask = (method: string, from: string, to: string, extra: string[] = []) => {
+    const n = ++sequence;
+    desk.send([`${method} sip:${to} SIP/2.0`, via(desk, `far${n}`), 'Max-Forwards: 70', `From: <sip:${from}>;tag=f${n}`, `To: <sip:${to}>`, `Call-ID: far-${n}`, `CSeq: 1 ${method}`, ...extra, 'Content-Length: 0']);
+  };
+  ask('OPTIONS', `alice@${elsewhere}`, `alice@${domain}`);
+  answer(kitchen, (await kitchen.next(isRequest('OPTIONS'))) as SipRequest, 200, 'OK');
+  await desk.next(isResponse(200, 'OPTIONS'));
+  for (const method of ['OPTIONS', 'PUBLISH']) {
+    ask(method, `alice@${elsewhere}`, `alice@${elsewhere}`, method === 'PUBLISH' ? ['Event: presence', 'Expires: 3600'] : []);
+    answer(otherHome, (await otherHome.next(isRequest(method))) as SipRequest, 200, 'OK');
+    await desk.next(isResponse(200, method));
+  }
+  await unregister([desk, 'alice'], [kitchen, 'alice']);
+});
+
 test('CANCEL of a call whose phone never answered: 487 at once; a late ring is cancelled, a late answer ACKed and hung up; CANCEL after the 2xx is answered 200', async () => {
   const sleepy = await Phone.udp();
   const caller = await Phone.udp();
