@@ -635,7 +635,7 @@ test("CANCEL of a call to another home that has said nothing (its INVITE lost on
   }
 });
 
-test("an INVITE too large for UDP to another home whose SIP port takes no TCP goes through the overlay, not a 500 (RFC 3261 s18.1.1, proxy review P5)", async () => {
+test("an INVITE too large for UDP to another home whose SIP port takes no TCP goes through the overlay, not a 500 (RFC 3261 s18.1.1, proxy review P5); the next call to that home goes there at once (regression review F2)", async () => {
   let homePort = 0;
   const nodeId = 'cd'.repeat(20);
   const here = await loopbackSipService(domain, {
@@ -649,13 +649,22 @@ test("an INVITE too large for UDP to another home whose SIP port takes no TCP go
     const caller = await Phone.udp('127.0.0.1', here.address.port);
     assert.equal((await register(caller, 'alice', [`<sip:alice@127.0.0.1:${caller.port}>`])).status, 200);
     const sdp = `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n${'a=x-padding:0123456789abcdef\r\n'.repeat(40)}`;
-    const n = ++sequence;
-    caller.send([`INVITE sip:dave@joneses.example SIP/2.0`, via(caller, `big${n}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=b${n}`, '<sip:dave@joneses.example>'.replace(/^/, 'To: '), `Call-ID: big-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${caller.port}>`, 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp.replace(/\r\n$/, '')]);
-    for (let i = 0; i < 100 && throughOverlay.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const proxyCounters = () => (here.status() as { proxy: { overlayFallbacks: number; forwarded: number } }).proxy;
+    const call = async (sent: number) => {
+      const n = ++sequence;
+      caller.send([`INVITE sip:dave@joneses.example SIP/2.0`, via(caller, `big${n}`), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=b${n}`, '<sip:dave@joneses.example>'.replace(/^/, 'To: '), `Call-ID: big-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${caller.port}>`, 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp.replace(/\r\n$/, '')]);
+      for (let i = 0; i < 100 && throughOverlay.length === sent; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    await call(0);
     assert.equal(throughOverlay.length, 1, 'sent through the overlay once TCP was refused');
     assert.equal(throughOverlay[0].nodeId, nodeId);
     assert.match(throughOverlay[0].text, /^INVITE sip:dave@joneses\.example SIP\/2\.0\r\nVia: SIP\/2\.0\/OVERLAY /);
-    assert.equal((here.status() as { proxy: { overlayFallbacks: number } }).proxy.overlayFallbacks, 1);
+    assert.deepEqual(proxyCounters(), { ...proxyCounters(), overlayFallbacks: 1, forwarded: 1 }, 'one branch, counted once (regression review F3)');
+    // The next call to that home goes through the overlay at once: no TCP try, no fallback (regression review F2).
+    await call(1);
+    assert.equal(throughOverlay.length, 2);
+    assert.match(throughOverlay[1].text, /^INVITE sip:dave@joneses\.example SIP\/2\.0\r\nVia: SIP\/2\.0\/OVERLAY /);
+    assert.deepEqual(proxyCounters(), { ...proxyCounters(), overlayFallbacks: 1, forwarded: 2 });
     assert.equal(udpOnlyHome.requests('INVITE').length, 0, 'never as a datagram larger than 1300 bytes');
     assert.equal(caller.inbox.filter((m) => m.kind === 'response' && m.status >= 300).length, 0, 'the caller got no failure');
   } finally {

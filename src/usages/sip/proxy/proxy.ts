@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/log.js';
-import { type Address, sameHost } from '../../../wire/address.js';
+import { type Address, addressKey, sameHost } from '../../../wire/address.js';
 import type { CheckedRequest, Essentials } from '../message/check.js';
 import { inDialogRequest, inviteCompanion } from '../message/invite-companions.js';
 import { responseFlow, stampVia } from '../message/response.js';
@@ -185,6 +185,9 @@ function dialogKey(checked: CheckedRequest, toTag: string): string {
 /** How long after a 2xx its ACK may come (64*T1, RFC 3261 s13.3.1.4). */
 const ACK_WINDOW_MS = 32_000;
 const MAX_ANSWERED_PROVEN = 4096;
+/** How long a home whose SIP port took no TCP is reached through the overlay at once, and how many such homes are remembered. */
+const NO_TCP_MEMORY_MS = 10 * 60_000;
+const MAX_HOMES_WITHOUT_TCP = 256;
 /** The Record-Route URI parameter naming the recording peer's Node-ID. */
 const PEER_PARAM = 'p2p-node';
 
@@ -201,6 +204,12 @@ export class SipProxy {
    * the INVITE came from and to where it went. Oldest go first past the bound.
    */
   private readonly answeredProvenDialogs = new Map<string, { readonly until: number; readonly callerHost: string; readonly callee: SipFlow }>();
+  /**
+   * Homes (SIP address) whose port lately took no TCP, and until when: large requests go to them
+   * through the overlay at once. Tried each time, a firewall that drops SYNs cost every call the
+   * connect timeout (regression review F2). Oldest go first past the bound.
+   */
+  private readonly homesWithoutTcp = new Map<string, number>();
 
   constructor(private readonly deps: ProxyDeps) {}
 
@@ -545,6 +554,7 @@ export class SipProxy {
   private startBranches(call: ProxyCall, targets: readonly Target[], legs?: MediaPlan['legs']): void {
     const loopHash = loopHashOf(call.server.request, call.server.checked);
     call.starting = true;
+    this.counters.forwarded += targets.length; // once each, whichever way a branch goes in the end
     for (const [i, planned] of targets.entries()) this.startBranch(call, planned, loopHash, legs?.[i]);
     call.starting = false;
     if (call.server.invite && call.branches.length > targets.length) this.armTimerC(call); // a later q group gets its own Timer C
@@ -563,29 +573,48 @@ export class SipProxy {
     const copyFor = (target: Target) => this.forwardCopy(server.request, server.checked, target, branchId, server.flow, leg?.body ?? call.media?.body, this.provenByDigest.has(server));
     let target = planned;
     let request = copyFor(target);
-    const tcp = planned.home && planned.flow.transport === 'UDP' && serializeSipMessage(request).length > UDP_SIZE_LIMIT ? this.deps.transport.connect(planned.flow.remote) : undefined;
-    if (tcp) {
-      target = { ...planned, flow: tcp };
+    const nodeId = planned.flow.nodeId;
+    const overlay = (): Target => ({ ...planned, flow: { transport: 'OVERLAY', remote: planned.flow.remote, nodeId } });
+    const tooLarge = planned.home && planned.flow.transport === 'UDP' && serializeSipMessage(request).length > UDP_SIZE_LIMIT;
+    const noTcp = tooLarge && nodeId !== undefined && this.tookNoTcpLately(planned.flow.remote);
+    const tcp = tooLarge && !noTcp ? this.deps.transport.connect(planned.flow.remote) : undefined;
+    if (noTcp || tcp) {
+      target = noTcp ? overlay() : { ...planned, flow: tcp! };
       request = copyFor(target);
     }
     const branch: Branch = { tx: undefined as unknown as ClientTransaction, flow: target.flow, toPhone: target.registered === true, branch: branchId, request, provisional: false, final: undefined, cancelWhenProvisional: false, timedOut: false, ...(leg ? { leg: leg.key } : {}) };
     call.branches.push(branch);
-    this.counters.forwarded++;
     branch.tx = this.deps.clients.send(request, branchId, target.flow, {
       response: (response, essentials) => this.onBranchResponse(call, branch, response, essentials),
       timeout: () => this.onBranchFinal(call, branch, synthetic(408, 'Request Timeout', response408Headers(request))),
       transportError: () => {
-        const nodeId = planned.flow.nodeId;
+        if (tcp && nodeId !== undefined) this.rememberNoTcp(planned.flow.remote);
         if (tcp && nodeId !== undefined && !branch.final && !branch.endedForCaller && !call.cancelled && !call.answered) {
           this.counters.overlayFallbacks++;
           call.branches.splice(call.branches.indexOf(branch), 1);
-          return this.startBranch(call, { ...planned, flow: { transport: 'OVERLAY', remote: planned.flow.remote, nodeId } }, loopHash, leg);
+          return this.startBranch(call, overlay(), loopHash, leg);
         }
         if (target.registered) this.deps.onFlowFailed?.(target.flow);
         const [status, reason] = target.registered ? [430, 'Flow Failed'] : [503, 'Service Unavailable'];
         this.onBranchFinal(call, branch, synthetic(status, reason, response408Headers(request)));
       },
     });
+  }
+
+  private tookNoTcpLately(home: Address): boolean {
+    const key = addressKey(home);
+    const until = this.homesWithoutTcp.get(key);
+    if (until === undefined) return false;
+    if (until > this.deps.servers.clock.now()) return true;
+    this.homesWithoutTcp.delete(key);
+    return false;
+  }
+
+  private rememberNoTcp(home: Address): void {
+    const key = addressKey(home);
+    this.homesWithoutTcp.delete(key); // re-inserted as the newest
+    this.homesWithoutTcp.set(key, this.deps.servers.clock.now() + NO_TCP_MEMORY_MS);
+    if (this.homesWithoutTcp.size > MAX_HOMES_WITHOUT_TCP) this.homesWithoutTcp.delete(this.homesWithoutTcp.keys().next().value!);
   }
 
   /**
