@@ -34,11 +34,13 @@ export interface StorageLimits {
 
 export const DEFAULT_STORAGE_LIMITS: StorageLimits = { maxBytesPerResource: 256 * 1024, maxBytesTotal: 32 * 1024 * 1024 };
 /**
- * How far ahead of this peer's clock a value's storage_time may be (the overlay's clocks agree
- * within 10 minutes). A value dated years ahead would refuse every later Store to its entry as
- * older, for good, and never expire (fuzz review F7).
+ * How far ahead of this peer's clock a value's storage_time may be. Two peers whose clocks differ
+ * by more than 10 minutes open no link (sealed hellos), so a value is at most that far ahead of
+ * its first holder, and twice that of a replica that holder copies it to (regression review F1).
+ * A value dated years ahead would refuse every later Store to its entry as older, for good, and
+ * never expire (fuzz review F7).
  */
-const MAX_AHEAD_MS = 10 * 60_000;
+const MAX_AHEAD_MS = 20 * 60_000;
 
 interface KindSlot {
   readonly kind: number;
@@ -109,7 +111,10 @@ export class ResourceStore {
       const ahead = value.storageTime > BigInt(Math.floor(nowMs) + MAX_AHEAD_MS);
       const stale = isExpired(value, nowMs) || (existing !== undefined && existing.storageTime > value.storageTime);
       if (ahead && replica) continue;
-      if (ahead) throw new OverlayError(ErrorCode.InvalidMessage, "storage_time is more than 10 minutes ahead of this peer's clock");
+      if (ahead) {
+        const minutes = Number((value.storageTime - BigInt(Math.floor(nowMs))) / 60_000n);
+        throw new OverlayError(ErrorCode.InvalidMessage, `storage_time is ${minutes} minutes ahead of this peer's clock (at most ${MAX_AHEAD_MS / 60_000}): the writer's clock or this peer's is wrong`);
+      }
       // A copy carries everything its sender holds: what we hold newer (or what expired on the
       // way) is passed over, not a reason to refuse the rest, which would be sent again and again.
       if (stale && replica) continue;

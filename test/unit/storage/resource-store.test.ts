@@ -38,14 +38,17 @@ test('an older value never replaces a newer one (Error_Data_Too_Old), and expire
   refused(ErrorCode.DataTooOld, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 5, 'x', { time: NOW_MS - 10_000, lifetime: 1 })] }, false, NOW_MS));
 });
 
-test("a value dated more than 10 minutes ahead of this peer's clock is refused (a copy passes it over): dated years ahead, it refused every later Store to its entry as older, for good (fuzz review F7)", () => {
+test("a value dated more than 20 minutes ahead of this peer's clock is refused, saying so (a copy passes it over): dated years ahead, it refused every later Store to its entry as older, for good (fuzz review F7, regression review F1)", () => {
   const store = new ResourceStore(kinds);
   const farAhead = value(alice, R, NOTE, 0, 'from the future', { time: NOW_MS + 100 * 365 * 86_400_000, lifetime: 0xffffffff });
-  refused(ErrorCode.InvalidMessage, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [farAhead] }, false, NOW_MS));
+  assert.throws(() => store.prepare(R, { kind: NOTE, generation: 0n, values: [farAhead] }, false, NOW_MS), (error: unknown) => error instanceof OverlayError && error.code === ErrorCode.InvalidMessage && /52560000 minutes ahead of this peer's clock/.test(error.message));
   assert.equal(store.prepare(R, { kind: NOTE, generation: 7n, values: [farAhead] }, true, NOW_MS).length, 0);
+  refused(ErrorCode.InvalidMessage, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 1, 'x', { time: NOW_MS + 21 * 60_000 })] }, false, NOW_MS));
   storeAll(store, 0n, [value(alice, R, NOTE, 0, 'a slow clock', { time: NOW_MS + 9 * 60_000 })]);
   storeAll(store, 0n, [value(alice, R, NOTE, 0, 'now', { time: NOW_MS + 9 * 60_000 + 1 })]);
   assert.deepEqual(store.fetch(R, NOTE, { all: true }, NOW_MS).values.map((v) => new TextDecoder().decode(v.entry.value)), ['now']);
+  // A writer 9 minutes fast stored at a peer with the right time, which copies it to one 9 minutes slow: each pair could talk, and the copy is kept.
+  assert.equal(store.prepare(R, { kind: NOTE, generation: 7n, values: [value(alice, R, NOTE, 2, 'via a replica', { time: NOW_MS + 18 * 60_000 })] }, true, NOW_MS).length, 1);
 });
 
 test('a copy from a neighbour (a replica) passes over what we hold newer, or what expired on the way, and keeps the rest', () => {
