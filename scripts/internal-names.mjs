@@ -45,16 +45,25 @@ export function internalNamesPattern(root = process.cwd()) {
   const isInternal = (declaration) =>
     ours(declaration) && isMember(declaration) && !ts.isObjectLiteralExpression(declaration.parent) &&
     !(ts.isClassLike(declaration.parent) && inheritedFromOutside(declaration.parent, declaration.name.getText()));
-  const allInternal = (symbol) => (symbol?.declarations?.length ?? 0) > 0 && symbol.declarations.every(isInternal);
+  const OUR_OWN = { declarations: [] };
+  const allInternal = (symbol) => symbol === OUR_OWN || ((symbol?.declarations?.length ?? 0) > 0 && symbol.declarations.every(isInternal));
 
   const files = program.getSourceFiles().filter(ourFile);
   const internal = new Set();
   const kept = new Set([...CALLED_BY_THE_RUNTIME, ...escapingNames(ts, checker, files, ourFile)]);
   const keep = (name) => kept.add(name);
-  // An object literal's key is the property its contextual type declares.
+  // An object literal's key is the property its contextual type declares: in a union (a tagged
+  // one, say), the property of every member that has it. A literal with no contextual type (a
+  // const's initializer, an inferred return) declares its own keys, and they are ours to shorten:
+  // wherever its value goes out by name, escaping-names.mjs follows its type and keeps them.
   const keyOfLiteral = (node) => {
     const type = checker.getContextualType(node.parent);
-    return type && checker.getPropertyOfType(type, node.name.text);
+    if (type === undefined) return OUR_OWN;
+    if (!type.isUnion()) return checker.getPropertyOfType(type, node.name.text);
+    // A member that is a dictionary or a bare object could take the key by name: it stays.
+    if (type.types.some((member) => checker.getIndexInfosOfType(member).length > 0 || (member.flags & ts.TypeFlags.NonPrimitive) !== 0)) return undefined;
+    const declarations = type.types.flatMap((member) => checker.getPropertyOfType(member, node.name.text)?.declarations ?? []);
+    return declarations.length > 0 ? { declarations } : undefined;
   };
   // A destructured name is the property of the destructured value's type.
   const propertyOfBinding = (node, name) => {
@@ -85,9 +94,7 @@ export function internalNamesPattern(root = process.cwd()) {
   }
   // What the docs name in backticks.
   const docs = readdirSync(path.join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => path.join(root, 'docs', name));
-  for (const file of [path.join(root, 'README.md'), ...docs]) {
-    for (const quoted of readFileSync(file, 'utf8').matchAll(/`([^`\n]+)`/g)) for (const word of quoted[1].matchAll(/[A-Za-z_$][\w$]*/g)) keep(word[0]);
-  }
+  for (const file of [path.join(root, 'README.md'), ...docs]) for (const name of documentedNames(readFileSync(file, 'utf8'))) keep(name);
   // What the bundled libraries read or write by name, whatever its spelling.
   // (Every runtime dependency is bundled: package.json names them, so a new one is covered too.)
   const dependencies = Object.keys(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).dependencies ?? {});
@@ -98,6 +105,27 @@ export function internalNamesPattern(root = process.cwd()) {
   }
   const safe = [...internal].filter((name) => !kept.has(name)).sort();
   return { pattern: new RegExp(`^(${safe.join('|') || '(?!)'})$`), names: safe };
+}
+
+/**
+ * The names a Markdown text shows as code: each code span of a line (a table's cells are paired
+ * on their own, so prose between two spans is not taken for one) and the dotted names in it
+ * (`nat.relay.permissions`). A command line, a --flag, a hyphenated word or a file path names no
+ * member: `--media-anchor` kept `anchor`, a test's path kept `trust`.
+ */
+function documentedNames(markdown) {
+  const names = [];
+  for (const line of markdown.split('\n')) {
+    for (const span of line.matchAll(/(`+)(.+?)\1(?!`)/g)) {
+      const code = span[2].trim();
+      if (/^(p2psip|node|npm|npx|sudo|systemctl|opkg|dpkg|apt(-get)?)\s/.test(code)) continue;
+      for (const dotted of code.matchAll(/(?<![-\w$./])[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*(?![-\w$/]|\.\w)/g)) {
+        if (/\.(ts|js|mjs|cjs|md|json|cddl|sh|cbor)$/.test(dotted[0])) continue;
+        names.push(...dotted[0].split('.'));
+      }
+    }
+  }
+  return names;
 }
 
 function javascriptFiles(dir) {

@@ -10,8 +10,10 @@ import { removeDir, tempDir } from '../helpers/processes.js';
  * program holds one case of each rule: names that leave or enter it by name (JSON, a dictionary,
  * a decoded value, Node's options, a generic filled from outside or serializing its T, a wider
  * class serialized as its interface, a callback that serializes what it is given, an object
- * literal's method seen by Object.keys, keyof, for-in, a type predicate, a string key, the docs) and names no one outside sees (private state, a placeholder
- * cast, a destructured member, a bound function's this). The first stay whole, the second shrink,
+ * literal's method seen by Object.keys, keyof, for-in, a type predicate, a string key, the docs, a
+ * union with a dictionary) and names no one outside sees (private state, a placeholder cast, a
+ * destructured member, a bound function's this, a tagged union's fields, a literal with no type of
+ * its own handed to one of ours, words of a --flag, a path or a table's prose in the docs). The first stay whole, the second shrink,
  * and the program prints the same with and without the shortening.
  */
 const root = tempDir('p2psip-names-');
@@ -44,6 +46,10 @@ interface Narrow { narrowField: number }
 class Wide implements Narrow { narrowField = 14; wideOnly = 15; }
 interface Called { calledField: number }
 interface WithMethod { methodKey(): number }
+type Tagged = { tag: 'one'; unionField: number } | { tag: 'two'; otherUnionField: string };
+type Loose = { looseField: number } | Record<string, number>;
+interface Limits { noContextField: number }
+interface Worded { anchor: number; pathword: number; betweenWord: number }
 
 function read<T>(text: string): T { return JSON.parse(text) as T; }
 function pick(keyed: Keyed, key: keyof Keyed): number { return keyed[key]; }
@@ -89,17 +95,29 @@ const call: (value: Called) => void = (value: unknown) => out.push(JSON.stringif
 call({ calledField: 17 });
 const withMethod: WithMethod = { methodKey() { return 18; } };
 out.push(Object.keys(withMethod).join(), withMethod.methodKey());
+const tagged: Tagged = Number(process.argv[3].length) > 0 ? { tag: 'one', unionField: 19 } : { tag: 'two', otherUnionField: 'x' };
+if (tagged.tag === 'one') out.push(tagged.unionField);
+const loose: Loose = { looseField: 20 };
+out.push(JSON.stringify(loose));
+const limits = { noContextField: 21 };
+const useLimits = (given: Limits) => given.noContextField;
+out.push(useLimits(limits));
+const sent = { sentField: 22 };
+out.push(JSON.stringify(sent));
+const worded: Worded = { anchor: 1, pathword: 2, betweenWord: 3 };
+out.push(worded.anchor + worded.pathword + worded.betweenWord);
 console.log(JSON.stringify(out));
 `;
 
-const SHRINK = ['tally', 'bump', 'ourExtra', 'secretField', 'innerOnly', 'deepField', 'innerToo', 'heldField', 'read'];
-const WHOLE = ['reportedField', 'reportedNested', 'nestedField', 'dictField', 'decodedField', 'arrivedField', 'recursive', 'loadedField', 'keyedField', 'otherKeyed', 'walkedField', 'checkedField', 'quotedName', 'docName', 'dumpedField', 'narrowField', 'wideOnly', 'calledField', 'methodKey'];
+const SHRINK = ['tally', 'bump', 'ourExtra', 'secretField', 'innerOnly', 'deepField', 'innerToo', 'heldField', 'read', 'unionField', 'otherUnionField', 'noContextField', 'anchor', 'pathword', 'betweenWord'];
+const WHOLE = ['reportedField', 'reportedNested', 'nestedField', 'dictField', 'decodedField', 'arrivedField', 'recursive', 'loadedField', 'keyedField', 'otherKeyed', 'walkedField', 'checkedField', 'quotedName', 'docName', 'dumpedField', 'narrowField', 'wideOnly', 'calledField', 'methodKey', 'looseField', 'sentField'];
 
 function writeProgram(): void {
   mkdirSync(path.join(root, 'src'), { recursive: true });
   mkdirSync(path.join(root, 'docs'), { recursive: true });
   writeFileSync(path.join(root, 'src/main.ts'), PROGRAM);
-  writeFileSync(path.join(root, 'docs/fields.md'), 'The `docName` field.\n');
+  // Flags, paths and the prose between two cells of a table name no member.
+  writeFileSync(path.join(root, 'docs/fields.md'), 'The `docName` field. Run `names start --anchor` or `--anchor`; see `test/unit/pathword.test.ts`.\n\n| `a` | the betweenWord | `b` |\n');
   writeFileSync(path.join(root, 'README.md'), 'A test program.\n');
   writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'names-case', dependencies: {} }));
   writeFileSync(path.join(root, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', strict: true, types: ['node'], noEmit: true }, include: ['src'] }));
@@ -133,5 +151,5 @@ test('names that leave or enter the program by name stay whole; the rest shrink,
   for (const name of SHRINK) assert.ok(shortened.names.includes(name), `${name} shrinks: ${shortened.names.join(' ')}`);
   for (const name of WHOLE) assert.ok(!shortened.names.includes(name), `${name} stays whole`);
   assert.equal(shortened.output, plain.output);
-  assert.deepEqual(JSON.parse(plain.output), [2, '{"reportedField":1,"reportedNested":{"nestedField":"n"}}', '{"dictField":2}', 'd', 'a', 3, 4, 6, 'walkedField', 'c', 8, 1, 9, 10, 23, 13, '{"dumpedField":16}', '{"narrowField":14,"wideOnly":15}', '{"calledField":17}', 'methodKey', 18]);
+  assert.deepEqual(JSON.parse(plain.output), [2, '{"reportedField":1,"reportedNested":{"nestedField":"n"}}', '{"dictField":2}', 'd', 'a', 3, 4, 6, 'walkedField', 'c', 8, 1, 9, 10, 23, 13, '{"dumpedField":16}', '{"narrowField":14,"wideOnly":15}', '{"calledField":17}', 'methodKey', 18, 19, '{"looseField":20}', 21, '{"sentField":22}', 6]);
 });
