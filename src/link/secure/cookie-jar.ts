@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { bytesEqualInConstantTime } from '../../runtime/constant-time.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Random } from '../../runtime/random.js';
 import { cookieInput, type LinkHello } from '../../wire/link-security.js';
@@ -37,7 +37,7 @@ export class CookieJar {
     if (!hello.cookie) return false;
     this.rotate();
     const input = cookieInput(address, hello);
-    return same(cookieMac(this.current, input), hello.cookie) || same(cookieMac(this.previous, input), hello.cookie);
+    return bytesEqualInConstantTime(cookieMac(this.current, input), hello.cookie) || bytesEqualInConstantTime(cookieMac(this.previous, input), hello.cookie);
   }
 
   private rotate(): void {
@@ -48,8 +48,4 @@ export class CookieJar {
     this.current = this.random.bytes(32);
     this.rotatedAt = now;
   }
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,4 +1,5 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { bytesEqualInConstantTime } from '../../runtime/constant-time.js';
 import { crc32 } from '../../runtime/crc32.js';
 import { Attr, HEADER_BYTES, type StunMessage } from './message.js';
 
@@ -32,7 +33,7 @@ export function integrityValid(bytes: Uint8Array, message: StunMessage, key: Uin
   const mi = message.attributes.find((a) => a.type === Attr.MessageIntegrity);
   if (!mi || mi.value.length !== 20) return false;
   const expected = createHmac('sha1', key).update(covered(bytes, mi.offset, 24)).digest();
-  return timingSafeEqual(expected, Buffer.from(mi.value));
+  return bytesEqualInConstantTime(expected, mi.value);
 }
 
 export function fingerprintValid(bytes: Uint8Array, message: StunMessage): boolean {

@@ -29,13 +29,13 @@ import {
   answerMac,
   enrollMac,
   enrollProofInput,
-  macEqual,
   RENEW,
   RENEW_MAX_SKEW_SECONDS,
   renewProofInput,
   type UserRequest,
   userProofInput,
 } from './enrollment-protocol.js';
+import { bytesEqualInConstantTime } from '../../runtime/constant-time.js';
 import { EnrollmentRefused } from './enrollment-errors.js';
 import { DEFAULT_HOUSEHOLD_SIZE, HouseholdLedger } from './household-ledger.js';
 import { encodeInvitation, INVITATION_ID_BYTES, INVITATION_SECRET_BYTES } from './invitation.js';
@@ -250,7 +250,7 @@ export class EnrollmentAuthority {
   private enroll(request: Extract<EnrollmentRequest, { type: typeof ENROLL }>, nowSeconds: number): IssuedAnswer {
     const invitation = this.invitations.find((i) => Buffer.compare(i.id, request.invitationId) === 0);
     if (!invitation) throw new EnrollmentRefused('unknown invitation');
-    if (!macEqual(enrollMac(invitation.secret, request.invitationId, request.publicKey, request.nonce, request.proof), request.mac)) {
+    if (!bytesEqualInConstantTime(enrollMac(invitation.secret, request.invitationId, request.publicKey, request.nonce, request.proof), request.mac)) {
       throw new EnrollmentRefused('invitation secret does not match');
     }
     if (invitation.used) throw new EnrollmentRefused('invitation already used');

@@ -9,7 +9,8 @@ import { saveConfig } from '../config/config-file.js';
 import { ConfigError, openConfig, type OverlayConfig, type SignedConfig } from '../config/overlay-config.js';
 import { saveIdentity } from '../identity-store.js';
 import { EnrollmentRefused } from './enrollment-authority.js';
-import { answerMac, ENROLL, enrollMac, enrollProofInput, issuedOrRefused, macEqual, NONCE_BYTES, RELEASE, releaseProofInput, RENEW, renewProofInput, USER, userProofInput } from './enrollment-protocol.js';
+import { bytesEqualInConstantTime } from '../../runtime/constant-time.js';
+import { answerMac, ENROLL, enrollMac, enrollProofInput, issuedOrRefused, NONCE_BYTES, RELEASE, releaseProofInput, RENEW, renewProofInput, USER, userProofInput } from './enrollment-protocol.js';
 import { sendEnrollment } from './enrollment-transport.js';
 import { decodeInvitation, InvitationError } from './invitation.js';
 
@@ -34,7 +35,7 @@ export async function enrollWithInvitation(token: string, dir: string, random: R
     mac: enrollMac(invitation.secret, invitation.id, keys.publicKey, nonce, proof),
   }));
   if (!answer.ok) throw new EnrollmentRefused(`enrollment refused: ${answer.reason}`);
-  if (!answer.mac || !macEqual(answer.mac, answerMac(invitation.secret, nonce, answer.certificate, answer.config))) {
+  if (!answer.mac || !bytesEqualInConstantTime(answer.mac, answerMac(invitation.secret, nonce, answer.certificate, answer.config))) {
     throw new EnrollmentRefused('the enrollment answer is not from the inviting authority');
   }
   const config = openConfig(answer.config, invitation.rootFingerprint);

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../../identity/keys.js';
 import { decodeCbor, encodeCbor } from '../../wire/cbor.js';
 import { DecodeError } from '../../wire/decode-error.js';
@@ -98,10 +98,6 @@ export function enrollMac(secret: Uint8Array, id: Uint8Array, publicKey: Uint8Ar
 
 export function answerMac(secret: Uint8Array, nonce: Uint8Array, certificate: Uint8Array, config: Uint8Array): Uint8Array {
   return hmac(secret, encodeCbor(['p2psip-enrolled', nonce, certificate, config]));
-}
-
-export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function hmac(secret: Uint8Array, data: Uint8Array): Uint8Array {

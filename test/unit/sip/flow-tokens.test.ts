@@ -15,3 +15,9 @@ test("a flow token names its flow and whether it is a phone of ours; a stranger'
   const [marked] = tokens.markContacts(['<sip:alice@192.168.1.20:50123;transport=tcp>'], tcp, false)!;
   assert.match(marked, new RegExp(`;${FLOW_PARAM}=s~t~7~`));
 });
+
+test('a token whose MAC has as many characters as ours but other bytes (é for e) is refused, not thrown: Node throws on buffers of two lengths', () => {
+  const phone = tokens.encode(tcp)!;
+  const mac = phone.slice(phone.lastIndexOf('~') + 1);
+  assert.equal(tokens.decode(`${phone.slice(0, phone.lastIndexOf('~') + 1)}${'é'.repeat(mac.length)}`), undefined);
+});

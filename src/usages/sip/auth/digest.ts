@@ -1,4 +1,5 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { textEqualInConstantTime } from '../../../runtime/constant-time.js';
 
 /*
  * HTTP Digest as SIP uses it (RFC 3261 s22.4), with the algorithms of RFC 8760: MD5 for the
@@ -37,9 +38,7 @@ export function digestResponse(input: DigestResponseInput): string {
 }
 
 export function sameDigest(a: string, b: string): boolean {
-  const x = Buffer.from(a.toLowerCase(), 'utf8');
-  const y = Buffer.from(b.toLowerCase(), 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
+  return textEqualInConstantTime(a.toLowerCase(), b.toLowerCase());
 }
 
 /**

@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { textEqualInConstantTime } from '../../../runtime/constant-time.js';
 import { formatNameAddr, parseNameAddr } from '../message/name-addr.js';
 import type { SipFlow } from '../transport/sip-transport.js';
 
@@ -35,7 +36,7 @@ export class FlowTokens {
     const parts = token.replace(/-/g, ':').split('~');
     const mac = parts.pop();
     const body = parts.join('~');
-    if (!mac || !same(mac, this.mac(body))) return undefined;
+    if (!mac || !textEqualInConstantTime(mac, this.mac(body))) return undefined;
     const ours = parts[0] !== 's';
     if (!ours) parts.shift();
     if (parts[0] === 't' && parts.length === 4) return { flow: { transport: 'TCP', connectionId: Number(parts[1]), remote: { host: parts[2], port: Number(parts[3]) } }, ours };
@@ -63,8 +64,4 @@ export class FlowTokens {
   private mac(body: string): string {
     return createHmac('sha256', this.secret).update(body).digest('base64url').slice(0, 12).replace(/-/g, '.');
   }
-}
-
-function same(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
