@@ -1,5 +1,6 @@
 import type { Clock } from '../runtime/clock.js';
 import type { Address } from '../wire/address.js';
+import { bytesToHex } from '../runtime/hex.js';
 import type { Id } from '../wire/id.js';
 
 /*
@@ -30,5 +31,5 @@ export class ReturnPaths {
 }
 
 function keyOf(transactionId: Uint8Array, id: Id): string {
-  return `${Buffer.from(transactionId.buffer, transactionId.byteOffset, transactionId.byteLength).toString('hex')}/${id}`;
+  return `${bytesToHex(transactionId)}/${id}`;
 }

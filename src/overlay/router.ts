@@ -7,6 +7,7 @@ import type { HopTransport } from '../link/hop-transport.js';
 import type { Clock, TimerHandle } from '../runtime/clock.js';
 import { P2psipError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { bytesToHex } from '../runtime/hex.js';
 import type { Random } from '../runtime/random.js';
 import { KeyedRateLimiter, type RateLimit } from '../runtime/token-bucket.js';
 import { type Address, addressKey, sameAddress } from '../wire/address.js';
@@ -232,7 +233,7 @@ export class OverlayRouter {
   private requestOnce(destinations: readonly Destination[], code: number, body: Uint8Array, options: RequestOptions, callback: ResponseCallback): void {
     const transactionId = this.random.bytes(8);
     transactionId[0] = options.attempt ? transactionId[0] | DIVERSIFY_BIT : transactionId[0] & ~DIVERSIFY_BIT;
-    const key = txKey(transactionId);
+    const key = bytesToHex(transactionId);
     const timer = this.clock.setTimer(options.timeoutMs ?? this.options.requestTimeoutMs, () => {
       if (!this.pending.delete(key)) return;
       this.counters.timeouts++;
@@ -429,7 +430,7 @@ export class OverlayRouter {
   private deliverRequest(message: OverlayMessage, path: Id[], from: { id: Id; address: Address } | undefined): void {
     const { header } = message;
     const origin = path[0] ?? this.nodeId;
-    const replayKey = `${origin}/${txKey(header.transactionId)}`;
+    const replayKey = `${origin}/${bytesToHex(header.transactionId)}`;
     const cached = this.recent.lookup(replayKey);
     if (cached !== undefined) {
       this.counters.replays++;
@@ -486,7 +487,7 @@ export class OverlayRouter {
 
   private deliverResponse(message: OverlayMessage, path: Id[], from: { id: Id; address: Address } | undefined): void {
     const { header } = message;
-    const key = txKey(header.transactionId);
+    const key = bytesToHex(header.transactionId);
     const pending = this.pending.get(key);
     if (!pending) return; // late, duplicate, or not ours: nothing to do
     let opened;
@@ -547,7 +548,7 @@ export class OverlayRouter {
   }
 
   private failLocal(transactionId: Uint8Array, info: string): void {
-    this.finish(txKey(transactionId), new OverlayError(ErrorCode.RequestTimeout, info));
+    this.finish(bytesToHex(transactionId), new OverlayError(ErrorCode.RequestTimeout, info));
   }
 
   /** RFC 6940 s6.3.2.2: a response's destination list is the request's via list reversed. */
@@ -640,6 +641,3 @@ function detourChoice(transactionId: Uint8Array, self: Id): number {
   return (Math.imul(mixed, 0x9e3779b1) >>> 16) & 0xff;
 }
 
-function txKey(transactionId: Uint8Array): string {
-  return Buffer.from(transactionId.buffer, transactionId.byteOffset, transactionId.byteLength).toString('hex');
-}

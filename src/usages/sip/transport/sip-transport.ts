@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { isIP } from 'node:net';
 import { KeyCounts } from '../../../runtime/key-counts.js';
 import type { Logger } from '../../../runtime/log.js';
-import { type Address, addressKey, sourceBlock } from '../../../wire/address.js';
+import { type Address, addressKey, sameAddress, sourceBlock } from '../../../wire/address.js';
 import { parseSipMessage } from '../message/parser.js';
 import type { SipMessage } from '../message/sip-message.js';
 import { SipError } from '../sip-error.js';
@@ -34,7 +34,7 @@ export function sameFlow(a: SipFlow, b: SipFlow): boolean {
   if (a.transport !== b.transport) return false;
   if (a.transport === 'TCP') return a.connectionId === b.connectionId;
   if (a.transport === 'OVERLAY') return a.nodeId === b.nodeId;
-  return a.remote.host === b.remote.host && a.remote.port === b.remote.port;
+  return sameAddress(a.remote, b.remote);
 }
 
 /** Carries a SIP message to a peer through the overlay (the node layer provides it). */
