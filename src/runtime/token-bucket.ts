@@ -71,8 +71,4 @@ export class KeyedRateLimiter<K> {
   sweep(): void {
     for (const [key, bucket] of this.buckets) if (bucket.isIdle()) this.buckets.delete(key);
   }
-
-  get size(): number {
-    return this.buckets.size;
-  }
 }

@@ -13,10 +13,6 @@ export class EventQueue {
   private readonly heap: SimEvent[] = [];
   private seq = 0;
 
-  get size(): number {
-    return this.heap.length;
-  }
-
   push(at: number, run: () => void): SimEvent {
     const event: SimEvent = { at, seq: this.seq++, run, cancelled: false };
     const heap = this.heap;

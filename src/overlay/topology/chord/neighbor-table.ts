@@ -23,10 +23,6 @@ export class NeighborTable {
     return this.predecessors[0];
   }
 
-  has(id: Id): boolean {
-    return this.successors.some((c) => c.id === id) || this.predecessors.some((c) => c.id === id);
-  }
-
   /** Takes any contacts that are closer than what either list holds. Returns true if a list changed. */
   consider(contacts: readonly Contact[]): boolean {
     const s = this.closestSuccessors([...this.successors, ...contacts]);
