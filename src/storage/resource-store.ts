@@ -34,9 +34,10 @@ export interface StorageLimits {
 
 export const DEFAULT_STORAGE_LIMITS: StorageLimits = { maxBytesPerResource: 256 * 1024, maxBytesTotal: 32 * 1024 * 1024 };
 /**
- * How far ahead of this peer's clock a value's storage_time may be. Two peers whose clocks differ
- * by more than 10 minutes open no link (sealed hellos), so a value is at most that far ahead of
- * its first holder, and twice that of a replica that holder copies it to (regression review F1).
+ * How far ahead of this peer's clock a value's storage_time may be: a tolerance, twice the skew
+ * sealed hellos allow between two linked peers, since a writer and a holder that never linked
+ * (a routed Store, a copy of a copy) may each be off the other way (regression reviews F1). A
+ * copy dated further ahead is passed over: one replica fewer until the writer's next refresh.
  * A value dated years ahead would refuse every later Store to its entry as older, for good, and
  * never expire (fuzz review F7).
  */
