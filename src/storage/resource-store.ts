@@ -61,6 +61,8 @@ function slotOf(resource: ResourceEntry | undefined, kind: number): KindSlot | u
 }
 
 export class ResourceStore {
+  /** Values in copies from neighbours passed over as dated too far ahead: a skewed clock somewhere costs a replica. */
+  copiesDatedAhead = 0;
   private readonly resources = new Map<Id, ResourceEntry>();
   /** One copy of each signer's certificate, however many values it signed, kept while any value it signed is. */
   private readonly certificates = new Map<string, { readonly bytes: Uint8Array; uses: number }>();
@@ -111,7 +113,10 @@ export class ResourceStore {
       const existing = entryAt(key);
       const ahead = value.storageTime > BigInt(Math.floor(nowMs) + MAX_AHEAD_MS);
       const stale = isExpired(value, nowMs) || (existing !== undefined && existing.storageTime > value.storageTime);
-      if (ahead && replica) continue;
+      if (ahead && replica) {
+        this.copiesDatedAhead++;
+        continue;
+      }
       if (ahead) {
         const minutes = Number((value.storageTime - BigInt(Math.floor(nowMs))) / 60_000n);
         throw new OverlayError(ErrorCode.InvalidMessage, `storage_time is ${minutes} minutes ahead of this peer's clock (at most ${MAX_AHEAD_MS / 60_000}): the writer's clock or this peer's is wrong`);

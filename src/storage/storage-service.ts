@@ -468,7 +468,7 @@ export class StorageService {
     // Flash wears with writes: what this peer writes an hour, averaged since it started.
     const hours = Math.max(1 / 60, (this.router.clock.now() - this.startedAt) / 3_600_000);
     const bytesWrittenPerHour = Math.round((stats.bytesWritten - this.bytesAtStart) / hours);
-    return { ...this.store.size, maxEntries: this.store.limits.maxEntries ?? null, maxBytes: this.store.limits.maxBytesTotal, copiesTracked: this.copiesSent.size, copiesQueued: this.copies.queued, counters: { ...this.counters }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
+    return { ...this.store.size, maxEntries: this.store.limits.maxEntries ?? null, maxBytes: this.store.limits.maxBytesTotal, copiesTracked: this.copiesSent.size, copiesQueued: this.copies.queued, counters: { ...this.counters, copiesDatedAhead: this.store.copiesDatedAhead }, backend: { name: this.backend.name, ...stats, bytesWrittenPerHour } };
   }
 
   private startedAt = 0;

@@ -43,6 +43,7 @@ test("a value dated more than 20 minutes ahead of this peer's clock is refused, 
   const farAhead = value(alice, R, NOTE, 0, 'from the future', { time: NOW_MS + 100 * 365 * 86_400_000, lifetime: 0xffffffff });
   assert.throws(() => store.prepare(R, { kind: NOTE, generation: 0n, values: [farAhead] }, false, NOW_MS), (error: unknown) => error instanceof OverlayError && error.code === ErrorCode.InvalidMessage && /52560000 minutes ahead of this peer's clock/.test(error.message));
   assert.equal(store.prepare(R, { kind: NOTE, generation: 7n, values: [farAhead] }, true, NOW_MS).length, 0);
+  assert.equal(store.copiesDatedAhead, 1, 'counted: a skewed clock somewhere costs a replica');
   refused(ErrorCode.InvalidMessage, () => store.prepare(R, { kind: NOTE, generation: 0n, values: [value(alice, R, NOTE, 1, 'x', { time: NOW_MS + 21 * 60_000 })] }, false, NOW_MS));
   storeAll(store, 0n, [value(alice, R, NOTE, 0, 'a slow clock', { time: NOW_MS + 9 * 60_000 })]);
   storeAll(store, 0n, [value(alice, R, NOTE, 0, 'now', { time: NOW_MS + 9 * 60_000 + 1 })]);
