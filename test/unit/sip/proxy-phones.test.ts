@@ -1029,3 +1029,26 @@ test("a request whose flow token has a MAC of as many characters as ours but oth
   await alice.next(isResponse(480, 'MESSAGE'));
   assert.equal((await register(alice, 'alice', ['*'], domain, 0)).status, 200);
 });
+
+test("a request whose callee's lookup never comes back is answered 504 after 64*T1, not left holding its caller for good (the router's timeouts should call back; this does not rely on it)", async () => {
+  const virtual = new VirtualClock();
+  const other = await loopbackSipService(domain, {
+    credentials: { lookup: (user) => (user === 'alice' ? { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) } : undefined) },
+    clock: virtual,
+    nonceSecret: new Uint8Array(32).fill(8),
+    remote: { resolve: () => {}, peer: (id, address) => ({ transport: 'UDP', remote: address, nodeId: id }) },
+  });
+  try {
+    const alice = await Phone.udp('127.0.0.1', other.address.port);
+    assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+    invite(alice, 'alice', 'sip:dave@joneses.example');
+    await alice.next(isResponse(100, 'INVITE'));
+    virtual.runUntil(virtual.now() + 31_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(alice.inbox.filter((m) => m.kind === 'response' && m.status >= 200).length, 1, 'only the REGISTER answered yet');
+    virtual.runUntil(virtual.now() + 2_000);
+    await alice.next(isResponse(504, 'INVITE'));
+  } finally {
+    await other.close();
+  }
+});

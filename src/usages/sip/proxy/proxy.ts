@@ -194,8 +194,12 @@ const PEER_PARAM = 'p2p-node';
 export class SipProxy {
   readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0, reconnects: 0, overlayFallbacks: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
-  /** Requests whose targets are still being found (an overlay lookup may take seconds). */
-  private readonly deciding = new Set<ServerTransaction>();
+  /**
+   * Requests whose targets are still being found (an overlay lookup may take seconds), each with
+   * the timer that answers 504 if the lookup or the media's ports never come back: the router's
+   * own timeouts should see to that, but a request left here would hold its caller for good.
+   */
+  private readonly deciding = new Map<ServerTransaction, TimerHandle>();
   /** INVITEs whose caller proved a user of this home with digest (not by the flow it registered). */
   private readonly provenByDigest = new WeakSet<ServerTransaction>();
   /**
@@ -216,6 +220,7 @@ export class SipProxy {
   /** Shutting down: no call's Timer C outlives the service. */
   close(): void {
     for (const call of this.calls.values()) this.deps.servers.clock.clearTimer(call.timerC);
+    for (const timer of this.deciding.values()) this.deps.servers.clock.clearTimer(timer);
     this.calls.clear();
     this.deciding.clear();
   }
@@ -234,29 +239,31 @@ export class SipProxy {
     }
     if (trusted === 'challenged') return;
     if (server.invite) server.respond(100, 'Trying'); // s16.2: a stateful proxy answers INVITE at once
-    this.deciding.add(server);
+    this.deciding.set(server, this.deps.servers.clock.setTimer(TIMEOUT_MS, () => {
+      if (this.decided(server)) server.respond(504, 'Server Time-out (the callee could not be looked up in time)');
+    }));
     this.targets(request, checked, (targets, refusal) => {
       // s16.10: a CANCEL that came while we looked the callee up has answered this INVITE already.
       if (!this.deciding.has(server)) return;
       if (!targets) {
-        this.deciding.delete(server);
+        this.decided(server);
         return server.respond(refusal![0], refusal![1]);
       }
       // A stranger may reach this home's phones, and nothing else (s22.3, s26.4: no open relay).
       if (!trusted && !targets.every((t) => t.registered)) {
-        this.deciding.delete(server);
+        this.decided(server);
         return this.challenge(server, false);
       }
       this.anchorRequest(server, byQ(targets)[0]).then(
         (media) => {
-          if (!this.deciding.delete(server)) {
+          if (!this.decided(server)) {
             if (beganMedia(server, media)) this.deps.media!.ended(checked.callId); // cancelled while its ports opened
             return;
           }
           this.fork(server, targets, media);
         },
         (error) => {
-          if (!this.deciding.delete(server)) return;
+          if (!this.decided(server)) return;
           if (isInitialInvite(server)) this.deps.media?.refused(checked.callId, checked.from.params.get('tag') ?? '');
           if (!(error instanceof MediaRefused)) {
             this.deps.log.warn('media-fault', { callId: checked.callId, error });
@@ -344,7 +351,7 @@ export class SipProxy {
   /** s16.10: CANCEL ends the matching INVITE's pending branches; it is answered on its own. */
   handleCancel(cancel: ServerTransaction, invite: InviteServerTransaction | undefined): void {
     const call = invite ? this.calls.get(invite) : undefined;
-    if (invite && this.deciding.delete(invite)) {
+    if (invite && this.decided(invite)) {
       // Still looking for the callee (an overlay lookup): nothing was forwarded, nothing will be.
       cancel.respond(200, 'OK');
       this.counters.cancels++;
@@ -599,6 +606,14 @@ export class SipProxy {
         this.onBranchFinal(call, branch, synthetic(status, reason, response408Headers(request)));
       },
     });
+  }
+
+  /** Takes `server` out of the requests being decided; false if it was not there (a CANCEL or the deadline came first). */
+  private decided(server: ServerTransaction): boolean {
+    const timer = this.deciding.get(server);
+    if (timer === undefined) return false;
+    this.deps.servers.clock.clearTimer(timer);
+    return this.deciding.delete(server);
   }
 
   private tookNoTcpLately(home: Address): boolean {
