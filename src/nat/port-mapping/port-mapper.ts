@@ -86,13 +86,13 @@ export class PortMapper {
     this.nonce = random.bytes(12);
   }
 
-  /** Tries each protocol in turn; `done` gets the mapping, or nothing when no router granted one. */
   /** What was tried lately, the last 32: a router that never grants one is asked every 30 minutes for ever (leak review F3). */
   private note(attempt: (typeof this.tried)[number]): void {
     this.tried.push(attempt);
     if (this.tried.length > 32) this.tried.splice(0, this.tried.length - 32);
   }
 
+  /** Tries each protocol in turn; resolves to the mapping, or to nothing when no router granted one. */
   async map(): Promise<PortMapping | undefined> {
     const gateway = this.io.gateway();
     if (!gateway) return undefined;
