@@ -338,3 +338,37 @@ test("an OPTIONS keepalive that carries the phone's outbound-proxy Route to us i
     phone.udp.close();
   }
 });
+
+test('a phone whose Contact changes while its socket stays (new Call-ID, no +sip.instance) replaces its old binding; another socket and one Call-ID\'s several Contacts keep theirs (SIP review P6)', async () => {
+  const [phone, other] = [await udpPhone(), await udpPhone()];
+  const aor = `carol@${realm}`;
+  users.carol = 'carol-password';
+  /** Registers `contacts` for carol from `from` under `callId`, answering the challenge. */
+  const registerFrom = async (from: typeof phone, callId: string, contacts: string, expires = 600) => {
+    const lines = (cseq: number, authorization?: string) => register('carol', { cseq, callId, contact: contacts, expires, authorization });
+    from.send(lines(1));
+    const challenge = (await from.next((m) => m.kind === 'response' && m.headers.get('Call-ID') === callId)) as SipResponse;
+    assert.equal(challenge.status, 401);
+    from.send(lines(2, credentials(challenge, 'MD5', 'carol', users.carol)));
+    const answer = (await from.next((m) => m.kind === 'response' && m.headers.get('Call-ID') === callId)) as SipResponse;
+    assert.equal(answer.status, 200);
+  };
+  const contacts = () => service.location.bindings(aor).map((b) => b.contact).sort();
+  try {
+    await registerFrom(phone, 'desk-1', '<sip:carol@127.0.0.1:7300>');
+    await registerFrom(other, 'other-1', '<sip:carol@127.0.0.1:7400>');
+    assert.deepEqual(contacts(), ['sip:carol@127.0.0.1:7300', 'sip:carol@127.0.0.1:7400']);
+    // The desk phone's line port changed; it registers anew from the same socket.
+    await registerFrom(phone, 'desk-2', '<sip:carol@127.0.0.1:7301>');
+    assert.deepEqual(contacts(), ['sip:carol@127.0.0.1:7301', 'sip:carol@127.0.0.1:7400'], 'the ghost is gone; the phone on another socket stays');
+    // An ATA's two lines in one registration: both stay.
+    await registerFrom(phone, 'desk-2b', '<sip:carol@127.0.0.1:7301>, <sip:carol@127.0.0.1:7302>');
+    assert.deepEqual(contacts(), ['sip:carol@127.0.0.1:7301', 'sip:carol@127.0.0.1:7302', 'sip:carol@127.0.0.1:7400']);
+  } finally {
+    await registerFrom(phone, 'desk-end', '*', 0).catch(() => undefined);
+    phone.udp.close();
+    other.udp.close();
+    delete users.carol;
+  }
+  assert.deepEqual(contacts(), [], 'carol is left with no phone for the tests after this one');
+});

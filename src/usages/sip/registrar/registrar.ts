@@ -7,6 +7,7 @@ import type { SipResponse } from '../message/sip-message.js';
 import { aorOf, parseSipUri, sameSipUri, type SipUri } from '../message/uri.js';
 import { SipError } from '../sip-error.js';
 import type { ServerTransaction } from '../transactions/server-transactions.js';
+import { sameFlow } from '../transport/sip-transport.js';
 import type { Binding, LocationService } from './location.js';
 
 /*
@@ -145,6 +146,12 @@ export class Registrar {
         // instance (it rebooted, its port changed) replaces the old one instead of leaving a ghost.
         const instance = contact.params.get('+sip.instance') ?? undefined;
         if (instance) bindings = this.removeMatching(bindings, (b) => b.instance === instance && !sameContact(b.contact, contact.uri), '', 0);
+        // One phone per flow and AOR: a phone without +sip.instance whose Contact changed while
+        // its socket stayed (a new line port, `;ob` once it learned its address) registers
+        // under a new Call-ID. Its old binding would be a ghost every call forks to, which
+        // holds a declined call's 486 until Timer B. Contacts sent under one Call-ID (an ATA's
+        // lines) stay; so do phones that share the overlay, which is no socket of theirs.
+        if (tx.flow.transport !== 'OVERLAY') bindings = this.removeMatching(bindings, (b) => sameFlow(b.flow, tx.flow) && b.callId !== checked.callId && !sameContact(b.contact, contact.uri), '', 0);
         const binding: Binding = {
           contact: contact.uri,
           expiresAt: now + Math.min(requested, this.options.maxExpires) * 1000,
