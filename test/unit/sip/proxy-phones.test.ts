@@ -612,6 +612,7 @@ test('CANCEL of a call whose phone never answered: 487 at once; a late ring is c
   cancel(caller, answered);
   assert.ok(await caller.next(isResponse(200, 'CANCEL')));
   assert.equal(sleepy.requests('CANCEL').length, 1, 'no CANCEL goes to an answered phone');
+  await unregister([sleepy, 'carol'], [caller, 'alice']);
 });
 
 test("CANCEL of a call to another home that has said nothing (its INVITE lost on the way): 487 at once, not 408 after Timer B; its late 100 lets the CANCEL go (proxy review P8)", async () => {
