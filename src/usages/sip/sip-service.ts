@@ -206,6 +206,10 @@ export class SipService {
       return;
     }
     this.counters.requests++;
+    this.receiveRequest(this.proxy.unstrictRouted(message), flow);
+  }
+
+  private receiveRequest(message: SipRequest, flow: SipFlow): void {
     let checked;
     try {
       checked = checkRequest(message);

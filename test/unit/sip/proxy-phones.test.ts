@@ -615,6 +615,25 @@ test('CANCEL of a call whose phone never answered: 487 at once; a late ring is c
   await unregister([sleepy, 'carol'], [caller, 'alice']);
 });
 
+test("an old phone that strict-routes to its outbound proxy (this peer in the Request-URI, the callee as the last Route) reaches the callee (RFC 3261 s16.4, proxy review P3)", async () => {
+  const alice = await Phone.udp();
+  const bob = await Phone.udp();
+  assert.equal((await register(alice, 'alice', [`<sip:alice@127.0.0.1:${alice.port}>`])).status, 200);
+  assert.equal((await register(bob, 'bob', [`<sip:bob@127.0.0.1:${bob.port}>`])).status, 200);
+  const counted = () => (service.status().proxy as { strictRoutes: number }).strictRoutes;
+  const before = counted();
+  const n = ++sequence;
+  alice.send([`INVITE sip:127.0.0.1:${sipPort} SIP/2.0`, via(alice, `strict${n}`), 'Max-Forwards: 70', `Route: <sip:bob@${domain}>`, `From: <sip:alice@${domain}>;tag=s${n}`, `To: <sip:bob@${domain}>`, `Call-ID: strict-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`, 'Content-Length: 0']);
+  const reached = (await bob.next(isRequest('INVITE'))) as SipRequest;
+  assert.ok(reached, 'not 405 from the peer: the last Route is where the call goes');
+  assert.equal(reached.uri, `sip:bob@127.0.0.1:${bob.port}`);
+  assert.equal(reached.headers.get('Route'), undefined, 'the destination is no Route any more');
+  answer(bob, reached, 486, 'Busy Here');
+  assert.ok(await alice.next(isResponse(486, 'INVITE')));
+  assert.equal(counted(), before + 1);
+  await unregister([alice, 'alice'], [bob, 'bob']);
+});
+
 test("CANCEL of a call to another home that has said nothing (its INVITE lost on the way): 487 at once, not 408 after Timer B; its late 100 lets the CANCEL go (proxy review P8)", async () => {
   let homePort = 0;
   const here = await loopbackSipService(domain, {

@@ -5,6 +5,7 @@ import { type Address, addressKey, sameHost } from '../../../wire/address.js';
 import type { CheckedRequest, Essentials } from '../message/check.js';
 import { inDialogRequest, inviteCompanion } from '../message/invite-companions.js';
 import { responseFlow, stampVia } from '../message/response.js';
+import { parseNameAddr } from '../message/name-addr.js';
 import { formatVia } from '../message/via.js';
 import { serializeSipMessage } from '../message/serializer.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message.js';
@@ -171,6 +172,8 @@ export interface ProxyCounters {
   reconnects: number;
   /** Requests too large for UDP that another home's SIP port took no TCP for, sent through the overlay instead. */
   overlayFallbacks: number;
+  /** Requests strict-routed to us (an old phone's outbound proxy without ;lr), taken in loose-routed form. */
+  strictRoutes: number;
 }
 
 const BRANCH_PREFIX = 'z9hG4bKp2p';
@@ -192,7 +195,7 @@ const MAX_HOMES_WITHOUT_TCP = 256;
 const PEER_PARAM = 'p2p-node';
 
 export class SipProxy {
-  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0, reconnects: 0, overlayFallbacks: 0 };
+  readonly counters: ProxyCounters = { forwarded: 0, forked: 0, notFound: 0, unavailable: 0, remoteLookups: 0, cancels: 0, statelessForwards: 0, challenged: 0, strayResponses: 0, reconnects: 0, overlayFallbacks: 0, strictRoutes: 0 };
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   /**
    * Requests whose targets are still being found (an overlay lookup may take seconds), each with
@@ -532,8 +535,11 @@ export class SipProxy {
     return { ...target, flow: fresh };
   }
 
-  /** How many Routes on top name us (two where we record-routed twice, RFC 5658; more with a phone's outbound Route). */
-  /** How many of the Routes at the top name this peer (s16.4: each is taken off before the request is looked at). */
+  /**
+   * How many of the Routes at the top name this peer (s16.4: each is taken off before the
+   * request is looked at): two where we record-routed twice (RFC 5658), more with a phone's
+   * outbound Route.
+   */
   ownRoutes(routes: readonly string[]): number {
     let n = 0;
     while (n < routes.length) {
@@ -542,6 +548,24 @@ export class SipProxy {
       n++;
     }
     return n;
+  }
+
+  /**
+   * s16.4: a request strict-routed to us, as an old phone with its outbound proxy set without
+   * ;lr sends it (s12.2.1.1: this peer in the Request-URI, the destination as the last Route),
+   * in the loose-routed form: the last Route becomes the Request-URI. Anything else as it came.
+   */
+  unstrictRouted(request: SipRequest): SipRequest {
+    const routes = request.headers.getAll('Route');
+    const uri = tryParseSipUri(request.uri);
+    if (!uri || uri.user !== undefined || !this.isSelf(uri.host, uri.port) || this.ownRoutes(routes) === routes.length) return request;
+    const last = routes[routes.length - 1];
+    const target = routeUri(last);
+    if (!target || this.isSelfRoute(target)) return request;
+    this.counters.strictRoutes++;
+    const headers = request.headers.clone().remove('Route');
+    for (const route of routes.slice(0, -1)) headers.add('Route', route);
+    return { ...request, uri: parseNameAddr(last).uri, headers };
   }
 
   // --- forwarding (s16.6) and responses (s16.7) ---
@@ -868,6 +892,8 @@ export class SipProxy {
   private isSelfRoute(uri: SipUri): boolean {
     const peer = uri.params.get(PEER_PARAM);
     if (peer) return peer === this.deps.selfNodeId;
+    // A user with no ;lr is a strict route's destination (sip:bob@our-domain), not a proxy.
+    if (uri.user !== undefined && !uri.params.has('lr')) return false;
     return this.isSelf(uri.host, uri.port);
   }
 
