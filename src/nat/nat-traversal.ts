@@ -97,7 +97,7 @@ export class NatTraversal {
     this.strangerChanges = new TokenBucket(CHANGES_FOR_STRANGERS, deps.clock);
     this.strangerResponsePorts = new TokenBucket(RESPONSE_PORTS_FOR_STRANGERS, deps.clock);
     this.ice = new IceAgent(deps.clock, deps.random, this.transactions, (base, to, datagram) => this.send(base, to, datagram), undefined, (address) => checkableFrom(deps.host(), address));
-    this.relay = new RelayClient({ clock: deps.clock, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink });
+    this.relay = new RelayClient({ clock: deps.clock, random: deps.random, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink });
     deps.relayLink.onRelayedStun = (from, datagram) => this.receive('relay', from, datagram);
   }
 

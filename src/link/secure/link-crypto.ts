@@ -39,15 +39,22 @@ export function deriveLinkKeys(
   responderEphemeral: Uint8Array,
   transcript: Uint8Array,
 ): DirectionalKeys {
-  const peerKey = createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, peerPublic]), format: 'der', type: 'spki' });
-  const shared = diffieHellman({ privateKey: own.privateKey, publicKey: peerKey });
-  // RFC 7748 s6.1: an all-zero result means the peer sent a small-order point.
-  if (shared.every((b) => b === 0)) throw new RangeError('X25519 gave the all-zero secret');
+  const shared = sharedSecret(own, peerPublic);
   const salt = Buffer.concat([initiatorSession, responderSession]);
   const transcriptHash = createHash('sha256').update(transcript).digest();
   const info = Buffer.concat([Buffer.from('p2psip link keys v2'), initiatorEphemeral, responderEphemeral, transcriptHash]);
   const okm = new Uint8Array(hkdfSync('sha256', shared, salt, info, 64));
   return { initiatorToResponder: okm.subarray(0, 32), responderToInitiator: okm.subarray(32, 64) };
+}
+
+/** X25519 with the peer's 32-byte public key; throws for one that is none, or of small order. */
+export function sharedSecret(own: EphemeralKey, peerPublic: Uint8Array): Buffer {
+  if (peerPublic.length !== 32) throw new RangeError(`an X25519 key has 32 bytes, not ${peerPublic.length}`);
+  const peerKey = createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, peerPublic]), format: 'der', type: 'spki' });
+  const shared = diffieHellman({ privateKey: own.privateKey, publicKey: peerKey });
+  // RFC 7748 s6.1: an all-zero result means the peer sent a small-order point.
+  if (shared.every((b) => b === 0)) throw new RangeError('X25519 gave the all-zero secret');
+  return shared;
 }
 
 function nonceFor(counter: number): Buffer {

@@ -1,12 +1,12 @@
 import type { Clock, TimerHandle } from '../../runtime/clock.js';
 import type { Logger } from '../../runtime/log.js';
+import type { Random } from '../../runtime/random.js';
 import { type Address, addressKey } from '../../wire/address.js';
 import { isGlobalUnicast } from '../address-scope.js';
 import { integrityValid, seal } from '../stun/integrity.js';
 import { Attr, attribute, decodeXorAddress, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
-
-type Attributes = { type: number; value: Uint8Array }[];
 import type { StunTransactions } from '../stun/stun-transactions.js';
+import { allocationKey, newKeyShare } from './allocation-key.js';
 import type { RelayLink } from './relay-link.js';
 import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, UDP_TRANSPORT } from './turn-codec.js';
 
@@ -16,8 +16,11 @@ import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, UD
  * each peer it checks with (and renewed every two minutes for the peers its links reach through
  * the relay, since traffic does not renew them), and released when the node stops.
  */
+type Attributes = { type: number; value: Uint8Array }[];
+
 export interface RelayClientDeps {
   readonly clock: Clock;
+  readonly random: Random;
   readonly log: Logger;
   readonly transactions: StunTransactions;
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
@@ -54,7 +57,7 @@ export class RelayClient {
    * answered that it no longer holds it. These peers were reached through it.
    */
   onLost: (server: Address, routed: readonly Address[], silent: boolean) => void = () => {};
-  /** The allocation's key (from the Allocate answer): what follows carries MESSAGE-INTEGRITY under it. */
+  /** The allocation's key (agreed in the Allocate and its answer): what follows carries MESSAGE-INTEGRITY under it. */
   private key: Uint8Array | undefined;
   private readonly permitted = new Map<string, number>();
 
@@ -66,22 +69,29 @@ export class RelayClient {
     const server = servers[0];
     if (!server) return done(undefined);
     this.state = 'allocating';
-    this.request(server, StunMethod.Allocate, [{ type: Attr.RequestedTransport, value: new Uint8Array([UDP_TRANSPORT, 0, 0, 0]) }, lifetimeAttr(DEFAULT_LIFETIME_SECONDS)], (ok, answer) => {
+    const share = newKeyShare(this.deps.random);
+    const attributes = [{ type: Attr.RequestedTransport, value: new Uint8Array([UDP_TRANSPORT, 0, 0, 0]) }, lifetimeAttr(DEFAULT_LIFETIME_SECONDS), { type: Attr.KeyShare, value: share.publicKey }];
+    this.request(server, StunMethod.Allocate, attributes, (ok, answer) => {
       // Everything the answer says is read before anything changes: a relay (any enrolled node
       // can offer itself as one) whose answer cannot be read is refused like one that says no,
       // and the next is asked. Before, a bad address left us "allocated" with no relay for good.
       let relayed: Address | undefined;
+      let key: Uint8Array | undefined;
       let refusal = answer ? `error ${errorCode(answer)}` : 'no answer';
       if (ok && answer) {
         try {
           const relayedAttr = attribute(answer, Attr.XorRelayedAddress);
           relayed = relayedAttr && decodeXorAddress(relayedAttr.value, answer.transactionId);
           refusal = 'answer without a relayed address';
+          const relayShare = attribute(answer, Attr.KeyShare)?.value;
+          if (relayShare === undefined) [relayed, refusal] = [undefined, 'answer without a key share (the relay runs an older p2psip)'];
+          else key = allocationKey(share, relayShare, answer.transactionId, 'node');
         } catch (error) {
+          relayed = undefined;
           refusal = `unreadable answer: ${(error as Error).message}`;
         }
       }
-      if (!ok || !answer || !relayed) {
+      if (!ok || !answer || !relayed || !key) {
         this.state = 'none';
         this.lastError = refusal;
         this.deps.log.info('relay-refused', { server: addressKey(server), error: this.lastError });
@@ -89,8 +99,7 @@ export class RelayClient {
       }
       this.state = 'allocated';
       this.server = server;
-      const key = attribute(answer, Attr.AllocationKey)?.value;
-      this.key = key ? new Uint8Array(key) : undefined;
+      this.key = key;
       this.relayed = relayed;
       this.deps.link.useRelay(server, (peer, datagram) => this.wrap(peer, datagram));
       // The liveness checks are Refreshes: they keep the allocation too (every 5 s at most, of a 600 s lifetime).

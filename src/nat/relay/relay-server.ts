@@ -7,7 +7,8 @@ import { type RateLimit, TokenBucket } from '../../runtime/token-bucket.js';
 import { type Address, addressKey } from '../../wire/address.js';
 import { integrityValid, seal } from '../stun/integrity.js';
 import { isGlobalUnicast } from '../address-scope.js';
-import { Attr, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
+import { Attr, attribute, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../stun/message.js';
+import { allocationKey, newKeyShare } from './allocation-key.js';
 import { DEFAULT_LIFETIME_SECONDS, decodeIndication, encodeIndication, errorAnswer, lifetimeAttr, peerAddresses, readLifetime } from './turn-codec.js';
 
 /*
@@ -16,10 +17,11 @@ import { DEFAULT_LIFETIME_SECONDS, decodeIndication, encodeIndication, errorAnsw
  * wrapped in Send and Data indications on the relay's overlay port. Only peers the node has
  * given a permission reach it (s9), and permissions are only for global unicast addresses, never
  * the relay's own, so no node reaches the relay owner's LAN, loopback or router through it. The
- * Allocate answer carries a random key; every later request and Send indication must carry
- * MESSAGE-INTEGRITY under it, so someone who forges the node's source address can neither end
- * nor use its allocation (RFC 8656 uses long-term credentials for this; our nodes already proved
- * who they are on the sealed link, so a per-allocation key is enough). Strangers get no answer.
+ * Allocate and its answer agree on a key (allocation-key.ts); every later request and Send
+ * indication must carry MESSAGE-INTEGRITY under it, so someone who forges the node's source
+ * address can neither end nor use its allocation (RFC 8656 uses long-term credentials for this;
+ * our nodes already proved who they are on the sealed link, so a per-allocation key is enough).
+ * Strangers get no answer.
  * Limits: allocations in all and per node, and a datagram rate per relayed pair, so one pair
  * cannot take the relay's uplink from the others.
  */
@@ -118,7 +120,9 @@ interface Allocation {
   readonly relayed: Address;
   readonly exposed: ExposedPort;
   readonly key: Uint8Array;
-  /** The Allocate that made it: only its retransmissions are answered again (with the key). */
+  /** The relay's X25519 share the key was agreed with, for the answer and its retransmissions. */
+  readonly share: Uint8Array;
+  /** The Allocate that made it: only its retransmissions are answered again. */
   readonly allocateId: string;
   readonly permissions: Map<string, number>;
   readonly pairs: Map<string, TokenBucket>;
@@ -213,8 +217,7 @@ export class RelayServer {
     const existing = this.allocations.get(key);
     if (existing) {
       // A retransmission gets the same answer (s7.2). Any other Allocate from this 5-tuple gets 437:
-      // answering it with the allocation would hand its key, in clear, to whoever can forge the
-      // client's address and watch the answer go by, and with the key they could end or use it.
+      // someone who forged the client's address would otherwise take over its allocation.
       if (bytesToHex(request.transactionId) === existing.allocateId) return answer(this.allocated(request, existing));
       this.counters.refused++;
       this.doubt(existing);
@@ -231,6 +234,14 @@ export class RelayServer {
       return;
     }
     const node = enrolled.id;
+    const nodeShare = attribute(request, Attr.KeyShare)?.value;
+    const share = newKeyShare(this.deps.random);
+    let agreed: Uint8Array;
+    try {
+      agreed = allocationKey(share, nodeShare ?? new Uint8Array(0), request.transactionId, 'relay');
+    } catch {
+      return refuse(400, 'Bad Request: no X25519 key share (the node runs an older p2psip)');
+    }
     if (this.deps.serving && !this.deps.serving()) return refuse(508, 'Insufficient Capacity: this peer is behind a NAT, its relayed ports would not be reachable');
     if (this.allocations.size + this.opening.size >= this.deps.limits.maxAllocations) return refuse(508, 'Insufficient Capacity');
     const held = [...this.allocations.values()].filter((a) => a.node === node).length + [...this.opening.values()].filter((n) => n === node).length;
@@ -256,7 +267,7 @@ export class RelayServer {
       await Promise.all([socket.close(), exposed?.close()]);
       return exposed ? undefined : refuse(508, 'Insufficient Capacity: the router would not forward a relayed port');
     }
-    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: this.deps.random.bytes(16), allocateId: bytesToHex(request.transactionId), permissions: new Map(), pairs: new Map(), expiry: undefined, heardAt: this.deps.clock.now(), doubt: undefined };
+    const allocation: Allocation = { client: from, node, stillBelieved: enrolled.stillBelieved, socket, relayed: exposed.external, exposed, key: agreed, share: share.publicKey, allocateId: bytesToHex(request.transactionId), permissions: new Map(), pairs: new Map(), expiry: undefined, heardAt: this.deps.clock.now(), doubt: undefined };
     socket.onDatagram((peer, datagram) => this.relayToClient(allocation, peer, datagram));
     this.allocations.set(key, allocation);
     this.counters.allocations++;
@@ -270,7 +281,7 @@ export class RelayServer {
         { type: Attr.XorRelayedAddress, value: encodeXorAddress(allocation.relayed, request.transactionId) },
         { type: Attr.XorMappedAddress, value: encodeXorAddress(allocation.client, request.transactionId) },
         lifetimeAttr(this.lifetime(request)),
-        { type: Attr.AllocationKey, value: allocation.key },
+        { type: Attr.KeyShare, value: allocation.share },
       ]),
     );
   }

@@ -45,8 +45,12 @@ export const Attr = {
   Fingerprint: 0x8028,
   IceControlled: 0x8029,
   IceControlling: 0x802a,
-  /** Ours (comprehension-optional range): the key a relay gives with an allocation; later requests carry MESSAGE-INTEGRITY under it. */
-  AllocationKey: 0xc0f1,
+  /**
+   * Ours (comprehension-optional range): an X25519 share in an Allocate and in its answer, from
+   * which both ends derive the allocation's key (relay/allocation-key.ts). 0xc0f1 was the key
+   * itself, sent in the answer by releases before.
+   */
+  KeyShare: 0xc0f2,
 } as const;
 
 export class StunError extends P2psipError {

@@ -4,7 +4,7 @@ import type { Link } from '../../../src/link/link.js';
 import { RELAY_LIVENESS, RelayClient } from '../../../src/nat/relay/relay-client.js';
 import { RelayLink } from '../../../src/nat/relay/relay-link.js';
 import { RelayServer } from '../../../src/nat/relay/relay-server.js';
-import { Attr, decodeStun, encodeStun, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
+import { Attr, decodeStun, encodeStun, encodeXorAddress, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
 import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
 import { errorAnswer } from '../../../src/nat/relay/turn-codec.js';
 import { silentLogger } from '../../../src/runtime/log.js';
@@ -51,6 +51,7 @@ function setup(ownHosts: string[] = []) {
   const link = new RelayLink(inner);
   const client = new RelayClient({
     clock,
+    random,
     log: silentLogger,
     transactions,
     // The relay is reached in the same turn of the event loop, as if over a perfect network.
@@ -77,7 +78,7 @@ function setup(ownHosts: string[] = []) {
     const fresh = new RelayServer({ clock, random, log: silentLogger, host: RELAY.host, ownHosts, openSocket: async (bind) => ({ localAddress: { host: bind.host, port: nextPort++ }, send: () => {}, onDatagram: () => {}, close: async () => {} }) as Link, sendRaw: (_to, datagram) => transactions.handleAnswer(RELAY, datagram, decodeStun(datagram)), nodeAt: () => ({ id: 'node-client', stillBelieved: () => true }), limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 } });
     current.server = fresh;
   };
-  return { clock, server, client, link, relayHost, requests, answers, settle, reaches, restartRelay, transactions };
+  return { clock, server, client, link, relayHost, requests, answers, settle, reaches, restartRelay, transactions, random };
 }
 
 test('permissions are asked only for peers the relay may serve: a candidate on the same relay does not cost the others theirs', async () => {
@@ -258,18 +259,25 @@ test('the peers a link reaches through the relay keep their permissions for as l
   assert.ok(renewals >= 20 / 3 && renewals <= 20 / 2 + 1, `${renewals} renewals in 20 minutes (one every 2 to 3 minutes)`);
 });
 
-test('a relay whose Allocate answer cannot be read is refused like one that says no, and the next relay is asked (review F8)', async () => {
-  const { clock, server, transactions } = setup();
+test('a relay whose Allocate answer cannot be read is refused like one that says no, and the next relay is asked (review F8); so is one of the release before, which sends the key itself and no share', async () => {
+  const { clock, server, transactions, random } = setup();
   const ROGUE = { host: '198.18.0.66', port: 6084 };
+  const OLD = { host: '198.18.0.67', port: 6084 };
   const asked: string[] = [];
   const link = new RelayLink({ localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} });
   const client = new RelayClient({
     clock,
+    random,
     log: silentLogger,
     transactions,
     sendRaw: (to: Address, datagram: Uint8Array) => {
       const message = decodeStun(datagram);
       asked.push(`${to.host} ${message.method}`);
+      if (to.host === OLD.host) {
+        // A relayed address, and a 16-byte key in the attribute 0xc0f1.
+        const answer = encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: OLD.host, port: 50001 }, message.transactionId) }, { type: 0xc0f1, value: random.bytes(16) }]);
+        return transactions.handleAnswer(OLD, answer, decodeStun(answer));
+      }
       if (to.host !== ROGUE.host) return server.handle(CLIENT, message, datagram);
       // Success, with a relayed address 7 bytes long.
       const answer = encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: new Uint8Array(7) }]);
@@ -278,13 +286,13 @@ test('a relay whose Allocate answer cannot be read is refused like one that says
     link,
   });
   const results: (Address | undefined)[] = [];
-  client.allocate([ROGUE, RELAY], (relayed) => results.push(relayed));
+  client.allocate([ROGUE, OLD, RELAY], (relayed) => results.push(relayed));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(results.length, 1, 'done is called once');
   assert.equal(results[0]?.host, RELAY.host, 'the second relay holds the allocation');
   assert.equal(client.state, 'allocated');
   assert.deepEqual(client.server, RELAY);
-  assert.deepEqual(asked.slice(0, 2), [`${ROGUE.host} ${StunMethod.Allocate}`, `${RELAY.host} ${StunMethod.Allocate}`]);
+  assert.deepEqual(asked.slice(0, 3), [`${ROGUE.host} ${StunMethod.Allocate}`, `${OLD.host} ${StunMethod.Allocate}`, `${RELAY.host} ${StunMethod.Allocate}`]);
 });
 
 test('an error answer forged from the relay\'s own address, without the allocation\'s key, does not cost us the relay; the relay\'s own sealed refusal does (RFC 8489 s9.1.4)', async () => {

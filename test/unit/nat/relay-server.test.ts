@@ -3,9 +3,12 @@ import { test } from 'node:test';
 import type { Link } from '../../../src/link/link.js';
 import { type RelayServerDeps, RelayServer, type RelayLimits } from '../../../src/nat/relay/relay-server.js';
 import { decodeIndication, encodeIndication, errorCode, lifetimeAttr } from '../../../src/nat/relay/turn-codec.js';
+import type { EphemeralKey } from '../../../src/link/secure/link-crypto.js';
+import { allocationKey, newKeyShare } from '../../../src/nat/relay/allocation-key.js';
 import { seal } from '../../../src/nat/stun/integrity.js';
 import { Attr, attribute, decodeStun, decodeXorAddress, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../../../src/nat/stun/message.js';
 import { silentLogger } from '../../../src/runtime/log.js';
+import { bytesToHex } from '../../../src/runtime/hex.js';
 import { SeededRandom } from '../../../src/runtime/random.js';
 import { VirtualClock } from '../../../src/sim/virtual-clock.js';
 import { type Address, addressKey } from '../../../src/wire/address.js';
@@ -44,23 +47,34 @@ function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps>
   });
   /** Hands the relay a datagram as it arrived. */
   const deliver = (from: Address, bytes: Uint8Array) => server.handle(from, decodeStun(bytes), bytes);
+  /** The node's X25519 share of each Allocate sent, by transaction ID: the key is derived from it and the answer's. */
+  const shares = new Map<string, EphemeralKey>();
+  /** An Allocate's attributes with a key share of the node's, as every node sends it. */
+  const withShare = (id: Uint8Array, attributes: { type: number; value: Uint8Array }[]) => {
+    if (attributes.some((a) => a.type === Attr.KeyShare)) return attributes;
+    const share = newKeyShare(random);
+    shares.set(bytesToHex(id), share);
+    return [...attributes, { type: Attr.KeyShare, value: share.publicKey }];
+  };
   /** A request, with MESSAGE-INTEGRITY under `key` when given (the allocation's, for all but Allocate). */
   const request = (from: Address, method: number, attributes: { type: number; value: Uint8Array }[] | ((id: Uint8Array) => { type: number; value: Uint8Array }[]) = [], key?: Uint8Array) => {
     const id = random.bytes(12);
-    deliver(from, seal(encodeStun(method, StunClass.Request, id, typeof attributes === 'function' ? attributes(id) : attributes), key));
+    const listed = typeof attributes === 'function' ? attributes(id) : attributes;
+    deliver(from, seal(encodeStun(method, StunClass.Request, id, method === StunMethod.Allocate ? withShare(id, listed) : listed), key));
     return id;
   };
+  /** The allocation's key, as the node derives it from the relay's answer to its Allocate. */
+  const keyOf = (answer: StunMessage) => allocationKey(shares.get(bytesToHex(answer.transactionId))!, attribute(answer, Attr.KeyShare)!.value, answer.transactionId, 'node');
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   /** Allocates for `from` and returns the allocation's key from the answer. */
   const allocate = async (from: Address = CLIENT, attributes: { type: number; value: Uint8Array }[] = []) => {
     request(from, StunMethod.Allocate, attributes);
     await settle();
-    const answer = toClients.at(-1)!.message;
-    return new Uint8Array(attribute(answer, Attr.AllocationKey)!.value);
+    return keyOf(toClients.at(-1)!.message);
   };
   const permit = (key: Uint8Array, peer: Address = PEER, from: Address = CLIENT) => request(from, StunMethod.CreatePermission, (id) => [{ type: Attr.XorPeerAddress, value: encodeXorAddress(peer, id) }], key);
   const send = (key: Uint8Array | undefined, data: Uint8Array, peer: Address = PEER, from: Address = CLIENT) => deliver(from, encodeIndication(StunMethod.Send, random.bytes(12), peer, data, key));
-  return { clock, server, toClients, sockets, request, settle, random, allocate, permit, send, deliver, revoked };
+  return { clock, server, toClients, sockets, request, settle, random, allocate, permit, send, deliver, revoked, withShare, keyOf };
 }
 
 test('an enrolled node gets an allocation with a relayed address; a stranger gets nothing, a second allocation 486', async () => {
@@ -81,27 +95,56 @@ test('an enrolled node gets an allocation with a relayed address; a stranger get
 });
 
 test('only a retransmission of the Allocate gets the allocation again; another Allocate from its 5-tuple gets 437 and no key (review F1)', async () => {
-  const { deliver, toClients, settle, random } = setup();
+  const { deliver, toClients, settle, random, withShare, keyOf } = setup();
   const id = random.bytes(12);
-  const allocateBytes = encodeStun(StunMethod.Allocate, StunClass.Request, id, [lifetimeAttr(600)]);
+  const allocateBytes = encodeStun(StunMethod.Allocate, StunClass.Request, id, withShare(id, [lifetimeAttr(600)]));
   deliver(CLIENT, allocateBytes);
   await settle();
-  const key = attribute(toClients.pop()!.message, Attr.AllocationKey)!.value;
+  const key = keyOf(toClients.pop()!.message);
   deliver(CLIENT, allocateBytes); // the client's retransmission: its answer was lost
   await settle();
   const again = toClients.pop()!.message;
   assert.equal(again.klass, StunClass.Success);
-  assert.deepEqual(attribute(again, Attr.AllocationKey)!.value, key, 'the same allocation, the same key');
+  assert.deepEqual(keyOf(again), key, 'the same allocation, the same key');
   // Someone who forges the client's address, with a transaction of their own, and reads the answer.
-  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]));
+  const forgedId = random.bytes(12);
+  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, forgedId, withShare(forgedId, [lifetimeAttr(600)])));
   await settle();
   const forged = toClients.pop()!.message;
   assert.equal(errorCode(forged), 437);
-  assert.equal(attribute(forged, Attr.AllocationKey), undefined, 'the key is not given out again');
+  assert.equal(attribute(forged, Attr.KeyShare), undefined, 'no share, so no key of the allocation, is given out again');
+});
+
+test("the allocation's key is agreed, never sent: an Allocate without the node's X25519 share is refused (400); whoever reads the answer and forges the node's address cannot end the allocation with anything in it", async () => {
+  const { deliver, toClients, settle, random, request, keyOf, server, sockets } = setup();
+  // A node of the release before: no share.
+  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]));
+  await settle();
+  const refused = toClients.pop()!.message;
+  assert.equal(errorCode(refused), 400);
+  assert.equal(sockets.length, 0, 'no port opened for it');
+  // A share that is no X25519 key.
+  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [{ type: Attr.KeyShare, value: random.bytes(16) }]));
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 400);
+
+  request(CLIENT, StunMethod.Allocate, [lifetimeAttr(600)]);
+  await settle();
+  const answer = toClients.pop()!.message;
+  const key = keyOf(answer);
+  // The watcher tries every value the answer carries as the key, in a Refresh that would end it.
+  for (const { value } of answer.attributes) {
+    for (const guess of [value, value.subarray(0, 16)]) request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)], new Uint8Array(guess));
+  }
+  assert.equal(server.status().active, 1, 'still allocated');
+  assert.ok(server.counters.unauthenticated >= answer.attributes.length, 'each forgery dropped unanswered');
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)], key);
+  await settle();
+  assert.equal(server.status().active, 0, 'the node itself, holding its half, ends it');
 });
 
 test('after a mismatched Allocate, an allocation whose holder goes on refreshing is kept; a silent one (its node restarted) ends, and the node allocates again', async () => {
-  const { clock, server, request, toClients, settle, allocate } = setup();
+  const { clock, server, request, toClients, settle, allocate, keyOf } = setup();
   const key = await allocate();
   const again = async () => {
     request(CLIENT, StunMethod.Allocate, [lifetimeAttr(600)]);
@@ -124,7 +167,7 @@ test('after a mismatched Allocate, an allocation whose holder goes on refreshing
   assert.equal(server.status().active, 0);
   const answer = await again();
   assert.equal(answer.klass, StunClass.Success, 'its next Allocate is served');
-  assert.notDeepEqual(attribute(answer, Attr.AllocationKey)!.value, key, 'a new allocation, a new key');
+  assert.notDeepEqual(keyOf(answer), key, 'a new allocation, a new key');
 });
 
 test('datagrams pass only to and from peers with a permission, and a pair is held to its rate', async () => {
@@ -273,14 +316,14 @@ test('a port-mapped relay announces each relayed port at its router forward, ref
     forwards.set(port, { lost });
     return { external: { host: '198.18.0.50', port: port + 1000 }, close: async () => void forwards.delete(port) };
   };
-  const { request, toClients, settle, allocate, permit, sockets, send, clock } = setup({ maxPerNode: 2 }, { host: '198.19.1.2', exposePort });
+  const { request, toClients, settle, allocate, permit, sockets, send, clock, keyOf } = setup({ maxPerNode: 2 }, { host: '198.19.1.2', exposePort });
   request(CLIENT, StunMethod.Allocate);
   await settle();
   const answer = toClients.at(-1)!.message;
   const relayed = decodeXorAddress(attribute(answer, Attr.XorRelayedAddress)!.value, answer.transactionId);
   assert.equal(addressKey(relayed), '198.18.0.50:51000', 'the relayed address is the forward, not the LAN port');
   assert.deepEqual([...forwards.keys()], [50000]);
-  const key = new Uint8Array(attribute(answer, Attr.AllocationKey)!.value);
+  const key = keyOf(answer);
 
   // The router's own public address is the relay's own: no peer may be there (its forwards, its services).
   permit(key, { host: '198.18.0.50', port: 5351 });
