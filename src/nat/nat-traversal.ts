@@ -14,6 +14,7 @@ import { CHANGE_IP, CHANGE_PORT, discoverBehavior, type NatBehavior } from './be
 import { FULL_ANSWER_BYTES, StunServer } from './stun/stun-server.js';
 import { StunTransactions } from './stun/stun-transactions.js';
 import { RelayClient } from './relay/relay-client.js';
+import { RELAY_LINK_LABEL } from './relay/allocation-key.js';
 import type { RelayLink } from './relay/relay-link.js';
 import type { RelayServer } from './relay/relay-server.js';
 import { bytesToHex } from '../runtime/hex.js';
@@ -34,6 +35,8 @@ export interface NatTraversalDeps {
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
   /** The node's link with relaying folded in (relay client side). */
   readonly relayLink: RelayLink;
+  /** The sealed link's secret for a label with the peer at an address (relay Allocates are keyed with it). */
+  readonly linkSecret: (address: Address, label: string) => Uint8Array | undefined;
   /** Present on a peer that relays for others. */
   readonly relayServer?: RelayServer;
   /** Answers RFC 5780 CHANGE-REQUESTs (a public peer with a partner); without it they get 420. */
@@ -97,7 +100,7 @@ export class NatTraversal {
     this.strangerChanges = new TokenBucket(CHANGES_FOR_STRANGERS, deps.clock);
     this.strangerResponsePorts = new TokenBucket(RESPONSE_PORTS_FOR_STRANGERS, deps.clock);
     this.ice = new IceAgent(deps.clock, deps.random, this.transactions, (base, to, datagram) => this.send(base, to, datagram), undefined, (address) => checkableFrom(deps.host(), address));
-    this.relay = new RelayClient({ clock: deps.clock, random: deps.random, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink });
+    this.relay = new RelayClient({ clock: deps.clock, random: deps.random, log: deps.log.child('relay'), transactions: this.transactions, sendRaw: deps.sendRaw, link: deps.relayLink, linkSecret: (relay) => deps.linkSecret(relay, RELAY_LINK_LABEL) });
     deps.relayLink.onRelayedStun = (from, datagram) => this.receive('relay', from, datagram);
   }
 

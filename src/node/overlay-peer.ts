@@ -8,6 +8,7 @@ import type { Link } from '../link/link.js';
 import { NatTraversal } from '../nat/nat-traversal.js';
 import type { PortMapper } from '../nat/port-mapping/port-mapper.js';
 import { type BindingLifetime, BindingLifetimeProbe, keepaliveIntervalFor } from '../nat/binding-lifetime.js';
+import { RELAY_LINK_LABEL } from '../nat/relay/allocation-key.js';
 import { RelayLink } from '../nat/relay/relay-link.js';
 import { SideChannelLink } from '../link/side-channel-link.js';
 import { DEFAULT_RELAY_LIMITS, type ExposedPort, type RelayLimits, RelayServer } from '../nat/relay/relay-server.js';
@@ -159,6 +160,7 @@ export class OverlayPeer {
       host: () => this.advertised,
       sendRaw: (to, datagram) => this.transport.sendRaw(to, datagram),
       relayLink: this.relayLink,
+      linkSecret: (address, label) => this.sealedLink?.exportedSecrets(address, label)[0],
       // Only a peer with a public address answers RFC 5780's CHANGE-REQUEST.
       changeResponder: () => (this.attachFirst ? undefined : this.natProbe),
       isEnrolled: (address) => this.sealedLink?.peerAt(address) !== undefined,
@@ -174,7 +176,8 @@ export class OverlayPeer {
               const peer = this.sealedLink?.peerAt(address);
               if (!peer) return undefined;
               const certificate = peer.certificate.bytes;
-              return { id: idToHex(peer.nodeIds[0]), stillBelieved: () => believes(deps.trust, certificate, Math.floor(deps.clock.wallTime() / 1000)) };
+              const linkSecrets = this.sealedLink!.exportedSecrets(address, RELAY_LINK_LABEL);
+              return { id: idToHex(peer.nodeIds[0]), stillBelieved: () => believes(deps.trust, certificate, Math.floor(deps.clock.wallTime() / 1000)), linkSecrets };
             },
             limits: { ...DEFAULT_RELAY_LIMITS, ...deps.relay.limits },
             ...(deps.relay.ownHosts ? { ownHosts: deps.relay.ownHosts } : {}),

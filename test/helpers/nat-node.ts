@@ -9,5 +9,5 @@ import type { Address } from '../../src/wire/address.js';
 /** A node's NAT traversal at `host`, on virtual time: every datagram it sends goes to `sendRaw`. */
 export function natNode(host: Address, clock: Clock, random: Random, sendRaw: (to: Address, datagram: Uint8Array) => void): NatTraversal {
   const link: Link = { localAddress: host, send: () => {}, onDatagram: () => {}, close: async () => {} };
-  return new NatTraversal({ clock, random, log: silentLogger, host: () => host, relayLink: new RelayLink(link), sendRaw });
+  return new NatTraversal({ clock, random, log: silentLogger, host: () => host, relayLink: new RelayLink(link), sendRaw, linkSecret: () => undefined });
 }

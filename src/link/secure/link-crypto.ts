@@ -57,6 +57,16 @@ export function sharedSecret(own: EphemeralKey, peerPublic: Uint8Array): Buffer 
   return shared;
 }
 
+/**
+ * A secret for `label` that both ends of a session derive, each from its own two keys (one's
+ * send key is the other's receive key), for proofs beside the link. No one else can: the keys
+ * never leave the two ends, not even to a host that passed the handshake along.
+ */
+export function exportedSecret(sendKey: Uint8Array, receiveKey: Uint8Array, label: string): Uint8Array {
+  const bothKeys = sendKey.map((byte, i) => byte ^ receiveKey[i]);
+  return new Uint8Array(createHmac('sha256', bothKeys).update(label).digest());
+}
+
 function nonceFor(counter: number): Buffer {
   if (!(counter >= 0 && counter <= MAX_SEALED_COUNTER)) throw new RangeError(`nonce counter out of range: ${counter}`);
   const nonce = Buffer.alloc(12);

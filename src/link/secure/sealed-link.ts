@@ -30,7 +30,7 @@ import type { Link, LinkPeer } from '../link.js';
 import { ReceiveWindow } from '../receive-window.js';
 import { AnsweredHellos } from './answered-hellos.js';
 import { CookieJar } from './cookie-jar.js';
-import { deriveLinkKeys, type EphemeralKey, ephemeralFromBytes, openBytes, sealBytes } from './link-crypto.js';
+import { deriveLinkKeys, type EphemeralKey, ephemeralFromBytes, exportedSecret, openBytes, sealBytes } from './link-crypto.js';
 
 /*
  * Encrypted, authenticated links (docs/security.md). Wraps a datagram Link: the first datagram
@@ -298,6 +298,16 @@ export class SealedLink implements Link {
   /** Who holds a confirmed session from this address (a relay serves only enrolled nodes). */
   peerAt(address: Address): LinkPeer | undefined {
     return this.addresses.get(addressKey(address))?.sessions[0]?.peer;
+  }
+
+  /**
+   * A secret for `label` from each confirmed session with this address, the one we send on first
+   * (crossing handshakes may leave the far end sending on the other). The far end derives the
+   * same from its side; a host that only passes the datagrams along cannot, so a message keyed
+   * with it comes from the node the session was made with, not from whoever holds its address.
+   */
+  exportedSecrets(address: Address, label: string): Uint8Array[] {
+    return (this.addresses.get(addressKey(address))?.sessions ?? []).map((s) => exportedSecret(s.sendKey, s.receiveKey, label));
   }
 
   /** Drops sessions whose certificate is no longer believed (revoked, expired, new configuration). */

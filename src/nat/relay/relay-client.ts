@@ -25,6 +25,8 @@ export interface RelayClientDeps {
   readonly transactions: StunTransactions;
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
   readonly link: RelayLink;
+  /** The sealed link's secret for RELAY_LINK_LABEL with the relay at this address (the session we send on), if a link is open. */
+  readonly linkSecret: (relay: Address) => Uint8Array | undefined;
 }
 
 export type RelayState = 'none' | 'allocating' | 'allocated';
@@ -68,9 +70,15 @@ export class RelayClient {
     if (this.state !== 'none') return done(this.relayed);
     const server = servers[0];
     if (!server) return done(undefined);
+    const linkSecret = this.deps.linkSecret(server);
+    if (!linkSecret) {
+      this.lastError = 'no sealed link with the relay';
+      return this.allocate(servers.slice(1), done);
+    }
     this.state = 'allocating';
     const share = newKeyShare(this.deps.random);
     const attributes = [{ type: Attr.RequestedTransport, value: new Uint8Array([UDP_TRANSPORT, 0, 0, 0]) }, lifetimeAttr(DEFAULT_LIFETIME_SECONDS), { type: Attr.KeyShare, value: share.publicKey }];
+    // Keyed with the link's secret, both ways: the relay knows the Allocate is ours, and we know the answer is its.
     this.request(server, StunMethod.Allocate, attributes, (ok, answer) => {
       // Everything the answer says is read before anything changes: a relay (any enrolled node
       // can offer itself as one) whose answer cannot be read is refused like one that says no,
@@ -85,7 +93,7 @@ export class RelayClient {
           refusal = 'answer without a relayed address';
           const relayShare = attribute(answer, Attr.KeyShare)?.value;
           if (relayShare === undefined) [relayed, refusal] = [undefined, 'answer without a key share (the relay runs an older p2psip)'];
-          else key = allocationKey(share, relayShare, answer.transactionId, 'node');
+          else key = allocationKey(share, relayShare, linkSecret, answer.transactionId, 'node');
         } catch (error) {
           relayed = undefined;
           refusal = `unreadable answer: ${(error as Error).message}`;
@@ -106,7 +114,7 @@ export class RelayClient {
       this.watch(server);
       this.deps.log.info('relay-allocated', { server: addressKey(server), relayed: addressKey(this.relayed) });
       done(this.relayed);
-    });
+    }, undefined, false, linkSecret);
   }
 
   /** Lets these peers' addresses send to us through the relay (s9), before checks with them. */
@@ -212,9 +220,9 @@ export class RelayClient {
     return { state: this.state, server: this.server ? addressKey(this.server) : null, relayed: this.relayed ? addressKey(this.relayed) : null, lastError: this.lastError ?? null, permissions: this.permitted.size, ...this.counters };
   }
 
-  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void, options = { rtoMs: 250, attempts: 5 }, unsealedErrors = false): void {
+  /** A request under the allocation's key (`key` instead: the link's secret, for the Allocate). */
+  private request(server: Address, method: number, attributes: Attributes | ((transactionId: Uint8Array) => Attributes), done: (ok: boolean, answer?: StunMessage) => void, options = { rtoMs: 250, attempts: 5 }, unsealedErrors = false, key = this.key): void {
     const transactionId = this.deps.transactions.newTransactionId();
-    const key = method === StunMethod.Allocate ? undefined : this.key;
     const bytes = seal(encodeStun(method, StunClass.Request, transactionId, typeof attributes === 'function' ? attributes(transactionId) : attributes), key);
     // Once allocated, the relay seals every answer (error ones too) under the allocation's key:
     // a forged error, even from the relay's own address, must not cost us the relay.

@@ -64,9 +64,10 @@ export interface RelayServerDeps {
   /** Sends from the relay's own (overlay) port. */
   readonly sendRaw: (to: Address, datagram: Uint8Array) => void;
   /**
-   * The enrolled node behind a client address (its sealed link), if any: its Node-ID, and whether
+   * The enrolled node behind a client address (its sealed link), if any: its Node-ID, whether
    * its certificate is still believed (asked again at every Refresh and CreatePermission, so a
-   * node revoked or expired since it allocated loses its relay).
+   * node revoked or expired since it allocated loses its relay), and the link's secrets for
+   * RELAY_LINK_LABEL, one per session, which its Allocate must carry MESSAGE-INTEGRITY under.
    */
   readonly nodeAt: (address: Address) => RelayClientNode | undefined;
   /** This host's own addresses: never a permitted peer. */
@@ -109,6 +110,7 @@ export interface RelayServerCounters {
 export interface RelayClientNode {
   readonly id: string;
   readonly stillBelieved: () => boolean;
+  readonly linkSecrets: readonly Uint8Array[];
 }
 
 interface Allocation {
@@ -153,7 +155,7 @@ export class RelayServer {
     const isTurnRequest = message.klass === StunClass.Request && (message.method === StunMethod.Allocate || message.method === StunMethod.Refresh || message.method === StunMethod.CreatePermission);
     if (!isSend && !isTurnRequest) return false;
     if (message.method === StunMethod.Allocate) {
-      const settled = this.allocate(from, message).catch((error: unknown) => this.deps.log.warn('relay-allocate-failed', { error }));
+      const settled = this.allocate(from, message, bytes).catch((error: unknown) => this.deps.log.warn('relay-allocate-failed', { error }));
       this.settling.add(settled);
       void settled.then(() => this.settling.delete(settled));
       return true;
@@ -211,34 +213,40 @@ export class RelayServer {
 
   // --- requests (RFC 8656 s7-s9) ---
 
-  private async allocate(from: Address, request: StunMessage): Promise<void> {
+  private async allocate(from: Address, request: StunMessage, bytes: Uint8Array): Promise<void> {
     const key = addressKey(from);
-    const answer = (bytes: Uint8Array): void => this.deps.sendRaw(from, bytes);
-    const existing = this.allocations.get(key);
-    if (existing) {
-      // A retransmission gets the same answer (s7.2). Any other Allocate from this 5-tuple gets 437:
-      // someone who forged the client's address would otherwise take over its allocation.
-      if (bytesToHex(request.transactionId) === existing.allocateId) return answer(this.allocated(request, existing));
-      this.counters.refused++;
-      this.doubt(existing);
-      return answer(errorAnswer(StunMethod.Allocate, request.transactionId, 437, 'Allocation Mismatch'));
-    }
-    if (this.opening.has(key) || this.closed) return;
     const enrolled = this.deps.nodeAt(from);
-    const refuse = (code: number, reason: string): void => {
-      this.counters.refused++;
-      answer(errorAnswer(StunMethod.Allocate, request.transactionId, code, reason));
-    };
     if (!enrolled) {
       this.counters.refused++; // a stranger: dropped, not answered (no reflection, no amplification)
       return;
     }
+    // Only the node at the far end of the sealed link can key its Allocate with the link's secret;
+    // a host that passes the link's datagrams along, or forges its address, cannot.
+    const linkSecret = enrolled.linkSecrets.find((secret) => integrityValid(bytes, request, secret));
+    if (!linkSecret) {
+      this.counters.unauthenticated++;
+      return;
+    }
+    const answer = (answerBytes: Uint8Array): void => this.deps.sendRaw(from, answerBytes);
+    const refuse = (code: number, reason: string): void => {
+      this.counters.refused++;
+      answer(errorAnswer(StunMethod.Allocate, request.transactionId, code, reason, linkSecret));
+    };
+    const existing = this.allocations.get(key);
+    if (existing) {
+      // A retransmission gets the same answer (s7.2). Any other Allocate from this 5-tuple gets 437:
+      // the node restarted on the same port (or a second start of it), and the live one keeps it.
+      if (bytesToHex(request.transactionId) === existing.allocateId) return answer(this.allocated(request, existing, linkSecret));
+      this.doubt(existing);
+      return refuse(437, 'Allocation Mismatch');
+    }
+    if (this.opening.has(key) || this.closed) return;
     const node = enrolled.id;
     const nodeShare = attribute(request, Attr.KeyShare)?.value;
     const share = newKeyShare(this.deps.random);
     let agreed: Uint8Array;
     try {
-      agreed = allocationKey(share, nodeShare ?? new Uint8Array(0), request.transactionId, 'relay');
+      agreed = allocationKey(share, nodeShare ?? new Uint8Array(0), linkSecret, request.transactionId, 'relay');
     } catch {
       return refuse(400, 'Bad Request: no X25519 key share (the node runs an older p2psip)');
     }
@@ -272,10 +280,11 @@ export class RelayServer {
     this.allocations.set(key, allocation);
     this.counters.allocations++;
     this.expireIn(allocation, this.lifetime(request));
-    answer(this.allocated(request, allocation));
+    answer(this.allocated(request, allocation, linkSecret));
   }
 
-  private allocated(request: StunMessage, allocation: Allocation): Uint8Array {
+  /** The Allocate's answer, under the link's secret: only the relay at the far end of the link could have given it. */
+  private allocated(request: StunMessage, allocation: Allocation, linkSecret: Uint8Array): Uint8Array {
     return seal(
       encodeStun(StunMethod.Allocate, StunClass.Success, request.transactionId, [
         { type: Attr.XorRelayedAddress, value: encodeXorAddress(allocation.relayed, request.transactionId) },
@@ -283,6 +292,7 @@ export class RelayServer {
         lifetimeAttr(this.lifetime(request)),
         { type: Attr.KeyShare, value: allocation.share },
       ]),
+      linkSecret,
     );
   }
 

@@ -155,6 +155,31 @@ test('an old session is replaced by a fresh handshake after the rekey interval, 
   assert.ok(a.link.counters.handshakesStarted >= 2, `rekeyed: ${a.link.counters.handshakesStarted} handshakes`);
 });
 
+test("both ends of a session derive the same exported secret for a label, and no one else holds one (relay Allocates are keyed with it); after a rekey the session sent on comes first", () => {
+  const { make, settle } = world({ rekeyAfterMs: 10_000 });
+  const a = make(1);
+  const b = make(2);
+  const c = make(3);
+  assert.deepEqual(a.link.exportedSecrets(b.link.localAddress, 'label'), [], 'no session yet, no secret');
+  a.link.send(b.link.localAddress, frame(1));
+  settle();
+  const [fromA] = a.link.exportedSecrets(b.link.localAddress, 'label');
+  const [fromB] = b.link.exportedSecrets(a.link.localAddress, 'label');
+  assert.equal(fromA.length, 32);
+  assert.deepEqual(fromA, fromB, 'the same on both ends');
+  assert.notDeepEqual(a.link.exportedSecrets(b.link.localAddress, 'other')[0], fromA, 'another label, another secret');
+  c.link.send(b.link.localAddress, frame(2));
+  settle();
+  assert.notDeepEqual(b.link.exportedSecrets(c.link.localAddress, 'label')[0], fromA, "another node's session, another secret");
+  for (let i = 0; i < 12; i++) {
+    a.link.send(b.link.localAddress, frame(i));
+    settle(1000);
+  }
+  const [newest] = a.link.exportedSecrets(b.link.localAddress, 'label');
+  assert.notDeepEqual(newest, fromA, 'rekeyed: a new secret');
+  assert.ok(b.link.exportedSecrets(a.link.localAddress, 'label').some((secret) => Buffer.from(secret).equals(Buffer.from(newest))), 'which the far end holds too');
+});
+
 test('a flooding address is held to its datagram budget while another address is served in full', () => {
   const { make, settle } = world({ datagramLimit: { ratePerSecond: 100, burst: 200 } });
   const target = make(2);

@@ -34,6 +34,7 @@ function publicPeer() {
     host: () => PEER,
     sendRaw,
     relayLink: new RelayLink(link),
+    linkSecret: () => undefined,
     relayServer,
     changeResponder: () => ({ otherAddress: () => ({ host: '198.18.0.2', port: 6084 }), send: (_flags, to, answer) => sendRaw(to, answer) }),
     isEnrolled: () => false,

@@ -5,6 +5,7 @@ import { RELAY_LIVENESS, RelayClient } from '../../../src/nat/relay/relay-client
 import { RelayLink } from '../../../src/nat/relay/relay-link.js';
 import { RelayServer } from '../../../src/nat/relay/relay-server.js';
 import { Attr, decodeStun, encodeStun, encodeXorAddress, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
+import { seal } from '../../../src/nat/stun/integrity.js';
 import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
 import { errorAnswer } from '../../../src/nat/relay/turn-codec.js';
 import { silentLogger } from '../../../src/runtime/log.js';
@@ -18,6 +19,8 @@ import type { Address } from '../../../src/wire/address.js';
  */
 const RELAY = { host: '198.18.0.1', port: 6084 };
 const CLIENT = { host: '198.18.0.11', port: 6084 };
+/** What the sealed link between the client and each relay gives both for RELAY_LINK_LABEL. */
+const LINK_SECRET = new Uint8Array(32).fill(7);
 
 function setup(ownHosts: string[] = []) {
   const clock = new VirtualClock();
@@ -43,7 +46,7 @@ function setup(ownHosts: string[] = []) {
       if (relayHost.answerDelayMs > 0) clock.schedule(relayHost.answerDelayMs, deliver);
       else deliver();
     },
-    nodeAt: () => ({ id: 'node-client', stillBelieved: () => relayHost.believed }),
+    nodeAt: () => ({ id: 'node-client', stillBelieved: () => relayHost.believed, linkSecrets: [LINK_SECRET] }),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 },
   });
   const current = { server };
@@ -65,6 +68,7 @@ function setup(ownHosts: string[] = []) {
       } else current.server.handle(CLIENT, message, datagram);
     },
     link,
+    linkSecret: () => LINK_SECRET,
   });
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   /** Whether a datagram from `peer` to the relayed port is let through to the client. */
@@ -75,7 +79,7 @@ function setup(ownHosts: string[] = []) {
   };
   /** The relay restarts: a fresh server that holds no allocation (and answers Bindings all the same). */
   const restartRelay = () => {
-    const fresh = new RelayServer({ clock, random, log: silentLogger, host: RELAY.host, ownHosts, openSocket: async (bind) => ({ localAddress: { host: bind.host, port: nextPort++ }, send: () => {}, onDatagram: () => {}, close: async () => {} }) as Link, sendRaw: (_to, datagram) => transactions.handleAnswer(RELAY, datagram, decodeStun(datagram)), nodeAt: () => ({ id: 'node-client', stillBelieved: () => true }), limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 } });
+    const fresh = new RelayServer({ clock, random, log: silentLogger, host: RELAY.host, ownHosts, openSocket: async (bind) => ({ localAddress: { host: bind.host, port: nextPort++ }, send: () => {}, onDatagram: () => {}, close: async () => {} }) as Link, sendRaw: (_to, datagram) => transactions.handleAnswer(RELAY, datagram, decodeStun(datagram)), nodeAt: () => ({ id: 'node-client', stillBelieved: () => true, linkSecrets: [LINK_SECRET] }), limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600 } });
     current.server = fresh;
   };
   return { clock, server, client, link, relayHost, requests, answers, settle, reaches, restartRelay, transactions, random };
@@ -275,15 +279,16 @@ test('a relay whose Allocate answer cannot be read is refused like one that says
       asked.push(`${to.host} ${message.method}`);
       if (to.host === OLD.host) {
         // A relayed address, and a 16-byte key in the attribute 0xc0f1.
-        const answer = encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: OLD.host, port: 50001 }, message.transactionId) }, { type: 0xc0f1, value: random.bytes(16) }]);
+        const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: OLD.host, port: 50001 }, message.transactionId) }, { type: 0xc0f1, value: random.bytes(16) }]), LINK_SECRET);
         return transactions.handleAnswer(OLD, answer, decodeStun(answer));
       }
       if (to.host !== ROGUE.host) return server.handle(CLIENT, message, datagram);
       // Success, with a relayed address 7 bytes long.
-      const answer = encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: new Uint8Array(7) }]);
+      const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: new Uint8Array(7) }]), LINK_SECRET);
       transactions.handleAnswer(ROGUE, answer, decodeStun(answer));
     },
     link,
+    linkSecret: () => LINK_SECRET,
   });
   const results: (Address | undefined)[] = [];
   client.allocate([ROGUE, OLD, RELAY], (relayed) => results.push(relayed));
@@ -293,6 +298,39 @@ test('a relay whose Allocate answer cannot be read is refused like one that says
   assert.equal(client.state, 'allocated');
   assert.deepEqual(client.server, RELAY);
   assert.deepEqual(asked.slice(0, 3), [`${ROGUE.host} ${StunMethod.Allocate}`, `${OLD.host} ${StunMethod.Allocate}`, `${RELAY.host} ${StunMethod.Allocate}`]);
+});
+
+test("an Allocate answer not keyed with the sealed link's secret is not believed (a host that passes the link's datagrams, answering for the relay); a relay with no sealed link is passed over at once", async () => {
+  const { clock, server, transactions, random } = setup();
+  const MIDDLE = { host: '198.18.0.68', port: 6084 };
+  const UNLINKED = { host: '198.18.0.69', port: 6084 };
+  const asked: string[] = [];
+  const client = new RelayClient({
+    clock,
+    random,
+    log: silentLogger,
+    transactions,
+    sendRaw: (to: Address, datagram: Uint8Array) => {
+      const message = decodeStun(datagram);
+      asked.push(to.host);
+      if (to.host !== MIDDLE.host) return server.handle(CLIENT, message, datagram);
+      // A well-formed success naming an address of the middle host's, under a key of its own.
+      const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: MIDDLE.host, port: 50002 }, message.transactionId) }]), random.bytes(32));
+      transactions.handleAnswer(MIDDLE, answer, decodeStun(answer));
+    },
+    link: new RelayLink({ localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} }),
+    linkSecret: (relay) => (relay.host === UNLINKED.host ? undefined : LINK_SECRET),
+  });
+  const results: (Address | undefined)[] = [];
+  client.allocate([UNLINKED, MIDDLE, RELAY], (relayed) => results.push(relayed));
+  for (let t = 1_000; t <= 20_000 && results.length === 0; t += 1_000) {
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.runUntil(t);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(results.map((r) => r?.host), [RELAY.host], "the relay's own answer is the one believed");
+  assert.ok(!asked.includes(UNLINKED.host), 'nothing is sent to a relay we hold no sealed link with');
+  assert.equal(asked.filter((host) => host === MIDDLE.host).length, 5, "the middle host's answers are ignored: the Allocate is retransmitted until it times out");
 });
 
 test('an error answer forged from the relay\'s own address, without the allocation\'s key, does not cost us the relay; the relay\'s own sealed refusal does (RFC 8489 s9.1.4)', async () => {

@@ -19,6 +19,8 @@ import { type Address, addressKey } from '../../../src/wire/address.js';
  */
 const CLIENT = { host: '198.18.0.11', port: 6084 };
 const PEER = { host: '198.18.0.12', port: 7000 };
+/** What the sealed link with each client gives both ends for RELAY_LINK_LABEL (the relay is told it by nodeAt). */
+const LINK_SECRET = new Uint8Array(32).fill(9);
 
 function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps> = {}) {
   const clock = new VirtualClock();
@@ -41,7 +43,7 @@ function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps>
       return socket.link;
     },
     sendRaw: (to, datagram) => toClients.push({ to, message: decodeStun(datagram) }),
-    nodeAt: (address) => (address.host.startsWith('198.18.0.1') ? { id: `node-${address.host}`, stillBelieved: () => !revoked.has(address.host) } : undefined),
+    nodeAt: (address) => (address.host.startsWith('198.18.0.1') ? { id: `node-${address.host}`, stillBelieved: () => !revoked.has(address.host), linkSecrets: [LINK_SECRET] } : undefined),
     limits: { maxAllocations: 4, maxPerNode: 1, pairRate: { ratePerSecond: 10, burst: 5 }, maxLifetimeSeconds: 3600, ...limits },
     ...more,
   });
@@ -56,15 +58,16 @@ function setup(limits: Partial<RelayLimits> = {}, more: Partial<RelayServerDeps>
     shares.set(bytesToHex(id), share);
     return [...attributes, { type: Attr.KeyShare, value: share.publicKey }];
   };
-  /** A request, with MESSAGE-INTEGRITY under `key` when given (the allocation's, for all but Allocate). */
+  /** A request, with MESSAGE-INTEGRITY under `key` (the allocation's), or for an Allocate the link's secret. */
   const request = (from: Address, method: number, attributes: { type: number; value: Uint8Array }[] | ((id: Uint8Array) => { type: number; value: Uint8Array }[]) = [], key?: Uint8Array) => {
     const id = random.bytes(12);
     const listed = typeof attributes === 'function' ? attributes(id) : attributes;
-    deliver(from, seal(encodeStun(method, StunClass.Request, id, method === StunMethod.Allocate ? withShare(id, listed) : listed), key));
+    const allocate = method === StunMethod.Allocate;
+    deliver(from, seal(encodeStun(method, StunClass.Request, id, allocate ? withShare(id, listed) : listed), key ?? (allocate ? LINK_SECRET : undefined)));
     return id;
   };
   /** The allocation's key, as the node derives it from the relay's answer to its Allocate. */
-  const keyOf = (answer: StunMessage) => allocationKey(shares.get(bytesToHex(answer.transactionId))!, attribute(answer, Attr.KeyShare)!.value, answer.transactionId, 'node');
+  const keyOf = (answer: StunMessage) => allocationKey(shares.get(bytesToHex(answer.transactionId))!, attribute(answer, Attr.KeyShare)!.value, LINK_SECRET, answer.transactionId, 'node');
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   /** Allocates for `from` and returns the allocation's key from the answer. */
   const allocate = async (from: Address = CLIENT, attributes: { type: number; value: Uint8Array }[] = []) => {
@@ -94,10 +97,10 @@ test('an enrolled node gets an allocation with a relayed address; a stranger get
   assert.equal(errorCode(toClients.pop()!.message), 486);
 });
 
-test('only a retransmission of the Allocate gets the allocation again; another Allocate from its 5-tuple gets 437 and no key (review F1)', async () => {
-  const { deliver, toClients, settle, random, withShare, keyOf } = setup();
+test("only a retransmission of the Allocate gets the allocation again; another Allocate from its 5-tuple gets 437 and no key (review F1); one not keyed with the sealed link's secret gets nothing", async () => {
+  const { deliver, toClients, settle, random, withShare, keyOf, server } = setup();
   const id = random.bytes(12);
-  const allocateBytes = encodeStun(StunMethod.Allocate, StunClass.Request, id, withShare(id, [lifetimeAttr(600)]));
+  const allocateBytes = seal(encodeStun(StunMethod.Allocate, StunClass.Request, id, withShare(id, [lifetimeAttr(600)])), LINK_SECRET);
   deliver(CLIENT, allocateBytes);
   await settle();
   const key = keyOf(toClients.pop()!.message);
@@ -106,25 +109,33 @@ test('only a retransmission of the Allocate gets the allocation again; another A
   const again = toClients.pop()!.message;
   assert.equal(again.klass, StunClass.Success);
   assert.deepEqual(keyOf(again), key, 'the same allocation, the same key');
-  // Someone who forges the client's address, with a transaction of their own, and reads the answer.
+  // Someone who forges the client's address (or passes its link's datagrams along) without the link's secret.
+  const before = toClients.length;
   const forgedId = random.bytes(12);
-  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, forgedId, withShare(forgedId, [lifetimeAttr(600)])));
+  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, forgedId, withShare(forgedId, [lifetimeAttr(600)])), random.bytes(32)));
+  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), withShare(random.bytes(12), [lifetimeAttr(600)])));
   await settle();
-  const forged = toClients.pop()!.message;
-  assert.equal(errorCode(forged), 437);
-  assert.equal(attribute(forged, Attr.KeyShare), undefined, 'no share, so no key of the allocation, is given out again');
+  assert.equal(toClients.length, before, 'not answered');
+  assert.equal(server.counters.unauthenticated, 2);
+  // The node itself, restarted on the same port, with a transaction of its own.
+  const restartedId = random.bytes(12);
+  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, restartedId, withShare(restartedId, [lifetimeAttr(600)])), LINK_SECRET));
+  await settle();
+  const mismatch = toClients.pop()!.message;
+  assert.equal(errorCode(mismatch), 437);
+  assert.equal(attribute(mismatch, Attr.KeyShare), undefined, 'no share, so no key of the allocation, is given out again');
 });
 
 test("the allocation's key is agreed, never sent: an Allocate without the node's X25519 share is refused (400); whoever reads the answer and forges the node's address cannot end the allocation with anything in it", async () => {
   const { deliver, toClients, settle, random, request, keyOf, server, sockets } = setup();
   // A node of the release before: no share.
-  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]));
+  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]), LINK_SECRET));
   await settle();
   const refused = toClients.pop()!.message;
   assert.equal(errorCode(refused), 400);
   assert.equal(sockets.length, 0, 'no port opened for it');
   // A share that is no X25519 key.
-  deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [{ type: Attr.KeyShare, value: random.bytes(16) }]));
+  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [{ type: Attr.KeyShare, value: random.bytes(16) }]), LINK_SECRET));
   await settle();
   assert.equal(errorCode(toClients.pop()!.message), 400);
 
@@ -151,7 +162,7 @@ test('after a mismatched Allocate, an allocation whose holder goes on refreshing
     await settle();
     return toClients.pop()!.message;
   };
-  // A forger: the live holder refreshes every 5 s, as its liveness checks do.
+  // A second Allocate under the link (a second start of the node, say): the live holder refreshes every 5 s, as its liveness checks do.
   assert.equal(errorCode(await again()), 437);
   for (let t = 5_000; t <= 30_000; t += 5_000) {
     clock.runUntil(t);
