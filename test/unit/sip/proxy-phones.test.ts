@@ -851,6 +851,30 @@ test("a stranger who knows an anchored call's dialog cannot re-offer in it: its 
   }
 });
 
+test("another phone of this home that learned an anchored call's dialog cannot re-offer in it: carol's re-INVITE and UPDATE in alice's name are refused (403), her ACK with SDP goes nowhere; alice's own re-INVITE moves the media (review M12)", async () => {
+  const { media, anchored } = await anchoringHome(47350);
+  try {
+    const { alice, bob, others: [carol] } = await answeredCall(anchored, 'live-call-m12', ['carol']);
+    const before = mediaParties(media, 'live-call-m12');
+    const inDialog = (phone: Phone, method: string, cseq: number, branch: string, port: number) =>
+      withBody([`${method} sip:bob@127.0.0.1:${bob.port} SIP/2.0`, via(phone, branch), 'Max-Forwards: 70', `From: <sip:alice@${domain}>;tag=a1`, `To: <sip:bob@${domain}>;tag=b1`, 'Call-ID: live-call-m12', `CSeq: ${cseq} ${method}`, `Contact: <sip:alice@127.0.0.1:${phone.port}>`], sdp(port));
+    carol.send(inDialog(carol, 'INVITE', 9, 'carolre', 31200));
+    assert.equal(((await carol.next(isResponse(403, 'INVITE'))) as SipResponse).reason, "Forbidden (another account's call)");
+    carol.send(inDialog(carol, 'UPDATE', 10, 'carolup', 31200));
+    assert.ok(await carol.next(isResponse(403, 'UPDATE')));
+    carol.send(inDialog(carol, 'ACK', 9, 'carolack', 31200));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(bob.inbox.filter((m) => m.kind === 'request' && m.headers.get('Call-ID') === 'live-call-m12' && Buffer.from(m.body).toString().includes('31200')).length, 0, "none of carol's SDP reached bob");
+    assert.equal(mediaParties(media, 'live-call-m12'), before, "the call's media did not move");
+    // alice herself re-offers from her own phone: taken.
+    alice.send(inDialog(alice, 'INVITE', 11, 'alicere', 31300));
+    const reoffer = (await bob.next((m) => isRequest('INVITE')(m) && m.headers.get('CSeq') === '11 INVITE')) as SipRequest;
+    assert.ok(reoffer, "alice's re-INVITE reaches bob");
+  } finally {
+    await anchored.close();
+  }
+});
+
 test("a re-INVITE that bob's phone refuses (488) leaves the call's media where the last answer had it, and one bob takes moves it (review M5)", async () => {
   const { media, anchored } = await anchoringHome(47700);
   try {

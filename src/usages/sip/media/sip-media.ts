@@ -69,6 +69,9 @@ export interface BackhaulReport {
 }
 
 /** What `p2psip calls` shows of an anchored call besides its streams' counters. */
+/** The user of this home each side's phone is registered as (no entry: a side that is another home, or a phone of no user of ours). */
+export type SideAccounts = Partial<Record<MediaSide, string>>;
+
 interface CallFacts {
   readonly caller: string;
   readonly callee: string;
@@ -85,6 +88,8 @@ export class SipMedia {
   private readonly winningTags = new Map<string, string>();
   /** The From tag of each call's INVITE: every dialog of the call, forked or not, carries it. */
   private readonly callerTags = new Map<string, string>();
+  /** Per call, the user of this home whose phone is on each of its sides (review M12). */
+  private readonly accounts = new Map<string, SideAccounts>();
   /** Per call forked to several of our phones, the branch of each early dialog (by its To tag) that carried SDP. */
   private readonly branchTags = new Map<string, Map<string, string>>();
 
@@ -128,8 +133,11 @@ export class SipMedia {
     return caller === dialog.fromTag ? 'caller' : 'callee';
   }
 
-  /** A new call (with or without an offer yet) must fit under `--max-calls`: else 503 with Retry-After. */
-  admit(callId: string, callerTag: string): void {
+  /**
+   * A new call (with or without an offer yet) must fit under `--max-calls`: else 503 with
+   * Retry-After. `accounts`: the users of this home whose phones are on its sides.
+   */
+  admit(callId: string, callerTag: string, accounts: SideAccounts = {}): void {
     if (!(this.calls.has(callId) || this.calls.active < this.limits.maxCalls)) {
       this.counters.refused++;
       throw new MediaRefused(503, `Service Unavailable (${this.limits.maxCalls} calls already anchored, --max-calls)`, this.limits.retryAfterSeconds);
@@ -137,6 +145,13 @@ export class SipMedia {
     if (this.callerTags.has(callId)) return; // a second INVITE before the first's media began is not the call
     if (this.callerTags.size >= MAX_REMEMBERED) this.callerTags.delete(this.callerTags.keys().next().value as string);
     this.callerTags.set(callId, callerTag);
+    if (this.accounts.size >= MAX_REMEMBERED) this.accounts.delete(this.accounts.keys().next().value as string);
+    this.accounts.set(callId, accounts);
+  }
+
+  /** The user of this home whose phone is on a side of the call, as admitted: only phones of that account may offer for it. */
+  accountOf(callId: string, side: MediaSide): string | undefined {
+    return this.accounts.get(callId)?.[side];
   }
 
   /**
@@ -308,6 +323,7 @@ export class SipMedia {
     this.localCallers.delete(callId);
     this.winningTags.delete(callId);
     this.callerTags.delete(callId);
+    this.accounts.delete(callId);
   }
 
   /** The overlay's configuration changed: calls with a home no longer believed lose their media. */
@@ -326,6 +342,7 @@ export class SipMedia {
     this.localCallers.clear();
     this.winningTags.clear();
     this.callerTags.clear();
+    this.accounts.clear();
   }
 
   /** status --json `media`. */

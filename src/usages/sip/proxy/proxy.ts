@@ -21,7 +21,7 @@ import type { ClientTransaction, ClientTransactions } from '../transactions/clie
 import type { InviteServerTransaction, ServerTransaction, ServerTransactions } from '../transactions/server-transactions.js';
 import { TIMEOUT_MS, TIMER_C_MS } from '../transactions/timers.js';
 import { type SipFlow, type SipTransport, sameFlow } from '../transport/sip-transport.js';
-import { MediaRefused, type MediaSide, otherSide, type SipMedia } from '../media/sip-media.js';
+import { MediaRefused, type MediaSide, otherSide, type SideAccounts, type SipMedia } from '../media/sip-media.js';
 
 /*
  * The home peer as a transaction-stateful proxy (RFC 3261 s16). A request for user@domain goes
@@ -204,7 +204,8 @@ export class SipProxy {
    */
   private readonly deciding = new Map<ServerTransaction, TimerHandle>();
   /** INVITEs whose caller proved a user of this home with digest (not by the flow it registered). */
-  private readonly provenByDigest = new WeakSet<ServerTransaction>();
+  /** Requests from strangers' flows that proved a user of this home with digest: that user. */
+  private readonly provenByDigest = new WeakMap<ServerTransaction, string>();
   /**
    * Dialogs (Call-ID, From tag, To tag) whose INVITE was proven by digest and answered 2xx: their
    * ACK, which cannot be challenged (s22.1), is relayed for 64*T1 after the answer, from the host
@@ -307,7 +308,12 @@ export class SipProxy {
     if (initial && media.callIdTaken(checked.callId, fromTag)) throw new MediaRefused(482, 'Loop Detected (a call in progress has this Call-ID)');
     // Nor does a request of that other call's dialogs (its PRACK or UPDATE with SDP, say): review F5.
     if (!initial && !media.ownsDialog(checked.callId, tags)) return undefined;
-    if (initial) media.admit(checked.callId, fromTag);
+    // Our side of the call is one account's (review M12): another phone of this home that learned
+    // the dialog may not move its media.
+    if (!initial && !this.speaksFor(flow, this.provenByDigest.get(server), media.accountOf(checked.callId, side))) {
+      throw new MediaRefused(403, "Forbidden (another account's call)");
+    }
+    if (initial) media.admit(checked.callId, fromTag, this.sideAccounts(side, server));
     if (!media.hasSdp(request)) return { side, offered: false, existed }; // a late offer: the phones' offers share one session
     // A PRACK answers the offer of a reliable 18x; after an answer there, it may offer anew (review M8).
     const kind = request.method === 'PRACK' && media.calls.awaitsAnswer(checked.callId) ? 'answer' : 'offer';
@@ -319,6 +325,30 @@ export class SipProxy {
     const legs = [{ key: '0', body }];
     for (let i = 1; i < group.length; i++) legs.push({ key: String(i), body: (await media.branchOffer(checked.callId, String(i))) ?? body });
     return { side, offered: true, body, legs, existed };
+  }
+
+  /**
+   * The users of this home whose phones a new call is between, by side (`side`: its INVITE's): our
+   * callee's (the Request-URI) when it goes to a phone of ours; our caller's (From) when it comes
+   * from one that speaks for that user (a phone whose From names some other user binds nothing).
+   */
+  private sideAccounts(side: MediaSide, server: ServerTransaction): SideAccounts {
+    const { request, checked, flow } = server;
+    const ours = (text: string): string | undefined => {
+      const uri = tryParseSipUri(text);
+      return uri?.user !== undefined && this.deps.servesDomain(uri.host, uri.port) ? this.deps.canonicalAor(uri) : undefined;
+    };
+    const caller = ours(checked.from.uri);
+    const callerAccount = caller !== undefined && this.speaksFor(flow, this.provenByDigest.get(server), caller) ? caller : undefined;
+    if (side === 'phone') return { phone: callerAccount };
+    if (side === 'home') return { phone: ours(request.uri) };
+    return { caller: callerAccount, callee: ours(request.uri) };
+  }
+
+  /** Whether a request speaks for `account` (when there is one): over a flow its phones registered, or proven by its digest. */
+  private speaksFor(flow: SipFlow, provenUser: string | undefined, account: string | undefined): boolean {
+    if (account === undefined || this.deps.location.bindings(account).some((b) => sameFlow(b.flow, flow))) return true;
+    return provenUser !== undefined && provenUser === account.slice(0, account.lastIndexOf('@'));
   }
 
   /**
@@ -334,7 +364,7 @@ export class SipProxy {
     if (!auth || flow.transport === 'OVERLAY' || this.deps.location.hasFlow(flow)) return true;
     const verdict = request.headers.has('Proxy-Authorization') ? auth.verify(request, PROXY_CHALLENGE) : { stale: false };
     if (verdict.user !== undefined) {
-      this.provenByDigest.add(server);
+      this.provenByDigest.set(server, verdict.user);
       return true;
     }
     // Worth a look (it may reach a phone here): a dialog's request, a marked Contact, a user of this home.
@@ -419,6 +449,10 @@ export class SipProxy {
         return;
       }
       if (!media || !side || !media.ownsDialog(checked.callId, tags)) return send();
+      if (this.deps.location.hasFlow(flow) && !this.speaksFor(flow, undefined, media.accountOf(checked.callId, side))) {
+        media.counters.refused++; // another account's phone answering in this call's ACK (review M12): it goes nowhere
+        return;
+      }
       media
         .rewrite(checked.callId, request, 'answer', side, flow.remote.host, undefined, side === 'home' ? flow.nodeId : target.flow.nodeId)
         .then(send, () => {
