@@ -339,13 +339,16 @@ test("an OPTIONS keepalive that carries the phone's outbound-proxy Route to us i
   }
 });
 
-test('a phone whose Contact changes while its socket stays (new Call-ID, no +sip.instance) replaces its old binding; another socket and one Call-ID\'s several Contacts keep theirs (SIP review P6)', async () => {
+test('a phone whose Contact changes while its socket stays (new Call-ID, no +sip.instance) replaces its old binding; another socket, one Call-ID\'s several Contacts, phones behind an outbound proxy and phones that name themselves keep theirs (SIP review P6, review F1)', async () => {
   const [phone, other] = [await udpPhone(), await udpPhone()];
   const aor = `carol@${realm}`;
   users.carol = 'carol-password';
-  /** Registers `contacts` for carol from `from` under `callId`, answering the challenge. */
-  const registerFrom = async (from: typeof phone, callId: string, contacts: string, expires = 600) => {
-    const lines = (cseq: number, authorization?: string) => register('carol', { cseq, callId, contact: contacts, expires, authorization });
+  /** Registers `contacts` for carol from `from` under `callId`, answering the challenge; `forwarded`: through a proxy in front (two Vias). */
+  const registerFrom = async (from: typeof phone, callId: string, contacts: string, expires = 600, forwarded = false) => {
+    const lines = (cseq: number, authorization?: string) => {
+      const request = register('carol', { cseq, callId, contact: contacts, expires, authorization });
+      return forwarded ? [request[0], `Via: SIP/2.0/UDP 127.0.0.1:${from.port};branch=z9hG4bKsbc${callId}${cseq}`, ...request.slice(1)] : request;
+    };
     from.send(lines(1));
     const challenge = (await from.next((m) => m.kind === 'response' && m.headers.get('Call-ID') === callId)) as SipResponse;
     assert.equal(challenge.status, 401);
@@ -364,6 +367,12 @@ test('a phone whose Contact changes while its socket stays (new Call-ID, no +sip
     // An ATA's two lines in one registration: both stay.
     await registerFrom(phone, 'desk-2b', '<sip:carol@127.0.0.1:7301>, <sip:carol@127.0.0.1:7302>');
     assert.deepEqual(contacts(), ['sip:carol@127.0.0.1:7301', 'sip:carol@127.0.0.1:7302', 'sip:carol@127.0.0.1:7400']);
+    // Two phones behind an outbound proxy (its socket, two Vias), and two that name themselves: each keeps its binding (review F1).
+    await registerFrom(other, 'sbc-a', '<sip:carol@127.0.0.1:7500>', 600, true);
+    await registerFrom(other, 'sbc-b', '<sip:carol@127.0.0.1:7501>', 600, true);
+    await registerFrom(other, 'named-a', '<sip:carol@127.0.0.1:7600>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-0000000000aa>"');
+    await registerFrom(other, 'named-b', '<sip:carol@127.0.0.1:7601>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-0000000000bb>"');
+    assert.deepEqual(contacts().filter((c) => /:7[56]/.test(c)), ['sip:carol@127.0.0.1:7500', 'sip:carol@127.0.0.1:7501', 'sip:carol@127.0.0.1:7600', 'sip:carol@127.0.0.1:7601']);
   } finally {
     await registerFrom(phone, 'desk-end', '*', 0).catch(() => undefined);
     phone.udp.close();

@@ -149,9 +149,12 @@ export class Registrar {
         // One phone per flow and AOR: a phone without +sip.instance whose Contact changed while
         // its socket stayed (a new line port, `;ob` once it learned its address) registers
         // under a new Call-ID. Its old binding would be a ghost every call forks to, which
-        // holds a declined call's 486 until Timer B. Contacts sent under one Call-ID (an ATA's
-        // lines) stay; so do phones that share the overlay, which is no socket of theirs.
-        if (tx.flow.transport !== 'OVERLAY') bindings = this.removeMatching(bindings, (b) => sameFlow(b.flow, tx.flow) && b.callId !== checked.callId && !sameContact(b.contact, contact.uri), '', 0);
+        // holds a declined call's 486 until Timer B. Only for a REGISTER straight from the
+        // phone (one Via): phones behind an outbound proxy or SBC share its flow. Contacts sent
+        // under one Call-ID (an ATA's lines) stay, and so do phones that name themselves.
+        if (!instance && checked.vias.length === 1 && tx.flow.transport !== 'OVERLAY') {
+          bindings = this.removeMatching(bindings, (b) => !b.instance && sameFlow(b.flow, tx.flow) && b.callId !== checked.callId && !sameContact(b.contact, contact.uri), '', 0);
+        }
         const binding: Binding = {
           contact: contact.uri,
           expiresAt: now + Math.min(requested, this.options.maxExpires) * 1000,
