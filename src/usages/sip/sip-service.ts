@@ -206,10 +206,12 @@ export class SipService {
       return;
     }
     this.counters.requests++;
-    this.receiveRequest(this.proxy.unstrictRouted(message), flow);
+    const loose = this.proxy.unstrictRouted(message);
+    this.receiveRequest(loose, flow, loose !== message);
   }
 
-  private receiveRequest(message: SipRequest, flow: SipFlow): void {
+  /** `strictRouted`: its Request-URI came from its last Route (proxy.unstrictRouted). */
+  private receiveRequest(message: SipRequest, flow: SipFlow, strictRouted: boolean): void {
     let checked;
     try {
       checked = checkRequest(message);
@@ -223,6 +225,7 @@ export class SipService {
     if (tx === 'ack') return this.proxy.forwardAck(message, checked, flow); // the ACK of a 2xx, end to end
     if (!tx) return; // a retransmission, answered by its transaction, or the ACK of our non-2xx
     if (tx === 'full') return this.refuseStatelessly(message, new SipError(503, 'Service Unavailable'), flow);
+    if (strictRouted) this.proxy.counters.strictRoutes++; // once per request, not per retransmission
     const unsupported = unsupportedExtensions(message);
     if (unsupported.length) return tx.respond(420, 'Bad Extension', (r) => r.headers.add('Unsupported', unsupported.join(', ')));
     switch (message.method) {

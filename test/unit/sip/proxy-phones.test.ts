@@ -623,14 +623,32 @@ test("an old phone that strict-routes to its outbound proxy (this peer in the Re
   const counted = () => (service.status().proxy as { strictRoutes: number }).strictRoutes;
   const before = counted();
   const n = ++sequence;
-  alice.send([`INVITE sip:127.0.0.1:${sipPort} SIP/2.0`, via(alice, `strict${n}`), 'Max-Forwards: 70', `Route: <sip:bob@${domain}>`, `From: <sip:alice@${domain}>;tag=s${n}`, `To: <sip:bob@${domain}>`, `Call-ID: strict-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`, 'Content-Length: 0']);
+  const strict = [`INVITE sip:127.0.0.1:${sipPort} SIP/2.0`, via(alice, `strict${n}`), 'Max-Forwards: 70', `Route: <sip:bob@${domain}>`, `From: <sip:alice@${domain}>;tag=s${n}`, `To: <sip:bob@${domain}>`, `Call-ID: strict-${n}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`, 'Content-Length: 0'];
+  alice.send(strict);
   const reached = (await bob.next(isRequest('INVITE'))) as SipRequest;
   assert.ok(reached, 'not 405 from the peer: the last Route is where the call goes');
   assert.equal(reached.uri, `sip:bob@127.0.0.1:${bob.port}`);
   assert.equal(reached.headers.get('Route'), undefined, 'the destination is no Route any more');
+  alice.send(strict); // retransmitted: the same request, counted once (review F4)
+  await new Promise((resolve) => setTimeout(resolve, 100));
   answer(bob, reached, 486, 'Busy Here');
   assert.ok(await alice.next(isResponse(486, 'INVITE')));
   assert.equal(counted(), before + 1);
+
+  // Loose routing is left alone (review F2, F3): a last Route with ;lr is a proxy to pass through,
+  // and a Route naming a user at our address, with a Request-URI that is not ours, is taken off as ours.
+  const router = await Phone.udp();
+  const m = ++sequence;
+  alice.send([`OPTIONS sip:127.0.0.1:${sipPort} SIP/2.0`, via(alice, `loose${m}`), 'Max-Forwards: 70', `Route: <sip:127.0.0.1:${router.port};lr>`, `From: <sip:alice@${domain}>;tag=l${m}`, `To: <sip:127.0.0.1:${sipPort}>`, `Call-ID: loose-${m}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']);
+  const passed = (await router.next(isRequest('OPTIONS'))) as SipRequest;
+  assert.equal(passed.uri, `sip:127.0.0.1:${sipPort}`, 'the Request-URI is kept');
+  const k = ++sequence;
+  alice.send([`INVITE sip:bob@${domain} SIP/2.0`, via(alice, `userroute${k}`), 'Max-Forwards: 70', `Route: <sip:bob@127.0.0.1:${sipPort}>`, `From: <sip:alice@${domain}>;tag=u${k}`, `To: <sip:bob@${domain}>`, `Call-ID: userroute-${k}`, 'CSeq: 1 INVITE', `Contact: <sip:alice@127.0.0.1:${alice.port}>`, 'Content-Length: 0']);
+  const rang = (await bob.next((m2) => isRequest('INVITE')(m2) && m2.headers.get('Call-ID') === `userroute-${k}`)) as SipRequest;
+  assert.ok(rang, 'the call reaches bob, not our own port (482)');
+  answer(bob, rang, 486, 'Busy Here');
+  assert.ok(await alice.next((m2) => isResponse(486, 'INVITE')(m2) && m2.headers.get('Call-ID') === `userroute-${k}`));
+  assert.equal(counted(), before + 1, 'neither was strict-routed');
   await unregister([alice, 'alice'], [bob, 'bob']);
 });
 

@@ -592,11 +592,12 @@ export class SipProxy {
   unstrictRouted(request: SipRequest): SipRequest {
     const routes = request.headers.getAll('Route');
     const uri = tryParseSipUri(request.uri);
-    if (!uri || uri.user !== undefined || !this.isSelf(uri.host, uri.port) || this.ownRoutes(routes) === routes.length) return request;
+    if (routes.length === 0 || !uri || uri.user !== undefined || !this.isSelf(uri.host, uri.port)) return request;
     const last = routes[routes.length - 1];
     const target = routeUri(last);
-    if (!target || this.isSelfRoute(target)) return request;
-    this.counters.strictRoutes++;
+    // A strict router's last Route is the remote target: no ;lr (a loose router has it), and a
+    // user's URI (sip:bob@our-domain) or someone else's, not a Route of ours.
+    if (!target || target.params.has('lr') || (target.user === undefined && this.isSelfRoute(target))) return request;
     const headers = request.headers.clone().remove('Route');
     for (const route of routes.slice(0, -1)) headers.add('Route', route);
     return { ...request, uri: parseNameAddr(last).uri, headers };
@@ -926,8 +927,6 @@ export class SipProxy {
   private isSelfRoute(uri: SipUri): boolean {
     const peer = uri.params.get(PEER_PARAM);
     if (peer) return peer === this.deps.selfNodeId;
-    // A user with no ;lr is a strict route's destination (sip:bob@our-domain), not a proxy.
-    if (uri.user !== undefined && !uri.params.has('lr')) return false;
     return this.isSelf(uri.host, uri.port);
   }
 
