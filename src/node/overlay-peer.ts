@@ -288,13 +288,15 @@ export class OverlayPeer {
   }
 
   /**
-   * A relay allocation on the first of `relays` that grants one; a relay serves sealed links only.
-   * `firstId` is the first relay's Node-ID, when it was found by name.
+   * A relay allocation on the first of `relays` that grants one. A relay serves sealed links only,
+   * so one is opened to each in turn before its Allocate (before, only to the first: the others
+   * could serve only a node that happened to hold a link with them). `firstId` is the first
+   * relay's Node-ID, when it was found by name.
    */
   allocateRelayOn(relays: readonly Address[], done: (ok: boolean) => void, firstId?: Id): void {
-    const first = relays[0];
+    const [first, ...rest] = relays;
     if (!first) return done(false);
-    this.openSealedLink(first, firstId, () => this.nat.relay.allocate(relays, (relayed) => done(relayed !== undefined)));
+    this.openSealedLink(first, firstId, () => this.nat.relay.allocate([first], (relayed) => (relayed ? done(true) : this.allocateRelayOn(rest, done))));
   }
 
   /**

@@ -92,7 +92,7 @@ export class RelayClient {
           relayed = relayedAttr && decodeXorAddress(relayedAttr.value, answer.transactionId);
           refusal = 'answer without a relayed address';
           const relayShare = attribute(answer, Attr.KeyShare)?.value;
-          if (relayShare === undefined) [relayed, refusal] = [undefined, 'answer without a key share (the relay runs an older p2psip)'];
+          if (relayShare === undefined) [relayed, refusal] = [undefined, 'answer without a key share'];
           else key = allocationKey(share, relayShare, linkSecret, answer.transactionId, 'node');
         } catch (error) {
           relayed = undefined;

@@ -53,6 +53,13 @@ const DOUBT_MS = 15_000;
  * forgotten as new ones come, so the map never grows past this.
  */
 const MAX_PERMISSIONS = 128;
+/**
+ * How long an Allocate's transaction ID is remembered once served: as long as the link session
+ * its integrity was keyed with may live (an hour until a rekey, and an hour more as the older
+ * session), so a captured Allocate cannot open an allocation again once its own has ended.
+ */
+const SERVED_ALLOCATE_MS = 2 * 3_600_000;
+const MAX_SERVED_ALLOCATES = 4096;
 
 export interface RelayServerDeps {
   readonly clock: Clock;
@@ -144,6 +151,8 @@ export class RelayServer {
   /** Allocates under way, which close() waits for (each gives back what it got once it sees us closed). */
   private readonly settling = new Set<Promise<unknown>>();
   private readonly ownHosts: ReadonlySet<string>;
+  /** Transaction IDs (hex) of Allocates served, with when they may be forgotten (ms), oldest first. */
+  private readonly servedAllocates = new Map<string, number>();
 
   constructor(private readonly deps: RelayServerDeps) {
     this.ownHosts = new Set([deps.host, ...(deps.ownHosts ?? [])].map((h) => h.toLowerCase()));
@@ -223,11 +232,13 @@ export class RelayServer {
     // Only the node at the far end of the sealed link can key its Allocate with the link's secret;
     // a host that passes the link's datagrams along, or forges its address, cannot.
     const linkSecret = enrolled.linkSecrets.find((secret) => integrityValid(bytes, request, secret));
+    const answer = (answerBytes: Uint8Array): void => this.deps.sendRaw(from, answerBytes);
     if (!linkSecret) {
       this.counters.unauthenticated++;
+      // None at all: a node of an earlier release, told so (the answer holds nothing, and goes only to a linked address).
+      if (!attribute(request, Attr.MessageIntegrity)) answer(errorAnswer(StunMethod.Allocate, request.transactionId, 400, 'Bad Request: no integrity under the sealed link (this node runs an older p2psip)'));
       return;
     }
-    const answer = (answerBytes: Uint8Array): void => this.deps.sendRaw(from, answerBytes);
     const refuse = (code: number, reason: string): void => {
       this.counters.refused++;
       answer(errorAnswer(StunMethod.Allocate, request.transactionId, code, reason, linkSecret));
@@ -240,7 +251,7 @@ export class RelayServer {
       this.doubt(existing);
       return refuse(437, 'Allocation Mismatch');
     }
-    if (this.opening.has(key) || this.closed) return;
+    if (this.opening.has(key) || this.closed || this.servedBefore(request.transactionId)) return;
     const node = enrolled.id;
     const nodeShare = attribute(request, Attr.KeyShare)?.value;
     const share = newKeyShare(this.deps.random);
@@ -281,6 +292,22 @@ export class RelayServer {
     this.counters.allocations++;
     this.expireIn(allocation, this.lifetime(request));
     answer(this.allocated(request, allocation, linkSecret));
+  }
+
+  /** Whether this Allocate was served before (a replay, its allocation ended); else it is noted as served now. */
+  private servedBefore(transactionId: Uint8Array): boolean {
+    const id = bytesToHex(transactionId);
+    const now = this.deps.clock.now();
+    if ((this.servedAllocates.get(id) ?? -Infinity) > now) {
+      this.counters.refused++;
+      return true;
+    }
+    for (const [old, until] of this.servedAllocates) {
+      if (until > now && this.servedAllocates.size < MAX_SERVED_ALLOCATES) break;
+      this.servedAllocates.delete(old); // expired, or the oldest when full
+    }
+    this.servedAllocates.set(id, now + SERVED_ALLOCATE_MS);
+    return false;
   }
 
   /** The Allocate's answer, under the link's secret: only the relay at the far end of the link could have given it. */

@@ -115,8 +115,12 @@ test("only a retransmission of the Allocate gets the allocation again; another A
   deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, forgedId, withShare(forgedId, [lifetimeAttr(600)])), random.bytes(32)));
   deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), withShare(random.bytes(12), [lifetimeAttr(600)])));
   await settle();
-  assert.equal(toClients.length, before, 'not answered');
+  assert.equal(toClients.length, before + 1, 'the one under a wrong key is not answered');
+  const told = toClients.pop()!.message;
+  assert.equal(errorCode(told), 400, 'the one with no integrity at all is told it runs an older release');
+  assert.equal(attribute(told, Attr.KeyShare), undefined);
   assert.equal(server.counters.unauthenticated, 2);
+  assert.equal(server.status().active, 1, 'the allocation stands');
   // The node itself, restarted on the same port, with a transaction of its own.
   const restartedId = random.bytes(12);
   deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, restartedId, withShare(restartedId, [lifetimeAttr(600)])), LINK_SECRET));
@@ -128,13 +132,17 @@ test("only a retransmission of the Allocate gets the allocation again; another A
 
 test("the allocation's key is agreed, never sent: an Allocate without the node's X25519 share is refused (400); whoever reads the answer and forges the node's address cannot end the allocation with anything in it", async () => {
   const { deliver, toClients, settle, random, request, keyOf, server, sockets } = setup();
-  // A node of the release before: no share.
-  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]), LINK_SECRET));
+  // A node of the release before: no share, and no integrity (it is told so, unsealed: the answer holds nothing).
+  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)])));
   await settle();
   const refused = toClients.pop()!.message;
   assert.equal(errorCode(refused), 400);
+  assert.equal(attribute(refused, Attr.MessageIntegrity), undefined);
   assert.equal(sockets.length, 0, 'no port opened for it');
-  // A share that is no X25519 key.
+  // Under the link, but no share, or a share that is no X25519 key.
+  deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [lifetimeAttr(600)]), LINK_SECRET));
+  await settle();
+  assert.equal(errorCode(toClients.pop()!.message), 400);
   deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [{ type: Attr.KeyShare, value: random.bytes(16) }]), LINK_SECRET));
   await settle();
   assert.equal(errorCode(toClients.pop()!.message), 400);
@@ -152,6 +160,26 @@ test("the allocation's key is agreed, never sent: an Allocate without the node's
   request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)], key);
   await settle();
   assert.equal(server.status().active, 0, 'the node itself, holding its half, ends it');
+});
+
+test('a captured Allocate replayed from the node\'s address after its allocation ended opens nothing (review F6)', async () => {
+  const { deliver, toClients, settle, random, withShare, keyOf, server, sockets, request } = setup();
+  const id = random.bytes(12);
+  const captured = seal(encodeStun(StunMethod.Allocate, StunClass.Request, id, withShare(id, [lifetimeAttr(600)])), LINK_SECRET);
+  deliver(CLIENT, captured);
+  await settle();
+  const key = keyOf(toClients.pop()!.message);
+  request(CLIENT, StunMethod.Refresh, [lifetimeAttr(0)], key); // the node moves to another relay
+  await settle();
+  assert.equal(server.status().active, 0);
+  const answered = toClients.length;
+  deliver(CLIENT, captured);
+  await settle();
+  assert.equal(server.status().active, 0, 'no allocation');
+  assert.equal(sockets.length, 1, 'no port opened');
+  assert.equal(toClients.length, answered, 'not answered');
+  // The node itself allocates again, with a transaction of its own: served.
+  assert.equal((await (async () => (request(CLIENT, StunMethod.Allocate, [lifetimeAttr(600)]), await settle(), toClients.pop()!.message))()).klass, StunClass.Success);
 });
 
 test('after a mismatched Allocate, an allocation whose holder goes on refreshing is kept; a silent one (its node restarted) ends, and the node allocates again', async () => {
