@@ -24,6 +24,8 @@ export function ephemeralFromBytes(secret: Uint8Array): EphemeralKey {
 export interface DirectionalKeys {
   readonly initiatorToResponder: Uint8Array;
   readonly responderToInitiator: Uint8Array;
+  /** A third key, for secrets exported beside the link (exportedSecret); HKDF gives the first two as before. */
+  readonly exporter: Uint8Array;
 }
 
 /**
@@ -43,8 +45,8 @@ export function deriveLinkKeys(
   const salt = Buffer.concat([initiatorSession, responderSession]);
   const transcriptHash = createHash('sha256').update(transcript).digest();
   const info = Buffer.concat([Buffer.from('p2psip link keys v2'), initiatorEphemeral, responderEphemeral, transcriptHash]);
-  const okm = new Uint8Array(hkdfSync('sha256', shared, salt, info, 64));
-  return { initiatorToResponder: okm.subarray(0, 32), responderToInitiator: okm.subarray(32, 64) };
+  const okm = new Uint8Array(hkdfSync('sha256', shared, salt, info, 96));
+  return { initiatorToResponder: okm.subarray(0, 32), responderToInitiator: okm.subarray(32, 64), exporter: okm.subarray(64, 96) };
 }
 
 /** X25519 with the peer's 32-byte public key; throws for one that is none, or of small order. */
@@ -58,13 +60,12 @@ export function sharedSecret(own: EphemeralKey, peerPublic: Uint8Array): Buffer 
 }
 
 /**
- * A secret for `label` that both ends of a session derive, each from its own two keys (one's
- * send key is the other's receive key), for proofs beside the link. No one else can: the keys
- * never leave the two ends, not even to a host that passed the handshake along.
+ * A secret for `label` that both ends of a session derive from its exporter key, for proofs beside
+ * the link (never the keys that seal it). No one else can: the key never leaves the two ends, not
+ * even to a host that passed the handshake along.
  */
-export function exportedSecret(sendKey: Uint8Array, receiveKey: Uint8Array, label: string): Uint8Array {
-  const bothKeys = sendKey.map((byte, i) => byte ^ receiveKey[i]);
-  return new Uint8Array(createHmac('sha256', bothKeys).update(label).digest());
+export function exportedSecret(exporter: Uint8Array, label: string): Uint8Array {
+  return new Uint8Array(createHmac('sha256', exporter).update(label).digest());
 }
 
 function nonceFor(counter: number): Buffer {

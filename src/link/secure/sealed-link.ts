@@ -150,6 +150,7 @@ interface Session {
   readonly remoteId: Uint8Array;
   readonly sendKey: Uint8Array;
   readonly receiveKey: Uint8Array;
+  readonly exporter: Uint8Array;
   readonly window: ReceiveWindow;
   readonly peer: LinkPeer;
   readonly establishedAt: number;
@@ -307,7 +308,7 @@ export class SealedLink implements Link {
    * with it comes from the node the session was made with, not from whoever holds its address.
    */
   exportedSecrets(address: Address, label: string): Uint8Array[] {
-    return (this.addresses.get(addressKey(address))?.sessions ?? []).map((s) => exportedSecret(s.sendKey, s.receiveKey, label));
+    return (this.addresses.get(addressKey(address))?.sessions ?? []).map((s) => exportedSecret(s.exporter, label));
   }
 
   /** Drops sessions whose certificate is no longer believed (revoked, expired, new configuration). */
@@ -505,6 +506,7 @@ export class SealedLink implements Link {
       remoteId: hello.session,
       sendKey: keys.responderToInitiator,
       receiveKey: keys.initiatorToResponder,
+      exporter: keys.exporter,
       window: new ReceiveWindow(true),
       peer: peerOf(certificate),
       establishedAt: now,
@@ -568,6 +570,7 @@ export class SealedLink implements Link {
       remoteId: reply.responderSession,
       sendKey: keys.initiatorToResponder,
       receiveKey: keys.responderToInitiator,
+      exporter: keys.exporter,
       window: new ReceiveWindow(true),
       peer: peerOf(certificate),
       establishedAt: now,
