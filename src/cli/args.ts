@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { UsageError } from '../runtime/errors.js';
 
 /** A small flag parser: `--name value`, `--flag`, and positional words. */
@@ -30,6 +31,13 @@ export function stringFlag(args: ParsedArgs, name: string, fallback?: string): s
   const v = args.flags.get(name);
   if (v === true) throw new UsageError(`--${name} needs a value`);
   return v ?? fallback;
+}
+
+/** An address or host name, without a port (`--bind 127.0.0.1:6084` failed deep in the socket, as an internal error). */
+export function hostFlag(args: ParsedArgs, name: string, fallback?: string): string | undefined {
+  const v = stringFlag(args, name, fallback);
+  if (v === undefined || isIP(v) !== 0 || /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(v)) return v;
+  throw new UsageError(`--${name} takes an address such as 192.168.1.2, without a port (the ports are --overlay-port and --sip-port)`);
 }
 
 export function requiredFlag(args: ParsedArgs, name: string): string {

@@ -6,7 +6,7 @@ import { P2psipError, UsageError } from '../runtime/errors.js';
 import { simulate } from '../sim/simulation.js';
 import { LINK_ATTACKS, type RogueAttack } from '../sim/rogue-link-attacks.js';
 import { parseAddress } from '../wire/address.js';
-import { checkKnownFlags, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
+import { checkKnownFlags, hostFlag, numberFlag, parseArgs, type ParsedArgs, requiredFlag, stringFlag } from './args.js';
 import { formatRoute, formatStatus } from './format.js';
 import { enrollFromArgs, initCommand, inviteCommand, revokeCommand } from './enrollment-commands.js';
 import { userCommand } from './user-commands.js';
@@ -151,8 +151,8 @@ async function startCommand(args: ParsedArgs, lock?: DataDirLock): Promise<numbe
   const daemon = await PeerDaemon.start({
     dataDir: requiredFlag(args, 'data'),
     overlayPort: numberFlag(args, 'overlay-port', DEFAULT_OVERLAY_PORT, 0, 65535),
-    bindHost: stringFlag(args, 'bind', '0.0.0.0')!,
-    advertiseHost: stringFlag(args, 'advertise'),
+    bindHost: hostFlag(args, 'bind', '0.0.0.0')!,
+    advertiseHost: hostFlag(args, 'advertise'),
     bootstrap,
     open: args.flags.has('open'),
     overlayName: stringFlag(args, 'overlay', DEFAULT_OVERLAY)!,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkKnownFlags, numberFlag, parseArgs, requiredFlag } from '../../../src/cli/args.js';
+import { checkKnownFlags, hostFlag, numberFlag, parseArgs, requiredFlag } from '../../../src/cli/args.js';
 import { UsageError } from '../../../src/runtime/errors.js';
 import { parseAddress } from '../../../src/wire/address.js';
 
@@ -52,4 +52,17 @@ test('a stray word or a flag a command does not have is a usage error, not silen
   for (const argv of [['status', 'now', '--data', dir], ['start', '--data', dir, '--json'], ['store', 'DEBUG-NOTE', 'me', 'hello', 'again', '--data', dir], ['calls', 'all', '--data', dir]]) {
     assert.equal(await main(argv, () => {}), 2, argv.join(' '));
   }
+});
+
+test('--bind and --advertise take an address or a host name without a port: "127.0.0.1:6084" is a usage error saying so, not an internal error from the socket', async () => {
+  for (const host of ['127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1', 'pi.home.example', 'raspberrypi']) assert.equal(hostFlag(parseArgs(['--bind', host], []), 'bind'), host);
+  assert.equal(hostFlag(parseArgs([], []), 'bind', '0.0.0.0'), '0.0.0.0');
+  for (const bad of ['127.0.0.1:6084', '[::1]:6084', 'pi.home.example:6084', 'two words', '-x']) {
+    assert.throws(() => hostFlag(parseArgs([`--bind=${bad}`], []), 'bind'), /--bind takes an address such as 192\.168\.1\.2, without a port/, bad);
+  }
+  const { main } = await import('../../../src/cli/main.js');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/p2psip-bind-`);
+  assert.equal(await main(['start', '--data', dir, '--open', '--bind', '127.0.0.1:16084'], () => {}), 2, 'a usage error (2), before anything is opened');
 });
