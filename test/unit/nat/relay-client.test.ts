@@ -4,7 +4,7 @@ import type { Link } from '../../../src/link/link.js';
 import { RELAY_LIVENESS, RelayClient } from '../../../src/nat/relay/relay-client.js';
 import { RelayLink } from '../../../src/nat/relay/relay-link.js';
 import { RelayServer } from '../../../src/nat/relay/relay-server.js';
-import { Attr, decodeStun, encodeStun, encodeXorAddress, StunClass, StunMethod } from '../../../src/nat/stun/message.js';
+import { Attr, decodeStun, encodeStun, encodeXorAddress, StunClass, type StunMessage, StunMethod } from '../../../src/nat/stun/message.js';
 import { seal } from '../../../src/nat/stun/integrity.js';
 import { StunTransactions } from '../../../src/nat/stun/stun-transactions.js';
 import { errorAnswer } from '../../../src/nat/relay/turn-codec.js';
@@ -263,26 +263,24 @@ test('the peers a link reaches through the relay keep their permissions for as l
   assert.ok(renewals >= 20 / 3 && renewals <= 20 / 2 + 1, `${renewals} renewals in 20 minutes (one every 2 to 3 minutes)`);
 });
 
+/** A client of its own on `world`'s clock and transactions, whose datagrams go to `sendRaw` (the relays a test plays). */
+function clientOf(world: ReturnType<typeof setup>, sendRaw: (to: Address, datagram: Uint8Array) => void, linkSecret = (_relay: Address): Uint8Array | undefined => LINK_SECRET): RelayClient {
+  const link = new RelayLink({ localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} });
+  return new RelayClient({ clock: world.clock, random: world.random, log: silentLogger, transactions: world.transactions, sendRaw, link, linkSecret });
+}
+
 test('a relay whose Allocate answer cannot be read is refused like one that says no, and the next relay is asked (review F8)', async () => {
-  const { clock, server, transactions, random } = setup();
+  const world = setup();
+  const { server, transactions } = world;
   const ROGUE = { host: '198.18.0.66', port: 6084 };
   const asked: string[] = [];
-  const link = new RelayLink({ localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} });
-  const client = new RelayClient({
-    clock,
-    random,
-    log: silentLogger,
-    transactions,
-    sendRaw: (to: Address, datagram: Uint8Array) => {
-      const message = decodeStun(datagram);
-      asked.push(`${to.host} ${message.method}`);
-      if (to.host !== ROGUE.host) return server.handle(CLIENT, message, datagram);
-      // Success, with a relayed address 7 bytes long.
-      const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: new Uint8Array(7) }]), LINK_SECRET);
-      transactions.handleAnswer(ROGUE, answer, decodeStun(answer));
-    },
-    link,
-    linkSecret: () => LINK_SECRET,
+  const client = clientOf(world, (to, datagram) => {
+    const message = decodeStun(datagram);
+    asked.push(`${to.host} ${message.method}`);
+    if (to.host !== ROGUE.host) return server.handle(CLIENT, message, datagram);
+    // Success, with a relayed address 7 bytes long.
+    const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: new Uint8Array(7) }]), LINK_SECRET);
+    transactions.handleAnswer(ROGUE, answer, decodeStun(answer));
   });
   const results: (Address | undefined)[] = [];
   client.allocate([ROGUE, RELAY], (relayed) => results.push(relayed));
@@ -295,32 +293,28 @@ test('a relay whose Allocate answer cannot be read is refused like one that says
 });
 
 test("an Allocate answer not keyed with the sealed link's secret is not believed (a host that passes the link's datagrams, answering for the relay; a relay of the release before, which sent the key itself in clear); a relay with no sealed link is passed over at once", async () => {
-  const { clock, server, transactions, random } = setup();
+  const world = setup();
+  const { clock, server, transactions, random } = world;
   const MIDDLE = { host: '198.18.0.68', port: 6084 };
   const OLD = { host: '198.18.0.67', port: 6084 };
   const UNLINKED = { host: '198.18.0.69', port: 6084 };
   const asked: string[] = [];
-  const client = new RelayClient({
-    clock,
-    random,
-    log: silentLogger,
-    transactions,
-    sendRaw: (to: Address, datagram: Uint8Array) => {
+  const answerAs = (from: Address, message: StunMessage, attributes: { type: number; value: Uint8Array }[], key?: Uint8Array) => {
+    const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: from.host, port: 50001 }, message.transactionId) }, ...attributes]), key);
+    transactions.handleAnswer(from, answer, decodeStun(answer));
+  };
+  const client = clientOf(
+    world,
+    (to, datagram) => {
       const message = decodeStun(datagram);
       asked.push(to.host);
-      if (to.host === OLD.host) {
-        // Unsealed: a relayed address, and a 16-byte key in the attribute 0xc0f1.
-        const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: OLD.host, port: 50001 }, message.transactionId) }, { type: 0xc0f1, value: random.bytes(16) }]));
-        return transactions.handleAnswer(OLD, answer, decodeStun(answer));
-      }
-      if (to.host !== MIDDLE.host) return server.handle(CLIENT, message, datagram);
-      // A well-formed success naming an address of the middle host's, under a key of its own.
-      const answer = seal(encodeStun(StunMethod.Allocate, StunClass.Success, message.transactionId, [{ type: Attr.XorRelayedAddress, value: encodeXorAddress({ host: MIDDLE.host, port: 50002 }, message.transactionId) }]), random.bytes(32));
-      transactions.handleAnswer(MIDDLE, answer, decodeStun(answer));
+      // The old relay: unsealed, with a 16-byte key in the attribute 0xc0f1. The middle host: under a key of its own.
+      if (to.host === OLD.host) return answerAs(OLD, message, [{ type: 0xc0f1, value: random.bytes(16) }]);
+      if (to.host === MIDDLE.host) return answerAs(MIDDLE, message, [], random.bytes(32));
+      server.handle(CLIENT, message, datagram);
     },
-    link: new RelayLink({ localAddress: CLIENT, send: () => {}, onDatagram: () => {}, close: async () => {} }),
-    linkSecret: (relay) => (relay.host === UNLINKED.host ? undefined : LINK_SECRET),
-  });
+    (relay) => (relay.host === UNLINKED.host ? undefined : LINK_SECRET),
+  );
   const results: (Address | undefined)[] = [];
   client.allocate([UNLINKED, MIDDLE, OLD, RELAY], (relayed) => results.push(relayed));
   for (let t = 1_000; t <= 40_000 && results.length === 0; t += 1_000) {
