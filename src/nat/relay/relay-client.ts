@@ -10,14 +10,14 @@ import { allocationKey, newKeyShare } from './allocation-key.js';
 import type { RelayLink } from './relay-link.js';
 import { DEFAULT_LIFETIME_SECONDS, encodeIndication, errorCode, lifetimeAttr, UDP_TRANSPORT } from './turn-codec.js';
 
+type Attributes = { type: number; value: Uint8Array }[];
+
 /*
  * A node's allocation on a relay peer (RFC 8656 s7-s10): allocated once a node knows it is
  * behind a NAT that filters, refreshed at half its lifetime, with permissions installed for
  * each peer it checks with (and renewed every two minutes for the peers its links reach through
  * the relay, since traffic does not renew them), and released when the node stops.
  */
-type Attributes = { type: number; value: Uint8Array }[];
-
 export interface RelayClientDeps {
   readonly clock: Clock;
   readonly random: Random;
