@@ -68,10 +68,10 @@ export interface BackhaulReport {
   counters(): Record<string, number>;
 }
 
-/** What `p2psip calls` shows of an anchored call besides its streams' counters. */
 /** The user of this home each side's phone is registered as (no entry: a side that is another home, or a phone of no user of ours). */
 export type SideAccounts = Partial<Record<MediaSide, string>>;
 
+/** What `p2psip calls` shows of an anchored call besides its streams' counters. */
 interface CallFacts {
   readonly caller: string;
   readonly callee: string;

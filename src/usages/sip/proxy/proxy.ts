@@ -203,8 +203,7 @@ export class SipProxy {
    * own timeouts should see to that, but a request left here would hold its caller for good.
    */
   private readonly deciding = new Map<ServerTransaction, TimerHandle>();
-  /** INVITEs whose caller proved a user of this home with digest (not by the flow it registered). */
-  /** Requests from strangers' flows that proved a user of this home with digest: that user. */
+  /** Requests whose sender proved a user of this home with digest (not by the flow it registered): that user. */
   private readonly provenByDigest = new WeakMap<ServerTransaction, string>();
   /**
    * Dialogs (Call-ID, From tag, To tag) whose INVITE was proven by digest and answered 2xx: their
