@@ -60,6 +60,11 @@ const MAX_PERMISSIONS = 128;
  */
 const SERVED_ALLOCATE_MS = 2 * 3_600_000;
 const MAX_SERVED_ALLOCATES = 4096;
+/**
+ * Answers telling a node of an older release why it gets no allocation, in all: larger than the
+ * Allocate that asks, and its source can be forged (as any linked node's), so they are few.
+ */
+const OLDER_RELEASE_ANSWERS: RateLimit = { ratePerSecond: 1, burst: 5 };
 
 export interface RelayServerDeps {
   readonly clock: Clock;
@@ -153,9 +158,11 @@ export class RelayServer {
   private readonly ownHosts: ReadonlySet<string>;
   /** Transaction IDs (hex) of Allocates served, with when they may be forgotten (ms), oldest first. */
   private readonly servedAllocates = new Map<string, number>();
+  private readonly olderReleaseAnswers: TokenBucket;
 
   constructor(private readonly deps: RelayServerDeps) {
     this.ownHosts = new Set([deps.host, ...(deps.ownHosts ?? [])].map((h) => h.toLowerCase()));
+    this.olderReleaseAnswers = new TokenBucket(OLDER_RELEASE_ANSWERS, deps.clock);
   }
 
   /** Takes the TURN messages among what reached the overlay port (`bytes`: as received); false for anything else. */
@@ -235,8 +242,9 @@ export class RelayServer {
     const answer = (answerBytes: Uint8Array): void => this.deps.sendRaw(from, answerBytes);
     if (!linkSecret) {
       this.counters.unauthenticated++;
-      // None at all: a node of an earlier release, told so (the answer holds nothing, and goes only to a linked address).
-      if (!attribute(request, Attr.MessageIntegrity)) answer(errorAnswer(StunMethod.Allocate, request.transactionId, 400, 'Bad Request: no integrity under the sealed link (this node runs an older p2psip)'));
+      // None at all: a node of an earlier release, told so. The answer holds nothing and goes only
+      // to a linked address, but it is larger than the request, so at most one a second in all.
+      if (!attribute(request, Attr.MessageIntegrity) && this.olderReleaseAnswers.take()) answer(errorAnswer(StunMethod.Allocate, request.transactionId, 400, 'Bad Request: no integrity under the sealed link (this node runs an older p2psip)'));
       return;
     }
     const refuse = (code: number, reason: string): void => {

@@ -146,6 +146,12 @@ test("the allocation's key is agreed, never sent: an Allocate without the node's
   deliver(CLIENT, seal(encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), [{ type: Attr.KeyShare, value: random.bytes(16) }]), LINK_SECRET));
   await settle();
   assert.equal(errorCode(toClients.pop()!.message), 400);
+  // The answer to an Allocate with no integrity is larger than it, and its source can be forged: a flood of them gets few.
+  const told = toClients.length;
+  for (let i = 0; i < 50; i++) deliver(CLIENT, encodeStun(StunMethod.Allocate, StunClass.Request, random.bytes(12), []));
+  await settle();
+  assert.ok(toClients.length - told <= 5, `${toClients.length - told} answers to 50 (the burst; then one a second)`);
+  toClients.splice(told);
 
   request(CLIENT, StunMethod.Allocate, [lifetimeAttr(600)]);
   await settle();
